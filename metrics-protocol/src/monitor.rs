@@ -1,0 +1,48 @@
+//! [`ResourceMonitor`]: readings of memory, CPU, disks, network and this process.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::MetricsError;
+use crate::resources::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
+
+/// Reads system resources, and samples them periodically into a collector.
+///
+/// # For implementors
+///
+/// Refresh only what a call needs. CPU percentages need two readings some
+/// time apart: never report a meaningless first value, and document what
+/// the first call does.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait ResourceMonitor: Send + Sync {
+    /// Memory and swap.
+    fn get_memory_usage(&self) -> Result<MemoryUsage, MetricsError>;
+
+    /// CPU utilisation, core counts and load average.
+    fn get_cpu_usage(&self) -> Result<CpuUsage, MetricsError>;
+
+    /// Usage of the file system holding `path`. A path that does not exist
+    /// is [`MetricsError::NotFound`] naming the path.
+    fn get_disk_usage(&self, path: &Path) -> Result<DiskUsage, MetricsError>;
+
+    /// Usage of every mounted disk.
+    fn get_all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError>;
+
+    /// Network traffic, in total and per interface.
+    fn get_network_stats(&self) -> Result<NetworkStats, MetricsError>;
+
+    /// Resource usage of this process.
+    fn get_process_usage(&self) -> Result<ProcessUsage, MetricsError>;
+
+    /// Starts one background sampler that publishes readings as gauges every
+    /// `interval`. Starting an already running monitor does nothing; an
+    /// interval below the backend's minimum is [`MetricsError::InvalidArgument`].
+    fn start_resource_monitoring(&self, interval: Duration) -> Result<(), MetricsError>;
+
+    /// Stops the sampler and waits for it (within one interval). Does
+    /// nothing when it is not running.
+    fn stop_resource_monitoring(&self);
+
+    /// Whether the sampler is running.
+    fn is_monitoring(&self) -> bool;
+}
