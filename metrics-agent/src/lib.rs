@@ -1,0 +1,1 @@
+//! Placeholder until its issue (6) lands: builds nothing yet.
