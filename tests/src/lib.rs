@@ -28,6 +28,10 @@ use parking_lot::Mutex;
 
 pub mod suite;
 
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../../README.md")]
+pub mod readme {}
+
 /// How the suite drives one backend and reads back what reached it.
 pub trait Harness: Send + Sync {
     /// The collector under test.
