@@ -25,15 +25,18 @@ impl Checkout {
     }
 
     fn place_order(&self, items: usize) -> Result<(), String> {
-        self.metrics.timed("checkout.latency", &[("store", "eu")], || {
-            self.metrics.record_histogram("checkout.items", items as f64, &[]);
-            if items == 0 {
-                self.metrics.increment("checkout.rejected", &[("reason", "empty")]);
-                return Err("empty cart".to_owned());
-            }
-            self.orders.inc();
-            Ok(())
-        })
+        self.metrics
+            .timed("checkout.latency", &[("store", "eu")], || {
+                self.metrics
+                    .record_histogram("checkout.items", items as f64, &[]);
+                if items == 0 {
+                    self.metrics
+                        .increment("checkout.rejected", &[("reason", "empty")]);
+                    return Err("empty cart".to_owned());
+                }
+                self.orders.inc();
+                Ok(())
+            })
     }
 }
 
