@@ -27,6 +27,7 @@ use metrics_protocol::{BackendHealth, DropCounters, DropReason, MetricCollector,
 use parking_lot::Mutex;
 
 pub mod suite;
+pub mod udp;
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.
 #[doc = include_str!("../../README.md")]
