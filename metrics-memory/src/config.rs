@@ -1,0 +1,43 @@
+//! Configuration of the memory backend.
+
+use serde::{Deserialize, Serialize};
+
+use crate::window::WindowSpec;
+
+/// Settings of a [`MemoryMetrics`](crate::MemoryMetrics). Every field has a
+/// default; unknown fields are an error.
+///
+/// ```
+/// let c: metrics_memory::MemoryConfig =
+///     serde_json::from_str(r#"{"cardinality_limit": 100, "idle_expiry_secs": 600}"#).unwrap();
+/// assert_eq!(c.windows.len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Rings of bins, finest first (default 5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min).
+    pub windows: Vec<WindowSpec>,
+    /// Series per metric name before new tag sets fold into the overflow
+    /// series (default 2000, as OpenTelemetry).
+    pub cardinality_limit: usize,
+    /// Series not recorded into for this many seconds are removed (default:
+    /// never). Series bound by a handle never expire.
+    pub idle_expiry_secs: Option<u64>,
+    /// Running timers kept before the oldest is evicted (default 10000).
+    pub max_running_timers: usize,
+    /// Raw samples kept per histogram or timer series for tests to read back
+    /// (default 0: none; the sketch does not keep samples).
+    pub keep_samples: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            windows: WindowSpec::defaults(),
+            cardinality_limit: 2000,
+            idle_expiry_secs: None,
+            max_running_timers: 10_000,
+            keep_samples: 0,
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Exports: JSON, CSV, Prometheus text format 0.0.4 and OpenMetrics 1.0.
+//!
+//! Prometheus and OpenMetrics mapping:
+//! - names: every character outside `[a-zA-Z0-9_]` becomes `_`, a leading
+//!   digit gets a `_` in front; the original name is the HELP text;
+//! - counters end in `_total`; timers are summaries in seconds ending in
+//!   `_seconds`; histograms are summaries in their own unit (quantiles 0.5,
+//!   0.9, 0.95, 0.99 from the sketch, exact `_sum` and `_count`);
+//! - success/failure counts become counters `<op>_success_total` and
+//!   `<op>_failure_total{error_type=...}`;
+//! - two metrics whose names map to the same family (`a.b` and `a-b`), or
+//!   whose samples would collide, get distinct names (`_2`, `_3`, ...), so
+//!   no family is ever declared twice;
+//! - label names are sanitised the same way (a tag `__x` becomes `tag__x`,
+//!   a tag `quantile` on a summary becomes `tag_quantile`, two tags that map
+//!   to one label get `_2`); label values are escaped (`\\`, `\"`, `\n`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+
+use chrono::Utc;
+use metrics_protocol::{ExportFormat, MetricType, MetricsError};
+use serde::Serialize;
+
+use crate::MemoryMetrics;
+
+const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
+
+/// One exported series, whatever the format.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    name: String,
+    #[serde(rename = "type")]
+    kind: MetricType,
+    unit: &'static str,
+    tags: BTreeMap<String, String>,
+    value: f64,
+    count: u64,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    avg: Option<f64>,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonExport {
+    generated_at: chrono::DateTime<Utc>,
+    series: Vec<Row>,
+    dropped: BTreeMap<metrics_protocol::DropReason, u64>,
+    overflowed_metrics: Vec<String>,
+}
+
+fn rows(m: &MemoryMetrics) -> Vec<Row> {
+    let mut out = Vec::new();
+    for s in m.registry.all() {
+        let st = s.state.lock();
+        let t = &st.total;
+        let dist = s.is_distribution();
+        let q = |x: f64| if dist { t.quantile(x) } else { None };
+        out.push(Row {
+            name: s.name.to_string(),
+            kind: s.kind,
+            unit: if s.kind == MetricType::Timer {
+                "milliseconds"
+            } else {
+                "count"
+            },
+            tags: s
+                .tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: if dist { t.sum } else { st.value },
+            count: t.count,
+            sum: t.sum,
+            min: (t.count > 0).then_some(t.min),
+            max: (t.count > 0).then_some(t.max),
+            avg: (t.count > 0).then(|| t.avg()),
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+        });
+    }
+    for op in m.tracker.names() {
+        let Some((ok, failures)) = m.tracker.outcomes(&op, None) else {
+            continue;
+        };
+        let counter = |name: String, tags: BTreeMap<String, String>, n: u64| Row {
+            name,
+            kind: MetricType::Counter,
+            unit: "count",
+            tags,
+            value: n as f64,
+            count: n,
+            sum: n as f64,
+            min: None,
+            max: None,
+            avg: None,
+            p50: None,
+            p90: None,
+            p95: None,
+            p99: None,
+        };
+        out.push(counter(format!("{op}.success"), BTreeMap::new(), ok));
+        for (err, n) in failures {
+            out.push(counter(
+                format!("{op}.failure"),
+                BTreeMap::from([("error_type".into(), err)]),
+                n,
+            ));
+        }
+    }
+    out
+}
+
+pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, MetricsError> {
+    let rows = rows(m);
+    match format {
+        ExportFormat::Json => serde_json::to_string_pretty(&JsonExport {
+            generated_at: Utc::now(),
+            series: rows,
+            dropped: m.shared.drops.snapshot(),
+            overflowed_metrics: m.registry.overflowed(),
+        })
+        .map_err(|e| MetricsError::Export(e.to_string())),
+        ExportFormat::Csv => csv_export(&rows),
+        ExportFormat::Prometheus => Ok(text_export(&rows, false)),
+        ExportFormat::OpenMetrics => Ok(text_export(&rows, true)),
+    }
+}
+
+fn csv_export(rows: &[Row]) -> Result<String, MetricsError> {
+    let err = |e: csv::Error| MetricsError::Export(e.to_string());
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "name", "type", "unit", "tags", "value", "count", "sum", "min", "max", "avg", "p50", "p90",
+        "p95", "p99",
+    ])
+    .map_err(err)?;
+    let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+    for r in rows {
+        let tags =
+            serde_json::to_string(&r.tags).map_err(|e| MetricsError::Export(e.to_string()))?;
+        w.write_record([
+            r.name.clone(),
+            r.kind.to_string(),
+            r.unit.to_owned(),
+            tags,
+            r.value.to_string(),
+            r.count.to_string(),
+            r.sum.to_string(),
+            opt(r.min),
+            opt(r.max),
+            opt(r.avg),
+            opt(r.p50),
+            opt(r.p90),
+            opt(r.p95),
+            opt(r.p99),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| MetricsError::Export(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| MetricsError::Export(e.to_string()))
+}
+
+/// `[a-zA-Z0-9_]`, not starting with a digit.
+pub(crate) fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn sanitize_label(key: &str, summary: bool) -> String {
+    let mut k = sanitize_name(key);
+    if k.starts_with("__") {
+        k.insert_str(0, "tag");
+    }
+    if summary && k == "quantile" {
+        k.insert_str(0, "tag_");
+    }
+    k
+}
+
+fn escape_label_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn labels(tags: &BTreeMap<String, String>, summary: bool, extra: Option<(&str, &str)>) -> String {
+    let mut seen = HashSet::new();
+    let mut out = String::new();
+    let mut pairs: Vec<(String, &str)> = Vec::new();
+    for (k, v) in tags {
+        let mut key = sanitize_label(k, summary);
+        let mut n = 2;
+        while !seen.insert(key.clone()) {
+            key = format!("{}_{n}", sanitize_label(k, summary));
+            n += 1;
+        }
+        pairs.push((key, v));
+    }
+    if let Some((k, v)) = extra {
+        pairs.push((k.to_owned(), v));
+    }
+    if pairs.is_empty() {
+        return out;
+    }
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(v, &mut out);
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+struct Family<'r> {
+    base: String,
+    kind: MetricType,
+    help: String,
+    rows: Vec<&'r Row>,
+}
+
+fn families(rows: &[Row]) -> Vec<Family<'_>> {
+    let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by_key.entry((r.name.as_str(), r.kind)).or_default().push(r);
+    }
+    let mut used: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for ((name, kind), rows) in by_key {
+        let s = sanitize_name(name);
+        let stem = match kind {
+            MetricType::Counter | MetricType::Rate => {
+                s.strip_suffix("_total").unwrap_or(&s).to_owned()
+            }
+            MetricType::Timer if !s.ends_with("_seconds") => format!("{s}_seconds"),
+            _ => s.clone(),
+        };
+        let names_of = |base: &str| -> Vec<String> {
+            match kind {
+                MetricType::Counter | MetricType::Rate => {
+                    vec![base.to_owned(), format!("{base}_total")]
+                }
+                MetricType::Gauge => vec![base.to_owned()],
+                MetricType::Histogram | MetricType::Timer => {
+                    vec![
+                        base.to_owned(),
+                        format!("{base}_sum"),
+                        format!("{base}_count"),
+                    ]
+                }
+            }
+        };
+        let mut base = stem.clone();
+        let mut n = 2;
+        while names_of(&base).iter().any(|x| used.contains(x)) {
+            base = format!("{stem}_{n}");
+            n += 1;
+        }
+        used.extend(names_of(&base));
+        out.push(Family {
+            base,
+            kind,
+            help: name.to_owned(),
+            rows,
+        });
+    }
+    out
+}
+
+fn text_export(rows: &[Row], openmetrics: bool) -> String {
+    let mut out = String::new();
+    for f in families(rows) {
+        let (type_name, type_str) = match f.kind {
+            MetricType::Counter | MetricType::Rate if openmetrics => (f.base.clone(), "counter"),
+            MetricType::Counter | MetricType::Rate => (format!("{}_total", f.base), "counter"),
+            MetricType::Gauge => (f.base.clone(), "gauge"),
+            MetricType::Histogram | MetricType::Timer => (f.base.clone(), "summary"),
+        };
+        let unit = if f.kind == MetricType::Timer {
+            " (seconds)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "# HELP {type_name} {}{unit}", escape_help(&f.help));
+        let _ = writeln!(out, "# TYPE {type_name} {type_str}");
+        for r in f.rows {
+            match f.kind {
+                MetricType::Counter | MetricType::Rate => {
+                    let _ = writeln!(
+                        out,
+                        "{}_total{} {}",
+                        f.base,
+                        labels(&r.tags, false, None),
+                        fmt_value(r.value)
+                    );
+                }
+                MetricType::Gauge => {
+                    let _ = writeln!(
+                        out,
+                        "{}{} {}",
+                        f.base,
+                        labels(&r.tags, false, None),
+                        fmt_value(r.value)
+                    );
+                }
+                MetricType::Histogram | MetricType::Timer => {
+                    let scale = if f.kind == MetricType::Timer {
+                        1e-3
+                    } else {
+                        1.0
+                    };
+                    for (q, qs) in QUANTILES {
+                        let v = match q {
+                            0.5 => r.p50,
+                            0.9 => r.p90,
+                            0.95 => r.p95,
+                            _ => r.p99,
+                        };
+                        let v = v.map_or(f64::NAN, |v| v * scale);
+                        let _ = writeln!(
+                            out,
+                            "{}{} {}",
+                            f.base,
+                            labels(&r.tags, true, Some(("quantile", qs))),
+                            fmt_value(v)
+                        );
+                    }
+                    let l = labels(&r.tags, true, None);
+                    let _ = writeln!(out, "{}_sum{l} {}", f.base, fmt_value(r.sum * scale));
+                    let _ = writeln!(out, "{}_count{l} {}", f.base, r.count);
+                }
+            }
+        }
+    }
+    if openmetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_labels_are_sanitised_and_escaped() {
+        assert_eq!(sanitize_name("http.requests-total"), "http_requests_total");
+        assert_eq!(sanitize_name("9lives"), "_9lives");
+        assert_eq!(sanitize_name("größe"), "gr__e");
+        let tags = BTreeMap::from([
+            ("a.b".to_owned(), "x\"y\\z\nw".to_owned()),
+            ("a_b".to_owned(), "2".to_owned()),
+            ("__name__".to_owned(), "n".to_owned()),
+        ]);
+        let l = labels(&tags, false, None);
+        assert_eq!(l, r#"{tag__name__="n",a_b="x\"y\\z\nw",a_b_2="2"}"#);
+    }
+}

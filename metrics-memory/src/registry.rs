@@ -1,0 +1,350 @@
+//! The concurrent registry: series keyed by name and sorted tags.
+//!
+//! Sharded `RwLock<HashTable>`s; a lookup hashes the borrowed name and
+//! [`SortedTags`] once, takes one shard's read lock and runs the recording
+//! closure under it: no allocation, no global lock. Creating a series takes
+//! that shard's write lock and the per-name cardinality check.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use metrics_protocol::validate::{OVERFLOW_TAG, SortedTags};
+use metrics_protocol::{DropReason, MetricType};
+use parking_lot::{Mutex, RwLock};
+
+use crate::stats::Stats;
+use crate::window::{WindowSpec, Windows};
+
+const SHARDS: usize = 32;
+
+/// Mutable state of one series, under its own short lock.
+#[derive(Debug)]
+pub(crate) struct SeriesState {
+    /// Counter total or gauge value.
+    pub value: f64,
+    /// All-time statistics of the recorded samples (increments for counters,
+    /// values set for gauges, samples for distributions).
+    pub total: Stats,
+    /// Windowed statistics.
+    pub windows: Windows<Stats>,
+    /// The most recent raw samples, when the configuration keeps any.
+    pub samples: VecDeque<f64>,
+}
+
+/// One series.
+#[derive(Debug)]
+pub(crate) struct Series {
+    pub name: Box<str>,
+    pub tags: Box<[(Box<str>, Box<str>)]>,
+    pub kind: MetricType,
+    hash: u64,
+    /// Last time a sample was recorded (ms since the epoch).
+    pub touched_ms: AtomicI64,
+    /// Bound by a handle: never expires, or the handle would write into a
+    /// series nobody can read.
+    pub pinned: AtomicBool,
+    pub state: Mutex<SeriesState>,
+}
+
+impl Series {
+    fn matches(&self, name: &str, tags: &SortedTags<'_>) -> bool {
+        &*self.name == name
+            && self.tags.len() == tags.len()
+            && self
+                .tags
+                .iter()
+                .zip(tags.as_slice())
+                .all(|((k, v), (k2, v2))| &**k == *k2 && &**v == *v2)
+    }
+
+    pub fn is_distribution(&self) -> bool {
+        matches!(self.kind, MetricType::Histogram | MetricType::Timer)
+    }
+
+    /// Records one sample at `now_ms` (the caller validated it).
+    pub fn record(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
+        let dist = self.is_distribution();
+        let mut st = self.state.lock();
+        let sample = match op {
+            Op::Add => {
+                st.value += value;
+                value
+            }
+            Op::Set => {
+                st.value = value;
+                value
+            }
+            Op::Adjust => {
+                st.value += value;
+                st.value
+            }
+        };
+        st.total.add(sample, dist);
+        st.windows.record(now_ms, |b| b.add(sample, dist));
+        if keep_samples > 0 && dist {
+            if st.samples.len() >= keep_samples {
+                st.samples.pop_front();
+            }
+            st.samples.push_back(sample);
+        }
+        drop(st);
+        self.touched_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Tags as borrowed pairs.
+    pub fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.tags.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+/// How a sample changes a series' value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Counters and distributions: add.
+    Add,
+    /// Gauges: set.
+    Set,
+    /// Gauges: add a delta.
+    Adjust,
+}
+
+#[derive(Debug)]
+struct NameInfo {
+    kind: MetricType,
+    series: AtomicUsize,
+    overflowed: AtomicBool,
+}
+
+/// All series.
+pub(crate) struct Registry {
+    shards: Box<[RwLock<HashTable<Arc<Series>>>]>,
+    names: RwLock<HashMap<Box<str>, Arc<NameInfo>>>,
+    hasher: DefaultHashBuilder,
+    specs: Vec<WindowSpec>,
+    cardinality_limit: usize,
+}
+
+impl Registry {
+    pub fn new(specs: Vec<WindowSpec>, cardinality_limit: usize) -> Self {
+        Registry {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            names: RwLock::new(HashMap::new()),
+            hasher: DefaultHashBuilder::default(),
+            specs,
+            cardinality_limit,
+        }
+    }
+
+    fn hash(&self, name: &str, tags: &SortedTags<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(name.as_bytes());
+        h.write_u8(0xff);
+        for (k, v) in tags.as_slice() {
+            h.write(k.as_bytes());
+            h.write_u8(0xfe);
+            h.write(v.as_bytes());
+            h.write_u8(0xfd);
+        }
+        h.finish()
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Series>>> {
+        // The table uses the low bits; pick the shard from the high ones.
+        &self.shards[(hash >> 57) as usize % SHARDS]
+    }
+
+    /// Runs `f` on the series `name`/`tags` of `kind`, creating it (or
+    /// folding it into the name's overflow series) if needed.
+    #[inline]
+    pub fn with_series<R>(
+        &self,
+        name: &str,
+        tags: &SortedTags<'_>,
+        kind: MetricType,
+        f: impl FnOnce(&Series) -> R,
+    ) -> Result<R, DropReason> {
+        let hash = self.hash(name, tags);
+        {
+            let shard = self.shard(hash).read();
+            if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
+                if s.kind != kind {
+                    return Err(DropReason::TypeMismatch);
+                }
+                return Ok(f(s));
+            }
+        }
+        let series = self.create(name, tags, kind, hash)?;
+        Ok(f(&series))
+    }
+
+    /// The series, as a shared handle (for bound instruments).
+    pub fn get_arc(
+        &self,
+        name: &str,
+        tags: &SortedTags<'_>,
+        kind: MetricType,
+    ) -> Result<Arc<Series>, DropReason> {
+        let hash = self.hash(name, tags);
+        if let Some(s) = self
+            .shard(hash)
+            .read()
+            .find(hash, |s| s.matches(name, tags))
+        {
+            return if s.kind == kind {
+                Ok(s.clone())
+            } else {
+                Err(DropReason::TypeMismatch)
+            };
+        }
+        self.create(name, tags, kind, hash)
+    }
+
+    #[cold]
+    fn create(
+        &self,
+        name: &str,
+        tags: &SortedTags<'_>,
+        kind: MetricType,
+        hash: u64,
+    ) -> Result<Arc<Series>, DropReason> {
+        let info = {
+            let names = self.names.read();
+            names.get(name).cloned()
+        };
+        let info = match info {
+            Some(i) => i,
+            None => self
+                .names
+                .write()
+                .entry(name.into())
+                .or_insert_with(|| {
+                    Arc::new(NameInfo {
+                        kind,
+                        series: AtomicUsize::new(0),
+                        overflowed: AtomicBool::new(false),
+                    })
+                })
+                .clone(),
+        };
+        if info.kind != kind {
+            return Err(DropReason::TypeMismatch);
+        }
+        let is_overflow = tags.len() == 1 && tags.get(OVERFLOW_TAG) == Some("true");
+        if !is_overflow && info.series.load(Ordering::Relaxed) >= self.cardinality_limit {
+            info.overflowed.store(true, Ordering::Relaxed);
+            let overflow =
+                SortedTags::new(&[(OVERFLOW_TAG, "true")]).map_err(|_| DropReason::InvalidTag)?;
+            let oh = self.hash(name, &overflow);
+            if let Some(s) = self
+                .shard(oh)
+                .read()
+                .find(oh, |s| s.matches(name, &overflow))
+            {
+                return Ok(s.clone());
+            }
+            return self.insert(name, &overflow, kind, oh, None);
+        }
+        self.insert(name, tags, kind, hash, (!is_overflow).then_some(&info))
+    }
+
+    fn insert(
+        &self,
+        name: &str,
+        tags: &SortedTags<'_>,
+        kind: MetricType,
+        hash: u64,
+        count_in: Option<&Arc<NameInfo>>,
+    ) -> Result<Arc<Series>, DropReason> {
+        let mut shard = self.shard(hash).write();
+        if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
+            return Ok(s.clone());
+        }
+        let series = Arc::new(Series {
+            name: name.into(),
+            tags: tags
+                .as_slice()
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            kind,
+            hash,
+            touched_ms: AtomicI64::new(i64::MIN),
+            pinned: AtomicBool::new(false),
+            state: Mutex::new(SeriesState {
+                value: 0.0,
+                total: Stats::default(),
+                windows: Windows::new(&self.specs),
+                samples: VecDeque::new(),
+            }),
+        });
+        shard.insert_unique(hash, series.clone(), |s| s.hash);
+        if let Some(info) = count_in {
+            info.series.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(series)
+    }
+
+    /// A snapshot of every series (shared handles; cheap).
+    pub fn all(&self) -> Vec<Arc<Series>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.read().iter().cloned());
+        }
+        out.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
+        out
+    }
+
+    /// Every series of `name`.
+    pub fn by_name(&self, name: &str) -> Vec<Arc<Series>> {
+        self.all()
+            .into_iter()
+            .filter(|s| &*s.name == name)
+            .collect()
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Names whose cardinality limit was reached.
+    pub fn overflowed(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .names
+            .read()
+            .iter()
+            .filter(|(_, i)| i.overflowed.load(Ordering::Relaxed))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Removes series not recorded into since `cutoff_ms` (unless bound by a
+    /// handle); returns how many.
+    pub fn expire(&self, cutoff_ms: i64) -> usize {
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            let mut t = shard.write();
+            t.retain(|s| {
+                let keep = s.pinned.load(Ordering::Relaxed)
+                    || s.touched_ms.load(Ordering::Relaxed) >= cutoff_ms;
+                if !keep {
+                    removed.push(s.clone());
+                }
+                keep
+            });
+        }
+        let names = self.names.read();
+        for s in &removed {
+            let is_overflow = s.tags.len() == 1 && &*s.tags[0].0 == OVERFLOW_TAG;
+            if let (false, Some(info)) = (is_overflow, names.get(&*s.name)) {
+                info.series.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        removed.len()
+    }
+}

@@ -1,0 +1,331 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_protocol::*;
+
+use crate::{ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
+
+const T0: i64 = 1_790_000_000_000; // a fixed instant, aligned to no particular bin
+
+fn manual() -> (Arc<ManualClock>, MemoryMetrics) {
+    manual_with(MemoryConfig::default())
+}
+
+fn manual_with(c: MemoryConfig) -> (Arc<ManualClock>, MemoryMetrics) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let m = MemoryMetrics::with_clock(c, clock.clone()).unwrap();
+    (clock, m)
+}
+
+#[test]
+fn windowed_summary_covers_exactly_the_window_and_ages_out() {
+    let (clock, m) = manual();
+    for i in 0..600 {
+        // One sample a second for 10 minutes: values 0..599.
+        m.record_histogram("job.size", f64::from(i), &[]);
+        clock.advance(Duration::from_secs(1));
+    }
+    let all = m.get_metric_summary("job.size", None).unwrap();
+    assert_eq!(all.count, 600);
+    assert_eq!(all.max, 599.0);
+    let last5 = m
+        .get_metric_summary("job.size", Some(Duration::from_secs(300)))
+        .unwrap();
+    // 10 s bins: the window holds whole bins, so count, sum, max and p50 agree.
+    assert!((290..=310).contains(&last5.count), "{}", last5.count);
+    assert_eq!(last5.max, 599.0);
+    let lo = 600.0 - last5.count as f64;
+    assert_eq!(last5.min, lo);
+    assert_eq!(last5.sum, (lo as u64..600).sum::<u64>() as f64);
+    let p50 = last5.p50.unwrap();
+    assert!(p50 >= lo && p50 <= 599.0);
+    // 25 hours later everything has aged out of every window.
+    clock.advance(Duration::from_secs(25 * 3600));
+    assert!(matches!(
+        m.get_metric_summary("job.size", Some(Duration::from_secs(86_400))),
+        Err(MetricsError::NoData(_))
+    ));
+    // All-time statistics stay.
+    assert_eq!(m.get_metric_summary("job.size", None).unwrap().count, 600);
+    assert!(
+        m.get_metric_summary("job.size", Some(Duration::from_secs(90_000)))
+            .is_err()
+    );
+}
+
+#[test]
+fn success_rate_and_breakdown_over_windows() {
+    let (clock, m) = manual();
+    for _ in 0..8 {
+        m.record_success("git.push", &[]);
+    }
+    m.record_failure("git.push", "auth", &[]);
+    clock.advance(Duration::from_secs(2 * 3600));
+    m.record_failure("git.push", "network", &[]);
+    m.record_failure("git.push", "network", &[]);
+    m.record_success("git.push", &[]);
+    assert!((m.get_success_rate("git.push", None).unwrap() - 9.0 / 12.0).abs() < 1e-12);
+    let hour = Some(Duration::from_secs(3600));
+    assert!((m.get_success_rate("git.push", hour).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(
+        m.get_failure_breakdown("git.push", hour).unwrap(),
+        [("network".to_owned(), 2)].into()
+    );
+    let all = m.get_failure_breakdown("git.push", None).unwrap();
+    assert_eq!(all["auth"], 1);
+    assert_eq!(all["network"], 2);
+    assert!(matches!(
+        m.get_success_rate("nope", None),
+        Err(MetricsError::NoData(_))
+    ));
+    assert_eq!(m.operations(), vec!["git.push".to_owned()]);
+}
+
+#[test]
+fn timers_stop_once_and_feed_stats_and_tracker() {
+    let m = MemoryMetrics::new();
+    let id = m.start_timer("db.query", &[("table", "users")]);
+    let r = m.stop_timer(id, true).unwrap();
+    assert_eq!(r.operation_name, "db.query");
+    assert_eq!(r.metadata["table"], "users");
+    assert!(matches!(m.stop_timer(id, true), Err(MetricsError::UnknownTimer(x)) if x == id));
+    assert!(matches!(
+        m.stop_timer(TimerId::new(), true),
+        Err(MetricsError::UnknownTimer(_))
+    ));
+    let id = m.start_timer("db.query", &[("table", "users")]);
+    m.stop_timer(id, false).unwrap();
+    let stats = m.get_timing_stats("db.query", None).unwrap();
+    assert_eq!(stats.count, 2);
+    assert!(stats.min <= stats.p50 && stats.p50 <= stats.max);
+    assert_eq!(m.get_success_rate("db.query", None).unwrap(), 0.5);
+    assert_eq!(
+        m.distribution("db.query", &[("table", "users")])
+            .unwrap()
+            .count,
+        2
+    );
+    m.record_counter("not.timer", 1.0, &[]);
+    assert!(matches!(
+        m.get_timing_stats("not.timer", None),
+        Err(MetricsError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn running_timer_table_is_bounded() {
+    let m = MemoryMetrics::with_config(MemoryConfig {
+        max_running_timers: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    let ids: Vec<_> = (0..5).map(|_| m.start_timer("t", &[])).collect();
+    assert_eq!(m.dropped(DropReason::TimerEvicted), 2);
+    assert!(matches!(
+        m.stop_timer(ids[0], true),
+        Err(MetricsError::UnknownTimer(_))
+    ));
+    assert!(m.stop_timer(ids[4], true).is_ok());
+}
+
+#[test]
+fn cardinality_limit_folds_into_one_overflow_series_counting_everything() {
+    let (_, m) = manual_with(MemoryConfig {
+        cardinality_limit: 3,
+        ..Default::default()
+    });
+    for user in 0..10 {
+        let u = user.to_string();
+        m.record_counter("logins", 1.0, &[("user", &u)]);
+        m.record_counter("logins", 1.0, &[("user", &u)]);
+    }
+    let series = m.series("logins");
+    assert_eq!(series.len(), 4);
+    let total: f64 = series.iter().map(|s| s.value).sum();
+    assert_eq!(total, 20.0);
+    assert_eq!(
+        m.counter_value("logins", &[("metric.overflow", "true")]),
+        Some(14.0)
+    );
+    let h = &m.health()[0];
+    assert_eq!(h.overflowed_metrics, vec!["logins".to_owned()]);
+    assert_eq!(h.status, HealthStatus::Degraded);
+    // Existing series keep working.
+    m.record_counter("logins", 1.0, &[("user", "0")]);
+    assert_eq!(m.counter_value("logins", &[("user", "0")]), Some(3.0));
+}
+
+#[test]
+fn idle_series_expire_but_bound_ones_stay() {
+    let (clock, m) = manual_with(MemoryConfig {
+        idle_expiry_secs: Some(60),
+        ..Default::default()
+    });
+    let m = Arc::new(m);
+    m.increment("idle", &[]);
+    let bound = m.counter("bound", &[]);
+    bound.inc();
+    clock.advance(Duration::from_secs(30));
+    m.increment("busy", &[]);
+    clock.advance(Duration::from_secs(45));
+    assert_eq!(m.expire_idle(), 1);
+    assert_eq!(m.counter_value("idle", &[]), None);
+    assert_eq!(m.counter_value("busy", &[]), Some(1.0));
+    bound.inc();
+    assert_eq!(m.counter_value("bound", &[]), Some(2.0));
+}
+
+#[test]
+fn a_name_keeps_its_first_type() {
+    let m = MemoryMetrics::new();
+    m.record_counter("x", 1.0, &[("a", "1")]);
+    m.record_gauge("x", 1.0, &[("a", "1")]);
+    m.record_gauge("x", 1.0, &[("a", "2")]);
+    assert_eq!(m.dropped(DropReason::TypeMismatch), 2);
+    assert_eq!(m.series("x").len(), 1);
+}
+
+#[test]
+fn queries_by_tag_top_and_range() {
+    let (clock, m) = manual();
+    for (user, n) in [("ann", 5.0), ("bob", 9.0), ("cy", 1.0)] {
+        m.record_counter("tool.calls", n, &[("user", user), ("tool", "grep")]);
+    }
+    m.record_gauge("queue.depth", 4.0, &[("tool", "grep")]);
+    let by_tag = m.get_metrics_by_tag(&[("tool", "grep")]).unwrap();
+    assert_eq!(by_tag.len(), 4);
+    let top = m.get_top_metrics(MetricType::Counter, 2).unwrap();
+    assert_eq!(
+        top.iter().map(|v| v.value).collect::<Vec<_>>(),
+        vec![9.0, 5.0]
+    );
+    assert_eq!(top[0].tags["user"], "bob");
+
+    clock.advance(Duration::from_secs(60));
+    m.record_counter("tool.calls", 2.0, &[("user", "ann"), ("tool", "grep")]);
+    let start = crate::clock::to_datetime(T0 - 600_000);
+    let end = crate::clock::to_datetime(T0 + 600_000);
+    let q = RangeQuery {
+        name: "tool.calls".into(),
+        tags: vec![("tool".into(), "grep".into())],
+        start,
+        end,
+        step: Duration::from_secs(60),
+        group_by: Some("user".into()),
+    };
+    let groups = m.range_query(&q).unwrap();
+    assert_eq!(groups.len(), 3);
+    let ann = groups
+        .iter()
+        .find(|g| g.group.as_deref() == Some("ann"))
+        .unwrap();
+    assert_eq!(ann.bins.iter().map(|b| b.sum).sum::<f64>(), 7.0);
+    assert_eq!(ann.bins.len(), 2);
+    let merged = m
+        .range_query(&RangeQuery {
+            group_by: None,
+            ..q.clone()
+        })
+        .unwrap();
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0].bins.iter().map(|b| b.count).sum::<u64>(), 4);
+    let daily = m
+        .rollup("tool.calls", &[], crate::Calendar::Day, start, end, None)
+        .unwrap();
+    assert_eq!(daily[0].bins.iter().map(|b| b.sum).sum::<f64>(), 17.0);
+    assert!(
+        m.range_query(&RangeQuery {
+            step: Duration::from_secs(7),
+            ..q
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn exports_every_format() {
+    let m = MemoryMetrics::new();
+    m.record_counter(
+        "http.requests",
+        3.0,
+        &[("path", "/a\"b\\c\nd"), ("méthode", "GÉT")],
+    );
+    m.record_gauge("temp-c", -2.5, &[]);
+    m.record_timer("db.query", Duration::from_millis(250), &[("quantile", "x")]);
+    m.record_histogram("size", 10.0, &[]);
+    m.record_failure("op", "boom", &[]);
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert!(
+        prom.contains("# TYPE http_requests_total counter\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"http_requests_total{m_thode="GÉT",path="/a\"b\\c\nd"} 3"#),
+        "{prom}"
+    );
+    assert!(prom.contains("temp_c -2.5\n"));
+    assert!(
+        prom.contains("db_query_seconds_sum{tag_quantile=\"x\"} 0.25\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("op_failure_total{error_type=\"boom\"} 1\n"));
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    assert!(om.contains("# TYPE http_requests counter\n") && om.ends_with("# EOF\n"));
+    let json: serde_json::Value =
+        serde_json::from_str(&m.export_metrics(ExportFormat::Json).unwrap()).unwrap();
+    assert_eq!(json["series"].as_array().unwrap().len(), 6);
+    let csv = m.export_metrics(ExportFormat::Csv).unwrap();
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().any(|row| row[3].contains(r#"/a\"b\\c\nd"#)));
+}
+
+#[test]
+fn colliding_names_get_distinct_families() {
+    let m = MemoryMetrics::new();
+    m.record_counter("a.b", 1.0, &[]);
+    m.record_counter("a-b", 2.0, &[]);
+    m.record_gauge("a_b_total", 3.0, &[]);
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let types: Vec<&str> = prom.lines().filter(|l| l.starts_with("# TYPE")).collect();
+    let unique: std::collections::HashSet<&str> =
+        types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
+    assert_eq!(types.len(), 3);
+    assert_eq!(unique.len(), 3, "{prom}");
+}
+
+#[test]
+fn samples_are_kept_only_when_asked_and_never_drained() {
+    let m = MemoryMetrics::with_config(MemoryConfig {
+        keep_samples: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    for v in [1.0, 2.0, 3.0, 4.0] {
+        m.record_histogram("h", v, &[]);
+    }
+    assert_eq!(m.samples("h", &[]), vec![2.0, 3.0, 4.0]);
+    assert_eq!(m.samples("h", &[]), vec![2.0, 3.0, 4.0]);
+    assert!(MemoryMetrics::new().samples("h", &[]).is_empty());
+}
+
+#[test]
+fn bad_config_names_the_field() {
+    let bad = MemoryConfig {
+        cardinality_limit: 0,
+        ..Default::default()
+    };
+    let e = MemoryMetrics::with_config(bad).unwrap_err().to_string();
+    assert!(e.contains("cardinality_limit"), "{e}");
+    let bad = MemoryConfig {
+        windows: vec![],
+        ..Default::default()
+    };
+    assert!(
+        MemoryMetrics::with_config(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("windows")
+    );
+}

@@ -1,0 +1,136 @@
+//! Success and failure counts per operation, all-time and windowed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use parking_lot::{Mutex, RwLock};
+
+use crate::window::{BinData, WindowSpec, Windows};
+
+/// Counts of one bin (or all time).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Outcomes {
+    pub success: u64,
+    /// (index into the operation's error types, count).
+    pub failures: Vec<(u32, u64)>,
+}
+
+impl Outcomes {
+    fn fail(&mut self, idx: u32, n: u64) {
+        match self.failures.iter_mut().find(|(i, _)| *i == idx) {
+            Some((_, c)) => *c += n,
+            None => self.failures.push((idx, n)),
+        }
+    }
+}
+
+impl BinData for Outcomes {
+    fn merge_from(&mut self, o: &Self) {
+        self.success += o.success;
+        for (i, c) in &o.failures {
+            self.fail(*i, *c);
+        }
+    }
+    fn reset(&mut self) {
+        self.success = 0;
+        self.failures.clear();
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct OpState {
+    pub error_types: Vec<Box<str>>,
+    pub total: Outcomes,
+    pub windows: Windows<Outcomes>,
+}
+
+/// Every operation seen.
+pub(crate) struct Tracker {
+    ops: RwLock<HashMap<Box<str>, Arc<Mutex<OpState>>>>,
+    specs: Vec<WindowSpec>,
+}
+
+impl Tracker {
+    pub fn new(specs: Vec<WindowSpec>) -> Self {
+        Tracker {
+            ops: RwLock::new(HashMap::new()),
+            specs,
+        }
+    }
+
+    fn op(&self, name: &str) -> Arc<Mutex<OpState>> {
+        if let Some(o) = self.ops.read().get(name) {
+            return o.clone();
+        }
+        self.ops
+            .write()
+            .entry(name.into())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(OpState {
+                    error_types: Vec::new(),
+                    total: Outcomes::default(),
+                    windows: Windows::new(&self.specs),
+                }))
+            })
+            .clone()
+    }
+
+    /// Counts one outcome: `None` for a success, `Some(error_type)` for a failure.
+    pub fn record(&self, now_ms: i64, op: &str, failure: Option<&str>) {
+        let run = |st: &mut OpState| match failure {
+            None => {
+                st.total.success += 1;
+                st.windows.record(now_ms, |b| b.success += 1);
+            }
+            Some(err) => {
+                let idx = match st.error_types.iter().position(|e| &**e == err) {
+                    Some(i) => i as u32,
+                    None => {
+                        st.error_types.push(err.into());
+                        (st.error_types.len() - 1) as u32
+                    }
+                };
+                st.total.fail(idx, 1);
+                st.windows.record(now_ms, |b| b.fail(idx, 1));
+            }
+        };
+        // Fast path under the read lock: no Arc clone.
+        if let Some(o) = self.ops.read().get(op) {
+            run(&mut o.lock());
+            return;
+        }
+        run(&mut self.op(op).lock());
+    }
+
+    /// Outcomes over all time (`since_ms = None`) or since `since_ms`, with
+    /// the error type names; `None` for an unknown operation.
+    pub fn outcomes(
+        &self,
+        op: &str,
+        window: Option<(i64, i64)>,
+    ) -> Option<(u64, BTreeMap<String, u64>)> {
+        let o = self.ops.read().get(op)?.clone();
+        let st = o.lock();
+        let mut acc = Outcomes::default();
+        match window {
+            None => acc.merge_from(&st.total),
+            Some((since, now)) => st
+                .windows
+                .for_each_since(since, now, |_, _, b| acc.merge_from(b)),
+        }
+        let breakdown = acc
+            .failures
+            .iter()
+            .map(|(i, c)| (st.error_types[*i as usize].to_string(), *c))
+            .collect();
+        Some((acc.success, breakdown))
+    }
+
+    /// Names of every operation, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.ops.read().keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,297 @@
+//! Time windows as rings of fixed bins, cascading from fine to coarse.
+//!
+//! Only the finest ring is written when a sample is recorded. When a fine
+//! bin ages out of its ring, it is merged whole into the next ring's bin
+//! that covers it, and so on; the last ring's bins are dropped when they
+//! age out (retention). Every statistic of a bin (count, sum, min, max,
+//! quantiles) moves together, so every windowed statistic covers exactly
+//! the same samples: one rotation rule for all.
+//!
+//! A query for the last `w` merges every bin, of any ring, whose start is
+//! within `w` of now; a bin is in exactly one ring at a time, so nothing is
+//! counted twice. The window's edge is as precise as the coarsest ring the
+//! window reaches into (10 s for 5 minutes, 1 min for 1 h, 15 min for 24 h
+//! with the defaults).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One ring: `span / bin` bins of width `bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    /// How far back the ring reaches (serialised as seconds).
+    #[serde(with = "secs")]
+    pub span: Duration,
+    /// Width of one bin (serialised as seconds).
+    #[serde(with = "secs")]
+    pub bin: Duration,
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Duration::try_from_secs_f64(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl WindowSpec {
+    /// A ring reaching back `span` in bins of `bin`.
+    pub const fn new(span: Duration, bin: Duration) -> Self {
+        WindowSpec { span, bin }
+    }
+
+    /// The defaults of the reference services: 5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min.
+    pub fn defaults() -> Vec<WindowSpec> {
+        vec![
+            WindowSpec::new(Duration::from_secs(300), Duration::from_secs(10)),
+            WindowSpec::new(Duration::from_secs(3600), Duration::from_secs(60)),
+            WindowSpec::new(Duration::from_secs(86_400), Duration::from_secs(900)),
+        ]
+    }
+}
+
+/// Checks a ring list: non-empty, whole milliseconds, each span a multiple of
+/// its bin, each bin a multiple of the previous one, spans growing.
+pub fn validate_specs(specs: &[WindowSpec]) -> Result<(), String> {
+    if specs.is_empty() {
+        return Err("at least one window is needed".into());
+    }
+    let mut prev: Option<WindowSpec> = None;
+    for s in specs {
+        let (span, bin) = (s.span.as_millis(), s.bin.as_millis());
+        if bin == 0 || span == 0 || span % bin != 0 {
+            return Err(format!(
+                "window {:?} @ {:?}: span must be a positive multiple of the bin",
+                s.span, s.bin
+            ));
+        }
+        if span / bin > 10_000 {
+            return Err(format!(
+                "window {:?} @ {:?}: more than 10000 bins",
+                s.span, s.bin
+            ));
+        }
+        if let Some(p) = prev {
+            if bin % p.bin.as_millis() != 0 || span <= p.span.as_millis() {
+                return Err(format!(
+                    "window {:?} @ {:?} must have a longer span and a bin that is a multiple of {:?}",
+                    s.span, s.bin, p.bin
+                ));
+            }
+        }
+        prev = Some(*s);
+    }
+    Ok(())
+}
+
+/// What a bin holds: anything that merges.
+pub trait BinData: Default {
+    /// Adds `other` into `self`.
+    fn merge_from(&mut self, other: &Self);
+    /// Empties, keeping allocations for reuse.
+    fn reset(&mut self);
+}
+
+#[derive(Debug)]
+struct Ring<B> {
+    bin_ms: i64,
+    bins_kept: i64,
+    /// (bin index = start_ms / bin_ms, data), oldest first.
+    bins: VecDeque<(i64, B)>,
+}
+
+/// Cascading rings of bins for one series.
+#[derive(Debug)]
+pub struct Windows<B> {
+    rings: Vec<Ring<B>>,
+    spare: Vec<B>,
+}
+
+impl<B: BinData> Windows<B> {
+    /// Empty rings for `specs` (checked with [`validate_specs`]). Nothing is
+    /// allocated until the first sample.
+    pub fn new(specs: &[WindowSpec]) -> Self {
+        Windows {
+            rings: specs
+                .iter()
+                .map(|s| {
+                    let bin_ms = s.bin.as_millis().max(1) as i64;
+                    Ring {
+                        bin_ms,
+                        bins_kept: (s.span.as_millis() as i64 / bin_ms).max(1),
+                        bins: VecDeque::new(),
+                    }
+                })
+                .collect(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Records into the finest bin covering `now_ms`.
+    ///
+    /// A sample older than the newest fine bin (a clock that stepped back)
+    /// goes into the newest bin rather than rewriting history.
+    pub fn record(&mut self, now_ms: i64, f: impl FnOnce(&mut B)) {
+        self.advance(now_ms);
+        let Some(ring) = self.rings.first_mut() else {
+            return;
+        };
+        let idx = now_ms.div_euclid(ring.bin_ms);
+        match ring.bins.back_mut() {
+            Some((i, data)) if *i >= idx => f(data),
+            _ => {
+                let mut data = self.spare.pop().unwrap_or_default();
+                f(&mut data);
+                ring.bins.push_back((idx, data));
+            }
+        }
+    }
+
+    /// Moves bins that aged out of a ring into the next one; drops what ages
+    /// out of the last ring.
+    pub fn advance(&mut self, now_ms: i64) {
+        for level in 0..self.rings.len() {
+            let ring = &mut self.rings[level];
+            let current = now_ms.div_euclid(ring.bin_ms);
+            let oldest_kept = current - ring.bins_kept + 1;
+            let mut moved = Vec::new();
+            while ring.bins.front().is_some_and(|(i, _)| *i < oldest_kept) {
+                if let Some(bin) = ring.bins.pop_front() {
+                    moved.push(bin);
+                }
+            }
+            let fine_ms = ring.bin_ms;
+            for (idx, mut data) in moved {
+                if let Some(next) = self.rings.get_mut(level + 1) {
+                    let start = idx * fine_ms;
+                    let nidx = start.div_euclid(next.bin_ms);
+                    match next.bins.iter_mut().rev().find(|(i, _)| *i == nidx) {
+                        Some((_, target)) => target.merge_from(&data),
+                        None => {
+                            // Keep the ring ordered by index.
+                            let pos = next.bins.partition_point(|(i, _)| *i < nidx);
+                            let mut fresh = self.spare.pop().unwrap_or_default();
+                            fresh.merge_from(&data);
+                            next.bins.insert(pos, (nidx, fresh));
+                        }
+                    }
+                }
+                data.reset();
+                if self.spare.len() < 4 {
+                    self.spare.push(data);
+                }
+            }
+        }
+    }
+
+    /// Calls `f(bin_start_ms, bin_width_ms, data)` for every bin whose start
+    /// is at or after `since_ms` (and at or before `now_ms`).
+    pub fn for_each_since(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &B)) {
+        for ring in &self.rings {
+            for (idx, data) in &ring.bins {
+                let start = idx * ring.bin_ms;
+                let last_kept = now_ms.div_euclid(ring.bin_ms) - ring.bins_kept;
+                if *idx > last_kept && start >= since_ms && start <= now_ms {
+                    f(start, ring.bin_ms, data);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    /// Number of bins held in all rings.
+    pub fn bins(&self) -> usize {
+        self.rings.iter().map(|r| r.bins.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct Sum(u64);
+    impl BinData for Sum {
+        fn merge_from(&mut self, o: &Self) {
+            self.0 += o.0;
+        }
+        fn reset(&mut self) {
+            self.0 = 0;
+        }
+    }
+
+    fn total(w: &Windows<Sum>, since: i64, now: i64) -> u64 {
+        let mut t = 0;
+        w.for_each_since(since, now, |_, _, b| t += b.0);
+        t
+    }
+
+    #[test]
+    fn samples_cascade_and_age_out_without_double_counting() {
+        let specs = WindowSpec::defaults();
+        validate_specs(&specs).unwrap();
+        let mut w = Windows::<Sum>::new(&specs);
+        let s = 1000i64;
+        // One sample per second for 2 hours.
+        for t in 0..7200 {
+            w.record(t * s, |b| b.0 += 1);
+        }
+        let now = 7199 * s;
+        assert_eq!(
+            total(&w, now - 299 * s, now),
+            300,
+            "last 5 minutes at 10 s bins"
+        );
+        assert_eq!(
+            total(&w, now - 3599 * s, now),
+            3600,
+            "last hour at 1 min bins"
+        );
+        assert_eq!(
+            total(&w, i64::MIN, now),
+            7200,
+            "everything still within 24 h"
+        );
+        // 25 hours later, everything has aged out once something is recorded.
+        let later = now + 25 * 3600 * s;
+        w.record(later, |b| b.0 += 1);
+        assert_eq!(total(&w, i64::MIN, later), 1);
+        assert!(w.bins() <= 3);
+    }
+
+    #[test]
+    fn queries_ignore_stale_bins_even_before_rotation() {
+        let mut w = Windows::<Sum>::new(&WindowSpec::defaults());
+        w.record(0, |b| b.0 += 5);
+        let now = 48 * 3600 * 1000;
+        assert_eq!(
+            total(&w, i64::MIN, now),
+            0,
+            "a bin older than every ring is not reported"
+        );
+    }
+
+    #[test]
+    fn rejects_inconsistent_specs() {
+        let bad = [
+            vec![],
+            vec![WindowSpec::new(
+                Duration::from_secs(10),
+                Duration::from_secs(3),
+            )],
+            vec![
+                WindowSpec::new(Duration::from_secs(60), Duration::from_secs(10)),
+                WindowSpec::new(Duration::from_secs(600), Duration::from_secs(15)),
+            ],
+        ];
+        for specs in bad {
+            assert!(validate_specs(&specs).is_err(), "{specs:?}");
+        }
+    }
+}
