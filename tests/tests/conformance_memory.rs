@@ -1,0 +1,29 @@
+//! The conformance suite against the in-memory backend.
+
+use std::sync::Arc;
+
+use metrics_memory::MemoryMetrics;
+use metrics_protocol::{MetricCollector, Tags};
+use metrics_tests::Harness;
+
+struct Memory(Arc<MemoryMetrics>);
+
+impl Harness for Memory {
+    fn collector(&self) -> Arc<dyn MetricCollector> {
+        self.0.clone()
+    }
+    fn counter(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
+        self.0.counter_value(name, tags)
+    }
+    fn gauge(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
+        self.0.gauge_value(name, tags)
+    }
+    fn samples(&self, name: &str, tags: Tags<'_>) -> Option<u64> {
+        self.0.distribution(name, tags).map(|d| d.count)
+    }
+    fn series_count(&self) -> usize {
+        self.0.series_count()
+    }
+}
+
+metrics_tests::conformance_suite!(Memory(Arc::new(MemoryMetrics::new())));
