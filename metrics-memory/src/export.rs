@@ -11,8 +11,18 @@
 //! - two metrics whose names map to the same family (`a.b` and `a-b`), or
 //!   whose samples would collide, get distinct names (`_2`, `_3`, ...), so
 //!   no family is ever declared twice;
-//! - label names are sanitised the same way (a tag `__x` becomes `tag__x`,
-//!   a tag `quantile` on a summary becomes `tag_quantile`, two tags that map
+//! - names are made lint-clean for `promtool check metrics`: camelCase is
+//!   split and lowercased, abbreviated units are spelled out (`ms` →
+//!   `msecs`, `b` → `byte`, `m` → `minute`, ...), non-base units lose their
+//!   plural (`milliseconds` → `millisecond`), metric type words get one
+//!   (`counter` → `counters`), a non-counter ending in `_total`, `_sum`,
+//!   `_count` or `_bucket` gets `_value`, and a timer's trailing time unit
+//!   is replaced by `_seconds` (`render.ms` → `render_seconds`);
+//! - in OpenMetrics, which forbids negative quantiles and sums in
+//!   summaries, a histogram that saw a negative value is a gauge family with
+//!   a `statistic` label (p50, p90, p95, p99, sum, count);
+//! - label names are sanitised the same way (a tag `__x` becomes `tag__x`;
+//!   tags `quantile`, `le` and `statistic` become `tag_quantile`, ..., two tags that map
 //!   to one label get `_2`); label values are escaped (`\\`, `\"`, `\n`).
 
 use std::collections::{BTreeMap, HashSet};
@@ -188,12 +198,146 @@ pub(crate) fn sanitize_name(name: &str) -> String {
     out
 }
 
-fn sanitize_label(key: &str, summary: bool) -> String {
-    let mut k = sanitize_name(key);
+/// Splits camelCase with `_` and lowercases.
+fn snake(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    let mut prev_lower = false;
+    for c in s.chars() {
+        if prev_lower && c.is_ascii_uppercase() {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+const BASE_UNITS: [&str; 10] = [
+    "amperes", "bytes", "celsius", "grams", "joules", "kelvin", "meters", "metres", "seconds",
+    "volts",
+];
+const OTHER_UNITS: [&str; 14] = [
+    "minutes",
+    "hours",
+    "days",
+    "weeks",
+    "kelvins",
+    "fahrenheit",
+    "rankine",
+    "inches",
+    "yards",
+    "miles",
+    "bits",
+    "calories",
+    "pounds",
+    "ounces",
+];
+const UNIT_PREFIXES: [&str; 18] = [
+    "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi", "mega",
+    "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+];
+
+/// Whether promtool's linter would call this token a non-base unit.
+fn non_base_unit(t: &str) -> bool {
+    let is_unit = |x: &str| BASE_UNITS.contains(&x) || OTHER_UNITS.contains(&x);
+    OTHER_UNITS.contains(&t)
+        || UNIT_PREFIXES
+            .iter()
+            .any(|p| t.strip_prefix(p).is_some_and(is_unit))
+}
+
+/// One `_`-separated token made acceptable to promtool's linter.
+fn lint_token(t: &str) -> String {
+    let fixed = match t {
+        "s" | "sec" => "secs",
+        "ms" => "msecs",
+        "us" => "usecs",
+        "ns" => "nsecs",
+        "b" => "byte",
+        "kb" => "kbyte",
+        "mb" => "mbyte",
+        "gb" => "gbyte",
+        "tb" => "tbyte",
+        "pb" => "pbyte",
+        "m" => "minute",
+        "h" => "hour",
+        "d" => "day",
+        "counter" => "counters",
+        "gauge" => "gauges",
+        "histogram" => "histograms",
+        "summary" => "summaries",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return fixed.to_owned();
+    }
+    let mut t = t.to_owned();
+    while non_base_unit(&t) {
+        match t.strip_suffix('s') {
+            Some(single) => t = single.to_owned(),
+            None => t.push_str("deg"),
+        }
+    }
+    t
+}
+
+const TIME_TOKENS: [&str; 12] = [
+    "s",
+    "sec",
+    "secs",
+    "seconds",
+    "ms",
+    "msec",
+    "millis",
+    "milliseconds",
+    "us",
+    "microseconds",
+    "ns",
+    "nanoseconds",
+];
+
+/// The family name of a metric: sanitised, lint-clean, with the suffixes
+/// its type calls for handled (see the module docs).
+fn family_stem(name: &str, kind: MetricType) -> String {
+    let snaked = snake(&sanitize_name(name));
+    let mut tokens: Vec<&str> = snaked.split('_').collect();
+    if kind == MetricType::Timer
+        && tokens.len() > 1
+        && tokens.last().is_some_and(|t| TIME_TOKENS.contains(t))
+    {
+        tokens.pop();
+    }
+    let mut stem = tokens
+        .iter()
+        .map(|t| lint_token(t))
+        .collect::<Vec<_>>()
+        .join("_");
+    match kind {
+        MetricType::Counter | MetricType::Rate => {
+            while let Some(s) = stem.strip_suffix("_total") {
+                stem = s.to_owned();
+            }
+        }
+        MetricType::Timer => stem.push_str("_seconds"),
+        MetricType::Gauge | MetricType::Histogram => {
+            if ["_total", "_sum", "_count", "_bucket"]
+                .iter()
+                .any(|x| stem.ends_with(x))
+            {
+                stem.push_str("_value");
+            }
+        }
+    }
+    stem
+}
+
+/// A label name: sanitised, snake_case, never reserved (`__*`, `le`, `quantile`).
+fn sanitize_label(key: &str) -> String {
+    let mut k = snake(&sanitize_name(key));
     if k.starts_with("__") {
         k.insert_str(0, "tag");
     }
-    if summary && k == "quantile" {
+    if k == "quantile" || k == "le" || k == "statistic" {
         k.insert_str(0, "tag_");
     }
     k
@@ -221,20 +365,23 @@ fn fmt_value(v: f64) -> String {
         "+Inf".into()
     } else if v == f64::NEG_INFINITY {
         "-Inf".into()
-    } else {
+    } else if v == 0.0 || (1e-6..1e15).contains(&v.abs()) {
         v.to_string()
+    } else {
+        // Exponent form for huge and tiny values instead of hundreds of digits.
+        format!("{v:e}")
     }
 }
 
-fn labels(tags: &BTreeMap<String, String>, summary: bool, extra: Option<(&str, &str)>) -> String {
+fn labels(tags: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> String {
     let mut seen = HashSet::new();
     let mut out = String::new();
     let mut pairs: Vec<(String, &str)> = Vec::new();
     for (k, v) in tags {
-        let mut key = sanitize_label(k, summary);
+        let mut key = sanitize_label(k);
         let mut n = 2;
         while !seen.insert(key.clone()) {
-            key = format!("{}_{n}", sanitize_label(k, summary));
+            key = format!("{}_{n}", sanitize_label(k));
             n += 1;
         }
         pairs.push((key, v));
@@ -274,14 +421,7 @@ fn families(rows: &[Row]) -> Vec<Family<'_>> {
     let mut used: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     for ((name, kind), rows) in by_key {
-        let s = sanitize_name(name);
-        let stem = match kind {
-            MetricType::Counter | MetricType::Rate => {
-                s.strip_suffix("_total").unwrap_or(&s).to_owned()
-            }
-            MetricType::Timer if !s.ends_with("_seconds") => format!("{s}_seconds"),
-            _ => s.clone(),
-        };
+        let stem = family_stem(name, kind);
         let names_of = |base: &str| -> Vec<String> {
             match kind {
                 MetricType::Counter | MetricType::Rate => {
@@ -314,6 +454,13 @@ fn families(rows: &[Row]) -> Vec<Family<'_>> {
     out
 }
 
+/// Whether a distribution family saw a negative value.
+fn negative(f: &Family<'_>) -> bool {
+    f.rows
+        .iter()
+        .any(|r| r.min.is_some_and(|m| m < 0.0) || r.sum < 0.0)
+}
+
 fn text_export(rows: &[Row], openmetrics: bool) -> String {
     let mut out = String::new();
     for f in families(rows) {
@@ -321,8 +468,13 @@ fn text_export(rows: &[Row], openmetrics: bool) -> String {
             MetricType::Counter | MetricType::Rate if openmetrics => (f.base.clone(), "counter"),
             MetricType::Counter | MetricType::Rate => (format!("{}_total", f.base), "counter"),
             MetricType::Gauge => (f.base.clone(), "gauge"),
+            // OpenMetrics forbids negative quantiles and sums in summaries.
+            MetricType::Histogram | MetricType::Timer if openmetrics && negative(&f) => {
+                (f.base.clone(), "gauge")
+            }
             MetricType::Histogram | MetricType::Timer => (f.base.clone(), "summary"),
         };
+        let as_gauges = type_str == "gauge" && f.kind != MetricType::Gauge;
         let unit = if f.kind == MetricType::Timer {
             " (seconds)"
         } else {
@@ -337,7 +489,7 @@ fn text_export(rows: &[Row], openmetrics: bool) -> String {
                         out,
                         "{}_total{} {}",
                         f.base,
-                        labels(&r.tags, false, None),
+                        labels(&r.tags, None),
                         fmt_value(r.value)
                     );
                 }
@@ -346,9 +498,28 @@ fn text_export(rows: &[Row], openmetrics: bool) -> String {
                         out,
                         "{}{} {}",
                         f.base,
-                        labels(&r.tags, false, None),
+                        labels(&r.tags, None),
                         fmt_value(r.value)
                     );
+                }
+                MetricType::Histogram | MetricType::Timer if as_gauges => {
+                    let stats = [
+                        ("p50", r.p50),
+                        ("p90", r.p90),
+                        ("p95", r.p95),
+                        ("p99", r.p99),
+                        ("sum", Some(r.sum)),
+                        ("count", Some(r.count as f64)),
+                    ];
+                    for (stat, v) in stats {
+                        let _ = writeln!(
+                            out,
+                            "{}{} {}",
+                            f.base,
+                            labels(&r.tags, Some(("statistic", stat))),
+                            fmt_value(v.unwrap_or(f64::NAN))
+                        );
+                    }
                 }
                 MetricType::Histogram | MetricType::Timer => {
                     let scale = if f.kind == MetricType::Timer {
@@ -368,11 +539,11 @@ fn text_export(rows: &[Row], openmetrics: bool) -> String {
                             out,
                             "{}{} {}",
                             f.base,
-                            labels(&r.tags, true, Some(("quantile", qs))),
+                            labels(&r.tags, Some(("quantile", qs))),
                             fmt_value(v)
                         );
                     }
-                    let l = labels(&r.tags, true, None);
+                    let l = labels(&r.tags, None);
                     let _ = writeln!(out, "{}_sum{l} {}", f.base, fmt_value(r.sum * scale));
                     let _ = writeln!(out, "{}_count{l} {}", f.base, r.count);
                 }
@@ -394,12 +565,40 @@ mod tests {
         assert_eq!(sanitize_name("http.requests-total"), "http_requests_total");
         assert_eq!(sanitize_name("9lives"), "_9lives");
         assert_eq!(sanitize_name("größe"), "gr__e");
+        assert_eq!(
+            family_stem("render-ms", MetricType::Timer),
+            "render_seconds"
+        );
+        assert_eq!(
+            family_stem("db.query", MetricType::Timer),
+            "db_query_seconds"
+        );
+        assert_eq!(
+            family_stem("reqCount.total", MetricType::Counter),
+            "req_count"
+        );
+        assert_eq!(
+            family_stem("disk.kb.used_milliseconds", MetricType::Gauge),
+            "disk_kbyte_used_millisecond"
+        );
+        assert_eq!(
+            family_stem("error.counter", MetricType::Gauge),
+            "error_counters"
+        );
+        assert_eq!(
+            family_stem("queue_total", MetricType::Gauge),
+            "queue_total_value"
+        );
+        assert_eq!(
+            family_stem("temp.fahrenheit", MetricType::Gauge),
+            "temp_fahrenheitdeg"
+        );
         let tags = BTreeMap::from([
             ("a.b".to_owned(), "x\"y\\z\nw".to_owned()),
             ("a_b".to_owned(), "2".to_owned()),
             ("__name__".to_owned(), "n".to_owned()),
         ]);
-        let l = labels(&tags, false, None);
+        let l = labels(&tags, None);
         assert_eq!(l, r#"{tag__name__="n",a_b="x\"y\\z\nw",a_b_2="2"}"#);
     }
 }
