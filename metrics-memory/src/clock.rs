@@ -12,16 +12,48 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_millis(&self) -> i64;
 }
 
-/// The operating system's clock.
+/// The operating system's clock, read coarsely: a background thread
+/// (started on first use, one per process) refreshes a shared timestamp
+/// every millisecond, so reading the time on the recording path is one
+/// atomic load instead of a system call. Readings are at most about 2 ms
+/// behind; time bins are seconds wide. If the thread cannot be started,
+/// every reading asks the OS.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
+
+static COARSE_NOW: AtomicI64 = AtomicI64::new(0);
+static TICKER: std::sync::Once = std::sync::Once::new();
+
+fn precise_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn start_ticker() {
+    COARSE_NOW.store(precise_now(), Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name("metrics-memory-clock".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(Duration::from_millis(1));
+                COARSE_NOW.store(precise_now(), Ordering::Relaxed);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "coarse clock thread not started; reading the OS clock on every sample");
+        COARSE_NOW.store(0, Ordering::Relaxed);
+    }
+}
 
 impl Clock for SystemClock {
     #[inline]
     fn now_millis(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+        TICKER.call_once(start_ticker);
+        match COARSE_NOW.load(Ordering::Relaxed) {
+            0 => precise_now(),
+            t => t,
+        }
     }
 }
 

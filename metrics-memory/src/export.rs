@@ -67,8 +67,8 @@ struct JsonExport {
 fn rows(m: &MemoryMetrics) -> Vec<Row> {
     let mut out = Vec::new();
     for s in m.registry.all() {
-        let st = s.state.lock();
-        let t = &st.total;
+        let (current, total) = s.read();
+        let t = &total;
         let dist = s.is_distribution();
         let q = |x: f64| if dist { t.quantile(x) } else { None };
         out.push(Row {
@@ -84,7 +84,7 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            value: if dist { t.sum } else { st.value },
+            value: if dist { t.sum } else { current },
             count: t.count,
             sum: t.sum,
             min: (t.count > 0).then_some(t.min),

@@ -248,7 +248,7 @@ impl MemoryMetrics {
     /// The total of a counter series, if it exists.
     pub fn counter_value(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
         self.lookup(name, tags, |s| {
-            (s.kind == MetricType::Counter).then(|| s.state.lock().value)
+            (s.kind == MetricType::Counter).then(|| s.read().0)
         })
         .flatten()
     }
@@ -256,7 +256,7 @@ impl MemoryMetrics {
     /// The value of a gauge series, if it exists.
     pub fn gauge_value(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
         self.lookup(name, tags, |s| {
-            (s.kind == MetricType::Gauge).then(|| s.state.lock().value)
+            (s.kind == MetricType::Gauge).then(|| s.read().0)
         })
         .flatten()
     }
@@ -265,7 +265,7 @@ impl MemoryMetrics {
     pub fn distribution(&self, name: &str, tags: Tags<'_>) -> Option<DistributionSnapshot> {
         self.lookup(name, tags, |s| {
             s.is_distribution().then(|| {
-                let stats = s.state.lock().total.clone();
+                let stats = s.read().1;
                 DistributionSnapshot {
                     count: stats.count,
                     sum: stats.sum,
@@ -351,7 +351,7 @@ impl MemoryMetrics {
 }
 
 fn snapshot(s: &Series) -> SeriesSnapshot {
-    let st = s.state.lock();
+    let (value, total) = s.read();
     SeriesSnapshot {
         name: s.name.to_string(),
         tags: s
@@ -361,11 +361,11 @@ fn snapshot(s: &Series) -> SeriesSnapshot {
             .collect(),
         metric_type: s.kind,
         value: if s.is_distribution() {
-            st.total.sum
+            total.sum
         } else {
-            st.value
+            value
         },
-        count: st.total.count,
+        count: total.count,
     }
 }
 
@@ -580,13 +580,13 @@ impl MetricsAggregator for MemoryMetrics {
         let mut acc = stats::Stats::default();
         let mut last = 0.0;
         for s in &series {
-            let st = s.state.lock();
-            last += st.value;
+            let (value, total) = s.read();
+            last += value;
             match range {
-                None => window::BinData::merge_from(&mut acc, &st.total),
-                Some((since, now)) => st.windows.for_each_since(since, now, |_, _, b| {
-                    window::BinData::merge_from(&mut acc, b)
-                }),
+                None => window::BinData::merge_from(&mut acc, &total),
+                Some((since, now)) => {
+                    s.for_each_bin(since, now, |_, b| window::BinData::merge_from(&mut acc, b))
+                }
             }
         }
         if acc.count == 0 {
@@ -654,10 +654,9 @@ impl MemoryMetrics {
     /// The current value of a series: counter total, gauge value, or
     /// distribution count (with statistics in `metadata`).
     fn current_value(&self, s: &Series) -> MetricValue {
-        let st = s.state.lock();
+        let (current, t) = s.read();
         let mut metadata = BTreeMap::new();
         let value = if s.is_distribution() {
-            let t = &st.total;
             metadata.insert("sum".into(), t.sum.to_string());
             metadata.insert("avg".into(), t.avg().to_string());
             metadata.insert("min".into(), t.min.to_string());
@@ -669,7 +668,7 @@ impl MemoryMetrics {
             }
             t.count as f64
         } else {
-            st.value
+            current
         };
         let touched = s.touched_ms.load(Ordering::Relaxed);
         MetricValue {

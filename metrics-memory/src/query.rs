@@ -205,8 +205,7 @@ impl MemoryMetrics {
                     .map(|(_, v)| v.to_owned())
             });
             let bins = groups.entry(group).or_default();
-            let st = s.state.lock();
-            st.windows.for_each_since(start, now, |bin_start, _, b| {
+            s.for_each_bin(start, now, |bin_start, b| {
                 if bin_start < end {
                     bins.entry(bucket(bin_start))
                         .or_default()

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use metrics_protocol::validate::{OVERFLOW_TAG, SortedTags};
@@ -34,7 +34,45 @@ pub(crate) struct SeriesState {
     pub samples: VecDeque<f64>,
 }
 
+/// A counter's current finest bin, written with atomics only.
+#[derive(Debug)]
+struct Slot {
+    /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
+    epoch: AtomicI64,
+    count: AtomicU64,
+    /// f64 bits.
+    sum: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            epoch: AtomicI64::new(i64::MIN),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+}
+
+#[inline]
+fn add_f64(a: &AtomicU64, v: f64) {
+    let mut cur = a.load(Ordering::Relaxed);
+    loop {
+        let new = (f64::from_bits(cur) + v).to_bits();
+        match a.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(x) => cur = x,
+        }
+    }
+}
+
 /// One series.
+///
+/// Counters are recorded lock-free into one of two atomic slots (the
+/// current and the previous finest bin); a slot is folded into the windows
+/// and the all-time totals, under the series lock, when it is reused two
+/// bins later. A sample is therefore never lost, and count and sum of a bin
+/// always move together. Gauges and distributions take the series lock.
 #[derive(Debug)]
 pub(crate) struct Series {
     pub name: Box<str>,
@@ -46,6 +84,8 @@ pub(crate) struct Series {
     /// Bound by a handle: never expires, or the handle would write into a
     /// series nobody can read.
     pub pinned: AtomicBool,
+    finest_ms: i64,
+    slots: [Slot; 2],
     pub state: Mutex<SeriesState>,
 }
 
@@ -64,8 +104,82 @@ impl Series {
         matches!(self.kind, MetricType::Histogram | MetricType::Timer)
     }
 
+    /// Adds a validated counter increment, lock-free.
+    #[inline]
+    pub fn add_counter(&self, now_ms: i64, value: f64) {
+        let idx = now_ms.div_euclid(self.finest_ms);
+        let slot = &self.slots[(idx & 1) as usize];
+        if slot.epoch.load(Ordering::Acquire) < idx {
+            self.recycle(slot, idx, now_ms);
+        }
+        slot.count.fetch_add(1, Ordering::Relaxed);
+        // `+ 0.0` turns -0.0 into 0.0.
+        add_f64(&slot.sum, value + 0.0);
+        if self.touched_ms.load(Ordering::Relaxed) != now_ms {
+            self.touched_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    #[cold]
+    fn recycle(&self, slot: &Slot, idx: i64, now_ms: i64) {
+        let mut st = self.state.lock();
+        let old = slot.epoch.load(Ordering::Acquire);
+        if old >= idx {
+            return; // another thread recycled it first
+        }
+        let count = slot.count.swap(0, Ordering::AcqRel);
+        let sum = f64::from_bits(slot.sum.swap(0f64.to_bits(), Ordering::AcqRel));
+        if old != i64::MIN && count > 0 {
+            let mut bin = Stats::default();
+            bin.add_bin(count, sum);
+            st.value += sum;
+            st.total.add_bin(count, sum);
+            st.windows.merge_bin(now_ms, old * self.finest_ms, &bin);
+        }
+        slot.epoch.store(idx, Ordering::Release);
+    }
+
+    /// The value and all-time statistics, live counter slots included.
+    pub fn read(&self) -> (f64, Stats) {
+        let st = self.state.lock();
+        let (mut value, mut total) = (st.value, st.total.clone());
+        for slot in &self.slots {
+            if slot.epoch.load(Ordering::Acquire) != i64::MIN {
+                let count = slot.count.load(Ordering::Acquire);
+                let sum = f64::from_bits(slot.sum.load(Ordering::Acquire));
+                value += sum;
+                total.add_bin(count, sum);
+            }
+        }
+        (value, total)
+    }
+
+    /// Calls `f(start_ms, data)` for every bin starting in `[since_ms, now_ms]`,
+    /// live counter slots included.
+    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, &Stats)) {
+        let st = self.state.lock();
+        st.windows
+            .for_each_since(since_ms, now_ms, |start, _, b| f(start, b));
+        let oldest = now_ms.saturating_sub(st.windows.retention_ms());
+        for slot in &self.slots {
+            let epoch = slot.epoch.load(Ordering::Acquire);
+            let start = epoch.saturating_mul(self.finest_ms);
+            if epoch != i64::MIN && start >= since_ms.max(oldest) && start <= now_ms {
+                let mut bin = Stats::default();
+                bin.add_bin(
+                    slot.count.load(Ordering::Acquire),
+                    f64::from_bits(slot.sum.load(Ordering::Acquire)),
+                );
+                f(start, &bin);
+            }
+        }
+    }
+
     /// Records one sample at `now_ms` (the caller validated it).
     pub fn record(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
+        if self.kind == MetricType::Counter {
+            return self.add_counter(now_ms, value);
+        }
         let dist = self.is_distribution();
         let mut st = self.state.lock();
         let sample = match op {
@@ -273,6 +387,11 @@ impl Registry {
             hash,
             touched_ms: AtomicI64::new(i64::MIN),
             pinned: AtomicBool::new(false),
+            finest_ms: self
+                .specs
+                .first()
+                .map_or(1, |w| (w.bin.as_millis() as i64).max(1)),
+            slots: [Slot::new(), Slot::new()],
             state: Mutex::new(SeriesState {
                 value: 0.0,
                 total: Stats::default(),

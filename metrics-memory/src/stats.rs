@@ -39,6 +39,23 @@ impl Stats {
         }
     }
 
+    /// Adds a whole bin of `count` samples summing to `sum` whose single
+    /// samples are not known: min and max become the bin's sum (counters
+    /// report the smallest and largest increase of one finest bin).
+    pub fn add_bin(&mut self, count: u64, sum: f64) {
+        if count == 0 {
+            return;
+        }
+        self.merge_from(&Stats {
+            count,
+            sum,
+            min: sum,
+            max: sum,
+            last: sum,
+            sketch: None,
+        });
+    }
+
     /// Mean, 0 when empty.
     pub fn avg(&self) -> f64 {
         if self.count == 0 {

@@ -54,6 +54,40 @@ fn windowed_summary_covers_exactly_the_window_and_ages_out() {
 }
 
 #[test]
+fn counters_recycle_their_slots_into_windows_without_losing_samples() {
+    let (clock, m) = manual();
+    for _ in 0..1200 {
+        // 2 per second for 20 minutes, through recycled slots and cascaded bins.
+        m.record_counter("ticks", 2.0, &[("k", "v")]);
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert_eq!(m.counter_value("ticks", &[("k", "v")]), Some(2400.0));
+    let all = m.get_metric_summary("ticks", None).unwrap();
+    assert_eq!((all.count, all.sum), (1200, 2400.0));
+    let five = m
+        .get_metric_summary("ticks", Some(Duration::from_secs(300)))
+        .unwrap();
+    assert!((290..=310).contains(&five.count), "{}", five.count);
+    assert_eq!(
+        five.sum,
+        2.0 * five.count as f64,
+        "count and sum cover the same samples"
+    );
+    let hour = m
+        .get_metric_summary("ticks", Some(Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!((hour.count, hour.sum), (1200, 2400.0));
+    // Per 10 s bin the increase is 20: min and max of counters are per-bin increases.
+    assert_eq!((five.min, five.max), (20.0, 20.0));
+    clock.advance(Duration::from_secs(2 * 86_400));
+    assert!(
+        m.get_metric_summary("ticks", Some(Duration::from_secs(86_400)))
+            .is_err()
+    );
+    assert_eq!(m.counter_value("ticks", &[("k", "v")]), Some(2400.0));
+}
+
+#[test]
 fn success_rate_and_breakdown_over_windows() {
     let (clock, m) = manual();
     for _ in 0..8 {

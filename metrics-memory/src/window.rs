@@ -153,6 +153,36 @@ impl<B: BinData> Windows<B> {
         }
     }
 
+    /// Merges a whole finest-ring bin that starts at `start_ms` (a bin kept
+    /// elsewhere until now, such as a counter's atomic slot). It lands in
+    /// the finest ring that still covers it; a bin older than every ring is
+    /// dropped.
+    pub fn merge_bin(&mut self, now_ms: i64, start_ms: i64, data: &B) {
+        self.advance(now_ms);
+        for ring in &mut self.rings {
+            let idx = start_ms.div_euclid(ring.bin_ms);
+            let oldest_kept = now_ms.div_euclid(ring.bin_ms) - ring.bins_kept + 1;
+            if idx < oldest_kept {
+                continue;
+            }
+            match ring.bins.iter_mut().rev().find(|(i, _)| *i == idx) {
+                Some((_, target)) => target.merge_from(data),
+                None => {
+                    let pos = ring.bins.partition_point(|(i, _)| *i < idx);
+                    let mut fresh = self.spare.pop().unwrap_or_default();
+                    fresh.merge_from(data);
+                    ring.bins.insert(pos, (idx, fresh));
+                }
+            }
+            return;
+        }
+    }
+
+    /// How far back the last ring reaches, in milliseconds.
+    pub fn retention_ms(&self) -> i64 {
+        self.rings.last().map_or(0, |r| r.bin_ms * r.bins_kept)
+    }
+
     /// Moves bins that aged out of a ring into the next one; drops what ages
     /// out of the last ring.
     pub fn advance(&mut self, now_ms: i64) {
@@ -193,11 +223,14 @@ impl<B: BinData> Windows<B> {
     /// Calls `f(bin_start_ms, bin_width_ms, data)` for every bin whose start
     /// is at or after `since_ms` (and at or before `now_ms`).
     pub fn for_each_since(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &B)) {
+        // A bin is in exactly one ring; one that aged out of its ring but was
+        // not cascaded yet (cascading is lazy) still counts, until it is
+        // older than the last ring's retention.
+        let oldest = now_ms.saturating_sub(self.retention_ms());
         for ring in &self.rings {
             for (idx, data) in &ring.bins {
                 let start = idx * ring.bin_ms;
-                let last_kept = now_ms.div_euclid(ring.bin_ms) - ring.bins_kept;
-                if *idx > last_kept && start >= since_ms && start <= now_ms {
+                if start >= since_ms && start >= oldest && start <= now_ms {
                     f(start, ring.bin_ms, data);
                 }
             }
@@ -275,6 +308,17 @@ mod tests {
             0,
             "a bin older than every ring is not reported"
         );
+    }
+
+    #[test]
+    fn merged_bins_land_in_the_ring_that_covers_them() {
+        let mut w = Windows::<Sum>::new(&WindowSpec::defaults());
+        let now = 10 * 3600 * 1000;
+        w.merge_bin(now, now - 60_000, &Sum(2)); // finest ring
+        w.merge_bin(now, now - 2 * 3600 * 1000, &Sum(3)); // only the 24 h ring covers it
+        w.merge_bin(now, now - 30 * 3600 * 1000, &Sum(100)); // too old: dropped
+        assert_eq!(total(&w, now - 300_000, now), 2);
+        assert_eq!(total(&w, i64::MIN, now), 5);
     }
 
     #[test]

@@ -224,8 +224,18 @@ pub fn check_sample(
 /// ```
 #[derive(Clone, Copy)]
 pub struct SortedTags<'a> {
-    len: usize,
-    tags: [(&'a str, &'a str); MAX_TAGS],
+    repr: Repr<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Repr<'a> {
+    /// The caller's slice was already sorted by key with no duplicate: no copy.
+    Borrowed(Tags<'a>),
+    /// A sorted copy on the stack.
+    Sorted {
+        len: usize,
+        tags: [(&'a str, &'a str); MAX_TAGS],
+    },
 }
 
 impl<'a> SortedTags<'a> {
@@ -234,44 +244,54 @@ impl<'a> SortedTags<'a> {
         if tags.len() > MAX_TAGS {
             return Err(DropReason::TooManyTags);
         }
-        let mut out = SortedTags {
-            len: tags.len(),
-            tags: [("", ""); MAX_TAGS],
-        };
-        for (slot, &(k, v)) in out.tags.iter_mut().zip(tags) {
+        for &(k, v) in tags {
             check_tag(k, v)?;
-            *slot = (k, v);
         }
-        let sorted = &mut out.tags[..out.len];
+        if tags.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Ok(SortedTags {
+                repr: Repr::Borrowed(tags),
+            });
+        }
+        let mut copy = [("", ""); MAX_TAGS];
+        copy[..tags.len()].copy_from_slice(tags);
+        let sorted = &mut copy[..tags.len()];
         // In place: sort_unstable never allocates.
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(DropReason::DuplicateTag);
         }
-        Ok(out)
+        Ok(SortedTags {
+            repr: Repr::Sorted {
+                len: tags.len(),
+                tags: copy,
+            },
+        })
     }
 
     /// The tags, sorted by key.
     pub fn as_slice(&self) -> &[(&'a str, &'a str)] {
-        &self.tags[..self.len]
+        match &self.repr {
+            Repr::Borrowed(t) => t,
+            Repr::Sorted { len, tags } => &tags[..*len],
+        }
     }
 
     /// Number of tags.
     pub fn len(&self) -> usize {
-        self.len
+        self.as_slice().len()
     }
 
     /// Whether there are no tags.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.as_slice()
-            .binary_search_by(|(k, _)| (*k).cmp(key))
+        let s = self.as_slice();
+        s.binary_search_by(|(k, _)| (*k).cmp(key))
             .ok()
-            .map(|i| self.tags[i].1)
+            .map(|i| s[i].1)
     }
 
     /// Owned copies of the tags, sorted by key.

@@ -1,0 +1,105 @@
+//! `cargo bench -p metrics-memory --bench footprint`: heap used by 100,000
+//! counter series and by one distribution after 1,000,000 samples (measured
+//! with a counting allocator), and the time to export 10,000 series as
+//! Prometheus text (criterion).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use metrics_memory::{MemoryConfig, MemoryMetrics};
+use metrics_protocol::{ExportFormat, MetricCollector, MetricsAggregator};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts live bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: caller's contract.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: caller's contract.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: caller's contract.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn report_memory() {
+    let before = live();
+    // Raise the per-name cardinality limit, or 98,000 of these would fold
+    // into the overflow series.
+    let config = MemoryConfig {
+        cardinality_limit: 200_000,
+        ..Default::default()
+    };
+    let m = MemoryMetrics::with_config(config).expect("valid config");
+    for i in 0..100_000u32 {
+        let id = i.to_string();
+        m.record_counter("requests", 1.0, &[("user", &id), ("region", "eu")]);
+    }
+    assert_eq!(m.series_count(), 100_000);
+    let used = live() - before;
+    println!(
+        "footprint: 100,000 counter series: {:.1} MiB ({} bytes per series)",
+        used as f64 / 1048576.0,
+        used / 100_000
+    );
+    drop(m);
+
+    let before = live();
+    let m = MemoryMetrics::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Latencies from 0.01 ms to 10 s, spread over six decades.
+        let v = 10f64.powf((x % 6_000_000) as f64 / 1e6 - 2.0);
+        m.record_histogram("latency", v, &[("route", "/api")]);
+    }
+    let used = live() - before;
+    println!(
+        "footprint: one distribution series after 1,000,000 samples (one time bin): {:.1} KiB",
+        used as f64 / 1024.0
+    );
+}
+
+fn export(c: &mut Criterion) {
+    report_memory();
+    let m = MemoryMetrics::new();
+    for i in 0..10_000u32 {
+        let id = i.to_string();
+        if i % 10 == 0 {
+            m.record_histogram("payload.size", f64::from(i), &[("id", &id)]);
+        } else {
+            m.record_counter("requests", 1.0, &[("id", &id), ("region", "eu")]);
+        }
+    }
+    let mut g = c.benchmark_group("export");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    g.bench_function("prometheus_10k_series", |b| {
+        b.iter(|| m.export_metrics(ExportFormat::Prometheus).map(|s| s.len()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, export);
+criterion_main!(benches);

@@ -1,0 +1,105 @@
+//! `cargo bench -p metrics-memory --bench record`: recording cost of the
+//! memory backend side by side with the `metrics` crate recording the same
+//! work into `metrics-exporter-prometheus`'s recorder.
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use metrics_memory::MemoryMetrics;
+use metrics_protocol::{InstrumentExt, MetricCollector};
+
+const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
+
+fn install_metrics_rs() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    // Only this bench binary installs a global recorder.
+    let _ = metrics::set_global_recorder(recorder);
+}
+
+fn two_threads(iters: u64, f: impl Fn() + Send + Sync + 'static) -> Duration {
+    let f = Arc::new(f);
+    let barrier = Arc::new(Barrier::new(3));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (f, barrier) = (f.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..iters {
+                    f();
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for h in handles {
+        let _ = h.join();
+    }
+    // Two threads did `iters` each: report wall time per operation.
+    start.elapsed() / 2
+}
+
+fn record(c: &mut Criterion) {
+    install_metrics_rs();
+    let memory = Arc::new(MemoryMetrics::new());
+    let mut g = c.benchmark_group("record");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    g.bench_function("counter_2tags/memory", |b| {
+        b.iter(|| memory.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
+    });
+    g.bench_function("counter_2tags/metrics-rs", |b| {
+        b.iter(|| {
+            metrics::counter!("http.requests", "method" => "GET", "code" => "200").increment(1)
+        })
+    });
+
+    g.bench_function("histogram_2tags/memory", |b| {
+        let mut v = 0.0;
+        b.iter(|| {
+            v += 1.0;
+            memory.record_histogram(black_box("http.latency"), v % 1000.0, black_box(&TAGS))
+        })
+    });
+    g.bench_function("histogram_2tags/metrics-rs", |b| {
+        let mut v = 0.0;
+        b.iter(|| {
+            v += 1.0;
+            metrics::histogram!("http.latency", "method" => "GET", "code" => "200")
+                .record(v % 1000.0)
+        })
+    });
+
+    let m2 = memory.clone();
+    g.bench_function("counter_2tags_2threads/memory", move |b| {
+        let m2 = m2.clone();
+        b.iter_custom(move |iters| {
+            let m = m2.clone();
+            two_threads(iters, move || m.record_counter("shared", 1.0, &TAGS))
+        })
+    });
+    g.bench_function("counter_2tags_2threads/metrics-rs", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                metrics::counter!("shared", "method" => "GET", "code" => "200").increment(1)
+            })
+        })
+    });
+
+    let handle = memory.counter("handled", &TAGS);
+    g.bench_function("counter_handle/memory", |b| {
+        b.iter(|| handle.increment(black_box(1.0)))
+    });
+    let rs_handle = metrics::counter!("handled", "method" => "GET", "code" => "200");
+    g.bench_function("counter_handle/metrics-rs", |b| {
+        b.iter(|| rs_handle.increment(black_box(1)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, record);
+criterion_main!(benches);
