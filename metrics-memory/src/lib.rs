@@ -198,7 +198,11 @@ impl MemoryMetrics {
                 drops: DropCounters::new(),
                 keep_samples: config.keep_samples,
             }),
-            registry: Registry::new(config.windows.clone(), config.cardinality_limit),
+            registry: Registry::new(
+                config.windows.clone(),
+                config.cardinality_limit,
+                config.idle_expiry_secs.is_none(),
+            ),
             tracker: tracker::Tracker::new(config.windows.clone()),
             timers: timers::TimerTable::new(config.max_running_timers),
             last_expiry_ms: AtomicI64::new(i64::MIN),

@@ -5,6 +5,7 @@
 //! closure under it: no allocation, no global lock. Creating a series takes
 //! that shard's write lock and the per-name cardinality check.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -232,8 +233,25 @@ struct NameInfo {
     overflowed: AtomicBool,
 }
 
+static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
+const CACHE_SLOTS: usize = 64;
+
+/// (registry id, key hash, series) entries.
+type CacheEntry = Option<(u64, u64, Arc<Series>)>;
+
+thread_local! {
+    /// Each thread's direct-mapped cache of recently recorded series: a hit
+    /// needs no shard lock, so threads recording into one series do not
+    /// contend on the lock word.
+    static CACHE: RefCell<[CacheEntry; CACHE_SLOTS]> =
+        const { RefCell::new([const { None }; CACHE_SLOTS]) };
+}
+
 /// All series.
 pub(crate) struct Registry {
+    id: u64,
+    /// Off when idle series expire: a cached series could have been removed.
+    use_cache: bool,
     shards: Box<[RwLock<HashTable<Arc<Series>>>]>,
     names: RwLock<HashMap<Box<str>, Arc<NameInfo>>>,
     hasher: DefaultHashBuilder,
@@ -242,8 +260,10 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub fn new(specs: Vec<WindowSpec>, cardinality_limit: usize) -> Self {
+    pub fn new(specs: Vec<WindowSpec>, cardinality_limit: usize, use_cache: bool) -> Self {
         Registry {
+            id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
+            use_cache,
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             names: RwLock::new(HashMap::new()),
             hasher: DefaultHashBuilder::default(),
@@ -281,6 +301,9 @@ impl Registry {
         f: impl FnOnce(&Series) -> R,
     ) -> Result<R, DropReason> {
         let hash = self.hash(name, tags);
+        if self.use_cache {
+            return self.with_cached(name, tags, kind, hash, f);
+        }
         {
             let shard = self.shard(hash).read();
             if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
@@ -294,6 +317,43 @@ impl Registry {
         Ok(f(&series))
     }
 
+    fn with_cached<R>(
+        &self,
+        name: &str,
+        tags: &SortedTags<'_>,
+        kind: MetricType,
+        hash: u64,
+        f: impl FnOnce(&Series) -> R,
+    ) -> Result<R, DropReason> {
+        let slot = (hash % CACHE_SLOTS as u64) as usize;
+        let mut f = Some(f);
+        let hit = CACHE
+            .try_with(|c| {
+                let c = c.try_borrow().ok()?;
+                let (rid, h, s) = c[slot].as_ref()?;
+                if *rid != self.id || *h != hash || !s.matches(name, tags) {
+                    return None;
+                }
+                if s.kind != kind {
+                    return Some(Err(DropReason::TypeMismatch));
+                }
+                f.take().map(|f| Ok(f(s)))
+            })
+            .ok()
+            .flatten();
+        if let Some(r) = hit {
+            return r;
+        }
+        let series = self.get_arc_hashed(name, tags, kind, hash)?;
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c[slot] = Some((self.id, hash, series.clone()));
+            }
+        });
+        // `f` is only taken on a hit, which returned above.
+        f.take().map(|f| f(&series)).ok_or(DropReason::InvalidName)
+    }
+
     /// The series, as a shared handle (for bound instruments).
     pub fn get_arc(
         &self,
@@ -302,6 +362,16 @@ impl Registry {
         kind: MetricType,
     ) -> Result<Arc<Series>, DropReason> {
         let hash = self.hash(name, tags);
+        self.get_arc_hashed(name, tags, kind, hash)
+    }
+
+    fn get_arc_hashed(
+        &self,
+        name: &str,
+        tags: &SortedTags<'_>,
+        kind: MetricType,
+        hash: u64,
+    ) -> Result<Arc<Series>, DropReason> {
         if let Some(s) = self
             .shard(hash)
             .read()
