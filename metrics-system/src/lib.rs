@@ -1,1 +1,143 @@
-//! Placeholder until its issue lands.
+//! System resources (memory, CPU, disks, network, this process) read with
+//! [sysinfo](https://docs.rs/sysinfo), as typed readings and as gauges
+//! published into any [`MetricCollector`](metrics_protocol::MetricCollector).
+//!
+//! ```
+//! use std::path::Path;
+//! use metrics_protocol::ResourceMonitor;
+//! use metrics_system::SystemMonitor;
+//!
+//! let monitor = SystemMonitor::new()?;
+//! let memory = monitor.get_memory_usage()?;
+//! assert!(memory.used_bytes <= memory.total_bytes);
+//! let root = monitor.get_disk_usage(Path::new("/"))?;
+//! assert!(root.total_bytes > 0);
+//! let cpu = monitor.get_cpu_usage()?; // the first call may wait up to 200 ms, see below
+//! assert!((0.0..=100.0).contains(&cpu.percent));
+//! # Ok::<(), metrics_protocol::MetricsError>(())
+//! ```
+//!
+//! # What it is for
+//!
+//! An application hands a [`SystemMonitor`] the collector it chose
+//! (`metrics-memory`, StatsD, a [`Fanout`](metrics_protocol::Fanout) of both)
+//! and starts the sampler; dashboards then get the numbers node_exporter,
+//! psutil or the OpenTelemetry Collector's host metrics give, under
+//! OpenTelemetry's names:
+//!
+//! ```no_run
+//! use std::{sync::Arc, time::Duration};
+//! use metrics_protocol::{MetricCollector, NoopMetrics, ResourceMonitor};
+//! use metrics_system::SystemMonitor;
+//!
+//! let backend: Arc<dyn MetricCollector> = Arc::new(NoopMetrics); // your backend
+//! let monitor = SystemMonitor::with_collector(backend)?;
+//! monitor.start_resource_monitoring(Duration::from_secs(10))?;
+//! // ... the application runs; dropping `monitor` stops the sampler.
+//! # Ok::<(), metrics_protocol::MetricsError>(())
+//! ```
+//!
+//! # CPU utilisation and the first call
+//!
+//! A utilisation is the busy share of the time between two readings of the
+//! CPU counters, and a span shorter than sysinfo's minimum (200 ms on Linux)
+//! is noise. So the constructor reads the counters once (the baseline), and:
+//!
+//! - the first [`get_cpu_usage`](metrics_protocol::ResourceMonitor::get_cpu_usage)
+//!   (or snapshot, or sample) within 200 ms of the constructor **waits the
+//!   rest of the 200 ms**, then reports the utilisation since the baseline:
+//!   never sysinfo's meaningless first value;
+//! - later, each call reports the utilisation since the previous reading; a
+//!   call within 200 ms of the previous one returns that previous value
+//!   without waiting.
+//!
+//! This process's CPU percent works the same way (from its CPU time over
+//! wall time, 100 = one full core, as psutil and `top` count it). For another
+//! process ([`SystemMonitor::process_usage`]) the first reading has
+//! `cpu_percent: None`.
+//!
+//! # What each call refreshes
+//!
+//! Each call refreshes only what it returns: memory reads RAM and swap
+//! (about 6 µs), CPU the CPU times (about 70 µs), network the interfaces,
+//! disks the mount list and one `statvfs` per mount, the process reading
+//! that one process (never the process table, which costs milliseconds).
+//! Calls share one lock. A whole sample (see [`SystemMonitor::publish_once`])
+//! costs well under 2 ms; figures are in the project's `BENCHMARKS.md`.
+//!
+//! # Definitions (and where they differ from psutil)
+//!
+//! - **Memory**: `used = total - available` (as psutil and `free`'s
+//!   "available" column imply); `free` is memory used for nothing, not even
+//!   cache; `percent = used / total * 100`.
+//! - **Disk**: numbers come from `statvfs` on Unix, as `df` and psutil's
+//!   `disk_usage` compute them: `used` is blocks in use (it excludes the
+//!   blocks reserved for root), `free_bytes` is what an unprivileged user can
+//!   still write, and `percent = used / (used + free) * 100`. So on a file
+//!   system with reserved blocks, `used + free < total`: the protocol's
+//!   `used = total - free` does **not** hold; it would count the reserve as
+//!   used. [`get_disk_usage`](metrics_protocol::ResourceMonitor::get_disk_usage)
+//!   names the file system by the mount whose mount point is the longest
+//!   prefix of the canonical path; [`get_all_disk_usage`](metrics_protocol::ResourceMonitor::get_all_disk_usage)
+//!   lists sysinfo's disks, which leave out pseudo file systems (`proc`,
+//!   `tmpfs`, `cgroup`, ...) and network mounts (whose `statvfs` can hang).
+//! - **Network**: totals since boot summed over **every** interface,
+//!   loopback included, as psutil's `net_io_counters()`. Interfaces that
+//!   appear or vanish are picked up on the next call.
+//! - **Process**: RSS and virtual size as the kernel reports them; threads
+//!   from `/proc/<pid>/status` (Linux only, `None` elsewhere); uptime in
+//!   whole seconds.
+//! - **Load average**: `None` where the OS has none.
+//!
+//! # Published gauges
+//!
+//! [`publish_once`](SystemMonitor::publish_once) and the sampler record
+//! gauges named in [`names`]. Sizes are bytes, durations seconds, and every
+//! `*.utilization` is a **0–1 ratio** as OpenTelemetry defines it (the typed
+//! readings' `percent` fields run 0–100).
+//!
+//! | name | unit | tags |
+//! | --- | --- | --- |
+//! | `system.memory.usage` | bytes | `state`: `used`, `free` |
+//! | `system.memory.limit` | bytes | |
+//! | `system.linux.memory.available` | bytes | |
+//! | `system.memory.utilization` | ratio | `state`: `used` |
+//! | `system.paging.usage` | bytes | `state`: `used`, `free` |
+//! | `system.paging.utilization` | ratio (only with swap) | `state`: `used` |
+//! | `system.cpu.utilization` | ratio | none (all cores), or `cpu`: `0`, `1`, ... |
+//! | `system.cpu.logical.count`, `system.cpu.physical.count` | count | |
+//! | `system.cpu.load_average.1m`, `.5m`, `.15m` | load | |
+//! | `system.filesystem.usage` | bytes | `device`, `mountpoint`, `type`, `state`: `used`, `free`, `reserved` |
+//! | `system.filesystem.utilization` | ratio `used / (used + free)` | `device`, `mountpoint`, `type` |
+//! | `system.network.io`, `.packets`, `.errors` | bytes, packets, errors since boot | `device`, `direction`: `transmit`, `receive` |
+//! | `process.memory.usage`, `process.memory.virtual` | bytes | |
+//! | `process.cpu.utilization` | ratio of the whole machine (percent / 100 / logical cores) | |
+//! | `process.thread.count` | count (Linux) | |
+//! | `process.uptime` | seconds | |
+//!
+//! # The sampler
+//!
+//! [`start_resource_monitoring`](metrics_protocol::ResourceMonitor::start_resource_monitoring)
+//! spawns one thread (`metrics-sampler`) that samples at once, then every
+//! interval (at least [`MIN_INTERVAL`]); starting again while it runs does
+//! nothing. [`stop_resource_monitoring`](metrics_protocol::ResourceMonitor::stop_resource_monitoring)
+//! and drop wake it at once and join it. A sample that panics (in sysinfo or
+//! in the collector) is caught, logged with `tracing` and counted in
+//! [`SystemMonitor::sampler_stats`]; the next sample runs as usual. Nothing
+//! here prints; OS data that is missing (no swap, no load average, a
+//! vanished interface) is left out, never a panic.
+#![deny(missing_docs)]
+#![warn(rustdoc::broken_intra_doc_links)]
+
+mod disk;
+mod monitor;
+pub mod names;
+mod publish;
+mod readings;
+mod sampler;
+
+pub use monitor::{MIN_INTERVAL, SystemMonitor, SystemSnapshot};
+pub use sampler::SamplerStats;
+
+#[cfg(test)]
+mod tests;

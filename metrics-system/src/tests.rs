@@ -1,0 +1,374 @@
+//! Readings against the OS, the sampler's lifecycle, and what is published.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics_protocol::{MetricCollector, MetricsError, MockMetricCollector, ResourceMonitor, Tags};
+use parking_lot::Mutex;
+
+use crate::names;
+use crate::sampler::THREAD_NAME;
+use crate::{MIN_INTERVAL, SystemMonitor};
+
+/// Tests that count sampler threads of this process run one at a time.
+static THREADS: Mutex<()> = Mutex::new(());
+
+/// Bounded wait for a condition, polled every 10 ms.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sampler threads alive in this process (Linux: `/proc/self/task/*/comm`).
+#[cfg(target_os = "linux")]
+fn sampler_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == THREAD_NAME)
+        .count()
+}
+
+/// One recorded gauge: name, value, tags.
+type Recorded = (String, f64, Vec<(String, String)>);
+
+/// The simplest collector that can fail: it keeps every gauge call.
+#[derive(Default)]
+struct Capture {
+    gauges: Mutex<Vec<Recorded>>,
+    /// Panics on this many first calls (to test that the sampler survives).
+    panics_left: Mutex<u32>,
+}
+
+impl Capture {
+    fn names(&self) -> Vec<String> {
+        self.gauges.lock().iter().map(|g| g.0.clone()).collect()
+    }
+    fn count(&self) -> usize {
+        self.gauges.lock().len()
+    }
+    fn find(&self, name: &str, tag: (&str, &str)) -> Option<f64> {
+        self.gauges
+            .lock()
+            .iter()
+            .rev()
+            .find(|g| g.0 == name && g.2.iter().any(|t| t.0 == tag.0 && t.1 == tag.1))
+            .map(|g| g.1)
+    }
+}
+
+impl MetricCollector for Capture {
+    fn record_counter<'a>(&self, name: &'a str, _: f64, _: Tags<'a>) {
+        panic!("unexpected counter {name}");
+    }
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        {
+            let mut left = self.panics_left.lock();
+            if *left > 0 {
+                *left -= 1;
+                panic!("collector failure on purpose");
+            }
+        }
+        let tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.gauges.lock().push((name.to_owned(), value, tags));
+    }
+    fn adjust_gauge<'a>(&self, name: &'a str, _: f64, _: Tags<'a>) {
+        panic!("unexpected adjust_gauge {name}");
+    }
+    fn record_histogram<'a>(&self, name: &'a str, _: f64, _: Tags<'a>) {
+        panic!("unexpected histogram {name}");
+    }
+    fn record_timer<'a>(&self, name: &'a str, _: Duration, _: Tags<'a>) {
+        panic!("unexpected timer {name}");
+    }
+}
+
+#[test]
+fn memory_reading_is_consistent() {
+    let m = SystemMonitor::new().unwrap().get_memory_usage().unwrap();
+    assert!(m.total_bytes > 0);
+    assert_eq!(m.used_bytes + m.available_bytes, m.total_bytes);
+    assert!(m.free_bytes <= m.total_bytes);
+    assert!(m.swap_used_bytes <= m.swap_total_bytes);
+    let expect = m.used_bytes as f64 / m.total_bytes as f64 * 100.0;
+    assert!((m.percent - expect).abs() < 1e-9);
+}
+
+#[test]
+fn cpu_reading_is_consistent() {
+    let monitor = SystemMonitor::new().unwrap();
+    let cpu = monitor.get_cpu_usage().unwrap();
+    assert!(cpu.logical_cores > 0);
+    assert_eq!(cpu.per_core_percent.len(), cpu.logical_cores);
+    assert!((0.0..=100.0).contains(&cpu.percent));
+    assert!(
+        cpu.per_core_percent
+            .iter()
+            .all(|p| (0.0..=100.0).contains(p))
+    );
+    if let Some(physical) = cpu.physical_cores {
+        assert!(physical <= cpu.logical_cores);
+    }
+    #[cfg(target_os = "linux")]
+    assert!(cpu.load_average.is_some(), "Linux has /proc/loadavg");
+}
+
+#[test]
+fn this_process_cpu_percent_is_known_from_the_first_reading() {
+    let monitor = SystemMonitor::new().unwrap();
+    let p = monitor.get_process_usage().unwrap();
+    assert_eq!(p.pid, std::process::id());
+    assert!(p.cpu_percent.is_some_and(|c| c >= 0.0));
+    assert!(p.rss_bytes > 0);
+    assert!(p.virtual_bytes >= p.rss_bytes);
+    #[cfg(target_os = "linux")]
+    assert!(p.threads.is_some_and(|t| t >= 1));
+}
+
+#[test]
+fn disk_of_a_path_is_its_mount_and_a_missing_path_is_not_found() {
+    let monitor = SystemMonitor::new().unwrap();
+    let root = monitor.get_disk_usage(Path::new("/")).unwrap();
+    assert_eq!(root.mount_point, "/");
+    assert!(root.total_bytes > 0);
+    assert!(root.used_bytes + root.free_bytes <= root.total_bytes);
+    let here = monitor.get_disk_usage(Path::new(".")).unwrap();
+    let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+    assert!(cwd.starts_with(&here.mount_point));
+
+    let missing = Path::new("/definitely/not/here/metrics-system");
+    match monitor.get_disk_usage(missing) {
+        Err(MetricsError::NotFound(msg)) => assert!(msg.contains("/definitely/not/here")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn all_disks_include_the_root_file_system() {
+    let monitor = SystemMonitor::new().unwrap();
+    let disks = monitor.get_all_disk_usage().unwrap();
+    assert!(
+        disks.iter().any(|d| d.mount_point == "/"),
+        "no `/` in {disks:?}"
+    );
+    for d in &disks {
+        assert!((0.0..=100.0).contains(&d.percent), "{d:?}");
+    }
+}
+
+#[test]
+fn network_totals_are_the_sum_of_the_interfaces() {
+    let n = SystemMonitor::new().unwrap().get_network_stats().unwrap();
+    let sum: u64 = n.interfaces.iter().map(|i| i.bytes_received).sum();
+    assert_eq!(n.bytes_received, sum);
+    let sum: u64 = n.interfaces.iter().map(|i| i.packets_sent).sum();
+    assert_eq!(n.packets_sent, sum);
+    #[cfg(target_os = "linux")]
+    assert!(n.interfaces.iter().any(|i| i.name == "lo"), "{n:?}");
+}
+
+#[test]
+fn snapshot_serialises_with_the_documented_top_level_keys() {
+    let snap = SystemMonitor::new().unwrap().snapshot().unwrap();
+    let json = serde_json::to_value(&snap).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in ["memory", "cpu", "disk", "disks", "network", "process"] {
+        assert!(keys.contains(&key), "missing {key} in {keys:?}");
+    }
+    assert_eq!(json["disk"]["mount_point"], "/");
+    assert!(json["process"]["uptime"].is_number());
+}
+
+#[test]
+fn intervals_below_the_minimum_are_rejected_with_a_clear_error() {
+    let monitor = SystemMonitor::new().unwrap();
+    let err = monitor
+        .start_resource_monitoring(MIN_INTERVAL - Duration::from_millis(1))
+        .unwrap_err();
+    assert!(matches!(&err, MetricsError::InvalidArgument(m) if m.contains("minimum")));
+    assert!(!monitor.is_monitoring());
+    assert!(MIN_INTERVAL >= sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+}
+
+#[test]
+fn publish_once_records_the_documented_names_into_a_mock() {
+    let seen = Arc::new(Mutex::new(
+        Vec::<(String, f64, Vec<(String, String)>)>::new(),
+    ));
+    let mut mock = MockMetricCollector::new();
+    let sink = Arc::clone(&seen);
+    mock.expect_record_gauge()
+        .returning(move |name, value, tags| {
+            let tags = tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            sink.lock().push((name.to_owned(), value, tags));
+        });
+    mock.expect_record_counter().never();
+    mock.expect_record_histogram().never();
+    mock.expect_adjust_gauge().never();
+
+    let monitor = SystemMonitor::with_collector(Arc::new(mock)).unwrap();
+    monitor.publish_once().unwrap();
+
+    let seen = seen.lock();
+    let has = |name: &str, tag: Option<(&str, &str)>| {
+        seen.iter().any(|(n, _, tags)| {
+            n == name && tag.is_none_or(|(k, v)| tags.iter().any(|t| t.0 == k && t.1 == v))
+        })
+    };
+    for name in seen.iter().map(|g| g.0.as_str()) {
+        assert!(names::ALL.contains(&name), "undocumented name {name}");
+    }
+    assert!(has(names::MEMORY_USAGE, Some(("state", "used"))));
+    assert!(has(names::MEMORY_USAGE, Some(("state", "free"))));
+    assert!(has(names::MEMORY_UTILIZATION, Some(("state", "used"))));
+    assert!(has(names::CPU_UTILIZATION, None));
+    assert!(has(names::CPU_UTILIZATION, Some(("cpu", "0"))));
+    assert!(has(names::CPU_LOGICAL_COUNT, None));
+    assert!(has(names::FILESYSTEM_USAGE, Some(("mountpoint", "/"))));
+    assert!(has(
+        names::FILESYSTEM_UTILIZATION,
+        Some(("mountpoint", "/"))
+    ));
+    assert!(has(names::NETWORK_IO, Some(("direction", "receive"))));
+    assert!(has(names::NETWORK_PACKETS, Some(("direction", "transmit"))));
+    assert!(has(names::PROCESS_MEMORY_USAGE, None));
+    assert!(has(names::PROCESS_CPU_UTILIZATION, None));
+    assert!(has(names::PROCESS_UPTIME, None));
+    #[cfg(target_os = "linux")]
+    {
+        assert!(has(names::NETWORK_IO, Some(("device", "lo"))));
+        assert!(has(names::PROCESS_THREAD_COUNT, None));
+        assert!(has(names::CPU_LOAD_1M, None));
+    }
+    // Utilisations are 0..1 ratios, sizes are bytes.
+    for (n, v, _) in seen.iter() {
+        if n.ends_with(".utilization") {
+            assert!((0.0..=1.0).contains(v), "{n} = {v}");
+        }
+    }
+    let total = seen
+        .iter()
+        .find(|g| g.0 == names::MEMORY_LIMIT)
+        .map(|g| g.1)
+        .unwrap();
+    assert!(total > 1024.0 * 1024.0, "memory limit in bytes: {total}");
+}
+
+#[test]
+fn sampler_publishes_into_a_collector_until_stopped() {
+    let _one = THREADS.lock();
+    let capture = Arc::new(Capture::default());
+    let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
+    assert!(!monitor.is_monitoring());
+    monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
+    assert!(monitor.is_monitoring());
+    // Two samples: the first at start, the second one interval later.
+    eventually("two samples", || monitor.sampler_stats().samples >= 2);
+    eventually("a process gauge", || {
+        capture
+            .names()
+            .iter()
+            .any(|n| n == names::PROCESS_MEMORY_USAGE)
+    });
+    assert!(
+        capture
+            .find(names::MEMORY_USAGE, (names::TAG_STATE, names::STATE_USED))
+            .is_some_and(|v| v > 0.0)
+    );
+
+    monitor.stop_resource_monitoring();
+    assert!(!monitor.is_monitoring());
+    assert_eq!(monitor.shared_owners(), 1, "stop joins the thread");
+    #[cfg(target_os = "linux")]
+    assert_eq!(sampler_threads(), 0, "stop joins the thread");
+    let after_stop = (capture.count(), monitor.sampler_stats());
+    // Stopping twice is harmless; a stopped monitor can start again.
+    monitor.stop_resource_monitoring();
+    assert_eq!((capture.count(), monitor.sampler_stats()), after_stop);
+    monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
+    eventually("a sample after restart", || {
+        monitor.sampler_stats().samples > after_stop.1.samples
+    });
+    monitor.stop_resource_monitoring();
+    assert_eq!(monitor.sampler_stats().panics, 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn starting_twice_runs_one_sampler() {
+    let _one = THREADS.lock();
+    let monitor = SystemMonitor::new().unwrap();
+    monitor
+        .start_resource_monitoring(Duration::from_secs(3600))
+        .unwrap();
+    monitor
+        .start_resource_monitoring(Duration::from_secs(3600))
+        .unwrap();
+    // The monitor and exactly one sampler thread own the shared state.
+    assert_eq!(monitor.shared_owners(), 2);
+    // The second start did not restart it: only the immediate first sample ran.
+    eventually("the first sample", || monitor.sampler_stats().samples == 1);
+    assert_eq!(sampler_threads(), 1);
+    assert_eq!(monitor.sampler_stats().samples, 1);
+    monitor.stop_resource_monitoring();
+    assert_eq!(monitor.shared_owners(), 1);
+    assert_eq!(sampler_threads(), 0);
+}
+
+#[test]
+fn stop_wakes_a_sampler_sleeping_a_long_interval() {
+    let _one = THREADS.lock();
+    let monitor = SystemMonitor::new().unwrap();
+    monitor
+        .start_resource_monitoring(Duration::from_secs(3600))
+        .unwrap();
+    eventually("the first sample", || monitor.sampler_stats().samples == 1);
+    // Would block for an hour if stop waited for the sleep to end.
+    monitor.stop_resource_monitoring();
+    assert!(!monitor.is_monitoring());
+}
+
+#[test]
+fn drop_stops_and_joins_the_sampler() {
+    let _one = THREADS.lock();
+    let capture = Arc::new(Capture::default());
+    let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
+    monitor
+        .start_resource_monitoring(Duration::from_secs(3600))
+        .unwrap();
+    eventually("the first sample", || capture.count() > 0);
+    drop(monitor);
+    // The thread held the last other reference to the collector.
+    assert_eq!(Arc::strong_count(&capture), 1);
+    #[cfg(target_os = "linux")]
+    assert_eq!(sampler_threads(), 0);
+}
+
+#[test]
+fn a_panicking_sample_is_counted_and_later_samples_still_publish() {
+    let _one = THREADS.lock();
+    let capture = Arc::new(Capture::default());
+    *capture.panics_left.lock() = 1;
+    let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
+    monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
+    eventually("a sample after the panic", || {
+        monitor.sampler_stats().panics == 1 && capture.count() > 0
+    });
+    assert!(monitor.is_monitoring(), "the sampler survived the panic");
+    monitor.stop_resource_monitoring();
+}
