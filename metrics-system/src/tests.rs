@@ -372,3 +372,18 @@ fn a_panicking_sample_is_counted_and_later_samples_still_publish() {
     assert!(monitor.is_monitoring(), "the sampler survived the panic");
     monitor.stop_resource_monitoring();
 }
+
+#[test]
+fn busy_work_in_this_process_shows_in_its_cpu_percent() {
+    let monitor = SystemMonitor::new().unwrap();
+    monitor.get_process_usage().unwrap();
+    // Spin until the kernel has charged this process some CPU time and a
+    // full window has passed, then read again.
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < crate::readings::CPU_WINDOW * 2 {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+    }
+    let p = monitor.get_process_usage().unwrap();
+    assert!(p.cpu_percent.is_some_and(|c| c > 0.0), "{p:?}");
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# metrics-system against psutil: the `snapshot` example's JSON and psutil,
+# read around the same moment, must agree. Exits non-zero on any mismatch.
+#
+#   total memory, logical CPU count, swap total ........ equal
+#   disk total of `/` ................................... within 1%
+#   disk percent of `/` (df's used / (used + free)) ..... within 1 point
+#   network byte totals (all interfaces) ............... psutil before <= ours <= psutil after,
+#                                                         and within 5% of psutil's
+#   RSS of a `sleep` we start (passed with --pid) ....... within 10%
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$CI_ROOT"
+
+log "metrics-system: build the snapshot example"
+cargo build -q -p metrics-system --example snapshot
+target_dir=${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')}
+snapshot_bin=$target_dir/debug/examples/snapshot
+[ -x "$snapshot_bin" ] || { echo "no example binary at $snapshot_bin" >&2; exit 1; }
+
+python=$(ensure_venv)
+
+sleep 30 &
+sleeper=$!
+trap 'kill "$sleeper" 2>/dev/null || true' EXIT
+
+log "metrics-system: compare with psutil (pid $sleeper)"
+"$python" - "$snapshot_bin" "$sleeper" <<'PY'
+import json, subprocess, sys
+
+import psutil
+
+binary, pid = sys.argv[1], int(sys.argv[2])
+failures = []
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+def within(ours, theirs, rel):
+    return abs(ours - theirs) <= rel * max(abs(theirs), 1)
+
+net_before = psutil.net_io_counters()
+out = subprocess.run([binary, "--pid", str(pid)], check=True, capture_output=True, text=True)
+net_after = psutil.net_io_counters()
+vm, swap = psutil.virtual_memory(), psutil.swap_memory()
+disk = psutil.disk_usage("/")
+rss = psutil.Process(pid).memory_info().rss
+
+try:
+    snap = json.loads(out.stdout)
+except json.JSONDecodeError as e:
+    sys.exit(f"snapshot did not print one JSON object: {e}\n{out.stdout[:500]}")
+missing = [k for k in ("memory", "cpu", "disk", "disks", "network", "process") if k not in snap]
+check(not missing, f"top-level keys present (missing: {missing})")
+if missing:
+    sys.exit(1)
+
+m, c, d, n, p = snap["memory"], snap["cpu"], snap["disk"], snap["network"], snap["process"]
+check(m["total_bytes"] == vm.total,
+      f"total memory equal: ours {m['total_bytes']} psutil {vm.total}")
+check(c["logical_cores"] == psutil.cpu_count(logical=True),
+      f"logical CPUs equal: ours {c['logical_cores']} psutil {psutil.cpu_count(logical=True)}")
+check(m["swap_total_bytes"] == swap.total,
+      f"swap total equal: ours {m['swap_total_bytes']} psutil {swap.total}")
+check(d is not None and d["mount_point"] == "/" and within(d["total_bytes"], disk.total, 0.01),
+      f"disk total of / within 1%: ours {d and d['total_bytes']} psutil {disk.total}")
+# Our documented definition is df's and psutil's: used excludes root's reserve.
+check(d is not None and abs(d["percent"] - disk.percent) <= 1.0,
+      f"disk percent of / within 1 point: ours {d and round(d['percent'], 2)} psutil {disk.percent}")
+for ours_key, attr in (("bytes_sent", "bytes_sent"), ("bytes_received", "bytes_recv")):
+    lo, hi, ours = getattr(net_before, attr), getattr(net_after, attr), n[ours_key]
+    check(lo <= ours <= hi,
+          f"network {ours_key} monotone: psutil before {lo} <= ours {ours} <= psutil after {hi}")
+    check(within(ours, hi, 0.05), f"network {ours_key} within 5%: ours {ours} psutil {hi}")
+check(p["pid"] == pid, f"process reading is of pid {pid}: got {p['pid']}")
+check(within(p["rss_bytes"], rss, 0.10), f"RSS of pid {pid} within 10%: ours {p['rss_bytes']} psutil {rss}")
+
+if failures:
+    print(f"\nmetrics-system disagrees with psutil on {len(failures)} check(s):", file=sys.stderr)
+    for f in failures:
+        print(f"  - {f}", file=sys.stderr)
+    sys.exit(1)
+print("metrics-system agrees with psutil")
+PY
