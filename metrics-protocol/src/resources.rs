@@ -1,6 +1,8 @@
 //! Typed readings of system resources, returned by [`crate::ResourceMonitor`].
 //!
-//! Sizes are in bytes, percentages run from 0 to 100.
+//! Sizes are in bytes, percentages run from 0 to 100. (Gauges that backends
+//! publish under OpenTelemetry's `*.utilization` names are 0–1 ratios
+//! instead, as those conventions define them.)
 
 use std::time::Duration;
 
@@ -62,11 +64,13 @@ pub struct DiskUsage {
     pub file_system: Option<String>,
     /// Size of the file system.
     pub total_bytes: u64,
-    /// `total - free`.
+    /// Blocks in use, as `df` and psutil count them: the blocks reserved for
+    /// root are neither used nor free, so `used + free` may be less than
+    /// `total`.
     pub used_bytes: u64,
     /// Available to unprivileged users.
     pub free_bytes: u64,
-    /// `used / total * 100`.
+    /// `used / (used + free) * 100`, as `df` and psutil compute it.
     pub percent: f64,
 }
 
