@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use metrics_protocol::validate::{self, SortedTags};
+use metrics_protocol::validate;
 use metrics_protocol::{CounterFn, DropReason, GaugeFn, HistogramFn, MetricType, Tags, TimerFn};
 
 use crate::registry::{Op, Series};
@@ -71,9 +71,8 @@ impl TimerFn for Bound {
 impl MemoryMetrics {
     pub(crate) fn bind(&self, name: &str, tags: Tags<'_>, kind: MetricType) -> Arc<Bound> {
         let shared = self.shared.clone();
-        let series = validate::check_name(name)
-            .and_then(|()| SortedTags::new(tags))
-            .and_then(|sorted| self.registry.get_arc(name, &sorted, kind));
+        // Validated by the registry when the series is created.
+        let series = self.registry.get_arc(name, tags, kind);
         Arc::new(match series {
             Ok(series) => {
                 series.pinned.store(true, Ordering::Relaxed);

@@ -78,7 +78,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use metrics_protocol::validate::{self, SortedTags};
+use metrics_protocol::validate;
 use metrics_protocol::{
     BackendHealth, Counter, DropCounters, DropReason, ExportFormat, Gauge, Histogram,
     MetricCollector, MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsError,
@@ -221,17 +221,17 @@ impl MemoryMetrics {
 
     fn record(&self, name: &str, value: f64, tags: Tags<'_>, kind: MetricType, op: Op) {
         let outcome = (|| {
-            validate::check_name(name)?;
             if kind == MetricType::Counter {
                 validate::check_counter_increment(value)?;
             } else {
                 validate::check_value(value)?;
             }
-            let sorted = SortedTags::new(tags)?;
+            // The registry validates the name and tags when no series
+            // matches them (a match proves them valid).
             let now = self.now_ms();
             let keep = self.shared.keep_samples;
             self.registry
-                .with_series(name, &sorted, kind, |s| s.record(now, value, op, keep))
+                .with_series(name, tags, kind, |s| s.record(now, value, op, keep))
         })();
         if let Err(reason) = outcome {
             self.shared.drops.record(reason);
@@ -239,14 +239,7 @@ impl MemoryMetrics {
     }
 
     fn lookup<R>(&self, name: &str, tags: Tags<'_>, f: impl FnOnce(&Series) -> R) -> Option<R> {
-        let sorted = SortedTags::new(tags).ok()?;
-        self.registry
-            .by_name(name)
-            .into_iter()
-            .find(|s| {
-                s.tags.len() == sorted.len() && s.tag_pairs().eq(sorted.as_slice().iter().copied())
-            })
-            .map(|s| f(&s))
+        self.registry.find(name, tags).map(|s| f(&s))
     }
 
     /// The total of a counter series, if it exists.

@@ -1,19 +1,24 @@
-//! The concurrent registry: series keyed by name and sorted tags.
+//! The concurrent registry: series keyed by name and tag set.
 //!
-//! Sharded `RwLock<HashTable>`s; a lookup hashes the borrowed name and
-//! [`SortedTags`] once, takes one shard's read lock and runs the recording
-//! closure under it: no allocation, no global lock. Creating a series takes
-//! that shard's write lock and the per-name cardinality check.
+//! Sharded `RwLock<HashTable>`s. A lookup hashes the borrowed name and tags
+//! with a hash that ignores tag order, so unsorted input needs no sorted
+//! copy; it first tries the thread's small cache of recently used series
+//! (no lock at all), then one shard's read lock: no allocation, no global
+//! lock. A match against an existing series proves the name and tags valid
+//! (they equal what was validated when the series was created), so the
+//! rules of `metrics_protocol::validate` — and its one tag normaliser,
+//! [`SortedTags`] — run only when a series is created. Creating a series
+//! takes that shard's write lock and the per-name cardinality check.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use metrics_protocol::validate::{OVERFLOW_TAG, SortedTags};
-use metrics_protocol::{DropReason, MetricType};
+use metrics_protocol::validate::{self, OVERFLOW_TAG, SortedTags};
+use metrics_protocol::{DropReason, MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
 use crate::stats::Stats;
@@ -91,14 +96,22 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    fn matches(&self, name: &str, tags: &SortedTags<'_>) -> bool {
-        &*self.name == name
-            && self.tags.len() == tags.len()
-            && self
-                .tags
-                .iter()
-                .zip(tags.as_slice())
-                .all(|((k, v), (k2, v2))| &**k == *k2 && &**v == *v2)
+    /// Whether this series is `name` with `tags` in any order.
+    ///
+    /// The stored keys are distinct, so when the lengths agree and every
+    /// stored pair is in `tags`, `tags` is a permutation of them: it has no
+    /// duplicate key and passes every rule this series passed when it was
+    /// created. A match therefore proves the input valid.
+    #[inline]
+    fn matches(&self, name: &str, tags: Tags<'_>) -> bool {
+        if &*self.name != name || self.tags.len() != tags.len() {
+            return false;
+        }
+        let mut pairs = self.tag_pairs();
+        if pairs.clone().eq(tags.iter().copied()) {
+            return true;
+        }
+        pairs.all(|(k, v)| tags.iter().any(|&(k2, v2)| k == k2 && v == v2))
     }
 
     pub fn is_distribution(&self) -> bool {
@@ -272,17 +285,17 @@ impl Registry {
         }
     }
 
-    fn hash(&self, name: &str, tags: &SortedTags<'_>) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write(name.as_bytes());
-        h.write_u8(0xff);
-        for (k, v) in tags.as_slice() {
-            h.write(k.as_bytes());
-            h.write_u8(0xfe);
-            h.write(v.as_bytes());
-            h.write_u8(0xfd);
+    /// Hash of a name and a tag set that does not depend on the order of
+    /// the tags: the input need not be sorted to be looked up.
+    #[inline]
+    fn hash(&self, name: &str, tags: Tags<'_>) -> u64 {
+        let mut acc = self.hasher.hash_one(name);
+        for pair in tags {
+            // Summing per-pair hashes is commutative; each pair hash is
+            // already well mixed, so the sum is too.
+            acc = acc.wrapping_add(self.hasher.hash_one(pair));
         }
-        h.finish()
+        acc
     }
 
     fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Series>>> {
@@ -292,11 +305,15 @@ impl Registry {
 
     /// Runs `f` on the series `name`/`tags` of `kind`, creating it (or
     /// folding it into the name's overflow series) if needed.
+    ///
+    /// The name and tags are validated only when no series matches them: a
+    /// match with a series, which was validated when it was created, proves
+    /// them valid (see [`Series::matches`]).
     #[inline]
     pub fn with_series<R>(
         &self,
         name: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         kind: MetricType,
         f: impl FnOnce(&Series) -> R,
     ) -> Result<R, DropReason> {
@@ -320,7 +337,7 @@ impl Registry {
     fn with_cached<R>(
         &self,
         name: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
         f: impl FnOnce(&Series) -> R,
@@ -354,21 +371,30 @@ impl Registry {
         f.take().map(|f| f(&series)).ok_or(DropReason::InvalidName)
     }
 
-    /// The series, as a shared handle (for bound instruments).
+    /// The series, as a shared handle (for bound instruments), created if needed.
     pub fn get_arc(
         &self,
         name: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         kind: MetricType,
     ) -> Result<Arc<Series>, DropReason> {
         let hash = self.hash(name, tags);
         self.get_arc_hashed(name, tags, kind, hash)
     }
 
+    /// The existing series `name`/`tags` (tags in any order), if any.
+    pub fn find(&self, name: &str, tags: Tags<'_>) -> Option<Arc<Series>> {
+        let hash = self.hash(name, tags);
+        self.shard(hash)
+            .read()
+            .find(hash, |s| s.matches(name, tags))
+            .cloned()
+    }
+
     fn get_arc_hashed(
         &self,
         name: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
     ) -> Result<Arc<Series>, DropReason> {
@@ -386,14 +412,18 @@ impl Registry {
         self.create(name, tags, kind, hash)
     }
 
+    /// Validates `name` and `tags` (with the protocol's one normaliser) and
+    /// creates their series, or folds them into the overflow series.
     #[cold]
     fn create(
         &self,
         name: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
     ) -> Result<Arc<Series>, DropReason> {
+        validate::check_name(name)?;
+        let tags = SortedTags::new(tags)?;
         let info = {
             let names = self.names.read();
             names.get(name).cloned()
@@ -419,25 +449,31 @@ impl Registry {
         let is_overflow = tags.len() == 1 && tags.get(OVERFLOW_TAG) == Some("true");
         if !is_overflow && info.series.load(Ordering::Relaxed) >= self.cardinality_limit {
             info.overflowed.store(true, Ordering::Relaxed);
-            let overflow =
-                SortedTags::new(&[(OVERFLOW_TAG, "true")]).map_err(|_| DropReason::InvalidTag)?;
-            let oh = self.hash(name, &overflow);
+            let overflow: Tags<'_> = &[(OVERFLOW_TAG, "true")];
+            let oh = self.hash(name, overflow);
             if let Some(s) = self
                 .shard(oh)
                 .read()
-                .find(oh, |s| s.matches(name, &overflow))
+                .find(oh, |s| s.matches(name, overflow))
             {
                 return Ok(s.clone());
             }
-            return self.insert(name, &overflow, kind, oh, None);
+            return self.insert(name, overflow, kind, oh, None);
         }
-        self.insert(name, tags, kind, hash, (!is_overflow).then_some(&info))
+        self.insert(
+            name,
+            tags.as_slice(),
+            kind,
+            hash,
+            (!is_overflow).then_some(&info),
+        )
     }
 
+    /// Inserts a series for a validated name and sorted tags.
     fn insert(
         &self,
         name: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
         count_in: Option<&Arc<NameInfo>>,
@@ -449,7 +485,6 @@ impl Registry {
         let series = Arc::new(Series {
             name: name.into(),
             tags: tags
-                .as_slice()
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),

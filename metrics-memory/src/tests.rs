@@ -210,6 +210,48 @@ fn idle_series_expire_but_bound_ones_stay() {
 }
 
 #[test]
+fn tag_order_does_not_matter_and_bad_input_never_reaches_a_series() {
+    let m = MemoryMetrics::new();
+    let three = [("a", "1"), ("b", "2"), ("c", "3")];
+    m.record_counter("req", 1.0, &three);
+    // Every permutation lands in the one series, by name or through a handle.
+    m.record_counter("req", 1.0, &[("c", "3"), ("a", "1"), ("b", "2")]);
+    m.record_counter("req", 1.0, &[("b", "2"), ("c", "3"), ("a", "1")]);
+    m.register_counter("req", &[("c", "3"), ("b", "2"), ("a", "1")])
+        .expect("the memory backend binds handles")
+        .increment(1.0);
+    assert_eq!(
+        m.counter_value("req", &[("b", "2"), ("a", "1"), ("c", "3")]),
+        Some(4.0)
+    );
+    assert_eq!(m.series("req").len(), 1);
+
+    // Same length and every pair of the input in the series, but a duplicate
+    // key: not a match, and rejected by the validation of a new series.
+    m.record_counter("req", 1.0, &[("a", "1"), ("a", "1"), ("b", "2")]);
+    assert_eq!(m.dropped(DropReason::DuplicateTag), 1);
+    // Bad names, tags and values are each dropped and counted.
+    m.record_counter("", 1.0, &three);
+    m.record_counter("re\nq", 1.0, &three);
+    m.record_counter("req", 1.0, &[("a\u{7}", "1"), ("b", "2"), ("c", "3")]);
+    let many: Vec<(String, String)> = (0..17).map(|i| (format!("k{i}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    m.record_counter("req", 1.0, &many);
+    m.record_counter("req", -1.0, &three);
+    m.record_counter("req", f64::NAN, &three);
+    m.record_gauge("g", f64::INFINITY, &[]);
+    m.record_histogram("h", f64::NAN, &three);
+    assert_eq!(m.dropped(DropReason::InvalidName), 2);
+    assert_eq!(m.dropped(DropReason::InvalidTag), 1);
+    assert_eq!(m.dropped(DropReason::TooManyTags), 1);
+    assert_eq!(m.dropped(DropReason::NegativeCounter), 1);
+    assert_eq!(m.dropped(DropReason::InvalidValue), 3);
+    // Nothing reached a series: the one valid series is untouched.
+    assert_eq!(m.series_count(), 1);
+    assert_eq!(m.counter_value("req", &three), Some(4.0));
+}
+
+#[test]
 fn a_name_keeps_its_first_type() {
     let m = MemoryMetrics::new();
     m.record_counter("x", 1.0, &[("a", "1")]);

@@ -187,19 +187,19 @@ impl<B: BinData> Windows<B> {
     /// out of the last ring.
     pub fn advance(&mut self, now_ms: i64) {
         for level in 0..self.rings.len() {
-            let ring = &mut self.rings[level];
+            let (done, rest) = self.rings.split_at_mut(level + 1);
+            let Some(ring) = done.last_mut() else {
+                continue;
+            };
             let current = now_ms.div_euclid(ring.bin_ms);
             let oldest_kept = current - ring.bins_kept + 1;
-            let mut moved = Vec::new();
+            // One bin at a time: no temporary list, so no allocation.
             while ring.bins.front().is_some_and(|(i, _)| *i < oldest_kept) {
-                if let Some(bin) = ring.bins.pop_front() {
-                    moved.push(bin);
-                }
-            }
-            let fine_ms = ring.bin_ms;
-            for (idx, mut data) in moved {
-                if let Some(next) = self.rings.get_mut(level + 1) {
-                    let start = idx * fine_ms;
+                let Some((idx, mut data)) = ring.bins.pop_front() else {
+                    break;
+                };
+                if let Some(next) = rest.first_mut() {
+                    let start = idx * ring.bin_ms;
                     let nidx = start.div_euclid(next.bin_ms);
                     match next.bins.iter_mut().rev().find(|(i, _)| *i == nidx) {
                         Some((_, target)) => target.merge_from(&data),
