@@ -41,22 +41,83 @@ pub(crate) struct SeriesState {
 }
 
 /// A counter's current finest bin, written with atomics only.
+///
+/// Whole increments below [`SMALL_LIMIT`] (the usual `+1`) take one atomic
+/// add on `packed`, which holds their count in the low [`COUNT_BITS`] bits
+/// and their sum above; any other increment adds to `count` and `sum`. When
+/// the packed count reaches [`SPILL_AT`], the word is moved into `count` and
+/// `sum` under the series lock, long before either field can overflow
+/// (each thread adds at most one more increment before it waits for that
+/// lock, and the sum field has room for 2^40 / 2^15 = 2^25 increments).
 #[derive(Debug)]
 struct Slot {
     /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
     epoch: AtomicI64,
+    packed: AtomicU64,
     count: AtomicU64,
     /// f64 bits.
     sum: AtomicU64,
+}
+
+/// Bits of `Slot::packed` that hold the count.
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// Packed count at which the word is spilled into the plain fields.
+const SPILL_AT: u64 = 1 << (COUNT_BITS - 1);
+/// Whole increments below this are packed.
+const SMALL_LIMIT: f64 = 32768.0;
+
+fn unpack(w: u64) -> (u64, f64) {
+    (w & COUNT_MASK, (w >> COUNT_BITS) as f64)
 }
 
 impl Slot {
     fn new() -> Self {
         Slot {
             epoch: AtomicI64::new(i64::MIN),
+            packed: AtomicU64::new(0),
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
         }
+    }
+
+    /// Adds one validated increment; returns whether the packed word is due
+    /// to be spilled.
+    #[inline]
+    fn add(&self, value: f64) -> bool {
+        if (0.0..SMALL_LIMIT).contains(&value) && value.trunc() == value {
+            let prev = self
+                .packed
+                .fetch_add(((value as u64) << COUNT_BITS) | 1, Ordering::Relaxed);
+            return prev & COUNT_MASK >= SPILL_AT;
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        // `+ 0.0` turns -0.0 into 0.0.
+        add_f64(&self.sum, value + 0.0);
+        false
+    }
+
+    /// Moves the packed word into the plain fields (under the series lock,
+    /// so readers, who take it too, never see the move half done).
+    fn spill(&self) {
+        let (count, sum) = unpack(self.packed.swap(0, Ordering::AcqRel));
+        self.count.fetch_add(count, Ordering::AcqRel);
+        add_f64(&self.sum, sum);
+    }
+
+    /// Count and sum (under the series lock).
+    fn peek(&self) -> (u64, f64) {
+        let (pc, ps) = unpack(self.packed.load(Ordering::Acquire));
+        let count = self.count.load(Ordering::Acquire) + pc;
+        (count, f64::from_bits(self.sum.load(Ordering::Acquire)) + ps)
+    }
+
+    /// Count and sum, leaving the slot empty (under the series lock).
+    fn take(&self) -> (u64, f64) {
+        let (pc, ps) = unpack(self.packed.swap(0, Ordering::AcqRel));
+        let count = self.count.swap(0, Ordering::AcqRel) + pc;
+        let sum = f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel));
+        (count, sum + ps)
     }
 }
 
@@ -126,12 +187,18 @@ impl Series {
         if slot.epoch.load(Ordering::Acquire) < idx {
             self.recycle(slot, idx, now_ms);
         }
-        slot.count.fetch_add(1, Ordering::Relaxed);
-        // `+ 0.0` turns -0.0 into 0.0.
-        add_f64(&slot.sum, value + 0.0);
+        if slot.add(value) {
+            self.spill(slot);
+        }
         if self.touched_ms.load(Ordering::Relaxed) != now_ms {
             self.touched_ms.store(now_ms, Ordering::Relaxed);
         }
+    }
+
+    #[cold]
+    fn spill(&self, slot: &Slot) {
+        let _st = self.state.lock();
+        slot.spill();
     }
 
     #[cold]
@@ -141,8 +208,7 @@ impl Series {
         if old >= idx {
             return; // another thread recycled it first
         }
-        let count = slot.count.swap(0, Ordering::AcqRel);
-        let sum = f64::from_bits(slot.sum.swap(0f64.to_bits(), Ordering::AcqRel));
+        let (count, sum) = slot.take();
         if old != i64::MIN && count > 0 {
             let mut bin = Stats::default();
             bin.add_bin(count, sum);
@@ -159,8 +225,7 @@ impl Series {
         let (mut value, mut total) = (st.value, st.total.clone());
         for slot in &self.slots {
             if slot.epoch.load(Ordering::Acquire) != i64::MIN {
-                let count = slot.count.load(Ordering::Acquire);
-                let sum = f64::from_bits(slot.sum.load(Ordering::Acquire));
+                let (count, sum) = slot.peek();
                 value += sum;
                 total.add_bin(count, sum);
             }
@@ -180,10 +245,8 @@ impl Series {
             let start = epoch.saturating_mul(self.finest_ms);
             if epoch != i64::MIN && start >= since_ms.max(oldest) && start <= now_ms {
                 let mut bin = Stats::default();
-                bin.add_bin(
-                    slot.count.load(Ordering::Acquire),
-                    f64::from_bits(slot.sum.load(Ordering::Acquire)),
-                );
+                let (count, sum) = slot.peek();
+                bin.add_bin(count, sum);
                 f(start, &bin);
             }
         }
@@ -570,5 +633,34 @@ impl Registry {
             }
         }
         removed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_increments_spill_before_overflow_and_add_up_exactly() {
+        let s = Slot::new();
+        // Just below the spill mark, with a sum of 100 so far.
+        s.packed
+            .store((100 << COUNT_BITS) | (SPILL_AT - 1), Ordering::Relaxed);
+        assert!(!s.add(1.0), "the mark is reached by this add, not crossed");
+        assert!(
+            s.add(2.0),
+            "the next add sees the mark and asks for a spill"
+        );
+        s.spill();
+        assert_eq!(s.packed.load(Ordering::Relaxed), 0);
+        assert_eq!(s.peek(), (SPILL_AT + 1, 103.0));
+        // Fractional, large and zero increments take the plain fields.
+        assert!(!s.add(0.5));
+        assert!(!s.add(1e9));
+        assert!(!s.add(-0.0));
+        assert!(!s.add(7.0));
+        assert_eq!(s.peek(), (SPILL_AT + 5, 103.0 + 0.5 + 1e9 + 7.0));
+        assert_eq!(s.take(), (SPILL_AT + 5, 103.0 + 0.5 + 1e9 + 7.0));
+        assert_eq!(s.peek(), (0, 0.0));
     }
 }

@@ -42,3 +42,41 @@ fn eight_threads_times_a_million_increments_read_back_exactly() {
     );
     assert_eq!(m.gauge_value("inflight", &[]), Some(0.0));
 }
+
+#[test]
+fn mixed_increments_past_the_packed_spill_mark_read_back_exactly() {
+    // Whole increments below 2^15 share one packed atomic word that spills
+    // every 2^23 increments; 10,000,000 of them cross that mark, racing
+    // with fractional and large increments that take the other path.
+    const THREADS: u32 = 4;
+    const PER_THREAD: u32 = 2_500_000;
+    let m = Arc::new(MemoryMetrics::new());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let m = m.clone();
+            thread::spawn(move || {
+                let c = m.counter("bytes", &[]);
+                for i in 0..PER_THREAD {
+                    match i % 1000 {
+                        0 => c.increment(0.5),
+                        1 => c.increment(65_536.0),
+                        _ => c.inc(),
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let per_thread = f64::from(PER_THREAD);
+    let per_mille = per_thread / 1000.0;
+    let expected = f64::from(THREADS)
+        * (per_mille * 0.5 + per_mille * 65_536.0 + (per_thread - 2.0 * per_mille));
+    assert_eq!(m.counter_value("bytes", &[]), Some(expected));
+    assert_eq!(
+        m.series("bytes")[0].count,
+        u64::from(THREADS * PER_THREAD),
+        "every increment counted once"
+    );
+}
