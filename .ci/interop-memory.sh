@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The memory backend's exports checked by software nobody here wrote:
 # promtool (strict parser and linter) and Python's prometheus_client parsers.
+set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
 

@@ -28,10 +28,17 @@
 //! # Guarantees
 //!
 //! - **Recording** never blocks on I/O and never takes a global lock: it
-//!   hashes the borrowed name and tags, takes one of 32 shard read locks and
-//!   the series' own short lock. Recording into an existing series allocates
-//!   nothing (a test with a counting allocator proves it), except when a
-//!   sample opens a new time bin and no spare bin is there to reuse.
+//!   hashes the borrowed name and tags (a hash that ignores tag order),
+//!   finds the series in the thread's small cache of recent series or under
+//!   one of 32 shard read locks, and writes into it: counters with one
+//!   atomic add (whole increments below 2^15) or two, gauges and
+//!   distributions under the series' own short lock. Name and tags are
+//!   validated when a series is created; a match with an existing series
+//!   proves them valid. Recording into an existing series allocates nothing
+//!   (a test with a counting allocator proves it), except when a sample
+//!   opens a new time bin and no spare bin is there to reuse. The system
+//!   clock is read from an atomic that a background thread (one per
+//!   process) refreshes every millisecond.
 //! - **Counters and gauges** are exact under any concurrency.
 //! - **Distributions** (histograms, timers): count, sum, min and max are
 //!   exact; p50/p90/p95/p99 come from a DDSketch-style sketch with 0.5%
@@ -39,9 +46,17 @@
 //!   1,000,000-sample uniform, lognormal σ=2 and bimodal data). A sketch holds
 //!   at most 2 × 4096 `u32` buckets (32 KiB), whatever the sample count.
 //! - **Windows**: each series keeps cascading rings of fixed bins (default
-//!   5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min; [`WindowSpec`]). Per series at
-//!   most 30 + 60 + 96 bins, each 48 bytes plus, for distributions, its
-//!   sketch. Bins older than the last ring are dropped.
+//!   5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min; [`WindowSpec`]), allocated as
+//!   samples arrive: per series at most 30 + 60 + 96 bins of 56 bytes plus,
+//!   for distributions, one sketch each. Bins older than the last ring are
+//!   dropped. Memory bound per series: the ring buffers round up to
+//!   32 + 64 + 128 slots, so at most about 13 KiB of bins for counters and
+//!   gauges (a series recorded into once holds about 0.5 KiB); for a
+//!   distribution add one sketch per bin plus one for the all-time total,
+//!   each at most 32 KiB: about 6 MiB in the worst case of samples spread
+//!   over more than 17 decades in every bin, while a latency-like spread of
+//!   six decades keeps a sketch near 12 KiB. Per name: at most
+//!   `cardinality_limit` + 1 series.
 //! - **Cardinality**: at most `cardinality_limit` series per name (default
 //!   2000); later tag sets fold into one series tagged
 //!   `metric.overflow=true`, so every sample is still counted once, and
