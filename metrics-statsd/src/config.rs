@@ -1,0 +1,130 @@
+//! Configuration of the StatsD backend.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use metrics_protocol::MetricsError;
+use serde::{Deserialize, Serialize};
+
+/// How tags go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagFlavor {
+    /// No tags: dropped, or folded into the name (`name.k.v`) when
+    /// [`StatsdConfig::fold_tags_into_name`] is set.
+    None,
+    /// DogStatsD: `name:1|c|#k:v,k2:v2` (Datadog, Telegraf, and the Etsy
+    /// daemon 0.9, which keys the series `name;k=v;k2=v2`).
+    DogStatsd,
+    /// Tags embedded in the name, Graphite style: `name;k=v;k2=v2:1|c`. The
+    /// Etsy daemon keys it exactly as it keys the DogStatsD form.
+    Etsy,
+}
+
+impl FromStr for TagFlavor {
+    type Err = MetricsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "plain" => Ok(TagFlavor::None),
+            "dogstatsd" | "datadog" => Ok(TagFlavor::DogStatsd),
+            "etsy" | "graphite" => Ok(TagFlavor::Etsy),
+            _ => Err(MetricsError::config("flavor", s, "expected none, dogstatsd or etsy")),
+        }
+    }
+}
+
+impl fmt::Display for TagFlavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TagFlavor::None => "none",
+            TagFlavor::DogStatsd => "dogstatsd",
+            TagFlavor::Etsy => "etsy",
+        })
+    }
+}
+
+/// Settings of a [`StatsdMetrics`](crate::StatsdMetrics). Every field has a
+/// default; unknown fields are an error.
+///
+/// ```
+/// let c: metrics_statsd::StatsdConfig =
+///     serde_json::from_str(r#"{"addr": "127.0.0.1:8125", "prefix": "api", "flavor": "etsy"}"#).unwrap();
+/// assert_eq!(c.max_datagram_bytes, 1432);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsdConfig {
+    /// The daemon, `host:port`.
+    pub addr: String,
+    /// Prepended to every name with a dot (empty: none).
+    pub prefix: String,
+    /// How tags are written.
+    pub flavor: TagFlavor,
+    /// With [`TagFlavor::None`]: fold tags into the name instead of dropping them.
+    pub fold_tags_into_name: bool,
+    /// Tags added to every sample; a call's tag with the same key wins.
+    pub common_tags: BTreeMap<String, String>,
+    /// Largest datagram (default 1432, which fits an Ethernet MTU).
+    pub max_datagram_bytes: usize,
+    /// Milliseconds between flushes (default 1000).
+    pub flush_interval_ms: u64,
+    /// Timer and histogram samples waiting for the sender (default 65536);
+    /// past that they are dropped and counted.
+    pub queue_capacity: usize,
+    /// Aggregate counters and gauges in process between flushes (default true).
+    pub aggregate: bool,
+    /// Share of timer samples sent, 0 < rate ≤ 1 (default 1).
+    pub timer_sample_rate: f64,
+    /// Share of histogram samples sent, 0 < rate ≤ 1 (default 1).
+    pub histogram_sample_rate: f64,
+    /// How long `shutdown` waits for the sender, in milliseconds (default 2000).
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for StatsdConfig {
+    fn default() -> Self {
+        StatsdConfig {
+            addr: "127.0.0.1:8125".into(),
+            prefix: String::new(),
+            flavor: TagFlavor::DogStatsd,
+            fold_tags_into_name: false,
+            common_tags: BTreeMap::new(),
+            max_datagram_bytes: 1432,
+            flush_interval_ms: 1000,
+            queue_capacity: 65_536,
+            aggregate: true,
+            timer_sample_rate: 1.0,
+            histogram_sample_rate: 1.0,
+            shutdown_timeout_ms: 2000,
+        }
+    }
+}
+
+impl StatsdConfig {
+    /// Checks every field; the error names the field and the value.
+    pub fn validate(&self) -> Result<(), MetricsError> {
+        if self.max_datagram_bytes < 64 || self.max_datagram_bytes > 65_000 {
+            return Err(MetricsError::config(
+                "max_datagram_bytes",
+                self.max_datagram_bytes.to_string(),
+                "must be between 64 and 65000",
+            ));
+        }
+        if self.flush_interval_ms == 0 {
+            return Err(MetricsError::config("flush_interval_ms", "0", "must be at least 1"));
+        }
+        if self.queue_capacity == 0 {
+            return Err(MetricsError::config("queue_capacity", "0", "must be at least 1"));
+        }
+        for (field, rate) in [
+            ("timer_sample_rate", self.timer_sample_rate),
+            ("histogram_sample_rate", self.histogram_sample_rate),
+        ] {
+            if !(rate > 0.0 && rate <= 1.0) {
+                return Err(MetricsError::config(field, rate.to_string(), "must be in (0, 1]"));
+            }
+        }
+        Ok(())
+    }
+}
