@@ -154,11 +154,23 @@ impl DropCounters {
 /// Any other character is accepted (dots, dashes, spaces, non-ASCII); each
 /// exporter maps names onto what its format allows.
 pub fn check_name(name: &str) -> Result<(), DropReason> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || has_control(name) {
         Err(DropReason::InvalidName)
     } else {
         Ok(())
     }
+}
+
+/// Whether `s` holds a control character (C0, DEL or C1), scanning bytes:
+/// C0 and DEL are single bytes, C1 (U+0080..U+009F) is 0xC2 0x80..0x9F.
+#[inline]
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c < 0x20
+            || c == 0x7f
+            || (c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
+    })
 }
 
 /// Checks a gauge, histogram or timer value: finite.
@@ -184,7 +196,7 @@ pub fn check_counter_increment(value: f64) -> Result<(), DropReason> {
 pub fn check_tag(key: &str, value: &str) -> Result<(), DropReason> {
     if key.is_empty()
         || key.len() > MAX_TAG_KEY_LEN
-        || key.chars().any(char::is_control)
+        || has_control(key)
         || value.len() > MAX_TAG_VALUE_LEN
     {
         Err(DropReason::InvalidTag)
@@ -224,8 +236,25 @@ pub fn check_sample(
 /// ```
 #[derive(Clone, Copy)]
 pub struct SortedTags<'a> {
-    len: usize,
-    tags: [(&'a str, &'a str); MAX_TAGS],
+    repr: Repr<'a>,
+}
+
+// A stack value on purpose: boxing the large variant would allocate.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
+enum Repr<'a> {
+    /// The caller's slice was already sorted by key with no duplicate: no copy.
+    Borrowed(Tags<'a>),
+    /// A sorted copy on the stack, for up to four tags.
+    Small {
+        len: usize,
+        tags: [(&'a str, &'a str); 4],
+    },
+    /// A sorted copy on the stack.
+    Sorted {
+        len: usize,
+        tags: [(&'a str, &'a str); MAX_TAGS],
+    },
 }
 
 impl<'a> SortedTags<'a> {
@@ -234,44 +263,70 @@ impl<'a> SortedTags<'a> {
         if tags.len() > MAX_TAGS {
             return Err(DropReason::TooManyTags);
         }
-        let mut out = SortedTags {
-            len: tags.len(),
-            tags: [("", ""); MAX_TAGS],
-        };
-        for (slot, &(k, v)) in out.tags.iter_mut().zip(tags) {
+        for &(k, v) in tags {
             check_tag(k, v)?;
-            *slot = (k, v);
         }
-        let sorted = &mut out.tags[..out.len];
+        if tags.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Ok(SortedTags {
+                repr: Repr::Borrowed(tags),
+            });
+        }
+        if tags.len() <= 4 {
+            let mut copy = [("", ""); 4];
+            copy[..tags.len()].copy_from_slice(tags);
+            let sorted = &mut copy[..tags.len()];
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(DropReason::DuplicateTag);
+            }
+            return Ok(SortedTags {
+                repr: Repr::Small {
+                    len: tags.len(),
+                    tags: copy,
+                },
+            });
+        }
+        let mut copy = [("", ""); MAX_TAGS];
+        copy[..tags.len()].copy_from_slice(tags);
+        let sorted = &mut copy[..tags.len()];
         // In place: sort_unstable never allocates.
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(DropReason::DuplicateTag);
         }
-        Ok(out)
+        Ok(SortedTags {
+            repr: Repr::Sorted {
+                len: tags.len(),
+                tags: copy,
+            },
+        })
     }
 
     /// The tags, sorted by key.
     pub fn as_slice(&self) -> &[(&'a str, &'a str)] {
-        &self.tags[..self.len]
+        match &self.repr {
+            Repr::Borrowed(t) => t,
+            Repr::Small { len, tags } => &tags[..*len],
+            Repr::Sorted { len, tags } => &tags[..*len],
+        }
     }
 
     /// Number of tags.
     pub fn len(&self) -> usize {
-        self.len
+        self.as_slice().len()
     }
 
     /// Whether there are no tags.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.as_slice()
-            .binary_search_by(|(k, _)| (*k).cmp(key))
+        let s = self.as_slice();
+        s.binary_search_by(|(k, _)| (*k).cmp(key))
             .ok()
-            .map(|i| self.tags[i].1)
+            .map(|i| s[i].1)
     }
 
     /// Owned copies of the tags, sorted by key.

@@ -29,7 +29,11 @@ impl FromStr for TagFlavor {
             "none" | "plain" => Ok(TagFlavor::None),
             "dogstatsd" | "datadog" => Ok(TagFlavor::DogStatsd),
             "etsy" | "graphite" => Ok(TagFlavor::Etsy),
-            _ => Err(MetricsError::config("flavor", s, "expected none, dogstatsd or etsy")),
+            _ => Err(MetricsError::config(
+                "flavor",
+                s,
+                "expected none, dogstatsd or etsy",
+            )),
         }
     }
 }
@@ -112,17 +116,29 @@ impl StatsdConfig {
             ));
         }
         if self.flush_interval_ms == 0 {
-            return Err(MetricsError::config("flush_interval_ms", "0", "must be at least 1"));
+            return Err(MetricsError::config(
+                "flush_interval_ms",
+                "0",
+                "must be at least 1",
+            ));
         }
         if self.queue_capacity == 0 {
-            return Err(MetricsError::config("queue_capacity", "0", "must be at least 1"));
+            return Err(MetricsError::config(
+                "queue_capacity",
+                "0",
+                "must be at least 1",
+            ));
         }
         for (field, rate) in [
             ("timer_sample_rate", self.timer_sample_rate),
             ("histogram_sample_rate", self.histogram_sample_rate),
         ] {
             if !(rate > 0.0 && rate <= 1.0) {
-                return Err(MetricsError::config(field, rate.to_string(), "must be in (0, 1]"));
+                return Err(MetricsError::config(
+                    field,
+                    rate.to_string(),
+                    "must be in (0, 1]",
+                ));
             }
         }
         Ok(())

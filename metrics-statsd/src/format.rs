@@ -14,7 +14,10 @@ use crate::config::TagFlavor;
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if matches!(c, ':' | '|' | '@' | '#' | ',' | ';' | '=') || c.is_whitespace() || c.is_control() {
+            if matches!(c, ':' | '|' | '@' | '#' | ',' | ';' | '=')
+                || c.is_whitespace()
+                || c.is_control()
+            {
                 '_'
             } else {
                 c
@@ -43,7 +46,10 @@ pub fn render(
     flavor: TagFlavor,
     fold: bool,
 ) -> Rendered {
-    let mut merged: BTreeMap<&str, &str> = common.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut merged: BTreeMap<&str, &str> = common
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for (k, v) in tags {
         merged.insert(k, v);
     }
@@ -99,18 +105,49 @@ mod tests {
 
     #[test]
     fn dogstatsd_tags_are_canonical_and_override_common_ones() {
-        let common = BTreeMap::from([("env".to_owned(), "prod".to_owned()), ("b".to_owned(), "common".to_owned())]);
-        let r = render("app", "http.requests", &[("b", "2"), ("a", "1")], &common, TagFlavor::DogStatsd, false);
+        let common = BTreeMap::from([
+            ("env".to_owned(), "prod".to_owned()),
+            ("b".to_owned(), "common".to_owned()),
+        ]);
+        let r = render(
+            "app",
+            "http.requests",
+            &[("b", "2"), ("a", "1")],
+            &common,
+            TagFlavor::DogStatsd,
+            false,
+        );
         let mut s = String::new();
         line(&mut s, &r, "3", "c", 1.0);
         assert_eq!(s, "app.http.requests:3|c|#a:1,b:2,env:prod");
-        let r = render("", "t", &[("k", "v")], &BTreeMap::new(), TagFlavor::Etsy, false);
+        let r = render(
+            "",
+            "t",
+            &[("k", "v")],
+            &BTreeMap::new(),
+            TagFlavor::Etsy,
+            false,
+        );
         let mut s = String::new();
         line(&mut s, &r, "12.5", "ms", 0.5);
         assert_eq!(s, "t;k=v:12.5|ms|@0.5");
-        let r = render("", "t", &[("k", "v")], &BTreeMap::new(), TagFlavor::None, true);
+        let r = render(
+            "",
+            "t",
+            &[("k", "v")],
+            &BTreeMap::new(),
+            TagFlavor::None,
+            true,
+        );
         assert_eq!(r.head, "t.k.v");
-        let r = render("", "t", &[("k", "v")], &BTreeMap::new(), TagFlavor::None, false);
+        let r = render(
+            "",
+            "t",
+            &[("k", "v")],
+            &BTreeMap::new(),
+            TagFlavor::None,
+            false,
+        );
         assert_eq!((r.head.as_str(), r.tail.as_str()), ("t", ""));
     }
 

@@ -137,7 +137,10 @@ impl Entry {
         let mut cur = self.sum.load(Ordering::Relaxed);
         loop {
             let new = (f64::from_bits(cur) + v).to_bits();
-            match self.sum.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .sum
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => break,
                 Err(x) => cur = x,
             }
@@ -200,7 +203,11 @@ impl Equivalent<Key> for KeyRef<'_> {
         self.kind == key.kind
             && self.name == &*key.name
             && self.tags.len() == key.tags.len()
-            && self.tags.iter().zip(key.tags.iter()).all(|((a, b), (c, d))| *a == &**c && *b == &**d)
+            && self
+                .tags
+                .iter()
+                .zip(key.tags.iter())
+                .all(|((a, b), (c, d))| *a == &**c && *b == &**d)
     }
 }
 
@@ -240,7 +247,9 @@ pub struct StatsdMetrics {
 
 impl std::fmt::Debug for StatsdMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatsdMetrics").field("config", &self.shared.config).finish()
+        f.debug_struct("StatsdMetrics")
+            .field("config", &self.shared.config)
+            .finish()
     }
 }
 
@@ -255,8 +264,13 @@ impl StatsdMetrics {
             .map_err(|e| MetricsError::config("addr", &config.addr, e.to_string()))?
             .next()
             .ok_or_else(|| MetricsError::config("addr", &config.addr, "resolves to no address"))?;
-        let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-        let socket = UdpSocket::bind(bind).map_err(|e| MetricsError::io("binding the StatsD socket", e))?;
+        let bind = if addr.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket =
+            UdpSocket::bind(bind).map_err(|e| MetricsError::io("binding the StatsD socket", e))?;
         socket
             .connect(addr)
             .map_err(|e| MetricsError::io(format!("connecting to {addr}"), e))?;
@@ -307,7 +321,10 @@ impl StatsdMetrics {
             }
             Err(_) => Err(MetricsError::io(
                 "shutting down the StatsD sender",
-                std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {timeout:?}")),
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {timeout:?}"),
+                ),
             )),
         }
     }
@@ -318,19 +335,34 @@ impl StatsdMetrics {
     }
 
     fn entry(&self, kind: Kind, name: &str, tags: &SortedTags<'_>) -> Arc<Entry> {
-        let key = KeyRef { kind, name, tags: tags.as_slice() };
+        let key = KeyRef {
+            kind,
+            name,
+            tags: tags.as_slice(),
+        };
         if let Some(e) = self.shared.series.read().get(&key) {
             return e.clone();
         }
         let c = &self.shared.config;
-        let rendered = format::render(&c.prefix, name, tags.as_slice(), &c.common_tags, c.flavor, c.fold_tags_into_name);
+        let rendered = format::render(
+            &c.prefix,
+            name,
+            tags.as_slice(),
+            &c.common_tags,
+            c.flavor,
+            c.fold_tags_into_name,
+        );
         self.shared
             .series
             .write()
             .entry(Key {
                 kind,
                 name: name.into(),
-                tags: tags.as_slice().iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+                tags: tags
+                    .as_slice()
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
             })
             .or_insert_with(|| {
                 Arc::new(Entry {
@@ -356,11 +388,19 @@ impl StatsdMetrics {
                 validate::check_value(value)?;
             }
             let sorted = SortedTags::new(tags)?;
-            let series_kind = if kind == Kind::GaugeDelta { Kind::Gauge } else { kind };
+            let series_kind = if kind == Kind::GaugeDelta {
+                Kind::Gauge
+            } else {
+                kind
+            };
             let aggregate = self.shared.config.aggregate;
             // Counters and gauges: aggregate in place, under the map's read lock.
             if aggregate && matches!(kind, Kind::Counter | Kind::Gauge | Kind::GaugeDelta) {
-                let key = KeyRef { kind: series_kind, name, tags: sorted.as_slice() };
+                let key = KeyRef {
+                    kind: series_kind,
+                    name,
+                    tags: sorted.as_slice(),
+                };
                 let found = self.shared.series.read().get(&key).cloned();
                 let e = found.unwrap_or_else(|| self.entry(series_kind, name, &sorted));
                 match kind {
@@ -386,7 +426,12 @@ impl StatsdMetrics {
                 return Ok(()); // sampled out: the daemon scales by 1/rate
             }
             let series = self.entry(series_kind, name, &sorted);
-            match self.queue.try_send(sender::Sample { series, value, rate, op: kind }) {
+            match self.queue.try_send(sender::Sample {
+                series,
+                value,
+                rate,
+                op: kind,
+            }) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) => Err(DropReason::QueueFull),
                 Err(TrySendError::Disconnected(_)) => Err(DropReason::SendFailed),
@@ -428,7 +473,10 @@ impl Drop for StatsdMetrics {
 }
 
 fn unsupported(operation: &'static str) -> MetricsError {
-    MetricsError::Unsupported { operation, backend: BACKEND }
+    MetricsError::Unsupported {
+        operation,
+        backend: BACKEND,
+    }
 }
 
 impl MetricCollector for StatsdMetrics {
@@ -454,13 +502,15 @@ impl MetricCollector for StatsdMetrics {
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let _ = self.ctrl.send(sender::Ctrl::Flush(tx));
-        rx.recv_timeout(Duration::from_millis(self.shared.config.shutdown_timeout_ms))
-            .map_err(|_| {
-                MetricsError::io(
-                    "flushing the StatsD sender",
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "the sender did not answer"),
-                )
-            })
+        rx.recv_timeout(Duration::from_millis(
+            self.shared.config.shutdown_timeout_ms,
+        ))
+        .map_err(|_| {
+            MetricsError::io(
+                "flushing the StatsD sender",
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "the sender did not answer"),
+            )
+        })
     }
 
     fn health(&self) -> Vec<BackendHealth> {
@@ -468,11 +518,18 @@ impl MetricCollector for StatsdMetrics {
         let mut h = BackendHealth::healthy(BACKEND);
         h.dropped = self.shared.drops.snapshot();
         let reachable = st.reachable.load(Ordering::Relaxed);
-        let alive = self.thread.lock().as_ref().is_some_and(|t| !t.is_finished());
+        let alive = self
+            .thread
+            .lock()
+            .as_ref()
+            .is_some_and(|t| !t.is_finished());
         for (k, v) in [
             ("queue_depth", self.queue.len() as f64),
             ("queue_capacity", self.shared.config.queue_capacity as f64),
-            ("sent_datagrams", st.datagrams.load(Ordering::Relaxed) as f64),
+            (
+                "sent_datagrams",
+                st.datagrams.load(Ordering::Relaxed) as f64,
+            ),
             ("sent_lines", st.lines.load(Ordering::Relaxed) as f64),
             ("send_errors", st.send_errors.load(Ordering::Relaxed) as f64),
             ("reachable", f64::from(u8::from(reachable))),
@@ -498,7 +555,11 @@ impl PerformanceTimer for StatsdMetrics {
         let mut timers = self.timers.lock();
         if timers.len() >= MAX_RUNNING_TIMERS {
             // Evict the oldest running timer.
-            if let Some(oldest) = timers.iter().min_by_key(|(_, t)| t.started).map(|(id, _)| *id) {
+            if let Some(oldest) = timers
+                .iter()
+                .min_by_key(|(_, t)| t.started)
+                .map(|(id, _)| *id)
+            {
                 timers.remove(&oldest);
                 self.shared.drops.record(DropReason::TimerEvicted);
             }
@@ -507,7 +568,10 @@ impl PerformanceTimer for StatsdMetrics {
             id,
             Running {
                 name: operation_name.to_owned(),
-                tags: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                tags: metadata
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
                 started: Instant::now(),
                 start_time: std::time::SystemTime::now(),
             },
@@ -516,9 +580,17 @@ impl PerformanceTimer for StatsdMetrics {
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        let t = self.timers.lock().remove(&timer_id).ok_or(MetricsError::UnknownTimer(timer_id))?;
+        let t = self
+            .timers
+            .lock()
+            .remove(&timer_id)
+            .ok_or(MetricsError::UnknownTimer(timer_id))?;
         let duration = t.started.elapsed();
-        let tags: Vec<(&str, &str)> = t.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let tags: Vec<(&str, &str)> = t
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         self.record_timer(&t.name, duration, &tags);
         if success {
             self.record_success(&t.name, &tags);
@@ -536,18 +608,31 @@ impl PerformanceTimer for StatsdMetrics {
         })
     }
 
-    fn get_timing_stats(&self, _name: &str, _window: Option<Duration>) -> Result<TimingStats, MetricsError> {
+    fn get_timing_stats(
+        &self,
+        _name: &str,
+        _window: Option<Duration>,
+    ) -> Result<TimingStats, MetricsError> {
         Err(unsupported("get_timing_stats"))
     }
 }
 
 impl SuccessFailureTracker for StatsdMetrics {
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        self.record(Kind::Counter, &format!("{operation}.success"), 1.0, metadata);
+        self.record(
+            Kind::Counter,
+            &format!("{operation}.success"),
+            1.0,
+            metadata,
+        );
     }
 
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        let mut tags: Vec<(&str, &str)> = metadata.iter().filter(|(k, _)| *k != "error_type").copied().collect();
+        let mut tags: Vec<(&str, &str)> = metadata
+            .iter()
+            .filter(|(k, _)| *k != "error_type")
+            .copied()
+            .collect();
         tags.push(("error_type", error_type));
         self.record(Kind::Counter, &format!("{operation}.failure"), 1.0, &tags);
     }
@@ -556,13 +641,21 @@ impl SuccessFailureTracker for StatsdMetrics {
         Err(unsupported("get_success_rate"))
     }
 
-    fn get_failure_breakdown(&self, _op: &str, _w: Option<Duration>) -> Result<BTreeMap<String, u64>, MetricsError> {
+    fn get_failure_breakdown(
+        &self,
+        _op: &str,
+        _w: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
         Err(unsupported("get_failure_breakdown"))
     }
 }
 
 impl MetricsAggregator for StatsdMetrics {
-    fn get_metric_summary(&self, _name: &str, _w: Option<Duration>) -> Result<MetricSummary, MetricsError> {
+    fn get_metric_summary(
+        &self,
+        _name: &str,
+        _w: Option<Duration>,
+    ) -> Result<MetricSummary, MetricsError> {
         Err(unsupported("get_metric_summary"))
     }
     fn get_metrics_by_tag<'a>(&self, _filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
@@ -571,7 +664,11 @@ impl MetricsAggregator for StatsdMetrics {
     fn export_metrics(&self, _format: ExportFormat) -> Result<String, MetricsError> {
         Err(unsupported("export_metrics"))
     }
-    fn get_top_metrics(&self, _t: MetricType, _limit: usize) -> Result<Vec<MetricValue>, MetricsError> {
+    fn get_top_metrics(
+        &self,
+        _t: MetricType,
+        _limit: usize,
+    ) -> Result<Vec<MetricValue>, MetricsError> {
         Err(unsupported("get_top_metrics"))
     }
 }

@@ -37,7 +37,12 @@ struct Batch {
     last_lines: u64,
 }
 
-pub(crate) fn run(shared: Arc<Shared>, socket: UdpSocket, rx: Receiver<Sample>, ctrl: Receiver<Ctrl>) {
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    socket: UdpSocket,
+    rx: Receiver<Sample>,
+    ctrl: Receiver<Ctrl>,
+) {
     let sink = match socket.peer_addr() {
         Ok(peer) => match UdpMetricSink::from(peer, socket) {
             Ok(s) => s,
@@ -93,7 +98,13 @@ pub(crate) fn run(shared: Arc<Shared>, socket: UdpSocket, rx: Receiver<Sample>, 
     }
 }
 
-fn flush_all(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, line: &mut String, rx: &Receiver<Sample>) {
+fn flush_all(
+    shared: &Shared,
+    sink: &UdpMetricSink,
+    batch: &mut Batch,
+    line: &mut String,
+    rx: &Receiver<Sample>,
+) {
     while let Ok(s) = rx.try_recv() {
         emit_sample(shared, sink, batch, line, &s);
     }
@@ -101,19 +112,47 @@ fn flush_all(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, line: &mu
     send(shared, sink, batch);
 }
 
-fn emit_sample(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, line: &mut String, s: &Sample) {
+fn emit_sample(
+    shared: &Shared,
+    sink: &UdpMetricSink,
+    batch: &mut Batch,
+    line: &mut String,
+    s: &Sample,
+) {
     let value = s.value;
     match s.op {
         Kind::Gauge if value < 0.0 => {
             // An absolute negative gauge: `-N` alone would be a relative change.
             push(shared, sink, batch, line, &s.series.rendered, "0", "g", 1.0);
-            push(shared, sink, batch, line, &s.series.rendered, &value.to_string(), "g", 1.0);
+            push(
+                shared,
+                sink,
+                batch,
+                line,
+                &s.series.rendered,
+                &value.to_string(),
+                "g",
+                1.0,
+            );
         }
         Kind::GaugeDelta => {
-            let v = if value >= 0.0 { format!("+{value}") } else { value.to_string() };
+            let v = if value >= 0.0 {
+                format!("+{value}")
+            } else {
+                value.to_string()
+            };
             push(shared, sink, batch, line, &s.series.rendered, &v, "g", 1.0);
         }
-        op => push(shared, sink, batch, line, &s.series.rendered, &value.to_string(), op.wire(), s.rate),
+        op => push(
+            shared,
+            sink,
+            batch,
+            line,
+            &s.series.rendered,
+            &value.to_string(),
+            op.wire(),
+            s.rate,
+        ),
     }
 }
 
@@ -124,7 +163,16 @@ fn flush_aggregates(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, li
             Kind::Counter => {
                 let (count, sum) = e.take_counter();
                 if count > 0 {
-                    push(shared, sink, batch, line, &e.rendered, &sum.to_string(), "c", 1.0);
+                    push(
+                        shared,
+                        sink,
+                        batch,
+                        line,
+                        &e.rendered,
+                        &sum.to_string(),
+                        "c",
+                        1.0,
+                    );
                 }
             }
             Kind::Gauge => {
@@ -135,11 +183,24 @@ fn flush_aggregates(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, li
                         if v < 0.0 {
                             push(shared, sink, batch, line, &e.rendered, "0", "g", 1.0);
                         }
-                        push(shared, sink, batch, line, &e.rendered, &v.to_string(), "g", 1.0);
+                        push(
+                            shared,
+                            sink,
+                            batch,
+                            line,
+                            &e.rendered,
+                            &v.to_string(),
+                            "g",
+                            1.0,
+                        );
                     }
                     None if g.changed => {
                         let d = g.delta;
-                        let v = if d >= 0.0 { format!("+{d}") } else { d.to_string() };
+                        let v = if d >= 0.0 {
+                            format!("+{d}")
+                        } else {
+                            d.to_string()
+                        };
                         push(shared, sink, batch, line, &e.rendered, &v, "g", 1.0);
                     }
                     None => {}

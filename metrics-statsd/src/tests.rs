@@ -15,8 +15,14 @@ struct Receiver {
 impl Receiver {
     fn bind(addr: &str) -> Receiver {
         let socket = UdpSocket::bind(addr).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        Receiver { socket, lines: Vec::new(), datagrams: 0 }
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Receiver {
+            socket,
+            lines: Vec::new(),
+            datagrams: 0,
+        }
     }
     fn addr(&self) -> String {
         self.socket.local_addr().unwrap().to_string()
@@ -37,7 +43,12 @@ impl Receiver {
 }
 
 fn backend(addr: String) -> StatsdMetrics {
-    StatsdMetrics::new(StatsdConfig { addr, flush_interval_ms: 3_600_000, ..Default::default() }).unwrap()
+    StatsdMetrics::new(StatsdConfig {
+        addr,
+        flush_interval_ms: 3_600_000,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[test]
@@ -93,7 +104,10 @@ fn timers_and_histograms_go_per_sample_with_rates() {
     s.flush().unwrap();
     let n = r.until(2000).len();
     assert!(r.lines.iter().all(|l| l == "t:1|ms|@0.5"));
-    assert!((700..1300).contains(&n), "about half of 2000 sampled, got {n}");
+    assert!(
+        (700..1300).contains(&n),
+        "about half of 2000 sampled, got {n}"
+    );
 }
 
 #[test]
@@ -111,7 +125,11 @@ fn lines_are_batched_into_datagrams_up_to_the_limit() {
     }
     s.flush().unwrap();
     assert_eq!(r.until(100).len(), 100);
-    assert!(r.datagrams > 1 && r.datagrams < 100, "{} datagrams", r.datagrams);
+    assert!(
+        r.datagrams > 1 && r.datagrams < 100,
+        "{} datagrams",
+        r.datagrams
+    );
     assert_eq!(s.health()[0].details["sent_lines"], 100.0);
 }
 
@@ -139,7 +157,11 @@ fn reserved_characters_never_make_a_second_line() {
 #[test]
 fn a_daemon_started_later_receives_what_is_sent_once_it_is_up() {
     // Find a free port, then leave it closed.
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let s = backend(addr.clone());
     for _ in 0..3 {
@@ -158,7 +180,11 @@ fn a_daemon_started_later_receives_what_is_sent_once_it_is_up() {
     s.flush().unwrap();
     assert_eq!(r.until(2).last().map(String::as_str), Some("later:8|h"));
     assert_eq!(s.health()[0].details["reachable"], 1.0);
-    assert_eq!(s.health()[0].status, HealthStatus::Degraded, "drops were counted");
+    assert_eq!(
+        s.health()[0].status,
+        HealthStatus::Degraded,
+        "drops were counted"
+    );
     // Every early sample either arrived or is counted as lost.
     let lost = s.dropped(DropReason::SendFailed);
     let early = r.lines.iter().filter(|l| l.starts_with("early")).count() as u64;
@@ -205,7 +231,11 @@ fn prefix_common_tags_and_overrides() {
     let s = StatsdMetrics::new(StatsdConfig {
         addr: r.addr(),
         prefix: "svc".into(),
-        common_tags: [("env".to_owned(), "prod".to_owned()), ("zone".to_owned(), "a".to_owned())].into(),
+        common_tags: [
+            ("env".to_owned(), "prod".to_owned()),
+            ("zone".to_owned(), "a".to_owned()),
+        ]
+        .into(),
         flush_interval_ms: 3_600_000,
         ..Default::default()
     })
@@ -219,16 +249,49 @@ fn prefix_common_tags_and_overrides() {
 fn queries_are_unsupported_and_bad_config_names_the_field() {
     let r = Receiver::bind("127.0.0.1:0");
     let s = backend(r.addr());
-    assert!(matches!(s.export_metrics(ExportFormat::Json), Err(MetricsError::Unsupported { backend: "statsd", .. })));
-    assert!(matches!(s.get_timing_stats("x", None), Err(MetricsError::Unsupported { .. })));
-    assert!(matches!(s.get_success_rate("x", None), Err(MetricsError::Unsupported { .. })));
+    assert!(matches!(
+        s.export_metrics(ExportFormat::Json),
+        Err(MetricsError::Unsupported {
+            backend: "statsd",
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.get_timing_stats("x", None),
+        Err(MetricsError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        s.get_success_rate("x", None),
+        Err(MetricsError::Unsupported { .. })
+    ));
     let id = s.start_timer("op", &[]);
     assert!(s.stop_timer(id, true).is_ok());
-    assert!(matches!(s.stop_timer(id, true), Err(MetricsError::UnknownTimer(_))));
+    assert!(matches!(
+        s.stop_timer(id, true),
+        Err(MetricsError::UnknownTimer(_))
+    ));
     for (cfg, field) in [
-        (StatsdConfig { addr: "not an address".into(), ..Default::default() }, "addr"),
-        (StatsdConfig { max_datagram_bytes: 10, ..Default::default() }, "max_datagram_bytes"),
-        (StatsdConfig { timer_sample_rate: 0.0, ..Default::default() }, "timer_sample_rate"),
+        (
+            StatsdConfig {
+                addr: "not an address".into(),
+                ..Default::default()
+            },
+            "addr",
+        ),
+        (
+            StatsdConfig {
+                max_datagram_bytes: 10,
+                ..Default::default()
+            },
+            "max_datagram_bytes",
+        ),
+        (
+            StatsdConfig {
+                timer_sample_rate: 0.0,
+                ..Default::default()
+            },
+            "timer_sample_rate",
+        ),
     ] {
         let e = StatsdMetrics::new(cfg).unwrap_err().to_string();
         assert!(e.contains(field), "{e}");
