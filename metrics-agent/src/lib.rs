@@ -1,1 +1,0 @@
-//! Placeholder until its issue (6) lands: builds nothing yet.
