@@ -104,7 +104,9 @@ pub use sample::{Sample, SampleKind, read_samples};
 pub use system::{
     AsyncMetricsSystem, EndpointResults, MetricFilter, MetricStream, MetricsSystem, StreamEvent,
 };
-pub use timing::{Operation, PerformanceTimer, PerformanceTimerExt, TimerGuard};
+pub use timing::{
+    Operation, PerformanceTimer, PerformanceTimerExt, TimerGuard, record_stopped_timer,
+};
 pub use tracking::SuccessFailureTracker;
 pub use types::{
     ExportFormat, MetricSummary, MetricType, MetricUnit, MetricValue, Tags, TimerId, TimingResult,

@@ -146,6 +146,26 @@ impl<T: PerformanceTimer + ?Sized> Drop for TimerGuard<'_, T> {
     }
 }
 
+/// What `stop_timer` records, written once for every backend: the duration
+/// into the timer series `operation_name` (with `tags`), then a success, or a
+/// failure of error type `"timer"`, of the operation.
+pub fn record_stopped_timer<B>(
+    backend: &B,
+    operation_name: &str,
+    duration: Duration,
+    tags: Tags<'_>,
+    success: bool,
+) where
+    B: crate::MetricCollector + crate::SuccessFailureTracker + ?Sized,
+{
+    backend.record_timer(operation_name, duration, tags);
+    if success {
+        backend.record_success(operation_name, tags);
+    } else {
+        backend.record_failure(operation_name, "timer", tags);
+    }
+}
+
 /// Conveniences on every [`PerformanceTimer`] that would break object safety.
 pub trait PerformanceTimerExt: PerformanceTimer {
     /// Starts a timer that stops (and records) when the guard is dropped.

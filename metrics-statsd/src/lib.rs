@@ -591,12 +591,7 @@ impl PerformanceTimer for StatsdMetrics {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.record_timer(&t.name, duration, &tags);
-        if success {
-            self.record_success(&t.name, &tags);
-        } else {
-            self.record_failure(&t.name, "timer", &tags);
-        }
+        metrics_protocol::record_stopped_timer(self, &t.name, duration, &tags, success);
         let start: chrono::DateTime<chrono::Utc> = t.start_time.into();
         Ok(TimingResult {
             operation_name: t.name,

@@ -119,41 +119,54 @@ fn emit_sample(
     line: &mut String,
     s: &Sample,
 ) {
-    let value = s.value;
+    let r = &s.series.rendered;
     match s.op {
-        Kind::Gauge if value < 0.0 => {
-            // An absolute negative gauge: `-N` alone would be a relative change.
-            push(shared, sink, batch, line, &s.series.rendered, "0", "g", 1.0);
-            push(
-                shared,
-                sink,
-                batch,
-                line,
-                &s.series.rendered,
-                &value.to_string(),
-                "g",
-                1.0,
-            );
-        }
-        Kind::GaugeDelta => {
-            let v = if value >= 0.0 {
-                format!("+{value}")
-            } else {
-                value.to_string()
-            };
-            push(shared, sink, batch, line, &s.series.rendered, &v, "g", 1.0);
-        }
+        Kind::Gauge => push_gauge(shared, sink, batch, line, r, s.value),
+        Kind::GaugeDelta => push_gauge_delta(shared, sink, batch, line, r, s.value),
         op => push(
             shared,
             sink,
             batch,
             line,
-            &s.series.rendered,
-            &value.to_string(),
+            r,
+            &s.value.to_string(),
             op.wire(),
             s.rate,
         ),
     }
+}
+
+/// An absolute gauge value; a negative one goes out as `0` then `-N`, since
+/// a lone `-N` is read as a relative change.
+fn push_gauge(
+    shared: &Shared,
+    sink: &UdpMetricSink,
+    batch: &mut Batch,
+    line: &mut String,
+    r: &Rendered,
+    v: f64,
+) {
+    if v < 0.0 {
+        push(shared, sink, batch, line, r, "0", "g", 1.0);
+    }
+    push(shared, sink, batch, line, r, &v.to_string(), "g", 1.0);
+}
+
+/// A relative gauge change, always signed (`+N` or `-N`).
+fn push_gauge_delta(
+    shared: &Shared,
+    sink: &UdpMetricSink,
+    batch: &mut Batch,
+    line: &mut String,
+    r: &Rendered,
+    d: f64,
+) {
+    let v = if d >= 0.0 {
+        format!("+{d}")
+    } else {
+        d.to_string()
+    };
+    push(shared, sink, batch, line, r, &v, "g", 1.0);
 }
 
 fn flush_aggregates(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, line: &mut String) {
@@ -178,30 +191,9 @@ fn flush_aggregates(shared: &Shared, sink: &UdpMetricSink, batch: &mut Batch, li
             Kind::Gauge => {
                 let g = std::mem::take(&mut *e.gauge.lock());
                 match g.set {
-                    Some(v) => {
-                        let v = v + g.delta;
-                        if v < 0.0 {
-                            push(shared, sink, batch, line, &e.rendered, "0", "g", 1.0);
-                        }
-                        push(
-                            shared,
-                            sink,
-                            batch,
-                            line,
-                            &e.rendered,
-                            &v.to_string(),
-                            "g",
-                            1.0,
-                        );
-                    }
+                    Some(v) => push_gauge(shared, sink, batch, line, &e.rendered, v + g.delta),
                     None if g.changed => {
-                        let d = g.delta;
-                        let v = if d >= 0.0 {
-                            format!("+{d}")
-                        } else {
-                            d.to_string()
-                        };
-                        push(shared, sink, batch, line, &e.rendered, &v, "g", 1.0);
+                        push_gauge_delta(shared, sink, batch, line, &e.rendered, g.delta)
                     }
                     None => {}
                 }
