@@ -1,0 +1,397 @@
+//! Registered health checks, run each in its own thread with a timeout and
+//! a panic guard, and the windowed error rate of the system's operations.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use metrics_memory::Clock;
+use metrics_protocol::{HealthCheckResult, HealthStatus};
+use parking_lot::{Mutex, RwLock};
+
+/// What one health check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// Healthy, degraded or unhealthy.
+    pub status: HealthStatus,
+    /// Why (expected for anything but healthy).
+    pub message: Option<String>,
+}
+
+impl CheckOutcome {
+    /// All is well.
+    pub fn healthy() -> Self {
+        CheckOutcome {
+            status: HealthStatus::Healthy,
+            message: None,
+        }
+    }
+
+    /// Working, but close to a limit or losing data.
+    pub fn degraded(message: impl Into<String>) -> Self {
+        CheckOutcome {
+            status: HealthStatus::Degraded,
+            message: Some(message.into()),
+        }
+    }
+
+    /// Not working.
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        CheckOutcome {
+            status: HealthStatus::Unhealthy,
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// A health check an application registers with the system, as in the
+/// reference monitoring patterns (database reachable, disk not full, ...).
+///
+/// # For implementors
+///
+/// `check` may block (it runs on its own thread) and may even panic or hang:
+/// a panic counts as unhealthy, and so does a check that has not answered
+/// within the system's `health.check_timeout_ms`. A check still running from
+/// an earlier report is not started again; it is reported unhealthy until
+/// it returns.
+pub trait HealthCheck: Send + Sync {
+    /// A short, unique name (`database`, `disk`).
+    fn name(&self) -> &str;
+    /// Looks and reports.
+    fn check(&self) -> CheckOutcome;
+}
+
+/// A [`HealthCheck`] from a closure.
+///
+/// ```
+/// use metrics_agent::{CheckOutcome, FnCheck, HealthCheck};
+/// let c = FnCheck::new("always-fine", CheckOutcome::healthy);
+/// assert_eq!(c.name(), "always-fine");
+/// assert_eq!(c.check(), CheckOutcome::healthy());
+/// ```
+pub struct FnCheck<F> {
+    name: String,
+    f: F,
+}
+
+impl<F: Fn() -> CheckOutcome + Send + Sync> FnCheck<F> {
+    /// A check named `name` that calls `f`.
+    pub fn new(name: impl Into<String>, f: F) -> Self {
+        FnCheck {
+            name: name.into(),
+            f,
+        }
+    }
+}
+
+impl<F: Fn() -> CheckOutcome + Send + Sync> HealthCheck for FnCheck<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn check(&self) -> CheckOutcome {
+        (self.f)()
+    }
+}
+
+struct Registered {
+    check: Arc<dyn HealthCheck>,
+    running: Arc<AtomicBool>,
+}
+
+/// The registered checks of a system.
+pub struct HealthChecks {
+    timeout: Duration,
+    checks: RwLock<Vec<Registered>>,
+}
+
+impl std::fmt::Debug for HealthChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthChecks")
+            .field("timeout", &self.timeout)
+            .field("checks", &self.checks.read().len())
+            .finish()
+    }
+}
+
+impl HealthChecks {
+    /// No checks yet; each will get `timeout` to answer.
+    pub fn new(timeout: Duration) -> Self {
+        HealthChecks {
+            timeout,
+            checks: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Adds a check.
+    pub fn register(&self, check: Arc<dyn HealthCheck>) {
+        self.checks.write().push(Registered {
+            check,
+            running: Arc::new(AtomicBool::new(false)),
+        });
+    }
+
+    /// Number of checks.
+    pub fn len(&self) -> usize {
+        self.checks.read().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs every check at once, each on its own thread, and waits at most
+    /// the timeout for all of them. Results are in registration order.
+    pub fn run_all(&self) -> Vec<HealthCheckResult> {
+        let checks: Vec<(Arc<dyn HealthCheck>, Arc<AtomicBool>)> = self
+            .checks
+            .read()
+            .iter()
+            .map(|r| (r.check.clone(), r.running.clone()))
+            .collect();
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut results: Vec<Option<HealthCheckResult>> = vec![None; checks.len()];
+        for (i, (check, running)) in checks.iter().enumerate() {
+            let name = check.name().to_owned();
+            if running.swap(true, Ordering::SeqCst) {
+                results[i] = Some(result(
+                    name,
+                    CheckOutcome::unhealthy("still running from an earlier report (timed out)"),
+                    Duration::ZERO,
+                ));
+                continue;
+            }
+            let (check, flag, tx) = (check.clone(), running.clone(), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("health-{name}"))
+                .spawn(move || {
+                    let t = Instant::now();
+                    let outcome = catch_unwind(AssertUnwindSafe(|| check.check()));
+                    flag.store(false, Ordering::SeqCst);
+                    let _ = tx.send((i, outcome.map_err(panic_message), t.elapsed()));
+                });
+            if let Err(e) = spawned {
+                running.store(false, Ordering::SeqCst);
+                results[i] = Some(result(
+                    name,
+                    CheckOutcome::unhealthy(format!("could not start its thread: {e}")),
+                    Duration::ZERO,
+                ));
+            }
+        }
+        drop(tx);
+        while results.iter().any(Option::is_none) {
+            match rx.recv_deadline(deadline) {
+                Ok((i, outcome, took)) => {
+                    let name = checks[i].0.name().to_owned();
+                    let outcome = match outcome {
+                        Ok(o) => o,
+                        Err(msg) => CheckOutcome::unhealthy(format!("panicked: {msg}")),
+                    };
+                    results[i] = Some(result(name, outcome, took));
+                }
+                Err(_) => break,
+            }
+        }
+        results
+            .into_iter()
+            .zip(&checks)
+            .map(|(r, (check, _))| {
+                r.unwrap_or_else(|| {
+                    tracing::warn!(check = check.name(), timeout = ?self.timeout, "health check timed out");
+                    result(
+                        check.name().to_owned(),
+                        CheckOutcome::unhealthy(format!("timed out after {:?}", self.timeout)),
+                        self.timeout,
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn result(name: String, o: CheckOutcome, duration: Duration) -> HealthCheckResult {
+    let message = match (o.status, o.message) {
+        (HealthStatus::Healthy, m) => m,
+        (_, Some(m)) => Some(m),
+        (_, None) => Some("(the check gave no reason)".into()),
+    };
+    HealthCheckResult {
+        name,
+        status: o.status,
+        message,
+        duration,
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Successes and failures of every operation, in bins over a sliding
+/// window, for the error rate of a health report.
+pub struct OutcomeWindow {
+    clock: Arc<dyn Clock>,
+    span_ms: i64,
+    bin_ms: i64,
+    bins: Mutex<VecDeque<(i64, u64, u64)>>,
+}
+
+impl std::fmt::Debug for OutcomeWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutcomeWindow")
+            .field("span_ms", &self.span_ms)
+            .finish()
+    }
+}
+
+impl OutcomeWindow {
+    /// Sixty bins over `span`.
+    pub fn new(span: Duration, clock: Arc<dyn Clock>) -> Self {
+        let span_ms = (span.as_millis() as i64).max(1);
+        OutcomeWindow {
+            clock,
+            span_ms,
+            bin_ms: (span_ms / 60).max(1),
+            bins: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Counts one outcome now.
+    pub fn record(&self, success: bool) {
+        let now = self.clock.now_millis();
+        let start = now.div_euclid(self.bin_ms) * self.bin_ms;
+        let mut bins = self.bins.lock();
+        match bins.back_mut() {
+            Some(b) if b.0 >= start => {
+                if success {
+                    b.1 += 1
+                } else {
+                    b.2 += 1
+                }
+            }
+            _ => bins.push_back((start, u64::from(success), u64::from(!success))),
+        }
+        let oldest = now - self.span_ms - self.bin_ms;
+        while bins.front().is_some_and(|b| b.0 < oldest) {
+            bins.pop_front();
+        }
+    }
+
+    /// Successes and failures within the window (bins that started after
+    /// now minus the span).
+    pub fn counts(&self) -> (u64, u64) {
+        let since = self.clock.now_millis() - self.span_ms;
+        self.bins
+            .lock()
+            .iter()
+            .filter(|b| b.0 >= since)
+            .fold((0, 0), |(s, f), b| (s + b.1, f + b.2))
+    }
+
+    /// Failures / (successes + failures) in the window; 0 when there were none.
+    pub fn error_rate(&self) -> f64 {
+        let (s, f) = self.counts();
+        if s + f == 0 {
+            0.0
+        } else {
+            f as f64 / (s + f) as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_memory::ManualClock;
+
+    #[test]
+    fn failing_panicking_and_hanging_checks_do_not_stop_the_others() {
+        let checks = HealthChecks::new(Duration::from_millis(300));
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+        checks.register(Arc::new(FnCheck::new("ok", CheckOutcome::healthy)));
+        checks.register(Arc::new(FnCheck::new("db", || {
+            CheckOutcome::unhealthy("connection refused")
+        })));
+        checks.register(Arc::new(FnCheck::new("disk", || {
+            CheckOutcome::degraded("91% full")
+        })));
+        checks.register(Arc::new(FnCheck::new("boom", || -> CheckOutcome {
+            panic!("kaboom")
+        })));
+        checks.register(Arc::new(FnCheck::new("hang", move || {
+            // Blocks until the test drops the sender: far past the timeout.
+            let _ = release_rx.recv();
+            CheckOutcome::healthy()
+        })));
+        let r = checks.run_all();
+        let by = |n: &str| r.iter().find(|c| c.name == n).unwrap();
+        assert_eq!(r.len(), 5);
+        assert_eq!(by("ok").status, HealthStatus::Healthy);
+        assert_eq!(by("db").status, HealthStatus::Unhealthy);
+        assert_eq!(by("db").message.as_deref(), Some("connection refused"));
+        assert_eq!(by("disk").status, HealthStatus::Degraded);
+        assert_eq!(by("boom").status, HealthStatus::Unhealthy);
+        assert!(by("boom").message.as_deref().unwrap().contains("kaboom"));
+        assert_eq!(by("hang").status, HealthStatus::Unhealthy);
+        assert!(by("hang").message.as_deref().unwrap().contains("timed out"));
+        // While it still hangs, a new report does not start it again.
+        let again = checks.run_all();
+        assert!(
+            again[4]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("still running")
+        );
+        assert_eq!(again[0].status, HealthStatus::Healthy);
+        // Once it returns, it is run (and healthy) again.
+        drop(release_tx); // from now on `recv` returns at once
+        let mut tries = 0;
+        loop {
+            let r = checks.run_all();
+            if r[4].status == HealthStatus::Healthy {
+                break;
+            }
+            tries += 1;
+            assert!(tries < 100, "the released check never came back");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_non_healthy_check_without_a_message_gets_one() {
+        let checks = HealthChecks::new(Duration::from_secs(5));
+        checks.register(Arc::new(FnCheck::new("mute", || CheckOutcome {
+            status: HealthStatus::Degraded,
+            message: None,
+        })));
+        assert!(checks.run_all()[0].message.is_some());
+    }
+
+    #[test]
+    fn error_rate_slides_with_the_clock() {
+        let clock = Arc::new(ManualClock::new(0));
+        let w = OutcomeWindow::new(Duration::from_secs(60), clock.clone());
+        assert_eq!(w.error_rate(), 0.0);
+        for _ in 0..3 {
+            w.record(true);
+        }
+        w.record(false);
+        assert_eq!(w.counts(), (3, 1));
+        assert_eq!(w.error_rate(), 0.25);
+        clock.advance(Duration::from_secs(30));
+        w.record(false);
+        assert_eq!(w.counts(), (3, 2));
+        clock.advance(Duration::from_secs(45));
+        assert_eq!(w.counts(), (0, 1), "the first outcomes aged out");
+        assert_eq!(w.error_rate(), 1.0);
+    }
+}

@@ -1,0 +1,30 @@
+//! The application side of the metrics facade: one value implementing
+//! [`MetricsSystem`](metrics_protocol::MetricsSystem) and
+//! [`AsyncMetricsSystem`](metrics_protocol::AsyncMetricsSystem), chosen at
+//! start-up from configuration.
+#![deny(missing_docs)]
+
+pub mod aggregate;
+pub mod config;
+pub mod export;
+pub mod health;
+pub mod stream;
+
+pub use aggregate::{
+    AggFn, AggregateSink, AggregationSet, AggregationSpec, StreamAggregator, Window,
+};
+pub use config::{AgentConfig, BackendChoice, HealthConfig};
+pub use health::{CheckOutcome, FnCheck, HealthCheck, HealthChecks, OutcomeWindow};
+pub use stream::StreamHub;
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Runs a future to completion on a fresh current-thread runtime.
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a test runtime")
+            .block_on(f)
+    }
+}

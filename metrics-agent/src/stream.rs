@@ -1,0 +1,496 @@
+//! [`StreamHub`]: a collector that taps every recorded value into
+//! subscribers' streams, without ever slowing the recording thread.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use metrics_protocol::{
+    BackendHealth, HealthStatus, MetricCollector, MetricFilter, MetricStream, MetricType,
+    MetricUnit, MetricValue, StreamEvent, Tags,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+/// Fans recorded values out to subscribers, each through its own bounded
+/// buffer.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use metrics_agent::StreamHub;
+/// use metrics_protocol::{MetricCollector, MetricFilter, StreamEvent};
+///
+/// let hub = StreamHub::new(8);
+/// let mut stream = hub.subscribe(MetricFilter::default().name_prefix("http."));
+/// hub.record_counter("http.requests", 1.0, &[("method", "GET")]);
+/// hub.record_counter("db.queries", 1.0, &[]); // filtered out
+/// hub.close();
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let events: Vec<StreamEvent> = rt.block_on(stream.collect());
+/// assert!(matches!(&events[..], [StreamEvent::Metric(v)] if v.name == "http.requests"));
+/// ```
+///
+/// # Guarantees
+///
+/// - **Nothing waits on a subscriber.** Each subscriber has a buffer of
+///   `capacity` values; when it is full the *oldest* value is dropped and
+///   counted, and the subscriber's next event is
+///   [`StreamEvent::Lagged`]`{ missed }` with the number lost since its
+///   previous event. Recording takes each matching subscriber's buffer lock
+///   for one push (and a pop when full), never for I/O.
+/// - **No subscribers, no cost**: recording checks one atomic count and
+///   returns, without building a [`MetricValue`].
+/// - Only values matching a subscriber's [`MetricFilter`] enter its buffer,
+///   so a narrow subscriber does not lag because of unrelated traffic.
+/// - [`close`](Self::close) ends every stream (after its buffered values)
+///   and every later subscription at once. Dropping a stream unsubscribes it.
+/// - Values carry what was recorded: a counter's increment, a gauge's new
+///   value (an `adjust_gauge` delta is marked `metadata["gauge_op"] =
+///   "adjust"`), one histogram sample, a timer's duration in milliseconds.
+#[derive(Clone)]
+pub struct StreamHub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    capacity: usize,
+    count: AtomicUsize,
+    subscribers: RwLock<Arc<Vec<Arc<Subscriber>>>>,
+    closed: AtomicBool,
+    delivered: AtomicU64,
+    missed: AtomicU64,
+}
+
+struct Subscriber {
+    id: u64,
+    filter: MetricFilter,
+    state: Mutex<Buffer>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct Buffer {
+    values: VecDeque<MetricValue>,
+    missed: u64,
+    closed: bool,
+}
+
+impl std::fmt::Debug for StreamHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHub")
+            .field("capacity", &self.inner.capacity)
+            .field("subscribers", &self.subscriber_count())
+            .finish()
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl StreamHub {
+    /// A hub whose subscribers each buffer at most `capacity` values (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        StreamHub {
+            inner: Arc::new(HubInner {
+                capacity: capacity.max(1),
+                count: AtomicUsize::new(0),
+                subscribers: RwLock::new(Arc::new(Vec::new())),
+                closed: AtomicBool::new(false),
+                delivered: AtomicU64::new(0),
+                missed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Every value recorded from now on that matches `filter`. After
+    /// [`close`](Self::close) the stream ends at once.
+    pub fn subscribe(&self, filter: MetricFilter) -> MetricStream {
+        let sub = Arc::new(Subscriber {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            filter,
+            state: Mutex::new(Buffer::default()),
+            notify: Notify::new(),
+        });
+        {
+            let mut list = self.inner.subscribers.write();
+            // Checked under the lock, so `close` cannot miss this subscriber.
+            if self.inner.closed.load(Ordering::SeqCst) {
+                sub.state.lock().closed = true;
+            } else {
+                let mut v = Vec::clone(&list);
+                v.push(sub.clone());
+                *list = Arc::new(v);
+                self.inner.count.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let guard = Unsubscribe {
+            hub: Arc::downgrade(&self.inner),
+            sub,
+        };
+        Box::pin(futures_util::stream::unfold(guard, |guard| async move {
+            let event = guard.sub.next().await?;
+            Some((event, guard))
+        }))
+    }
+
+    /// Number of live subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.count.load(Ordering::Relaxed)
+    }
+
+    /// Values handed to subscribers so far, and values dropped from full
+    /// buffers (oldest first), over all subscribers.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.inner.delivered.load(Ordering::Relaxed),
+            self.inner.missed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Ends every stream (each still yields what it has buffered) and every
+    /// later subscription. Idempotent.
+    pub fn close(&self) {
+        let list = {
+            let mut list = self.inner.subscribers.write();
+            self.inner.closed.store(true, Ordering::SeqCst);
+            self.inner.count.store(0, Ordering::SeqCst);
+            std::mem::replace(&mut *list, Arc::new(Vec::new()))
+        };
+        for s in list.iter() {
+            s.state.lock().closed = true;
+            s.notify.notify_one();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Sends one ready-made value to every subscriber whose filter matches.
+    pub fn publish(&self, value: &MetricValue) {
+        if self.inner.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let list = self.inner.subscribers.read().clone();
+        for s in list.iter().filter(|s| s.filter.matches(value)) {
+            self.push(s, value.clone());
+        }
+    }
+
+    fn push(&self, s: &Subscriber, value: MetricValue) {
+        let mut b = s.state.lock();
+        if b.closed {
+            return;
+        }
+        if b.values.len() >= self.inner.capacity {
+            b.values.pop_front();
+            b.missed += 1;
+            self.inner.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        b.values.push_back(value);
+        drop(b);
+        self.inner.delivered.fetch_add(1, Ordering::Relaxed);
+        s.notify.notify_one();
+    }
+
+    /// The tap: builds a value only when some subscriber's filter wants it.
+    fn tap(
+        &self,
+        name: &str,
+        value: f64,
+        metric_type: MetricType,
+        unit: MetricUnit,
+        tags: Tags<'_>,
+        adjust: bool,
+    ) {
+        if self.inner.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let list = self.inner.subscribers.read().clone();
+        let mut built: Option<MetricValue> = None;
+        for s in list
+            .iter()
+            .filter(|s| filter_matches(&s.filter, name, metric_type, tags))
+        {
+            let v = built.get_or_insert_with(|| {
+                let mut v = MetricValue::new(name, value, metric_type, unit, tags);
+                if adjust {
+                    v.metadata.insert("gauge_op".into(), "adjust".into());
+                }
+                v
+            });
+            self.push(s, v.clone());
+        }
+    }
+
+    /// What the hub reports about itself in a health report.
+    pub fn report(&self) -> BackendHealth {
+        let mut h = BackendHealth::healthy("stream");
+        let (delivered, missed) = self.totals();
+        h.details
+            .insert("subscribers".into(), self.subscriber_count() as f64);
+        h.details.insert("delivered".into(), delivered as f64);
+        h.details.insert("missed".into(), missed as f64);
+        if missed > 0 {
+            h.message = Some(format!("slow subscribers lost {missed} values"));
+        }
+        h.status = HealthStatus::Healthy;
+        h
+    }
+}
+
+/// [`MetricFilter::matches`] on borrowed parts, so nothing is allocated for
+/// a value no subscriber wants.
+fn filter_matches(f: &MetricFilter, name: &str, t: MetricType, tags: Tags<'_>) -> bool {
+    f.name_prefix.as_deref().is_none_or(|p| name.starts_with(p))
+        && (f.metric_types.is_empty() || f.metric_types.contains(&t))
+        && f.tags.iter().all(|(k, v)| {
+            tags.iter()
+                .rev() // the last of duplicate keys wins, as in MetricValue::new
+                .find(|(tk, _)| tk == k)
+                .is_some_and(|(_, tv)| tv == v)
+        })
+}
+
+impl Subscriber {
+    /// The next event, waiting for one; `None` once closed and drained.
+    async fn next(&self) -> Option<StreamEvent> {
+        loop {
+            {
+                let mut b = self.state.lock();
+                if b.missed > 0 {
+                    let missed = std::mem::take(&mut b.missed);
+                    return Some(StreamEvent::Lagged { missed });
+                }
+                if let Some(v) = b.values.pop_front() {
+                    return Some(StreamEvent::Metric(v));
+                }
+                if b.closed {
+                    return None;
+                }
+            }
+            // `notify_one` stores a permit when nobody waits, so a push
+            // between the check above and this await is not missed.
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Removes its subscriber from the hub when the stream is dropped.
+struct Unsubscribe {
+    hub: std::sync::Weak<HubInner>,
+    sub: Arc<Subscriber>,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let mut list = hub.subscribers.write();
+        if list.iter().any(|s| s.id == self.sub.id) {
+            let v: Vec<_> = list
+                .iter()
+                .filter(|s| s.id != self.sub.id)
+                .cloned()
+                .collect();
+            *list = Arc::new(v);
+            hub.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl MetricCollector for StreamHub {
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.tap(
+            name,
+            value,
+            MetricType::Counter,
+            MetricUnit::Count,
+            tags,
+            false,
+        );
+    }
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.tap(
+            name,
+            value,
+            MetricType::Gauge,
+            MetricUnit::Count,
+            tags,
+            false,
+        );
+    }
+    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
+        self.tap(
+            name,
+            delta,
+            MetricType::Gauge,
+            MetricUnit::Count,
+            tags,
+            true,
+        );
+    }
+    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.tap(
+            name,
+            value,
+            MetricType::Histogram,
+            MetricUnit::Count,
+            tags,
+            false,
+        );
+    }
+    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
+        if self.inner.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let ms = duration.as_secs_f64() * 1e3;
+        self.tap(
+            name,
+            ms,
+            MetricType::Timer,
+            MetricUnit::Milliseconds,
+            tags,
+            false,
+        );
+    }
+    fn health(&self) -> Vec<BackendHealth> {
+        vec![self.report()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::block_on;
+    use futures_util::StreamExt;
+
+    fn drain(stream: MetricStream) -> Vec<StreamEvent> {
+        block_on(stream.collect())
+    }
+
+    #[test]
+    fn filters_by_prefix_type_and_tags() {
+        let hub = StreamHub::new(16);
+        let all = hub.subscribe(MetricFilter::default());
+        let gets = hub.subscribe(
+            MetricFilter::default()
+                .name_prefix("http.")
+                .metric_type(MetricType::Counter)
+                .tag("method", "GET"),
+        );
+        hub.record_counter("http.requests", 1.0, &[("method", "GET"), ("code", "200")]);
+        hub.record_counter("http.requests", 1.0, &[("method", "POST")]);
+        hub.record_gauge("http.inflight", 3.0, &[("method", "GET")]);
+        hub.record_timer("db.query", Duration::from_millis(7), &[]);
+        hub.adjust_gauge("queue.depth", -1.0, &[]);
+        hub.close();
+        let all = drain(all);
+        assert_eq!(all.len(), 5);
+        let StreamEvent::Metric(t) = &all[3] else {
+            panic!("{all:?}")
+        };
+        assert_eq!(
+            (t.metric_type, t.unit, t.value),
+            (MetricType::Timer, MetricUnit::Milliseconds, 7.0)
+        );
+        let StreamEvent::Metric(a) = &all[4] else {
+            panic!("{all:?}")
+        };
+        assert_eq!(
+            a.metadata.get("gauge_op").map(String::as_str),
+            Some("adjust")
+        );
+        let gets = drain(gets);
+        assert_eq!(gets.len(), 1);
+        let StreamEvent::Metric(v) = &gets[0] else {
+            panic!("{gets:?}")
+        };
+        assert_eq!(v.tags["code"], "200");
+    }
+
+    #[test]
+    fn slow_subscriber_loses_oldest_and_sees_lagged_count() {
+        let hub = StreamHub::new(4);
+        let slow = hub.subscribe(MetricFilter::default());
+        // Nobody reads while 10 values are recorded: recording never waits.
+        for i in 0..10 {
+            hub.record_histogram("h", f64::from(i), &[]);
+        }
+        hub.close();
+        let events = drain(slow);
+        assert_eq!(events[0], StreamEvent::Lagged { missed: 6 });
+        let values: Vec<f64> = events[1..]
+            .iter()
+            .map(|e| match e {
+                StreamEvent::Metric(v) => v.value,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, vec![6.0, 7.0, 8.0, 9.0], "the newest survive");
+        assert_eq!(hub.totals(), (10, 6));
+    }
+
+    #[test]
+    fn lag_is_reported_between_reads() {
+        let hub = StreamHub::new(2);
+        let mut s = hub.subscribe(MetricFilter::default());
+        hub.record_counter("c", 1.0, &[]);
+        let first = block_on(s.next()).unwrap();
+        assert!(matches!(first, StreamEvent::Metric(v) if v.value == 1.0));
+        for i in 2..=6 {
+            hub.record_counter("c", f64::from(i), &[]);
+        }
+        assert_eq!(block_on(s.next()), Some(StreamEvent::Lagged { missed: 3 }));
+        assert!(matches!(block_on(s.next()), Some(StreamEvent::Metric(v)) if v.value == 5.0));
+    }
+
+    #[test]
+    fn a_fast_subscriber_is_not_affected_by_a_slow_one() {
+        let hub = StreamHub::new(3);
+        let _slow = hub.subscribe(MetricFilter::default());
+        let mut fast = hub.subscribe(MetricFilter::default());
+        for i in 0..100 {
+            hub.record_counter("c", f64::from(i), &[]);
+            let e = block_on(fast.next()).unwrap();
+            assert!(matches!(e, StreamEvent::Metric(v) if v.value == f64::from(i)));
+        }
+        assert_eq!(hub.totals().1, 97, "only the slow one lost values");
+    }
+
+    #[test]
+    fn dropping_a_stream_unsubscribes_and_no_subscriber_costs_nothing() {
+        let hub = StreamHub::new(3);
+        let s = hub.subscribe(MetricFilter::default());
+        assert_eq!(hub.subscriber_count(), 1);
+        drop(s);
+        assert_eq!(hub.subscriber_count(), 0);
+        hub.record_counter("c", 1.0, &[]);
+        assert_eq!(hub.totals(), (0, 0));
+    }
+
+    #[test]
+    fn close_ends_streams_and_later_subscriptions() {
+        let hub = StreamHub::new(3);
+        let waiting = hub.subscribe(MetricFilter::default());
+        let t = std::thread::spawn(move || drain(waiting));
+        hub.close();
+        assert!(t.join().unwrap().is_empty());
+        assert!(drain(hub.subscribe(MetricFilter::default())).is_empty());
+        hub.record_counter("c", 1.0, &[]);
+        hub.close(); // idempotent
+    }
+
+    #[test]
+    fn a_stream_wakes_when_a_value_arrives_from_another_thread() {
+        let hub = StreamHub::new(8);
+        let mut s = hub.subscribe(MetricFilter::default());
+        let h = hub.clone();
+        let t = std::thread::spawn(move || h.record_counter("late", 1.0, &[]));
+        let e = block_on(s.next()).unwrap();
+        assert!(matches!(e, StreamEvent::Metric(v) if v.name == "late"));
+        t.join().unwrap();
+    }
+}
