@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod config;
+pub mod dashboard;
 pub mod export;
 pub mod health;
 pub mod stream;
