@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod export;
 pub mod health;
 pub mod stream;
+pub mod system;
 
 pub use aggregate::{
     AggFn, AggregateSink, AggregationSet, AggregationSpec, StreamAggregator, Window,
@@ -17,6 +18,7 @@ pub use aggregate::{
 pub use config::{AgentConfig, BackendChoice, HealthConfig};
 pub use health::{CheckOutcome, FnCheck, HealthCheck, HealthChecks, OutcomeWindow};
 pub use stream::StreamHub;
+pub use system::Agent;
 
 #[cfg(test)]
 pub(crate) mod test_util {

@@ -1,0 +1,867 @@
+//! [`Agent`]: the whole protocol behind one value, assembled at start-up
+//! from an [`AgentConfig`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use metrics_memory::{Clock, MemoryMetrics, SystemClock};
+use metrics_protocol::{
+    BackendHealth, Counter, CpuUsage, DashboardData, DashboardKind, DiskUsage, DropCounters,
+    DropReason, EndpointResults, ExportFormat, Fanout, Gauge, HealthCheckResult, HealthReport,
+    HealthStatus, Histogram, MemoryUsage, MetricCollector, MetricFilter, MetricStream,
+    MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsConfig, MetricsError,
+    MetricsSystem, NetworkStats, PerformanceTimer, ProcessUsage, ResourceMonitor,
+    SuccessFailureTracker, Tags, Timer, TimerId, TimingResult, TimingStats,
+};
+use metrics_statsd::StatsdMetrics;
+use metrics_system::SystemMonitor;
+use parking_lot::Mutex;
+
+use crate::aggregate::{AggregateSink, AggregationSet, AggregationSpec, StreamAggregator};
+use crate::config::AgentConfig;
+use crate::health::{HealthCheck, HealthChecks, OutcomeWindow};
+use crate::stream::StreamHub;
+
+/// Running timers kept at most; past it the oldest is evicted and counted.
+const MAX_RUNNING_TIMERS: usize = 10_000;
+
+/// How often time windows of stream aggregations are closed.
+const TICK: Duration = Duration::from_millis(100);
+
+/// How long one HTTP export may take.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A complete metrics system: the backends chosen by an [`AgentConfig`]
+/// (memory, StatsD, or both through a [`Fanout`]), system-resource
+/// sampling, live streams, stream aggregation, registered health checks,
+/// dashboards and exports. It implements [`MetricsSystem`] and
+/// [`AsyncMetricsSystem`](metrics_protocol::AsyncMetricsSystem).
+///
+/// ```
+/// use metrics_agent::{Agent, AgentConfig};
+/// use metrics_protocol::{DashboardKind, MetricsSystem};
+///
+/// let mut config = AgentConfig::default(); // the in-memory backend
+/// config.system_sampling = false;
+/// let agent = Agent::new(config)?;
+/// agent.collector().record_counter("http.requests", 1.0, &[("route", "/")]);
+/// agent.tracker().record_success("checkout", &[]);
+/// assert!(agent.get_system_health().healthy);
+/// let d = agent.create_dashboard_data(DashboardKind::Overview)?;
+/// assert_eq!(d.panels[0].series[0].points[0].value, 1.0);
+/// agent.shutdown_metrics()?;
+/// agent.shutdown_metrics()?; // idempotent
+/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// ```
+///
+/// # What goes where
+///
+/// - Every value recorded through [`collector`](MetricsSystem::collector)
+///   (and timers, and the resource sampler's gauges) reaches each backend,
+///   each [`metrics_stream`](metrics_protocol::AsyncMetricsSystem::metrics_stream)
+///   subscriber whose filter matches, and each stream aggregation of its name.
+/// - Successes and failures reach each backend's tracker and the window the
+///   health report's error rate is computed over; stream subscribers see
+///   them as counters `<operation>.success` and `<operation>.failure`
+///   (tagged `error_type`).
+/// - Queries, exports and dashboards are answered by the memory backend;
+///   with StatsD alone they are [`MetricsError::Unsupported`].
+///
+/// Cloning an `Agent` is cheap and shares the system. When the last clone is
+/// dropped without [`shutdown_metrics`](MetricsSystem::shutdown_metrics),
+/// the system shuts down then.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<AgentInner>,
+}
+
+struct AgentInner {
+    core: Arc<Core>,
+    monitor: Option<Arc<SystemMonitor>>,
+    monitor_error: Option<String>,
+    checks: HealthChecks,
+    settings: Mutex<Settings>,
+    ticker: Mutex<Option<Ticker>>,
+    shut: AtomicBool,
+    shutdown_lock: Mutex<()>,
+}
+
+struct Settings {
+    config: AgentConfig,
+}
+
+struct Ticker {
+    stop: crossbeam_channel::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("backend", &self.inner.settings.lock().config.backend)
+            .field("memory", &self.inner.core.memory.is_some())
+            .field("statsd", &self.inner.core.statsd.is_some())
+            .field("shut_down", &self.is_shut_down())
+            .finish()
+    }
+}
+
+impl Agent {
+    /// Builds the system `config` describes (validated first) and starts it:
+    /// the backends, the resource sampler (when `system_sampling` is on)
+    /// and the aggregation ticker.
+    ///
+    /// Errors: a [`MetricsError::Config`] naming the field and the value;
+    /// a StatsD address that does not resolve. A machine whose resources
+    /// cannot be read is not an error: the resource monitor then answers
+    /// every call with an error and health reports it.
+    pub fn new(config: AgentConfig) -> Result<Agent, MetricsError> {
+        Agent::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Loads the configuration the way the main program does (defaults,
+    /// the file at `path` if any, then the process's `METRICS_*`
+    /// environment variables) and builds the system.
+    pub fn from_env(path: Option<&Path>) -> Result<Agent, MetricsError> {
+        let config = AgentConfig::load(path, |k| std::env::var(k).ok())?;
+        Agent::new(config)
+    }
+
+    /// As [`new`](Self::new), with windows, aggregations and the error rate
+    /// on `clock` (a [`ManualClock`](metrics_memory::ManualClock) in tests).
+    pub fn with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Agent, MetricsError> {
+        config.validate()?;
+        let memory = if config.backend.memory() {
+            Some(Arc::new(MemoryMetrics::with_clock(
+                config.memory_config()?,
+                clock.clone(),
+            )?))
+        } else {
+            None
+        };
+        let statsd = if config.backend.statsd() {
+            Some(Arc::new(
+                StatsdMetrics::new(config.statsd.clone()).map_err(|e| prefixed("statsd", e))?,
+            ))
+        } else {
+            None
+        };
+        let hub = StreamHub::new(config.stream_buffer);
+        let aggregations = Arc::new(AggregationSet::new());
+        let mut collectors: Vec<Arc<dyn MetricCollector>> = Vec::new();
+        let mut trackers: Vec<Arc<dyn SuccessFailureTracker>> = Vec::new();
+        if let Some(m) = &memory {
+            collectors.push(m.clone());
+            trackers.push(m.clone());
+        }
+        if let Some(s) = &statsd {
+            collectors.push(s.clone());
+            trackers.push(s.clone());
+        }
+        collectors.push(Arc::new(hub.clone()));
+        collectors.push(aggregations.clone());
+        let (query, query_timer, query_tracker): (
+            Arc<dyn MetricsAggregator>,
+            Arc<dyn PerformanceTimer>,
+            Arc<dyn SuccessFailureTracker>,
+        ) = match (&memory, &statsd) {
+            (Some(m), _) => (m.clone(), m.clone(), m.clone()),
+            (None, Some(s)) => (s.clone(), s.clone(), s.clone()),
+            (None, None) => {
+                return Err(MetricsError::config(
+                    "backend",
+                    config.backend.as_str(),
+                    "no backend selected",
+                ));
+            }
+        };
+        let core = Arc::new(Core {
+            fanout: Fanout::new(collectors),
+            memory,
+            statsd,
+            hub,
+            aggregations,
+            trackers,
+            outcomes: OutcomeWindow::new(config.health.error_rate_window(), clock.clone()),
+            timers: Mutex::new(HashMap::new()),
+            drops: DropCounters::new(),
+            query,
+            query_timer,
+            query_tracker,
+            clock,
+        });
+        let (monitor, monitor_error) =
+            match SystemMonitor::with_collector(core.clone() as Arc<dyn MetricCollector>) {
+                Ok(m) => (Some(Arc::new(m)), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "system resources cannot be read here");
+                    (None, Some(e.to_string()))
+                }
+            };
+        let agent = Agent {
+            inner: Arc::new(AgentInner {
+                core,
+                monitor,
+                monitor_error,
+                checks: HealthChecks::new(config.health.check_timeout()),
+                settings: Mutex::new(Settings { config }),
+                ticker: Mutex::new(None),
+                shut: AtomicBool::new(false),
+                shutdown_lock: Mutex::new(()),
+            }),
+        };
+        agent.start_ticker()?;
+        agent.apply_sampling()?;
+        Ok(agent)
+    }
+
+    fn start_ticker(&self) -> Result<(), MetricsError> {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+        let set = Arc::downgrade(&self.inner.core.aggregations);
+        let handle = std::thread::Builder::new()
+            .name("metrics-aggregation-tick".into())
+            .spawn(move || tick_loop(&set, &rx))
+            .map_err(|e| MetricsError::io("starting the aggregation ticker", e))?;
+        *self.inner.ticker.lock() = Some(Ticker { stop: tx, handle });
+        Ok(())
+    }
+
+    /// Starts (or restarts, at the configured interval) the resource
+    /// sampler when sampling is on.
+    fn apply_sampling(&self) -> Result<(), MetricsError> {
+        let (on, interval) = {
+            let s = self.inner.settings.lock();
+            (
+                s.config.system_sampling,
+                s.config.collection_interval_duration(),
+            )
+        };
+        let Some(m) = &self.inner.monitor else {
+            return Ok(());
+        };
+        m.stop_resource_monitoring();
+        if on {
+            m.start_resource_monitoring(interval)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration in use (after [`initialize_metrics`](MetricsSystem::initialize_metrics)
+    /// changes, if any).
+    pub fn config(&self) -> AgentConfig {
+        self.inner.settings.lock().config.clone()
+    }
+
+    /// The in-memory backend, when configured: for queries the protocol
+    /// does not have (range queries, rollups, read-back helpers).
+    pub fn memory(&self) -> Option<&Arc<MemoryMetrics>> {
+        self.inner.core.memory.as_ref()
+    }
+
+    /// The StatsD backend, when configured.
+    pub fn statsd(&self) -> Option<&Arc<StatsdMetrics>> {
+        self.inner.core.statsd.as_ref()
+    }
+
+    /// The hub behind [`metrics_stream`](metrics_protocol::AsyncMetricsSystem::metrics_stream).
+    pub fn streams(&self) -> &StreamHub {
+        &self.inner.core.hub
+    }
+
+    /// Adds a health check, run on every [`get_system_health`](MetricsSystem::get_system_health).
+    pub fn register_health_check(&self, check: Arc<dyn HealthCheck>) {
+        self.inner.checks.register(check);
+    }
+
+    /// Aggregates every sample of `spec.metric` recorded into this system
+    /// in tumbling windows; results (`<metric>.<function>` gauges, tagged
+    /// with the group's tags) are recorded back into this system, so they
+    /// reach every backend and stream.
+    pub fn aggregate(&self, spec: AggregationSpec) -> Result<Arc<StreamAggregator>, MetricsError> {
+        let sink: Arc<dyn MetricCollector> =
+            Arc::new(WeakCollector(Arc::downgrade(&self.inner.core)));
+        self.aggregate_into(spec, AggregateSink::Collector(sink))
+    }
+
+    /// Aggregates every sample of `spec.metric` recorded into this system,
+    /// sending results to `sink`: any collector, or a stream hub.
+    pub fn aggregate_into(
+        &self,
+        spec: AggregationSpec,
+        sink: AggregateSink,
+    ) -> Result<Arc<StreamAggregator>, MetricsError> {
+        if self.is_shut_down() {
+            return Err(shut_down_error("aggregate"));
+        }
+        let agg = Arc::new(StreamAggregator::new(
+            spec,
+            sink,
+            self.inner.core.clock.clone(),
+        )?);
+        self.inner.core.aggregations.add(agg.clone());
+        Ok(agg)
+    }
+
+    /// Whether [`shutdown_metrics`](MetricsSystem::shutdown_metrics) ran.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut.load(Ordering::SeqCst)
+    }
+
+    fn agent_health(&self) -> BackendHealth {
+        let core = &self.inner.core;
+        let mut h = BackendHealth::healthy("agent");
+        h.dropped = core.drops.snapshot();
+        h.details
+            .insert("running_timers".into(), core.timers.lock().len() as f64);
+        let (ok, failed) = core.outcomes.counts();
+        h.details.insert("window_successes".into(), ok as f64);
+        h.details.insert("window_failures".into(), failed as f64);
+        if self.is_shut_down() {
+            h.message = Some("shut down".into());
+        }
+        h
+    }
+
+    fn system_health(&self) -> BackendHealth {
+        let mut h = BackendHealth::healthy("system");
+        let wanted = self.inner.settings.lock().config.system_sampling;
+        match &self.inner.monitor {
+            None => {
+                h.status = if wanted {
+                    HealthStatus::Degraded
+                } else {
+                    HealthStatus::Healthy
+                };
+                h.message = self.inner.monitor_error.clone();
+            }
+            Some(m) => {
+                let s = m.sampler_stats();
+                let running = m.is_monitoring();
+                h.details
+                    .insert("sampling".into(), f64::from(u8::from(running)));
+                h.details.insert("samples".into(), s.samples as f64);
+                h.details
+                    .insert("sample_failures".into(), s.failures as f64);
+                h.details.insert("sample_panics".into(), s.panics as f64);
+                if wanted && !running && !self.is_shut_down() {
+                    h.status = HealthStatus::Degraded;
+                    h.message = Some("resource sampling is configured but not running".into());
+                } else if s.panics > 0 {
+                    h.status = HealthStatus::Degraded;
+                    h.message = Some(format!("{} resource samples panicked", s.panics));
+                }
+            }
+        }
+        h
+    }
+
+    fn error_rate_check(&self, started: Instant) -> (f64, HealthCheckResult) {
+        let health = self.inner.settings.lock().config.health.clone();
+        let (ok, failed) = self.inner.core.outcomes.counts();
+        let total = ok + failed;
+        let rate = if total == 0 {
+            0.0
+        } else {
+            failed as f64 / total as f64
+        };
+        let status = if total == 0 || rate <= health.error_rate_degraded {
+            HealthStatus::Healthy
+        } else if rate <= health.error_rate_unhealthy {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Unhealthy
+        };
+        let message = (total > 0).then(|| {
+            format!(
+                "{failed} of {total} operations failed ({:.1}%) in the last {}s",
+                rate * 100.0,
+                health.error_rate_window_secs
+            )
+        });
+        (
+            rate,
+            HealthCheckResult {
+                name: "error_rate".into(),
+                status,
+                message,
+                duration: started.elapsed(),
+            },
+        )
+    }
+}
+
+fn tick_loop(set: &Weak<AggregationSet>, stop: &crossbeam_channel::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(TICK) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Some(set) = set.upgrade() else {
+            return;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.tick()));
+        if outcome.is_err() {
+            tracing::error!("an aggregation tick panicked; ticking goes on");
+        }
+    }
+}
+
+fn shut_down_error(what: &str) -> MetricsError {
+    MetricsError::InvalidArgument(format!("{what}: the metrics system is shut down"))
+}
+
+fn prefixed(section: &str, e: MetricsError) -> MetricsError {
+    match e {
+        MetricsError::Config {
+            field,
+            value,
+            reason,
+        } => MetricsError::Config {
+            field: format!("{section}.{field}"),
+            value,
+            reason,
+        },
+        other => other,
+    }
+}
+
+impl Drop for AgentInner {
+    fn drop(&mut self) {
+        if !self.shut.load(Ordering::SeqCst) {
+            if let Err(e) = shutdown_inner(self) {
+                tracing::warn!(error = %e, "metrics shutdown on drop failed");
+            }
+        }
+    }
+}
+
+/// Stops the sampler and the ticker, flushes partial aggregation windows,
+/// closes streams and flushes every backend. The first error is returned;
+/// every step runs anyway.
+fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
+    let _guard = inner.shutdown_lock.lock();
+    if inner.shut.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let core = &inner.core;
+    if let Some(m) = &inner.monitor {
+        m.stop_resource_monitoring();
+    }
+    if let Some(t) = inner.ticker.lock().take() {
+        let _ = t.stop.send(());
+        if t.handle.join().is_err() {
+            tracing::error!("the aggregation ticker had panicked");
+        }
+    }
+    let flushed = core.aggregations.flush_partial();
+    tracing::debug!(results = flushed, "partial aggregation windows flushed");
+    core.hub.close();
+    let mut first = None;
+    if let Some(m) = &core.memory {
+        if let Err(e) = m.flush() {
+            first.get_or_insert(e);
+        }
+    }
+    if let Some(s) = &core.statsd {
+        if let Err(e) = s.shutdown() {
+            tracing::warn!(error = %e, "StatsD shutdown failed");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+impl MetricsSystem for Agent {
+    fn collector(&self) -> Arc<dyn MetricCollector> {
+        self.inner.core.clone()
+    }
+
+    fn timer(&self) -> Arc<dyn PerformanceTimer> {
+        self.inner.core.clone()
+    }
+
+    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
+        self.inner.core.clone()
+    }
+
+    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
+        match &self.inner.monitor {
+            Some(m) => m.clone(),
+            None => Arc::new(NoMonitor(
+                self.inner
+                    .monitor_error
+                    .clone()
+                    .unwrap_or_else(|| "unavailable".into()),
+            )),
+        }
+    }
+
+    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
+        self.inner.core.query.clone()
+    }
+
+    /// Applies what can change on a running system: the collection
+    /// interval (the sampler restarts at it) and the export endpoints.
+    /// Retention is fixed when the memory backend is built: a different
+    /// `retention_days` is a [`MetricsError::Config`].
+    fn initialize_metrics(&self, config: &MetricsConfig) -> Result<(), MetricsError> {
+        config.validate()?;
+        if self.is_shut_down() {
+            return Err(shut_down_error("initialize_metrics"));
+        }
+        let mut next = self.inner.settings.lock().config.clone();
+        if (next.retention_days - config.retention_days).abs() > 1e-9 {
+            return Err(MetricsError::config(
+                "retention_days",
+                config.retention_days.to_string(),
+                format!(
+                    "retention is fixed when the system is built (it is {} days here); set it in the agent configuration",
+                    next.retention_days
+                ),
+            ));
+        }
+        next.collection_interval = config.collection_interval;
+        next.export_endpoints = config.export_endpoints.clone();
+        next.validate()?;
+        self.inner.settings.lock().config = next;
+        self.apply_sampling()
+    }
+
+    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
+        shutdown_inner(&self.inner)
+    }
+
+    /// Backends (memory, StatsD, streams, aggregations, the resource
+    /// sampler, the agent itself), the registered checks (run now, each
+    /// with the configured timeout), and the error rate over the
+    /// configured window, as the check `error_rate`.
+    fn get_system_health(&self) -> HealthReport {
+        let started = Instant::now();
+        let mut backends = self.inner.core.fanout.health();
+        backends.push(self.system_health());
+        backends.push(self.agent_health());
+        let mut checks = self.inner.checks.run_all();
+        let (rate, check) = self.error_rate_check(started);
+        checks.push(check);
+        HealthReport::from_parts(backends, checks, rate)
+    }
+
+    fn create_dashboard_data(&self, kind: DashboardKind) -> Result<DashboardData, MetricsError> {
+        let core = &self.inner.core;
+        let m = core.memory.as_ref().ok_or(MetricsError::Unsupported {
+            operation: "create_dashboard_data",
+            backend: "statsd",
+        })?;
+        crate::dashboard::build(m, kind, core.clock.now_millis())
+    }
+}
+
+#[async_trait::async_trait]
+impl metrics_protocol::AsyncMetricsSystem for Agent {
+    /// Publishes one resource sample now (when sampling is configured) and
+    /// closes every aggregation window that is over.
+    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
+        if self.is_shut_down() {
+            return Err(shut_down_error("collect_metrics_async"));
+        }
+        self.inner.core.aggregations.tick();
+        let sampling = self.inner.settings.lock().config.system_sampling;
+        let Some(m) = self.inner.monitor.clone().filter(|_| sampling) else {
+            return Ok(());
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("metrics-collect".into())
+            .spawn(move || {
+                let _ = tx.send(m.publish_once());
+            })
+            .map_err(|e| MetricsError::io("starting a collection thread", e))?;
+        rx.await
+            .unwrap_or_else(|_| Err(MetricsError::Export("the resource sample panicked".into())))
+    }
+
+    /// Exports to `endpoints`; with none given, to the configured
+    /// `export_endpoints`.
+    async fn export_metrics_async(&self, endpoints: &[String]) -> EndpointResults {
+        let configured;
+        let endpoints = if endpoints.is_empty() {
+            configured = self.inner.settings.lock().config.export_endpoints.clone();
+            &configured[..]
+        } else {
+            endpoints
+        };
+        crate::export::export_to_endpoints(self.inner.core.query.clone(), endpoints, EXPORT_TIMEOUT)
+            .await
+    }
+
+    fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
+        self.inner.core.hub.subscribe(filter)
+    }
+}
+
+/// The shared recording side: one value that is the system's collector,
+/// timer, tracker and aggregator.
+struct Core {
+    fanout: Fanout,
+    memory: Option<Arc<MemoryMetrics>>,
+    statsd: Option<Arc<StatsdMetrics>>,
+    hub: StreamHub,
+    aggregations: Arc<AggregationSet>,
+    trackers: Vec<Arc<dyn SuccessFailureTracker>>,
+    outcomes: OutcomeWindow,
+    timers: Mutex<HashMap<TimerId, Running>>,
+    drops: DropCounters,
+    query: Arc<dyn MetricsAggregator>,
+    query_timer: Arc<dyn PerformanceTimer>,
+    query_tracker: Arc<dyn SuccessFailureTracker>,
+    clock: Arc<dyn Clock>,
+}
+
+struct Running {
+    name: String,
+    tags: Vec<(String, String)>,
+    started: Instant,
+    start_time: chrono::DateTime<Utc>,
+}
+
+impl MetricCollector for Core {
+    #[inline]
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.fanout.record_counter(name, value, tags);
+    }
+    #[inline]
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.fanout.record_gauge(name, value, tags);
+    }
+    #[inline]
+    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
+        self.fanout.adjust_gauge(name, delta, tags);
+    }
+    #[inline]
+    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.fanout.record_histogram(name, value, tags);
+    }
+    #[inline]
+    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
+        self.fanout.record_timer(name, duration, tags);
+    }
+    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
+        self.fanout.register_counter(name, tags)
+    }
+    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
+        self.fanout.register_gauge(name, tags)
+    }
+    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
+        self.fanout.register_histogram(name, tags)
+    }
+    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
+        self.fanout.register_timer(name, tags)
+    }
+    fn flush(&self) -> Result<(), MetricsError> {
+        self.fanout.flush()
+    }
+    fn health(&self) -> Vec<BackendHealth> {
+        self.fanout.health()
+    }
+}
+
+impl SuccessFailureTracker for Core {
+    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
+        for t in &self.trackers {
+            t.record_success(operation, metadata);
+        }
+        self.outcomes.record(true);
+        if self.hub.subscriber_count() > 0 {
+            self.hub
+                .record_counter(&format!("{operation}.success"), 1.0, metadata);
+        }
+    }
+
+    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
+        for t in &self.trackers {
+            t.record_failure(operation, error_type, metadata);
+        }
+        self.outcomes.record(false);
+        if self.hub.subscriber_count() > 0 {
+            let mut tags: Vec<(&str, &str)> = metadata
+                .iter()
+                .filter(|(k, _)| *k != "error_type")
+                .copied()
+                .collect();
+            tags.push(("error_type", error_type));
+            self.hub
+                .record_counter(&format!("{operation}.failure"), 1.0, &tags);
+        }
+    }
+
+    fn get_success_rate(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Result<f64, MetricsError> {
+        self.query_tracker.get_success_rate(operation, window)
+    }
+
+    fn get_failure_breakdown(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        self.query_tracker.get_failure_breakdown(operation, window)
+    }
+}
+
+impl PerformanceTimer for Core {
+    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
+        let id = TimerId::new();
+        let running = Running {
+            name: operation_name.to_owned(),
+            tags: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            started: Instant::now(),
+            start_time: Utc::now(),
+        };
+        let mut timers = self.timers.lock();
+        if timers.len() >= MAX_RUNNING_TIMERS {
+            // At the limit only: evict the oldest running timer.
+            let oldest = timers
+                .iter()
+                .min_by_key(|(_, r)| r.started)
+                .map(|(id, _)| *id);
+            if let Some(old) = oldest {
+                timers.remove(&old);
+                self.drops.record(DropReason::TimerEvicted);
+            }
+        }
+        timers.insert(id, running);
+        id
+    }
+
+    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
+        let t = self
+            .timers
+            .lock()
+            .remove(&timer_id)
+            .ok_or(MetricsError::UnknownTimer(timer_id))?;
+        let duration = t.started.elapsed();
+        let tags: Vec<(&str, &str)> = t
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        metrics_protocol::record_stopped_timer(self, &t.name, duration, &tags, success);
+        Ok(TimingResult {
+            operation_name: t.name,
+            duration,
+            start_time: t.start_time,
+            end_time: Utc::now(),
+            success,
+            metadata: t.tags.into_iter().collect(),
+        })
+    }
+
+    fn get_timing_stats(
+        &self,
+        operation_name: &str,
+        window: Option<Duration>,
+    ) -> Result<TimingStats, MetricsError> {
+        self.query_timer.get_timing_stats(operation_name, window)
+    }
+}
+
+impl MetricsAggregator for Core {
+    fn get_metric_summary(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+    ) -> Result<MetricSummary, MetricsError> {
+        self.query.get_metric_summary(name, window)
+    }
+    fn get_metrics_by_tag<'a>(&self, filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        self.query.get_metrics_by_tag(filter)
+    }
+    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
+        self.query.export_metrics(format)
+    }
+    fn get_top_metrics(
+        &self,
+        metric_type: MetricType,
+        limit: usize,
+    ) -> Result<Vec<MetricValue>, MetricsError> {
+        self.query.get_top_metrics(metric_type, limit)
+    }
+}
+
+/// The system's collector, held weakly by its own aggregations (so the
+/// system is not kept alive by a cycle).
+struct WeakCollector(Weak<Core>);
+
+impl WeakCollector {
+    fn with(&self, f: impl FnOnce(&Core)) {
+        if let Some(c) = self.0.upgrade() {
+            f(&c);
+        }
+    }
+}
+
+impl MetricCollector for WeakCollector {
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.with(|c| c.record_counter(name, value, tags));
+    }
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.with(|c| c.record_gauge(name, value, tags));
+    }
+    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
+        self.with(|c| c.adjust_gauge(name, delta, tags));
+    }
+    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.with(|c| c.record_histogram(name, value, tags));
+    }
+    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
+        self.with(|c| c.record_timer(name, duration, tags));
+    }
+}
+
+/// The resource monitor of a machine whose resources cannot be read.
+struct NoMonitor(String);
+
+impl NoMonitor {
+    fn err(&self) -> MetricsError {
+        MetricsError::NotFound(format!("system resources: {}", self.0))
+    }
+}
+
+impl ResourceMonitor for NoMonitor {
+    fn get_memory_usage(&self) -> Result<MemoryUsage, MetricsError> {
+        Err(self.err())
+    }
+    fn get_cpu_usage(&self) -> Result<CpuUsage, MetricsError> {
+        Err(self.err())
+    }
+    fn get_disk_usage(&self, _path: &Path) -> Result<DiskUsage, MetricsError> {
+        Err(self.err())
+    }
+    fn get_all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError> {
+        Err(self.err())
+    }
+    fn get_network_stats(&self) -> Result<NetworkStats, MetricsError> {
+        Err(self.err())
+    }
+    fn get_process_usage(&self) -> Result<ProcessUsage, MetricsError> {
+        Err(self.err())
+    }
+    fn start_resource_monitoring(&self, _interval: Duration) -> Result<(), MetricsError> {
+        Err(self.err())
+    }
+    fn stop_resource_monitoring(&self) {}
+    fn is_monitoring(&self) -> bool {
+        false
+    }
+}
