@@ -1,251 +1,252 @@
 //! `metrics-agent`: the demo application of the metrics facade.
 //!
-//! It chooses its backends from the environment (in-memory by default; StatsD;
-//! or both through a `Fanout`), samples system resources into them, runs a
-//! small workload written against the protocol traits only (as a library
-//! would be), prints a live summary every few seconds, and a final export on
-//! Ctrl-C or after `--duration`.
-//!
-//! Environment: `METRICS_BACKEND=memory|statsd|both`, `METRICS_STATSD_ADDR`
-//! (default 127.0.0.1:8125), `METRICS_STATSD_FLAVOR` (dogstatsd, etsy, none),
-//! `METRICS_PREFIX`, `METRICS_COMMON_TAGS=k=v,k2=v2`,
-//! `METRICS_SYSTEM_SAMPLING=on|off`.
+//! It builds an [`Agent`] from the configuration (defaults, then
+//! `--config FILE` in JSON or TOML, then `METRICS_*` environment
+//! variables), runs a small workload written against the protocol traits
+//! only (as a library would be), prints a live summary every few seconds,
+//! and a final export on Ctrl-C or after `--duration`.
 
 mod workload;
 
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use metrics_memory::MemoryMetrics;
+use futures_util::StreamExt;
+use metrics_agent::config::parse_duration;
+use metrics_agent::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
 use metrics_protocol::{
-    ExportFormat, Fanout, MetricCollector, MetricType, MetricsAggregator, MetricsError,
-    PerformanceTimer, ResourceMonitor, SuccessFailureTracker,
+    AsyncMetricsSystem, ExportFormat, HealthReport, MetricFilter, MetricType, MetricsSystem,
+    StreamEvent,
 };
-use metrics_statsd::{StatsdConfig, StatsdMetrics};
-use metrics_system::SystemMonitor;
 
 #[derive(Parser)]
-#[command(about = "Run a workload through the metrics facade and watch it live")]
+#[command(
+    about = "Run a workload through the metrics facade and watch it live",
+    after_help = "Environment: METRICS_BACKEND=memory|statsd|both, METRICS_STATSD_ADDR, \
+METRICS_STATSD_FLAVOR, METRICS_PREFIX, METRICS_COMMON_TAGS=k=v,k2=v2, \
+METRICS_SYSTEM_SAMPLING=on|off, METRICS_SAMPLE_INTERVAL, METRICS_RETENTION_DAYS, \
+METRICS_EXPORT_ENDPOINTS, METRICS_STREAM_BUFFER, METRICS_HEALTH_CHECK_TIMEOUT \
+(they override the --config file)."
+)]
 struct Args {
+    /// A JSON or TOML configuration file (see the README).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Stop after this long (e.g. 10s, 500ms, 2m); default: run until Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Seconds between two live summaries.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// Time between two live summaries.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
     report_every: Duration,
-    /// Format of the final export (json, csv, prometheus, openmetrics).
+    /// Format of the final export printed at the end (json, csv,
+    /// prometheus, openmetrics).
     #[arg(long, default_value = "prometheus")]
     format: ExportFormat,
+    /// Do not print the final export (the export endpoints still get it).
+    #[arg(long)]
+    no_export: bool,
     /// Workload threads.
     #[arg(long, default_value_t = 3)]
     workers: usize,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 2m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{s}` (use ms, s, m or h)"
-            ));
+/// Writes to stdout; a closed pipe (`| head`) ends the run quietly
+/// instead of panicking.
+struct Out {
+    closed: AtomicBool,
+}
+
+impl Out {
+    fn print(&self, text: &str) {
+        if self.closed.load(Ordering::Relaxed) {
+            return;
         }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
-}
-
-/// The backends chosen at start-up.
-struct Backends {
-    memory: Option<Arc<MemoryMetrics>>,
-    statsd: Option<Arc<StatsdMetrics>>,
-    collector: Arc<dyn MetricCollector>,
-    tracker: Arc<dyn SuccessFailureTracker>,
-}
-
-/// Success and failure counts sent to every backend that tracks them.
-struct Trackers(Vec<Arc<dyn SuccessFailureTracker>>);
-
-impl SuccessFailureTracker for Trackers {
-    fn record_success<'a>(&self, op: &'a str, meta: metrics_protocol::Tags<'a>) {
-        self.0.iter().for_each(|t| t.record_success(op, meta));
-    }
-    fn record_failure<'a>(&self, op: &'a str, err: &'a str, meta: metrics_protocol::Tags<'a>) {
-        self.0.iter().for_each(|t| t.record_failure(op, err, meta));
-    }
-    fn get_success_rate(&self, op: &str, w: Option<Duration>) -> Result<f64, MetricsError> {
-        let first = self.0.first().ok_or(MetricsError::NoData(op.to_owned()))?;
-        first.get_success_rate(op, w)
-    }
-    fn get_failure_breakdown(
-        &self,
-        op: &str,
-        w: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        let first = self.0.first().ok_or(MetricsError::NoData(op.to_owned()))?;
-        first.get_failure_breakdown(op, w)
+        let mut stdout = std::io::stdout().lock();
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            self.closed.store(true, Ordering::Relaxed);
+        }
     }
 }
 
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn build() -> Result<Backends, MetricsError> {
-    let choice = env("METRICS_BACKEND").unwrap_or_else(|| "memory".into());
-    let (use_memory, use_statsd) = match choice.trim().to_ascii_lowercase().as_str() {
-        "memory" => (true, false),
-        "statsd" => (false, true),
-        "both" => (true, true),
-        other => {
-            return Err(MetricsError::config(
-                "METRICS_BACKEND",
-                other,
-                "expected memory, statsd or both",
-            ));
+fn health_lines(out: &mut String, h: &HealthReport) {
+    let dropped: u64 = h.dropped.values().sum();
+    let _ = writeln!(
+        out,
+        "health: {} (error rate {:.1}%, {} dropped{})",
+        h.status,
+        h.error_rate * 100.0,
+        dropped,
+        if dropped > 0 {
+            format!(" {:?}", h.dropped)
+        } else {
+            String::new()
         }
-    };
-    let memory = use_memory.then(|| Arc::new(MemoryMetrics::new()));
-    let statsd = if use_statsd {
-        let mut common_tags = BTreeMap::new();
-        if let Some(tags) = env("METRICS_COMMON_TAGS") {
-            for pair in tags.split(',') {
-                let (k, v) = pair.split_once('=').ok_or_else(|| {
-                    MetricsError::config(
-                        "METRICS_COMMON_TAGS",
-                        &tags,
-                        format!("`{pair}` is not k=v"),
-                    )
-                })?;
-                common_tags.insert(k.trim().to_owned(), v.trim().to_owned());
-            }
-        }
-        let flavor = match env("METRICS_STATSD_FLAVOR") {
-            Some(f) => f.parse()?,
-            None => StatsdConfig::default().flavor,
-        };
-        Some(Arc::new(StatsdMetrics::new(StatsdConfig {
-            addr: env("METRICS_STATSD_ADDR").unwrap_or_else(|| "127.0.0.1:8125".into()),
-            prefix: env("METRICS_PREFIX").unwrap_or_default(),
-            common_tags,
-            flavor,
-            ..Default::default()
-        })?))
-    } else {
-        None
-    };
-    let mut collectors: Vec<Arc<dyn MetricCollector>> = Vec::new();
-    let mut trackers: Vec<Arc<dyn SuccessFailureTracker>> = Vec::new();
-    if let Some(m) = &memory {
-        collectors.push(m.clone());
-        trackers.push(m.clone());
+    );
+    for b in &h.backends {
+        let details: Vec<String> = b.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "  backend {:<12} {:<9} {}{}",
+            b.name,
+            b.status.to_string(),
+            details.join(" "),
+            b.message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        );
     }
-    if let Some(s) = &statsd {
-        collectors.push(s.clone());
-        trackers.push(s.clone());
-    }
-    Ok(Backends {
-        memory,
-        statsd,
-        collector: Arc::new(Fanout::new(collectors)),
-        tracker: Arc::new(Trackers(trackers)),
-    })
-}
-
-fn summary(b: &Backends, started: Instant) {
-    println!("\n--- {:.0?} ---", started.elapsed());
-    if let Some(m) = &b.memory {
-        let window = Some(Duration::from_secs(300));
-        match m.get_timing_stats(workload::LATENCY, window) {
-            Ok(t) => println!(
-                "{:<28} n={:<7} p50={:>7.2}ms p95={:>7.2}ms p99={:>7.2}ms max={:>7.2}ms",
-                workload::LATENCY,
-                t.count,
-                t.p50,
-                t.p95,
-                t.p99,
-                t.max
-            ),
-            Err(e) => println!("{:<28} {e}", workload::LATENCY),
-        }
-        if let Ok(rate) = m.get_success_rate(workload::OPERATION, window) {
-            let failures = m
-                .get_failure_breakdown(workload::OPERATION, window)
-                .unwrap_or_default();
-            println!(
-                "{:<28} {:.1}% ok, failures {failures:?}",
-                "success rate (5 m)",
-                rate * 100.0
-            );
-        }
-        if let Ok(top) = m.get_top_metrics(MetricType::Counter, 4) {
-            for v in top {
-                println!("{:<28} {:>10} {:?}", v.name, v.value, v.tags);
-            }
-        }
-        // The untagged series: the whole machine, and this process.
-        if let Some(cpu) = m.gauge_value("system.cpu.utilization", &[]) {
-            println!("{:<28} {:.1}%", "system cpu", cpu * 100.0);
-        }
-        if let Some(rss) = m.gauge_value("process.memory.usage", &[]) {
-            println!("{:<28} {:.1} MiB", "process rss", rss / 1048576.0);
-        }
-    }
-    for h in b.collector.health() {
-        println!(
-            "health {:<8} {:<9} dropped {:?} {}",
-            h.name,
-            h.status.to_string(),
-            h.dropped,
-            h.details
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+    for c in &h.checks {
+        let _ = writeln!(
+            out,
+            "  check   {:<12} {:<9} {}",
+            c.name,
+            c.status.to_string(),
+            c.message.as_deref().unwrap_or("")
         );
     }
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    let backends = match build() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let sampling = !matches!(
-        env("METRICS_SYSTEM_SAMPLING").as_deref(),
-        Some("off" | "false" | "0")
-    );
-    let monitor = if sampling {
-        match SystemMonitor::with_collector(backends.collector.clone()) {
-            Ok(m) => match m.start_resource_monitoring(Duration::from_secs(1)) {
-                Ok(()) => Some(m),
-                Err(e) => {
-                    eprintln!("warning: system sampling not started: {e}");
-                    None
+fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n--- {:.0?} ---", started.elapsed());
+    let window = Some(Duration::from_secs(300));
+    if agent.memory().is_some() {
+        let timer = agent.timer();
+        for name in [workload::LATENCY, workload::DB_QUERY] {
+            match timer.get_timing_stats(name, window) {
+                Ok(t) => {
+                    let _ = writeln!(
+                        out,
+                        "{name:<24} n={:<7} p50={:>7.2}ms p95={:>7.2}ms p99={:>7.2}ms max={:>7.2}ms",
+                        t.count, t.p50, t.p95, t.p99, t.max
+                    );
                 }
-            },
-            Err(e) => {
-                eprintln!("warning: system sampling not available: {e}");
-                None
+                Err(e) => {
+                    let _ = writeln!(out, "{name:<24} {e}");
+                }
+            }
+        }
+        let tracker = agent.tracker();
+        for op in [workload::OPERATION, workload::DB_QUERY] {
+            if let Ok(rate) = tracker.get_success_rate(op, window) {
+                let failures = tracker
+                    .get_failure_breakdown(op, window)
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{:<24} {:>5.1}% ok (5 m), failures {failures:?}",
+                    format!("{op} success"),
+                    rate * 100.0
+                );
+            }
+        }
+        if let Ok(top) = agent.aggregator().get_top_metrics(MetricType::Counter, 4) {
+            for v in top {
+                let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(out, "{:<24} {:>10} {{{}}}", v.name, v.value, tags.join(","));
+            }
+        }
+        if let Some(m) = agent.memory() {
+            // The untagged series: the whole machine, and this process.
+            if let Some(cpu) = m.gauge_value("system.cpu.utilization", &[]) {
+                let _ = writeln!(out, "{:<24} {:.1}%", "system cpu", cpu * 100.0);
+            }
+            if let Some(rss) = m.gauge_value("process.memory.usage", &[]) {
+                let _ = writeln!(out, "{:<24} {:.1} MiB", "process rss", rss / 1_048_576.0);
             }
         }
     } else {
-        None
-    };
+        let _ = writeln!(
+            out,
+            "(StatsD only: the daemon holds the numbers; health below)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<24} {} values, {} lost to lag",
+        "stream (failures)",
+        streamed.values.load(Ordering::Relaxed),
+        streamed.missed.load(Ordering::Relaxed)
+    );
+    health_lines(&mut out, &agent.get_system_health());
+    out
+}
+
+/// What the demo's stream subscriber saw.
+#[derive(Default)]
+struct StreamCounts {
+    values: AtomicU64,
+    missed: AtomicU64,
+}
+
+/// Subscribes to every failure and counts what arrives, on its own thread
+/// with its own runtime, as an application's async task would.
+fn watch_failures(agent: &Agent, counts: Arc<StreamCounts>) -> Option<std::thread::JoinHandle<()>> {
+    let filter = MetricFilter::default().name_prefix(format!("{}.failure", workload::OPERATION));
+    let mut stream = agent.metrics_stream(filter);
+    std::thread::Builder::new()
+        .name("stream-watcher".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("warning: no runtime for the stream watcher: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async {
+                while let Some(event) = stream.next().await {
+                    match event {
+                        StreamEvent::Metric(_) => counts.values.fetch_add(1, Ordering::Relaxed),
+                        StreamEvent::Lagged { missed } => {
+                            counts.missed.fetch_add(missed, Ordering::Relaxed)
+                        }
+                    };
+                }
+            });
+        })
+        .ok()
+}
+
+fn run(
+    args: &Args,
+    config: AgentConfig,
+    out: &Out,
+) -> Result<bool, metrics_protocol::MetricsError> {
+    let endpoints = config.export_endpoints.clone();
+    let agent = Agent::new(config)?;
+    let config = agent.config();
+
+    // Health checks an application would register.
+    let monitor = agent.resource_monitor();
+    agent.register_health_check(Arc::new(FnCheck::new("disk", move || {
+        match monitor.get_disk_usage(std::path::Path::new("/")) {
+            Ok(d) if d.percent >= 95.0 => {
+                CheckOutcome::unhealthy(format!("/ is {:.0}% full", d.percent))
+            }
+            Ok(d) if d.percent >= 85.0 => {
+                CheckOutcome::degraded(format!("/ is {:.0}% full", d.percent))
+            }
+            Ok(_) => CheckOutcome::healthy(),
+            Err(e) => CheckOutcome::degraded(format!("cannot read /: {e}")),
+        }
+    })));
+    // The request latency per route, in 5-second windows, back into the system.
+    let spec = AggregationSpec::time(workload::LATENCY, Duration::from_secs(5))
+        .functions(["mean", "p95"])?;
+    agent.aggregate(spec)?;
+
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -253,62 +254,110 @@ fn main() -> ExitCode {
             eprintln!("warning: Ctrl-C handler not installed: {e}");
         }
     }
-    let names: Vec<&str> = [
-        ("memory", backends.memory.is_some()),
-        ("statsd", backends.statsd.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(n, on)| on.then_some(n))
-    .collect();
-    println!(
-        "metrics-agent: backends {}, system sampling {}, {} workers, {}",
-        names.join(" + "),
-        if monitor.is_some() { "on" } else { "off" },
+    let counts = Arc::new(StreamCounts::default());
+    let watcher = watch_failures(&agent, counts.clone());
+    out.print(&format!(
+        "metrics-agent: backend {}{}, system sampling {}, {} workers, {}\n",
+        config.backend,
+        if config.backend.statsd() {
+            format!(
+                " (StatsD at {}, {})",
+                config.statsd.addr, config.statsd.flavor
+            )
+        } else {
+            String::new()
+        },
+        if agent.resource_monitor().is_monitoring() {
+            format!("every {}s", config.collection_interval)
+        } else {
+            "off".into()
+        },
         args.workers,
         args.duration
             .map(|d| format!("running {d:?}"))
             .unwrap_or_else(|| "Ctrl-C to stop".into())
-    );
+    ));
     let workers = workload::start(
         args.workers,
-        backends.collector.clone(),
-        backends.tracker.clone(),
+        agent.collector(),
+        agent.timer(),
+        agent.tracker(),
         stop.clone(),
     );
     let started = Instant::now();
     let mut next_report = started + args.report_every;
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) && !out.closed.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if args.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.store(true, Ordering::SeqCst);
         }
         if Instant::now() >= next_report {
-            summary(&backends, started);
+            out.print(&summary(&agent, started, &counts));
             next_report += args.report_every;
         }
     }
+    stop.store(true, Ordering::SeqCst);
     for w in workers {
         let _ = w.join();
     }
-    if let Some(m) = &monitor {
-        m.stop_resource_monitoring();
+    // Shut down first: partial aggregation windows land, StatsD is flushed,
+    // the stream ends; the memory backend still answers afterwards.
+    let mut ok = true;
+    if let Err(e) = agent.shutdown_metrics() {
+        eprintln!("error: shutdown: {e}");
+        ok = false;
     }
-    summary(&backends, started);
-    let mut status = ExitCode::SUCCESS;
-    if let Some(m) = &backends.memory {
-        match m.export_metrics(args.format) {
-            Ok(text) => println!("\n--- final export ({}) ---\n{text}", args.format),
-            Err(e) => {
-                eprintln!("error: export failed: {e}");
-                status = ExitCode::from(1);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
+    out.print(&summary(&agent, started, &counts));
+    if agent.memory().is_some() {
+        if !args.no_export {
+            match agent.aggregator().export_metrics(args.format) {
+                Ok(text) => out.print(&format!("\n--- final export ({}) ---\n{text}", args.format)),
+                Err(e) => {
+                    eprintln!("error: export failed: {e}");
+                    ok = false;
+                }
+            }
+        }
+        if !endpoints.is_empty() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| metrics_protocol::MetricsError::io("starting a runtime", e))?;
+            for (endpoint, result) in rt.block_on(agent.export_metrics_async(&[])) {
+                match result {
+                    Ok(()) => eprintln!("exported to {endpoint}"),
+                    Err(e) => {
+                        eprintln!("error: export to {endpoint} failed: {e}");
+                        ok = false;
+                    }
+                }
             }
         }
     }
-    if let Some(s) = &backends.statsd {
-        if let Err(e) = s.shutdown() {
-            eprintln!("error: StatsD shutdown: {e}");
-            status = ExitCode::from(1);
+    Ok(ok)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match AgentConfig::load(args.config.as_deref(), |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = Out {
+        closed: AtomicBool::new(false),
+    };
+    match run(&args, config, &out) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
-    status
 }

@@ -8,12 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector, SuccessFailureTracker};
+use metrics_protocol::{
+    CollectorExt, InstrumentExt, MetricCollector, PerformanceTimer, PerformanceTimerExt,
+    SuccessFailureTracker,
+};
 
 /// The timer of the handler.
 pub const LATENCY: &str = "http.request.duration";
 /// The operation whose success rate is tracked.
 pub const OPERATION: &str = "http.request";
+/// The database call, timed through the `PerformanceTimer` (success or
+/// failure with error type `timer`).
+pub const DB_QUERY: &str = "db.query";
 
 /// A pseudo-random source (xorshift), seeded per worker.
 struct Rng(u64);
@@ -30,12 +36,22 @@ impl Rng {
 /// The "library": handles one request and reports it.
 fn handle(
     metrics: &dyn MetricCollector,
+    timer: &dyn PerformanceTimer,
     tracker: &dyn SuccessFailureTracker,
     rng: &mut Rng,
     route: &str,
 ) {
     metrics.adjust_gauge("http.inflight", 1.0, &[]);
     let roll = rng.next();
+    if route != "/health" {
+        // The database call: a timer guard, marked failed on a lost connection.
+        let mut query =
+            timer.start_guard(DB_QUERY, &[("table", route.trim_start_matches("/api/"))]);
+        std::thread::sleep(Duration::from_micros((200.0 + 800.0 * rng.next()) as u64));
+        if rng.next() < 0.01 {
+            query.mark_failed();
+        }
+    }
     let outcome = metrics.timed(LATENCY, &[("route", route)], || {
         // Lognormal-ish latency: mostly a few ms, a long tail.
         let ms = (1.0 + 3.0 * rng.next()) * (1.0 + 20.0 * rng.next().powi(6));
@@ -64,19 +80,25 @@ fn handle(
 pub fn start(
     n: usize,
     metrics: Arc<dyn MetricCollector>,
+    timer: Arc<dyn PerformanceTimer>,
     tracker: Arc<dyn SuccessFailureTracker>,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<()>> {
     let routes = ["/api/users", "/api/orders", "/health"];
     (0..n)
         .map(|i| {
-            let (metrics, tracker, stop) = (metrics.clone(), tracker.clone(), stop.clone());
+            let (metrics, timer, tracker, stop) = (
+                metrics.clone(),
+                timer.clone(),
+                tracker.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x2545_F491_4F6C_DD1D));
                 let jobs = metrics.counter("jobs.processed", &[("worker", &i.to_string())]);
                 while !stop.load(Ordering::Relaxed) {
                     let route = routes[(rng.next() * routes.len() as f64) as usize % routes.len()];
-                    handle(&*metrics, &*tracker, &mut rng, route);
+                    handle(&*metrics, &*timer, &*tracker, &mut rng, route);
                     jobs.inc();
                 }
             })

@@ -596,3 +596,18 @@ fn dropping_the_system_stops_its_threads_and_keeps_no_cycle() {
     assert_eq!(agg.stats().1, 1);
     let _ = clock.now_millis();
 }
+
+#[test]
+fn the_readme_configuration_example_is_a_valid_configuration() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in the README");
+    let c = AgentConfig::from_toml_str(block).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.backend, BackendChoice::Both);
+    assert_eq!(c.statsd.common_tags["env"], "prod");
+    assert_eq!(c.health.check_timeout_ms, 2000);
+}
