@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_memory::Clock;
+use metrics_protocol::validate::SortedTags;
 use metrics_protocol::{
     BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricValue,
     MetricsError, Tags,
@@ -395,13 +396,14 @@ impl StreamAggregator {
     }
 
     /// Sends one sample with its tags (merged over the default tags).
-    /// Non-finite values are ignored.
+    /// Non-finite values and samples with invalid tags are ignored.
     pub fn send(&self, value: f64, tags: Tags<'_>) {
         self.send_with_unit(value, tags, None);
     }
 
     fn send_with_unit(&self, value: f64, tags: Tags<'_>, unit: Option<MetricUnit>) {
-        if !value.is_finite() {
+        // Samples the backends drop as invalid are not aggregated either.
+        if !value.is_finite() || SortedTags::new(tags).is_err() {
             return;
         }
         let mut key: BTreeMap<&str, &str> = self

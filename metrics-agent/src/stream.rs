@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use metrics_protocol::validate::check_sample;
 use metrics_protocol::{
     BackendHealth, HealthStatus, MetricCollector, MetricFilter, MetricStream, MetricType,
     MetricUnit, MetricValue, StreamEvent, Tags,
@@ -41,6 +42,9 @@ use tokio::sync::Notify;
 ///   for one push (and a pop when full), never for I/O.
 /// - **No subscribers, no cost**: recording checks one atomic count and
 ///   returns, without building a [`MetricValue`].
+/// - Only valid values reach a stream: a sample the backends drop as
+///   invalid (bad name, tag or value, a negative counter increment) is
+///   not streamed either.
 /// - Only values matching a subscriber's [`MetricFilter`] enter its buffer,
 ///   so a narrow subscriber does not lag because of unrelated traffic.
 /// - [`close`](Self::close) ends every stream (after its buffered values)
@@ -213,6 +217,13 @@ impl StreamHub {
             .iter()
             .filter(|s| filter_matches(&s.filter, name, metric_type, tags))
         {
+            if built.is_none() {
+                // What a backend drops (and counts) never reaches a stream.
+                let is_counter = metric_type == MetricType::Counter;
+                if check_sample(name, value, is_counter, tags).is_err() {
+                    return;
+                }
+            }
             let v = built.get_or_insert_with(|| {
                 let mut v = MetricValue::new(name, value, metric_type, unit, tags);
                 if adjust {
@@ -369,6 +380,24 @@ mod tests {
 
     fn drain(stream: MetricStream) -> Vec<StreamEvent> {
         block_on(stream.collect())
+    }
+
+    #[test]
+    fn what_a_backend_would_drop_is_not_streamed() {
+        let hub = StreamHub::new(16);
+        let all = hub.subscribe(MetricFilter::default());
+        hub.record_counter("", 1.0, &[]);
+        hub.record_counter("bad\nname", 1.0, &[]);
+        hub.record_counter("c", -1.0, &[]);
+        hub.record_gauge("g", f64::NAN, &[]);
+        hub.record_histogram("h", 1.0, &[("", "empty key")]);
+        hub.record_counter("ok", 1.0, &[("k", "v")]);
+        hub.close();
+        let events = drain(all);
+        assert!(
+            matches!(&events[..], [StreamEvent::Metric(v)] if v.name == "ok"),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,58 @@
+//! The conformance suite against the composed system: `Agent::collector()`
+//! (memory backend, stream hub and aggregation taps behind one fanout), read
+//! back through its memory backend. A stream subscriber and an aggregation
+//! (of a window larger than any check records, so it adds no series) are
+//! active, so the taps are on the path under test.
+
+use std::sync::Arc;
+
+use metrics_agent::{Agent, AgentConfig, AggregationSpec};
+use metrics_protocol::{AsyncMetricsSystem, MetricCollector, MetricFilter, MetricStream, Tags};
+use metrics_tests::Harness;
+
+struct Composed {
+    agent: Agent,
+    _stream: parking_lot::Mutex<MetricStream>,
+}
+
+impl Composed {
+    fn new() -> Composed {
+        let agent = Agent::new(AgentConfig {
+            system_sampling: false,
+            ..AgentConfig::default()
+        })
+        .expect("the default configuration builds");
+        let _stream = agent.metrics_stream(MetricFilter::default());
+        let spec = AggregationSpec::count("conf.size", 1_000_000)
+            .functions(["mean"])
+            .expect("a known function");
+        agent.aggregate(spec).expect("a valid spec");
+        Composed {
+            agent,
+            _stream: parking_lot::Mutex::new(_stream),
+        }
+    }
+}
+
+impl Harness for Composed {
+    fn collector(&self) -> Arc<dyn MetricCollector> {
+        metrics_protocol::MetricsSystem::collector(&self.agent)
+    }
+    fn counter(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
+        self.agent.memory()?.counter_value(name, tags)
+    }
+    fn gauge(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
+        self.agent.memory()?.gauge_value(name, tags)
+    }
+    fn samples(&self, name: &str, tags: Tags<'_>) -> Option<u64> {
+        self.agent
+            .memory()?
+            .distribution(name, tags)
+            .map(|d| d.count)
+    }
+    fn series_count(&self) -> usize {
+        self.agent.memory().map_or(0, |m| m.series_count())
+    }
+}
+
+metrics_tests::conformance_suite!(Composed::new());
