@@ -79,6 +79,10 @@ for flavor in dogstatsd etsy; do
     wait_value gauges "send.$flavor.g" -7.5
 done
 mgmt timers | grep -q "send.dogstatsd.t" || fail "timer missing: $(mgmt timers)"
+# The Etsy daemon has no histogram type: the etsy flavor sends histograms as
+# timers, so they must be among its timers and not added up as a counter.
+mgmt timers | grep -q "send.etsy.h" || fail "etsy histogram not a timer: $(mgmt timers)"
+mgmt counters | grep -q "send.etsy.h" && fail "etsy histogram counted as a counter"
 
 log "a malformed line: reported with its number, exit 1, the rest still sent"
 set +e

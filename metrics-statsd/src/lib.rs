@@ -42,6 +42,11 @@
 //! - **Gauges** are absolute; a negative absolute value goes out as `0` then
 //!   `-N`, since a daemon reads a lone `-N` as a relative change.
 //!   `adjust_gauge` sends relative changes (`+N`/`-N`).
+//! - **Histograms** are `|h` with the DogStatsD flavor. Plain StatsD has no
+//!   histogram type (the Etsy daemon adds `h` lines up as a counter), so
+//!   with the `etsy` and `none` flavors they go out as timers (`|ms`), whose
+//!   percentiles the daemon computes; a negative value cannot be a timer
+//!   there and is dropped, counted as `invalid_value`.
 //! - **Daemon down**: the socket is connected, so a closed port shows up as
 //!   send errors (the kernel reports a lost datagram on the next send); the
 //!   lost datagram's lines are counted as `send_failed`, `health()` reports
@@ -104,12 +109,16 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn wire(self) -> &'static str {
+    /// The wire type. Plain StatsD has no histogram type (the Etsy daemon
+    /// adds `h` lines up as a counter), so outside DogStatsD a histogram
+    /// sample goes out as a timer, whose percentiles the daemon computes.
+    fn wire(self, flavor: TagFlavor) -> &'static str {
         match self {
             Kind::Counter => "c",
             Kind::Gauge | Kind::GaugeDelta => "g",
             Kind::Timer => "ms",
-            Kind::Histogram => "h",
+            Kind::Histogram if flavor == TagFlavor::DogStatsd => "h",
+            Kind::Histogram => "ms",
         }
     }
 }
@@ -386,6 +395,13 @@ impl StatsdMetrics {
                 validate::check_counter_increment(value)?;
             } else {
                 validate::check_value(value)?;
+            }
+            // A timer line must not be negative (the daemon rejects it).
+            if kind == Kind::Histogram
+                && value < 0.0
+                && self.shared.config.flavor != TagFlavor::DogStatsd
+            {
+                return Err(DropReason::InvalidValue);
             }
             let sorted = SortedTags::new(tags)?;
             let series_kind = if kind == Kind::GaugeDelta {

@@ -130,7 +130,7 @@ fn emit_sample(
             line,
             r,
             &s.value.to_string(),
-            op.wire(),
+            op.wire(shared.config.flavor),
             s.rate,
         ),
     }

@@ -82,6 +82,30 @@ fn gauges_send_absolute_values_safely_and_deltas_relatively() {
 }
 
 #[test]
+fn histograms_are_timers_where_statsd_has_no_histogram_type() {
+    for flavor in [TagFlavor::Etsy, TagFlavor::None] {
+        let mut r = Receiver::bind("127.0.0.1:0");
+        let s = StatsdMetrics::new(StatsdConfig {
+            addr: r.addr(),
+            flavor,
+            flush_interval_ms: 3_600_000,
+            ..Default::default()
+        })
+        .unwrap();
+        s.record_histogram("size", 42.0, &[]);
+        s.record_histogram("size", -1.0, &[]); // no valid timer line for it
+        s.flush().unwrap();
+        assert_eq!(r.until(1), ["size:42|ms"], "{flavor}");
+        let h = s.health();
+        assert_eq!(
+            h[0].dropped.get(&DropReason::InvalidValue),
+            Some(&1),
+            "{flavor}"
+        );
+    }
+}
+
+#[test]
 fn timers_and_histograms_go_per_sample_with_rates() {
     let mut r = Receiver::bind("127.0.0.1:0");
     let s = backend(r.addr());
