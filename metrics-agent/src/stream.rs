@@ -176,7 +176,7 @@ impl StreamHub {
         if self.inner.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let list = self.inner.subscribers.read().clone();
+        let list = self.inner.subscribers.read();
         for s in list.iter().filter(|s| s.filter.matches(value)) {
             self.push(s, value.clone());
         }
@@ -211,7 +211,7 @@ impl StreamHub {
         if self.inner.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let list = self.inner.subscribers.read().clone();
+        let list = self.inner.subscribers.read();
         let mut built: Option<MetricValue> = None;
         for s in list
             .iter()
