@@ -94,7 +94,8 @@ pub fn start(
                 stop.clone(),
             );
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x2545_F491_4F6C_DD1D));
+                let seed = (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
                 let jobs = metrics.counter("jobs.processed", &[("worker", &i.to_string())]);
                 while !stop.load(Ordering::Relaxed) {
                     let route = routes[(rng.next() * routes.len() as f64) as usize % routes.len()];
