@@ -1,21 +1,20 @@
 //! [`Agent`]: the whole protocol behind one value, assembled at start-up
 //! from an [`AgentConfig`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
 use metrics_protocol::{
     BackendHealth, Counter, CpuUsage, DashboardData, DashboardKind, DiskUsage, DropCounters,
     DropReason, EndpointResults, ExportFormat, Fanout, Gauge, HealthCheckResult, HealthReport,
     HealthStatus, Histogram, MemoryUsage, MetricCollector, MetricFilter, MetricStream,
     MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsConfig, MetricsError,
-    MetricsSystem, NetworkStats, PerformanceTimer, ProcessUsage, ResourceMonitor,
+    MetricsSystem, NetworkStats, PerformanceTimer, ProcessUsage, ResourceMonitor, RunningTimers,
     SuccessFailureTracker, Tags, Timer, TimerId, TimingResult, TimingStats,
 };
 use metrics_statsd::StatsdMetrics;
@@ -188,7 +187,7 @@ impl Agent {
             aggregations,
             trackers,
             outcomes: OutcomeWindow::new(config.health.error_rate_window(), clock.clone()),
-            timers: Mutex::new(HashMap::new()),
+            timers: RunningTimers::new(MAX_RUNNING_TIMERS),
             drops: DropCounters::new(),
             query,
             query_timer,
@@ -317,7 +316,7 @@ impl Agent {
         let mut h = BackendHealth::healthy("agent");
         h.dropped = core.drops.snapshot();
         h.details
-            .insert("running_timers".into(), core.timers.lock().len() as f64);
+            .insert("running_timers".into(), core.timers.len() as f64);
         let (ok, failed) = core.outcomes.counts();
         h.details.insert("window_successes".into(), ok as f64);
         h.details.insert("window_failures".into(), failed as f64);
@@ -614,19 +613,12 @@ struct Core {
     aggregations: Arc<AggregationSet>,
     trackers: Vec<Arc<dyn SuccessFailureTracker>>,
     outcomes: OutcomeWindow,
-    timers: Mutex<HashMap<TimerId, Running>>,
+    timers: RunningTimers,
     drops: DropCounters,
     query: Arc<dyn MetricsAggregator>,
     query_timer: Arc<dyn PerformanceTimer>,
     query_tracker: Arc<dyn SuccessFailureTracker>,
     clock: Arc<dyn Clock>,
-}
-
-struct Running {
-    name: String,
-    tags: Vec<(String, String)>,
-    started: Instant,
-    start_time: chrono::DateTime<Utc>,
 }
 
 impl MetricCollector for Core {
@@ -718,53 +710,17 @@ impl SuccessFailureTracker for Core {
 
 impl PerformanceTimer for Core {
     fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        let id = TimerId::new();
-        let running = Running {
-            name: operation_name.to_owned(),
-            tags: metadata
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            started: Instant::now(),
-            start_time: Utc::now(),
-        };
-        let mut timers = self.timers.lock();
-        if timers.len() >= MAX_RUNNING_TIMERS {
-            // At the limit only: evict the oldest running timer.
-            let oldest = timers
-                .iter()
-                .min_by_key(|(_, r)| r.started)
-                .map(|(id, _)| *id);
-            if let Some(old) = oldest {
-                timers.remove(&old);
-                self.drops.record(DropReason::TimerEvicted);
-            }
+        let (id, evicted) = self.timers.start(operation_name, metadata);
+        if evicted > 0 {
+            self.drops.add(DropReason::TimerEvicted, evicted);
         }
-        timers.insert(id, running);
         id
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        let t = self
-            .timers
-            .lock()
-            .remove(&timer_id)
-            .ok_or(MetricsError::UnknownTimer(timer_id))?;
-        let duration = t.started.elapsed();
-        let tags: Vec<(&str, &str)> = t
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        metrics_protocol::record_stopped_timer(self, &t.name, duration, &tags, success);
-        Ok(TimingResult {
-            operation_name: t.name,
-            duration,
-            start_time: t.start_time,
-            end_time: Utc::now(),
-            success,
-            metadata: t.tags.into_iter().collect(),
-        })
+        let (t, duration) = self.timers.stop(timer_id)?;
+        metrics_protocol::record_stopped_timer(self, &t.name, duration, &t.tag_refs(), success);
+        Ok(t.into_result(duration, success))
     }
 
     fn get_timing_stats(

@@ -83,16 +83,14 @@ mod query;
 mod registry;
 mod sketch;
 mod stats;
-mod timers;
 mod tracker;
 mod window;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use metrics_protocol::validate;
 use metrics_protocol::{
     BackendHealth, Counter, DropCounters, DropReason, ExportFormat, Gauge, Histogram,
@@ -120,7 +118,7 @@ pub struct MemoryMetrics {
     shared: Arc<Shared>,
     registry: Registry,
     tracker: tracker::Tracker,
-    timers: timers::TimerTable,
+    timers: metrics_protocol::RunningTimers,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
 }
@@ -219,7 +217,7 @@ impl MemoryMetrics {
                 config.idle_expiry_secs.is_none(),
             ),
             tracker: tracker::Tracker::new(config.windows.clone()),
-            timers: timers::TimerTable::new(config.max_running_timers),
+            timers: metrics_protocol::RunningTimers::new(config.max_running_timers),
             last_expiry_ms: AtomicI64::new(i64::MIN),
             config,
         }
@@ -455,19 +453,7 @@ impl MetricCollector for MemoryMetrics {
 
 impl PerformanceTimer for MemoryMetrics {
     fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        let id = TimerId::new();
-        let evicted = self.timers.insert(
-            id,
-            timers::Running {
-                name: operation_name.to_owned(),
-                tags: metadata
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                started: Instant::now(),
-                start_time: Utc::now(),
-            },
-        );
+        let (id, evicted) = self.timers.start(operation_name, metadata);
         if evicted > 0 {
             self.shared.drops.add(DropReason::TimerEvicted, evicted);
         }
@@ -475,25 +461,9 @@ impl PerformanceTimer for MemoryMetrics {
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        let t = self
-            .timers
-            .remove(&timer_id)
-            .ok_or(MetricsError::UnknownTimer(timer_id))?;
-        let duration = t.started.elapsed();
-        let tags: Vec<(&str, &str)> = t
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        metrics_protocol::record_stopped_timer(self, &t.name, duration, &tags, success);
-        Ok(TimingResult {
-            operation_name: t.name,
-            duration,
-            start_time: t.start_time,
-            end_time: Utc::now(),
-            success,
-            metadata: t.tags.into_iter().collect(),
-        })
+        let (t, duration) = self.timers.stop(timer_id)?;
+        metrics_protocol::record_stopped_timer(self, &t.name, duration, &t.tag_refs(), success);
+        Ok(t.into_result(duration, success))
     }
 
     fn get_timing_stats(

@@ -105,7 +105,8 @@ pub use system::{
     AsyncMetricsSystem, EndpointResults, MetricFilter, MetricStream, MetricsSystem, StreamEvent,
 };
 pub use timing::{
-    Operation, PerformanceTimer, PerformanceTimerExt, TimerGuard, record_stopped_timer,
+    Operation, PerformanceTimer, PerformanceTimerExt, RunningTimers, StartedTimer, TimerGuard,
+    record_stopped_timer,
 };
 pub use tracking::SuccessFailureTracker;
 pub use types::{

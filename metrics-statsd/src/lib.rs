@@ -74,7 +74,7 @@ mod config;
 mod format;
 mod sender;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
@@ -88,7 +88,7 @@ use metrics_protocol::validate::{self, SortedTags};
 use metrics_protocol::{
     BackendHealth, DropCounters, DropReason, ExportFormat, HealthStatus, MetricCollector,
     MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsError, PerformanceTimer,
-    SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
+    RunningTimers, SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -238,20 +238,13 @@ pub(crate) struct Shared {
     closed: AtomicBool,
 }
 
-struct Running {
-    name: String,
-    tags: Vec<(String, String)>,
-    started: Instant,
-    start_time: std::time::SystemTime,
-}
-
 /// The StatsD backend (see the crate docs).
 pub struct StatsdMetrics {
     shared: Arc<Shared>,
     queue: Sender<sender::Sample>,
     ctrl: Sender<sender::Ctrl>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    timers: Mutex<HashMap<TimerId, Running>>,
+    timers: RunningTimers,
 }
 
 impl std::fmt::Debug for StatsdMetrics {
@@ -303,7 +296,7 @@ impl StatsdMetrics {
             queue,
             ctrl,
             thread: Mutex::new(Some(thread)),
-            timers: Mutex::new(HashMap::new()),
+            timers: RunningTimers::new(MAX_RUNNING_TIMERS),
         })
     }
 
@@ -567,56 +560,17 @@ impl MetricCollector for StatsdMetrics {
 
 impl PerformanceTimer for StatsdMetrics {
     fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        let id = TimerId::new();
-        let mut timers = self.timers.lock();
-        if timers.len() >= MAX_RUNNING_TIMERS {
-            // Evict the oldest running timer.
-            if let Some(oldest) = timers
-                .iter()
-                .min_by_key(|(_, t)| t.started)
-                .map(|(id, _)| *id)
-            {
-                timers.remove(&oldest);
-                self.shared.drops.record(DropReason::TimerEvicted);
-            }
+        let (id, evicted) = self.timers.start(operation_name, metadata);
+        if evicted > 0 {
+            self.shared.drops.add(DropReason::TimerEvicted, evicted);
         }
-        timers.insert(
-            id,
-            Running {
-                name: operation_name.to_owned(),
-                tags: metadata
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                started: Instant::now(),
-                start_time: std::time::SystemTime::now(),
-            },
-        );
         id
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        let t = self
-            .timers
-            .lock()
-            .remove(&timer_id)
-            .ok_or(MetricsError::UnknownTimer(timer_id))?;
-        let duration = t.started.elapsed();
-        let tags: Vec<(&str, &str)> = t
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        metrics_protocol::record_stopped_timer(self, &t.name, duration, &tags, success);
-        let start: chrono::DateTime<chrono::Utc> = t.start_time.into();
-        Ok(TimingResult {
-            operation_name: t.name,
-            duration,
-            start_time: start,
-            end_time: chrono::Utc::now(),
-            success,
-            metadata: t.tags.into_iter().collect(),
-        })
+        let (t, duration) = self.timers.stop(timer_id)?;
+        metrics_protocol::record_stopped_timer(self, &t.name, duration, &t.tag_refs(), success);
+        Ok(t.into_result(duration, success))
     }
 
     fn get_timing_stats(
