@@ -474,7 +474,8 @@ fn render(v: &serde_json::Value) -> String {
     }
 }
 
-fn prefixed(section: &str, e: MetricsError) -> MetricsError {
+/// `e` with its field path under `section` (`statsd.addr`), when it names a field.
+pub(crate) fn prefixed(section: &str, e: MetricsError) -> MetricsError {
     match e {
         MetricsError::Config {
             field,

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
 use metrics_protocol::{
     BackendHealth, Counter, CpuUsage, DashboardData, DashboardKind, DiskUsage, DropCounters,
-    DropReason, EndpointResults, ExportFormat, Fanout, Gauge, HealthCheckResult, HealthReport,
-    HealthStatus, Histogram, MemoryUsage, MetricCollector, MetricFilter, MetricStream,
-    MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsConfig, MetricsError,
-    MetricsSystem, NetworkStats, PerformanceTimer, ProcessUsage, ResourceMonitor, RunningTimers,
-    SuccessFailureTracker, Tags, Timer, TimerId, TimingResult, TimingStats,
+    EndpointResults, ExportFormat, Fanout, Gauge, HealthCheckResult, HealthReport, HealthStatus,
+    Histogram, MemoryUsage, MetricCollector, MetricFilter, MetricStream, MetricSummary, MetricType,
+    MetricValue, MetricsAggregator, MetricsConfig, MetricsError, MetricsSystem, NetworkStats,
+    PerformanceTimer, ProcessUsage, ResourceMonitor, RunningTimers, SuccessFailureTracker, Tags,
+    Timer, TimerId, TimingResult, TimingStats,
 };
 use metrics_statsd::StatsdMetrics;
 use metrics_system::SystemMonitor;
 use parking_lot::Mutex;
 
 use crate::aggregate::{AggregateSink, AggregationSet, AggregationSpec, StreamAggregator};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, prefixed};
 use crate::health::{HealthCheck, HealthChecks, OutcomeWindow};
 use crate::stream::StreamHub;
 
@@ -414,21 +414,6 @@ fn shut_down_error(what: &str) -> MetricsError {
     MetricsError::InvalidArgument(format!("{what}: the metrics system is shut down"))
 }
 
-fn prefixed(section: &str, e: MetricsError) -> MetricsError {
-    match e {
-        MetricsError::Config {
-            field,
-            value,
-            reason,
-        } => MetricsError::Config {
-            field: format!("{section}.{field}"),
-            value,
-            reason,
-        },
-        other => other,
-    }
-}
-
 impl Drop for AgentInner {
     fn drop(&mut self) {
         if !self.shut.load(Ordering::SeqCst) {
@@ -710,17 +695,12 @@ impl SuccessFailureTracker for Core {
 
 impl PerformanceTimer for Core {
     fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        let (id, evicted) = self.timers.start(operation_name, metadata);
-        if evicted > 0 {
-            self.drops.add(DropReason::TimerEvicted, evicted);
-        }
-        id
+        self.timers
+            .start_counted(operation_name, metadata, &self.drops)
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        let (t, duration) = self.timers.stop(timer_id)?;
-        metrics_protocol::record_stopped_timer(self, &t.name, duration, &t.tag_refs(), success);
-        Ok(t.into_result(duration, success))
+        self.timers.stop_into(self, timer_id, success)
     }
 
     fn get_timing_stats(

@@ -453,17 +453,12 @@ impl MetricCollector for MemoryMetrics {
 
 impl PerformanceTimer for MemoryMetrics {
     fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        let (id, evicted) = self.timers.start(operation_name, metadata);
-        if evicted > 0 {
-            self.shared.drops.add(DropReason::TimerEvicted, evicted);
-        }
-        id
+        self.timers
+            .start_counted(operation_name, metadata, &self.shared.drops)
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        let (t, duration) = self.timers.stop(timer_id)?;
-        metrics_protocol::record_stopped_timer(self, &t.name, duration, &t.tag_refs(), success);
-        Ok(t.into_result(duration, success))
+        self.timers.stop_into(self, timer_id, success)
     }
 
     fn get_timing_stats(

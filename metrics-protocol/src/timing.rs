@@ -329,6 +329,37 @@ impl RunningTimers {
         Ok((t, elapsed))
     }
 
+    /// [`start`](Self::start), counting an eviction in `drops`: a backend's
+    /// whole `start_timer`.
+    pub fn start_counted(
+        &self,
+        operation_name: &str,
+        metadata: Tags<'_>,
+        drops: &crate::DropCounters,
+    ) -> TimerId {
+        let (id, evicted) = self.start(operation_name, metadata);
+        if evicted > 0 {
+            drops.add(crate::DropReason::TimerEvicted, evicted);
+        }
+        id
+    }
+
+    /// [`stop`](Self::stop), then [`record_stopped_timer`] into `backend`:
+    /// a backend's whole `stop_timer`.
+    pub fn stop_into<B>(
+        &self,
+        backend: &B,
+        id: TimerId,
+        success: bool,
+    ) -> Result<TimingResult, MetricsError>
+    where
+        B: crate::MetricCollector + crate::SuccessFailureTracker + ?Sized,
+    {
+        let (t, duration) = self.stop(id)?;
+        record_stopped_timer(backend, &t.name, duration, &t.tag_refs(), success);
+        Ok(t.into_result(duration, success))
+    }
+
     /// Timers running now.
     pub fn len(&self) -> usize {
         self.slots().running.len()
