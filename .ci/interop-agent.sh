@@ -6,23 +6,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
 
-STATS_JS=$(ensure_statsd)
 cargo build -q -p metrics-agent
 BIN=${CARGO_TARGET_DIR:-$CI_ROOT/target}/debug/metrics-agent
 DIR=$CI_WORK/agent-run
 rm -rf "$DIR" && mkdir -p "$DIR"
 fail() { echo "interop-agent: $*" >&2; [ -f "$DIR/statsd.log" ] && tail -20 "$DIR/statsd.log" >&2; exit 1; }
 
-PORT=$(free_port)
-MGMT=$(free_port)
-cat > "$DIR/config.js" <<JS
-{ address: "127.0.0.1", port: $PORT, mgmt_address: "127.0.0.1", mgmt_port: $MGMT,
-  flushInterval: 3600000, backends: [], deleteIdleStats: true }
-JS
-node "$STATS_JS" "$DIR/config.js" > "$DIR/statsd.log" 2>&1 &
-DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null || true' EXIT
-wait_tcp "$MGMT" 15 || fail "the daemon did not start"
+start_statsd "$DIR" || fail "the daemon did not start"
 
 log "metrics-agent, METRICS_BACKEND=both, 4 s, the export to a file endpoint"
 METRICS_BACKEND=both METRICS_STATSD_ADDR="127.0.0.1:$PORT" METRICS_SAMPLE_INTERVAL=1s \

@@ -5,23 +5,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
 
-STATS_JS=$(ensure_statsd)
 cargo build -q -p metrics-statsd --example send --example load
 BIN=${CARGO_TARGET_DIR:-$CI_ROOT/target}/debug/examples
 DIR=$CI_WORK/statsd-run
 mkdir -p "$DIR"
 fail() { echo "interop-statsd: $*" >&2; [ -f "$DIR/statsd.log" ] && tail -20 "$DIR/statsd.log" >&2; exit 1; }
 
-PORT=$(free_port)
-MGMT=$(free_port)
-cat > "$DIR/config.js" <<JS
-{ address: "127.0.0.1", port: $PORT, mgmt_address: "127.0.0.1", mgmt_port: $MGMT,
-  flushInterval: 3600000, backends: [], deleteIdleStats: true }
-JS
-node "$STATS_JS" "$DIR/config.js" > "$DIR/statsd.log" 2>&1 &
-DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null || true' EXIT
-wait_tcp "$MGMT" 15 || fail "the daemon did not start"
+start_statsd "$DIR" || fail "the daemon did not start"
 
 # mgmt COMMAND: the daemon's answer to a management command.
 mgmt() {

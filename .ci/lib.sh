@@ -48,6 +48,24 @@ ensure_statsd() {
     echo "$dir/node_modules/statsd/stats.js"
 }
 
+# start_statsd DIR: starts the Etsy daemon on 127.0.0.1 (no flushes, so
+# totals accumulate), logging to DIR/statsd.log. Sets PORT (UDP), MGMT (the
+# management port) and DAEMON (its pid), and kills it on exit.
+start_statsd() {
+    local dir=$1 stats_js
+    stats_js=$(ensure_statsd)
+    PORT=$(free_port)
+    MGMT=$(free_port)
+    cat > "$dir/config.js" <<JS
+{ address: "127.0.0.1", port: $PORT, mgmt_address: "127.0.0.1", mgmt_port: $MGMT,
+  flushInterval: 3600000, backends: [], deleteIdleStats: true }
+JS
+    node "$stats_js" "$dir/config.js" > "$dir/statsd.log" 2>&1 &
+    DAEMON=$!
+    trap 'kill $DAEMON 2>/dev/null || true' EXIT
+    wait_tcp "$MGMT" 15
+}
+
 # free_port: an unused TCP/UDP port on 127.0.0.1.
 free_port() {
     python3 - <<'PY'
