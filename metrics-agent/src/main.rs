@@ -107,13 +107,13 @@ fn health_lines(out: &mut String, h: &HealthReport) {
         );
     }
     for c in &h.checks {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "  check   {:<12} {:<9} {}",
             c.name,
             c.status.to_string(),
             c.message.as_deref().unwrap_or("")
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
 }
 
@@ -157,19 +157,29 @@ fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) -> String {
                 let _ = writeln!(out, "{:<24} {:>10} {{{}}}", v.name, v.value, tags.join(","));
             }
         }
-        if let Some(m) = agent.memory() {
-            // The untagged series: the whole machine, and this process.
-            if let Some(cpu) = m.gauge_value("system.cpu.utilization", &[]) {
-                let _ = writeln!(out, "{:<24} {:.1}%", "system cpu", cpu * 100.0);
-            }
-            if let Some(rss) = m.gauge_value("process.memory.usage", &[]) {
-                let _ = writeln!(out, "{:<24} {:.1} MiB", "process rss", rss / 1_048_576.0);
-            }
-        }
     } else {
         let _ = writeln!(
             out,
             "(StatsD only: the daemon holds the numbers; health below)"
+        );
+    }
+    // Read now through the ResourceMonitor (the sampler publishes the same
+    // readings as gauges every collection interval).
+    let monitor = agent.resource_monitor();
+    if let Ok(cpu) = monitor.get_cpu_usage() {
+        let _ = writeln!(
+            out,
+            "{:<24} {:.1}% of {} cores",
+            "system cpu", cpu.percent, cpu.logical_cores
+        );
+    }
+    if let Ok(p) = monitor.get_process_usage() {
+        let _ = writeln!(
+            out,
+            "{:<24} {:.1} MiB rss, {:.1}% cpu",
+            "this process",
+            p.rss_bytes as f64 / 1_048_576.0,
+            p.cpu_percent.unwrap_or(0.0)
         );
     }
     let _ = writeln!(
