@@ -10,6 +10,8 @@ use std::time::Duration;
 use metrics_memory::{MemoryConfig, WindowSpec};
 use metrics_protocol::{MetricsConfig, MetricsError};
 use metrics_statsd::{StatsdConfig, TagFlavor};
+
+use crate::aggregate::AggregationSpec;
 use serde::{Deserialize, Serialize};
 
 /// Which backends record what the application's libraries report.
@@ -106,6 +108,88 @@ impl HealthConfig {
     }
 }
 
+/// Where the results of a configured stream aggregation go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregationTarget {
+    /// Recorded back into the system as gauges: every backend and stream.
+    #[default]
+    System,
+    /// Published to `metrics_stream` subscribers only.
+    Stream,
+}
+
+/// One stream aggregation started with the system, as the reference
+/// metric stream configures it: a metric, a tumbling window by time
+/// (`window`) or by count (`count`), named functions, default tags.
+///
+/// ```
+/// use metrics_agent::AgentConfig;
+/// let c = AgentConfig::from_toml_str(r#"
+///     [[aggregations]]
+///     metric = "http.request.duration"
+///     window = "10s"
+///     functions = ["mean", "p95", "count"]
+///     default_tags = { service = "api" }
+/// "#)?;
+/// let spec = c.aggregations[0].spec("aggregations[0]")?;
+/// assert_eq!(spec.functions.len(), 3);
+/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// The metric whose samples are aggregated (exact name).
+    pub metric: String,
+    /// Tumbling time windows: `10s`, `500ms`, `1m`. Exactly one of
+    /// `window` and `count`.
+    pub window: Option<String>,
+    /// Tumbling batches of this many samples.
+    pub count: Option<usize>,
+    /// `sum`, `count`, `min`, `max`, `mean`, `last`, or a percentile `p95`.
+    pub functions: Vec<String>,
+    /// Tags every sample gets; a sample's own tag of the same key wins.
+    pub default_tags: BTreeMap<String, String>,
+    /// Where results go (default: back into the system).
+    pub target: AggregationTarget,
+}
+
+impl AggregationConfig {
+    /// The aggregation spec; errors name the field under `path`
+    /// (`aggregations[0].window`) and the value.
+    pub fn spec(&self, path: &str) -> Result<AggregationSpec, MetricsError> {
+        let field = |f: &str| format!("{path}.{f}");
+        let mut spec = match (&self.window, self.count) {
+            (Some(w), None) => {
+                let d = parse_duration(w)
+                    .map_err(|reason| MetricsError::config(field("window"), w, reason))?;
+                AggregationSpec::time(self.metric.clone(), d)
+            }
+            (None, Some(n)) => AggregationSpec::count(self.metric.clone(), n),
+            (Some(w), Some(n)) => {
+                return Err(MetricsError::config(
+                    field("window"),
+                    format!("{w} (and count = {n})"),
+                    "give either window or count, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(MetricsError::config(
+                    field("window"),
+                    "",
+                    "give a time window (window = \"10s\") or a count (count = 100)",
+                ));
+            }
+        };
+        spec = spec
+            .functions(&self.functions)
+            .map_err(|e| prefixed(path, e))?;
+        spec.default_tags = self.default_tags.clone();
+        spec.validate().map_err(|e| prefixed(path, e))?;
+        Ok(spec)
+    }
+}
+
 /// Everything the agent is built from.
 ///
 /// The top-level `collection_interval`, `retention_days` and
@@ -152,6 +236,8 @@ pub struct AgentConfig {
     pub statsd: StatsdConfig,
     /// The in-memory backend (used when `backend` is memory or both).
     pub memory: MemoryConfig,
+    /// Stream aggregations started with the system.
+    pub aggregations: Vec<AggregationConfig>,
 }
 
 impl Default for AgentConfig {
@@ -166,6 +252,7 @@ impl Default for AgentConfig {
             health: HealthConfig::default(),
             statsd: StatsdConfig::default(),
             memory: MemoryConfig::default(),
+            aggregations: Vec::new(),
         }
     }
 }
@@ -389,6 +476,9 @@ impl AgentConfig {
         }
         if self.backend.memory() {
             self.memory_config()?;
+        }
+        for (i, a) in self.aggregations.iter().enumerate() {
+            a.spec(&format!("aggregations[{i}]"))?;
         }
         Ok(())
     }
@@ -757,6 +847,71 @@ mod tests {
             let (field, value) = field_and_value(e);
             assert_eq!((field.as_str(), value.as_str()), (k, v), "{msg}");
             assert!(msg.contains(k) && msg.contains(v), "{msg}");
+        }
+    }
+
+    #[test]
+    fn aggregations_from_a_file_and_their_errors() {
+        let c = AgentConfig::from_toml_str(
+            "[[aggregations]]\nmetric = \"lat\"\nwindow = \"500ms\"\nfunctions = [\"p99\", \"max\"]\n\
+             [[aggregations]]\nmetric = \"size\"\ncount = 10\nfunctions = [\"sum\"]\ntarget = \"stream\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.aggregations[1].target, AggregationTarget::Stream);
+        let spec = c.aggregations[0].spec("aggregations[0]").unwrap();
+        assert_eq!(spec.window, crate::Window::Time(Duration::from_millis(500)));
+        let cases = [
+            (
+                r#"{"aggregations": [{"metric": "m", "functions": ["sum"]}]}"#,
+                "aggregations[0].window",
+                "",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "m", "window": "1s", "count": 5, "functions": ["sum"]}]}"#,
+                "aggregations[0].window",
+                "1s (and count = 5)",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "m", "window": "soon", "functions": ["sum"]}]}"#,
+                "aggregations[0].window",
+                "soon",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "m", "count": 3, "functions": ["median-ish"]}]}"#,
+                "aggregations[0].functions",
+                "median-ish",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "m", "count": 0, "functions": ["sum"]}]}"#,
+                "aggregations[0].window",
+                "0",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "", "count": 3, "functions": ["sum"]}]}"#,
+                "aggregations[0].metric",
+                "",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "m", "count": 3, "functions": []}]}"#,
+                "aggregations[0].functions",
+                "[]",
+            ),
+            (
+                r#"{"aggregations": [{"metric": "m", "count": 3, "functions": ["sum"], "target": "disk"}]}"#,
+                "aggregations[0].target",
+                "disk",
+            ),
+        ];
+        for (json, field, value) in cases {
+            let e = AgentConfig::from_json_str(json)
+                .and_then(|c| c.validate())
+                .unwrap_err();
+            assert_eq!(
+                field_and_value(e),
+                (field.to_owned(), value.to_owned()),
+                "{json}"
+            );
         }
     }
 

@@ -15,7 +15,7 @@ pub mod system;
 pub use aggregate::{
     AggFn, AggregateSink, AggregationSet, AggregationSpec, StreamAggregator, Window,
 };
-pub use config::{AgentConfig, BackendChoice, HealthConfig};
+pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use health::{CheckOutcome, FnCheck, HealthCheck, HealthChecks, OutcomeWindow};
 pub use stream::StreamHub;
 pub use system::Agent;

@@ -22,7 +22,7 @@ use metrics_system::SystemMonitor;
 use parking_lot::Mutex;
 
 use crate::aggregate::{AggregateSink, AggregationSet, AggregationSpec, StreamAggregator};
-use crate::config::{AgentConfig, prefixed};
+use crate::config::{AgentConfig, AggregationTarget, prefixed};
 use crate::health::{HealthCheck, HealthChecks, OutcomeWindow};
 use crate::stream::StreamHub;
 
@@ -214,6 +214,15 @@ impl Agent {
                 shutdown_lock: Mutex::new(()),
             }),
         };
+        let configured = agent.inner.settings.lock().config.aggregations.clone();
+        for (i, a) in configured.iter().enumerate() {
+            let spec = a.spec(&format!("aggregations[{i}]"))?;
+            match a.target {
+                AggregationTarget::System => agent.aggregate(spec)?,
+                AggregationTarget::Stream => agent
+                    .aggregate_into(spec, AggregateSink::Stream(agent.inner.core.hub.clone()))?,
+            };
+        }
         agent.start_ticker()?;
         agent.apply_sampling()?;
         Ok(agent)

@@ -610,4 +610,52 @@ fn the_readme_configuration_example_is_a_valid_configuration() {
     assert_eq!(c.backend, BackendChoice::Both);
     assert_eq!(c.statsd.common_tags["env"], "prod");
     assert_eq!(c.health.check_timeout_ms, 2000);
+    assert_eq!(c.aggregations[0].functions, ["mean", "p95", "count"]);
+}
+
+#[test]
+fn aggregations_in_the_configuration_start_with_the_system() {
+    let mut config = AgentConfig::from_toml_str(
+        r#"
+        system_sampling = false
+        [[aggregations]]
+        metric = "queue.wait"
+        count = 2
+        functions = ["max"]
+        default_tags = { pool = "io" }
+        [[aggregations]]
+        metric = "queue.wait"
+        count = 3
+        functions = ["count"]
+        target = "stream"
+        "#,
+    )
+    .unwrap();
+    config.stream_buffer = 8;
+    let agent = Agent::new(config).unwrap();
+    let stream = agent.metrics_stream(MetricFilter::default().name_prefix("queue.wait.count"));
+    for v in [4.0, 9.0, 1.0] {
+        agent.collector().record_histogram("queue.wait", v, &[]);
+    }
+    let m = agent.memory().unwrap();
+    assert_eq!(
+        m.gauge_value("queue.wait.max", &[("pool", "io")]),
+        Some(9.0)
+    );
+    assert_eq!(
+        m.gauge_value("queue.wait.count", &[]),
+        None,
+        "stream target only"
+    );
+    agent.shutdown_metrics().unwrap();
+    // The partial window (the third sample) reached the system at shutdown.
+    assert_eq!(
+        m.gauge_value("queue.wait.max", &[("pool", "io")]),
+        Some(1.0)
+    );
+    let events: Vec<StreamEvent> = block_on(stream.collect());
+    assert!(
+        matches!(&events[..], [StreamEvent::Metric(v)] if v.value == 3.0),
+        "{events:?}"
+    );
 }
