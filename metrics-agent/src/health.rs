@@ -299,11 +299,17 @@ impl OutcomeWindow {
     /// Failures / (successes + failures) in the window; 0 when there were none.
     pub fn error_rate(&self) -> f64 {
         let (s, f) = self.counts();
-        if s + f == 0 {
-            0.0
-        } else {
-            f as f64 / (s + f) as f64
-        }
+        error_rate(s, f)
+    }
+}
+
+/// `failures / (successes + failures)`; 0 when there were none.
+pub fn error_rate(successes: u64, failures: u64) -> f64 {
+    let total = successes + failures;
+    if total == 0 {
+        0.0
+    } else {
+        failures as f64 / total as f64
     }
 }
 

@@ -320,13 +320,12 @@ impl Agent {
         self.inner.shut.load(Ordering::SeqCst)
     }
 
-    fn agent_health(&self) -> BackendHealth {
+    fn agent_health(&self, (ok, failed): (u64, u64)) -> BackendHealth {
         let core = &self.inner.core;
         let mut h = BackendHealth::healthy("agent");
         h.dropped = core.drops.snapshot();
         h.details
             .insert("running_timers".into(), core.timers.len() as f64);
-        let (ok, failed) = core.outcomes.counts();
         h.details.insert("window_successes".into(), ok as f64);
         h.details.insert("window_failures".into(), failed as f64);
         if self.is_shut_down() {
@@ -368,15 +367,12 @@ impl Agent {
         h
     }
 
-    fn error_rate_check(&self, started: Instant) -> (f64, HealthCheckResult) {
+    /// The `error_rate` check of a report, from the window's counts.
+    fn error_rate_check(&self, (ok, failed): (u64, u64)) -> (f64, HealthCheckResult) {
+        let started = Instant::now();
         let health = self.inner.settings.lock().config.health.clone();
-        let (ok, failed) = self.inner.core.outcomes.counts();
         let total = ok + failed;
-        let rate = if total == 0 {
-            0.0
-        } else {
-            failed as f64 / total as f64
-        };
+        let rate = crate::health::error_rate(ok, failed);
         let status = if total == 0 || rate <= health.error_rate_degraded {
             HealthStatus::Healthy
         } else if rate <= health.error_rate_unhealthy {
@@ -534,12 +530,13 @@ impl MetricsSystem for Agent {
     /// with the configured timeout), and the error rate over the
     /// configured window, as the check `error_rate`.
     fn get_system_health(&self) -> HealthReport {
-        let started = Instant::now();
+        // One reading of the window, so the agent's counts and the rate agree.
+        let outcomes = self.inner.core.outcomes.counts();
         let mut backends = self.inner.core.fanout.health();
         backends.push(self.system_health());
-        backends.push(self.agent_health());
+        backends.push(self.agent_health(outcomes));
         let mut checks = self.inner.checks.run_all();
-        let (rate, check) = self.error_rate_check(started);
+        let (rate, check) = self.error_rate_check(outcomes);
         checks.push(check);
         HealthReport::from_parts(backends, checks, rate)
     }
