@@ -389,11 +389,9 @@ impl StatsdMetrics {
             } else {
                 validate::check_value(value)?;
             }
-            // A timer line must not be negative (the daemon rejects it).
-            if kind == Kind::Histogram
-                && value < 0.0
-                && self.shared.config.flavor != TagFlavor::DogStatsd
-            {
+            // A timer line must not be negative (the daemon rejects it);
+            // the wire type decides what goes out as one.
+            if value < 0.0 && kind.wire(self.shared.config.flavor) == "ms" {
                 return Err(DropReason::InvalidValue);
             }
             let sorted = SortedTags::new(tags)?;
