@@ -437,27 +437,15 @@ impl AgentConfig {
         let rd = self.retention_days;
         check_retention("retention_days", &rd.to_string(), rd)?;
         self.metrics_config().validate()?;
-        if self.stream_buffer == 0 {
-            return Err(MetricsError::config(
-                "stream_buffer",
-                "0",
-                "must be at least 1",
-            ));
-        }
         let h = &self.health;
-        if h.check_timeout_ms == 0 {
-            return Err(MetricsError::config(
-                "health.check_timeout_ms",
-                "0",
-                "must be at least 1",
-            ));
-        }
-        if h.error_rate_window_secs == 0 {
-            return Err(MetricsError::config(
-                "health.error_rate_window_secs",
-                "0",
-                "must be at least 1",
-            ));
+        for (field, n) in [
+            ("stream_buffer", self.stream_buffer as u64),
+            ("health.check_timeout_ms", h.check_timeout_ms),
+            ("health.error_rate_window_secs", h.error_rate_window_secs),
+        ] {
+            if n == 0 {
+                return Err(MetricsError::config(field, "0", "must be at least 1"));
+            }
         }
         for (field, v) in [
             ("health.error_rate_degraded", h.error_rate_degraded),
