@@ -23,17 +23,11 @@ grep -q "exported to $DIR/export.json" "$DIR/agent.err" || fail "no export: $(ca
 grep -q "backend statsd       healthy" "$DIR/agent.out" || fail "StatsD not healthy: $(grep statsd "$DIR/agent.out")"
 
 sleep 0.5 # the last datagrams reach the daemon
-python3 - "$MGMT" "$DIR/export.json" <<'PY'
-import json, re, socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"counters\n")
-data = b""
-while b"END" not in data:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-daemon = {k: float(v) for k, v in re.findall(r"[\x27\"]?([^\s\x27\":{},]+)[\x27\"]?: (-?[0-9.e+]+)", data.decode())}
+mgmt counters > "$DIR/counters.txt"
+python3 - "$DIR/counters.txt" "$DIR/export.json" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+daemon = {k: float(v) for k, v in re.findall(r"[\x27\"]?([^\s\x27\":{},]+)[\x27\"]?: (-?[0-9.e+]+)", text)}
 export = json.load(open(sys.argv[2]))
 def clean(text):
     # The daemon's own key sanitising (statsd 0.9 lib/helpers.js): `/` -> `-`.

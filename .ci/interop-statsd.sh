@@ -13,21 +13,6 @@ fail() { echo "interop-statsd: $*" >&2; [ -f "$DIR/statsd.log" ] && tail -20 "$D
 
 start_statsd "$DIR" || fail "the daemon did not start"
 
-# mgmt COMMAND: the daemon's answer to a management command.
-mgmt() {
-    python3 - "$MGMT" "$1" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall((sys.argv[2] + "\n").encode())
-data = b""
-while b"END" not in data:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-print(data.decode())
-PY
-}
 # value COMMAND KEY: one numeric entry of a management answer (util.inspect text).
 value() {
     mgmt "$1" | python3 -c '

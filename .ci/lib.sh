@@ -66,6 +66,22 @@ JS
     wait_tcp "$MGMT" 15
 }
 
+# mgmt COMMAND: the answer of the daemon started by start_statsd to a management command.
+mgmt() {
+    python3 - "$MGMT" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall((sys.argv[2] + "\n").encode())
+data = b""
+while b"END" not in data:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode())
+PY
+}
+
 # free_port: an unused TCP/UDP port on 127.0.0.1.
 free_port() {
     python3 - <<'PY'
