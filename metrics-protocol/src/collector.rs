@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::error::MetricsError;
 use crate::health::BackendHealth;
 use crate::instruments::{Counter, Gauge, Histogram, Timer};
-use crate::types::Tags;
+use crate::types::{MetricType, MetricUnit, Tags};
 
 /// Records metrics. The trait every library instruments against.
 ///
@@ -83,6 +83,20 @@ pub trait MetricCollector: Send + Sync {
         None
     }
 
+    /// Describes a metric: its kind, unit and a one-line help text, for the
+    /// exports that carry them (Prometheus `# HELP`, OpenMetrics `# UNIT`).
+    /// Recording does not need it; a backend may keep it or ignore it. The
+    /// last description of a name wins.
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+        description: &'a str,
+    ) {
+        let _ = (name, kind, unit, description);
+    }
+
     /// Pushes out anything buffered (StatsD datagrams, ...) and waits,
     /// bounded, until it is handed to the OS. In-memory backends have
     /// nothing to flush.
@@ -150,6 +164,15 @@ impl<C: MetricCollector + ?Sized> MetricCollector for std::sync::Arc<C> {
     }
     fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
         (**self).register_timer(name, tags)
+    }
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+        description: &'a str,
+    ) {
+        (**self).describe(name, kind, unit, description)
     }
     fn flush(&self) -> Result<(), MetricsError> {
         (**self).flush()

@@ -10,7 +10,7 @@ use crate::instruments::{
     Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Timer, TimerFn, bind_counter,
     bind_gauge, bind_histogram, bind_timer,
 };
-use crate::types::Tags;
+use crate::types::{MetricType, MetricUnit, Tags};
 
 /// Forwards every record to each of its collectors, with the same name,
 /// value and tags: the memory backend for local queries and StatsD for the
@@ -161,6 +161,17 @@ impl MetricCollector for Fanout {
             .map(|c| bind_timer(c, name, tags))
             .collect();
         Some(Timer::from_arc(Arc::new(FanoutHandles(hs))))
+    }
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+        description: &'a str,
+    ) {
+        self.collectors
+            .iter()
+            .for_each(|c| c.describe(name, kind, unit, description));
     }
     fn flush(&self) -> Result<(), MetricsError> {
         let mut first = None;
