@@ -12,7 +12,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_agent::{Agent, AgentConfig, AggregationSpec};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::{AsyncMetricsSystem, MetricCollector, MetricFilter, MetricsSystem};
+use metrics_protocol::MetricCollector;
+use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter, MetricsSystem};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_memory::Clock;
+use metrics_protocol::system::MetricValue;
 use metrics_protocol::validate::SortedTags;
 use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricValue,
-    MetricsError, Tags,
+    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricsError,
+    SuccessFailureTracker, Tags,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -668,6 +669,35 @@ impl AggregationSet {
     }
 }
 
+/// Aggregations are over recorded values, not outcomes: outcomes pass by.
+impl SuccessFailureTracker for AggregationSet {
+    fn record_success<'a>(&self, _operation: &'a str, _metadata: Tags<'a>) {}
+
+    fn record_failure<'a>(&self, _operation: &'a str, _error_type: &'a str, _metadata: Tags<'a>) {}
+
+    fn get_success_rate(
+        &self,
+        _operation: &str,
+        _window: Option<Duration>,
+    ) -> Result<f64, MetricsError> {
+        Err(MetricsError::Unsupported {
+            operation: "get_success_rate",
+            backend: "aggregation",
+        })
+    }
+
+    fn get_failure_breakdown(
+        &self,
+        _operation: &str,
+        _window: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        Err(MetricsError::Unsupported {
+            operation: "get_failure_breakdown",
+            backend: "aggregation",
+        })
+    }
+}
+
 impl MetricCollector for AggregationSet {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
         if self.count.load(Ordering::Relaxed) != 0 {
@@ -709,7 +739,7 @@ mod tests {
     use crate::test_util::block_on;
     use futures_util::StreamExt;
     use metrics_memory::{ManualClock, MemoryMetrics};
-    use metrics_protocol::{MetricFilter, StreamEvent};
+    use metrics_protocol::system::{MetricFilter, StreamEvent};
 
     fn setup(spec: AggregationSpec) -> (Arc<MemoryMetrics>, Arc<ManualClock>, StreamAggregator) {
         let out = Arc::new(MemoryMetrics::new());
@@ -914,10 +944,8 @@ mod tests {
         let out = Arc::new(MemoryMetrics::new());
         let set = Arc::new(AggregationSet::new());
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
-        let both: Arc<dyn MetricCollector> = Arc::new(metrics_protocol::Fanout::new(vec![
-            out.clone(),
-            set.clone(),
-        ]));
+        let both: Arc<dyn MetricCollector> =
+            Arc::new(metrics_kit::Fanout::new(vec![out.clone(), set.clone()]));
         // `lat.max` is aggregated again: a chain the flush must drain.
         let first = AggregationSpec::count("lat", 10).function(AggFn::Max);
         let second = AggregationSpec::count("lat.max", 10).function(AggFn::Count);

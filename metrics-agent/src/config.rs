@@ -8,7 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use metrics_memory::{MemoryConfig, WindowSpec};
-use metrics_protocol::{MetricsConfig, MetricsError};
+use metrics_protocol::MetricsError;
+use metrics_protocol::system::MetricsConfig;
 use metrics_statsd::{StatsdConfig, TagFlavor};
 
 use crate::aggregate::AggregationSpec;
@@ -127,7 +128,7 @@ pub enum AggregationTarget {
 /// use metrics_agent::AgentConfig;
 /// let c = AgentConfig::from_toml_str(r#"
 ///     [[aggregations]]
-///     metric = "http.request.duration"
+///     metric = "http.request"
 ///     window = "10s"
 ///     functions = ["mean", "p95", "count"]
 ///     default_tags = { service = "api" }

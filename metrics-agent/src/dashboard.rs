@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_memory::{MemoryMetrics, RangeBin, RangeQuery, RangeSeries};
-use metrics_protocol::{
-    ChartType, DashboardData, DashboardKind, MetricType, MetricUnit, MetricValue,
-    MetricsAggregator, MetricsError, Panel, PanelSeries, Point, SuccessFailureTracker,
+use metrics_protocol::system::{
+    ChartType, DashboardData, DashboardKind, MetricValue, MetricsAggregator, Panel, PanelSeries,
+    Point,
 };
+use metrics_protocol::{MetricType, MetricUnit, MetricsError, SuccessFailureTracker};
 use metrics_system::names;
 
 /// At most this many metrics of one kind get their own series.

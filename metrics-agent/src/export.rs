@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::{EndpointResults, ExportFormat, MetricsAggregator, MetricsError};
+use metrics_protocol::MetricsError;
+use metrics_protocol::system::{EndpointResults, ExportFormat, MetricsAggregator};
 
 /// Where one export goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub enum Target {
 ///
 /// ```
 /// use metrics_agent::export::{parse_endpoint, Target};
-/// use metrics_protocol::ExportFormat;
+/// use metrics_protocol::system::ExportFormat;
 /// let (t, f) = parse_endpoint("/tmp/metrics.prom")?;
 /// assert_eq!((t, f), (Target::File("/tmp/metrics.prom".into()), ExportFormat::Prometheus));
 /// let (t, f) = parse_endpoint("http://127.0.0.1:9091/ingest?format=csv")?;

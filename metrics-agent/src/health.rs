@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics_memory::Clock;
-use metrics_protocol::{HealthCheckResult, HealthStatus};
+use metrics_protocol::HealthStatus;
+use metrics_protocol::system::HealthCheckResult;
 use parking_lot::{Mutex, RwLock};
 
 /// What one health check found.

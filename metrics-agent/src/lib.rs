@@ -1,6 +1,6 @@
 //! The application side of the metrics facade: one value implementing
-//! [`MetricsSystem`](metrics_protocol::MetricsSystem) and
-//! [`AsyncMetricsSystem`](metrics_protocol::AsyncMetricsSystem), chosen at
+//! [`MetricsSystem`](metrics_protocol::system::MetricsSystem) and
+//! [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem), chosen at
 //! start-up from configuration.
 #![deny(missing_docs)]
 

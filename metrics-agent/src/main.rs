@@ -20,9 +20,9 @@ use clap::Parser;
 use futures_util::StreamExt;
 use metrics_agent::config::parse_duration;
 use metrics_agent::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
-use metrics_protocol::{
-    AsyncMetricsSystem, ExportFormat, HealthReport, MetricFilter, MetricType, MetricsSystem,
-    StreamEvent,
+use metrics_protocol::MetricType;
+use metrics_protocol::system::{
+    AsyncMetricsSystem, ExportFormat, HealthReport, MetricFilter, MetricsSystem, StreamEvent,
 };
 
 #[derive(Parser)]
@@ -129,7 +129,11 @@ fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) -> String {
                     let _ = writeln!(
                         out,
                         "{name:<24} n={:<7} p50={:>7.2}ms p95={:>7.2}ms p99={:>7.2}ms max={:>7.2}ms",
-                        t.count, t.p50, t.p95, t.p99, t.max
+                        t.count,
+                        ms(t.p50),
+                        ms(t.p95),
+                        ms(t.p99),
+                        ms(t.max)
                     );
                 }
                 Err(e) => {
@@ -287,13 +291,7 @@ fn run(
             .map(|d| format!("running {d:?}"))
             .unwrap_or_else(|| "Ctrl-C to stop".into())
     ));
-    let workers = workload::start(
-        args.workers,
-        agent.collector(),
-        agent.timer(),
-        agent.tracker(),
-        stop.clone(),
-    );
+    let workers = workload::start(args.workers, agent.metrics(), stop.clone());
     let started = Instant::now();
     let mut next_report = started + args.report_every;
     while !stop.load(Ordering::SeqCst) && !out.closed.load(Ordering::Relaxed) {
@@ -370,4 +368,9 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A duration in milliseconds, for the summary's columns.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use metrics_protocol::system::{MetricFilter, MetricStream, MetricValue, StreamEvent};
 use metrics_protocol::validate::check_sample;
 use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, MetricFilter, MetricStream, MetricType,
-    MetricUnit, MetricValue, StreamEvent, Tags,
+    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricsError,
+    SuccessFailureTracker, Tags,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -20,7 +21,8 @@ use tokio::sync::Notify;
 /// ```
 /// use futures_util::StreamExt;
 /// use metrics_agent::StreamHub;
-/// use metrics_protocol::{MetricCollector, MetricFilter, StreamEvent};
+/// use metrics_protocol::MetricCollector;
+/// use metrics_protocol::system::{MetricFilter, StreamEvent};
 ///
 /// let hub = StreamHub::new(8);
 /// let mut stream = hub.subscribe(MetricFilter::default().name_prefix("http."));
@@ -309,6 +311,50 @@ impl Drop for Unsubscribe {
             *list = Arc::new(v);
             hub.count.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// Subscribers see outcomes as the counters `<op>.success` and
+/// `<op>.failure` (tagged `error_type`); the hub answers no queries.
+impl SuccessFailureTracker for StreamHub {
+    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
+        if self.subscriber_count() > 0 {
+            self.record_counter(&format!("{operation}.success"), 1.0, metadata);
+        }
+    }
+
+    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
+        if self.subscriber_count() > 0 {
+            let mut tags: Vec<(&str, &str)> = metadata
+                .iter()
+                .filter(|(k, _)| *k != "error_type")
+                .copied()
+                .collect();
+            tags.push(("error_type", error_type));
+            self.record_counter(&format!("{operation}.failure"), 1.0, &tags);
+        }
+    }
+
+    fn get_success_rate(
+        &self,
+        _operation: &str,
+        _window: Option<Duration>,
+    ) -> Result<f64, MetricsError> {
+        Err(MetricsError::Unsupported {
+            operation: "get_success_rate",
+            backend: "stream",
+        })
+    }
+
+    fn get_failure_breakdown(
+        &self,
+        _operation: &str,
+        _window: Option<Duration>,
+    ) -> Result<std::collections::BTreeMap<String, u64>, MetricsError> {
+        Err(MetricsError::Unsupported {
+            operation: "get_failure_breakdown",
+            backend: "stream",
+        })
     }
 }
 

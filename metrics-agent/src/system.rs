@@ -8,14 +8,18 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use metrics_kit::{DropCounters, Fanout, RunningTimers};
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
+use metrics_protocol::system::{
+    CpuUsage, DashboardData, DashboardKind, DiskUsage, EndpointResults, ExportFormat,
+    HealthCheckResult, HealthReport, MemoryUsage, MetricFilter, MetricStream, MetricSummary,
+    MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem, NetworkStats, ProcessUsage,
+    ResourceMonitor,
+};
 use metrics_protocol::{
-    BackendHealth, Counter, CpuUsage, DashboardData, DashboardKind, DiskUsage, DropCounters,
-    EndpointResults, ExportFormat, Fanout, Gauge, HealthCheckResult, HealthReport, HealthStatus,
-    Histogram, MemoryUsage, MetricCollector, MetricFilter, MetricStream, MetricSummary, MetricType,
-    MetricValue, MetricsAggregator, MetricsConfig, MetricsError, MetricsSystem, NetworkStats,
-    PerformanceTimer, ProcessUsage, ResourceMonitor, RunningTimers, SuccessFailureTracker, Tags,
-    Timer, TimerId, TimingResult, TimingStats,
+    BackendHealth, Counter, Gauge, HealthStatus, Histogram, MetricCollector, MetricType, Metrics,
+    MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId,
+    TimingResult, TimingStats,
 };
 use metrics_statsd::StatsdMetrics;
 use metrics_system::SystemMonitor;
@@ -39,11 +43,11 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (memory, StatsD, or both through a [`Fanout`]), system-resource
 /// sampling, live streams, stream aggregation, registered health checks,
 /// dashboards and exports. It implements [`MetricsSystem`] and
-/// [`AsyncMetricsSystem`](metrics_protocol::AsyncMetricsSystem).
+/// [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem).
 ///
 /// ```
 /// use metrics_agent::{Agent, AgentConfig};
-/// use metrics_protocol::{DashboardKind, MetricsSystem};
+/// use metrics_protocol::system::{DashboardKind, MetricsSystem};
 ///
 /// let mut config = AgentConfig::default(); // the in-memory backend
 /// config.system_sampling = false;
@@ -62,7 +66,7 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// - Every value recorded through [`collector`](MetricsSystem::collector)
 ///   (and timers, and the resource sampler's gauges) reaches each backend,
-///   each [`metrics_stream`](metrics_protocol::AsyncMetricsSystem::metrics_stream)
+///   each [`metrics_stream`](metrics_protocol::system::AsyncMetricsSystem::metrics_stream)
 ///   subscriber whose filter matches, and each stream aggregation of its name.
 /// - Successes and failures reach each backend's tracker and the window the
 ///   health report's error rate is computed over; stream subscribers see
@@ -152,15 +156,12 @@ impl Agent {
         };
         let hub = StreamHub::new(config.stream_buffer);
         let aggregations = Arc::new(AggregationSet::new());
-        let mut collectors: Vec<Arc<dyn MetricCollector>> = Vec::new();
-        let mut trackers: Vec<Arc<dyn SuccessFailureTracker>> = Vec::new();
+        let mut collectors: Vec<Arc<dyn MetricsBackend>> = Vec::new();
         if let Some(m) = &memory {
             collectors.push(m.clone());
-            trackers.push(m.clone());
         }
         if let Some(s) = &statsd {
             collectors.push(s.clone());
-            trackers.push(s.clone());
         }
         collectors.push(Arc::new(hub.clone()));
         collectors.push(aggregations.clone());
@@ -185,7 +186,6 @@ impl Agent {
             statsd,
             hub,
             aggregations,
-            trackers,
             outcomes: OutcomeWindow::new(config.health.error_rate_window(), clock.clone()),
             timers: RunningTimers::new(MAX_RUNNING_TIMERS),
             drops: DropCounters::new(),
@@ -276,7 +276,7 @@ impl Agent {
         self.inner.core.statsd.as_ref()
     }
 
-    /// The hub behind [`metrics_stream`](metrics_protocol::AsyncMetricsSystem::metrics_stream).
+    /// The hub behind [`metrics_stream`](metrics_protocol::system::AsyncMetricsSystem::metrics_stream).
     pub fn streams(&self) -> &StreamHub {
         &self.inner.core.hub
     }
@@ -466,6 +466,10 @@ fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
 }
 
 impl MetricsSystem for Agent {
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.inner.core.clone())
+    }
+
     fn collector(&self) -> Arc<dyn MetricCollector> {
         self.inner.core.clone()
     }
@@ -552,7 +556,7 @@ impl MetricsSystem for Agent {
 }
 
 #[async_trait::async_trait]
-impl metrics_protocol::AsyncMetricsSystem for Agent {
+impl metrics_protocol::system::AsyncMetricsSystem for Agent {
     /// Publishes one resource sample now (when sampling is configured) and
     /// closes every aggregation window that is over.
     async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
@@ -602,7 +606,6 @@ struct Core {
     statsd: Option<Arc<StatsdMetrics>>,
     hub: StreamHub,
     aggregations: Arc<AggregationSet>,
-    trackers: Vec<Arc<dyn SuccessFailureTracker>>,
     outcomes: OutcomeWindow,
     timers: RunningTimers,
     drops: DropCounters,
@@ -655,31 +658,13 @@ impl MetricCollector for Core {
 
 impl SuccessFailureTracker for Core {
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        for t in &self.trackers {
-            t.record_success(operation, metadata);
-        }
+        self.fanout.record_success(operation, metadata);
         self.outcomes.record(true);
-        if self.hub.subscriber_count() > 0 {
-            self.hub
-                .record_counter(&format!("{operation}.success"), 1.0, metadata);
-        }
     }
 
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        for t in &self.trackers {
-            t.record_failure(operation, error_type, metadata);
-        }
+        self.fanout.record_failure(operation, error_type, metadata);
         self.outcomes.record(false);
-        if self.hub.subscriber_count() > 0 {
-            let mut tags: Vec<(&str, &str)> = metadata
-                .iter()
-                .filter(|(k, _)| *k != "error_type")
-                .copied()
-                .collect();
-            tags.push(("error_type", error_type));
-            self.hub
-                .record_counter(&format!("{operation}.failure"), 1.0, &tags);
-        }
     }
 
     fn get_success_rate(

@@ -14,10 +14,10 @@ use metrics_agent::{
     Agent, AgentConfig, AggFn, AggregateSink, AggregationSpec, BackendChoice, CheckOutcome, FnCheck,
 };
 use metrics_memory::{Clock, ManualClock};
-use metrics_protocol::{
-    AsyncMetricsSystem, DashboardKind, HealthStatus, MetricFilter, MetricType, MetricsConfig,
-    MetricsError, MetricsSystem, PerformanceTimerExt, StreamEvent,
+use metrics_protocol::system::{
+    AsyncMetricsSystem, DashboardKind, MetricFilter, MetricsConfig, MetricsSystem, StreamEvent,
 };
+use metrics_protocol::{HealthStatus, MetricType, MetricsError};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -88,7 +88,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
         tracker.record_success("checkout", &[]);
     }
     tracker.record_failure("checkout", "timeout", &[]);
-    let out = timer.time("render", &[], || 7);
+    let out = agent.metrics().time("render", &[], || 7);
     assert_eq!(out, 7);
     let memory = agent.memory().unwrap();
     assert_eq!(
@@ -96,7 +96,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
         Some(10.0)
     );
     let stats = timer.get_timing_stats("db.query", None).unwrap();
-    assert_eq!((stats.count, stats.max), (10, 19.0));
+    assert_eq!((stats.count, stats.max), (10, Duration::from_millis(19)));
     assert_eq!(timer.get_timing_stats("render", None).unwrap().count, 1);
     let rate = tracker.get_success_rate("checkout", None).unwrap();
     assert!((rate - 10.0 / 11.0).abs() < 1e-9, "{rate}");
@@ -105,7 +105,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
     assert!(
         agent
             .aggregator()
-            .export_metrics(metrics_protocol::ExportFormat::Prometheus)
+            .export_metrics(metrics_protocol::system::ExportFormat::Prometheus)
             .unwrap()
             .contains("http_requests")
     );

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_memory::{MemoryConfig, MemoryMetrics};
-use metrics_protocol::{ExportFormat, MetricCollector, MetricsAggregator};
+use metrics_protocol::MetricCollector;
+use metrics_protocol::system::{ExportFormat, MetricsAggregator};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);

@@ -14,8 +14,10 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use metrics_kit::read_samples;
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::{ExportFormat, MetricCollector, MetricsAggregator, read_samples};
+use metrics_protocol::MetricCollector;
+use metrics_protocol::system::{ExportFormat, MetricsAggregator};
 
 fn dropped(m: &MemoryMetrics) -> u64 {
     m.health().iter().map(|h| h.total_dropped()).sum()

@@ -29,7 +29,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use chrono::Utc;
-use metrics_protocol::{ExportFormat, MetricType, MetricsError};
+use metrics_protocol::system::ExportFormat;
+use metrics_protocol::{MetricType, MetricsError};
 use serde::Serialize;
 
 use crate::MemoryMetrics;

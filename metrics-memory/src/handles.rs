@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
 use metrics_protocol::validate;
-use metrics_protocol::{CounterFn, DropReason, GaugeFn, HistogramFn, MetricType, Tags, TimerFn};
+use metrics_protocol::{DropReason, MetricType, Tags};
 
 use crate::registry::{Op, Series};
 use crate::{MemoryMetrics, Shared};

@@ -5,7 +5,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use metrics_memory::MemoryMetrics;
-//! use metrics_protocol::{MetricCollector, MetricsAggregator, ExportFormat};
+//! use metrics_protocol::MetricCollector;
+//! use metrics_protocol::system::{MetricsAggregator, ExportFormat};
 //!
 //! let metrics = Arc::new(MemoryMetrics::new());
 //! metrics.record_counter("http.requests", 1.0, &[("method", "GET"), ("code", "200")]);
@@ -91,11 +92,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use metrics_kit::DropCounters;
+use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
 use metrics_protocol::validate;
 use metrics_protocol::{
-    BackendHealth, Counter, DropCounters, DropReason, ExportFormat, Gauge, Histogram,
-    MetricCollector, MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsError,
-    PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId, TimingResult, TimingStats,
+    BackendHealth, Counter, DropReason, Gauge, Histogram, MetricCollector, MetricType,
+    MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId, TimingResult,
+    TimingStats,
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -118,7 +121,7 @@ pub struct MemoryMetrics {
     shared: Arc<Shared>,
     registry: Registry,
     tracker: tracker::Tracker,
-    timers: metrics_protocol::RunningTimers,
+    timers: metrics_kit::RunningTimers,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
 }
@@ -217,7 +220,7 @@ impl MemoryMetrics {
                 config.idle_expiry_secs.is_none(),
             ),
             tracker: tracker::Tracker::new(config.windows.clone()),
-            timers: metrics_protocol::RunningTimers::new(config.max_running_timers),
+            timers: metrics_kit::RunningTimers::new(config.max_running_timers),
             last_expiry_ms: AtomicI64::new(i64::MIN),
             config,
         }
@@ -473,17 +476,14 @@ impl PerformanceTimer for MemoryMetrics {
                 s.metric_type
             )));
         }
-        Ok(TimingStats {
-            count: s.count,
-            sum: s.sum,
-            avg: s.avg,
-            min: s.min,
-            max: s.max,
-            p50: s.p50.unwrap_or(0.0),
-            p90: s.p90.unwrap_or(0.0),
-            p95: s.p95.unwrap_or(0.0),
-            p99: s.p99.unwrap_or(0.0),
-        })
+        let q = |p: Option<f64>| p.unwrap_or(0.0);
+        Ok(TimingStats::from_millis(
+            s.count,
+            s.sum,
+            s.min,
+            s.max,
+            [q(s.p50), q(s.p90), q(s.p95), q(s.p99)],
+        ))
     }
 }
 

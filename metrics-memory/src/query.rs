@@ -25,7 +25,7 @@ pub struct RangeQuery {
     /// End of the range (exclusive).
     pub end: DateTime<Utc>,
     /// Width of each returned bin; must be a multiple of the finest window bin.
-    #[serde(with = "metrics_protocol::duration_ms", rename = "step_ms")]
+    #[serde(with = "metrics_protocol::serde_util::duration_ms", rename = "step_ms")]
     pub step: Duration,
     /// Group the result by the value of this tag key (series without it form
     /// the group `None`); without it every matching series is merged.

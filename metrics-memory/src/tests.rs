@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_protocol::system::*;
 use metrics_protocol::*;
 
 use crate::{ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
@@ -124,7 +125,7 @@ fn timers_stop_once_and_feed_stats_and_tracker() {
     assert_eq!(r.metadata["table"], "users");
     assert!(matches!(m.stop_timer(id, true), Err(MetricsError::UnknownTimer(x)) if x == id));
     assert!(matches!(
-        m.stop_timer(TimerId::new(), true),
+        m.stop_timer(TimerId(u64::MAX), true),
         Err(MetricsError::UnknownTimer(_))
     ));
     let id = m.start_timer("db.query", &[("table", "users")]);

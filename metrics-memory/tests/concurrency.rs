@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::thread;
 
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::{InstrumentExt, MetricCollector};
+use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector};
 
 #[test]
 fn eight_threads_times_a_million_increments_read_back_exactly() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::{InstrumentExt, MetricCollector, SuccessFailureTracker};
+use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector, SuccessFailureTracker};
 
 struct Counting;
 
@@ -58,7 +58,7 @@ fn recording_into_existing_series_allocates_nothing() {
         m.record_counter("c", 1.0, &tags);
         m.increment("c", &tags);
         m.record_gauge("g", 3.0, &tags);
-        m.decrement("g", &tags);
+        m.adjust_gauge("g", -1.0, &tags);
         m.adjust_gauge("g", 2.0, &tags);
         m.record_histogram("h", 17.0, &tags);
         m.record_timer("t", d, &tags);

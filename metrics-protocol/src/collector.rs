@@ -18,6 +18,19 @@ use crate::types::{MetricType, MetricUnit, Tags};
 ///   does not matter.
 /// - For a series recorded on a hot path, bind a handle once with
 ///   [`InstrumentExt`](crate::InstrumentExt) and record through it.
+/// - A library usually holds a [`Metrics`](crate::Metrics) handle, which
+///   records through this trait and also times and tracks outcomes.
+///
+/// ```
+/// use metrics_protocol::{CollectorExt, MetricCollector, NoopMetrics};
+///
+/// fn checkout(metrics: &dyn MetricCollector, items: usize, basket_eur: f64) {
+///     metrics.increment("checkout.started", &[("store", "eu")]);
+///     metrics.record_histogram("checkout.items", items as f64, &[]);
+///     metrics.record_gauge("checkout.last_basket_eur", basket_eur, &[]);
+/// }
+/// checkout(&NoopMetrics, 3, 42.5);
+/// ```
 ///
 /// # For implementors
 ///
@@ -27,7 +40,6 @@ use crate::types::{MetricType, MetricUnit, Tags};
 /// - Override `register_*` to hand out handles that write to a series'
 ///   storage directly; the defaults return `None` and handles then fall back
 ///   to the by-name methods.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MetricCollector: Send + Sync {
     /// Adds `value` (finite, not negative) to a counter.
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
@@ -47,16 +59,6 @@ pub trait MetricCollector: Send + Sync {
     /// carries both. Convert with `Duration::from_secs_f64` or
     /// [`MetricUnit::convert`](crate::MetricUnit::convert) first.
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>);
-
-    /// Adds one to a counter.
-    fn increment<'a>(&self, name: &'a str, tags: Tags<'a>) {
-        self.record_counter(name, 1.0, tags);
-    }
-
-    /// Subtracts one from a gauge (as the reference protocol's `decrement`).
-    fn decrement<'a>(&self, name: &'a str, tags: Tags<'a>) {
-        self.adjust_gauge(name, -1.0, tags);
-    }
 
     /// A handle that writes to the counter series directly, if the backend
     /// has one. Callers use [`InstrumentExt::counter`](crate::InstrumentExt::counter).
@@ -111,8 +113,25 @@ pub trait MetricCollector: Send + Sync {
     }
 }
 
-/// Conveniences on every collector that would break object safety.
+/// Conveniences on every collector, written once on top of the five
+/// recording methods: a backend or a mock sees them as the calls they make.
 pub trait CollectorExt: MetricCollector {
+    /// Adds one to the counter `name`: `record_counter(name, 1.0, tags)`.
+    ///
+    /// There is deliberately no `decrement`: a counter only goes up. For a
+    /// value that goes up and down (requests in flight, open connections),
+    /// use a gauge: [`adjust_gauge`](MetricCollector::adjust_gauge), or a
+    /// bound [`Gauge`]'s `increment`/`decrement`.
+    ///
+    /// ```
+    /// use metrics_protocol::{CollectorExt, NoopMetrics};
+    /// NoopMetrics.increment("jobs.done", &[("queue", "email")]);
+    /// ```
+    #[inline]
+    fn increment(&self, name: &str, tags: Tags<'_>) {
+        self.record_counter(name, 1.0, tags);
+    }
+
     /// Runs `f`, records how long it took into the timer `name`, and returns
     /// `f`'s result. Allocation-free: no timer table is involved.
     ///
@@ -146,12 +165,6 @@ impl<C: MetricCollector + ?Sized> MetricCollector for std::sync::Arc<C> {
     }
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
         (**self).record_timer(name, duration, tags)
-    }
-    fn increment<'a>(&self, name: &'a str, tags: Tags<'a>) {
-        (**self).increment(name, tags)
-    }
-    fn decrement<'a>(&self, name: &'a str, tags: Tags<'a>) {
-        (**self).decrement(name, tags)
     }
     fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
         (**self).register_counter(name, tags)

@@ -1,5 +1,7 @@
 //! The one error type of every fallible call in the protocol.
 
+use std::fmt;
+
 use crate::types::{MetricUnit, TimerId};
 
 /// Everything that can go wrong in a fallible protocol call.
@@ -7,22 +9,17 @@ use crate::types::{MetricUnit, TimerId};
 /// Recording calls (`record_counter`, ...) never return this: a bad sample is
 /// dropped and counted instead (see [`crate::validate`]). Queries, timers,
 /// exports, configuration and resource readings return it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum MetricsError {
     /// `stop_timer` was given an id that was never started, was already
     /// stopped, or was evicted from the bounded table of running timers.
-    #[error("unknown timer id {0} (never started, already stopped, or evicted)")]
     UnknownTimer(TimerId),
 
     /// An export format name that is not one of json, csv, prometheus, openmetrics.
-    #[error(
-        "unsupported export format `{0}` (expected one of: json, csv, prometheus, openmetrics)"
-    )]
     UnsupportedFormat(String),
 
     /// A metric name that breaks the validation rules.
-    #[error("invalid metric name `{name}`: {reason}")]
     InvalidName {
         /// The offending name (possibly truncated for display by the caller).
         name: String,
@@ -32,12 +29,10 @@ pub enum MetricsError {
 
     /// A query asked about a metric, timer or operation with no data
     /// (never recorded, or nothing inside the requested window).
-    #[error("no data for `{0}`")]
     NoData(String),
 
     /// The backend cannot answer this call (for example a query on the
     /// write-only StatsD backend, or a stopped monitor).
-    #[error("`{operation}` is not supported by the {backend} backend")]
     Unsupported {
         /// The call that was made.
         operation: &'static str,
@@ -46,7 +41,6 @@ pub enum MetricsError {
     },
 
     /// Two units that cannot be converted into each other.
-    #[error("cannot convert {from} into {to}")]
     IncompatibleUnits {
         /// Source unit.
         from: MetricUnit,
@@ -55,7 +49,6 @@ pub enum MetricsError {
     },
 
     /// A configuration field with a value that cannot be used.
-    #[error("invalid configuration: {field} = `{value}`: {reason}")]
     Config {
         /// The field, as spelled in the configuration (`statsd.addr`, `METRICS_BACKEND`, ...).
         field: String,
@@ -67,30 +60,65 @@ pub enum MetricsError {
 
     /// An argument outside the accepted range (an interval too short, a
     /// window longer than the retention, an unknown dashboard kind, ...).
-    #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
     /// A resource that does not exist (a path, an interface, a process).
-    #[error("not found: {0}")]
     NotFound(String),
 
     /// An I/O error in a backend (socket, file, HTTP endpoint).
-    #[error("I/O error in {context}: {source}")]
     Io {
         /// What the backend was doing.
         context: String,
         /// The underlying error.
-        #[source]
         source: std::io::Error,
     },
 
     /// An export could not be produced (serialisation failure).
-    #[error("export failed: {0}")]
     Export(String),
 
     /// A malformed input line or document (sample lines, configuration files).
-    #[error("parse error: {0}")]
     Parse(String),
+}
+
+impl fmt::Display for MetricsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use MetricsError::*;
+        match self {
+            UnknownTimer(id) => write!(
+                f,
+                "unknown timer id {id} (never started, already stopped, or evicted)"
+            ),
+            UnsupportedFormat(s) => write!(
+                f,
+                "unsupported export format `{s}` (expected one of: json, csv, prometheus, openmetrics)"
+            ),
+            InvalidName { name, reason } => write!(f, "invalid metric name `{name}`: {reason}"),
+            NoData(what) => write!(f, "no data for `{what}`"),
+            Unsupported { operation, backend } => {
+                write!(f, "`{operation}` is not supported by the {backend} backend")
+            }
+            IncompatibleUnits { from, to } => write!(f, "cannot convert {from} into {to}"),
+            Config {
+                field,
+                value,
+                reason,
+            } => write!(f, "invalid configuration: {field} = `{value}`: {reason}"),
+            InvalidArgument(s) => write!(f, "invalid argument: {s}"),
+            NotFound(s) => write!(f, "not found: {s}"),
+            Io { context, source } => write!(f, "I/O error in {context}: {source}"),
+            Export(s) => write!(f, "export failed: {s}"),
+            Parse(s) => write!(f, "parse error: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for MetricsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MetricsError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl MetricsError {

@@ -1,128 +1,129 @@
-//! The protocol of the metrics facade: small, object-safe traits that any
-//! library can instrument against, and the data types, errors and
-//! validation rules every backend shares.
+//! The metrics facade a library depends on: one cheap handle, [`Metrics`],
+//! that records counters, gauges, histograms and timers, times operations
+//! and counts their outcomes; the object-safe traits behind it; and a no-op
+//! default. With default features this crate has no dependencies.
 //!
 //! ```
-//! use std::sync::Arc;
-//! use metrics_protocol::{MetricCollector, NoopMetrics};
+//! use metrics_protocol::Metrics;
 //!
-//! // A library takes any collector...
-//! struct Uploader { metrics: Arc<dyn MetricCollector> }
+//! // A library holds one handle...
+//! #[derive(Clone, Default)]
+//! pub struct Uploader { metrics: Metrics }
 //!
 //! impl Uploader {
-//!     fn upload(&self, bytes: &[u8]) {
+//!     pub fn new(metrics: Metrics) -> Self { Uploader { metrics } }
+//!
+//!     pub fn upload(&self, bytes: &[u8]) -> std::io::Result<()> {
 //!         self.metrics.increment("uploads.started", &[("kind", "blob")]);
-//!         self.metrics.record_histogram("uploads.size", bytes.len() as f64, &[]);
+//!         self.metrics.record_histogram("uploads.bytes", bytes.len() as f64, &[]);
+//!         // ...and times the work: duration, then one success or failure.
+//!         self.metrics.time_result("upload", &[], || std::io::Result::Ok(()))
 //!     }
 //! }
 //!
-//! // ...and the application chooses where the numbers go (here: nowhere).
-//! let up = Uploader { metrics: Arc::new(NoopMetrics) };
-//! up.upload(b"hello");
+//! // The application chooses where the numbers go (here: nowhere).
+//! Uploader::new(Metrics::noop()).upload(b"hello").unwrap();
 //! ```
 //!
-//! # In libraries
+//! # For library authors
 //!
-//! Depend on this crate only. Take an `Arc<dyn MetricCollector>` (or the
-//! other traits you need) and default to [`NoopMetrics`] when the
-//! application gives you none. Tags are borrowed slices, so recording
-//! allocates nothing at the call site; for a hot series, bind a handle once
-//! with [`InstrumentExt`] and record through it. Time work with
-//! [`CollectorExt::timed`], [`PerformanceTimerExt::time`] or the RAII
-//! [`TimerGuard`].
+//! 1. Depend on this crate only, with default features.
+//! 2. Take a [`Metrics`] in your constructor (default: [`Metrics::noop`]).
+//!    It is an `Arc` inside: clone it freely.
+//! 3. Record by name ([`Metrics::increment`], [`Metrics::record_histogram`], ...),
+//!    or bind a handle once for a hot series ([`Metrics::counter`] returns a
+//!    [`Counter`]) and record through it without a lookup.
+//! 4. Time operations with the guard [`Metrics::start`], or
+//!    [`Metrics::time`], [`Metrics::time_result`], [`Metrics::time_async`].
+//!    Each records the duration and exactly one outcome; an early return, a
+//!    panic or a cancelled future is a failure of its own error type
+//!    ([`outcome`]), never a success. Errors name their
+//!    [`ErrorType`].
+//! 5. Test with the `testing` feature's [`testing::Capture`] (assert on what
+//!    was recorded) or the `mock` feature's mockall mocks. Conveniences reach
+//!    both as the plain recording calls they are made of.
 //!
-//! # In applications
+//! Tags are borrowed slices (`&[("k", "v")]`, `&[]` for none), so a call
+//! site allocates nothing; their order never matters.
 //!
-//! Pick backends at start-up: `metrics-memory` (queryable, also the test
-//! double), `metrics-statsd` (a StatsD daemon), `metrics-system` (resource
-//! sampling), or several at once through [`Fanout`].
+//! Recording never fails and never panics. A sample that breaks the rules in
+//! [`validate`] (NaN, a negative counter increment, an empty name, ...) is
+//! dropped whole and counted under a [`DropReason`] in the backend's
+//! [`health`](MetricCollector::health), the same way in every backend.
 //!
-//! # In tests
+//! # For applications
 //!
-//! With the `mock` feature every trait has a mockall mock
-//! (`MockMetricCollector`, `MockPerformanceTimer`, ...):
+//! Pick backends at start-up (`metrics-memory`, queryable; `metrics-statsd`;
+//! several at once through `metrics-kit`'s `Fanout`) or the composed system
+//! (`metrics-agent`), and hand libraries a [`Metrics`] built from it. The
+//! application side of the protocol ([`system`]: health reports, dashboards,
+//! resources, queries, streams) is behind the `system` feature.
 //!
-//! ```
-//! # #[cfg(feature = "mock")] {
-//! use metrics_protocol::{MetricCollector, MockMetricCollector};
+//! # For backend authors
 //!
-//! fn checkout(metrics: &dyn MetricCollector, items: usize) {
-//!     metrics.record_counter("cart.items", items as f64, &[("store", "eu")]);
-//! }
+//! Implement [`MetricCollector`] and [`SuccessFailureTracker`] (then
+//! [`Metrics::new`] takes your backend), optionally [`PerformanceTimer`] and
+//! the [`system`] traits. Apply [`validate`]. Hand out bound handles through
+//! [`MetricCollector::register_counter`] and the [`backend`] traits. The
+//! `metrics-kit` crate has the shared parts: drop counters, the running-timer
+//! table, fan-out, the sample format.
 //!
-//! let mut mock = MockMetricCollector::new();
-//! mock.expect_record_counter()
-//!     .withf(|name, value, tags| name == "cart.items" && *value == 3.0 && *tags == [("store", "eu")])
-//!     .times(1)
-//!     .return_const(());
-//! checkout(&mock, 3);
-//! # }
-//! ```
+//! # Features
 //!
-//! # Bad input
-//!
-//! Recording never fails and never panics. The rules in [`validate`] decide
-//! what is dropped (and counted under a [`DropReason`]) the same way in every
-//! backend.
+//! | feature | adds | dependencies |
+//! | --- | --- | --- |
+//! | (default) | everything above | none |
+//! | `serde` | serde derives on the data types | serde |
+//! | `system` | [`system`]: the application side | serde, chrono, async-trait, futures-core |
+//! | `testing` | [`testing::Capture`], a recording double | none |
+//! | `mock` | `MockMetricCollector`, `MockBackend`, ... (mockall) | mockall |
 #![deny(missing_docs)]
 #![warn(rustdoc::broken_intra_doc_links)]
 
 mod collector;
-mod config;
-mod dashboard;
 mod error;
-mod fanout;
+mod handle;
 mod health;
 mod instruments;
-mod monitor;
 mod noop;
-mod query;
-mod resources;
-mod sample;
-mod system;
 mod timing;
 mod tracking;
 mod types;
 pub mod validate;
 
-pub use collector::{CollectorExt, MetricCollector};
-pub use config::MetricsConfig;
-pub use dashboard::{ChartType, DashboardData, DashboardKind, Panel, PanelSeries, Point};
-pub use error::MetricsError;
-pub use fanout::Fanout;
-pub use health::{BackendHealth, HealthCheckResult, HealthReport, HealthStatus};
-pub use instruments::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, InstrumentExt, Timer, TimerFn,
-};
-pub use monitor::ResourceMonitor;
-pub use noop::NoopMetrics;
-pub use query::MetricsAggregator;
-pub use resources::{
-    CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,
-};
-pub use sample::{Sample, SampleKind, read_samples};
-pub use system::{
-    AsyncMetricsSystem, EndpointResults, MetricFilter, MetricStream, MetricsSystem, StreamEvent,
-};
-pub use timing::{
-    Operation, PerformanceTimer, PerformanceTimerExt, RunningTimers, StartedTimer, TimerGuard,
-    record_stopped_timer,
-};
-pub use tracking::SuccessFailureTracker;
-pub use types::{
-    ExportFormat, MetricSummary, MetricType, MetricUnit, MetricValue, Tags, TimerId, TimingResult,
-    TimingStats, duration_ms, option_duration_ms,
-};
-pub use validate::{DropCounters, DropReason};
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub mod serde_util;
 
-#[cfg(any(test, feature = "mock"))]
-pub use collector::MockMetricCollector;
-#[cfg(any(test, feature = "mock"))]
-pub use monitor::MockResourceMonitor;
-#[cfg(any(test, feature = "mock"))]
-pub use query::MockMetricsAggregator;
-#[cfg(any(test, feature = "mock"))]
-pub use system::{MockAsyncMetricsSystem, MockMetricsSystem};
+#[cfg(feature = "system")]
+pub mod system;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[cfg(feature = "mock")]
+mod mock;
+
+pub use collector::{CollectorExt, MetricCollector};
+pub use error::MetricsError;
+pub use handle::{ErrorType, Metrics, MetricsBackend, Timing, outcome};
+pub use health::{BackendHealth, HealthStatus};
+pub use instruments::{Counter, Gauge, Histogram, InstrumentExt, Timer};
+pub use noop::NoopMetrics;
+pub use timing::{Operation, PerformanceTimer};
+pub use tracking::SuccessFailureTracker;
+pub use types::{MetricType, MetricUnit, Tags, TimerId, TimingResult, TimingStats};
+pub use validate::DropReason;
+
+/// What a backend implements to hand out bound handles from
+/// [`MetricCollector::register_counter`] and its siblings: the series'
+/// storage, written to directly.
+pub mod backend {
+    pub use crate::instruments::{CounterFn, GaugeFn, HistogramFn, TimerFn};
+}
+
+#[cfg(feature = "mock")]
+pub use mock::{MockBackend, MockMetricCollector};
 #[cfg(any(test, feature = "mock"))]
 pub use timing::MockPerformanceTimer;
 #[cfg(any(test, feature = "mock"))]

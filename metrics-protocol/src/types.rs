@@ -1,13 +1,10 @@
-//! Plain data types: metric kinds and units, recorded values, timing results,
-//! statistics, export formats and timer ids.
+//! Plain data types: tags, metric kinds and units, timer ids, timing results
+//! and statistics.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
 
 use crate::error::MetricsError;
 
@@ -19,8 +16,9 @@ use crate::error::MetricsError;
 pub type Tags<'a> = &'a [(&'a str, &'a str)];
 
 /// The kind of a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum MetricType {
     /// Monotonically increasing total.
     Counter,
@@ -80,34 +78,35 @@ impl FromStr for MetricType {
 ///
 /// Byte units are binary: one kilobyte is 1024 bytes, one megabyte 1024 KB,
 /// as `free`, `top` and psutil's human-readable output use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum MetricUnit {
     /// Seconds.
-    #[serde(rename = "seconds")]
+    #[cfg_attr(feature = "serde", serde(rename = "seconds"))]
     Seconds,
     /// Milliseconds (the default unit of timers).
-    #[serde(rename = "milliseconds")]
+    #[cfg_attr(feature = "serde", serde(rename = "milliseconds"))]
     Milliseconds,
     /// Microseconds.
-    #[serde(rename = "microseconds")]
+    #[cfg_attr(feature = "serde", serde(rename = "microseconds"))]
     Microseconds,
     /// Bytes.
-    #[serde(rename = "bytes")]
+    #[cfg_attr(feature = "serde", serde(rename = "bytes"))]
     Bytes,
     /// Kilobytes (1024 bytes).
-    #[serde(rename = "kilobytes")]
+    #[cfg_attr(feature = "serde", serde(rename = "kilobytes"))]
     Kilobytes,
     /// Megabytes (1024 * 1024 bytes).
-    #[serde(rename = "megabytes")]
+    #[cfg_attr(feature = "serde", serde(rename = "megabytes"))]
     Megabytes,
     /// A dimensionless count.
-    #[serde(rename = "count")]
+    #[cfg_attr(feature = "serde", serde(rename = "count"))]
     Count,
     /// A percentage, 0 to 100.
-    #[serde(rename = "percent")]
+    #[cfg_attr(feature = "serde", serde(rename = "percent"))]
     Percent,
     /// Operations per second.
-    #[serde(rename = "ops/sec")]
+    #[cfg_attr(feature = "serde", serde(rename = "ops/sec"))]
     OperationsPerSecond,
 }
 
@@ -210,118 +209,56 @@ impl FromStr for MetricUnit {
     }
 }
 
-/// One recorded or reported value of one series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricValue {
-    /// Metric name.
-    pub name: String,
-    /// The value (a counter's total, a gauge's last value, a distribution's
-    /// sample or summary value, depending on where it comes from).
-    pub value: f64,
-    /// Kind of metric.
-    pub metric_type: MetricType,
-    /// Unit of `value`.
-    pub unit: MetricUnit,
-    /// When the value was recorded or read.
-    pub timestamp: DateTime<Utc>,
-    /// The series' tags, sorted by key.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Free-form annotations (for example `"statistic": "p99"`).
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-}
-
-impl MetricValue {
-    /// A value with the current time, the given tags and no metadata.
-    pub fn new(
-        name: impl Into<String>,
-        value: f64,
-        metric_type: MetricType,
-        unit: MetricUnit,
-        tags: Tags<'_>,
-    ) -> Self {
-        MetricValue {
-            name: name.into(),
-            value,
-            metric_type,
-            unit,
-            timestamp: Utc::now(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            metadata: BTreeMap::new(),
-        }
-    }
-}
-
-/// A unique id of a running timer, returned by `start_timer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TimerId(pub uuid::Uuid);
-
-impl TimerId {
-    /// A fresh random id.
-    pub fn new() -> Self {
-        TimerId(uuid::Uuid::new_v4())
-    }
-}
-
-impl Default for TimerId {
-    fn default() -> Self {
-        TimerId::new()
-    }
-}
+/// The id of a running timer, returned by `start_timer`.
+///
+/// Ids are handed out in sequence by the timer table that started them
+/// (cheap: no randomness, no allocation); `TimerId(0)` is never a running
+/// timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct TimerId(pub u64);
 
 impl fmt::Display for TimerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        write!(f, "timer-{}", self.0)
     }
 }
 
 impl FromStr for TimerId {
     type Err = MetricsError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::Uuid::parse_str(s.trim())
+        let s = s.trim();
+        s.strip_prefix("timer-")
+            .unwrap_or(s)
+            .parse()
             .map(TimerId)
             .map_err(|e| MetricsError::InvalidArgument(format!("bad timer id `{s}`: {e}")))
     }
 }
 
-/// Serialises a [`Duration`] as a floating-point number of milliseconds.
-pub mod duration_ms {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    /// Writes the duration as milliseconds.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64() * 1e3)
-    }
-
-    /// Reads milliseconds; negative, NaN or too large values are errors.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let ms = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(ms / 1e3).map_err(serde::de::Error::custom)
-    }
-}
-
 /// The outcome of one timed operation (`stop_timer`, `time_operation`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TimingResult {
     /// Name of the operation, which is also the timer series' name.
     pub operation_name: String,
     /// How long it took (serialised as milliseconds).
-    #[serde(with = "duration_ms", rename = "duration_ms")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "crate::serde_util::duration_ms", rename = "duration_ms")
+    )]
     pub duration: Duration,
-    /// Wall-clock start.
-    pub start_time: DateTime<Utc>,
-    /// Wall-clock end.
-    pub end_time: DateTime<Utc>,
+    /// Wall-clock start (serialised as seconds since the Unix epoch).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::epoch_secs"))]
+    pub start_time: SystemTime,
+    /// Wall-clock end (serialised as seconds since the Unix epoch).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::epoch_secs"))]
+    pub end_time: SystemTime,
     /// Whether the operation succeeded.
     pub success: bool,
     /// The metadata given when the timer was started (the series' tags).
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -330,167 +267,62 @@ impl TimingResult {
     pub fn duration_in(&self, unit: MetricUnit) -> Option<f64> {
         unit.from_duration(self.duration)
     }
-
-    /// The duration in milliseconds.
-    pub fn duration_ms(&self) -> f64 {
-        self.duration.as_secs_f64() * 1e3
-    }
 }
 
-/// Statistics of a timer, all in milliseconds.
+/// Statistics of a timer. Every figure is a [`Duration`].
 ///
 /// `count`, `sum`, `min`, `max` and `avg` are exact; the percentiles come
-/// from the backend's quantile sketch (the memory backend states a 1% relative
-/// error bound).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+/// from the backend's quantile sketch, within the relative error its docs
+/// state. Serialised as milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TimingStats {
     /// Number of samples.
     pub count: u64,
     /// Sum of the samples.
-    pub sum: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub sum: Duration,
     /// Mean.
-    pub avg: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub avg: Duration,
     /// Smallest sample.
-    pub min: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub min: Duration,
     /// Largest sample.
-    pub max: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub max: Duration,
     /// Median.
-    pub p50: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub p50: Duration,
     /// 90th percentile.
-    pub p90: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub p90: Duration,
     /// 95th percentile.
-    pub p95: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub p95: Duration,
     /// 99th percentile.
-    pub p99: f64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    pub p99: Duration,
 }
 
-/// Summary statistics of every series of one metric name, over all time or
-/// over a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricSummary {
-    /// Metric name.
-    pub name: String,
-    /// Kind of metric.
-    pub metric_type: MetricType,
-    /// Unit of the values below.
-    pub unit: MetricUnit,
-    /// Number of series (tag sets) merged into this summary.
-    pub series: usize,
-    /// Number of samples (for counters: number of increments).
-    pub count: u64,
-    /// Sum of the samples (for counters: the total).
-    pub sum: f64,
-    /// Mean of the samples.
-    pub avg: f64,
-    /// Smallest sample.
-    pub min: f64,
-    /// Largest sample.
-    pub max: f64,
-    /// Last value set (gauges), else `None`.
-    pub last: Option<f64>,
-    /// Median (distributions only).
-    pub p50: Option<f64>,
-    /// 90th percentile (distributions only).
-    pub p90: Option<f64>,
-    /// 95th percentile (distributions only).
-    pub p95: Option<f64>,
-    /// 99th percentile (distributions only).
-    pub p99: Option<f64>,
-    /// The window summarised, `None` for all time (serialised as milliseconds).
-    #[serde(default, with = "option_duration_ms")]
-    pub window: Option<Duration>,
-}
-
-/// Serialises an `Option<Duration>` as milliseconds or null.
-pub mod option_duration_ms {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    /// Writes milliseconds or null.
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_secs_f64() * 1e3)),
-            None => s.serialize_none(),
+impl TimingStats {
+    /// Builds the statistics from figures in milliseconds, as a backend that
+    /// keeps timers in milliseconds holds them; a negative, NaN or
+    /// unrepresentable figure reads as zero.
+    pub fn from_millis(count: u64, sum: f64, min: f64, max: f64, quantiles: [f64; 4]) -> Self {
+        let d = |ms: f64| Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default();
+        let avg = if count == 0 { 0.0 } else { sum / count as f64 };
+        TimingStats {
+            count,
+            sum: d(sum),
+            avg: d(avg),
+            min: d(min),
+            max: d(max),
+            p50: d(quantiles[0]),
+            p90: d(quantiles[1]),
+            p95: d(quantiles[2]),
+            p99: d(quantiles[3]),
         }
-    }
-
-    /// Reads milliseconds or null.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        match Option::<f64>::deserialize(d)? {
-            Some(ms) => Duration::try_from_secs_f64(ms / 1e3)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-            None => Ok(None),
-        }
-    }
-}
-
-/// An export format of [`crate::MetricsAggregator::export_metrics`].
-///
-/// ```
-/// use metrics_protocol::ExportFormat;
-/// assert_eq!("Prometheus".parse::<ExportFormat>().unwrap(), ExportFormat::Prometheus);
-/// let err = "xml".parse::<ExportFormat>().unwrap_err();
-/// assert!(err.to_string().contains("unsupported export format `xml`"));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    /// A JSON document.
-    Json,
-    /// CSV, one row per series (and statistic).
-    Csv,
-    /// Prometheus text exposition format 0.0.4.
-    Prometheus,
-    /// OpenMetrics 1.0 text format.
-    OpenMetrics,
-}
-
-impl ExportFormat {
-    /// All formats.
-    pub const ALL: [ExportFormat; 4] = [
-        ExportFormat::Json,
-        ExportFormat::Csv,
-        ExportFormat::Prometheus,
-        ExportFormat::OpenMetrics,
-    ];
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportFormat::Json => "json",
-            ExportFormat::Csv => "csv",
-            ExportFormat::Prometheus => "prometheus",
-            ExportFormat::OpenMetrics => "openmetrics",
-        }
-    }
-
-    /// The HTTP `Content-Type` of this format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ExportFormat::Json => "application/json",
-            ExportFormat::Csv => "text/csv; charset=utf-8",
-            ExportFormat::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
-            ExportFormat::OpenMetrics => {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            }
-        }
-    }
-}
-
-impl fmt::Display for ExportFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ExportFormat {
-    type Err = MetricsError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ExportFormat::ALL
-            .into_iter()
-            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| MetricsError::UnsupportedFormat(s.to_owned()))
     }
 }
 
@@ -556,50 +388,75 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip_through_serde_and_fromstr() {
+    fn names_round_trip_through_fromstr() {
+        for u in MetricUnit::ALL {
+            assert_eq!(u.as_str().parse::<MetricUnit>().unwrap(), u);
+        }
+        for t in MetricType::ALL {
+            assert_eq!(t.as_str().parse::<MetricType>().unwrap(), t);
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_names_and_milliseconds() {
         for u in MetricUnit::ALL {
             let json = serde_json::to_string(&u).unwrap();
             assert_eq!(json, format!("\"{}\"", u.as_str()));
-            assert_eq!(u.as_str().parse::<MetricUnit>().unwrap(), u);
         }
         for t in MetricType::ALL {
             assert_eq!(
                 serde_json::from_str::<MetricType>(&format!("\"{t}\"")).unwrap(),
                 t
             );
-            assert_eq!(t.as_str().parse::<MetricType>().unwrap(), t);
         }
-        for f in ExportFormat::ALL {
-            assert_eq!(f.as_str().parse::<ExportFormat>().unwrap(), f);
-        }
-        assert!(matches!(
-            "yaml".parse::<ExportFormat>(),
-            Err(MetricsError::UnsupportedFormat(s)) if s == "yaml"
-        ));
-    }
-
-    #[test]
-    fn durations_serialise_as_milliseconds() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
         let r = TimingResult {
             operation_name: "op".into(),
             duration: Duration::from_micros(1500),
-            start_time: Utc::now(),
-            end_time: Utc::now(),
+            start_time: now,
+            end_time: now,
             success: true,
             metadata: BTreeMap::new(),
         };
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["duration_ms"], 1.5);
+        assert_eq!(v["start_time"], 1_700_000_000.25);
         let back: TimingResult = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn durations_convert_to_time_units_only() {
+        let r = TimingResult {
+            operation_name: "op".into(),
+            duration: Duration::from_micros(1500),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            success: true,
+            metadata: BTreeMap::new(),
+        };
         assert_eq!(r.duration_in(MetricUnit::Microseconds), Some(1500.0));
         assert_eq!(r.duration_in(MetricUnit::Bytes), None);
     }
 
     #[test]
     fn timer_ids_parse_and_reject_garbage() {
-        let id = TimerId::new();
+        let id = TimerId(42);
+        assert_eq!(id.to_string(), "timer-42");
         assert_eq!(id.to_string().parse::<TimerId>().unwrap(), id);
-        assert!("not-a-uuid".parse::<TimerId>().is_err());
+        assert_eq!("7".parse::<TimerId>().unwrap(), TimerId(7));
+        assert!("not-an-id".parse::<TimerId>().is_err());
+    }
+
+    #[test]
+    fn timing_stats_from_milliseconds_are_durations() {
+        let s = TimingStats::from_millis(4, 10.0, 1.0, 4.0, [2.0, 3.5, 3.9, 4.0]);
+        assert_eq!(s.avg, Duration::from_micros(2500));
+        assert_eq!(s.p90, Duration::from_micros(3500));
+        assert_eq!(
+            TimingStats::from_millis(1, f64::NAN, -1.0, 1.0, [0.0; 4]).sum,
+            Duration::ZERO
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The validation rules every backend applies, written once (DESIGN.md §7).
+//! The validation rules every backend applies, written once.
 //!
 //! | input | rule here | outcome in a backend |
 //! | --- | --- | --- |
@@ -15,11 +15,7 @@
 //!
 //! A sample that breaks a rule is dropped whole: no part of it is recorded.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use serde::{Deserialize, Serialize};
 
 use crate::types::Tags;
 
@@ -36,8 +32,9 @@ pub const MAX_TAG_VALUE_LEN: usize = 1024;
 pub const OVERFLOW_TAG: &str = "metric.overflow";
 
 /// Why a sample was dropped. Every drop is counted under one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum DropReason {
     /// Empty, too long, or contains control characters.
@@ -93,7 +90,8 @@ impl DropReason {
         }
     }
 
-    fn index(self) -> usize {
+    /// The reason's position in [`ALL`](Self::ALL), for per-reason arrays.
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -101,50 +99,6 @@ impl DropReason {
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Lock-free drop counters, one per [`DropReason`]: what a backend reports
-/// in its health.
-#[derive(Debug, Default)]
-pub struct DropCounters {
-    counts: [AtomicU64; DropReason::ALL.len()],
-}
-
-impl DropCounters {
-    /// All counters at zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Counts one dropped sample and logs it at debug level.
-    pub fn record(&self, reason: DropReason) {
-        self.add(reason, 1);
-    }
-
-    /// Counts `n` dropped samples.
-    pub fn add(&self, reason: DropReason, n: u64) {
-        self.counts[reason.index()].fetch_add(n, Ordering::Relaxed);
-        tracing::debug!(reason = reason.as_str(), n, "metric sample dropped");
-    }
-
-    /// Samples dropped for `reason` so far.
-    pub fn get(&self, reason: DropReason) -> u64 {
-        self.counts[reason.index()].load(Ordering::Relaxed)
-    }
-
-    /// Samples dropped for any reason so far.
-    pub fn total(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The non-zero counters, by reason.
-    pub fn snapshot(&self) -> BTreeMap<DropReason, u64> {
-        DropReason::ALL
-            .into_iter()
-            .map(|r| (r, self.get(r)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
     }
 }
 
@@ -499,21 +453,6 @@ mod tests {
         let s = std::collections::hash_map::RandomState::new();
         assert_eq!(s.hash_one(a), s.hash_one(b));
         assert_eq!(a.as_slice()[0], ("a", "2"));
-    }
-
-    #[test]
-    fn drop_counters_count_by_reason() {
-        let d = DropCounters::new();
-        d.record(DropReason::InvalidName);
-        d.add(DropReason::QueueFull, 3);
-        assert_eq!(d.get(DropReason::InvalidName), 1);
-        assert_eq!(d.get(DropReason::QueueFull), 3);
-        assert_eq!(d.total(), 4);
-        let snap = d.snapshot();
-        assert_eq!(snap.len(), 2);
-        assert_eq!(snap[&DropReason::QueueFull], 3);
-        let json = serde_json::to_string(&snap).unwrap();
-        assert_eq!(json, r#"{"invalid_name":1,"queue_full":3}"#);
     }
 
     #[test]

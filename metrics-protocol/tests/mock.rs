@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use metrics_protocol::{
-    MetricCollector, MetricsError, MockMetricCollector, MockPerformanceTimer,
-    MockSuccessFailureTracker, PerformanceTimer, PerformanceTimerExt, SuccessFailureTracker,
-    TimerId, TimingResult,
+    MetricCollector, Metrics, MetricsError, MockBackend, MockMetricCollector, MockPerformanceTimer,
+    MockSuccessFailureTracker, PerformanceTimer, SuccessFailureTracker, TimerId, TimingResult,
 };
 use mockall::Sequence;
 
@@ -69,49 +70,52 @@ fn tracker_mock_sees_successes_and_failures_in_order() {
     import(&mock, &["a", ""]);
 }
 
+/// The README's pattern: a library binds a handle at construction and
+/// records through it; the mock needs no expectation for the binding, and
+/// `inc()` arrives as the plain `record_counter` it is made of.
 #[test]
-fn timer_guard_stops_with_failure_when_marked() {
-    let id = TimerId::new();
-    let mut mock = MockPerformanceTimer::new();
-    mock.expect_start_timer()
-        .withf(|name, meta| name == "upload" && *meta == [("size", "big")])
-        .times(1)
-        .return_const(id);
-    mock.expect_stop_timer()
-        .withf(move |got, success| *got == id && !*success)
-        .times(1)
-        .returning(|_, success| {
-            Ok(TimingResult {
-                operation_name: "upload".into(),
-                duration: Duration::from_millis(5),
-                start_time: chrono::Utc::now(),
-                end_time: chrono::Utc::now(),
-                success,
-                metadata: Default::default(),
-            })
-        });
-    let mut guard = mock.start_guard("upload", &[("size", "big")]);
-    guard.mark_failed();
-    let r = guard.stop().unwrap();
-    assert!(!r.success);
+fn binding_a_handle_on_a_mock_needs_no_expectation() {
+    let mut backend = MockBackend::new();
+    backend
+        .expect_record_counter()
+        .withf(|name, value, tags| {
+            name == "uploads" && *value == 1.0 && *tags == [("kind", "blob")]
+        })
+        .times(2)
+        .return_const(());
+    let metrics = Metrics::new(Arc::new(backend));
+    let uploads = metrics.counter("uploads", &[("kind", "blob")]);
+    uploads.inc();
+    metrics.increment("uploads", &[("kind", "blob")]);
 }
 
 #[test]
-fn time_result_reports_err_as_failure_and_returns_the_value() {
-    let mut mock = MockPerformanceTimer::new();
-    mock.expect_start_timer().return_const(TimerId::new());
-    mock.expect_stop_timer()
-        .withf(|_, success| !*success)
+fn a_guard_records_its_duration_and_one_failure_with_the_callers_error_type() {
+    let mut backend = MockBackend::new();
+    let mut seq = Sequence::new();
+    backend
+        .expect_record_timer()
+        .withf(|name, _, tags| name == "upload" && *tags == [("size", "big")])
         .times(1)
-        .returning(|id, _| Err(MetricsError::UnknownTimer(id)));
-    let r: Result<(), &str> = mock.time_result("parse", &[], || Err("bad"));
-    assert_eq!(r, Err("bad"));
+        .in_sequence(&mut seq)
+        .return_const(());
+    backend
+        .expect_record_failure()
+        .withf(|op, error_type, tags| {
+            op == "upload" && error_type == "quota" && *tags == [("size", "big")]
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .return_const(());
+    // No success is expected: a second outcome would fail the mock.
+    let metrics = Metrics::new(Arc::new(backend));
+    metrics.start("upload", &[("size", "big")]).failure("quota");
 }
 
 #[test]
 fn time_operation_default_runs_the_closure_once() {
     let mut mock = MockPerformanceTimer::new();
-    let id = TimerId::new();
+    let id = TimerId(7);
     mock.expect_start_timer().times(1).return_const(id);
     mock.expect_stop_timer()
         .withf(move |got, success| *got == id && *success)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use metrics_protocol::MetricCollector;
+use metrics_protocol::{CollectorExt, MetricCollector};
 use metrics_statsd::{StatsdConfig, StatsdMetrics, TagFlavor};
 
 #[derive(Parser)]

@@ -13,7 +13,8 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
-use metrics_protocol::{MetricCollector, read_samples};
+use metrics_kit::read_samples;
+use metrics_protocol::MetricCollector;
 use metrics_statsd::{StatsdConfig, StatsdMetrics, TagFlavor};
 
 #[derive(Parser)]

@@ -84,11 +84,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use hashbrown::Equivalent;
+use metrics_kit::{DropCounters, RunningTimers};
+use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
 use metrics_protocol::validate::{self, SortedTags};
 use metrics_protocol::{
-    BackendHealth, DropCounters, DropReason, ExportFormat, HealthStatus, MetricCollector,
-    MetricSummary, MetricType, MetricValue, MetricsAggregator, MetricsError, PerformanceTimer,
-    RunningTimers, SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
+    BackendHealth, DropReason, HealthStatus, MetricCollector, MetricType, MetricsError,
+    PerformanceTimer, SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
 };
 use parking_lot::{Mutex, RwLock};
 

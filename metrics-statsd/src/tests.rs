@@ -1,6 +1,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use metrics_protocol::system::*;
 use metrics_protocol::*;
 
 use crate::{StatsdConfig, StatsdMetrics, TagFlavor};
@@ -71,7 +72,7 @@ fn gauges_send_absolute_values_safely_and_deltas_relatively() {
     s.record_gauge("temp", 3.0, &[]);
     s.record_gauge("temp", -5.0, &[]); // last value wins
     s.adjust_gauge("conns", 2.0, &[]);
-    s.decrement("conns", &[]);
+    s.adjust_gauge("conns", -1.0, &[]);
     s.flush().unwrap();
     let mut got = r.until(3).to_vec();
     got.sort();

@@ -8,7 +8,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use metrics_protocol::{DiskUsage, MetricsError};
+use metrics_protocol::MetricsError;
+use metrics_protocol::system::DiskUsage;
 
 /// One mounted file system, as the mount table lists it.
 #[derive(Debug, Clone, PartialEq)]

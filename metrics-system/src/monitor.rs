@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::{
-    CpuUsage, DiskUsage, MemoryUsage, MetricCollector, MetricsError, NetworkStats, NoopMetrics,
-    ProcessUsage, ResourceMonitor,
+use metrics_protocol::system::{
+    CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage, ResourceMonitor,
 };
+use metrics_protocol::{MetricCollector, MetricsError, NoopMetrics};
 use parking_lot::Mutex;
 use serde::Serialize;
 

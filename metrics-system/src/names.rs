@@ -62,7 +62,7 @@ pub const PROCESS_MEMORY_USAGE: &str = "process.memory.usage";
 pub const PROCESS_MEMORY_VIRTUAL: &str = "process.memory.virtual";
 /// CPU time of this process over wall time, divided by the number of logical
 /// cores: a ratio 0..1 of the whole machine (OpenTelemetry's definition).
-/// The typed [`ProcessUsage::cpu_percent`](metrics_protocol::ProcessUsage::cpu_percent)
+/// The typed [`ProcessUsage::cpu_percent`](metrics_protocol::system::ProcessUsage::cpu_percent)
 /// instead counts 100 per fully used core, as psutil and `top` do.
 pub const PROCESS_CPU_UTILIZATION: &str = "process.cpu.utilization";
 /// Threads of this process (where the OS tells).

@@ -1,8 +1,7 @@
 //! Turns typed readings into gauges named in [`crate::names`].
 
-use metrics_protocol::{
-    CpuUsage, DiskUsage, MemoryUsage, MetricCollector, NetworkStats, ProcessUsage,
-};
+use metrics_protocol::MetricCollector;
+use metrics_protocol::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
 
 use crate::names::*;
 

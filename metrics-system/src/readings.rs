@@ -9,9 +9,9 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use metrics_protocol::{
-    CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, MetricsError, NetworkStats,
-    ProcessUsage,
+use metrics_protocol::MetricsError;
+use metrics_protocol::system::{
+    CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,
 };
 use sysinfo::{
     CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind,

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics_protocol::{MetricCollector, MetricsError, MockMetricCollector, ResourceMonitor, Tags};
+use metrics_protocol::system::ResourceMonitor;
+use metrics_protocol::{MetricCollector, MetricsError, MockMetricCollector, Tags};
 use parking_lot::Mutex;
 
 use crate::names;

@@ -22,8 +22,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_kit::DropCounters;
 use metrics_protocol::validate::{self, SortedTags};
-use metrics_protocol::{BackendHealth, DropCounters, DropReason, MetricCollector, Tags};
+use metrics_protocol::{
+    BackendHealth, DropReason, MetricCollector, MetricsError, SuccessFailureTracker, Tags,
+};
 use parking_lot::Mutex;
 
 pub mod suite;
@@ -177,6 +180,46 @@ impl MetricCollector for CapturingCollector {
         let mut h = BackendHealth::healthy("capturing");
         h.dropped = self.drops.snapshot();
         vec![h]
+    }
+}
+
+/// Outcomes reach the reference as counters `<op>.success` and
+/// `<op>.failure` (tagged `error_type`), as a StatsD daemon sees them; its
+/// queries are not supported.
+impl SuccessFailureTracker for CapturingCollector {
+    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
+        self.push(
+            CallKind::Counter,
+            &format!("{operation}.success"),
+            1.0,
+            metadata,
+        );
+    }
+    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
+        let mut tags = metadata.to_vec();
+        tags.push(("error_type", error_type));
+        self.push(
+            CallKind::Counter,
+            &format!("{operation}.failure"),
+            1.0,
+            &tags,
+        );
+    }
+    fn get_success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {
+        Err(MetricsError::Unsupported {
+            operation: "get_success_rate",
+            backend: "capturing",
+        })
+    }
+    fn get_failure_breakdown(
+        &self,
+        _: &str,
+        _: Option<Duration>,
+    ) -> Result<std::collections::BTreeMap<String, u64>, MetricsError> {
+        Err(MetricsError::Unsupported {
+            operation: "get_failure_breakdown",
+            backend: "capturing",
+        })
     }
 }
 

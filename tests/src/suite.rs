@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use metrics_protocol::validate::{MAX_NAME_LEN, MAX_TAGS};
-use metrics_protocol::{DropReason, InstrumentExt, MetricCollector};
+use metrics_protocol::{CollectorExt, DropReason, InstrumentExt, MetricCollector};
 
 use crate::Harness;
 
@@ -49,7 +49,7 @@ pub fn gauges_keep_last_value_and_adjust(h: &dyn Harness) {
     c.record_gauge("conf.temperature", -3.5, &[]);
     c.record_gauge("conf.connections", 10.0, &[("pool", "db")]);
     c.adjust_gauge("conf.connections", 5.0, &[("pool", "db")]);
-    c.decrement("conf.connections", &[("pool", "db")]);
+    c.adjust_gauge("conf.connections", -1.0, &[("pool", "db")]);
     h.settle();
     assert_eq!(h.gauge("conf.temperature", &[]), Some(-3.5));
     assert_eq!(h.gauge("conf.connections", &[("pool", "db")]), Some(14.0));

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use metrics_agent::{Agent, AgentConfig, AggregationSpec};
-use metrics_protocol::{AsyncMetricsSystem, MetricCollector, MetricFilter, MetricStream, Tags};
+use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter, MetricStream};
+use metrics_protocol::{MetricCollector, Tags};
 use metrics_tests::Harness;
 
 struct Composed {
@@ -36,7 +37,7 @@ impl Composed {
 
 impl Harness for Composed {
     fn collector(&self) -> Arc<dyn MetricCollector> {
-        metrics_protocol::MetricsSystem::collector(&self.agent)
+        metrics_protocol::system::MetricsSystem::collector(&self.agent)
     }
     fn counter(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
         self.agent.memory()?.counter_value(name, tags)

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use metrics_protocol::{DropReason, Fanout, MetricCollector, Tags};
+use metrics_kit::Fanout;
+use metrics_protocol::{DropReason, MetricCollector, Tags};
 use metrics_tests::{CapturingCollector, Harness};
 
 mod capturing {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_protocol::system::*;
 use metrics_protocol::*;
 
 #[test]
@@ -58,8 +59,9 @@ fn mock_system_hands_out_mock_parts() {
     let mut sys = MockMetricsSystem::new();
     sys.expect_collector().returning(|| {
         let mut c = MockMetricCollector::new();
-        c.expect_increment()
-            .withf(|n, _| n == "boot")
+        // `increment` reaches a mock as the call it is made of.
+        c.expect_record_counter()
+            .withf(|n, v, _| n == "boot" && *v == 1.0)
             .times(1)
             .return_const(());
         Arc::new(c)

@@ -1,4 +1,15 @@
-//! [`MetricsSystem`] and [`AsyncMetricsSystem`]: the whole protocol behind one value.
+//! The application side of the protocol (feature `system`): what an
+//! application asks of its metrics as a whole.
+//!
+//! - [`MetricsSystem`] and [`AsyncMetricsSystem`]: the whole protocol behind
+//!   one value (life cycle, health, dashboards, streams, exports).
+//! - [`ResourceMonitor`]: memory, CPU, disk, network and process readings.
+//! - [`MetricsAggregator`]: queries and exports, with the values they answer
+//!   ([`MetricSummary`], [`MetricValue`], [`ExportFormat`]).
+//! - [`HealthReport`], [`DashboardData`], [`MetricsConfig`].
+//!
+//! A library that only records needs none of this; it holds a
+//! [`Metrics`] handle (see the crate root).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -6,16 +17,33 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::collector::MetricCollector;
-use crate::config::MetricsConfig;
-use crate::dashboard::{DashboardData, DashboardKind};
-use crate::error::MetricsError;
-use crate::health::HealthReport;
-use crate::monitor::ResourceMonitor;
-use crate::query::MetricsAggregator;
-use crate::timing::PerformanceTimer;
-use crate::tracking::SuccessFailureTracker;
-use crate::types::{MetricType, MetricValue};
+use crate::{
+    MetricCollector, MetricType, Metrics, MetricsError, PerformanceTimer, SuccessFailureTracker,
+};
+
+mod config;
+mod dashboard;
+mod monitor;
+mod noop;
+mod query;
+mod report;
+mod resources;
+mod values;
+
+pub use config::MetricsConfig;
+pub use dashboard::{ChartType, DashboardData, DashboardKind, Panel, PanelSeries, Point};
+pub use monitor::ResourceMonitor;
+pub use query::MetricsAggregator;
+pub use report::{HealthCheckResult, HealthReport};
+pub use resources::{
+    CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,
+};
+pub use values::{ExportFormat, MetricSummary, MetricValue};
+
+#[cfg(any(test, feature = "mock"))]
+pub use monitor::MockResourceMonitor;
+#[cfg(any(test, feature = "mock"))]
+pub use query::MockMetricsAggregator;
 
 /// A complete metrics system: the five parts, life cycle, health and dashboards.
 ///
@@ -24,6 +52,8 @@ use crate::types::{MetricType, MetricValue};
 /// library can keep the part it needs.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MetricsSystem: Send + Sync {
+    /// The handle libraries record through: collector and tracker in one.
+    fn metrics(&self) -> Metrics;
     /// Where samples are recorded.
     fn collector(&self) -> Arc<dyn MetricCollector>;
     /// Operation timing.
@@ -52,7 +82,8 @@ pub trait MetricsSystem: Send + Sync {
 /// Which recorded values a [`AsyncMetricsSystem::metrics_stream`] subscriber gets.
 ///
 /// ```
-/// use metrics_protocol::{MetricFilter, MetricType, MetricUnit, MetricValue};
+/// use metrics_protocol::{MetricType, MetricUnit};
+/// use metrics_protocol::system::{MetricFilter, MetricValue};
 /// let f = MetricFilter::default().name_prefix("http.").tag("method", "GET");
 /// let v = MetricValue::new("http.requests", 1.0, MetricType::Counter, MetricUnit::Count, &[("method", "GET")]);
 /// assert!(f.matches(&v));

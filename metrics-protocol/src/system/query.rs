@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use crate::error::MetricsError;
-use crate::types::{ExportFormat, MetricSummary, MetricType, MetricValue, Tags};
+use crate::system::{ExportFormat, MetricSummary, MetricValue};
+use crate::{MetricType, Tags};
 
 /// Answers questions about recorded metrics.
 ///
 /// Write-only backends (StatsD) answer every method with
 /// [`MetricsError::Unsupported`]; combine them with the memory backend
-/// through [`Fanout`](crate::Fanout) for local queries.
+/// through `metrics-kit`'s `Fanout` for local queries.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MetricsAggregator: Send + Sync {
     /// Summary of every series of `metric_name` merged, over all time or the

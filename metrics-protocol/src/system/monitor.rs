@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::MetricsError;
-use crate::resources::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
+use crate::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
 
 /// Reads system resources, and samples them periodically into a collector.
 ///

@@ -9,7 +9,7 @@ use crate::error::MetricsError;
 /// that names them.
 ///
 /// ```
-/// use metrics_protocol::MetricsConfig;
+/// use metrics_protocol::system::MetricsConfig;
 /// let c: MetricsConfig = serde_json::from_str(
 ///     r#"{"collection_interval": 10, "retention_days": 30, "export_endpoints": ["out.prom"]}"#,
 /// ).unwrap();

@@ -1,5 +1,5 @@
 //! [`Sample`]: the JSON-lines sample format the command-line examples read
-//! (DESIGN.md §8), parsed by one piece of code everywhere.
+//! parsed by one piece of code everywhere.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::collector::MetricCollector;
-use crate::error::MetricsError;
-use crate::validate::MAX_TAGS;
+use metrics_protocol::validate::MAX_TAGS;
+use metrics_protocol::{MetricCollector, MetricsError};
 
 /// The kind of a [`Sample`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,7 +28,7 @@ pub enum SampleKind {
 /// `{"kind":"counter","name":"http.requests","value":1,"tags":{"method":"GET"}}`.
 ///
 /// ```
-/// use metrics_protocol::{Sample, SampleKind};
+/// use metrics_kit::{Sample, SampleKind};
 /// let s = Sample::parse_line(r#"{"kind":"timer","name":"db.query","value":12.5}"#).unwrap();
 /// assert_eq!(s.kind, SampleKind::Timer);
 /// assert!(Sample::parse_line(r#"{"kind":"timer","name":"x","value":-1}"#).is_err());

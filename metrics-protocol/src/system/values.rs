@@ -1,0 +1,180 @@
+//! Values the queries answer with: [`MetricValue`], [`MetricSummary`], and
+//! the [`ExportFormat`] of exports.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{MetricType, MetricUnit, MetricsError, Tags};
+
+/// One recorded or reported value of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricValue {
+    /// Metric name.
+    pub name: String,
+    /// The value (a counter's total, a gauge's last value, a distribution's
+    /// sample or summary value, depending on where it comes from).
+    pub value: f64,
+    /// Kind of metric.
+    pub metric_type: MetricType,
+    /// Unit of `value`.
+    pub unit: MetricUnit,
+    /// When the value was recorded or read.
+    pub timestamp: DateTime<Utc>,
+    /// The series' tags, sorted by key.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Free-form annotations (for example `"statistic": "p99"`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl MetricValue {
+    /// A value with the current time, the given tags and no metadata.
+    pub fn new(
+        name: impl Into<String>,
+        value: f64,
+        metric_type: MetricType,
+        unit: MetricUnit,
+        tags: Tags<'_>,
+    ) -> Self {
+        MetricValue {
+            name: name.into(),
+            value,
+            metric_type,
+            unit,
+            timestamp: Utc::now(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+/// Summary statistics of every series of one metric name, over all time or
+/// over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    /// Metric name.
+    pub name: String,
+    /// Kind of metric.
+    pub metric_type: MetricType,
+    /// Unit of the values below.
+    pub unit: MetricUnit,
+    /// Number of series (tag sets) merged into this summary.
+    pub series: usize,
+    /// Number of samples (for counters: number of increments).
+    pub count: u64,
+    /// Sum of the samples (for counters: the total).
+    pub sum: f64,
+    /// Mean of the samples.
+    pub avg: f64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Last value set (gauges), else `None`.
+    pub last: Option<f64>,
+    /// Median (distributions only).
+    pub p50: Option<f64>,
+    /// 90th percentile (distributions only).
+    pub p90: Option<f64>,
+    /// 95th percentile (distributions only).
+    pub p95: Option<f64>,
+    /// 99th percentile (distributions only).
+    pub p99: Option<f64>,
+    /// The window summarised, `None` for all time (serialised as milliseconds).
+    #[serde(default, with = "crate::serde_util::option_duration_ms")]
+    pub window: Option<Duration>,
+}
+
+/// An export format of [`MetricsAggregator::export_metrics`](crate::system::MetricsAggregator::export_metrics).
+///
+/// ```
+/// use metrics_protocol::system::ExportFormat;
+/// assert_eq!("Prometheus".parse::<ExportFormat>().unwrap(), ExportFormat::Prometheus);
+/// let err = "xml".parse::<ExportFormat>().unwrap_err();
+/// assert!(err.to_string().contains("unsupported export format `xml`"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A JSON document.
+    Json,
+    /// CSV, one row per series (and statistic).
+    Csv,
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text format.
+    OpenMetrics,
+}
+
+impl ExportFormat {
+    /// All formats.
+    pub const ALL: [ExportFormat; 4] = [
+        ExportFormat::Json,
+        ExportFormat::Csv,
+        ExportFormat::Prometheus,
+        ExportFormat::OpenMetrics,
+    ];
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "json",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Prometheus => "prometheus",
+            ExportFormat::OpenMetrics => "openmetrics",
+        }
+    }
+
+    /// The HTTP `Content-Type` of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "application/json",
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            ExportFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
+        }
+    }
+}
+
+impl fmt::Display for ExportFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExportFormat {
+    type Err = MetricsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExportFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| MetricsError::UnsupportedFormat(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_formats_parse_and_reject_unknown_names() {
+        for f in ExportFormat::ALL {
+            assert_eq!(f.as_str().parse::<ExportFormat>().unwrap(), f);
+        }
+        assert!(matches!(
+            "yaml".parse::<ExportFormat>(),
+            Err(MetricsError::UnsupportedFormat(s)) if s == "yaml"
+        ));
+    }
+}
