@@ -98,9 +98,6 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
         });
     }
     for op in m.tracker.names() {
-        let Some((ok, failures)) = m.tracker.outcomes(&op, None) else {
-            continue;
-        };
         let counter = |name: String, tags: BTreeMap<String, String>, n: u64| Row {
             name,
             kind: MetricType::Counter,
@@ -117,13 +114,16 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
             p95: None,
             p99: None,
         };
-        out.push(counter(format!("{op}.success"), BTreeMap::new(), ok));
-        for (err, n) in failures {
-            out.push(counter(
-                format!("{op}.failure"),
-                BTreeMap::from([("error_type".into(), err)]),
-                n,
-            ));
+        for (tags, ok, failures) in m.tracker.outcomes_by_tags(&op) {
+            let tags: BTreeMap<String, String> = tags.into_iter().collect();
+            if ok > 0 {
+                out.push(counter(format!("{op}.success"), tags.clone(), ok));
+            }
+            for (err, n) in failures {
+                let mut tags = tags.clone();
+                tags.insert("error_type".into(), err);
+                out.push(counter(format!("{op}.failure"), tags, n));
+            }
         }
     }
     out

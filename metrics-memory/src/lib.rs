@@ -94,7 +94,7 @@ use std::time::Duration;
 
 use metrics_kit::DropCounters;
 use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
-use metrics_protocol::validate;
+use metrics_protocol::validate::{self, SortedTags};
 use metrics_protocol::{
     BackendHealth, Counter, DropReason, Gauge, Histogram, MetricCollector, MetricType,
     MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId, TimingResult,
@@ -256,6 +256,25 @@ impl MemoryMetrics {
 
     fn lookup<R>(&self, name: &str, tags: Tags<'_>, f: impl FnOnce(&Series) -> R) -> Option<R> {
         self.registry.find(name, tags).map(|s| f(&s))
+    }
+
+    /// Successes, and failures by error type, of `operation` recorded with
+    /// exactly `tags` (in any order), over all time; `None` if none were.
+    pub fn outcome_counts(
+        &self,
+        operation: &str,
+        tags: Tags<'_>,
+    ) -> Option<(u64, BTreeMap<String, u64>)> {
+        let mut want: Vec<(String, String)> = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        self.tracker
+            .outcomes_by_tags(operation)
+            .into_iter()
+            .find(|(t, _, _)| *t == want)
+            .map(|(_, ok, failed)| (ok, failed))
     }
 
     /// The total of a counter series, if it exists.
@@ -488,21 +507,23 @@ impl PerformanceTimer for MemoryMetrics {
 }
 
 impl SuccessFailureTracker for MemoryMetrics {
-    fn record_success<'a>(&self, operation: &'a str, _metadata: Tags<'a>) {
-        if let Err(r) = validate::check_name(operation) {
-            return self.shared.drops.record(r);
+    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
+        match validate::check_name(operation).and_then(|()| SortedTags::new(metadata)) {
+            Ok(tags) => self.tracker.record(self.now_ms(), operation, &tags, None),
+            Err(r) => self.shared.drops.record(r),
         }
-        self.tracker.record(self.now_ms(), operation, None);
     }
 
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, _metadata: Tags<'a>) {
-        if let Err(r) = validate::check_name(operation)
+    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
+        match validate::check_name(operation)
             .and_then(|()| validate::check_tag("error_type", error_type))
+            .and_then(|()| SortedTags::new(metadata))
         {
-            return self.shared.drops.record(r);
+            Ok(tags) => self
+                .tracker
+                .record(self.now_ms(), operation, &tags, Some(error_type)),
+            Err(r) => self.shared.drops.record(r),
         }
-        self.tracker
-            .record(self.now_ms(), operation, Some(error_type));
     }
 
     fn get_success_rate(

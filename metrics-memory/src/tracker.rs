@@ -6,6 +6,8 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
 
+use metrics_protocol::validate::{OVERFLOW_TAG, SortedTags};
+
 use crate::window::{BinData, WindowSpec, Windows};
 
 /// Counts of one bin (or all time).
@@ -38,11 +40,55 @@ impl BinData for Outcomes {
     }
 }
 
+/// Sorted, owned tags of one outcome series.
+pub(crate) type OwnedTags = Box<[(Box<str>, Box<str>)]>;
+
+/// Most tag sets kept per operation; outcomes with further tag sets are
+/// counted under one set tagged [`OVERFLOW_TAG`]`=true`.
+pub(crate) const MAX_TAG_SETS_PER_OPERATION: usize = 256;
+
 #[derive(Debug)]
 pub(crate) struct OpState {
     pub error_types: Vec<Box<str>>,
     pub total: Outcomes,
     pub windows: Windows<Outcomes>,
+    /// All-time outcomes per tag set, in first-seen order.
+    pub by_tags: Vec<(OwnedTags, Outcomes)>,
+}
+
+impl OpState {
+    fn tag_set(&mut self, tags: &SortedTags<'_>) -> &mut Outcomes {
+        let same = |t: &OwnedTags, want: &[(&str, &str)]| {
+            t.len() == want.len()
+                && t.iter()
+                    .zip(want)
+                    .all(|((k, v), (wk, wv))| &**k == *wk && &**v == *wv)
+        };
+        let want = tags.as_slice();
+        let at = match self.by_tags.iter().position(|(t, _)| same(t, want)) {
+            Some(i) => i,
+            None if self.by_tags.len() < MAX_TAG_SETS_PER_OPERATION => {
+                let owned = want
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect();
+                self.by_tags.push((owned, Outcomes::default()));
+                self.by_tags.len() - 1
+            }
+            None => {
+                let overflow: &[(&str, &str)] = &[(OVERFLOW_TAG, "true")];
+                match self.by_tags.iter().position(|(t, _)| same(t, overflow)) {
+                    Some(i) => i,
+                    None => {
+                        let owned = Box::new([(OVERFLOW_TAG.into(), "true".into())]);
+                        self.by_tags.push((owned, Outcomes::default()));
+                        self.by_tags.len() - 1
+                    }
+                }
+            }
+        };
+        &mut self.by_tags[at].1
+    }
 }
 
 /// Every operation seen.
@@ -71,16 +117,19 @@ impl Tracker {
                     error_types: Vec::new(),
                     total: Outcomes::default(),
                     windows: Windows::new(&self.specs),
+                    by_tags: Vec::new(),
                 }))
             })
             .clone()
     }
 
-    /// Counts one outcome: `None` for a success, `Some(error_type)` for a failure.
-    pub fn record(&self, now_ms: i64, op: &str, failure: Option<&str>) {
+    /// Counts one outcome of `op` with `tags`: `None` for a success,
+    /// `Some(error_type)` for a failure.
+    pub fn record(&self, now_ms: i64, op: &str, tags: &SortedTags<'_>, failure: Option<&str>) {
         let run = |st: &mut OpState| match failure {
             None => {
                 st.total.success += 1;
+                st.tag_set(tags).success += 1;
                 st.windows.record(now_ms, |b| b.success += 1);
             }
             Some(err) => {
@@ -92,6 +141,7 @@ impl Tracker {
                     }
                 };
                 st.total.fail(idx, 1);
+                st.tag_set(tags).fail(idx, 1);
                 st.windows.record(now_ms, |b| b.fail(idx, 1));
             }
         };
@@ -125,6 +175,33 @@ impl Tracker {
             .map(|(i, c)| (st.error_types[*i as usize].to_string(), *c))
             .collect();
         Some((acc.success, breakdown))
+    }
+
+    /// All-time outcomes of `op` per tag set (sorted tags, successes,
+    /// failures by error type), in first-seen order.
+    pub fn outcomes_by_tags(
+        &self,
+        op: &str,
+    ) -> Vec<(Vec<(String, String)>, u64, BTreeMap<String, u64>)> {
+        let Some(o) = self.ops.read().get(op).cloned() else {
+            return Vec::new();
+        };
+        let st = o.lock();
+        st.by_tags
+            .iter()
+            .map(|(tags, out)| {
+                let tags = tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let failures = out
+                    .failures
+                    .iter()
+                    .map(|(i, c)| (st.error_types[*i as usize].to_string(), *c))
+                    .collect();
+                (tags, out.success, failures)
+            })
+            .collect()
     }
 
     /// Names of every operation, sorted.

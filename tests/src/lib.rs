@@ -25,7 +25,8 @@ use std::time::Duration;
 use metrics_kit::DropCounters;
 use metrics_protocol::validate::{self, SortedTags};
 use metrics_protocol::{
-    BackendHealth, DropReason, MetricCollector, MetricsError, SuccessFailureTracker, Tags,
+    BackendHealth, DropReason, MetricCollector, Metrics, MetricsError, PerformanceTimer,
+    SuccessFailureTracker, Tags,
 };
 use parking_lot::Mutex;
 
@@ -40,6 +41,33 @@ pub mod readme {}
 pub trait Harness: Send + Sync {
     /// The collector under test.
     fn collector(&self) -> Arc<dyn MetricCollector>;
+
+    /// The backend as the [`Metrics`] handle a library holds (collector and
+    /// tracker): timings and outcomes are recorded through it.
+    fn metrics(&self) -> Metrics;
+
+    /// The backend's query side, for backends that answer queries.
+    fn queries(&self) -> Option<Queries> {
+        None
+    }
+
+    /// Successes of `operation` recorded with exactly `tags` (any order).
+    /// By default read back as the counter `<operation>.success`, the form
+    /// outcomes take on the wire.
+    fn successes(&self, operation: &str, tags: Tags<'_>) -> u64 {
+        self.counter(&format!("{operation}.success"), tags)
+            .map_or(0, |v| v as u64)
+    }
+
+    /// Failures of `operation` of kind `error_type` recorded with exactly
+    /// `tags`. By default read back as the counter `<operation>.failure`
+    /// tagged `error_type` too.
+    fn failures(&self, operation: &str, error_type: &str, tags: Tags<'_>) -> u64 {
+        let mut all = tags.to_vec();
+        all.push(("error_type", error_type));
+        self.counter(&format!("{operation}.failure"), &all)
+            .map_or(0, |v| v as u64)
+    }
 
     /// Waits until everything recorded so far can be read back (flush, then
     /// wait for a receiver). A no-op for synchronous backends.
@@ -65,6 +93,16 @@ pub trait Harness: Send + Sync {
             .map(|h| h.dropped.get(&reason).copied().unwrap_or(0))
             .sum()
     }
+}
+
+/// The query side of a backend: what the suite asks of backends that keep
+/// what they record.
+#[derive(Clone)]
+pub struct Queries {
+    /// Success rates and failure breakdowns.
+    pub tracker: Arc<dyn SuccessFailureTracker>,
+    /// Timing statistics.
+    pub timer: Arc<dyn PerformanceTimer>,
 }
 
 /// A series identity: name, sorted tags, and whether it is a counter.
@@ -226,6 +264,9 @@ impl SuccessFailureTracker for CapturingCollector {
 impl Harness for Arc<CapturingCollector> {
     fn collector(&self) -> Arc<dyn MetricCollector> {
         self.clone()
+    }
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.clone())
     }
 
     fn counter(&self, name: &str, tags: Tags<'_>) -> Option<f64> {

@@ -191,6 +191,9 @@ macro_rules! conformance_suite {
             reserved_characters_are_never_injected,
             bound_handles_share_the_named_series,
             concurrent_counters_are_exact,
+            guards_record_durations_and_one_outcome_each,
+            outcomes_keep_their_tags,
+            queries_answer_from_what_was_recorded,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -202,4 +205,83 @@ macro_rules! conformance_suite {
             }
         )*
     };
+}
+
+/// Every way a timing guard ends records the duration and exactly one
+/// outcome with the guard's tags; an abandoned guard is never a success.
+pub fn guards_record_durations_and_one_outcome_each(h: &dyn Harness) {
+    let m = h.metrics();
+    let tags = [("queue", "a"), ("region", "eu")];
+    m.start("conf.job", &tags).success();
+    m.start("conf.job", &tags).failure("timeout");
+    drop(m.start("conf.job", &tags));
+    let r: Result<(), &str> = m.time_result("conf.job", &tags, || Err("timeout"));
+    assert!(r.is_err());
+    h.settle();
+    let reversed = [("region", "eu"), ("queue", "a")];
+    assert_eq!(h.samples("conf.job", &reversed), Some(4));
+    assert_eq!(h.successes("conf.job", &reversed), 1);
+    assert_eq!(h.failures("conf.job", "timeout", &reversed), 2);
+    assert_eq!(
+        h.failures("conf.job", metrics_protocol::outcome::ABANDONED, &reversed),
+        1
+    );
+}
+
+/// Outcomes recorded with different tags are told apart.
+pub fn outcomes_keep_their_tags(h: &dyn Harness) {
+    let m = h.metrics();
+    m.record_success("conf.push", &[("remote", "origin")]);
+    m.record_success("conf.push", &[("remote", "origin")]);
+    m.record_success("conf.push", &[("remote", "backup")]);
+    m.record_failure("conf.push", "auth", &[("remote", "backup")]);
+    m.record_success("conf.push", &[]);
+    h.settle();
+    assert_eq!(h.successes("conf.push", &[("remote", "origin")]), 2);
+    assert_eq!(h.successes("conf.push", &[("remote", "backup")]), 1);
+    assert_eq!(h.successes("conf.push", &[]), 1);
+    assert_eq!(h.failures("conf.push", "auth", &[("remote", "backup")]), 1);
+    assert_eq!(h.failures("conf.push", "auth", &[("remote", "origin")]), 0);
+}
+
+/// Backends that answer queries answer from exactly what was recorded:
+/// the success rate over all tag sets, the failure breakdown, and timing
+/// statistics as durations.
+pub fn queries_answer_from_what_was_recorded(h: &dyn Harness) {
+    let Some(q) = h.queries() else {
+        return;
+    };
+    let m = h.metrics();
+    m.record_success("conf.sync", &[("peer", "a")]);
+    m.record_success("conf.sync", &[("peer", "b")]);
+    m.record_success("conf.sync", &[]);
+    m.record_failure("conf.sync", "timeout", &[("peer", "a")]);
+    for ms in [10, 20, 30, 40] {
+        m.record_timer("conf.fetch", Duration::from_millis(ms), &[("peer", "a")]);
+    }
+    h.settle();
+    let rate = q.tracker.get_success_rate("conf.sync", None).unwrap();
+    assert!((rate - 0.75).abs() < 1e-9, "{rate}");
+    let breakdown = q.tracker.get_failure_breakdown("conf.sync", None).unwrap();
+    assert_eq!(
+        breakdown.into_iter().collect::<Vec<_>>(),
+        [("timeout".to_owned(), 1)]
+    );
+    assert!(matches!(
+        q.tracker.get_success_rate("conf.never", None),
+        Err(metrics_protocol::MetricsError::NoData(_))
+    ));
+    let stats = q.timer.get_timing_stats("conf.fetch", None).unwrap();
+    assert_eq!(stats.count, 4);
+    assert_eq!(stats.sum, Duration::from_millis(100));
+    assert_eq!(stats.min, Duration::from_millis(10));
+    assert_eq!(stats.max, Duration::from_millis(40));
+    assert_eq!(stats.avg, Duration::from_millis(25));
+    let tolerance =
+        |d: Duration, want_ms: f64| (d.as_secs_f64() * 1e3 - want_ms).abs() <= want_ms * 0.01;
+    assert!(
+        tolerance(stats.p50, 20.0) || tolerance(stats.p50, 30.0),
+        "{stats:?}"
+    );
+    assert!(tolerance(stats.p99, 40.0), "{stats:?}");
 }

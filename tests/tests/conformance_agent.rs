@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use metrics_agent::{Agent, AgentConfig, AggregationSpec};
+use metrics_protocol::system::MetricsSystem;
 use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter, MetricStream};
-use metrics_protocol::{MetricCollector, Tags};
-use metrics_tests::Harness;
+use metrics_protocol::{MetricCollector, Metrics, Tags};
+use metrics_tests::{Harness, Queries};
 
 struct Composed {
     agent: Agent,
@@ -37,7 +38,29 @@ impl Composed {
 
 impl Harness for Composed {
     fn collector(&self) -> Arc<dyn MetricCollector> {
-        metrics_protocol::system::MetricsSystem::collector(&self.agent)
+        self.agent.collector()
+    }
+    fn metrics(&self) -> Metrics {
+        self.agent.metrics()
+    }
+    fn queries(&self) -> Option<Queries> {
+        Some(Queries {
+            tracker: self.agent.tracker(),
+            timer: self.agent.timer(),
+        })
+    }
+    fn successes(&self, operation: &str, tags: Tags<'_>) -> u64 {
+        self.agent
+            .memory()
+            .and_then(|m| m.outcome_counts(operation, tags))
+            .map_or(0, |(ok, _)| ok)
+    }
+    fn failures(&self, operation: &str, error_type: &str, tags: Tags<'_>) -> u64 {
+        self.agent
+            .memory()
+            .and_then(|m| m.outcome_counts(operation, tags))
+            .and_then(|(_, failed)| failed.get(error_type).copied())
+            .unwrap_or(0)
     }
     fn counter(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
         self.agent.memory()?.counter_value(name, tags)

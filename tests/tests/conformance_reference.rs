@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use metrics_kit::Fanout;
-use metrics_protocol::{DropReason, MetricCollector, Tags};
+use metrics_protocol::{DropReason, MetricCollector, Metrics, Tags};
 use metrics_tests::{CapturingCollector, Harness};
 
 mod capturing {
@@ -36,6 +36,9 @@ impl FanoutOfTwo {
 impl Harness for FanoutOfTwo {
     fn collector(&self) -> Arc<dyn MetricCollector> {
         self.fanout.clone()
+    }
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.fanout.clone())
     }
     fn counter(&self, name: &str, tags: Tags<'_>) -> Option<f64> {
         self.both(|c| c.counter(name, tags))

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::{MetricCollector, Tags};
+use metrics_protocol::{MetricCollector, Metrics, Tags};
 use metrics_statsd::{StatsdConfig, StatsdMetrics};
 use metrics_tests::Harness;
 use metrics_tests::udp::UdpReceiver;
@@ -37,6 +37,9 @@ impl Statsd {
 impl Harness for Statsd {
     fn collector(&self) -> Arc<dyn MetricCollector> {
         self.backend.clone()
+    }
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.backend.clone())
     }
     fn settle(&self) {
         self.backend.flush().expect("flush");
