@@ -40,6 +40,9 @@ impl BinData for Outcomes {
     }
 }
 
+/// One tag set's all-time outcomes: sorted tags, successes, failures by type.
+pub(crate) type TagSetOutcomes = (Vec<(String, String)>, u64, BTreeMap<String, u64>);
+
 /// Sorted, owned tags of one outcome series.
 pub(crate) type OwnedTags = Box<[(Box<str>, Box<str>)]>;
 
@@ -179,10 +182,7 @@ impl Tracker {
 
     /// All-time outcomes of `op` per tag set (sorted tags, successes,
     /// failures by error type), in first-seen order.
-    pub fn outcomes_by_tags(
-        &self,
-        op: &str,
-    ) -> Vec<(Vec<(String, String)>, u64, BTreeMap<String, u64>)> {
+    pub fn outcomes_by_tags(&self, op: &str) -> Vec<TagSetOutcomes> {
         let Some(o) = self.ops.read().get(op).cloned() else {
             return Vec::new();
         };
