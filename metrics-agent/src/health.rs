@@ -48,7 +48,7 @@ impl CheckOutcome {
 }
 
 /// A health check an application registers with the system, as in the
-/// reference monitoring patterns (database reachable, disk not full, ...).
+/// usual service checks (database reachable, disk not full, ...).
 ///
 /// # For implementors
 ///

@@ -64,7 +64,7 @@
 //!   [`health`](metrics_protocol::MetricCollector::health) lists the name.
 //!   With `idle_expiry_secs` set, series not recorded into for that long are
 //!   removed (except those bound by a handle).
-//! - **Bad input** (DESIGN §7, rules in `metrics_protocol::validate`) is
+//! - **Bad input** (rules in `metrics_protocol::validate`) is
 //!   dropped whole and counted by reason; a name first recorded as one type
 //!   and then as another is dropped as `type_mismatch`.
 //! - **Timers**: at most `max_running_timers` running; starting one more

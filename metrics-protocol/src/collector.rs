@@ -55,8 +55,7 @@ pub trait MetricCollector: Send + Sync {
 
     /// Records one duration of a timer.
     ///
-    /// The reference protocol passes a number and a unit; a [`Duration`]
-    /// carries both. Convert with `Duration::from_secs_f64` or
+    /// A [`Duration`] carries both the number and its unit. Convert with `Duration::from_secs_f64` or
     /// [`MetricUnit::convert`](crate::MetricUnit::convert) first.
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>);
 
@@ -115,6 +114,15 @@ pub trait MetricCollector: Send + Sync {
 
 /// Conveniences on every collector, written once on top of the five
 /// recording methods: a backend or a mock sees them as the calls they make.
+///
+/// ```
+/// use metrics_protocol::{CollectorExt, MetricCollector, NoopMetrics};
+/// fn work(metrics: &dyn MetricCollector) -> u32 {
+///     metrics.increment("work.started", &[]);
+///     metrics.timed("work", &[], || 6 * 7)
+/// }
+/// assert_eq!(work(&NoopMetrics), 42);
+/// ```
 pub trait CollectorExt: MetricCollector {
     /// Adds one to the counter `name`: `record_counter(name, 1.0, tags)`.
     ///

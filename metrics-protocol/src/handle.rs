@@ -20,6 +20,16 @@ use crate::types::{MetricType, MetricUnit, Tags};
 /// [`MetricCollector`] and a [`SuccessFailureTracker`] (every backend, a
 /// fan-out of backends, the composed system, the mocks). Implemented
 /// automatically; nobody implements it by hand.
+///
+/// ```
+/// use std::sync::Arc;
+/// use metrics_protocol::{Metrics, MetricsBackend, NoopMetrics};
+///
+/// fn handle_for(backend: Arc<dyn MetricsBackend>) -> Metrics {
+///     Metrics::from_dyn(backend)
+/// }
+/// handle_for(Arc::new(NoopMetrics)).increment("ready", &[]);
+/// ```
 pub trait MetricsBackend: MetricCollector + SuccessFailureTracker {}
 
 impl<T: MetricCollector + SuccessFailureTracker + ?Sized> MetricsBackend for T {}

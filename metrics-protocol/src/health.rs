@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::validate::DropReason;
 
-/// The three states of a health check, as in the reference monitoring patterns.
+/// The three states of a health check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]

@@ -1,24 +1,4 @@
-//! Bound instruments: handles to one series (a name and a tag set) that
-//! record without looking the series up again.
-//!
-//! Every mature metrics library has them (Micrometer's stored meters, the
-//! `metrics` crate's `Counter`, OpenTelemetry's bound instruments). Get one
-//! through [`InstrumentExt`] on an `Arc` of any collector, keep it in a struct,
-//! and record through it on the hot path:
-//!
-//! ```
-//! use std::sync::Arc;
-//! use metrics_protocol::{InstrumentExt, MetricCollector, NoopMetrics};
-//!
-//! let collector: Arc<dyn MetricCollector> = Arc::new(NoopMetrics);
-//! let requests = collector.counter("http.requests", &[("method", "GET")]);
-//! requests.increment(1.0);
-//! ```
-//!
-//! A backend that can write to a series' storage directly overrides
-//! `MetricCollector::register_counter` (and the gauge, histogram and timer
-//! siblings). For any other backend the handle falls back to the by-name calls
-//! with the name and tags it keeps, so every backend supports handles.
+//! Bound instruments (see [`InstrumentExt`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,13 +7,54 @@ use crate::collector::MetricCollector;
 use crate::types::Tags;
 use crate::validate::MAX_TAGS;
 
-/// What a backend implements to record into one counter series.
+/// What a backend implements to record into one counter series, handed out
+/// from [`MetricCollector::register_counter`] wrapped in a [`Counter`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use metrics_protocol::Counter;
+/// use metrics_protocol::backend::CounterFn;
+///
+/// /// A series that counts whole increments in an atomic.
+/// struct Cell(AtomicU64);
+/// impl CounterFn for Cell {
+///     fn increment(&self, value: f64) {
+///         if value >= 0.0 && value.fract() == 0.0 {
+///             self.0.fetch_add(value as u64, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// let cell = Arc::new(Cell(AtomicU64::new(0)));
+/// let counter = Counter::from_arc(cell.clone());
+/// counter.inc();
+/// counter.increment(2.0);
+/// assert_eq!(cell.0.load(Ordering::Relaxed), 3);
+/// ```
 pub trait CounterFn: Send + Sync {
     /// Adds `value` (validated by the backend: non-negative and finite).
     fn increment(&self, value: f64);
 }
 
-/// What a backend implements to record into one gauge series.
+/// What a backend implements to record into one gauge series, wrapped in
+/// a [`Gauge`].
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use metrics_protocol::Gauge;
+/// use metrics_protocol::backend::GaugeFn;
+///
+/// struct Cell(Mutex<f64>);
+/// impl GaugeFn for Cell {
+///     fn set(&self, value: f64) { *self.0.lock().unwrap() = value; }
+///     fn adjust(&self, delta: f64) { *self.0.lock().unwrap() += delta; }
+/// }
+/// let cell = Arc::new(Cell(Mutex::new(0.0)));
+/// let gauge = Gauge::from_arc(cell.clone());
+/// gauge.set(5.0);
+/// gauge.decrement();
+/// assert_eq!(*cell.0.lock().unwrap(), 4.0);
+/// ```
 pub trait GaugeFn: Send + Sync {
     /// Sets the gauge to `value`.
     fn set(&self, value: f64);
@@ -41,13 +62,45 @@ pub trait GaugeFn: Send + Sync {
     fn adjust(&self, delta: f64);
 }
 
-/// What a backend implements to record into one histogram series.
+/// What a backend implements to record into one histogram series, wrapped
+/// in a [`Histogram`].
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use metrics_protocol::Histogram;
+/// use metrics_protocol::backend::HistogramFn;
+///
+/// struct Samples(Mutex<Vec<f64>>);
+/// impl HistogramFn for Samples {
+///     fn record(&self, value: f64) { self.0.lock().unwrap().push(value); }
+/// }
+/// let samples = Arc::new(Samples(Mutex::new(Vec::new())));
+/// Histogram::from_arc(samples.clone()).record(1.5);
+/// assert_eq!(*samples.0.lock().unwrap(), [1.5]);
+/// ```
 pub trait HistogramFn: Send + Sync {
     /// Records one sample.
     fn record(&self, value: f64);
 }
 
-/// What a backend implements to record into one timer series.
+/// What a backend implements to record into one timer series, wrapped in
+/// a [`Timer`].
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use metrics_protocol::Timer;
+/// use metrics_protocol::backend::TimerFn;
+///
+/// struct Durations(Mutex<Vec<Duration>>);
+/// impl TimerFn for Durations {
+///     fn record(&self, duration: Duration) { self.0.lock().unwrap().push(duration); }
+/// }
+/// let durations = Arc::new(Durations(Mutex::new(Vec::new())));
+/// let timer = Timer::from_arc(durations.clone());
+/// assert_eq!(timer.time(|| 7), 7);
+/// assert_eq!(durations.0.lock().unwrap().len(), 1);
+/// ```
 pub trait TimerFn: Send + Sync {
     /// Records one duration.
     fn record(&self, duration: Duration);
@@ -216,7 +269,31 @@ impl TimerFn for ByName {
     }
 }
 
-/// Hands out bound instruments from an `Arc` of any collector.
+/// Hands out bound instruments from an `Arc` of any collector: handles to
+/// one series (a name and a tag set) that record without looking the series
+/// up again, as Micrometer's stored meters, the `metrics` crate's `Counter`
+/// and OpenTelemetry's bound instruments do. Keep one in a struct and record
+/// through it on the hot path. ([`Metrics`](crate::Metrics) hands them out
+/// too: [`Metrics::counter`](crate::Metrics::counter), ...)
+///
+/// ```
+/// use std::sync::Arc;
+/// use metrics_protocol::{InstrumentExt, MetricCollector, NoopMetrics};
+///
+/// let collector: Arc<dyn MetricCollector> = Arc::new(NoopMetrics);
+/// let requests = collector.counter("http.requests", &[("method", "GET")]);
+/// requests.increment(1.0);
+/// let inflight = collector.gauge("http.inflight", &[]);
+/// inflight.increment();
+/// inflight.decrement();
+/// ```
+///
+/// A backend that can write to a series' storage directly overrides
+/// [`MetricCollector::register_counter`] (and the gauge, histogram and
+/// timer siblings) and returns a handle over one of the
+/// [`backend`](crate::backend) traits. For any other backend the handle
+/// falls back to the by-name calls with the name and tags it keeps, so
+/// every backend supports handles, and a mock sees the by-name calls.
 ///
 /// Implemented for `Arc<dyn MetricCollector>` and `Arc<C>` for every concrete
 /// collector `C`.

@@ -79,6 +79,13 @@ pub trait PerformanceTimer: Send + Sync {
 
 /// A piece of work for [`PerformanceTimer::time_operation`]; every
 /// `FnMut()` closure is one.
+///
+/// ```
+/// use metrics_protocol::{NoopMetrics, PerformanceTimer};
+/// let mut rows = 0;
+/// let result = NoopMetrics.time_operation("load", &mut || rows += 10, &[]).unwrap();
+/// assert_eq!((rows, result.success), (10, true));
+/// ```
 pub trait Operation {
     /// Does the work once.
     fn run(&mut self);

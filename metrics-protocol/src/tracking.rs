@@ -8,6 +8,26 @@ use crate::types::Tags;
 
 /// Counts successes and failures of operations.
 ///
+/// A library usually records outcomes through a [`Metrics`](crate::Metrics)
+/// timing guard, which records exactly one per operation; this trait is
+/// what the guard records into, and what answers success rates.
+///
+/// ```
+/// use metrics_protocol::{MetricsError, NoopMetrics, SuccessFailureTracker};
+///
+/// fn import(tracker: &dyn SuccessFailureTracker, rows: &[&str]) {
+///     for row in rows {
+///         match row.parse::<u32>() {
+///             Ok(_) => tracker.record_success("import.row", &[("source", "csv")]),
+///             Err(_) => tracker.record_failure("import.row", "not_a_number", &[("source", "csv")]),
+///         }
+///     }
+/// }
+/// import(&NoopMetrics, &["1", "x"]);
+/// // The no-op backend keeps nothing, so it cannot answer:
+/// assert!(matches!(NoopMetrics.get_success_rate("import.row", None), Err(MetricsError::Unsupported { .. })));
+/// ```
+///
 /// # For implementors
 ///
 /// Backends that export these as metrics use two counters per operation:

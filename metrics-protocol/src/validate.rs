@@ -332,7 +332,7 @@ pub fn tags_contain<'a>(
 mod tests {
     use super::*;
 
-    // One test per row of the DESIGN.md §7 table that this module decides.
+    // One test per row of the table above that this module decides.
 
     #[test]
     fn nan_and_infinite_values_are_invalid() {

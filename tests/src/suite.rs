@@ -68,7 +68,7 @@ pub fn distributions_count_every_sample(h: &dyn Harness) {
     assert_eq!(h.samples("conf.latency", &[]), Some(10));
 }
 
-/// Every row of DESIGN.md §7 that applies to recording: the sample is
+/// Every bad-input rule of `metrics_protocol::validate` that applies to recording: the sample is
 /// dropped whole, nothing reaches the backend, and the drop is counted by
 /// reason.
 pub fn bad_input_is_dropped_and_counted(h: &dyn Harness) {

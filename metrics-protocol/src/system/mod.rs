@@ -47,9 +47,22 @@ pub use query::MockMetricsAggregator;
 
 /// A complete metrics system: the five parts, life cycle, health and dashboards.
 ///
-/// The reference protocol exposes the parts as attributes (`collector`,
-/// `timer`, ...); here they are methods returning shared handles, so a
-/// library can keep the part it needs.
+/// The parts are methods returning shared handles; most callers want
+/// [`metrics`](MetricsSystem::metrics), the one handle a library holds.
+///
+/// ```
+/// use metrics_protocol::system::{DashboardKind, MetricsSystem};
+/// use metrics_protocol::NoopMetrics;
+///
+/// fn start(system: &dyn MetricsSystem) {
+///     let metrics = system.metrics(); // hand this to libraries
+///     metrics.increment("app.started", &[]);
+///     let health = system.get_system_health();
+///     println!("{} ({} backends)", health.status, health.backends.len());
+///     let _ = system.create_dashboard_data(DashboardKind::Overview);
+/// }
+/// start(&NoopMetrics);
+/// ```
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MetricsSystem: Send + Sync {
     /// The handle libraries record through: collector and tracker in one.
@@ -151,7 +164,20 @@ pub type MetricStream = Pin<Box<dyn futures_core::Stream<Item = StreamEvent> + S
 /// The outcome of an export to each endpoint.
 pub type EndpointResults = BTreeMap<String, Result<(), MetricsError>>;
 
-/// The asynchronous side of a metrics system.
+/// The asynchronous side of a metrics system: collection, exports to
+/// endpoints and live streams, on any executor.
+///
+/// ```
+/// use std::task::{Context, Poll, Waker};
+/// use futures_core::Stream;
+/// use metrics_protocol::NoopMetrics;
+/// use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter};
+///
+/// // Subscribe to failures; the no-op system's stream ends at once.
+/// let mut failures = NoopMetrics.metrics_stream(MetricFilter::default().name_prefix("checkout.failure"));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(matches!(failures.as_mut().poll_next(&mut cx), Poll::Ready(None)));
+/// ```
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait AsyncMetricsSystem: Send + Sync {

@@ -8,6 +8,19 @@ use crate::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage
 
 /// Reads system resources, and samples them periodically into a collector.
 ///
+/// ```
+/// use metrics_protocol::NoopMetrics;
+/// use metrics_protocol::system::ResourceMonitor;
+///
+/// fn report(monitor: &dyn ResourceMonitor) -> String {
+///     match monitor.get_memory_usage() {
+///         Ok(m) => format!("{} of {} bytes used", m.used_bytes, m.total_bytes),
+///         Err(e) => format!("memory unknown: {e}"),
+///     }
+/// }
+/// assert!(report(&NoopMetrics).starts_with("memory unknown"));
+/// ```
+///
 /// # For implementors
 ///
 /// Refresh only what a call needs. CPU percentages need two readings some

@@ -11,6 +11,18 @@ use crate::{MetricType, Tags};
 /// Write-only backends (StatsD) answer every method with
 /// [`MetricsError::Unsupported`]; combine them with the memory backend
 /// through `metrics-kit`'s `Fanout` for local queries.
+///
+/// ```
+/// use std::time::Duration;
+/// use metrics_protocol::NoopMetrics;
+/// use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+///
+/// fn p99_last_5_min(q: &dyn MetricsAggregator, name: &str) -> Option<f64> {
+///     q.get_metric_summary(name, Some(Duration::from_secs(300))).ok()?.p99
+/// }
+/// assert_eq!(p99_last_5_min(&NoopMetrics, "db.query"), None);
+/// assert!(NoopMetrics.export_metrics(ExportFormat::Prometheus).is_err());
+/// ```
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MetricsAggregator: Send + Sync {
     /// Summary of every series of `metric_name` merged, over all time or the

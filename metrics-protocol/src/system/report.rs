@@ -28,7 +28,7 @@ pub struct HealthCheckResult {
 pub struct HealthReport {
     /// Worst status of every backend and check.
     pub status: HealthStatus,
-    /// `status == Healthy`, as the reference protocol's `health["healthy"]`.
+    /// `status == Healthy`.
     pub healthy: bool,
     /// Failures / (successes + failures) over the report's window, 0 to 1.
     pub error_rate: f64,
