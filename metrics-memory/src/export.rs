@@ -116,9 +116,7 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
         };
         for (tags, ok, failures) in m.tracker.outcomes_by_tags(&op) {
             let tags: BTreeMap<String, String> = tags.into_iter().collect();
-            if ok > 0 {
-                out.push(counter(format!("{op}.success"), tags.clone(), ok));
-            }
+            out.push(counter(format!("{op}.success"), tags.clone(), ok));
             for (err, n) in failures {
                 let mut tags = tags.clone();
                 tags.insert("error_type".into(), err);
