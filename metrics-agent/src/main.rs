@@ -353,7 +353,7 @@ fn main() -> ExitCode {
     let config = match AgentConfig::load(args.config.as_deref(), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: configuration: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MetricsError;
 
-/// Settings of a metrics system, as the reference `initialize_metrics(config)`
-/// takes them. Missing fields take their defaults; unknown fields are an error
-/// that names them.
+/// Settings of a metrics system, as `initialize_metrics(config)` takes them:
+/// the one place for their defaults and limits (the agent's configuration
+/// uses these). Missing fields take their defaults; unknown fields are an
+/// error that names them.
 ///
 /// ```
 /// use metrics_protocol::system::MetricsConfig;
@@ -32,30 +33,66 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
-            collection_interval: 60.0,
-            retention_days: 1.0,
+            collection_interval: Self::DEFAULT_COLLECTION_INTERVAL,
+            retention_days: Self::DEFAULT_RETENTION_DAYS,
             export_endpoints: Vec::new(),
         }
     }
 }
 
 impl MetricsConfig {
+    /// Default seconds between two collections.
+    pub const DEFAULT_COLLECTION_INTERVAL: f64 = 10.0;
+    /// Shortest collection interval, in seconds: CPU usage needs two
+    /// readings at least this far apart.
+    pub const MIN_COLLECTION_INTERVAL: f64 = 0.2;
+    /// Default days of history.
+    pub const DEFAULT_RETENTION_DAYS: f64 = 1.0;
+    /// Shortest retention, in days: past the one-hour window.
+    pub const MIN_RETENTION_DAYS: f64 = 1.0 / 24.0;
+    /// Longest retention, in days (ten years).
+    pub const MAX_RETENTION_DAYS: f64 = 3660.0;
+
+    /// Checks `collection_interval` (seconds); `field` and `raw` name what
+    /// the user wrote in the error.
+    pub fn check_collection_interval(
+        field: &str,
+        raw: &str,
+        secs: f64,
+    ) -> Result<(), MetricsError> {
+        if secs.is_finite() && secs >= Self::MIN_COLLECTION_INTERVAL {
+            Ok(())
+        } else {
+            Err(MetricsError::config(
+                field,
+                raw,
+                format!(
+                    "must be a number of seconds, at least {}",
+                    Self::MIN_COLLECTION_INTERVAL
+                ),
+            ))
+        }
+    }
+
+    /// Checks `retention_days`; `field` and `raw` name what the user wrote.
+    pub fn check_retention_days(field: &str, raw: &str, days: f64) -> Result<(), MetricsError> {
+        if days.is_finite() && days > Self::MIN_RETENTION_DAYS && days <= Self::MAX_RETENTION_DAYS {
+            Ok(())
+        } else {
+            Err(MetricsError::config(
+                field,
+                raw,
+                "must be a number of days longer than one hour (0.05) and at most 3660",
+            ))
+        }
+    }
+
     /// Checks every field; the error names the field and the value.
     pub fn validate(&self) -> Result<(), MetricsError> {
-        if !(self.collection_interval.is_finite() && self.collection_interval >= 0.1) {
-            return Err(MetricsError::config(
-                "collection_interval",
-                self.collection_interval.to_string(),
-                "must be a number of seconds, at least 0.1",
-            ));
-        }
-        if !(self.retention_days.is_finite() && self.retention_days > 0.0) {
-            return Err(MetricsError::config(
-                "retention_days",
-                self.retention_days.to_string(),
-                "must be a positive number of days",
-            ));
-        }
+        let ci = self.collection_interval;
+        Self::check_collection_interval("collection_interval", &ci.to_string(), ci)?;
+        let rd = self.retention_days;
+        Self::check_retention_days("retention_days", &rd.to_string(), rd)?;
         for e in &self.export_endpoints {
             if e.trim().is_empty() {
                 return Err(MetricsError::config(
@@ -71,7 +108,7 @@ impl MetricsConfig {
     /// The collection interval as a duration (after [`validate`](Self::validate)).
     pub fn collection_interval_duration(&self) -> std::time::Duration {
         std::time::Duration::try_from_secs_f64(self.collection_interval)
-            .unwrap_or(std::time::Duration::from_secs(60))
+            .unwrap_or(std::time::Duration::from_secs(10))
     }
 }
 

@@ -1,0 +1,206 @@
+//! The `METRICS_*` environment variables: errors name the variable and the
+//! value it holds.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use metrics_protocol::MetricsError;
+use metrics_protocol::system::MetricsConfig;
+use metrics_statsd::TagFlavor;
+
+use super::AgentConfig;
+
+/// The environment variables [`AgentConfig::apply_env`] reads.
+pub const ENV_VARS: [&str; 11] = [
+    "METRICS_BACKEND",
+    "METRICS_STATSD_ADDR",
+    "METRICS_STATSD_FLAVOR",
+    "METRICS_PREFIX",
+    "METRICS_COMMON_TAGS",
+    "METRICS_SYSTEM_SAMPLING",
+    "METRICS_SAMPLE_INTERVAL",
+    "METRICS_RETENTION_DAYS",
+    "METRICS_EXPORT_ENDPOINTS",
+    "METRICS_STREAM_BUFFER",
+    "METRICS_HEALTH_CHECK_TIMEOUT",
+];
+
+impl AgentConfig {
+    /// Overrides fields from environment variables read through `env`. An
+    /// unset variable leaves its field alone; a variable set to an empty
+    /// value is an error (unset it to keep the default):
+    ///
+    /// | variable | field |
+    /// | --- | --- |
+    /// | `METRICS_BACKEND` | `backend`: memory, statsd or both |
+    /// | `METRICS_STATSD_ADDR` | `statsd.addr` |
+    /// | `METRICS_STATSD_FLAVOR` | `statsd.flavor`: dogstatsd, etsy or none |
+    /// | `METRICS_PREFIX` | `statsd.prefix` |
+    /// | `METRICS_COMMON_TAGS` | `statsd.common_tags`, as `k=v,k2=v2` |
+    /// | `METRICS_SYSTEM_SAMPLING` | `system_sampling`: on/off, true/false, 1/0 |
+    /// | `METRICS_SAMPLE_INTERVAL` | `collection_interval`: `10`, `10s`, `500ms`, `2m` |
+    /// | `METRICS_RETENTION_DAYS` | `retention_days` |
+    /// | `METRICS_EXPORT_ENDPOINTS` | `export_endpoints`, comma-separated |
+    /// | `METRICS_STREAM_BUFFER` | `stream_buffer` |
+    /// | `METRICS_HEALTH_CHECK_TIMEOUT` | `health.check_timeout_ms`, as a duration |
+    ///
+    /// A bad value is a [`MetricsError::Config`] naming the variable and the value.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), MetricsError> {
+        let mut empty = None;
+        let get = |k: &'static str, empty: &mut Option<&'static str>| match env(k) {
+            Some(v) if v.trim().is_empty() => {
+                empty.get_or_insert(k);
+                None
+            }
+            other => other,
+        };
+        if let Some(v) = get("METRICS_BACKEND", &mut empty) {
+            self.backend = v.parse().map_err(|_| {
+                MetricsError::config("METRICS_BACKEND", &v, "expected memory, statsd or both")
+            })?;
+        }
+        if let Some(v) = get("METRICS_STATSD_ADDR", &mut empty) {
+            check_addr("METRICS_STATSD_ADDR", &v)?;
+            self.statsd.addr = v.trim().to_owned();
+        }
+        if let Some(v) = get("METRICS_STATSD_FLAVOR", &mut empty) {
+            self.statsd.flavor = v.parse::<TagFlavor>().map_err(|_| {
+                MetricsError::config(
+                    "METRICS_STATSD_FLAVOR",
+                    &v,
+                    "expected dogstatsd, etsy or none",
+                )
+            })?;
+        }
+        if let Some(v) = get("METRICS_PREFIX", &mut empty) {
+            self.statsd.prefix = v.trim().to_owned();
+        }
+        if let Some(v) = get("METRICS_COMMON_TAGS", &mut empty) {
+            self.statsd.common_tags = parse_tags("METRICS_COMMON_TAGS", &v)?;
+        }
+        if let Some(v) = get("METRICS_SYSTEM_SAMPLING", &mut empty) {
+            self.system_sampling = match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => {
+                    return Err(MetricsError::config(
+                        "METRICS_SYSTEM_SAMPLING",
+                        &v,
+                        "expected on or off",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get("METRICS_SAMPLE_INTERVAL", &mut empty) {
+            let d = parse_duration(&v)
+                .map_err(|reason| MetricsError::config("METRICS_SAMPLE_INTERVAL", &v, reason))?;
+            MetricsConfig::check_collection_interval(
+                "METRICS_SAMPLE_INTERVAL",
+                &v,
+                d.as_secs_f64(),
+            )?;
+            self.collection_interval = d.as_secs_f64();
+        }
+        if let Some(v) = get("METRICS_RETENTION_DAYS", &mut empty) {
+            let days: f64 = v.trim().parse().map_err(|_| {
+                MetricsError::config("METRICS_RETENTION_DAYS", &v, "expected a number of days")
+            })?;
+            MetricsConfig::check_retention_days("METRICS_RETENTION_DAYS", &v, days)?;
+            self.retention_days = days;
+        }
+        if let Some(v) = get("METRICS_EXPORT_ENDPOINTS", &mut empty) {
+            self.export_endpoints = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("METRICS_STREAM_BUFFER", &mut empty) {
+            self.stream_buffer = v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                MetricsError::config(
+                    "METRICS_STREAM_BUFFER",
+                    &v,
+                    "expected a whole number, at least 1",
+                )
+            })?;
+        }
+        if let Some(v) = get("METRICS_HEALTH_CHECK_TIMEOUT", &mut empty) {
+            let d = parse_duration(&v).map_err(|reason| {
+                MetricsError::config("METRICS_HEALTH_CHECK_TIMEOUT", &v, reason)
+            })?;
+            if d.is_zero() {
+                return Err(MetricsError::config(
+                    "METRICS_HEALTH_CHECK_TIMEOUT",
+                    &v,
+                    "must be longer than zero",
+                ));
+            }
+            self.health.check_timeout_ms = d.as_millis().max(1) as u64;
+        }
+        if let Some(var) = empty {
+            return Err(MetricsError::config(
+                var,
+                "",
+                "is set but empty (unset it to use the default)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `k=v,k2=v2`; `field` names the source in errors.
+pub fn parse_tags(field: &str, s: &str) -> Result<BTreeMap<String, String>, MetricsError> {
+    let mut tags = BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            let reason = if pair == s.trim() {
+                "expected k=v pairs separated by commas".to_owned()
+            } else {
+                format!("`{pair}` is not k=v")
+            };
+            MetricsError::config(field, s, reason)
+        })?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() {
+            return Err(MetricsError::config(
+                field,
+                s,
+                format!("`{pair}` has an empty key"),
+            ));
+        }
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(tags)
+}
+
+/// Parses `10` (a bare number is seconds), `10s`, `1.5s`, `500ms`, `2m`,
+/// `1h 30m`; the error says what is expected, without repeating the input.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| "expected a non-negative number of seconds".to_owned());
+    }
+    humantime::parse_duration(t)
+        .map_err(|_| "expected a duration like 10s, 500ms, 2m or 1h 30m".to_owned())
+}
+
+/// Checks a StatsD address written as `host:port` (`127.0.0.1:8125`,
+/// `localhost:8125`, `[::1]:8125`) without resolving it; `field` names what
+/// the user set.
+pub(crate) fn check_addr(field: &str, raw: &str) -> Result<(), MetricsError> {
+    let t = raw.trim();
+    let ok = t
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(MetricsError::config(
+            field,
+            raw,
+            "expected host:port, like 127.0.0.1:8125",
+        ))
+    }
+}

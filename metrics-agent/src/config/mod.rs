@@ -1,0 +1,419 @@
+//! The agent's configuration: defaults, then a JSON or TOML file, then
+//! environment variables, each overriding the one before.
+//!
+//! - this module: the schema ([`AgentConfig`] and its sections), defaults,
+//!   loading in order, and validation;
+//! - `file`: JSON and TOML documents, with errors naming the field path;
+//! - `env`: the `METRICS_*` variables, with errors naming the variable.
+//!
+//! Defaults and limits shared with the protocol's
+//! [`MetricsConfig`] are defined there once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use metrics_memory::{MemoryConfig, WindowSpec};
+use metrics_protocol::MetricsError;
+use metrics_protocol::system::MetricsConfig;
+use metrics_statsd::StatsdConfig;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::AggregationSpec;
+
+mod env;
+mod file;
+
+pub use env::{ENV_VARS, parse_duration, parse_tags};
+
+/// Which backends record what the application's libraries report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The in-memory backend only: local queries, dashboards, exports.
+    #[default]
+    Memory,
+    /// A StatsD daemon only: queries answer `Unsupported`.
+    Statsd,
+    /// Both, through a `Fanout`: local queries and fleet export.
+    Both,
+}
+
+impl BackendChoice {
+    /// Whether the in-memory backend is used.
+    pub fn memory(self) -> bool {
+        matches!(self, BackendChoice::Memory | BackendChoice::Both)
+    }
+
+    /// Whether the StatsD backend is used.
+    pub fn statsd(self) -> bool {
+        matches!(self, BackendChoice::Statsd | BackendChoice::Both)
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Memory => "memory",
+            BackendChoice::Statsd => "statsd",
+            BackendChoice::Both => "both",
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendChoice {
+    type Err = MetricsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(BackendChoice::Memory),
+            "statsd" => Ok(BackendChoice::Statsd),
+            "both" => Ok(BackendChoice::Both),
+            _ => Err(MetricsError::config(
+                "backend",
+                s,
+                "expected memory, statsd or both",
+            )),
+        }
+    }
+}
+
+/// Settings of `get_system_health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Milliseconds one registered health check may take before it counts
+    /// as unhealthy (default 2000).
+    pub check_timeout_ms: u64,
+    /// Seconds of history the error rate covers (default 300).
+    pub error_rate_window_secs: u64,
+    /// Error rate (0 to 1) above which the system is degraded (default 0.1).
+    pub error_rate_degraded: f64,
+    /// Error rate (0 to 1) above which the system is unhealthy (default 0.5).
+    pub error_rate_unhealthy: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check_timeout_ms: 2000,
+            error_rate_window_secs: 300,
+            error_rate_degraded: 0.1,
+            error_rate_unhealthy: 0.5,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The per-check timeout.
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.check_timeout_ms)
+    }
+
+    /// The error-rate window.
+    pub fn error_rate_window(&self) -> Duration {
+        Duration::from_secs(self.error_rate_window_secs)
+    }
+}
+
+/// Where the results of a configured stream aggregation go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregationTarget {
+    /// Recorded back into the system as gauges: every backend and stream.
+    #[default]
+    System,
+    /// Published to `metrics_stream` subscribers only.
+    Stream,
+}
+
+/// One stream aggregation started with the system, as the reference
+/// metric stream configures it: a metric, a tumbling window by time
+/// (`window`) or by count (`count`), named functions, default tags.
+///
+/// ```
+/// use metrics_agent::AgentConfig;
+/// let c = AgentConfig::from_toml_str(r#"
+///     [[aggregations]]
+///     metric = "http.request"
+///     window = "10s"
+///     functions = ["mean", "p95", "count"]
+///     default_tags = { service = "api" }
+/// "#)?;
+/// let spec = c.aggregations[0].spec("aggregations[0]")?;
+/// assert_eq!(spec.functions.len(), 3);
+/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// The metric whose samples are aggregated (exact name).
+    pub metric: String,
+    /// Tumbling time windows: `10s`, `500ms`, `1m`. Exactly one of
+    /// `window` and `count`.
+    pub window: Option<String>,
+    /// Tumbling batches of this many samples.
+    pub count: Option<usize>,
+    /// `sum`, `count`, `min`, `max`, `mean`, `last`, or a percentile `p95`.
+    pub functions: Vec<String>,
+    /// Tags every sample gets; a sample's own tag of the same key wins.
+    pub default_tags: BTreeMap<String, String>,
+    /// Where results go (default: back into the system).
+    pub target: AggregationTarget,
+}
+
+impl AggregationConfig {
+    /// The aggregation spec; errors name the field under `path`
+    /// (`aggregations[0].window`) and the value.
+    pub fn spec(&self, path: &str) -> Result<AggregationSpec, MetricsError> {
+        let field = |f: &str| format!("{path}.{f}");
+        let mut spec = match (&self.window, self.count) {
+            (Some(w), None) => {
+                let d = parse_duration(w)
+                    .map_err(|reason| MetricsError::config(field("window"), w, reason))?;
+                AggregationSpec::time(self.metric.clone(), d)
+            }
+            (None, Some(n)) => AggregationSpec::count(self.metric.clone(), n),
+            (Some(w), Some(n)) => {
+                return Err(MetricsError::config(
+                    field("window"),
+                    format!("{w} (and count = {n})"),
+                    "give either window or count, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(MetricsError::config(
+                    field("window"),
+                    "",
+                    "give a time window (window = \"10s\") or a count (count = 100)",
+                ));
+            }
+        };
+        spec = spec
+            .functions(&self.functions)
+            .map_err(|e| prefixed(path, e))?;
+        spec.default_tags = self.default_tags.clone();
+        spec.validate().map_err(|e| prefixed(path, e))?;
+        Ok(spec)
+    }
+}
+
+/// Everything the agent is built from.
+///
+/// The top-level `collection_interval`, `retention_days` and
+/// `export_endpoints` are the protocol's [`MetricsConfig`]
+/// (see [`AgentConfig::metrics_config`]). Every field has a default;
+/// unknown fields are an error that names them.
+///
+/// ```
+/// use metrics_agent::{AgentConfig, BackendChoice};
+/// let c = AgentConfig::from_toml_str(r#"
+///     backend = "both"
+///     collection_interval = 5
+///     [statsd]
+///     addr = "127.0.0.1:8125"
+///     prefix = "api"
+/// "#)?;
+/// assert_eq!(c.backend, BackendChoice::Both);
+/// assert_eq!(c.statsd.prefix, "api");
+/// assert!(c.system_sampling); // the default
+/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Which backends to use (default: memory).
+    pub backend: BackendChoice,
+    /// Sample system resources into the backends every
+    /// `collection_interval` (default: on).
+    pub system_sampling: bool,
+    /// Seconds between two resource samples (default 10, at least 0.2).
+    pub collection_interval: f64,
+    /// Days of history the in-memory backend keeps: the span of its
+    /// coarsest window (default 1).
+    pub retention_days: f64,
+    /// Where `export_metrics_async` sends exports by default: file paths or
+    /// `http://127.0.0.1:PORT/...` URLs.
+    pub export_endpoints: Vec<String>,
+    /// Values each `metrics_stream` subscriber may have waiting before the
+    /// oldest are dropped (default 1024).
+    pub stream_buffer: usize,
+    /// Health checks and the error rate.
+    pub health: HealthConfig,
+    /// The StatsD backend (used when `backend` is statsd or both).
+    pub statsd: StatsdConfig,
+    /// The in-memory backend (used when `backend` is memory or both).
+    pub memory: MemoryConfig,
+    /// Stream aggregations started with the system.
+    pub aggregations: Vec<AggregationConfig>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            backend: BackendChoice::Memory,
+            system_sampling: true,
+            collection_interval: MetricsConfig::DEFAULT_COLLECTION_INTERVAL,
+            retention_days: MetricsConfig::DEFAULT_RETENTION_DAYS,
+            export_endpoints: Vec::new(),
+            stream_buffer: 1024,
+            health: HealthConfig::default(),
+            statsd: StatsdConfig::default(),
+            memory: MemoryConfig::default(),
+            aggregations: Vec::new(),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Defaults, then the file at `path` (if any), then the environment
+    /// read through `env` (see [`apply_env`](Self::apply_env)); validated.
+    ///
+    /// Pass `|k| std::env::var(k).ok()` for the process environment, or a
+    /// map lookup in tests.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<AgentConfig, MetricsError> {
+        let mut c = match path {
+            Some(p) => AgentConfig::from_file(p)?,
+            None => AgentConfig::default(),
+        };
+        c.apply_env(env)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every field; the error names the field (as spelled in a
+    /// config file) and its value.
+    pub fn validate(&self) -> Result<(), MetricsError> {
+        self.metrics_config().validate()?;
+        let h = &self.health;
+        for (field, n) in [
+            ("stream_buffer", self.stream_buffer as u64),
+            ("health.check_timeout_ms", h.check_timeout_ms),
+            ("health.error_rate_window_secs", h.error_rate_window_secs),
+        ] {
+            if n == 0 {
+                return Err(MetricsError::config(field, "0", "must be at least 1"));
+            }
+        }
+        for (field, v) in [
+            ("health.error_rate_degraded", h.error_rate_degraded),
+            ("health.error_rate_unhealthy", h.error_rate_unhealthy),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(MetricsError::config(
+                    field,
+                    v.to_string(),
+                    "must be between 0 and 1",
+                ));
+            }
+        }
+        if self.backend.statsd() {
+            env::check_addr("statsd.addr", &self.statsd.addr)?;
+            self.statsd.validate().map_err(|e| prefixed("statsd", e))?;
+        }
+        if self.backend.memory() {
+            self.memory_config()?;
+        }
+        for (i, a) in self.aggregations.iter().enumerate() {
+            a.spec(&format!("aggregations[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// The protocol's part of this configuration.
+    pub fn metrics_config(&self) -> MetricsConfig {
+        MetricsConfig {
+            collection_interval: self.collection_interval,
+            retention_days: self.retention_days,
+            export_endpoints: self.export_endpoints.clone(),
+        }
+    }
+
+    /// The collection interval as a duration.
+    pub fn collection_interval_duration(&self) -> Duration {
+        Duration::try_from_secs_f64(self.collection_interval).unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The in-memory backend's configuration, with the coarsest window
+    /// stretched (or shrunk) to `retention_days`.
+    pub fn memory_config(&self) -> Result<MemoryConfig, MetricsError> {
+        let mut m = self.memory.clone();
+        m.windows = windows_for_retention(&m.windows, self.retention_days)?;
+        if m.cardinality_limit == 0 {
+            return Err(MetricsError::config(
+                "memory.cardinality_limit",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(m)
+    }
+}
+
+/// `e` with its field path under `section` (`statsd.addr`), when it names a field.
+pub(crate) fn prefixed(section: &str, e: MetricsError) -> MetricsError {
+    match e {
+        MetricsError::Config {
+            field,
+            value,
+            reason,
+        } => MetricsError::Config {
+            field: format!("{section}.{field}"),
+            value,
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// The memory windows with the last (coarsest) one spanning `days`: its
+/// bin is kept when it fits 10000 bins, else widened in whole multiples.
+fn windows_for_retention(
+    windows: &[WindowSpec],
+    days: f64,
+) -> Result<Vec<WindowSpec>, MetricsError> {
+    let bad = |reason: String| MetricsError::config("retention_days", days.to_string(), reason);
+    let mut out = windows.to_vec();
+    let Some(last) = out.pop() else {
+        return Err(MetricsError::config(
+            "memory.windows",
+            "[]",
+            "at least one window is needed",
+        ));
+    };
+    let span_ms = (days * 86_400_000.0).round();
+    if !(span_ms.is_finite() && span_ms >= 1.0) {
+        return Err(bad("must be a positive number of days".into()));
+    }
+    let span_ms = span_ms as u128;
+    let bin_ms = last.bin.as_millis().max(1);
+    let factor = span_ms.div_ceil(bin_ms * 10_000).max(1);
+    let bin = bin_ms * factor;
+    let span = span_ms.div_ceil(bin) * bin;
+    if let Some(prev) = out.last() {
+        if span <= prev.span.as_millis() {
+            return Err(bad(format!(
+                "must reach past the {:?} window before it",
+                prev.span
+            )));
+        }
+    }
+    out.push(WindowSpec::new(
+        Duration::from_millis(span as u64),
+        Duration::from_millis(bin as u64),
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

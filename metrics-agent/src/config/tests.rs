@@ -1,0 +1,344 @@
+//! Tests of the configuration: every source, every error.
+
+use super::*;
+use metrics_statsd::TagFlavor;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| m.get(k).cloned()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn field_and_value(e: MetricsError) -> (String, String) {
+    match e {
+        MetricsError::Config { field, value, .. } => (field, value),
+        other => panic!("expected a config error, got {other}"),
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("metrics-agent-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn nothing_configured_is_memory_with_sampling() {
+    let c = AgentConfig::load(None, no_env).unwrap();
+    assert_eq!(c.backend, BackendChoice::Memory);
+    assert!(c.system_sampling);
+    assert!(c.backend.memory() && !c.backend.statsd());
+    assert_eq!(c, AgentConfig::default());
+}
+
+#[test]
+fn json_file() {
+    let p = temp_file(
+        "a.json",
+        r#"{"backend": "statsd", "collection_interval": 2.5, "retention_days": 7,
+            "export_endpoints": ["out.prom"],
+            "statsd": {"addr": "127.0.0.1:9125", "prefix": "svc", "flavor": "etsy"}}"#,
+    );
+    let c = AgentConfig::load(Some(&p), no_env).unwrap();
+    assert_eq!(c.backend, BackendChoice::Statsd);
+    assert_eq!(c.collection_interval, 2.5);
+    assert_eq!(c.statsd.addr, "127.0.0.1:9125");
+    assert_eq!(c.statsd.flavor, TagFlavor::Etsy);
+    assert_eq!(c.metrics_config().export_endpoints, vec!["out.prom"]);
+    assert_eq!(c.metrics_config().retention_days, 7.0);
+}
+
+#[test]
+fn toml_file() {
+    let p = temp_file(
+        "a.toml",
+        "backend = \"both\"\nsystem_sampling = false\n[statsd]\nprefix = \"api\"\n[statsd.common_tags]\nenv = \"prod\"\n[memory]\ncardinality_limit = 50\n",
+    );
+    let c = AgentConfig::load(Some(&p), no_env).unwrap();
+    assert_eq!(c.backend, BackendChoice::Both);
+    assert!(!c.system_sampling);
+    assert_eq!(c.statsd.common_tags["env"], "prod");
+    assert_eq!(c.memory.cardinality_limit, 50);
+}
+
+#[test]
+fn every_backend_choice_from_env() {
+    for (v, want) in [
+        ("memory", BackendChoice::Memory),
+        ("statsd", BackendChoice::Statsd),
+        ("BOTH", BackendChoice::Both),
+    ] {
+        let c = AgentConfig::load(None, env(&[("METRICS_BACKEND", v)])).unwrap();
+        assert_eq!(c.backend, want);
+    }
+}
+
+#[test]
+fn env_sets_every_field() {
+    let c = AgentConfig::load(
+        None,
+        env(&[
+            ("METRICS_BACKEND", "both"),
+            ("METRICS_STATSD_ADDR", "127.0.0.1:9999"),
+            ("METRICS_STATSD_FLAVOR", "none"),
+            ("METRICS_PREFIX", "web"),
+            ("METRICS_COMMON_TAGS", "env=prod, region=eu"),
+            ("METRICS_SYSTEM_SAMPLING", "off"),
+            ("METRICS_SAMPLE_INTERVAL", "500ms"),
+            ("METRICS_RETENTION_DAYS", "3"),
+            ("METRICS_EXPORT_ENDPOINTS", "a.json, http://127.0.0.1:1/x"),
+            ("METRICS_STREAM_BUFFER", "16"),
+            ("METRICS_HEALTH_CHECK_TIMEOUT", "250ms"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.backend, BackendChoice::Both);
+    assert_eq!(c.statsd.addr, "127.0.0.1:9999");
+    assert_eq!(c.statsd.flavor, TagFlavor::None);
+    assert_eq!(c.statsd.prefix, "web");
+    assert_eq!(c.statsd.common_tags.len(), 2);
+    assert_eq!(c.statsd.common_tags["region"], "eu");
+    assert!(!c.system_sampling);
+    assert_eq!(c.collection_interval, 0.5);
+    assert_eq!(c.retention_days, 3.0);
+    assert_eq!(c.export_endpoints, vec!["a.json", "http://127.0.0.1:1/x"]);
+    assert_eq!(c.stream_buffer, 16);
+    assert_eq!(c.health.check_timeout_ms, 250);
+    let m = c.memory_config().unwrap();
+    assert_eq!(
+        m.windows.last().unwrap().span,
+        Duration::from_secs(3 * 86_400)
+    );
+}
+
+#[test]
+fn env_overrides_file_which_overrides_defaults() {
+    let p = temp_file(
+        "b.json",
+        r#"{"backend": "statsd", "statsd": {"prefix": "file", "addr": "127.0.0.1:7000"}}"#,
+    );
+    let c = AgentConfig::load(
+        Some(&p),
+        env(&[("METRICS_BACKEND", "both"), ("METRICS_PREFIX", "env")]),
+    )
+    .unwrap();
+    assert_eq!(c.backend, BackendChoice::Both, "env wins over the file");
+    assert_eq!(c.statsd.prefix, "env");
+    assert_eq!(c.statsd.addr, "127.0.0.1:7000", "the file's value stays");
+    assert_eq!(c.collection_interval, 10.0, "the default stays");
+}
+
+#[test]
+fn bad_env_values_name_variable_and_value() {
+    for (k, v) in [
+        ("METRICS_BACKEND", "memcache"),
+        ("METRICS_STATSD_FLAVOR", "influx"),
+        ("METRICS_COMMON_TAGS", "env"),
+        ("METRICS_SYSTEM_SAMPLING", "sometimes"),
+        ("METRICS_SAMPLE_INTERVAL", "10 parsecs"),
+        ("METRICS_SAMPLE_INTERVAL", "50ms"),
+        ("METRICS_SAMPLE_INTERVAL", "-1s"),
+        ("METRICS_RETENTION_DAYS", "-2"),
+        ("METRICS_STREAM_BUFFER", "0"),
+        ("METRICS_HEALTH_CHECK_TIMEOUT", "0s"),
+    ] {
+        let e = AgentConfig::load(None, env(&[(k, v)])).unwrap_err();
+        let msg = e.to_string();
+        let (field, value) = field_and_value(e);
+        assert_eq!((field.as_str(), value.as_str()), (k, v), "{msg}");
+        assert!(msg.contains(k) && msg.contains(v), "{msg}");
+        assert_eq!(msg.matches(v).count(), 1, "the value appears once: {msg}");
+    }
+}
+
+#[test]
+fn aggregations_from_a_file_and_their_errors() {
+    let c = AgentConfig::from_toml_str(
+        "[[aggregations]]\nmetric = \"lat\"\nwindow = \"500ms\"\nfunctions = [\"p99\", \"max\"]\n\
+         [[aggregations]]\nmetric = \"size\"\ncount = 10\nfunctions = [\"sum\"]\ntarget = \"stream\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.aggregations[1].target, AggregationTarget::Stream);
+    let spec = c.aggregations[0].spec("aggregations[0]").unwrap();
+    assert_eq!(spec.window, crate::Window::Time(Duration::from_millis(500)));
+    let cases = [
+        (
+            r#"{"aggregations": [{"metric": "m", "functions": ["sum"]}]}"#,
+            "aggregations[0].window",
+            "",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "m", "window": "1s", "count": 5, "functions": ["sum"]}]}"#,
+            "aggregations[0].window",
+            "1s (and count = 5)",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "m", "window": "soon", "functions": ["sum"]}]}"#,
+            "aggregations[0].window",
+            "soon",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "m", "count": 3, "functions": ["median-ish"]}]}"#,
+            "aggregations[0].functions",
+            "median-ish",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "m", "count": 0, "functions": ["sum"]}]}"#,
+            "aggregations[0].window",
+            "0",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "", "count": 3, "functions": ["sum"]}]}"#,
+            "aggregations[0].metric",
+            "",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "m", "count": 3, "functions": []}]}"#,
+            "aggregations[0].functions",
+            "[]",
+        ),
+        (
+            r#"{"aggregations": [{"metric": "m", "count": 3, "functions": ["sum"], "target": "disk"}]}"#,
+            "aggregations[0].target",
+            "disk",
+        ),
+    ];
+    for (json, field, value) in cases {
+        let e = AgentConfig::from_json_str(json)
+            .and_then(|c| c.validate())
+            .unwrap_err();
+        assert_eq!(
+            field_and_value(e),
+            (field.to_owned(), value.to_owned()),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn bad_file_values_name_field_path_and_value() {
+    let cases = [
+        (r#"{"backend": "memcache"}"#, "backend", "memcache"),
+        (
+            r#"{"statsd": {"flavor": "influx"}}"#,
+            "statsd.flavor",
+            "influx",
+        ),
+        (
+            r#"{"collection_interval": "often"}"#,
+            "collection_interval",
+            "often",
+        ),
+        (r#"{"statsd": {"adr": "x"}}"#, "statsd.adr", "x"),
+        (r#"{"colection_interval": 5}"#, "colection_interval", "5"),
+        (
+            r#"{"collection_interval": 0.01}"#,
+            "collection_interval",
+            "0.01",
+        ),
+        (r#"{"retention_days": 0}"#, "retention_days", "0"),
+        (
+            r#"{"backend": "statsd", "statsd": {"max_datagram_bytes": 10}}"#,
+            "statsd.max_datagram_bytes",
+            "10",
+        ),
+        (
+            r#"{"memory": {"cardinality_limit": 0}}"#,
+            "memory.cardinality_limit",
+            "0",
+        ),
+        (
+            r#"{"health": {"error_rate_degraded": 2}}"#,
+            "health.error_rate_degraded",
+            "2",
+        ),
+        (r#"{"export_endpoints": [""]}"#, "export_endpoints", ""),
+    ];
+    for (json, field, value) in cases {
+        let e = AgentConfig::from_json_str(json)
+            .and_then(|c| c.validate().map(|()| c))
+            .unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(
+            field_and_value(e),
+            (field.to_owned(), value.to_owned()),
+            "{json}: {msg}"
+        );
+    }
+    let e = AgentConfig::from_toml_str("backend = 3").unwrap_err();
+    assert_eq!(field_and_value(e), ("backend".into(), "3".into()));
+}
+
+#[test]
+fn unreadable_or_malformed_files_say_so() {
+    let p = temp_file("c.yaml", "backend: memory");
+    let (field, value) = field_and_value(AgentConfig::load(Some(&p), no_env).unwrap_err());
+    assert_eq!(field, "config file");
+    assert!(value.ends_with("c.yaml"));
+    let p = temp_file("d.json", "{not json");
+    assert!(matches!(
+        AgentConfig::load(Some(&p), no_env),
+        Err(MetricsError::Parse(_))
+    ));
+    let missing = std::env::temp_dir().join("metrics-agent-no-such-file.toml");
+    assert!(matches!(
+        AgentConfig::load(Some(&missing), no_env),
+        Err(MetricsError::Io { .. })
+    ));
+}
+
+#[test]
+fn durations_parse_with_units() {
+    assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+    assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+    assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+    assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    for bad in ["-1s", "-1", "10 parsecs", "s", "1.5.2s"] {
+        let e = parse_duration(bad).unwrap_err();
+        assert!(
+            bad.len() < 3 || !e.contains(bad),
+            "the message does not repeat the input: {e}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_variable_is_an_error_naming_it() {
+    for k in ENV_VARS {
+        let e = AgentConfig::load(None, env(&[(k, " ")])).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(field_and_value(e).0, k, "{msg}");
+        assert!(msg.starts_with("invalid configuration: "), "{msg}");
+        assert!(msg.contains("empty"), "{msg}");
+    }
+}
+
+#[test]
+fn a_bad_statsd_address_names_the_variable_or_the_field() {
+    for bad in ["nonsense", "127.0.0.1", "host:0", ":8125", "host:99999"] {
+        let e = AgentConfig::load(None, env(&[("METRICS_STATSD_ADDR", bad)])).unwrap_err();
+        assert_eq!(
+            field_and_value(e),
+            ("METRICS_STATSD_ADDR".into(), bad.into())
+        );
+    }
+    for good in ["127.0.0.1:8125", "localhost:8125", "[::1]:8125"] {
+        AgentConfig::load(None, env(&[("METRICS_STATSD_ADDR", good)])).unwrap();
+    }
+    let e = AgentConfig::from_toml_str("backend = \"statsd\"\n[statsd]\naddr = \"nope\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(field_and_value(e), ("statsd.addr".into(), "nope".into()));
+}
