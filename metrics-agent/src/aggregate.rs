@@ -7,19 +7,20 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use metrics_memory::Clock;
 use metrics_protocol::system::MetricValue;
 use metrics_protocol::validate::SortedTags;
 use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricsError,
-    SuccessFailureTracker, Tags,
+    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricsError, Tags,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
+use crate::recorded::{Interest, RecordKind, Recorded};
 use crate::stream::StreamHub;
 
 /// How samples are grouped before they are aggregated.
@@ -255,7 +256,7 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, v: f64, cap: usize, rng: &mut u64) {
+    fn add(&mut self, v: f64, cap: usize, rng: &mut fastrand::Rng) {
         if self.count == 0 {
             (self.min, self.max) = (v, v);
         } else {
@@ -269,7 +270,7 @@ impl Group {
             self.samples.push(v);
         } else {
             // Algorithm R: keep each of the `count` values with equal chance.
-            let j = next_random(rng) % self.count;
+            let j = rng.u64(..self.count);
             if (j as usize) < cap {
                 self.samples[j as usize] = v;
             }
@@ -293,20 +294,13 @@ impl Group {
     }
 }
 
-fn next_random(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
-
 #[derive(Debug, Default)]
 struct State {
     window_start_ms: Option<i64>,
     in_window: usize,
     groups: BTreeMap<GroupKey, Group>,
     unit: Option<MetricUnit>,
-    rng: u64,
+    rng: fastrand::Rng,
 }
 
 /// A closed window on its way to the sink.
@@ -382,7 +376,7 @@ impl StreamAggregator {
             sink,
             clock,
             state: Mutex::new(State {
-                rng: 0x9E37_79B9_7F4A_7C15,
+                rng: fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15),
                 ..State::default()
             }),
             samples: AtomicU64::new(0),
@@ -404,16 +398,23 @@ impl StreamAggregator {
 
     fn send_with_unit(&self, value: f64, tags: Tags<'_>, unit: Option<MetricUnit>) {
         // Samples the backends drop as invalid are not aggregated either.
-        if !value.is_finite() || SortedTags::new(tags).is_err() {
+        if !value.is_finite() {
             return;
         }
+        if let Ok(sorted) = SortedTags::new(tags) {
+            self.offer(value, &sorted, unit);
+        }
+    }
+
+    /// Adds one sample that was already validated (finite, tags sorted).
+    pub(crate) fn offer(&self, value: f64, tags: &SortedTags<'_>, unit: Option<MetricUnit>) {
         let mut key: BTreeMap<&str, &str> = self
             .spec
             .default_tags
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        key.extend(tags.iter().copied());
+        key.extend(tags.as_slice().iter().copied());
         let key: GroupKey = key
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -578,13 +579,16 @@ impl MetricCollector for StreamAggregator {
     }
 }
 
-/// The aggregators of a system, as one collector in its fanout: a sample
-/// reaches each aggregator of its name. With none registered, recording
-/// costs one atomic load.
+/// The aggregators of a system: a sample reaches each aggregator of its
+/// name. The list is read on every recording without a lock (an atomic
+/// snapshot); with none registered, recording costs that one load.
 #[derive(Default)]
 pub struct AggregationSet {
-    count: AtomicUsize,
-    list: RwLock<Arc<Vec<Arc<StreamAggregator>>>>,
+    list: ArcSwap<Vec<Arc<StreamAggregator>>>,
+    /// Serialises additions.
+    writers: Mutex<()>,
+    /// First bytes of the aggregated names.
+    interest: Interest,
 }
 
 impl fmt::Debug for AggregationSet {
@@ -603,16 +607,43 @@ impl AggregationSet {
 
     /// Adds an aggregator.
     pub fn add(&self, agg: Arc<StreamAggregator>) {
-        let mut list = self.list.write();
-        let mut v = Vec::clone(&list);
+        let _w = self.writers.lock();
+        let mut v = Vec::clone(&self.list.load());
         v.push(agg);
-        *list = Arc::new(v);
-        self.count.store(list.len(), Ordering::SeqCst);
+        self.interest
+            .rebuild(v.iter().map(|a| Some(a.spec.metric.as_str())));
+        self.list.store(Arc::new(v));
     }
 
     /// Number of aggregators.
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.list.load().len()
+    }
+
+    /// Whether some aggregator takes samples named `name`.
+    #[inline]
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        if !self.interest.may_want(name) {
+            return false;
+        }
+        let list = self.list.load();
+        !list.is_empty() && list.iter().any(|a| a.spec.metric == name)
+    }
+
+    /// Hands a validated sample (tags sorted) to each aggregator of its name.
+    pub(crate) fn offer(&self, sample: &Recorded<'_>, tags: &SortedTags<'_>) {
+        if sample.kind == RecordKind::GaugeDelta {
+            return; // a delta is not a sample of the gauge's values
+        }
+        let unit = (sample.kind == RecordKind::Timer).then_some(MetricUnit::Milliseconds);
+        for a in self
+            .list
+            .load()
+            .iter()
+            .filter(|a| a.spec.metric == sample.name)
+        {
+            a.offer(sample.value, tags, unit);
+        }
     }
 
     /// Whether there are none.
@@ -621,7 +652,7 @@ impl AggregationSet {
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<StreamAggregator>>> {
-        self.list.read().clone()
+        self.list.load_full()
     }
 
     /// Closes every time window that is over.
@@ -669,67 +700,33 @@ impl AggregationSet {
     }
 }
 
-/// Aggregations are over recorded values, not outcomes: outcomes pass by.
-impl SuccessFailureTracker for AggregationSet {
-    fn record_success<'a>(&self, _operation: &'a str, _metadata: Tags<'a>) {}
-
-    fn record_failure<'a>(&self, _operation: &'a str, _error_type: &'a str, _metadata: Tags<'a>) {}
-
-    fn get_success_rate(
-        &self,
-        _operation: &str,
-        _window: Option<Duration>,
-    ) -> Result<f64, MetricsError> {
-        Err(MetricsError::Unsupported {
-            operation: "get_success_rate",
-            backend: "aggregation",
-        })
-    }
-
-    fn get_failure_breakdown(
-        &self,
-        _operation: &str,
-        _window: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        Err(MetricsError::Unsupported {
-            operation: "get_failure_breakdown",
-            backend: "aggregation",
-        })
-    }
-}
-
+/// The set as a collector of its own: validates each call, then offers it.
 impl MetricCollector for AggregationSet {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        if self.count.load(Ordering::Relaxed) != 0 {
-            self.snapshot()
-                .iter()
-                .for_each(|a| a.record_counter(name, value, tags));
-        }
+        self.take(Recorded::new(RecordKind::Counter, name, value, tags));
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        if self.count.load(Ordering::Relaxed) != 0 {
-            self.snapshot()
-                .iter()
-                .for_each(|a| a.record_gauge(name, value, tags));
-        }
+        self.take(Recorded::new(RecordKind::Gauge, name, value, tags));
     }
     fn adjust_gauge<'a>(&self, _name: &'a str, _delta: f64, _tags: Tags<'a>) {}
     fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        if self.count.load(Ordering::Relaxed) != 0 {
-            self.snapshot()
-                .iter()
-                .for_each(|a| a.record_histogram(name, value, tags));
-        }
+        self.take(Recorded::new(RecordKind::Histogram, name, value, tags));
     }
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        if self.count.load(Ordering::Relaxed) != 0 {
-            self.snapshot()
-                .iter()
-                .for_each(|a| a.record_timer(name, duration, tags));
-        }
+        self.take(Recorded::timer(name, duration, tags));
     }
     fn health(&self) -> Vec<BackendHealth> {
         self.report().into_iter().collect()
+    }
+}
+
+impl AggregationSet {
+    fn take(&self, sample: Recorded<'_>) {
+        if self.wants(sample.name) {
+            if let Ok(tags) = sample.check() {
+                self.offer(&sample, &tags);
+            }
+        }
     }
 }
 
@@ -944,8 +941,30 @@ mod tests {
         let out = Arc::new(MemoryMetrics::new());
         let set = Arc::new(AggregationSet::new());
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
-        let both: Arc<dyn MetricCollector> =
-            Arc::new(metrics_kit::Fanout::new(vec![out.clone(), set.clone()]));
+        /// A sink that records into the memory backend and the set itself.
+        struct Both(Arc<MemoryMetrics>, Arc<AggregationSet>);
+        impl MetricCollector for Both {
+            fn record_counter<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
+                self.0.record_counter(n, v, t);
+                self.1.record_counter(n, v, t);
+            }
+            fn record_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
+                self.0.record_gauge(n, v, t);
+                self.1.record_gauge(n, v, t);
+            }
+            fn adjust_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
+                self.0.adjust_gauge(n, v, t);
+            }
+            fn record_histogram<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
+                self.0.record_histogram(n, v, t);
+                self.1.record_histogram(n, v, t);
+            }
+            fn record_timer<'a>(&self, n: &'a str, d: Duration, t: Tags<'a>) {
+                self.0.record_timer(n, d, t);
+                self.1.record_timer(n, d, t);
+            }
+        }
+        let both: Arc<dyn MetricCollector> = Arc::new(Both(out.clone(), set.clone()));
         // `lat.max` is aggregated again: a chain the flush must drain.
         let first = AggregationSpec::count("lat", 10).function(AggFn::Max);
         let second = AggregationSpec::count("lat.max", 10).function(AggFn::Count);

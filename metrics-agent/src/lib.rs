@@ -6,9 +6,11 @@
 
 pub mod aggregate;
 pub mod config;
+mod core;
 pub mod dashboard;
 pub mod export;
 pub mod health;
+mod recorded;
 pub mod stream;
 pub mod system;
 

@@ -3,16 +3,16 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use metrics_protocol::system::{MetricFilter, MetricStream, MetricValue, StreamEvent};
-use metrics_protocol::validate::check_sample;
-use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricUnit, MetricsError,
-    SuccessFailureTracker, Tags,
-};
-use parking_lot::{Mutex, RwLock};
+use metrics_protocol::validate::SortedTags;
+use metrics_protocol::{BackendHealth, HealthStatus, MetricCollector, MetricType, Tags};
+use parking_lot::Mutex;
+
+use crate::recorded::{Interest, RecordKind, Recorded};
 use tokio::sync::Notify;
 
 /// Fans recorded values out to subscribers, each through its own bounded
@@ -42,8 +42,9 @@ use tokio::sync::Notify;
 ///   [`StreamEvent::Lagged`]`{ missed }` with the number lost since its
 ///   previous event. Recording takes each matching subscriber's buffer lock
 ///   for one push (and a pop when full), never for I/O.
-/// - **No subscribers, no cost**: recording checks one atomic count and
-///   returns, without building a [`MetricValue`].
+/// - **No subscribers, no cost**: recording reads the subscriber list
+///   without a lock (an atomic snapshot) and returns, without building a
+///   [`MetricValue`].
 /// - Only valid values reach a stream: a sample the backends drop as
 ///   invalid (bad name, tag or value, a negative counter increment) is
 ///   not streamed either.
@@ -61,8 +62,13 @@ pub struct StreamHub {
 
 struct HubInner {
     capacity: usize,
-    count: AtomicUsize,
-    subscribers: RwLock<Arc<Vec<Arc<Subscriber>>>>,
+    /// Read on every recording without a lock; replaced whole (under
+    /// `writers`) when a subscriber comes or goes.
+    subscribers: ArcSwap<Vec<Arc<Subscriber>>>,
+    /// Serialises subscribe, unsubscribe and close.
+    writers: Mutex<()>,
+    /// First bytes of the names some subscriber may want.
+    interest: Interest,
     closed: AtomicBool,
     delivered: AtomicU64,
     missed: AtomicU64,
@@ -99,8 +105,9 @@ impl StreamHub {
         StreamHub {
             inner: Arc::new(HubInner {
                 capacity: capacity.max(1),
-                count: AtomicUsize::new(0),
-                subscribers: RwLock::new(Arc::new(Vec::new())),
+                subscribers: ArcSwap::from_pointee(Vec::new()),
+                writers: Mutex::new(()),
+                interest: Interest::default(),
                 closed: AtomicBool::new(false),
                 delivered: AtomicU64::new(0),
                 missed: AtomicU64::new(0),
@@ -118,15 +125,17 @@ impl StreamHub {
             notify: Notify::new(),
         });
         {
-            let mut list = self.inner.subscribers.write();
-            // Checked under the lock, so `close` cannot miss this subscriber.
+            let _w = self.inner.writers.lock();
+            // Checked under the writers' lock, so `close` cannot miss this subscriber.
             if self.inner.closed.load(Ordering::SeqCst) {
                 sub.state.lock().closed = true;
             } else {
-                let mut v = Vec::clone(&list);
+                let mut v = Vec::clone(&self.inner.subscribers.load());
                 v.push(sub.clone());
-                *list = Arc::new(v);
-                self.inner.count.fetch_add(1, Ordering::SeqCst);
+                self.inner
+                    .interest
+                    .rebuild(v.iter().map(|s| s.filter.name_prefix.as_deref()));
+                self.inner.subscribers.store(Arc::new(v));
             }
         }
         let guard = Unsubscribe {
@@ -141,7 +150,7 @@ impl StreamHub {
 
     /// Number of live subscribers.
     pub fn subscriber_count(&self) -> usize {
-        self.inner.count.load(Ordering::Relaxed)
+        self.inner.subscribers.load().len()
     }
 
     /// Values handed to subscribers so far, and values dropped from full
@@ -157,10 +166,10 @@ impl StreamHub {
     /// later subscription. Idempotent.
     pub fn close(&self) {
         let list = {
-            let mut list = self.inner.subscribers.write();
+            let _w = self.inner.writers.lock();
             self.inner.closed.store(true, Ordering::SeqCst);
-            self.inner.count.store(0, Ordering::SeqCst);
-            std::mem::replace(&mut *list, Arc::new(Vec::new()))
+            self.inner.interest.rebuild([]);
+            self.inner.subscribers.swap(Arc::new(Vec::new()))
         };
         for s in list.iter() {
             s.state.lock().closed = true;
@@ -175,10 +184,7 @@ impl StreamHub {
 
     /// Sends one ready-made value to every subscriber whose filter matches.
     pub fn publish(&self, value: &MetricValue) {
-        if self.inner.count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let list = self.inner.subscribers.read();
+        let list = self.inner.subscribers.load();
         for s in list.iter().filter(|s| s.filter.matches(value)) {
             self.push(s, value.clone());
         }
@@ -200,40 +206,55 @@ impl StreamHub {
         s.notify.notify_one();
     }
 
-    /// The tap: builds a value only when some subscriber's filter wants it.
-    fn tap(
-        &self,
-        name: &str,
-        value: f64,
-        metric_type: MetricType,
-        unit: MetricUnit,
-        tags: Tags<'_>,
-        adjust: bool,
-    ) {
-        if self.inner.count.load(Ordering::Relaxed) == 0 {
-            return;
+    /// Whether some subscriber may want a `metric_type` value named `name`
+    /// (its tag filter is not looked at yet): the lock-free first check of
+    /// the recording path.
+    #[inline]
+    pub(crate) fn wants(&self, name: &str, metric_type: MetricType) -> bool {
+        self.wants_joined(name, "", metric_type)
+    }
+
+    /// [`wants`](Self::wants) for the name `head` + `tail`, without building it.
+    pub(crate) fn wants_joined(&self, head: &str, tail: &str, metric_type: MetricType) -> bool {
+        let first = if head.is_empty() { tail } else { head };
+        if !self.inner.interest.may_want(first) {
+            return false;
         }
-        let list = self.inner.subscribers.read();
+        let list = self.inner.subscribers.load();
+        !list.is_empty()
+            && list.iter().any(|s| {
+                s.filter
+                    .name_prefix
+                    .as_deref()
+                    .is_none_or(|p| joined_starts_with(head, tail, p))
+                    && (s.filter.metric_types.is_empty()
+                        || s.filter.metric_types.contains(&metric_type))
+            })
+    }
+
+    /// Hands a sample that was already validated (its tags sorted) to every
+    /// subscriber whose filter matches; builds the value once.
+    pub(crate) fn publish_sample(&self, sample: &Recorded<'_>, tags: &SortedTags<'_>) {
+        let list = self.inner.subscribers.load();
+        let metric_type = sample.metric_type();
         let mut built: Option<MetricValue> = None;
         for s in list
             .iter()
-            .filter(|s| filter_matches(&s.filter, name, metric_type, tags))
+            .filter(|s| filter_matches(&s.filter, sample.name, metric_type, tags.as_slice()))
         {
-            if built.is_none() {
-                // What a backend drops (and counts) never reaches a stream.
-                let is_counter = metric_type == MetricType::Counter;
-                if check_sample(name, value, is_counter, tags).is_err() {
-                    return;
-                }
-            }
-            let v = built.get_or_insert_with(|| {
-                let mut v = MetricValue::new(name, value, metric_type, unit, tags);
-                if adjust {
-                    v.metadata.insert("gauge_op".into(), "adjust".into());
-                }
-                v
-            });
+            let v = built.get_or_insert_with(|| sample.to_value(tags));
             self.push(s, v.clone());
+        }
+    }
+
+    /// The tap of the hub as a collector of its own: validates, then publishes.
+    fn tap(&self, sample: Recorded<'_>) {
+        if !self.wants(sample.name, sample.metric_type()) {
+            return;
+        }
+        // What a backend drops (and counts) never reaches a stream.
+        if let Ok(tags) = sample.check() {
+            self.publish_sample(&sample, &tags);
         }
     }
 
@@ -250,6 +271,16 @@ impl StreamHub {
         }
         h.status = HealthStatus::Healthy;
         h
+    }
+}
+
+/// Whether `head` + `tail` starts with `prefix`.
+fn joined_starts_with(head: &str, tail: &str, prefix: &str) -> bool {
+    if prefix.len() <= head.len() {
+        head.starts_with(prefix)
+    } else {
+        // `prefix` starts with all of `head`, so head.len() is a char boundary in it.
+        prefix.starts_with(head) && tail.starts_with(&prefix[head.len()..])
     }
 }
 
@@ -301,117 +332,36 @@ impl Drop for Unsubscribe {
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
-        let mut list = hub.subscribers.write();
+        let _w = hub.writers.lock();
+        let list = hub.subscribers.load();
         if list.iter().any(|s| s.id == self.sub.id) {
             let v: Vec<_> = list
                 .iter()
                 .filter(|s| s.id != self.sub.id)
                 .cloned()
                 .collect();
-            *list = Arc::new(v);
-            hub.count.fetch_sub(1, Ordering::SeqCst);
+            hub.interest
+                .rebuild(v.iter().map(|s| s.filter.name_prefix.as_deref()));
+            hub.subscribers.store(Arc::new(v));
         }
-    }
-}
-
-/// Subscribers see outcomes as the counters `<op>.success` and
-/// `<op>.failure` (tagged `error_type`); the hub answers no queries.
-impl SuccessFailureTracker for StreamHub {
-    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        if self.subscriber_count() > 0 {
-            self.record_counter(&format!("{operation}.success"), 1.0, metadata);
-        }
-    }
-
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        if self.subscriber_count() > 0 {
-            let mut tags: Vec<(&str, &str)> = metadata
-                .iter()
-                .filter(|(k, _)| *k != "error_type")
-                .copied()
-                .collect();
-            tags.push(("error_type", error_type));
-            self.record_counter(&format!("{operation}.failure"), 1.0, &tags);
-        }
-    }
-
-    fn get_success_rate(
-        &self,
-        _operation: &str,
-        _window: Option<Duration>,
-    ) -> Result<f64, MetricsError> {
-        Err(MetricsError::Unsupported {
-            operation: "get_success_rate",
-            backend: "stream",
-        })
-    }
-
-    fn get_failure_breakdown(
-        &self,
-        _operation: &str,
-        _window: Option<Duration>,
-    ) -> Result<std::collections::BTreeMap<String, u64>, MetricsError> {
-        Err(MetricsError::Unsupported {
-            operation: "get_failure_breakdown",
-            backend: "stream",
-        })
     }
 }
 
 impl MetricCollector for StreamHub {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.tap(
-            name,
-            value,
-            MetricType::Counter,
-            MetricUnit::Count,
-            tags,
-            false,
-        );
+        self.tap(Recorded::new(RecordKind::Counter, name, value, tags));
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.tap(
-            name,
-            value,
-            MetricType::Gauge,
-            MetricUnit::Count,
-            tags,
-            false,
-        );
+        self.tap(Recorded::new(RecordKind::Gauge, name, value, tags));
     }
     fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.tap(
-            name,
-            delta,
-            MetricType::Gauge,
-            MetricUnit::Count,
-            tags,
-            true,
-        );
+        self.tap(Recorded::new(RecordKind::GaugeDelta, name, delta, tags));
     }
     fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.tap(
-            name,
-            value,
-            MetricType::Histogram,
-            MetricUnit::Count,
-            tags,
-            false,
-        );
+        self.tap(Recorded::new(RecordKind::Histogram, name, value, tags));
     }
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        if self.inner.count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let ms = duration.as_secs_f64() * 1e3;
-        self.tap(
-            name,
-            ms,
-            MetricType::Timer,
-            MetricUnit::Milliseconds,
-            tags,
-            false,
-        );
+        self.tap(Recorded::timer(name, duration, tags));
     }
     fn health(&self) -> Vec<BackendHealth> {
         vec![self.report()]
@@ -423,6 +373,7 @@ mod tests {
     use super::*;
     use crate::test_util::block_on;
     use futures_util::StreamExt;
+    use metrics_protocol::MetricUnit;
 
     fn drain(stream: MetricStream) -> Vec<StreamEvent> {
         block_on(stream.collect())

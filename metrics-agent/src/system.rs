@@ -1,25 +1,21 @@
 //! [`Agent`]: the whole protocol behind one value, assembled at start-up
 //! from an [`AgentConfig`].
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics_kit::{DropCounters, Fanout, RunningTimers};
+use metrics_kit::{DropCounters, RunningTimers};
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
 use metrics_protocol::system::{
-    CpuUsage, DashboardData, DashboardKind, DiskUsage, EndpointResults, ExportFormat,
-    HealthCheckResult, HealthReport, MemoryUsage, MetricFilter, MetricStream, MetricSummary,
-    MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem, NetworkStats, ProcessUsage,
-    ResourceMonitor,
+    DashboardData, DashboardKind, EndpointResults, HealthCheckResult, HealthReport, MetricFilter,
+    MetricStream, MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor,
 };
 use metrics_protocol::{
-    BackendHealth, Counter, Gauge, HealthStatus, Histogram, MetricCollector, MetricType, Metrics,
-    MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId,
-    TimingResult, TimingStats,
+    BackendHealth, HealthStatus, MetricCollector, Metrics, MetricsBackend, MetricsError,
+    PerformanceTimer, SuccessFailureTracker,
 };
 use metrics_statsd::StatsdMetrics;
 use metrics_system::SystemMonitor;
@@ -27,6 +23,7 @@ use parking_lot::Mutex;
 
 use crate::aggregate::{AggregateSink, AggregationSet, AggregationSpec, StreamAggregator};
 use crate::config::{AgentConfig, AggregationTarget, prefixed};
+use crate::core::{Core, CoreCollector, Derived};
 use crate::health::{HealthCheck, HealthChecks, OutcomeWindow};
 use crate::stream::StreamHub;
 
@@ -84,7 +81,7 @@ pub struct Agent {
 }
 
 struct AgentInner {
-    core: Arc<Core>,
+    core: Arc<CoreCollector>,
     monitor: Option<Arc<SystemMonitor>>,
     monitor_error: Option<String>,
     checks: HealthChecks,
@@ -156,15 +153,13 @@ impl Agent {
         };
         let hub = StreamHub::new(config.stream_buffer);
         let aggregations = Arc::new(AggregationSet::new());
-        let mut collectors: Vec<Arc<dyn MetricsBackend>> = Vec::new();
+        let mut backends: Vec<Arc<dyn MetricsBackend>> = Vec::new();
         if let Some(m) = &memory {
-            collectors.push(m.clone());
+            backends.push(m.clone());
         }
         if let Some(s) = &statsd {
-            collectors.push(s.clone());
+            backends.push(s.clone());
         }
-        collectors.push(Arc::new(hub.clone()));
-        collectors.push(aggregations.clone());
         let (query, query_timer, query_tracker): (
             Arc<dyn MetricsAggregator>,
             Arc<dyn PerformanceTimer>,
@@ -180,8 +175,8 @@ impl Agent {
                 ));
             }
         };
-        let core = Arc::new(Core {
-            fanout: Fanout::new(collectors),
+        let core = Arc::new(CoreCollector(Arc::new(Core {
+            backends,
             memory,
             statsd,
             hub,
@@ -193,7 +188,7 @@ impl Agent {
             query_timer,
             query_tracker,
             clock,
-        });
+        })));
         let (monitor, monitor_error) =
             match SystemMonitor::with_collector(core.clone() as Arc<dyn MetricCollector>) {
                 Ok(m) => (Some(Arc::new(m)), None),
@@ -291,8 +286,7 @@ impl Agent {
     /// with the group's tags) are recorded back into this system, so they
     /// reach every backend and stream.
     pub fn aggregate(&self, spec: AggregationSpec) -> Result<Arc<StreamAggregator>, MetricsError> {
-        let sink: Arc<dyn MetricCollector> =
-            Arc::new(WeakCollector(Arc::downgrade(&self.inner.core)));
+        let sink: Arc<dyn MetricCollector> = Arc::new(Derived(Arc::downgrade(&self.inner.core.0)));
         self.aggregate_into(spec, AggregateSink::Collector(sink))
     }
 
@@ -485,12 +479,8 @@ impl MetricsSystem for Agent {
     fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
         match &self.inner.monitor {
             Some(m) => m.clone(),
-            None => Arc::new(NoMonitor(
-                self.inner
-                    .monitor_error
-                    .clone()
-                    .unwrap_or_else(|| "unavailable".into()),
-            )),
+            // Why is in the health report's `system` entry.
+            None => Arc::new(metrics_protocol::NoopMetrics),
         }
     }
 
@@ -536,7 +526,7 @@ impl MetricsSystem for Agent {
     fn get_system_health(&self) -> HealthReport {
         // One reading of the window, so the agent's counts and the rate agree.
         let outcomes = self.inner.core.outcomes.counts();
-        let mut backends = self.inner.core.fanout.health();
+        let mut backends = self.inner.core.health();
         backends.push(self.system_health());
         backends.push(self.agent_health(outcomes));
         let mut checks = self.inner.checks.run_all();
@@ -595,200 +585,5 @@ impl metrics_protocol::system::AsyncMetricsSystem for Agent {
 
     fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
         self.inner.core.hub.subscribe(filter)
-    }
-}
-
-/// The shared recording side: one value that is the system's collector,
-/// timer, tracker and aggregator.
-struct Core {
-    fanout: Fanout,
-    memory: Option<Arc<MemoryMetrics>>,
-    statsd: Option<Arc<StatsdMetrics>>,
-    hub: StreamHub,
-    aggregations: Arc<AggregationSet>,
-    outcomes: OutcomeWindow,
-    timers: RunningTimers,
-    drops: DropCounters,
-    query: Arc<dyn MetricsAggregator>,
-    query_timer: Arc<dyn PerformanceTimer>,
-    query_tracker: Arc<dyn SuccessFailureTracker>,
-    clock: Arc<dyn Clock>,
-}
-
-impl MetricCollector for Core {
-    #[inline]
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.fanout.record_counter(name, value, tags);
-    }
-    #[inline]
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.fanout.record_gauge(name, value, tags);
-    }
-    #[inline]
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.fanout.adjust_gauge(name, delta, tags);
-    }
-    #[inline]
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.fanout.record_histogram(name, value, tags);
-    }
-    #[inline]
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.fanout.record_timer(name, duration, tags);
-    }
-    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        self.fanout.register_counter(name, tags)
-    }
-    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        self.fanout.register_gauge(name, tags)
-    }
-    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        self.fanout.register_histogram(name, tags)
-    }
-    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        self.fanout.register_timer(name, tags)
-    }
-    fn flush(&self) -> Result<(), MetricsError> {
-        self.fanout.flush()
-    }
-    fn health(&self) -> Vec<BackendHealth> {
-        self.fanout.health()
-    }
-}
-
-impl SuccessFailureTracker for Core {
-    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        self.fanout.record_success(operation, metadata);
-        self.outcomes.record(true);
-    }
-
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        self.fanout.record_failure(operation, error_type, metadata);
-        self.outcomes.record(false);
-    }
-
-    fn get_success_rate(
-        &self,
-        operation: &str,
-        window: Option<Duration>,
-    ) -> Result<f64, MetricsError> {
-        self.query_tracker.get_success_rate(operation, window)
-    }
-
-    fn get_failure_breakdown(
-        &self,
-        operation: &str,
-        window: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        self.query_tracker.get_failure_breakdown(operation, window)
-    }
-}
-
-impl PerformanceTimer for Core {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.drops)
-    }
-
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
-    }
-
-    fn get_timing_stats(
-        &self,
-        operation_name: &str,
-        window: Option<Duration>,
-    ) -> Result<TimingStats, MetricsError> {
-        self.query_timer.get_timing_stats(operation_name, window)
-    }
-}
-
-impl MetricsAggregator for Core {
-    fn get_metric_summary(
-        &self,
-        name: &str,
-        window: Option<Duration>,
-    ) -> Result<MetricSummary, MetricsError> {
-        self.query.get_metric_summary(name, window)
-    }
-    fn get_metrics_by_tag<'a>(&self, filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
-        self.query.get_metrics_by_tag(filter)
-    }
-    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
-        self.query.export_metrics(format)
-    }
-    fn get_top_metrics(
-        &self,
-        metric_type: MetricType,
-        limit: usize,
-    ) -> Result<Vec<MetricValue>, MetricsError> {
-        self.query.get_top_metrics(metric_type, limit)
-    }
-}
-
-/// The system's collector, held weakly by its own aggregations (so the
-/// system is not kept alive by a cycle).
-struct WeakCollector(Weak<Core>);
-
-impl WeakCollector {
-    fn with(&self, f: impl FnOnce(&Core)) {
-        if let Some(c) = self.0.upgrade() {
-            f(&c);
-        }
-    }
-}
-
-impl MetricCollector for WeakCollector {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.with(|c| c.record_counter(name, value, tags));
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.with(|c| c.record_gauge(name, value, tags));
-    }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.with(|c| c.adjust_gauge(name, delta, tags));
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.with(|c| c.record_histogram(name, value, tags));
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.with(|c| c.record_timer(name, duration, tags));
-    }
-}
-
-/// The resource monitor of a machine whose resources cannot be read.
-struct NoMonitor(String);
-
-impl NoMonitor {
-    fn err(&self) -> MetricsError {
-        MetricsError::NotFound(format!("system resources: {}", self.0))
-    }
-}
-
-impl ResourceMonitor for NoMonitor {
-    fn get_memory_usage(&self) -> Result<MemoryUsage, MetricsError> {
-        Err(self.err())
-    }
-    fn get_cpu_usage(&self) -> Result<CpuUsage, MetricsError> {
-        Err(self.err())
-    }
-    fn get_disk_usage(&self, _path: &Path) -> Result<DiskUsage, MetricsError> {
-        Err(self.err())
-    }
-    fn get_all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError> {
-        Err(self.err())
-    }
-    fn get_network_stats(&self) -> Result<NetworkStats, MetricsError> {
-        Err(self.err())
-    }
-    fn get_process_usage(&self) -> Result<ProcessUsage, MetricsError> {
-        Err(self.err())
-    }
-    fn start_resource_monitoring(&self, _interval: Duration) -> Result<(), MetricsError> {
-        Err(self.err())
-    }
-    fn stop_resource_monitoring(&self) {}
-    fn is_monitoring(&self) -> bool {
-        false
     }
 }

@@ -34,9 +34,18 @@ pub trait MetricsBackend: MetricCollector + SuccessFailureTracker {}
 
 impl<T: MetricCollector + SuccessFailureTracker + ?Sized> MetricsBackend for T {}
 
-/// The error types a guard records when an operation was not completed by
-/// its caller. Each is a failure of the operation, with this `error_type`.
+/// Outcomes: the error types a guard records when an operation was not
+/// completed by its caller (each a failure of the operation, with this
+/// `error_type`), and how backends that export outcomes as counters name
+/// them: `<operation>.success`, and `<operation>.failure` tagged
+/// `error_type`.
 pub mod outcome {
+    /// Suffix of the success counter of an operation.
+    pub const SUCCESS_SUFFIX: &str = ".success";
+    /// Suffix of the failure counter of an operation.
+    pub const FAILURE_SUFFIX: &str = ".failure";
+    /// The tag that carries the kind of a failure.
+    pub const ERROR_TYPE_TAG: &str = "error_type";
     /// The guard was dropped without [`success`](super::Timing::success) or
     /// [`failure`](super::Timing::failure): an early return or a `?`.
     pub const ABANDONED: &str = "abandoned";

@@ -1,0 +1,415 @@
+//! [`Core`]: the recording side of an [`Agent`](crate::Agent), and the one
+//! way a sample travels it.
+//!
+//! A recording call reaches each backend (memory, StatsD) as the same call,
+//! and each applies the protocol's rules and counts its own drops. Then,
+//! only if a stream subscriber or an aggregation wants the name (a
+//! lock-free check), the call is validated once, its tags sorted once, and
+//! handed to the taps. Results of aggregations come back through
+//! [`Derived`]: they reach the backends and the streams, never the
+//! aggregations again.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use metrics_kit::{DropCounters, RunningTimers};
+use metrics_memory::{Clock, MemoryMetrics};
+use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
+use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
+use metrics_protocol::validate::MAX_TAGS;
+use metrics_protocol::{
+    BackendHealth, Counter, Gauge, Histogram, InstrumentExt, MetricCollector, MetricType,
+    MetricUnit, MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer,
+    TimerId, TimingResult, TimingStats, outcome,
+};
+use metrics_statsd::StatsdMetrics;
+
+use crate::aggregate::AggregationSet;
+use crate::health::OutcomeWindow;
+use crate::recorded::{RecordKind, Recorded};
+use crate::stream::StreamHub;
+
+/// Where a sample comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Recorded by the application.
+    Recorded,
+    /// A result of an aggregation: not aggregated again.
+    Derived,
+}
+
+/// The shared recording side: one value that is the system's collector,
+/// timer, tracker and query answerer.
+pub(crate) struct Core {
+    /// Memory and/or StatsD, in that order (the same as `memory` and
+    /// `statsd`: recording calls those directly).
+    pub backends: Vec<Arc<dyn MetricsBackend>>,
+    pub memory: Option<Arc<MemoryMetrics>>,
+    pub statsd: Option<Arc<StatsdMetrics>>,
+    pub hub: StreamHub,
+    pub aggregations: Arc<AggregationSet>,
+    pub outcomes: OutcomeWindow,
+    pub timers: RunningTimers,
+    pub drops: DropCounters,
+    pub query: Arc<dyn MetricsAggregator>,
+    pub query_timer: Arc<dyn PerformanceTimer>,
+    pub query_tracker: Arc<dyn SuccessFailureTracker>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Core {
+    /// The one path of a recording call.
+    #[inline]
+    pub fn record(&self, sample: Recorded<'_>, origin: Origin) {
+        // The concrete backends, called directly (the same ones as `backends`).
+        if let Some(m) = &self.memory {
+            sample.record_into(&**m);
+        }
+        if let Some(s) = &self.statsd {
+            sample.record_into(&**s);
+        }
+        self.tap(&sample, origin);
+    }
+
+    /// Hands a sample to the streams and (unless derived) the aggregations
+    /// that want it, validating it once.
+    #[inline]
+    fn tap(&self, sample: &Recorded<'_>, origin: Origin) {
+        let to_streams = self.hub.wants(sample.name, sample.metric_type());
+        let to_aggregations = origin == Origin::Recorded && self.aggregations.wants(sample.name);
+        if !(to_streams || to_aggregations) {
+            return;
+        }
+        // What a backend drops (and counts) is neither streamed nor aggregated.
+        let Ok(tags) = sample.check() else {
+            return;
+        };
+        if to_streams {
+            self.hub.publish_sample(sample, &tags);
+        }
+        if to_aggregations {
+            self.aggregations.offer(sample, &tags);
+        }
+    }
+
+    /// Streams see an outcome as the counter `<op>.success`, or
+    /// `<op>.failure` tagged `error_type`.
+    fn tap_outcome(&self, operation: &str, failure: Option<&str>, tags: Tags<'_>) {
+        let suffix = match failure {
+            None => outcome::SUCCESS_SUFFIX,
+            Some(_) => outcome::FAILURE_SUFFIX,
+        };
+        // Cheap check first: the name is only built when a stream may want it.
+        if !self
+            .hub
+            .wants_joined(operation, suffix, MetricType::Counter)
+        {
+            return;
+        }
+        let name = format!("{operation}{suffix}");
+        let mut all: Vec<(&str, &str)> = tags
+            .iter()
+            .filter(|(k, _)| *k != outcome::ERROR_TYPE_TAG)
+            .copied()
+            .collect();
+        if let Some(error_type) = failure {
+            all.push((outcome::ERROR_TYPE_TAG, error_type));
+        }
+        let sample = Recorded::new(RecordKind::Counter, &name, 1.0, &all);
+        self.tap(&sample, Origin::Derived);
+    }
+
+    fn handle(self: &Arc<Self>, name: &str, tags: Tags<'_>) -> TapHandle {
+        TapHandle {
+            core: Arc::downgrade(self),
+            name: name.to_owned(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// The backends' bound handles of one series plus the taps: a record goes
+/// to each backend's series directly, then to the taps that want it.
+struct Bound<H> {
+    backends: Vec<H>,
+    taps: TapHandle,
+}
+
+/// The name and tags of a bound series, for the taps.
+struct TapHandle {
+    core: Weak<Core>,
+    name: String,
+    tags: Vec<(String, String)>,
+}
+
+impl TapHandle {
+    #[inline]
+    fn tap(&self, kind: RecordKind, value: f64, duration: Duration) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let mut buf: [(&str, &str); MAX_TAGS + 1] = [("", ""); MAX_TAGS + 1];
+        let n = self.tags.len().min(MAX_TAGS + 1);
+        for (slot, (k, v)) in buf.iter_mut().zip(&self.tags) {
+            *slot = (k.as_str(), v.as_str());
+        }
+        let mut sample = Recorded::new(kind, &self.name, value, &buf[..n]);
+        if kind == RecordKind::Timer {
+            sample = Recorded::timer(&self.name, duration, &buf[..n]);
+        }
+        core.tap(&sample, Origin::Recorded);
+    }
+}
+
+impl CounterFn for Bound<Counter> {
+    fn increment(&self, value: f64) {
+        self.backends.iter().for_each(|h| h.increment(value));
+        self.taps.tap(RecordKind::Counter, value, Duration::ZERO);
+    }
+}
+
+impl GaugeFn for Bound<Gauge> {
+    fn set(&self, value: f64) {
+        self.backends.iter().for_each(|h| h.set(value));
+        self.taps.tap(RecordKind::Gauge, value, Duration::ZERO);
+    }
+    fn adjust(&self, delta: f64) {
+        self.backends.iter().for_each(|h| h.adjust(delta));
+        self.taps.tap(RecordKind::GaugeDelta, delta, Duration::ZERO);
+    }
+}
+
+impl HistogramFn for Bound<Histogram> {
+    fn record(&self, value: f64) {
+        self.backends.iter().for_each(|h| h.record(value));
+        self.taps.tap(RecordKind::Histogram, value, Duration::ZERO);
+    }
+}
+
+impl TimerFn for Bound<Timer> {
+    fn record(&self, duration: Duration) {
+        self.backends.iter().for_each(|h| h.record(duration));
+        self.taps.tap(RecordKind::Timer, 0.0, duration);
+    }
+}
+
+/// `Arc<Core>` as the system's collector, tracker, timer and aggregator; it
+/// hands out handles (which keep a weak reference for the taps).
+pub(crate) struct CoreCollector(pub Arc<Core>);
+
+impl std::ops::Deref for CoreCollector {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.0
+    }
+}
+
+impl CoreCollector {
+    fn bound<H>(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        bind: impl Fn(Arc<dyn MetricCollector>) -> H,
+    ) -> Bound<H> {
+        Bound {
+            backends: self.0.backends.iter().map(|b| bind(b.clone())).collect(),
+            taps: self.0.handle(name, tags),
+        }
+    }
+}
+
+impl MetricCollector for CoreCollector {
+    #[inline]
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.0.record(
+            Recorded::new(RecordKind::Counter, name, value, tags),
+            Origin::Recorded,
+        );
+    }
+    #[inline]
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.0.record(
+            Recorded::new(RecordKind::Gauge, name, value, tags),
+            Origin::Recorded,
+        );
+    }
+    #[inline]
+    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
+        self.0.record(
+            Recorded::new(RecordKind::GaugeDelta, name, delta, tags),
+            Origin::Recorded,
+        );
+    }
+    #[inline]
+    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.0.record(
+            Recorded::new(RecordKind::Histogram, name, value, tags),
+            Origin::Recorded,
+        );
+    }
+    #[inline]
+    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
+        self.0
+            .record(Recorded::timer(name, duration, tags), Origin::Recorded);
+    }
+    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
+        let b = self.bound(name, tags, |c| c.counter(name, tags));
+        Some(Counter::from_arc(Arc::new(b)))
+    }
+    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
+        let b = self.bound(name, tags, |c| c.gauge(name, tags));
+        Some(Gauge::from_arc(Arc::new(b)))
+    }
+    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
+        let b = self.bound(name, tags, |c| c.histogram(name, tags));
+        Some(Histogram::from_arc(Arc::new(b)))
+    }
+    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
+        let b = self.bound(name, tags, |c| c.timer(name, tags));
+        Some(Timer::from_arc(Arc::new(b)))
+    }
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+        description: &'a str,
+    ) {
+        for b in &self.0.backends {
+            b.describe(name, kind, unit, description);
+        }
+    }
+    fn flush(&self) -> Result<(), MetricsError> {
+        let mut first = None;
+        for b in &self.0.backends {
+            if let Err(e) = b.flush() {
+                tracing::warn!(error = %e, "a backend failed to flush");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+    fn health(&self) -> Vec<BackendHealth> {
+        let core = &self.0;
+        let mut all: Vec<BackendHealth> = core.backends.iter().flat_map(|b| b.health()).collect();
+        all.push(core.hub.report());
+        all.extend(core.aggregations.report());
+        all
+    }
+}
+
+impl SuccessFailureTracker for CoreCollector {
+    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
+        let core = &self.0;
+        for b in &core.backends {
+            b.record_success(operation, metadata);
+        }
+        core.outcomes.record(true);
+        core.tap_outcome(operation, None, metadata);
+    }
+
+    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
+        let core = &self.0;
+        for b in &core.backends {
+            b.record_failure(operation, error_type, metadata);
+        }
+        core.outcomes.record(false);
+        core.tap_outcome(operation, Some(error_type), metadata);
+    }
+
+    fn get_success_rate(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Result<f64, MetricsError> {
+        self.0.query_tracker.get_success_rate(operation, window)
+    }
+
+    fn get_failure_breakdown(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        self.0
+            .query_tracker
+            .get_failure_breakdown(operation, window)
+    }
+}
+
+impl PerformanceTimer for CoreCollector {
+    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
+        self.0
+            .timers
+            .start_counted(operation_name, metadata, &self.0.drops)
+    }
+
+    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
+        self.0.timers.stop_into(self, timer_id, success)
+    }
+
+    fn get_timing_stats(
+        &self,
+        operation_name: &str,
+        window: Option<Duration>,
+    ) -> Result<TimingStats, MetricsError> {
+        self.0.query_timer.get_timing_stats(operation_name, window)
+    }
+}
+
+impl MetricsAggregator for CoreCollector {
+    fn get_metric_summary(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+    ) -> Result<MetricSummary, MetricsError> {
+        self.0.query.get_metric_summary(name, window)
+    }
+    fn get_metrics_by_tag<'a>(&self, filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        self.0.query.get_metrics_by_tag(filter)
+    }
+    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
+        self.0.query.export_metrics(format)
+    }
+    fn get_top_metrics(
+        &self,
+        metric_type: MetricType,
+        limit: usize,
+    ) -> Result<Vec<MetricValue>, MetricsError> {
+        self.0.query.get_top_metrics(metric_type, limit)
+    }
+}
+
+/// Where the system's own aggregations send their results: into the
+/// backends and streams, not the aggregations (a result is never
+/// aggregated again). Holds the core weakly, so there is no cycle.
+pub(crate) struct Derived(pub Weak<Core>);
+
+impl Derived {
+    fn record(&self, sample: Recorded<'_>) {
+        if let Some(core) = self.0.upgrade() {
+            core.record(sample, Origin::Derived);
+        }
+    }
+}
+
+impl MetricCollector for Derived {
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.record(Recorded::new(RecordKind::Counter, name, value, tags));
+    }
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.record(Recorded::new(RecordKind::Gauge, name, value, tags));
+    }
+    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
+        self.record(Recorded::new(RecordKind::GaugeDelta, name, delta, tags));
+    }
+    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.record(Recorded::new(RecordKind::Histogram, name, value, tags));
+    }
+    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
+        self.record(Recorded::timer(name, duration, tags));
+    }
+}
