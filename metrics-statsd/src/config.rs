@@ -101,8 +101,11 @@ pub struct StatsdConfig {
     /// (default 60,000). Then its samples are dropped and counted.
     pub retry_max_age_ms: u64,
     /// Datagrams sent per second at most, in bursts of at most 32 (default
-    /// 4,000; 0: no limit), so that a burst does not overflow the daemon's
-    /// receive buffer, where losses are silent.
+    /// 1,000, about 1.4 MB/s and 40,000 timer lines a second; 0: no limit),
+    /// so that a burst does not overflow the daemon's receive buffer, where
+    /// losses are silent. The reference Etsy daemon, on a loaded 2-core
+    /// machine with default socket buffers, lost datagrams from about 2,000
+    /// a second.
     pub max_datagrams_per_sec: u64,
 }
 
@@ -126,7 +129,7 @@ impl Default for StatsdConfig {
             idle_flushes: 10,
             max_send_attempts: 60,
             retry_max_age_ms: 60_000,
-            max_datagrams_per_sec: 4_000,
+            max_datagrams_per_sec: 1_000,
         }
     }
 }

@@ -195,6 +195,9 @@ impl Flusher {
     /// The final flush, then a wait for the kernel to report whether the
     /// last datagram was refused (UDP reports it only after the fact).
     fn shutdown(&mut self, deadline: Instant) -> ShutdownReport {
+        // A datagram lost before shutdown still gets its values into the
+        // final flush; only what that flush loses is final.
+        self.check_refused();
         self.final_report = Some(ShutdownReport::default());
         self.flush_all(Some(deadline));
         if self.last.is_some() {
