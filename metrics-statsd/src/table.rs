@@ -95,7 +95,7 @@ pub(crate) struct Backlog {
 pub(crate) struct Slow {
     pub gauge: GaugeAgg,
     pub gauge_changed: bool,
-    pub backlog: Option<Backlog>,
+    pub backlog: Option<Box<Backlog>>,
 }
 
 /// One series: its key, its rendered line parts and its aggregate.
@@ -103,8 +103,8 @@ pub(crate) struct Slow {
 pub(crate) struct Entry {
     hash: u64,
     pub kind: Kind,
-    name: Box<str>,
-    tags: Box<[(Box<str>, Box<str>)]>,
+    /// Name and tags, encoded by [`KeyRef::encode`].
+    key: Box<[u8]>,
     pub rendered: Rendered,
     count: AtomicU64,
     /// f64 bits.
@@ -121,12 +121,7 @@ impl Entry {
         Entry {
             hash,
             kind: key.kind,
-            name: key.name.into(),
-            tags: key
-                .tags
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
+            key: key.encode(),
             rendered,
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
@@ -195,7 +190,7 @@ impl Entry {
             }
             _ => fresh,
         };
-        let backlog = s.backlog.take();
+        let backlog = s.backlog.take().map(|b| *b);
         match (backlog, fresh) {
             (None, None) => None,
             (None, Some(f)) => Some((f, None)),
@@ -207,7 +202,7 @@ impl Entry {
     /// Puts a lost aggregate back, in front of what came since.
     pub fn restore(&self, back: Backlog) {
         let mut s = self.slow.lock();
-        s.backlog = Some(match s.backlog.take() {
+        s.backlog = Some(Box::new(match s.backlog.take().map(|b| *b) {
             // Two lost datagrams of one series: the older goes first.
             Some(b) if b.since <= back.since => Backlog {
                 agg: b.agg.then(back.agg),
@@ -220,7 +215,7 @@ impl Entry {
                 since: back.since,
             },
             None => back,
-        });
+        }));
     }
 }
 
@@ -232,15 +227,54 @@ struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
-    fn matches(&self, e: &Entry) -> bool {
-        self.kind == e.kind
-            && self.name == &*e.name
-            && self.tags.len() == e.tags.len()
-            && self
+    /// One allocation for the whole key: the name, then per tag a 0 byte,
+    /// the key, a 0 byte, the value's length (4 bytes) and the value. Names
+    /// and tag keys hold no control characters, and values are
+    /// length-prefixed, so no two keys encode alike.
+    fn encode(&self) -> Box<[u8]> {
+        let len = self.name.len()
+            + self
                 .tags
                 .iter()
-                .zip(e.tags.iter())
-                .all(|((a, b), (c, d))| *a == &**c && *b == &**d)
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(self.name.as_bytes());
+        for (k, v) in self.tags {
+            out.push(0);
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+        out.into_boxed_slice()
+    }
+
+    /// Whether `e` is this key, compared in place (no encoding).
+    fn matches(&self, e: &Entry) -> bool {
+        fn eat<'a>(rest: &'a [u8], part: &[u8]) -> Option<&'a [u8]> {
+            rest.strip_prefix(part)
+        }
+        if self.kind != e.kind {
+            return false;
+        }
+        let mut rest: &[u8] = &e.key;
+        let Some(r) = eat(rest, self.name.as_bytes()) else {
+            return false;
+        };
+        rest = r;
+        for (k, v) in self.tags {
+            let step = eat(rest, &[0])
+                .and_then(|r| eat(r, k.as_bytes()))
+                .and_then(|r| eat(r, &[0]))
+                .and_then(|r| eat(r, &(v.len() as u32).to_le_bytes()))
+                .and_then(|r| eat(r, v.as_bytes()));
+            match step {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
     }
 }
 
@@ -386,7 +420,8 @@ impl Table {
     /// last took it. Recorders update a series only under its shard's lock,
     /// so once this holds the write lock no update is in flight.
     pub fn evict(&self, e: &Arc<Entry>) -> bool {
-        if e.hash == 0 && e.name.as_ref() == OVERFLOW_NAME {
+        let is_overflow = |o: &OnceLock<Arc<Entry>>| o.get().is_some_and(|o| Arc::ptr_eq(o, e));
+        if self.overflow.iter().any(is_overflow) {
             return false;
         }
         let mut t = self.shard(e.hash).write();

@@ -633,3 +633,27 @@ fn idle_series_are_evicted_and_come_back_when_recorded_again() {
     assert_eq!(r.counter_total("a"), 2.0);
     assert_eq!(r.counter_total("b"), 2.0);
 }
+
+#[test]
+fn series_keys_never_collide_whatever_the_tag_values_hold() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = backend(r.addr());
+    s.increment("n", &[("a", "x\0b\0\u{3}\0\0\0y")]);
+    s.increment("n", &[("a", "x"), ("b", "y")]);
+    s.increment("n", &[("a", "x")]);
+    s.increment("nx", &[]);
+    s.increment("n", &[("a", "x")]);
+    s.flush().unwrap();
+    let mut got = r.until(4).to_vec();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "n:1|c|#a:x,b:y",
+            "n:1|c|#a:x_b_____y",
+            "n:2|c|#a:x",
+            "nx:1|c"
+        ]
+    );
+    assert_eq!(s.health()[0].details["series"], 4.0);
+}
