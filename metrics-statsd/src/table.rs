@@ -372,7 +372,8 @@ impl Table {
             }
         }
         if self.len.load(Ordering::Relaxed) < self.max {
-            let rendered = render(name, tags);
+            // Built before the lock, so that the lock covers only the insert.
+            let fresh = Arc::new(Entry::new(hash, &key, render(name, tags)));
             let mut t = shard.write();
             if let Some(e) = t.find(hash, |e| key.matches(e)) {
                 return op(Found {
@@ -384,23 +385,25 @@ impl Table {
             // shards may overshoot the limit by at most one each.
             if self.len.load(Ordering::Relaxed) < self.max {
                 self.len.fetch_add(1, Ordering::Relaxed);
-                let e =
-                    t.insert_unique(hash, Arc::new(Entry::new(hash, &key, rendered)), |e| e.hash);
-                // Known to the flusher from the start, so that it can be
-                // evicted even if nothing is ever sent for it.
-                mark_dirty(e.get(), &self.dirty);
-                return op(Found {
+                let e = t.insert_unique(hash, fresh.clone(), |e| e.hash);
+                let out = op(Found {
                     entry: e.get(),
                     dirty: &self.dirty,
                 });
+                drop(t);
+                // Known to the flusher from the start, so that it can be
+                // evicted even if nothing is ever sent for it.
+                mark_dirty(&fresh, &self.dirty);
+                return out;
             }
         }
         self.overflowed.fetch_add(1, Ordering::Relaxed);
+        // Best effort: a busy list is skipped rather than waited for.
+        if let Some(mut names) = self.overflow_names.try_lock()
+            && names.len() < MAX_OVERFLOW_NAMES
+            && !names.iter().any(|n| n == name)
         {
-            let mut names = self.overflow_names.lock();
-            if names.len() < MAX_OVERFLOW_NAMES && !names.iter().any(|n| n == name) {
-                names.push(name.to_owned());
-            }
+            names.push(name.to_owned());
         }
         let e = self.overflow[kind as usize].get_or_init(|| {
             let key = KeyRef {
