@@ -265,25 +265,40 @@ impl Flusher {
         }
     }
 
+    /// Notes that a series had something in this flush; a series not yet
+    /// tracked (`last_epoch` 0) joins the idle queue.
     fn active(&mut self, e: &Arc<Entry>) {
-        if e.last_epoch.swap(self.epoch, Ordering::Relaxed) != self.epoch {
+        if e.last_epoch.swap(self.epoch, Ordering::Relaxed) == 0 {
             self.idle.push_back((self.epoch, e.clone()));
         }
     }
 
-    /// Removes the series that had nothing for `idle_flushes` flushes. The
-    /// queue holds each series once per flush it was active in, so this
-    /// costs what the flushes since touched, not the table's size.
+    /// Removes the series that had nothing for `idle_flushes` flushes.
+    ///
+    /// The queue holds each tracked series once, roughly oldest first; a
+    /// series found active since it was queued goes to the back with its
+    /// latest flush. So a pass costs the series active in the last
+    /// `idle_flushes` flushes divided by that number, never the table's
+    /// size, and the queue is never longer than the table. (A re-queued
+    /// series can sit behind newer ones, which delays its eviction by at
+    /// most `idle_flushes` more flushes.)
     fn evict_idle(&mut self) {
         let n = u64::from(self.shared.config.idle_flushes);
-        while let Some((epoch, _)) = self.idle.front() {
-            if epoch + n > self.epoch {
+        while let Some((queued, _)) = self.idle.front() {
+            if queued + n > self.epoch {
                 break;
             }
-            if let Some((epoch, e)) = self.idle.pop_front()
-                && e.last_epoch.load(Ordering::Relaxed) == epoch
-            {
-                self.shared.table.evict(&e);
+            let Some((_, e)) = self.idle.pop_front() else {
+                break;
+            };
+            let last = e.last_epoch.load(Ordering::Relaxed);
+            if last + n > self.epoch {
+                self.idle.push_back((last, e));
+            } else if self.shared.table.evict(&e) {
+                e.last_epoch.store(0, Ordering::Relaxed);
+            } else {
+                // Recorded into or waiting for a resend: look again later.
+                self.idle.push_back((self.epoch, e));
             }
         }
     }
