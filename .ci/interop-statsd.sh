@@ -139,6 +139,10 @@ g=$(value gauges burst.t.gauge | sed 's/missing/0/')
 [ "$g" = 42 ] || [ "$(field dropped "$(cat "$DIR/burst.out")")" != 0 ] || fail "the gauge did not arrive ($g)"
 account "50,000 queued timers" "$((t + c + (g == 42 ? 1 : 0)))" "$(cat "$DIR/burst.out")"
 
+log "no daemon at all: every increment is counted as dropped"
+out=$("$BIN/load" --addr "127.0.0.1:$(free_port)" --threads 2 --count 5000 --name nobody.hits --allow-drops)
+account "no daemon" 0 "$out"
+
 log "the send example with nothing listening: the final datagram's loss is found, exit 1"
 set +e
 printf '%s\n' '{"kind":"counter","name":"nobody","value":1}' \

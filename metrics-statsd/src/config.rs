@@ -94,18 +94,21 @@ pub struct StatsdConfig {
     pub max_series: usize,
     /// A series with no sample for this many flushes is removed (default 10).
     pub idle_flushes: u32,
-    /// A counter or gauge value in a lost datagram goes out again with a later
-    /// flush, at most this many times in all (default 60) ...
+    /// A counter or gauge total in a refused datagram goes back to its
+    /// series and out again with a later flush, until it has been lost this
+    /// many times (default 60) ...
     pub max_send_attempts: u32,
-    /// ... and for at most this many milliseconds after it was first sent
-    /// (default 60,000). Then its samples are dropped and counted.
+    /// ... or this many milliseconds have passed since it was first sent
+    /// (default 60,000). Then its samples are dropped and counted as
+    /// `send_failed`.
     pub retry_max_age_ms: u64,
     /// Datagrams sent per second at most, in bursts of at most 32 (default
     /// 1,000, about 1.4 MB/s and 40,000 timer lines a second; 0: no limit),
     /// so that a burst does not overflow the daemon's receive buffer, where
     /// losses are silent. The reference Etsy daemon, on a loaded 2-core
     /// machine with default socket buffers, lost datagrams from about 2,000
-    /// a second.
+    /// a second. A daemon on this host is also watched directly (see the
+    /// crate docs), with or without this limit.
     pub max_datagrams_per_sec: u64,
 }
 

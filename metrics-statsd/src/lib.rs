@@ -70,7 +70,12 @@
 //! - **Pacing**: a flush sends counters and gauges first, then queued
 //!   samples, and at most `max_datagrams_per_sec` datagrams a second (bursts
 //!   of 32), so that a shutdown with a full queue does not overflow the
-//!   daemon's receive buffer, where losses are silent.
+//!   daemon's receive buffer, where losses are silent. When the daemon is
+//!   on this host (a loopback address, Linux), the sender also reads the
+//!   daemon socket's receive queue (`/proc/net/udp`) every few datagrams of
+//!   a burst and waits (up to a second at a time) while it is more than half
+//!   of the default buffer (`net.core.rmem_default`): a daemon slowed by a
+//!   busy machine is waited for rather than overflowed.
 //! - **Shutdown** ([`StatsdMetrics::shutdown`], also on drop) flushes the
 //!   aggregates and the queue, sending until `shutdown_timeout_ms` (what is
 //!   still queued then is counted), then waits up to `shutdown_probe_ms` for

@@ -100,6 +100,77 @@ impl Pacer {
     }
 }
 
+/// The receive queue of the daemon's socket when the daemon is on this
+/// host (Linux: `/proc/net/udp`), read during bursts so that the sender
+/// waits while the daemon is behind, instead of overflowing its buffer.
+struct PeerQueue {
+    /// `:PPPP`, the port as `/proc/net/udp` writes it.
+    port: String,
+    table: &'static str,
+    /// Half the default receive buffer (`net.core.rmem_default`).
+    threshold: u64,
+    since_check: u32,
+}
+
+impl PeerQueue {
+    /// Datagrams sent between two reads of the queue during a burst.
+    const EVERY: u32 = 4;
+    /// The longest wait for the daemon before sending anyway.
+    const MAX_WAIT: Duration = Duration::from_secs(1);
+
+    fn new(peer: std::net::SocketAddr) -> Option<PeerQueue> {
+        if !cfg!(target_os = "linux") || !peer.ip().is_loopback() {
+            return None;
+        }
+        let rmem: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_default")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let q = PeerQueue {
+            port: format!(":{:04X}", peer.port()),
+            table: if peer.is_ipv6() {
+                "/proc/net/udp6"
+            } else {
+                "/proc/net/udp"
+            },
+            threshold: rmem / 2,
+            since_check: 0,
+        };
+        // Only when the table is readable here.
+        std::fs::metadata(q.table).ok().map(|_| q)
+    }
+
+    /// Bytes waiting in the receive queue of the socket bound to the
+    /// daemon's port, if there is one.
+    fn queued(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.table).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            if !local.ends_with(&self.port) {
+                return None;
+            }
+            let queues = fields.nth(2)?; // tx_queue:rx_queue
+            u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+        })
+    }
+
+    /// During a burst, every few datagrams: waits (at most [`Self::MAX_WAIT`])
+    /// while the daemon's queue is more than half full.
+    fn wait(&mut self, in_burst: bool) {
+        self.since_check += 1;
+        if !in_burst || self.since_check < Self::EVERY {
+            return;
+        }
+        self.since_check = 0;
+        let until = Instant::now() + Self::MAX_WAIT;
+        while self.queued().is_some_and(|q| q > self.threshold) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 struct Flusher {
     shared: Arc<Shared>,
     sink: UdpMetricSink,
@@ -117,14 +188,15 @@ struct Flusher {
     /// Series by the flush they were last active in, oldest first.
     idle: VecDeque<(u64, Arc<Entry>)>,
     pacer: Pacer,
+    peer_queue: Option<PeerQueue>,
     /// Set during the final flush: a loss is then final, and reported.
     final_report: Option<ShutdownReport>,
 }
 
 pub(crate) fn run(ch: Channels) {
-    let sink = match ch.socket.peer_addr() {
+    let (sink, peer_queue) = match ch.socket.peer_addr() {
         Ok(peer) => match UdpMetricSink::from(peer, ch.socket) {
-            Ok(s) => s,
+            Ok(s) => (s, PeerQueue::new(peer)),
             Err(e) => {
                 tracing::error!(error = %e, "StatsD sender could not start");
                 return;
@@ -150,6 +222,7 @@ pub(crate) fn run(ch: Channels) {
             at: Instant::now(),
         },
         final_report: None,
+        peer_queue,
         sink,
         probe: ch.probe,
         samples: ch.samples,
@@ -437,6 +510,9 @@ impl Flusher {
             return;
         }
         self.pacer.wait();
+        if let Some(q) = &mut self.peer_queue {
+            q.wait(self.pacer.rate <= 0.0 || self.pacer.tokens < BURST / 2.0);
+        }
         let d = std::mem::take(&mut self.cur);
         let had_last = self.last.is_some();
         let mut refused = self.check_refused();

@@ -339,6 +339,20 @@ fn queries_are_unsupported_and_bad_config_names_the_field() {
             },
             "timer_sample_rate",
         ),
+        (
+            StatsdConfig {
+                max_series: 0,
+                ..Default::default()
+            },
+            "max_series",
+        ),
+        (
+            StatsdConfig {
+                max_send_attempts: 0,
+                ..Default::default()
+            },
+            "max_send_attempts",
+        ),
     ] {
         let e = StatsdMetrics::new(cfg).unwrap_err().to_string();
         assert!(e.contains(field), "{e}");
@@ -656,4 +670,29 @@ fn series_keys_never_collide_whatever_the_tag_values_hold() {
         ]
     );
     assert_eq!(s.health()[0].details["series"], 4.0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_local_receiver_that_falls_behind_is_waited_for_not_overflowed() {
+    // The receiver reads nothing for 300 ms: 20,000 lines (about 1 MB with
+    // kernel overhead) would overflow its default buffer several times over
+    // if sent unpaced; the sender watches its queue and waits instead.
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        queue_capacity: 20_000,
+        max_datagrams_per_sec: 0,
+        shutdown_timeout_ms: 60_000,
+        ..Default::default()
+    })
+    .unwrap();
+    for i in 0..20_000 {
+        s.record_histogram("h", f64::from(i % 100), &[]);
+    }
+    let done = std::thread::spawn(move || s.shutdown());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(r.until(20_000).len(), 20_000);
+    done.join().unwrap().unwrap();
 }
