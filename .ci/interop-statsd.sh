@@ -9,7 +9,6 @@ cargo build -q -p metrics-statsd --example send --example load
 BIN=${CARGO_TARGET_DIR:-$CI_ROOT/target}/debug/examples
 DIR=$CI_WORK/statsd-run
 mkdir -p "$DIR"
-: > "$DIR/statsd.log"
 fail() { echo "interop-statsd: $*" >&2; [ -f "$DIR/statsd.log" ] && tail -20 "$DIR/statsd.log" >&2; exit 1; }
 
 start_statsd "$DIR" || fail "the daemon did not start"

@@ -61,7 +61,11 @@ start_statsd() {
 { address: "127.0.0.1", port: $PORT, mgmt_address: "127.0.0.1", mgmt_port: $MGMT,
   flushInterval: 3600000, backends: [], deleteIdleStats: true }
 JS
-    node "$stats_js" "$dir/config.js" >> "$dir/statsd.log" 2>&1 &
+    if [ -n "${2:-}" ]; then # a restart: keep the earlier log
+        node "$stats_js" "$dir/config.js" >> "$dir/statsd.log" 2>&1 &
+    else
+        node "$stats_js" "$dir/config.js" > "$dir/statsd.log" 2>&1 &
+    fi
     DAEMON=$!
     trap 'kill $DAEMON 2>/dev/null || true' EXIT
     wait_tcp "$MGMT" 15
