@@ -2,7 +2,7 @@
 //! packs lines into datagrams, paces and sends them, and accounts for every
 //! datagram the daemon refused.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -185,8 +185,8 @@ struct Flusher {
     last: Option<Datagram>,
     /// Flushes so far; series remember the last one they were active in.
     epoch: u64,
-    /// Series by the flush they were last active in, oldest first.
-    idle: VecDeque<(u64, Arc<Entry>)>,
+    /// Tracked series, bucketed by a flush they were active in.
+    idle: BTreeMap<u64, Vec<Arc<Entry>>>,
     pacer: Pacer,
     peer_queue: Option<PeerQueue>,
     /// Set during the final flush: a loss is then final, and reported.
@@ -215,7 +215,7 @@ pub(crate) fn run(ch: Channels) {
         cur: Datagram::default(),
         last: None,
         epoch: 1,
-        idle: VecDeque::new(),
+        idle: BTreeMap::new(),
         pacer: Pacer {
             rate: c.max_datagrams_per_sec as f64,
             tokens: BURST,
@@ -233,7 +233,17 @@ pub(crate) fn run(ch: Channels) {
     let ctrl = ch.ctrl;
     let mut next_flush = Instant::now() + interval;
     loop {
-        let wait = next_flush.saturating_duration_since(Instant::now());
+        // Checked here too: under a steady stream of samples the select
+        // below always has one ready, and its timeout never fires.
+        let now = Instant::now();
+        if now >= next_flush {
+            f.flush_aggregates();
+            f.send();
+            f.evict_idle();
+            next_flush = Instant::now() + interval;
+            continue;
+        }
+        let wait = next_flush.saturating_duration_since(now);
         select! {
             recv(f.samples) -> s => match s {
                 Ok(s) => f.emit_sample(&s),
@@ -254,12 +264,7 @@ pub(crate) fn run(ch: Channels) {
                 }
                 Err(_) => return,
             },
-            default(wait) => {
-                f.flush_aggregates();
-                f.send();
-                f.evict_idle();
-                next_flush = Instant::now() + interval;
-            }
+            default(wait) => {} // the flush is due: done at the top
         }
     }
 }
@@ -339,39 +344,37 @@ impl Flusher {
     }
 
     /// Notes that a series had something in this flush; a series not yet
-    /// tracked (`last_epoch` 0) joins the idle queue.
+    /// tracked (`last_epoch` 0) joins the bucket of this flush.
     fn active(&mut self, e: &Arc<Entry>) {
         if e.last_epoch.swap(self.epoch, Ordering::Relaxed) == 0 {
-            self.idle.push_back((self.epoch, e.clone()));
+            self.idle.entry(self.epoch).or_default().push(e.clone());
         }
     }
 
     /// Removes the series that had nothing for `idle_flushes` flushes.
     ///
-    /// The queue holds each tracked series once, roughly oldest first; a
-    /// series found active since it was queued goes to the back with its
-    /// latest flush. So a pass costs the series active in the last
-    /// `idle_flushes` flushes divided by that number, never the table's
-    /// size, and the queue is never longer than the table. (A re-queued
-    /// series can sit behind newer ones, which delays its eviction by at
-    /// most `idle_flushes` more flushes.)
+    /// Each tracked series sits in one bucket, that of a flush it was active
+    /// in. When a bucket is `idle_flushes` old, each of its series is either
+    /// idle since (removed) or moved to the bucket of its latest flush. So a
+    /// pass costs about the series active in the last `idle_flushes` flushes
+    /// divided by that number, never the table's size, and the buckets never
+    /// hold more than the table.
     fn evict_idle(&mut self) {
         let n = u64::from(self.shared.config.idle_flushes);
-        while let Some((queued, _)) = self.idle.front() {
-            if queued + n > self.epoch {
+        while let Some(bucket) = self.idle.first_entry() {
+            if *bucket.key() + n > self.epoch {
                 break;
             }
-            let Some((_, e)) = self.idle.pop_front() else {
-                break;
-            };
-            let last = e.last_epoch.load(Ordering::Relaxed);
-            if last + n > self.epoch {
-                self.idle.push_back((last, e));
-            } else if self.shared.table.evict(&e) {
-                e.last_epoch.store(0, Ordering::Relaxed);
-            } else {
-                // Recorded into or waiting for a resend: look again later.
-                self.idle.push_back((self.epoch, e));
+            for e in bucket.remove() {
+                let last = e.last_epoch.load(Ordering::Relaxed);
+                if last + n > self.epoch {
+                    self.idle.entry(last).or_default().push(e);
+                } else if self.shared.table.evict(&e) {
+                    e.last_epoch.store(0, Ordering::Relaxed);
+                } else {
+                    // Recorded into or waiting for a resend: look again later.
+                    self.idle.entry(self.epoch).or_default().push(e);
+                }
             }
         }
     }

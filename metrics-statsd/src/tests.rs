@@ -696,3 +696,43 @@ fn a_local_receiver_that_falls_behind_is_waited_for_not_overflowed() {
     assert_eq!(r.until(20_000).len(), 20_000);
     done.join().unwrap().unwrap();
 }
+
+#[test]
+fn counters_are_flushed_on_time_while_timers_keep_the_queue_busy() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let r = Receiver::bind("127.0.0.1:0");
+    let s = Arc::new(
+        StatsdMetrics::new(StatsdConfig {
+            addr: r.addr(),
+            flush_interval_ms: 50,
+            queue_capacity: 1000,
+            max_datagrams_per_sec: 100, // slow: the queue never empties
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                s.record_timer("t", Duration::from_millis(1), &[]);
+            }
+        })
+    };
+    s.increment("c", &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 65_536];
+    let mut found = false;
+    while !found && Instant::now() < deadline {
+        if let Ok(k) = r.socket.recv(&mut buf) {
+            found = String::from_utf8_lossy(&buf[..k])
+                .split('\n')
+                .any(|l| l == "c:1|c");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(found, "the counter waited for the queue to empty");
+}
