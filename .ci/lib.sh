@@ -48,19 +48,24 @@ ensure_statsd() {
     echo "$dir/node_modules/statsd/stats.js"
 }
 
-# start_statsd DIR: starts the Etsy daemon on 127.0.0.1 (no flushes, so
-# totals accumulate), logging to DIR/statsd.log. Sets PORT (UDP), MGMT (the
+# start_statsd DIR [PORT MGMT]: starts the Etsy daemon on 127.0.0.1 (no
+# flushes, so totals accumulate), logging to DIR/statsd.log, on free ports or
+# the ones given (to restart it where it was). Sets PORT (UDP), MGMT (the
 # management port) and DAEMON (its pid), and kills it on exit.
 start_statsd() {
     local dir=$1 stats_js
     stats_js=$(ensure_statsd)
-    PORT=$(free_port)
-    MGMT=$(free_port)
+    PORT=${2:-$(free_port)}
+    MGMT=${3:-$(free_port)}
     cat > "$dir/config.js" <<JS
 { address: "127.0.0.1", port: $PORT, mgmt_address: "127.0.0.1", mgmt_port: $MGMT,
   flushInterval: 3600000, backends: [], deleteIdleStats: true }
 JS
-    node "$stats_js" "$dir/config.js" > "$dir/statsd.log" 2>&1 &
+    if [ -n "${2:-}" ]; then # a restart: keep the earlier log
+        node "$stats_js" "$dir/config.js" >> "$dir/statsd.log" 2>&1 &
+    else
+        node "$stats_js" "$dir/config.js" > "$dir/statsd.log" 2>&1 &
+    fi
     DAEMON=$!
     trap 'kill $DAEMON 2>/dev/null || true' EXIT
     wait_tcp "$MGMT" 15

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use metrics_kit::{DropCounters, RunningTimers};
+use metrics_kit::{DropCounters, RunningTimers, with_outcome_counter};
 use metrics_memory::{Clock, MemoryMetrics};
 use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
 use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
@@ -100,24 +100,17 @@ impl Core {
             None => outcome::SUCCESS_SUFFIX,
             Some(_) => outcome::FAILURE_SUFFIX,
         };
-        // Cheap check first: the name is only built when a stream may want it.
+        // Cheap check first: the counter is only built when a stream may want it.
         if !self
             .hub
             .wants_joined(operation, suffix, MetricType::Counter)
         {
             return;
         }
-        let name = format!("{operation}{suffix}");
-        let mut all: Vec<(&str, &str)> = tags
-            .iter()
-            .filter(|(k, _)| *k != outcome::ERROR_TYPE_TAG)
-            .copied()
-            .collect();
-        if let Some(error_type) = failure {
-            all.push((outcome::ERROR_TYPE_TAG, error_type));
-        }
-        let sample = Recorded::new(RecordKind::Counter, &name, 1.0, &all);
-        self.tap(&sample, Origin::Derived);
+        with_outcome_counter(operation, failure, tags, |name, tags| {
+            let sample = Recorded::new(RecordKind::Counter, name, 1.0, tags);
+            self.tap(&sample, Origin::Derived);
+        });
     }
 
     fn handle(self: &Arc<Self>, name: &str, tags: Tags<'_>) -> TapHandle {

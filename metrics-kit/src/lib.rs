@@ -26,16 +26,20 @@
 //!   reports in its health.
 //! - [`RunningTimers`]: the bounded table behind `start_timer`/`stop_timer`,
 //!   and [`record_stopped_timer`], what stopping one records.
+//! - [`with_outcome_counter`]: an outcome as the counter a wire format
+//!   carries (`<op>.success`, `<op>.failure` + `error_type`), allocation-free.
 //! - [`Sample`] and [`read_samples`]: the JSON-lines sample format the
 //!   command-line examples read.
 #![deny(missing_docs)]
 
 mod drops;
 mod fanout;
+mod outcome;
 mod sample;
 mod timers;
 
 pub use drops::DropCounters;
 pub use fanout::Fanout;
+pub use outcome::with_outcome_counter;
 pub use sample::{Sample, SampleKind, read_samples};
 pub use timers::{RunningTimers, StartedTimer, record_stopped_timer};

@@ -26,14 +26,23 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// The constant parts of every line of one series: `head` before the
-/// value's `:`, `tail` after the type.
+/// The constant parts of every line of one series: the head before the
+/// value's `:`, the tail after the type, in one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    text: Box<str>,
+    split: usize,
+}
+
+impl Rendered {
     /// Prefix, name and (Etsy or folded) tags.
-    pub head: String,
+    pub fn head(&self) -> &str {
+        &self.text[..self.split]
+    }
     /// DogStatsD tags (`|#k:v,...`), or empty.
-    pub tail: String,
+    pub fn tail(&self) -> &str {
+        &self.text[self.split..]
+    }
 }
 
 /// Renders a series: `tags` (sorted by key) override `common` tags of the
@@ -82,12 +91,17 @@ pub fn render(
         }
         _ => {}
     }
-    Rendered { head, tail }
+    let split = head.len();
+    head.push_str(&tail);
+    Rendered {
+        text: head.into_boxed_str(),
+        split,
+    }
 }
 
 /// Appends one line (without a newline) to `out`.
 pub fn line(out: &mut String, r: &Rendered, value: &str, kind: &str, rate: f64) {
-    out.push_str(&r.head);
+    out.push_str(r.head());
     out.push(':');
     out.push_str(value);
     out.push('|');
@@ -95,7 +109,7 @@ pub fn line(out: &mut String, r: &Rendered, value: &str, kind: &str, rate: f64) 
     if rate < 1.0 {
         let _ = write!(out, "|@{rate}");
     }
-    out.push_str(&r.tail);
+    out.push_str(r.tail());
 }
 
 #[cfg(test)]
@@ -139,7 +153,7 @@ mod tests {
             TagFlavor::None,
             true,
         );
-        assert_eq!(r.head, "t.k.v");
+        assert_eq!(r.head(), "t.k.v");
         let r = render(
             "",
             "t",
@@ -148,7 +162,7 @@ mod tests {
             TagFlavor::None,
             false,
         );
-        assert_eq!((r.head.as_str(), r.tail.as_str()), ("t", ""));
+        assert_eq!((r.head(), r.tail()), ("t", ""));
     }
 
     proptest! {

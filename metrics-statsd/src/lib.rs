@@ -33,7 +33,14 @@
 //!   queue, packs lines into datagrams of at most `max_datagram_bytes`
 //!   (default 1432) and sends them on size or every `flush_interval_ms`.
 //! - **Memory**: the queue holds at most `queue_capacity` samples; the
-//!   aggregation map one entry per series ever recorded.
+//!   series table at most `max_series` series (default 100,000). Samples of
+//!   new series past that are folded into one series per kind named
+//!   [`OVERFLOW_NAME`] and counted (`series_overflowed_samples` and
+//!   `overflowed_metrics` in health). A series with no sample for
+//!   `idle_flushes` flushes is removed. A flush costs what changed since the
+//!   last one (recording marks a series dirty once per flush), never a walk
+//!   of the table, and the table is sharded so that a caller waits at most
+//!   for a new series' insertion into one shard.
 //! - **Tags** go on the wire in one canonical order (sorted by key), common
 //!   tags merged in, a call's tag overriding a common tag of the same key.
 //!   Names, keys and values are sanitised (`:`, `|`, `@`, `#`, `,`, `;`,
@@ -47,15 +54,34 @@
 //!   with the `etsy` and `none` flavors they go out as timers (`|ms`), whose
 //!   percentiles the daemon computes; a negative value cannot be a timer
 //!   there and is dropped, counted as `invalid_value`.
-//! - **Daemon down**: the socket is connected, so a closed port shows up as
-//!   send errors (the kernel reports a lost datagram on the next send); the
-//!   lost datagram's lines are counted as `send_failed`, `health()` reports
-//!   the daemon unreachable, and sending resumes by itself when the daemon
-//!   is back. UDP tells of a loss only on the next send, so the very last
-//!   datagram before a shutdown can be lost uncounted.
+//! - **Daemon down**: the socket is connected, so the kernel reports a
+//!   refused datagram as a pending socket error, read before each send (and
+//!   on each flush). A counter or gauge aggregate in a refused datagram goes
+//!   back to its series and out again with a later flush, at most
+//!   `max_send_attempts` times and for `retry_max_age_ms`; then its samples
+//!   are dropped and counted as `send_failed` (in samples: a lost counter
+//!   line of 500 increments counts 500). A lost timer or histogram line is
+//!   one sample, counted. Health reports dropped samples (`dropped`) apart
+//!   from lost lines (`lost_lines`); `sent_lines` counts only lines the OS
+//!   accepted and did not report lost. `reachable` is 0 after a refusal and
+//!   1 again once a datagram goes through; the last error stays in the
+//!   message, with its age, and the status is degraded only while drops or
+//!   errors are recent (ten flush intervals).
+//! - **Pacing**: a flush sends counters and gauges first, then queued
+//!   samples, and at most `max_datagrams_per_sec` datagrams a second (bursts
+//!   of 32), so that a shutdown with a full queue does not overflow the
+//!   daemon's receive buffer, where losses are silent. When the daemon is
+//!   on this host (a loopback address, Linux), the sender also reads the
+//!   daemon socket's receive queue (`/proc/net/udp`) every few datagrams of
+//!   a burst and waits (up to a second at a time) while it is more than half
+//!   of the default buffer (`net.core.rmem_default`): a daemon slowed by a
+//!   busy machine is waited for rather than overflowed.
 //! - **Shutdown** ([`StatsdMetrics::shutdown`], also on drop) flushes the
-//!   queue and the aggregates and waits, at most `shutdown_timeout_ms`, for
-//!   the sender. Samples recorded after shutdown are dropped and counted.
+//!   aggregates and the queue, sending until `shutdown_timeout_ms` (what is
+//!   still queued then is counted), then waits up to `shutdown_probe_ms` for
+//!   the kernel to report a refusal of the last datagram. Lines lost in the
+//!   final flush are counted and make `shutdown` return an error. Samples
+//!   recorded after shutdown are dropped and counted.
 //! - **Queries** are not StatsD's job: every [`MetricsAggregator`] method and
 //!   `get_timing_stats`/`get_success_rate` answer
 //!   [`MetricsError::Unsupported`]; use a `Fanout` with `metrics-memory` for
@@ -63,16 +89,18 @@
 //!
 //! # Why cadence, and what is ours
 //!
-//! The socket side is cadence's `UdpMetricSink`. Batching and aggregation
-//! are ours: cadence's buffered sink cannot tell how many lines a failed
-//! datagram held (every drop must be counted), and it has no in-process
-//! aggregation, which is what makes a counter a lookup and an atomic add.
+//! The socket side is cadence's `UdpMetricSink`. Batching, aggregation,
+//! retries and pacing are ours: cadence's buffered sink cannot tell how many
+//! lines a failed datagram held (every drop must be counted, and counter
+//! totals put back), and it has no in-process aggregation, which is what
+//! makes a counter a lookup and an atomic add.
 
 #![deny(missing_docs)]
 
 mod config;
 mod format;
 mod sender;
+mod table;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -83,18 +111,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
-use hashbrown::Equivalent;
-use metrics_kit::{DropCounters, RunningTimers};
+use metrics_kit::{DropCounters, RunningTimers, with_outcome_counter};
 use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
 use metrics_protocol::validate::{self, SortedTags};
 use metrics_protocol::{
     BackendHealth, DropReason, HealthStatus, MetricCollector, MetricType, MetricsError,
     PerformanceTimer, SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 pub use config::{StatsdConfig, TagFlavor};
 pub use format::sanitize;
+pub use table::OVERFLOW_NAME;
 
 const BACKEND: &str = "statsd";
 const MAX_RUNNING_TIMERS: usize = 10_000;
@@ -124,119 +152,38 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct GaugeAgg {
-    set: Option<f64>,
-    delta: f64,
-    changed: bool,
-}
-
-/// One series: its rendered line parts and its aggregate.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    kind: Kind,
-    rendered: format::Rendered,
-    count: AtomicU64,
-    /// f64 bits.
-    sum: AtomicU64,
-    gauge: Mutex<GaugeAgg>,
-}
-
-impl Entry {
-    fn add_counter(&self, v: f64) {
-        let mut cur = self.sum.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(cur) + v).to_bits();
-            match self
-                .sum
-                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(x) => cur = x,
-            }
-        }
-        self.count.fetch_add(1, Ordering::Release);
-    }
-
-    /// Takes the counter's aggregate, leaving zero.
-    fn take_counter(&self) -> (u64, f64) {
-        let count = self.count.swap(0, Ordering::Acquire);
-        if count == 0 {
-            return (0, 0.0);
-        }
-        // Increments that land between the two swaps go to the next flush
-        // (their count) or this one (their sum): the total stays exact.
-        let sum = f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel));
-        (count, sum)
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Key {
-    kind: Kind,
-    name: Box<str>,
-    tags: Box<[(Box<str>, Box<str>)]>,
-}
-
-struct KeyRef<'a> {
-    kind: Kind,
-    name: &'a str,
-    tags: &'a [(&'a str, &'a str)],
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.kind.hash(h);
-        self.name.hash(h);
-        h.write_usize(self.tags.len());
-        for (k, v) in self.tags.iter() {
-            k.hash(h);
-            v.hash(h);
-        }
-    }
-}
-
-impl Hash for KeyRef<'_> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.kind.hash(h);
-        self.name.hash(h);
-        h.write_usize(self.tags.len());
-        for (k, v) in self.tags {
-            k.hash(h);
-            v.hash(h);
-        }
-    }
-}
-
-impl Equivalent<Key> for KeyRef<'_> {
-    fn equivalent(&self, key: &Key) -> bool {
-        self.kind == key.kind
-            && self.name == &*key.name
-            && self.tags.len() == key.tags.len()
-            && self
-                .tags
-                .iter()
-                .zip(key.tags.iter())
-                .all(|((a, b), (c, d))| *a == &**c && *b == &**d)
-    }
-}
-
+/// Send statistics, shared with the sender.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     datagrams: AtomicU64,
+    /// Lines the OS accepted and did not later report lost.
     lines: AtomicU64,
+    /// Lines in datagrams known lost (their counter and gauge values may
+    /// have gone out again later).
+    lost_lines: AtomicU64,
     send_errors: AtomicU64,
     reachable: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    /// Samples waiting in series backlogs for another try.
+    retry_pending: AtomicU64,
+    last_error: Mutex<Option<(String, Instant)>>,
+}
+
+impl Stats {
+    fn error(&self, e: &std::io::Error) {
+        self.send_errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some((e.to_string(), Instant::now()));
+    }
 }
 
 /// What the collector and the sender share.
 pub(crate) struct Shared {
     config: StatsdConfig,
-    series: RwLock<hashbrown::HashMap<Key, Arc<Entry>>>,
+    table: table::Table,
     drops: DropCounters,
     stats: Stats,
     closed: AtomicBool,
+    /// Total drops at the last health report, and when that total changed.
+    drops_seen: Mutex<(u64, Option<Instant>)>,
 }
 
 /// The StatsD backend (see the crate docs).
@@ -277,20 +224,35 @@ impl StatsdMetrics {
         socket
             .connect(addr)
             .map_err(|e| MetricsError::io(format!("connecting to {addr}"), e))?;
+        let probe = socket
+            .try_clone()
+            .map_err(|e| MetricsError::io("cloning the StatsD socket", e))?;
         let (queue, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl, ctrl_rx) = crossbeam_channel::unbounded();
+        let (dirty, dirty_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
+            table: table::Table::new(config.max_series, dirty.clone()),
             config,
-            series: RwLock::new(hashbrown::HashMap::new()),
             drops: DropCounters::new(),
             stats: Stats::default(),
             closed: AtomicBool::new(false),
+            drops_seen: Mutex::new((0, None)),
         });
         shared.stats.reachable.store(true, Ordering::Relaxed);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("metrics-statsd-sender".into())
-            .spawn(move || sender::run(s, socket, rx, ctrl_rx))
+            .spawn(move || {
+                sender::run(sender::Channels {
+                    shared: s,
+                    socket,
+                    probe,
+                    samples: rx,
+                    ctrl: ctrl_rx,
+                    dirty: dirty_rx,
+                    dirty_tx: dirty,
+                })
+            })
             .map_err(|e| MetricsError::io("starting the StatsD sender thread", e))?;
         Ok(StatsdMetrics {
             shared,
@@ -307,18 +269,38 @@ impl StatsdMetrics {
     }
 
     /// Flushes everything and stops the sender, waiting at most
-    /// `shutdown_timeout_ms`. Idempotent; later samples are dropped and counted.
+    /// `shutdown_timeout_ms` (plus the loss probe). Idempotent; later samples
+    /// are dropped and counted.
+    ///
+    /// Errors when the sender did not finish in time, or when lines of the
+    /// final flush were lost (the daemon refused them, or the time ran out):
+    /// their samples are counted as `send_failed` in [`MetricCollector::health`].
     pub fn shutdown(&self) -> Result<(), MetricsError> {
         if self.shared.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.ctrl.send(sender::Ctrl::Shutdown(tx));
-        let timeout = Duration::from_millis(self.shared.config.shutdown_timeout_ms);
-        match rx.recv_timeout(timeout) {
-            Ok(()) => {
+        let c = &self.shared.config;
+        let timeout = Duration::from_millis(c.shutdown_timeout_ms);
+        let _ = self.ctrl.send(sender::Ctrl::Shutdown {
+            reply: tx,
+            deadline: Instant::now() + timeout,
+        });
+        // The sender stops sending at the deadline, then probes for a loss.
+        let grace = Duration::from_millis(c.shutdown_probe_ms) + Duration::from_secs(1);
+        match rx.recv_timeout(timeout + grace) {
+            Ok(report) => {
                 if let Some(t) = self.thread.lock().take() {
                     let _ = t.join();
+                }
+                if report.lost_lines > 0 || report.dropped_samples > 0 {
+                    return Err(MetricsError::io(
+                        "the final StatsD flush",
+                        std::io::Error::other(format!(
+                            "{} line(s) lost, {} sample(s) dropped (daemon unreachable or shutdown timeout)",
+                            report.lost_lines, report.dropped_samples
+                        )),
+                    ));
                 }
                 Ok(())
             }
@@ -326,7 +308,7 @@ impl StatsdMetrics {
                 "shutting down the StatsD sender",
                 std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("no answer within {timeout:?}"),
+                    format!("no answer within {:?}", timeout + grace),
                 ),
             )),
         }
@@ -337,46 +319,16 @@ impl StatsdMetrics {
         self.shared.drops.get(reason)
     }
 
-    fn entry(&self, kind: Kind, name: &str, tags: &SortedTags<'_>) -> Arc<Entry> {
-        let key = KeyRef {
-            kind,
-            name,
-            tags: tags.as_slice(),
-        };
-        if let Some(e) = self.shared.series.read().get(&key) {
-            return e.clone();
-        }
+    fn render(&self, name: &str, tags: &[(&str, &str)]) -> format::Rendered {
         let c = &self.shared.config;
-        let rendered = format::render(
+        format::render(
             &c.prefix,
             name,
-            tags.as_slice(),
+            tags,
             &c.common_tags,
             c.flavor,
             c.fold_tags_into_name,
-        );
-        self.shared
-            .series
-            .write()
-            .entry(Key {
-                kind,
-                name: name.into(),
-                tags: tags
-                    .as_slice()
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect(),
-            })
-            .or_insert_with(|| {
-                Arc::new(Entry {
-                    kind,
-                    rendered,
-                    count: AtomicU64::new(0),
-                    sum: AtomicU64::new(0f64.to_bits()),
-                    gauge: Mutex::new(GaugeAgg::default()),
-                })
-            })
-            .clone()
+        )
     }
 
     fn record(&self, kind: Kind, name: &str, value: f64, tags: Tags<'_>) {
@@ -401,28 +353,20 @@ impl StatsdMetrics {
             } else {
                 kind
             };
-            let aggregate = self.shared.config.aggregate;
-            // Counters and gauges: aggregate in place, under the map's read lock.
-            if aggregate && matches!(kind, Kind::Counter | Kind::Gauge | Kind::GaugeDelta) {
-                let key = KeyRef {
-                    kind: series_kind,
-                    name,
-                    tags: sorted.as_slice(),
-                };
-                let found = self.shared.series.read().get(&key).cloned();
-                let e = found.unwrap_or_else(|| self.entry(series_kind, name, &sorted));
-                match kind {
-                    Kind::Counter => e.add_counter(value),
-                    Kind::Gauge => {
-                        let mut g = e.gauge.lock();
-                        (g.set, g.delta, g.changed) = (Some(value), 0.0, true);
+            let table = &self.shared.table;
+            let render = |n: &str, t: &[(&str, &str)]| self.render(n, t);
+            // Counters and gauges: aggregate in place, under the shard's read lock.
+            if self.shared.config.aggregate
+                && matches!(kind, Kind::Counter | Kind::Gauge | Kind::GaugeDelta)
+            {
+                table.with(series_kind, name, sorted.as_slice(), render, |f| {
+                    match kind {
+                        Kind::Counter => f.entry.add_counter(value),
+                        Kind::Gauge => f.entry.set_gauge(value),
+                        _ => f.entry.adjust_gauge(value),
                     }
-                    _ => {
-                        let mut g = e.gauge.lock();
-                        g.delta += value;
-                        g.changed = true;
-                    }
-                }
+                    f.mark_dirty();
+                });
                 return Ok(());
             }
             let rate = match kind {
@@ -433,7 +377,9 @@ impl StatsdMetrics {
             if rate < 1.0 && !sampled(rate) {
                 return Ok(()); // sampled out: the daemon scales by 1/rate
             }
-            let series = self.entry(series_kind, name, &sorted);
+            let series = table.with(series_kind, name, sorted.as_slice(), render, |f| {
+                f.entry.clone()
+            });
             match self.queue.try_send(sender::Sample {
                 series,
                 value,
@@ -522,33 +468,69 @@ impl MetricCollector for StatsdMetrics {
     }
 
     fn health(&self) -> Vec<BackendHealth> {
-        let st = &self.shared.stats;
+        let sh = &self.shared;
+        let st = &sh.stats;
         let mut h = BackendHealth::healthy(BACKEND);
-        h.dropped = self.shared.drops.snapshot();
+        h.dropped = sh.drops.snapshot();
         let reachable = st.reachable.load(Ordering::Relaxed);
         let alive = self
             .thread
             .lock()
             .as_ref()
             .is_some_and(|t| !t.is_finished());
+        let now = Instant::now();
+        let last_error = st.last_error.lock().clone();
         for (k, v) in [
+            ("series", sh.table.len() as f64),
+            ("series_max", sh.config.max_series as f64),
+            (
+                "series_overflowed_samples",
+                sh.table.overflowed.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "series_evicted",
+                sh.table.evicted.load(Ordering::Relaxed) as f64,
+            ),
             ("queue_depth", self.queue.len() as f64),
-            ("queue_capacity", self.shared.config.queue_capacity as f64),
+            ("queue_capacity", sh.config.queue_capacity as f64),
             (
                 "sent_datagrams",
                 st.datagrams.load(Ordering::Relaxed) as f64,
             ),
             ("sent_lines", st.lines.load(Ordering::Relaxed) as f64),
+            ("lost_lines", st.lost_lines.load(Ordering::Relaxed) as f64),
+            (
+                "retry_pending_samples",
+                st.retry_pending.load(Ordering::Relaxed) as f64,
+            ),
             ("send_errors", st.send_errors.load(Ordering::Relaxed) as f64),
             ("reachable", f64::from(u8::from(reachable))),
             ("sender_alive", f64::from(u8::from(alive))),
         ] {
             h.details.insert(k.into(), v);
         }
-        h.message = st.last_error.lock().clone();
-        h.status = if !alive && !self.shared.closed.load(Ordering::Relaxed) || !reachable {
+        h.overflowed_metrics = sh.table.overflow_names();
+        if let Some((msg, at)) = &last_error {
+            let age = now.saturating_duration_since(*at).as_secs_f64();
+            h.details.insert("last_error_age_s".into(), age);
+            h.message = Some(format!("last send error {age:.1} s ago: {msg}"));
+        }
+        // Degraded while drops, losses or errors are recent (the last ten
+        // flush intervals); history stays in the counters and the message.
+        let window = Duration::from_millis(sh.config.flush_interval_ms.saturating_mul(10));
+        let recent =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < window);
+        let total = h.total_dropped() + st.lost_lines.load(Ordering::Relaxed);
+        let drops_at = {
+            let mut seen = sh.drops_seen.lock();
+            if seen.0 != total {
+                *seen = (total, Some(now));
+            }
+            seen.1
+        };
+        h.status = if !alive && !sh.closed.load(Ordering::Relaxed) || !reachable {
             HealthStatus::Unhealthy
-        } else if h.total_dropped() > 0 {
+        } else if recent(drops_at) || recent(last_error.map(|e| e.1)) {
             HealthStatus::Degraded
         } else {
             HealthStatus::Healthy
@@ -578,22 +560,15 @@ impl PerformanceTimer for StatsdMetrics {
 
 impl SuccessFailureTracker for StatsdMetrics {
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        self.record(
-            Kind::Counter,
-            &format!("{operation}.success"),
-            1.0,
-            metadata,
-        );
+        with_outcome_counter(operation, None, metadata, |name, tags| {
+            self.record(Kind::Counter, name, 1.0, tags)
+        });
     }
 
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        let mut tags: Vec<(&str, &str)> = metadata
-            .iter()
-            .filter(|(k, _)| *k != "error_type")
-            .copied()
-            .collect();
-        tags.push(("error_type", error_type));
-        self.record(Kind::Counter, &format!("{operation}.failure"), 1.0, &tags);
+        with_outcome_counter(operation, Some(error_type), metadata, |name, tags| {
+            self.record(Kind::Counter, name, 1.0, tags)
+        });
     }
 
     fn get_success_rate(&self, _op: &str, _w: Option<Duration>) -> Result<f64, MetricsError> {

@@ -25,12 +25,35 @@ impl Receiver {
             datagrams: 0,
         }
     }
+    /// Reads until nothing arrived for 300 ms (at most 10 s in all).
+    fn drain(&mut self) -> &[String] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut quiet = Instant::now() + Duration::from_millis(300);
+        let mut buf = [0u8; 65_536];
+        while Instant::now() < quiet.min(deadline) {
+            if let Ok(k) = self.socket.recv(&mut buf) {
+                self.datagrams += 1;
+                let text = String::from_utf8_lossy(&buf[..k]).to_string();
+                self.lines.extend(text.split('\n').map(str::to_owned));
+                quiet = Instant::now() + Duration::from_millis(300);
+            }
+        }
+        &self.lines
+    }
+    /// The sum of the values of counter lines named `name`.
+    fn counter_total(&self, name: &str) -> f64 {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .filter_map(|rest| rest.strip_suffix("|c")?.parse::<f64>().ok())
+            .sum()
+    }
     fn addr(&self) -> String {
         self.socket.local_addr().unwrap().to_string()
     }
-    /// Reads until `n` lines arrived or 5 s passed.
+    /// Reads until `n` lines arrived or 20 s passed.
     fn until(&mut self, n: usize) -> &[String] {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(20);
         let mut buf = [0u8; 65_536];
         while self.lines.len() < n && Instant::now() < deadline {
             if let Ok(k) = self.socket.recv(&mut buf) {
@@ -127,7 +150,7 @@ fn timers_and_histograms_go_per_sample_with_rates() {
         s.record_timer("t", Duration::from_millis(1), &[]);
     }
     s.flush().unwrap();
-    let n = r.until(2000).len();
+    let n = r.drain().len();
     assert!(r.lines.iter().all(|l| l == "t:1|ms|@0.5"));
     assert!(
         (700..1300).contains(&n),
@@ -317,9 +340,400 @@ fn queries_are_unsupported_and_bad_config_names_the_field() {
             },
             "timer_sample_rate",
         ),
+        (
+            StatsdConfig {
+                max_series: 0,
+                ..Default::default()
+            },
+            "max_series",
+        ),
+        (
+            StatsdConfig {
+                max_send_attempts: 0,
+                ..Default::default()
+            },
+            "max_send_attempts",
+        ),
     ] {
         let e = StatsdMetrics::new(cfg).unwrap_err().to_string();
         assert!(e.contains(field), "{e}");
     }
     assert!("weird".parse::<TagFlavor>().is_err());
+}
+
+/// An address with nothing listening (a port just freed).
+fn closed_addr() -> String {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+fn detail(s: &StatsdMetrics, key: &str) -> f64 {
+    s.health()[0].details.get(key).copied().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn counter_totals_refused_by_a_late_daemon_go_out_with_a_later_flush() {
+    let addr = closed_addr();
+    let s = backend(addr.clone());
+    for _ in 0..3 {
+        for _ in 0..10 {
+            s.increment("jobs", &[]);
+        }
+        s.flush().unwrap(); // refused: the total goes back to the series
+    }
+    assert_eq!(s.health()[0].details["reachable"], 0.0);
+    assert_eq!(s.health()[0].status, HealthStatus::Unhealthy);
+    let mut r = Receiver::bind(&addr);
+    s.increment("jobs", &[]);
+    // The loss of the last datagram sent before the daemon came up is
+    // learnt at the next flush, which carries the total again.
+    for _ in 0..3 {
+        s.flush().unwrap();
+    }
+    r.drain();
+    assert_eq!(r.counter_total("jobs"), 31.0, "{:?}", r.lines);
+    assert_eq!(s.dropped(DropReason::SendFailed), 0);
+    assert!(detail(&s, "lost_lines") >= 1.0);
+    assert_eq!(detail(&s, "retry_pending_samples"), 0.0);
+}
+
+#[test]
+fn values_given_up_after_the_attempt_limit_are_counted_in_samples() {
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: closed_addr(),
+        flush_interval_ms: 3_600_000,
+        max_send_attempts: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    for _ in 0..7 {
+        s.increment("jobs", &[]);
+    }
+    s.record_gauge("level", 3.0, &[]);
+    s.adjust_gauge("level", 1.0, &[]);
+    // Sent, refused and put back, sent again, refused and given up.
+    for _ in 0..4 {
+        s.flush().unwrap();
+    }
+    assert_eq!(
+        s.dropped(DropReason::SendFailed),
+        9,
+        "7 increments, 2 gauge samples"
+    );
+    assert_eq!(
+        detail(&s, "sent_lines"),
+        0.0,
+        "nothing was accepted for good"
+    );
+    assert!(detail(&s, "lost_lines") >= 2.0);
+    let h = &s.health()[0];
+    assert!(
+        h.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("last send error"),
+        "{h:?}"
+    );
+}
+
+#[test]
+fn a_daemon_closed_and_reopened_on_the_same_port_gets_every_increment_or_they_are_counted() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let addr = r.addr();
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: addr.clone(),
+        flush_interval_ms: 3_600_000,
+        max_send_attempts: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut recorded = 0u64;
+    let mut total = 0.0;
+    for round in 0..4 {
+        for _ in 0..25 {
+            s.increment("hits", &[]);
+            recorded += 1;
+        }
+        s.flush().unwrap();
+        if round == 1 {
+            r.drain();
+            total += r.counter_total("hits");
+            drop(r); // the daemon goes away
+            for _ in 0..10 {
+                s.increment("hits", &[]);
+                recorded += 1;
+                s.flush().unwrap();
+            }
+            r = Receiver::bind(&addr); // and comes back on the same port
+        }
+    }
+    for _ in 0..3 {
+        s.flush().unwrap();
+    }
+    r.drain();
+    total += r.counter_total("hits");
+    let dropped = s.dropped(DropReason::SendFailed);
+    assert_eq!(total as u64 + dropped, recorded, "{:?}", s.health());
+    assert_eq!(dropped, 0, "the outage was shorter than the retry limits");
+    let h = &s.health()[0];
+    assert_eq!(h.details["reachable"], 1.0);
+    assert_ne!(h.status, HealthStatus::Unhealthy);
+}
+
+#[test]
+fn health_turns_healthy_again_once_sends_succeed_and_keeps_the_last_error() {
+    let addr = closed_addr();
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: addr.clone(),
+        flush_interval_ms: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    s.increment("x", &[]);
+    s.flush().unwrap();
+    s.increment("x", &[]);
+    s.flush().unwrap();
+    assert_eq!(s.health()[0].status, HealthStatus::Unhealthy);
+    let mut r = Receiver::bind(&addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let h = loop {
+        s.increment("x", &[]);
+        s.flush().unwrap();
+        let h = s.health().remove(0);
+        if h.status == HealthStatus::Healthy || Instant::now() > deadline {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(h.status, HealthStatus::Healthy, "{h:?}");
+    assert_eq!(h.details["reachable"], 1.0);
+    assert!(h.details["last_error_age_s"] > 0.0);
+    assert!(h.message.unwrap().contains("last send error"));
+    r.drain();
+    assert!(r.counter_total("x") >= 2.0);
+}
+
+#[test]
+fn shutdown_with_the_daemon_down_counts_the_last_datagram_and_fails() {
+    let s = backend(closed_addr());
+    for _ in 0..5 {
+        s.increment("only", &[]);
+    }
+    s.record_timer("t", Duration::from_millis(2), &[]);
+    let e = s.shutdown().unwrap_err().to_string();
+    assert!(e.contains("lost"), "{e}");
+    assert_eq!(s.dropped(DropReason::SendFailed), 6);
+    assert_eq!(detail(&s, "sent_lines"), 0.0);
+    assert_eq!(detail(&s, "lost_lines"), 2.0);
+}
+
+#[test]
+fn counters_and_gauges_go_out_before_queued_timers() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        // One line per datagram, 200 a second: most timers are still queued
+        // when the backend shuts down.
+        max_datagram_bytes: 64,
+        max_datagrams_per_sec: 200,
+        shutdown_timeout_ms: 60_000,
+        ..Default::default()
+    })
+    .unwrap();
+    let long = "a.timer.name.long.enough.to.fill.a.datagram.alone";
+    for i in 0..600 {
+        s.record_timer(long, Duration::from_millis(i % 50), &[]);
+    }
+    s.increment("c", &[]);
+    s.record_gauge("g", 5.0, &[]);
+    // Shut down while reading, so that the receiver's buffer never fills.
+    let done = std::thread::spawn(move || s.shutdown());
+    let lines = r.until(602).to_vec();
+    done.join().unwrap().unwrap();
+    assert_eq!(lines.len(), 602);
+    let c = lines.iter().position(|l| l == "c:1|c").unwrap();
+    let g = lines.iter().position(|l| l == "g:5|g").unwrap();
+    assert!(c < 300 && g < 300, "counter at {c}, gauge at {g} of 602");
+}
+
+#[test]
+fn pacing_spreads_a_burst_over_time() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let start = Instant::now();
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        max_datagram_bytes: 64,
+        max_datagrams_per_sec: 500,
+        ..Default::default()
+    })
+    .unwrap();
+    let long = "a.histogram.name.long.enough.to.fill.a.datagram";
+    for _ in 0..100 {
+        s.record_histogram(long, 1.0, &[]); // one datagram each
+    }
+    s.flush().unwrap();
+    // A lower bound the token bucket guarantees: 32 at once, then 500/s.
+    assert!(start.elapsed() >= Duration::from_millis((100 - 32) * 2 - 5));
+    assert_eq!(r.until(100).len(), 100);
+}
+
+#[test]
+fn series_past_the_limit_fold_into_one_counted_overflow_series() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        max_series: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    for i in 0..5 {
+        s.increment("req", &[("user", &i.to_string())]);
+        s.increment("req", &[("user", &i.to_string())]);
+    }
+    s.flush().unwrap();
+    r.drain();
+    let total: f64 = r
+        .lines
+        .iter()
+        .filter_map(|l| l.split_once(':')?.1.split_once('|')?.0.parse::<f64>().ok())
+        .sum();
+    assert_eq!(total, 10.0, "{:?}", r.lines);
+    assert!(
+        r.lines
+            .iter()
+            .any(|l| l == "metrics_statsd.series_overflow:4|c"),
+        "{:?}",
+        r.lines
+    );
+    let h = &s.health()[0];
+    assert_eq!(h.details["series"], 3.0);
+    assert_eq!(h.details["series_overflowed_samples"], 4.0);
+    assert_eq!(h.overflowed_metrics, ["req"]);
+}
+
+#[test]
+fn idle_series_are_evicted_and_come_back_when_recorded_again() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        idle_flushes: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    s.increment("a", &[]);
+    s.record_timer("t", Duration::from_millis(1), &[]);
+    s.flush().unwrap();
+    assert_eq!(detail(&s, "series"), 2.0);
+    s.increment("b", &[]);
+    s.flush().unwrap();
+    s.increment("b", &[]);
+    s.flush().unwrap();
+    let h = &s.health()[0];
+    assert_eq!(
+        h.details["series"], 1.0,
+        "a and t idle for 2 flushes: {h:?}"
+    );
+    assert_eq!(h.details["series_evicted"], 2.0);
+    s.increment("a", &[]);
+    s.flush().unwrap();
+    r.drain();
+    assert_eq!(r.counter_total("a"), 2.0);
+    assert_eq!(r.counter_total("b"), 2.0);
+}
+
+#[test]
+fn series_keys_never_collide_whatever_the_tag_values_hold() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = backend(r.addr());
+    s.increment("n", &[("a", "x\0b\0\u{3}\0\0\0y")]);
+    s.increment("n", &[("a", "x"), ("b", "y")]);
+    s.increment("n", &[("a", "x")]);
+    s.increment("nx", &[]);
+    s.increment("n", &[("a", "x")]);
+    s.flush().unwrap();
+    let mut got = r.until(4).to_vec();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "n:1|c|#a:x,b:y",
+            "n:1|c|#a:x_b_____y",
+            "n:2|c|#a:x",
+            "nx:1|c"
+        ]
+    );
+    assert_eq!(s.health()[0].details["series"], 4.0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_local_receiver_that_falls_behind_is_waited_for_not_overflowed() {
+    // The receiver reads nothing for 300 ms: 20,000 lines (about 1 MB with
+    // kernel overhead) would overflow its default buffer several times over
+    // if sent unpaced; the sender watches its queue and waits instead.
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = StatsdMetrics::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        queue_capacity: 20_000,
+        max_datagrams_per_sec: 0,
+        shutdown_timeout_ms: 60_000,
+        ..Default::default()
+    })
+    .unwrap();
+    for i in 0..20_000 {
+        s.record_histogram("h", f64::from(i % 100), &[]);
+    }
+    let done = std::thread::spawn(move || s.shutdown());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(r.until(20_000).len(), 20_000);
+    done.join().unwrap().unwrap();
+}
+
+#[test]
+fn counters_are_flushed_on_time_while_timers_keep_the_queue_busy() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let r = Receiver::bind("127.0.0.1:0");
+    let s = Arc::new(
+        StatsdMetrics::new(StatsdConfig {
+            addr: r.addr(),
+            flush_interval_ms: 50,
+            queue_capacity: 1000,
+            max_datagrams_per_sec: 100, // slow: the queue never empties
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                s.record_timer("t", Duration::from_millis(1), &[]);
+            }
+        })
+    };
+    s.increment("c", &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 65_536];
+    let mut found = false;
+    while !found && Instant::now() < deadline {
+        if let Ok(k) = r.socket.recv(&mut buf) {
+            found = String::from_utf8_lossy(&buf[..k])
+                .split('\n')
+                .any(|l| l == "c:1|c");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(found, "the counter waited for the queue to empty");
 }

@@ -1,0 +1,447 @@
+//! The bounded series table: one [`Entry`] per (kind, name, tags).
+//!
+//! Sharded so that creating a series (a write lock, sometimes a resize) only
+//! ever holds up the callers that hash to the same shard, and never for
+//! longer than one shard's resize. A flush never walks the table: recording
+//! marks a series dirty (once per flush) and the flusher takes the dirty
+//! series from a channel, so its cost follows the series that changed.
+//! Past `max_series` new series fold into one overflow series per kind.
+//! Idle series are removed by the flusher (see `Table::evict`).
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_channel::Sender;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use parking_lot::{Mutex, RwLock};
+
+use crate::Kind;
+use crate::format::Rendered;
+
+/// Shards of the table (a power of two).
+const SHARDS: usize = 64;
+/// Names kept for the health report's `overflowed_metrics`.
+const MAX_OVERFLOW_NAMES: usize = 16;
+/// The name of the series that takes samples past `max_series`.
+pub const OVERFLOW_NAME: &str = "metrics_statsd.series_overflow";
+
+/// A gauge's aggregate between flushes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct GaugeAgg {
+    /// The last absolute value, if one was set.
+    pub set: Option<f64>,
+    /// Relative changes since (or without) the absolute value.
+    pub delta: f64,
+    /// Samples folded in.
+    pub samples: u64,
+}
+
+impl GaugeAgg {
+    /// `newer` applied after `self`.
+    pub fn then(self, newer: GaugeAgg) -> GaugeAgg {
+        let samples = self.samples + newer.samples;
+        match newer.set {
+            Some(_) => GaugeAgg { samples, ..newer },
+            None => GaugeAgg {
+                set: self.set,
+                delta: self.delta + newer.delta,
+                samples,
+            },
+        }
+    }
+}
+
+/// An aggregate taken from a series for one flush.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Agg {
+    Counter { sum: f64, count: u64 },
+    Gauge(GaugeAgg),
+}
+
+impl Agg {
+    /// Samples it stands for.
+    pub fn samples(&self) -> u64 {
+        match self {
+            Agg::Counter { count, .. } => *count,
+            Agg::Gauge(g) => g.samples,
+        }
+    }
+    /// `newer` applied after `self` (both of one series).
+    pub fn then(self, newer: Agg) -> Agg {
+        match (self, newer) {
+            (Agg::Counter { sum, count }, Agg::Counter { sum: s, count: c }) => Agg::Counter {
+                sum: sum + s,
+                count: count + c,
+            },
+            (Agg::Gauge(a), Agg::Gauge(b)) => Agg::Gauge(a.then(b)),
+            (_, newer) => newer,
+        }
+    }
+}
+
+/// An aggregate whose datagram was lost, waiting for the next flush.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backlog {
+    pub agg: Agg,
+    /// Datagrams it was lost in.
+    pub attempts: u32,
+    /// When its oldest part was first taken for a flush.
+    pub since: std::time::Instant,
+}
+
+/// What recorders and the flusher share under the series' small lock.
+#[derive(Debug, Default)]
+pub(crate) struct Slow {
+    pub gauge: GaugeAgg,
+    pub gauge_changed: bool,
+    pub backlog: Option<Box<Backlog>>,
+}
+
+/// One series: its key, its rendered line parts and its aggregate.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    hash: u64,
+    pub kind: Kind,
+    /// Name and tags, encoded by [`KeyRef::encode`].
+    key: Box<[u8]>,
+    pub rendered: Rendered,
+    count: AtomicU64,
+    /// f64 bits.
+    sum: AtomicU64,
+    pub slow: Mutex<Slow>,
+    /// Queued for the next flush.
+    pub dirty: AtomicBool,
+    /// The flush that last saw it active (flusher only).
+    pub last_epoch: AtomicU64,
+}
+
+impl Entry {
+    fn new(hash: u64, key: &KeyRef<'_>, rendered: Rendered) -> Entry {
+        Entry {
+            hash,
+            kind: key.kind,
+            key: key.encode(),
+            rendered,
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0f64.to_bits()),
+            slow: Mutex::new(Slow::default()),
+            dirty: AtomicBool::new(false),
+            last_epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add_counter(&self, v: f64) {
+        let mut cur = self.sum.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(cur) + v).to_bits();
+            match self
+                .sum
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(x) => cur = x,
+            }
+        }
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn set_gauge(&self, v: f64) {
+        let mut s = self.slow.lock();
+        s.gauge = GaugeAgg {
+            set: Some(v),
+            delta: 0.0,
+            samples: s.gauge.samples + 1,
+        };
+        s.gauge_changed = true;
+    }
+
+    pub fn adjust_gauge(&self, d: f64) {
+        let mut s = self.slow.lock();
+        s.gauge.delta += d;
+        s.gauge.samples += 1;
+        s.gauge_changed = true;
+    }
+
+    /// Takes what was recorded since the last take, with any backlog in
+    /// front of it; `None` when there is nothing. Only the flusher calls it,
+    /// after clearing `dirty`.
+    pub fn take(&self) -> Option<(Agg, Option<Backlog>)> {
+        let fresh = match self.kind {
+            Kind::Counter => {
+                let count = self.count.swap(0, Ordering::SeqCst);
+                // Increments that land between the two swaps go to the next
+                // flush (their count) or this one (their sum): the total
+                // stays exact.
+                let sum = if count > 0 {
+                    f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel))
+                } else {
+                    0.0
+                };
+                (count > 0).then_some(Agg::Counter { sum, count })
+            }
+            _ => None,
+        };
+        let mut s = self.slow.lock();
+        let fresh = match self.kind {
+            Kind::Gauge if s.gauge_changed => {
+                s.gauge_changed = false;
+                Some(Agg::Gauge(std::mem::take(&mut s.gauge)))
+            }
+            _ => fresh,
+        };
+        let backlog = s.backlog.take().map(|b| *b);
+        match (backlog, fresh) {
+            (None, None) => None,
+            (None, Some(f)) => Some((f, None)),
+            (Some(b), None) => Some((b.agg, Some(b))),
+            (Some(b), Some(f)) => Some((b.agg.then(f), Some(b))),
+        }
+    }
+
+    /// Puts a lost aggregate back, in front of what came since.
+    pub fn restore(&self, back: Backlog) {
+        let mut s = self.slow.lock();
+        s.backlog = Some(Box::new(match s.backlog.take().map(|b| *b) {
+            // Two lost datagrams of one series: the older goes first.
+            Some(b) if b.since <= back.since => Backlog {
+                agg: b.agg.then(back.agg),
+                attempts: b.attempts.max(back.attempts),
+                since: b.since,
+            },
+            Some(b) => Backlog {
+                agg: back.agg.then(b.agg),
+                attempts: b.attempts.max(back.attempts),
+                since: back.since,
+            },
+            None => back,
+        }));
+    }
+}
+
+#[derive(Hash)]
+struct KeyRef<'a> {
+    kind: Kind,
+    name: &'a str,
+    tags: &'a [(&'a str, &'a str)],
+}
+
+impl KeyRef<'_> {
+    /// One allocation for the whole key: the name, then per tag a 0 byte,
+    /// the key, a 0 byte, the value's length (4 bytes) and the value. Names
+    /// and tag keys hold no control characters, and values are
+    /// length-prefixed, so no two keys encode alike.
+    fn encode(&self) -> Box<[u8]> {
+        let len = self.name.len()
+            + self
+                .tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(self.name.as_bytes());
+        for (k, v) in self.tags {
+            out.push(0);
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+        out.into_boxed_slice()
+    }
+
+    /// Whether `e` is this key, compared in place (no encoding).
+    fn matches(&self, e: &Entry) -> bool {
+        fn eat<'a>(rest: &'a [u8], part: &[u8]) -> Option<&'a [u8]> {
+            rest.strip_prefix(part)
+        }
+        if self.kind != e.kind {
+            return false;
+        }
+        let mut rest: &[u8] = &e.key;
+        let Some(r) = eat(rest, self.name.as_bytes()) else {
+            return false;
+        };
+        rest = r;
+        for (k, v) in self.tags {
+            let step = eat(rest, &[0])
+                .and_then(|r| eat(r, k.as_bytes()))
+                .and_then(|r| eat(r, &[0]))
+                .and_then(|r| eat(r, &(v.len() as u32).to_le_bytes()))
+                .and_then(|r| eat(r, v.as_bytes()));
+            match step {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+}
+
+#[repr(align(64))]
+struct Shard(RwLock<HashTable<Arc<Entry>>>);
+
+/// The series table (see the module docs).
+pub(crate) struct Table {
+    shards: Box<[Shard]>,
+    build: DefaultHashBuilder,
+    len: AtomicUsize,
+    max: usize,
+    overflow: [OnceLock<Arc<Entry>>; 5],
+    /// Samples folded into an overflow series.
+    pub overflowed: AtomicU64,
+    overflow_names: Mutex<Vec<String>>,
+    /// Series removed as idle.
+    pub evicted: AtomicU64,
+    dirty: Sender<Arc<Entry>>,
+}
+
+/// What [`Table::with`] tells the caller.
+pub(crate) struct Found<'a> {
+    pub entry: &'a Arc<Entry>,
+    /// Marks the series for the next flush.
+    dirty: &'a Sender<Arc<Entry>>,
+}
+
+impl Found<'_> {
+    /// Queues the series for the next flush (once until the flusher takes it).
+    pub fn mark_dirty(&self) {
+        mark_dirty(self.entry, self.dirty);
+    }
+}
+
+pub(crate) fn mark_dirty(e: &Arc<Entry>, dirty: &Sender<Arc<Entry>>) {
+    if !e.dirty.load(Ordering::SeqCst) && !e.dirty.swap(true, Ordering::SeqCst) {
+        // Only fails when the flusher is gone; nothing is left to flush then.
+        let _ = dirty.send(e.clone());
+    }
+}
+
+impl Table {
+    pub fn new(max: usize, dirty: Sender<Arc<Entry>>) -> Table {
+        Table {
+            shards: (0..SHARDS)
+                .map(|_| Shard(RwLock::new(HashTable::new())))
+                .collect(),
+            build: DefaultHashBuilder::default(),
+            len: AtomicUsize::new(0),
+            max,
+            overflow: Default::default(),
+            overflowed: AtomicU64::new(0),
+            overflow_names: Mutex::new(Vec::new()),
+            evicted: AtomicU64::new(0),
+            dirty,
+        }
+    }
+
+    /// Series in the table (overflow series not included).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Names that overflowed (the first few).
+    pub fn overflow_names(&self) -> Vec<String> {
+        self.overflow_names.lock().clone()
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Entry>>> {
+        &self.shards[(hash >> 32) as usize & (SHARDS - 1)].0
+    }
+
+    /// Runs `op` on the series, creating it (rendered by `render`) if needed,
+    /// while holding its shard's lock, so that eviction never removes a
+    /// series in the middle of an update.
+    pub fn with<R>(
+        &self,
+        kind: Kind,
+        name: &str,
+        tags: &[(&str, &str)],
+        render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
+        op: impl FnOnce(Found<'_>) -> R,
+    ) -> R {
+        let key = KeyRef { kind, name, tags };
+        let hash = self.build.hash_one(&key);
+        let shard = self.shard(hash);
+        {
+            let t = shard.read();
+            if let Some(e) = t.find(hash, |e| key.matches(e)) {
+                return op(Found {
+                    entry: e,
+                    dirty: &self.dirty,
+                });
+            }
+        }
+        if self.len.load(Ordering::Relaxed) < self.max {
+            // Built before the lock, so that the lock covers only the insert.
+            let fresh = Arc::new(Entry::new(hash, &key, render(name, tags)));
+            let mut t = shard.write();
+            if let Some(e) = t.find(hash, |e| key.matches(e)) {
+                return op(Found {
+                    entry: e,
+                    dirty: &self.dirty,
+                });
+            }
+            // Checked again under the lock; concurrent creators in other
+            // shards may overshoot the limit by at most one each.
+            if self.len.load(Ordering::Relaxed) < self.max {
+                self.len.fetch_add(1, Ordering::Relaxed);
+                let e = t.insert_unique(hash, fresh.clone(), |e| e.hash);
+                let out = op(Found {
+                    entry: e.get(),
+                    dirty: &self.dirty,
+                });
+                drop(t);
+                // Known to the flusher from the start, so that it can be
+                // evicted even if nothing is ever sent for it.
+                mark_dirty(&fresh, &self.dirty);
+                return out;
+            }
+        }
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        // Best effort: a busy list is skipped rather than waited for.
+        if let Some(mut names) = self.overflow_names.try_lock()
+            && names.len() < MAX_OVERFLOW_NAMES
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_owned());
+        }
+        let e = self.overflow[kind as usize].get_or_init(|| {
+            let key = KeyRef {
+                kind,
+                name: OVERFLOW_NAME,
+                tags: &[],
+            };
+            Arc::new(Entry::new(0, &key, render(OVERFLOW_NAME, &[])))
+        });
+        op(Found {
+            entry: e,
+            dirty: &self.dirty,
+        })
+    }
+
+    /// Removes an idle series unless it was recorded into since the flusher
+    /// last took it. Recorders update a series only under its shard's lock,
+    /// so once this holds the write lock no update is in flight.
+    pub fn evict(&self, e: &Arc<Entry>) -> bool {
+        let is_overflow = |o: &OnceLock<Arc<Entry>>| o.get().is_some_and(|o| Arc::ptr_eq(o, e));
+        if self.overflow.iter().any(is_overflow) {
+            return false;
+        }
+        let mut t = self.shard(e.hash).write();
+        if e.dirty.load(Ordering::SeqCst) || e.slow.lock().backlog.is_some() {
+            return false;
+        }
+        let Ok(found) = t.find_entry(e.hash, |x| Arc::ptr_eq(x, e)) else {
+            return false;
+        };
+        found.remove();
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+        // Give memory back once a shard is mostly empty.
+        if t.capacity() > 64 && t.len() * 4 < t.capacity() {
+            let keep = t.len() * 2;
+            t.shrink_to(keep, |e| e.hash);
+        }
+        true
+    }
+}
