@@ -1,0 +1,20 @@
+//! Stream aggregation: the samples of one metric, grouped by tag set in
+//! tumbling windows (by time or by count), reduced by functions (built-in
+//! or from code) into results sent to a collector or a stream.
+//!
+//! - `spec`: what to aggregate and how ([`AggregationSpec`], [`Window`],
+//!   [`AggFn`]);
+//! - `aggregator`: one aggregation's windows ([`StreamAggregator`]) and
+//!   where results go ([`AggregateSink`]);
+//! - `set`: a system's aggregations, found by name ([`AggregationSet`]).
+
+mod aggregator;
+mod set;
+mod spec;
+
+pub use aggregator::{AggregateSink, StreamAggregator};
+pub use set::AggregationSet;
+pub use spec::{AggFn, AggregationSpec, CustomFn, Window};
+
+#[cfg(test)]
+mod tests;
