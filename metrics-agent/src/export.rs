@@ -93,10 +93,10 @@ fn format_from_path(path: &str) -> Result<ExportFormat, MetricsError> {
     }
 }
 
-/// Exports from `source` to every endpoint at once, each on its own thread
-/// (HTTP requests time out after `timeout`), and returns each endpoint's
-/// outcome: one failure does not stop the rest. Works under any async
-/// runtime (or `block_on`).
+/// Exports from `source` to every endpoint, on a small shared pool of
+/// threads (HTTP requests time out after `timeout`), and returns each
+/// endpoint's outcome: one failure does not stop the rest. Works under any
+/// async runtime (or `block_on`).
 pub async fn export_to_endpoints(
     source: Arc<dyn MetricsAggregator>,
     endpoints: &[String],
@@ -107,18 +107,15 @@ pub async fn export_to_endpoints(
     for e in endpoints {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (source, endpoint) = (source.clone(), e.clone());
-        let spawned = std::thread::Builder::new()
-            .name("metrics-export".into())
-            .spawn(move || {
+        let queued = crate::pool::shared().and_then(|pool| {
+            pool.run(move || {
                 let _ = tx.send(export_one(&*source, &endpoint, timeout));
-            });
-        match spawned {
-            Ok(_) => pending.push((e.clone(), rx)),
+            })
+        });
+        match queued {
+            Ok(()) => pending.push((e.clone(), rx)),
             Err(err) => {
-                results.insert(
-                    e.clone(),
-                    Err(MetricsError::io("starting an export thread", err)),
-                );
+                results.insert(e.clone(), Err(err));
             }
         }
     }

@@ -12,6 +12,8 @@ use metrics_protocol::HealthStatus;
 use metrics_protocol::system::HealthCheckResult;
 use parking_lot::{Mutex, RwLock};
 
+use crate::pool::WorkerPool;
+
 /// What one health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
@@ -105,7 +107,14 @@ struct Registered {
 pub struct HealthChecks {
     timeout: Duration,
     checks: RwLock<Vec<Registered>>,
+    /// Started on the first report: checks run on these threads, not on a
+    /// new thread per check per report.
+    pool: std::sync::OnceLock<Result<WorkerPool, String>>,
 }
+
+/// Threads that run health checks. A check still running from an earlier
+/// report is not run again, so a hung check holds at most one of them.
+const CHECK_THREADS: usize = 4;
 
 impl std::fmt::Debug for HealthChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,6 +131,7 @@ impl HealthChecks {
         HealthChecks {
             timeout,
             checks: RwLock::new(Vec::new()),
+            pool: std::sync::OnceLock::new(),
         }
     }
 
@@ -167,19 +177,23 @@ impl HealthChecks {
                 continue;
             }
             let (check, flag, tx) = (check.clone(), running.clone(), tx.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("health-{name}"))
-                .spawn(move || {
-                    let t = Instant::now();
-                    let outcome = catch_unwind(AssertUnwindSafe(|| check.check()));
-                    flag.store(false, Ordering::SeqCst);
-                    let _ = tx.send((i, outcome.map_err(panic_message), t.elapsed()));
-                });
-            if let Err(e) = spawned {
+            let job = move || {
+                let t = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(|| check.check()));
+                flag.store(false, Ordering::SeqCst);
+                let _ = tx.send((i, outcome.map_err(panic_message), t.elapsed()));
+            };
+            let queued = match self.pool.get_or_init(|| {
+                WorkerPool::new("health", CHECK_THREADS, 64).map_err(|e| e.to_string())
+            }) {
+                Ok(pool) => pool.run(job).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = queued {
                 running.store(false, Ordering::SeqCst);
                 results[i] = Some(result(
                     name,
-                    CheckOutcome::unhealthy(format!("could not start its thread: {e}")),
+                    CheckOutcome::unhealthy(format!("could not be run: {e}")),
                     Duration::ZERO,
                 ));
             }

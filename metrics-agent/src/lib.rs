@@ -10,6 +10,7 @@ mod core;
 pub mod dashboard;
 pub mod export;
 pub mod health;
+mod pool;
 mod recorded;
 pub mod stream;
 pub mod system;

@@ -559,12 +559,9 @@ impl metrics_protocol::system::AsyncMetricsSystem for Agent {
             return Ok(());
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("metrics-collect".into())
-            .spawn(move || {
-                let _ = tx.send(m.publish_once());
-            })
-            .map_err(|e| MetricsError::io("starting a collection thread", e))?;
+        crate::pool::shared()?.run(move || {
+            let _ = tx.send(m.publish_once());
+        })?;
         rx.await
             .unwrap_or_else(|_| Err(MetricsError::Export("the resource sample panicked".into())))
     }
