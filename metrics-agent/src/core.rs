@@ -26,7 +26,7 @@ use metrics_protocol::{
 use metrics_statsd::StatsdMetrics;
 
 use crate::aggregate::AggregationSet;
-use crate::health::OutcomeWindow;
+use crate::health::ErrorRateWindow;
 use crate::recorded::{RecordKind, Recorded};
 use crate::stream::StreamHub;
 
@@ -49,7 +49,7 @@ pub(crate) struct Core {
     pub statsd: Option<Arc<StatsdMetrics>>,
     pub hub: StreamHub,
     pub aggregations: Arc<AggregationSet>,
-    pub outcomes: OutcomeWindow,
+    pub outcomes: ErrorRateWindow,
     pub timers: RunningTimers,
     pub drops: DropCounters,
     pub query: Arc<dyn MetricsAggregator>,

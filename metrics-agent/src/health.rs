@@ -252,26 +252,26 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Successes and failures of every operation, in bins over a sliding
 /// window, for the error rate of a health report.
-pub struct OutcomeWindow {
+pub struct ErrorRateWindow {
     clock: Arc<dyn Clock>,
     span_ms: i64,
     bin_ms: i64,
     bins: Mutex<VecDeque<(i64, u64, u64)>>,
 }
 
-impl std::fmt::Debug for OutcomeWindow {
+impl std::fmt::Debug for ErrorRateWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutcomeWindow")
+        f.debug_struct("ErrorRateWindow")
             .field("span_ms", &self.span_ms)
             .finish()
     }
 }
 
-impl OutcomeWindow {
+impl ErrorRateWindow {
     /// Sixty bins over `span`.
     pub fn new(span: Duration, clock: Arc<dyn Clock>) -> Self {
         let span_ms = (span.as_millis() as i64).max(1);
-        OutcomeWindow {
+        ErrorRateWindow {
             clock,
             span_ms,
             bin_ms: (span_ms / 60).max(1),
@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn error_rate_slides_with_the_clock() {
         let clock = Arc::new(ManualClock::new(0));
-        let w = OutcomeWindow::new(Duration::from_secs(60), clock.clone());
+        let w = ErrorRateWindow::new(Duration::from_secs(60), clock.clone());
         assert_eq!(w.error_rate(), 0.0);
         for _ in 0..3 {
             w.record(true);

@@ -16,10 +16,10 @@ pub mod stream;
 pub mod system;
 
 pub use aggregate::{
-    AggFn, AggregateSink, AggregationSet, AggregationSpec, StreamAggregator, Window,
+    AggFn, AggregateSink, AggregationSet, AggregationSpec, AggregationWindow, StreamAggregator,
 };
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
-pub use health::{CheckOutcome, FnCheck, HealthCheck, HealthChecks, OutcomeWindow};
+pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
 pub use stream::StreamHub;
 pub use system::Agent;
 

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use crate::aggregate::{AggregateSink, AggregationSet, AggregationSpec, StreamAggregator};
 use crate::config::{AgentConfig, AggregationTarget, prefixed};
 use crate::core::{Core, CoreCollector, Derived};
-use crate::health::{HealthCheck, HealthChecks, OutcomeWindow};
+use crate::health::{ErrorRateWindow, HealthCheck, HealthChecks};
 use crate::stream::StreamHub;
 
 /// Running timers kept at most; past it the oldest is evicted and counted.
@@ -181,7 +181,7 @@ impl Agent {
             statsd,
             hub,
             aggregations,
-            outcomes: OutcomeWindow::new(config.health.error_rate_window(), clock.clone()),
+            outcomes: ErrorRateWindow::new(config.health.error_rate_window(), clock.clone()),
             timers: RunningTimers::new(MAX_RUNNING_TIMERS),
             drops: DropCounters::new(),
             query,

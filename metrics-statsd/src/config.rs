@@ -76,8 +76,10 @@ pub struct StatsdConfig {
     /// Timer and histogram samples waiting for the sender (default 65536);
     /// past that they are dropped and counted.
     pub queue_capacity: usize,
-    /// Aggregate counters and gauges in process between flushes (default true).
-    pub aggregate: bool,
+    /// Add counter increments (and keep the last gauge value) in process
+    /// between flushes, one line per series per flush (default true).
+    #[serde(alias = "aggregate")]
+    pub combine_counters: bool,
     /// Share of timer samples sent, 0 < rate ≤ 1 (default 1).
     pub timer_sample_rate: f64,
     /// Share of histogram samples sent, 0 < rate ≤ 1 (default 1).
@@ -123,7 +125,7 @@ impl Default for StatsdConfig {
             max_datagram_bytes: 1432,
             flush_interval_ms: 1000,
             queue_capacity: 65_536,
-            aggregate: true,
+            combine_counters: true,
             timer_sample_rate: 1.0,
             histogram_sample_rate: 1.0,
             shutdown_timeout_ms: 2000,

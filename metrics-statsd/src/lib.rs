@@ -154,7 +154,7 @@ impl Kind {
 
 /// Send statistics, shared with the sender.
 #[derive(Debug, Default)]
-pub(crate) struct Stats {
+pub(crate) struct SendStats {
     datagrams: AtomicU64,
     /// Lines the OS accepted and did not later report lost.
     lines: AtomicU64,
@@ -168,7 +168,7 @@ pub(crate) struct Stats {
     last_error: Mutex<Option<(String, Instant)>>,
 }
 
-impl Stats {
+impl SendStats {
     fn error(&self, e: &std::io::Error) {
         self.send_errors.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock() = Some((e.to_string(), Instant::now()));
@@ -176,11 +176,11 @@ impl Stats {
 }
 
 /// What the collector and the sender share.
-pub(crate) struct Shared {
+pub(crate) struct SharedState {
     config: StatsdConfig,
     table: table::Table,
     drops: DropCounters,
-    stats: Stats,
+    stats: SendStats,
     closed: AtomicBool,
     /// Total drops at the last health report, and when that total changed.
     drops_seen: Mutex<(u64, Option<Instant>)>,
@@ -188,7 +188,7 @@ pub(crate) struct Shared {
 
 /// The StatsD backend (see the crate docs).
 pub struct StatsdMetrics {
-    shared: Arc<Shared>,
+    shared: Arc<SharedState>,
     queue: Sender<sender::Sample>,
     ctrl: Sender<sender::Ctrl>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -230,11 +230,11 @@ impl StatsdMetrics {
         let (queue, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl, ctrl_rx) = crossbeam_channel::unbounded();
         let (dirty, dirty_rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SharedState {
             table: table::Table::new(config.max_series, dirty.clone()),
             config,
             drops: DropCounters::new(),
-            stats: Stats::default(),
+            stats: SendStats::default(),
             closed: AtomicBool::new(false),
             drops_seen: Mutex::new((0, None)),
         });
@@ -356,7 +356,7 @@ impl StatsdMetrics {
             let table = &self.shared.table;
             let render = |n: &str, t: &[(&str, &str)]| self.render(n, t);
             // Counters and gauges: aggregate in place, under the shard's read lock.
-            if self.shared.config.aggregate
+            if self.shared.config.combine_counters
                 && matches!(kind, Kind::Counter | Kind::Gauge | Kind::GaugeDelta)
             {
                 table.with(series_kind, name, sorted.as_slice(), render, |f| {

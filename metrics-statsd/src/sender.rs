@@ -14,7 +14,7 @@ use metrics_protocol::DropReason;
 
 use crate::format;
 use crate::table::{self, Agg, Backlog, Entry, GaugeAgg};
-use crate::{Kind, Shared};
+use crate::{Kind, SharedState};
 
 /// Datagrams sent back to back at most before pacing applies.
 const BURST: f64 = 32.0;
@@ -47,7 +47,7 @@ pub(crate) struct ShutdownReport {
 
 /// Everything the sender thread owns.
 pub(crate) struct Channels {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<SharedState>,
     pub socket: UdpSocket,
     /// The same socket, for reading a pending error without sending.
     pub probe: UdpSocket,
@@ -172,7 +172,7 @@ impl PeerQueue {
 }
 
 struct Flusher {
-    shared: Arc<Shared>,
+    shared: Arc<SharedState>,
     sink: UdpMetricSink,
     probe: UdpSocket,
     samples: Receiver<Sample>,

@@ -15,7 +15,7 @@ use metrics_protocol::validate::SortedTags;
 use metrics_protocol::{MetricCollector, MetricType, MetricUnit, MetricsError, Tags};
 use parking_lot::Mutex;
 
-use super::spec::{AggFn, AggregationSpec, Window};
+use super::spec::{AggFn, AggregationSpec, AggregationWindow};
 use crate::stream::StreamHub;
 
 /// Where results go.
@@ -220,7 +220,7 @@ impl StreamAggregator {
         let closed = {
             let mut st = self.state.lock();
             let mut closed = None;
-            if let Window::Time(w) = self.spec.window {
+            if let AggregationWindow::Time(w) = self.spec.window {
                 let w = w.as_millis().max(1) as i64;
                 let start = now.div_euclid(w) * w;
                 match st.window_start_ms {
@@ -239,7 +239,7 @@ impl StreamAggregator {
             let State { groups, rng, .. } = &mut *st;
             groups.entry(key).or_default().add(value, cap, rng);
             st.in_window += 1;
-            if let Window::Count(n) = self.spec.window {
+            if let AggregationWindow::Count(n) = self.spec.window {
                 if st.in_window >= n {
                     closed = Self::take(&mut st, now, now);
                 }
@@ -267,7 +267,7 @@ impl StreamAggregator {
     /// Closes the current time window if the clock has passed its end.
     /// Returns the number of result values sent.
     pub fn tick(&self) -> usize {
-        let Window::Time(w) = self.spec.window else {
+        let AggregationWindow::Time(w) = self.spec.window else {
             return 0;
         };
         let w = w.as_millis().max(1) as i64;

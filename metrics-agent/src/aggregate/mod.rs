@@ -2,7 +2,7 @@
 //! tumbling windows (by time or by count), reduced by functions (built-in
 //! or from code) into results sent to a collector or a stream.
 //!
-//! - `spec`: what to aggregate and how ([`AggregationSpec`], [`Window`],
+//! - `spec`: what to aggregate and how ([`AggregationSpec`], [`AggregationWindow`],
 //!   [`AggFn`]);
 //! - `aggregator`: one aggregation's windows ([`StreamAggregator`]) and
 //!   where results go ([`AggregateSink`]);
@@ -14,7 +14,7 @@ mod spec;
 
 pub use aggregator::{AggregateSink, StreamAggregator};
 pub use set::AggregationSet;
-pub use spec::{AggFn, AggregationSpec, CustomFn, Window};
+pub use spec::{AggFn, AggregationSpec, AggregationWindow, CustomFn};
 
 #[cfg(test)]
 mod tests;

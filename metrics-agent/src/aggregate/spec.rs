@@ -1,4 +1,4 @@
-//! What to aggregate and how: [`AggregationSpec`], its [`Window`] and its
+//! What to aggregate and how: [`AggregationSpec`], its [`AggregationWindow`] and its
 //! functions ([`AggFn`]).
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use metrics_protocol::MetricsError;
 
 /// How samples are grouped before they are aggregated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
+pub enum AggregationWindow {
     /// Tumbling windows of this length, aligned to multiples of it since the
     /// Unix epoch (a 10 s window holds 12:00:00 to 12:00:10).
     Time(Duration),
@@ -164,7 +164,7 @@ pub struct AggregationSpec {
     /// The metric whose samples are aggregated (exact name).
     pub metric: String,
     /// Time or count windows.
-    pub window: Window,
+    pub window: AggregationWindow,
     /// The functions; each result is named `<metric>.<function>`.
     pub functions: Vec<AggFn>,
     /// Tags every sample gets; a sample's own tag of the same key wins.
@@ -178,15 +178,15 @@ pub struct AggregationSpec {
 impl AggregationSpec {
     /// Tumbling windows of `window` over `metric`.
     pub fn time(metric: impl Into<String>, window: Duration) -> Self {
-        Self::new(metric.into(), Window::Time(window))
+        Self::new(metric.into(), AggregationWindow::Time(window))
     }
 
     /// Batches of `n` samples of `metric`.
     pub fn count(metric: impl Into<String>, n: usize) -> Self {
-        Self::new(metric.into(), Window::Count(n))
+        Self::new(metric.into(), AggregationWindow::Count(n))
     }
 
-    fn new(metric: String, window: Window) -> Self {
+    fn new(metric: String, window: AggregationWindow) -> Self {
         AggregationSpec {
             metric,
             window,
@@ -230,14 +230,14 @@ impl AggregationSpec {
             )
         })?;
         match self.window {
-            Window::Time(d) if d.as_millis() == 0 => {
+            AggregationWindow::Time(d) if d.as_millis() == 0 => {
                 return Err(MetricsError::config(
                     "window",
                     format!("{d:?}"),
                     "a time window must be at least 1 ms",
                 ));
             }
-            Window::Count(0) => {
+            AggregationWindow::Count(0) => {
                 return Err(MetricsError::config(
                     "window",
                     "0",

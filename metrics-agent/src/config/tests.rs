@@ -170,7 +170,10 @@ fn aggregations_from_a_file_and_their_errors() {
     c.validate().unwrap();
     assert_eq!(c.aggregations[1].target, AggregationTarget::Stream);
     let spec = c.aggregations[0].spec("aggregations[0]").unwrap();
-    assert_eq!(spec.window, crate::Window::Time(Duration::from_millis(500)));
+    assert_eq!(
+        spec.window,
+        crate::AggregationWindow::Time(Duration::from_millis(500))
+    );
     let cases = [
         (
             r#"{"aggregations": [{"metric": "m", "functions": ["sum"]}]}"#,
