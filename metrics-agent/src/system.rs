@@ -37,7 +37,7 @@ const TICK: Duration = Duration::from_millis(100);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A complete metrics system: the backends chosen by an [`AgentConfig`]
-/// (memory, StatsD, or both through a [`Fanout`]), system-resource
+/// (memory, StatsD, or both, called one after the other), system-resource
 /// sampling, live streams, stream aggregation, registered health checks,
 /// dashboards and exports. It implements [`MetricsSystem`] and
 /// [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem).
