@@ -27,7 +27,7 @@ use metrics_statsd::StatsdMetrics;
 
 use crate::aggregate::AggregationSet;
 use crate::health::ErrorRateWindow;
-use crate::recorded::{RecordKind, Recorded};
+use crate::recorded::{RecordKind, Recorded, collector_via_take};
 use crate::stream::StreamHub;
 
 /// Where a sample comes from.
@@ -215,40 +215,15 @@ impl CoreCollector {
     }
 }
 
-impl MetricCollector for CoreCollector {
+impl CoreCollector {
     #[inline]
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.0.record(
-            Recorded::new(RecordKind::Counter, name, value, tags),
-            Origin::Recorded,
-        );
+    fn take(&self, sample: Recorded<'_>) {
+        self.0.record(sample, Origin::Recorded);
     }
-    #[inline]
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.0.record(
-            Recorded::new(RecordKind::Gauge, name, value, tags),
-            Origin::Recorded,
-        );
-    }
-    #[inline]
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.0.record(
-            Recorded::new(RecordKind::GaugeDelta, name, delta, tags),
-            Origin::Recorded,
-        );
-    }
-    #[inline]
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.0.record(
-            Recorded::new(RecordKind::Histogram, name, value, tags),
-            Origin::Recorded,
-        );
-    }
-    #[inline]
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.0
-            .record(Recorded::timer(name, duration, tags), Origin::Recorded);
-    }
+}
+
+collector_via_take! {
+    CoreCollector;
     fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
         let b = self.bound(name, tags, |c| c.counter(name, tags));
         Some(Counter::from_arc(Arc::new(b)))
@@ -382,27 +357,11 @@ impl MetricsAggregator for CoreCollector {
 pub(crate) struct Derived(pub Weak<Core>);
 
 impl Derived {
-    fn record(&self, sample: Recorded<'_>) {
+    fn take(&self, sample: Recorded<'_>) {
         if let Some(core) = self.0.upgrade() {
             core.record(sample, Origin::Derived);
         }
     }
 }
 
-impl MetricCollector for Derived {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Recorded::new(RecordKind::Counter, name, value, tags));
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Recorded::new(RecordKind::Gauge, name, value, tags));
-    }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.record(Recorded::new(RecordKind::GaugeDelta, name, delta, tags));
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Recorded::new(RecordKind::Histogram, name, value, tags));
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.record(Recorded::timer(name, duration, tags));
-    }
-}
+collector_via_take!(Derived);

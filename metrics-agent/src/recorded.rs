@@ -156,3 +156,45 @@ impl Interest {
         self.0.store(mask, std::sync::atomic::Ordering::Release);
     }
 }
+
+/// Implements the five recording methods of `MetricCollector` for a type
+/// with `fn take(&self, Recorded<'_>)`: each call becomes one
+/// [`Recorded`], written once here for every tap. Further trait items
+/// (health, handles, ...) may follow the type and a `;`; invoke it with
+/// braces, so rustfmt leaves the items alone.
+macro_rules! collector_via_take {
+    ($ty:ty $(; $($extra:item)*)?) => {
+        impl metrics_protocol::MetricCollector for $ty {
+            fn record_counter<'a>(&self, name: &'a str, value: f64, tags: metrics_protocol::Tags<'a>) {
+                self.take($crate::recorded::Recorded::new(
+                    $crate::recorded::RecordKind::Counter, name, value, tags,
+                ));
+            }
+            fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: metrics_protocol::Tags<'a>) {
+                self.take($crate::recorded::Recorded::new(
+                    $crate::recorded::RecordKind::Gauge, name, value, tags,
+                ));
+            }
+            fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: metrics_protocol::Tags<'a>) {
+                self.take($crate::recorded::Recorded::new(
+                    $crate::recorded::RecordKind::GaugeDelta, name, delta, tags,
+                ));
+            }
+            fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: metrics_protocol::Tags<'a>) {
+                self.take($crate::recorded::Recorded::new(
+                    $crate::recorded::RecordKind::Histogram, name, value, tags,
+                ));
+            }
+            fn record_timer<'a>(
+                &self,
+                name: &'a str,
+                duration: std::time::Duration,
+                tags: metrics_protocol::Tags<'a>,
+            ) {
+                self.take($crate::recorded::Recorded::timer(name, duration, tags));
+            }
+            $($($extra)*)?
+        }
+    };
+}
+pub(crate) use collector_via_take;

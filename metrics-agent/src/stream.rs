@@ -4,15 +4,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use metrics_protocol::system::{MetricFilter, MetricStream, MetricValue, StreamEvent};
 use metrics_protocol::validate::SortedTags;
-use metrics_protocol::{BackendHealth, HealthStatus, MetricCollector, MetricType, Tags};
+use metrics_protocol::{BackendHealth, HealthStatus, MetricType, Tags};
 use parking_lot::Mutex;
 
-use crate::recorded::{Interest, RecordKind, Recorded};
+use crate::recorded::{Interest, Recorded, collector_via_take};
 use tokio::sync::Notify;
 
 /// Fans recorded values out to subscribers, each through its own bounded
@@ -248,7 +247,7 @@ impl StreamHub {
     }
 
     /// The tap of the hub as a collector of its own: validates, then publishes.
-    fn tap(&self, sample: Recorded<'_>) {
+    fn take(&self, sample: Recorded<'_>) {
         if !self.wants(sample.name, sample.metric_type()) {
             return;
         }
@@ -347,22 +346,8 @@ impl Drop for Unsubscribe {
     }
 }
 
-impl MetricCollector for StreamHub {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.tap(Recorded::new(RecordKind::Counter, name, value, tags));
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.tap(Recorded::new(RecordKind::Gauge, name, value, tags));
-    }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.tap(Recorded::new(RecordKind::GaugeDelta, name, delta, tags));
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.tap(Recorded::new(RecordKind::Histogram, name, value, tags));
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.tap(Recorded::timer(name, duration, tags));
-    }
+collector_via_take! {
+    StreamHub;
     fn health(&self) -> Vec<BackendHealth> {
         vec![self.report()]
     }
@@ -373,7 +358,8 @@ mod tests {
     use super::*;
     use crate::test_util::block_on;
     use futures_util::StreamExt;
-    use metrics_protocol::MetricUnit;
+    use metrics_protocol::{MetricCollector, MetricUnit};
+    use std::time::Duration;
 
     fn drain(stream: MetricStream) -> Vec<StreamEvent> {
         block_on(stream.collect())

@@ -536,11 +536,7 @@ impl SuccessFailureTracker for MemoryMetrics {
             .tracker
             .outcomes(operation, range)
             .ok_or_else(|| MetricsError::NoData(operation.to_owned()))?;
-        let total = ok + failures.values().sum::<u64>();
-        if total == 0 {
-            return Err(MetricsError::NoData(operation.to_owned()));
-        }
-        Ok(ok as f64 / total as f64)
+        metrics_protocol::success_rate(operation, ok, &failures)
     }
 
     fn get_failure_breakdown(

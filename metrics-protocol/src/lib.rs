@@ -111,7 +111,7 @@ pub use health::{BackendHealth, HealthStatus};
 pub use instruments::{Counter, Gauge, Histogram, InstrumentExt, Timer};
 pub use noop::NoopMetrics;
 pub use timing::{Operation, PerformanceTimer};
-pub use tracking::SuccessFailureTracker;
+pub use tracking::{SuccessFailureTracker, success_rate};
 pub use types::{MetricType, MetricUnit, Tags, TimerId, TimingResult, TimingStats};
 pub use validate::DropReason;
 

@@ -408,11 +408,7 @@ impl SuccessFailureTracker for Capture {
             });
         }
         let (ok, failed) = self.outcomes(operation);
-        let total = ok + failed.values().sum::<u64>();
-        if total == 0 {
-            return Err(MetricsError::NoData(operation.to_owned()));
-        }
-        Ok(ok as f64 / total as f64)
+        crate::success_rate(operation, ok, &failed)
     }
     /// Over everything captured; a window is not supported.
     fn get_failure_breakdown(

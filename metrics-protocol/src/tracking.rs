@@ -61,3 +61,26 @@ pub trait SuccessFailureTracker: Send + Sync {
         time_window: Option<Duration>,
     ) -> Result<BTreeMap<String, u64>, MetricsError>;
 }
+
+/// The success rate of `operation` from its counts: successes over all
+/// outcomes, or [`MetricsError::NoData`] when there were none. What every
+/// [`SuccessFailureTracker::get_success_rate`] answers from its counts.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use metrics_protocol::success_rate;
+/// let failures = BTreeMap::from([("timeout".to_owned(), 1)]);
+/// assert_eq!(success_rate("sync", 3, &failures).unwrap(), 0.75);
+/// assert!(success_rate("sync", 0, &BTreeMap::new()).is_err());
+/// ```
+pub fn success_rate(
+    operation: &str,
+    successes: u64,
+    failures: &BTreeMap<String, u64>,
+) -> Result<f64, MetricsError> {
+    let total = successes + failures.values().sum::<u64>();
+    if total == 0 {
+        return Err(MetricsError::NoData(operation.to_owned()));
+    }
+    Ok(successes as f64 / total as f64)
+}

@@ -3,15 +3,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use metrics_protocol::validate::SortedTags;
-use metrics_protocol::{BackendHealth, HealthStatus, MetricCollector, MetricUnit, Tags};
+use metrics_protocol::{BackendHealth, HealthStatus, MetricUnit};
 use parking_lot::Mutex;
 
 use super::aggregator::StreamAggregator;
-use crate::recorded::{Interest, RecordKind, Recorded};
+use crate::recorded::{Interest, RecordKind, Recorded, collector_via_take};
 
 /// The aggregators of a system: a sample reaches each aggregator of its
 /// name. The list is read on every recording without a lock (an atomic
@@ -134,26 +133,6 @@ impl AggregationSet {
     }
 }
 
-/// The set as a collector of its own: validates each call, then offers it.
-impl MetricCollector for AggregationSet {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.take(Recorded::new(RecordKind::Counter, name, value, tags));
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.take(Recorded::new(RecordKind::Gauge, name, value, tags));
-    }
-    fn adjust_gauge<'a>(&self, _name: &'a str, _delta: f64, _tags: Tags<'a>) {}
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.take(Recorded::new(RecordKind::Histogram, name, value, tags));
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.take(Recorded::timer(name, duration, tags));
-    }
-    fn health(&self) -> Vec<BackendHealth> {
-        self.report().into_iter().collect()
-    }
-}
-
 impl AggregationSet {
     fn take(&self, sample: Recorded<'_>) {
         if self.wants(sample.name) {
@@ -161,5 +140,13 @@ impl AggregationSet {
                 self.offer(&sample, &tags);
             }
         }
+    }
+}
+
+// The set as a collector of its own: validates each call, then offers it.
+collector_via_take! {
+    AggregationSet;
+    fn health(&self) -> Vec<BackendHealth> {
+        self.report().into_iter().collect()
     }
 }
