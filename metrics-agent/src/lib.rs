@@ -1,7 +1,34 @@
-//! The application side of the metrics facade: one value implementing
-//! [`MetricsSystem`](metrics_protocol::system::MetricsSystem) and
-//! [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem), chosen at
-//! start-up from configuration.
+//! The application side of the metrics facade: one value, [`Agent`],
+//! implementing [`MetricsSystem`](metrics_protocol::system::MetricsSystem)
+//! and [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem),
+//! chosen at start-up from configuration.
+//!
+//! ```
+//! use metrics_agent::{Agent, AgentConfig};
+//! use metrics_protocol::system::MetricsSystem;
+//!
+//! let agent = Agent::new(AgentConfig { system_sampling: false, ..Default::default() })?;
+//! let metrics = agent.metrics(); // what the application's libraries get
+//! metrics.time("startup", &[], || ());
+//! assert_eq!(agent.tracker().get_success_rate("startup", None)?, 1.0);
+//! agent.shutdown_metrics()?;
+//! # Ok::<(), metrics_protocol::MetricsError>(())
+//! ```
+//!
+//! Where each job lives:
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`system`] | [`Agent`]: building the system from its configuration, life cycle, health report, dashboards, the protocol's system traits |
+//! | `core` | the recording path: each call to the backends, then (validated once) to the streams and aggregations that want it |
+//! | [`config`] | [`AgentConfig`]: schema and defaults (`config`), JSON/TOML files (`config::file`), `METRICS_*` variables (`config::env`) |
+//! | [`stream`] | [`StreamHub`]: live streams with bounded buffers per subscriber |
+//! | [`aggregate`] | stream aggregation: specs and functions, windows, the set of a system |
+//! | [`health`] | registered health checks and the error-rate window |
+//! | [`dashboard`] | dashboards computed from the memory backend |
+//! | [`export`] | exports to files and HTTP endpoints |
+//! | `pool` | the few threads that run checks, exports and on-demand samples |
+//! | `recorded` | one recording call as it travels the system |
 #![deny(missing_docs)]
 
 pub mod aggregate;
