@@ -13,9 +13,9 @@ use metrics_protocol::{
     BackendHealth, Counter, CpuUsage, DashboardData, DashboardKind, DiskUsage, DropCounters,
     EndpointResults, ExportFormat, Fanout, Gauge, HealthCheckResult, HealthReport, HealthStatus,
     Histogram, MemoryUsage, MetricCollector, MetricFilter, MetricStream, MetricSummary, MetricType,
-    MetricValue, MetricsAggregator, MetricsConfig, MetricsError, MetricsSystem, NetworkStats,
-    PerformanceTimer, ProcessUsage, ResourceMonitor, RunningTimers, SuccessFailureTracker, Tags,
-    Timer, TimerId, TimingResult, TimingStats,
+    MetricUnit, MetricValue, MetricsAggregator, MetricsConfig, MetricsError, MetricsSystem,
+    NetworkStats, PerformanceTimer, ProcessUsage, ResourceMonitor, RunningTimers,
+    SuccessFailureTracker, Tags, Timer, TimerId, TimingResult, TimingStats,
 };
 use metrics_statsd::StatsdMetrics;
 use metrics_system::SystemMonitor;
@@ -263,6 +263,24 @@ impl Agent {
     /// changes, if any).
     pub fn config(&self) -> AgentConfig {
         self.inner.settings.lock().config.clone()
+    }
+
+    /// Installs a `metrics` crate recorder over this system's
+    /// [`collector`](MetricsSystem::collector) for the whole process, so
+    /// every `metrics::counter!`, `gauge!`, `histogram!` and `describe_*!`
+    /// (yours and your dependencies') records here, beside the values
+    /// recorded through the protocol. Returns the recorder for its
+    /// [`stats`](metrics_bridge::Recorder::stats).
+    ///
+    /// The `metrics` crate allows one global recorder per process, for its
+    /// lifetime: a second call (or another recorder installed before) is
+    /// [`InstallError::AlreadyInstalled`](metrics_bridge::InstallError). For
+    /// a scoped recorder (tests), use
+    /// `metrics_bridge::Recorder::new(agent.collector()).in_scope(..)`.
+    pub fn install_metrics_recorder(
+        &self,
+    ) -> Result<metrics_bridge::Recorder, metrics_bridge::InstallError> {
+        metrics_bridge::install(self.collector())
     }
 
     /// The in-memory backend, when configured: for queries the protocol
@@ -644,6 +662,15 @@ impl MetricCollector for Core {
     }
     fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
         self.fanout.register_timer(name, tags)
+    }
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+        description: &'a str,
+    ) {
+        self.fanout.describe(name, kind, unit, description);
     }
     fn flush(&self) -> Result<(), MetricsError> {
         self.fanout.flush()
