@@ -48,6 +48,14 @@
 //! are passed as no unit; the description is kept. Values are never
 //! converted.
 //!
+//! What differs from recording the same values by our own calls (and so
+//! between the `replay` and `export` examples' outputs): the `metrics` crate
+//! has no timer kind, so durations recorded with `histogram!` are histograms
+//! in whatever unit the caller chose, not timers in milliseconds; counters
+//! take whole `u64` increments, so a fractional or negative increment cannot
+//! be expressed at all. Everything else (values, tags, counts, quantiles)
+//! is the same.
+//!
 //! # Handles and the cost of a call
 //!
 //! `register_*` (which the macros call on every use) looks the key up in a
