@@ -155,6 +155,34 @@ fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) -> String {
                 );
             }
         }
+        if let Some(memory) = agent.memory() {
+            let (mut hits, mut misses) = (0.0, 0.0);
+            for s in memory.series(workload::CACHE_LOOKUPS) {
+                match s
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == "result")
+                    .map(|(_, v)| v.as_str())
+                {
+                    Some("hit") => hits += s.value,
+                    Some("miss") => misses += s.value,
+                    _ => {}
+                }
+            }
+            let entries = memory
+                .gauge_value(workload::CACHE_ENTRIES, &[])
+                .unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "{:<24} {hits} hits, {misses} misses ({:.1}% hit), {entries} entries (via the `metrics` crate)",
+                "response cache",
+                if hits + misses > 0.0 {
+                    100.0 * hits / (hits + misses)
+                } else {
+                    0.0
+                }
+            );
+        }
         if let Ok(top) = agent.aggregator().get_top_metrics(MetricType::Counter, 4) {
             for v in top {
                 let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -291,6 +319,10 @@ fn run(
             .map(|d| format!("running {d:?}"))
             .unwrap_or_else(|| "Ctrl-C to stop".into())
     ));
+    // The workload's response cache records through the `metrics` macros.
+    if let Err(e) = agent.install_metrics_recorder() {
+        eprintln!("warning: the `metrics` crate's macros will not reach the agent: {e}");
+    }
     let workers = workload::start(args.workers, agent.metrics(), stop.clone());
     let started = Instant::now();
     let mut next_report = started + args.report_every;

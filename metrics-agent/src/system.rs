@@ -260,6 +260,24 @@ impl Agent {
         self.inner.settings.lock().config.clone()
     }
 
+    /// Installs a `metrics` crate recorder over this system's
+    /// [`collector`](MetricsSystem::collector) for the whole process, so
+    /// every `metrics::counter!`, `gauge!`, `histogram!` and `describe_*!`
+    /// (yours and your dependencies') records here, beside the values
+    /// recorded through the protocol. Returns the recorder for its
+    /// [`stats`](metrics_bridge::Recorder::stats).
+    ///
+    /// The `metrics` crate allows one global recorder per process, for its
+    /// lifetime: a second call (or another recorder installed before) is
+    /// [`InstallError::AlreadyInstalled`](metrics_bridge::InstallError). For
+    /// a scoped recorder (tests), use
+    /// `metrics_bridge::Recorder::new(agent.collector()).in_scope(..)`.
+    pub fn install_metrics_recorder(
+        &self,
+    ) -> Result<metrics_bridge::Recorder, metrics_bridge::InstallError> {
+        metrics_bridge::install(self.collector())
+    }
+
     /// The in-memory backend, when configured: for queries the protocol
     /// does not have (range queries, rollups, read-back helpers).
     pub fn memory(&self) -> Option<&Arc<MemoryMetrics>> {

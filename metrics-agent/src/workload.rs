@@ -1,10 +1,13 @@
 //! A small, realistic workload written against one `Metrics` handle only, as
 //! a library would be: a request handler with a latency distribution,
 //! occasional failures of several kinds, response sizes and in-flight
-//! requests.
+//! requests. One component, the response cache, is instrumented with the
+//! `metrics` crate's macros instead, as many published crates are: its
+//! numbers reach the same backends through the bridge the main program
+//! installs (`Agent::install_metrics_recorder`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +21,65 @@ pub const LATENCY: &str = OPERATION;
 /// `connection_lost`).
 pub const DB_QUERY: &str = "db.query";
 
+/// The response cache's lookups (counter, tagged `route` and `result`).
+pub const CACHE_LOOKUPS: &str = "cache.lookups";
+/// Entries held by the response cache (gauge).
+pub const CACHE_ENTRIES: &str = "cache.entries";
+/// Size of each response stored in the cache (histogram, bytes).
+pub const CACHE_ENTRY_BYTES: &str = "cache.entry.bytes";
+
+/// A response cache shared by the workers, instrumented with the `metrics`
+/// macros only (it knows nothing of the protocol traits).
+struct ResponseCache {
+    entries: AtomicU64,
+    capacity: u64,
+}
+
+impl ResponseCache {
+    fn new(capacity: u64) -> Self {
+        metrics::describe_counter!(
+            CACHE_LOOKUPS,
+            metrics::Unit::Count,
+            "Response cache lookups, by route and result."
+        );
+        metrics::describe_gauge!(
+            CACHE_ENTRIES,
+            metrics::Unit::Count,
+            "Entries held by the response cache."
+        );
+        metrics::describe_histogram!(
+            CACHE_ENTRY_BYTES,
+            metrics::Unit::Bytes,
+            "Size of the responses stored in the cache."
+        );
+        ResponseCache {
+            entries: AtomicU64::new(0),
+            capacity,
+        }
+    }
+
+    /// Looks `route` up; on a miss stores a response of `bytes` (evicting
+    /// one entry when full). `roll` decides hit or miss.
+    fn lookup(&self, route: &'static str, roll: f64, bytes: f64) -> bool {
+        let hit = roll < 0.7;
+        let result = if hit { "hit" } else { "miss" };
+        metrics::counter!(CACHE_LOOKUPS, "route" => route, "result" => result).increment(1);
+        if !hit {
+            // Full: the new entry evicts one, the count stays.
+            let prev = self
+                .entries
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some((n + 1).min(self.capacity))
+                })
+                .unwrap_or_else(|n| n);
+            let n = (prev + 1).min(self.capacity);
+            metrics::gauge!(CACHE_ENTRIES).set(n as f64);
+            metrics::histogram!(CACHE_ENTRY_BYTES).record(bytes);
+        }
+        hit
+    }
+}
+
 /// A pseudo-random source (xorshift), seeded per worker.
 struct Rng(u64);
 
@@ -30,11 +92,13 @@ impl Rng {
     }
 }
 
-/// The "library": handles one request and reports it through one handle.
-fn handle(metrics: &Metrics, rng: &mut Rng, route: &str) {
+/// The "library": handles one request and reports it through one handle
+/// (its response cache through the `metrics` macros).
+fn handle(metrics: &Metrics, cache: &ResponseCache, rng: &mut Rng, route: &'static str) {
     metrics.adjust_gauge("http.inflight", 1.0, &[]);
     let roll = rng.next();
     if route != "/health" {
+        cache.lookup(route, rng.next(), 500.0 + rng.next() * 20_000.0);
         // The database call: a guard that records its duration and outcome.
         let table = [("table", route.trim_start_matches("/api/"))];
         let query = metrics.start(DB_QUERY, &table);
@@ -73,16 +137,17 @@ fn handle(metrics: &Metrics, rng: &mut Rng, route: &str) {
 /// Starts `n` workers that handle requests until `stop` is set.
 pub fn start(n: usize, metrics: Metrics, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
     let routes = ["/api/users", "/api/orders", "/health"];
+    let cache = Arc::new(ResponseCache::new(1_000));
     (0..n)
         .map(|i| {
-            let (metrics, stop) = (metrics.clone(), stop.clone());
+            let (metrics, cache, stop) = (metrics.clone(), cache.clone(), stop.clone());
             std::thread::spawn(move || {
                 let seed = (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
                 let jobs = metrics.counter("jobs.processed", &[("worker", &i.to_string())]);
                 while !stop.load(Ordering::Relaxed) {
                     let route = routes[(rng.next() * routes.len() as f64) as usize % routes.len()];
-                    handle(&metrics, &mut rng, route);
+                    handle(&metrics, &cache, &mut rng, route);
                     jobs.inc();
                 }
             })

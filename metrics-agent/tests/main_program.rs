@@ -35,6 +35,12 @@ fn a_short_run_with_many_workers_prints_summaries_and_the_export() {
     assert!(stdout.contains("http.request"), "{stdout}");
     assert!(stdout.contains("health: "), "{stdout}");
     assert!(stdout.contains("jobs.processed"), "{stdout}");
+    // The component instrumented with the `metrics` macros, through the bridge.
+    assert!(stdout.contains("response cache "), "{stdout}");
+    assert!(
+        stdout.contains("cache_lookups_total{result=\"hit\",route=\"/api/users\"}"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("--- final export (openmetrics) ---"),
         "{stdout}"
