@@ -18,7 +18,7 @@ use metrics_protocol::{HealthStatus, MetricType};
 use serde_json::{Value, json};
 
 use crate::Source;
-use crate::error::ApiError;
+use crate::error::{ApiError, query_error};
 use crate::params::Params;
 
 /// The largest `limit` of `top`.
@@ -103,7 +103,7 @@ pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> A
     let agg = s.system.aggregator();
     let summary = blocking(move || agg.get_metric_summary(&name, window))
         .await?
-        .map_err(|e| ApiError::from_metrics(e, "name"))?;
+        .map_err(|e| query_error(e, "name", window))?;
     Ok(Json(summary).into_response())
 }
 
@@ -116,7 +116,7 @@ pub(crate) async fn timing(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     let n = name.clone();
     let stats = blocking(move || timer.get_timing_stats(&n, window))
         .await?
-        .map_err(|e| ApiError::from_metrics(e, "name"))?;
+        .map_err(|e| query_error(e, "name", window))?;
     let mut body = json!({ "name": name, "window_ms": window_ms(window) });
     if let (Value::Object(b), Ok(Value::Object(st))) = (&mut body, serde_json::to_value(stats)) {
         b.extend(st);
@@ -138,7 +138,7 @@ pub(crate) async fn success(State(s): State<Source>, RawQuery(q): RawQuery) -> A
         Ok::<_, metrics_protocol::MetricsError>((rate, failures))
     })
     .await?
-    .map_err(|e| ApiError::from_metrics(e, "operation"))?;
+    .map_err(|e| query_error(e, "operation", window))?;
     Ok(Json(json!({
         "operation": operation,
         "window_ms": window_ms(window),

@@ -90,6 +90,22 @@ impl ApiError {
     }
 }
 
+/// Maps the error of a query over `window` about `subject` (the name or
+/// operation): a refused argument is the window's fault when one was given
+/// (longer than the backend keeps, ...), else the subject's.
+pub(crate) fn query_error(
+    e: MetricsError,
+    subject: &str,
+    window: Option<std::time::Duration>,
+) -> ApiError {
+    match e {
+        MetricsError::InvalidArgument(_) if window.is_some() => {
+            ApiError::bad_parameter("window", e.to_string())
+        }
+        e => ApiError::from_metrics(e, subject),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(&self)).into_response()

@@ -20,8 +20,8 @@ fn window() -> Value {
     q(
         "window",
         false,
-        "Only the last part of history: `300` (seconds), `500ms`, `30s`, `5m`, `1h`, `1d`; at most a year. Default: all time.",
-        json!({ "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$" }),
+        "Only the last part of history: `300` (seconds), `500ms`, `30s`, `5m`, `1h`, `1d`; above zero, at most a year and at most what the system keeps (else 400 naming `window`). Default: all time.",
+        json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" }),
     )
 }
 

@@ -125,8 +125,9 @@ pub(crate) fn parse_window(w: &str) -> Result<Duration, String> {
         return Err(format!("`{w}` must be longer than zero"));
     }
     match Duration::try_from_secs_f64(secs) {
-        Ok(d) if !d.is_zero() && d <= MAX_WINDOW => Ok(d),
-        Ok(d) if d.is_zero() => Err(format!("`{w}` must be longer than zero")),
+        // Shorter than a nanosecond, but above zero: the shortest window.
+        Ok(d) if d.is_zero() => Ok(Duration::from_nanos(1)),
+        Ok(d) if d <= MAX_WINDOW => Ok(d),
         _ => Err(format!("`{w}` is longer than a year")),
     }
 }
@@ -142,6 +143,7 @@ mod tests {
         assert_eq!(parse_window("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_window("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_window("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_window("0.0000000001"), Ok(Duration::from_nanos(1)));
         for bad in [
             "", "0", "0s", "-5m", "5w", "m", "1e400", "400d", "1.2.3s", "NaN",
         ] {

@@ -314,6 +314,8 @@ async fn bad_parameters_are_400_naming_the_parameter_and_unknown_metrics_404() {
         ("/api/v1/summary?name=", "name"),
         ("/api/v1/summary?name=http.requests&window=5x", "window"),
         ("/api/v1/summary?name=http.requests&window=0", "window"),
+        ("/api/v1/summary?name=http.requests&window=300d", "window"),
+        ("/api/v1/success?operation=checkout&window=300d", "window"),
         (
             "/api/v1/summary?name=http.requests&window=5m&window=1h",
             "window",
