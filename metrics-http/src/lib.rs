@@ -35,6 +35,7 @@ mod error;
 mod exposition;
 mod openapi;
 mod params;
+mod range;
 mod serve;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::HttpError;
 pub use exposition::negotiate;
+pub use range::{MAX_POINTS, RangeBin, RangeQueries, RangeRequest, RangeSeries};
 pub use serve::{Server, serve};
 
 /// The system being served: its synchronous side (queries, health,
@@ -60,12 +62,24 @@ pub use serve::{Server, serve};
 pub struct Source {
     system: Arc<dyn MetricsSystem>,
     streams: Arc<dyn AsyncMetricsSystem>,
+    ranges: Option<Arc<dyn RangeQueries>>,
 }
 
 impl Source {
     /// Serves `system`, with streams from `streams`.
     pub fn new(system: Arc<dyn MetricsSystem>, streams: Arc<dyn AsyncMetricsSystem>) -> Self {
-        Source { system, streams }
+        Source {
+            system,
+            streams,
+            ranges: None,
+        }
+    }
+
+    /// Answers `/api/v1/query_range` from `ranges` (without it, that path
+    /// answers 501: the protocol itself has no range query).
+    pub fn with_ranges(mut self, ranges: Arc<dyn RangeQueries>) -> Self {
+        self.ranges = Some(ranges);
+        self
     }
 
     /// Serves one value that is both sides of the protocol (an `Agent`,
@@ -77,6 +91,7 @@ impl Source {
         Source {
             system: system.clone(),
             streams: system,
+            ranges: None,
         }
     }
 }
@@ -157,6 +172,7 @@ pub fn router(source: Source, config: &HttpConfig) -> Router {
         .route("/health", get(api::health))
         .route("/series", get(api::series))
         .route("/summary", get(api::summary))
+        .route("/query_range", get(range::query_range))
         .route("/timing", get(api::timing))
         .route("/success", get(api::success))
         .route("/top", get(api::top))

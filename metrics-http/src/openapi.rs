@@ -109,6 +109,25 @@ fn build() -> Value {
             ("404", err("Nothing recorded under this name (in the window).")),
             unsupported(),
         ])),
+        "/api/v1/query_range": get("History in bins of `step`, per value of a tag", "query_range", vec![
+            q("name", true, "Metric name.", json!({ "type": "string", "minLength": 1 })),
+            q("start", true, "RFC 3339 time or Unix seconds.", json!({ "type": "string", "minLength": 1 })),
+            q("end", true, "RFC 3339 time or Unix seconds, after start.", json!({ "type": "string", "minLength": 1 })),
+            q("step", true, "Bin width, as a window (`10s`, `1m`); a multiple of the system's finest bin; at most 11000 bins.",
+              json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" })),
+            tag(),
+            q("group_by", false, "One series per value of this tag.", json!({ "type": "string", "minLength": 1 })),
+        ], responses(vec![
+            ("200", ok("Series of bins, oldest first.", json!({ "type": "object", "required": ["series"], "properties": {
+                "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
+                    "group": { "type": "string", "nullable": true },
+                    "bins": { "type": "array", "items": { "type": "object",
+                        "required": ["start", "count", "sum", "min", "max", "avg"], "properties": {
+                        "start": { "type": "string" }, "count": { "type": "integer", "minimum": 0 },
+                        "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } } } } } } }))),
+            ("404", err("Nothing recorded under this name.")),
+            ("501", err("The system keeps no binned history (the protocol has no range query; the main program plugs in the memory backend's).")),
+        ])),
         "/api/v1/timing": get("Timing statistics of a timer", "timing", vec![
             q("name", true, "Timer (operation) name.", json!({ "type": "string", "minLength": 1 })),
             window(),

@@ -10,7 +10,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use metrics_http::{HttpConfig, HttpError, Server, Source, router};
+use metrics_http::{
+    HttpConfig, HttpError, RangeBin, RangeQueries, RangeRequest, RangeSeries, Server, Source,
+    router,
+};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::system::{
     AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat,
@@ -457,6 +460,7 @@ async fn the_openapi_document_describes_every_route() {
         "health",
         "series",
         "summary",
+        "query_range",
         "timing",
         "success",
         "top",
@@ -554,4 +558,116 @@ fn a_real_socket_serves_limits_heads_and_reports_a_busy_port() {
     assert!(
         TcpStream::connect(addr).is_err() || raw_request(addr, "GET / HTTP/1.1\r\n\r\n").is_empty()
     );
+}
+
+/// The memory backend's range query behind the HTTP trait, as the main
+/// program plugs it in.
+struct Ranges(Arc<MemoryMetrics>);
+
+impl RangeQueries for Ranges {
+    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
+        let q = metrics_memory::RangeQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start: r.start,
+            end: r.end,
+            step: r.step,
+            group_by: r.group_by.clone(),
+        };
+        Ok(self
+            .0
+            .range_query(&q)?
+            .into_iter()
+            .map(|s| RangeSeries {
+                group: s.group,
+                bins: s
+                    .bins
+                    .into_iter()
+                    .map(|b| RangeBin {
+                        start: b.start,
+                        count: b.count,
+                        sum: b.sum,
+                        min: b.min,
+                        max: b.max,
+                        avg: b.avg,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
+    let system = recorded();
+    let mem = system.mem.clone();
+    let plain = app(recorded());
+    let (status, e) = get_json(
+        &plain,
+        "/api/v1/query_range?name=http.requests&start=0&end=1&step=10s",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{e}");
+
+    let app = router(
+        Source::from_system(Arc::new(system)).with_ranges(Arc::new(Ranges(mem))),
+        &HttpConfig::default(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let uri = format!(
+        "/api/v1/query_range?name=http.requests&start={}&end={}&step=1m&group_by=method",
+        now - 3600,
+        now + 60
+    );
+    let (status, r) = get_json(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let series = r["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "{r}");
+    let total = |group: &str| -> f64 {
+        series.iter().find(|s| s["group"] == group).unwrap()["bins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["sum"].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!((total("GET"), total("POST")), (10.0, 20.0), "{r}");
+
+    for (uri, parameter) in [
+        (
+            "/api/v1/query_range?name=x&start=10&end=5&step=10s".to_owned(),
+            "end",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=0&end=1000000&step=10ms".to_owned(),
+            "step",
+        ),
+        (
+            format!(
+                "/api/v1/query_range?name=x&start={}&end={}&step=7s",
+                now - 60,
+                now
+            ),
+            "step",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=soon&end=5&step=10s".to_owned(),
+            "start",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=0&end=5".to_owned(),
+            "step",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=0&end=5&step=10s&group_by=".to_owned(),
+            "group_by",
+        ),
+    ] {
+        let (status, e) = get_json(&app, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["parameter"], parameter, "{uri}: {e}");
+    }
 }
