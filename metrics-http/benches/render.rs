@@ -1,7 +1,9 @@
 //! Rendering `/metrics` for 10,000 series (9,000 counters, 1,000
 //! histograms) beside `metrics-exporter-prometheus` rendering the same
 //! series: the memory backend's export alone, the whole `GET /metrics`
-//! through the router, and the peer's `PrometheusHandle::render`.
+//! through the router, and the peer's `PrometheusHandle::render`. Then a
+//! counter increment into the same backend, idle and while another thread
+//! serves `GET /metrics` in a loop (what serving costs recording).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -175,5 +177,46 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, render);
+fn record_while_serving(c: &mut Criterion) {
+    let mem = ours();
+    let app = router(
+        Source::from_system(Arc::new(Mem(mem.clone()))),
+        &HttpConfig::default(),
+    );
+    let mut g = c.benchmark_group("record_while_serving");
+    g.measurement_time(Duration::from_secs(5));
+    let record = |b: &mut criterion::Bencher<'_>| {
+        b.iter(|| mem.record_counter(black_box("bench.requests_7"), 1.0, &[("id", "42")]))
+    };
+    g.bench_function("counter_idle", record);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = {
+        let (stop, scrapes, app) = (stop.clone(), scrapes.clone(), app.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                rt.block_on(async {
+                    let req = Request::get("/metrics").body(Body::empty()).expect("a request");
+                    let res = app.clone().oneshot(req).await.expect("a response");
+                    black_box(res.into_body().collect().await.expect("a body").to_bytes().len());
+                });
+                scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    g.bench_function("counter_while_serving", record);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = server.join();
+    eprintln!(
+        "record_while_serving: {} scrapes of 10,000 series served meanwhile",
+        scrapes.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    g.finish();
+}
+
+criterion_group!(benches, render, record_while_serving);
 criterion_main!(benches);
