@@ -200,9 +200,18 @@ fn record_while_serving(c: &mut Criterion) {
                 .expect("a runtime");
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 rt.block_on(async {
-                    let req = Request::get("/metrics").body(Body::empty()).expect("a request");
+                    let req = Request::get("/metrics")
+                        .body(Body::empty())
+                        .expect("a request");
                     let res = app.clone().oneshot(req).await.expect("a response");
-                    black_box(res.into_body().collect().await.expect("a body").to_bytes().len());
+                    black_box(
+                        res.into_body()
+                            .collect()
+                            .await
+                            .expect("a body")
+                            .to_bytes()
+                            .len(),
+                    );
                 });
                 scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
