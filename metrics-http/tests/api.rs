@@ -671,3 +671,30 @@ async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
         assert_eq!(e["parameter"], parameter, "{uri}: {e}");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the query string, every path answers without a server
+    /// error (a 501 only where the system cannot answer).
+    #[test]
+    fn any_query_string_is_answered_without_a_server_error(
+        q in "[a-z_=&:%0-9.A-Z+-]{0,40}",
+        path in proptest::sample::select(vec![
+            "/api/v1/summary", "/api/v1/timing", "/api/v1/success", "/api/v1/top",
+            "/api/v1/series", "/api/v1/export", "/api/v1/health", "/api/v1/query_range",
+            "/api/v1/dashboards/errors", "/metrics",
+        ]),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let app = app(recorded());
+        let uri = format!("{path}?{q}");
+        if let Ok(uri) = uri.parse::<axum::http::Uri>() {
+            let (status, _, body) = rt.block_on(call(&app, Method::GET, &uri.to_string(), &[]));
+            proptest::prop_assert!(
+                !status.is_server_error() || status == StatusCode::NOT_IMPLEMENTED,
+                "{uri}: {status} {}", text(&body)
+            );
+        }
+    }
+}
