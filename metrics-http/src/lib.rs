@@ -112,7 +112,7 @@ pub struct HttpConfig {
     /// When set, every request must carry `Authorization: Bearer <token>`
     /// (the main program reads it from `METRICS_HTTP_TOKEN`).
     pub token: Option<String>,
-    /// Connections served at once; further ones wait in the listen backlog
+    /// Connections served at once (1 to 2^20); further ones wait in the listen backlog
     /// until one closes.
     pub max_connections: usize,
     /// Time a handler may take to produce its response (a stream's events

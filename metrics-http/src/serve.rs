@@ -16,11 +16,14 @@ use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::{HttpConfig, HttpError, Source, router};
 
+/// The largest connection limit taken (a larger one is this).
+const MAX_CONNECTIONS: usize = 1 << 20;
+
 /// How long open connections (streams included) get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves `app` on `listener` until `shutdown` completes, with at most
-/// `config.max_connections` connections at once (the others wait in the
+/// `config.max_connections` connections at once (1 to 2^20) (the others wait in the
 /// listen backlog), request heads bounded in size and in time. HTTP/1.1.
 ///
 /// At shutdown, connections get two seconds to finish what they are
@@ -31,7 +34,8 @@ pub async fn serve(
     config: &HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let limit = config.max_connections.clamp(1, MAX_CONNECTIONS);
+    let permits = Arc::new(Semaphore::new(limit));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -83,7 +87,7 @@ pub async fn serve(
     // Wait until every connection has given back its permit (bounded by DRAIN).
     let _ = tokio::time::timeout(
         DRAIN + Duration::from_millis(500),
-        permits.acquire_many(config.max_connections.max(1) as u32),
+        permits.acquire_many(limit as u32),
     )
     .await;
 }
