@@ -35,6 +35,7 @@ log "installing peers: prometheus and promtool, wrk (Debian), schemathesis (PyPI
 ensure_promtool
 ensure_apt prometheus prometheus
 ensure_apt wrk wrk
+ensure_apt curl curl
 VENV=$CI_WORK/venv-http
 if ! "$VENV/bin/python" -c 'import prometheus_client' 2>/dev/null || [ ! -x "$VENV/bin/schemathesis" ]; then
     python3 -m venv "$VENV" >&2
