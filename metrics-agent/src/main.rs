@@ -4,12 +4,16 @@
 //! `--config FILE` in JSON or TOML, then `METRICS_*` environment
 //! variables), runs a small workload written against the protocol traits
 //! only (as a library would be), prints a live summary every few seconds,
-//! and a final export on Ctrl-C or after `--duration`.
+//! and a final export on Ctrl-C or after `--duration`. While it runs it
+//! serves `/metrics` and the JSON API (`metrics-http`) on
+//! `127.0.0.1:9464`, or where `--listen`, `METRICS_LISTEN` or the config
+//! file's `listen` say (`off`: nowhere).
 
 mod workload;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,6 +24,8 @@ use clap::Parser;
 use futures_util::StreamExt;
 use metrics_agent::config::parse_duration;
 use metrics_agent::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
+use metrics_http::{HttpConfig, RangeBin, RangeQueries, RangeRequest, RangeSeries, Source};
+use metrics_memory::MemoryMetrics;
 use metrics_protocol::MetricType;
 use metrics_protocol::system::{
     AsyncMetricsSystem, ExportFormat, HealthReport, MetricFilter, MetricsSystem, StreamEvent,
@@ -32,7 +38,8 @@ use metrics_protocol::system::{
 METRICS_STATSD_FLAVOR, METRICS_PREFIX, METRICS_COMMON_TAGS=k=v,k2=v2, \
 METRICS_SYSTEM_SAMPLING=on|off, METRICS_SAMPLE_INTERVAL, METRICS_RETENTION_DAYS, \
 METRICS_EXPORT_ENDPOINTS, METRICS_STREAM_BUFFER, METRICS_HEALTH_CHECK_TIMEOUT \
-(they override the --config file)."
+(they override the --config file); METRICS_LISTEN=ADDR|off (--listen wins over it), \
+METRICS_HTTP_TOKEN (a bearer token every HTTP request must carry)."
 )]
 struct Args {
     /// A JSON or TOML configuration file (see the README).
@@ -54,6 +61,134 @@ struct Args {
     /// Workload threads.
     #[arg(long, default_value_t = 3)]
     workers: usize,
+    /// Where to serve /metrics and the JSON API: an address such as
+    /// 127.0.0.1:9464 (the default), or `off`.
+    #[arg(long, value_name = "ADDR|off")]
+    listen: Option<String>,
+}
+
+/// The default HTTP address: loopback, the port registered for
+/// OpenTelemetry's Prometheus exporter.
+const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// Where to listen, and whether the user asked for it.
+struct Listen {
+    addr: Option<SocketAddr>,
+    explicit: bool,
+}
+
+/// `--listen`, else `METRICS_LISTEN`, else the config file's `listen`, else
+/// the default; an unusable value is a configuration error naming its source.
+fn listen_choice(
+    flag: Option<&str>,
+    env: Option<String>,
+    file: Option<&str>,
+) -> Result<Listen, metrics_protocol::MetricsError> {
+    let env = env.filter(|v| !v.trim().is_empty());
+    let (source, value, explicit) = match (flag, env.as_deref(), file) {
+        (Some(v), _, _) => ("--listen", v, true),
+        (None, Some(v), _) => ("METRICS_LISTEN", v, true),
+        (None, None, Some(v)) => ("listen", v, true),
+        (None, None, None) => ("listen", DEFAULT_LISTEN, false),
+    };
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(Listen {
+            addr: None,
+            explicit,
+        });
+    }
+    let addr = v
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            metrics_protocol::MetricsError::config(
+                source,
+                value,
+                "expected an address such as 127.0.0.1:9464, or off",
+            )
+        })?;
+    Ok(Listen {
+        addr: Some(addr),
+        explicit,
+    })
+}
+
+/// `/api/v1/query_range` from the memory backend's binned history (the
+/// protocol has no range query of its own).
+struct MemoryRanges(Arc<MemoryMetrics>);
+
+impl RangeQueries for MemoryRanges {
+    fn query_range(
+        &self,
+        r: &RangeRequest,
+    ) -> Result<Vec<RangeSeries>, metrics_protocol::MetricsError> {
+        let q = metrics_memory::RangeQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start: r.start,
+            end: r.end,
+            step: r.step,
+            group_by: r.group_by.clone(),
+        };
+        Ok(self
+            .0
+            .range_query(&q)?
+            .into_iter()
+            .map(|s| RangeSeries {
+                group: s.group,
+                bins: s
+                    .bins
+                    .into_iter()
+                    .map(|b| RangeBin {
+                        start: b.start,
+                        count: b.count,
+                        sum: b.sum,
+                        min: b.min,
+                        max: b.max,
+                        avg: b.avg,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+/// Starts the HTTP server. A busy default port is a warning (the run goes
+/// on without HTTP); an address the user chose that cannot be bound is an
+/// error, before anything is recorded.
+fn start_http(
+    listen: &Listen,
+    agent: &Agent,
+) -> Result<Option<metrics_http::Server>, metrics_protocol::MetricsError> {
+    let Some(addr) = listen.addr else {
+        return Ok(None);
+    };
+    let config = HttpConfig::from_env(|k| std::env::var(k).ok());
+    if !addr.ip().is_loopback() && config.token.is_none() {
+        eprintln!(
+            "warning: serving metrics on {addr}, beyond this machine, without METRICS_HTTP_TOKEN"
+        );
+    }
+    let mut source = Source::from_system(Arc::new(agent.clone()));
+    if let Some(memory) = agent.memory() {
+        source = source.with_ranges(Arc::new(MemoryRanges(memory.clone())));
+    }
+    match metrics_http::Server::start(addr, source, config) {
+        Ok(server) => Ok(Some(server)),
+        Err(e) if listen.explicit => Err(metrics_protocol::MetricsError::config(
+            "listen",
+            addr.to_string(),
+            format!("{e} (choose another address with --listen ADDR, or --listen off)"),
+        )),
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; running without HTTP (choose another address with --listen ADDR, or --listen off)"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the run quietly
@@ -267,7 +402,13 @@ fn run(
     out: &Out,
 ) -> Result<bool, metrics_protocol::MetricsError> {
     let endpoints = config.export_endpoints.clone();
+    let listen = listen_choice(
+        args.listen.as_deref(),
+        std::env::var("METRICS_LISTEN").ok(),
+        config.listen.as_deref(),
+    )?;
     let agent = Agent::new(config)?;
+    let server = start_http(&listen, &agent)?;
     let config = agent.config();
 
     // Health checks an application would register.
@@ -319,6 +460,12 @@ fn run(
             .map(|d| format!("running {d:?}"))
             .unwrap_or_else(|| "Ctrl-C to stop".into())
     ));
+    if let Some(s) = &server {
+        out.print(&format!(
+            "serving http://{0}/metrics and http://{0}/api/v1/ (--listen off to stop)\n",
+            s.local_addr()
+        ));
+    }
     // The workload's response cache records through the `metrics` macros.
     if let Err(e) = agent.install_metrics_recorder() {
         eprintln!("warning: the `metrics` crate's macros will not reach the agent: {e}");
@@ -376,6 +523,9 @@ fn run(
                 }
             }
         }
+    }
+    if let Some(s) = server {
+        s.shutdown();
     }
     Ok(ok)
 }

@@ -1,14 +1,18 @@
 //! The main program as a user runs it: a short run with many workers, a
-//! configuration error, and a closed stdout pipe.
+//! configuration error, a closed stdout pipe, and its HTTP endpoint.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn agent() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_metrics-agent"));
     c.env_remove("METRICS_BACKEND")
         .env_remove("METRICS_STATSD_ADDR")
         .env_remove("METRICS_EXPORT_ENDPOINTS")
+        .env_remove("METRICS_HTTP_TOKEN")
+        .env("METRICS_LISTEN", "off") // the HTTP tests below pass --listen
         .env("METRICS_SYSTEM_SAMPLING", "off");
     c
 }
@@ -83,4 +87,116 @@ fn a_closed_stdout_ends_the_run_without_a_panic() {
         .unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.success(), "{status:?} {stderr}");
+}
+
+/// One HTTP/1.1 GET on a fresh connection: the status line, the headers
+/// (lowercase names) and the body.
+fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (String, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (
+        status.to_owned(),
+        headers.to_ascii_lowercase(),
+        body.to_owned(),
+    )
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_main_program_serves_metrics_and_the_api_while_it_runs() {
+    let mut child = Running(
+        agent()
+            .args(["--listen", "127.0.0.1:0", "--duration", "5m"])
+            .args(["--report-every", "1h", "--no-export"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("the program printed its URL").unwrap();
+        if let Some(rest) = line.strip_prefix("serving http://") {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    // The workload records from the start; wait (generously) for a scrape
+    // that shows its request timer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (status, headers, body) = loop {
+        let got = http_get(addr, "/metrics", "");
+        if got.2.contains("http_request_seconds_count") || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, "HTTP/1.1 200 OK", "{headers}");
+    assert!(
+        headers.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{headers}"
+    );
+    assert!(body.contains("http_request_seconds_count"), "{body}");
+
+    let (status, headers, body) =
+        http_get(addr, "/metrics", "Accept: application/openmetrics-text\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        headers.contains("application/openmetrics-text; version=1.0.0"),
+        "{headers}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    let (status, _, body) = http_get(addr, "/api/v1/summary?name=http.request&window=5m", "");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(summary["count"].as_u64().unwrap() > 0, "{summary}");
+    let (status, _, body) = http_get(addr, "/api/v1/summary?name=http.request&window=soon", "");
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{body}");
+    assert!(body.contains("\"parameter\":\"window\""), "{body}");
+}
+
+#[test]
+fn an_address_the_user_chose_that_is_taken_exits_2_naming_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = agent()
+        .env("METRICS_LISTEN", &addr)
+        .args(["--duration", "1s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains(&addr),
+        "{stderr}"
+    );
+
+    let out = agent()
+        .args(["--listen", "nowhere", "--duration", "1s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--listen") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
 }

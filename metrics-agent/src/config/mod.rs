@@ -253,6 +253,9 @@ pub struct AgentConfig {
     pub memory: MemoryConfig,
     /// Stream aggregations started with the system.
     pub aggregations: Vec<AggregationConfig>,
+    /// Where the main program serves HTTP (`127.0.0.1:9464` when unset;
+    /// `off` for nowhere). `METRICS_LISTEN` and `--listen` override it.
+    pub listen: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -268,6 +271,7 @@ impl Default for AgentConfig {
             statsd: StatsdConfig::default(),
             memory: MemoryConfig::default(),
             aggregations: Vec::new(),
+            listen: None,
         }
     }
 }

@@ -1,0 +1,231 @@
+//! Rendering `/metrics` for 10,000 series (9,000 counters, 1,000
+//! histograms) beside `metrics-exporter-prometheus` rendering the same
+//! series: the memory backend's export alone, the whole `GET /metrics`
+//! through the router, and the peer's `PrometheusHandle::render`. Then a
+//! counter increment into the same backend, idle and while another thread
+//! serves `GET /metrics` in a loop (what serving costs recording).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http_body_util::BodyExt;
+use metrics_http::{HttpConfig, Source, router};
+use metrics_memory::MemoryMetrics;
+use metrics_protocol::system::{
+    AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat, HealthReport,
+    MetricFilter, MetricStream, MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor,
+};
+use metrics_protocol::{
+    MetricCollector, Metrics, MetricsError, NoopMetrics, PerformanceTimer, SuccessFailureTracker,
+};
+use tower::ServiceExt;
+
+const COUNTER_NAMES: usize = 90;
+const HISTOGRAM_NAMES: usize = 10;
+const PER_NAME: usize = 100;
+const SAMPLES: usize = 20;
+
+/// The memory backend as a system (only what `/metrics` uses matters).
+struct Mem(Arc<MemoryMetrics>);
+
+impl MetricsSystem for Mem {
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.0.clone())
+    }
+    fn collector(&self) -> Arc<dyn MetricCollector> {
+        self.0.clone()
+    }
+    fn timer(&self) -> Arc<dyn PerformanceTimer> {
+        self.0.clone()
+    }
+    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
+        self.0.clone()
+    }
+    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
+        Arc::new(NoopMetrics)
+    }
+    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
+        self.0.clone()
+    }
+    fn initialize_metrics(&self, _: &MetricsConfig) -> Result<(), MetricsError> {
+        Ok(())
+    }
+    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
+        Ok(())
+    }
+    fn get_system_health(&self) -> HealthReport {
+        HealthReport::from_parts(self.0.health(), Vec::new(), 0.0)
+    }
+    fn create_dashboard_data(&self, _: DashboardKind) -> Result<DashboardData, MetricsError> {
+        Err(MetricsError::NoData("dashboards".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncMetricsSystem for Mem {
+    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
+        Ok(())
+    }
+    async fn export_metrics_async(&self, _: &[String]) -> EndpointResults {
+        EndpointResults::new()
+    }
+    fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
+        NoopMetrics.metrics_stream(filter)
+    }
+}
+
+fn ours() -> Arc<MemoryMetrics> {
+    let m = Arc::new(MemoryMetrics::new());
+    for n in 0..COUNTER_NAMES {
+        let name = format!("bench.requests_{n}");
+        for i in 0..PER_NAME {
+            let id = i.to_string();
+            m.record_counter(&name, (i + 1) as f64, &[("id", &id)]);
+        }
+    }
+    for n in 0..HISTOGRAM_NAMES {
+        let name = format!("bench.payload_{n}");
+        for i in 0..PER_NAME {
+            let id = i.to_string();
+            for s in 0..SAMPLES {
+                m.record_histogram(&name, (s * 10 + i) as f64, &[("id", &id)]);
+            }
+        }
+    }
+    m
+}
+
+fn peer() -> metrics_exporter_prometheus::PrometheusHandle {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for n in 0..COUNTER_NAMES {
+            let name = format!("bench_requests_{n}");
+            for i in 0..PER_NAME {
+                metrics::counter!(name.clone(), "id" => i.to_string()).increment((i + 1) as u64);
+            }
+        }
+        for n in 0..HISTOGRAM_NAMES {
+            let name = format!("bench_payload_{n}");
+            for i in 0..PER_NAME {
+                let h = metrics::histogram!(name.clone(), "id" => i.to_string());
+                for s in 0..SAMPLES {
+                    h.record((s * 10 + i) as f64);
+                }
+            }
+        }
+    });
+    handle
+}
+
+fn render(c: &mut Criterion) {
+    let mem = ours();
+    let peer = peer();
+    let series = mem.series_count();
+    assert_eq!(
+        series,
+        COUNTER_NAMES * PER_NAME + HISTOGRAM_NAMES * PER_NAME
+    );
+    let app = router(
+        Source::from_system(Arc::new(Mem(mem.clone()))),
+        &HttpConfig::default(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+
+    let mut g = c.benchmark_group("render_10k_series");
+    g.throughput(Throughput::Elements(series as u64));
+    g.measurement_time(Duration::from_secs(5));
+    g.sample_size(30);
+    g.bench_function("memory_export_prometheus", |b| {
+        b.iter(|| {
+            black_box(
+                mem.export_metrics(ExportFormat::Prometheus)
+                    .map(|t| t.len()),
+            )
+        })
+    });
+    g.bench_function("memory_export_openmetrics", |b| {
+        b.iter(|| {
+            black_box(
+                mem.export_metrics(ExportFormat::OpenMetrics)
+                    .map(|t| t.len()),
+            )
+        })
+    });
+    g.bench_function("http_get_metrics", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let req = Request::get("/metrics")
+                    .body(Body::empty())
+                    .expect("a request");
+                let res = app.clone().oneshot(req).await.expect("a response");
+                let bytes = res.into_body().collect().await.expect("a body").to_bytes();
+                black_box(bytes.len())
+            })
+        })
+    });
+    g.bench_function("metrics_exporter_prometheus_render", |b| {
+        b.iter(|| black_box(peer.render().len()))
+    });
+    g.finish();
+}
+
+fn record_while_serving(c: &mut Criterion) {
+    let mem = ours();
+    let app = router(
+        Source::from_system(Arc::new(Mem(mem.clone()))),
+        &HttpConfig::default(),
+    );
+    let mut g = c.benchmark_group("record_while_serving");
+    g.measurement_time(Duration::from_secs(5));
+    let record = |b: &mut criterion::Bencher<'_>| {
+        b.iter(|| mem.record_counter(black_box("bench.requests_7"), 1.0, &[("id", "42")]))
+    };
+    g.bench_function("counter_idle", record);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = {
+        let (stop, scrapes, app) = (stop.clone(), scrapes.clone(), app.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                rt.block_on(async {
+                    let req = Request::get("/metrics")
+                        .body(Body::empty())
+                        .expect("a request");
+                    let res = app.clone().oneshot(req).await.expect("a response");
+                    black_box(
+                        res.into_body()
+                            .collect()
+                            .await
+                            .expect("a body")
+                            .to_bytes()
+                            .len(),
+                    );
+                });
+                scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    g.bench_function("counter_while_serving", record);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = server.join();
+    eprintln!(
+        "record_while_serving: {} scrapes of 10,000 series served meanwhile",
+        scrapes.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    g.finish();
+}
+
+criterion_group!(benches, render, record_while_serving);
+criterion_main!(benches);

@@ -1,0 +1,272 @@
+//! The JSON API under `/api/v1/`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use metrics_protocol::system::{
+    DashboardKind, ExportFormat, MetricFilter, MetricValue, StreamEvent,
+};
+use metrics_protocol::{HealthStatus, MetricType};
+use serde_json::{Value, json};
+
+use crate::Source;
+use crate::error::{ApiError, query_error};
+use crate::params::Params;
+
+/// The largest `limit` of `top`.
+const MAX_TOP: usize = 1000;
+
+/// Runs a synchronous protocol call off the async workers (health checks
+/// and exports may take a while); a panic in it is a 500, not a crash.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "a metrics query failed");
+        ApiError::internal("the query failed inside the metrics system")
+    })
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn window_ms(w: Option<Duration>) -> Value {
+    w.map_or(Value::Null, |w| json!(w.as_secs_f64() * 1e3))
+}
+
+/// `GET /api/v1/health`: 200 when healthy or degraded, 503 when unhealthy.
+pub(crate) async fn health(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    Params::parse(q.as_deref(), &[])?;
+    let system = s.system.clone();
+    let report = blocking(move || system.get_system_health()).await?;
+    let status = if report.status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)).into_response())
+}
+
+/// `GET /api/v1/series?prefix=&type=&tag=k:v`: every series' name, type,
+/// unit, tags and current value.
+pub(crate) async fn series(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["prefix", "type", "tag"])?;
+    let prefix = p.one("prefix")?.map(str::to_owned);
+    let kind = p.one("type")?.map(parse_type).transpose()?;
+    let tags = p.tags()?;
+    let agg = s.system.aggregator();
+    let values = blocking(move || {
+        let borrowed: Vec<(&str, &str)> =
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        agg.get_metrics_by_tag(&borrowed)
+    })
+    .await?
+    .map_err(|e| ApiError::from_metrics(e, "tag"))?;
+    let series: Vec<Value> = values
+        .into_iter()
+        .filter(|v| prefix.as_deref().is_none_or(|p| v.name.starts_with(p)))
+        .filter(|v| kind.is_none_or(|k| v.metric_type == k))
+        .map(|v| {
+            json!({
+                "name": v.name,
+                "type": v.metric_type,
+                "unit": v.unit,
+                "tags": v.tags,
+                "value": finite(v.value),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "series": series })).into_response())
+}
+
+/// `GET /api/v1/summary?name=&window=`.
+pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["name", "window", "tag"])?;
+    let name = p.required("name")?.to_owned();
+    let window = p.window()?;
+    if !p.tags()?.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "tag",
+            "summaries by tag are not available: the protocol's get_metric_summary merges every \
+             series of a name (see /api/v1/series?tag=k:v for each series' value)",
+        ));
+    }
+    let agg = s.system.aggregator();
+    let summary = blocking(move || agg.get_metric_summary(&name, window))
+        .await?
+        .map_err(|e| query_error(e, "name", window))?;
+    Ok(Json(summary).into_response())
+}
+
+/// `GET /api/v1/timing?name=&window=`.
+pub(crate) async fn timing(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["name", "window"])?;
+    let name = p.required("name")?.to_owned();
+    let window = p.window()?;
+    let timer = s.system.timer();
+    let n = name.clone();
+    let stats = blocking(move || timer.get_timing_stats(&n, window))
+        .await?
+        .map_err(|e| query_error(e, "name", window))?;
+    let mut body = json!({ "name": name, "window_ms": window_ms(window) });
+    if let (Value::Object(b), Ok(Value::Object(st))) = (&mut body, serde_json::to_value(stats)) {
+        b.extend(st);
+    }
+    Ok(Json(body).into_response())
+}
+
+/// `GET /api/v1/success?operation=&window=`: success rate and failures by
+/// error type.
+pub(crate) async fn success(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["operation", "window"])?;
+    let operation = p.required("operation")?.to_owned();
+    let window = p.window()?;
+    let tracker = s.system.tracker();
+    let op = operation.clone();
+    let (rate, failures) = blocking(move || {
+        let rate = tracker.get_success_rate(&op, window)?;
+        let failures = tracker.get_failure_breakdown(&op, window)?;
+        Ok::<_, metrics_protocol::MetricsError>((rate, failures))
+    })
+    .await?
+    .map_err(|e| query_error(e, "operation", window))?;
+    Ok(Json(json!({
+        "operation": operation,
+        "window_ms": window_ms(window),
+        "success_rate": finite(rate),
+        "failures": failures,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/top?type=&limit=`.
+pub(crate) async fn top(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["type", "limit"])?;
+    let kind = p
+        .one("type")?
+        .map(parse_type)
+        .transpose()?
+        .unwrap_or(MetricType::Counter);
+    let limit = match p.one("limit")? {
+        None => 10,
+        Some(l) => l
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_TOP).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "limit",
+                    format!("expected a whole number from 1 to {MAX_TOP}, got `{l}`"),
+                )
+            })?,
+    };
+    let agg = s.system.aggregator();
+    let values = blocking(move || agg.get_top_metrics(kind, limit))
+        .await?
+        .map_err(|e| ApiError::from_metrics(e, "type"))?;
+    Ok(Json(
+        json!({ "type": kind, "metrics": values.into_iter().map(value_json).collect::<Vec<_>>() }),
+    )
+    .into_response())
+}
+
+/// `GET /api/v1/dashboards/{kind}`.
+pub(crate) async fn dashboard(
+    State(s): State<Source>,
+    kind: Result<Path<String>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    Params::parse(q.as_deref(), &[])?;
+    let Path(kind) = kind.map_err(|e| ApiError::bad_parameter("kind", e.body_text()))?;
+    let kind: DashboardKind = kind.parse().map_err(|e: metrics_protocol::MetricsError| {
+        ApiError::bad_parameter("kind", e.to_string())
+    })?;
+    let system = s.system.clone();
+    let data = blocking(move || system.create_dashboard_data(kind))
+        .await?
+        .map_err(|e| ApiError::from_metrics(e, "kind"))?;
+    Ok(Json(data).into_response())
+}
+
+/// `GET /api/v1/export?format=` (default json).
+pub(crate) async fn export(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["format"])?;
+    let format = match p.one("format")? {
+        None => ExportFormat::Json,
+        Some(f) => f
+            .parse::<ExportFormat>()
+            .map_err(|e| ApiError::bad_parameter("format", e.to_string()))?,
+    };
+    let agg = s.system.aggregator();
+    let text = blocking(move || agg.export_metrics(format))
+        .await?
+        .map_err(|e| ApiError::from_metrics(e, "format"))?;
+    Ok(([(CONTENT_TYPE, format.content_type())], text).into_response())
+}
+
+/// `GET /api/v1/stream?prefix=&type=&tag=k:v`: server-sent events, `metric`
+/// (a recorded value, JSON) and `lagged` (`{"missed": n}`).
+pub(crate) async fn stream(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref(), &["prefix", "type", "tag"])?;
+    let mut filter = MetricFilter::default();
+    if let Some(prefix) = p.one("prefix")? {
+        filter = filter.name_prefix(prefix);
+    }
+    for t in p.all("type") {
+        filter = filter.metric_type(parse_type(t)?);
+    }
+    for (k, v) in p.tags()? {
+        filter = filter.tag(k, v);
+    }
+    let events = s.streams.metrics_stream(filter).map(|event| {
+        let e = match event {
+            StreamEvent::Metric(v) => Event::default()
+                .event("metric")
+                .data(value_json(v).to_string()),
+            StreamEvent::Lagged { missed } => Event::default()
+                .event("lagged")
+                .data(json!({ "missed": missed }).to_string()),
+        };
+        Ok::<_, Infallible>(e)
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Any other path: 404 with a JSON error.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such path (see /api/v1/openapi.json)")
+}
+
+fn parse_type(t: &str) -> Result<MetricType, ApiError> {
+    t.parse()
+        .map_err(|e: metrics_protocol::MetricsError| ApiError::bad_parameter("type", e.to_string()))
+}
+
+/// A value as JSON, non-finite numbers as `null`.
+fn value_json(v: MetricValue) -> Value {
+    json!({
+        "name": v.name,
+        "type": v.metric_type,
+        "unit": v.unit,
+        "value": finite(v.value),
+        "timestamp": v.timestamp,
+        "tags": v.tags,
+        "metadata": v.metadata,
+    })
+}
+
+fn finite(x: f64) -> Value {
+    if x.is_finite() { json!(x) } else { Value::Null }
+}

@@ -1,0 +1,176 @@
+//! Query-string parameters: parsed once, unknown or repeated names refused
+//! with a 400 that names them.
+
+use std::time::Duration;
+
+use crate::error::ApiError;
+
+/// The longest window a query may ask for (a year).
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The parameters of one request.
+#[derive(Debug)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses `raw` (the query string, if any); a name outside `allowed` is
+    /// a 400 naming it.
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = match raw {
+            None | Some("") => Vec::new(),
+            Some(q) => serde_urlencoded::from_str(q).map_err(|e| {
+                ApiError::bad_parameter("query", format!("malformed query string: {e}"))
+            })?,
+        };
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::bad_parameter(
+                k,
+                format!(
+                    "unknown parameter `{k}` (expected {})",
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            ));
+        }
+        Ok(Params(pairs))
+    }
+
+    /// The value of a parameter given at most once.
+    pub fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.0.iter().filter(|(k, _)| k == key);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(ApiError::bad_parameter(
+                key,
+                format!("`{key}` given more than once"),
+            ));
+        }
+        Ok(first)
+    }
+
+    /// The value of a required parameter, not empty.
+    pub fn required(&self, key: &str) -> Result<&str, ApiError> {
+        match self.one(key)? {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(ApiError::bad_parameter(key, format!("`{key}` is required"))),
+        }
+    }
+
+    /// Every value of a parameter that may be repeated.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every `tag=k:v`, as pairs.
+    pub fn tags(&self) -> Result<Vec<(String, String)>, ApiError> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| parse_tag(v))
+            .collect()
+    }
+
+    /// The `window` parameter, if given.
+    pub fn window(&self) -> Result<Option<Duration>, ApiError> {
+        self.one("window")?
+            .map(|w| parse_window(w).map_err(|m| ApiError::bad_parameter("window", m)))
+            .transpose()
+    }
+}
+
+/// `key:value`, both non-empty.
+fn parse_tag(v: &str) -> Result<(String, String), ApiError> {
+    match v.split_once(':') {
+        Some((k, val)) if !k.trim().is_empty() && !val.is_empty() => {
+            Ok((k.trim().to_owned(), val.to_owned()))
+        }
+        _ => Err(ApiError::bad_parameter(
+            "tag",
+            format!("expected `key:value`, got `{v}`"),
+        )),
+    }
+}
+
+/// A window: `300` (seconds), `500ms`, `30s`, `5m`, `1h`, `1d`; above zero,
+/// at most a year.
+pub(crate) fn parse_window(w: &str) -> Result<Duration, String> {
+    let w = w.trim();
+    let split = w
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(w.len());
+    let (number, unit) = w.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration such as 30s, 5m or 1h, got `{w}`"))?;
+    let scale = match unit {
+        "ms" => 1e-3,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{w}` (expected ms, s, m, h or d)"
+            ));
+        }
+    };
+    let secs = n * scale;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{w}` must be longer than zero"));
+    }
+    match Duration::try_from_secs_f64(secs) {
+        // Shorter than a nanosecond, but above zero: the shortest window.
+        Ok(d) if d.is_zero() => Ok(Duration::from_nanos(1)),
+        Ok(d) if d <= MAX_WINDOW => Ok(d),
+        _ => Err(format!("`{w}` is longer than a year")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_window("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_window("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_window("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_window("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_window("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_window("0.0000000001"), Ok(Duration::from_nanos(1)));
+        for bad in [
+            "", "0", "0s", "-5m", "5w", "m", "1e400", "400d", "1.2.3s", "NaN",
+        ] {
+            assert!(parse_window(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_repeated_and_malformed_parameters_are_named() {
+        let e = Params::parse(Some("windw=5m"), &["name", "window"]).unwrap_err();
+        assert_eq!(e.parameter.as_deref(), Some("windw"));
+        let p = Params::parse(Some("name=a&name=b"), &["name"]).unwrap();
+        assert_eq!(
+            p.one("name").unwrap_err().parameter.as_deref(),
+            Some("name")
+        );
+        let p = Params::parse(Some("tag=host:a&tag=zone:b%3Ac"), &["tag"]).unwrap();
+        assert_eq!(
+            p.tags().unwrap(),
+            vec![("host".into(), "a".into()), ("zone".into(), "b:c".into())]
+        );
+        let p = Params::parse(Some("tag=nocolon"), &["tag"]).unwrap();
+        assert_eq!(p.tags().unwrap_err().parameter.as_deref(), Some("tag"));
+        let p = Params::parse(Some("name="), &["name"]).unwrap();
+        assert_eq!(
+            p.required("name").unwrap_err().parameter.as_deref(),
+            Some("name")
+        );
+    }
+}

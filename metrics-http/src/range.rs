@@ -1,0 +1,181 @@
+//! `GET /api/v1/query_range`: history in bins, from a system that keeps it.
+//!
+//! The protocol has no range query, so a server of any system cannot ask
+//! for one; a system that keeps binned history (the memory backend's
+//! `range_query`) plugs it in with [`Source::with_ranges`](crate::Source::with_ranges).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use metrics_protocol::MetricsError;
+use serde::Serialize;
+
+use crate::Source;
+use crate::api::blocking;
+use crate::error::ApiError;
+use crate::params::{Params, parse_window};
+
+/// The most bins one answer may have per series (as a Prometheus server
+/// limits its range queries).
+pub const MAX_POINTS: i64 = 11_000;
+
+/// A range query: bins of `step` from `start` to `end` of the series of
+/// `name` whose tags contain `tags`, merged per value of the tag `group_by`
+/// (all in one when `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeRequest {
+    /// Metric name.
+    pub name: String,
+    /// Only series whose tags contain all of these.
+    pub tags: Vec<(String, String)>,
+    /// First instant (inclusive).
+    pub start: DateTime<Utc>,
+    /// Last instant (exclusive).
+    pub end: DateTime<Utc>,
+    /// Width of one bin.
+    pub step: Duration,
+    /// One series per value of this tag.
+    pub group_by: Option<String>,
+}
+
+/// One bin of a [`RangeSeries`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RangeBin {
+    /// Start of the bin.
+    pub start: DateTime<Utc>,
+    /// Samples in the bin.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// Their mean.
+    pub avg: f64,
+}
+
+/// One series of a range answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RangeSeries {
+    /// The `group_by` tag's value (`None` without grouping).
+    pub group: Option<String>,
+    /// Bins, oldest first.
+    pub bins: Vec<RangeBin>,
+}
+
+/// A system that answers range queries over its binned history.
+pub trait RangeQueries: Send + Sync {
+    /// Bins of `request`. [`MetricsError::NoData`] for an unknown name,
+    /// [`MetricsError::InvalidArgument`] for a step or range the history
+    /// cannot give.
+    fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError>;
+}
+
+/// An RFC 3339 time or Unix seconds (as Prometheus' API takes them).
+fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite())
+        .and_then(|s| DateTime::from_timestamp_millis((s * 1e3) as i64))
+        .ok_or_else(|| {
+            ApiError::bad_parameter(
+                key,
+                format!("expected an RFC 3339 time or Unix seconds, got `{v}`"),
+            )
+        })
+}
+
+/// `GET /api/v1/query_range?name=&start=&end=&step=&tag=k:v&group_by=k`.
+pub(crate) async fn query_range(State(s): State<Source>, RawQuery(q): RawQuery) -> Response {
+    match answer(s, q).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
+    let p = Params::parse(
+        q.as_deref(),
+        &["name", "start", "end", "step", "tag", "group_by"],
+    )?;
+    let name = p.required("name")?.to_owned();
+    let start = parse_time("start", p.required("start")?)?;
+    let end = parse_time("end", p.required("end")?)?;
+    if end <= start {
+        return Err(ApiError::bad_parameter(
+            "end",
+            "`end` must be after `start`",
+        ));
+    }
+    let step = p.required("step")?;
+    let step = parse_window(step).map_err(|m| ApiError::bad_parameter("step", m))?;
+    let span_ms = (end - start).num_milliseconds();
+    if span_ms / (step.as_millis().max(1) as i64) > MAX_POINTS {
+        return Err(ApiError::bad_parameter(
+            "step",
+            format!("more than {MAX_POINTS} bins: choose a longer step or a shorter range"),
+        ));
+    }
+    let group_by = match p.one("group_by")? {
+        Some(g) if g.trim().is_empty() => {
+            return Err(ApiError::bad_parameter("group_by", "`group_by` is empty"));
+        }
+        g => g.map(str::to_owned),
+    };
+    let request = RangeRequest {
+        name,
+        tags: p.tags()?,
+        start,
+        end,
+        step,
+        group_by,
+    };
+    let Some(ranges) = s.ranges.clone() else {
+        return Err(ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            error: "unsupported",
+            message: "this system keeps no binned history to query".into(),
+            parameter: None,
+        });
+    };
+    let series = blocking(move || ranges.query_range(&request))
+        .await?
+        .map_err(|e| match e {
+            MetricsError::InvalidArgument(m) => ApiError::bad_parameter("step", m),
+            e => ApiError::from_metrics(e, "name"),
+        })?;
+    Ok(Json(serde_json::json!({ "series": series })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_unix_seconds() {
+        let t = parse_time("start", "2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(t.timestamp(), 1_767_323_045);
+        assert_eq!(
+            parse_time("start", "1767323045.5")
+                .unwrap()
+                .timestamp_millis(),
+            1_767_323_045_500
+        );
+        for bad in ["yesterday", "", "NaN", "1e300"] {
+            assert_eq!(
+                parse_time("end", bad).unwrap_err().parameter.as_deref(),
+                Some("end"),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,700 @@
+//! The routes through tower's `oneshot`, over the memory backend, and one
+//! server through a real socket.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use metrics_http::{
+    HttpConfig, HttpError, RangeBin, RangeQueries, RangeRequest, RangeSeries, Server, Source,
+    router,
+};
+use metrics_memory::MemoryMetrics;
+use metrics_protocol::system::{
+    AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat,
+    HealthCheckResult, HealthReport, MetricFilter, MetricStream, MetricSummary, MetricValue,
+    MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor, StreamEvent,
+};
+use metrics_protocol::{
+    HealthStatus, MetricCollector, MetricType, MetricUnit, Metrics, MetricsError, NoopMetrics,
+    PerformanceTimer, SuccessFailureTracker, Tags,
+};
+use tower::ServiceExt;
+
+/// A system over the memory backend; health and the stream are set by the test.
+struct TestSystem {
+    mem: Arc<MemoryMetrics>,
+    health: HealthStatus,
+    events: Vec<StreamEvent>,
+    aggregator: Option<Arc<dyn MetricsAggregator>>,
+}
+
+impl TestSystem {
+    fn new() -> Self {
+        TestSystem {
+            mem: Arc::new(MemoryMetrics::new()),
+            health: HealthStatus::Healthy,
+            events: Vec::new(),
+            aggregator: None,
+        }
+    }
+}
+
+impl MetricsSystem for TestSystem {
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.mem.clone())
+    }
+    fn collector(&self) -> Arc<dyn MetricCollector> {
+        self.mem.clone()
+    }
+    fn timer(&self) -> Arc<dyn PerformanceTimer> {
+        self.mem.clone()
+    }
+    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
+        self.mem.clone()
+    }
+    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
+        Arc::new(NoopMetrics)
+    }
+    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
+        self.aggregator.clone().unwrap_or_else(|| self.mem.clone())
+    }
+    fn initialize_metrics(&self, _config: &MetricsConfig) -> Result<(), MetricsError> {
+        Ok(())
+    }
+    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
+        Ok(())
+    }
+    fn get_system_health(&self) -> HealthReport {
+        let check = HealthCheckResult {
+            name: "set by the test".into(),
+            status: self.health,
+            message: Some("as the test set it".into()),
+            duration: Duration::ZERO,
+        };
+        HealthReport::from_parts(self.mem.health(), vec![check], 0.0)
+    }
+    fn create_dashboard_data(&self, kind: DashboardKind) -> Result<DashboardData, MetricsError> {
+        Ok(DashboardData {
+            kind,
+            title: kind.to_string(),
+            generated_at: chrono_now(),
+            panels: Vec::new(),
+        })
+    }
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    serde_json::from_value(serde_json::json!("2026-01-01T00:00:00Z")).unwrap()
+}
+
+#[async_trait::async_trait]
+impl AsyncMetricsSystem for TestSystem {
+    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
+        Ok(())
+    }
+    async fn export_metrics_async(&self, _endpoints: &[String]) -> EndpointResults {
+        EndpointResults::new()
+    }
+    fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
+        let events: Vec<StreamEvent> = self
+            .events
+            .iter()
+            .filter(|e| match e {
+                StreamEvent::Metric(v) => filter.matches(v),
+                StreamEvent::Lagged { .. } => true,
+            })
+            .cloned()
+            .collect();
+        Box::pin(futures_util::stream::iter(events))
+    }
+}
+
+/// An aggregator whose every query panics.
+struct Panicking;
+
+impl MetricsAggregator for Panicking {
+    fn get_metric_summary(
+        &self,
+        _: &str,
+        _: Option<Duration>,
+    ) -> Result<MetricSummary, MetricsError> {
+        panic!("summary exploded")
+    }
+    fn get_metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        panic!("by tag exploded")
+    }
+    fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
+        panic!("export exploded")
+    }
+    fn get_top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
+        panic!("top exploded")
+    }
+}
+
+fn recorded() -> TestSystem {
+    let s = TestSystem::new();
+    let m = s.metrics();
+    for i in 0..10 {
+        m.record_counter("http.requests", 1.0, &[("method", "GET")]);
+        m.record_counter("http.requests", 2.0, &[("method", "POST")]);
+        m.record_histogram("payload.bytes", 100.0 * f64::from(i), &[]);
+        m.record_timer("db.query", Duration::from_millis(5 + i as u64), &[]);
+        if i % 5 == 0 {
+            m.record_failure("checkout", "timeout", &[]);
+        } else {
+            m.record_success("checkout", &[]);
+        }
+    }
+    m.record_gauge("queue.depth", 7.0, &[("queue", "a")]);
+    s
+}
+
+fn app(system: TestSystem) -> Router {
+    router(
+        Source::from_system(Arc::new(system)),
+        &HttpConfig::default(),
+    )
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    call(app, Method::GET, uri, &[]).await
+}
+
+async fn get_json(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
+    let (status, headers, body) = get(app, uri).await;
+    assert_eq!(headers["content-type"], "application/json", "{uri}");
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: {e}")),
+    )
+}
+
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_serves_prometheus_text_by_default_and_head_without_a_body() {
+    let app = app(recorded());
+    let (status, headers, body) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = text(&body);
+    assert!(body.contains("http_requests"), "{body}");
+    assert!(!body.contains("# EOF"), "{body}");
+
+    let (status, head_headers, head_body) = call(&app, Method::HEAD, "/metrics", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(head_headers["content-type"], headers["content-type"]);
+    assert!(head_body.is_empty());
+}
+
+#[tokio::test]
+async fn metrics_serves_openmetrics_when_a_prometheus_server_asks() {
+    let app = app(recorded());
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (status, headers, body) = call(&app, Method::GET, "/metrics", &[("accept", accept)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(text(&body).ends_with("# EOF\n"), "{}", text(&body));
+    assert!(
+        headers["vary"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("accept")
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_client_allows_it() {
+    let app = app(recorded());
+    let (_, _, plain) = get(&app, "/metrics").await;
+    let (status, headers, zipped) = call(
+        &app,
+        Method::GET,
+        "/metrics",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-encoding"], "gzip");
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, text(&plain));
+    let (_, headers, _) = call(&app, Method::GET, "/metrics", &[("accept-encoding", "br")]).await;
+    assert!(headers.get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn queries_answer_json() {
+    let app = app(recorded());
+    let (status, s) = get_json(&app, "/api/v1/summary?name=http.requests").await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!(s["sum"], 30.0);
+    assert_eq!(s["series"], 2);
+    let (status, s) = get_json(&app, "/api/v1/summary?name=payload.bytes&window=5m").await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!(s["count"], 10);
+
+    let (status, t) = get_json(&app, "/api/v1/timing?name=db.query&window=1h").await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["count"], 10);
+    assert_eq!(t["min"], 5.0);
+    assert_eq!(t["window_ms"], 3_600_000.0);
+
+    let (status, r) = get_json(&app, "/api/v1/success?operation=checkout").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["success_rate"], 0.8);
+    assert_eq!(r["failures"]["timeout"], 2);
+
+    let (status, top) = get_json(&app, "/api/v1/top?type=counter&limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{top}");
+    assert_eq!(top["metrics"].as_array().unwrap().len(), 1);
+    assert_eq!(top["metrics"][0]["tags"]["method"], "POST");
+
+    let (status, series) = get_json(&app, "/api/v1/series?tag=method:GET").await;
+    assert_eq!(status, StatusCode::OK, "{series}");
+    let list = series["series"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{series}");
+    assert_eq!(list[0]["name"], "http.requests");
+    assert_eq!(list[0]["value"], 10.0);
+    let (_, gauges) = get_json(&app, "/api/v1/series?type=gauge&prefix=queue.").await;
+    assert_eq!(gauges["series"].as_array().unwrap().len(), 1, "{gauges}");
+
+    let (status, d) = get_json(&app, "/api/v1/dashboards/errors").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(d["kind"], "errors");
+
+    let (status, headers, csv) = get(&app, "/api/v1/export?format=csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert!(text(&csv).contains("http.requests"));
+    let (status, _, json) = get(&app, "/api/v1/export").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(serde_json::from_slice::<serde_json::Value>(&json).is_ok());
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_naming_the_parameter_and_unknown_metrics_404() {
+    let app = app(recorded());
+    for (uri, parameter) in [
+        ("/api/v1/summary", "name"),
+        ("/api/v1/summary?name=", "name"),
+        ("/api/v1/summary?name=http.requests&window=5x", "window"),
+        ("/api/v1/summary?name=http.requests&window=0", "window"),
+        ("/api/v1/summary?name=http.requests&window=300d", "window"),
+        ("/api/v1/success?operation=checkout&window=300d", "window"),
+        (
+            "/api/v1/summary?name=http.requests&window=5m&window=1h",
+            "window",
+        ),
+        ("/api/v1/summary?name=http.requests&tag=method:GET", "tag"),
+        ("/api/v1/summary?name=http.requests&windw=5m", "windw"),
+        ("/api/v1/timing?name=db.query&window=-1s", "window"),
+        ("/api/v1/success", "operation"),
+        ("/api/v1/top?limit=0", "limit"),
+        ("/api/v1/top?limit=lots", "limit"),
+        ("/api/v1/top?type=sundial", "type"),
+        ("/api/v1/series?tag=nocolon", "tag"),
+        ("/api/v1/dashboards/weather", "kind"),
+        ("/api/v1/export?format=xml", "format"),
+        ("/api/v1/stream?type=sundial", "type"),
+        ("/api/v1/health?verbose=1", "verbose"),
+    ] {
+        let (status, e) = get_json(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["parameter"], parameter, "{uri}: {e}");
+        assert_eq!(e["error"], "bad_parameter", "{uri}: {e}");
+    }
+    for uri in [
+        "/api/v1/summary?name=never.recorded",
+        "/api/v1/timing?name=never.recorded",
+        "/api/v1/success?operation=never.recorded",
+        "/api/v1/nothing",
+        "/nothing",
+    ] {
+        let (status, e) = get_json(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {e}");
+        assert_eq!(e["error"], "not_found", "{uri}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn health_is_503_only_when_unhealthy() {
+    for (status, code) in [
+        (HealthStatus::Healthy, StatusCode::OK),
+        (HealthStatus::Degraded, StatusCode::OK),
+        (HealthStatus::Unhealthy, StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        let mut s = TestSystem::new();
+        s.health = status;
+        let (got, body) = get_json(&app(s), "/api/v1/health").await;
+        assert_eq!(got, code, "{body}");
+        assert_eq!(body["status"], status.to_string());
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_backend_is_a_500_and_the_router_goes_on() {
+    let mut s = recorded();
+    s.aggregator = Some(Arc::new(Panicking));
+    let app = app(s);
+    for uri in ["/metrics", "/api/v1/summary?name=x", "/api/v1/top"] {
+        let (status, e) = get_json(&app, uri).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
+        assert_eq!(e["error"], "internal");
+    }
+    let (status, _) = get_json(&app, "/api/v1/timing?name=db.query").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_token_guards_every_path() {
+    let config = HttpConfig {
+        token: Some("s3cret".into()),
+        ..HttpConfig::default()
+    };
+    let app = router(Source::from_system(Arc::new(recorded())), &config);
+    for uri in [
+        "/metrics",
+        "/api/v1/health",
+        "/api/v1/openapi.json",
+        "/nothing",
+    ] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret"),
+            Some("Bearer s3cre"),
+        ] {
+            let headers: Vec<(&str, &str)> =
+                auth.map(|a| ("authorization", a)).into_iter().collect();
+            let (status, h, _) = call(&app, Method::GET, uri, &headers).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} {auth:?}");
+            assert_eq!(h["www-authenticate"], "Bearer");
+        }
+    }
+    let (status, _, _) = call(
+        &app,
+        Method::GET,
+        "/metrics",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(HttpConfig::from_env(|_| Some("  ".into())).token.is_none());
+    assert_eq!(
+        HttpConfig::from_env(|k| (k == "METRICS_HTTP_TOKEN").then(|| "t".into()))
+            .token
+            .as_deref(),
+        Some("t")
+    );
+}
+
+#[tokio::test]
+async fn the_stream_sends_metrics_and_lag_as_events() {
+    let mut s = TestSystem::new();
+    let v = |name: &str, t| MetricValue::new(name, 1.0, t, MetricUnit::Count, &[("k", "v")]);
+    s.events = vec![
+        StreamEvent::Metric(v("jobs.done", MetricType::Counter)),
+        StreamEvent::Lagged { missed: 3 },
+        StreamEvent::Metric(v("queue.depth", MetricType::Gauge)),
+    ];
+    let app = app(s);
+    let (status, headers, body) = get(&app, "/api/v1/stream?prefix=jobs.&tag=k:v").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let body = text(&body);
+    assert!(body.contains("event: metric\ndata: {"), "{body}");
+    assert!(body.contains("\"name\":\"jobs.done\""), "{body}");
+    assert!(
+        body.contains("event: lagged\ndata: {\"missed\":3}"),
+        "{body}"
+    );
+    assert!(!body.contains("queue.depth"), "{body}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = app(TestSystem::new());
+    let (status, doc) = get_json(&app, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "health",
+        "series",
+        "summary",
+        "query_range",
+        "timing",
+        "success",
+        "top",
+        "dashboards/{kind}",
+        "export",
+        "stream",
+    ] {
+        let path = format!("/api/v1/{p}");
+        assert!(paths.contains_key(&path), "{path}");
+        // Every documented path answers (not 404) with its required parameters.
+        let uri = match p {
+            "summary" | "timing" => format!("{path}?name=http.requests"),
+            "success" => format!("{path}?operation=x"),
+            "dashboards/{kind}" => "/api/v1/dashboards/overview".into(),
+            _ => path.clone(),
+        };
+        let (status, _, body) = get(&app, &uri).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        assert!(
+            status != StatusCode::NOT_FOUND || text(&body).contains("no data"),
+            "{uri}: {}",
+            text(&body)
+        );
+    }
+}
+
+/// Reads a whole HTTP/1.1 answer from a fresh connection.
+fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_real_socket_serves_limits_heads_and_reports_a_busy_port() {
+    let config = HttpConfig {
+        max_connections: 1,
+        header_read_timeout: Duration::from_millis(300),
+        ..HttpConfig::default()
+    };
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Source::from_system(Arc::new(recorded())),
+        config,
+    )
+    .unwrap();
+    let addr = server.local_addr();
+
+    // A client that connects and sends nothing holds the only connection
+    // until the head timeout closes it; the next client is served after.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let answer = raw_request(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("content-type: text/plain; version=0.0.4"),
+        "{answer}"
+    );
+    assert!(answer.contains("http_requests"), "{answer}");
+    let mut buf = Vec::new();
+    let _ = idle.read_to_end(&mut buf); // closed by the server, not hanging
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+
+    // A request head over the limit is refused, not buffered.
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let answer = raw_request(addr, &huge);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+
+    // The port is taken: a clear error, naming the address.
+    let busy = Server::start(
+        addr,
+        Source::from_system(Arc::new(NoopMetrics)),
+        HttpConfig::default(),
+    );
+    match busy {
+        Err(e @ HttpError::Bind { .. }) => {
+            assert!(e.to_string().contains(&addr.to_string()), "{e}")
+        }
+        other => panic!("expected a bind error, got {other:?}"),
+    }
+    server.shutdown();
+    assert!(
+        TcpStream::connect(addr).is_err() || raw_request(addr, "GET / HTTP/1.1\r\n\r\n").is_empty()
+    );
+}
+
+/// The memory backend's range query behind the HTTP trait, as the main
+/// program plugs it in.
+struct Ranges(Arc<MemoryMetrics>);
+
+impl RangeQueries for Ranges {
+    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
+        let q = metrics_memory::RangeQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start: r.start,
+            end: r.end,
+            step: r.step,
+            group_by: r.group_by.clone(),
+        };
+        Ok(self
+            .0
+            .range_query(&q)?
+            .into_iter()
+            .map(|s| RangeSeries {
+                group: s.group,
+                bins: s
+                    .bins
+                    .into_iter()
+                    .map(|b| RangeBin {
+                        start: b.start,
+                        count: b.count,
+                        sum: b.sum,
+                        min: b.min,
+                        max: b.max,
+                        avg: b.avg,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
+    let system = recorded();
+    let mem = system.mem.clone();
+    let plain = app(recorded());
+    let (status, e) = get_json(
+        &plain,
+        "/api/v1/query_range?name=http.requests&start=0&end=1&step=10s",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{e}");
+
+    let app = router(
+        Source::from_system(Arc::new(system)).with_ranges(Arc::new(Ranges(mem))),
+        &HttpConfig::default(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let uri = format!(
+        "/api/v1/query_range?name=http.requests&start={}&end={}&step=1m&group_by=method",
+        now - 3600,
+        now + 60
+    );
+    let (status, r) = get_json(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let series = r["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "{r}");
+    let total = |group: &str| -> f64 {
+        series.iter().find(|s| s["group"] == group).unwrap()["bins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["sum"].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!((total("GET"), total("POST")), (10.0, 20.0), "{r}");
+
+    for (uri, parameter) in [
+        (
+            "/api/v1/query_range?name=x&start=10&end=5&step=10s".to_owned(),
+            "end",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=0&end=1000000&step=10ms".to_owned(),
+            "step",
+        ),
+        (
+            format!(
+                "/api/v1/query_range?name=x&start={}&end={}&step=7s",
+                now - 60,
+                now
+            ),
+            "step",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=soon&end=5&step=10s".to_owned(),
+            "start",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=0&end=5".to_owned(),
+            "step",
+        ),
+        (
+            "/api/v1/query_range?name=x&start=0&end=5&step=10s&group_by=".to_owned(),
+            "group_by",
+        ),
+    ] {
+        let (status, e) = get_json(&app, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["parameter"], parameter, "{uri}: {e}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the query string, every path answers without a server
+    /// error (a 501 only where the system cannot answer).
+    #[test]
+    fn any_query_string_is_answered_without_a_server_error(
+        q in "[a-z_=&:%0-9.A-Z+-]{0,40}",
+        path in proptest::sample::select(vec![
+            "/api/v1/summary", "/api/v1/timing", "/api/v1/success", "/api/v1/top",
+            "/api/v1/series", "/api/v1/export", "/api/v1/health", "/api/v1/query_range",
+            "/api/v1/dashboards/errors", "/metrics",
+        ]),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let app = app(recorded());
+        let uri = format!("{path}?{q}");
+        if let Ok(uri) = uri.parse::<axum::http::Uri>() {
+            let (status, _, body) = rt.block_on(call(&app, Method::GET, &uri.to_string(), &[]));
+            proptest::prop_assert!(
+                !status.is_server_error() || status == StatusCode::NOT_IMPLEMENTED,
+                "{uri}: {status} {}", text(&body)
+            );
+        }
+    }
+}
