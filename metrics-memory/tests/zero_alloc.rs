@@ -1,9 +1,13 @@
 //! Recording into an existing series allocates nothing: a counting global
 //! allocator (only in this test binary) proves it for every recording call.
+//!
+//! Only allocations of the thread under test count (a thread-local flag and
+//! counter), so other tests of this binary, the test harness and the coarse
+//! clock's thread cannot make it fail on a loaded machine.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
@@ -11,15 +15,25 @@ use metrics_protocol::{InstrumentExt, MetricCollector, SuccessFailureTracker};
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // Const-initialised and without destructors: reading them never allocates.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one allocation if this thread is under test.
+fn note() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; it only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        note();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -28,9 +42,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        note();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -39,12 +51,35 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Allocations made by this thread while `f` runs.
 fn allocations_during(f: impl FnOnce()) -> u64 {
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
     f();
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCATIONS.load(Ordering::SeqCst)
+    COUNTING.with(|on| on.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn the_counter_sees_this_thread_and_only_this_thread() {
+    let own = allocations_during(|| drop(std::hint::black_box(vec![1u8; 64])));
+    assert_eq!(own, 1, "an allocation of this thread is counted");
+    let other = allocations_during(|| {
+        std::thread::scope(|s| {
+            s.spawn(|| drop(std::hint::black_box(vec![1u8; 64])));
+        });
+    });
+    // Spawning a thread allocates on this thread too (its handle), but the
+    // other thread's vector is not counted: fewer than if it were.
+    let spawn_only = allocations_during(|| {
+        std::thread::scope(|s| {
+            s.spawn(|| ());
+        });
+    });
+    assert_eq!(
+        other, spawn_only,
+        "another thread's allocations are not counted"
+    );
 }
 
 #[test]
