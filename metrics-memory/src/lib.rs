@@ -101,7 +101,7 @@ use metrics_protocol::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
-pub use sketch::RELATIVE_ACCURACY;
+pub use sketch::{RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use window::WindowSpec;
 
 use registry::{Op, Registry, Series};
@@ -549,22 +549,41 @@ impl MetricsAggregator for MemoryMetrics {
             .first()
             .ok_or_else(|| MetricsError::NoData(metric_name.to_owned()))?;
         let kind = first.kind;
+        let dist = first.is_distribution();
         let mut acc = stats::Stats::default();
-        let mut last = 0.0;
+        // A gauge's `last` is the value of the series set most recently.
+        let mut last: Option<(i64, f64)> = None;
         for s in &series {
             let (value, total) = s.read();
-            last += value;
-            match range {
-                None => window::BinData::merge_from(&mut acc, &total),
+            let touched = s.touched_ms.load(Ordering::Relaxed);
+            if last.is_none_or(|(t, _)| touched >= t) {
+                last = Some((touched, value));
+            }
+            let sketch = match range {
+                None => {
+                    acc.merge_exact(&stats::Exact {
+                        count: total.count,
+                        sum: total.sum,
+                        min: total.min,
+                        max: total.max,
+                    });
+                    total.sketch
+                }
                 Some((since, now)) => {
-                    s.for_each_bin(since, now, |_, b| window::BinData::merge_from(&mut acc, b))
+                    s.for_each_bin(since, now, |_, b| acc.merge_exact(b));
+                    s.window_sketch(since, now).map(|(sk, _)| Box::new(sk))
+                }
+            };
+            if let Some(sk) = sketch {
+                match &mut acc.sketch {
+                    Some(a) => a.merge(&sk),
+                    None => acc.sketch = Some(sk),
                 }
             }
         }
         if acc.count == 0 {
             return Err(MetricsError::NoData(metric_name.to_owned()));
         }
-        let dist = first.is_distribution();
         Ok(MetricSummary {
             name: metric_name.to_owned(),
             metric_type: kind,
@@ -575,7 +594,7 @@ impl MetricsAggregator for MemoryMetrics {
             avg: acc.avg(),
             min: acc.min,
             max: acc.max,
-            last: (kind == MetricType::Gauge).then_some(last),
+            last: (kind == MetricType::Gauge).then(|| last.map_or(0.0, |(_, v)| v)),
             p50: dist.then(|| acc.quantile(0.5)).flatten(),
             p90: dist.then(|| acc.quantile(0.9)).flatten(),
             p95: dist.then(|| acc.quantile(0.95)).flatten(),

@@ -21,8 +21,9 @@ use metrics_protocol::validate::{self, OVERFLOW_TAG, SortedTags};
 use metrics_protocol::{DropReason, MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
-use crate::stats::Stats;
-use crate::window::{WindowSpec, Windows};
+use crate::sketch::{Key, Sketch};
+use crate::stats::{Exact, Stats};
+use crate::window::{SketchWindows, WindowSpec, Windows};
 
 const SHARDS: usize = 32;
 
@@ -33,9 +34,13 @@ pub(crate) struct SeriesState {
     pub value: f64,
     /// All-time statistics of the recorded samples (increments for counters,
     /// values set for gauges, samples for distributions).
-    pub total: Stats,
+    pub total: Exact,
+    /// All-time quantile sketch (distributions only).
+    pub sketch: Option<Box<Sketch>>,
     /// Windowed statistics.
-    pub windows: Windows<Stats>,
+    pub windows: Windows<Exact>,
+    /// Windowed quantile sketches (distributions only).
+    pub quantiles: Option<Box<SketchWindows>>,
     /// The most recent raw samples, when the configuration keeps any.
     pub samples: VecDeque<f64>,
 }
@@ -210,7 +215,7 @@ impl Series {
         }
         let (count, sum) = slot.take();
         if old != i64::MIN && count > 0 {
-            let mut bin = Stats::default();
+            let mut bin = Exact::default();
             bin.add_bin(count, sum);
             st.value += sum;
             st.total.add_bin(count, sum);
@@ -222,7 +227,7 @@ impl Series {
     /// The value and all-time statistics, live counter slots included.
     pub fn read(&self) -> (f64, Stats) {
         let st = self.state.lock();
-        let (mut value, mut total) = (st.value, st.total.clone());
+        let (mut value, mut total) = (st.value, st.total);
         for slot in &self.slots {
             if slot.epoch.load(Ordering::Acquire) != i64::MIN {
                 let (count, sum) = slot.peek();
@@ -230,12 +235,25 @@ impl Series {
                 total.add_bin(count, sum);
             }
         }
-        (value, total)
+        let mut stats = Stats {
+            sketch: st.sketch.clone(),
+            ..Stats::default()
+        };
+        stats.merge_exact(&total);
+        (value, stats)
+    }
+
+    /// The windowed quantile sketch of bins and blocks starting in
+    /// `[since_ms, now_ms]`, with the earliest start it covers; `None` for
+    /// series that are not distributions.
+    pub fn window_sketch(&self, since_ms: i64, now_ms: i64) -> Option<(Sketch, Option<i64>)> {
+        let st = self.state.lock();
+        st.quantiles.as_ref().map(|q| q.merged(since_ms, now_ms))
     }
 
     /// Calls `f(start_ms, data)` for every bin starting in `[since_ms, now_ms]`,
     /// live counter slots included.
-    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, &Stats)) {
+    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, &Exact)) {
         let st = self.state.lock();
         st.windows
             .for_each_since(since_ms, now_ms, |start, _, b| f(start, b));
@@ -244,7 +262,7 @@ impl Series {
             let epoch = slot.epoch.load(Ordering::Acquire);
             let start = epoch.saturating_mul(self.finest_ms);
             if epoch != i64::MIN && start >= since_ms.max(oldest) && start <= now_ms {
-                let mut bin = Stats::default();
+                let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);
                 f(start, &bin);
@@ -273,8 +291,17 @@ impl Series {
                 st.value
             }
         };
-        st.total.add(sample, dist);
-        st.windows.record(now_ms, |b| b.add(sample, dist));
+        st.total.add(sample);
+        st.windows.record(now_ms, |b| b.add(sample));
+        if dist {
+            let key = Key::of(sample);
+            if let Some(s) = &mut st.sketch {
+                s.add_key(key, 1);
+            }
+            if let Some(q) = &mut st.quantiles {
+                q.record(now_ms, key);
+            }
+        }
         if keep_samples > 0 && dist {
             if st.samples.len() >= keep_samples {
                 st.samples.pop_front();
@@ -332,6 +359,7 @@ pub(crate) struct Registry {
     names: RwLock<HashMap<Box<str>, Arc<NameInfo>>>,
     hasher: DefaultHashBuilder,
     specs: Vec<WindowSpec>,
+    sketch_specs: Vec<WindowSpec>,
     cardinality_limit: usize,
 }
 
@@ -343,6 +371,7 @@ impl Registry {
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             names: RwLock::new(HashMap::new()),
             hasher: DefaultHashBuilder::default(),
+            sketch_specs: crate::window::sketch_specs(&specs),
             specs,
             cardinality_limit,
         }
@@ -545,6 +574,7 @@ impl Registry {
         if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
             return Ok(s.clone());
         }
+        let dist = matches!(kind, MetricType::Histogram | MetricType::Timer);
         let series = Arc::new(Series {
             name: name.into(),
             tags: tags
@@ -562,8 +592,10 @@ impl Registry {
             slots: [Slot::new(), Slot::new()],
             state: Mutex::new(SeriesState {
                 value: 0.0,
-                total: Stats::default(),
+                total: Exact::default(),
+                sketch: dist.then(|| Box::new(Sketch::new(0))),
                 windows: Windows::new(&self.specs),
+                quantiles: dist.then(|| Box::new(SketchWindows::new(&self.sketch_specs))),
                 samples: VecDeque::new(),
             }),
         });
