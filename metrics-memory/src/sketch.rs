@@ -260,23 +260,61 @@ impl<C: Count> Store<C> {
 
     /// Nonzero (key, count) pairs in ascending key order, `under` and
     /// `over` counted at the window's ends.
-    fn entries(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
-        let last = self.counts.len().saturating_sub(1);
-        self.counts.iter().enumerate().filter_map(move |(i, c)| {
-            let mut n: u64 = (*c).into();
-            if i == 0 {
-                n += self.under;
-            }
-            if i == last {
-                n += self.over;
-            }
-            (n > 0).then_some((self.offset + i as i32, n))
-        })
+    fn entries(&self) -> StoreEntries<'_, C> {
+        StoreEntries { store: self, i: 0 }
     }
 
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<C>()
+    }
+}
+
+/// Nonzero (key, count) pairs of a store in ascending key order, `under`
+/// and `over` counted at the window's ends.
+struct StoreEntries<'a, C> {
+    store: &'a Store<C>,
+    i: usize,
+}
+
+impl<C: Count> Iterator for StoreEntries<'_, C> {
+    type Item = (i32, u64);
+    #[inline]
+    fn next(&mut self) -> Option<(i32, u64)> {
+        let s = self.store;
+        let last = s.counts.len().saturating_sub(1);
+        while self.i < s.counts.len() {
+            let i = self.i;
+            self.i += 1;
+            let mut n: u64 = s.counts[i].into();
+            if i == 0 {
+                n += s.under;
+            }
+            if i == last {
+                n += s.over;
+            }
+            if n > 0 {
+                return Some((s.offset + i as i32, n));
+            }
+        }
+        None
+    }
+}
+
+/// [`StoreEntries`] of either width, without boxing.
+enum DenseEntries<'a> {
+    Narrow(StoreEntries<'a, u16>),
+    Wide(StoreEntries<'a, u32>),
+}
+
+impl Iterator for DenseEntries<'_> {
+    type Item = (i32, u64);
+    #[inline]
+    fn next(&mut self) -> Option<(i32, u64)> {
+        match self {
+            DenseEntries::Narrow(e) => e.next(),
+            DenseEntries::Wide(e) => e.next(),
+        }
     }
 }
 
@@ -327,10 +365,10 @@ impl Dense {
         }
     }
 
-    fn entries(&self) -> Box<dyn Iterator<Item = (i32, u64)> + '_> {
+    fn entries(&self) -> DenseEntries<'_> {
         match self {
-            Dense::Narrow(s) => Box::new(s.entries()),
-            Dense::Wide(s) => Box::new(s.entries()),
+            Dense::Narrow(s) => DenseEntries::Narrow(s.entries()),
+            Dense::Wide(s) => DenseEntries::Wide(s.entries()),
         }
     }
 

@@ -312,6 +312,11 @@ pub struct SketchWindows {
 
 /// Spare encoded buffers kept for reuse.
 const SPARES: usize = 2;
+/// Extra bytes asked for a merged block.
+const MERGE_HEADROOM: usize = 128;
+/// Extra bytes asked for a sealed bin, so the next bin, a little larger,
+/// can reuse its buffer.
+const SEAL_HEADROOM: usize = 32;
 /// Larger buffers are freed rather than kept as spares.
 const MAX_SPARE_BYTES: usize = 2048;
 
@@ -352,7 +357,9 @@ impl SketchWindows {
         self.open.add_key(key, 1);
     }
 
-    fn take_buf(spare: &mut Vec<Vec<u8>>, len: usize) -> Vec<u8> {
+    /// A spare buffer that holds `len` bytes without wasting much, or a new
+    /// one with `headroom` extra bytes.
+    fn take_buf(spare: &mut Vec<Vec<u8>>, len: usize, headroom: usize) -> Vec<u8> {
         let best = spare
             .iter()
             .enumerate()
@@ -366,7 +373,7 @@ impl SketchWindows {
                 b.clear();
                 b
             }
-            None => Vec::with_capacity(len),
+            None => Vec::with_capacity(len + headroom),
         }
     }
 
@@ -374,12 +381,15 @@ impl SketchWindows {
         if buf.capacity() > MAX_SPARE_BYTES {
             return;
         }
+        // Sealing wants small buffers and merging large ones: a full pool
+        // swaps the spare closest in size, so it keeps one of each.
         if spare.len() < SPARES {
             spare.push(buf);
-        } else if let Some(small) = spare.iter_mut().min_by_key(|b| b.capacity()) {
-            if small.capacity() < buf.capacity() {
-                *small = buf;
-            }
+        } else if let Some(near) = spare
+            .iter_mut()
+            .min_by_key(|b| b.capacity().abs_diff(buf.capacity()))
+        {
+            *near = buf;
         }
     }
 
@@ -402,7 +412,7 @@ impl SketchWindows {
         if open.count() > 0 && *open_idx < now_idx {
             enc.clear();
             open.encode(enc);
-            let mut buf = Self::take_buf(spare, enc.len());
+            let mut buf = Self::take_buf(spare, enc.len(), SEAL_HEADROOM);
             buf.extend_from_slice(enc);
             if let Some(r) = rings.first_mut() {
                 r.reserve();
@@ -430,7 +440,10 @@ impl SketchWindows {
                     Some((_, target)) => {
                         // At most the two lengths: merging never adds bytes
                         // per entry beyond what the two inputs spent.
-                        let mut fresh = Self::take_buf(spare, target.len() + buf.len());
+                        // With a little headroom, so the block this one
+                        // replaces can take the next merge into this ring.
+                        let mut fresh =
+                            Self::take_buf(spare, target.len() + buf.len(), MERGE_HEADROOM);
                         let ok = merge_encodings(target, &buf, &mut fresh);
                         debug_assert!(ok, "sealed sketches decode");
                         if fresh.capacity() > fresh.len() + fresh.len() / 4 + 64 {
