@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics_protocol::validate;
 use metrics_protocol::{CounterFn, DropReason, GaugeFn, HistogramFn, MetricType, Tags, TimerFn};
 
-use crate::registry::{Op, Series};
+use crate::registry::{Op, Refused, Series};
 use crate::{MemoryMetrics, Shared};
 
 /// A handle to one series, or (for a name or tags that break the rules) a
@@ -19,7 +19,7 @@ pub(crate) enum Bound {
     },
     Invalid {
         shared: Arc<Shared>,
-        reason: DropReason,
+        reason: Refused,
     },
 }
 
@@ -31,7 +31,16 @@ impl Bound {
                 Ok(()) => series.record(shared.clock.now_millis(), value, op, shared.keep_samples),
                 Err(r) => shared.drops.record(r),
             },
-            Bound::Invalid { shared, reason } => shared.drops.record(*reason),
+            Bound::Invalid { shared, reason } => shared.refused(*reason),
+        }
+    }
+}
+
+impl Drop for Bound {
+    /// Releases the pin, so idle expiry applies again once no handle lives.
+    fn drop(&mut self) {
+        if let Bound::Series { series, .. } = self {
+            series.pins.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -75,7 +84,7 @@ impl MemoryMetrics {
         let series = self.registry.get_arc(name, tags, kind);
         Arc::new(match series {
             Ok(series) => {
-                series.pinned.store(true, Ordering::Relaxed);
+                series.pins.fetch_add(1, Ordering::AcqRel);
                 Bound::Series { shared, series }
             }
             Err(reason) => Bound::Invalid { shared, reason },

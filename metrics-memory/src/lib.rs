@@ -88,7 +88,7 @@ mod window;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics_protocol::validate;
@@ -104,13 +104,27 @@ pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
 pub use sketch::{RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use window::WindowSpec;
 
-use registry::{Op, Registry, Series};
+use registry::{Op, Refused, Registry, Series};
 
 /// What the handles and the collector share.
 pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub drops: DropCounters,
+    /// Samples dropped because their name was new past `max_names`.
+    pub name_limit_drops: AtomicU64,
     pub keep_samples: usize,
+}
+
+impl Shared {
+    /// Counts a sample that reached no series.
+    pub fn refused(&self, r: Refused) {
+        match r {
+            Refused::Drop(reason) => self.drops.record(reason),
+            Refused::NameLimit => {
+                self.name_limit_drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The in-memory backend (see the crate docs).
@@ -194,12 +208,14 @@ impl MemoryMetrics {
     pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, MetricsError> {
         window::validate_specs(&config.windows)
             .map_err(|e| MetricsError::config("windows", format!("{:?}", config.windows), e))?;
-        if config.cardinality_limit == 0 {
-            return Err(MetricsError::config(
-                "cardinality_limit",
-                "0",
-                "must be at least 1",
-            ));
+        for (field, v) in [
+            ("cardinality_limit", config.cardinality_limit),
+            ("max_names", config.max_names),
+            ("max_series", config.max_series),
+        ] {
+            if v == 0 {
+                return Err(MetricsError::config(field, "0", "must be at least 1"));
+            }
         }
         Ok(Self::build(config, clock))
     }
@@ -209,14 +225,19 @@ impl MemoryMetrics {
             shared: Arc::new(Shared {
                 clock,
                 drops: DropCounters::new(),
+                name_limit_drops: AtomicU64::new(0),
                 keep_samples: config.keep_samples,
             }),
             registry: Registry::new(
                 config.windows.clone(),
-                config.cardinality_limit,
+                registry::Limits {
+                    cardinality: config.cardinality_limit,
+                    names: config.max_names,
+                    series: config.max_series,
+                },
                 config.idle_expiry_secs.is_none(),
             ),
-            tracker: tracker::Tracker::new(config.windows.clone()),
+            tracker: tracker::Tracker::new(config.windows.clone(), config.max_names),
             timers: metrics_protocol::RunningTimers::new(config.max_running_timers),
             last_expiry_ms: AtomicI64::new(i64::MIN),
             config,
@@ -233,7 +254,7 @@ impl MemoryMetrics {
     }
 
     fn record(&self, name: &str, value: f64, tags: Tags<'_>, kind: MetricType, op: Op) {
-        let outcome = (|| {
+        let outcome = (|| -> Result<(), Refused> {
             if kind == MetricType::Counter {
                 validate::check_counter_increment(value)?;
             } else {
@@ -246,8 +267,8 @@ impl MemoryMetrics {
             self.registry
                 .with_series(name, tags, kind, |s| s.record(now, value, op, keep))
         })();
-        if let Err(reason) = outcome {
-            self.shared.drops.record(reason);
+        if let Err(r) = outcome {
+            self.shared.refused(r);
         }
     }
 
@@ -315,6 +336,12 @@ impl MemoryMetrics {
     /// Samples dropped for `reason` so far.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.shared.drops.get(reason)
+    }
+
+    /// Samples dropped because their name was new past
+    /// [`MemoryConfig::max_names`].
+    pub fn dropped_over_name_limit(&self) -> u64 {
+        self.shared.name_limit_drops.load(Ordering::Relaxed)
     }
 
     /// Number of series held.
@@ -439,13 +466,26 @@ impl MetricCollector for MemoryMetrics {
             .insert("running_timers".into(), self.timers.len() as f64);
         h.details
             .insert("operations".into(), self.tracker.names().len() as f64);
-        if !h.overflowed_metrics.is_empty() || h.total_dropped() > 0 {
+        h.details
+            .insert("names".into(), self.registry.names_len() as f64);
+        let over_names = self.dropped_over_name_limit();
+        h.details
+            .insert("dropped_name_limit".into(), over_names as f64);
+        if !h.overflowed_metrics.is_empty() || h.total_dropped() > 0 || over_names > 0 {
             h.status = metrics_protocol::HealthStatus::Degraded;
-            h.message = Some(format!(
+            let mut msg = format!(
                 "{} samples dropped, {} names over the cardinality limit",
-                h.total_dropped(),
+                h.total_dropped() + over_names,
                 h.overflowed_metrics.len()
-            ));
+            );
+            if over_names > 0 {
+                msg.push_str(&format!(
+                    "; {over_names} samples with a new name dropped: the name limit \
+                     (max_names = {}) is reached",
+                    self.config.max_names
+                ));
+            }
+            h.message = Some(msg);
         }
         vec![h]
     }
@@ -492,7 +532,9 @@ impl SuccessFailureTracker for MemoryMetrics {
         if let Err(r) = validate::check_name(operation) {
             return self.shared.drops.record(r);
         }
-        self.tracker.record(self.now_ms(), operation, None);
+        if !self.tracker.record(self.now_ms(), operation, None) {
+            self.shared.refused(Refused::NameLimit);
+        }
     }
 
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, _metadata: Tags<'a>) {
@@ -501,8 +543,12 @@ impl SuccessFailureTracker for MemoryMetrics {
         {
             return self.shared.drops.record(r);
         }
-        self.tracker
-            .record(self.now_ms(), operation, Some(error_type));
+        if !self
+            .tracker
+            .record(self.now_ms(), operation, Some(error_type))
+        {
+            self.shared.refused(Refused::NameLimit);
+        }
     }
 
     fn get_success_rate(

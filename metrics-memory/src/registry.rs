@@ -13,8 +13,8 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use metrics_protocol::validate::{self, OVERFLOW_TAG, SortedTags};
@@ -153,9 +153,9 @@ pub(crate) struct Series {
     hash: u64,
     /// Last time a sample was recorded (ms since the epoch).
     pub touched_ms: AtomicI64,
-    /// Bound by a handle: never expires, or the handle would write into a
-    /// series nobody can read.
-    pub pinned: AtomicBool,
+    /// Live handles bound to this series: while any lives it never
+    /// expires, or the handle would write into a series nobody can read.
+    pub pins: AtomicUsize,
     finest_ms: i64,
     slots: [Slot; 2],
     pub state: Mutex<SeriesState>,
@@ -318,6 +318,21 @@ impl Series {
     }
 }
 
+/// Why a sample reached no series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A rule of `metrics_protocol::validate` (or a type mismatch).
+    Drop(DropReason),
+    /// A new name past the registry's limit on distinct names.
+    NameLimit,
+}
+
+impl From<DropReason> for Refused {
+    fn from(r: DropReason) -> Self {
+        Refused::Drop(r)
+    }
+}
+
 /// How a sample changes a series' value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -339,8 +354,11 @@ struct NameInfo {
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 const CACHE_SLOTS: usize = 64;
 
-/// (registry id, key hash, series) entries.
-type CacheEntry = Option<(u64, u64, Arc<Series>)>;
+/// (registry id, key hash, series) entries. The series is held weakly, so
+/// a cache never keeps a dropped registry's series alive: only the
+/// `Series` struct's own allocation (a few hundred bytes, at most
+/// [`CACHE_SLOTS`] per thread) lingers until the slot is reused.
+type CacheEntry = Option<(u64, u64, Weak<Series>)>;
 
 thread_local! {
     /// Each thread's direct-mapped cache of recently recorded series: a hit
@@ -361,10 +379,22 @@ pub(crate) struct Registry {
     specs: Vec<WindowSpec>,
     sketch_specs: Vec<WindowSpec>,
     cardinality_limit: usize,
+    max_names: usize,
+    max_series: usize,
+    /// Series counted against `max_series` (overflow series are not).
+    series_total: AtomicUsize,
+}
+
+/// The registry's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub cardinality: usize,
+    pub names: usize,
+    pub series: usize,
 }
 
 impl Registry {
-    pub fn new(specs: Vec<WindowSpec>, cardinality_limit: usize, use_cache: bool) -> Self {
+    pub fn new(specs: Vec<WindowSpec>, limits: Limits, use_cache: bool) -> Self {
         Registry {
             id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
             use_cache,
@@ -373,7 +403,10 @@ impl Registry {
             hasher: DefaultHashBuilder::default(),
             sketch_specs: crate::window::sketch_specs(&specs),
             specs,
-            cardinality_limit,
+            cardinality_limit: limits.cardinality,
+            max_names: limits.names,
+            max_series: limits.series,
+            series_total: AtomicUsize::new(0),
         }
     }
 
@@ -408,7 +441,7 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         f: impl FnOnce(&Series) -> R,
-    ) -> Result<R, DropReason> {
+    ) -> Result<R, Refused> {
         let hash = self.hash(name, tags);
         if self.use_cache {
             return self.with_cached(name, tags, kind, hash, f);
@@ -417,7 +450,7 @@ impl Registry {
             let shard = self.shard(hash).read();
             if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
                 if s.kind != kind {
-                    return Err(DropReason::TypeMismatch);
+                    return Err(DropReason::TypeMismatch.into());
                 }
                 return Ok(f(s));
             }
@@ -433,18 +466,30 @@ impl Registry {
         kind: MetricType,
         hash: u64,
         f: impl FnOnce(&Series) -> R,
-    ) -> Result<R, DropReason> {
+    ) -> Result<R, Refused> {
         let slot = (hash % CACHE_SLOTS as u64) as usize;
         let mut f = Some(f);
         let hit = CACHE
             .try_with(|c| {
                 let c = c.try_borrow().ok()?;
-                let (rid, h, s) = c[slot].as_ref()?;
-                if *rid != self.id || *h != hash || !s.matches(name, tags) {
+                let (rid, h, weak) = c[slot].as_ref()?;
+                if *rid != self.id || *h != hash {
+                    return None;
+                }
+                // SAFETY: the entry was stored by this registry (ids come
+                // from a process-wide counter and are never reused), which
+                // is alive for this whole call and holds a strong reference
+                // in its shards to every series it created: with the cache
+                // on, nothing removes a series (only idle expiry does, and
+                // it turns the cache off). So the series is alive while `s`
+                // is used, and upgrading the weak reference (two atomic
+                // read-modify-writes on a shared line) is not needed.
+                let s: &Series = unsafe { &*weak.as_ptr() };
+                if !s.matches(name, tags) {
                     return None;
                 }
                 if s.kind != kind {
-                    return Some(Err(DropReason::TypeMismatch));
+                    return Some(Err(DropReason::TypeMismatch.into()));
                 }
                 f.take().map(|f| Ok(f(s)))
             })
@@ -456,11 +501,13 @@ impl Registry {
         let series = self.get_arc_hashed(name, tags, kind, hash)?;
         let _ = CACHE.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
-                c[slot] = Some((self.id, hash, series.clone()));
+                c[slot] = Some((self.id, hash, Arc::downgrade(&series)));
             }
         });
         // `f` is only taken on a hit, which returned above.
-        f.take().map(|f| f(&series)).ok_or(DropReason::InvalidName)
+        f.take()
+            .map(|f| f(&series))
+            .ok_or(Refused::Drop(DropReason::InvalidName))
     }
 
     /// The series, as a shared handle (for bound instruments), created if needed.
@@ -469,7 +516,7 @@ impl Registry {
         name: &str,
         tags: Tags<'_>,
         kind: MetricType,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         let hash = self.hash(name, tags);
         self.get_arc_hashed(name, tags, kind, hash)
     }
@@ -489,7 +536,7 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         if let Some(s) = self
             .shard(hash)
             .read()
@@ -498,7 +545,7 @@ impl Registry {
             return if s.kind == kind {
                 Ok(s.clone())
             } else {
-                Err(DropReason::TypeMismatch)
+                Err(DropReason::TypeMismatch.into())
             };
         }
         self.create(name, tags, kind, hash)
@@ -513,7 +560,7 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         validate::check_name(name)?;
         let tags = SortedTags::new(tags)?;
         let info = {
@@ -522,24 +569,31 @@ impl Registry {
         };
         let info = match info {
             Some(i) => i,
-            None => self
-                .names
-                .write()
-                .entry(name.into())
-                .or_insert_with(|| {
-                    Arc::new(NameInfo {
-                        kind,
-                        series: AtomicUsize::new(0),
-                        overflowed: AtomicBool::new(false),
+            None => {
+                let mut names = self.names.write();
+                if !names.contains_key(name) && names.len() >= self.max_names {
+                    return Err(Refused::NameLimit);
+                }
+                names
+                    .entry(name.into())
+                    .or_insert_with(|| {
+                        Arc::new(NameInfo {
+                            kind,
+                            series: AtomicUsize::new(0),
+                            overflowed: AtomicBool::new(false),
+                        })
                     })
-                })
-                .clone(),
+                    .clone()
+            }
         };
         if info.kind != kind {
-            return Err(DropReason::TypeMismatch);
+            return Err(DropReason::TypeMismatch.into());
         }
         let is_overflow = tags.len() == 1 && tags.get(OVERFLOW_TAG) == Some("true");
-        if !is_overflow && info.series.load(Ordering::Relaxed) >= self.cardinality_limit {
+        if !is_overflow
+            && (info.series.load(Ordering::Relaxed) >= self.cardinality_limit
+                || self.series_total.load(Ordering::Relaxed) >= self.max_series)
+        {
             info.overflowed.store(true, Ordering::Relaxed);
             let overflow: Tags<'_> = &[(OVERFLOW_TAG, "true")];
             let oh = self.hash(name, overflow);
@@ -569,7 +623,7 @@ impl Registry {
         kind: MetricType,
         hash: u64,
         count_in: Option<&Arc<NameInfo>>,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         let mut shard = self.shard(hash).write();
         if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
             return Ok(s.clone());
@@ -584,7 +638,7 @@ impl Registry {
             kind,
             hash,
             touched_ms: AtomicI64::new(i64::MIN),
-            pinned: AtomicBool::new(false),
+            pins: AtomicUsize::new(0),
             finest_ms: self
                 .specs
                 .first()
@@ -602,6 +656,7 @@ impl Registry {
         shard.insert_unique(hash, series.clone(), |s| s.hash);
         if let Some(info) = count_in {
             info.series.fetch_add(1, Ordering::Relaxed);
+            self.series_total.fetch_add(1, Ordering::Relaxed);
         }
         Ok(series)
     }
@@ -629,6 +684,11 @@ impl Registry {
         self.shards.iter().map(|s| s.read().len()).sum()
     }
 
+    /// Number of distinct names.
+    pub fn names_len(&self) -> usize {
+        self.names.read().len()
+    }
+
     /// Names whose cardinality limit was reached.
     pub fn overflowed(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -649,7 +709,7 @@ impl Registry {
         for shard in self.shards.iter() {
             let mut t = shard.write();
             t.retain(|s| {
-                let keep = s.pinned.load(Ordering::Relaxed)
+                let keep = s.pins.load(Ordering::Acquire) > 0
                     || s.touched_ms.load(Ordering::Relaxed) >= cutoff_ms;
                 if !keep {
                     removed.push(s.clone());
@@ -662,6 +722,7 @@ impl Registry {
             let is_overflow = s.tags.len() == 1 && &*s.tags[0].0 == OVERFLOW_TAG;
             if let (false, Some(info)) = (is_overflow, names.get(&*s.name)) {
                 info.series.fetch_sub(1, Ordering::Relaxed);
+                self.series_total.fetch_sub(1, Ordering::Relaxed);
             }
         }
         removed.len()

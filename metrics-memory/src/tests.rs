@@ -405,3 +405,102 @@ fn bad_config_names_the_field() {
             .contains("windows")
     );
 }
+
+#[test]
+fn new_names_past_the_limit_are_dropped_counted_and_named_in_health() {
+    let (_, m) = manual_with(MemoryConfig {
+        max_names: 3,
+        ..Default::default()
+    });
+    for name in ["a", "b", "c", "d", "e"] {
+        m.record_counter(name, 1.0, &[]);
+    }
+    assert_eq!(m.series_count(), 3);
+    assert_eq!(m.counter_value("d", &[]), None);
+    assert_eq!(m.dropped_over_name_limit(), 2);
+    // Existing names keep recording, with new tag sets too.
+    m.record_counter("a", 1.0, &[("k", "v")]);
+    m.record_counter("a", 1.0, &[]);
+    assert_eq!(m.counter_value("a", &[]), Some(2.0));
+    assert_eq!(m.counter_value("a", &[("k", "v")]), Some(1.0));
+    // Handles for a new name count every use as a drop.
+    let m = Arc::new(m);
+    m.counter("f", &[]).increment(1.0);
+    assert_eq!(m.dropped_over_name_limit(), 3);
+    // Operations have the same limit.
+    for op in ["op1", "op2", "op3", "op4"] {
+        m.record_success(op, &[]);
+    }
+    assert_eq!(m.operations().len(), 3);
+    assert_eq!(m.dropped_over_name_limit(), 4);
+    let h = &m.health()[0];
+    assert_eq!(h.status, HealthStatus::Degraded);
+    let msg = h.message.as_deref().unwrap_or_default();
+    assert!(msg.contains("max_names = 3"), "{msg}");
+    assert_eq!(h.details["dropped_name_limit"], 4.0);
+}
+
+#[test]
+fn the_series_limit_folds_new_tag_sets_into_overflow_series() {
+    let (_, m) = manual_with(MemoryConfig {
+        max_series: 4,
+        ..Default::default()
+    });
+    for i in 0..6 {
+        let v = i.to_string();
+        m.record_counter("x", 1.0, &[("id", &v)]);
+        m.record_counter("y", 1.0, &[("id", &v)]);
+    }
+    // Four series, then one overflow series per name: every sample counted.
+    assert_eq!(m.series_count(), 6);
+    let total: f64 = m.series("").iter().map(|s| s.value).sum();
+    assert_eq!(total, 12.0);
+    assert_eq!(m.health()[0].overflowed_metrics, vec!["x", "y"]);
+    assert!(
+        MemoryMetrics::with_config(MemoryConfig {
+            max_names: 0,
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string()
+        .contains("max_names")
+    );
+}
+
+#[test]
+fn dropping_the_backend_frees_its_series_although_this_thread_cached_them() {
+    let m = MemoryMetrics::new();
+    m.record_counter("c", 1.0, &[("k", "v")]);
+    m.record_histogram("h", 2.0, &[]);
+    // Recorded twice: the second is served from this thread's cache.
+    m.record_counter("c", 1.0, &[("k", "v")]);
+    let weak: Vec<std::sync::Weak<crate::registry::Series>> = ["c", "h"]
+        .iter()
+        .map(|n| m.registry.by_name(n))
+        .map(|v| Arc::downgrade(&v[0]))
+        .collect();
+    assert!(weak.iter().all(|w| w.upgrade().is_some()));
+    drop(m);
+    assert!(
+        weak.iter().all(|w| w.upgrade().is_none()),
+        "the per-thread cache must not keep a dropped backend's series alive"
+    );
+}
+
+#[test]
+fn dropping_a_handle_releases_its_pin_so_idle_expiry_applies() {
+    let (clock, m) = manual_with(MemoryConfig {
+        idle_expiry_secs: Some(60),
+        ..Default::default()
+    });
+    let m = Arc::new(m);
+    let a = m.counter("pinned", &[]);
+    let b = m.counter("pinned", &[]);
+    a.inc();
+    drop(a);
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(m.expire_idle(), 0, "one handle still pins it");
+    drop(b);
+    assert_eq!(m.expire_idle(), 1);
+    assert_eq!(m.counter_value("pinned", &[]), None);
+}
