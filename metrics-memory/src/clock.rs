@@ -10,6 +10,14 @@ use chrono::{DateTime, Utc};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, in milliseconds since the Unix epoch.
     fn now_millis(&self) -> i64;
+
+    /// A reading in nanoseconds for measuring durations (timers): only the
+    /// difference of two readings means anything. The default is
+    /// [`now_millis`](Self::now_millis) in nanoseconds; [`SystemClock`]
+    /// reads a monotonic clock, [`ManualClock`] its own nanoseconds.
+    fn monotonic_nanos(&self) -> i64 {
+        self.now_millis().saturating_mul(1_000_000)
+    }
 }
 
 /// The operating system's clock, read coarsely: a background thread
@@ -55,9 +63,16 @@ impl Clock for SystemClock {
             t => t,
         }
     }
+
+    fn monotonic_nanos(&self) -> i64 {
+        static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let anchor = *ANCHOR.get_or_init(std::time::Instant::now);
+        i64::try_from(anchor.elapsed().as_nanos()).unwrap_or(i64::MAX)
+    }
 }
 
-/// A clock that moves only when told to.
+/// A clock that moves only when told to, with nanosecond resolution for
+/// timers.
 ///
 /// ```
 /// use std::time::Duration;
@@ -67,12 +82,17 @@ impl Clock for SystemClock {
 /// assert_eq!(c.now_millis(), 3_000);
 /// ```
 #[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock(
+    /// Nanoseconds since the epoch.
+    AtomicI64,
+);
+
+const NANOS_PER_MS: i64 = 1_000_000;
 
 impl ManualClock {
     /// A clock showing `millis` since the epoch.
     pub fn new(millis: i64) -> Self {
-        ManualClock(AtomicI64::new(millis))
+        ManualClock(AtomicI64::new(millis.saturating_mul(NANOS_PER_MS)))
     }
 
     /// A clock showing `t`.
@@ -82,17 +102,27 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+        let nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(nanos))
+            });
     }
 
-    /// Sets the clock.
+    /// Sets the clock, in milliseconds since the epoch.
     pub fn set(&self, millis: i64) {
-        self.0.store(millis, Ordering::SeqCst);
+        self.0
+            .store(millis.saturating_mul(NANOS_PER_MS), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst).div_euclid(NANOS_PER_MS)
+    }
+
+    fn monotonic_nanos(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
 }

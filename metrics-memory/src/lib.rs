@@ -83,6 +83,7 @@ mod query;
 mod registry;
 mod sketch;
 mod stats;
+mod timers;
 mod tracker;
 mod window;
 
@@ -132,7 +133,7 @@ pub struct MemoryMetrics {
     shared: Arc<Shared>,
     registry: Registry,
     tracker: tracker::Tracker,
-    timers: metrics_protocol::RunningTimers,
+    timers: timers::Timers,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
 }
@@ -238,7 +239,7 @@ impl MemoryMetrics {
                 config.idle_expiry_secs.is_none(),
             ),
             tracker: tracker::Tracker::new(config.windows.clone(), config.max_names),
-            timers: metrics_protocol::RunningTimers::new(config.max_running_timers),
+            timers: timers::Timers::new(config.max_running_timers),
             last_expiry_ms: AtomicI64::new(i64::MIN),
             config,
         }
@@ -493,12 +494,25 @@ impl MetricCollector for MemoryMetrics {
 
 impl PerformanceTimer for MemoryMetrics {
     fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.shared.drops)
+        let (id, evicted) = self
+            .timers
+            .start(&*self.shared.clock, operation_name, metadata);
+        if evicted > 0 {
+            self.shared.drops.add(DropReason::TimerEvicted, evicted);
+        }
+        id
     }
 
     fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
+        let t = self.timers.stop(&*self.shared.clock, timer_id, success)?;
+        metrics_protocol::record_stopped_timer(
+            self,
+            &t.name,
+            t.result.duration,
+            &t.tag_refs(),
+            success,
+        );
+        Ok(t.result)
     }
 
     fn get_timing_stats(

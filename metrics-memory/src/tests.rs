@@ -504,3 +504,17 @@ fn dropping_a_handle_releases_its_pin_so_idle_expiry_applies() {
     assert_eq!(m.expire_idle(), 1);
     assert_eq!(m.counter_value("pinned", &[]), None);
 }
+
+#[test]
+fn timers_started_through_the_backend_read_its_clock() {
+    let (clock, m) = manual();
+    let id = m.start_timer("job", &[("kind", "batch")]);
+    clock.advance(Duration::from_secs(5));
+    clock.advance(Duration::from_micros(1500));
+    let r = m.stop_timer(id, true).unwrap();
+    assert_eq!(r.duration, Duration::from_micros(5_001_500));
+    assert_eq!(r.start_time.timestamp_millis(), T0);
+    assert_eq!(r.end_time.timestamp_millis(), T0 + 5001);
+    let d = m.distribution("job", &[("kind", "batch")]).unwrap();
+    assert_eq!((d.count, d.sum), (1, 5001.5));
+}
