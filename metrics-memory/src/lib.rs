@@ -630,7 +630,7 @@ impl MetricsAggregator for MemoryMetrics {
                     total.sketch
                 }
                 Some((since, now)) => {
-                    s.for_each_bin(since, now, |_, b| acc.merge_exact(b));
+                    s.for_each_bin(since, now, |_, _, b| acc.merge_exact(b));
                     s.window_sketch(since, now).map(|(sk, _)| Box::new(sk))
                 }
             };

@@ -251,12 +251,11 @@ impl Series {
         st.quantiles.as_ref().map(|q| q.merged(since_ms, now_ms))
     }
 
-    /// Calls `f(start_ms, data)` for every bin starting in `[since_ms, now_ms]`,
-    /// live counter slots included.
-    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, &Exact)) {
+    /// Calls `f(start_ms, width_ms, data)` for every bin starting in
+    /// `[since_ms, now_ms]`, live counter slots included.
+    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
         let st = self.state.lock();
-        st.windows
-            .for_each_since(since_ms, now_ms, |start, _, b| f(start, b));
+        st.windows.for_each_since(since_ms, now_ms, &mut f);
         let oldest = now_ms.saturating_sub(st.windows.retention_ms());
         for slot in &self.slots {
             let epoch = slot.epoch.load(Ordering::Acquire);
@@ -265,7 +264,7 @@ impl Series {
                 let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);
-                f(start, &bin);
+                f(start, self.finest_ms, &bin);
             }
         }
     }
