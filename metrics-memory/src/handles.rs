@@ -28,7 +28,7 @@ impl Bound {
     fn record(&self, value: f64, op: Op, check: fn(f64) -> Result<(), DropReason>) {
         match self {
             Bound::Series { shared, series } => match check(value) {
-                Ok(()) => series.record(shared.clock.now_millis(), value, op, shared.keep_samples),
+                Ok(()) => series.record(shared.now_ms(), value, op, shared.keep_samples),
                 Err(r) => shared.drops.record(r),
             },
             Bound::Invalid { shared, reason } => shared.refused(*reason),

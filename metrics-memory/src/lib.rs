@@ -110,6 +110,8 @@ use registry::{Op, Refused, Registry, Series};
 /// What the handles and the collector share.
 pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
+    /// `clock` is the [`SystemClock`]: read it without a virtual call.
+    pub system_clock: bool,
     pub drops: DropCounters,
     /// Samples dropped because their name was new past `max_names`.
     pub name_limit_drops: AtomicU64,
@@ -117,6 +119,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Now, in milliseconds since the epoch, from the backend's clock.
+    #[inline]
+    pub fn now_ms(&self) -> i64 {
+        if self.system_clock {
+            SystemClock.now_millis()
+        } else {
+            self.clock.now_millis()
+        }
+    }
+
     /// Counts a sample that reached no series.
     pub fn refused(&self, r: Refused) {
         match r {
@@ -197,16 +209,22 @@ pub struct SeriesSnapshot {
 impl MemoryMetrics {
     /// A backend with the default configuration and the system clock.
     pub fn new() -> Self {
-        Self::build(MemoryConfig::default(), Arc::new(SystemClock))
+        Self::build(MemoryConfig::default(), Arc::new(SystemClock), true)
     }
 
     /// A backend with `config` and the system clock.
     pub fn with_config(config: MemoryConfig) -> Result<Self, MetricsError> {
-        Self::with_clock(config, Arc::new(SystemClock))
+        Self::check(&config)?;
+        Ok(Self::build(config, Arc::new(SystemClock), true))
     }
 
     /// A backend with `config` and `clock` (a [`ManualClock`] in tests).
     pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, MetricsError> {
+        Self::check(&config)?;
+        Ok(Self::build(config, clock, false))
+    }
+
+    fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
         window::validate_specs(&config.windows)
             .map_err(|e| MetricsError::config("windows", format!("{:?}", config.windows), e))?;
         for (field, v) in [
@@ -218,13 +236,14 @@ impl MemoryMetrics {
                 return Err(MetricsError::config(field, "0", "must be at least 1"));
             }
         }
-        Ok(Self::build(config, clock))
+        Ok(())
     }
 
-    fn build(config: MemoryConfig, clock: Arc<dyn Clock>) -> Self {
+    fn build(config: MemoryConfig, clock: Arc<dyn Clock>, system_clock: bool) -> Self {
         MemoryMetrics {
             shared: Arc::new(Shared {
                 clock,
+                system_clock,
                 drops: DropCounters::new(),
                 name_limit_drops: AtomicU64::new(0),
                 keep_samples: config.keep_samples,
@@ -251,7 +270,7 @@ impl MemoryMetrics {
     }
 
     fn now_ms(&self) -> i64 {
-        self.shared.clock.now_millis()
+        self.shared.now_ms()
     }
 
     fn record(&self, name: &str, value: f64, tags: Tags<'_>, kind: MetricType, op: Op) {

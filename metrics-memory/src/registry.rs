@@ -158,6 +158,9 @@ pub(crate) struct Series {
     pub pins: AtomicUsize,
     finest_ms: i64,
     slots: [Slot; 2],
+    /// The slot of the newest bin (a hint: a sample outside its bin takes
+    /// the slow path).
+    active: AtomicUsize,
     pub state: Mutex<SeriesState>,
 }
 
@@ -184,19 +187,41 @@ impl Series {
         matches!(self.kind, MetricType::Histogram | MetricType::Timer)
     }
 
-    /// Adds a validated counter increment, lock-free.
+    /// Adds a validated counter increment, lock-free: when `now_ms` is in
+    /// the active slot's bin (the usual case), one load, a subtraction and
+    /// one atomic add, with no division.
     #[inline]
     pub fn add_counter(&self, now_ms: i64, value: f64) {
-        let idx = now_ms.div_euclid(self.finest_ms);
-        let slot = &self.slots[(idx & 1) as usize];
-        if slot.epoch.load(Ordering::Acquire) < idx {
-            self.recycle(slot, idx, now_ms);
-        }
-        if slot.add(value) {
-            self.spill(slot);
+        let slot = &self.slots[self.active.load(Ordering::Relaxed) & 1];
+        let start = slot
+            .epoch
+            .load(Ordering::Acquire)
+            .saturating_mul(self.finest_ms);
+        if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
+            if slot.add(value) {
+                self.spill(slot);
+            }
+        } else {
+            self.add_counter_other_bin(now_ms, value);
         }
         if self.touched_ms.load(Ordering::Relaxed) != now_ms {
             self.touched_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// [`add_counter`](Self::add_counter) for a sample outside the active
+    /// slot's bin: picks (and if needed recycles) the slot of its bin.
+    #[cold]
+    fn add_counter_other_bin(&self, now_ms: i64, value: f64) {
+        let idx = now_ms.div_euclid(self.finest_ms);
+        let which = (idx & 1) as usize;
+        let slot = &self.slots[which];
+        if slot.epoch.load(Ordering::Acquire) < idx {
+            self.recycle(slot, idx, now_ms);
+            self.active.store(which, Ordering::Relaxed);
+        }
+        if slot.add(value) {
+            self.spill(slot);
         }
     }
 
@@ -311,6 +336,15 @@ impl Series {
         self.touched_ms.store(now_ms, Ordering::Relaxed);
     }
 
+    /// A strong reference to this series, from the registry that holds it.
+    fn clone_arc(&self, registry: &Registry) -> Option<Arc<Series>> {
+        registry
+            .shard(self.hash)
+            .read()
+            .find(self.hash, |s| std::ptr::eq(&**s, self))
+            .cloned()
+    }
+
     /// Tags as borrowed pairs.
     pub fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         self.tags.iter().map(|(k, v)| (&**k, &**v))
@@ -353,11 +387,21 @@ struct NameInfo {
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 const CACHE_SLOTS: usize = 64;
 
-/// (registry id, key hash, series) entries. The series is held weakly, so
+/// (registry id, series) entries. The series is held weakly, so
 /// a cache never keeps a dropped registry's series alive: only the
 /// `Series` struct's own allocation (a few hundred bytes, at most
 /// [`CACHE_SLOTS`] per thread) lingers until the slot is reused.
-type CacheEntry = Option<(u64, u64, Weak<Series>)>;
+type CacheEntry = Option<(u64, Weak<Series>)>;
+
+/// A cache slot from the addresses and lengths of a name and a tag slice.
+#[inline]
+fn address_slot(name: &str, tags: Tags<'_>) -> usize {
+    let x = (name.as_ptr() as u64)
+        ^ (name.len() as u64).rotate_left(48)
+        ^ (tags.as_ptr() as u64).rotate_left(17)
+        ^ (tags.len() as u64).rotate_left(56);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % CACHE_SLOTS
+}
 
 thread_local! {
     /// Each thread's direct-mapped cache of recently recorded series: a hit
@@ -433,6 +477,13 @@ impl Registry {
     /// The name and tags are validated only when no series matches them: a
     /// match with a series, which was validated when it was created, proves
     /// them valid (see [`Series::matches`]).
+    ///
+    /// With the cache on, the thread's cache is probed first at a slot
+    /// chosen by the addresses of `name` and `tags` (call sites pass the
+    /// same static strings every time, so no hashing is needed), then at a
+    /// slot chosen by the content hash; a probe hits only when the cached
+    /// series' name and tags equal the input, so an address never decides
+    /// which series is written.
     #[inline]
     pub fn with_series<R>(
         &self,
@@ -441,10 +492,19 @@ impl Registry {
         kind: MetricType,
         f: impl FnOnce(&Series) -> R,
     ) -> Result<R, Refused> {
-        let hash = self.hash(name, tags);
         if self.use_cache {
-            return self.with_cached(name, tags, kind, hash, f);
+            let pslot = address_slot(name, tags);
+            if let Some(p) = self.probe(pslot, name, tags) {
+                // SAFETY: see `probe`: the series is alive for this call.
+                let s = unsafe { &*p };
+                if s.kind != kind {
+                    return Err(DropReason::TypeMismatch.into());
+                }
+                return Ok(f(s));
+            }
+            return self.with_series_slow(name, tags, kind, pslot, f);
         }
+        let hash = self.hash(name, tags);
         {
             let shard = self.shard(hash).read();
             if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
@@ -458,55 +518,70 @@ impl Registry {
         Ok(f(&series))
     }
 
-    fn with_cached<R>(
+    /// The cached series at `slot` if it is `name`/`tags` of this registry.
+    ///
+    /// The pointer stays valid for the rest of the caller's call: the entry
+    /// was stored by this registry (ids come from a process-wide counter and
+    /// are never reused), which is alive for the whole call and holds a
+    /// strong reference in its shards to every series it created; with the
+    /// cache on, nothing removes a series (only idle expiry does, and it
+    /// turns the cache off). So the weak reference need not be upgraded
+    /// (two atomic read-modify-writes on a line every thread shares).
+    #[inline]
+    fn probe(&self, slot: usize, name: &str, tags: Tags<'_>) -> Option<*const Series> {
+        CACHE
+            .try_with(|c| {
+                let c = c.try_borrow().ok()?;
+                let (rid, weak) = c[slot].as_ref()?;
+                if *rid != self.id {
+                    return None;
+                }
+                let p = weak.as_ptr();
+                // SAFETY: as above, the series is alive.
+                unsafe { &*p }.matches(name, tags).then_some(p)
+            })
+            .ok()
+            .flatten()
+    }
+
+    fn remember(&self, slot: usize, series: Weak<Series>) {
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c[slot] = Some((self.id, series));
+            }
+        });
+    }
+
+    #[cold]
+    fn with_series_slow<R>(
         &self,
         name: &str,
         tags: Tags<'_>,
         kind: MetricType,
-        hash: u64,
+        pslot: usize,
         f: impl FnOnce(&Series) -> R,
     ) -> Result<R, Refused> {
-        let slot = (hash % CACHE_SLOTS as u64) as usize;
-        let mut f = Some(f);
-        let hit = CACHE
-            .try_with(|c| {
-                let c = c.try_borrow().ok()?;
-                let (rid, h, weak) = c[slot].as_ref()?;
-                if *rid != self.id || *h != hash {
-                    return None;
-                }
-                // SAFETY: the entry was stored by this registry (ids come
-                // from a process-wide counter and are never reused), which
-                // is alive for this whole call and holds a strong reference
-                // in its shards to every series it created: with the cache
-                // on, nothing removes a series (only idle expiry does, and
-                // it turns the cache off). So the series is alive while `s`
-                // is used, and upgrading the weak reference (two atomic
-                // read-modify-writes on a shared line) is not needed.
-                let s: &Series = unsafe { &*weak.as_ptr() };
-                if !s.matches(name, tags) {
-                    return None;
-                }
-                if s.kind != kind {
-                    return Some(Err(DropReason::TypeMismatch.into()));
-                }
-                f.take().map(|f| Ok(f(s)))
-            })
-            .ok()
-            .flatten();
-        if let Some(r) = hit {
-            return r;
-        }
-        let series = self.get_arc_hashed(name, tags, kind, hash)?;
-        let _ = CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c[slot] = Some((self.id, hash, Arc::downgrade(&series)));
+        let hash = self.hash(name, tags);
+        let hslot = (hash % CACHE_SLOTS as u64) as usize;
+        let series = match self.probe(hslot, name, tags) {
+            // SAFETY: see `probe`; the strong reference taken here keeps it
+            // alive beyond that anyway.
+            Some(p) => unsafe { &*p }.clone_arc(self),
+            None => None,
+        };
+        let series = match series {
+            Some(s) => s,
+            None => {
+                let s = self.get_arc_hashed(name, tags, kind, hash)?;
+                self.remember(hslot, Arc::downgrade(&s));
+                s
             }
-        });
-        // `f` is only taken on a hit, which returned above.
-        f.take()
-            .map(|f| f(&series))
-            .ok_or(Refused::Drop(DropReason::InvalidName))
+        };
+        self.remember(pslot, Arc::downgrade(&series));
+        if series.kind != kind {
+            return Err(DropReason::TypeMismatch.into());
+        }
+        Ok(f(&series))
     }
 
     /// The series, as a shared handle (for bound instruments), created if needed.
@@ -643,6 +718,7 @@ impl Registry {
                 .first()
                 .map_or(1, |w| (w.bin.as_millis() as i64).max(1)),
             slots: [Slot::new(), Slot::new()],
+            active: AtomicUsize::new(0),
             state: Mutex::new(SeriesState {
                 value: 0.0,
                 total: Exact::default(),
