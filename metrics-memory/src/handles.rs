@@ -25,7 +25,7 @@ pub(crate) enum Bound {
 
 impl Bound {
     #[inline]
-    fn record(&self, value: f64, op: Op, check: fn(f64) -> Result<(), DropReason>) {
+    fn record(&self, value: f64, op: Op, check: impl Fn(f64) -> Result<(), DropReason>) {
         match self {
             Bound::Series { shared, series } => match check(value) {
                 Ok(()) => series.record(shared.now_ms(), value, op, shared.keep_samples),
