@@ -144,3 +144,25 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
         }
     }
 }
+
+#[test]
+fn full_counter_and_gauge_series_stay_under_8_kib() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("config");
+    m.record_counter("requests", 1.0, &[("code", "200")]);
+    m.record_gauge("depth", 1.0, &[("queue", "a")]);
+    let before = live();
+    // 25 hours, one sample of each per second: every bin of every ring.
+    for i in 1..(25 * 3600) {
+        clock.set(T0 + i * 1000);
+        m.record_counter("requests", 1.0, &[("code", "200")]);
+        m.record_gauge("depth", (i % 7) as f64, &[("queue", "a")]);
+    }
+    let used = live() - before;
+    eprintln!("footprint: a counter and a gauge: {used} bytes");
+    assert!(used <= 2 * 8 * 1024, "{used} bytes for two full series");
+    assert_eq!(
+        m.counter_value("requests", &[("code", "200")]),
+        Some(90_000.0)
+    );
+}
