@@ -190,6 +190,38 @@ impl Series {
                 .all(|(k, v)| tags.iter().any(|&(k2, v2)| str_eq(k, k2) && str_eq(v, v2)))
     }
 
+    /// [`matches`](Self::matches), trying first the order in which this
+    /// call site passed the tags last time (`perm[i]`: the input index of
+    /// stored tag `i`), and remembering the order found. Stored keys are
+    /// distinct, so a `perm` under which every stored pair equals its input
+    /// pair is a permutation: the same proof as `matches`.
+    #[inline]
+    fn matches_with(&self, name: &str, tags: Tags<'_>, perm: &mut [u8; PERM]) -> bool {
+        if !str_eq(&self.name, name) || self.tags.len() != tags.len() {
+            return false;
+        }
+        #[inline(always)]
+        fn same(t: &(Box<str>, Box<str>), tags: Tags<'_>, j: u8) -> bool {
+            tags.get(usize::from(j))
+                .is_some_and(|&(k2, v2)| str_eq(&t.0, k2) && str_eq(&t.1, v2))
+        }
+        if self
+            .tags
+            .iter()
+            .zip(perm.iter())
+            .all(|(t, &j)| same(t, tags, j))
+        {
+            return true;
+        }
+        for (i, t) in self.tags.iter().enumerate() {
+            match (0..tags.len()).find(|&j| same(t, tags, j as u8)) {
+                Some(j) => perm[i] = j as u8,
+                None => return false,
+            }
+        }
+        true
+    }
+
     pub fn is_distribution(&self) -> bool {
         matches!(self.kind, MetricType::Histogram | MetricType::Timer)
     }
@@ -384,36 +416,38 @@ impl From<DropReason> for Refused {
 /// String equality for the short names and tags of the recording path,
 /// without a call to `memcmp`: up to 16 bytes in two (overlapping) word
 /// compares.
-#[inline]
+#[inline(always)]
 fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let n = a.len();
     if n != b.len() {
         return false;
     }
-    match n {
-        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
-        4..8 => {
-            let w = |s: &[u8], i: usize| {
-                u32::from_ne_bytes(
-                    s.get(i..i + 4)
-                        .and_then(|w| w.try_into().ok())
-                        .unwrap_or([0; 4]),
-                )
-            };
-            w(a, 0) == w(b, 0) && w(a, n - 4) == w(b, n - 4)
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY (every read below): both slices are `n` bytes long; each read
+    // of `w` bytes starts at 0, `n / 2` (single bytes) or `n - w`, with
+    // `1 <= w <= n`, so it stays inside them; `read_unaligned` needs no
+    // alignment.
+    unsafe {
+        match n {
+            0 => true,
+            // First, middle and last byte: every byte of 1 to 3.
+            1..4 => {
+                let at = |p: *const u8, i: usize| p.add(i).read();
+                at(pa, 0) == at(pb, 0)
+                    && at(pa, n / 2) == at(pb, n / 2)
+                    && at(pa, n - 1) == at(pb, n - 1)
+            }
+            4..8 => {
+                let w = |p: *const u8, i: usize| p.add(i).cast::<u32>().read_unaligned();
+                w(pa, 0) == w(pb, 0) && w(pa, n - 4) == w(pb, n - 4)
+            }
+            8..=16 => {
+                let w = |p: *const u8, i: usize| p.add(i).cast::<u64>().read_unaligned();
+                w(pa, 0) == w(pb, 0) && w(pa, n - 8) == w(pb, n - 8)
+            }
+            _ => a == b,
         }
-        8..=16 => {
-            let w = |s: &[u8], i: usize| {
-                u64::from_ne_bytes(
-                    s.get(i..i + 8)
-                        .and_then(|w| w.try_into().ok())
-                        .unwrap_or([0; 8]),
-                )
-            };
-            w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8)
-        }
-        _ => a == b,
     }
 }
 
@@ -442,7 +476,20 @@ const CACHE_SLOTS: usize = 64;
 /// a cache never keeps a dropped registry's series alive: only the
 /// `Series` struct's own allocation (a few hundred bytes, at most
 /// [`CACHE_SLOTS`] per thread) lingers until the slot is reused.
-type CacheEntry = Option<(u64, Weak<Series>)>;
+type CacheEntry = Option<(u64, Weak<Series>, [u8; PERM])>;
+
+/// Room for the tag order of one call site: at most `MAX_TAGS` tags.
+const PERM: usize = metrics_protocol::validate::MAX_TAGS;
+/// Tags in the order given.
+const IDENTITY: [u8; PERM] = {
+    let mut p = [0u8; PERM];
+    let mut i = 0;
+    while i < PERM {
+        p[i] = i as u8;
+        i += 1;
+    }
+    p
+};
 
 /// A cache slot from the addresses and lengths of a name and a tag slice.
 #[inline]
@@ -582,14 +629,14 @@ impl Registry {
     fn probe(&self, slot: usize, name: &str, tags: Tags<'_>) -> Option<*const Series> {
         CACHE
             .try_with(|c| {
-                let c = c.try_borrow().ok()?;
-                let (rid, weak) = c[slot].as_ref()?;
+                let mut c = c.try_borrow_mut().ok()?;
+                let (rid, weak, perm) = c[slot].as_mut()?;
                 if *rid != self.id {
                     return None;
                 }
                 let p = weak.as_ptr();
                 // SAFETY: as above, the series is alive.
-                unsafe { &*p }.matches(name, tags).then_some(p)
+                unsafe { &*p }.matches_with(name, tags, perm).then_some(p)
             })
             .ok()
             .flatten()
@@ -598,7 +645,7 @@ impl Registry {
     fn remember(&self, slot: usize, series: Weak<Series>) {
         let _ = CACHE.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
-                c[slot] = Some((self.id, series));
+                c[slot] = Some((self.id, series, IDENTITY));
             }
         });
     }
@@ -858,6 +905,47 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn str_eq_sees_a_difference_at_every_position_of_every_length() {
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(str_eq(&a, &a.clone()), "{n}");
+            for i in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[i] = b'Z';
+                let b = String::from_utf8(b).unwrap_or_default();
+                assert!(!str_eq(&a, &b), "length {n}, position {i}");
+            }
+            assert!(!str_eq(&a, &format!("{a}x")));
+        }
+    }
+
+    #[test]
+    fn a_remembered_tag_order_is_checked_not_trusted() {
+        let r = Registry::new(
+            WindowSpec::defaults(),
+            Limits {
+                cardinality: 10,
+                names: 10,
+                series: 10,
+            },
+            true,
+        );
+        let s = r
+            .get_arc("n", &[("b", "2"), ("a", "1")], MetricType::Counter)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut perm = IDENTITY;
+        assert!(s.matches_with("n", &[("b", "2"), ("a", "1")], &mut perm));
+        // Stored sorted (a, b); this call site passes (b, a).
+        assert_eq!(&perm[..2], &[1, 0]);
+        assert!(s.matches_with("n", &[("b", "2"), ("a", "1")], &mut perm));
+        assert!(s.matches_with("n", &[("a", "1"), ("b", "2")], &mut perm));
+        assert_eq!(&perm[..2], &[0, 1]);
+        assert!(!s.matches_with("n", &[("a", "1"), ("b", "3")], &mut perm));
+        assert!(!s.matches_with("n", &[("a", "1"), ("a", "1")], &mut perm));
+        assert!(!s.matches_with("m", &[("a", "1"), ("b", "2")], &mut perm));
+    }
 
     #[test]
     fn packed_increments_spill_before_overflow_and_add_up_exactly() {
