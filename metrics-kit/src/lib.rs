@@ -42,4 +42,4 @@ pub use drops::DropCounters;
 pub use fanout::Fanout;
 pub use outcome::with_outcome_counter;
 pub use sample::{Sample, SampleKind, read_samples};
-pub use timers::{RunningTimers, StartedTimer, record_stopped_timer};
+pub use timers::{RunningTimers, StartedTimer, StdTimerClock, TimerClock, record_stopped_timer};

@@ -45,8 +45,8 @@ pub fn record_stopped_timer<B>(
 /// assert!(timers.stop(a).is_err());
 /// assert_eq!(timers.len(), 2);
 /// ```
-#[derive(Debug)]
 pub struct RunningTimers {
+    clock: std::sync::Arc<dyn TimerClock>,
     capacity: usize,
     next_id: std::sync::atomic::AtomicU64,
     inner: std::sync::Mutex<TimerSlots>,
@@ -68,10 +68,39 @@ pub struct StartedTimer {
     pub name: String,
     /// The start metadata (the series' tags).
     pub tags: Vec<(String, String)>,
-    /// Monotonic start.
-    pub started: std::time::Instant,
+    /// Monotonic start, on the table's [`TimerClock`].
+    pub started: Duration,
     /// Wall-clock start.
     pub start_time: std::time::SystemTime,
+}
+
+/// Where a [`RunningTimers`] table reads time: the process clocks by default
+/// ([`StdTimerClock`]), or a backend's injectable clock, so that a test
+/// clock advanced 5 s times 5 s.
+pub trait TimerClock: Send + Sync {
+    /// A monotonic reading, from any fixed origin.
+    fn monotonic(&self) -> Duration;
+    /// The wall-clock time now.
+    fn wall(&self) -> std::time::SystemTime;
+}
+
+/// The process clocks: `Instant` (from the table's creation) and `SystemTime`.
+#[derive(Debug)]
+pub struct StdTimerClock(std::time::Instant);
+
+impl Default for StdTimerClock {
+    fn default() -> Self {
+        StdTimerClock(std::time::Instant::now())
+    }
+}
+
+impl TimerClock for StdTimerClock {
+    fn monotonic(&self) -> Duration {
+        self.0.elapsed()
+    }
+    fn wall(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
 }
 
 impl StartedTimer {
@@ -89,17 +118,34 @@ impl StartedTimer {
             operation_name: self.name,
             duration,
             start_time: self.start_time,
-            end_time: std::time::SystemTime::now(),
+            end_time: self.start_time + duration,
             success,
             metadata: self.tags.into_iter().collect(),
         }
     }
 }
 
+impl std::fmt::Debug for RunningTimers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningTimers")
+            .field("capacity", &self.capacity)
+            .field("running", &self.len())
+            .finish()
+    }
+}
+
 impl RunningTimers {
-    /// A table of at most `capacity` running timers (at least 1).
+    /// A table of at most `capacity` running timers (at least 1), on the
+    /// process clocks.
     pub fn new(capacity: usize) -> Self {
+        Self::with_clock(capacity, std::sync::Arc::new(StdTimerClock::default()))
+    }
+
+    /// A table of at most `capacity` running timers (at least 1), reading
+    /// time from `clock`.
+    pub fn with_clock(capacity: usize, clock: std::sync::Arc<dyn TimerClock>) -> Self {
         RunningTimers {
+            clock,
             capacity: capacity.max(1),
             next_id: std::sync::atomic::AtomicU64::new(1),
             inner: std::sync::Mutex::new(TimerSlots::default()),
@@ -127,8 +173,8 @@ impl RunningTimers {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            started: std::time::Instant::now(),
-            start_time: std::time::SystemTime::now(),
+            started: self.clock.monotonic(),
+            start_time: self.clock.wall(),
         };
         let mut g = self.slots();
         let slots = &mut *g;
@@ -157,7 +203,7 @@ impl RunningTimers {
             .running
             .remove(&id)
             .ok_or(MetricsError::UnknownTimer(id))?;
-        let elapsed = t.started.elapsed();
+        let elapsed = self.clock.monotonic().saturating_sub(t.started);
         Ok((t, elapsed))
     }
 

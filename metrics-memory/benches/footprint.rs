@@ -1,14 +1,18 @@
 //! `cargo bench -p metrics-memory --bench footprint`: heap used by 100,000
-//! counter series and by one distribution after 1,000,000 samples (measured
-//! with a counting allocator), and the time to export 10,000 series as
-//! Prometheus text (criterion).
+//! counter series, by one distribution after 1,000,000 samples, and by one
+//! distribution series with every bin of every ring filled (25 simulated
+//! hours of lognormal σ = 2 samples at 100 and at 10,000 per 10 s),
+//! measured with a counting allocator; and the time to export 10,000
+//! series as Prometheus text (criterion).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use metrics_memory::{MemoryConfig, MemoryMetrics};
+use std::sync::Arc;
+
+use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
 use metrics_protocol::MetricCollector;
 use metrics_protocol::system::{ExportFormat, MetricsAggregator};
 
@@ -81,8 +85,49 @@ fn report_memory() {
     );
 }
 
+/// Heap growth of one histogram series fed `per_10s` lognormal (σ = 2)
+/// samples every 10 s for 25 simulated hours, and its peak.
+fn full_distribution(per_10s: i64) -> (isize, isize) {
+    const T0: i64 = 1_790_000_000_000;
+    let clock = Arc::new(ManualClock::new(T0));
+    let m =
+        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("valid config");
+    m.record_histogram("latency", 1.0, &[("route", "/api")]);
+    let before = live();
+    let mut peak = 0;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let step = 10_000 / per_10s;
+    let n = 25 * 3600 * 1000 / step;
+    for i in 1..n {
+        clock.set(T0 + i * step);
+        let (u1, u2) = (uniform(), uniform());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        m.record_histogram("latency", (2.0 * z).exp(), &[("route", "/api")]);
+        if i % (per_10s * 360) == 0 {
+            peak = peak.max(live() - before);
+        }
+    }
+    let used = live() - before;
+    (used, peak.max(used))
+}
+
 fn export(c: &mut Criterion) {
     report_memory();
+    for per_10s in [100, 10_000] {
+        let (used, peak) = full_distribution(per_10s);
+        println!(
+            "footprint: one distribution series, every bin of every ring filled \
+             ({per_10s} lognormal samples per 10 s, 25 h): {:.1} KiB (peak {:.1} KiB)",
+            used as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
     let m = MemoryMetrics::new();
     for i in 0..10_000u32 {
         let id = i.to_string();

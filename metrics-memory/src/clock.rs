@@ -1,6 +1,7 @@
 //! Injectable time: the system clock in production, a manual clock in tests
 //! so window, retention and expiry tests run in microseconds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,14 @@ use chrono::{DateTime, Utc};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, in milliseconds since the Unix epoch.
     fn now_millis(&self) -> i64;
+
+    /// A reading in nanoseconds for measuring durations (timers): only the
+    /// difference of two readings means anything. The default is
+    /// [`now_millis`](Self::now_millis) in nanoseconds; [`SystemClock`]
+    /// reads a monotonic clock, [`ManualClock`] its own nanoseconds.
+    fn monotonic_nanos(&self) -> i64 {
+        self.now_millis().saturating_mul(1_000_000)
+    }
 }
 
 /// The operating system's clock, read coarsely: a background thread
@@ -55,9 +64,16 @@ impl Clock for SystemClock {
             t => t,
         }
     }
+
+    fn monotonic_nanos(&self) -> i64 {
+        static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let anchor = *ANCHOR.get_or_init(std::time::Instant::now);
+        i64::try_from(anchor.elapsed().as_nanos()).unwrap_or(i64::MAX)
+    }
 }
 
-/// A clock that moves only when told to.
+/// A clock that moves only when told to, with nanosecond resolution for
+/// timers.
 ///
 /// ```
 /// use std::time::Duration;
@@ -67,12 +83,17 @@ impl Clock for SystemClock {
 /// assert_eq!(c.now_millis(), 3_000);
 /// ```
 #[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock(
+    /// Nanoseconds since the epoch.
+    AtomicI64,
+);
+
+const NANOS_PER_MS: i64 = 1_000_000;
 
 impl ManualClock {
     /// A clock showing `millis` since the epoch.
     pub fn new(millis: i64) -> Self {
-        ManualClock(AtomicI64::new(millis))
+        ManualClock(AtomicI64::new(millis.saturating_mul(NANOS_PER_MS)))
     }
 
     /// A clock showing `t`.
@@ -82,17 +103,27 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+        let nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(nanos))
+            });
     }
 
-    /// Sets the clock.
+    /// Sets the clock, in milliseconds since the epoch.
     pub fn set(&self, millis: i64) {
-        self.0.store(millis, Ordering::SeqCst);
+        self.0
+            .store(millis.saturating_mul(NANOS_PER_MS), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst).div_euclid(NANOS_PER_MS)
+    }
+
+    fn monotonic_nanos(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -100,4 +131,23 @@ impl Clock for ManualClock {
 /// Milliseconds since the epoch as a UTC time (the epoch if out of range).
 pub fn to_datetime(millis: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// A backend's [`Clock`] as the timer table's clock, so timers started
+/// through the backend last what its clock says.
+pub(crate) struct BackendTimerClock(pub Arc<dyn Clock>);
+
+impl metrics_kit::TimerClock for BackendTimerClock {
+    fn monotonic(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(self.0.monotonic_nanos()).unwrap_or(0))
+    }
+    fn wall(&self) -> std::time::SystemTime {
+        let ms = self.0.now_millis();
+        let offset = std::time::Duration::from_millis(ms.unsigned_abs());
+        if ms >= 0 {
+            std::time::UNIX_EPOCH + offset
+        } else {
+            std::time::UNIX_EPOCH - offset
+        }
+    }
 }

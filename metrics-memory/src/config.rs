@@ -20,6 +20,13 @@ pub struct MemoryConfig {
     /// Series per metric name before new tag sets fold into the overflow
     /// series (default 2000, as OpenTelemetry).
     pub cardinality_limit: usize,
+    /// Distinct metric names (default 10,000): a sample with a new name past
+    /// it is dropped, counted, and health is degraded naming the limit.
+    pub max_names: usize,
+    /// Series over all names (default 100,000), not counting each name's
+    /// one overflow series: past it, new tag sets fold into their name's
+    /// overflow series, as past `cardinality_limit`.
+    pub max_series: usize,
     /// Series not recorded into for this many seconds are removed (default:
     /// never). Series bound by a handle never expire.
     pub idle_expiry_secs: Option<u64>,
@@ -35,6 +42,8 @@ impl Default for MemoryConfig {
         MemoryConfig {
             windows: WindowSpec::defaults(),
             cardinality_limit: 2000,
+            max_names: 10_000,
+            max_series: 100_000,
             idle_expiry_secs: None,
             max_running_timers: 10_000,
             keep_samples: 0,

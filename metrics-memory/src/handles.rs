@@ -8,7 +8,7 @@ use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
 use metrics_protocol::validate;
 use metrics_protocol::{DropReason, MetricType, Tags};
 
-use crate::registry::{Op, Series};
+use crate::registry::{Op, Refused, Series};
 use crate::{MemoryMetrics, Shared};
 
 /// A handle to one series, or (for a name or tags that break the rules) a
@@ -20,19 +20,28 @@ pub(crate) enum Bound {
     },
     Invalid {
         shared: Arc<Shared>,
-        reason: DropReason,
+        reason: Refused,
     },
 }
 
 impl Bound {
     #[inline]
-    fn record(&self, value: f64, op: Op, check: fn(f64) -> Result<(), DropReason>) {
+    fn record(&self, value: f64, op: Op, check: impl Fn(f64) -> Result<(), DropReason>) {
         match self {
             Bound::Series { shared, series } => match check(value) {
-                Ok(()) => series.record(shared.clock.now_millis(), value, op, shared.keep_samples),
+                Ok(()) => series.record(shared.now_ms(), value, op, shared.keep_samples),
                 Err(r) => shared.drops.record(r),
             },
-            Bound::Invalid { shared, reason } => shared.drops.record(*reason),
+            Bound::Invalid { shared, reason } => shared.refused(*reason),
+        }
+    }
+}
+
+impl Drop for Bound {
+    /// Releases the pin, so idle expiry applies again once no handle lives.
+    fn drop(&mut self) {
+        if let Bound::Series { series, .. } = self {
+            series.pins.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -76,7 +85,7 @@ impl MemoryMetrics {
         let series = self.registry.get_arc(name, tags, kind);
         Arc::new(match series {
             Ok(series) => {
-                series.pinned.store(true, Ordering::Relaxed);
+                series.pins.fetch_add(1, Ordering::AcqRel);
                 Bound::Series { shared, series }
             }
             Err(reason) => Bound::Invalid { shared, reason },

@@ -33,11 +33,23 @@ pub struct RangeQuery {
     pub group_by: Option<String>,
 }
 
-/// Statistics of one bin of a range query.
+/// Statistics of one step of a range query (or one period of a rollup).
+///
+/// A step holds exactly the stored bins that start in it and lie wholly
+/// inside the query's `[start, end)`: no sample outside the range is ever
+/// counted, and no stored bin is split. `covers_start..covers_end` is the
+/// time those bins really span: equal to the step when the step is a
+/// multiple of the stored bin width and aligned to it; otherwise (bins
+/// coarser than the step, 1 min or 15 min bins for older data with the
+/// default windows, or a range edge inside a bin) it says what was counted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RangeBin {
-    /// Start of the bin.
+    /// Start of the step (or calendar period).
     pub start: DateTime<Utc>,
+    /// Start of the earliest stored bin counted in this step.
+    pub covers_start: DateTime<Utc>,
+    /// End of the latest stored bin counted in this step (exclusive).
+    pub covers_end: DateTime<Utc>,
     /// Samples.
     pub count: u64,
     /// Sum.
@@ -93,19 +105,36 @@ impl Calendar {
     }
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct Acc {
     count: u64,
     sum: f64,
     min: f64,
     max: f64,
+    from: i64,
+    to: i64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            count: 0,
+            sum: 0.0,
+            min: 0.0,
+            max: 0.0,
+            from: i64::MAX,
+            to: i64::MIN,
+        }
+    }
 }
 
 impl Acc {
-    fn add(&mut self, count: u64, sum: f64, min: f64, max: f64) {
+    fn add(&mut self, (from, to): (i64, i64), count: u64, sum: f64, min: f64, max: f64) {
         if count == 0 {
             return;
         }
+        self.from = self.from.min(from);
+        self.to = self.to.max(to);
         if self.count == 0 {
             (self.min, self.max) = (min, max);
         } else {
@@ -119,6 +148,8 @@ impl Acc {
     fn bin(self, start: DateTime<Utc>) -> RangeBin {
         RangeBin {
             start,
+            covers_start: to_datetime(self.from),
+            covers_end: to_datetime(self.to),
             count: self.count,
             sum: self.sum,
             min: self.min,
@@ -132,11 +163,37 @@ impl Acc {
     }
 }
 
+impl Acc {
+    fn merge(&mut self, o: &Acc) {
+        self.add((o.from, o.to), o.count, o.sum, o.min, o.max);
+    }
+}
+
+/// The non-empty steps, oldest first, with steps whose stored bins overlap
+/// in time merged into the earlier one. (While a coarser bin is filling
+/// from the finer ring, the finer ring still holds the rest of its span:
+/// such a coarse bin and those finer bins are counted as one step, so every
+/// step's `covers` range holds exactly what it counted.)
+fn disjoint(bins: BTreeMap<i64, Acc>) -> Vec<RangeBin> {
+    let mut out: Vec<(i64, Acc)> = Vec::new();
+    for (t, a) in bins.into_iter().filter(|(_, a)| a.count > 0) {
+        match out.last_mut() {
+            Some((_, prev)) if a.from < prev.to => prev.merge(&a),
+            _ => out.push((t, a)),
+        }
+    }
+    out.into_iter()
+        .map(|(t, a)| a.bin(to_datetime(t)))
+        .collect()
+}
+
 impl MemoryMetrics {
-    /// Bins of `q.name` between `q.start` and `q.end`, `q.step` wide,
+    /// Steps of `q.name` between `q.start` and `q.end`, `q.step` wide,
     /// optionally grouped by one tag. Data comes from the windows, so only
-    /// the retention (24 h by default) can be queried; a stored bin wider
-    /// than the step lands in the step bin holding its start.
+    /// the retention (24 h by default) can be queried. Only stored bins
+    /// wholly inside `[start, end)` count, each in the step holding its
+    /// start; [`RangeBin::covers_start`] and [`RangeBin::covers_end`] say
+    /// what a step really spans when stored bins do not line up with it.
     pub fn range_query(&self, q: &RangeQuery) -> Result<Vec<RangeSeries>, MetricsError> {
         let step_ms = q.step.as_millis() as i64;
         let finest = self
@@ -205,11 +262,16 @@ impl MemoryMetrics {
                     .map(|(_, v)| v.to_owned())
             });
             let bins = groups.entry(group).or_default();
-            s.for_each_bin(start, now, |bin_start, b| {
-                if bin_start < end {
-                    bins.entry(bucket(bin_start))
-                        .or_default()
-                        .add(b.count, b.sum, b.min, b.max);
+            s.for_each_bin(start, now, |bin_start, width, b| {
+                let bin_end = bin_start.saturating_add(width);
+                if bin_start >= start && bin_end <= end {
+                    bins.entry(bucket(bin_start)).or_default().add(
+                        (bin_start, bin_end),
+                        b.count,
+                        b.sum,
+                        b.min,
+                        b.max,
+                    );
                 }
             });
         }
@@ -217,11 +279,7 @@ impl MemoryMetrics {
             .into_iter()
             .map(|(group, bins)| RangeSeries {
                 group,
-                bins: bins
-                    .into_iter()
-                    .filter(|(_, a)| a.count > 0)
-                    .map(|(t, a)| a.bin(to_datetime(t)))
-                    .collect(),
+                bins: disjoint(bins),
             })
             .collect())
     }

@@ -13,16 +13,17 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use metrics_protocol::validate::{self, OVERFLOW_TAG, SortedTags};
 use metrics_protocol::{DropReason, MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
-use crate::stats::Stats;
-use crate::window::{WindowSpec, Windows};
+use crate::sketch::{Key, Sketch};
+use crate::stats::{Exact, Stats};
+use crate::window::{SketchWindows, WindowSpec, Windows};
 
 const SHARDS: usize = 32;
 
@@ -33,9 +34,13 @@ pub(crate) struct SeriesState {
     pub value: f64,
     /// All-time statistics of the recorded samples (increments for counters,
     /// values set for gauges, samples for distributions).
-    pub total: Stats,
+    pub total: Exact,
+    /// All-time quantile sketch (distributions only).
+    pub sketch: Option<Box<Sketch>>,
     /// Windowed statistics.
-    pub windows: Windows<Stats>,
+    pub windows: Windows<Exact>,
+    /// Windowed quantile sketches (distributions only).
+    pub quantiles: Option<Box<SketchWindows>>,
     /// The most recent raw samples, when the configuration keeps any.
     pub samples: VecDeque<f64>,
 }
@@ -85,10 +90,13 @@ impl Slot {
     /// to be spilled.
     #[inline]
     fn add(&self, value: f64) -> bool {
-        if (0.0..SMALL_LIMIT).contains(&value) && value.trunc() == value {
+        // A whole number below 2^15: the round trip through an i32 (two
+        // instructions) is exact.
+        let whole = value as i32;
+        if (0.0..SMALL_LIMIT).contains(&value) && f64::from(whole) == value {
             let prev = self
                 .packed
-                .fetch_add(((value as u64) << COUNT_BITS) | 1, Ordering::Relaxed);
+                .fetch_add(((whole as u64) << COUNT_BITS) | 1, Ordering::Relaxed);
             return prev & COUNT_MASK >= SPILL_AT;
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -148,11 +156,14 @@ pub(crate) struct Series {
     hash: u64,
     /// Last time a sample was recorded (ms since the epoch).
     pub touched_ms: AtomicI64,
-    /// Bound by a handle: never expires, or the handle would write into a
-    /// series nobody can read.
-    pub pinned: AtomicBool,
+    /// Live handles bound to this series: while any lives it never
+    /// expires, or the handle would write into a series nobody can read.
+    pub pins: AtomicUsize,
     finest_ms: i64,
     slots: [Slot; 2],
+    /// The slot of the newest bin (a hint: a sample outside its bin takes
+    /// the slow path).
+    active: AtomicUsize,
     pub state: Mutex<SeriesState>,
 }
 
@@ -165,33 +176,91 @@ impl Series {
     /// created. A match therefore proves the input valid.
     #[inline]
     fn matches(&self, name: &str, tags: Tags<'_>) -> bool {
-        if &*self.name != name || self.tags.len() != tags.len() {
+        if !str_eq(&self.name, name) || self.tags.len() != tags.len() {
             return false;
         }
-        let mut pairs = self.tag_pairs();
-        if pairs.clone().eq(tags.iter().copied()) {
+        let in_order = self
+            .tags
+            .iter()
+            .zip(tags)
+            .all(|((k, v), (k2, v2))| str_eq(k, k2) && str_eq(v, v2));
+        in_order
+            || self
+                .tag_pairs()
+                .all(|(k, v)| tags.iter().any(|&(k2, v2)| str_eq(k, k2) && str_eq(v, v2)))
+    }
+
+    /// [`matches`](Self::matches), trying first the order in which this
+    /// call site passed the tags last time (`perm[i]`: the input index of
+    /// stored tag `i`), and remembering the order found. Stored keys are
+    /// distinct, so a `perm` under which every stored pair equals its input
+    /// pair is a permutation: the same proof as `matches`.
+    #[inline]
+    fn matches_with(&self, name: &str, tags: Tags<'_>, perm: &mut [u8; PERM]) -> bool {
+        if !str_eq(&self.name, name) || self.tags.len() != tags.len() {
+            return false;
+        }
+        #[inline(always)]
+        fn same(t: &(Box<str>, Box<str>), tags: Tags<'_>, j: u8) -> bool {
+            tags.get(usize::from(j))
+                .is_some_and(|&(k2, v2)| str_eq(&t.0, k2) && str_eq(&t.1, v2))
+        }
+        if self
+            .tags
+            .iter()
+            .zip(perm.iter())
+            .all(|(t, &j)| same(t, tags, j))
+        {
             return true;
         }
-        pairs.all(|(k, v)| tags.iter().any(|&(k2, v2)| k == k2 && v == v2))
+        for (i, t) in self.tags.iter().enumerate() {
+            match (0..tags.len()).find(|&j| same(t, tags, j as u8)) {
+                Some(j) => perm[i] = j as u8,
+                None => return false,
+            }
+        }
+        true
     }
 
     pub fn is_distribution(&self) -> bool {
         matches!(self.kind, MetricType::Histogram | MetricType::Timer)
     }
 
-    /// Adds a validated counter increment, lock-free.
+    /// Adds a validated counter increment, lock-free: when `now_ms` is in
+    /// the active slot's bin (the usual case), one load, a subtraction and
+    /// one atomic add, with no division.
     #[inline]
     pub fn add_counter(&self, now_ms: i64, value: f64) {
-        let idx = now_ms.div_euclid(self.finest_ms);
-        let slot = &self.slots[(idx & 1) as usize];
-        if slot.epoch.load(Ordering::Acquire) < idx {
-            self.recycle(slot, idx, now_ms);
-        }
-        if slot.add(value) {
-            self.spill(slot);
+        let slot = &self.slots[self.active.load(Ordering::Relaxed) & 1];
+        let start = slot
+            .epoch
+            .load(Ordering::Acquire)
+            .saturating_mul(self.finest_ms);
+        if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
+            if slot.add(value) {
+                self.spill(slot);
+            }
+        } else {
+            self.add_counter_other_bin(now_ms, value);
         }
         if self.touched_ms.load(Ordering::Relaxed) != now_ms {
             self.touched_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// [`add_counter`](Self::add_counter) for a sample outside the active
+    /// slot's bin: picks (and if needed recycles) the slot of its bin.
+    #[cold]
+    fn add_counter_other_bin(&self, now_ms: i64, value: f64) {
+        let idx = now_ms.div_euclid(self.finest_ms);
+        let which = (idx & 1) as usize;
+        let slot = &self.slots[which];
+        if slot.epoch.load(Ordering::Acquire) < idx {
+            self.recycle(slot, idx, now_ms);
+            self.active.store(which, Ordering::Relaxed);
+        }
+        if slot.add(value) {
+            self.spill(slot);
         }
     }
 
@@ -210,7 +279,7 @@ impl Series {
         }
         let (count, sum) = slot.take();
         if old != i64::MIN && count > 0 {
-            let mut bin = Stats::default();
+            let mut bin = Exact::default();
             bin.add_bin(count, sum);
             st.value += sum;
             st.total.add_bin(count, sum);
@@ -222,7 +291,7 @@ impl Series {
     /// The value and all-time statistics, live counter slots included.
     pub fn read(&self) -> (f64, Stats) {
         let st = self.state.lock();
-        let (mut value, mut total) = (st.value, st.total.clone());
+        let (mut value, mut total) = (st.value, st.total);
         for slot in &self.slots {
             if slot.epoch.load(Ordering::Acquire) != i64::MIN {
                 let (count, sum) = slot.peek();
@@ -230,33 +299,53 @@ impl Series {
                 total.add_bin(count, sum);
             }
         }
-        (value, total)
+        let mut stats = Stats {
+            sketch: st.sketch.clone(),
+            ..Stats::default()
+        };
+        stats.merge_exact(&total);
+        (value, stats)
     }
 
-    /// Calls `f(start_ms, data)` for every bin starting in `[since_ms, now_ms]`,
-    /// live counter slots included.
-    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, &Stats)) {
+    /// The windowed quantile sketch of bins and blocks starting in
+    /// `[since_ms, now_ms]`, with the earliest start it covers; `None` for
+    /// series that are not distributions.
+    pub fn window_sketch(&self, since_ms: i64, now_ms: i64) -> Option<(Sketch, Option<i64>)> {
         let st = self.state.lock();
-        st.windows
-            .for_each_since(since_ms, now_ms, |start, _, b| f(start, b));
+        st.quantiles.as_ref().map(|q| q.merged(since_ms, now_ms))
+    }
+
+    /// Calls `f(start_ms, width_ms, data)` for every bin starting in
+    /// `[since_ms, now_ms]`, live counter slots included.
+    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
+        let st = self.state.lock();
+        st.windows.for_each_since(since_ms, now_ms, &mut f);
         let oldest = now_ms.saturating_sub(st.windows.retention_ms());
         for slot in &self.slots {
             let epoch = slot.epoch.load(Ordering::Acquire);
             let start = epoch.saturating_mul(self.finest_ms);
             if epoch != i64::MIN && start >= since_ms.max(oldest) && start <= now_ms {
-                let mut bin = Stats::default();
+                let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);
-                f(start, &bin);
+                f(start, self.finest_ms, &bin);
             }
         }
     }
 
     /// Records one sample at `now_ms` (the caller validated it).
+    #[inline]
     pub fn record(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
         if self.kind == MetricType::Counter {
-            return self.add_counter(now_ms, value);
+            self.add_counter(now_ms, value);
+        } else {
+            self.record_locked(now_ms, value, op, keep_samples);
         }
+    }
+
+    /// Records a gauge or distribution sample under the series lock.
+    #[inline(never)]
+    fn record_locked(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
         let dist = self.is_distribution();
         let mut st = self.state.lock();
         let sample = match op {
@@ -273,8 +362,17 @@ impl Series {
                 st.value
             }
         };
-        st.total.add(sample, dist);
-        st.windows.record(now_ms, |b| b.add(sample, dist));
+        st.total.add(sample);
+        st.windows.record(now_ms, |b| b.add(sample));
+        if dist {
+            let key = Key::of(sample);
+            if let Some(s) = &mut st.sketch {
+                s.add_key(key, 1);
+            }
+            if let Some(q) = &mut st.quantiles {
+                q.record(now_ms, key);
+            }
+        }
         if keep_samples > 0 && dist {
             if st.samples.len() >= keep_samples {
                 st.samples.pop_front();
@@ -285,9 +383,71 @@ impl Series {
         self.touched_ms.store(now_ms, Ordering::Relaxed);
     }
 
+    /// A strong reference to this series, from the registry that holds it.
+    fn clone_arc(&self, registry: &Registry) -> Option<Arc<Series>> {
+        registry
+            .shard(self.hash)
+            .read()
+            .find(self.hash, |s| std::ptr::eq(&**s, self))
+            .cloned()
+    }
+
     /// Tags as borrowed pairs.
     pub fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         self.tags.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+/// Why a sample reached no series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A rule of `metrics_protocol::validate` (or a type mismatch).
+    Drop(DropReason),
+    /// A new name past the registry's limit on distinct names.
+    NameLimit,
+}
+
+impl From<DropReason> for Refused {
+    fn from(r: DropReason) -> Self {
+        Refused::Drop(r)
+    }
+}
+
+/// String equality for the short names and tags of the recording path,
+/// without a call to `memcmp`: up to 16 bytes in two (overlapping) word
+/// compares.
+#[inline(always)]
+fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY (every read below): both slices are `n` bytes long; each read
+    // of `w` bytes starts at 0, `n / 2` (single bytes) or `n - w`, with
+    // `1 <= w <= n`, so it stays inside them; `read_unaligned` needs no
+    // alignment.
+    unsafe {
+        match n {
+            0 => true,
+            // First, middle and last byte: every byte of 1 to 3.
+            1..4 => {
+                let at = |p: *const u8, i: usize| p.add(i).read();
+                at(pa, 0) == at(pb, 0)
+                    && at(pa, n / 2) == at(pb, n / 2)
+                    && at(pa, n - 1) == at(pb, n - 1)
+            }
+            4..8 => {
+                let w = |p: *const u8, i: usize| p.add(i).cast::<u32>().read_unaligned();
+                w(pa, 0) == w(pb, 0) && w(pa, n - 4) == w(pb, n - 4)
+            }
+            8..=16 => {
+                let w = |p: *const u8, i: usize| p.add(i).cast::<u64>().read_unaligned();
+                w(pa, 0) == w(pb, 0) && w(pa, n - 8) == w(pb, n - 8)
+            }
+            _ => a == b,
+        }
     }
 }
 
@@ -312,8 +472,34 @@ struct NameInfo {
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 const CACHE_SLOTS: usize = 64;
 
-/// (registry id, key hash, series) entries.
-type CacheEntry = Option<(u64, u64, Arc<Series>)>;
+/// (registry id, series) entries. The series is held weakly, so
+/// a cache never keeps a dropped registry's series alive: only the
+/// `Series` struct's own allocation (a few hundred bytes, at most
+/// [`CACHE_SLOTS`] per thread) lingers until the slot is reused.
+type CacheEntry = Option<(u64, Weak<Series>, [u8; PERM])>;
+
+/// Room for the tag order of one call site: at most `MAX_TAGS` tags.
+const PERM: usize = metrics_protocol::validate::MAX_TAGS;
+/// Tags in the order given.
+const IDENTITY: [u8; PERM] = {
+    let mut p = [0u8; PERM];
+    let mut i = 0;
+    while i < PERM {
+        p[i] = i as u8;
+        i += 1;
+    }
+    p
+};
+
+/// A cache slot from the addresses and lengths of a name and a tag slice.
+#[inline]
+fn address_slot(name: &str, tags: Tags<'_>) -> usize {
+    let x = (name.as_ptr() as u64)
+        ^ (name.len() as u64).rotate_left(48)
+        ^ (tags.as_ptr() as u64).rotate_left(17)
+        ^ (tags.len() as u64).rotate_left(56);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % CACHE_SLOTS
+}
 
 thread_local! {
     /// Each thread's direct-mapped cache of recently recorded series: a hit
@@ -332,19 +518,36 @@ pub(crate) struct Registry {
     names: RwLock<HashMap<Box<str>, Arc<NameInfo>>>,
     hasher: DefaultHashBuilder,
     specs: Vec<WindowSpec>,
+    sketch_specs: Vec<WindowSpec>,
     cardinality_limit: usize,
+    max_names: usize,
+    max_series: usize,
+    /// Series counted against `max_series` (overflow series are not).
+    series_total: AtomicUsize,
+}
+
+/// The registry's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub cardinality: usize,
+    pub names: usize,
+    pub series: usize,
 }
 
 impl Registry {
-    pub fn new(specs: Vec<WindowSpec>, cardinality_limit: usize, use_cache: bool) -> Self {
+    pub fn new(specs: Vec<WindowSpec>, limits: Limits, use_cache: bool) -> Self {
         Registry {
             id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
             use_cache,
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             names: RwLock::new(HashMap::new()),
             hasher: DefaultHashBuilder::default(),
+            sketch_specs: crate::window::sketch_specs(&specs),
             specs,
-            cardinality_limit,
+            cardinality_limit: limits.cardinality,
+            max_names: limits.names,
+            max_series: limits.series,
+            series_total: AtomicUsize::new(0),
         }
     }
 
@@ -372,6 +575,13 @@ impl Registry {
     /// The name and tags are validated only when no series matches them: a
     /// match with a series, which was validated when it was created, proves
     /// them valid (see [`Series::matches`]).
+    ///
+    /// With the cache on, the thread's cache is probed first at a slot
+    /// chosen by the addresses of `name` and `tags` (call sites pass the
+    /// same static strings every time, so no hashing is needed), then at a
+    /// slot chosen by the content hash; a probe hits only when the cached
+    /// series' name and tags equal the input, so an address never decides
+    /// which series is written.
     #[inline]
     pub fn with_series<R>(
         &self,
@@ -379,16 +589,25 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         f: impl FnOnce(&Series) -> R,
-    ) -> Result<R, DropReason> {
-        let hash = self.hash(name, tags);
+    ) -> Result<R, Refused> {
         if self.use_cache {
-            return self.with_cached(name, tags, kind, hash, f);
+            let pslot = address_slot(name, tags);
+            if let Some(p) = self.probe(pslot, name, tags) {
+                // SAFETY: see `probe`: the series is alive for this call.
+                let s = unsafe { &*p };
+                if s.kind != kind {
+                    return Err(DropReason::TypeMismatch.into());
+                }
+                return Ok(f(s));
+            }
+            return self.with_series_slow(name, tags, kind, pslot, f);
         }
+        let hash = self.hash(name, tags);
         {
             let shard = self.shard(hash).read();
             if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
                 if s.kind != kind {
-                    return Err(DropReason::TypeMismatch);
+                    return Err(DropReason::TypeMismatch.into());
                 }
                 return Ok(f(s));
             }
@@ -397,41 +616,70 @@ impl Registry {
         Ok(f(&series))
     }
 
-    fn with_cached<R>(
+    /// The cached series at `slot` if it is `name`/`tags` of this registry.
+    ///
+    /// The pointer stays valid for the rest of the caller's call: the entry
+    /// was stored by this registry (ids come from a process-wide counter and
+    /// are never reused), which is alive for the whole call and holds a
+    /// strong reference in its shards to every series it created; with the
+    /// cache on, nothing removes a series (only idle expiry does, and it
+    /// turns the cache off). So the weak reference need not be upgraded
+    /// (two atomic read-modify-writes on a line every thread shares).
+    #[inline]
+    fn probe(&self, slot: usize, name: &str, tags: Tags<'_>) -> Option<*const Series> {
+        CACHE
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                let (rid, weak, perm) = c[slot].as_mut()?;
+                if *rid != self.id {
+                    return None;
+                }
+                let p = weak.as_ptr();
+                // SAFETY: as above, the series is alive.
+                unsafe { &*p }.matches_with(name, tags, perm).then_some(p)
+            })
+            .ok()
+            .flatten()
+    }
+
+    fn remember(&self, slot: usize, series: Weak<Series>) {
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c[slot] = Some((self.id, series, IDENTITY));
+            }
+        });
+    }
+
+    #[cold]
+    fn with_series_slow<R>(
         &self,
         name: &str,
         tags: Tags<'_>,
         kind: MetricType,
-        hash: u64,
+        pslot: usize,
         f: impl FnOnce(&Series) -> R,
-    ) -> Result<R, DropReason> {
-        let slot = (hash % CACHE_SLOTS as u64) as usize;
-        let mut f = Some(f);
-        let hit = CACHE
-            .try_with(|c| {
-                let c = c.try_borrow().ok()?;
-                let (rid, h, s) = c[slot].as_ref()?;
-                if *rid != self.id || *h != hash || !s.matches(name, tags) {
-                    return None;
-                }
-                if s.kind != kind {
-                    return Some(Err(DropReason::TypeMismatch));
-                }
-                f.take().map(|f| Ok(f(s)))
-            })
-            .ok()
-            .flatten();
-        if let Some(r) = hit {
-            return r;
-        }
-        let series = self.get_arc_hashed(name, tags, kind, hash)?;
-        let _ = CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c[slot] = Some((self.id, hash, series.clone()));
+    ) -> Result<R, Refused> {
+        let hash = self.hash(name, tags);
+        let hslot = (hash % CACHE_SLOTS as u64) as usize;
+        let series = match self.probe(hslot, name, tags) {
+            // SAFETY: see `probe`; the strong reference taken here keeps it
+            // alive beyond that anyway.
+            Some(p) => unsafe { &*p }.clone_arc(self),
+            None => None,
+        };
+        let series = match series {
+            Some(s) => s,
+            None => {
+                let s = self.get_arc_hashed(name, tags, kind, hash)?;
+                self.remember(hslot, Arc::downgrade(&s));
+                s
             }
-        });
-        // `f` is only taken on a hit, which returned above.
-        f.take().map(|f| f(&series)).ok_or(DropReason::InvalidName)
+        };
+        self.remember(pslot, Arc::downgrade(&series));
+        if series.kind != kind {
+            return Err(DropReason::TypeMismatch.into());
+        }
+        Ok(f(&series))
     }
 
     /// The series, as a shared handle (for bound instruments), created if needed.
@@ -440,7 +688,7 @@ impl Registry {
         name: &str,
         tags: Tags<'_>,
         kind: MetricType,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         let hash = self.hash(name, tags);
         self.get_arc_hashed(name, tags, kind, hash)
     }
@@ -460,7 +708,7 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         if let Some(s) = self
             .shard(hash)
             .read()
@@ -469,7 +717,7 @@ impl Registry {
             return if s.kind == kind {
                 Ok(s.clone())
             } else {
-                Err(DropReason::TypeMismatch)
+                Err(DropReason::TypeMismatch.into())
             };
         }
         self.create(name, tags, kind, hash)
@@ -484,7 +732,7 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         validate::check_name(name)?;
         let tags = SortedTags::new(tags)?;
         let info = {
@@ -493,24 +741,31 @@ impl Registry {
         };
         let info = match info {
             Some(i) => i,
-            None => self
-                .names
-                .write()
-                .entry(name.into())
-                .or_insert_with(|| {
-                    Arc::new(NameInfo {
-                        kind,
-                        series: AtomicUsize::new(0),
-                        overflowed: AtomicBool::new(false),
+            None => {
+                let mut names = self.names.write();
+                if !names.contains_key(name) && names.len() >= self.max_names {
+                    return Err(Refused::NameLimit);
+                }
+                names
+                    .entry(name.into())
+                    .or_insert_with(|| {
+                        Arc::new(NameInfo {
+                            kind,
+                            series: AtomicUsize::new(0),
+                            overflowed: AtomicBool::new(false),
+                        })
                     })
-                })
-                .clone(),
+                    .clone()
+            }
         };
         if info.kind != kind {
-            return Err(DropReason::TypeMismatch);
+            return Err(DropReason::TypeMismatch.into());
         }
         let is_overflow = tags.len() == 1 && tags.get(OVERFLOW_TAG) == Some("true");
-        if !is_overflow && info.series.load(Ordering::Relaxed) >= self.cardinality_limit {
+        if !is_overflow
+            && (info.series.load(Ordering::Relaxed) >= self.cardinality_limit
+                || self.series_total.load(Ordering::Relaxed) >= self.max_series)
+        {
             info.overflowed.store(true, Ordering::Relaxed);
             let overflow: Tags<'_> = &[(OVERFLOW_TAG, "true")];
             let oh = self.hash(name, overflow);
@@ -540,11 +795,12 @@ impl Registry {
         kind: MetricType,
         hash: u64,
         count_in: Option<&Arc<NameInfo>>,
-    ) -> Result<Arc<Series>, DropReason> {
+    ) -> Result<Arc<Series>, Refused> {
         let mut shard = self.shard(hash).write();
         if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
             return Ok(s.clone());
         }
+        let dist = matches!(kind, MetricType::Histogram | MetricType::Timer);
         let series = Arc::new(Series {
             name: name.into(),
             tags: tags
@@ -554,22 +810,26 @@ impl Registry {
             kind,
             hash,
             touched_ms: AtomicI64::new(i64::MIN),
-            pinned: AtomicBool::new(false),
+            pins: AtomicUsize::new(0),
             finest_ms: self
                 .specs
                 .first()
                 .map_or(1, |w| (w.bin.as_millis() as i64).max(1)),
             slots: [Slot::new(), Slot::new()],
+            active: AtomicUsize::new(0),
             state: Mutex::new(SeriesState {
                 value: 0.0,
-                total: Stats::default(),
+                total: Exact::default(),
+                sketch: dist.then(|| Box::new(Sketch::new(0))),
                 windows: Windows::new(&self.specs),
+                quantiles: dist.then(|| Box::new(SketchWindows::new(&self.sketch_specs))),
                 samples: VecDeque::new(),
             }),
         });
         shard.insert_unique(hash, series.clone(), |s| s.hash);
         if let Some(info) = count_in {
             info.series.fetch_add(1, Ordering::Relaxed);
+            self.series_total.fetch_add(1, Ordering::Relaxed);
         }
         Ok(series)
     }
@@ -597,6 +857,11 @@ impl Registry {
         self.shards.iter().map(|s| s.read().len()).sum()
     }
 
+    /// Number of distinct names.
+    pub fn names_len(&self) -> usize {
+        self.names.read().len()
+    }
+
     /// Names whose cardinality limit was reached.
     pub fn overflowed(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -617,7 +882,7 @@ impl Registry {
         for shard in self.shards.iter() {
             let mut t = shard.write();
             t.retain(|s| {
-                let keep = s.pinned.load(Ordering::Relaxed)
+                let keep = s.pins.load(Ordering::Acquire) > 0
                     || s.touched_ms.load(Ordering::Relaxed) >= cutoff_ms;
                 if !keep {
                     removed.push(s.clone());
@@ -630,6 +895,7 @@ impl Registry {
             let is_overflow = s.tags.len() == 1 && &*s.tags[0].0 == OVERFLOW_TAG;
             if let (false, Some(info)) = (is_overflow, names.get(&*s.name)) {
                 info.series.fetch_sub(1, Ordering::Relaxed);
+                self.series_total.fetch_sub(1, Ordering::Relaxed);
             }
         }
         removed.len()
@@ -639,6 +905,47 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn str_eq_sees_a_difference_at_every_position_of_every_length() {
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(str_eq(&a, &a.clone()), "{n}");
+            for i in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[i] = b'Z';
+                let b = String::from_utf8(b).unwrap_or_default();
+                assert!(!str_eq(&a, &b), "length {n}, position {i}");
+            }
+            assert!(!str_eq(&a, &format!("{a}x")));
+        }
+    }
+
+    #[test]
+    fn a_remembered_tag_order_is_checked_not_trusted() {
+        let r = Registry::new(
+            WindowSpec::defaults(),
+            Limits {
+                cardinality: 10,
+                names: 10,
+                series: 10,
+            },
+            true,
+        );
+        let s = r
+            .get_arc("n", &[("b", "2"), ("a", "1")], MetricType::Counter)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut perm = IDENTITY;
+        assert!(s.matches_with("n", &[("b", "2"), ("a", "1")], &mut perm));
+        // Stored sorted (a, b); this call site passes (b, a).
+        assert_eq!(&perm[..2], &[1, 0]);
+        assert!(s.matches_with("n", &[("b", "2"), ("a", "1")], &mut perm));
+        assert!(s.matches_with("n", &[("a", "1"), ("b", "2")], &mut perm));
+        assert_eq!(&perm[..2], &[0, 1]);
+        assert!(!s.matches_with("n", &[("a", "1"), ("b", "3")], &mut perm));
+        assert!(!s.matches_with("n", &[("a", "1"), ("a", "1")], &mut perm));
+        assert!(!s.matches_with("m", &[("a", "1"), ("b", "2")], &mut perm));
+    }
 
     #[test]
     fn packed_increments_spill_before_overflow_and_add_up_exactly() {

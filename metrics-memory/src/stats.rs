@@ -1,12 +1,12 @@
-//! Exact count/sum/min/max plus an optional quantile sketch: what every bin
-//! and every series' all-time total holds.
+//! Exact count/sum/min/max (what every bin holds) and, for query answers,
+//! the same with a quantile sketch.
 
 use crate::sketch::Sketch;
 use crate::window::BinData;
 
-/// Statistics of a set of samples.
-#[derive(Debug, Clone, Default)]
-pub struct Stats {
+/// Exact statistics of a set of samples: what every time bin holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Exact {
     /// Number of samples.
     pub count: u64,
     /// Sum of the samples.
@@ -15,15 +15,12 @@ pub struct Stats {
     pub min: f64,
     /// Largest sample (meaningless when `count == 0`).
     pub max: f64,
-    /// Most recent sample.
-    pub last: f64,
-    /// Quantile sketch (distributions only).
-    pub sketch: Option<Box<Sketch>>,
 }
 
-impl Stats {
-    /// Adds one sample; `with_sketch` creates the sketch on first use.
-    pub fn add(&mut self, value: f64, with_sketch: bool) {
+impl Exact {
+    /// Adds one sample.
+    #[inline]
+    pub fn add(&mut self, value: f64) {
         if self.count == 0 {
             self.min = value;
             self.max = value;
@@ -33,46 +30,22 @@ impl Stats {
         }
         self.count += 1;
         self.sum += value;
-        self.last = value;
-        if with_sketch {
-            self.sketch.get_or_insert_with(Default::default).add(value);
-        }
     }
 
     /// Adds a whole bin of `count` samples summing to `sum` whose single
     /// samples are not known: min and max become the bin's sum (counters
     /// report the smallest and largest increase of one finest bin).
     pub fn add_bin(&mut self, count: u64, sum: f64) {
-        if count == 0 {
-            return;
-        }
-        self.merge_from(&Stats {
+        self.merge_from(&Exact {
             count,
             sum,
             min: sum,
             max: sum,
-            last: sum,
-            sketch: None,
         });
-    }
-
-    /// Mean, 0 when empty.
-    pub fn avg(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum / self.count as f64
-        }
-    }
-
-    /// Nearest-rank quantile from the sketch, clamped to the exact min/max.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        let v = self.sketch.as_ref()?.quantile(q)?;
-        Some(v.clamp(self.min, self.max))
     }
 }
 
-impl BinData for Stats {
+impl BinData for Exact {
     fn merge_from(&mut self, o: &Self) {
         if o.count == 0 {
             return;
@@ -86,20 +59,64 @@ impl BinData for Stats {
         }
         self.count += o.count;
         self.sum += o.sum;
-        self.last = o.last;
-        if let Some(s) = &o.sketch {
-            self.sketch.get_or_insert_with(Default::default).merge(s);
-        }
     }
 
     fn reset(&mut self) {
-        self.count = 0;
-        self.sum = 0.0;
-        self.min = 0.0;
-        self.max = 0.0;
-        self.last = 0.0;
-        if let Some(s) = &mut self.sketch {
-            s.clear();
+        *self = Exact::default();
+    }
+}
+
+/// Statistics of a set of samples with an optional quantile sketch: what a
+/// query answers from.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Number of samples.
+    pub count: u64,
+    /// Sum of the samples.
+    pub sum: f64,
+    /// Smallest sample (meaningless when `count == 0`).
+    pub min: f64,
+    /// Largest sample (meaningless when `count == 0`).
+    pub max: f64,
+    /// Quantile sketch (distributions only).
+    pub sketch: Option<Box<Sketch>>,
+}
+
+impl Stats {
+    /// Adds exact statistics (no sketch).
+    pub fn merge_exact(&mut self, o: &Exact) {
+        let mut e = Exact {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+        };
+        e.merge_from(o);
+        (self.count, self.sum, self.min, self.max) = (e.count, e.sum, e.min, e.max);
+    }
+
+    /// Mean, 0 when empty.
+    pub fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
         }
+    }
+
+    /// Nearest-rank quantile from the sketch, clamped to the exact min and
+    /// max; `q = 0` and `q = 1` are the exact min and max.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let v = self.sketch.as_ref()?.quantile(q)?;
+        if self.count == 0 {
+            return Some(v);
+        }
+        Some(if q <= 0.0 {
+            self.min
+        } else if q >= 1.0 {
+            self.max
+        } else {
+            v.clamp(self.min, self.max)
+        })
     }
 }

@@ -406,3 +406,242 @@ fn bad_config_names_the_field() {
             .contains("windows")
     );
 }
+
+#[test]
+fn new_names_past_the_limit_are_dropped_counted_and_named_in_health() {
+    let (_, m) = manual_with(MemoryConfig {
+        max_names: 3,
+        ..Default::default()
+    });
+    for name in ["a", "b", "c", "d", "e"] {
+        m.record_counter(name, 1.0, &[]);
+    }
+    assert_eq!(m.series_count(), 3);
+    assert_eq!(m.counter_value("d", &[]), None);
+    assert_eq!(m.dropped_over_name_limit(), 2);
+    // Existing names keep recording, with new tag sets too.
+    m.record_counter("a", 1.0, &[("k", "v")]);
+    m.record_counter("a", 1.0, &[]);
+    assert_eq!(m.counter_value("a", &[]), Some(2.0));
+    assert_eq!(m.counter_value("a", &[("k", "v")]), Some(1.0));
+    // Handles for a new name count every use as a drop.
+    let m = Arc::new(m);
+    m.counter("f", &[]).increment(1.0);
+    assert_eq!(m.dropped_over_name_limit(), 3);
+    // Operations have the same limit.
+    for op in ["op1", "op2", "op3", "op4"] {
+        m.record_success(op, &[]);
+    }
+    assert_eq!(m.operations().len(), 3);
+    assert_eq!(m.dropped_over_name_limit(), 4);
+    let h = &m.health()[0];
+    assert_eq!(h.status, HealthStatus::Degraded);
+    let msg = h.message.as_deref().unwrap_or_default();
+    assert!(msg.contains("max_names = 3"), "{msg}");
+    assert_eq!(h.details["dropped_name_limit"], 4.0);
+    assert_eq!(h.dropped[&metrics_protocol::DropReason::NameLimit], 4);
+}
+
+#[test]
+fn the_series_limit_folds_new_tag_sets_into_overflow_series() {
+    let (_, m) = manual_with(MemoryConfig {
+        max_series: 4,
+        ..Default::default()
+    });
+    for i in 0..6 {
+        let v = i.to_string();
+        m.record_counter("x", 1.0, &[("id", &v)]);
+        m.record_counter("y", 1.0, &[("id", &v)]);
+    }
+    // Four series, then one overflow series per name: every sample counted.
+    assert_eq!(m.series_count(), 6);
+    let total: f64 = m.series("").iter().map(|s| s.value).sum();
+    assert_eq!(total, 12.0);
+    assert_eq!(m.health()[0].overflowed_metrics, vec!["x", "y"]);
+    assert!(
+        MemoryMetrics::with_config(MemoryConfig {
+            max_names: 0,
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string()
+        .contains("max_names")
+    );
+}
+
+#[test]
+fn dropping_the_backend_frees_its_series_although_this_thread_cached_them() {
+    let m = MemoryMetrics::new();
+    m.record_counter("c", 1.0, &[("k", "v")]);
+    m.record_histogram("h", 2.0, &[]);
+    // Recorded twice: the second is served from this thread's cache.
+    m.record_counter("c", 1.0, &[("k", "v")]);
+    let weak: Vec<std::sync::Weak<crate::registry::Series>> = ["c", "h"]
+        .iter()
+        .map(|n| m.registry.by_name(n))
+        .map(|v| Arc::downgrade(&v[0]))
+        .collect();
+    assert!(weak.iter().all(|w| w.upgrade().is_some()));
+    drop(m);
+    assert!(
+        weak.iter().all(|w| w.upgrade().is_none()),
+        "the per-thread cache must not keep a dropped backend's series alive"
+    );
+}
+
+#[test]
+fn dropping_a_handle_releases_its_pin_so_idle_expiry_applies() {
+    let (clock, m) = manual_with(MemoryConfig {
+        idle_expiry_secs: Some(60),
+        ..Default::default()
+    });
+    let m = Arc::new(m);
+    let a = m.counter("pinned", &[]);
+    let b = m.counter("pinned", &[]);
+    a.inc();
+    drop(a);
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(m.expire_idle(), 0, "one handle still pins it");
+    drop(b);
+    assert_eq!(m.expire_idle(), 1);
+    assert_eq!(m.counter_value("pinned", &[]), None);
+}
+
+#[test]
+fn timers_started_through_the_backend_read_its_clock() {
+    let (clock, m) = manual();
+    let id = m.start_timer("job", &[("kind", "batch")]);
+    clock.advance(Duration::from_secs(5));
+    clock.advance(Duration::from_micros(1500));
+    let r = m.stop_timer(id, true).unwrap();
+    assert_eq!(r.duration, Duration::from_micros(5_001_500));
+    let millis = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    };
+    assert_eq!(millis(r.start_time), T0);
+    assert_eq!(millis(r.end_time), T0 + 5001);
+    let d = m.distribution("job", &[("kind", "batch")]).unwrap();
+    assert_eq!((d.count, d.sum), (1, 5001.5));
+}
+
+#[test]
+fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
+    let (clock, m) = manual();
+    let mut r = crate::sketch::tests::Rng::new(2026);
+    // 3,000 samples at random instants over 3 hours: they reach the 10 s,
+    // 1 min and 15 min rings.
+    let mut samples: Vec<(i64, f64)> = Vec::new();
+    let mut t = T0;
+    for _ in 0..3000 {
+        t += 1 + (r.uniform() * 7200.0) as i64;
+        clock.set(t);
+        let v = (r.uniform() * 1000.0).round();
+        m.record_histogram("q", v, &[]);
+        m.record_counter("c", v, &[]);
+        samples.push((t, v));
+    }
+    let now = t;
+    let independent = |from: i64, to: i64| {
+        let vals: Vec<f64> = samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(_, v)| *v)
+            .collect();
+        let sum: f64 = vals.iter().sum();
+        let min = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (vals.len() as u64, sum, min, max)
+    };
+    // Counters' min and max are per-bin increases (documented), so only
+    // histograms compare them.
+    let check =
+        |what: &str, start: i64, end: i64, step: Option<i64>, out: &[crate::RangeSeries]| {
+            let dist = what.starts_with('q');
+            let mut counted = 0;
+            let mut prev_end = i64::MIN;
+            for b in out.iter().flat_map(|s| &s.bins) {
+                let (cs, ce) = (
+                    b.covers_start.timestamp_millis(),
+                    b.covers_end.timestamp_millis(),
+                );
+                assert!(
+                    cs >= start && ce <= end,
+                    "{what}: {cs}..{ce} outside {start}..{end}"
+                );
+                assert!(cs >= prev_end, "{what}: steps overlap");
+                prev_end = ce;
+                let s0 = b.start.timestamp_millis();
+                if let Some(step) = step {
+                    assert!(
+                        cs >= s0 && cs < s0 + step,
+                        "{what}: bin starts outside its step"
+                    );
+                }
+                let (n, sum, min, max) = independent(cs, ce);
+                assert_eq!(b.count, n, "{what}: count of {cs}..{ce}");
+                assert_eq!(b.sum, sum, "{what}: sum of {cs}..{ce}");
+                if dist && n > 0 {
+                    assert_eq!((b.min, b.max), (min, max), "{what}: {cs}..{ce}");
+                }
+                counted += n;
+            }
+            // Samples inside the range but not counted sit in a stored bin that
+            // straddles an edge (at most one 15 min bin wide).
+            let inside = independent(start, end).0;
+            let edges = independent(start, start + 900_000).0 + independent(end - 900_000, end).0;
+            assert!(
+                counted <= inside && inside - counted <= edges,
+                "{what}: {counted} of {inside}"
+            );
+            counted
+        };
+    let mut total = 0;
+    for i in 0..60 {
+        let start = T0 + (r.uniform() * 3.0 * 3_600_000.0) as i64;
+        let end = start + 1 + (r.uniform() * 2.0 * 3_600_000.0) as i64;
+        let step = 10_000 * (1 + (r.uniform() * 40.0) as i64);
+        let name = if i % 2 == 0 { "q" } else { "c" };
+        let q = RangeQuery {
+            name: name.into(),
+            tags: vec![],
+            start: crate::clock::to_datetime(start),
+            end: crate::clock::to_datetime(end),
+            step: Duration::from_millis(step as u64),
+            group_by: None,
+        };
+        total += check(name, start, end, Some(step), &m.range_query(&q).unwrap());
+        let out = m
+            .rollup("q", &[], crate::Calendar::Hour, q.start, q.end, None)
+            .unwrap();
+        check("q hour rollup", start, end, None, &out);
+    }
+    assert!(total > 10_000, "the queries counted something: {total}");
+    // The whole retention in one query counts every sample.
+    let all = RangeQuery {
+        name: "q".into(),
+        tags: vec![],
+        start: crate::clock::to_datetime(T0 - 3_600_000),
+        end: crate::clock::to_datetime(now + 3_600_000),
+        step: Duration::from_secs(3600),
+        group_by: None,
+    };
+    let n: u64 = m.range_query(&all).unwrap()[0]
+        .bins
+        .iter()
+        .map(|b| b.count)
+        .sum();
+    assert_eq!(n, 3000);
+}
+
+#[test]
+fn the_last_value_of_a_gauge_is_the_last_value_set() {
+    let (clock, m) = manual();
+    m.record_gauge("temp", 51.62, &[("room", "a")]);
+    clock.advance(Duration::from_secs(1));
+    m.record_gauge("temp", 44.85, &[("room", "b")]);
+    let s = m.get_metric_summary("temp", None).unwrap();
+    assert_eq!(s.last, Some(44.85));
+    clock.advance(Duration::from_secs(1));
+    m.record_gauge("temp", 12.5, &[("room", "a")]);
+    assert_eq!(m.get_metric_summary("temp", None).unwrap().last, Some(12.5));
+}

@@ -98,22 +98,28 @@ impl OpState {
 pub(crate) struct Tracker {
     ops: RwLock<HashMap<Box<str>, Arc<Mutex<OpState>>>>,
     specs: Vec<WindowSpec>,
+    max_ops: usize,
 }
 
 impl Tracker {
-    pub fn new(specs: Vec<WindowSpec>) -> Self {
+    pub fn new(specs: Vec<WindowSpec>, max_ops: usize) -> Self {
         Tracker {
             ops: RwLock::new(HashMap::new()),
             specs,
+            max_ops,
         }
     }
 
-    fn op(&self, name: &str) -> Arc<Mutex<OpState>> {
+    /// The operation's state, created if the limit on operations allows.
+    fn op(&self, name: &str) -> Option<Arc<Mutex<OpState>>> {
         if let Some(o) = self.ops.read().get(name) {
-            return o.clone();
+            return Some(o.clone());
         }
-        self.ops
-            .write()
+        let mut ops = self.ops.write();
+        if !ops.contains_key(name) && ops.len() >= self.max_ops {
+            return None;
+        }
+        let op = ops
             .entry(name.into())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(OpState {
@@ -123,12 +129,20 @@ impl Tracker {
                     by_tags: Vec::new(),
                 }))
             })
-            .clone()
+            .clone();
+        Some(op)
     }
 
     /// Counts one outcome of `op` with `tags`: `None` for a success,
-    /// `Some(error_type)` for a failure.
-    pub fn record(&self, now_ms: i64, op: &str, tags: &SortedTags<'_>, failure: Option<&str>) {
+    /// `Some(error_type)` for a failure. `false` when the operation is new
+    /// past the limit.
+    pub fn record(
+        &self,
+        now_ms: i64,
+        op: &str,
+        tags: &SortedTags<'_>,
+        failure: Option<&str>,
+    ) -> bool {
         let run = |st: &mut OpState| match failure {
             None => {
                 st.total.success += 1;
@@ -151,9 +165,15 @@ impl Tracker {
         // Fast path under the read lock: no Arc clone.
         if let Some(o) = self.ops.read().get(op) {
             run(&mut o.lock());
-            return;
+            return true;
         }
-        run(&mut self.op(op).lock());
+        match self.op(op) {
+            Some(o) => {
+                run(&mut o.lock());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Outcomes over all time (`since_ms = None`) or since `since_ms`, with

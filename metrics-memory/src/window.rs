@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sketch::{Key, Sketch, merge_encodings};
+
 /// One ring: `span / bin` bins of width `bin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSpec {
@@ -106,6 +108,16 @@ struct Ring<B> {
     bins: VecDeque<(i64, B)>,
 }
 
+impl<B> Ring<B> {
+    /// Allocates the ring's whole buffer on first use (a ring holds at most
+    /// `bins_kept` bins plus one not yet cascaded), so it never regrows.
+    fn reserve(&mut self) {
+        if self.bins.capacity() == 0 {
+            self.bins.reserve_exact(self.bins_kept as usize + 1);
+        }
+    }
+}
+
 /// Cascading rings of bins for one series.
 #[derive(Debug)]
 pub struct Windows<B> {
@@ -148,6 +160,7 @@ impl<B: BinData> Windows<B> {
             _ => {
                 let mut data = self.spare.pop().unwrap_or_default();
                 f(&mut data);
+                ring.reserve();
                 ring.bins.push_back((idx, data));
             }
         }
@@ -171,6 +184,7 @@ impl<B: BinData> Windows<B> {
                     let pos = ring.bins.partition_point(|(i, _)| *i < idx);
                     let mut fresh = self.spare.pop().unwrap_or_default();
                     fresh.merge_from(data);
+                    ring.reserve();
                     ring.bins.insert(pos, (idx, fresh));
                 }
             }
@@ -208,6 +222,7 @@ impl<B: BinData> Windows<B> {
                             let pos = next.bins.partition_point(|(i, _)| *i < nidx);
                             let mut fresh = self.spare.pop().unwrap_or_default();
                             fresh.merge_from(&data);
+                            next.reserve();
                             next.bins.insert(pos, (nidx, fresh));
                         }
                     }
@@ -241,6 +256,242 @@ impl<B: BinData> Windows<B> {
     /// Number of bins held in all rings.
     pub fn bins(&self) -> usize {
         self.rings.iter().map(|r| r.bins.len()).sum()
+    }
+}
+
+/// Blocks of quantile sketches per ring, at most this many per ring
+/// beyond the finest (see [`sketch_specs`]).
+pub const SKETCH_BLOCKS: i64 = 4;
+
+/// The rings of quantile-sketch blocks for `specs`: the finest ring keeps
+/// one sketch per bin; every other ring keeps at most [`SKETCH_BLOCKS`]
+/// sketches, each covering several of its bins (the smallest whole number
+/// of bins that gets there and is a multiple of the previous ring's block).
+/// With the defaults: 10 s for the last 5 minutes, 15 min blocks for the
+/// hour, 6 h blocks for the day.
+pub fn sketch_specs(specs: &[WindowSpec]) -> Vec<WindowSpec> {
+    let mut out: Vec<WindowSpec> = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        let (span, bin) = (s.span.as_millis() as i64, (s.bin.as_millis() as i64).max(1));
+        let n = (span / bin).max(1);
+        let prev = out.last().map_or(1, |p| p.bin.as_millis() as i64);
+        let d = if i == 0 {
+            Some(1)
+        } else {
+            (1..=n).find(|d| n % d == 0 && n / d <= SKETCH_BLOCKS && (bin * d) % prev == 0)
+        };
+        match d {
+            Some(d) => out.push(WindowSpec::new(
+                s.span,
+                Duration::from_millis((bin * d) as u64),
+            )),
+            // No coarser block fits this ring list: keep every bin.
+            None => return specs.to_vec(),
+        }
+    }
+    out
+}
+
+/// Quantile sketches of a distribution series over time: the open finest
+/// bin as a dense [`Sketch`] (level 1), sealed bins and blocks as compact
+/// encodings ([`Sketch::encode`]), cascading from ring to ring as the exact
+/// bins do. Sealed buffers are recycled, so a series in steady state
+/// allocates nothing when it opens a bin, unless a block needs a larger
+/// buffer than any spare.
+#[derive(Debug)]
+pub struct SketchWindows {
+    /// Finest-bin index of `open`, `i64::MIN` before the first sample.
+    open_idx: i64,
+    open: Sketch,
+    rings: Vec<Ring<Vec<u8>>>,
+    /// Where the open bin is encoded before it is copied into a buffer of
+    /// its size.
+    enc: Vec<u8>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// Spare encoded buffers kept for reuse.
+const SPARES: usize = 2;
+/// Extra bytes asked for a merged block.
+const MERGE_HEADROOM: usize = 128;
+/// Extra bytes asked for a sealed bin, so the next bin, a little larger,
+/// can reuse its buffer.
+const SEAL_HEADROOM: usize = 32;
+/// Larger buffers are freed rather than kept as spares.
+const MAX_SPARE_BYTES: usize = 2048;
+
+impl SketchWindows {
+    /// Empty rings for sketch `specs` (from [`sketch_specs`]).
+    pub fn new(specs: &[WindowSpec]) -> Self {
+        SketchWindows {
+            open_idx: i64::MIN,
+            open: Sketch::new(1),
+            rings: specs
+                .iter()
+                .map(|s| {
+                    let bin_ms = s.bin.as_millis().max(1) as i64;
+                    Ring {
+                        bin_ms,
+                        bins_kept: (s.span.as_millis() as i64 / bin_ms).max(1),
+                        bins: VecDeque::new(),
+                    }
+                })
+                .collect(),
+            enc: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    fn finest_ms(&self) -> i64 {
+        self.rings.first().map_or(1, |r| r.bin_ms)
+    }
+
+    /// Adds one sample (its level-0 key) at `now_ms`. A sample older than
+    /// the open bin (a clock that stepped back) goes into the open bin.
+    #[inline]
+    pub fn record(&mut self, now_ms: i64, key: Key) {
+        let idx = now_ms.div_euclid(self.finest_ms());
+        if idx > self.open_idx {
+            self.advance(now_ms);
+        }
+        self.open.add_key(key, 1);
+    }
+
+    /// A spare buffer that holds `len` bytes without wasting much, or a new
+    /// one with `headroom` extra bytes.
+    fn take_buf(spare: &mut Vec<Vec<u8>>, len: usize, headroom: usize) -> Vec<u8> {
+        let best = spare
+            .iter()
+            .enumerate()
+            // Big enough, but not so big that the block wastes much.
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len + len / 2 + 64)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                let mut b = spare.swap_remove(i);
+                b.clear();
+                b
+            }
+            None => Vec::with_capacity(len + headroom),
+        }
+    }
+
+    fn give_buf(spare: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
+        if buf.capacity() > MAX_SPARE_BYTES {
+            return;
+        }
+        // Sealing wants small buffers and merging large ones: a full pool
+        // swaps the spare closest in size, so it keeps one of each.
+        if spare.len() < SPARES {
+            spare.push(buf);
+        } else if let Some(near) = spare
+            .iter_mut()
+            .min_by_key(|b| b.capacity().abs_diff(buf.capacity()))
+        {
+            *near = buf;
+        }
+    }
+
+    /// Seals the open bin if `now_ms` is past it, then moves blocks that
+    /// aged out of a ring into the next one (merging into the block that
+    /// covers them) and drops what ages out of the last ring.
+    #[cold]
+    fn advance(&mut self, now_ms: i64) {
+        let SketchWindows {
+            open_idx,
+            open,
+            rings,
+            enc,
+            spare,
+        } = self;
+        let Some(finest) = rings.first().map(|r| r.bin_ms) else {
+            return;
+        };
+        let now_idx = now_ms.div_euclid(finest);
+        if open.count() > 0 && *open_idx < now_idx {
+            enc.clear();
+            open.encode(enc);
+            let mut buf = Self::take_buf(spare, enc.len(), SEAL_HEADROOM);
+            buf.extend_from_slice(enc);
+            if let Some(r) = rings.first_mut() {
+                r.reserve();
+                r.bins.push_back((*open_idx, buf));
+            }
+            open.clear();
+        }
+        *open_idx = now_idx;
+        for level in 0..rings.len() {
+            let (done, rest) = rings.split_at_mut(level + 1);
+            let Some(ring) = done.last_mut() else {
+                continue;
+            };
+            let oldest_kept = now_ms.div_euclid(ring.bin_ms) - ring.bins_kept + 1;
+            while ring.bins.front().is_some_and(|(i, _)| *i < oldest_kept) {
+                let Some((idx, buf)) = ring.bins.pop_front() else {
+                    break;
+                };
+                let Some(next) = rest.first_mut() else {
+                    Self::give_buf(spare, buf);
+                    continue;
+                };
+                let nidx = (idx * ring.bin_ms).div_euclid(next.bin_ms);
+                match next.bins.iter_mut().rev().find(|(i, _)| *i == nidx) {
+                    Some((_, target)) => {
+                        // At most the two lengths: merging never adds bytes
+                        // per entry beyond what the two inputs spent.
+                        // With a little headroom, so the block this one
+                        // replaces can take the next merge into this ring.
+                        let mut fresh =
+                            Self::take_buf(spare, target.len() + buf.len(), MERGE_HEADROOM);
+                        let ok = merge_encodings(target, &buf, &mut fresh);
+                        debug_assert!(ok, "sealed sketches decode");
+                        if fresh.capacity() > fresh.len() + fresh.len() / 4 + 64 {
+                            fresh.shrink_to_fit();
+                        }
+                        let old = std::mem::replace(target, fresh);
+                        Self::give_buf(spare, old);
+                        Self::give_buf(spare, buf);
+                    }
+                    None => {
+                        let pos = next.bins.partition_point(|(i, _)| *i < nidx);
+                        next.reserve();
+                        next.bins.insert(pos, (nidx, buf));
+                    }
+                }
+            }
+        }
+    }
+
+    /// How far back the last ring reaches, in milliseconds.
+    fn retention_ms(&self) -> i64 {
+        self.rings.last().map_or(0, |r| r.bin_ms * r.bins_kept)
+    }
+
+    /// The merged sketch (level 1) of every bin or block whose start is in
+    /// `[since_ms, now_ms]`, and the earliest start merged (`None`: none).
+    pub fn merged(&self, since_ms: i64, now_ms: i64) -> (Sketch, Option<i64>) {
+        let mut out = Sketch::new(1);
+        let mut first: Option<i64> = None;
+        let oldest = now_ms.saturating_sub(self.retention_ms());
+        let mut take = |start: i64| {
+            let ok = start >= since_ms && start >= oldest && start <= now_ms;
+            if ok {
+                first = Some(first.map_or(start, |f: i64| f.min(start)));
+            }
+            ok
+        };
+        for ring in &self.rings {
+            for (idx, buf) in &ring.bins {
+                if take(idx.saturating_mul(ring.bin_ms)) {
+                    out.merge_encoded(buf);
+                }
+            }
+        }
+        if self.open.count() > 0 && take(self.open_idx.saturating_mul(self.finest_ms())) {
+            out.merge(&self.open);
+        }
+        (out, first)
     }
 }
 

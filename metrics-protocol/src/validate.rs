@@ -57,11 +57,13 @@ pub enum DropReason {
     TimerEvicted,
     /// A sample whose metric name is already registered with another type.
     TypeMismatch,
+    /// A sample with a new metric name past a backend's limit on names.
+    NameLimit,
 }
 
 impl DropReason {
     /// Every reason, in declaration order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::InvalidName,
         DropReason::InvalidValue,
         DropReason::NegativeCounter,
@@ -72,6 +74,7 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::TimerEvicted,
         DropReason::TypeMismatch,
+        DropReason::NameLimit,
     ];
 
     /// The snake_case name used in health reports and exports.
@@ -87,6 +90,7 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::TimerEvicted => "timer_evicted",
             DropReason::TypeMismatch => "type_mismatch",
+            DropReason::NameLimit => "name_limit",
         }
     }
 
