@@ -1,6 +1,7 @@
 //! `cargo bench -p metrics-memory --bench record`: recording cost of the
 //! memory backend side by side with the `metrics` crate recording the same
-//! work into `metrics-exporter-prometheus`'s recorder.
+//! work into `metrics-exporter-prometheus`'s recorder; and the cost of a
+//! timing guard beside a plain timed closure.
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::{InstrumentExt, MetricCollector};
+use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector, Metrics};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 
@@ -97,6 +98,20 @@ fn record(c: &mut Criterion) {
     let rs_handle = metrics::counter!("handled", "method" => "GET", "code" => "200");
     g.bench_function("counter_handle/metrics-rs", |b| {
         b.iter(|| rs_handle.increment(black_box(1)))
+    });
+
+    // Timing: the Metrics handle's guard (duration + one outcome) beside
+    // CollectorExt::timed (duration only), same backend, same empty work.
+    let metrics = Metrics::new(memory.clone());
+    g.bench_function("timed/memory", |b| {
+        b.iter(|| memory.timed(black_box("op.timed"), &TAGS, || black_box(1)))
+    });
+    g.bench_function("timer_guard/memory", |b| {
+        b.iter(|| {
+            let timing = metrics.start(black_box("op.guarded"), &TAGS);
+            black_box(1);
+            timing.success()
+        })
     });
     g.finish();
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector, SuccessFailureTracker};
+use metrics_protocol::{
+    CollectorExt, InstrumentExt, MetricCollector, Metrics, SuccessFailureTracker,
+};
 
 struct Counting;
 
@@ -102,23 +104,43 @@ fn recording_into_existing_series_allocates_nothing() {
     };
     let counter = m.counter("bound", &tags);
     let timer = m.timer("bound.t", &tags);
-    // Warm up: create every series, bin and sketch bucket.
+    // The one handle a library holds: guards record a duration and one outcome.
+    let metrics = Metrics::new(m.clone());
+    let guards = |metrics: &Metrics| {
+        metrics.start("guarded", &tags).success();
+        metrics.start("guarded", &tags).failure("timeout");
+        drop(metrics.start("guarded", &tags)); // abandoned
+        metrics.time("guarded", &tags, || ());
+    };
+    // Warm up: create every series, bin and sketch bucket. Guards measure
+    // real time, so their timer series first sees 1 ns and 1 h: the sketch's
+    // bucket window then spans whatever a guard measures here (a new value
+    // beyond a window's ends grows it once, amortised; that is not steady state).
+    m.record_timer("guarded", Duration::from_nanos(1), &tags);
+    m.record_timer("guarded", Duration::from_secs(3600), &tags);
     for _ in 0..3 {
         record_all(&m);
         counter.inc();
         timer.record(d);
+        guards(&metrics);
     }
     let n = allocations_during(|| {
         for _ in 0..1000 {
             record_all(&m);
             counter.inc();
             timer.record(d);
+            guards(&metrics);
         }
     });
     assert_eq!(n, 0, "recording allocated {n} times");
     // The counter still counts (the test could fail if recording were a no-op).
     assert_eq!(m.counter_value("c", &tags), Some(2.0 * 1003.0));
     assert_eq!(m.counter_value("bound", &tags), Some(1003.0));
+    let (ok, failed) = m.outcome_counts("guarded", &tags).unwrap();
+    assert_eq!(
+        (ok, failed["timeout"], failed["abandoned"]),
+        (2006, 1003, 1003)
+    );
 }
 
 /// SplitMix64 and Box-Muller: deterministic lognormal (σ = 2) samples.
