@@ -467,6 +467,9 @@ struct NameInfo {
     kind: MetricType,
     series: AtomicUsize,
     overflowed: AtomicBool,
+    /// Every series of the name (overflow series included): the index that
+    /// queries by name read instead of scanning the registry.
+    list: RwLock<Vec<Arc<Series>>>,
 }
 
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
@@ -753,6 +756,7 @@ impl Registry {
                             kind,
                             series: AtomicUsize::new(0),
                             overflowed: AtomicBool::new(false),
+                            list: RwLock::new(Vec::new()),
                         })
                     })
                     .clone()
@@ -776,15 +780,9 @@ impl Registry {
             {
                 return Ok(s.clone());
             }
-            return self.insert(name, overflow, kind, oh, None);
+            return self.insert(name, overflow, kind, oh, &info, false);
         }
-        self.insert(
-            name,
-            tags.as_slice(),
-            kind,
-            hash,
-            (!is_overflow).then_some(&info),
-        )
+        self.insert(name, tags.as_slice(), kind, hash, &info, !is_overflow)
     }
 
     /// Inserts a series for a validated name and sorted tags.
@@ -794,7 +792,8 @@ impl Registry {
         tags: Tags<'_>,
         kind: MetricType,
         hash: u64,
-        count_in: Option<&Arc<NameInfo>>,
+        info: &Arc<NameInfo>,
+        counted: bool,
     ) -> Result<Arc<Series>, Refused> {
         let mut shard = self.shard(hash).write();
         if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
@@ -827,7 +826,8 @@ impl Registry {
             }),
         });
         shard.insert_unique(hash, series.clone(), |s| s.hash);
-        if let Some(info) = count_in {
+        info.list.write().push(series.clone());
+        if counted {
             info.series.fetch_add(1, Ordering::Relaxed);
             self.series_total.fetch_add(1, Ordering::Relaxed);
         }
@@ -844,12 +844,15 @@ impl Registry {
         out
     }
 
-    /// Every series of `name`.
+    /// Every series of `name`, sorted by tags: read from the name's index,
+    /// without scanning the registry.
     pub fn by_name(&self, name: &str) -> Vec<Arc<Series>> {
-        self.all()
-            .into_iter()
-            .filter(|s| &*s.name == name)
-            .collect()
+        let Some(info) = self.names.read().get(name).cloned() else {
+            return Vec::new();
+        };
+        let mut out = info.list.read().clone();
+        out.sort_by(|a, b| a.tags.cmp(&b.tags));
+        out
     }
 
     /// Number of series.
@@ -891,11 +894,23 @@ impl Registry {
             });
         }
         let names = self.names.read();
+        let mut touched: HashMap<&str, Vec<*const Series>> = HashMap::new();
         for s in &removed {
             let is_overflow = s.tags.len() == 1 && &*s.tags[0].0 == OVERFLOW_TAG;
-            if let (false, Some(info)) = (is_overflow, names.get(&*s.name)) {
-                info.series.fetch_sub(1, Ordering::Relaxed);
-                self.series_total.fetch_sub(1, Ordering::Relaxed);
+            if let Some(info) = names.get(&*s.name) {
+                touched.entry(&*s.name).or_default().push(Arc::as_ptr(s));
+                if !is_overflow {
+                    info.series.fetch_sub(1, Ordering::Relaxed);
+                    self.series_total.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // One pass over each affected name's index.
+        for (name, gone) in touched {
+            if let Some(info) = names.get(name) {
+                info.list
+                    .write()
+                    .retain(|x| !gone.contains(&Arc::as_ptr(x)));
             }
         }
         removed.len()

@@ -645,3 +645,32 @@ fn the_last_value_of_a_gauge_is_the_last_value_set() {
     m.record_gauge("temp", 12.5, &[("room", "a")]);
     assert_eq!(m.get_metric_summary("temp", None).unwrap().last, Some(12.5));
 }
+
+#[test]
+fn queries_by_name_follow_the_name_index_through_expiry() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let m = MemoryMetrics::with_clock(
+        MemoryConfig {
+            idle_expiry_secs: Some(60),
+            ..Default::default()
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    m.record_timer("q", Duration::from_millis(5), &[("shard", "a")]);
+    m.record_timer("q", Duration::from_millis(7), &[("shard", "b")]);
+    m.record_counter("other", 1.0, &[]);
+    assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
+    clock.advance(Duration::from_secs(45));
+    m.record_timer("q", Duration::from_millis(9), &[("shard", "b")]);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(m.expire_idle(), 2, "shard a and `other` are idle");
+    let s = m.get_metric_summary("q", None).unwrap();
+    assert_eq!((s.series, s.count), (1, 2));
+    assert!(matches!(
+        m.get_metric_summary("other", None),
+        Err(MetricsError::NoData(_))
+    ));
+    m.record_timer("q", Duration::from_millis(1), &[("shard", "a")]);
+    assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
+}
