@@ -1,5 +1,8 @@
 //! Configuration of the memory backend.
 
+use std::time::Duration;
+
+use metrics_protocol::MetricsError;
 use serde::{Deserialize, Serialize};
 
 use crate::window::WindowSpec;
@@ -48,5 +51,52 @@ impl Default for MemoryConfig {
             max_running_timers: 10_000,
             keep_samples: 0,
         }
+    }
+}
+
+impl MemoryConfig {
+    /// The same configuration with the last (coarsest) window spanning
+    /// `days` of retention: its bin is kept while the window fits 10,000
+    /// bins, else widened in whole multiples. This is the backend's
+    /// retention policy; errors name `retention_days` (or `memory.windows`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use metrics_memory::MemoryConfig;
+    /// let c = MemoryConfig::default().with_retention_days(7.0).unwrap();
+    /// assert_eq!(c.windows.last().unwrap().span, Duration::from_secs(7 * 86_400));
+    /// assert!(MemoryConfig::default().with_retention_days(0.01).is_err());
+    /// ```
+    pub fn with_retention_days(mut self, days: f64) -> Result<Self, MetricsError> {
+        let bad = |reason: String| MetricsError::config("retention_days", days.to_string(), reason);
+        let Some(last) = self.windows.pop() else {
+            return Err(MetricsError::config(
+                "memory.windows",
+                "[]",
+                "at least one window is needed",
+            ));
+        };
+        let span_ms = (days * 86_400_000.0).round();
+        if !(span_ms.is_finite() && span_ms >= 1.0) {
+            return Err(bad("must be a positive number of days".into()));
+        }
+        let span_ms = span_ms as u128;
+        let bin_ms = last.bin.as_millis().max(1);
+        let factor = span_ms.div_ceil(bin_ms * 10_000).max(1);
+        let bin = bin_ms * factor;
+        let span = span_ms.div_ceil(bin) * bin;
+        if let Some(prev) = self.windows.last() {
+            if span <= prev.span.as_millis() {
+                return Err(bad(format!(
+                    "must reach past the {:?} window before it",
+                    prev.span
+                )));
+            }
+        }
+        self.windows.push(WindowSpec::new(
+            Duration::from_millis(span as u64),
+            Duration::from_millis(bin as u64),
+        ));
+        Ok(self)
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use metrics_memory::{MemoryConfig, WindowSpec};
+use metrics_memory::MemoryConfig;
 use metrics_protocol::MetricsError;
 use metrics_protocol::system::MetricsConfig;
 use metrics_statsd::StatsdConfig;
@@ -352,7 +352,7 @@ impl AgentConfig {
     /// stretched (or shrunk) to `retention_days`.
     pub fn memory_config(&self) -> Result<MemoryConfig, MetricsError> {
         let mut m = self.memory.clone();
-        m.windows = windows_for_retention(&m.windows, self.retention_days)?;
+        m = m.with_retention_days(self.retention_days)?;
         if m.cardinality_limit == 0 {
             return Err(MetricsError::config(
                 "memory.cardinality_limit",
@@ -378,45 +378,6 @@ pub(crate) fn prefixed(section: &str, e: MetricsError) -> MetricsError {
         },
         other => other,
     }
-}
-
-/// The memory windows with the last (coarsest) one spanning `days`: its
-/// bin is kept when it fits 10000 bins, else widened in whole multiples.
-fn windows_for_retention(
-    windows: &[WindowSpec],
-    days: f64,
-) -> Result<Vec<WindowSpec>, MetricsError> {
-    let bad = |reason: String| MetricsError::config("retention_days", days.to_string(), reason);
-    let mut out = windows.to_vec();
-    let Some(last) = out.pop() else {
-        return Err(MetricsError::config(
-            "memory.windows",
-            "[]",
-            "at least one window is needed",
-        ));
-    };
-    let span_ms = (days * 86_400_000.0).round();
-    if !(span_ms.is_finite() && span_ms >= 1.0) {
-        return Err(bad("must be a positive number of days".into()));
-    }
-    let span_ms = span_ms as u128;
-    let bin_ms = last.bin.as_millis().max(1);
-    let factor = span_ms.div_ceil(bin_ms * 10_000).max(1);
-    let bin = bin_ms * factor;
-    let span = span_ms.div_ceil(bin) * bin;
-    if let Some(prev) = out.last() {
-        if span <= prev.span.as_millis() {
-            return Err(bad(format!(
-                "must reach past the {:?} window before it",
-                prev.span
-            )));
-        }
-    }
-    out.push(WindowSpec::new(
-        Duration::from_millis(span as u64),
-        Duration::from_millis(bin as u64),
-    ));
-    Ok(out)
 }
 
 #[cfg(test)]
