@@ -147,7 +147,7 @@ use metrics_protocol::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
-pub use sketch::{RELATIVE_ACCURACY, WINDOW_ACCURACY};
+pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use window::WindowSpec;
 
 use registry::{Op, Refused, Registry, Series};

@@ -905,3 +905,63 @@ pub(crate) mod tests {
         assert!(!Sketch::new(1).merge_encoded(&buf[..buf.len() - 1]));
     }
 }
+
+/// The backend's quantile sketch for other parts of an application (the
+/// agent's stream aggregation uses it), so the project has one quantile
+/// engine: quantiles within [`RELATIVE_ACCURACY`] of the exact nearest-rank
+/// value, exact min and max, bounded memory, outlier-proof.
+///
+/// ```
+/// use metrics_memory::QuantileSketch;
+/// let mut s = QuantileSketch::new();
+/// for v in 1..=100 {
+///     s.add(f64::from(v));
+/// }
+/// let p95 = s.quantile(0.95).unwrap();
+/// assert!((p95 - 95.0).abs() <= 95.0 * 0.005);
+/// assert_eq!((s.quantile(0.0), s.quantile(1.0)), (Some(1.0), Some(100.0)));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct QuantileSketch {
+    sketch: Sketch,
+    min: f64,
+    max: f64,
+}
+
+impl QuantileSketch {
+    /// An empty sketch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one value; a NaN or infinite value is ignored.
+    pub fn add(&mut self, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        if self.sketch.count() == 0 {
+            (self.min, self.max) = (value, value);
+        } else {
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+        }
+        self.sketch.add_key(Key::of(value), 1);
+    }
+
+    /// Number of values added.
+    pub fn count(&self) -> u64 {
+        self.sketch.count()
+    }
+
+    /// The nearest-rank `q`-quantile (0 ≤ q ≤ 1), within the relative
+    /// accuracy and between the exact min and max; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if q <= 0.0 && self.count() > 0 {
+            return Some(self.min);
+        }
+        if q >= 1.0 && self.count() > 0 {
+            return Some(self.max);
+        }
+        self.sketch.quantile(q).map(|v| v.clamp(self.min, self.max))
+    }
+}

@@ -47,7 +47,8 @@ pub enum AggFn {
     Mean,
     /// The last value of the window.
     Last,
-    /// Nearest-rank percentile, 0 < p ≤ 100 (`p50`, `p95`, `p99.9`).
+    /// Nearest-rank percentile, 0 < p ≤ 100 (`p50`, `p95`, `p99.9`), from
+    /// the quantile sketch: within `metrics_memory::RELATIVE_ACCURACY`.
     Percentile(f64),
     /// A function from code: its name and what it computes from the
     /// window's values (sorted ascending; all of them up to the spec's
@@ -169,9 +170,11 @@ pub struct AggregationSpec {
     pub functions: Vec<AggFn>,
     /// Tags every sample gets; a sample's own tag of the same key wins.
     pub default_tags: BTreeMap<String, String>,
-    /// Values kept per tag set and window for percentiles; past it, a
-    /// uniform reservoir sample of this size is kept (sum, count, min,
-    /// max, mean and last stay exact). Default 10000.
+    /// Values kept per tag set and window for functions from code; past
+    /// it, a uniform reservoir sample of this size is kept. Percentiles come
+    /// from the memory backend's sketch (within its relative accuracy,
+    /// whatever the number of values); sum, count, min, max, mean and last
+    /// are exact. Default 10000.
     pub max_samples: usize,
 }
 

@@ -43,10 +43,12 @@ fn time_windows_group_by_tag_set_with_several_functions() {
     assert_eq!(a("count"), Some(100.0));
     assert_eq!((a("min"), a("max")), (Some(1.0), Some(100.0)));
     assert_eq!(a("mean"), Some(50.5));
-    assert_eq!(
-        (a("p50"), a("p95"), a("p99")),
-        (Some(50.0), Some(95.0), Some(99.0))
-    );
+    // Percentiles come from the sketch: within its relative accuracy.
+    for (f, exact) in [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)] {
+        let got = a(f).unwrap();
+        let bound = exact * metrics_memory::RELATIVE_ACCURACY;
+        assert!((got - exact).abs() <= bound, "{f}: {got} vs {exact}");
+    }
     assert_eq!(
         out.gauge_value("latency.max", &[("route", "/b")]),
         Some(7.0)
