@@ -207,7 +207,9 @@ fn both_backends_see_every_value_and_health_reports_statsd() {
 #[test]
 fn failing_panicking_and_hanging_checks_make_the_system_unhealthy() {
     let mut config = quiet_memory();
-    config.health.check_timeout_ms = 300;
+    // Long enough for a panicking check to unwind (and print its backtrace)
+    // on a loaded machine; the hanging check sleeps far longer.
+    config.health.check_timeout_ms = 2_000;
     let agent = Agent::new(config).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
@@ -225,7 +227,7 @@ fn failing_panicking_and_hanging_checks_make_the_system_unhealthy() {
         panic!("statvfs exploded")
     })));
     agent.register_health_check(Arc::new(FnCheck::new("queue", || {
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(10));
         CheckOutcome::healthy()
     })));
     let h = agent.get_system_health();
