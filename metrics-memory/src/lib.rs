@@ -137,7 +137,7 @@ use std::time::Duration;
 
 use metrics_kit::DropCounters;
 use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
-use metrics_protocol::validate::{self, SortedTags};
+use metrics_protocol::validate;
 use metrics_protocol::{
     BackendHealth, Counter, DropReason, Gauge, Histogram, MetricCollector, MetricType,
     MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId, TimingResult,
@@ -606,30 +606,20 @@ impl PerformanceTimer for MemoryMetrics {
 
 impl SuccessFailureTracker for MemoryMetrics {
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        match validate::check_name(operation).and_then(|()| SortedTags::new(metadata)) {
-            Ok(tags) => {
-                if !self.tracker.record(self.now_ms(), operation, &tags, None) {
-                    self.shared.refused(Refused::NameLimit);
-                }
-            }
-            Err(r) => self.shared.drops.record(r),
+        if let Err(r) = self
+            .tracker
+            .record(self.now_ms(), operation, metadata, None)
+        {
+            self.shared.refused(r);
         }
     }
 
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        match validate::check_name(operation)
-            .and_then(|()| validate::check_tag("error_type", error_type))
-            .and_then(|()| SortedTags::new(metadata))
+        if let Err(r) = self
+            .tracker
+            .record(self.now_ms(), operation, metadata, Some(error_type))
         {
-            Ok(tags) => {
-                if !self
-                    .tracker
-                    .record(self.now_ms(), operation, &tags, Some(error_type))
-                {
-                    self.shared.refused(Refused::NameLimit);
-                }
-            }
-            Err(r) => self.shared.drops.record(r),
+            self.shared.refused(r);
         }
     }
 

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
 
-use metrics_protocol::validate::{OVERFLOW_TAG, SortedTags};
+use metrics_protocol::Tags;
+use metrics_protocol::validate::{self, DropReason, OVERFLOW_TAG, SortedTags};
+
+use crate::registry::Refused;
 
 use crate::window::{BinData, WindowSpec, Windows};
 
@@ -60,37 +63,44 @@ pub(crate) struct OpState {
 }
 
 impl OpState {
-    fn tag_set(&mut self, tags: &SortedTags<'_>) -> &mut Outcomes {
-        let same = |t: &OwnedTags, want: &[(&str, &str)]| {
-            t.len() == want.len()
-                && t.iter()
-                    .zip(want)
-                    .all(|((k, v), (wk, wv))| &**k == *wk && &**v == *wv)
-        };
-        let want = tags.as_slice();
-        let at = match self.by_tags.iter().position(|(t, _)| same(t, want)) {
-            Some(i) => i,
-            None if self.by_tags.len() < MAX_TAG_SETS_PER_OPERATION => {
-                let owned = want
+    /// The outcomes of the tag set `tags` (in any order): found as given
+    /// when it was seen before; else validated, sorted and added (past the
+    /// limit of tag sets, the overflow set).
+    fn tag_set(&mut self, tags: Tags<'_>) -> Result<&mut Outcomes, DropReason> {
+        // Set equality: same size, each given pair stored and each stored
+        // pair given (so a key given twice never matches).
+        let same = |t: &OwnedTags, given: Tags<'_>| {
+            t.len() == given.len()
+                && given
                     .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect();
-                self.by_tags.push((owned, Outcomes::default()));
-                self.by_tags.len() - 1
-            }
-            None => {
-                let overflow: &[(&str, &str)] = &[(OVERFLOW_TAG, "true")];
-                match self.by_tags.iter().position(|(t, _)| same(t, overflow)) {
-                    Some(i) => i,
-                    None => {
-                        let owned = Box::new([(OVERFLOW_TAG.into(), "true".into())]);
-                        self.by_tags.push((owned, Outcomes::default()));
-                        self.by_tags.len() - 1
-                    }
+                    .all(|(k, v)| t.iter().any(|(sk, sv)| &**sk == *k && &**sv == *v))
+                && t.iter()
+                    .all(|(sk, sv)| given.iter().any(|(k, v)| &**sk == *k && &**sv == *v))
+        };
+        if let Some(i) = self.by_tags.iter().position(|(t, _)| same(t, tags)) {
+            return Ok(&mut self.by_tags[i].1);
+        }
+        let sorted = SortedTags::new(tags)?;
+        let at = if self.by_tags.len() < MAX_TAG_SETS_PER_OPERATION {
+            let owned = sorted
+                .as_slice()
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+            self.by_tags.push((owned, Outcomes::default()));
+            self.by_tags.len() - 1
+        } else {
+            let overflow: &[(&str, &str)] = &[(OVERFLOW_TAG, "true")];
+            match self.by_tags.iter().position(|(t, _)| same(t, overflow)) {
+                Some(i) => i,
+                None => {
+                    let owned = Box::new([(OVERFLOW_TAG.into(), "true".into())]);
+                    self.by_tags.push((owned, Outcomes::default()));
+                    self.by_tags.len() - 1
                 }
             }
         };
-        &mut self.by_tags[at].1
+        Ok(&mut self.by_tags[at].1)
     }
 }
 
@@ -133,46 +143,56 @@ impl Tracker {
         Some(op)
     }
 
-    /// Counts one outcome of `op` with `tags`: `None` for a success,
-    /// `Some(error_type)` for a failure. `false` when the operation is new
-    /// past the limit.
+    /// Counts one outcome of `op` with `tags` (any order): `None` for a
+    /// success, `Some(error_type)` for a failure. Validates only what it has
+    /// not seen before: an operation, tag set and error type already counted
+    /// are found as given, so a repeated outcome costs a lookup and a lock.
+    /// `Err` when the outcome is dropped (a rule of the protocol, or a new
+    /// operation past the limit).
     pub fn record(
         &self,
         now_ms: i64,
         op: &str,
-        tags: &SortedTags<'_>,
+        tags: Tags<'_>,
         failure: Option<&str>,
-    ) -> bool {
-        let run = |st: &mut OpState| match failure {
-            None => {
-                st.total.success += 1;
-                st.tag_set(tags).success += 1;
-                st.windows.record(now_ms, |b| b.success += 1);
-            }
-            Some(err) => {
-                let idx = match st.error_types.iter().position(|e| &**e == err) {
+    ) -> Result<(), Refused> {
+        let run = |st: &mut OpState| -> Result<(), Refused> {
+            let err_idx = match failure {
+                None => None,
+                Some(err) => Some(match st.error_types.iter().position(|e| &**e == err) {
                     Some(i) => i as u32,
                     None => {
+                        validate::check_tag("error_type", err)?;
                         st.error_types.push(err.into());
                         (st.error_types.len() - 1) as u32
                     }
-                };
-                st.total.fail(idx, 1);
-                st.tag_set(tags).fail(idx, 1);
-                st.windows.record(now_ms, |b| b.fail(idx, 1));
+                }),
+            };
+            let set = st.tag_set(tags)?;
+            match err_idx {
+                None => set.success += 1,
+                Some(idx) => set.fail(idx, 1),
             }
+            match err_idx {
+                None => {
+                    st.total.success += 1;
+                    st.windows.record(now_ms, |b| b.success += 1);
+                }
+                Some(idx) => {
+                    st.total.fail(idx, 1);
+                    st.windows.record(now_ms, |b| b.fail(idx, 1));
+                }
+            }
+            Ok(())
         };
-        // Fast path under the read lock: no Arc clone.
+        // Fast path under the read lock: no Arc clone, no validation.
         if let Some(o) = self.ops.read().get(op) {
-            run(&mut o.lock());
-            return true;
+            return run(&mut o.lock());
         }
+        validate::check_name(op)?;
         match self.op(op) {
-            Some(o) => {
-                run(&mut o.lock());
-                true
-            }
-            None => false,
+            Some(o) => run(&mut o.lock()),
+            None => Err(Refused::NameLimit),
         }
     }
 
