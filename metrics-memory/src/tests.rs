@@ -674,3 +674,18 @@ fn queries_by_name_follow_the_name_index_through_expiry() {
     m.record_timer("q", Duration::from_millis(1), &[("shard", "a")]);
     assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
 }
+
+#[test]
+fn outcomes_match_tag_sets_in_any_order_and_drop_a_key_given_twice() {
+    let (_, m) = manual();
+    m.record_success("op", &[("a", "1"), ("b", "2")]);
+    m.record_success("op", &[("b", "2"), ("a", "1")]);
+    m.record_success("op", &[("a", "1"), ("a", "1")]);
+    m.record_failure("op", "bad\nline", &[("a", "1"), ("b", "2")]);
+    assert_eq!(m.outcome_counts("op", &[("a", "1"), ("b", "2")]).unwrap().0, 2);
+    let h = &m.health()[0];
+    assert_eq!(h.dropped.get(&DropReason::DuplicateTag), Some(&1));
+    // An error type is a tag value: any text, escaped by each exporter.
+    let failed = m.outcome_counts("op", &[("a", "1"), ("b", "2")]).unwrap().1;
+    assert_eq!(failed.get("bad\nline"), Some(&1));
+}
