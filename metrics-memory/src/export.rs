@@ -138,8 +138,8 @@ pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, 
         })
         .map_err(|e| MetricsError::Export(e.to_string())),
         ExportFormat::Csv => csv_export(&rows),
-        ExportFormat::Prometheus => Ok(text_export(&rows, false)),
-        ExportFormat::OpenMetrics => Ok(text_export(&rows, true)),
+        ExportFormat::Prometheus => Ok(text_export(&rows, false, &m.descriptions())),
+        ExportFormat::OpenMetrics => Ok(text_export(&rows, true, &m.descriptions())),
     }
 }
 
@@ -412,7 +412,7 @@ struct Family<'r> {
     rows: Vec<&'r Row>,
 }
 
-fn families(rows: &[Row]) -> Vec<Family<'_>> {
+fn families<'r>(rows: &'r [Row], helps: &BTreeMap<String, String>) -> Vec<Family<'r>> {
     let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row>> = BTreeMap::new();
     for r in rows {
         by_key.entry((r.name.as_str(), r.kind)).or_default().push(r);
@@ -446,7 +446,8 @@ fn families(rows: &[Row]) -> Vec<Family<'_>> {
         out.push(Family {
             base,
             kind,
-            help: name.to_owned(),
+            // The metric's description (`describe`), else its own name.
+            help: helps.get(name).cloned().unwrap_or_else(|| name.to_owned()),
             rows,
         });
     }
@@ -460,9 +461,9 @@ fn negative(f: &Family<'_>) -> bool {
         .any(|r| r.min.is_some_and(|m| m < 0.0) || r.sum < 0.0)
 }
 
-fn text_export(rows: &[Row], openmetrics: bool) -> String {
+fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
-    for f in families(rows) {
+    for f in families(rows, helps) {
         let (type_name, type_str) = match f.kind {
             MetricType::Counter | MetricType::Rate if openmetrics => (f.base.clone(), "counter"),
             MetricType::Counter | MetricType::Rate => (format!("{}_total", f.base), "counter"),

@@ -187,6 +187,8 @@ pub struct MemoryMetrics {
     registry: Registry,
     tracker: tracker::Tracker,
     timers: metrics_kit::RunningTimers,
+    /// Help texts given to `describe`, by metric name (at most `max_names`).
+    descriptions: parking_lot::RwLock<BTreeMap<String, String>>,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
 }
@@ -300,9 +302,15 @@ impl MemoryMetrics {
             ),
             tracker: tracker::Tracker::new(config.windows.clone(), config.max_names),
             timers: metrics_kit::RunningTimers::with_clock(config.max_running_timers, timer_clock),
+            descriptions: parking_lot::RwLock::new(BTreeMap::new()),
             last_expiry_ms: AtomicI64::new(i64::MIN),
             config,
         }
+    }
+
+    /// The help texts given to `describe`, by metric name.
+    pub(crate) fn descriptions(&self) -> BTreeMap<String, String> {
+        self.descriptions.read().clone()
     }
 
     /// The configuration in use.
@@ -496,6 +504,27 @@ fn unit_of(kind: MetricType) -> metrics_protocol::MetricUnit {
 impl MetricCollector for MemoryMetrics {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
         self.record(name, value, tags, MetricType::Counter, Op::Add);
+    }
+    /// Keeps the help text (the exports' `# HELP`), at most one per name
+    /// and for at most `max_names` names; an invalid name is ignored.
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        _kind: MetricType,
+        _unit: Option<metrics_protocol::MetricUnit>,
+        description: &'a str,
+    ) {
+        if validate::check_name(name).is_err() || description.trim().is_empty() {
+            return;
+        }
+        let mut d = self.descriptions.write();
+        if d.len() < self.config.max_names || d.contains_key(name) {
+            let text: String = description
+                .chars()
+                .take(validate::MAX_TAG_VALUE_LEN)
+                .collect();
+            d.insert(name.to_owned(), text);
+        }
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
         self.record(name, value, tags, MetricType::Gauge, Op::Set);

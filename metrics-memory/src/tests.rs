@@ -682,10 +682,38 @@ fn outcomes_match_tag_sets_in_any_order_and_drop_a_key_given_twice() {
     m.record_success("op", &[("b", "2"), ("a", "1")]);
     m.record_success("op", &[("a", "1"), ("a", "1")]);
     m.record_failure("op", "bad\nline", &[("a", "1"), ("b", "2")]);
-    assert_eq!(m.outcome_counts("op", &[("a", "1"), ("b", "2")]).unwrap().0, 2);
+    assert_eq!(
+        m.outcome_counts("op", &[("a", "1"), ("b", "2")]).unwrap().0,
+        2
+    );
     let h = &m.health()[0];
     assert_eq!(h.dropped.get(&DropReason::DuplicateTag), Some(&1));
     // An error type is a tag value: any text, escaped by each exporter.
     let failed = m.outcome_counts("op", &[("a", "1"), ("b", "2")]).unwrap().1;
     assert_eq!(failed.get("bad\nline"), Some(&1));
+}
+
+#[test]
+fn descriptions_become_the_help_text_of_the_text_exports() {
+    let (_, m) = manual();
+    m.record_counter("jobs.done", 1.0, &[]);
+    m.record_gauge("queue.depth", 3.0, &[]);
+    m.describe(
+        "jobs.done",
+        MetricType::Counter,
+        None,
+        "Jobs finished\nsuccessfully",
+    );
+    m.describe("", MetricType::Gauge, None, "ignored: no such name");
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert!(
+        prom.contains("# HELP jobs_done_total Jobs finished\\nsuccessfully\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("# HELP queue_depth queue.depth\n"), "{prom}");
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    assert!(
+        om.contains("# HELP jobs_done Jobs finished\\nsuccessfully\n"),
+        "{om}"
+    );
 }
