@@ -5,11 +5,12 @@
 # error, no failed request and no response >= 400; every dashboard shows
 # non-empty panels and its line charts draw; a value changes within 5 s;
 # the view buttons work from the keyboard; the explorer finds a series by
-# name and charts it; with METRICS_HTTP_TOKEN set the page works from
-# `?token=`. Takes screenshots, light and dark ($CI_WORK/dashboard-run/
-# dashboard.png, or SCREENSHOT=path; WARMUP=seconds of workload before, 3 by
-# default, longer for a fuller picture). Everything on 127.0.0.1, every process stopped by its
-# PID; about a minute once installed.
+# name and charts it; an unhealthy answer shows with its reasons; with
+# METRICS_HTTP_TOKEN set the page works from `?token=`. Takes screenshots,
+# light and dark ($CI_WORK/dashboard-run/dashboard.png, or SCREENSHOT=path;
+# WARMUP=seconds of workload before, 3 by default, longer for a fuller
+# picture). Everything on 127.0.0.1, every process stopped by its PID;
+# about 30 s once installed (Chromium's install: about a minute).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
@@ -135,6 +136,24 @@ async function main() {
       await page.screenshot({ path: dark, fullPage: true });
       step('screenshot (dark): ' + dark);
     }
+    // Unhealthy at a glance, with the reason: the server's 503 answer,
+    // played to a second page (its 503 is expected, so not a problem).
+    const sick = await context.newPage();
+    await sick.route('**/api/v1/health', (route) => route.fulfill({
+      status: 503, contentType: 'application/json',
+      body: JSON.stringify({ status: 'unhealthy', healthy: false, error_rate: 0.5, dropped: { send_failed: 7 },
+        backends: [{ name: 'statsd', status: 'unhealthy', dropped: {}, details: { reachable: 0 }, message: 'daemon unreachable' }],
+        checks: [{ name: 'disk', status: 'degraded', message: '/ is 91% full' }], timestamp: new Date().toISOString() }),
+    }));
+    await sick.goto(url + (token ? '?token=' + encodeURIComponent(token) : ''));
+    await sick.waitForFunction(() => document.getElementById('health').dataset.status === 'unhealthy');
+    const sickText = await sick.textContent('#health-text');
+    if (!/unhealthy.*50.*%.*7 dropped.*statsd: daemon unreachable.*disk: \/ is 91% full/.test(sickText)) {
+      throw new Error('the unhealthy header reads: ' + sickText);
+    }
+    step('unhealthy reads: ' + sickText);
+    await sick.close();
+
     const heap = await page.evaluate(() => performance.memory ? performance.memory.usedJSHeapSize : null);
     if (heap) step(`JS heap in use: ${(heap / 1048576).toFixed(1)} MiB`);
   } finally {

@@ -404,7 +404,9 @@
     }
     const total = isCounter ? sum : count;
     $('ex-rate-title').textContent = isCounter ? 'Increase per second' : 'Samples per second';
-    lineChart($('ex-rate'), 'ex-rate', 'ops/sec', rate.length ? rate : [{ label: name, points: [] }], false);
+    const rateSeries = rate.length ? rate : [{ label: name, points: [] }];
+    lineChart($('ex-rate'), 'ex-rate', 'ops/sec', rateSeries, false);
+    $('ex-rate-legend').replaceChildren(latestList(rateSeries, 'ops/sec', false));
     const value = [];
     for (const s of series) {
       const label = s.group == null ? '' : group + '=' + s.group + ' ';
@@ -412,7 +414,9 @@
       value.push({ label: label + 'max', points: s.bins.map((b) => [Date.parse(b.start) / 1000, b.max]) });
     }
     $('ex-value-title').textContent = 'Mean and max per bin (' + (m.unit || 'count') + ')';
-    lineChart($('ex-value'), 'ex-value', m.unit, value.length ? value : [{ label: 'mean', points: [] }], false);
+    const valueSeries = value.length ? value : [{ label: 'mean', points: [] }];
+    lineChart($('ex-value'), 'ex-value', m.unit, valueSeries, false);
+    $('ex-value-legend').replaceChildren(latestList(valueSeries, m.unit, false));
 
     const boxes = [
       ['count', num(count)],
@@ -433,8 +437,11 @@
       }
     }
     const pct = pctKeys.map((k) => ({ label: k, points: state.buffers.get('ex|' + name + '|' + k) || [] }));
-    if (pct.some((p) => p.points.length)) lineChart($('ex-pct'), 'ex-pct', m.unit, pct, false);
-    else {
+    if (pct.some((p) => p.points.length)) {
+      lineChart($('ex-pct'), 'ex-pct', m.unit, pct, false);
+      $('ex-pct-legend').replaceChildren(latestList(pct, m.unit, false));
+    } else {
+      $('ex-pct-legend').replaceChildren();
       const c = state.charts.get('ex-pct');
       if (c) { c.plot.destroy(); state.charts.delete('ex-pct'); }
       $('ex-pct').replaceChildren(el('p', { class: 'empty' },
