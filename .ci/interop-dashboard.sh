@@ -122,6 +122,13 @@ async function main() {
     await page.waitForFunction(() => /http\.request .* [2-9] series/.test(document.getElementById('ex-status').textContent));
     step('explorer grouped: ' + await page.textContent('#ex-status'));
 
+    // The range picker: 1 h and 24 h read the server's coarser history.
+    for (const [range, bins] of [['3600', '60 s'], ['86400', '900 s'], ['300', '10 s']]) {
+      await page.selectOption('#range', range);
+      await page.waitForFunction((b) => document.getElementById('ex-status').textContent.includes('bins of ' + b), bins);
+    }
+    step('range picker: 5 m, 1 h and 24 h answered');
+
     if (screenshot) {
       await page.click('nav button[data-view="overview"]');
       await page.waitForFunction(() => Array.from(document.querySelectorAll('#panels .panel')).length >= 4

@@ -410,10 +410,17 @@
     const value = [];
     for (const s of series) {
       const label = s.group == null ? '' : group + '=' + s.group + ' ';
-      value.push({ label: label + 'mean', points: s.bins.map((b) => [Date.parse(b.start) / 1000, b.avg]) });
-      value.push({ label: label + 'max', points: s.bins.map((b) => [Date.parse(b.start) / 1000, b.max]) });
+      const at = (f) => s.bins.map((b) => [Date.parse(b.start) / 1000, f(b)]);
+      if (isCounter) {
+        // A counter's samples are its increments: what matters is their sum.
+        value.push({ label: label + 'increase', points: at((b) => b.sum) });
+      } else {
+        value.push({ label: label + 'mean', points: at((b) => b.avg) });
+        value.push({ label: label + 'max', points: at((b) => b.max) });
+      }
     }
-    $('ex-value-title').textContent = 'Mean and max per bin (' + (m.unit || 'count') + ')';
+    $('ex-value-title').textContent = (isCounter ? 'Increase per bin' : 'Mean and max per bin') +
+      ' (' + (m.unit || 'count') + ')';
     const valueSeries = value.length ? value : [{ label: 'mean', points: [] }];
     lineChart($('ex-value'), 'ex-value', m.unit, valueSeries, false);
     $('ex-value-legend').replaceChildren(latestList(valueSeries, m.unit, false));
