@@ -81,13 +81,18 @@ async fn the_page_is_html_and_every_file_it_references_is_served() {
     }
     for r in &refs {
         let (status, headers, body) = get(&app, r, &[]).await;
-        assert_eq!(status, StatusCode::OK, "{r}");
         assert!(!body.is_empty(), "{r}");
+        if !r.starts_with("/assets/") {
+            // Links to the API: a route answers (a system without data
+            // may answer 501; what they serve is the API's tests').
+            assert_ne!(status, StatusCode::NOT_FOUND, "{r}");
+            continue;
+        }
+        assert_eq!(status, StatusCode::OK, "{r}");
         let ct = headers["content-type"].to_str().unwrap();
         let want = match r.rsplit('.').next() {
             Some("js") => "text/javascript; charset=utf-8",
             Some("css") => "text/css; charset=utf-8",
-            Some("json") => "application/json",
             _ => "text/plain; charset=utf-8",
         };
         assert_eq!(ct, want, "{r}");
