@@ -5,7 +5,8 @@
 //! variables), runs a small workload written against the protocol traits
 //! only (as a library would be), prints a live summary every few seconds,
 //! and a final export on Ctrl-C or after `--duration`. While it runs it
-//! serves `/metrics` and the JSON API (`metrics-http`) on
+//! serves `/metrics`, the JSON API and a live dashboard page at `/`
+//! (`metrics-http`) on
 //! `127.0.0.1:9464`, or where `--listen`, `METRICS_LISTEN` or the config
 //! file's `listen` say (`off`: nowhere).
 
@@ -462,8 +463,14 @@ fn run(
     ));
     if let Some(s) = &server {
         out.print(&format!(
-            "serving http://{0}/metrics and http://{0}/api/v1/ (--listen off to stop)\n",
-            s.local_addr()
+            "serving http://{0}/metrics and http://{0}/api/v1/ (--listen off to stop)\n\
+             dashboard: http://{0}/{1}\n",
+            s.local_addr(),
+            if std::env::var("METRICS_HTTP_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {
+                " (add ?token=<METRICS_HTTP_TOKEN> once, or type it into the page)"
+            } else {
+                ""
+            }
         ));
     }
     // The workload's response cache records through the `metrics` macros.

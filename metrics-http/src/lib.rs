@@ -3,6 +3,8 @@
 //! - `GET /metrics`: the Prometheus text format 0.0.4, or OpenMetrics 1.0.0
 //!   when the `Accept` header asks for it (as a Prometheus server does);
 //!   gzip when `Accept-Encoding` allows it; `HEAD` too.
+//! - `GET /`: a live dashboard page (charts of the four dashboards, a
+//!   series explorer, health), its files embedded in the binary.
 //! - `GET /api/v1/...`: JSON queries (health, series, summary, timing,
 //!   success, top, dashboards, export) and a live stream as server-sent
 //!   events, described by the OpenAPI 3 document at `/api/v1/openapi.json`.
@@ -34,6 +36,7 @@ mod auth;
 mod error;
 mod exposition;
 mod openapi;
+mod page;
 mod params;
 mod range;
 mod serve;
@@ -165,7 +168,9 @@ impl HttpConfig {
 }
 
 /// Every route, with the limits and the token check of `config` (the
-/// connection limit and the header limits are the [`serve`] loop's).
+/// connection limit and the header limits are the [`serve`] loop's). The
+/// dashboard page (`/` and `/assets/...`) holds no data and is served
+/// without the token; every other path needs it when one is set.
 pub fn router(source: Source, config: &HttpConfig) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
@@ -179,20 +184,24 @@ pub fn router(source: Source, config: &HttpConfig) -> Router {
         .route("/dashboards/{kind}", get(api::dashboard))
         .route("/export", get(api::export))
         .route("/stream", get(api::stream));
-    Router::new()
+    let guarded = Router::new()
         .route("/metrics", get(exposition::metrics))
         .nest("/api/v1", api)
         .fallback(api::not_found)
         .with_state(source)
+        .layer(axum::middleware::from_fn_with_state(
+            auth::Token::new(config.token.clone()),
+            auth::require_token,
+        ));
+    // The page and its files hold no data: served without the token (the
+    // page sends it with every API request).
+    page::routes()
+        .merge(guarded)
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            auth::Token::new(config.token.clone()),
-            auth::require_token,
-        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
 }
