@@ -1,0 +1,289 @@
+//! The protocol's traits on [`MemoryMetrics`]: recording
+//! ([`MetricCollector`]), timers ([`PerformanceTimer`]), outcomes
+//! ([`SuccessFailureTracker`]) and queries ([`MetricsAggregator`]).
+
+use super::*;
+
+impl MetricCollector for MemoryMetrics {
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.record(name, value, tags, MetricType::Counter, Op::Add);
+    }
+    /// Keeps the help text (the exports' `# HELP`), at most one per name
+    /// and for at most `max_names` names; an invalid name is ignored.
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        _kind: MetricType,
+        _unit: Option<metrics_protocol::MetricUnit>,
+        description: &'a str,
+    ) {
+        if validate::check_name(name).is_err() || description.trim().is_empty() {
+            return;
+        }
+        let mut d = self.descriptions.write();
+        if d.len() < self.config.max_names || d.contains_key(name) {
+            let text: String = description
+                .chars()
+                .take(validate::MAX_TAG_VALUE_LEN)
+                .collect();
+            d.insert(name.to_owned(), text);
+        }
+    }
+    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.record(name, value, tags, MetricType::Gauge, Op::Set);
+    }
+    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
+        self.record(name, delta, tags, MetricType::Gauge, Op::Adjust);
+    }
+    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        self.record(name, value, tags, MetricType::Histogram, Op::Add);
+    }
+    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
+        self.record(
+            name,
+            duration.as_secs_f64() * 1e3,
+            tags,
+            MetricType::Timer,
+            Op::Add,
+        );
+    }
+    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
+        Some(Counter::from_arc(self.bind(
+            name,
+            tags,
+            MetricType::Counter,
+        )))
+    }
+    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
+        Some(Gauge::from_arc(self.bind(name, tags, MetricType::Gauge)))
+    }
+    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
+        Some(Histogram::from_arc(self.bind(
+            name,
+            tags,
+            MetricType::Histogram,
+        )))
+    }
+    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
+        Some(Timer::from_arc(self.bind(name, tags, MetricType::Timer)))
+    }
+    fn health(&self) -> Vec<BackendHealth> {
+        self.maintain();
+        let mut h = BackendHealth::healthy("memory");
+        h.dropped = self.shared.drops.snapshot();
+        h.overflowed_metrics = self.registry.overflowed();
+        h.details
+            .insert("series".into(), self.registry.len() as f64);
+        h.details
+            .insert("running_timers".into(), self.timers.len() as f64);
+        h.details
+            .insert("operations".into(), self.tracker.names().len() as f64);
+        h.details
+            .insert("names".into(), self.registry.names_len() as f64);
+        let over_names = self.dropped_over_name_limit();
+        h.details
+            .insert("dropped_name_limit".into(), over_names as f64);
+        if !h.overflowed_metrics.is_empty() || h.total_dropped() > 0 || over_names > 0 {
+            h.status = metrics_protocol::HealthStatus::Degraded;
+            let mut msg = format!(
+                "{} samples dropped, {} names over the cardinality limit",
+                h.total_dropped(),
+                h.overflowed_metrics.len()
+            );
+            if over_names > 0 {
+                msg.push_str(&format!(
+                    "; {over_names} samples with a new name dropped: the name limit \
+                     (max_names = {}) is reached",
+                    self.config.max_names
+                ));
+            }
+            h.message = Some(msg);
+        }
+        vec![h]
+    }
+}
+
+impl PerformanceTimer for MemoryMetrics {
+    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
+        self.timers
+            .start_counted(operation_name, metadata, &self.shared.drops)
+    }
+
+    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
+        self.timers.stop_into(self, timer_id, success)
+    }
+
+    fn get_timing_stats(
+        &self,
+        operation_name: &str,
+        window: Option<Duration>,
+    ) -> Result<TimingStats, MetricsError> {
+        let s = self.get_metric_summary(operation_name, window)?;
+        if s.metric_type != MetricType::Timer {
+            return Err(MetricsError::InvalidArgument(format!(
+                "`{operation_name}` is a {}, not a timer",
+                s.metric_type
+            )));
+        }
+        let q = |p: Option<f64>| p.unwrap_or(0.0);
+        Ok(TimingStats::from_millis(
+            s.count,
+            s.sum,
+            s.min,
+            s.max,
+            [q(s.p50), q(s.p90), q(s.p95), q(s.p99)],
+        ))
+    }
+}
+
+impl SuccessFailureTracker for MemoryMetrics {
+    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
+        if let Err(r) = self
+            .tracker
+            .record(self.now_ms(), operation, metadata, None)
+        {
+            self.shared.refused(r);
+        }
+    }
+
+    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
+        if let Err(r) = self
+            .tracker
+            .record(self.now_ms(), operation, metadata, Some(error_type))
+        {
+            self.shared.refused(r);
+        }
+    }
+
+    fn get_success_rate(
+        &self,
+        operation: &str,
+        time_window: Option<Duration>,
+    ) -> Result<f64, MetricsError> {
+        let range = self.window_range(time_window)?;
+        let (ok, failures) = self
+            .tracker
+            .outcomes(operation, range)
+            .ok_or_else(|| MetricsError::NoData(operation.to_owned()))?;
+        metrics_protocol::success_rate(operation, ok, &failures)
+    }
+
+    fn get_failure_breakdown(
+        &self,
+        operation: &str,
+        time_window: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        let range = self.window_range(time_window)?;
+        Ok(self
+            .tracker
+            .outcomes(operation, range)
+            .map(|(_, b)| b)
+            .unwrap_or_default())
+    }
+}
+
+impl MetricsAggregator for MemoryMetrics {
+    fn get_metric_summary(
+        &self,
+        metric_name: &str,
+        time_window: Option<Duration>,
+    ) -> Result<MetricSummary, MetricsError> {
+        self.maintain();
+        let range = self.window_range(time_window)?;
+        let series = self.registry.by_name(metric_name);
+        let first = series
+            .first()
+            .ok_or_else(|| MetricsError::NoData(metric_name.to_owned()))?;
+        let kind = first.kind;
+        let dist = first.is_distribution();
+        let mut acc = stats::Stats::default();
+        // A gauge's `last` is the value of the series set most recently.
+        let mut last: Option<(i64, f64)> = None;
+        for s in &series {
+            let (value, total) = s.read();
+            let touched = s.touched_ms.load(Ordering::Relaxed);
+            if last.is_none_or(|(t, _)| touched >= t) {
+                last = Some((touched, value));
+            }
+            let sketch = match range {
+                None => {
+                    acc.merge_exact(&stats::Exact {
+                        count: total.count,
+                        sum: total.sum,
+                        min: total.min,
+                        max: total.max,
+                    });
+                    total.sketch
+                }
+                Some((since, now)) => {
+                    s.for_each_bin(since, now, |_, _, b| acc.merge_exact(b));
+                    s.window_sketch(since, now).map(|(sk, _)| Box::new(sk))
+                }
+            };
+            if let Some(sk) = sketch {
+                match &mut acc.sketch {
+                    Some(a) => a.merge(&sk),
+                    None => acc.sketch = Some(sk),
+                }
+            }
+        }
+        if acc.count == 0 {
+            return Err(MetricsError::NoData(metric_name.to_owned()));
+        }
+        Ok(MetricSummary {
+            name: metric_name.to_owned(),
+            metric_type: kind,
+            unit: unit_of(kind),
+            series: series.len(),
+            count: acc.count,
+            sum: acc.sum,
+            avg: acc.avg(),
+            min: acc.min,
+            max: acc.max,
+            last: (kind == MetricType::Gauge).then(|| last.map_or(0.0, |(_, v)| v)),
+            p50: dist.then(|| acc.quantile(0.5)).flatten(),
+            p90: dist.then(|| acc.quantile(0.9)).flatten(),
+            p95: dist.then(|| acc.quantile(0.95)).flatten(),
+            p99: dist.then(|| acc.quantile(0.99)).flatten(),
+            window: time_window,
+        })
+    }
+
+    fn get_metrics_by_tag<'a>(
+        &self,
+        tag_filter: Tags<'a>,
+    ) -> Result<Vec<MetricValue>, MetricsError> {
+        self.maintain();
+        Ok(self
+            .registry
+            .all()
+            .iter()
+            .filter(|s| validate::tags_contain(s.tag_pairs(), tag_filter))
+            .map(|s| self.current_value(s))
+            .collect())
+    }
+
+    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
+        self.maintain();
+        export::export(self, format)
+    }
+
+    fn get_top_metrics(
+        &self,
+        metric_type: MetricType,
+        limit: usize,
+    ) -> Result<Vec<MetricValue>, MetricsError> {
+        self.maintain();
+        let mut v: Vec<MetricValue> = self
+            .registry
+            .all()
+            .iter()
+            .filter(|s| s.kind == metric_type)
+            .map(|s| self.current_value(s))
+            .collect();
+        v.sort_by(|a, b| b.value.total_cmp(&a.value));
+        v.truncate(limit);
+        Ok(v)
+    }
+}
+
