@@ -87,7 +87,7 @@ async function main() {
 
     // Live: a value on the page changes within 5 s, without a reload.
     await page.click('nav button[data-view="overview"]');
-    const sel = '#panels .panel[data-panel="Top counters"] .bars';
+    const sel = '#panels .panel[data-panel="Top counters (all time)"] .bars';
     await page.waitForSelector(sel);
     const before = await page.textContent(sel);
     const t0 = Date.now();

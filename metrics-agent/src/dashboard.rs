@@ -208,7 +208,7 @@ impl<'a> Ctx<'a> {
             .collect();
         vec![
             panel(
-                "Top counters",
+                "Top counters (all time)",
                 MetricUnit::Count,
                 ChartType::Bar,
                 top(MetricType::Counter),
@@ -500,7 +500,7 @@ mod tests {
         m.record_histogram("body.bytes", 100.0, &[]);
         let d = build(&m, DashboardKind::Overview, clock.now_millis()).unwrap();
         assert_eq!(d.kind, DashboardKind::Overview);
-        let top = panel_of(&d, "Top counters");
+        let top = panel_of(&d, "Top counters (all time)");
         assert_eq!(top.chart, ChartType::Bar);
         assert_eq!(top.series[0].label, "api.requests{route=/a}");
         assert_eq!(top.series[0].points[0].value, 30.0);
