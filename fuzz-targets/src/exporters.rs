@@ -44,7 +44,9 @@ impl Recording {
         op.tags
             .iter()
             .take(6)
-            .filter_map(|(k, v)| Some((pick(&self.keys, *k)?, pick(&self.values, *v).unwrap_or(""))))
+            .filter_map(|(k, v)| {
+                Some((pick(&self.keys, *k)?, pick(&self.values, *v).unwrap_or("")))
+            })
             .collect()
     }
 
@@ -120,8 +122,13 @@ pub fn export_csv(data: &[u8]) {
             .position(|h| h == n)
             .unwrap_or_else(|| panic!("no column {n}"))
     };
-    let (name, kind, tags, value, count) =
-        (col("name"), col("type"), col("tags"), col("value"), col("count"));
+    let (name, kind, tags, value, count) = (
+        col("name"),
+        col("type"),
+        col("tags"),
+        col("value"),
+        col("count"),
+    );
     let mut got = Vec::new();
     for rec in reader.records() {
         let rec = rec.expect("a CSV record");
@@ -287,7 +294,9 @@ fn parse_sample(line: &str) -> Line {
                 rest = r;
                 break;
             }
-            let eq = rest.find('=').unwrap_or_else(|| panic!("label without = in {line:?}"));
+            let eq = rest
+                .find('=')
+                .unwrap_or_else(|| panic!("label without = in {line:?}"));
             let key = &rest[..eq];
             assert!(valid_label(key), "bad label name {key:?} in {line:?}");
             rest = rest[eq + 1..]
@@ -362,7 +371,10 @@ fn parse_text(text: &str, openmetrics: bool) -> Vec<Family> {
             let (name, kind) = rest.split_once(' ').expect("TYPE has a type");
             let (fam, f) = families.last_mut().expect("TYPE after its HELP");
             assert_eq!(fam, name, "TYPE of another family than its HELP");
-            assert!(f.kind.is_empty() && f.lines.is_empty(), "TYPE twice or late");
+            assert!(
+                f.kind.is_empty() && f.lines.is_empty(),
+                "TYPE twice or late"
+            );
             assert!(
                 ["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind),
                 "type {kind}"
@@ -373,7 +385,8 @@ fn parse_text(text: &str, openmetrics: bool) -> Vec<Family> {
             let s = parse_sample(line);
             let (fam, f) = families.last_mut().expect("a sample before any family");
             let base = if f.kind == "counter" && !openmetrics {
-                fam.strip_suffix("_total").expect("counter family ends _total")
+                fam.strip_suffix("_total")
+                    .expect("counter family ends _total")
             } else {
                 fam.as_str()
             };

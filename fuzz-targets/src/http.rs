@@ -103,8 +103,7 @@ fn world() -> Option<&'static World> {
             memory.record_timer("db.query", std::time::Duration::from_millis(12), &[]);
             memory.record_success("checkout", &[("region", "eu")]);
             memory.record_failure("checkout", "timeout", &[("region", "eu")]);
-            let source =
-                Source::from_system(Arc::new(agent)).with_ranges(Arc::new(Ranges(memory)));
+            let source = Source::from_system(Arc::new(agent)).with_ranges(Arc::new(Ranges(memory)));
             Some(World { runtime, source })
         })
         .as_ref()

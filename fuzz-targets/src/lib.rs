@@ -22,9 +22,12 @@ pub use http::http_query;
 pub use kit::{samples, tag_order, validate};
 pub use statsd::statsd_lines;
 
+/// A target body: panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as the `fuzz/` binaries and corpus folders are
 /// named.
-pub const TARGETS: [(&str, fn(&[u8])); 11] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("samples", samples),
     ("config", config),
     ("endpoint", endpoint),

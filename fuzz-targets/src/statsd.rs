@@ -36,13 +36,21 @@ fn parse_line(line: &str, flavor: u8) -> Parsed {
         .split_once(':')
         .unwrap_or_else(|| panic!("no ':' in {line:?}"));
     assert!(!value.contains(':'), "two ':' in {line:?}");
-    let kind = fields.next().unwrap_or_else(|| panic!("no type in {line:?}"));
-    assert!(["c", "g", "ms", "h"].contains(&kind), "type {kind} in {line:?}");
+    let kind = fields
+        .next()
+        .unwrap_or_else(|| panic!("no type in {line:?}"));
+    assert!(
+        ["c", "g", "ms", "h"].contains(&kind),
+        "type {kind} in {line:?}"
+    );
     let mut tags = Vec::new();
     let (mut name, mut rate_seen) = (name.to_owned(), false);
     for f in fields {
         if let Some(r) = f.strip_prefix('@') {
-            assert!(!rate_seen && tags.is_empty(), "rate twice or late in {line:?}");
+            assert!(
+                !rate_seen && tags.is_empty(),
+                "rate twice or late in {line:?}"
+            );
             let r: f64 = r.parse().unwrap_or_else(|_| panic!("rate in {line:?}"));
             assert!(r > 0.0 && r <= 1.0, "rate {r}");
             rate_seen = true;
@@ -205,7 +213,10 @@ pub fn statsd_lines(data: &[u8]) {
             "c" => {
                 let total: f64 = values.iter().map(|v| num(v)).sum();
                 let expect: f64 = samples.iter().sum();
-                assert!(close(total, expect), "counter {series:?}: {total} vs {expect}");
+                assert!(
+                    close(total, expect),
+                    "counter {series:?}: {total} vs {expect}"
+                );
             }
             "g" => {
                 let mut g = 0.0;
@@ -221,7 +232,11 @@ pub fn statsd_lines(data: &[u8]) {
                 assert!(merged || close(g, last), "gauge {series:?}: {g} vs {last}");
             }
             _ => {
-                assert_eq!(values.len(), samples.len(), "one line per sample: {series:?}");
+                assert_eq!(
+                    values.len(),
+                    samples.len(),
+                    "one line per sample: {series:?}"
+                );
             }
         }
     }
