@@ -33,6 +33,7 @@ pub enum Target {
 /// assert_eq!(f, ExportFormat::Csv);
 /// assert!(matches!(t, Target::Http(_)));
 /// assert!(parse_endpoint("out.xlsx").is_err());
+/// assert!(parse_endpoint("file://").is_err());
 /// # Ok::<(), metrics_protocol::MetricsError>(())
 /// ```
 pub fn parse_endpoint(endpoint: &str) -> Result<(Target, ExportFormat), MetricsError> {
@@ -69,7 +70,15 @@ pub fn parse_endpoint(endpoint: &str) -> Result<(Target, ExportFormat), MetricsE
     let target = if is_http {
         Target::Http(e.to_owned())
     } else {
-        Target::File(PathBuf::from(path.strip_prefix("file://").unwrap_or(path)))
+        let file = path.strip_prefix("file://").unwrap_or(path);
+        if file.trim().is_empty() {
+            return Err(MetricsError::config(
+                "export_endpoints",
+                e,
+                "a file endpoint needs a path",
+            ));
+        }
+        Target::File(PathBuf::from(file))
     };
     Ok((target, format))
 }

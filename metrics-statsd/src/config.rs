@@ -69,7 +69,10 @@ pub struct StatsdConfig {
     pub fold_tags_into_name: bool,
     /// Tags added to every sample; a call's tag with the same key wins.
     pub common_tags: BTreeMap<String, String>,
-    /// Largest datagram (default 1432, which fits an Ethernet MTU).
+    /// Largest datagram (default 1432, which fits an Ethernet MTU). One
+    /// line longer than this (long names and tags), or a negative gauge's
+    /// `0` and `-N` pair, which never straddles two datagrams, goes out
+    /// alone in a larger datagram rather than being lost.
     pub max_datagram_bytes: usize,
     /// Milliseconds between flushes (default 1000).
     pub flush_interval_ms: u64,

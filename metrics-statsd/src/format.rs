@@ -99,6 +99,17 @@ pub fn render(
     }
 }
 
+/// A value as the wire carries it: plain decimals from 1e-6 to 1e15, the
+/// exponent form (`1.5e300`, which every StatsD daemon reads) outside, so
+/// that an extreme value is a few bytes, not hundreds of digits.
+pub fn number(v: f64) -> String {
+    if v == 0.0 || (1e-6..1e15).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Appends one line (without a newline) to `out`.
 pub fn line(out: &mut String, r: &Rendered, value: &str, kind: &str, rate: f64) {
     out.push_str(r.head());
@@ -116,6 +127,24 @@ pub fn line(out: &mut String, r: &Rendered, value: &str, kind: &str, rate: f64) 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn extreme_values_are_short_and_exact() {
+        for v in [
+            1.5e300,
+            -1.5868539665109157e213,
+            3e-200,
+            1e15,
+            12.5,
+            -0.25,
+            0.0,
+        ] {
+            let s = number(v);
+            assert!(s.len() < 32, "{s}");
+            assert_eq!(s.parse::<f64>().unwrap(), v);
+        }
+        assert_eq!(number(12.5), "12.5");
+    }
 
     #[test]
     fn dogstatsd_tags_are_canonical_and_override_common_ones() {

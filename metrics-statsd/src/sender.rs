@@ -384,7 +384,7 @@ impl Flusher {
         let r = &item.entry.rendered;
         let lines = match item.agg {
             Agg::Counter { sum, .. } => {
-                format::line(&mut self.line, r, &sum.to_string(), "c", 1.0);
+                format::line(&mut self.line, r, &format::number(sum), "c", 1.0);
                 1
             }
             Agg::Gauge(GaugeAgg {
@@ -414,7 +414,7 @@ impl Flusher {
             }
             op => {
                 let wire = op.wire(self.shared.config.flavor);
-                format::line(&mut self.line, r, &s.value.to_string(), wire, s.rate);
+                format::line(&mut self.line, r, &format::number(s.value), wire, s.rate);
                 1
             }
         };
@@ -558,10 +558,10 @@ fn gauge_lines(out: &mut String, r: &format::Rendered, v: f64) -> u64 {
     if v < 0.0 {
         format::line(out, r, "0", "g", 1.0);
         out.push('\n');
-        format::line(out, r, &v.to_string(), "g", 1.0);
+        format::line(out, r, &format::number(v), "g", 1.0);
         2
     } else {
-        format::line(out, r, &v.to_string(), "g", 1.0);
+        format::line(out, r, &format::number(v), "g", 1.0);
         1
     }
 }
@@ -569,8 +569,8 @@ fn gauge_lines(out: &mut String, r: &format::Rendered, v: f64) -> u64 {
 /// A relative gauge change, always signed (`+N` or `-N`).
 fn signed(d: f64) -> String {
     if d >= 0.0 {
-        format!("+{d}")
+        format!("+{}", format::number(d))
     } else {
-        d.to_string()
+        format::number(d)
     }
 }

@@ -1,0 +1,495 @@
+//! The memory backend's exporters, through its public API only: record
+//! whatever the input says, export, parse the text back with a strict
+//! checker (Prometheus text, OpenMetrics), the `csv` crate or serde_json,
+//! and compare with the backend's own read-back (`series`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use metrics_memory::{MemoryMetrics, SeriesSnapshot};
+use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::{MetricCollector, MetricType};
+
+use crate::shape;
+
+/// What to record: names and tags from small pools the ops index into, so
+/// that series repeat and families hold several series.
+#[derive(Debug, Arbitrary)]
+pub(crate) struct Recording {
+    pub names: Vec<String>,
+    pub keys: Vec<String>,
+    pub values: Vec<String>,
+    pub ops: Vec<RecordOp>,
+}
+
+/// One recording call.
+#[derive(Debug, Arbitrary)]
+pub(crate) struct RecordOp {
+    /// 0 counter, 1 gauge, 2 histogram, 3 timer (modulo 4).
+    pub kind: u8,
+    pub name: u8,
+    pub tags: Vec<(u8, u8)>,
+    pub value: f64,
+}
+
+pub(crate) const MAX_OPS: usize = 64;
+
+impl Recording {
+    pub(crate) fn name(&self, i: u8) -> &str {
+        pick(&self.names, i).unwrap_or("fuzz.metric")
+    }
+
+    pub(crate) fn tags(&self, op: &RecordOp) -> Vec<(&str, &str)> {
+        op.tags
+            .iter()
+            .take(6)
+            .filter_map(|(k, v)| {
+                Some((pick(&self.keys, *k)?, pick(&self.values, *v).unwrap_or("")))
+            })
+            .collect()
+    }
+
+    /// Records every op into `c`.
+    pub(crate) fn record_into(&self, c: &dyn MetricCollector) {
+        for op in self.ops.iter().take(MAX_OPS) {
+            let name = self.name(op.name);
+            let tags = self.tags(op);
+            match op.kind % 4 {
+                0 => c.record_counter(name, op.value, &tags),
+                1 => c.record_gauge(name, op.value, &tags),
+                2 => c.record_histogram(name, op.value, &tags),
+                _ => {
+                    if let Ok(d) = Duration::try_from_secs_f64(op.value / 1e3) {
+                        c.record_timer(name, d, &tags);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pick(pool: &[String], i: u8) -> Option<&str> {
+    if pool.is_empty() {
+        None
+    } else {
+        Some(pool[usize::from(i) % pool.len()].as_str())
+    }
+}
+
+fn recorded(data: &[u8]) -> Option<(MemoryMetrics, Vec<SeriesSnapshot>)> {
+    let rec = shape::<Recording>(data)?;
+    let m = MemoryMetrics::new();
+    rec.record_into(&m);
+    let series = m.series("");
+    Some((m, series))
+}
+
+/// Prometheus text format 0.0.4.
+pub fn export_prometheus(data: &[u8]) {
+    let Some((m, series)) = recorded(data) else {
+        return;
+    };
+    let text = m
+        .export_metrics(ExportFormat::Prometheus)
+        .expect("Prometheus export");
+    check_text(&text, &series, false);
+}
+
+/// OpenMetrics 1.0.
+pub fn export_openmetrics(data: &[u8]) {
+    let Some((m, series)) = recorded(data) else {
+        return;
+    };
+    let text = m
+        .export_metrics(ExportFormat::OpenMetrics)
+        .expect("OpenMetrics export");
+    check_text(&text, &series, true);
+}
+
+/// CSV: one header, one row per series with its name, type, tags (JSON),
+/// value and count.
+pub fn export_csv(data: &[u8]) {
+    let Some((m, series)) = recorded(data) else {
+        return;
+    };
+    let text = m.export_metrics(ExportFormat::Csv).expect("CSV export");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("CSV header").clone();
+    let col = |n: &str| {
+        headers
+            .iter()
+            .position(|h| h == n)
+            .unwrap_or_else(|| panic!("no column {n}"))
+    };
+    let (name, kind, tags, value, count) = (
+        col("name"),
+        col("type"),
+        col("tags"),
+        col("value"),
+        col("count"),
+    );
+    let mut got = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.expect("a CSV record");
+        assert_eq!(rec.len(), headers.len(), "row width");
+        let t: BTreeMap<String, String> =
+            serde_json::from_str(&rec[tags]).expect("tags column is a JSON object");
+        got.push(Key {
+            name: rec[name].to_owned(),
+            kind: rec[kind].to_owned(),
+            tags: t.into_iter().collect(),
+            value: parse_f64(&rec[value]).unwrap_or_else(|| panic!("value {:?}", &rec[value])),
+            count: rec[count].parse().expect("count"),
+        });
+    }
+    compare(got, &series, "CSV");
+}
+
+/// JSON: a `series` array of objects with name, type, tags, value and count.
+pub fn export_json(data: &[u8]) {
+    let Some((m, series)) = recorded(data) else {
+        return;
+    };
+    let text = m.export_metrics(ExportFormat::Json).expect("JSON export");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let rows = doc["series"].as_array().expect("a series array");
+    let mut got = Vec::new();
+    for r in rows {
+        let tags: BTreeMap<String, String> =
+            serde_json::from_value(r["tags"].clone()).expect("tags object");
+        let value = match &r["value"] {
+            serde_json::Value::Null => f64::NAN,
+            v => v.as_f64().expect("a number value"),
+        };
+        got.push(Key {
+            name: r["name"].as_str().expect("name").to_owned(),
+            kind: r["type"].as_str().expect("type").to_owned(),
+            tags: tags.into_iter().collect(),
+            value,
+            count: r["count"].as_u64().expect("count"),
+        });
+    }
+    compare(got, &series, "JSON");
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Key {
+    name: String,
+    kind: String,
+    tags: Vec<(String, String)>,
+    value: f64,
+    count: u64,
+}
+
+fn key_of(s: &SeriesSnapshot) -> Key {
+    Key {
+        name: s.name.clone(),
+        kind: s.metric_type.to_string(),
+        tags: s.tags.clone(),
+        value: s.value,
+        count: s.count,
+    }
+}
+
+fn same_value(a: f64, b: f64) -> bool {
+    // JSON has no infinity: a sum that overflowed may come back as null.
+    a == b || (a.is_nan() && !b.is_finite())
+}
+
+fn compare(mut got: Vec<Key>, series: &[SeriesSnapshot], what: &str) {
+    let mut want: Vec<Key> = series.iter().map(key_of).collect();
+    let order = |a: &Key, b: &Key| (&a.name, &a.kind, &a.tags).cmp(&(&b.name, &b.kind, &b.tags));
+    got.sort_by(order);
+    want.sort_by(order);
+    assert_eq!(got.len(), want.len(), "{what}: one row per series");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(
+            (&g.name, &g.kind, &g.tags, g.count),
+            (&w.name, &w.kind, &w.tags, w.count),
+            "{what} row"
+        );
+        assert!(same_value(g.value, w.value), "{what} value {g:?} vs {w:?}");
+    }
+}
+
+fn parse_f64(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => {
+            let t = s.strip_prefix('+').unwrap_or(s);
+            if t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
+                t.parse().ok()
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// One sample line of the text formats.
+#[derive(Debug)]
+struct Line {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// A family: its HELP text, TYPE and samples.
+#[derive(Debug, Default)]
+struct Family {
+    help: String,
+    kind: String,
+    lines: Vec<Line>,
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn valid_label(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn unescape_help(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('\\') => out.push('\\'),
+                Some('n') => out.push('\n'),
+                Some(o) => {
+                    out.push('\\');
+                    out.push(o);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `name{k="v",...} value`: strict, panics on anything malformed.
+fn parse_sample(line: &str) -> Line {
+    let end = line
+        .find(['{', ' '])
+        .unwrap_or_else(|| panic!("no value on {line:?}"));
+    let name = &line[..end];
+    assert!(valid_name(name), "bad metric name in {line:?}");
+    let mut rest = &line[end..];
+    let mut labels = Vec::new();
+    if let Some(r) = rest.strip_prefix('{') {
+        rest = r;
+        loop {
+            if let Some(r) = rest.strip_prefix('}') {
+                rest = r;
+                break;
+            }
+            let eq = rest
+                .find('=')
+                .unwrap_or_else(|| panic!("label without = in {line:?}"));
+            let key = &rest[..eq];
+            assert!(valid_label(key), "bad label name {key:?} in {line:?}");
+            rest = rest[eq + 1..]
+                .strip_prefix('"')
+                .unwrap_or_else(|| panic!("unquoted label value in {line:?}"));
+            let mut value = String::new();
+            let mut chars = rest.char_indices();
+            let close = loop {
+                match chars.next() {
+                    None => panic!("unterminated label value in {line:?}"),
+                    Some((i, '"')) => break i,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, '\\')) => value.push('\\'),
+                        Some((_, '"')) => value.push('"'),
+                        Some((_, 'n')) => value.push('\n'),
+                        other => panic!("bad escape {other:?} in {line:?}"),
+                    },
+                    Some((_, c)) => {
+                        assert!(c != '\n', "raw newline in a label value");
+                        value.push(c);
+                    }
+                }
+            };
+            labels.push((key.to_owned(), value));
+            rest = &rest[close + 1..];
+            if let Some(r) = rest.strip_prefix(',') {
+                rest = r;
+            } else {
+                assert!(rest.starts_with('}'), "expected , or }} in {line:?}");
+            }
+        }
+    }
+    let keys: HashSet<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), labels.len(), "a label twice in {line:?}");
+    let value = rest
+        .strip_prefix(' ')
+        .unwrap_or_else(|| panic!("no space before the value in {line:?}"));
+    assert!(!value.contains(' '), "extra field in {line:?}");
+    let value = parse_f64(value).unwrap_or_else(|| panic!("bad value in {line:?}"));
+    Line {
+        name: name.to_owned(),
+        labels,
+        value,
+    }
+}
+
+/// Parses the exposition: HELP and TYPE once per family and before its
+/// samples, every sample of the family's names, `# EOF` last in
+/// OpenMetrics. Returns the families by their TYPE name.
+fn parse_text(text: &str, openmetrics: bool) -> Vec<Family> {
+    assert!(text.is_empty() || text.ends_with('\n'), "final newline");
+    let mut families: Vec<(String, Family)> = Vec::new();
+    let mut declared: HashSet<String> = HashSet::new();
+    let mut eof = false;
+    for line in text.lines() {
+        assert!(!eof, "text after # EOF");
+        if line == "# EOF" {
+            assert!(openmetrics, "# EOF in Prometheus text");
+            eof = true;
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            assert!(valid_name(name), "bad HELP name {name:?}");
+            assert!(declared.insert(name.to_owned()), "family {name} twice");
+            families.push((
+                name.to_owned(),
+                Family {
+                    help: unescape_help(help),
+                    ..Family::default()
+                },
+            ));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE has a type");
+            let (fam, f) = families.last_mut().expect("TYPE after its HELP");
+            assert_eq!(fam, name, "TYPE of another family than its HELP");
+            assert!(
+                f.kind.is_empty() && f.lines.is_empty(),
+                "TYPE twice or late"
+            );
+            assert!(
+                ["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind),
+                "type {kind}"
+            );
+            f.kind = kind.to_owned();
+        } else {
+            assert!(!line.starts_with('#'), "unknown comment {line:?}");
+            let s = parse_sample(line);
+            let (fam, f) = families.last_mut().expect("a sample before any family");
+            let base = if f.kind == "counter" && !openmetrics {
+                fam.strip_suffix("_total")
+                    .expect("counter family ends _total")
+            } else {
+                fam.as_str()
+            };
+            let ok = match f.kind.as_str() {
+                "counter" => s.name == format!("{base}_total"),
+                "gauge" => s.name == base,
+                "summary" => {
+                    s.name == base
+                        || s.name == format!("{base}_sum")
+                        || s.name == format!("{base}_count")
+                }
+                _ => false,
+            };
+            assert!(ok, "sample {} outside family {fam} ({})", s.name, f.kind);
+            f.lines.push(s);
+        }
+    }
+    assert_eq!(eof, openmetrics, "# EOF ends OpenMetrics, only it");
+    families.into_iter().map(|(_, f)| f).collect()
+}
+
+/// The label values of a line without the one label the exporter adds.
+fn values_without(labels: &[(String, String)], extra: &str) -> Vec<String> {
+    let mut v: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| k != extra)
+        .map(|(_, v)| v.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+fn check_text(text: &str, series: &[SeriesSnapshot], openmetrics: bool) {
+    let families = parse_text(text, openmetrics);
+    // Group the snapshots by the family they must land in: HELP is the
+    // original name (" (seconds)" for timers), and the type agrees.
+    let mut by_family: HashMap<usize, Vec<&SeriesSnapshot>> = HashMap::new();
+    for s in series {
+        let help = if s.metric_type == MetricType::Timer {
+            format!("{} (seconds)", s.name)
+        } else {
+            s.name.clone()
+        };
+        let types: &[&str] = match s.metric_type {
+            MetricType::Counter | MetricType::Rate => &["counter"],
+            MetricType::Gauge => &["gauge"],
+            MetricType::Histogram | MetricType::Timer => &["summary", "gauge"],
+        };
+        let i = families
+            .iter()
+            .position(|f| f.help == help && types.contains(&f.kind.as_str()))
+            .unwrap_or_else(|| panic!("no family for {:?} in\n{text}", s.name));
+        by_family.entry(i).or_default().push(s);
+    }
+    for (i, f) in families.iter().enumerate() {
+        let members = by_family.remove(&i).unwrap_or_default();
+        assert!(
+            !members.is_empty() || f.lines.is_empty(),
+            "family {:?} with samples but no series",
+            f.help
+        );
+        let mut want: Vec<(Vec<String>, f64)> = Vec::new();
+        let mut got: Vec<(Vec<String>, f64)> = Vec::new();
+        for s in &members {
+            let mut tv: Vec<String> = s.tags.iter().map(|(_, v)| v.clone()).collect();
+            tv.sort();
+            let v = match s.metric_type {
+                MetricType::Histogram | MetricType::Timer => s.count as f64,
+                _ => s.value,
+            };
+            want.push((tv, v));
+        }
+        for l in &f.lines {
+            let distribution = members.first().is_some_and(|s| {
+                matches!(s.metric_type, MetricType::Histogram | MetricType::Timer)
+            });
+            if !distribution {
+                got.push((values_without(&l.labels, ""), l.value));
+            } else if f.kind == "summary" {
+                if l.name.ends_with("_count") {
+                    got.push((values_without(&l.labels, ""), l.value));
+                } else if !l.name.ends_with("_sum") {
+                    assert!(
+                        l.labels.iter().any(|(k, _)| k == "quantile"),
+                        "quantile line"
+                    );
+                }
+            } else {
+                let stat = l
+                    .labels
+                    .iter()
+                    .find(|(k, _)| k == "statistic")
+                    .expect("a statistic label");
+                if stat.1 == "count" {
+                    got.push((values_without(&l.labels, "statistic"), l.value));
+                }
+            }
+        }
+        let by = |a: &(Vec<String>, f64), b: &(Vec<String>, f64)| {
+            a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
+        };
+        want.sort_by(by);
+        got.sort_by(by);
+        assert_eq!(got, want, "family {:?} ({})", f.help, f.kind);
+    }
+}

@@ -1,0 +1,164 @@
+//! The sample reader and the validation rules.
+
+use arbitrary::Arbitrary;
+use metrics_kit::{Sample, SampleKind, read_samples};
+use metrics_memory::MemoryMetrics;
+use metrics_protocol::validate::{
+    self, MAX_NAME_LEN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, SortedTags,
+};
+
+use crate::shape;
+
+/// JSON lines: line numbers grow, a parsed sample writes back to the same
+/// sample, and recording it never panics.
+pub fn samples(data: &[u8]) {
+    let memory = MemoryMetrics::new();
+    let mut last = 0;
+    for (line, result) in read_samples(data) {
+        assert!(line > last, "line numbers must grow: {line} after {last}");
+        last = line;
+        let Ok(sample) = result else { continue };
+        assert!(sample.value.is_finite(), "JSON has no NaN or infinity");
+        if sample.kind == SampleKind::Timer {
+            assert!(sample.duration().is_ok(), "a parsed timer has a duration");
+        }
+        let text = serde_json::to_string(&sample).expect("a sample serialises");
+        let back = Sample::parse_line(&text).expect("a written sample parses");
+        assert_eq!(back, sample, "sample round trip through {text}");
+        let _ = sample.record_into(&memory);
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct SampleInput {
+    name: String,
+    value: f64,
+    counter: bool,
+    tags: Vec<(String, String)>,
+}
+
+/// The validation rules: what passes obeys every documented limit, what
+/// fails names a rule that is really broken, and tag order never matters.
+pub fn validate(data: &[u8]) {
+    let Some(input) = shape::<SampleInput>(data) else {
+        return;
+    };
+    let tags: Vec<(&str, &str)> = input
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let name_ok = validate::check_name(&input.name).is_ok();
+    assert_eq!(
+        name_ok,
+        !input.name.is_empty()
+            && input.name.len() <= MAX_NAME_LEN
+            && !input.name.chars().any(char::is_control),
+        "check_name({:?})",
+        input.name
+    );
+    let value_ok = if input.counter {
+        validate::check_counter_increment(input.value).is_ok()
+    } else {
+        validate::check_value(input.value).is_ok()
+    };
+    assert_eq!(
+        value_ok,
+        input.value.is_finite() && (!input.counter || input.value >= 0.0),
+        "value {}",
+        input.value
+    );
+    let sorted = SortedTags::new(&tags);
+    match &sorted {
+        Ok(s) => {
+            assert!(tags.len() <= MAX_TAGS);
+            let slice = s.as_slice();
+            assert_eq!(slice.len(), tags.len());
+            assert!(slice.windows(2).all(|w| w[0].0 < w[1].0), "sorted, unique");
+            for (k, v) in &tags {
+                assert!(
+                    !k.is_empty()
+                        && k.len() <= MAX_TAG_KEY_LEN
+                        && v.len() <= MAX_TAG_VALUE_LEN
+                        && !k.chars().any(char::is_control)
+                );
+                assert_eq!(s.get(k), Some(*v), "every tag is found by key");
+            }
+        }
+        Err(reason) => {
+            let bad_tag = tags.iter().any(|(k, v)| validate::check_tag(k, v).is_err());
+            let mut keys: Vec<&str> = tags.iter().map(|(k, _)| *k).collect();
+            keys.sort_unstable();
+            let dup = keys.windows(2).any(|w| w[0] == w[1]);
+            assert!(
+                tags.len() > MAX_TAGS || bad_tag || dup,
+                "rejected for {reason:?} without a broken rule"
+            );
+        }
+    }
+    let whole = validate::check_sample(&input.name, input.value, input.counter, &tags);
+    assert_eq!(whole.is_ok(), name_ok && value_ok && sorted.is_ok());
+    check_permutations(&tags);
+}
+
+/// Tag normalisation: every rotation and the reverse of a tag list give the
+/// same `SortedTags`, or the same error.
+fn check_permutations(tags: &[(&str, &str)]) {
+    let base = SortedTags::new(tags);
+    let mut variants: Vec<Vec<(&str, &str)>> = Vec::new();
+    let mut rev = tags.to_vec();
+    rev.reverse();
+    variants.push(rev);
+    for i in 1..tags.len() {
+        let mut r = tags.to_vec();
+        r.rotate_left(i);
+        variants.push(r);
+    }
+    for v in &variants {
+        let other = SortedTags::new(v);
+        match (&base, &other) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "tag order changed the tags"),
+            (Err(a), Err(b)) => assert_eq!(a, b, "tag order changed the drop reason"),
+            _ => panic!("tag order changed acceptance: {tags:?} vs {v:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct TagOrderInput {
+    tags: Vec<(String, String)>,
+    swaps: Vec<(u8, u8)>,
+    value: u16,
+}
+
+/// Tag normalisation end to end: a counter recorded under one order of its
+/// tags and read back under another is the same series.
+pub fn tag_order(data: &[u8]) {
+    let Some(input) = shape::<TagOrderInput>(data) else {
+        return;
+    };
+    let tags: Vec<(&str, &str)> = input
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut shuffled = tags.clone();
+    if !shuffled.is_empty() {
+        for (a, b) in &input.swaps {
+            let n = shuffled.len();
+            shuffled.swap(usize::from(*a) % n, usize::from(*b) % n);
+        }
+    }
+    check_permutations(&tags);
+    let memory = MemoryMetrics::new();
+    use metrics_protocol::MetricCollector;
+    let v = f64::from(input.value);
+    memory.record_counter("fuzz.tags", v, &tags);
+    memory.record_counter("fuzz.tags", v, &shuffled);
+    let accepted = SortedTags::new(&tags).is_ok();
+    assert_eq!(memory.series_count(), usize::from(accepted), "one series");
+    if accepted {
+        assert_eq!(memory.counter_value("fuzz.tags", &shuffled), Some(2.0 * v));
+        assert_eq!(memory.counter_value("fuzz.tags", &tags), Some(2.0 * v));
+    }
+}
