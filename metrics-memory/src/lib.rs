@@ -125,10 +125,10 @@ mod export;
 mod handles;
 mod query;
 mod registry;
-mod traits;
 mod sketch;
 mod stats;
 mod tracker;
+mod traits;
 mod window;
 
 use std::collections::BTreeMap;

@@ -286,4 +286,3 @@ impl MetricsAggregator for MemoryMetrics {
         Ok(v)
     }
 }
-
