@@ -315,8 +315,9 @@ impl Series {
         st.quantiles.as_ref().map(|q| q.merged(since_ms, now_ms))
     }
 
-    /// Calls `f(start_ms, width_ms, data)` for every bin starting in
-    /// `[since_ms, now_ms]`, live counter slots included.
+    /// Calls `f(start_ms, width_ms, data)` for every bin starting at or
+    /// after `since_ms`, live counter slots included (bins newer than
+    /// `now_ms`, filled before the clock stepped back, count too).
     pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
         let st = self.state.lock();
         st.windows.for_each_since(since_ms, now_ms, &mut f);
@@ -324,7 +325,7 @@ impl Series {
         for slot in &self.slots {
             let epoch = slot.epoch.load(Ordering::Acquire);
             let start = epoch.saturating_mul(self.finest_ms);
-            if epoch != i64::MIN && start >= since_ms.max(oldest) && start <= now_ms {
+            if epoch != i64::MIN && start >= since_ms.max(oldest) {
                 let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);

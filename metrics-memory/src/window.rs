@@ -240,12 +240,14 @@ impl<B: BinData> Windows<B> {
     pub fn for_each_since(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &B)) {
         // A bin is in exactly one ring; one that aged out of its ring but was
         // not cascaded yet (cascading is lazy) still counts, until it is
-        // older than the last ring's retention.
+        // older than the last ring's retention. A bin newer than `now` (the
+        // clock stepped back after it was filled) counts too: what was
+        // recorded is never left out of a window that reaches the present.
         let oldest = now_ms.saturating_sub(self.retention_ms());
         for ring in &self.rings {
             for (idx, data) in &ring.bins {
                 let start = idx * ring.bin_ms;
-                if start >= since_ms && start >= oldest && start <= now_ms {
+                if start >= since_ms && start >= oldest {
                     f(start, ring.bin_ms, data);
                 }
             }
