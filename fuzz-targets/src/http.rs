@@ -9,9 +9,8 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use metrics_agent::{Agent, AgentConfig};
-use metrics_http::{HttpConfig, RangeBin, RangeQueries, RangeRequest, RangeSeries, Source, router};
-use metrics_memory::MemoryMetrics;
-use metrics_protocol::{MetricCollector, MetricsError, SuccessFailureTracker};
+use metrics_http::{HttpConfig, Source, router};
+use metrics_protocol::{MetricCollector, SuccessFailureTracker};
 use tower::ServiceExt;
 
 use crate::shape;
@@ -45,41 +44,6 @@ struct World {
     source: Source,
 }
 
-struct Ranges(Arc<MemoryMetrics>);
-
-impl RangeQueries for Ranges {
-    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
-        let q = metrics_memory::RangeQuery {
-            name: r.name.clone(),
-            tags: r.tags.clone(),
-            start: r.start,
-            end: r.end,
-            step: r.step,
-            group_by: r.group_by.clone(),
-        };
-        Ok(self
-            .0
-            .range_query(&q)?
-            .into_iter()
-            .map(|s| RangeSeries {
-                group: s.group,
-                bins: s
-                    .bins
-                    .into_iter()
-                    .map(|b| RangeBin {
-                        start: b.start,
-                        count: b.count,
-                        sum: b.sum,
-                        min: b.min,
-                        max: b.max,
-                        avg: b.avg,
-                    })
-                    .collect(),
-            })
-            .collect())
-    }
-}
-
 /// One agent (memory backend, no sampler thread) with a little of every
 /// kind recorded, shared by every run.
 fn world() -> Option<&'static World> {
@@ -103,7 +67,8 @@ fn world() -> Option<&'static World> {
             memory.record_timer("db.query", std::time::Duration::from_millis(12), &[]);
             memory.record_success("checkout", &[("region", "eu")]);
             memory.record_failure("checkout", "timeout", &[("region", "eu")]);
-            let source = Source::from_system(Arc::new(agent)).with_ranges(Arc::new(Ranges(memory)));
+            let source = Source::from_system(Arc::new(agent))
+                .with_ranges(Arc::new(metrics_agent::MemoryRanges(memory)));
             Some(World { runtime, source })
         })
         .as_ref()

@@ -38,6 +38,7 @@ pub mod dashboard;
 pub mod export;
 pub mod health;
 mod pool;
+mod ranges;
 mod recorded;
 pub mod stream;
 pub mod system;
@@ -47,6 +48,7 @@ pub use aggregate::{
 };
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
+pub use ranges::MemoryRanges;
 pub use stream::StreamHub;
 pub use system::Agent;
 

@@ -25,8 +25,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use metrics_agent::config::parse_duration;
 use metrics_agent::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
-use metrics_http::{HttpConfig, RangeBin, RangeQueries, RangeRequest, RangeSeries, Source};
-use metrics_memory::MemoryMetrics;
+use metrics_http::{HttpConfig, Source};
 use metrics_protocol::MetricType;
 use metrics_protocol::system::{
     AsyncMetricsSystem, ExportFormat, HealthReport, MetricFilter, MetricsSystem, StreamEvent,
@@ -116,46 +115,6 @@ fn listen_choice(
     })
 }
 
-/// `/api/v1/query_range` from the memory backend's binned history (the
-/// protocol has no range query of its own).
-struct MemoryRanges(Arc<MemoryMetrics>);
-
-impl RangeQueries for MemoryRanges {
-    fn query_range(
-        &self,
-        r: &RangeRequest,
-    ) -> Result<Vec<RangeSeries>, metrics_protocol::MetricsError> {
-        let q = metrics_memory::RangeQuery {
-            name: r.name.clone(),
-            tags: r.tags.clone(),
-            start: r.start,
-            end: r.end,
-            step: r.step,
-            group_by: r.group_by.clone(),
-        };
-        Ok(self
-            .0
-            .range_query(&q)?
-            .into_iter()
-            .map(|s| RangeSeries {
-                group: s.group,
-                bins: s
-                    .bins
-                    .into_iter()
-                    .map(|b| RangeBin {
-                        start: b.start,
-                        count: b.count,
-                        sum: b.sum,
-                        min: b.min,
-                        max: b.max,
-                        avg: b.avg,
-                    })
-                    .collect(),
-            })
-            .collect())
-    }
-}
-
 /// Starts the HTTP server. A busy default port is a warning (the run goes
 /// on without HTTP); an address the user chose that cannot be bound is an
 /// error, before anything is recorded.
@@ -174,7 +133,7 @@ fn start_http(
     }
     let mut source = Source::from_system(Arc::new(agent.clone()));
     if let Some(memory) = agent.memory() {
-        source = source.with_ranges(Arc::new(MemoryRanges(memory.clone())));
+        source = source.with_ranges(Arc::new(metrics_agent::MemoryRanges(memory.clone())));
     }
     match metrics_http::Server::start(addr, source, config) {
         Ok(server) => Ok(Some(server)),
