@@ -6,12 +6,16 @@
 # directory, not the repository. A crash fails the step and leaves the input
 # in fuzz/artifacts/<target>/: fix the bug, then commit the input under
 # fuzz/corpus/<target>/ so `cargo test` replays it for ever.
+# CI runs from a fixed seed (FUZZ_SEED, default 1) so that a run is
+# repeatable: the same commit explores the same inputs. Exploring further is
+# FUZZ_SEED=0 (libFuzzer picks one) and a longer FUZZ_SECONDS.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT/fuzz"
 
 SECONDS_EACH=${FUZZ_SECONDS:-45}
 JOBS=${FUZZ_JOBS:-2}
+SEED=${FUZZ_SEED:-1}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     log "installing cargo-fuzz"
@@ -29,7 +33,7 @@ run_one() {
     local t=$1
     mkdir -p "$work/corpus/$t"
     cargo fuzz run "$t" --sanitizer none -O "$work/corpus/$t" "corpus/$t" -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=20 \
+        -max_total_time="$SECONDS_EACH" -seed="$SEED" -rss_limit_mb=2048 -timeout=20 \
         >"$work/$t.log" 2>&1
 }
 i=0

@@ -419,53 +419,48 @@ fn values_without(labels: &[(String, String)], extra: &str) -> Vec<String> {
     v
 }
 
-fn check_text(text: &str, series: &[SeriesSnapshot], openmetrics: bool) {
-    let families = parse_text(text, openmetrics);
-    // Group the snapshots by the family they must land in: HELP is the
-    // original name (" (seconds)" for timers), and the type agrees.
-    let mut by_family: HashMap<usize, Vec<&SeriesSnapshot>> = HashMap::new();
-    for s in series {
-        let help = if s.metric_type == MetricType::Timer {
-            format!("{} (seconds)", s.name)
-        } else {
-            s.name.clone()
-        };
-        let types: &[&str] = match s.metric_type {
-            MetricType::Counter | MetricType::Rate => &["counter"],
-            MetricType::Gauge => &["gauge"],
-            MetricType::Histogram | MetricType::Timer => &["summary", "gauge"],
-        };
-        let i = families
+/// What a family or a series is, as far as the text shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Class {
+    Counter,
+    Gauge,
+    /// A histogram or timer: a summary, or gauges with a `statistic` label.
+    Distribution,
+}
+
+fn class_of_family(f: &Family) -> Class {
+    match f.kind.as_str() {
+        "counter" => Class::Counter,
+        "summary" => Class::Distribution,
+        // Tags named `statistic` are renamed by the exporter, so the label
+        // marks a distribution exported as gauges.
+        _ if f
+            .lines
             .iter()
-            .position(|f| f.help == help && types.contains(&f.kind.as_str()))
-            .unwrap_or_else(|| panic!("no family for {:?} in\n{text}", s.name));
-        by_family.entry(i).or_default().push(s);
-    }
-    for (i, f) in families.iter().enumerate() {
-        let members = by_family.remove(&i).unwrap_or_default();
-        assert!(
-            !members.is_empty() || f.lines.is_empty(),
-            "family {:?} with samples but no series",
-            f.help
-        );
-        let mut want: Vec<(Vec<String>, f64)> = Vec::new();
-        let mut got: Vec<(Vec<String>, f64)> = Vec::new();
-        for s in &members {
-            let mut tv: Vec<String> = s.tags.iter().map(|(_, v)| v.clone()).collect();
-            tv.sort();
-            let v = match s.metric_type {
-                MetricType::Histogram | MetricType::Timer => s.count as f64,
-                _ => s.value,
-            };
-            want.push((tv, v));
+            .any(|l| l.labels.iter().any(|(k, _)| k == "statistic")) =>
+        {
+            Class::Distribution
         }
-        for l in &f.lines {
-            let distribution = members.first().is_some_and(|s| {
-                matches!(s.metric_type, MetricType::Histogram | MetricType::Timer)
-            });
-            if !distribution {
-                got.push((values_without(&l.labels, ""), l.value));
-            } else if f.kind == "summary" {
+        _ => Class::Gauge,
+    }
+}
+
+fn class_of_series(s: &SeriesSnapshot) -> Class {
+    match s.metric_type {
+        MetricType::Counter | MetricType::Rate => Class::Counter,
+        MetricType::Gauge => Class::Gauge,
+        MetricType::Histogram | MetricType::Timer => Class::Distribution,
+    }
+}
+
+/// The (label values, value) rows a family shows for its series: the value
+/// of counters and gauges, the count of distributions.
+fn family_rows(f: &Family, class: Class) -> Vec<(Vec<String>, f64)> {
+    let mut got = Vec::new();
+    for l in &f.lines {
+        match class {
+            Class::Counter | Class::Gauge => got.push((values_without(&l.labels, ""), l.value)),
+            Class::Distribution if f.kind == "summary" => {
                 if l.name.ends_with("_count") {
                     got.push((values_without(&l.labels, ""), l.value));
                 } else if !l.name.ends_with("_sum") {
@@ -474,7 +469,8 @@ fn check_text(text: &str, series: &[SeriesSnapshot], openmetrics: bool) {
                         "quantile line"
                     );
                 }
-            } else {
+            }
+            Class::Distribution => {
                 let stat = l
                     .labels
                     .iter()
@@ -485,11 +481,62 @@ fn check_text(text: &str, series: &[SeriesSnapshot], openmetrics: bool) {
                 }
             }
         }
-        let by = |a: &(Vec<String>, f64), b: &(Vec<String>, f64)| {
-            a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
+    }
+    got
+}
+
+fn check_text(text: &str, series: &[SeriesSnapshot], openmetrics: bool) {
+    let families = parse_text(text, openmetrics);
+    // HELP is the original name (" (seconds)" added for timers), so it does
+    // not name one family: a timer `x` and a histogram `x (seconds)` share
+    // it. Compare by (HELP, class): the rows of every family with that key
+    // together against the series with that key.
+    type Rows = Vec<(Vec<String>, f64)>;
+    let mut want: HashMap<(String, Class), Rows> = HashMap::new();
+    for s in series {
+        let help = if s.metric_type == MetricType::Timer {
+            format!("{} (seconds)", s.name)
+        } else {
+            s.name.clone()
         };
-        want.sort_by(by);
-        got.sort_by(by);
-        assert_eq!(got, want, "family {:?} ({})", f.help, f.kind);
+        let mut tv: Vec<String> = s.tags.iter().map(|(_, v)| v.clone()).collect();
+        tv.sort();
+        let class = class_of_series(s);
+        let v = match class {
+            Class::Distribution => s.count as f64,
+            _ => s.value,
+        };
+        want.entry((help, class)).or_default().push((tv, v));
+    }
+    let mut got: HashMap<(String, Class), Rows> = HashMap::new();
+    for f in &families {
+        let class = class_of_family(f);
+        let rows = family_rows(f, class);
+        assert!(!rows.is_empty(), "family {:?} without series", f.help);
+        got.entry((f.help.clone(), class)).or_default().extend(rows);
+    }
+    let by =
+        |a: &(Vec<String>, f64), b: &(Vec<String>, f64)| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1));
+    for rows in want.values_mut().chain(got.values_mut()) {
+        rows.sort_by(by);
+    }
+    let mut keys: Vec<&(String, Class)> = want.keys().chain(got.keys()).collect();
+    keys.sort_by(|a, b| (&a.0, a.1 as u8).cmp(&(&b.0, b.1 as u8)));
+    keys.dedup();
+    for k in keys {
+        let (g, w) = (got.get(k), want.get(k));
+        assert!(
+            w.is_some(),
+            "family {:?} ({:?}) with samples but no series in\n{text}",
+            k.0,
+            k.1
+        );
+        assert!(
+            g.is_some(),
+            "no family for {:?} ({:?}) in\n{text}",
+            k.0,
+            k.1
+        );
+        assert_eq!(g, w, "family {:?} ({:?})", k.0, k.1);
     }
 }
