@@ -80,15 +80,12 @@ impl ResponseCache {
     }
 }
 
-/// A pseudo-random source (xorshift), seeded per worker.
-struct Rng(u64);
+/// A pseudo-random source, seeded per worker so runs repeat.
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        self.0.f64()
     }
 }
 
@@ -142,8 +139,7 @@ pub fn start(n: usize, metrics: Metrics, stop: Arc<AtomicBool>) -> Vec<JoinHandl
         .map(|i| {
             let (metrics, cache, stop) = (metrics.clone(), cache.clone(), stop.clone());
             std::thread::spawn(move || {
-                let seed = (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
+                let mut rng = Rng(fastrand::Rng::with_seed(i as u64 + 1));
                 let jobs = metrics.counter("jobs.processed", &[("worker", &i.to_string())]);
                 while !stop.load(Ordering::Relaxed) {
                     let route = routes[(rng.next() * routes.len() as f64) as usize % routes.len()];
