@@ -123,6 +123,7 @@ mod clock;
 mod config;
 mod export;
 mod handles;
+mod history;
 mod query;
 mod registry;
 mod sketch;
@@ -147,6 +148,7 @@ use metrics_protocol::{
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
+pub use history::SealedBin;
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use window::WindowSpec;

@@ -953,6 +953,46 @@ impl QuantileSketch {
         self.sketch.count()
     }
 
+    /// An empty sketch at window accuracy ([`WINDOW_ACCURACY`]), the
+    /// accuracy of the bins' sketches ([`SealedBin::sketch`](crate::SealedBin::sketch)):
+    /// the one to merge them into with [`merge_bin`](Self::merge_bin).
+    pub fn windowed() -> Self {
+        QuantileSketch {
+            sketch: Sketch::new(1),
+            min: 0.0,
+            max: 0.0,
+        }
+    }
+
+    /// Adds the samples of one bin: its sketch encoding and its exact min
+    /// and max. Returns `false`, adding nothing, when the bytes do not
+    /// decode or this sketch is not [`windowed`](Self::windowed).
+    pub fn merge_bin(&mut self, encoding: &[u8], min: f64, max: f64) -> bool {
+        let mut bin = Sketch::new(1);
+        if self.sketch.level != 1 || !bin.merge_encoded(encoding) || bin.count() == 0 {
+            return false;
+        }
+        if self.sketch.count() == 0 {
+            (self.min, self.max) = (min, max);
+        } else {
+            self.min = self.min.min(min);
+            self.max = self.max.max(max);
+        }
+        self.sketch.merge(&bin);
+        true
+    }
+
+    /// Appends the compact encoding of a [`windowed`](Self::windowed)
+    /// sketch to `out` (what [`merge_bin`](Self::merge_bin) reads back, min
+    /// and max aside); `false`, appending nothing, for any other sketch.
+    pub fn encode_bin(&self, out: &mut Vec<u8>) -> bool {
+        if self.sketch.level != 1 {
+            return false;
+        }
+        self.sketch.encode(out);
+        true
+    }
+
     /// The nearest-rank `q`-quantile (0 ≤ q ≤ 1), within the relative
     /// accuracy and between the exact min and max; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
