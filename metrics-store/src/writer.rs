@@ -134,11 +134,13 @@ impl HistoryWriter {
         });
         let handle = runtime.handle().clone();
         let sh = shared.clone();
+        // History starts at the open bin when the writer starts (not when
+        // its thread first runs).
+        let finest = memory.finest_bin_ms().max(1);
+        let mut watermark = now_ms(&memory).div_euclid(finest) * finest;
         let thread = std::thread::Builder::new()
             .name("metrics-store-writer".into())
             .spawn(move || {
-                let mut watermark = memory.finest_bin_ms().max(1);
-                watermark *= now_ms(&memory).div_euclid(watermark);
                 loop {
                     let task =
                         handle.spawn(run(memory.clone(), config.clone(), sh.clone(), watermark));
@@ -152,8 +154,7 @@ impl HistoryWriter {
                             }
                             // The bins between the last watermark and now
                             // are lost; restart from the present.
-                            let f = memory.finest_bin_ms().max(1);
-                            watermark = now_ms(&memory).div_euclid(f) * f;
+                            watermark = now_ms(&memory).div_euclid(finest) * finest;
                             std::thread::sleep(Duration::from_secs(1));
                         }
                     }
@@ -289,7 +290,7 @@ async fn run(
             Some(s) => Some(s),
             None if stopping || Instant::now() >= next_connect => {
                 match tokio::time::timeout(
-                    Duration::from_secs(15),
+                    Duration::from_secs(if stopping { 5 } else { 15 }),
                     Store::open(&config.url, &config.instance),
                 )
                 .await
