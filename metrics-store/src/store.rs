@@ -287,7 +287,7 @@ impl Store {
                 })?;
                 let pool = PgPoolOptions::new()
                     .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(Duration::from_secs(5))
                     .connect_with(opts)
                     .await?;
                 Migrator::new(Embedded(POSTGRES_MIGRATIONS))

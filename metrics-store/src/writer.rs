@@ -95,8 +95,11 @@ struct Shared {
 /// defaults, the last 20 seconds.
 pub struct HistoryWriter {
     shared: Arc<Shared>,
-    runtime: Option<tokio::runtime::Runtime>,
-    thread: Option<JoinHandle<()>>,
+    handle: tokio::runtime::Handle,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stopped: AtomicBool,
+    started_ms: i64,
 }
 
 impl std::fmt::Debug for HistoryWriter {
@@ -137,7 +140,8 @@ impl HistoryWriter {
         // History starts at the open bin when the writer starts (not when
         // its thread first runs).
         let finest = memory.finest_bin_ms().max(1);
-        let mut watermark = now_ms(&memory).div_euclid(finest) * finest;
+        let start_watermark = now_ms(&memory).div_euclid(finest) * finest;
+        let mut watermark = start_watermark;
         let thread = std::thread::Builder::new()
             .name("metrics-store-writer".into())
             .spawn(move || {
@@ -163,8 +167,11 @@ impl HistoryWriter {
             .map_err(|e| StoreError::Runtime(e.to_string()))?;
         Ok(HistoryWriter {
             shared,
-            runtime: Some(runtime),
-            thread: Some(thread),
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            thread: Mutex::new(Some(thread)),
+            stopped: AtomicBool::new(false),
+            started_ms: start_watermark,
         })
     }
 
@@ -180,27 +187,37 @@ impl HistoryWriter {
         self.shared.store.lock().clone()
     }
 
+    /// Where this writer's history starts: the start of the finest bin
+    /// open when it was started (ms since the epoch). Bins before it come
+    /// from earlier runs (or other instances).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
     /// Runs `f` on the writer's runtime and waits for it: how synchronous
-    /// code (an HTTP handler's blocking thread) queries the store. Must not
-    /// be called from inside an async task.
+    /// code (an HTTP handler's blocking thread) queries the store. `None`
+    /// after shutdown. Must not be called from inside an async task.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
-        self.runtime.as_ref().map(|r| r.handle().block_on(f))
+        if self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.handle.block_on(f))
     }
 
-    /// Writes everything recorded so far (the open bin included) and stops.
-    pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
+    /// Writes everything recorded so far (the open bin included) and stops;
+    /// later calls do nothing.
+    pub fn shutdown(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.shared.stop.store(true, Ordering::Release);
         self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.thread.lock().take() {
             if t.join().is_err() {
                 tracing::error!("history writer thread panicked at shutdown");
             }
         }
-        if let Some(rt) = self.runtime.take() {
+        if let Some(rt) = self.runtime.lock().take() {
             rt.shutdown_timeout(Duration::from_secs(5));
         }
     }
@@ -208,7 +225,7 @@ impl HistoryWriter {
 
 impl Drop for HistoryWriter {
     fn drop(&mut self) {
-        self.stop_and_join();
+        self.shutdown();
     }
 }
 

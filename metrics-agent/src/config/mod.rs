@@ -256,6 +256,11 @@ pub struct AgentConfig {
     /// Where the main program serves HTTP (`127.0.0.1:9464` when unset;
     /// `off` for nowhere). `METRICS_LISTEN` and `--listen` override it.
     pub listen: Option<String>,
+    /// Where the in-memory backend's history is kept across restarts:
+    /// `sqlite://PATH`, a plain path, `postgres://...`, or `off`
+    /// (`metrics-data/` under the working directory when unset).
+    /// `METRICS_STORE` and `--store` override it.
+    pub store: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -272,6 +277,7 @@ impl Default for AgentConfig {
             memory: MemoryConfig::default(),
             aggregations: Vec::new(),
             listen: None,
+            store: None,
         }
     }
 }
@@ -331,6 +337,9 @@ impl AgentConfig {
         for (i, a) in self.aggregations.iter().enumerate() {
             a.spec(&format!("aggregations[{i}]"))?;
         }
+        if let Some(s) = &self.store {
+            store_url("store", s)?;
+        }
         Ok(())
     }
 
@@ -362,6 +371,20 @@ impl AgentConfig {
         }
         Ok(m)
     }
+}
+
+/// The store URL `value` (from `source`: `store`, `METRICS_STORE`,
+/// `--store`); a configuration error naming both when it does not parse.
+pub fn store_url(source: &str, value: &str) -> Result<metrics_store::StoreUrl, MetricsError> {
+    value
+        .parse()
+        .map_err(|e: metrics_store::StoreError| match e {
+            // The URL as the store shows it: without its password.
+            metrics_store::StoreError::Url { url, reason } => {
+                MetricsError::config(source, url, reason)
+            }
+            e => MetricsError::config(source, value, e.to_string()),
+        })
 }
 
 /// `e` with its field path under `section` (`statsd.addr`), when it names a field.
