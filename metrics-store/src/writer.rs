@@ -263,7 +263,7 @@ async fn flush(store: &Store, shared: &Shared) -> Result<(), StoreError> {
         return Ok(());
     }
     store.write(&batch).await?;
-    shared.pending.lock().drain(..batch.len().min(usize::MAX));
+    shared.pending.lock().drain(..batch.len());
     let mut st = shared.status.lock();
     st.written += batch.len() as u64;
     st.flushes += 1;
