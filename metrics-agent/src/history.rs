@@ -227,4 +227,77 @@ mod tests {
         assert_eq!(o.status, HealthStatus::Unhealthy);
         assert!(o.message.unwrap().contains("refused"));
     }
+
+    /// Two runs of a program on one store, the second asked about both:
+    /// the first run's bins come from the store, the second's from memory.
+    #[test]
+    fn a_range_across_a_restart_returns_both_halves() {
+        use metrics_memory::{ManualClock, MemoryConfig};
+        use metrics_protocol::MetricCollector;
+        use metrics_store::{StoreUrl, WriterConfig};
+
+        let dir =
+            std::env::temp_dir().join(format!("metrics-agent-history-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+        let t0 = 1_800_000_000_000;
+        let run = |at: i64| {
+            let clock = Arc::new(ManualClock::new(at));
+            let m = Arc::new(
+                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
+            );
+            let w =
+                HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), "host")).unwrap();
+            (clock, m, Arc::new(w))
+        };
+        // The first run: 1 + 2 in its first bin, 4 in the next, then stops.
+        let (clock, m, w) = run(t0);
+        m.record_counter("jobs", 1.0, &[("q", "a")]);
+        m.record_counter("jobs", 2.0, &[("q", "b")]);
+        m.record_counter("retired", 1.0, &[]);
+        clock.advance(Duration::from_secs(10));
+        m.record_counter("jobs", 4.0, &[("q", "a")]);
+        w.shutdown();
+        assert_eq!(w.status().written, 4, "{:?}", w.status());
+
+        // The second run, an hour later.
+        let (clock, m, w) = run(t0 + 3_600_000);
+        m.record_counter("jobs", 8.0, &[("q", "a")]);
+        clock.advance(Duration::from_secs(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while w.store().is_none() {
+            assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ranges = HistoryRanges::new(m, w.clone());
+        let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+        let mut r = RangeRequest {
+            name: "jobs".into(),
+            tags: vec![],
+            start: at(t0),
+            end: at(t0 + 2 * 3_600_000),
+            step: Duration::from_secs(3600),
+            group_by: None,
+        };
+        let got = ranges.query_range(&r).unwrap();
+        let sums: Vec<(DateTime<Utc>, f64)> =
+            got[0].bins.iter().map(|b| (b.start, b.sum)).collect();
+        assert_eq!(sums, vec![(at(t0), 7.0), (at(t0 + 3_600_000), 8.0)]);
+        // Tag containment and grouping reach the stored half too.
+        r.tags = vec![("q".into(), "a".into())];
+        r.group_by = Some("q".into());
+        let got = ranges.query_range(&r).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].group.as_deref(), Some("a"));
+        let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
+        assert_eq!(sums, vec![5.0, 8.0]);
+        // A name only the store knows.
+        r.name = "retired".into();
+        (r.tags, r.group_by) = (vec![], None);
+        let got = ranges.query_range(&r).unwrap();
+        assert_eq!(got[0].bins.len(), 1);
+        assert_eq!(got[0].bins[0].sum, 1.0);
+        w.shutdown();
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -61,7 +61,10 @@ fn a_bad_store_url_exits_2_naming_it_and_a_corrupt_file_is_left_alone() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--store = `mysql://db/metrics`"), "{stderr}");
+    assert!(
+        stderr.contains("--store = `mysql://db/metrics`"),
+        "{stderr}"
+    );
 
     // A file that is not a database: the run goes on, health says why, and
     // the file is untouched.
@@ -75,7 +78,11 @@ fn a_bad_store_url_exits_2_naming_it_and_a_corrupt_file_is_left_alone() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         stdout.contains("corrupt history database notes.sqlite"),
         "{stdout}"

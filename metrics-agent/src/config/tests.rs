@@ -345,3 +345,21 @@ fn a_bad_statsd_address_names_the_variable_or_the_field() {
         .unwrap_err();
     assert_eq!(field_and_value(e), ("statsd.addr".into(), "nope".into()));
 }
+
+#[test]
+fn the_store_url_is_checked_and_named() {
+    let c = AgentConfig::from_toml_str("store = \"postgres://me@127.0.0.1/m\"").unwrap();
+    assert_eq!(c.store.as_deref(), Some("postgres://me@127.0.0.1/m"));
+    c.validate().unwrap();
+    for bad in ["mysql://h/db", ""] {
+        let c = AgentConfig {
+            store: Some(bad.into()),
+            ..AgentConfig::default()
+        };
+        assert_eq!(field_and_value(c.validate().unwrap_err()).0, "store");
+    }
+    // A password is not repeated in the error.
+    let (_, value) =
+        field_and_value(store_url("METRICS_STORE", "postgres://u:pw@h:x/db").unwrap_err());
+    assert_eq!(value, "postgres://u:***@h:x/db");
+}
