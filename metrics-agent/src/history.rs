@@ -34,9 +34,10 @@ impl HistoryRanges {
         HistoryRanges { memory, writer }
     }
 
-    /// The first instant memory answers for: bins before it come from the
-    /// store. Memory holds what was recorded since the writer started,
-    /// back to its retention.
+    /// The first instant memory answers for (its retention): this run's
+    /// rows from then on come from memory, everything else (earlier runs,
+    /// even one that stopped within the current bin, and what aged out of
+    /// memory) from the store.
     fn memory_since_ms(&self) -> i64 {
         let retention = self
             .memory
@@ -44,9 +45,7 @@ impl HistoryRanges {
             .windows
             .last()
             .map_or(0, |w| w.span.as_millis() as i64);
-        self.writer
-            .started_ms()
-            .max(self.memory.clock_ms().saturating_sub(retention))
+        self.memory.clock_ms().saturating_sub(retention)
     }
 
     fn stored(&self, r: &RangeRequest) -> Vec<RangeSeries> {
@@ -61,7 +60,8 @@ impl HistoryRanges {
             step_ms: r.step.as_millis() as i64,
             group_by: r.group_by.clone(),
             instances: Some(vec![store.instance().to_owned()]),
-            before_ms: Some(self.memory_since_ms()),
+            before_ms: None,
+            skip_run_since: Some((self.writer.run().to_owned(), self.memory_since_ms())),
         };
         let answer = self
             .writer
@@ -260,8 +260,9 @@ mod tests {
         w.shutdown();
         assert_eq!(w.status().written, 4, "{:?}", w.status());
 
-        // The second run, an hour later.
-        let (clock, m, w) = run(t0 + 3_600_000);
+        // The second run starts 3 s later, within the bin the first one
+        // stopped in, and records into it.
+        let (clock, m, w) = run(t0 + 13_000);
         m.record_counter("jobs", 8.0, &[("q", "a")]);
         clock.advance(Duration::from_secs(10));
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -275,14 +276,14 @@ mod tests {
             name: "jobs".into(),
             tags: vec![],
             start: at(t0),
-            end: at(t0 + 2 * 3_600_000),
-            step: Duration::from_secs(3600),
+            end: at(t0 + 60_000),
+            step: Duration::from_secs(10),
             group_by: None,
         };
         let got = ranges.query_range(&r).unwrap();
         let sums: Vec<(DateTime<Utc>, f64)> =
             got[0].bins.iter().map(|b| (b.start, b.sum)).collect();
-        assert_eq!(sums, vec![(at(t0), 7.0), (at(t0 + 3_600_000), 8.0)]);
+        assert_eq!(sums, vec![(at(t0), 3.0), (at(t0 + 10_000), 12.0)]);
         // Tag containment and grouping reach the stored half too.
         r.tags = vec![("q".into(), "a".into())];
         r.group_by = Some("q".into());
@@ -290,7 +291,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].group.as_deref(), Some("a"));
         let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
-        assert_eq!(sums, vec![5.0, 8.0]);
+        assert_eq!(sums, vec![1.0, 12.0]);
         // A name only the store knows.
         r.name = "retired".into();
         (r.tags, r.group_by) = (vec![], None);

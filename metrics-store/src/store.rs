@@ -16,7 +16,7 @@ use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use crate::StoreError;
 use crate::url::{StoreUrl, redact};
 
-/// Rows per `INSERT` statement (11 parameters each: within SQLite's and
+/// Rows per `INSERT` statement (12 parameters each: within SQLite's and
 /// PostgreSQL's parameter limits).
 const ROWS_PER_INSERT: usize = 500;
 
@@ -76,6 +76,10 @@ pub struct HistoryQuery {
     /// Only bins starting before this instant (ms), where a caller answers
     /// newer ones from memory.
     pub before_ms: Option<i64>,
+    /// Leaves out the rows of this run ([`Store::run`]) starting at or
+    /// after this instant (ms): what a running program answers from memory.
+    /// Rows of its earlier runs (a restart within one bin included) stay.
+    pub skip_run_since: Option<(String, i64)>,
 }
 
 /// One step of a [`HistorySeries`].
@@ -132,6 +136,7 @@ enum Db {
 pub struct Store {
     db: Db,
     instance: String,
+    run: String,
     url: String,
 }
 
@@ -231,6 +236,7 @@ fn kind_name(k: MetricType) -> &'static str {
 /// One row as read back.
 struct RowData {
     instance: String,
+    run: String,
     name: String,
     tags: String,
     kind: String,
@@ -253,20 +259,22 @@ where
 {
     Ok(RowData {
         instance: r.try_get(0)?,
-        name: r.try_get(1)?,
-        tags: r.try_get(2)?,
-        kind: r.try_get(3)?,
-        ring_ms: r.try_get(4)?,
-        start_ms: r.try_get(5)?,
-        count: r.try_get(6)?,
-        sum: r.try_get(7)?,
-        min: r.try_get(8)?,
-        max: r.try_get(9)?,
-        sketch: r.try_get(10)?,
+        run: r.try_get(1)?,
+        name: r.try_get(2)?,
+        tags: r.try_get(3)?,
+        kind: r.try_get(4)?,
+        ring_ms: r.try_get(5)?,
+        start_ms: r.try_get(6)?,
+        count: r.try_get(7)?,
+        sum: r.try_get(8)?,
+        min: r.try_get(9)?,
+        max: r.try_get(10)?,
+        sketch: r.try_get(11)?,
     })
 }
 
-const COLUMNS: &str = "instance, name, tags, kind, ring_ms, start_ms, count, sum, min, max, sketch";
+const COLUMNS: &str =
+    "instance, run, name, tags, kind, ring_ms, start_ms, count, sum, min, max, sketch";
 
 impl Store {
     /// Opens (creating if needed) the store at `url` and brings its schema
@@ -297,9 +305,13 @@ impl Store {
                 Db::Postgres(pool)
             }
         };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Ok(Store {
             db,
             instance: instance.to_owned(),
+            run: format!("{}-{nanos:x}", std::process::id()),
             url: url.to_string(),
         })
     }
@@ -353,6 +365,18 @@ impl Store {
         &self.instance
     }
 
+    /// This run's id, written in every row beside the instance (by
+    /// default the process id and the time the store was opened).
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Writes the following rows under run `run` (a writer keeps one id
+    /// across reconnections).
+    pub fn set_run(&mut self, run: impl Into<String>) {
+        self.run = run.into();
+    }
+
     /// The store's URL, password hidden.
     pub fn url(&self) -> &str {
         &self.url
@@ -389,6 +413,7 @@ impl Store {
                         QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
                     q.push_values(chunk, |mut r, (tags, b)| {
                         r.push_bind(self.instance.clone())
+                            .push_bind(self.run.clone())
                             .push_bind(b.name.clone())
                             .push_bind(tags.clone())
                             .push_bind(kind_name(b.kind))
@@ -411,6 +436,7 @@ impl Store {
                         QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
                     q.push_values(chunk, |mut r, (tags, b)| {
                         r.push_bind(self.instance.clone())
+                            .push_bind(self.run.clone())
                             .push_bind(b.name.clone())
                             .push_bind(tags.clone())
                             .push_unseparated("::jsonb")
@@ -443,6 +469,13 @@ impl Store {
                 b.push(" AND start_ms + ring_ms <= ").push_bind(q.end_ms);
                 if let Some(before) = q.before_ms {
                     b.push(" AND start_ms < ").push_bind(before);
+                }
+                if let Some((run, since)) = &q.skip_run_since {
+                    b.push(" AND NOT (run = ")
+                        .push_bind(run.clone())
+                        .push(" AND start_ms >= ")
+                        .push_bind(*since)
+                        .push(")");
                 }
                 if let Some(inst) = &q.instances {
                     if inst.is_empty() {
@@ -638,6 +671,7 @@ impl Store {
                         QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
                     q.push_values(chunk, |mut r, m| {
                         r.push_bind(m.instance.clone())
+                            .push_bind(m.run.clone())
                             .push_bind(m.name.clone())
                             .push_bind(m.tags.clone())
                             .push_bind(m.kind.clone())
@@ -661,6 +695,7 @@ impl Store {
                         QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
                     q.push_values(chunk, |mut r, m| {
                         r.push_bind(m.instance.clone())
+                            .push_bind(m.run.clone())
                             .push_bind(m.name.clone())
                             .push_bind(m.tags.clone())
                             .push_unseparated("::jsonb")
@@ -701,17 +736,16 @@ impl Store {
 }
 
 /// Columns as read: PostgreSQL's JSONB tags as text.
-const COLUMNS_READ: &str =
-    "instance, name, CAST(tags AS TEXT), kind, ring_ms, start_ms, count, sum, min, max, sketch";
+const COLUMNS_READ: &str = "instance, run, name, CAST(tags AS TEXT), kind, ring_ms, start_ms, count, sum, min, max, sketch";
 
-/// Rows merged per (instance, name, tags, kind, coarse bin).
+/// Rows merged per (instance, run, name, tags, kind, coarse bin).
 fn merge_rows(rows: Vec<RowData>, coarse_ms: i64) -> Vec<RowData> {
-    type Key = (String, String, String, String, i64);
+    type Key = (String, String, String, String, String, i64);
     let mut acc: BTreeMap<Key, (HistoryBin, bool)> = BTreeMap::new();
     for r in rows {
         let start = r.start_ms.div_euclid(coarse_ms) * coarse_ms;
         let (bin, has_sketch) = acc
-            .entry((r.instance, r.name, r.tags, r.kind, start))
+            .entry((r.instance, r.run, r.name, r.tags, r.kind, start))
             .or_insert_with(|| {
                 (
                     HistoryBin {
@@ -739,13 +773,14 @@ fn merge_rows(rows: Vec<RowData>, coarse_ms: i64) -> Vec<RowData> {
     }
     acc.into_iter()
         .map(
-            |((instance, name, tags, kind, start_ms), (b, has_sketch))| {
+            |((instance, run, name, tags, kind, start_ms), (b, has_sketch))| {
                 let sketch = b.quantiles.as_ref().filter(|_| has_sketch).and_then(|q| {
                     let mut out = Vec::new();
                     q.encode_bin(&mut out).then_some(out)
                 });
                 RowData {
                     instance,
+                    run,
                     name,
                     tags,
                     kind,

@@ -76,6 +76,8 @@ struct Shared {
     store: Mutex<Option<Store>>,
     stop: AtomicBool,
     wake: Notify,
+    /// This writer's run id, kept across reconnections.
+    run: String,
 }
 
 /// Moves the memory backend's sealed bins into a store in the background.
@@ -134,6 +136,13 @@ impl HistoryWriter {
             store: Mutex::new(None),
             stop: AtomicBool::new(false),
             wake: Notify::new(),
+            run: format!(
+                "{}-{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
         });
         let handle = runtime.handle().clone();
         let sh = shared.clone();
@@ -185,6 +194,12 @@ impl HistoryWriter {
     /// The store once connected, for queries.
     pub fn store(&self) -> Option<Store> {
         self.shared.store.lock().clone()
+    }
+
+    /// The run id in the rows this writer writes (see
+    /// [`HistoryQuery::skip_run_since`](crate::HistoryQuery::skip_run_since)).
+    pub fn run(&self) -> &str {
+        &self.shared.run
     }
 
     /// Where this writer's history starts: the start of the finest bin
@@ -312,7 +327,8 @@ async fn run(
                 )
                 .await
                 {
-                    Ok(Ok(s)) => {
+                    Ok(Ok(mut s)) => {
+                        s.set_run(shared.run.clone());
                         tracing::info!(url = %s.url(), "history store connected");
                         *shared.store.lock() = Some(s.clone());
                         Some(s)

@@ -1,8 +1,10 @@
 -- One row per persisted bin of one series, written by one instance.
 -- Rows are only appended (a bin written at shutdown and the rest of it
--- after the restart are two rows); queries merge them.
+-- after the restart are two rows); queries merge them. `run` tells the
+-- runs of one instance apart.
 CREATE TABLE bins (
     instance TEXT    NOT NULL,
+    run      TEXT    NOT NULL,
     name     TEXT    NOT NULL,
     tags     TEXT    NOT NULL CHECK (json_valid(tags)),
     kind     TEXT    NOT NULL,
