@@ -46,8 +46,11 @@
 //! - [`Store`]: one code path (sqlx) over SQLite and PostgreSQL, schema
 //!   versioned by embedded migrations per dialect (a store written by an
 //!   older version is migrated when opened). One `bins` table: instance,
-//!   name, tags (JSON text on SQLite, JSONB on PostgreSQL), kind, ring
-//!   (bin width), bin start, count, sum, min, max and the bin's sketch.
+//!   run (of that instance), name, tags (JSON text on SQLite, JSONB on
+//!   PostgreSQL), kind, ring (bin width), bin start, count, sum, min, max
+//!   and the bin's sketch. Rows are only appended: a bin written at
+//!   shutdown and the rest of it after a restart are two rows, merged by
+//!   queries.
 //!   Tag containment runs in the database (`@>` on PostgreSQL, `json_each`
 //!   on SQLite); steps, groups and sketches merge in Rust.
 //! - [`HistoryWriter`]: a background thread that moves sealed bins from
@@ -58,6 +61,17 @@
 //!   sketches included; the last ring's are deleted).
 //! - A SQLite file that is not a database is reported by path
 //!   ([`StoreError::Corrupt`]) and never overwritten.
+//!
+//! # Limits
+//!
+//! - Only the finest bins (10 s by default) carry sketches; a bin collected
+//!   after it cascaded into a coarser ring of the memory backend (a writer
+//!   stalled for over 5 minutes) is stored without one.
+//! - A write whose commit succeeded but was reported as failed (a
+//!   connection lost at that instant) is written again on retry: counted
+//!   twice.
+//! - A panic in the writer restarts it from the present: the bins sealed
+//!   since its last collection are not written (logged).
 
 #![deny(missing_docs)]
 
