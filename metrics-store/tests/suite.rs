@@ -394,3 +394,34 @@ fn a_corrupt_sqlite_file_is_reported_by_path_and_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), junk);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn writing_resumes_when_the_store_comes_back() {
+    let dir = temp_dir("resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file where the store's directory should be: the store cannot open.
+    let blocker = dir.join("data");
+    std::fs::write(&blocker, "in the way").unwrap();
+    let url = StoreUrl::Sqlite(blocker.join("h.sqlite"));
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let mut cfg = WriterConfig::new(url.clone(), "w");
+    cfg.flush_interval = Duration::from_millis(20);
+    cfg.retry_interval = Duration::from_millis(20);
+    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    m.record_counter("jobs", 1.0, &[]);
+    m.record_counter("other", 1.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    wait_until("bins pending", || w.status().pending == 2);
+    let st = w.status();
+    assert!(!st.healthy);
+    assert!(st.last_error.unwrap().contains("data"));
+    // The way is cleared: the queued bins are written, none dropped.
+    std::fs::remove_file(&blocker).unwrap();
+    wait_until("the queue written", || w.status().written == 2);
+    let st = w.status();
+    assert!(st.healthy, "{st:?}");
+    assert_eq!((st.pending, st.dropped), (0, 0));
+    w.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
