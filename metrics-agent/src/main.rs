@@ -119,7 +119,8 @@ fn start_history(
         return Ok(None);
     }
     let shown = url.to_string();
-    let config = metrics_store::WriterConfig::new(url, instance_name());
+    let mut config = metrics_store::WriterConfig::new(url, instance_name());
+    config.rings = agent.config().store_rings()?;
     let writer = metrics_store::HistoryWriter::start(memory.clone(), config)
         .map_err(|e| metrics_protocol::MetricsError::config("store", shown, e.to_string()))?;
     let writer = Arc::new(writer);

@@ -261,6 +261,11 @@ pub struct AgentConfig {
     /// (`metrics-data/` under the working directory when unset).
     /// `METRICS_STORE` and `--store` override it.
     pub store: Option<String>,
+    /// Retention of the store's rings, finest first, each `BIN:KEEP`
+    /// (`["10s:6h", "5m:7d", "1h:90d"]`, the default when empty): bins
+    /// older than a ring's `KEEP` merge into the next ring's, and the last
+    /// ring's are deleted.
+    pub store_retention: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -278,6 +283,7 @@ impl Default for AgentConfig {
             aggregations: Vec::new(),
             listen: None,
             store: None,
+            store_retention: Vec::new(),
         }
     }
 }
@@ -340,6 +346,7 @@ impl AgentConfig {
         if let Some(s) = &self.store {
             store_url("store", s)?;
         }
+        self.store_rings()?;
         Ok(())
     }
 
@@ -370,6 +377,43 @@ impl AgentConfig {
             ));
         }
         Ok(m)
+    }
+}
+
+impl AgentConfig {
+    /// The store's rings from `store_retention` (the store's defaults when
+    /// empty); an error names the entry and says why.
+    pub fn store_rings(&self) -> Result<Vec<metrics_store::StoreRing>, MetricsError> {
+        if self.store_retention.is_empty() {
+            return Ok(metrics_store::StoreRing::defaults());
+        }
+        let mut rings: Vec<metrics_store::StoreRing> = Vec::new();
+        for (i, entry) in self.store_retention.iter().enumerate() {
+            let field = format!("store_retention[{i}]");
+            let bad = |reason: &str| MetricsError::config(&field, entry, reason);
+            let (bin, keep) = entry
+                .split_once(':')
+                .ok_or_else(|| bad("expected BIN:KEEP, such as 10s:6h"))?;
+            let bin = parse_duration(bin).map_err(|r| bad(&r))?;
+            let keep = parse_duration(keep).map_err(|r| bad(&r))?;
+            if bin.as_millis() == 0 || keep < bin {
+                return Err(bad(
+                    "the bin must be positive and kept at least its own width",
+                ));
+            }
+            if let Some(prev) = rings.last() {
+                if bin <= prev.bin
+                    || bin.as_millis() % prev.bin.as_millis() != 0
+                    || keep <= prev.keep
+                {
+                    return Err(bad(
+                        "each ring needs a wider bin, a multiple of the previous one, kept longer",
+                    ));
+                }
+            }
+            rings.push(metrics_store::StoreRing { bin, keep });
+        }
+        Ok(rings)
     }
 }
 
