@@ -12,13 +12,20 @@ fail() { echo "interop-store: $*" >&2; exit 1; }
 
 # --- a private PostgreSQL cluster -------------------------------------------
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    ensure_apt postgresql psql
+    # (ensure_apt would skip it when only the client, psql, is installed)
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 PGBIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/metrics-pg.XXXXXX")
 PGPORT=$(free_port)
 PGPID=
-stop_pg() { [ -n "$PGPID" ] && kill "$PGPID" 2>/dev/null || true; rm -rf "$PGDIR"; }
+stop_pg() {
+    if [ -n "$PGPID" ] && kill "$PGPID" 2>/dev/null; then
+        for _ in $(seq 100); do kill -0 "$PGPID" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf "$PGDIR"
+}
 trap stop_pg EXIT
 if [ "$(id -u)" = 0 ]; then
     chown postgres "$PGDIR"
