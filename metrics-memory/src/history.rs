@@ -158,4 +158,70 @@ mod tests {
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].sum, 7.0);
     }
+
+    #[test]
+    fn bad_sketch_bytes_are_refused_whole() {
+        let mut q = QuantileSketch::windowed();
+        assert!(!q.merge_bin(&[0xff; 3], 1.0, 2.0));
+        assert!(!q.merge_bin(&[], 1.0, 2.0));
+        assert_eq!(q.count(), 0);
+        // Only a windowed sketch takes bins (the accuracies differ).
+        let mut s = QuantileSketch::windowed();
+        s.add(5.0);
+        let mut buf = Vec::new();
+        assert!(s.encode_bin(&mut buf));
+        assert!(!QuantileSketch::new().merge_bin(&buf, 5.0, 5.0));
+        assert!(!QuantileSketch::new().encode_bin(&mut Vec::new()));
+        assert!(q.merge_bin(&buf, 5.0, 5.0));
+        assert_eq!((q.count(), q.quantile(0.5)), (1, Some(5.0)));
+    }
+
+    /// Stored bytes come from a database: any bytes are refused or merged,
+    /// never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 48) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mut q = QuantileSketch::windowed();
+            if q.merge_bin(&bytes, -1.0, 1.0) {
+                let _ = q.quantile(0.5);
+            }
+        }
+        // A genuine encoding reaching the extremes of both signs passes;
+        // every one-byte change of it is refused or merged without a panic.
+        let mut s = QuantileSketch::windowed();
+        for v in [
+            1e-300,
+            1e300,
+            -1e-300,
+            -1e300,
+            0.0,
+            1.0,
+            f64::MAX,
+            -f64::MAX,
+        ] {
+            s.add(v);
+        }
+        let mut good = Vec::new();
+        assert!(s.encode_bin(&mut good));
+        assert!(QuantileSketch::windowed().merge_bin(&good, -f64::MAX, f64::MAX));
+        for i in 0..good.len() {
+            for b in [0u8, 1, 0x7f, 0x80, 0xff, good[i] ^ 1] {
+                let mut bad = good.clone();
+                bad[i] = b;
+                let mut q = QuantileSketch::windowed();
+                if q.merge_bin(&bad, -1.0, 1.0) {
+                    let _ = q.quantile(0.99);
+                }
+            }
+        }
+    }
 }

@@ -113,6 +113,11 @@
 //!   each step says the span it really covers ([`RangeBin`]); a gauge's
 //!   `last` is the value set most recently.
 //!
+//! - **History**: [`MemoryMetrics::sealed_bins`] hands each bin that ended
+//!   out once (count, sum, min, max and, for a distribution's 10 s bins,
+//!   the sketch encoding) for a durable store such as `metrics-store`;
+//!   [`QuantileSketch::merge_bin`] merges stored sketches back.
+//!
 //! Nothing recorded is lost except what the rules above say: aged-out bins,
 //! expired idle series, dropped bad samples and evicted timers, each counted
 //! or documented.
