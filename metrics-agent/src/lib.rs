@@ -25,6 +25,7 @@
 //! | [`stream`] | [`StreamHub`]: live streams with bounded buffers per subscriber |
 //! | [`aggregate`] | stream aggregation: specs and functions, windows, the set of a system |
 //! | [`health`] | registered health checks and the error-rate window |
+//! | [`history`] | durable history: range queries over memory and the store, the store's health |
 //! | [`dashboard`] | dashboards computed from the memory backend |
 //! | [`export`] | exports to files and HTTP endpoints |
 //! | `pool` | the few threads that run checks, exports and on-demand samples |
@@ -37,6 +38,7 @@ mod core;
 pub mod dashboard;
 pub mod export;
 pub mod health;
+pub mod history;
 mod pool;
 mod ranges;
 mod recorded;
@@ -48,6 +50,7 @@ pub use aggregate::{
 };
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
+pub use history::HistoryRanges;
 pub use ranges::MemoryRanges;
 pub use stream::StreamHub;
 pub use system::Agent;

@@ -8,7 +8,12 @@
 //! serves `/metrics`, the JSON API and a live dashboard page at `/`
 //! (`metrics-http`) on
 //! `127.0.0.1:9464`, or where `--listen`, `METRICS_LISTEN` or the config
-//! file's `listen` say (`off`: nowhere).
+//! file's `listen` say (`off`: nowhere). History is kept across restarts
+//! in `metrics-data/` (SQLite) under the working directory, or where
+//! `--store`, `METRICS_STORE` or the config file's `store` say
+//! (`postgres://...` for a database shared by several agents, `off` for
+//! none). A clean stop writes everything; a killed process loses at most
+//! the last flush interval (10 s) and the open 10 s bin.
 
 mod workload;
 
@@ -39,7 +44,8 @@ METRICS_STATSD_FLAVOR, METRICS_PREFIX, METRICS_COMMON_TAGS=k=v,k2=v2, \
 METRICS_SYSTEM_SAMPLING=on|off, METRICS_SAMPLE_INTERVAL, METRICS_RETENTION_DAYS, \
 METRICS_EXPORT_ENDPOINTS, METRICS_STREAM_BUFFER, METRICS_HEALTH_CHECK_TIMEOUT \
 (they override the --config file); METRICS_LISTEN=ADDR|off (--listen wins over it), \
-METRICS_HTTP_TOKEN (a bearer token every HTTP request must carry)."
+METRICS_HTTP_TOKEN (a bearer token every HTTP request must carry); \
+METRICS_STORE=URL|off (--store wins over it), METRICS_INSTANCE (this agent's name in a shared store)."
 )]
 struct Args {
     /// A JSON or TOML configuration file (see the README).
@@ -65,6 +71,64 @@ struct Args {
     /// 127.0.0.1:9464 (the default), or `off`.
     #[arg(long, value_name = "ADDR|off")]
     listen: Option<String>,
+    /// Where history is kept across restarts: sqlite://PATH, a path,
+    /// postgres://..., or `off` (default: metrics-data/ here).
+    #[arg(long, value_name = "URL|off")]
+    store: Option<String>,
+}
+
+/// `--store`, else `METRICS_STORE`, else the config file's `store`, else
+/// `metrics-data/`; an unusable value is a configuration error naming its
+/// source.
+fn store_choice(
+    flag: Option<&str>,
+    env: Option<String>,
+    file: Option<&str>,
+) -> Result<metrics_store::StoreUrl, metrics_protocol::MetricsError> {
+    let env = env.filter(|v| !v.trim().is_empty());
+    match (flag, env.as_deref(), file) {
+        (Some(v), _, _) => metrics_agent::config::store_url("--store", v),
+        (None, Some(v), _) => metrics_agent::config::store_url("METRICS_STORE", v),
+        (None, None, Some(v)) => metrics_agent::config::store_url("store", v),
+        (None, None, None) => Ok(metrics_store::StoreUrl::default_dir()),
+    }
+}
+
+/// This agent's name in the rows it writes: `METRICS_INSTANCE`, else the
+/// host name.
+fn instance_name() -> String {
+    std::env::var("METRICS_INSTANCE")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// Starts the history writer for the memory backend (none without it, or
+/// with the store off). A database that cannot be reached yet is retried
+/// in the background; health reports it.
+fn start_history(
+    url: metrics_store::StoreUrl,
+    agent: &Agent,
+) -> Result<Option<Arc<metrics_store::HistoryWriter>>, metrics_protocol::MetricsError> {
+    let Some(memory) = agent.memory() else {
+        return Ok(None);
+    };
+    if url == metrics_store::StoreUrl::Off {
+        return Ok(None);
+    }
+    let shown = url.to_string();
+    let mut config = metrics_store::WriterConfig::new(url, instance_name());
+    config.rings = agent.config().store_rings()?;
+    let writer = metrics_store::HistoryWriter::start(memory.clone(), config)
+        .map_err(|e| metrics_protocol::MetricsError::config("store", shown, e.to_string()))?;
+    let writer = Arc::new(writer);
+    let w = writer.clone();
+    agent.register_health_check(Arc::new(FnCheck::new("store", move || {
+        metrics_agent::history::store_health(&w.status())
+    })));
+    Ok(Some(writer))
 }
 
 /// The default HTTP address: loopback, the port registered for
@@ -121,6 +185,7 @@ fn listen_choice(
 fn start_http(
     listen: &Listen,
     agent: &Agent,
+    history: Option<&Arc<metrics_store::HistoryWriter>>,
 ) -> Result<Option<metrics_http::Server>, metrics_protocol::MetricsError> {
     let Some(addr) = listen.addr else {
         return Ok(None);
@@ -132,8 +197,17 @@ fn start_http(
         );
     }
     let mut source = Source::from_system(Arc::new(agent.clone()));
-    if let Some(memory) = agent.memory() {
-        source = source.with_ranges(Arc::new(metrics_agent::MemoryRanges(memory.clone())));
+    match (agent.memory(), history) {
+        (Some(memory), Some(writer)) => {
+            source = source.with_ranges(Arc::new(metrics_agent::HistoryRanges::new(
+                memory.clone(),
+                writer.clone(),
+            )));
+        }
+        (Some(memory), None) => {
+            source = source.with_ranges(Arc::new(metrics_agent::MemoryRanges(memory.clone())));
+        }
+        _ => {}
     }
     match metrics_http::Server::start(addr, source, config) {
         Ok(server) => Ok(Some(server)),
@@ -367,8 +441,14 @@ fn run(
         std::env::var("METRICS_LISTEN").ok(),
         config.listen.as_deref(),
     )?;
+    let store = store_choice(
+        args.store.as_deref(),
+        std::env::var("METRICS_STORE").ok(),
+        config.store.as_deref(),
+    )?;
     let agent = Agent::new(config)?;
-    let server = start_http(&listen, &agent)?;
+    let history = start_history(store, &agent)?;
+    let server = start_http(&listen, &agent, history.as_ref())?;
     let config = agent.config();
 
     // Health checks an application would register.
@@ -492,6 +572,20 @@ fn run(
     }
     if let Some(s) = server {
         s.shutdown();
+    }
+    if let Some(w) = history {
+        // Everything recorded, the open bin included, reaches the store.
+        w.shutdown();
+        let st = w.status();
+        eprintln!(
+            "history: {} bins written to {}{}",
+            st.written,
+            st.url,
+            match (&st.last_error, st.pending + st.dropped as usize) {
+                (Some(e), lost) if lost > 0 => format!(" ({lost} lost: {e})"),
+                _ => String::new(),
+            }
+        );
     }
     Ok(ok)
 }

@@ -13,8 +13,82 @@ fn agent() -> Command {
         .env_remove("METRICS_EXPORT_ENDPOINTS")
         .env_remove("METRICS_HTTP_TOKEN")
         .env("METRICS_LISTEN", "off") // the HTTP tests below pass --listen
-        .env("METRICS_SYSTEM_SAMPLING", "off");
+        .env("METRICS_SYSTEM_SAMPLING", "off")
+        // No history store in the package directory (the store tests below
+        // choose one in a temporary directory).
+        .env("METRICS_STORE", "off");
     c
+}
+
+fn temp_dir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("metrics-agent-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn history_goes_to_metrics_data_by_default_and_is_flushed_at_the_end() {
+    let dir = temp_dir("store");
+    let out = agent()
+        .env_remove("METRICS_STORE")
+        .current_dir(&dir)
+        .args(["--duration", "1s", "--no-export"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("history: "))
+        .unwrap_or_else(|| panic!("no history line: {stderr}"));
+    let written: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(written > 0, "{line}");
+    assert!(line.contains("metrics-data/history.sqlite"), "{line}");
+    assert!(dir.join("metrics-data/history.sqlite").is_file());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_bad_store_url_exits_2_naming_it_and_a_corrupt_file_is_left_alone() {
+    let out = agent()
+        .args(["--duration", "1s", "--store", "mysql://db/metrics"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--store = `mysql://db/metrics`"),
+        "{stderr}"
+    );
+
+    // A file that is not a database: the run goes on, health says why, and
+    // the file is untouched.
+    let dir = temp_dir("corrupt");
+    let file = dir.join("notes.sqlite");
+    std::fs::write(&file, "not a database").unwrap();
+    let out = agent()
+        .current_dir(&dir)
+        .args(["--duration", "1s", "--no-export", "--report-every", "500ms"])
+        .args(["--store", "notes.sqlite"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("corrupt history database notes.sqlite"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a database");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -113,6 +113,11 @@
 //!   each step says the span it really covers ([`RangeBin`]); a gauge's
 //!   `last` is the value set most recently.
 //!
+//! - **History**: [`MemoryMetrics::sealed_bins`] hands each bin that ended
+//!   out once (count, sum, min, max and, for a distribution's 10 s bins,
+//!   the sketch encoding) for a durable store such as `metrics-store`;
+//!   [`QuantileSketch::merge_bin`] merges stored sketches back.
+//!
 //! Nothing recorded is lost except what the rules above say: aged-out bins,
 //! expired idle series, dropped bad samples and evicted timers, each counted
 //! or documented.
@@ -123,6 +128,7 @@ mod clock;
 mod config;
 mod export;
 mod handles;
+mod history;
 mod query;
 mod registry;
 mod sketch;
@@ -147,6 +153,7 @@ use metrics_protocol::{
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
+pub use history::SealedBin;
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use window::WindowSpec;

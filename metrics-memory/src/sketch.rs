@@ -566,6 +566,41 @@ fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item = (i32, u6
     }
 }
 
+/// Whether `bytes` could be a window bin's encoding: every varint whole,
+/// at most [`MAX_KEYS`] buckets per sign, keys within what a finite value
+/// gives at level 1 (|key| ≤ 40,000), strictly ascending, counts positive
+/// and their total below 2^48, nothing after the end. Bytes read back from
+/// a database pass this before they are merged.
+fn valid_bin_encoding(bytes: &[u8]) -> bool {
+    const MAX_KEY: u32 = 40_000;
+    const MAX_TOTAL: u64 = 1 << 48;
+    let mut r = Reader { bytes, pos: 0 };
+    let Some(mut total) = r.varint() else {
+        return false;
+    };
+    for _sign in 0..2 {
+        let Some(mut it) = StoreIter::new(r) else {
+            return false;
+        };
+        if it.left > MAX_KEYS[0] as u64 {
+            return false;
+        }
+        let mut prev: Option<i32> = None;
+        for _ in 0..it.left {
+            let Some((key, count)) = it.next() else {
+                return false;
+            };
+            if key.unsigned_abs() > MAX_KEY || count == 0 || prev.is_some_and(|p| key <= p) {
+                return false;
+            }
+            prev = Some(key);
+            total = total.saturating_add(count);
+        }
+        r = it.r;
+    }
+    total < MAX_TOTAL && r.pos == bytes.len()
+}
+
 /// The entries of one encoded sign, in ascending key order.
 #[derive(Clone)]
 struct StoreIter<'a> {
@@ -951,6 +986,50 @@ impl QuantileSketch {
     /// Number of values added.
     pub fn count(&self) -> u64 {
         self.sketch.count()
+    }
+
+    /// An empty sketch at window accuracy ([`WINDOW_ACCURACY`]), the
+    /// accuracy of the bins' sketches ([`SealedBin::sketch`](crate::SealedBin::sketch)):
+    /// the one to merge them into with [`merge_bin`](Self::merge_bin).
+    pub fn windowed() -> Self {
+        QuantileSketch {
+            sketch: Sketch::new(1),
+            min: 0.0,
+            max: 0.0,
+        }
+    }
+
+    /// Adds the samples of one bin: its sketch encoding and its exact min
+    /// and max. Returns `false`, adding nothing, when the bytes do not
+    /// decode or this sketch is not [`windowed`](Self::windowed).
+    pub fn merge_bin(&mut self, encoding: &[u8], min: f64, max: f64) -> bool {
+        let mut bin = Sketch::new(1);
+        if self.sketch.level != 1
+            || !valid_bin_encoding(encoding)
+            || !bin.merge_encoded(encoding)
+            || bin.count() == 0
+        {
+            return false;
+        }
+        if self.sketch.count() == 0 {
+            (self.min, self.max) = (min, max);
+        } else {
+            self.min = self.min.min(min);
+            self.max = self.max.max(max);
+        }
+        self.sketch.merge(&bin);
+        true
+    }
+
+    /// Appends the compact encoding of a [`windowed`](Self::windowed)
+    /// sketch to `out` (what [`merge_bin`](Self::merge_bin) reads back, min
+    /// and max aside); `false`, appending nothing, for any other sketch.
+    pub fn encode_bin(&self, out: &mut Vec<u8>) -> bool {
+        if self.sketch.level != 1 {
+            return false;
+        }
+        self.sketch.encode(out);
+        true
     }
 
     /// The nearest-rank `q`-quantile (0 ≤ q ≤ 1), within the relative

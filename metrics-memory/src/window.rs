@@ -470,6 +470,28 @@ impl SketchWindows {
         self.rings.last().map_or(0, |r| r.bin_ms * r.bins_kept)
     }
 
+    /// Appends the encoding of the finest bin starting at `start_ms` (sealed,
+    /// or the open one) to `out`; `false` when that bin is not held (empty,
+    /// or already merged into a coarser block). For durable history.
+    pub fn finest_encoding(&self, start_ms: i64, out: &mut Vec<u8>) -> bool {
+        let idx = start_ms.div_euclid(self.finest_ms());
+        if idx == self.open_idx && self.open.count() > 0 {
+            self.open.encode(out);
+            return true;
+        }
+        match self
+            .rings
+            .first()
+            .and_then(|r| r.bins.iter().find(|(i, _)| *i == idx))
+        {
+            Some((_, buf)) => {
+                out.extend_from_slice(buf);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The merged sketch (level 1) of every bin or block whose start is in
     /// `[since_ms, now_ms]`, and the earliest start merged (`None`: none).
     pub fn merged(&self, since_ms: i64, now_ms: i64) -> (Sketch, Option<i64>) {

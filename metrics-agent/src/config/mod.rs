@@ -256,6 +256,16 @@ pub struct AgentConfig {
     /// Where the main program serves HTTP (`127.0.0.1:9464` when unset;
     /// `off` for nowhere). `METRICS_LISTEN` and `--listen` override it.
     pub listen: Option<String>,
+    /// Where the in-memory backend's history is kept across restarts:
+    /// `sqlite://PATH`, a plain path, `postgres://...`, or `off`
+    /// (`metrics-data/` under the working directory when unset).
+    /// `METRICS_STORE` and `--store` override it.
+    pub store: Option<String>,
+    /// Retention of the store's rings, finest first, each `BIN:KEEP`
+    /// (`["10s:6h", "5m:7d", "1h:90d"]`, the default when empty): bins
+    /// older than a ring's `KEEP` merge into the next ring's, and the last
+    /// ring's are deleted.
+    pub store_retention: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -272,6 +282,8 @@ impl Default for AgentConfig {
             memory: MemoryConfig::default(),
             aggregations: Vec::new(),
             listen: None,
+            store: None,
+            store_retention: Vec::new(),
         }
     }
 }
@@ -331,6 +343,10 @@ impl AgentConfig {
         for (i, a) in self.aggregations.iter().enumerate() {
             a.spec(&format!("aggregations[{i}]"))?;
         }
+        if let Some(s) = &self.store {
+            store_url("store", s)?;
+        }
+        self.store_rings()?;
         Ok(())
     }
 
@@ -362,6 +378,57 @@ impl AgentConfig {
         }
         Ok(m)
     }
+}
+
+impl AgentConfig {
+    /// The store's rings from `store_retention` (the store's defaults when
+    /// empty); an error names the entry and says why.
+    pub fn store_rings(&self) -> Result<Vec<metrics_store::StoreRing>, MetricsError> {
+        if self.store_retention.is_empty() {
+            return Ok(metrics_store::StoreRing::defaults());
+        }
+        let mut rings: Vec<metrics_store::StoreRing> = Vec::new();
+        for (i, entry) in self.store_retention.iter().enumerate() {
+            let field = format!("store_retention[{i}]");
+            let bad = |reason: &str| MetricsError::config(&field, entry, reason);
+            let (bin, keep) = entry
+                .split_once(':')
+                .ok_or_else(|| bad("expected BIN:KEEP, such as 10s:6h"))?;
+            let bin = parse_duration(bin).map_err(|r| bad(&r))?;
+            let keep = parse_duration(keep).map_err(|r| bad(&r))?;
+            if bin.as_millis() == 0 || keep < bin {
+                return Err(bad(
+                    "the bin must be positive and kept at least its own width",
+                ));
+            }
+            if let Some(prev) = rings.last() {
+                if bin <= prev.bin
+                    || bin.as_millis() % prev.bin.as_millis() != 0
+                    || keep <= prev.keep
+                {
+                    return Err(bad(
+                        "each ring needs a wider bin, a multiple of the previous one, kept longer",
+                    ));
+                }
+            }
+            rings.push(metrics_store::StoreRing { bin, keep });
+        }
+        Ok(rings)
+    }
+}
+
+/// The store URL `value` (from `source`: `store`, `METRICS_STORE`,
+/// `--store`); a configuration error naming both when it does not parse.
+pub fn store_url(source: &str, value: &str) -> Result<metrics_store::StoreUrl, MetricsError> {
+    value
+        .parse()
+        .map_err(|e: metrics_store::StoreError| match e {
+            // The URL as the store shows it: without its password.
+            metrics_store::StoreError::Url { url, reason } => {
+                MetricsError::config(source, url, reason)
+            }
+            e => MetricsError::config(source, value, e.to_string()),
+        })
 }
 
 /// `e` with its field path under `section` (`statsd.addr`), when it names a field.

@@ -345,3 +345,48 @@ fn a_bad_statsd_address_names_the_variable_or_the_field() {
         .unwrap_err();
     assert_eq!(field_and_value(e), ("statsd.addr".into(), "nope".into()));
 }
+
+#[test]
+fn the_store_url_is_checked_and_named() {
+    let c = AgentConfig::from_toml_str("store = \"postgres://me@127.0.0.1/m\"").unwrap();
+    assert_eq!(c.store.as_deref(), Some("postgres://me@127.0.0.1/m"));
+    c.validate().unwrap();
+    for bad in ["mysql://h/db", ""] {
+        let c = AgentConfig {
+            store: Some(bad.into()),
+            ..AgentConfig::default()
+        };
+        assert_eq!(field_and_value(c.validate().unwrap_err()).0, "store");
+    }
+    // A password is not repeated in the error.
+    let (_, value) =
+        field_and_value(store_url("METRICS_STORE", "postgres://u:pw@h:x/db").unwrap_err());
+    assert_eq!(value, "postgres://u:***@h:x/db");
+}
+
+#[test]
+fn store_retention_is_a_list_of_rings() {
+    let c = AgentConfig::from_toml_str("store_retention = [\"10s:1h\", \"1m:1d\"]").unwrap();
+    let rings = c.store_rings().unwrap();
+    assert_eq!(rings.len(), 2);
+    assert_eq!(rings[1].bin, Duration::from_secs(60));
+    assert_eq!(rings[1].keep, Duration::from_secs(86_400));
+    assert_eq!(
+        AgentConfig::default().store_rings().unwrap(),
+        metrics_store::StoreRing::defaults()
+    );
+    for (bad, at) in [
+        (vec!["10s"], 0),
+        (vec!["10s:1h", "15s:2h"], 1),
+        (vec!["10s:1h", "1m:30m"], 1),
+        (vec!["1h:1m"], 0),
+        (vec!["soon:1h"], 0),
+    ] {
+        let c = AgentConfig {
+            store_retention: bad.iter().map(|s| (*s).to_owned()).collect(),
+            ..AgentConfig::default()
+        };
+        let (field, _) = field_and_value(c.validate().unwrap_err());
+        assert_eq!(field, format!("store_retention[{at}]"), "{bad:?}");
+    }
+}

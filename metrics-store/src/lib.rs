@@ -1,0 +1,133 @@
+//! Durable history for the metrics facade: the memory backend's sealed bins
+//! (count, sum, min, max and the quantile sketch of every series' bins) in
+//! an embedded SQLite database by default, or in PostgreSQL shared by a
+//! fleet of instances.
+//!
+//! ```
+//! use metrics_store::{HistoryQuery, Store, StoreUrl, StoredBin};
+//! use metrics_protocol::MetricType;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = std::env::temp_dir().join(format!("metrics-store-doc-{}", std::process::id()));
+//! let url: StoreUrl = format!("sqlite://{}/history.sqlite", dir.display()).parse().unwrap();
+//! let store = Store::open(&url, "host-a").await.unwrap();
+//! let bin = |start_ms, sum| StoredBin {
+//!     name: "http.requests".into(),
+//!     tags: vec![("route".into(), "/api".into()), ("code".into(), "200".into())],
+//!     kind: MetricType::Counter,
+//!     start_ms,
+//!     width_ms: 10_000,
+//!     count: 1,
+//!     sum,
+//!     min: sum,
+//!     max: sum,
+//!     sketch: None,
+//! };
+//! store.write(&[bin(0, 2.0), bin(10_000, 3.0)]).await.unwrap();
+//!
+//! // Tag containment is a database query; steps merge the bins in them.
+//! let q = HistoryQuery {
+//!     name: "http.requests".into(),
+//!     tags: vec![("code".into(), "200".into())],
+//!     start_ms: 0,
+//!     end_ms: 60_000,
+//!     step_ms: 60_000,
+//!     ..HistoryQuery::default()
+//! };
+//! let series = store.query(&q).await.unwrap();
+//! assert_eq!(series[0].bins[0].sum, 5.0);
+//! # store.close().await;
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # });
+//! ```
+//!
+//! # How it fits
+//!
+//! - [`Store`]: one code path (sqlx) over SQLite and PostgreSQL, schema
+//!   versioned by embedded migrations per dialect (a store written by an
+//!   older version is migrated when opened). One `bins` table: instance,
+//!   run (of that instance), name, tags (JSON text on SQLite, JSONB on
+//!   PostgreSQL), kind, ring (bin width), bin start, count, sum, min, max
+//!   and the bin's sketch. Rows are only appended: a bin written at
+//!   shutdown and the rest of it after a restart are two rows, merged by
+//!   queries.
+//!   Tag containment runs in the database (`@>` on PostgreSQL, `json_each`
+//!   on SQLite); steps, groups and sketches merge in Rust.
+//! - [`HistoryWriter`]: a background thread that moves sealed bins from
+//!   the memory backend to the store, one transaction per flush, bounded
+//!   while the database is down (drops counted in [`WriterStatus`]),
+//!   retrying, and applying retention per ring ([`StoreRing`]: bins
+//!   older than a ring's `keep` merge into the next ring's wider bins,
+//!   sketches included; the last ring's are deleted).
+//! - A SQLite file that is not a database is reported by path
+//!   ([`StoreError::Corrupt`]) and never overwritten.
+//!
+//! # Limits
+//!
+//! - Only the finest bins (10 s by default) carry sketches; a bin collected
+//!   after it cascaded into a coarser ring of the memory backend (a writer
+//!   stalled for over 5 minutes) is stored without one.
+//! - A write whose commit succeeded but was reported as failed (a
+//!   connection lost at that instant) is written again on retry: counted
+//!   twice.
+//! - A panic in the writer restarts it from the present: the bins sealed
+//!   since its last collection are not written (logged).
+
+#![deny(missing_docs)]
+
+mod store;
+mod url;
+mod writer;
+
+use std::path::PathBuf;
+
+pub use store::{HistoryBin, HistoryQuery, HistorySeries, Store, StoreRing, StoredBin};
+pub use url::{SQLITE_FILE, StoreUrl};
+pub use writer::{HistoryWriter, WriterConfig, WriterStatus};
+
+/// What can go wrong with a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL does not parse.
+    #[error("invalid store URL `{url}`: {reason}")]
+    Url {
+        /// The URL (password hidden).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store is `off`.
+    #[error("the store is off")]
+    Off,
+    /// The SQLite file is not a database or is corrupt; it is left as is.
+    #[error("corrupt history database {}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        reason: String,
+    },
+    /// A file or directory of the store cannot be used.
+    #[error("history store {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The database refused or failed.
+    #[error("history database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("history schema migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query that cannot be answered.
+    #[error("history query: {0}")]
+    Query(String),
+    /// The database did not answer in time.
+    #[error("history database did not answer in time")]
+    Timeout,
+    /// The writer's thread or runtime could not start.
+    #[error("history writer: {0}")]
+    Runtime(String),
+}

@@ -1,0 +1,394 @@
+//! [`HistoryWriter`]: the background thread that moves sealed bins from the
+//! memory backend into a [`Store`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use metrics_memory::MemoryMetrics;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::{Store, StoreError, StoreRing, StoreUrl, StoredBin};
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Where history goes.
+    pub url: StoreUrl,
+    /// This instance's name in the rows it writes.
+    pub instance: String,
+    /// How often sealed bins are written (one transaction each): also the
+    /// most history a killed process loses, beside the open bin.
+    pub flush_interval: Duration,
+    /// Bins waiting while the database is slow or down; beyond this the
+    /// oldest are dropped and counted.
+    pub max_pending: usize,
+    /// Wait between attempts to reach a database that is down.
+    pub retry_interval: Duration,
+    /// Retention per ring, applied every `retention_interval`.
+    pub rings: Vec<StoreRing>,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+}
+
+impl WriterConfig {
+    /// Defaults for `url` and `instance`: flush every 10 s, at most
+    /// 1,000,000 pending bins, retry every 5 s, [`StoreRing::defaults`]
+    /// applied every minute.
+    pub fn new(url: StoreUrl, instance: impl Into<String>) -> Self {
+        WriterConfig {
+            url,
+            instance: instance.into(),
+            flush_interval: Duration::from_secs(10),
+            max_pending: 1_000_000,
+            retry_interval: Duration::from_secs(5),
+            rings: StoreRing::defaults(),
+            retention_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The writer's state, as health reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WriterStatus {
+    /// Connected and the last write succeeded.
+    pub healthy: bool,
+    /// The store's URL (password hidden).
+    pub url: String,
+    /// The last error, until a write succeeds.
+    pub last_error: Option<String>,
+    /// Bins waiting to be written.
+    pub pending: usize,
+    /// Bins written since start.
+    pub written: u64,
+    /// Bins dropped because too many were pending.
+    pub dropped: u64,
+    /// Successful flushes since start.
+    pub flushes: u64,
+}
+
+struct Shared {
+    status: Mutex<WriterStatus>,
+    pending: Mutex<VecDeque<StoredBin>>,
+    store: Mutex<Option<Store>>,
+    stop: AtomicBool,
+    wake: Notify,
+    /// This writer's run id, kept across reconnections.
+    run: String,
+}
+
+/// Moves the memory backend's sealed bins into a store in the background.
+///
+/// Recording never waits on it: every `flush_interval` the writer asks the
+/// backend for the bins that ended since its last call
+/// ([`MemoryMetrics::sealed_bins`], which only takes each series' lock
+/// briefly), queues them (at most `max_pending`; the oldest beyond are
+/// dropped and counted) and writes the queue in one transaction. A database
+/// that is down or refuses connections is retried every `retry_interval`
+/// while bins queue up; writing resumes when it is back. A panic in the
+/// writer is logged and the writer restarts; recording is never affected.
+///
+/// Dropping it (or [`shutdown`](Self::shutdown)) writes everything recorded
+/// so far, the open bin included. A process killed outright loses at most
+/// the bins sealed since the last flush plus the open one: with the
+/// defaults, the last 20 seconds.
+pub struct HistoryWriter {
+    shared: Arc<Shared>,
+    handle: tokio::runtime::Handle,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stopped: AtomicBool,
+    started_ms: i64,
+}
+
+impl std::fmt::Debug for HistoryWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryWriter")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl HistoryWriter {
+    /// Starts writing `memory`'s history per `config` (its own thread and a
+    /// one-worker runtime). Only an `off` URL or a failure to start a thread
+    /// is an error; a database that cannot be reached yet is retried.
+    pub fn start(memory: Arc<MemoryMetrics>, config: WriterConfig) -> Result<Self, StoreError> {
+        if config.url == StoreUrl::Off {
+            return Err(StoreError::Off);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("metrics-store")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Runtime(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            status: Mutex::new(WriterStatus {
+                url: config.url.to_string(),
+                last_error: Some("not connected yet".into()),
+                ..WriterStatus::default()
+            }),
+            pending: Mutex::new(VecDeque::new()),
+            store: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            wake: Notify::new(),
+            run: format!(
+                "{}-{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
+        });
+        let handle = runtime.handle().clone();
+        let sh = shared.clone();
+        // History starts at the open bin when the writer starts (not when
+        // its thread first runs).
+        let finest = memory.finest_bin_ms().max(1);
+        let start_watermark = now_ms(&memory).div_euclid(finest) * finest;
+        let mut watermark = start_watermark;
+        let thread = std::thread::Builder::new()
+            .name("metrics-store-writer".into())
+            .spawn(move || {
+                loop {
+                    let task =
+                        handle.spawn(run(memory.clone(), config.clone(), sh.clone(), watermark));
+                    match handle.block_on(task) {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "history writer failed; restarting it");
+                            sh.status.lock().last_error = Some(format!("writer restarted: {e}"));
+                            if sh.stop.load(Ordering::Acquire) {
+                                break;
+                            }
+                            // The bins between the last watermark and now
+                            // are lost; restart from the present.
+                            watermark = now_ms(&memory).div_euclid(finest) * finest;
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Runtime(e.to_string()))?;
+        Ok(HistoryWriter {
+            shared,
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            thread: Mutex::new(Some(thread)),
+            stopped: AtomicBool::new(false),
+            started_ms: start_watermark,
+        })
+    }
+
+    /// The writer's state.
+    pub fn status(&self) -> WriterStatus {
+        let mut s = self.shared.status.lock().clone();
+        s.pending = self.shared.pending.lock().len();
+        s
+    }
+
+    /// The store once connected, for queries.
+    pub fn store(&self) -> Option<Store> {
+        self.shared.store.lock().clone()
+    }
+
+    /// The run id in the rows this writer writes (see
+    /// [`HistoryQuery::skip_run_since`](crate::HistoryQuery::skip_run_since)).
+    pub fn run(&self) -> &str {
+        &self.shared.run
+    }
+
+    /// Where this writer's history starts: the start of the finest bin
+    /// open when it was started (ms since the epoch). Bins before it come
+    /// from earlier runs (or other instances).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
+    /// Runs `f` on the writer's runtime and waits for it: how synchronous
+    /// code (an HTTP handler's blocking thread) queries the store. `None`
+    /// after shutdown. Must not be called from inside an async task.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        if self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.handle.block_on(f))
+    }
+
+    /// Writes everything recorded so far (the open bin included) and stops;
+    /// later calls do nothing.
+    pub fn shutdown(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.lock().take() {
+            if t.join().is_err() {
+                tracing::error!("history writer thread panicked at shutdown");
+            }
+        }
+        if let Some(rt) = self.runtime.lock().take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for HistoryWriter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn now_ms(memory: &MemoryMetrics) -> i64 {
+    memory.clock_ms()
+}
+
+/// Moves new sealed bins into the pending queue; drops the oldest beyond
+/// the bound.
+fn collect(memory: &MemoryMetrics, shared: &Shared, from: i64, to: i64, max: usize) {
+    if to <= from {
+        return;
+    }
+    let bins = memory.sealed_bins(from, to);
+    let mut pending = shared.pending.lock();
+    pending.extend(bins);
+    let over = pending.len().saturating_sub(max);
+    if over > 0 {
+        pending.drain(..over);
+        shared.status.lock().dropped += over as u64;
+        tracing::warn!(
+            dropped = over,
+            "history store behind: oldest pending bins dropped"
+        );
+    }
+}
+
+/// Writes the pending queue in one transaction; on failure keeps it.
+async fn flush(store: &Store, shared: &Shared) -> Result<(), StoreError> {
+    let batch: Vec<StoredBin> = shared.pending.lock().iter().cloned().collect();
+    if batch.is_empty() {
+        let mut st = shared.status.lock();
+        st.healthy = true;
+        st.last_error = None;
+        return Ok(());
+    }
+    store.write(&batch).await?;
+    shared.pending.lock().drain(..batch.len());
+    let mut st = shared.status.lock();
+    st.written += batch.len() as u64;
+    st.flushes += 1;
+    st.healthy = true;
+    st.last_error = None;
+    Ok(())
+}
+
+fn failed(shared: &Shared, e: &StoreError) {
+    let mut st = shared.status.lock();
+    if st.healthy || st.last_error.as_deref() != Some(&e.to_string()) {
+        tracing::warn!(error = %e, "history store unavailable; bins are queued and retried");
+    }
+    st.healthy = false;
+    st.last_error = Some(e.to_string());
+}
+
+async fn run(
+    memory: Arc<MemoryMetrics>,
+    config: WriterConfig,
+    shared: Arc<Shared>,
+    mut watermark: i64,
+) {
+    let finest = memory.finest_bin_ms().max(1);
+    let mut last_retention: Option<Instant> = None;
+    let mut next_connect = Instant::now();
+    loop {
+        let stopping = shared.stop.load(Ordering::Acquire);
+        let now = now_ms(&memory);
+        // Bins that ended; at shutdown the open one too.
+        let to = if stopping {
+            now.div_euclid(finest) * finest + finest
+        } else {
+            now.div_euclid(finest) * finest
+        };
+        collect(&memory, &shared, watermark, to, config.max_pending);
+        watermark = watermark.max(to);
+
+        let connected = shared.store.lock().clone();
+        let store = match connected {
+            Some(s) => Some(s),
+            None if stopping || Instant::now() >= next_connect => {
+                match tokio::time::timeout(
+                    Duration::from_secs(if stopping { 5 } else { 15 }),
+                    Store::open(&config.url, &config.instance),
+                )
+                .await
+                {
+                    Ok(Ok(mut s)) => {
+                        s.set_run(shared.run.clone());
+                        tracing::info!(url = %s.url(), "history store connected");
+                        *shared.store.lock() = Some(s.clone());
+                        Some(s)
+                    }
+                    Ok(Err(e)) => {
+                        failed(&shared, &e);
+                        next_connect = Instant::now() + config.retry_interval;
+                        None
+                    }
+                    Err(_) => {
+                        failed(&shared, &StoreError::Timeout);
+                        next_connect = Instant::now() + config.retry_interval;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if let Some(store) = &store {
+            let attempts = if stopping { 3 } else { 1 };
+            for _ in 0..attempts {
+                match tokio::time::timeout(Duration::from_secs(30), flush(store, &shared)).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => failed(&shared, &e),
+                    Err(_) => failed(&shared, &StoreError::Timeout),
+                }
+            }
+            if !stopping && last_retention.is_none_or(|t| t.elapsed() >= config.retention_interval)
+            {
+                last_retention = Some(Instant::now());
+                match store.apply_retention(&config.rings, now).await {
+                    Ok((merged, deleted)) if merged + deleted > 0 => {
+                        tracing::debug!(merged, deleted, "history retention applied");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "history retention failed; retried later"),
+                }
+            }
+        }
+        if stopping {
+            let left = shared.pending.lock().len();
+            if left > 0 {
+                tracing::error!(
+                    bins = left,
+                    "history store unavailable at shutdown: bins lost"
+                );
+            }
+            if let Some(s) = store {
+                s.close().await;
+            }
+            return;
+        }
+        let wait = if store.is_none() {
+            config.retry_interval.min(config.flush_interval)
+        } else {
+            config.flush_interval
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.wake.notified() => {}
+        }
+    }
+}

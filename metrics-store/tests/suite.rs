@@ -1,0 +1,427 @@
+//! The store suite: every test runs against SQLite, and against PostgreSQL
+//! too when `METRICS_TEST_POSTGRES_URL` names a database (each test then
+//! works in a schema of its own).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
+use metrics_protocol::{MetricCollector, MetricType};
+use metrics_store::{
+    HistoryQuery, HistoryWriter, Store, StoreError, StoreRing, StoreUrl, StoredBin, WriterConfig,
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn temp_dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "metrics-store-{test}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The databases to run a test on: a fresh SQLite file, and a fresh
+/// PostgreSQL schema when configured.
+async fn backends(test: &str) -> Vec<StoreUrl> {
+    let mut out = vec![StoreUrl::Sqlite(temp_dir(test).join("h.sqlite"))];
+    if let Ok(base) = std::env::var("METRICS_TEST_POSTGRES_URL") {
+        let schema = format!(
+            "t_{test}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&base)
+            .await
+            .expect("METRICS_TEST_POSTGRES_URL connects");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut c)
+            .await
+            .expect("schema created");
+        c.close().await.ok();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        out.push(url.parse().expect("postgres URL parses"));
+    }
+    out
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn bin(name: &str, tags: &[(&str, &str)], start_ms: i64, width_ms: i64, value: f64) -> StoredBin {
+    StoredBin {
+        name: name.into(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        kind: MetricType::Counter,
+        start_ms,
+        width_ms,
+        count: 1,
+        sum: value,
+        min: value,
+        max: value,
+        sketch: None,
+    }
+}
+
+fn query(name: &str, start_ms: i64, end_ms: i64, step_ms: i64) -> HistoryQuery {
+    HistoryQuery {
+        name: name.into(),
+        start_ms,
+        end_ms,
+        step_ms,
+        ..HistoryQuery::default()
+    }
+}
+
+/// Sealed bins with real sketches: 1..=100 recorded into one 10 s bin.
+fn distribution_bins(start_ms: i64) -> Vec<StoredBin> {
+    let clock = Arc::new(ManualClock::new(start_ms));
+    let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("memory");
+    for v in 1..=100 {
+        m.record_histogram("latency", f64::from(v), &[("route", "/a")]);
+    }
+    clock.advance(Duration::from_secs(10));
+    m.sealed_bins(start_ms, start_ms + 10_000)
+}
+
+#[test]
+fn written_history_survives_reopening() {
+    rt().block_on(async {
+        for url in backends("reopen").await {
+            let s = Store::open(&url, "a").await.expect("opens");
+            assert_eq!(s.schema_version().await.unwrap(), 1, "{url}");
+            let n = s
+                .write(&[
+                    bin("req", &[("code", "200")], 0, 10_000, 1.0),
+                    bin("req", &[("code", "200")], 10_000, 10_000, 2.0),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(n, 2);
+            let first_run = s.run().to_owned();
+            s.close().await;
+            // A second open finds the schema and the rows (migrations are
+            // not re-run).
+            let s = Store::open(&url, "a").await.expect("reopens");
+            assert_eq!(s.schema_version().await.unwrap(), 1);
+            let got = s.query(&query("req", 0, 20_000, 10_000)).await.unwrap();
+            assert_eq!(got.len(), 1, "{url}");
+            let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
+            assert_eq!(sums, vec![1.0, 2.0], "{url}");
+            // This run's rows can be left out (a program answers them from
+            // memory); the earlier run's stay, in the same bin too.
+            assert_ne!(first_run, s.run());
+            s.write(&[bin("req", &[("code", "200")], 10_000, 10_000, 4.0)])
+                .await
+                .unwrap();
+            let mut q = query("req", 0, 20_000, 10_000);
+            assert_eq!(s.query(&q).await.unwrap()[0].bins[1].sum, 6.0);
+            q.skip_run_since = Some((s.run().to_owned(), 0));
+            let sums: Vec<f64> = s.query(&q).await.unwrap()[0]
+                .bins
+                .iter()
+                .map(|b| b.sum)
+                .collect();
+            assert_eq!(sums, vec![1.0, 2.0], "{url}");
+            s.close().await;
+        }
+    });
+}
+
+#[test]
+fn ranges_filter_by_tag_containment_and_group() {
+    rt().block_on(async {
+        for url in backends("range").await {
+            let s = Store::open(&url, "a").await.unwrap();
+            let mut rows = Vec::new();
+            for (i, (route, code)) in [("/a", "200"), ("/a", "500"), ("/b", "200")]
+                .into_iter()
+                .enumerate()
+            {
+                for t in 0..6 {
+                    rows.push(bin(
+                        "req",
+                        &[("route", route), ("code", code), ("host", "h1")],
+                        t * 10_000,
+                        10_000,
+                        (i + 1) as f64,
+                    ));
+                }
+            }
+            rows.push(bin("other", &[("route", "/a")], 0, 10_000, 100.0));
+            s.write(&rows).await.unwrap();
+
+            // All of `req` in one step: 6 * (1 + 2 + 3).
+            let all = s.query(&query("req", 0, 60_000, 60_000)).await.unwrap();
+            assert_eq!(all.len(), 1);
+            assert_eq!(all[0].bins.len(), 1);
+            assert_eq!((all[0].bins[0].count, all[0].bins[0].sum), (18, 36.0));
+            assert_eq!((all[0].bins[0].min, all[0].bins[0].max), (1.0, 3.0));
+
+            // Containment: code=200 (any route); code=200 & route=/b.
+            let mut q = query("req", 0, 60_000, 30_000);
+            q.tags = vec![("code".into(), "200".into())];
+            let got = s.query(&q).await.unwrap();
+            let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
+            assert_eq!(sums, vec![12.0, 12.0], "{url}");
+            q.tags.push(("route".into(), "/b".into()));
+            let got = s.query(&q).await.unwrap();
+            assert_eq!(got[0].bins.iter().map(|b| b.sum).sum::<f64>(), 18.0);
+            q.tags = vec![("code".into(), "404".into())];
+            assert!(s.query(&q).await.unwrap().is_empty());
+
+            // Group by route.
+            let mut q = query("req", 0, 60_000, 60_000);
+            q.group_by = Some("route".into());
+            let got = s.query(&q).await.unwrap();
+            let groups: Vec<(Option<String>, f64)> = got
+                .iter()
+                .map(|g| (g.group.clone(), g.bins[0].sum))
+                .collect();
+            assert_eq!(
+                groups,
+                vec![(Some("/a".into()), 18.0), (Some("/b".into()), 18.0)]
+            );
+
+            // A bin reaching past the end is left out; `before_ms` cuts.
+            let got = s.query(&query("req", 0, 55_000, 60_000)).await.unwrap();
+            assert_eq!(got[0].bins[0].count, 15);
+            let mut q = query("req", 0, 60_000, 60_000);
+            q.before_ms = Some(20_000);
+            assert_eq!(s.query(&q).await.unwrap()[0].bins[0].count, 6);
+            s.close().await;
+        }
+    });
+}
+
+#[test]
+fn percentiles_merge_from_stored_sketches() {
+    rt().block_on(async {
+        for url in backends("sketch").await {
+            let s = Store::open(&url, "a").await.unwrap();
+            let mut rows = distribution_bins(0);
+            rows.extend(distribution_bins(10_000));
+            assert!(rows.iter().all(|b| b.sketch.is_some()));
+            s.write(&rows).await.unwrap();
+            let got = s.query(&query("latency", 0, 60_000, 60_000)).await.unwrap();
+            let b = &got[0].bins[0];
+            assert_eq!(b.count, 200);
+            let q = b.quantiles.as_ref().expect("sketches merged");
+            assert_eq!(q.count(), 200);
+            let p90 = q.quantile(0.9).unwrap();
+            assert!((p90 - 90.0).abs() <= 90.0 * 0.01, "{url}: p90 {p90}");
+            s.close().await;
+        }
+    });
+}
+
+#[test]
+fn retention_merges_into_coarser_rings_then_deletes() {
+    rt().block_on(async {
+        for url in backends("retention").await {
+            let s = Store::open(&url, "a").await.unwrap();
+            let minute = 60_000;
+            // 10 s bins over 20 minutes, with sketches in the first bins.
+            let mut rows: Vec<StoredBin> = (0..120)
+                .map(|i| bin("req", &[("k", "v")], i * 10_000, 10_000, 1.0))
+                .collect();
+            rows.extend(distribution_bins(0));
+            s.write(&rows).await.unwrap();
+            let rings = [
+                StoreRing {
+                    bin: Duration::from_secs(10),
+                    keep: Duration::from_secs(5 * 60),
+                },
+                StoreRing {
+                    bin: Duration::from_secs(5 * 60),
+                    keep: Duration::from_secs(60 * 60),
+                },
+            ];
+            // At 20 min: 10 s bins before 15 min merge into 5 min bins.
+            let (merged, deleted) = s.apply_retention(&rings, 20 * minute).await.unwrap();
+            assert_eq!((merged, deleted), (91, 0), "{url}");
+            let per_ring = s.rows_per_ring().await.unwrap();
+            assert_eq!(per_ring.get(&10_000), Some(&30));
+            assert_eq!(per_ring.get(&300_000), Some(&4));
+            let got = s
+                .query(&query("req", 0, 20 * minute, 20 * minute))
+                .await
+                .unwrap();
+            assert_eq!((got[0].bins[0].count, got[0].bins[0].sum), (120, 120.0));
+            let lat = s
+                .query(&query("latency", 0, 20 * minute, 20 * minute))
+                .await
+                .unwrap();
+            let p50 = lat[0].bins[0]
+                .quantiles
+                .as_ref()
+                .unwrap()
+                .quantile(0.5)
+                .unwrap();
+            assert!((p50 - 50.0).abs() <= 1.0, "{p50}");
+            // Applying again changes nothing.
+            assert_eq!(
+                s.apply_retention(&rings, 20 * minute).await.unwrap(),
+                (0, 0)
+            );
+            // At 80 min everything before 20 min is past the last ring.
+            let (_, deleted) = s.apply_retention(&rings, 80 * minute).await.unwrap();
+            assert_eq!(deleted, 5, "{url}");
+            assert!(s.rows_per_ring().await.unwrap().is_empty());
+            s.close().await;
+        }
+    });
+}
+
+#[test]
+fn two_instances_share_one_database() {
+    rt().block_on(async {
+        for url in backends("fleet").await {
+            let a = Store::open(&url, "host-a").await.unwrap();
+            let b = Store::open(&url, "host-b").await.unwrap();
+            a.write(&[bin("req", &[("code", "200")], 0, 10_000, 1.0)])
+                .await
+                .unwrap();
+            b.write(&[bin("req", &[("code", "200")], 0, 10_000, 5.0)])
+                .await
+                .unwrap();
+            let both = a.query(&query("req", 0, 10_000, 10_000)).await.unwrap();
+            assert_eq!(both[0].bins[0].sum, 6.0, "{url}");
+            let mut q = query("req", 0, 10_000, 10_000);
+            q.instances = Some(vec!["host-b".into()]);
+            assert_eq!(a.query(&q).await.unwrap()[0].bins[0].sum, 5.0);
+            assert_eq!(a.instances("req").await.unwrap(), vec!["host-a", "host-b"]);
+            a.close().await;
+            b.close().await;
+        }
+    });
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_writer_persists_everything_by_shutdown() {
+    let urls = rt().block_on(backends("writer"));
+    for url in urls {
+        let t0 = 1_800_000_000_000;
+        let clock = Arc::new(ManualClock::new(t0));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let mut cfg = WriterConfig::new(url.clone(), "w");
+        cfg.flush_interval = Duration::from_millis(20);
+        let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+        m.record_counter("jobs", 1.0, &[("q", "x")]);
+        m.record_histogram("latency", 3.0, &[]);
+        clock.advance(Duration::from_secs(10));
+        m.record_counter("jobs", 2.0, &[("q", "x")]);
+        // The first bin is written in the background...
+        wait_until("a flush", || w.status().written >= 2);
+        assert!(w.status().healthy, "{:?}", w.status());
+        // ...and the open bin at shutdown.
+        m.record_counter("jobs", 4.0, &[("q", "x")]);
+        w.shutdown();
+        rt().block_on(async {
+            let s = Store::open(&url, "reader").await.unwrap();
+            let got = s
+                .query(&query("jobs", t0, t0 + 20_000, 10_000))
+                .await
+                .unwrap();
+            let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
+            assert_eq!(sums, vec![1.0, 6.0], "{url}");
+            assert_eq!(s.instances("jobs").await.unwrap(), vec!["w"]);
+            s.close().await;
+        });
+    }
+}
+
+#[test]
+fn a_database_that_is_down_leaves_recording_alone_and_counts_drops() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    // Nothing listens on port 1.
+    let url: StoreUrl = "postgres://u@127.0.0.1:1/none".parse().unwrap();
+    let mut cfg = WriterConfig::new(url, "w");
+    cfg.flush_interval = Duration::from_millis(20);
+    cfg.retry_interval = Duration::from_millis(20);
+    cfg.max_pending = 3;
+    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    for i in 0..5 {
+        m.record_counter(&format!("c{i}"), 1.0, &[]);
+    }
+    clock.advance(Duration::from_secs(10));
+    wait_until("drops", || w.status().dropped == 2);
+    let st = w.status();
+    assert!(!st.healthy);
+    assert_eq!(st.pending, 3);
+    assert!(st.last_error.is_some());
+    assert_eq!(m.counter_value("c0", &[]), Some(1.0));
+    w.shutdown();
+}
+
+#[test]
+fn a_corrupt_sqlite_file_is_reported_by_path_and_left_alone() {
+    let dir = temp_dir("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("h.sqlite");
+    let junk = b"this is not a database, but someone's notes".repeat(100);
+    std::fs::write(&path, &junk).unwrap();
+    let url = StoreUrl::Sqlite(path.clone());
+    let err = rt().block_on(Store::open(&url, "a")).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), junk);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn writing_resumes_when_the_store_comes_back() {
+    let dir = temp_dir("resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file where the store's directory should be: the store cannot open.
+    let blocker = dir.join("data");
+    std::fs::write(&blocker, "in the way").unwrap();
+    let url = StoreUrl::Sqlite(blocker.join("h.sqlite"));
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let mut cfg = WriterConfig::new(url.clone(), "w");
+    cfg.flush_interval = Duration::from_millis(20);
+    cfg.retry_interval = Duration::from_millis(20);
+    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    m.record_counter("jobs", 1.0, &[]);
+    m.record_counter("other", 1.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    wait_until("bins pending", || w.status().pending == 2);
+    let st = w.status();
+    assert!(!st.healthy);
+    assert!(st.last_error.unwrap().contains("data"));
+    // The way is cleared: the queued bins are written, none dropped.
+    std::fs::remove_file(&blocker).unwrap();
+    wait_until("the queue written", || w.status().written == 2);
+    let st = w.status();
+    assert!(st.healthy, "{st:?}");
+    assert_eq!((st.pending, st.dropped), (0, 0));
+    w.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
