@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing on the stable toolchain: cargo-fuzz with libFuzzer
 # and no sanitizer (sanitizers need nightly). Each target runs for
-# FUZZ_SECONDS (default 45), FUZZ_JOBS (default 2) at a time, from its
+# FUZZ_SECONDS (default 60), FUZZ_JOBS (default 2) at a time, from its
 # committed seed corpus under fuzz/corpus/<target>/; new inputs go to a work
 # directory, not the repository. A crash fails the step and leaves the input
 # in fuzz/artifacts/<target>/: fix the bug, then commit the input under
@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT/fuzz"
 
-SECONDS_EACH=${FUZZ_SECONDS:-45}
+SECONDS_EACH=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-2}
 SEED=${FUZZ_SEED:-1}
 

@@ -15,19 +15,21 @@ mod exporters;
 mod http;
 mod kit;
 mod statsd;
+mod store;
 
 pub use agent::{config, endpoint};
 pub use exporters::{export_csv, export_json, export_openmetrics, export_prometheus};
 pub use http::http_query;
 pub use kit::{samples, tag_order, validate};
 pub use statsd::statsd_lines;
+pub use store::{sketch_bytes, store_filter};
 
 /// A target body: panics when an invariant breaks.
 pub type Target = fn(&[u8]);
 
 /// Every target by name, as the `fuzz/` binaries and corpus folders are
 /// named.
-pub const TARGETS: [(&str, Target); 11] = [
+pub const TARGETS: [(&str, Target); 13] = [
     ("samples", samples),
     ("config", config),
     ("endpoint", endpoint),
@@ -39,6 +41,8 @@ pub const TARGETS: [(&str, Target); 11] = [
     ("statsd_lines", statsd_lines),
     ("http_query", http_query),
     ("tag_order", tag_order),
+    ("store_filter", store_filter),
+    ("sketch_bytes", sketch_bytes),
 ];
 
 /// Runs the target called `name` on `data`; `false` if there is none.

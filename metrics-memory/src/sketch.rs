@@ -102,7 +102,8 @@ struct Store<C> {
     total: u64,
 }
 
-/// A bucket count: `u16` until a count needs more, then `u32` (saturating).
+/// A bucket count: `u16` until a count needs more, then `u32`, then `u64`
+/// (saturating, past any count a process can record).
 trait Count: Copy + Default + Into<u64> {
     const ZERO: Self;
     /// Adds `n`; `false` (unchanged) if the sum does not fit.
@@ -127,7 +128,24 @@ impl Count for u32 {
     const ZERO: Self = 0;
     #[inline]
     fn try_add(&mut self, n: u64) -> bool {
-        *self = u32::try_from(u64::from(*self) + n).unwrap_or(u32::MAX);
+        match u64::from(*self)
+            .checked_add(n)
+            .and_then(|v| u32::try_from(v).ok())
+        {
+            Some(v) => {
+                *self = v;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Count for u64 {
+    const ZERO: Self = 0;
+    #[inline]
+    fn try_add(&mut self, n: u64) -> bool {
+        *self = self.saturating_add(n);
         true
     }
 }
@@ -240,10 +258,14 @@ impl<C: Count> Store<C> {
         }
     }
 
-    fn widen(&self) -> Store<u32> {
+    fn widen<D: Count + TryFrom<u64>>(&self) -> Store<D> {
         Store {
             offset: self.offset,
-            counts: self.counts.iter().map(|c| (*c).into() as u32).collect(),
+            counts: self
+                .counts
+                .iter()
+                .map(|c| D::try_from((*c).into()).unwrap_or(D::ZERO))
+                .collect(),
             under: self.under,
             over: self.over,
             total: self.total,
@@ -305,6 +327,7 @@ impl<C: Count> Iterator for StoreEntries<'_, C> {
 enum DenseEntries<'a> {
     Narrow(StoreEntries<'a, u16>),
     Wide(StoreEntries<'a, u32>),
+    Huge(StoreEntries<'a, u64>),
 }
 
 impl Iterator for DenseEntries<'_> {
@@ -314,15 +337,18 @@ impl Iterator for DenseEntries<'_> {
         match self {
             DenseEntries::Narrow(e) => e.next(),
             DenseEntries::Wide(e) => e.next(),
+            DenseEntries::Huge(e) => e.next(),
         }
     }
 }
 
-/// One sign's store: narrow counts until one needs more than 16 bits.
+/// One sign's store: narrow counts until one needs more than 16 bits, then
+/// 32, then 64.
 #[derive(Debug, Clone)]
 enum Dense {
     Narrow(Store<u16>),
     Wide(Store<u32>),
+    Huge(Store<u64>),
 }
 
 impl Default for Dense {
@@ -341,19 +367,37 @@ impl Dense {
                 }
             }
             Dense::Narrow(_) => self.widen_and_add(key, n, max),
-            Dense::Wide(s) => {
+            Dense::Wide(s) if n < 1 << 32 => {
+                if !s.add(key, n, max) {
+                    self.widen_and_add(key, n, max);
+                }
+            }
+            Dense::Wide(_) => self.widen_and_add(key, n, max),
+            Dense::Huge(s) => {
                 s.add(key, n, max);
             }
         }
     }
 
-    /// Switches to 32-bit counts (once in a sketch's life), then adds.
+    /// Switches to wider counts (at most twice in a sketch's life: 32 bits
+    /// when `n` fits them, 64 when a count outgrows 32), then adds.
     #[cold]
     fn widen_and_add(&mut self, key: i32, n: u64, max: usize) {
         if let Dense::Narrow(s) = self {
-            *self = Dense::Wide(s.widen());
+            *self = if n < 1 << 32 {
+                Dense::Wide(s.widen())
+            } else {
+                Dense::Huge(s.widen())
+            };
         }
         if let Dense::Wide(s) = self {
+            // A fresh bucket takes `n` whole: only a count that fits.
+            if n < 1 << 32 && s.add(key, n, max) {
+                return;
+            }
+            *self = Dense::Huge(s.widen());
+        }
+        if let Dense::Huge(s) = self {
             s.add(key, n, max);
         }
     }
@@ -362,6 +406,7 @@ impl Dense {
         match self {
             Dense::Narrow(s) => s.total,
             Dense::Wide(s) => s.total,
+            Dense::Huge(s) => s.total,
         }
     }
 
@@ -369,6 +414,7 @@ impl Dense {
         match self {
             Dense::Narrow(s) => DenseEntries::Narrow(s.entries()),
             Dense::Wide(s) => DenseEntries::Wide(s.entries()),
+            Dense::Huge(s) => DenseEntries::Huge(s.entries()),
         }
     }
 
@@ -377,6 +423,7 @@ impl Dense {
         match self {
             Dense::Narrow(s) => s.heap_bytes(),
             Dense::Wide(s) => s.heap_bytes(),
+            Dense::Huge(s) => s.heap_bytes(),
         }
     }
 
@@ -384,6 +431,7 @@ impl Dense {
         match self {
             Dense::Narrow(s) => s.clear(),
             Dense::Wide(s) => s.clear(),
+            Dense::Huge(s) => s.clear(),
         }
     }
 }
@@ -776,6 +824,42 @@ pub(crate) mod tests {
     }
 
     const QS: [f64; 10] = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0];
+
+    /// A bucket past 2^32 samples (weeks of a hot series, or a fleet's
+    /// bins merged) keeps its exact count: counts widen to 64 bits instead
+    /// of saturating, so quantiles stay right and encodings round-trip
+    /// (found by the `sketch_bytes` fuzz target).
+    #[test]
+    fn counts_past_32_bits_stay_exact() {
+        let mut s = Sketch::new(1);
+        s.add_key(Key::of(1.0), 3_000_000_000);
+        s.add_key(Key::of(1.0), 3_000_000_000);
+        s.add_key(Key::of(100.0), 5_000_000_000);
+        s.add_key(Key::of(0.5), 7);
+        assert_eq!(s.count(), 11_000_000_007);
+        // 6e9 of 11e9 at 1.0: the median is 1.0, p90 is 100.
+        let p50 = s.quantile(0.5).unwrap();
+        assert!((p50 - 1.0).abs() < 0.05, "{p50}");
+        let p90 = s.quantile(0.9).unwrap();
+        assert!((p90 - 100.0).abs() < 5.0, "{p90}");
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        let mut back = Sketch::new(1);
+        assert!(back.merge_encoded(&out));
+        assert_eq!(back.count(), s.count());
+        let entries = |x: &Sketch| x.pos.entries().collect::<Vec<_>>();
+        assert_eq!(entries(&back), entries(&s));
+        // A wide sketch given a count past 32 bits for a new bucket.
+        let mut w = Sketch::new(1);
+        w.add_key(Key::of(1.0), 100_000);
+        w.add_key(Key::of(1e6), 1 << 33);
+        assert_eq!(w.count(), 100_000 + (1 << 33));
+        assert_eq!(w.pos.entries().map(|(_, c)| c).sum::<u64>(), w.count());
+        // A narrow sketch given one huge count widens straight to 64 bits.
+        let mut t = Sketch::new(1);
+        t.add_key(Key::of(2.0), 1 << 40);
+        assert_eq!(t.pos.entries().next().map(|(_, c)| c), Some(1 << 40));
+    }
 
     fn check_level(name: &str, values: &mut [f64], level: u8, bound: f64) {
         let mut s = Sketch::new(level);
