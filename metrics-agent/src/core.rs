@@ -59,8 +59,10 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The one path of a recording call.
-    #[inline]
+    /// The one path of a recording call. Always inlined, so each
+    /// recording method gets its own copy with the kind known: no dispatch
+    /// on the kind, no `Recorded` built unless a tap wants the sample.
+    #[inline(always)]
     pub fn record(&self, sample: Recorded<'_>, origin: Origin) {
         // The concrete backends, called directly (the same ones as `backends`).
         if let Some(m) = &self.memory {
@@ -74,8 +76,20 @@ impl Core {
 
     /// Hands a sample to the streams and (unless derived) the aggregations
     /// that want it, validating it once.
-    #[inline]
+    #[inline(always)]
     fn tap(&self, sample: &Recorded<'_>, origin: Origin) {
+        // The one-word filters first, inline: a name no tap may want costs
+        // two loads and two bit tests.
+        if self.hub.may_want(sample.name)
+            || (origin == Origin::Recorded && self.aggregations.may_want(sample.name))
+        {
+            self.tap_wanted(sample, origin);
+        }
+    }
+
+    /// [`tap`](Self::tap) past the filters: the full checks, out of line.
+    #[inline(never)]
+    fn tap_wanted(&self, sample: &Recorded<'_>, origin: Origin) {
         let to_streams = self.hub.wants(sample.name, sample.metric_type());
         let to_aggregations = origin == Origin::Recorded && self.aggregations.wants(sample.name);
         if !(to_streams || to_aggregations) {
@@ -216,7 +230,7 @@ impl CoreCollector {
 }
 
 impl CoreCollector {
-    #[inline]
+    #[inline(always)]
     fn take(&self, sample: Recorded<'_>) {
         self.0.record(sample, Origin::Recorded);
     }
