@@ -81,10 +81,18 @@ impl CounterFn for BoundCounter {
         if value == 1.0 {
             self.series.add_counter(self.now_ms(), 1.0);
         } else {
-            match validate::check_counter_increment(value) {
-                Ok(()) => self.series.add_counter(self.now_ms(), value),
-                Err(r) => self.shared.drops.record(r),
-            }
+            self.increment_checked(value);
+        }
+    }
+}
+
+impl BoundCounter {
+    /// Any other increment: checked, out of line.
+    #[inline(never)]
+    fn increment_checked(&self, value: f64) {
+        match validate::check_counter_increment(value) {
+            Ok(()) => self.series.add_counter(self.now_ms(), value),
+            Err(r) => self.shared.drops.record(r),
         }
     }
 }
