@@ -59,23 +59,85 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The one path of a recording call.
-    #[inline]
+    /// The one path of a recording call. Always inlined, so each
+    /// recording method gets its own copy with the kind known: no dispatch
+    /// on the kind, no `Recorded` built unless a tap may want the sample.
+    ///
+    /// The taps' one-word filters are read first, so a sample no tap may
+    /// want ends in the memory backend's call with nothing kept across it.
+    /// (Reading the filters before the backends record changes nothing a
+    /// caller can see: a tap added meanwhile races with the call either way.)
+    #[inline(always)]
     pub fn record(&self, sample: Recorded<'_>, origin: Origin) {
-        // The concrete backends, called directly (the same ones as `backends`).
-        if let Some(m) = &self.memory {
-            sample.record_into(&**m);
+        if self.may_tap(sample.name, origin) {
+            self.record_and_tap(
+                sample.kind,
+                sample.name,
+                sample.value,
+                sample.duration,
+                sample.tags,
+                origin,
+            );
+            return;
         }
+        // The concrete backends, called directly (the same ones as `backends`).
         if let Some(s) = &self.statsd {
             sample.record_into(&**s);
         }
-        self.tap(&sample, origin);
+        if let Some(m) = &self.memory {
+            sample.record_into(&**m);
+        }
+    }
+
+    /// [`record`](Self::record) of a sample that a tap may want.
+    #[cold]
+    #[inline(never)]
+    fn record_and_tap(
+        &self,
+        kind: RecordKind,
+        name: &str,
+        value: f64,
+        duration: Duration,
+        tags: Tags<'_>,
+        origin: Origin,
+    ) {
+        let sample = Recorded {
+            kind,
+            name,
+            value,
+            duration,
+            tags,
+        };
+        if let Some(s) = &self.statsd {
+            sample.record_into(&**s);
+        }
+        if let Some(m) = &self.memory {
+            sample.record_into(&**m);
+        }
+        self.tap_wanted(sample, origin);
+    }
+
+    /// Whether a stream or (unless derived) an aggregation may want `name`:
+    /// the one-word filters, two loads and two bit tests.
+    #[inline(always)]
+    fn may_tap(&self, name: &str, origin: Origin) -> bool {
+        self.hub.may_want(name) || (origin == Origin::Recorded && self.aggregations.may_want(name))
     }
 
     /// Hands a sample to the streams and (unless derived) the aggregations
     /// that want it, validating it once.
-    #[inline]
+    #[inline(always)]
     fn tap(&self, sample: &Recorded<'_>, origin: Origin) {
+        if self.may_tap(sample.name, origin) {
+            // By value: the sample is copied out only on this branch.
+            self.tap_wanted(*sample, origin);
+        }
+    }
+
+    /// [`tap`](Self::tap) past the filters: the full checks, out of line.
+    #[inline(never)]
+    fn tap_wanted(&self, sample: Recorded<'_>, origin: Origin) {
+        let sample = &sample;
         let to_streams = self.hub.wants(sample.name, sample.metric_type());
         let to_aggregations = origin == Origin::Recorded && self.aggregations.wants(sample.name);
         if !(to_streams || to_aggregations) {
@@ -216,7 +278,7 @@ impl CoreCollector {
 }
 
 impl CoreCollector {
-    #[inline]
+    #[inline(always)]
     fn take(&self, sample: Recorded<'_>) {
         self.0.record(sample, Origin::Recorded);
     }

@@ -36,7 +36,7 @@ pub(crate) struct Recorded<'a> {
 }
 
 impl<'a> Recorded<'a> {
-    #[inline]
+    #[inline(always)]
     pub fn new(kind: RecordKind, name: &'a str, value: f64, tags: Tags<'a>) -> Self {
         Recorded {
             kind,
@@ -91,7 +91,7 @@ impl<'a> Recorded<'a> {
 
     /// Makes the same call on `collector` (statically dispatched when the
     /// collector's type is known).
-    #[inline]
+    #[inline(always)]
     pub fn record_into<C: MetricCollector + ?Sized>(&self, collector: &C) {
         match self.kind {
             RecordKind::Counter => collector.record_counter(self.name, self.value, self.tags),

@@ -205,10 +205,17 @@ impl StreamHub {
         s.notify.notify_one();
     }
 
+    /// The one-word filter's answer for `name` (false positives, never
+    /// false negatives): inlined on the recording path, before
+    /// [`wants`](Self::wants).
+    #[inline]
+    pub(crate) fn may_want(&self, name: &str) -> bool {
+        self.inner.interest.may_want(name)
+    }
+
     /// Whether some subscriber may want a `metric_type` value named `name`
     /// (its tag filter is not looked at yet): the lock-free first check of
     /// the recording path.
-    #[inline]
     pub(crate) fn wants(&self, name: &str, metric_type: MetricType) -> bool {
         self.wants_joined(name, "", metric_type)
     }

@@ -19,6 +19,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn monotonic_nanos(&self) -> i64 {
         self.now_millis().saturating_mul(1_000_000)
     }
+
+    /// Whether this is the [`SystemClock`], which the backend then reads
+    /// without a virtual call. Other clocks keep the default, `false`.
+    fn is_system_clock(&self) -> bool {
+        false
+    }
 }
 
 /// The operating system's clock, read coarsely: a background thread
@@ -55,14 +61,30 @@ fn start_ticker() {
     }
 }
 
+/// Starts the thread behind [`coarse_now_ms`] (once per process).
+pub(crate) fn start_coarse_clock() {
+    TICKER.call_once(start_ticker);
+}
+
+/// [`SystemClock::now_millis`] for callers that called
+/// [`start_coarse_clock`] before: one atomic load.
+#[inline]
+pub(crate) fn coarse_now_ms() -> i64 {
+    match COARSE_NOW.load(Ordering::Relaxed) {
+        0 => precise_now(),
+        t => t,
+    }
+}
+
 impl Clock for SystemClock {
     #[inline]
     fn now_millis(&self) -> i64 {
-        TICKER.call_once(start_ticker);
-        match COARSE_NOW.load(Ordering::Relaxed) {
-            0 => precise_now(),
-            t => t,
-        }
+        start_coarse_clock();
+        coarse_now_ms()
+    }
+
+    fn is_system_clock(&self) -> bool {
+        true
     }
 
     fn monotonic_nanos(&self) -> i64 {

@@ -52,6 +52,58 @@ impl CounterFn for Bound {
     }
 }
 
+/// A handle to one counter series: the hot path is the clock reading, the
+/// bin check and one atomic add, with the series and the clock choice
+/// held in the handle itself (no match on the handle's kind, no look at
+/// the shared state unless a sample is dropped or the clock is injected).
+pub(crate) struct BoundCounter {
+    series: Arc<Series>,
+    /// The backend reads the [`SystemClock`](crate::SystemClock).
+    system_clock: bool,
+    shared: Arc<Shared>,
+}
+
+impl BoundCounter {
+    #[inline]
+    fn now_ms(&self) -> i64 {
+        if self.system_clock {
+            crate::clock::coarse_now_ms()
+        } else {
+            self.shared.clock.now_millis()
+        }
+    }
+}
+
+impl CounterFn for BoundCounter {
+    #[inline]
+    fn increment(&self, value: f64) {
+        // `+1`, the usual increment, is valid: no check.
+        if value == 1.0 {
+            self.series.add_counter(self.now_ms(), 1.0);
+        } else {
+            self.increment_checked(value);
+        }
+    }
+}
+
+impl BoundCounter {
+    /// Any other increment: checked, out of line.
+    #[inline(never)]
+    fn increment_checked(&self, value: f64) {
+        match validate::check_counter_increment(value) {
+            Ok(()) => self.series.add_counter(self.now_ms(), value),
+            Err(r) => self.shared.drops.record(r),
+        }
+    }
+}
+
+impl Drop for BoundCounter {
+    /// Releases the pin, so idle expiry applies again once no handle lives.
+    fn drop(&mut self) {
+        self.series.pins.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl GaugeFn for Bound {
     fn set(&self, value: f64) {
         self.record(value, Op::Set, validate::check_value);
@@ -79,6 +131,25 @@ impl TimerFn for Bound {
 }
 
 impl MemoryMetrics {
+    /// A counter handle: [`BoundCounter`] for a series, else a handle that
+    /// counts every use as a drop.
+    pub(crate) fn bind_counter(&self, name: &str, tags: Tags<'_>) -> Arc<dyn CounterFn> {
+        match self.registry.get_arc(name, tags, MetricType::Counter) {
+            Ok(series) => {
+                series.pins.fetch_add(1, Ordering::AcqRel);
+                Arc::new(BoundCounter {
+                    series,
+                    system_clock: self.shared.system_clock,
+                    shared: self.shared.clone(),
+                })
+            }
+            Err(reason) => Arc::new(Bound::Invalid {
+                shared: self.shared.clone(),
+                reason,
+            }),
+        }
+    }
+
     pub(crate) fn bind(&self, name: &str, tags: Tags<'_>, kind: MetricType) -> Arc<Bound> {
         let shared = self.shared.clone();
         // Validated by the registry when the series is created.

@@ -174,7 +174,7 @@ impl Shared {
     #[inline]
     pub fn now_ms(&self) -> i64 {
         if self.system_clock {
-            SystemClock.now_millis()
+            clock::coarse_now_ms()
         } else {
             self.clock.now_millis()
         }
@@ -272,7 +272,8 @@ impl MemoryMetrics {
     /// A backend with `config` and `clock` (a [`ManualClock`] in tests).
     pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, MetricsError> {
         Self::check(&config)?;
-        Ok(Self::build(config, clock, false))
+        let system = clock.is_system_clock();
+        Ok(Self::build(config, clock, system))
     }
 
     fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
@@ -291,6 +292,10 @@ impl MemoryMetrics {
     }
 
     fn build(config: MemoryConfig, clock: Arc<dyn Clock>, system_clock: bool) -> Self {
+        if system_clock {
+            // `Shared::now_ms` then reads the coarse clock without a check.
+            clock::start_coarse_clock();
+        }
         let timer_clock = Arc::new(clock::BackendTimerClock(clock.clone()));
         MemoryMetrics {
             shared: Arc::new(Shared {

@@ -737,3 +737,24 @@ fn a_sample_recorded_after_the_clock_steps_back_is_in_the_windows() {
         assert_eq!(s.sum, 1.0, "window {window} s");
     }
 }
+
+#[test]
+fn a_counter_handle_reads_the_injected_clock_and_counts_bad_increments_as_drops() {
+    let (clock, m) = manual();
+    let m = Arc::new(m);
+    let c = m.counter("handled", &[("k", "v")]);
+    c.inc();
+    c.increment(2.5);
+    // Ten minutes later: the first two samples leave a 5-minute window.
+    clock.advance(Duration::from_secs(600));
+    c.inc();
+    c.increment(-1.0);
+    c.increment(f64::NAN);
+    assert_eq!(m.counter_value("handled", &[("k", "v")]), Some(4.5));
+    let recent = m
+        .get_metric_summary("handled", Some(Duration::from_secs(300)))
+        .unwrap();
+    assert_eq!((recent.count, recent.sum), (1, 1.0));
+    assert_eq!(m.dropped(DropReason::NegativeCounter), 1);
+    assert_eq!(m.dropped(DropReason::InvalidValue), 1);
+}

@@ -48,11 +48,7 @@ impl MetricCollector for MemoryMetrics {
         );
     }
     fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        Some(Counter::from_arc(self.bind(
-            name,
-            tags,
-            MetricType::Counter,
-        )))
+        Some(Counter::from_arc(self.bind_counter(name, tags)))
     }
     fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
         Some(Gauge::from_arc(self.bind(name, tags, MetricType::Gauge)))

@@ -82,7 +82,7 @@
 //!   the kernel to report a refusal of the last datagram. Lines lost in the
 //!   final flush are counted and make `shutdown` return an error. Samples
 //!   recorded after shutdown are dropped and counted.
-//! - **Queries** are not StatsD's job: every [`MetricsAggregator`] method and
+//! - **Queries** are not StatsD's job: every [`MetricsAggregator`](metrics_protocol::system::MetricsAggregator) method and
 //!   `get_timing_stats`/`get_success_rate` answer
 //!   [`MetricsError::Unsupported`]; use a `Fanout` with `metrics-memory` for
 //!   local queries.
@@ -97,27 +97,23 @@
 
 #![deny(missing_docs)]
 
+mod collector;
 mod config;
 mod format;
+mod record;
 mod sender;
 mod table;
 
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
-use metrics_kit::{DropCounters, RunningTimers, with_outcome_counter};
-use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
-use metrics_protocol::validate::{self, SortedTags};
-use metrics_protocol::{
-    BackendHealth, DropReason, HealthStatus, MetricCollector, MetricType, MetricsError,
-    PerformanceTimer, SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
-};
+use crossbeam_channel::Sender;
+use metrics_kit::{DropCounters, RunningTimers};
+use metrics_protocol::{DropReason, MetricsError};
 use parking_lot::Mutex;
 
 pub use config::{StatsdConfig, TagFlavor};
@@ -274,7 +270,7 @@ impl StatsdMetrics {
     ///
     /// Errors when the sender did not finish in time, or when lines of the
     /// final flush were lost (the daemon refused them, or the time ran out):
-    /// their samples are counted as `send_failed` in [`MetricCollector::health`].
+    /// their samples are counted as `send_failed` in [`MetricCollector::health`](metrics_protocol::MetricCollector::health).
     pub fn shutdown(&self) -> Result<(), MetricsError> {
         if self.shared.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -318,104 +314,6 @@ impl StatsdMetrics {
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.shared.drops.get(reason)
     }
-
-    fn render(&self, name: &str, tags: &[(&str, &str)]) -> format::Rendered {
-        let c = &self.shared.config;
-        format::render(
-            &c.prefix,
-            name,
-            tags,
-            &c.common_tags,
-            c.flavor,
-            c.fold_tags_into_name,
-        )
-    }
-
-    fn record(&self, kind: Kind, name: &str, value: f64, tags: Tags<'_>) {
-        let outcome = (|| {
-            if self.shared.closed.load(Ordering::Relaxed) {
-                return Err(DropReason::SendFailed);
-            }
-            validate::check_name(name)?;
-            if kind == Kind::Counter {
-                validate::check_counter_increment(value)?;
-            } else {
-                validate::check_value(value)?;
-            }
-            // A timer line must not be negative (the daemon rejects it);
-            // the wire type decides what goes out as one.
-            if value < 0.0 && kind.wire(self.shared.config.flavor) == "ms" {
-                return Err(DropReason::InvalidValue);
-            }
-            let sorted = SortedTags::new(tags)?;
-            let series_kind = if kind == Kind::GaugeDelta {
-                Kind::Gauge
-            } else {
-                kind
-            };
-            let table = &self.shared.table;
-            let render = |n: &str, t: &[(&str, &str)]| self.render(n, t);
-            // Counters and gauges: aggregate in place, under the shard's read lock.
-            if self.shared.config.combine_counters
-                && matches!(kind, Kind::Counter | Kind::Gauge | Kind::GaugeDelta)
-            {
-                table.with(series_kind, name, sorted.as_slice(), render, |f| {
-                    match kind {
-                        Kind::Counter => f.entry.add_counter(value),
-                        Kind::Gauge => f.entry.set_gauge(value),
-                        _ => f.entry.adjust_gauge(value),
-                    }
-                    f.mark_dirty();
-                });
-                return Ok(());
-            }
-            let rate = match kind {
-                Kind::Timer => self.shared.config.timer_sample_rate,
-                Kind::Histogram => self.shared.config.histogram_sample_rate,
-                _ => 1.0,
-            };
-            if rate < 1.0 && !sampled(rate) {
-                return Ok(()); // sampled out: the daemon scales by 1/rate
-            }
-            let series = table.with(series_kind, name, sorted.as_slice(), render, |f| {
-                f.entry.clone()
-            });
-            match self.queue.try_send(sender::Sample {
-                series,
-                value,
-                rate,
-                op: kind,
-            }) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(_)) => Err(DropReason::QueueFull),
-                Err(TrySendError::Disconnected(_)) => Err(DropReason::SendFailed),
-            }
-        })();
-        if let Err(reason) = outcome {
-            self.shared.drops.record(reason);
-        }
-    }
-}
-
-/// A cheap per-thread random draw for sample rates.
-fn sampled(rate: f64) -> bool {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new({
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::thread::current().id().hash(&mut h);
-            Instant::now().hash(&mut h);
-            h.finish() | 1
-        });
-    }
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        ((x >> 11) as f64 / (1u64 << 53) as f64) < rate
-    })
 }
 
 impl Drop for StatsdMetrics {
@@ -423,187 +321,6 @@ impl Drop for StatsdMetrics {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "StatsD backend dropped without a clean shutdown");
         }
-    }
-}
-
-fn unsupported(operation: &'static str) -> MetricsError {
-    MetricsError::Unsupported {
-        operation,
-        backend: BACKEND,
-    }
-}
-
-impl MetricCollector for StatsdMetrics {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Kind::Counter, name, value, tags);
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Kind::Gauge, name, value, tags);
-    }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.record(Kind::GaugeDelta, name, delta, tags);
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Kind::Histogram, name, value, tags);
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.record(Kind::Timer, name, duration.as_secs_f64() * 1e3, tags);
-    }
-
-    fn flush(&self) -> Result<(), MetricsError> {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.ctrl.send(sender::Ctrl::Flush(tx));
-        rx.recv_timeout(Duration::from_millis(
-            self.shared.config.shutdown_timeout_ms,
-        ))
-        .map_err(|_| {
-            MetricsError::io(
-                "flushing the StatsD sender",
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "the sender did not answer"),
-            )
-        })
-    }
-
-    fn health(&self) -> Vec<BackendHealth> {
-        let sh = &self.shared;
-        let st = &sh.stats;
-        let mut h = BackendHealth::healthy(BACKEND);
-        h.dropped = sh.drops.snapshot();
-        let reachable = st.reachable.load(Ordering::Relaxed);
-        let alive = self
-            .thread
-            .lock()
-            .as_ref()
-            .is_some_and(|t| !t.is_finished());
-        let now = Instant::now();
-        let last_error = st.last_error.lock().clone();
-        for (k, v) in [
-            ("series", sh.table.len() as f64),
-            ("series_max", sh.config.max_series as f64),
-            (
-                "series_overflowed_samples",
-                sh.table.overflowed.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "series_evicted",
-                sh.table.evicted.load(Ordering::Relaxed) as f64,
-            ),
-            ("queue_depth", self.queue.len() as f64),
-            ("queue_capacity", sh.config.queue_capacity as f64),
-            (
-                "sent_datagrams",
-                st.datagrams.load(Ordering::Relaxed) as f64,
-            ),
-            ("sent_lines", st.lines.load(Ordering::Relaxed) as f64),
-            ("lost_lines", st.lost_lines.load(Ordering::Relaxed) as f64),
-            (
-                "retry_pending_samples",
-                st.retry_pending.load(Ordering::Relaxed) as f64,
-            ),
-            ("send_errors", st.send_errors.load(Ordering::Relaxed) as f64),
-            ("reachable", f64::from(u8::from(reachable))),
-            ("sender_alive", f64::from(u8::from(alive))),
-        ] {
-            h.details.insert(k.into(), v);
-        }
-        h.overflowed_metrics = sh.table.overflow_names();
-        if let Some((msg, at)) = &last_error {
-            let age = now.saturating_duration_since(*at).as_secs_f64();
-            h.details.insert("last_error_age_s".into(), age);
-            h.message = Some(format!("last send error {age:.1} s ago: {msg}"));
-        }
-        // Degraded while drops, losses or errors are recent (the last ten
-        // flush intervals); history stays in the counters and the message.
-        let window = Duration::from_millis(sh.config.flush_interval_ms.saturating_mul(10));
-        let recent =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < window);
-        let total = h.total_dropped() + st.lost_lines.load(Ordering::Relaxed);
-        let drops_at = {
-            let mut seen = sh.drops_seen.lock();
-            if seen.0 != total {
-                *seen = (total, Some(now));
-            }
-            seen.1
-        };
-        h.status = if !alive && !sh.closed.load(Ordering::Relaxed) || !reachable {
-            HealthStatus::Unhealthy
-        } else if recent(drops_at) || recent(last_error.map(|e| e.1)) {
-            HealthStatus::Degraded
-        } else {
-            HealthStatus::Healthy
-        };
-        vec![h]
-    }
-}
-
-impl PerformanceTimer for StatsdMetrics {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.shared.drops)
-    }
-
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
-    }
-
-    fn get_timing_stats(
-        &self,
-        _name: &str,
-        _window: Option<Duration>,
-    ) -> Result<TimingStats, MetricsError> {
-        Err(unsupported("get_timing_stats"))
-    }
-}
-
-impl SuccessFailureTracker for StatsdMetrics {
-    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        with_outcome_counter(operation, None, metadata, |name, tags| {
-            self.record(Kind::Counter, name, 1.0, tags)
-        });
-    }
-
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        with_outcome_counter(operation, Some(error_type), metadata, |name, tags| {
-            self.record(Kind::Counter, name, 1.0, tags)
-        });
-    }
-
-    fn get_success_rate(&self, _op: &str, _w: Option<Duration>) -> Result<f64, MetricsError> {
-        Err(unsupported("get_success_rate"))
-    }
-
-    fn get_failure_breakdown(
-        &self,
-        _op: &str,
-        _w: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        Err(unsupported("get_failure_breakdown"))
-    }
-}
-
-impl MetricsAggregator for StatsdMetrics {
-    fn get_metric_summary(
-        &self,
-        _name: &str,
-        _w: Option<Duration>,
-    ) -> Result<MetricSummary, MetricsError> {
-        Err(unsupported("get_metric_summary"))
-    }
-    fn get_metrics_by_tag<'a>(&self, _filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_metrics_by_tag"))
-    }
-    fn export_metrics(&self, _format: ExportFormat) -> Result<String, MetricsError> {
-        Err(unsupported("export_metrics"))
-    }
-    fn get_top_metrics(
-        &self,
-        _t: MetricType,
-        _limit: usize,
-    ) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_top_metrics"))
     }
 }
 

@@ -53,8 +53,15 @@ impl AggregationSet {
         self.list.load().len()
     }
 
-    /// Whether some aggregator takes samples named `name`.
+    /// The one-word filter's answer for `name` (false positives, never
+    /// false negatives): inlined on the recording path, before
+    /// [`wants`](Self::wants).
     #[inline]
+    pub(crate) fn may_want(&self, name: &str) -> bool {
+        self.interest.may_want(name)
+    }
+
+    /// Whether some aggregator takes samples named `name`.
     pub(crate) fn wants(&self, name: &str) -> bool {
         if !self.interest.may_want(name) {
             return false;
