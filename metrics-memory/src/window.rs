@@ -123,6 +123,10 @@ impl<B> Ring<B> {
 pub struct Windows<B> {
     rings: Vec<Ring<B>>,
     spare: Vec<B>,
+    /// The latest finest-bin index [`advance`](Self::advance) ran for:
+    /// every ring's bin is a multiple of the finest, so nothing ages out
+    /// before the next finest bin starts.
+    advanced_to: i64,
 }
 
 impl<B: BinData> Windows<B> {
@@ -142,6 +146,7 @@ impl<B: BinData> Windows<B> {
                 })
                 .collect(),
             spare: Vec::new(),
+            advanced_to: i64::MIN,
         }
     }
 
@@ -200,6 +205,16 @@ impl<B: BinData> Windows<B> {
     /// Moves bins that aged out of a ring into the next one; drops what ages
     /// out of the last ring.
     pub fn advance(&mut self, now_ms: i64) {
+        let Some(finest) = self.rings.first() else {
+            return;
+        };
+        // Within the finest bin advanced last (or earlier, after the clock
+        // stepped back), no bin of any ring has aged out since.
+        let idx = now_ms.div_euclid(finest.bin_ms);
+        if idx <= self.advanced_to {
+            return;
+        }
+        self.advanced_to = idx;
         for level in 0..self.rings.len() {
             let (done, rest) = self.rings.split_at_mut(level + 1);
             let Some(ring) = done.last_mut() else {
