@@ -154,12 +154,18 @@ impl<B: BinData> Windows<B> {
     ///
     /// A sample older than the newest fine bin (a clock that stepped back)
     /// goes into the newest bin rather than rewriting history.
+    #[inline]
     pub fn record(&mut self, now_ms: i64, f: impl FnOnce(&mut B)) {
-        self.advance(now_ms);
+        let Some(finest) = self.rings.first() else {
+            return;
+        };
+        let idx = now_ms.div_euclid(finest.bin_ms);
+        if idx > self.advanced_to {
+            self.advance(now_ms);
+        }
         let Some(ring) = self.rings.first_mut() else {
             return;
         };
-        let idx = now_ms.div_euclid(ring.bin_ms);
         match ring.bins.back_mut() {
             Some((i, data)) if *i >= idx => f(data),
             _ => {
