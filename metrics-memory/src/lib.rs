@@ -131,6 +131,7 @@ mod handles;
 mod history;
 mod query;
 mod registry;
+mod series;
 mod sketch;
 mod stats;
 mod tracker;

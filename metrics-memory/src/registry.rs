@@ -9,6 +9,7 @@
 //! rules of `metrics_protocol::validate` — and its one tag normaliser,
 //! [`SortedTags`] — run only when a series is created. Creating a series
 //! takes that shard's write lock and the per-name cardinality check.
+//! What a sample does to one series is in `series.rs`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -21,447 +22,13 @@ use metrics_protocol::validate::{self, OVERFLOW_TAG, SortedTags};
 use metrics_protocol::{DropReason, MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
-use crate::sketch::{Key, Sketch};
-use crate::stats::{Exact, Stats};
+use crate::sketch::Sketch;
+use crate::stats::Exact;
 use crate::window::{SketchWindows, WindowSpec, Windows};
 
+pub(crate) use crate::series::{Op, PERM, Refused, Series, SeriesState, Slot};
+
 const SHARDS: usize = 32;
-
-/// Mutable state of one series, under its own short lock.
-#[derive(Debug)]
-pub(crate) struct SeriesState {
-    /// Counter total or gauge value.
-    pub value: f64,
-    /// All-time statistics of the recorded samples (increments for counters,
-    /// values set for gauges, samples for distributions).
-    pub total: Exact,
-    /// All-time quantile sketch (distributions only).
-    pub sketch: Option<Box<Sketch>>,
-    /// Windowed statistics.
-    pub windows: Windows<Exact>,
-    /// Windowed quantile sketches (distributions only).
-    pub quantiles: Option<Box<SketchWindows>>,
-    /// The most recent raw samples, when the configuration keeps any.
-    pub samples: VecDeque<f64>,
-}
-
-/// A counter's current finest bin, written with atomics only.
-///
-/// Whole increments below [`SMALL_LIMIT`] (the usual `+1`) take one atomic
-/// add on `packed`, which holds their count in the low [`COUNT_BITS`] bits
-/// and their sum above; any other increment adds to `count` and `sum`. When
-/// the packed count reaches [`SPILL_AT`], the word is moved into `count` and
-/// `sum` under the series lock, long before either field can overflow
-/// (each thread adds at most one more increment before it waits for that
-/// lock, and the sum field has room for 2^40 / 2^15 = 2^25 increments).
-#[derive(Debug)]
-struct Slot {
-    /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
-    epoch: AtomicI64,
-    packed: AtomicU64,
-    count: AtomicU64,
-    /// f64 bits.
-    sum: AtomicU64,
-}
-
-/// Bits of `Slot::packed` that hold the count.
-const COUNT_BITS: u32 = 24;
-const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-/// Packed count at which the word is spilled into the plain fields.
-const SPILL_AT: u64 = 1 << (COUNT_BITS - 1);
-/// Whole increments below this are packed.
-const SMALL_LIMIT: f64 = 32768.0;
-
-fn unpack(w: u64) -> (u64, f64) {
-    (w & COUNT_MASK, (w >> COUNT_BITS) as f64)
-}
-
-impl Slot {
-    fn new() -> Self {
-        Slot {
-            epoch: AtomicI64::new(i64::MIN),
-            packed: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0f64.to_bits()),
-        }
-    }
-
-    /// Adds one validated increment; returns whether the packed word is due
-    /// to be spilled.
-    #[inline]
-    fn add(&self, value: f64) -> bool {
-        // A whole number below 2^15: the round trip through an i32 (two
-        // instructions) is exact.
-        let whole = value as i32;
-        if (0.0..SMALL_LIMIT).contains(&value) && f64::from(whole) == value {
-            let prev = self
-                .packed
-                .fetch_add(((whole as u64) << COUNT_BITS) | 1, Ordering::Relaxed);
-            return prev & COUNT_MASK >= SPILL_AT;
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        // `+ 0.0` turns -0.0 into 0.0.
-        add_f64(&self.sum, value + 0.0);
-        false
-    }
-
-    /// Moves the packed word into the plain fields (under the series lock,
-    /// so readers, who take it too, never see the move half done).
-    fn spill(&self) {
-        let (count, sum) = unpack(self.packed.swap(0, Ordering::AcqRel));
-        self.count.fetch_add(count, Ordering::AcqRel);
-        add_f64(&self.sum, sum);
-    }
-
-    /// Count and sum (under the series lock).
-    fn peek(&self) -> (u64, f64) {
-        let (pc, ps) = unpack(self.packed.load(Ordering::Acquire));
-        let count = self.count.load(Ordering::Acquire) + pc;
-        (count, f64::from_bits(self.sum.load(Ordering::Acquire)) + ps)
-    }
-
-    /// Count and sum, leaving the slot empty (under the series lock).
-    fn take(&self) -> (u64, f64) {
-        let (pc, ps) = unpack(self.packed.swap(0, Ordering::AcqRel));
-        let count = self.count.swap(0, Ordering::AcqRel) + pc;
-        let sum = f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel));
-        (count, sum + ps)
-    }
-}
-
-#[inline]
-fn add_f64(a: &AtomicU64, v: f64) {
-    let mut cur = a.load(Ordering::Relaxed);
-    loop {
-        let new = (f64::from_bits(cur) + v).to_bits();
-        match a.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(x) => cur = x,
-        }
-    }
-}
-
-/// One series.
-///
-/// Counters are recorded lock-free into one of two atomic slots (the
-/// current and the previous finest bin); a slot is folded into the windows
-/// and the all-time totals, under the series lock, when it is reused two
-/// bins later. A sample is therefore never lost, and count and sum of a bin
-/// always move together. Gauges and distributions take the series lock.
-#[derive(Debug)]
-pub(crate) struct Series {
-    pub name: Box<str>,
-    pub tags: Box<[(Box<str>, Box<str>)]>,
-    pub kind: MetricType,
-    hash: u64,
-    /// Last time a sample was recorded (ms since the epoch).
-    pub touched_ms: AtomicI64,
-    /// Live handles bound to this series: while any lives it never
-    /// expires, or the handle would write into a series nobody can read.
-    pub pins: AtomicUsize,
-    finest_ms: i64,
-    slots: [Slot; 2],
-    /// The slot of the newest bin (a hint: a sample outside its bin takes
-    /// the slow path).
-    active: AtomicUsize,
-    pub state: Mutex<SeriesState>,
-}
-
-impl Series {
-    /// Whether this series is `name` with `tags` in any order.
-    ///
-    /// The stored keys are distinct, so when the lengths agree and every
-    /// stored pair is in `tags`, `tags` is a permutation of them: it has no
-    /// duplicate key and passes every rule this series passed when it was
-    /// created. A match therefore proves the input valid.
-    #[inline]
-    fn matches(&self, name: &str, tags: Tags<'_>) -> bool {
-        if !str_eq(&self.name, name) || self.tags.len() != tags.len() {
-            return false;
-        }
-        let in_order = self
-            .tags
-            .iter()
-            .zip(tags)
-            .all(|((k, v), (k2, v2))| str_eq(k, k2) && str_eq(v, v2));
-        in_order
-            || self
-                .tag_pairs()
-                .all(|(k, v)| tags.iter().any(|&(k2, v2)| str_eq(k, k2) && str_eq(v, v2)))
-    }
-
-    /// [`matches`](Self::matches), trying first the order in which this
-    /// call site passed the tags last time (`perm[i]`: the input index of
-    /// stored tag `i`), and remembering the order found. Stored keys are
-    /// distinct, so a `perm` under which every stored pair equals its input
-    /// pair is a permutation: the same proof as `matches`.
-    #[inline]
-    fn matches_with(&self, name: &str, tags: Tags<'_>, perm: &mut [u8; PERM]) -> bool {
-        if !str_eq(&self.name, name) || self.tags.len() != tags.len() {
-            return false;
-        }
-        #[inline(always)]
-        fn same(t: &(Box<str>, Box<str>), tags: Tags<'_>, j: u8) -> bool {
-            tags.get(usize::from(j))
-                .is_some_and(|&(k2, v2)| str_eq(&t.0, k2) && str_eq(&t.1, v2))
-        }
-        if self
-            .tags
-            .iter()
-            .zip(perm.iter())
-            .all(|(t, &j)| same(t, tags, j))
-        {
-            return true;
-        }
-        for (i, t) in self.tags.iter().enumerate() {
-            match (0..tags.len()).find(|&j| same(t, tags, j as u8)) {
-                Some(j) => perm[i] = j as u8,
-                None => return false,
-            }
-        }
-        true
-    }
-
-    pub fn is_distribution(&self) -> bool {
-        matches!(self.kind, MetricType::Histogram | MetricType::Timer)
-    }
-
-    /// Adds a validated counter increment, lock-free: when `now_ms` is in
-    /// the active slot's bin (the usual case), one load, a subtraction and
-    /// one atomic add, with no division.
-    #[inline]
-    pub fn add_counter(&self, now_ms: i64, value: f64) {
-        let slot = &self.slots[self.active.load(Ordering::Relaxed) & 1];
-        let start = slot
-            .epoch
-            .load(Ordering::Acquire)
-            .saturating_mul(self.finest_ms);
-        if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
-            if slot.add(value) {
-                self.spill(slot);
-            }
-        } else {
-            self.add_counter_other_bin(now_ms, value);
-        }
-        if self.touched_ms.load(Ordering::Relaxed) != now_ms {
-            self.touched_ms.store(now_ms, Ordering::Relaxed);
-        }
-    }
-
-    /// [`add_counter`](Self::add_counter) for a sample outside the active
-    /// slot's bin: picks (and if needed recycles) the slot of its bin.
-    #[cold]
-    fn add_counter_other_bin(&self, now_ms: i64, value: f64) {
-        let idx = now_ms.div_euclid(self.finest_ms);
-        let which = (idx & 1) as usize;
-        let slot = &self.slots[which];
-        if slot.epoch.load(Ordering::Acquire) < idx {
-            self.recycle(slot, idx, now_ms);
-            self.active.store(which, Ordering::Relaxed);
-        }
-        if slot.add(value) {
-            self.spill(slot);
-        }
-    }
-
-    #[cold]
-    fn spill(&self, slot: &Slot) {
-        let _st = self.state.lock();
-        slot.spill();
-    }
-
-    #[cold]
-    fn recycle(&self, slot: &Slot, idx: i64, now_ms: i64) {
-        let mut st = self.state.lock();
-        let old = slot.epoch.load(Ordering::Acquire);
-        if old >= idx {
-            return; // another thread recycled it first
-        }
-        let (count, sum) = slot.take();
-        if old != i64::MIN && count > 0 {
-            let mut bin = Exact::default();
-            bin.add_bin(count, sum);
-            st.value += sum;
-            st.total.add_bin(count, sum);
-            st.windows.merge_bin(now_ms, old * self.finest_ms, &bin);
-        }
-        slot.epoch.store(idx, Ordering::Release);
-    }
-
-    /// The value and all-time statistics, live counter slots included.
-    pub fn read(&self) -> (f64, Stats) {
-        let st = self.state.lock();
-        let (mut value, mut total) = (st.value, st.total);
-        for slot in &self.slots {
-            if slot.epoch.load(Ordering::Acquire) != i64::MIN {
-                let (count, sum) = slot.peek();
-                value += sum;
-                total.add_bin(count, sum);
-            }
-        }
-        let mut stats = Stats {
-            sketch: st.sketch.clone(),
-            ..Stats::default()
-        };
-        stats.merge_exact(&total);
-        (value, stats)
-    }
-
-    /// The windowed quantile sketch of bins and blocks starting in
-    /// `[since_ms, now_ms]`, with the earliest start it covers; `None` for
-    /// series that are not distributions.
-    pub fn window_sketch(&self, since_ms: i64, now_ms: i64) -> Option<(Sketch, Option<i64>)> {
-        let st = self.state.lock();
-        st.quantiles.as_ref().map(|q| q.merged(since_ms, now_ms))
-    }
-
-    /// Calls `f(start_ms, width_ms, data)` for every bin starting at or
-    /// after `since_ms`, live counter slots included (bins newer than
-    /// `now_ms`, filled before the clock stepped back, count too).
-    pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
-        let st = self.state.lock();
-        st.windows.for_each_since(since_ms, now_ms, &mut f);
-        let oldest = now_ms.saturating_sub(st.windows.retention_ms());
-        for slot in &self.slots {
-            let epoch = slot.epoch.load(Ordering::Acquire);
-            let start = epoch.saturating_mul(self.finest_ms);
-            if epoch != i64::MIN && start >= since_ms.max(oldest) {
-                let mut bin = Exact::default();
-                let (count, sum) = slot.peek();
-                bin.add_bin(count, sum);
-                f(start, self.finest_ms, &bin);
-            }
-        }
-    }
-
-    /// Records one sample at `now_ms` (the caller validated it).
-    #[inline]
-    pub fn record(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
-        if self.kind == MetricType::Counter {
-            self.add_counter(now_ms, value);
-        } else {
-            self.record_locked(now_ms, value, op, keep_samples);
-        }
-    }
-
-    /// Records a gauge or distribution sample under the series lock.
-    #[inline(never)]
-    fn record_locked(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
-        let dist = self.is_distribution();
-        let mut st = self.state.lock();
-        let sample = match op {
-            Op::Add => {
-                st.value += value;
-                value
-            }
-            Op::Set => {
-                st.value = value;
-                value
-            }
-            Op::Adjust => {
-                st.value += value;
-                st.value
-            }
-        };
-        st.total.add(sample);
-        st.windows.record(now_ms, |b| b.add(sample));
-        if dist {
-            let key = Key::of(sample);
-            if let Some(s) = &mut st.sketch {
-                s.add_key(key, 1);
-            }
-            if let Some(q) = &mut st.quantiles {
-                q.record(now_ms, key);
-            }
-        }
-        if keep_samples > 0 && dist {
-            if st.samples.len() >= keep_samples {
-                st.samples.pop_front();
-            }
-            st.samples.push_back(sample);
-        }
-        drop(st);
-        self.touched_ms.store(now_ms, Ordering::Relaxed);
-    }
-
-    /// A strong reference to this series, from the registry that holds it.
-    fn clone_arc(&self, registry: &Registry) -> Option<Arc<Series>> {
-        registry
-            .shard(self.hash)
-            .read()
-            .find(self.hash, |s| std::ptr::eq(&**s, self))
-            .cloned()
-    }
-
-    /// Tags as borrowed pairs.
-    pub fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
-        self.tags.iter().map(|(k, v)| (&**k, &**v))
-    }
-}
-
-/// Why a sample reached no series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// A rule of `metrics_protocol::validate` (or a type mismatch).
-    Drop(DropReason),
-    /// A new name past the registry's limit on distinct names.
-    NameLimit,
-}
-
-impl From<DropReason> for Refused {
-    fn from(r: DropReason) -> Self {
-        Refused::Drop(r)
-    }
-}
-
-/// String equality for the short names and tags of the recording path,
-/// without a call to `memcmp`: up to 16 bytes in two (overlapping) word
-/// compares.
-#[inline(always)]
-fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY (every read below): both slices are `n` bytes long; each read
-    // of `w` bytes starts at 0, `n / 2` (single bytes) or `n - w`, with
-    // `1 <= w <= n`, so it stays inside them; `read_unaligned` needs no
-    // alignment.
-    unsafe {
-        match n {
-            0 => true,
-            // First, middle and last byte: every byte of 1 to 3.
-            1..4 => {
-                let at = |p: *const u8, i: usize| p.add(i).read();
-                at(pa, 0) == at(pb, 0)
-                    && at(pa, n / 2) == at(pb, n / 2)
-                    && at(pa, n - 1) == at(pb, n - 1)
-            }
-            4..8 => {
-                let w = |p: *const u8, i: usize| p.add(i).cast::<u32>().read_unaligned();
-                w(pa, 0) == w(pb, 0) && w(pa, n - 4) == w(pb, n - 4)
-            }
-            8..=16 => {
-                let w = |p: *const u8, i: usize| p.add(i).cast::<u64>().read_unaligned();
-                w(pa, 0) == w(pb, 0) && w(pa, n - 8) == w(pb, n - 8)
-            }
-            _ => a == b,
-        }
-    }
-}
-
-/// How a sample changes a series' value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Counters and distributions: add.
-    Add,
-    /// Gauges: set.
-    Set,
-    /// Gauges: add a delta.
-    Adjust,
-}
 
 #[derive(Debug)]
 struct NameInfo {
@@ -482,8 +49,6 @@ const CACHE_SLOTS: usize = 64;
 /// [`CACHE_SLOTS`] per thread) lingers until the slot is reused.
 type CacheEntry = Option<(u64, Weak<Series>, [u8; PERM])>;
 
-/// Room for the tag order of one call site: at most `MAX_TAGS` tags.
-const PERM: usize = metrics_protocol::validate::MAX_TAGS;
 /// Tags in the order given.
 const IDENTITY: [u8; PERM] = {
     let mut p = [0u8; PERM];
@@ -918,9 +483,21 @@ impl Registry {
     }
 }
 
+impl Series {
+    /// A strong reference to this series, from the registry that holds it.
+    fn clone_arc(&self, registry: &Registry) -> Option<Arc<Series>> {
+        registry
+            .shard(self.hash)
+            .read()
+            .find(self.hash, |s| std::ptr::eq(&**s, self))
+            .cloned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::{COUNT_BITS, SPILL_AT, str_eq};
 
     #[test]
     fn str_eq_sees_a_difference_at_every_position_of_every_length() {
