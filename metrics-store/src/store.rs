@@ -233,6 +233,37 @@ fn kind_name(k: MetricType) -> &'static str {
     }
 }
 
+/// Inserts `$rows` (a slice of [`RowData`]) in the transaction `$tx` of
+/// database `$db`, in statements of at most [`ROWS_PER_INSERT`] rows, the
+/// tags cast by `$tags_cast` (`"::jsonb"` on PostgreSQL); evaluates to the
+/// rows written.
+macro_rules! insert_rows {
+    ($db:ty, $tx:ident, $rows:expr, $tags_cast:expr) => {{
+        let mut written = 0u64;
+        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> =
+                QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
+            q.push_values(chunk, |mut r, m: &RowData| {
+                r.push_bind(m.instance.clone())
+                    .push_bind(m.run.clone())
+                    .push_bind(m.name.clone())
+                    .push_bind(m.tags.clone())
+                    .push_unseparated($tags_cast)
+                    .push_bind(m.kind.clone())
+                    .push_bind(m.ring_ms)
+                    .push_bind(m.start_ms)
+                    .push_bind(m.count)
+                    .push_bind(m.sum)
+                    .push_bind(m.min)
+                    .push_bind(m.max)
+                    .push_bind(m.sketch.clone());
+            });
+            written += q.build().execute(&mut *$tx).await?.rows_affected();
+        }
+        written
+    }};
+}
+
 /// One row as read back.
 struct RowData {
     instance: String,
@@ -402,58 +433,37 @@ impl Store {
         if bins.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<(String, &StoredBin)> =
-            bins.iter().map(|b| (tags_json(&b.tags), b)).collect();
-        let mut n = 0;
-        match &self.db {
+        let rows: Vec<RowData> = bins
+            .iter()
+            .map(|b| RowData {
+                instance: self.instance.clone(),
+                run: self.run.clone(),
+                name: b.name.clone(),
+                tags: tags_json(&b.tags),
+                kind: kind_name(b.kind).to_owned(),
+                ring_ms: b.width_ms,
+                start_ms: b.start_ms,
+                count: i64::try_from(b.count).unwrap_or(i64::MAX),
+                sum: b.sum,
+                min: b.min,
+                max: b.max,
+                sketch: b.sketch.clone(),
+            })
+            .collect();
+        let n = match &self.db {
             Db::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    let mut q: QueryBuilder<Sqlite> =
-                        QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
-                    q.push_values(chunk, |mut r, (tags, b)| {
-                        r.push_bind(self.instance.clone())
-                            .push_bind(self.run.clone())
-                            .push_bind(b.name.clone())
-                            .push_bind(tags.clone())
-                            .push_bind(kind_name(b.kind))
-                            .push_bind(b.width_ms)
-                            .push_bind(b.start_ms)
-                            .push_bind(i64::try_from(b.count).unwrap_or(i64::MAX))
-                            .push_bind(b.sum)
-                            .push_bind(b.min)
-                            .push_bind(b.max)
-                            .push_bind(b.sketch.clone());
-                    });
-                    n += q.build().execute(&mut *tx).await?.rows_affected();
-                }
+                let n = insert_rows!(Sqlite, tx, &rows, "");
                 tx.commit().await?;
+                n
             }
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    let mut q: QueryBuilder<Postgres> =
-                        QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
-                    q.push_values(chunk, |mut r, (tags, b)| {
-                        r.push_bind(self.instance.clone())
-                            .push_bind(self.run.clone())
-                            .push_bind(b.name.clone())
-                            .push_bind(tags.clone())
-                            .push_unseparated("::jsonb")
-                            .push_bind(kind_name(b.kind))
-                            .push_bind(b.width_ms)
-                            .push_bind(b.start_ms)
-                            .push_bind(i64::try_from(b.count).unwrap_or(i64::MAX))
-                            .push_bind(b.sum)
-                            .push_bind(b.min)
-                            .push_bind(b.max)
-                            .push_bind(b.sketch.clone());
-                    });
-                    n += q.build().execute(&mut *tx).await?.rows_affected();
-                }
+                let n = insert_rows!(Postgres, tx, &rows, "::jsonb");
                 tx.commit().await?;
+                n
             }
-        }
+        };
         Ok(n)
     }
 
@@ -666,50 +676,13 @@ impl Store {
         match &self.db {
             Db::Sqlite(p) => {
                 let (mut tx, merged, n) = run!(p, select_s, del_s);
-                for chunk in merged.chunks(ROWS_PER_INSERT) {
-                    let mut q: QueryBuilder<Sqlite> =
-                        QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
-                    q.push_values(chunk, |mut r, m| {
-                        r.push_bind(m.instance.clone())
-                            .push_bind(m.run.clone())
-                            .push_bind(m.name.clone())
-                            .push_bind(m.tags.clone())
-                            .push_bind(m.kind.clone())
-                            .push_bind(m.ring_ms)
-                            .push_bind(m.start_ms)
-                            .push_bind(m.count)
-                            .push_bind(m.sum)
-                            .push_bind(m.min)
-                            .push_bind(m.max)
-                            .push_bind(m.sketch.clone());
-                    });
-                    q.build().execute(&mut *tx).await?;
-                }
+                insert_rows!(Sqlite, tx, &merged, "");
                 tx.commit().await?;
                 Ok(n)
             }
             Db::Postgres(p) => {
                 let (mut tx, merged, n) = run!(p, select_p, del_p);
-                for chunk in merged.chunks(ROWS_PER_INSERT) {
-                    let mut q: QueryBuilder<Postgres> =
-                        QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
-                    q.push_values(chunk, |mut r, m| {
-                        r.push_bind(m.instance.clone())
-                            .push_bind(m.run.clone())
-                            .push_bind(m.name.clone())
-                            .push_bind(m.tags.clone())
-                            .push_unseparated("::jsonb")
-                            .push_bind(m.kind.clone())
-                            .push_bind(m.ring_ms)
-                            .push_bind(m.start_ms)
-                            .push_bind(m.count)
-                            .push_bind(m.sum)
-                            .push_bind(m.min)
-                            .push_bind(m.max)
-                            .push_bind(m.sketch.clone());
-                    });
-                    q.build().execute(&mut *tx).await?;
-                }
+                insert_rows!(Postgres, tx, &merged, "::jsonb");
                 tx.commit().await?;
                 Ok(n)
             }
