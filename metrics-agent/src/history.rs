@@ -4,7 +4,8 @@
 //! [`HistoryRanges`] answers `query_range` from memory for the bins the
 //! running process holds and from the store for older ones (earlier runs,
 //! or what aged out of memory), so a range spanning a restart returns both
-//! halves.
+//! halves; windowed `summary` and `timing` merge the same two halves
+//! (percentiles through the stored sketches).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_http::{RangeBin, RangeQueries, RangeRequest, RangeSeries};
-use metrics_memory::MemoryMetrics;
-use metrics_protocol::MetricsError;
-use metrics_store::{HistoryQuery, HistoryWriter, WriterStatus};
+use metrics_memory::{MemoryMetrics, OlderBins};
+use metrics_protocol::system::MetricSummary;
+use metrics_protocol::{MetricType, MetricsError, TimingStats};
+use metrics_store::{HistoryBin, HistoryQuery, HistoryWriter, WriterStatus};
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
@@ -100,6 +102,74 @@ impl HistoryRanges {
     }
 }
 
+impl HistoryRanges {
+    /// What the store holds of `name` over `window` (one step of it), from
+    /// before this run's bins in memory; `None` when it holds nothing or
+    /// cannot answer.
+    fn older(&self, name: &str, window: Duration) -> Option<(MetricType, HistoryBin)> {
+        let store = self.writer.store()?;
+        let now = self.memory.clock_ms();
+        let w = i64::try_from(window.as_millis()).ok()?.max(1);
+        let q = HistoryQuery {
+            name: name.to_owned(),
+            tags: Vec::new(),
+            start_ms: now.saturating_sub(w),
+            end_ms: now.saturating_add(1),
+            step_ms: w.saturating_add(1),
+            group_by: None,
+            instances: Some(vec![store.instance().to_owned()]),
+            before_ms: None,
+            skip_run_since: Some((self.writer.run().to_owned(), self.memory_since_ms())),
+        };
+        let answer = self
+            .writer
+            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, store.query(&q)).await });
+        match answer {
+            Some(Ok(Ok(series))) => {
+                let s = series.into_iter().next()?;
+                let kind = s.kind?;
+                // One step covers the window: merge in case it was cut.
+                let mut bins = s.bins.into_iter();
+                let mut acc = bins.next()?;
+                for b in bins {
+                    acc.count += b.count;
+                    acc.sum += b.sum;
+                    acc.min = acc.min.min(b.min);
+                    acc.max = acc.max.max(b.max);
+                }
+                Some((kind, acc))
+            }
+            Some(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "history store query failed; answering from memory");
+                None
+            }
+            Some(Err(_)) => {
+                tracing::warn!("history store query timed out; answering from memory");
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn with_older<T>(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+        f: impl FnOnce(Option<OlderBins<'_>>) -> Result<T, MetricsError>,
+    ) -> Option<Result<T, MetricsError>> {
+        // All-time answers are this run's (memory's totals).
+        let older = self.older(name, window?);
+        Some(f(older.as_ref().map(|(kind, b)| OlderBins {
+            kind: *kind,
+            count: b.count,
+            sum: b.sum,
+            min: b.min,
+            max: b.max,
+            quantiles: b.quantiles.as_ref(),
+        })))
+    }
+}
+
 /// `a` and `b` merged per group and step.
 fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
     let mut groups: BTreeMap<Option<String>, BTreeMap<DateTime<Utc>, RangeBin>> = BTreeMap::new();
@@ -149,6 +219,26 @@ impl RangeQueries for HistoryRanges {
             Err(e) => return Err(e),
         };
         Ok(merge(recent, self.stored(r)))
+    }
+
+    fn summary(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+    ) -> Option<Result<MetricSummary, MetricsError>> {
+        self.with_older(name, window, |older| {
+            self.memory.summary_with_older(name, window, older)
+        })
+    }
+
+    fn timing(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+    ) -> Option<Result<TimingStats, MetricsError>> {
+        self.with_older(name, window, |older| {
+            self.memory.timing_with_older(name, window, older)
+        })
     }
 }
 
@@ -255,15 +345,20 @@ mod tests {
         m.record_counter("jobs", 1.0, &[("q", "a")]);
         m.record_counter("jobs", 2.0, &[("q", "b")]);
         m.record_counter("retired", 1.0, &[]);
+        for v in [10.0, 20.0] {
+            m.record_histogram("size", v, &[("q", "a")]);
+        }
+        m.record_timer("op", Duration::from_millis(5), &[]);
         clock.advance(Duration::from_secs(10));
         m.record_counter("jobs", 4.0, &[("q", "a")]);
         w.shutdown();
-        assert_eq!(w.status().written, 4, "{:?}", w.status());
+        assert_eq!(w.status().written, 6, "{:?}", w.status());
 
         // The second run starts 3 s later, within the bin the first one
         // stopped in, and records into it.
         let (clock, m, w) = run(t0 + 13_000);
         m.record_counter("jobs", 8.0, &[("q", "a")]);
+        m.record_histogram("size", 30.0, &[("q", "b")]);
         clock.advance(Duration::from_secs(10));
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while w.store().is_none() {
@@ -298,6 +393,22 @@ mod tests {
         let got = ranges.query_range(&r).unwrap();
         assert_eq!(got[0].bins.len(), 1);
         assert_eq!(got[0].bins[0].sum, 1.0);
+        // A window's summary and timing merge both halves, percentiles
+        // through the stored sketches (within the window accuracy); all
+        // time is left to the system (this run's totals).
+        let minute = Some(Duration::from_secs(60));
+        let s = ranges.summary("size", minute).unwrap().unwrap();
+        assert_eq!((s.count, s.sum, s.min, s.max), (3, 60.0, 10.0, 30.0));
+        let p50 = s.p50.unwrap();
+        assert!((p50 - 20.0).abs() < 0.5, "{p50}");
+        assert!(
+            ranges.summary("size", None).is_none(),
+            "all time: the system's"
+        );
+        let t = ranges.timing("op", minute).unwrap().unwrap();
+        assert_eq!(t.count, 1);
+        assert!((t.p50.as_secs_f64() - 0.005).abs() < 1e-4, "{t:?}");
+        assert!(ranges.summary("never", minute).unwrap().is_err());
         w.shutdown();
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -100,10 +100,15 @@ pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> A
              series of a name (see /api/v1/series?tag=k:v for each series' value)",
         ));
     }
-    let agg = s.system.aggregator();
-    let summary = blocking(move || agg.get_metric_summary(&name, window))
-        .await?
-        .map_err(|e| query_error(e, "name", window))?;
+    let (agg, ranges) = (s.system.aggregator(), s.ranges.clone());
+    let summary = blocking(
+        move || match ranges.and_then(|r| r.summary(&name, window)) {
+            Some(answer) => answer,
+            None => agg.get_metric_summary(&name, window),
+        },
+    )
+    .await?
+    .map_err(|e| query_error(e, "name", window))?;
     Ok(Json(summary).into_response())
 }
 
@@ -112,11 +117,14 @@ pub(crate) async fn timing(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     let p = Params::parse(q.as_deref(), &["name", "window"])?;
     let name = p.required("name")?.to_owned();
     let window = p.window()?;
-    let timer = s.system.timer();
+    let (timer, ranges) = (s.system.timer(), s.ranges.clone());
     let n = name.clone();
-    let stats = blocking(move || timer.get_timing_stats(&n, window))
-        .await?
-        .map_err(|e| query_error(e, "name", window))?;
+    let stats = blocking(move || match ranges.and_then(|r| r.timing(&n, window)) {
+        Some(answer) => answer,
+        None => timer.get_timing_stats(&n, window),
+    })
+    .await?
+    .map_err(|e| query_error(e, "name", window))?;
     let mut body = json!({ "name": name, "window_ms": window_ms(window) });
     if let (Value::Object(b), Ok(Value::Object(st))) = (&mut body, serde_json::to_value(stats)) {
         b.extend(st);

@@ -79,7 +79,9 @@ impl Source {
     }
 
     /// Answers `/api/v1/query_range` from `ranges` (without it, that path
-    /// answers 501: the protocol itself has no range query).
+    /// answers 501: the protocol itself has no range query), and
+    /// `/api/v1/summary` and `/api/v1/timing` from it where it says so
+    /// (a history that outlives the process).
     pub fn with_ranges(mut self, ranges: Arc<dyn RangeQueries>) -> Self {
         self.ranges = Some(ranges);
         self

@@ -11,7 +11,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use metrics_protocol::MetricsError;
+use metrics_protocol::system::MetricSummary;
+use metrics_protocol::{MetricsError, TimingStats};
 use serde::Serialize;
 
 use crate::Source;
@@ -69,11 +70,35 @@ pub struct RangeSeries {
 }
 
 /// A system that answers range queries over its binned history.
+///
+/// A history that outlives the process (a store of earlier runs) may also
+/// answer `/api/v1/summary` and `/api/v1/timing` (the provided methods
+/// return `None`: the system's own query answers).
 pub trait RangeQueries: Send + Sync {
     /// Bins of `request`. [`MetricsError::NoData`] for an unknown name,
     /// [`MetricsError::InvalidArgument`] for a step or range the history
     /// cannot give.
     fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError>;
+
+    /// The summary of `name` over `window` from this history, or `None` to
+    /// let the system answer.
+    fn summary(
+        &self,
+        _name: &str,
+        _window: Option<Duration>,
+    ) -> Option<Result<MetricSummary, MetricsError>> {
+        None
+    }
+
+    /// The timing statistics of `name` over `window` from this history,
+    /// or `None` to let the system answer.
+    fn timing(
+        &self,
+        _name: &str,
+        _window: Option<Duration>,
+    ) -> Option<Result<TimingStats, MetricsError>> {
+        None
+    }
 }
 
 /// An RFC 3339 time or Unix seconds (as Prometheus' API takes them).

@@ -5,7 +5,13 @@
 //! handed out once. Reading takes each series' lock briefly, like a range
 //! query, and never waits on anything else.
 
-use metrics_protocol::MetricType;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use metrics_protocol::system::MetricSummary;
+use metrics_protocol::{MetricType, MetricsError, TimingStats};
+
+use crate::{QuantileSketch, stats, unit_of};
 
 use crate::MemoryMetrics;
 use crate::window::BinData;
@@ -35,6 +41,26 @@ pub struct SealedBin {
     /// encoding, to merge with
     /// [`QuantileSketch::merge_bin`](crate::QuantileSketch::merge_bin).
     pub sketch: Option<Vec<u8>>,
+}
+
+/// What a store holds of one metric over a window, from before this
+/// process's own bins (earlier runs): merged into a window's summary by
+/// [`MemoryMetrics::summary_with_older`].
+#[derive(Debug, Clone, Copy)]
+pub struct OlderBins<'a> {
+    /// The kind the rows were written as (rows of another kind than the
+    /// series in memory are left out).
+    pub kind: MetricType,
+    /// Samples.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// The stored bins' sketches merged ([`QuantileSketch::windowed`]).
+    pub quantiles: Option<&'a QuantileSketch>,
 }
 
 impl MemoryMetrics {
@@ -113,6 +139,119 @@ impl MemoryMetrics {
             }
         }
         out
+    }
+}
+
+impl MemoryMetrics {
+    /// [`get_metric_summary`](metrics_protocol::system::MetricsAggregator::get_metric_summary)
+    /// with `older` merged in: what a store holds of the window from
+    /// before this process's own bins (counts, sums and extremes exactly,
+    /// percentiles through the stored sketches). Only a window (`Some`)
+    /// merges: all-time totals are this process's. A name only `older`
+    /// knows is summarised from it alone.
+    pub fn summary_with_older(
+        &self,
+        metric_name: &str,
+        time_window: Option<Duration>,
+        older: Option<OlderBins<'_>>,
+    ) -> Result<MetricSummary, MetricsError> {
+        self.maintain();
+        let range = self.window_range(time_window)?;
+        let series = self.registry.by_name(metric_name);
+        let older = older.filter(|o| range.is_some() && o.count > 0);
+        let kind = match (series.first(), &older) {
+            (Some(first), _) => first.kind,
+            (None, Some(o)) => o.kind,
+            (None, None) => return Err(MetricsError::NoData(metric_name.to_owned())),
+        };
+        let dist = matches!(kind, MetricType::Histogram | MetricType::Timer);
+        let mut acc = stats::Stats::default();
+        // A gauge's `last` is the value of the series set most recently.
+        let mut last: Option<(i64, f64)> = None;
+        for s in &series {
+            let (value, total) = s.read();
+            let touched = s.touched_ms.load(Ordering::Relaxed);
+            if last.is_none_or(|(t, _)| touched >= t) {
+                last = Some((touched, value));
+            }
+            let sketch = match range {
+                None => {
+                    acc.merge_exact(&stats::Exact {
+                        count: total.count,
+                        sum: total.sum,
+                        min: total.min,
+                        max: total.max,
+                    });
+                    total.sketch
+                }
+                Some((since, now)) => {
+                    s.for_each_bin(since, now, |_, _, b| acc.merge_exact(b));
+                    s.window_sketch(since, now).map(|(sk, _)| Box::new(sk))
+                }
+            };
+            if let Some(sk) = sketch {
+                match &mut acc.sketch {
+                    Some(a) => a.merge(&sk),
+                    None => acc.sketch = Some(sk),
+                }
+            }
+        }
+        if let Some(o) = older.filter(|o| o.kind == kind) {
+            acc.merge_exact(&stats::Exact {
+                count: o.count,
+                sum: o.sum,
+                min: o.min,
+                max: o.max,
+            });
+            if let Some(q) = o.quantiles.filter(|_| dist) {
+                q.merge_into_window(&mut acc.sketch);
+            }
+        }
+        if acc.count == 0 {
+            return Err(MetricsError::NoData(metric_name.to_owned()));
+        }
+        Ok(MetricSummary {
+            name: metric_name.to_owned(),
+            metric_type: kind,
+            unit: unit_of(kind),
+            series: series.len(),
+            count: acc.count,
+            sum: acc.sum,
+            avg: acc.avg(),
+            min: acc.min,
+            max: acc.max,
+            last: (kind == MetricType::Gauge).then(|| last.map_or(0.0, |(_, v)| v)),
+            p50: dist.then(|| acc.quantile(0.5)).flatten(),
+            p90: dist.then(|| acc.quantile(0.9)).flatten(),
+            p95: dist.then(|| acc.quantile(0.95)).flatten(),
+            p99: dist.then(|| acc.quantile(0.99)).flatten(),
+            window: time_window,
+        })
+    }
+
+    /// [`get_timing_stats`](metrics_protocol::PerformanceTimer::get_timing_stats)
+    /// with `older` merged in, as [`summary_with_older`](Self::summary_with_older).
+    pub fn timing_with_older(
+        &self,
+        operation_name: &str,
+        window: Option<Duration>,
+        older: Option<OlderBins<'_>>,
+    ) -> Result<TimingStats, MetricsError> {
+        let s = self.summary_with_older(operation_name, window, older)?;
+        if s.metric_type != MetricType::Timer {
+            return Err(MetricsError::InvalidArgument(format!(
+                "`{operation_name}` is a {}, not a timer",
+                s.metric_type
+            )));
+        }
+        let q = |p: Option<f64>| p.unwrap_or(0.0);
+        Ok(TimingStats::from_millis(
+            s.count,
+            s.sum,
+            s.min,
+            s.max,
+            [q(s.p50), q(s.p90), q(s.p95), q(s.p99)],
+        ))
     }
 }
 

@@ -1105,6 +1105,20 @@ impl QuantileSketch {
         true
     }
 
+    /// Adds this [`windowed`](Self::windowed) sketch's samples into a
+    /// window query's accumulated sketch (level 1 too); nothing for any
+    /// other sketch.
+    pub(crate) fn merge_into_window(&self, acc: &mut Option<Box<Sketch>>) {
+        if self.sketch.level != 1 || self.sketch.count() == 0 {
+            return;
+        }
+        match acc {
+            Some(a) if a.level == 1 => a.merge(&self.sketch),
+            Some(_) => {}
+            None => *acc = Some(Box::new(self.sketch.clone())),
+        }
+    }
+
     /// Appends the compact encoding of a [`windowed`](Self::windowed)
     /// sketch to `out` (what [`merge_bin`](Self::merge_bin) reads back, min
     /// and max aside); `false`, appending nothing, for any other sketch.

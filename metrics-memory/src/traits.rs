@@ -114,21 +114,7 @@ impl PerformanceTimer for MemoryMetrics {
         operation_name: &str,
         window: Option<Duration>,
     ) -> Result<TimingStats, MetricsError> {
-        let s = self.get_metric_summary(operation_name, window)?;
-        if s.metric_type != MetricType::Timer {
-            return Err(MetricsError::InvalidArgument(format!(
-                "`{operation_name}` is a {}, not a timer",
-                s.metric_type
-            )));
-        }
-        let q = |p: Option<f64>| p.unwrap_or(0.0);
-        Ok(TimingStats::from_millis(
-            s.count,
-            s.sum,
-            s.min,
-            s.max,
-            [q(s.p50), q(s.p90), q(s.p95), q(s.p99)],
-        ))
+        self.timing_with_older(operation_name, window, None)
     }
 }
 
@@ -184,65 +170,7 @@ impl MetricsAggregator for MemoryMetrics {
         metric_name: &str,
         time_window: Option<Duration>,
     ) -> Result<MetricSummary, MetricsError> {
-        self.maintain();
-        let range = self.window_range(time_window)?;
-        let series = self.registry.by_name(metric_name);
-        let first = series
-            .first()
-            .ok_or_else(|| MetricsError::NoData(metric_name.to_owned()))?;
-        let kind = first.kind;
-        let dist = first.is_distribution();
-        let mut acc = stats::Stats::default();
-        // A gauge's `last` is the value of the series set most recently.
-        let mut last: Option<(i64, f64)> = None;
-        for s in &series {
-            let (value, total) = s.read();
-            let touched = s.touched_ms.load(Ordering::Relaxed);
-            if last.is_none_or(|(t, _)| touched >= t) {
-                last = Some((touched, value));
-            }
-            let sketch = match range {
-                None => {
-                    acc.merge_exact(&stats::Exact {
-                        count: total.count,
-                        sum: total.sum,
-                        min: total.min,
-                        max: total.max,
-                    });
-                    total.sketch
-                }
-                Some((since, now)) => {
-                    s.for_each_bin(since, now, |_, _, b| acc.merge_exact(b));
-                    s.window_sketch(since, now).map(|(sk, _)| Box::new(sk))
-                }
-            };
-            if let Some(sk) = sketch {
-                match &mut acc.sketch {
-                    Some(a) => a.merge(&sk),
-                    None => acc.sketch = Some(sk),
-                }
-            }
-        }
-        if acc.count == 0 {
-            return Err(MetricsError::NoData(metric_name.to_owned()));
-        }
-        Ok(MetricSummary {
-            name: metric_name.to_owned(),
-            metric_type: kind,
-            unit: unit_of(kind),
-            series: series.len(),
-            count: acc.count,
-            sum: acc.sum,
-            avg: acc.avg(),
-            min: acc.min,
-            max: acc.max,
-            last: (kind == MetricType::Gauge).then(|| last.map_or(0.0, |(_, v)| v)),
-            p50: dist.then(|| acc.quantile(0.5)).flatten(),
-            p90: dist.then(|| acc.quantile(0.9)).flatten(),
-            p95: dist.then(|| acc.quantile(0.95)).flatten(),
-            p99: dist.then(|| acc.quantile(0.99)).flatten(),
-            window: time_window,
-        })
+        self.summary_with_older(metric_name, time_window, None)
     }
 
     fn get_metrics_by_tag<'a>(

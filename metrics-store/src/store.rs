@@ -121,6 +121,9 @@ impl HistoryBin {
 pub struct HistorySeries {
     /// The group-by tag's value (`None`: no grouping, or the tag is absent).
     pub group: Option<String>,
+    /// The kind of the rows (of the newest one, should a name have been
+    /// reused for another kind).
+    pub kind: Option<MetricType>,
     /// Non-empty steps, oldest first.
     pub bins: Vec<HistoryBin>,
 }
@@ -231,6 +234,18 @@ fn kind_name(k: MetricType) -> &'static str {
         MetricType::Timer => "timer",
         MetricType::Rate => "rate",
     }
+}
+
+fn kind_from_name(k: &str) -> Option<MetricType> {
+    [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Histogram,
+        MetricType::Timer,
+        MetricType::Rate,
+    ]
+    .into_iter()
+    .find(|t| kind_name(*t) == k)
 }
 
 /// Inserts `$rows` (a slice of [`RowData`]) in the transaction `$tx` of
@@ -550,6 +565,7 @@ impl Store {
         }
         let rows = self.fetch(q).await?;
         let mut groups: BTreeMap<Option<String>, BTreeMap<i64, HistoryBin>> = BTreeMap::new();
+        let mut kinds: BTreeMap<Option<String>, (i64, Option<MetricType>)> = BTreeMap::new();
         for r in rows {
             let group = match &q.group_by {
                 None => None,
@@ -557,6 +573,10 @@ impl Store {
                     .ok()
                     .and_then(|mut t| t.remove(g)),
             };
+            let kind = kinds.entry(group.clone()).or_insert((i64::MIN, None));
+            if r.start_ms >= kind.0 {
+                *kind = (r.start_ms, kind_from_name(&r.kind));
+            }
             let step = q.start_ms + (r.start_ms - q.start_ms).div_euclid(q.step_ms) * q.step_ms;
             let bin = groups
                 .entry(group)
@@ -581,6 +601,7 @@ impl Store {
         Ok(groups
             .into_iter()
             .map(|(group, bins)| HistorySeries {
+                kind: kinds.get(&group).and_then(|k| k.1),
                 group,
                 bins: bins.into_values().filter(|b| b.count > 0).collect(),
             })
