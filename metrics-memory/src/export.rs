@@ -28,7 +28,7 @@
 //!   (`counter` → `counters`), a non-counter ending in `_total`, `_sum`,
 //!   `_count` or `_bucket` gets `_value`, and a timer's trailing time unit
 //!   is replaced by `_seconds` (`render.ms` → `render_seconds`);
-//! - in OpenMetrics, a histogram with a negative observation has no `_sum`
+//! - in OpenMetrics, a histogram with a negative observation or bound has no `_sum`
 //!   (the format's counters cannot go down) and so no `_count`: its `+Inf`
 //!   bucket is the count; as a summary, which OpenMetrics forbids negative
 //!   quantiles and sums in, it is a gauge family with a `statistic` label
@@ -493,6 +493,17 @@ fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&'static str
     })
 }
 
+/// A base unit spelled out as the last word of a name (`http.response.bytes`,
+/// `gc.pause.seconds`), for a metric described without one.
+fn unit_in_name(name: &str) -> Option<MetricUnit> {
+    let last = name.rsplit(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    match last.to_ascii_lowercase().as_str() {
+        "bytes" => Some(MetricUnit::Bytes),
+        "seconds" => Some(MetricUnit::Seconds),
+        _ => None,
+    }
+}
+
 /// The family name of a metric: sanitised, lint-clean, with the suffixes
 /// its type and unit call for (see the module docs).
 fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) -> String {
@@ -632,7 +643,7 @@ fn families<'r>(rows: &'r [Row], descriptions: &BTreeMap<String, Description>) -
     let mut out = Vec::new();
     for ((name, kind), rows) in by_key {
         let d = descriptions.get(name);
-        let described = d.and_then(|d| d.unit);
+        let described = d.and_then(|d| d.unit).or_else(|| unit_in_name(name));
         let unit = base_unit(kind, described);
         let stem = family_stem(name, kind, unit.map(|u| u.0));
         let names_of = |base: &str| -> Vec<String> {
@@ -727,14 +738,15 @@ fn text_export(
                 let _ = writeln!(out, "# UNIT {type_name} {u}");
             }
         }
-        // OpenMetrics: a histogram with negative observations has no sum
-        // (nor a count, which comes only with a sum); the +Inf bucket is it.
-        let with_sum = !(openmetrics && negative(&f));
         let bounds = if type_str == "histogram" {
             cfg.bounds_for(f.name, f.kind, f.described)
         } else {
             &[]
         };
+        // OpenMetrics: a histogram with negative observations or bounds has
+        // no sum (nor a count, which comes only with a sum); the +Inf bucket
+        // is the count.
+        let with_sum = !(openmetrics && (negative(&f) || bounds.first().is_some_and(|b| *b < 0.0)));
         let les: Vec<String> = bounds.iter().map(|b| fmt_value(*b)).collect();
         for r in f.rows {
             match f.kind {
@@ -1211,5 +1223,14 @@ mod tests {
             assert!(om.contains(line), "{line:?} in\n{om}");
         }
         assert!(!om.contains("# UNIT jobs"), "{om}");
+        // A base unit as the last word of the name counts as described.
+        let m = MemoryMetrics::new();
+        m.record_histogram("http.response.bytes", 3000.0, &[]);
+        let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+        assert!(om.contains("# UNIT http_response_bytes bytes\n"), "{om}");
+        assert!(
+            om.contains("http_response_bytes_bucket{le=\"4096\"} 1\n"),
+            "{om}"
+        );
     }
 }
