@@ -662,37 +662,71 @@ fn families<'r>(rows: &'r [Row], descriptions: &BTreeMap<String, Description>) -
                 }
             }
         };
-        let mut base = stem.clone();
-        let mut n = 2;
-        // A unit suffix stays last: `x_bytes` becomes `x_2_bytes`.
-        let (head, tail) = match unit {
-            Some((u, _)) => (
-                stem.strip_suffix(u)
-                    .and_then(|h| h.strip_suffix('_'))
-                    .unwrap_or(&stem),
-                format!("_{u}"),
-            ),
-            None => (stem.as_str(), String::new()),
-        };
-        while names_of(&base).iter().any(|x| used.contains(x)) {
-            base = format!("{head}_{n}{tail}");
-            n += 1;
+        for rows in split_colliding(rows) {
+            let mut base = stem.clone();
+            let mut n = 2;
+            // A unit suffix stays last: `x_bytes` becomes `x_2_bytes`.
+            let (head, tail) = match unit {
+                Some((u, _)) => (
+                    stem.strip_suffix(u)
+                        .and_then(|h| h.strip_suffix('_'))
+                        .unwrap_or(&stem),
+                    format!("_{u}"),
+                ),
+                None => (stem.as_str(), String::new()),
+            };
+            while names_of(&base).iter().any(|x| used.contains(x)) {
+                base = format!("{head}_{n}{tail}");
+                n += 1;
+            }
+            used.extend(names_of(&base));
+            out.push(Family {
+                base,
+                name,
+                kind,
+                // The metric's description (`describe`), else its own name.
+                help: d
+                    .and_then(|d| d.help.clone())
+                    .unwrap_or_else(|| name.to_owned()),
+                unit,
+                described,
+                rows,
+            });
         }
-        used.extend(names_of(&base));
-        out.push(Family {
-            base,
-            name,
-            kind,
-            // The metric's description (`describe`), else its own name.
-            help: d
-                .and_then(|d| d.help.clone())
-                .unwrap_or_else(|| name.to_owned()),
-            unit,
-            described,
-            rows,
-        });
     }
     out
+}
+
+/// Whether a tag key is its own label name (no sanitising can make it
+/// collide with another key).
+fn clean_label(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && !k.starts_with("__")
+        && !matches!(k, "quantile" | "le" | "statistic")
+        && k.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The rows of one metric as groups without two equal label sets: two
+/// series whose tag keys sanitise to the same labels (`a.b` and `a_b`)
+/// go to separate families (`_2`, ...) rather than repeat a series.
+fn split_colliding(rows: Vec<&Row>) -> Vec<Vec<&Row>> {
+    if rows.len() < 2 || rows.iter().all(|r| r.tags.keys().all(|k| clean_label(k))) {
+        return vec![rows];
+    }
+    let mut groups: Vec<(HashSet<String>, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        let key = labels(&r.tags, None);
+        match groups.iter_mut().find(|(seen, _)| !seen.contains(&key)) {
+            Some((seen, g)) => {
+                seen.insert(key);
+                g.push(r);
+            }
+            None => groups.push((HashSet::from([key]), vec![r])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 /// Whether a distribution family saw a negative value.
@@ -1103,6 +1137,17 @@ mod tests {
             "{prom}"
         );
         assert!(!prom.contains("_bucket"), "{prom}");
+    }
+
+    /// Found by fuzzing: two series whose tag keys sanitise alike.
+    #[test]
+    fn series_whose_labels_collide_go_to_separate_families() {
+        let m = MemoryMetrics::new();
+        m.record_histogram("h", 1.0, &[("a.b", "x")]);
+        m.record_histogram("h", 2.0, &[("a_b", "x")]);
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert_eq!(prom.matches("_count{a_b=\"x\"} 1\n").count(), 2, "{prom}");
+        assert_eq!(prom.matches(" histogram\n").count(), 2, "{prom}");
     }
 
     #[test]
