@@ -65,10 +65,17 @@ for fams in (prom, om):
     assert sample(fams, "queue_depth", a_b="1", a_b_2="2", tag__name__="x") == -3.25
     assert sample(fams, "db_query_seconds_count", table="users") == 2
     assert abs(sample(fams, "db_query_seconds_sum", table="users") - 0.2625) < 1e-9
-assert sample(prom, "payload_size", tag_quantile="q", quantile="0.99") == 1024
-# OpenMetrics forbids negative summary values: that histogram (it saw -5) is a gauge family there.
-assert sample(om, "payload_size", tag_quantile="q", statistic="p99") == 1024
-assert sample(om, "payload_size", tag_quantile="q", statistic="count") == 3
+# Distributions are histograms: cumulative buckets, +Inf is the count.
+for fams in (prom, om):
+    assert sample(fams, "payload_size_bucket", tag_quantile="q", le="0.01") == 2
+    assert sample(fams, "payload_size_bucket", tag_quantile="q", le="1000") == 2
+    assert sample(fams, "payload_size_bucket", tag_quantile="q", le="2500") == 3
+    assert sample(fams, "payload_size_bucket", tag_quantile="q", le="+Inf") == 3
+    assert sample(fams, "db_query_seconds_bucket", table="users", le="0.025") == 1
+assert sample(prom, "payload_size_count", tag_quantile="q") == 3
+# OpenMetrics: a histogram that saw a negative value (-5) has no _sum (nor _count).
+assert not any(s.name == "payload_size_sum" for f in om for s in f.samples)
+assert [f.unit for f in om if f.name == "db_query_seconds"] == ["seconds"]
 names = [f.name for f in prom]
 assert len(names) == len(set(names)), names
 rows = list(csv.DictReader(open(f"{d}/out.csv", encoding="utf-8")))

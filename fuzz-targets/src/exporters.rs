@@ -242,6 +242,7 @@ struct Line {
 struct Family {
     help: String,
     kind: String,
+    unit: Option<String>,
     lines: Vec<Line>,
 }
 
@@ -380,6 +381,24 @@ fn parse_text(text: &str, openmetrics: bool) -> Vec<Family> {
                 "type {kind}"
             );
             f.kind = kind.to_owned();
+        } else if let Some(rest) = line.strip_prefix("# UNIT ") {
+            assert!(openmetrics, "# UNIT in Prometheus text");
+            let (name, unit) = rest.split_once(' ').expect("UNIT has a unit");
+            let (fam, f) = families.last_mut().expect("UNIT after its HELP");
+            assert_eq!(fam, name, "UNIT of another family than its HELP");
+            assert!(
+                !f.kind.is_empty() && f.unit.is_none() && f.lines.is_empty(),
+                "UNIT before TYPE, twice or late"
+            );
+            assert!(
+                ["seconds", "bytes", "ratio"].contains(&unit),
+                "unexpected unit {unit:?}"
+            );
+            assert!(
+                fam.ends_with(&format!("_{unit}")),
+                "family {fam} does not end in its unit {unit}"
+            );
+            f.unit = Some(unit.to_owned());
         } else {
             assert!(!line.starts_with('#'), "unknown comment {line:?}");
             let s = parse_sample(line);
@@ -398,6 +417,11 @@ fn parse_text(text: &str, openmetrics: bool) -> Vec<Family> {
                         || s.name == format!("{base}_sum")
                         || s.name == format!("{base}_count")
                 }
+                "histogram" => {
+                    s.name == format!("{base}_bucket")
+                        || s.name == format!("{base}_sum")
+                        || s.name == format!("{base}_count")
+                }
                 _ => false,
             };
             assert!(ok, "sample {} outside family {fam} ({})", s.name, f.kind);
@@ -405,7 +429,121 @@ fn parse_text(text: &str, openmetrics: bool) -> Vec<Family> {
         }
     }
     assert_eq!(eof, openmetrics, "# EOF ends OpenMetrics, only it");
+    for (fam, f) in &families {
+        if f.kind == "histogram" {
+            check_histogram(fam, f, openmetrics);
+        }
+    }
     families.into_iter().map(|(_, f)| f).collect()
+}
+
+/// A histogram family, per series (its labels without `le`): buckets in
+/// ascending `le` order ending in `+Inf`, whole cumulative counts that
+/// never decrease, `_count` equal to the `+Inf` bucket, `_sum` and `_count`
+/// together after the buckets; in OpenMetrics no `_sum` beside a negative
+/// bound or a negative sum, and in Prometheus text both always.
+fn check_histogram(fam: &str, f: &Family, openmetrics: bool) {
+    struct Series {
+        les: Vec<f64>,
+        counts: Vec<f64>,
+        sum: Option<f64>,
+        count: Option<f64>,
+    }
+    let mut by: Vec<(Vec<(String, String)>, Series)> = Vec::new();
+    for l in &f.lines {
+        let key: Vec<(String, String)> = l
+            .labels
+            .iter()
+            .filter(|(k, _)| k != "le")
+            .cloned()
+            .collect();
+        let i = match by.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                by.push((
+                    key,
+                    Series {
+                        les: Vec::new(),
+                        counts: Vec::new(),
+                        sum: None,
+                        count: None,
+                    },
+                ));
+                by.len() - 1
+            }
+        };
+        let s = &mut by[i].1;
+        if l.name.ends_with("_bucket") {
+            let le = l
+                .labels
+                .iter()
+                .find(|(k, _)| k == "le")
+                .unwrap_or_else(|| panic!("{fam}: a bucket without le"));
+            let le = parse_f64(&le.1).unwrap_or_else(|| panic!("{fam}: le {:?}", le.1));
+            assert!(!le.is_nan(), "{fam}: le NaN");
+            assert!(
+                s.sum.is_none() && s.count.is_none(),
+                "{fam}: a bucket after _sum or _count (a series twice?)"
+            );
+            assert!(
+                s.les.last().is_none_or(|p| *p < le),
+                "{fam}: le {le} not ascending after {:?}",
+                s.les
+            );
+            assert!(
+                l.value >= 0.0 && l.value.fract() == 0.0,
+                "{fam}: bucket count {}",
+                l.value
+            );
+            assert!(
+                s.counts.last().is_none_or(|p| *p <= l.value),
+                "{fam}: cumulative count falls: {:?} then {}",
+                s.counts,
+                l.value
+            );
+            s.les.push(le);
+            s.counts.push(l.value);
+        } else {
+            assert!(
+                l.labels.iter().all(|(k, _)| k != "le"),
+                "{fam}: le on {}",
+                l.name
+            );
+            let slot = if l.name.ends_with("_sum") {
+                &mut s.sum
+            } else {
+                &mut s.count
+            };
+            assert!(slot.is_none(), "{fam}: {} twice", l.name);
+            *slot = Some(l.value);
+        }
+    }
+    for (key, s) in &by {
+        assert_eq!(
+            s.les.last(),
+            Some(&f64::INFINITY),
+            "{fam}{key:?}: no +Inf bucket"
+        );
+        let total = s.counts[s.counts.len() - 1];
+        assert_eq!(
+            s.sum.is_some(),
+            s.count.is_some(),
+            "{fam}{key:?}: _sum and _count come together"
+        );
+        if let Some(c) = s.count {
+            assert_eq!(c, total, "{fam}{key:?}: _count is not the +Inf bucket");
+        }
+        if openmetrics {
+            if let Some(sum) = s.sum {
+                assert!(
+                    s.les[0] >= 0.0 && (sum >= 0.0 || sum.is_nan()),
+                    "{fam}{key:?}: OpenMetrics _sum {sum} beside negative observations"
+                );
+            }
+        } else {
+            assert!(s.sum.is_some(), "{fam}{key:?}: no _sum in Prometheus text");
+        }
+    }
 }
 
 /// The label values of a line without the one label the exporter adds.
@@ -431,7 +569,7 @@ enum Class {
 fn class_of_family(f: &Family) -> Class {
     match f.kind.as_str() {
         "counter" => Class::Counter,
-        "summary" => Class::Distribution,
+        "summary" | "histogram" => Class::Distribution,
         // Tags named `statistic` are renamed by the exporter, so the label
         // marks a distribution exported as gauges.
         _ if f
@@ -460,6 +598,12 @@ fn family_rows(f: &Family, class: Class) -> Vec<(Vec<String>, f64)> {
     for l in &f.lines {
         match class {
             Class::Counter | Class::Gauge => got.push((values_without(&l.labels, ""), l.value)),
+            Class::Distribution if f.kind == "histogram" => {
+                let inf = l.labels.iter().any(|(k, v)| k == "le" && v == "+Inf");
+                if l.name.ends_with("_bucket") && inf {
+                    got.push((values_without(&l.labels, "le"), l.value));
+                }
+            }
             Class::Distribution if f.kind == "summary" => {
                 if l.name.ends_with("_count") {
                     got.push((values_without(&l.labels, ""), l.value));

@@ -100,7 +100,13 @@ fn ours() -> Arc<MemoryMetrics> {
 }
 
 fn peer() -> metrics_exporter_prometheus::PrometheusHandle {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    // The same bounds as the memory backend's default for plain histograms,
+    // so both render the same buckets.
+    let bounds = metrics_memory::ExpositionConfig::default().histogram_buckets;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&bounds)
+        .expect("bucket bounds")
+        .build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         for n in 0..COUNTER_NAMES {

@@ -38,6 +38,9 @@ pub struct MemoryConfig {
     /// Raw samples kept per histogram or timer series for tests to read back
     /// (default 0: none; the sketch does not keep samples).
     pub keep_samples: usize,
+    /// Buckets and format of distributions in the Prometheus and
+    /// OpenMetrics exports.
+    pub exposition: crate::ExpositionConfig,
 }
 
 impl Default for MemoryConfig {
@@ -50,6 +53,7 @@ impl Default for MemoryConfig {
             idle_expiry_secs: None,
             max_running_timers: 10_000,
             keep_samples: 0,
+            exposition: crate::ExpositionConfig::default(),
         }
     }
 }

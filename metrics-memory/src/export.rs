@@ -3,9 +3,19 @@
 //! Prometheus and OpenMetrics mapping:
 //! - names: every character outside `[a-zA-Z0-9_]` becomes `_`, a leading
 //!   digit gets a `_` in front; the original name is the HELP text;
-//! - counters end in `_total`; timers are summaries in seconds ending in
-//!   `_seconds`; histograms are summaries in their own unit (quantiles 0.5,
-//!   0.9, 0.95, 0.99 from the sketch, exact `_sum` and `_count`);
+//! - counters end in `_total`; timers are in seconds ending in `_seconds`;
+//!   a metric described with a unit (`describe`) is exported in its base
+//!   unit with its suffix (time in `_seconds`, sizes in `_bytes`, percent as
+//!   a 0..1 `_ratio`), with OpenMetrics `# UNIT`; a unit already in the name
+//!   is replaced (`payload.kb` in kilobytes: `payload_bytes`);
+//! - histograms and timers are Prometheus histograms (see
+//!   [`ExpositionConfig`]): cumulative `_bucket{le="..."}` counts derived
+//!   from the all-time quantile sketch, exact `_sum` and `_count`; a bucket
+//!   count is exact but for values within 0.5 % of its bound, which may be
+//!   counted in the neighbouring bucket
+//!   ([`QuantileSketch::cumulative_counts`](crate::QuantileSketch::cumulative_counts)),
+//!   and the `+Inf` bucket is the exact count. As an option they are
+//!   summaries (quantiles 0.5, 0.9, 0.95, 0.99 from the sketch);
 //! - success/failure counts become counters `<op>_success_total` and
 //!   `<op>_failure_total{error_type=...}`;
 //! - two metrics whose names map to the same family (`a.b` and `a-b`), or
@@ -18,9 +28,11 @@
 //!   (`counter` → `counters`), a non-counter ending in `_total`, `_sum`,
 //!   `_count` or `_bucket` gets `_value`, and a timer's trailing time unit
 //!   is replaced by `_seconds` (`render.ms` → `render_seconds`);
-//! - in OpenMetrics, which forbids negative quantiles and sums in
-//!   summaries, a histogram that saw a negative value is a gauge family with
-//!   a `statistic` label (p50, p90, p95, p99, sum, count);
+//! - in OpenMetrics, a histogram with a negative observation or bound has no `_sum`
+//!   (the format's counters cannot go down) and so no `_count`: its `+Inf`
+//!   bucket is the count; as a summary, which OpenMetrics forbids negative
+//!   quantiles and sums in, it is a gauge family with a `statistic` label
+//!   (p50, p90, p95, p99, sum, count);
 //! - label names are sanitised the same way (a tag `__x` becomes `tag__x`;
 //!   tags `quantile`, `le` and `statistic` become `tag_quantile`, ..., two tags that map
 //!   to one label get `_2`); label values are escaped (`\\`, `\"`, `\n`).
@@ -30,12 +42,150 @@ use std::fmt::Write as _;
 
 use chrono::Utc;
 use metrics_protocol::system::ExportFormat;
-use metrics_protocol::{MetricType, MetricsError};
+use metrics_protocol::{MetricType, MetricUnit, MetricsError};
+use serde::Deserialize;
 use serde::Serialize;
 
 use crate::MemoryMetrics;
+use crate::sketch::Sketch;
 
 const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
+
+/// How the text formats export distributions (histograms and timers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistributionFormat {
+    /// Prometheus histograms (the default): cumulative `_bucket{le="..."}`
+    /// counts derived from the quantile sketch, `_sum` and `_count`. They
+    /// add up across instances, so `histogram_quantile` works on a fleet.
+    #[default]
+    Histogram,
+    /// Summaries: quantiles 0.5, 0.9, 0.95 and 0.99 read from the sketch
+    /// (within its 0.5 % relative accuracy), `_sum` and `_count`. More
+    /// precise per instance, but quantiles do not aggregate.
+    Summary,
+}
+
+/// Bucket bounds and the distribution format of the Prometheus and
+/// OpenMetrics exports. Bounds are upper bounds (`le`) in the exported
+/// unit: seconds for timers and time units, bytes for sizes (see the
+/// module docs); `+Inf` is always added.
+///
+/// ```
+/// let c: metrics_memory::ExpositionConfig = serde_json::from_str(
+///     r#"{"buckets": {"db.query": [0.01, 0.1, 1], "http.*": [0.05, 0.5]}}"#,
+/// ).unwrap();
+/// assert_eq!(c.distributions, metrics_memory::DistributionFormat::Histogram);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExpositionConfig {
+    /// `histogram` (default) or `summary`.
+    pub distributions: DistributionFormat,
+    /// Bounds per metric name (`"db.query"`) or name prefix ending in `*`
+    /// (`"http.*"`): the exact name first, then the longest prefix.
+    pub buckets: BTreeMap<String, Vec<f64>>,
+    /// Timers and histograms in a time unit, in seconds (default 0.5 ms to
+    /// 60 s, 1-2.5-5 steps).
+    pub timer_buckets: Vec<f64>,
+    /// Histograms in a size unit, in bytes (default 64 B to 1 GiB, powers
+    /// of 4).
+    pub byte_buckets: Vec<f64>,
+    /// Other histograms (default 0.01 to 10,000, 1-2.5-5 steps).
+    pub histogram_buckets: Vec<f64>,
+}
+
+impl Default for ExpositionConfig {
+    fn default() -> Self {
+        let timer_buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0,
+        ];
+        let histogram_buckets = vec![
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0,
+            500.0, 1000.0, 2500.0, 5000.0, 10_000.0,
+        ];
+        ExpositionConfig {
+            distributions: DistributionFormat::Histogram,
+            buckets: BTreeMap::new(),
+            timer_buckets,
+            byte_buckets: (0..13).map(|i| 64.0 * 4f64.powi(i)).collect(),
+            histogram_buckets,
+        }
+    }
+}
+
+/// Most bounds in one bucket list.
+const MAX_BOUNDS: usize = 100;
+
+impl ExpositionConfig {
+    /// Every bound list: 1 to 100 finite, strictly ascending numbers.
+    pub(crate) fn check(&self) -> Result<(), MetricsError> {
+        let lists = [
+            ("exposition.timer_buckets".to_owned(), &self.timer_buckets),
+            ("exposition.byte_buckets".to_owned(), &self.byte_buckets),
+            (
+                "exposition.histogram_buckets".to_owned(),
+                &self.histogram_buckets,
+            ),
+        ]
+        .into_iter()
+        .chain(
+            self.buckets
+                .iter()
+                .map(|(k, v)| (format!("exposition.buckets.{k}"), v)),
+        );
+        for (field, b) in lists {
+            let bad = |reason: &str| MetricsError::config(field.clone(), format!("{b:?}"), reason);
+            if b.is_empty() || b.len() > MAX_BOUNDS {
+                return Err(bad("must hold 1 to 100 bounds"));
+            }
+            if !b.iter().all(|x| x.is_finite()) {
+                return Err(bad("bounds must be finite (+Inf is always added)"));
+            }
+            if !b.windows(2).all(|w| w[0] < w[1]) {
+                return Err(bad("bounds must be strictly ascending"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounds for a distribution: configured for its name or prefix,
+    /// else the default for its unit.
+    pub(crate) fn bounds_for(
+        &self,
+        name: &str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+    ) -> &[f64] {
+        if let Some(b) = self.buckets.get(name) {
+            return b;
+        }
+        let prefixed = self
+            .buckets
+            .iter()
+            .filter_map(|(k, b)| Some((k.strip_suffix('*')?, b)))
+            .filter(|(p, _)| name.starts_with(p))
+            .max_by_key(|(p, _)| p.len());
+        if let Some((_, b)) = prefixed {
+            return b;
+        }
+        match base_unit(kind, unit) {
+            Some(("seconds", _)) => &self.timer_buckets,
+            Some(("bytes", _)) => &self.byte_buckets,
+            _ => &self.histogram_buckets,
+        }
+    }
+}
+
+/// What `describe` said about a metric.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Description {
+    /// The help text.
+    pub(crate) help: Option<String>,
+    /// The unit the metric is recorded in.
+    pub(crate) unit: Option<MetricUnit>,
+}
 
 /// One exported series, whatever the format.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +205,9 @@ struct Row {
     p90: Option<f64>,
     p95: Option<f64>,
     p99: Option<f64>,
+    /// The all-time sketch of a distribution (the text formats' buckets).
+    #[serde(skip)]
+    sketch: Option<Box<Sketch>>,
 }
 
 #[derive(Serialize)]
@@ -68,10 +221,11 @@ struct JsonExport {
 fn rows(m: &MemoryMetrics) -> Vec<Row> {
     let mut out = Vec::new();
     for s in m.registry.all() {
-        let (current, total) = s.read();
-        let t = &total;
+        let (current, mut t) = s.read();
         let dist = s.is_distribution();
-        let q = |x: f64| if dist { t.quantile(x) } else { None };
+        let [p50, p90, p95, p99] =
+            [0.5, 0.9, 0.95, 0.99].map(|x| if dist { t.quantile(x) } else { None });
+        let sketch = t.sketch.take();
         out.push(Row {
             name: s.name.to_string(),
             kind: s.kind,
@@ -91,10 +245,11 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
             min: (t.count > 0).then_some(t.min),
             max: (t.count > 0).then_some(t.max),
             avg: (t.count > 0).then(|| t.avg()),
-            p50: q(0.5),
-            p90: q(0.9),
-            p95: q(0.95),
-            p99: q(0.99),
+            p50,
+            p90,
+            p95,
+            p99,
+            sketch,
         });
     }
     for op in m.tracker.names() {
@@ -113,6 +268,7 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
             p90: None,
             p95: None,
             p99: None,
+            sketch: None,
         };
         for (tags, ok, failures) in m.tracker.outcomes_by_tags(&op) {
             let tags: BTreeMap<String, String> = tags.into_iter().collect();
@@ -138,8 +294,18 @@ pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, 
         })
         .map_err(|e| MetricsError::Export(e.to_string())),
         ExportFormat::Csv => csv_export(&rows),
-        ExportFormat::Prometheus => Ok(text_export(&rows, false, &m.descriptions())),
-        ExportFormat::OpenMetrics => Ok(text_export(&rows, true, &m.descriptions())),
+        ExportFormat::Prometheus => Ok(text_export(
+            &rows,
+            false,
+            &m.descriptions(),
+            &m.config.exposition,
+        )),
+        ExportFormat::OpenMetrics => Ok(text_export(
+            &rows,
+            true,
+            &m.descriptions(),
+            &m.config.exposition,
+        )),
     }
 }
 
@@ -294,16 +460,68 @@ const TIME_TOKENS: [&str; 12] = [
     "ns",
     "nanoseconds",
 ];
+const BYTE_TOKENS: [&str; 8] = [
+    "b",
+    "byte",
+    "bytes",
+    "kb",
+    "kilobytes",
+    "mb",
+    "megabytes",
+    "kib",
+];
+const RATIO_TOKENS: [&str; 4] = ["percent", "pct", "percentage", "ratio"];
+
+/// The base unit a metric is exported in: the name suffix (and OpenMetrics
+/// `UNIT`) and the factor from the recorded unit. Timers record
+/// milliseconds and export seconds; other metrics take the unit given to
+/// `describe`: time in seconds, sizes in bytes, percent as a 0..1 ratio.
+/// Counts and rates have no unit.
+fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&'static str, f64)> {
+    if kind == MetricType::Timer {
+        return Some(("seconds", 1e-3));
+    }
+    Some(match unit? {
+        MetricUnit::Seconds => ("seconds", 1.0),
+        MetricUnit::Milliseconds => ("seconds", 1e-3),
+        MetricUnit::Microseconds => ("seconds", 1e-6),
+        MetricUnit::Bytes => ("bytes", 1.0),
+        MetricUnit::Kilobytes => ("bytes", 1024.0),
+        MetricUnit::Megabytes => ("bytes", 1024.0 * 1024.0),
+        MetricUnit::Percent => ("ratio", 0.01),
+        _ => return None,
+    })
+}
+
+/// A base unit spelled out as the last word of a name (`http.response.bytes`,
+/// `gc.pause.seconds`), for a metric described without one.
+fn unit_in_name(name: &str) -> Option<MetricUnit> {
+    let last = name.rsplit(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    match last.to_ascii_lowercase().as_str() {
+        "bytes" => Some(MetricUnit::Bytes),
+        "seconds" => Some(MetricUnit::Seconds),
+        _ => None,
+    }
+}
 
 /// The family name of a metric: sanitised, lint-clean, with the suffixes
-/// its type calls for handled (see the module docs).
-fn family_stem(name: &str, kind: MetricType) -> String {
+/// its type and unit call for (see the module docs).
+fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) -> String {
     let snaked = snake(&sanitize_name(name));
     let mut tokens: Vec<&str> = snaked.split('_').collect();
-    if kind == MetricType::Timer
-        && tokens.len() > 1
-        && tokens.last().is_some_and(|t| TIME_TOKENS.contains(t))
-    {
+    if matches!(kind, MetricType::Counter | MetricType::Rate) {
+        while tokens.len() > 1 && tokens.last() == Some(&"total") {
+            tokens.pop();
+        }
+    }
+    // A unit already in the name is replaced by the base unit's suffix.
+    let unit_tokens: &[&str] = match suffix {
+        Some("seconds") => &TIME_TOKENS,
+        Some("bytes") => &BYTE_TOKENS,
+        Some("ratio") => &RATIO_TOKENS,
+        _ => &[],
+    };
+    if tokens.len() > 1 && tokens.last().is_some_and(|t| unit_tokens.contains(t)) {
         tokens.pop();
     }
     let mut stem = tokens
@@ -311,21 +529,20 @@ fn family_stem(name: &str, kind: MetricType) -> String {
         .map(|t| lint_token(t))
         .collect::<Vec<_>>()
         .join("_");
-    match kind {
-        MetricType::Counter | MetricType::Rate => {
-            while let Some(s) = stem.strip_suffix("_total") {
-                stem = s.to_owned();
-            }
+    if matches!(kind, MetricType::Counter | MetricType::Rate) {
+        while let Some(s) = stem.strip_suffix("_total") {
+            stem = s.to_owned();
         }
-        MetricType::Timer => stem.push_str("_seconds"),
-        MetricType::Gauge | MetricType::Histogram => {
-            if ["_total", "_sum", "_count", "_bucket"]
-                .iter()
-                .any(|x| stem.ends_with(x))
-            {
-                stem.push_str("_value");
-            }
-        }
+    }
+    if let Some(suffix) = suffix {
+        stem.push('_');
+        stem.push_str(suffix);
+    } else if matches!(kind, MetricType::Gauge | MetricType::Histogram)
+        && ["_total", "_sum", "_count", "_bucket"]
+            .iter()
+            .any(|x| stem.ends_with(x))
+    {
+        stem.push_str("_value");
     }
     stem
 }
@@ -407,12 +624,17 @@ fn labels(tags: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> Strin
 
 struct Family<'r> {
     base: String,
+    name: &'r str,
     kind: MetricType,
     help: String,
+    /// The base unit's name (`seconds`, `bytes`, `ratio`) and the factor
+    /// from the recorded unit.
+    unit: Option<(&'static str, f64)>,
+    described: Option<MetricUnit>,
     rows: Vec<&'r Row>,
 }
 
-fn families<'r>(rows: &'r [Row], helps: &BTreeMap<String, String>) -> Vec<Family<'r>> {
+fn families<'r>(rows: &'r [Row], descriptions: &BTreeMap<String, Description>) -> Vec<Family<'r>> {
     let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row>> = BTreeMap::new();
     for r in rows {
         by_key.entry((r.name.as_str(), r.kind)).or_default().push(r);
@@ -420,7 +642,10 @@ fn families<'r>(rows: &'r [Row], helps: &BTreeMap<String, String>) -> Vec<Family
     let mut used: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     for ((name, kind), rows) in by_key {
-        let stem = family_stem(name, kind);
+        let d = descriptions.get(name);
+        let described = d.and_then(|d| d.unit).or_else(|| unit_in_name(name));
+        let unit = base_unit(kind, described);
+        let stem = family_stem(name, kind, unit.map(|u| u.0));
         let names_of = |base: &str| -> Vec<String> {
             match kind {
                 MetricType::Counter | MetricType::Rate => {
@@ -432,26 +657,76 @@ fn families<'r>(rows: &'r [Row], helps: &BTreeMap<String, String>) -> Vec<Family
                         base.to_owned(),
                         format!("{base}_sum"),
                         format!("{base}_count"),
+                        format!("{base}_bucket"),
                     ]
                 }
             }
         };
-        let mut base = stem.clone();
-        let mut n = 2;
-        while names_of(&base).iter().any(|x| used.contains(x)) {
-            base = format!("{stem}_{n}");
-            n += 1;
+        for rows in split_colliding(rows) {
+            let mut base = stem.clone();
+            let mut n = 2;
+            // A unit suffix stays last: `x_bytes` becomes `x_2_bytes`.
+            let (head, tail) = match unit {
+                Some((u, _)) => (
+                    stem.strip_suffix(u)
+                        .and_then(|h| h.strip_suffix('_'))
+                        .unwrap_or(&stem),
+                    format!("_{u}"),
+                ),
+                None => (stem.as_str(), String::new()),
+            };
+            while names_of(&base).iter().any(|x| used.contains(x)) {
+                base = format!("{head}_{n}{tail}");
+                n += 1;
+            }
+            used.extend(names_of(&base));
+            out.push(Family {
+                base,
+                name,
+                kind,
+                // The metric's description (`describe`), else its own name.
+                help: d
+                    .and_then(|d| d.help.clone())
+                    .unwrap_or_else(|| name.to_owned()),
+                unit,
+                described,
+                rows,
+            });
         }
-        used.extend(names_of(&base));
-        out.push(Family {
-            base,
-            kind,
-            // The metric's description (`describe`), else its own name.
-            help: helps.get(name).cloned().unwrap_or_else(|| name.to_owned()),
-            rows,
-        });
     }
     out
+}
+
+/// Whether a tag key is its own label name (no sanitising can make it
+/// collide with another key).
+fn clean_label(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && !k.starts_with("__")
+        && !matches!(k, "quantile" | "le" | "statistic")
+        && k.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The rows of one metric as groups without two equal label sets: two
+/// series whose tag keys sanitise to the same labels (`a.b` and `a_b`)
+/// go to separate families (`_2`, ...) rather than repeat a series.
+fn split_colliding(rows: Vec<&Row>) -> Vec<Vec<&Row>> {
+    if rows.len() < 2 || rows.iter().all(|r| r.tags.keys().all(|k| clean_label(k))) {
+        return vec![rows];
+    }
+    let mut groups: Vec<(HashSet<String>, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        let key = labels(&r.tags, None);
+        match groups.iter_mut().find(|(seen, _)| !seen.contains(&key)) {
+            Some((seen, g)) => {
+                seen.insert(key);
+                g.push(r);
+            }
+            None => groups.push((HashSet::from([key]), vec![r])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 /// Whether a distribution family saw a negative value.
@@ -461,13 +736,22 @@ fn negative(f: &Family<'_>) -> bool {
         .any(|r| r.min.is_some_and(|m| m < 0.0) || r.sum < 0.0)
 }
 
-fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>) -> String {
+fn text_export(
+    rows: &[Row],
+    openmetrics: bool,
+    descriptions: &BTreeMap<String, Description>,
+    cfg: &ExpositionConfig,
+) -> String {
     let mut out = String::new();
-    for f in families(rows, helps) {
+    let histograms = cfg.distributions == DistributionFormat::Histogram;
+    for f in families(rows, descriptions) {
         let (type_name, type_str) = match f.kind {
             MetricType::Counter | MetricType::Rate if openmetrics => (f.base.clone(), "counter"),
             MetricType::Counter | MetricType::Rate => (format!("{}_total", f.base), "counter"),
             MetricType::Gauge => (f.base.clone(), "gauge"),
+            MetricType::Histogram | MetricType::Timer if histograms => {
+                (f.base.clone(), "histogram")
+            }
             // OpenMetrics forbids negative quantiles and sums in summaries.
             MetricType::Histogram | MetricType::Timer if openmetrics && negative(&f) => {
                 (f.base.clone(), "gauge")
@@ -480,8 +764,24 @@ fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>
         } else {
             ""
         };
+        let scale = f.unit.map_or(1.0, |u| u.1);
         let _ = writeln!(out, "# HELP {type_name} {}{unit}", escape_help(&f.help));
         let _ = writeln!(out, "# TYPE {type_name} {type_str}");
+        if openmetrics && !as_gauges {
+            if let Some((u, _)) = f.unit {
+                let _ = writeln!(out, "# UNIT {type_name} {u}");
+            }
+        }
+        let bounds = if type_str == "histogram" {
+            cfg.bounds_for(f.name, f.kind, f.described)
+        } else {
+            &[]
+        };
+        // OpenMetrics: a histogram with negative observations or bounds has
+        // no sum (nor a count, which comes only with a sum); the +Inf bucket
+        // is the count.
+        let with_sum = !(openmetrics && (negative(&f) || bounds.first().is_some_and(|b| *b < 0.0)));
+        let les: Vec<String> = bounds.iter().map(|b| fmt_value(*b)).collect();
         for r in f.rows {
             match f.kind {
                 MetricType::Counter | MetricType::Rate => {
@@ -490,7 +790,7 @@ fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>
                         "{}_total{} {}",
                         f.base,
                         labels(&r.tags, None),
-                        fmt_value(r.value)
+                        fmt_value(r.value * scale)
                     );
                 }
                 MetricType::Gauge => {
@@ -499,8 +799,37 @@ fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>
                         "{}{} {}",
                         f.base,
                         labels(&r.tags, None),
-                        fmt_value(r.value)
+                        fmt_value(r.value * scale)
                     );
+                }
+                MetricType::Histogram | MetricType::Timer if histograms => {
+                    let counts = match (&r.sketch, r.min, r.max) {
+                        (Some(s), Some(min), Some(max)) => {
+                            s.cumulative_counts(min, max, scale, bounds)
+                        }
+                        _ => vec![0; bounds.len()],
+                    };
+                    for (le, c) in les.iter().zip(counts) {
+                        let _ = writeln!(
+                            out,
+                            "{}_bucket{} {}",
+                            f.base,
+                            labels(&r.tags, Some(("le", le))),
+                            c.min(r.count)
+                        );
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{}_bucket{} {}",
+                        f.base,
+                        labels(&r.tags, Some(("le", "+Inf"))),
+                        r.count
+                    );
+                    if with_sum {
+                        let l = labels(&r.tags, None);
+                        let _ = writeln!(out, "{}_sum{l} {}", f.base, fmt_value(r.sum * scale));
+                        let _ = writeln!(out, "{}_count{l} {}", f.base, r.count);
+                    }
                 }
                 MetricType::Histogram | MetricType::Timer if as_gauges => {
                     let stats = [
@@ -509,7 +838,6 @@ fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>
                         ("p95", r.p95),
                         ("p99", r.p99),
                         ("sum", Some(r.sum)),
-                        ("count", Some(r.count as f64)),
                     ];
                     for (stat, v) in stats {
                         let _ = writeln!(
@@ -517,16 +845,18 @@ fn text_export(rows: &[Row], openmetrics: bool, helps: &BTreeMap<String, String>
                             "{}{} {}",
                             f.base,
                             labels(&r.tags, Some(("statistic", stat))),
-                            fmt_value(v.unwrap_or(f64::NAN))
+                            fmt_value(v.map_or(f64::NAN, |v| v * scale))
                         );
                     }
+                    let _ = writeln!(
+                        out,
+                        "{}{} {}",
+                        f.base,
+                        labels(&r.tags, Some(("statistic", "count"))),
+                        r.count
+                    );
                 }
                 MetricType::Histogram | MetricType::Timer => {
-                    let scale = if f.kind == MetricType::Timer {
-                        1e-3
-                    } else {
-                        1.0
-                    };
                     for (q, qs) in QUANTILES {
                         let v = match q {
                             0.5 => r.p50,
@@ -566,31 +896,59 @@ mod tests {
         assert_eq!(sanitize_name("9lives"), "_9lives");
         assert_eq!(sanitize_name("größe"), "gr__e");
         assert_eq!(
-            family_stem("render-ms", MetricType::Timer),
+            family_stem(
+                "render-ms",
+                MetricType::Timer,
+                base_unit(MetricType::Timer, None).map(|u| u.0)
+            ),
             "render_seconds"
         );
         assert_eq!(
-            family_stem("db.query", MetricType::Timer),
+            family_stem(
+                "db.query",
+                MetricType::Timer,
+                base_unit(MetricType::Timer, None).map(|u| u.0)
+            ),
             "db_query_seconds"
         );
         assert_eq!(
-            family_stem("reqCount.total", MetricType::Counter),
+            family_stem(
+                "reqCount.total",
+                MetricType::Counter,
+                base_unit(MetricType::Counter, None).map(|u| u.0)
+            ),
             "req_count"
         );
         assert_eq!(
-            family_stem("disk.kb.used_milliseconds", MetricType::Gauge),
+            family_stem(
+                "disk.kb.used_milliseconds",
+                MetricType::Gauge,
+                base_unit(MetricType::Gauge, None).map(|u| u.0)
+            ),
             "disk_kbyte_used_millisecond"
         );
         assert_eq!(
-            family_stem("error.counter", MetricType::Gauge),
+            family_stem(
+                "error.counter",
+                MetricType::Gauge,
+                base_unit(MetricType::Gauge, None).map(|u| u.0)
+            ),
             "error_counters"
         );
         assert_eq!(
-            family_stem("queue_total", MetricType::Gauge),
+            family_stem(
+                "queue_total",
+                MetricType::Gauge,
+                base_unit(MetricType::Gauge, None).map(|u| u.0)
+            ),
             "queue_total_value"
         );
         assert_eq!(
-            family_stem("temp.fahrenheit", MetricType::Gauge),
+            family_stem(
+                "temp.fahrenheit",
+                MetricType::Gauge,
+                base_unit(MetricType::Gauge, None).map(|u| u.0)
+            ),
             "temp_fahrenheitdeg"
         );
         let tags = BTreeMap::from([
@@ -600,5 +958,324 @@ mod tests {
         ]);
         let l = labels(&tags, None);
         assert_eq!(l, r#"{tag__name__="n",a_b="x\"y\\z\nw",a_b_2="2"}"#);
+    }
+
+    use crate::{MemoryConfig, MemoryMetrics, RELATIVE_ACCURACY};
+    use metrics_protocol::MetricCollector;
+    use metrics_protocol::system::MetricsAggregator;
+    use std::time::Duration;
+
+    fn with(exposition: ExpositionConfig) -> MemoryMetrics {
+        MemoryMetrics::with_config(MemoryConfig {
+            exposition,
+            ..MemoryConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// The `(le, count)` lines of one series of a histogram family.
+    fn buckets(text: &str, family: &str) -> Vec<(f64, u64)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{family}_bucket{{")))
+            .map(|l| {
+                let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                (le, l.rsplit(' ').next().unwrap().parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// What Prometheus' `histogram_quantile` computes from cumulative
+    /// buckets: linear interpolation inside the bucket holding the rank.
+    fn histogram_quantile(q: f64, b: &[(f64, u64)]) -> f64 {
+        let total = b.last().unwrap().1 as f64;
+        let rank = q * total;
+        let i = b.iter().position(|(_, c)| *c as f64 >= rank).unwrap();
+        if i == b.len() - 1 {
+            return b[b.len() - 2].0;
+        }
+        let (lo, below) = if i == 0 {
+            (0.0, 0.0)
+        } else {
+            (b[i - 1].0, b[i - 1].1 as f64)
+        };
+        let (hi, c) = (b[i].0, b[i].1 as f64);
+        lo + (hi - lo) * (rank - below) / (c - below)
+    }
+
+    #[test]
+    fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
+        let m = MemoryMetrics::new();
+        // 1 ms to about 2.4 s, denser at the low end, exactly on some bounds.
+        for i in 1..=2000u64 {
+            let ms = (i * i) as f64 * 6e-4 + 1.0;
+            m.record_timer(
+                "db.query",
+                Duration::from_secs_f64(ms / 1e3),
+                &[("db", "a")],
+            );
+        }
+        m.record_timer("db.query", Duration::from_millis(5), &[("db", "a")]);
+        m.record_timer("db.query", Duration::from_millis(100), &[("db", "a")]);
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert!(
+            prom.contains("# TYPE db_query_seconds histogram\n"),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("db_query_seconds_bucket{db=\"a\",le=\"0.005\"} "),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("db_query_seconds_count{db=\"a\"} 2002\n"),
+            "{prom}"
+        );
+        let b = buckets(&prom, "db_query_seconds");
+        let bounds = ExpositionConfig::default().timer_buckets;
+        assert_eq!(b.len(), bounds.len() + 1);
+        assert!(
+            b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{b:?}"
+        );
+        assert_eq!(b.last().unwrap(), &(f64::INFINITY, 2002));
+        // Each count within the stated error: values within α of the bound may move.
+        let values: Vec<f64> = (1..=2000u64)
+            .map(|i| ((i * i) as f64 * 6e-4 + 1.0) / 1e3)
+            .chain([0.005, 0.1])
+            .collect();
+        let a = RELATIVE_ACCURACY * (1.0 + 1e-9);
+        for (le, c) in &b[..b.len() - 1] {
+            let surely = values.iter().filter(|x| *x * (1.0 + a) <= *le).count() as u64;
+            let maybe = values.iter().filter(|x| *x * (1.0 - a) <= *le).count() as u64;
+            assert!(
+                (surely..=maybe).contains(c),
+                "le={le}: {c} not in {surely}..={maybe}"
+            );
+        }
+        // histogram_quantile over our buckets lands in the bucket of our own
+        // quantile: they agree within that bucket's width.
+        let s = m.get_metric_summary("db.query", None).unwrap();
+        for (q, ours) in [(0.5, s.p50), (0.95, s.p95), (0.99, s.p99)] {
+            let ours = ours.unwrap() / 1e3;
+            let hq = histogram_quantile(q, &b);
+            let i = b.iter().position(|(le, _)| *le >= ours).unwrap();
+            let lo = if i == 0 { 0.0 } else { b[i - 1].0 };
+            assert!(
+                (lo..=b[i].0).contains(&hq),
+                "q={q}: histogram_quantile {hq}, ours {ours}, bucket ({lo}, {}]",
+                b[i].0
+            );
+        }
+        let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+        assert!(
+            om.contains("# TYPE db_query_seconds histogram\n# UNIT db_query_seconds seconds\n"),
+            "{om}"
+        );
+        assert!(om.contains("db_query_seconds_sum{db=\"a\"} "), "{om}");
+    }
+
+    #[test]
+    fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
+        let c = ExpositionConfig {
+            buckets: BTreeMap::from([
+                ("db.query".to_owned(), vec![0.1, 1.0]),
+                ("db.*".to_owned(), vec![0.5]),
+                ("d*".to_owned(), vec![7.0, 8.0, 9.0]),
+            ]),
+            ..ExpositionConfig::default()
+        };
+        let m = with(c.clone());
+        m.record_timer("db.query", Duration::from_millis(300), &[]);
+        m.record_timer("db.insert", Duration::from_millis(300), &[]);
+        m.record_histogram("dist", 8.0, &[]);
+        m.record_histogram("payload", 3000.0, &[]);
+        m.describe(
+            "payload",
+            MetricType::Histogram,
+            Some(MetricUnit::Kilobytes),
+            "Payloads",
+        );
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert_eq!(
+            buckets(&prom, "db_query_seconds"),
+            [(0.1, 0), (1.0, 1), (f64::INFINITY, 1)]
+        );
+        assert_eq!(
+            buckets(&prom, "db_insert_seconds"),
+            [(0.5, 1), (f64::INFINITY, 1)]
+        );
+        assert_eq!(
+            buckets(&prom, "dist"),
+            [(7.0, 0), (8.0, 1), (9.0, 1), (f64::INFINITY, 1)]
+        );
+        // 3000 KiB in bytes, against the byte defaults.
+        let b = buckets(&prom, "payload_bytes");
+        assert_eq!(b.len(), c.byte_buckets.len() + 1);
+        assert_eq!(
+            b.iter().find(|(le, _)| *le == 4_194_304.0),
+            Some(&(4_194_304.0, 1))
+        );
+        assert_eq!(
+            b.iter().find(|(le, _)| *le == 1_048_576.0),
+            Some(&(1_048_576.0, 0))
+        );
+        assert!(prom.contains("payload_bytes_sum 3072000\n"), "{prom}");
+
+        let m = with(ExpositionConfig {
+            distributions: DistributionFormat::Summary,
+            ..c
+        });
+        m.record_timer("db.query", Duration::from_millis(300), &[]);
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert!(prom.contains("# TYPE db_query_seconds summary\n"), "{prom}");
+        assert!(
+            prom.contains("db_query_seconds{quantile=\"0.95\"} 0.3"),
+            "{prom}"
+        );
+        assert!(!prom.contains("_bucket"), "{prom}");
+    }
+
+    /// Found by fuzzing: two series whose tag keys sanitise alike.
+    #[test]
+    fn series_whose_labels_collide_go_to_separate_families() {
+        let m = MemoryMetrics::new();
+        m.record_histogram("h", 1.0, &[("a.b", "x")]);
+        m.record_histogram("h", 2.0, &[("a_b", "x")]);
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert_eq!(prom.matches("_count{a_b=\"x\"} 1\n").count(), 2, "{prom}");
+        assert_eq!(prom.matches(" histogram\n").count(), 2, "{prom}");
+    }
+
+    #[test]
+    fn bad_bucket_lists_are_refused_naming_the_field() {
+        for (b, why) in [
+            (vec![], "1 to 100"),
+            (vec![1.0, 1.0], "ascending"),
+            (vec![2.0, 1.0], "ascending"),
+            (vec![1.0, f64::INFINITY], "finite"),
+            (vec![f64::NAN], "finite"),
+        ] {
+            let c = ExpositionConfig {
+                buckets: BTreeMap::from([("x.*".to_owned(), b)]),
+                ..ExpositionConfig::default()
+            };
+            let e = MemoryMetrics::with_config(MemoryConfig {
+                exposition: c,
+                ..MemoryConfig::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("exposition.buckets.x.*") && e.contains(why),
+                "{e}"
+            );
+        }
+        assert!(ExpositionConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn negative_observations_drop_the_sum_in_openmetrics_only() {
+        let c = ExpositionConfig {
+            buckets: BTreeMap::from([("offset".to_owned(), vec![-1.0, 0.0, 1.0])]),
+            ..ExpositionConfig::default()
+        };
+        let m = with(c);
+        for v in [-2.0, -0.5, 0.0, 0.5, 3.0] {
+            m.record_histogram("offset", v, &[]);
+        }
+        let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+        assert!(om.contains("# TYPE offset histogram\n"), "{om}");
+        assert_eq!(
+            buckets(&om, "offset"),
+            [(-1.0, 1), (0.0, 3), (1.0, 4), (f64::INFINITY, 5)]
+        );
+        assert!(
+            !om.contains("offset_sum") && !om.contains("offset_count"),
+            "{om}"
+        );
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert!(prom.contains("offset_sum 1\noffset_count 5\n"), "{prom}");
+        // As summaries, OpenMetrics gets gauges with a statistic label.
+        let m = with(ExpositionConfig {
+            distributions: DistributionFormat::Summary,
+            ..ExpositionConfig::default()
+        });
+        m.record_histogram("offset", -2.0, &[]);
+        let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+        assert!(om.contains("# TYPE offset gauge\n"), "{om}");
+        assert!(om.contains("offset{statistic=\"sum\"} -2\n"), "{om}");
+    }
+
+    #[test]
+    fn described_units_become_base_units_and_suffixes() {
+        let m = MemoryMetrics::new();
+        m.record_gauge("process.memory.usage", 2048.0, &[]);
+        m.describe(
+            "process.memory.usage",
+            MetricType::Gauge,
+            Some(MetricUnit::Bytes),
+            "Resident set",
+        );
+        m.record_counter("net.io", 5.0, &[]);
+        m.describe(
+            "net.io",
+            MetricType::Counter,
+            Some(MetricUnit::Kilobytes),
+            "",
+        );
+        m.record_gauge("cpu.busy.percent", 50.0, &[]);
+        m.describe(
+            "cpu.busy.percent",
+            MetricType::Gauge,
+            Some(MetricUnit::Percent),
+            "Busy",
+        );
+        m.record_gauge("uptime.ms", 1500.0, &[]);
+        m.describe(
+            "uptime.ms",
+            MetricType::Gauge,
+            Some(MetricUnit::Milliseconds),
+            "Up",
+        );
+        m.record_gauge("jobs.count", 3.0, &[]);
+        m.describe(
+            "jobs.count",
+            MetricType::Gauge,
+            Some(MetricUnit::Count),
+            "Jobs",
+        );
+        let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+        for line in [
+            "# HELP process_memory_usage_bytes Resident set\n",
+            "process_memory_usage_bytes 2048\n",
+            "# HELP net_io_bytes_total net.io\n",
+            "net_io_bytes_total 5120\n",
+            "cpu_busy_ratio 0.5\n",
+            "uptime_seconds 1.5\n",
+        ] {
+            assert!(prom.contains(line), "{line:?} in\n{prom}");
+        }
+        let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+        for line in [
+            "# TYPE process_memory_usage_bytes gauge\n# UNIT process_memory_usage_bytes bytes\n",
+            "# TYPE net_io_bytes counter\n# UNIT net_io_bytes bytes\nnet_io_bytes_total 5120\n",
+            "# UNIT cpu_busy_ratio ratio\n",
+        ] {
+            assert!(om.contains(line), "{line:?} in\n{om}");
+        }
+        assert!(!om.contains("# UNIT jobs"), "{om}");
+        // A base unit as the last word of the name counts as described.
+        let m = MemoryMetrics::new();
+        m.record_histogram("http.response.bytes", 3000.0, &[]);
+        let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+        assert!(om.contains("# UNIT http_response_bytes bytes\n"), "{om}");
+        assert!(
+            om.contains("http_response_bytes_bucket{le=\"4096\"} 1\n"),
+            "{om}"
+        );
     }
 }

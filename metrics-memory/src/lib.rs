@@ -154,6 +154,7 @@ use metrics_protocol::{
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
+pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, SealedBin};
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
@@ -197,7 +198,7 @@ pub struct MemoryMetrics {
     tracker: tracker::Tracker,
     timers: metrics_kit::RunningTimers,
     /// Help texts given to `describe`, by metric name (at most `max_names`).
-    descriptions: parking_lot::RwLock<BTreeMap<String, String>>,
+    descriptions: parking_lot::RwLock<BTreeMap<String, export::Description>>,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
 }
@@ -278,6 +279,7 @@ impl MemoryMetrics {
     }
 
     fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
+        config.exposition.check()?;
         window::validate_specs(&config.windows)
             .map_err(|e| MetricsError::config("windows", format!("{:?}", config.windows), e))?;
         for (field, v) in [
@@ -323,7 +325,7 @@ impl MemoryMetrics {
     }
 
     /// The help texts given to `describe`, by metric name.
-    pub(crate) fn descriptions(&self) -> BTreeMap<String, String> {
+    pub(crate) fn descriptions(&self) -> BTreeMap<String, export::Description> {
         self.descriptions.read().clone()
     }
 

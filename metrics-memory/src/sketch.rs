@@ -534,6 +534,41 @@ impl Sketch {
         last
     }
 
+    /// Cumulative counts for the upper bounds `bounds` (ascending), of the
+    /// values scaled by `scale`: entry `i` counts the values whose bucket,
+    /// reported as its value clamped to the exact `[min, max]`, is at most
+    /// `bounds[i]`. See [`QuantileSketch::cumulative_counts`] for the error.
+    pub fn cumulative_counts(&self, min: f64, max: f64, scale: f64, bounds: &[f64]) -> Vec<u64> {
+        let mut per = vec![0u64; bounds.len()];
+        let mut put = |v: f64, n: u64| {
+            let v = if self.count() > 0 && min <= max {
+                v.clamp(min, max)
+            } else {
+                v
+            } * scale;
+            let i = bounds.partition_point(|b| *b < v);
+            if let Some(c) = per.get_mut(i) {
+                *c = c.saturating_add(n);
+            }
+        };
+        let neg: Vec<(i32, u64)> = self.neg.entries().collect();
+        for (k, n) in neg.into_iter().rev() {
+            put(-value(k, self.level), n);
+        }
+        if self.zero > 0 {
+            put(0.0, self.zero);
+        }
+        for (k, n) in self.pos.entries() {
+            put(value(k, self.level), n);
+        }
+        let mut seen = 0u64;
+        for c in &mut per {
+            seen = seen.saturating_add(*c);
+            *c = seen;
+        }
+        per
+    }
+
     /// Heap bytes used by the bucket arrays.
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
@@ -861,6 +896,64 @@ pub(crate) mod tests {
         assert_eq!(t.pos.entries().next().map(|(_, c)| c), Some(1 << 40));
     }
 
+    /// The stated error of a bucket count: a value is counted at most a
+    /// bound when `x + α|x| ≤ bound` and never when `x - α|x| > bound`; the
+    /// counts are cumulative and end at the total; the quantile lies in
+    /// the bucket holding its rank.
+    #[test]
+    fn bucket_counts_are_exact_but_for_values_within_alpha_of_a_bound() {
+        let mut rng = Rng::new(7);
+        let mut bounds: Vec<f64> = vec![-100.0, -1.0, -0.01, 0.0, 0.005, 0.01, 0.25, 1.0];
+        bounds.extend([2.5, 5.0, 10.0, 100.0, 1e3, 1e4, 1e6]);
+        for round in 0..20 {
+            let mut q = QuantileSketch::new();
+            let mut values = Vec::new();
+            for i in 0..2000 {
+                let v = match (round + i) % 5 {
+                    // Values right at and beside the bounds.
+                    0 => bounds[(rng.next_u64() % bounds.len() as u64) as usize],
+                    1 => {
+                        bounds[(rng.next_u64() % bounds.len() as u64) as usize]
+                            * (1.0 + 0.004 * rng.normal())
+                    }
+                    2 => -(10f64.powf(rng.uniform() * 4.0 - 2.0)),
+                    3 => 0.0,
+                    _ => 10f64.powf(rng.uniform() * 8.0 - 3.0),
+                };
+                q.add(v);
+                values.push(v);
+            }
+            let counts = q.cumulative_counts(&bounds);
+            let a = RELATIVE_ACCURACY * (1.0 + 1e-9);
+            for (b, c) in bounds.iter().zip(&counts) {
+                let surely = values.iter().filter(|x| *x + a * x.abs() <= *b).count() as u64;
+                let maybe = values.iter().filter(|x| *x - a * x.abs() <= *b).count() as u64;
+                assert!(
+                    (surely..=maybe).contains(c),
+                    "le={b}: {c} not in {surely}..={maybe}"
+                );
+            }
+            assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+            assert!(*counts.last().unwrap() <= q.count());
+            // The quantile lies in the bucket that holds its rank.
+            for p in [0.5, 0.9, 0.95, 0.99] {
+                let rank = ((p * q.count() as f64).ceil() as u64).max(1);
+                let v = q.quantile(p).unwrap();
+                let i = counts.partition_point(|c| *c < rank);
+                if let Some(hi) = bounds.get(i) {
+                    assert!(v <= *hi, "q={p}: {v} above its bucket's bound {hi}");
+                }
+                if i > 0 {
+                    assert!(v > bounds[i - 1], "q={p}: {v} below its bucket");
+                }
+            }
+        }
+        assert_eq!(
+            QuantileSketch::new().cumulative_counts(&bounds),
+            vec![0; bounds.len()]
+        );
+    }
+
     fn check_level(name: &str, values: &mut [f64], level: u8, bound: f64) {
         let mut s = Sketch::new(level);
         for v in values.iter() {
@@ -1128,6 +1221,33 @@ impl QuantileSketch {
         }
         self.sketch.encode(out);
         true
+    }
+
+    /// Cumulative bucket counts for the upper bounds `bounds` (ascending,
+    /// as a Prometheus histogram's `le`): entry `i` is the number of values
+    /// counted at most `bounds[i]`; the total is [`count`](Self::count).
+    ///
+    /// The sketch keeps buckets, not values, so a count is exact up to the
+    /// values near a bound: every value `x` with `x + α|x| ≤ bound` is
+    /// counted and no value with `x - α|x| > bound` is
+    /// (`α` = [`RELATIVE_ACCURACY`], 0.5 %): only a value within 0.5 % of a
+    /// bound may land in the neighbouring bucket. Zero is exact. (A value
+    /// more than 17.8 decades away from the bulk of the others is counted at
+    /// the edge of the sketch's range, see the module docs, and so may be
+    /// further off.) The counts are the ones [`quantile`](Self::quantile)
+    /// reads, so the `q`-quantile lies in the bucket holding rank `q·n`.
+    ///
+    /// ```
+    /// use metrics_memory::QuantileSketch;
+    /// let mut s = QuantileSketch::new();
+    /// for v in 1..=100 {
+    ///     s.add(f64::from(v));
+    /// }
+    /// assert_eq!(s.cumulative_counts(&[10.5, 50.5, 200.0]), vec![10, 50, 100]);
+    /// ```
+    pub fn cumulative_counts(&self, bounds: &[f64]) -> Vec<u64> {
+        self.sketch
+            .cumulative_counts(self.min, self.max, 1.0, bounds)
     }
 
     /// The nearest-rank `q`-quantile (0 ≤ q ≤ 1), within the relative

@@ -8,25 +8,30 @@ impl MetricCollector for MemoryMetrics {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
         self.record(name, value, tags, MetricType::Counter, Op::Add);
     }
-    /// Keeps the help text (the exports' `# HELP`), at most one per name
-    /// and for at most `max_names` names; an invalid name is ignored.
+    /// Keeps the help text (the exports' `# HELP`) and the unit (their
+    /// base unit and `# UNIT`), at most one per name and for at most
+    /// `max_names` names; an invalid name is ignored, and so is a
+    /// description with neither text nor unit.
     fn describe<'a>(
         &self,
         name: &'a str,
         _kind: MetricType,
-        _unit: Option<metrics_protocol::MetricUnit>,
+        unit: Option<metrics_protocol::MetricUnit>,
         description: &'a str,
     ) {
-        if validate::check_name(name).is_err() || description.trim().is_empty() {
+        let help = description.trim();
+        if validate::check_name(name).is_err() || (help.is_empty() && unit.is_none()) {
             return;
         }
         let mut d = self.descriptions.write();
         if d.len() < self.config.max_names || d.contains_key(name) {
-            let text: String = description
-                .chars()
-                .take(validate::MAX_TAG_VALUE_LEN)
-                .collect();
-            d.insert(name.to_owned(), text);
+            let help = (!help.is_empty()).then(|| {
+                description
+                    .chars()
+                    .take(validate::MAX_TAG_VALUE_LEN)
+                    .collect()
+            });
+            d.insert(name.to_owned(), export::Description { help, unit });
         }
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {

@@ -335,7 +335,13 @@ impl StreamAggregator {
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     let value = g.value(f, &g.samples);
                     match &self.sink {
-                        AggregateSink::Collector(col) => col.record_gauge(&name, value, &tags),
+                        AggregateSink::Collector(col) => {
+                            // The result is in its source's unit (a timer's
+                            // p95 in milliseconds): exports convert it as
+                            // they convert the source.
+                            col.describe(&name, MetricType::Gauge, Some(unit), "");
+                            col.record_gauge(&name, value, &tags)
+                        }
                         AggregateSink::Stream(hub) => {
                             let mut v =
                                 MetricValue::new(&name, value, MetricType::Gauge, unit, &tags);
