@@ -218,13 +218,20 @@ struct JsonExport {
     overflowed_metrics: Vec<String>,
 }
 
-fn rows(m: &MemoryMetrics) -> Vec<Row> {
+/// Every series (and outcome count) as a row; quantiles only when
+/// `quantiles` (the text formats' histograms read buckets instead).
+fn rows(m: &MemoryMetrics, quantiles: bool) -> Vec<Row> {
     let mut out = Vec::new();
     for s in m.registry.all() {
         let (current, mut t) = s.read();
         let dist = s.is_distribution();
-        let [p50, p90, p95, p99] =
-            [0.5, 0.9, 0.95, 0.99].map(|x| if dist { t.quantile(x) } else { None });
+        let [p50, p90, p95, p99] = [0.5, 0.9, 0.95, 0.99].map(|x| {
+            if dist && quantiles {
+                t.quantile(x)
+            } else {
+                None
+            }
+        });
         let sketch = t.sketch.take();
         out.push(Row {
             name: s.name.to_string(),
@@ -284,7 +291,10 @@ fn rows(m: &MemoryMetrics) -> Vec<Row> {
 }
 
 pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, MetricsError> {
-    let rows = rows(m);
+    // Text histograms read buckets, not quantiles.
+    let text_histograms = matches!(format, ExportFormat::Prometheus | ExportFormat::OpenMetrics)
+        && m.config.exposition.distributions == DistributionFormat::Histogram;
+    let rows = rows(m, !text_histograms);
     match format {
         ExportFormat::Json => serde_json::to_string_pretty(&JsonExport {
             generated_at: Utc::now(),
@@ -589,10 +599,12 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-fn labels(tags: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> String {
+/// The labels of `tags`, sanitised and escaped, without braces:
+/// `k="v",k2="v2"` (empty without tags). Rendered once per series and
+/// reused for each of its lines.
+fn label_body(tags: &BTreeMap<String, String>) -> String {
     let mut seen = HashSet::new();
     let mut out = String::new();
-    let mut pairs: Vec<(String, &str)> = Vec::new();
     for (k, v) in tags {
         let mut key = sanitize_label(k);
         let mut n = 2;
@@ -600,25 +612,54 @@ fn labels(tags: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> Strin
             key = format!("{}_{n}", sanitize_label(k));
             n += 1;
         }
-        pairs.push((key, v));
-    }
-    if let Some((k, v)) = extra {
-        pairs.push((k.to_owned(), v));
-    }
-    if pairs.is_empty() {
-        return out;
-    }
-    out.push('{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
+        if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(k);
+        out.push_str(&key);
         out.push_str("=\"");
         escape_label_value(v, &mut out);
         out.push('"');
     }
+    out
+}
+
+/// Appends `{body,extra}` (nothing when both are empty).
+fn write_labels(out: &mut String, body: &str, extra: Option<(&str, &str)>) {
+    if body.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    out.push_str(body);
+    if let Some((k, v)) = extra {
+        if !body.is_empty() {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(v, out);
+        out.push('"');
+    }
     out.push('}');
+}
+
+/// One sample line: `name{labels} value`.
+fn write_line(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    body: &str,
+    extra: Option<(&str, &str)>,
+    value: impl std::fmt::Display,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    write_labels(out, body, extra);
+    let _ = writeln!(out, " {value}");
+}
+
+fn labels(tags: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> String {
+    let mut out = String::new();
+    write_labels(&mut out, &label_body(tags), extra);
     out
 }
 
@@ -636,8 +677,27 @@ struct Family<'r> {
 
 fn families<'r>(rows: &'r [Row], descriptions: &BTreeMap<String, Description>) -> Vec<Family<'r>> {
     let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row>> = BTreeMap::new();
+    // Rows come grouped by name: one map lookup per run of a name, not per
+    // row.
+    let mut run: Vec<&Row> = Vec::new();
     for r in rows {
-        by_key.entry((r.name.as_str(), r.kind)).or_default().push(r);
+        if run
+            .first()
+            .is_some_and(|f| f.kind != r.kind || f.name != r.name)
+        {
+            let f = run[0];
+            by_key
+                .entry((f.name.as_str(), f.kind))
+                .or_default()
+                .append(&mut run);
+        }
+        run.push(r);
+    }
+    if let Some(f) = run.first().copied() {
+        by_key
+            .entry((f.name.as_str(), f.kind))
+            .or_default()
+            .append(&mut run);
     }
     let mut used: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
@@ -782,25 +842,18 @@ fn text_export(
         // is the count.
         let with_sum = !(openmetrics && (negative(&f) || bounds.first().is_some_and(|b| *b < 0.0)));
         let les: Vec<String> = bounds.iter().map(|b| fmt_value(*b)).collect();
+        let base = f.base.as_str();
         for r in f.rows {
+            let body = label_body(&r.tags);
+            let body = body.as_str();
             match f.kind {
                 MetricType::Counter | MetricType::Rate => {
-                    let _ = writeln!(
-                        out,
-                        "{}_total{} {}",
-                        f.base,
-                        labels(&r.tags, None),
-                        fmt_value(r.value * scale)
-                    );
+                    let v = fmt_value(r.value * scale);
+                    write_line(&mut out, base, "_total", body, None, v);
                 }
                 MetricType::Gauge => {
-                    let _ = writeln!(
-                        out,
-                        "{}{} {}",
-                        f.base,
-                        labels(&r.tags, None),
-                        fmt_value(r.value * scale)
-                    );
+                    let v = fmt_value(r.value * scale);
+                    write_line(&mut out, base, "", body, None, v);
                 }
                 MetricType::Histogram | MetricType::Timer if histograms => {
                     let counts = match (&r.sketch, r.min, r.max) {
@@ -810,25 +863,15 @@ fn text_export(
                         _ => vec![0; bounds.len()],
                     };
                     for (le, c) in les.iter().zip(counts) {
-                        let _ = writeln!(
-                            out,
-                            "{}_bucket{} {}",
-                            f.base,
-                            labels(&r.tags, Some(("le", le))),
-                            c.min(r.count)
-                        );
+                        let le = Some(("le", le.as_str()));
+                        write_line(&mut out, base, "_bucket", body, le, c.min(r.count));
                     }
-                    let _ = writeln!(
-                        out,
-                        "{}_bucket{} {}",
-                        f.base,
-                        labels(&r.tags, Some(("le", "+Inf"))),
-                        r.count
-                    );
+                    let inf = Some(("le", "+Inf"));
+                    write_line(&mut out, base, "_bucket", body, inf, r.count);
                     if with_sum {
-                        let l = labels(&r.tags, None);
-                        let _ = writeln!(out, "{}_sum{l} {}", f.base, fmt_value(r.sum * scale));
-                        let _ = writeln!(out, "{}_count{l} {}", f.base, r.count);
+                        let sum = fmt_value(r.sum * scale);
+                        write_line(&mut out, base, "_sum", body, None, sum);
+                        write_line(&mut out, base, "_count", body, None, r.count);
                     }
                 }
                 MetricType::Histogram | MetricType::Timer if as_gauges => {
@@ -840,21 +883,11 @@ fn text_export(
                         ("sum", Some(r.sum)),
                     ];
                     for (stat, v) in stats {
-                        let _ = writeln!(
-                            out,
-                            "{}{} {}",
-                            f.base,
-                            labels(&r.tags, Some(("statistic", stat))),
-                            fmt_value(v.map_or(f64::NAN, |v| v * scale))
-                        );
+                        let v = fmt_value(v.map_or(f64::NAN, |v| v * scale));
+                        write_line(&mut out, base, "", body, Some(("statistic", stat)), v);
                     }
-                    let _ = writeln!(
-                        out,
-                        "{}{} {}",
-                        f.base,
-                        labels(&r.tags, Some(("statistic", "count"))),
-                        r.count
-                    );
+                    let count = Some(("statistic", "count"));
+                    write_line(&mut out, base, "", body, count, r.count);
                 }
                 MetricType::Histogram | MetricType::Timer => {
                     for (q, qs) in QUANTILES {
@@ -864,18 +897,12 @@ fn text_export(
                             0.95 => r.p95,
                             _ => r.p99,
                         };
-                        let v = v.map_or(f64::NAN, |v| v * scale);
-                        let _ = writeln!(
-                            out,
-                            "{}{} {}",
-                            f.base,
-                            labels(&r.tags, Some(("quantile", qs))),
-                            fmt_value(v)
-                        );
+                        let v = fmt_value(v.map_or(f64::NAN, |v| v * scale));
+                        write_line(&mut out, base, "", body, Some(("quantile", qs)), v);
                     }
-                    let l = labels(&r.tags, None);
-                    let _ = writeln!(out, "{}_sum{l} {}", f.base, fmt_value(r.sum * scale));
-                    let _ = writeln!(out, "{}_count{l} {}", f.base, r.count);
+                    let sum = fmt_value(r.sum * scale);
+                    write_line(&mut out, base, "_sum", body, None, sum);
+                    write_line(&mut out, base, "_count", body, None, r.count);
                 }
             }
         }
