@@ -426,4 +426,20 @@ impl Derived {
     }
 }
 
-collector_via_take!(Derived);
+collector_via_take!(Derived;
+    /// An aggregation describes its results (their source's unit): the
+    /// backends keep it for their exports.
+    fn describe<'a>(
+        &self,
+        name: &'a str,
+        kind: MetricType,
+        unit: Option<MetricUnit>,
+        description: &'a str,
+    ) {
+        if let Some(core) = self.0.upgrade() {
+            for b in &core.backends {
+                b.describe(name, kind, unit, description);
+            }
+        }
+    }
+);

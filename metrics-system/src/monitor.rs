@@ -107,6 +107,7 @@ impl SystemMonitor {
     pub fn with_collector(
         collector: Arc<dyn MetricCollector>,
     ) -> Result<SystemMonitor, MetricsError> {
+        publish::describe(&*collector);
         Ok(SystemMonitor {
             shared: Arc::new(Shared {
                 readings: Mutex::new(Readings::new()?),

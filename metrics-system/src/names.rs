@@ -7,6 +7,9 @@
 //! Units: sizes in bytes, counts as plain numbers, durations in seconds, and
 //! every `*.utilization` a **ratio from 0 to 1** (as OpenTelemetry defines
 //! it), unlike the typed readings, whose `percent` fields run from 0 to 100.
+//! Sizes and durations are described to the collector with their unit when
+//! the monitor is built, so exporters name them in base units
+//! (`process_memory_usage_bytes`, `process_uptime_seconds`).
 //!
 //! Counters the OS keeps since boot (network bytes, packets, errors) are
 //! published as gauges holding that running total: a backend derives a rate

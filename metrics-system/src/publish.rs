@@ -1,9 +1,38 @@
 //! Turns typed readings into gauges named in [`crate::names`].
 
-use metrics_protocol::MetricCollector;
 use metrics_protocol::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
+use metrics_protocol::{MetricCollector, MetricType, MetricUnit};
 
 use crate::names::*;
+
+/// Describes the gauges that have a unit (bytes, seconds), so exporters
+/// name them in base units (`process_memory_usage_bytes`); counts and
+/// 0..1 ratios have none to give.
+pub(crate) fn describe(c: &dyn MetricCollector) {
+    use MetricUnit::{Bytes, Seconds};
+    let described = [
+        (MEMORY_USAGE, Bytes, "Memory in use or free"),
+        (MEMORY_LIMIT, Bytes, "Installed memory"),
+        (MEMORY_AVAILABLE, Bytes, "Memory available without swapping"),
+        (PAGING_USAGE, Bytes, "Swap in use or free"),
+        (FILESYSTEM_USAGE, Bytes, "File system space by state"),
+        (NETWORK_IO, Bytes, "Network bytes since boot"),
+        (
+            PROCESS_MEMORY_USAGE,
+            Bytes,
+            "Resident set size of this process",
+        ),
+        (
+            PROCESS_MEMORY_VIRTUAL,
+            Bytes,
+            "Virtual memory size of this process",
+        ),
+        (PROCESS_UPTIME, Seconds, "Time since this process started"),
+    ];
+    for (name, unit, text) in described {
+        c.describe(name, MetricType::Gauge, Some(unit), text);
+    }
+}
 
 /// Gauges of memory and swap.
 pub(crate) fn memory(c: &dyn MetricCollector, m: &MemoryUsage) {

@@ -388,3 +388,24 @@ fn busy_work_in_this_process_shows_in_its_cpu_percent() {
     let p = monitor.get_process_usage().unwrap();
     assert!(p.cpu_percent.is_some_and(|c| c > 0.0), "{p:?}");
 }
+
+/// Sizes and durations are described with their units, so an exporter
+/// names them in base units (`_bytes`, `_seconds`) with the help text.
+#[test]
+fn published_sizes_and_durations_carry_their_units() {
+    use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+    let memory = Arc::new(metrics_memory::MemoryMetrics::new());
+    let monitor = SystemMonitor::with_collector(memory.clone()).unwrap();
+    // A failed reading (no CPU statistics here) still publishes the rest.
+    let _ = monitor.publish_once();
+    let text = memory.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    for want in [
+        "# TYPE process_memory_usage_bytes gauge",
+        "# UNIT process_memory_usage_bytes bytes",
+        "# HELP process_memory_usage_bytes Resident set size of this process",
+        "# TYPE process_uptime_seconds gauge",
+        "# TYPE system_memory_limit_bytes gauge",
+    ] {
+        assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+}
