@@ -1,0 +1,390 @@
+use super::*;
+
+#[test]
+fn names_and_labels_are_sanitised_and_escaped() {
+    assert_eq!(sanitize_name("http.requests-total"), "http_requests_total");
+    assert_eq!(sanitize_name("9lives"), "_9lives");
+    assert_eq!(sanitize_name("größe"), "gr__e");
+    assert_eq!(
+        family_stem(
+            "render-ms",
+            MetricType::Timer,
+            base_unit(MetricType::Timer, None).map(|u| u.0)
+        ),
+        "render_seconds"
+    );
+    assert_eq!(
+        family_stem(
+            "db.query",
+            MetricType::Timer,
+            base_unit(MetricType::Timer, None).map(|u| u.0)
+        ),
+        "db_query_seconds"
+    );
+    assert_eq!(
+        family_stem(
+            "reqCount.total",
+            MetricType::Counter,
+            base_unit(MetricType::Counter, None).map(|u| u.0)
+        ),
+        "req_count"
+    );
+    assert_eq!(
+        family_stem(
+            "disk.kb.used_milliseconds",
+            MetricType::Gauge,
+            base_unit(MetricType::Gauge, None).map(|u| u.0)
+        ),
+        "disk_kbyte_used_millisecond"
+    );
+    assert_eq!(
+        family_stem(
+            "error.counter",
+            MetricType::Gauge,
+            base_unit(MetricType::Gauge, None).map(|u| u.0)
+        ),
+        "error_counters"
+    );
+    assert_eq!(
+        family_stem(
+            "queue_total",
+            MetricType::Gauge,
+            base_unit(MetricType::Gauge, None).map(|u| u.0)
+        ),
+        "queue_total_value"
+    );
+    assert_eq!(
+        family_stem(
+            "temp.fahrenheit",
+            MetricType::Gauge,
+            base_unit(MetricType::Gauge, None).map(|u| u.0)
+        ),
+        "temp_fahrenheitdeg"
+    );
+    let tags = BTreeMap::from([
+        ("a.b".to_owned(), "x\"y\\z\nw".to_owned()),
+        ("a_b".to_owned(), "2".to_owned()),
+        ("__name__".to_owned(), "n".to_owned()),
+    ]);
+    let l = labels(&tags, None);
+    assert_eq!(l, r#"{tag__name__="n",a_b="x\"y\\z\nw",a_b_2="2"}"#);
+}
+
+use crate::{MemoryConfig, MemoryMetrics, RELATIVE_ACCURACY};
+use metrics_protocol::MetricCollector;
+use metrics_protocol::system::MetricsAggregator;
+use std::time::Duration;
+
+fn with(exposition: ExpositionConfig) -> MemoryMetrics {
+    MemoryMetrics::with_config(MemoryConfig {
+        exposition,
+        ..MemoryConfig::default()
+    })
+    .unwrap()
+}
+
+/// The `(le, count)` lines of one series of a histogram family.
+fn buckets(text: &str, family: &str) -> Vec<(f64, u64)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{family}_bucket{{")))
+        .map(|l| {
+            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            (le, l.rsplit(' ').next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+/// What Prometheus' `histogram_quantile` computes from cumulative
+/// buckets: linear interpolation inside the bucket holding the rank.
+fn histogram_quantile(q: f64, b: &[(f64, u64)]) -> f64 {
+    let total = b.last().unwrap().1 as f64;
+    let rank = q * total;
+    let i = b.iter().position(|(_, c)| *c as f64 >= rank).unwrap();
+    if i == b.len() - 1 {
+        return b[b.len() - 2].0;
+    }
+    let (lo, below) = if i == 0 {
+        (0.0, 0.0)
+    } else {
+        (b[i - 1].0, b[i - 1].1 as f64)
+    };
+    let (hi, c) = (b[i].0, b[i].1 as f64);
+    lo + (hi - lo) * (rank - below) / (c - below)
+}
+
+#[test]
+fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
+    let m = MemoryMetrics::new();
+    // 1 ms to about 2.4 s, denser at the low end, exactly on some bounds.
+    for i in 1..=2000u64 {
+        let ms = (i * i) as f64 * 6e-4 + 1.0;
+        m.record_timer(
+            "db.query",
+            Duration::from_secs_f64(ms / 1e3),
+            &[("db", "a")],
+        );
+    }
+    m.record_timer("db.query", Duration::from_millis(5), &[("db", "a")]);
+    m.record_timer("db.query", Duration::from_millis(100), &[("db", "a")]);
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert!(
+        prom.contains("# TYPE db_query_seconds histogram\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("db_query_seconds_bucket{db=\"a\",le=\"0.005\"} "),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("db_query_seconds_count{db=\"a\"} 2002\n"),
+        "{prom}"
+    );
+    let b = buckets(&prom, "db_query_seconds");
+    let bounds = ExpositionConfig::default().timer_buckets;
+    assert_eq!(b.len(), bounds.len() + 1);
+    assert!(
+        b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{b:?}"
+    );
+    assert_eq!(b.last().unwrap(), &(f64::INFINITY, 2002));
+    // Each count within the stated error: values within α of the bound may move.
+    let values: Vec<f64> = (1..=2000u64)
+        .map(|i| ((i * i) as f64 * 6e-4 + 1.0) / 1e3)
+        .chain([0.005, 0.1])
+        .collect();
+    let a = RELATIVE_ACCURACY * (1.0 + 1e-9);
+    for (le, c) in &b[..b.len() - 1] {
+        let surely = values.iter().filter(|x| *x * (1.0 + a) <= *le).count() as u64;
+        let maybe = values.iter().filter(|x| *x * (1.0 - a) <= *le).count() as u64;
+        assert!(
+            (surely..=maybe).contains(c),
+            "le={le}: {c} not in {surely}..={maybe}"
+        );
+    }
+    // histogram_quantile over our buckets lands in the bucket of our own
+    // quantile: they agree within that bucket's width.
+    let s = m.get_metric_summary("db.query", None).unwrap();
+    for (q, ours) in [(0.5, s.p50), (0.95, s.p95), (0.99, s.p99)] {
+        let ours = ours.unwrap() / 1e3;
+        let hq = histogram_quantile(q, &b);
+        let i = b.iter().position(|(le, _)| *le >= ours).unwrap();
+        let lo = if i == 0 { 0.0 } else { b[i - 1].0 };
+        assert!(
+            (lo..=b[i].0).contains(&hq),
+            "q={q}: histogram_quantile {hq}, ours {ours}, bucket ({lo}, {}]",
+            b[i].0
+        );
+    }
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    assert!(
+        om.contains("# TYPE db_query_seconds histogram\n# UNIT db_query_seconds seconds\n"),
+        "{om}"
+    );
+    assert!(om.contains("db_query_seconds_sum{db=\"a\"} "), "{om}");
+}
+
+#[test]
+fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
+    let c = ExpositionConfig {
+        buckets: BTreeMap::from([
+            ("db.query".to_owned(), vec![0.1, 1.0]),
+            ("db.*".to_owned(), vec![0.5]),
+            ("d*".to_owned(), vec![7.0, 8.0, 9.0]),
+        ]),
+        ..ExpositionConfig::default()
+    };
+    let m = with(c.clone());
+    m.record_timer("db.query", Duration::from_millis(300), &[]);
+    m.record_timer("db.insert", Duration::from_millis(300), &[]);
+    m.record_histogram("dist", 8.0, &[]);
+    m.record_histogram("payload", 3000.0, &[]);
+    m.describe(
+        "payload",
+        MetricType::Histogram,
+        Some(MetricUnit::Kilobytes),
+        "Payloads",
+    );
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert_eq!(
+        buckets(&prom, "db_query_seconds"),
+        [(0.1, 0), (1.0, 1), (f64::INFINITY, 1)]
+    );
+    assert_eq!(
+        buckets(&prom, "db_insert_seconds"),
+        [(0.5, 1), (f64::INFINITY, 1)]
+    );
+    assert_eq!(
+        buckets(&prom, "dist"),
+        [(7.0, 0), (8.0, 1), (9.0, 1), (f64::INFINITY, 1)]
+    );
+    // 3000 KiB in bytes, against the byte defaults.
+    let b = buckets(&prom, "payload_bytes");
+    assert_eq!(b.len(), c.byte_buckets.len() + 1);
+    assert_eq!(
+        b.iter().find(|(le, _)| *le == 4_194_304.0),
+        Some(&(4_194_304.0, 1))
+    );
+    assert_eq!(
+        b.iter().find(|(le, _)| *le == 1_048_576.0),
+        Some(&(1_048_576.0, 0))
+    );
+    assert!(prom.contains("payload_bytes_sum 3072000\n"), "{prom}");
+
+    let m = with(ExpositionConfig {
+        distributions: DistributionFormat::Summary,
+        ..c
+    });
+    m.record_timer("db.query", Duration::from_millis(300), &[]);
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert!(prom.contains("# TYPE db_query_seconds summary\n"), "{prom}");
+    assert!(
+        prom.contains("db_query_seconds{quantile=\"0.95\"} 0.3"),
+        "{prom}"
+    );
+    assert!(!prom.contains("_bucket"), "{prom}");
+}
+
+/// Found by fuzzing: two series whose tag keys sanitise alike.
+#[test]
+fn series_whose_labels_collide_go_to_separate_families() {
+    let m = MemoryMetrics::new();
+    m.record_histogram("h", 1.0, &[("a.b", "x")]);
+    m.record_histogram("h", 2.0, &[("a_b", "x")]);
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert_eq!(prom.matches("_count{a_b=\"x\"} 1\n").count(), 2, "{prom}");
+    assert_eq!(prom.matches(" histogram\n").count(), 2, "{prom}");
+}
+
+#[test]
+fn bad_bucket_lists_are_refused_naming_the_field() {
+    for (b, why) in [
+        (vec![], "1 to 100"),
+        (vec![1.0, 1.0], "ascending"),
+        (vec![2.0, 1.0], "ascending"),
+        (vec![1.0, f64::INFINITY], "finite"),
+        (vec![f64::NAN], "finite"),
+    ] {
+        let c = ExpositionConfig {
+            buckets: BTreeMap::from([("x.*".to_owned(), b)]),
+            ..ExpositionConfig::default()
+        };
+        let e = MemoryMetrics::with_config(MemoryConfig {
+            exposition: c,
+            ..MemoryConfig::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("exposition.buckets.x.*") && e.contains(why),
+            "{e}"
+        );
+    }
+    assert!(ExpositionConfig::default().check().is_ok());
+}
+
+#[test]
+fn negative_observations_drop_the_sum_in_openmetrics_only() {
+    let c = ExpositionConfig {
+        buckets: BTreeMap::from([("offset".to_owned(), vec![-1.0, 0.0, 1.0])]),
+        ..ExpositionConfig::default()
+    };
+    let m = with(c);
+    for v in [-2.0, -0.5, 0.0, 0.5, 3.0] {
+        m.record_histogram("offset", v, &[]);
+    }
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    assert!(om.contains("# TYPE offset histogram\n"), "{om}");
+    assert_eq!(
+        buckets(&om, "offset"),
+        [(-1.0, 1), (0.0, 3), (1.0, 4), (f64::INFINITY, 5)]
+    );
+    assert!(
+        !om.contains("offset_sum") && !om.contains("offset_count"),
+        "{om}"
+    );
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    assert!(prom.contains("offset_sum 1\noffset_count 5\n"), "{prom}");
+    // As summaries, OpenMetrics gets gauges with a statistic label.
+    let m = with(ExpositionConfig {
+        distributions: DistributionFormat::Summary,
+        ..ExpositionConfig::default()
+    });
+    m.record_histogram("offset", -2.0, &[]);
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    assert!(om.contains("# TYPE offset gauge\n"), "{om}");
+    assert!(om.contains("offset{statistic=\"sum\"} -2\n"), "{om}");
+}
+
+#[test]
+fn described_units_become_base_units_and_suffixes() {
+    let m = MemoryMetrics::new();
+    m.record_gauge("process.memory.usage", 2048.0, &[]);
+    m.describe(
+        "process.memory.usage",
+        MetricType::Gauge,
+        Some(MetricUnit::Bytes),
+        "Resident set",
+    );
+    m.record_counter("net.io", 5.0, &[]);
+    m.describe(
+        "net.io",
+        MetricType::Counter,
+        Some(MetricUnit::Kilobytes),
+        "",
+    );
+    m.record_gauge("cpu.busy.percent", 50.0, &[]);
+    m.describe(
+        "cpu.busy.percent",
+        MetricType::Gauge,
+        Some(MetricUnit::Percent),
+        "Busy",
+    );
+    m.record_gauge("uptime.ms", 1500.0, &[]);
+    m.describe(
+        "uptime.ms",
+        MetricType::Gauge,
+        Some(MetricUnit::Milliseconds),
+        "Up",
+    );
+    m.record_gauge("jobs.count", 3.0, &[]);
+    m.describe(
+        "jobs.count",
+        MetricType::Gauge,
+        Some(MetricUnit::Count),
+        "Jobs",
+    );
+    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    for line in [
+        "# HELP process_memory_usage_bytes Resident set\n",
+        "process_memory_usage_bytes 2048\n",
+        "# HELP net_io_bytes_total net.io\n",
+        "net_io_bytes_total 5120\n",
+        "cpu_busy_ratio 0.5\n",
+        "uptime_seconds 1.5\n",
+    ] {
+        assert!(prom.contains(line), "{line:?} in\n{prom}");
+    }
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    for line in [
+        "# TYPE process_memory_usage_bytes gauge\n# UNIT process_memory_usage_bytes bytes\n",
+        "# TYPE net_io_bytes counter\n# UNIT net_io_bytes bytes\nnet_io_bytes_total 5120\n",
+        "# UNIT cpu_busy_ratio ratio\n",
+    ] {
+        assert!(om.contains(line), "{line:?} in\n{om}");
+    }
+    assert!(!om.contains("# UNIT jobs"), "{om}");
+    // A base unit as the last word of the name counts as described.
+    let m = MemoryMetrics::new();
+    m.record_histogram("http.response.bytes", 3000.0, &[]);
+    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    assert!(om.contains("# UNIT http_response_bytes bytes\n"), "{om}");
+    assert!(
+        om.contains("http_response_bytes_bucket{le=\"4096\"} 1\n"),
+        "{om}"
+    );
+}
