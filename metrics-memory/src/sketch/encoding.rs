@@ -1,0 +1,199 @@
+//! The compact encoding of a sketch (varints, key gaps, count deltas):
+//! what window bins and stores keep, checked before it is read back.
+
+use super::*;
+
+/// Writes one sign's `n` entries (ascending keys) in the encoded form.
+pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item = (i32, u64)>) {
+    put_varint(out, n);
+    let mut prev: Option<i32> = None;
+    let mut prev_count = 1u64;
+    for (k, c) in entries {
+        let gap = match prev {
+            None => {
+                put_varint(out, zigzag(k));
+                0
+            }
+            Some(p) => (k - p - 1) as u64,
+        };
+        prev = Some(k);
+        let delta = c as i64 - prev_count as i64;
+        prev_count = c;
+        put_varint(out, (gap << 1) | u64::from(delta != 0));
+        if delta != 0 {
+            put_varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
+        }
+    }
+}
+
+/// Whether `bytes` could be a window bin's encoding: every varint whole,
+/// at most [`MAX_KEYS`] buckets per sign, keys within what a finite value
+/// gives at level 1 (|key| ≤ 40,000), strictly ascending, counts positive
+/// and their total below 2^48, nothing after the end. Bytes read back from
+/// a database pass this before they are merged.
+pub(super) fn valid_bin_encoding(bytes: &[u8]) -> bool {
+    const MAX_KEY: u32 = 40_000;
+    const MAX_TOTAL: u64 = 1 << 48;
+    let mut r = Reader { bytes, pos: 0 };
+    let Some(mut total) = r.varint() else {
+        return false;
+    };
+    for _sign in 0..2 {
+        let Some(mut it) = StoreIter::new(r) else {
+            return false;
+        };
+        if it.left > MAX_KEYS[0] as u64 {
+            return false;
+        }
+        let mut prev: Option<i32> = None;
+        for _ in 0..it.left {
+            let Some((key, count)) = it.next() else {
+                return false;
+            };
+            if key.unsigned_abs() > MAX_KEY || count == 0 || prev.is_some_and(|p| key <= p) {
+                return false;
+            }
+            prev = Some(key);
+            total = total.saturating_add(count);
+        }
+        r = it.r;
+    }
+    total < MAX_TOTAL && r.pos == bytes.len()
+}
+
+/// The entries of one encoded sign, in ascending key order.
+#[derive(Clone)]
+pub(super) struct StoreIter<'a> {
+    pub(super) r: Reader<'a>,
+    pub(super) left: u64,
+    pub(super) key: i32,
+    pub(super) count: u64,
+    pub(super) first: bool,
+}
+
+impl<'a> StoreIter<'a> {
+    pub(super) fn new(mut r: Reader<'a>) -> Option<Self> {
+        let left = r.varint()?;
+        let key = if left > 0 { unzigzag(r.varint()?) } else { 0 };
+        Some(StoreIter {
+            r,
+            left,
+            key,
+            count: 1,
+            first: true,
+        })
+    }
+
+    /// The reader after this sign's entries (`None` if they are malformed).
+    pub(super) fn rest(mut self) -> Option<Reader<'a>> {
+        while self.left > 0 {
+            self.next()?;
+        }
+        Some(self.r)
+    }
+}
+
+impl Iterator for StoreIter<'_> {
+    type Item = (i32, u64);
+    fn next(&mut self) -> Option<(i32, u64)> {
+        if self.left == 0 {
+            return None;
+        }
+        let tok = self.r.varint()?;
+        if !self.first {
+            self.key = self.key.saturating_add(1).saturating_add((tok >> 1) as i32);
+        }
+        self.first = false;
+        if tok & 1 == 1 {
+            let z = self.r.varint()?;
+            let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            self.count = u64::try_from(self.count as i64 + delta).ok()?;
+        }
+        self.left -= 1;
+        Some((self.key, self.count))
+    }
+}
+
+/// Two ascending entry streams as one, counts of equal keys added.
+pub(super) fn merge_entries<'a>(
+    a: StoreIter<'a>,
+    b: StoreIter<'a>,
+) -> impl Iterator<Item = (i32, u64)> + 'a {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some((ka, ca)), Some((kb, cb))) => {
+            if ka < kb {
+                a.next()
+            } else if kb < ka {
+                b.next()
+            } else {
+                a.next();
+                b.next();
+                Some((ka, ca + cb))
+            }
+        }
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// Appends to `out` the encoding of the merge of two encodings of the same
+/// level, without decoding either into a dense sketch. `false` if either
+/// is malformed (only a bug could cause it).
+pub fn merge_encodings(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> bool {
+    let (mut ra, mut rb) = (Reader { bytes: a, pos: 0 }, Reader { bytes: b, pos: 0 });
+    let (Some(za), Some(zb)) = (ra.varint(), rb.varint()) else {
+        return false;
+    };
+    put_varint(out, za + zb);
+    for _sign in 0..2 {
+        let (Some(ia), Some(ib)) = (StoreIter::new(ra), StoreIter::new(rb)) else {
+            return false;
+        };
+        let n = merge_entries(ia.clone(), ib.clone()).count() as u64;
+        write_store(out, n, merge_entries(ia.clone(), ib.clone()));
+        let (Some(na), Some(nb)) = (ia.rest(), ib.rest()) else {
+            return false;
+        };
+        (ra, rb) = (na, nb);
+    }
+    true
+}
+
+pub(super) fn zigzag(k: i32) -> u64 {
+    u64::from(((k << 1) ^ (k >> 31)) as u32)
+}
+
+pub(super) fn unzigzag(v: u64) -> i32 {
+    let v = v as u32;
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) pos: usize,
+}
+
+impl Reader<'_> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.bytes.get(self.pos)?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+}

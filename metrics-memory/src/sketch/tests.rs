@@ -1,0 +1,296 @@
+use super::*;
+
+/// A small deterministic PRNG (SplitMix64) so the tests need no extra crate.
+pub(crate) struct Rng(u64);
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    pub(crate) fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// Nearest-rank quantile of sorted values.
+pub(crate) fn exact(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
+}
+
+fn rel(got: f64, exact: f64) -> f64 {
+    if exact == 0.0 {
+        got.abs()
+    } else {
+        ((got - exact) / exact).abs()
+    }
+}
+
+const QS: [f64; 10] = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0];
+
+/// A bucket past 2^32 samples (weeks of a hot series, or a fleet's
+/// bins merged) keeps its exact count: counts widen to 64 bits instead
+/// of saturating, so quantiles stay right and encodings round-trip
+/// (found by the `sketch_bytes` fuzz target).
+#[test]
+fn counts_past_32_bits_stay_exact() {
+    let mut s = Sketch::new(1);
+    s.add_key(Key::of(1.0), 3_000_000_000);
+    s.add_key(Key::of(1.0), 3_000_000_000);
+    s.add_key(Key::of(100.0), 5_000_000_000);
+    s.add_key(Key::of(0.5), 7);
+    assert_eq!(s.count(), 11_000_000_007);
+    // 6e9 of 11e9 at 1.0: the median is 1.0, p90 is 100.
+    let p50 = s.quantile(0.5).unwrap();
+    assert!((p50 - 1.0).abs() < 0.05, "{p50}");
+    let p90 = s.quantile(0.9).unwrap();
+    assert!((p90 - 100.0).abs() < 5.0, "{p90}");
+    let mut out = Vec::new();
+    s.encode(&mut out);
+    let mut back = Sketch::new(1);
+    assert!(back.merge_encoded(&out));
+    assert_eq!(back.count(), s.count());
+    let entries = |x: &Sketch| x.pos.entries().collect::<Vec<_>>();
+    assert_eq!(entries(&back), entries(&s));
+    // A wide sketch given a count past 32 bits for a new bucket.
+    let mut w = Sketch::new(1);
+    w.add_key(Key::of(1.0), 100_000);
+    w.add_key(Key::of(1e6), 1 << 33);
+    assert_eq!(w.count(), 100_000 + (1 << 33));
+    assert_eq!(w.pos.entries().map(|(_, c)| c).sum::<u64>(), w.count());
+    // A narrow sketch given one huge count widens straight to 64 bits.
+    let mut t = Sketch::new(1);
+    t.add_key(Key::of(2.0), 1 << 40);
+    assert_eq!(t.pos.entries().next().map(|(_, c)| c), Some(1 << 40));
+}
+
+/// The stated error of a bucket count: a value is counted at most a
+/// bound when `x + α|x| ≤ bound` and never when `x - α|x| > bound`; the
+/// counts are cumulative and end at the total; the quantile lies in
+/// the bucket holding its rank.
+#[test]
+fn bucket_counts_are_exact_but_for_values_within_alpha_of_a_bound() {
+    let mut rng = Rng::new(7);
+    let mut bounds: Vec<f64> = vec![-100.0, -1.0, -0.01, 0.0, 0.005, 0.01, 0.25, 1.0];
+    bounds.extend([2.5, 5.0, 10.0, 100.0, 1e3, 1e4, 1e6]);
+    for round in 0..20 {
+        let mut q = QuantileSketch::new();
+        let mut values = Vec::new();
+        for i in 0..2000 {
+            let v = match (round + i) % 5 {
+                // Values right at and beside the bounds.
+                0 => bounds[(rng.next_u64() % bounds.len() as u64) as usize],
+                1 => {
+                    bounds[(rng.next_u64() % bounds.len() as u64) as usize]
+                        * (1.0 + 0.004 * rng.normal())
+                }
+                2 => -(10f64.powf(rng.uniform() * 4.0 - 2.0)),
+                3 => 0.0,
+                _ => 10f64.powf(rng.uniform() * 8.0 - 3.0),
+            };
+            q.add(v);
+            values.push(v);
+        }
+        let counts = q.cumulative_counts(&bounds);
+        let a = RELATIVE_ACCURACY * (1.0 + 1e-9);
+        for (b, c) in bounds.iter().zip(&counts) {
+            let surely = values.iter().filter(|x| *x + a * x.abs() <= *b).count() as u64;
+            let maybe = values.iter().filter(|x| *x - a * x.abs() <= *b).count() as u64;
+            assert!(
+                (surely..=maybe).contains(c),
+                "le={b}: {c} not in {surely}..={maybe}"
+            );
+        }
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+        assert!(*counts.last().unwrap() <= q.count());
+        // The quantile lies in the bucket that holds its rank.
+        for p in [0.5, 0.9, 0.95, 0.99] {
+            let rank = ((p * q.count() as f64).ceil() as u64).max(1);
+            let v = q.quantile(p).unwrap();
+            let i = counts.partition_point(|c| *c < rank);
+            if let Some(hi) = bounds.get(i) {
+                assert!(v <= *hi, "q={p}: {v} above its bucket's bound {hi}");
+            }
+            if i > 0 {
+                assert!(v > bounds[i - 1], "q={p}: {v} below its bucket");
+            }
+        }
+    }
+    assert_eq!(
+        QuantileSketch::new().cumulative_counts(&bounds),
+        vec![0; bounds.len()]
+    );
+}
+
+fn check_level(name: &str, values: &mut [f64], level: u8, bound: f64) {
+    let mut s = Sketch::new(level);
+    for v in values.iter() {
+        s.add(*v);
+    }
+    values.sort_by(f64::total_cmp);
+    for q in QS {
+        let (want, got) = (exact(values, q), s.quantile(q).unwrap());
+        let err = rel(got, want);
+        assert!(
+            err <= bound * (1.0 + 1e-9),
+            "{name} level {level} q={q}: exact {want} sketch {got} error {err}"
+        );
+    }
+    assert!(s.heap_bytes() <= 2 * MAX_KEYS[usize::from(level)] * 4);
+}
+
+fn check(name: &str, values: &mut [f64]) {
+    check_level(name, &mut values.to_vec(), 1, WINDOW_ACCURACY);
+    check_level(name, values, 0, RELATIVE_ACCURACY);
+}
+
+const N: usize = 1_000_000;
+
+#[test]
+fn uniform_within_the_bound() {
+    let mut r = Rng::new(1);
+    let mut v: Vec<f64> = (0..N).map(|_| 1.0 + r.uniform() * 999.0).collect();
+    check("uniform", &mut v);
+}
+
+#[test]
+fn lognormal_sigma_1_and_2_within_the_bound() {
+    for sigma in [1.0, 2.0] {
+        let mut r = Rng::new(7);
+        let mut v: Vec<f64> = (0..N).map(|_| (3.0 + sigma * r.normal()).exp()).collect();
+        check("lognormal", &mut v);
+    }
+}
+
+#[test]
+fn pareto_one_ns_to_one_hour_bimodal_and_constant_within_the_bound() {
+    let mut r = Rng::new(11);
+    let mut pareto: Vec<f64> = (0..N).map(|_| r.uniform().powf(-1.0 / 1.1)).collect();
+    check("pareto 1.1", &mut pareto);
+    // 1 ns to 1 h in milliseconds, uniform in the logarithm.
+    let mut wide: Vec<f64> = (0..N)
+        .map(|_| 1e-6 * (3.6e6f64 / 1e-6).powf(r.uniform()))
+        .collect();
+    check("1ns..1h", &mut wide);
+    let mut bimodal: Vec<f64> = (0..N)
+        .map(|i| {
+            if i % 10 < 7 {
+                5.0 + r.normal().abs()
+            } else {
+                800.0 + 50.0 * r.normal().abs()
+            }
+        })
+        .collect();
+    check("bimodal", &mut bimodal);
+    let mut constant = vec![42.5; 1000];
+    check("constant", &mut constant);
+}
+
+#[test]
+fn negatives_zero_and_merge() {
+    let mut a = Sketch::new(0);
+    let mut b = Sketch::new(0);
+    let mut all = Vec::new();
+    for i in -500..=500 {
+        let x = f64::from(i) * 0.75;
+        all.push(x);
+        if i % 2 == 0 { a.add(x) } else { b.add(x) }
+    }
+    a.merge(&b);
+    assert_eq!(a.count(), 1001);
+    check("symmetric", &mut all);
+    let med = a.quantile(0.5).unwrap();
+    assert!(med.abs() < 1e-9, "median of symmetric data is 0, got {med}");
+    assert!(a.quantile(0.0).unwrap() < -370.0);
+    assert!(a.quantile(1.5).is_none());
+}
+
+#[test]
+fn one_extreme_sample_moves_no_quantile_from_p1_to_p99() {
+    let mut r = Rng::new(5);
+    let bulk: Vec<f64> = (0..200_000).map(|_| (r.normal() * 2.0).exp()).collect();
+    for extreme in [1e300, 1e-300, 0.0, f64::MAX, -1e300, 1.8e22] {
+        for first in [false, true] {
+            for level in [0u8, 1] {
+                let bound = [RELATIVE_ACCURACY, WINDOW_ACCURACY][usize::from(level)];
+                let mut s = Sketch::new(level);
+                let mut all = bulk.clone();
+                all.push(extreme);
+                if first {
+                    s.add(extreme);
+                }
+                for v in &bulk {
+                    s.add(*v);
+                }
+                if !first {
+                    s.add(extreme);
+                }
+                all.sort_by(f64::total_cmp);
+                for q in [0.01, 0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99] {
+                    let (want, got) = (exact(&all, q), s.quantile(q).unwrap());
+                    assert!(
+                        rel(got, want) <= bound * (1.0 + 1e-9),
+                        "extreme {extreme:e} (first: {first}) level {level} q={q}: \
+                         exact {want} sketch {got}"
+                    );
+                }
+                // The window stays bounded: the extreme is counted beyond it.
+                assert!(s.heap_bytes() <= 2 * MAX_KEYS[usize::from(level)] * 4);
+            }
+        }
+    }
+}
+
+#[test]
+fn what_is_given_up_the_clamped_tail_reports_the_window_edge() {
+    // Half the mass at 1, half at 1e30 (beyond 17.8 decades): the later
+    // half is counted beyond the window, keeping its rank, and the top
+    // quantiles report the window's upper edge, not 1e30.
+    let mut s = Sketch::new(0);
+    for _ in 0..100 {
+        s.add(1.0);
+    }
+    for _ in 0..99 {
+        s.add(1e30);
+    }
+    let p25 = s.quantile(0.25).unwrap();
+    assert!((p25 - 1.0).abs() <= 0.005, "{p25}");
+    let p90 = s.quantile(0.9).unwrap();
+    assert!(
+        p90 >= 1.0 - RELATIVE_ACCURACY,
+        "{p90}: the clamped samples still rank above the bulk"
+    );
+    assert!(p90 < 1e30 / 1e10, "{p90}: reported at the window edge");
+}
+
+#[test]
+fn encoding_round_trips_and_is_compact() {
+    let mut r = Rng::new(9);
+    let mut s = Sketch::new(1);
+    for _ in 0..100 {
+        s.add((2.0 * r.normal()).exp());
+    }
+    s.add(0.0);
+    s.add(-3.0);
+    s.add(-3.0);
+    let mut buf = Vec::new();
+    s.encode(&mut buf);
+    assert!(buf.len() < 2 * 104, "{} bytes for 104 samples", buf.len());
+    let mut back = Sketch::new(1);
+    assert!(back.merge_encoded(&buf));
+    assert_eq!(back.count(), s.count());
+    for q in QS {
+        assert_eq!(back.quantile(q), s.quantile(q), "q={q}");
+    }
+    assert!(!Sketch::new(1).merge_encoded(&buf[..buf.len() - 1]));
+}
