@@ -16,7 +16,7 @@ use metrics_http::{RangeBin, RangeQueries, RangeRequest, RangeSeries};
 use metrics_memory::{MemoryMetrics, OlderBins};
 use metrics_protocol::system::MetricSummary;
 use metrics_protocol::{MetricType, MetricsError, TimingStats};
-use metrics_store::{HistoryBin, HistoryQuery, HistoryWriter, WriterStatus};
+use metrics_store::{HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, WriterStatus};
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
@@ -50,17 +50,26 @@ impl HistoryRanges {
         self.memory.clock_ms().saturating_sub(retention)
     }
 
-    fn stored(&self, r: &RangeRequest) -> Vec<RangeSeries> {
+    /// This instance's rows of `name` from `start_ms` to `end_ms` in steps
+    /// of `step_ms`, without the rows memory answers for (this run's
+    /// recent ones); empty when there is no store or it fails (logged).
+    fn ask_store(
+        &self,
+        name: &str,
+        tags: &[(String, String)],
+        (start_ms, end_ms, step_ms): (i64, i64, i64),
+        group_by: Option<String>,
+    ) -> Vec<HistorySeries> {
         let Some(store) = self.writer.store() else {
             return Vec::new();
         };
         let q = HistoryQuery {
-            name: r.name.clone(),
-            tags: r.tags.clone(),
-            start_ms: r.start.timestamp_millis(),
-            end_ms: r.end.timestamp_millis(),
-            step_ms: r.step.as_millis() as i64,
-            group_by: r.group_by.clone(),
+            name: name.to_owned(),
+            tags: tags.to_vec(),
+            start_ms,
+            end_ms,
+            step_ms,
+            group_by,
             instances: Some(vec![store.instance().to_owned()]),
             before_ms: None,
             skip_run_since: Some((self.writer.run().to_owned(), self.memory_since_ms())),
@@ -69,26 +78,7 @@ impl HistoryRanges {
             .writer
             .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, store.query(&q)).await });
         match answer {
-            Some(Ok(Ok(series))) => series
-                .into_iter()
-                .map(|s| RangeSeries {
-                    group: s.group,
-                    bins: s
-                        .bins
-                        .into_iter()
-                        .filter_map(|b| {
-                            Some(RangeBin {
-                                start: DateTime::<Utc>::from_timestamp_millis(b.start_ms)?,
-                                count: b.count,
-                                sum: b.sum,
-                                min: b.min,
-                                max: b.max,
-                                avg: b.sum / b.count.max(1) as f64,
-                            })
-                        })
-                        .collect(),
-                })
-                .collect(),
+            Some(Ok(Ok(series))) => series,
             Some(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "history store query failed; answering from memory");
                 Vec::new()
@@ -100,55 +90,58 @@ impl HistoryRanges {
             None => Vec::new(),
         }
     }
-}
 
-impl HistoryRanges {
+    fn stored(&self, r: &RangeRequest) -> Vec<RangeSeries> {
+        let span = (
+            r.start.timestamp_millis(),
+            r.end.timestamp_millis(),
+            r.step.as_millis() as i64,
+        );
+        self.ask_store(&r.name, &r.tags, span, r.group_by.clone())
+            .into_iter()
+            .map(|s| RangeSeries {
+                group: s.group,
+                bins: s
+                    .bins
+                    .into_iter()
+                    .filter_map(|b| {
+                        Some(RangeBin {
+                            start: DateTime::<Utc>::from_timestamp_millis(b.start_ms)?,
+                            count: b.count,
+                            sum: b.sum,
+                            min: b.min,
+                            max: b.max,
+                            avg: b.sum / b.count.max(1) as f64,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// What the store holds of `name` over `window` (one step of it), from
     /// before this run's bins in memory; `None` when it holds nothing or
     /// cannot answer.
     fn older(&self, name: &str, window: Duration) -> Option<(MetricType, HistoryBin)> {
-        let store = self.writer.store()?;
         let now = self.memory.clock_ms();
         let w = i64::try_from(window.as_millis()).ok()?.max(1);
-        let q = HistoryQuery {
-            name: name.to_owned(),
-            tags: Vec::new(),
-            start_ms: now.saturating_sub(w),
-            end_ms: now.saturating_add(1),
-            step_ms: w.saturating_add(1),
-            group_by: None,
-            instances: Some(vec![store.instance().to_owned()]),
-            before_ms: None,
-            skip_run_since: Some((self.writer.run().to_owned(), self.memory_since_ms())),
-        };
-        let answer = self
-            .writer
-            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, store.query(&q)).await });
-        match answer {
-            Some(Ok(Ok(series))) => {
-                let s = series.into_iter().next()?;
-                let kind = s.kind?;
-                // One step covers the window: merge in case it was cut.
-                let mut bins = s.bins.into_iter();
-                let mut acc = bins.next()?;
-                for b in bins {
-                    acc.count += b.count;
-                    acc.sum += b.sum;
-                    acc.min = acc.min.min(b.min);
-                    acc.max = acc.max.max(b.max);
-                }
-                Some((kind, acc))
-            }
-            Some(Ok(Err(e))) => {
-                tracing::warn!(error = %e, "history store query failed; answering from memory");
-                None
-            }
-            Some(Err(_)) => {
-                tracing::warn!("history store query timed out; answering from memory");
-                None
-            }
-            None => None,
+        let span = (
+            now.saturating_sub(w),
+            now.saturating_add(1),
+            w.saturating_add(1),
+        );
+        let s = self.ask_store(name, &[], span, None).into_iter().next()?;
+        let kind = s.kind?;
+        // One step covers the window: merge in case it was cut.
+        let mut bins = s.bins.into_iter();
+        let mut acc = bins.next()?;
+        for b in bins {
+            acc.count += b.count;
+            acc.sum += b.sum;
+            acc.min = acc.min.min(b.min);
+            acc.max = acc.max.max(b.max);
         }
+        Some((kind, acc))
     }
 
     fn with_older<T>(
