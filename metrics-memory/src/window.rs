@@ -109,6 +109,16 @@ struct Ring<B> {
 }
 
 impl<B> Ring<B> {
+    /// An empty ring for `spec`: nothing allocated until its first bin.
+    fn new(spec: &WindowSpec) -> Self {
+        let bin_ms = spec.bin.as_millis().max(1) as i64;
+        Ring {
+            bin_ms,
+            bins_kept: (spec.span.as_millis() as i64 / bin_ms).max(1),
+            bins: VecDeque::new(),
+        }
+    }
+
     /// Allocates the ring's whole buffer on first use (a ring holds at most
     /// `bins_kept` bins plus one not yet cascaded), so it never regrows.
     fn reserve(&mut self) {
@@ -134,17 +144,7 @@ impl<B: BinData> Windows<B> {
     /// allocated until the first sample.
     pub fn new(specs: &[WindowSpec]) -> Self {
         Windows {
-            rings: specs
-                .iter()
-                .map(|s| {
-                    let bin_ms = s.bin.as_millis().max(1) as i64;
-                    Ring {
-                        bin_ms,
-                        bins_kept: (s.span.as_millis() as i64 / bin_ms).max(1),
-                        bins: VecDeque::new(),
-                    }
-                })
-                .collect(),
+            rings: specs.iter().map(Ring::new).collect(),
             spare: Vec::new(),
             advanced_to: i64::MIN,
         }
@@ -349,17 +349,7 @@ impl SketchWindows {
         SketchWindows {
             open_idx: i64::MIN,
             open: Sketch::new(1),
-            rings: specs
-                .iter()
-                .map(|s| {
-                    let bin_ms = s.bin.as_millis().max(1) as i64;
-                    Ring {
-                        bin_ms,
-                        bins_kept: (s.span.as_millis() as i64 / bin_ms).max(1),
-                        bins: VecDeque::new(),
-                    }
-                })
-                .collect(),
+            rings: specs.iter().map(Ring::new).collect(),
             enc: Vec::new(),
             spare: Vec::new(),
         }
