@@ -410,6 +410,27 @@ impl Registry {
         out
     }
 
+    /// Every series sorted by name, then tags (the order of
+    /// [`all`](Self::all)), read from the names' index: the names are
+    /// sorted once and each name's series by their tags alone, which costs
+    /// an exporter far less than sorting every series by name and tags.
+    pub fn all_by_name(&self) -> Vec<Arc<Series>> {
+        let mut infos: Vec<(Box<str>, Arc<NameInfo>)> = self
+            .names
+            .read()
+            .iter()
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .collect();
+        infos.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(self.series_total.load(Ordering::Relaxed) + infos.len());
+        for (_, info) in infos {
+            let start = out.len();
+            out.extend(info.list.read().iter().cloned());
+            out[start..].sort_unstable_by(|a, b| a.tags.cmp(&b.tags));
+        }
+        out
+    }
+
     /// Every series of `name`, sorted by tags: read from the name's index,
     /// without scanning the registry.
     pub fn by_name(&self, name: &str) -> Vec<Arc<Series>> {

@@ -293,6 +293,25 @@ impl Series {
         (value, stats)
     }
 
+    /// [`read`](Self::read) without the copy: calls `f` with the value, the
+    /// all-time statistics (without a sketch) and the all-time sketch lent
+    /// under the series lock, so an exporter can walk its buckets in place.
+    /// `f` runs under the lock: it must be short and must not record.
+    pub fn read_with<R>(&self, f: impl FnOnce(f64, &Stats, Option<&Sketch>) -> R) -> R {
+        let st = self.state.lock();
+        let (mut value, mut total) = (st.value, st.total);
+        for slot in &self.slots {
+            if slot.epoch.load(Ordering::Acquire) != i64::MIN {
+                let (count, sum) = slot.peek();
+                value += sum;
+                total.add_bin(count, sum);
+            }
+        }
+        let mut stats = Stats::default();
+        stats.merge_exact(&total);
+        f(value, &stats, st.sketch.as_deref())
+    }
+
     /// The windowed quantile sketch of bins and blocks starting in
     /// `[since_ms, now_ms]`, with the earliest start it covers; `None` for
     /// series that are not distributions.

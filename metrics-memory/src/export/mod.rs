@@ -37,7 +37,9 @@
 //!   tags `quantile`, `le` and `statistic` become `tag_quantile`, ..., two tags that map
 //!   to one label get `_2`); label values are escaped (`\\`, `\"`, `\n`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use metrics_protocol::system::ExportFormat;
@@ -46,7 +48,9 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::MemoryMetrics;
+use crate::series::Series;
 use crate::sketch::Sketch;
+use crate::stats::Stats;
 
 const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
 
@@ -186,14 +190,15 @@ pub(crate) struct Description {
     pub(crate) unit: Option<MetricUnit>,
 }
 
-/// One exported series, whatever the format.
-#[derive(Debug, Clone, Serialize)]
-struct Row {
-    name: String,
+/// One exported series, whatever the format. A registry series lends its
+/// name and tags (no copy per series); outcome counts own theirs.
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    name: Cow<'a, str>,
     #[serde(rename = "type")]
     kind: MetricType,
     unit: &'static str,
-    tags: BTreeMap<String, String>,
+    tags: RowTags<'a>,
     value: f64,
     count: u64,
     sum: f64,
@@ -204,47 +209,122 @@ struct Row {
     p90: Option<f64>,
     p95: Option<f64>,
     p99: Option<f64>,
-    /// The all-time sketch of a distribution (the text formats' buckets).
+    /// The text formats' cumulative bucket counts of a distribution, at
+    /// its family's bounds, read from the all-time sketch in place.
     #[serde(skip)]
-    sketch: Option<Box<Sketch>>,
+    buckets: Option<Vec<u64>>,
+}
+
+/// A row's tags, sorted by key: a series' own or owned ones.
+#[derive(Debug)]
+enum RowTags<'a> {
+    Series(&'a [(Box<str>, Box<str>)]),
+    Owned(BTreeMap<String, String>),
+}
+
+impl RowTags<'_> {
+    /// The `(key, value)` pairs in key order.
+    fn pairs(&self) -> Pairs<'_> {
+        match self {
+            RowTags::Series(t) => Pairs::Series(t.iter()),
+            RowTags::Owned(t) => Pairs::Owned(t.iter()),
+        }
+    }
+}
+
+/// The iterator of [`RowTags::pairs`].
+#[derive(Clone)]
+enum Pairs<'t> {
+    Series(std::slice::Iter<'t, (Box<str>, Box<str>)>),
+    Owned(std::collections::btree_map::Iter<'t, String, String>),
+}
+
+impl<'t> Iterator for Pairs<'t> {
+    type Item = (&'t str, &'t str);
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Pairs::Series(i) => i.next().map(|(k, v)| (&**k, &**v)),
+            Pairs::Owned(i) => i.next().map(|(k, v)| (k.as_str(), v.as_str())),
+        }
+    }
+}
+
+impl Serialize for RowTags<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.pairs())
+    }
 }
 
 #[derive(Serialize)]
-struct JsonExport {
+struct JsonExport<'a> {
     generated_at: chrono::DateTime<Utc>,
-    series: Vec<Row>,
+    series: Vec<Row<'a>>,
     dropped: BTreeMap<metrics_protocol::DropReason, u64>,
     overflowed_metrics: Vec<String>,
 }
 
-/// Every series (and outcome count) as a row; quantiles only when
-/// `quantiles` (the text formats' histograms read buckets instead).
-fn rows(m: &MemoryMetrics, quantiles: bool) -> Vec<Row> {
-    let mut out = Vec::new();
-    for s in m.registry.all() {
-        let (current, mut t) = s.read();
+/// How [`rows`] reads distributions.
+enum Read<'c> {
+    /// Quantiles from the sketch (JSON, CSV, text summaries).
+    Quantiles,
+    /// Cumulative bucket counts for the text histograms.
+    Buckets {
+        cfg: &'c ExpositionConfig,
+        descriptions: &'c BTreeMap<String, Description>,
+    },
+}
+
+/// Every series of `series` (sorted by name and tags) and every outcome
+/// count as a row. Distributions get quantiles or bucket counts, both
+/// read from the all-time sketch under the series lock, without copying
+/// it.
+fn rows<'a>(m: &MemoryMetrics, series: &'a [Arc<Series>], read: &Read<'_>) -> Vec<Row<'a>> {
+    let mut out = Vec::with_capacity(series.len());
+    // The bounds and unit factor of the current name (series come grouped
+    // by name).
+    let mut bounds_of: Option<(&str, &[f64], f64)> = None;
+    for s in series {
         let dist = s.is_distribution();
-        let [p50, p90, p95, p99] = [0.5, 0.9, 0.95, 0.99].map(|x| {
-            if dist && quantiles {
-                t.quantile(x)
-            } else {
-                None
+        let mut quantiles = [None; 4];
+        let mut buckets = None;
+        let bounds = match read {
+            Read::Buckets { cfg, descriptions } if dist => {
+                if bounds_of.is_none_or(|(n, _, _)| n != &*s.name) {
+                    let (b, scale) = distribution_bounds(cfg, descriptions, &s.name, s.kind);
+                    bounds_of = Some((&s.name, b, scale));
+                }
+                bounds_of.map(|(_, b, scale)| (b, scale))
             }
+            _ => None,
+        };
+        let (current, t) = s.read_with(|value, t, sketch| {
+            match (bounds, sketch) {
+                (Some((bounds, scale)), Some(sk)) => {
+                    buckets = Some(if t.count > 0 {
+                        sk.cumulative_counts(t.min, t.max, scale, bounds)
+                    } else {
+                        vec![0; bounds.len()]
+                    });
+                }
+                (None, Some(sk)) if dist && matches!(read, Read::Quantiles) => {
+                    for (slot, (q, _)) in quantiles.iter_mut().zip(QUANTILES) {
+                        *slot = sketch_quantile(t, sk, q);
+                    }
+                }
+                _ => {}
+            }
+            (value, t.clone())
         });
-        let sketch = t.sketch.take();
+        let [p50, p90, p95, p99] = quantiles;
         out.push(Row {
-            name: s.name.to_string(),
+            name: Cow::Borrowed(&*s.name),
             kind: s.kind,
             unit: if s.kind == MetricType::Timer {
                 "milliseconds"
             } else {
                 "count"
             },
-            tags: s
-                .tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            tags: RowTags::Series(&s.tags),
             value: if dist { t.sum } else { current },
             count: t.count,
             sum: t.sum,
@@ -255,15 +335,15 @@ fn rows(m: &MemoryMetrics, quantiles: bool) -> Vec<Row> {
             p90,
             p95,
             p99,
-            sketch,
+            buckets,
         });
     }
     for op in m.tracker.names() {
         let counter = |name: String, tags: BTreeMap<String, String>, n: u64| Row {
-            name,
+            name: Cow::Owned(name),
             kind: MetricType::Counter,
             unit: "count",
-            tags,
+            tags: RowTags::Owned(tags),
             value: n as f64,
             count: n,
             sum: n as f64,
@@ -274,7 +354,7 @@ fn rows(m: &MemoryMetrics, quantiles: bool) -> Vec<Row> {
             p90: None,
             p95: None,
             p99: None,
-            sketch: None,
+            buckets: None,
         };
         for (tags, ok, failures) in m.tracker.outcomes_by_tags(&op) {
             let tags: BTreeMap<String, String> = tags.into_iter().collect();
@@ -289,11 +369,48 @@ fn rows(m: &MemoryMetrics, quantiles: bool) -> Vec<Row> {
     out
 }
 
+/// The nearest-rank `q`-quantile of a lent sketch, clamped to the exact
+/// min and max (what [`Stats::quantile`](crate::stats::Stats::quantile)
+/// answers for a copy).
+fn sketch_quantile(t: &Stats, sketch: &Sketch, q: f64) -> Option<f64> {
+    let v = sketch.quantile(q)?;
+    if t.count == 0 {
+        return Some(v);
+    }
+    Some(v.clamp(t.min, t.max))
+}
+
+/// The bucket bounds of a distribution and the factor from its recorded
+/// unit to the exported one (what its text family uses).
+fn distribution_bounds<'c>(
+    cfg: &'c ExpositionConfig,
+    descriptions: &BTreeMap<String, Description>,
+    name: &str,
+    kind: MetricType,
+) -> (&'c [f64], f64) {
+    let described = descriptions
+        .get(name)
+        .and_then(|d| d.unit)
+        .or_else(|| unit_in_name(name));
+    let scale = base_unit(kind, described).map_or(1.0, |u| u.1);
+    (cfg.bounds_for(name, kind, described), scale)
+}
+
 pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, MetricsError> {
+    let series = m.registry.all_by_name();
+    let descriptions = m.descriptions();
+    let cfg = &m.config.exposition;
+    let text = matches!(format, ExportFormat::Prometheus | ExportFormat::OpenMetrics);
     // Text histograms read buckets, not quantiles.
-    let text_histograms = matches!(format, ExportFormat::Prometheus | ExportFormat::OpenMetrics)
-        && m.config.exposition.distributions == DistributionFormat::Histogram;
-    let rows = rows(m, !text_histograms);
+    let read = if text && cfg.distributions == DistributionFormat::Histogram {
+        Read::Buckets {
+            cfg,
+            descriptions: &descriptions,
+        }
+    } else {
+        Read::Quantiles
+    };
+    let rows = rows(m, &series, &read);
     match format {
         ExportFormat::Json => serde_json::to_string_pretty(&JsonExport {
             generated_at: Utc::now(),
@@ -303,22 +420,12 @@ pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, 
         })
         .map_err(|e| MetricsError::Export(e.to_string())),
         ExportFormat::Csv => csv_export(&rows),
-        ExportFormat::Prometheus => Ok(text_export(
-            &rows,
-            false,
-            &m.descriptions(),
-            &m.config.exposition,
-        )),
-        ExportFormat::OpenMetrics => Ok(text_export(
-            &rows,
-            true,
-            &m.descriptions(),
-            &m.config.exposition,
-        )),
+        ExportFormat::Prometheus => Ok(text_export(&rows, false, &descriptions, cfg)),
+        ExportFormat::OpenMetrics => Ok(text_export(&rows, true, &descriptions, cfg)),
     }
 }
 
-fn csv_export(rows: &[Row]) -> Result<String, MetricsError> {
+fn csv_export(rows: &[Row<'_>]) -> Result<String, MetricsError> {
     let err = |e: csv::Error| MetricsError::Export(e.to_string());
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -331,7 +438,7 @@ fn csv_export(rows: &[Row]) -> Result<String, MetricsError> {
         let tags =
             serde_json::to_string(&r.tags).map_err(|e| MetricsError::Export(e.to_string()))?;
         w.write_record([
-            r.name.clone(),
+            r.name.to_string(),
             r.kind.to_string(),
             r.unit.to_owned(),
             tags,

@@ -246,3 +246,19 @@ pub(super) fn fmt_value(v: f64) -> String {
         format!("{v:e}")
     }
 }
+
+/// Appends `v` as [`fmt_value`] writes it, without a temporary string:
+/// whole numbers (the usual counter and gauge values) through `itoa`.
+pub(super) fn write_value(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    // Whole numbers below 1e15 (exactly representable as i64) are written
+    // by `Display` as their digits alone, as `itoa` writes them; -0.0 is
+    // `-0`.
+    if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else if v.is_finite() && (v == 0.0 || (1e-6..1e15).contains(&v.abs())) {
+        let _ = write!(out, "{v}");
+    } else {
+        out.push_str(&fmt_value(v));
+    }
+}

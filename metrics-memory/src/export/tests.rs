@@ -66,7 +66,7 @@ fn names_and_labels_are_sanitised_and_escaped() {
         ("a_b".to_owned(), "2".to_owned()),
         ("__name__".to_owned(), "n".to_owned()),
     ]);
-    let l = labels(&tags, None);
+    let l = labels(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), None);
     assert_eq!(l, r#"{tag__name__="n",a_b="x\"y\\z\nw",a_b_2="2"}"#);
 }
 
@@ -387,4 +387,65 @@ fn described_units_become_base_units_and_suffixes() {
         om.contains("http_response_bytes_bucket{le=\"4096\"} 1\n"),
         "{om}"
     );
+}
+
+#[test]
+fn numbers_are_written_as_fmt_value_writes_them() {
+    let mut values = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        42.0,
+        0.5,
+        -2.75,
+        1e-6,
+        9.99e-7,
+        1e15,
+        999_999_999_999_999.0,
+        -999_999_999_999_999.0,
+        1e16,
+        3.2e20,
+        1.5e-9,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::MIN,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.1 + 0.2,
+    ];
+    // Whole numbers and fractions around every power of ten in range.
+    for e in -8..17 {
+        let p = 10f64.powi(e);
+        values.extend([p, -p, p + 1.0, p - 1.0, p * 1.5, p.next_up(), p.next_down()]);
+    }
+    for v in values {
+        let mut out = String::new();
+        write_value(&mut out, v);
+        assert_eq!(out, fmt_value(v), "{v:?}");
+    }
+}
+
+#[test]
+fn series_sorted_through_the_names_index_are_in_registry_order() {
+    let m = MemoryMetrics::new();
+    for (name, tags) in [
+        ("b", vec![("id", "2")]),
+        ("a.x", vec![("z", "1"), ("a", "9")]),
+        ("b", vec![("id", "10")]),
+        ("a", vec![]),
+        ("b", vec![("id", "1"), ("k", "v")]),
+        ("a.x", vec![("a", "1")]),
+    ] {
+        m.record_counter(name, 1.0, &tags);
+    }
+    let names = |v: Vec<std::sync::Arc<crate::series::Series>>| -> Vec<String> {
+        v.iter()
+            .map(|s| format!("{} {:?}", s.name, s.tags))
+            .collect()
+    };
+    let by_name = names(m.registry.all_by_name());
+    assert_eq!(by_name.len(), 6);
+    assert_eq!(by_name, names(m.registry.all()));
 }

@@ -8,28 +8,43 @@ use metrics_protocol::{MetricType, MetricUnit};
 
 use super::*;
 
-/// The labels of `tags`, sanitised and escaped, without braces:
-/// `k="v",k2="v2"` (empty without tags). Rendered once per series and
-/// reused for each of its lines.
-pub(super) fn label_body(tags: &BTreeMap<String, String>) -> String {
+/// The labels of `tags` (sorted by key), sanitised and escaped, without
+/// braces: `k="v",k2="v2"` (empty without tags), appended to `out`.
+/// Rendered once per series and reused for each of its lines.
+pub(super) fn label_body<'t>(
+    tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
+    out: &mut String,
+) {
+    // Keys that are their own label names cannot collide (a series' keys
+    // are distinct): no set of seen names needed.
+    if tags.clone().all(|(k, _)| clean_label(k)) {
+        for (i, (k, v)) in tags.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label_value(v, out);
+            out.push('"');
+        }
+        return;
+    }
     let mut seen = HashSet::new();
-    let mut out = String::new();
-    for (k, v) in tags {
+    for (i, (k, v)) in tags.enumerate() {
         let mut key = sanitize_label(k);
         let mut n = 2;
         while !seen.insert(key.clone()) {
             key = format!("{}_{n}", sanitize_label(k));
             n += 1;
         }
-        if !out.is_empty() {
+        if i > 0 {
             out.push(',');
         }
         out.push_str(&key);
         out.push_str("=\"");
-        escape_label_value(v, &mut out);
+        escape_label_value(v, out);
         out.push('"');
     }
-    out
 }
 
 /// Appends `{body,extra}` (nothing when both are empty).
@@ -51,6 +66,15 @@ pub(super) fn write_labels(out: &mut String, body: &str, extra: Option<(&str, &s
     out.push('}');
 }
 
+/// A sample's value.
+#[derive(Clone, Copy)]
+pub(super) enum Value {
+    /// A count.
+    Int(u64),
+    /// Any number, written as [`fmt_value`] would.
+    Float(f64),
+}
+
 /// One sample line: `name{labels} value`.
 pub(super) fn write_line(
     out: &mut String,
@@ -58,17 +82,28 @@ pub(super) fn write_line(
     suffix: &str,
     body: &str,
     extra: Option<(&str, &str)>,
-    value: impl std::fmt::Display,
+    value: Value,
 ) {
     out.push_str(name);
     out.push_str(suffix);
     write_labels(out, body, extra);
-    let _ = writeln!(out, " {value}");
+    out.push(' ');
+    match value {
+        Value::Int(n) => out.push_str(itoa::Buffer::new().format(n)),
+        Value::Float(v) => write_value(out, v),
+    }
+    out.push('\n');
 }
 
-pub(super) fn labels(tags: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> String {
+/// The labels of `tags` with braces (see [`label_body`]).
+pub(super) fn labels<'t>(
+    tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
+    extra: Option<(&str, &str)>,
+) -> String {
+    let mut body = String::new();
+    label_body(tags, &mut body);
     let mut out = String::new();
-    write_labels(&mut out, &label_body(tags), extra);
+    write_labels(&mut out, &body, extra);
     out
 }
 
@@ -81,17 +116,17 @@ pub(super) struct Family<'r> {
     /// from the recorded unit.
     unit: Option<(&'static str, f64)>,
     described: Option<MetricUnit>,
-    rows: Vec<&'r Row>,
+    rows: Vec<&'r Row<'r>>,
 }
 
 pub(super) fn families<'r>(
-    rows: &'r [Row],
+    rows: &'r [Row<'r>],
     descriptions: &BTreeMap<String, Description>,
 ) -> Vec<Family<'r>> {
-    let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row>> = BTreeMap::new();
+    let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row<'r>>> = BTreeMap::new();
     // Rows come grouped by name: one map lookup per run of a name, not per
     // row.
-    let mut run: Vec<&Row> = Vec::new();
+    let mut run: Vec<&Row<'r>> = Vec::new();
     for r in rows {
         if run
             .first()
@@ -99,7 +134,7 @@ pub(super) fn families<'r>(
         {
             let f = run[0];
             by_key
-                .entry((f.name.as_str(), f.kind))
+                .entry((f.name.as_ref(), f.kind))
                 .or_default()
                 .append(&mut run);
         }
@@ -107,7 +142,7 @@ pub(super) fn families<'r>(
     }
     if let Some(f) = run.first().copied() {
         by_key
-            .entry((f.name.as_str(), f.kind))
+            .entry((f.name.as_ref(), f.kind))
             .or_default()
             .append(&mut run);
     }
@@ -183,13 +218,17 @@ pub(super) fn clean_label(k: &str) -> bool {
 /// The rows of one metric as groups without two equal label sets: two
 /// series whose tag keys sanitise to the same labels (`a.b` and `a_b`)
 /// go to separate families (`_2`, ...) rather than repeat a series.
-pub(super) fn split_colliding(rows: Vec<&Row>) -> Vec<Vec<&Row>> {
-    if rows.len() < 2 || rows.iter().all(|r| r.tags.keys().all(|k| clean_label(k))) {
+pub(super) fn split_colliding<'r>(rows: Vec<&'r Row<'r>>) -> Vec<Vec<&'r Row<'r>>> {
+    if rows.len() < 2
+        || rows
+            .iter()
+            .all(|r| r.tags.pairs().all(|(k, _)| clean_label(k)))
+    {
         return vec![rows];
     }
-    let mut groups: Vec<(HashSet<String>, Vec<&Row>)> = Vec::new();
+    let mut groups: Vec<(HashSet<String>, Vec<&Row<'r>>)> = Vec::new();
     for r in rows {
-        let key = labels(&r.tags, None);
+        let key = labels(r.tags.pairs(), None);
         match groups.iter_mut().find(|(seen, _)| !seen.contains(&key)) {
             Some((seen, g)) => {
                 seen.insert(key);
@@ -209,13 +248,13 @@ pub(super) fn negative(f: &Family<'_>) -> bool {
 }
 
 pub(super) fn text_export(
-    rows: &[Row],
+    rows: &[Row<'_>],
     openmetrics: bool,
     descriptions: &BTreeMap<String, Description>,
     cfg: &ExpositionConfig,
 ) -> String {
-    let mut out = String::new();
     let histograms = cfg.distributions == DistributionFormat::Histogram;
+    let mut out = String::with_capacity(text_size_hint(rows, cfg, histograms));
     for f in families(rows, descriptions) {
         let (type_name, type_str) = match f.kind {
             MetricType::Counter | MetricType::Rate if openmetrics => (f.base.clone(), "counter"),
@@ -255,35 +294,33 @@ pub(super) fn text_export(
         let with_sum = !(openmetrics && (negative(&f) || bounds.first().is_some_and(|b| *b < 0.0)));
         let les: Vec<String> = bounds.iter().map(|b| fmt_value(*b)).collect();
         let base = f.base.as_str();
+        let mut body = String::new();
         for r in f.rows {
-            let body = label_body(&r.tags);
+            body.clear();
+            label_body(r.tags.pairs(), &mut body);
             let body = body.as_str();
             match f.kind {
                 MetricType::Counter | MetricType::Rate => {
-                    let v = fmt_value(r.value * scale);
+                    let v = Value::Float(r.value * scale);
                     write_line(&mut out, base, "_total", body, None, v);
                 }
                 MetricType::Gauge => {
-                    let v = fmt_value(r.value * scale);
+                    let v = Value::Float(r.value * scale);
                     write_line(&mut out, base, "", body, None, v);
                 }
                 MetricType::Histogram | MetricType::Timer if histograms => {
-                    let counts = match (&r.sketch, r.min, r.max) {
-                        (Some(s), Some(min), Some(max)) => {
-                            s.cumulative_counts(min, max, scale, bounds)
-                        }
-                        _ => vec![0; bounds.len()],
-                    };
-                    for (le, c) in les.iter().zip(counts) {
+                    let counts = r.buckets.as_deref().unwrap_or(&[]);
+                    for (i, le) in les.iter().enumerate() {
+                        let c = counts.get(i).copied().unwrap_or(0).min(r.count);
                         let le = Some(("le", le.as_str()));
-                        write_line(&mut out, base, "_bucket", body, le, c.min(r.count));
+                        write_line(&mut out, base, "_bucket", body, le, Value::Int(c));
                     }
                     let inf = Some(("le", "+Inf"));
-                    write_line(&mut out, base, "_bucket", body, inf, r.count);
+                    write_line(&mut out, base, "_bucket", body, inf, Value::Int(r.count));
                     if with_sum {
-                        let sum = fmt_value(r.sum * scale);
+                        let sum = Value::Float(r.sum * scale);
                         write_line(&mut out, base, "_sum", body, None, sum);
-                        write_line(&mut out, base, "_count", body, None, r.count);
+                        write_line(&mut out, base, "_count", body, None, Value::Int(r.count));
                     }
                 }
                 MetricType::Histogram | MetricType::Timer if as_gauges => {
@@ -295,11 +332,11 @@ pub(super) fn text_export(
                         ("sum", Some(r.sum)),
                     ];
                     for (stat, v) in stats {
-                        let v = fmt_value(v.map_or(f64::NAN, |v| v * scale));
+                        let v = Value::Float(v.map_or(f64::NAN, |v| v * scale));
                         write_line(&mut out, base, "", body, Some(("statistic", stat)), v);
                     }
                     let count = Some(("statistic", "count"));
-                    write_line(&mut out, base, "", body, count, r.count);
+                    write_line(&mut out, base, "", body, count, Value::Int(r.count));
                 }
                 MetricType::Histogram | MetricType::Timer => {
                     for (q, qs) in QUANTILES {
@@ -309,12 +346,12 @@ pub(super) fn text_export(
                             0.95 => r.p95,
                             _ => r.p99,
                         };
-                        let v = fmt_value(v.map_or(f64::NAN, |v| v * scale));
+                        let v = Value::Float(v.map_or(f64::NAN, |v| v * scale));
                         write_line(&mut out, base, "", body, Some(("quantile", qs)), v);
                     }
-                    let sum = fmt_value(r.sum * scale);
+                    let sum = Value::Float(r.sum * scale);
                     write_line(&mut out, base, "_sum", body, None, sum);
-                    write_line(&mut out, base, "_count", body, None, r.count);
+                    write_line(&mut out, base, "_count", body, None, Value::Int(r.count));
                 }
             }
         }
@@ -323,4 +360,32 @@ pub(super) fn text_export(
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// About the size of a text export, so its buffer is allocated once: a
+/// line per counter or gauge, a line per bucket and three more per
+/// histogram, six per summary, at the length of the longest label set
+/// plus a name and a value.
+fn text_size_hint(rows: &[Row<'_>], cfg: &ExpositionConfig, histograms: bool) -> usize {
+    let lines: usize = rows
+        .iter()
+        .map(|r| match r.kind {
+            MetricType::Histogram | MetricType::Timer if histograms => {
+                r.buckets
+                    .as_ref()
+                    .map_or(cfg.histogram_buckets.len(), Vec::len)
+                    + 4
+            }
+            MetricType::Histogram | MetricType::Timer => 6,
+            _ => 1,
+        })
+        .sum();
+    let per_line = rows.first().map_or(0, |r| {
+        r.name.len()
+            + r.tags
+                .pairs()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>()
+    }) + 40;
+    lines.saturating_mul(per_line)
 }
