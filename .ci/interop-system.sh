@@ -8,16 +8,27 @@
 #   network byte totals (all interfaces) ............... psutil before <= ours <= psutil after,
 #                                                         and within 5% of psutil's
 #   RSS of a `sleep` we start (passed with --pid) ....... within 10%
+#
+# Then the `publish` example samples twice into metrics-memory, with 1 MiB
+# of loopback traffic between the samples, and prints /metrics' text:
+#
+#   promtool check metrics ............................. clean
+#   system_network_io_bytes_total ...................... a counter; per direction,
+#     the growth psutil saw between the samples <= ours <= the growth around them
+#   process_threads .................................... a gauge >= 1 (no `_value`)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
 
-log "metrics-system: build the snapshot example"
-cargo build -q -p metrics-system --example snapshot
+log "metrics-system: build the snapshot and publish examples"
+cargo build -q -p metrics-system --example snapshot --example publish
 target_dir=${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')}
 snapshot_bin=$target_dir/debug/examples/snapshot
-[ -x "$snapshot_bin" ] || { echo "no example binary at $snapshot_bin" >&2; exit 1; }
+publish_bin=$target_dir/debug/examples/publish
+for b in "$snapshot_bin" "$publish_bin"; do
+    [ -x "$b" ] || { echo "no example binary at $b" >&2; exit 1; }
+done
 
 python=$(ensure_venv)
 
@@ -84,4 +95,82 @@ if failures:
         print(f"  - {f}", file=sys.stderr)
     sys.exit(1)
 print("metrics-system agrees with psutil")
+PY
+
+ensure_promtool
+log "metrics-system: published counters against psutil, promtool on the text"
+"$python" - "$publish_bin" <<'PY'
+import socket, subprocess, sys, threading
+
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+binary = sys.argv[1]
+failures = []
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+def loopback_traffic(n):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    got = []
+    def drain():
+        conn, _ = server.accept()
+        total = 0
+        while chunk := conn.recv(65536):
+            total += len(chunk)
+        got.append(total)
+        conn.close()
+    t = threading.Thread(target=drain)
+    t.start()
+    client = socket.create_connection(server.getsockname())
+    client.sendall(b"x" * n)
+    client.close()
+    t.join(timeout=30)
+    server.close()
+    return got[0] if got else 0
+
+p0 = psutil.net_io_counters()
+proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+ready = proc.stdout.readline().strip()
+p1 = psutil.net_io_counters()
+check(ready == "ready", f"first sample taken (got {ready!r})")
+sent = loopback_traffic(1 << 20)
+check(sent == 1 << 20, f"1 MiB sent over loopback between the samples ({sent} bytes)")
+p2 = psutil.net_io_counters()
+text, _ = proc.communicate("\n", timeout=60)
+p3 = psutil.net_io_counters()
+check(proc.returncode == 0, f"publish exited 0 (got {proc.returncode})")
+
+lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(),
+      f"promtool check metrics clean: {lint.stdout.strip()} {lint.stderr.strip()}")
+check("thread_count" not in text, "no process_thread_count(_value) left")
+
+families = {f.name: f for f in text_string_to_metric_families(text)}
+io = families.get("system_network_io_bytes")
+check(io is not None and io.type == "counter", "system_network_io_bytes_total is a counter")
+for direction, attr in (("receive", "bytes_recv"), ("transmit", "bytes_sent")):
+    ours = sum(s.value for s in (io.samples if io else [])
+               if s.name.endswith("_total") and s.labels.get("direction") == direction)
+    lo = getattr(p2, attr) - getattr(p1, attr)
+    hi = getattr(p3, attr) - getattr(p0, attr)
+    check(lo <= ours <= hi,
+          f"network {direction} bytes between the samples: psutil {lo} <= ours {ours:.0f} <= psutil {hi}")
+    check(ours >= 1 << 20, f"network {direction} counted the 1 MiB: ours {ours:.0f}")
+threads = families.get("process_threads")
+value = threads.samples[0].value if threads and threads.samples else 0
+check(threads is not None and threads.type == "gauge" and value >= 1,
+      f"process_threads is a gauge >= 1 (got {value})")
+
+if failures:
+    print(f"\npublished system metrics disagree on {len(failures)} check(s):", file=sys.stderr)
+    for f in failures:
+        print(f"  - {f}", file=sys.stderr)
+    sys.exit(1)
+print("published system metrics agree with psutil and promtool")
 PY

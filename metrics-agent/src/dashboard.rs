@@ -409,19 +409,13 @@ impl<'a> Ctx<'a> {
                 &[(names::TAG_DIRECTION, dir)],
                 Some(names::TAG_DEVICE),
             ) {
-                // Running totals: the rate is the change between bins.
+                // A counter: the rate is what a bin added over the time
+                // it covers.
                 let secs = self.step.as_secs_f64().max(1e-3);
-                let points: Vec<Point> = g
-                    .bins
-                    .windows(2)
-                    .map(|w| {
-                        let dt = (w[1].start - w[0].start).num_milliseconds() as f64 / 1e3;
-                        Point {
-                            timestamp: w[1].start,
-                            value: ((w[1].max - w[0].max) / dt.max(secs)).max(0.0),
-                        }
-                    })
-                    .collect();
+                let points = Self::points(&g.bins, |b| {
+                    let covered = (b.covers_end - b.covers_start).num_milliseconds() as f64 / 1e3;
+                    b.sum / if covered > 0.0 { covered } else { secs }
+                });
                 let dev = g.group.unwrap_or_default();
                 let tags = BTreeMap::from([
                     (names::TAG_DEVICE.to_owned(), dev.clone()),
@@ -577,7 +571,7 @@ mod tests {
     #[test]
     fn resources_dashboard_reads_the_system_gauges() {
         let (m, clock) = memory();
-        for (i, rx) in [1000.0, 3000.0, 6000.0].into_iter().enumerate() {
+        for (i, rx) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
             m.record_gauge(names::CPU_UTILIZATION, 0.25 + i as f64 * 0.1, &[]);
             m.record_gauge(names::CPU_UTILIZATION, 0.5, &[(names::TAG_CPU, "0")]);
             m.record_gauge(
@@ -592,7 +586,7 @@ mod tests {
                 0.81,
                 &[(names::TAG_MOUNTPOINT, "/"), (names::TAG_DEVICE, "sda1")],
             );
-            m.record_gauge(
+            m.record_counter(
                 names::NETWORK_IO,
                 rx,
                 &[
@@ -623,7 +617,8 @@ mod tests {
         assert!((disk.series[0].points[0].value - 81.0).abs() < 1e-9);
         let net = panel_of(&d, "Network traffic (bytes per second)");
         let rates: Vec<f64> = net.series[0].points.iter().map(|p| p.value).collect();
-        assert_eq!(rates, vec![200.0, 300.0]);
+        // Increments of 1,000, 2,000 and 3,000 bytes, one per 10 s bin.
+        assert_eq!(rates, vec![100.0, 200.0, 300.0]);
     }
 
     #[test]

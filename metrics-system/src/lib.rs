@@ -92,12 +92,16 @@
 //!   whole seconds.
 //! - **Load average**: `None` where the OS has none.
 //!
-//! # Published gauges
+//! # Published gauges and counters
 //!
 //! [`publish_once`](SystemMonitor::publish_once) and the sampler record
-//! gauges named in [`names`]. Sizes are bytes, durations seconds, and every
-//! `*.utilization` is a **0–1 ratio** as OpenTelemetry defines it (the typed
-//! readings' `percent` fields run 0–100).
+//! gauges, and counters for the network, named in [`names`]. Sizes are
+//! bytes, durations seconds, and every `*.utilization` is a **0–1 ratio**
+//! as OpenTelemetry defines it (the typed readings' `percent` fields run
+//! 0–100). The network counters add what the OS totals grew by between two
+//! samples: they start at 0 with the first sample, and a total that goes
+//! down (an interface created again) adds its new value, never a negative
+//! increment (details in [`names`]).
 //!
 //! | name | unit | tags |
 //! | --- | --- | --- |
@@ -112,10 +116,10 @@
 //! | `system.cpu.load_average.1m`, `.5m`, `.15m` | load | |
 //! | `system.filesystem.usage` | bytes | `device`, `mountpoint`, `type`, `state`: `used`, `free`, `reserved` |
 //! | `system.filesystem.utilization` | ratio `used / (used + free)` | `device`, `mountpoint`, `type` |
-//! | `system.network.io`, `.packets`, `.errors` | bytes, packets, errors since boot | `device`, `direction`: `transmit`, `receive` |
+//! | `system.network.io`, `.packets`, `.errors` (counters) | bytes, packets, errors since the first sample | `device`, `direction`: `transmit`, `receive` |
 //! | `process.memory.usage`, `process.memory.virtual` | bytes | |
 //! | `process.cpu.utilization` | ratio of the whole machine (percent / 100 / logical cores) | |
-//! | `process.thread.count` | count (Linux) | |
+//! | `process.threads` | count (Linux) | |
 //! | `process.uptime` | seconds | |
 //!
 //! # The sampler

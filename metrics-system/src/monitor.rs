@@ -43,6 +43,8 @@ pub struct SystemSnapshot {
 /// State shared by the monitor and its sampler thread.
 pub(crate) struct Shared {
     readings: Mutex<Readings>,
+    /// The network totals of the previous sample (under the readings lock).
+    network: Mutex<publish::NetworkCounters>,
     collector: Arc<dyn MetricCollector>,
     pub(crate) stats: StatCounters,
 }
@@ -64,7 +66,7 @@ impl Shared {
             Err(e) => first_err = first_err.or(Some(e)),
         }
         publish::disks(c, &r.all_disks());
-        publish::network(c, &r.network());
+        self.network.lock().publish(c, &r.network());
         let pid = r.self_pid();
         match r.process(pid) {
             Ok(p) => publish::process(c, &p, cores),
@@ -111,6 +113,7 @@ impl SystemMonitor {
         Ok(SystemMonitor {
             shared: Arc::new(Shared {
                 readings: Mutex::new(Readings::new()?),
+                network: Mutex::new(publish::NetworkCounters::default()),
                 collector,
                 stats: StatCounters::default(),
             }),
@@ -118,8 +121,9 @@ impl SystemMonitor {
         })
     }
 
-    /// Reads everything once and publishes it as gauges into the collector,
-    /// on the caller's thread: what the sampler does every interval.
+    /// Reads everything once and publishes it (gauges, and the network
+    /// counters) into the collector, on the caller's thread: what the
+    /// sampler does every interval.
     ///
     /// A reading that fails (an OS without CPU statistics, ...) is left out
     /// and the rest is still published; the first such error is returned.

@@ -1,4 +1,4 @@
-//! Names, units and tags of the published gauges.
+//! Names, units and tags of the published gauges and counters.
 //!
 //! Names follow the OpenTelemetry semantic conventions for system and process
 //! metrics (and the OpenTelemetry Collector's `hostmetrics` receiver where the
@@ -12,8 +12,15 @@
 //! (`process_memory_usage_bytes`, `process_uptime_seconds`).
 //!
 //! Counters the OS keeps since boot (network bytes, packets, errors) are
-//! published as gauges holding that running total: a backend derives a rate
-//! from two values.
+//! published as **counters** (OpenTelemetry's `system.network.io` is one;
+//! Prometheus exporters name it `system_network_io_bytes_total`): each
+//! sample adds what the OS total grew by since the previous sample. The
+//! first sample of an interface adds 0, so a counter holds the traffic
+//! since monitoring began, and a rate over the first interval is not the
+//! whole total since boot. When an OS total goes down (the interface was
+//! removed and created again, or its counter was reset), the sample adds
+//! the new total, the traffic since the reset, and the baseline restarts
+//! there: a counter never decreases.
 
 /// Memory in bytes, tagged [`TAG_STATE`] = [`STATE_USED`] or [`STATE_FREE`].
 /// `used` is `total - available`; `free` is memory used for nothing at all.
@@ -52,11 +59,12 @@ pub const FILESYSTEM_USAGE: &str = "system.filesystem.usage";
 /// [`TAG_DEVICE`], [`TAG_MOUNTPOINT`] and [`TAG_FS_TYPE`].
 pub const FILESYSTEM_UTILIZATION: &str = "system.filesystem.utilization";
 
-/// Bytes since boot, tagged [`TAG_DEVICE`] (interface) and [`TAG_DIRECTION`].
+/// Counter of bytes sent or received, tagged [`TAG_DEVICE`] (interface) and
+/// [`TAG_DIRECTION`].
 pub const NETWORK_IO: &str = "system.network.io";
-/// Packets since boot, tagged [`TAG_DEVICE`] and [`TAG_DIRECTION`].
+/// Counter of packets, tagged [`TAG_DEVICE`] and [`TAG_DIRECTION`].
 pub const NETWORK_PACKETS: &str = "system.network.packets";
-/// Errors since boot, tagged [`TAG_DEVICE`] and [`TAG_DIRECTION`].
+/// Counter of errors, tagged [`TAG_DEVICE`] and [`TAG_DIRECTION`].
 pub const NETWORK_ERRORS: &str = "system.network.errors";
 
 /// Resident set size of this process, in bytes.
@@ -68,8 +76,11 @@ pub const PROCESS_MEMORY_VIRTUAL: &str = "process.memory.virtual";
 /// The typed [`ProcessUsage::cpu_percent`](metrics_protocol::system::ProcessUsage::cpu_percent)
 /// instead counts 100 per fully used core, as psutil and `top` do.
 pub const PROCESS_CPU_UTILIZATION: &str = "process.cpu.utilization";
-/// Threads of this process (where the OS tells).
-pub const PROCESS_THREAD_COUNT: &str = "process.thread.count";
+/// Threads of this process (where the OS tells). Not OpenTelemetry's
+/// `process.thread.count`: a gauge whose name ends in `_count` breaks
+/// Prometheus' naming rules (`promtool check metrics`), so it is
+/// `process_threads`, as Go's `go_threads`.
+pub const PROCESS_THREADS: &str = "process.threads";
 /// Seconds since this process started.
 pub const PROCESS_UPTIME: &str = "process.uptime";
 
@@ -119,7 +130,7 @@ pub const ALL: [&str; 22] = [
     PROCESS_MEMORY_USAGE,
     PROCESS_MEMORY_VIRTUAL,
     PROCESS_CPU_UTILIZATION,
-    PROCESS_THREAD_COUNT,
+    PROCESS_THREADS,
     PROCESS_UPTIME,
 ];
 

@@ -1,4 +1,6 @@
-//! Turns typed readings into gauges named in [`crate::names`].
+//! Turns typed readings into gauges and counters named in [`crate::names`].
+
+use std::collections::HashMap;
 
 use metrics_protocol::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
 use metrics_protocol::{MetricCollector, MetricType, MetricUnit};
@@ -16,7 +18,6 @@ pub(crate) fn describe(c: &dyn MetricCollector) {
         (MEMORY_AVAILABLE, Bytes, "Memory available without swapping"),
         (PAGING_USAGE, Bytes, "Swap in use or free"),
         (FILESYSTEM_USAGE, Bytes, "File system space by state"),
-        (NETWORK_IO, Bytes, "Network bytes since boot"),
         (
             PROCESS_MEMORY_USAGE,
             Bytes,
@@ -32,6 +33,20 @@ pub(crate) fn describe(c: &dyn MetricCollector) {
     for (name, unit, text) in described {
         c.describe(name, MetricType::Gauge, Some(unit), text);
     }
+    let counters = [
+        (NETWORK_IO, Some(Bytes), "Network bytes sent or received"),
+        (NETWORK_PACKETS, None, "Network packets sent or received"),
+        (NETWORK_ERRORS, None, "Network errors sending or receiving"),
+    ];
+    for (name, unit, text) in counters {
+        c.describe(name, MetricType::Counter, unit, text);
+    }
+    c.describe(
+        PROCESS_THREADS,
+        MetricType::Gauge,
+        None,
+        "Threads of this process",
+    );
 }
 
 /// Gauges of memory and swap.
@@ -125,25 +140,85 @@ pub(crate) fn disks(c: &dyn MetricCollector, disks: &[DiskUsage]) {
     }
 }
 
-/// Gauges of each network interface (running totals since boot).
-pub(crate) fn network(c: &dyn MetricCollector, n: &NetworkStats) {
-    for i in &n.interfaces {
-        let dev = i.name.as_str();
-        for (name, tx, rx) in [
-            (NETWORK_IO, i.bytes_sent, i.bytes_received),
-            (NETWORK_PACKETS, i.packets_sent, i.packets_received),
-            (NETWORK_ERRORS, i.errors_out, i.errors_in),
-        ] {
-            c.record_gauge(
-                name,
-                tx as f64,
-                &[(TAG_DEVICE, dev), (TAG_DIRECTION, DIRECTION_TRANSMIT)],
-            );
-            c.record_gauge(
-                name,
-                rx as f64,
-                &[(TAG_DEVICE, dev), (TAG_DIRECTION, DIRECTION_RECEIVE)],
-            );
+/// Most interfaces whose last totals are kept. Past it, the totals of
+/// interfaces absent from the newest reading are forgotten (one that comes
+/// back starts again from 0, like a new one).
+pub(crate) const MAX_INTERFACES: usize = 1024;
+
+/// The last OS totals of each interface: turns the running totals since
+/// boot into counter increments (see [`crate::names`] for the rules).
+#[derive(Debug, Default)]
+pub(crate) struct NetworkCounters {
+    /// Per interface: bytes, packets, errors, each sent then received.
+    last: HashMap<String, [u64; 6]>,
+    /// Totals seen going down (counter resets), for tests and logs.
+    pub(crate) resets: u64,
+}
+
+impl NetworkCounters {
+    /// Adds to the network counters what each interface's totals grew by
+    /// since the previous call.
+    pub(crate) fn publish(&mut self, c: &dyn MetricCollector, n: &NetworkStats) {
+        let new = n
+            .interfaces
+            .iter()
+            .filter(|i| !self.last.contains_key(&i.name))
+            .count();
+        if self.last.len() + new > MAX_INTERFACES {
+            self.last
+                .retain(|name, _| n.interfaces.iter().any(|i| &i.name == name));
+        }
+        for i in &n.interfaces {
+            let now = [
+                i.bytes_sent,
+                i.bytes_received,
+                i.packets_sent,
+                i.packets_received,
+                i.errors_out,
+                i.errors_in,
+            ];
+            let prev = if self.last.len() < MAX_INTERFACES || self.last.contains_key(&i.name) {
+                self.last.insert(i.name.clone(), now)
+            } else {
+                // No room to track it: it adds 0 rather than a total since boot.
+                Some(now)
+            };
+            let dev = i.name.as_str();
+            for (k, name) in [NETWORK_IO, NETWORK_PACKETS, NETWORK_ERRORS]
+                .into_iter()
+                .enumerate()
+            {
+                for (j, dir) in [DIRECTION_TRANSMIT, DIRECTION_RECEIVE]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let at = 2 * k + j;
+                    let increment = match prev {
+                        // The first reading is the baseline.
+                        None => 0,
+                        Some(p) if now[at] >= p[at] => now[at] - p[at],
+                        // The OS counter restarted from 0: what it holds
+                        // now came after the restart.
+                        Some(p) => {
+                            self.resets += 1;
+                            tracing::debug!(
+                                interface = dev,
+                                metric = name,
+                                direction = dir,
+                                before = p[at],
+                                now = now[at],
+                                "network counter went down: counting from its reset"
+                            );
+                            now[at]
+                        }
+                    };
+                    c.record_counter(
+                        name,
+                        increment as f64,
+                        &[(TAG_DEVICE, dev), (TAG_DIRECTION, dir)],
+                    );
+                }
+            }
         }
     }
 }
@@ -161,7 +236,102 @@ pub(crate) fn process(c: &dyn MetricCollector, p: &ProcessUsage, logical_cores: 
         );
     }
     if let Some(t) = p.threads {
-        c.record_gauge(PROCESS_THREAD_COUNT, t as f64, &[]);
+        c.record_gauge(PROCESS_THREADS, t as f64, &[]);
     }
     c.record_gauge(PROCESS_UPTIME, p.uptime.as_secs_f64(), &[]);
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_protocol::system::InterfaceStats;
+    use metrics_protocol::testing::Capture;
+
+    use super::*;
+
+    fn iface(name: &str, sent: u64, received: u64) -> InterfaceStats {
+        InterfaceStats {
+            name: name.to_owned(),
+            bytes_sent: sent,
+            bytes_received: received,
+            packets_sent: sent / 100,
+            packets_received: received / 100,
+            ..InterfaceStats::default()
+        }
+    }
+
+    fn stats(interfaces: Vec<InterfaceStats>) -> NetworkStats {
+        NetworkStats {
+            interfaces,
+            ..NetworkStats::default()
+        }
+    }
+
+    fn bytes(c: &Capture, dev: &str, dir: &str) -> f64 {
+        c.counter(NETWORK_IO, &[(TAG_DEVICE, dev), (TAG_DIRECTION, dir)])
+    }
+
+    #[test]
+    fn network_counters_add_the_growth_of_the_os_totals_from_a_zero_baseline() {
+        let c = Capture::new();
+        let mut n = NetworkCounters::default();
+        n.publish(&*c, &stats(vec![iface("eth0", 5_000, 9_000)]));
+        assert_eq!(bytes(&c, "eth0", DIRECTION_TRANSMIT), 0.0);
+        assert_eq!(bytes(&c, "eth0", DIRECTION_RECEIVE), 0.0);
+        n.publish(&*c, &stats(vec![iface("eth0", 5_700, 9_000)]));
+        n.publish(&*c, &stats(vec![iface("eth0", 6_000, 10_500)]));
+        assert_eq!(bytes(&c, "eth0", DIRECTION_TRANSMIT), 1_000.0);
+        assert_eq!(bytes(&c, "eth0", DIRECTION_RECEIVE), 1_500.0);
+        let packets = c.counter(
+            NETWORK_PACKETS,
+            &[(TAG_DEVICE, "eth0"), (TAG_DIRECTION, DIRECTION_RECEIVE)],
+        );
+        assert_eq!(packets, 15.0);
+        assert_eq!(n.resets, 0);
+    }
+
+    #[test]
+    fn a_total_that_goes_down_restarts_the_baseline_without_a_negative_increment() {
+        let c = Capture::new();
+        let mut n = NetworkCounters::default();
+        n.publish(&*c, &stats(vec![iface("veth1", 800, 800)]));
+        n.publish(&*c, &stats(vec![iface("veth1", 1_000, 1_000)]));
+        // The interface vanishes, then comes back created anew.
+        n.publish(&*c, &stats(vec![]));
+        n.publish(&*c, &stats(vec![iface("veth1", 300, 1_200)]));
+        // 200 before; then the 300 sent since the reset; received kept
+        // growing (1,000 to 1,200), so it adds 200, not 1,200.
+        assert_eq!(bytes(&c, "veth1", DIRECTION_TRANSMIT), 500.0);
+        assert_eq!(bytes(&c, "veth1", DIRECTION_RECEIVE), 400.0);
+        n.publish(&*c, &stats(vec![iface("veth1", 350, 1_200)]));
+        assert_eq!(bytes(&c, "veth1", DIRECTION_TRANSMIT), 550.0);
+        assert!(n.resets >= 1);
+        let dropped = c.dropped(metrics_protocol::DropReason::NegativeCounter);
+        assert_eq!(dropped, 0, "a negative increment was recorded");
+    }
+
+    #[test]
+    fn the_kept_totals_are_bounded() {
+        let c = Capture::new();
+        let mut n = NetworkCounters::default();
+        let many = |base: u64| {
+            stats(
+                (0..MAX_INTERFACES + 10)
+                    .map(|i| iface(&format!("if{i}"), base, base))
+                    .collect(),
+            )
+        };
+        n.publish(&*c, &many(100));
+        assert!(n.last.len() <= MAX_INTERFACES);
+        n.publish(&*c, &many(150));
+        assert!(n.last.len() <= MAX_INTERFACES);
+        // A tracked interface counts its growth; an untracked one adds 0
+        // (never its total since boot).
+        assert_eq!(bytes(&c, "if0", DIRECTION_TRANSMIT), 50.0);
+        let last = format!("if{}", MAX_INTERFACES + 9);
+        assert_eq!(bytes(&c, &last, DIRECTION_TRANSMIT), 0.0);
+        // Vanished interfaces are forgotten when new ones need the room.
+        n.publish(&*c, &stats(vec![iface("new0", 7, 7)]));
+        n.publish(&*c, &stats(vec![iface("new0", 9, 7)]));
+        assert_eq!(bytes(&c, "new0", DIRECTION_TRANSMIT), 2.0);
+    }
 }

@@ -37,10 +37,12 @@ fn sampler_threads() -> usize {
 /// One recorded gauge: name, value, tags.
 type Recorded = (String, f64, Vec<(String, String)>);
 
-/// The simplest collector that can fail: it keeps every gauge call.
+/// The simplest collector that can fail: it keeps every gauge and counter
+/// call.
 #[derive(Default)]
 struct Capture {
     gauges: Mutex<Vec<Recorded>>,
+    counters: Mutex<Vec<Recorded>>,
     /// Panics on this many first calls (to test that the sampler survives).
     panics_left: Mutex<u32>,
 }
@@ -63,8 +65,16 @@ impl Capture {
 }
 
 impl MetricCollector for Capture {
-    fn record_counter<'a>(&self, name: &'a str, _: f64, _: Tags<'a>) {
-        panic!("unexpected counter {name}");
+    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
+        assert!(
+            name.starts_with("system.network."),
+            "unexpected counter {name}"
+        );
+        let tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.counters.lock().push((name.to_owned(), value, tags));
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
         {
@@ -218,7 +228,18 @@ fn publish_once_records_the_documented_names_into_a_mock() {
                 .collect();
             sink.lock().push((name.to_owned(), value, tags));
         });
-    mock.expect_record_counter().never();
+    let counters = Arc::new(Mutex::new(
+        Vec::<(String, f64, Vec<(String, String)>)>::new(),
+    ));
+    let sink = Arc::clone(&counters);
+    mock.expect_record_counter()
+        .returning(move |name, value, tags| {
+            let tags = tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            sink.lock().push((name.to_owned(), value, tags));
+        });
     mock.expect_record_histogram().never();
     mock.expect_adjust_gauge().never();
 
@@ -245,15 +266,40 @@ fn publish_once_records_the_documented_names_into_a_mock() {
         names::FILESYSTEM_UTILIZATION,
         Some(("mountpoint", "/"))
     ));
-    assert!(has(names::NETWORK_IO, Some(("direction", "receive"))));
-    assert!(has(names::NETWORK_PACKETS, Some(("direction", "transmit"))));
+    // The network totals are counters; the first sample is their baseline.
+    {
+        let counters = counters.lock();
+        let has_counter = |name: &str, tag: (&str, &str)| {
+            counters
+                .iter()
+                .any(|(n, _, tags)| n == name && tags.iter().any(|t| t.0 == tag.0 && t.1 == tag.1))
+        };
+        assert!(has_counter(names::NETWORK_IO, ("direction", "receive")));
+        assert!(has_counter(
+            names::NETWORK_PACKETS,
+            ("direction", "transmit")
+        ));
+        assert!(has_counter(
+            names::NETWORK_ERRORS,
+            ("direction", "transmit")
+        ));
+        #[cfg(target_os = "linux")]
+        assert!(has_counter(names::NETWORK_IO, ("device", "lo")));
+        for (n, v, _) in counters.iter() {
+            assert!(names::ALL.contains(&n.as_str()), "undocumented name {n}");
+            assert_eq!(*v, 0.0, "{n}: the first sample adds nothing");
+        }
+    }
+    assert!(
+        !has(names::NETWORK_IO, None),
+        "network totals are not gauges"
+    );
     assert!(has(names::PROCESS_MEMORY_USAGE, None));
     assert!(has(names::PROCESS_CPU_UTILIZATION, None));
     assert!(has(names::PROCESS_UPTIME, None));
     #[cfg(target_os = "linux")]
     {
-        assert!(has(names::NETWORK_IO, Some(("device", "lo"))));
-        assert!(has(names::PROCESS_THREAD_COUNT, None));
+        assert!(has(names::PROCESS_THREADS, None));
         assert!(has(names::CPU_LOAD_1M, None));
     }
     // Utilisations are 0..1 ratios, sizes are bytes.
@@ -291,6 +337,12 @@ fn sampler_publishes_into_a_collector_until_stopped() {
             .find(names::MEMORY_USAGE, (names::TAG_STATE, names::STATE_USED))
             .is_some_and(|v| v > 0.0)
     );
+    // Network totals arrive as counter increments, never negative.
+    {
+        let counters = capture.counters.lock();
+        assert!(counters.iter().any(|c| c.0 == names::NETWORK_IO));
+        assert!(counters.iter().all(|c| c.1 >= 0.0), "{counters:?}");
+    }
 
     monitor.stop_resource_monitoring();
     assert!(!monitor.is_monitoring());
