@@ -15,7 +15,8 @@
 #   promtool check metrics ............................. clean
 #   system_network_io_bytes_total ...................... a counter; per direction,
 #     the growth psutil saw between the samples <= ours <= the growth around them
-#   process_threads .................................... a gauge >= 1 (no `_value`)
+#   process_threads .................................... a gauge >= 1
+#   no name with a stray `_value` suffix
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
@@ -149,7 +150,8 @@ check(proc.returncode == 0, f"publish exited 0 (got {proc.returncode})")
 lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
 check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(),
       f"promtool check metrics clean: {lint.stdout.strip()} {lint.stderr.strip()}")
-check("thread_count" not in text, "no process_thread_count(_value) left")
+check("thread_count" not in text and "_value" not in text,
+      "no stray _value suffix (process_thread_count_value, system_cpu_logical_count_value)")
 
 families = {f.name: f for f in text_string_to_metric_families(text)}
 io = families.get("system_network_io_bytes")

@@ -112,7 +112,7 @@
 //! | `system.paging.usage` | bytes | `state`: `used`, `free` |
 //! | `system.paging.utilization` | ratio (only with swap) | `state`: `used` |
 //! | `system.cpu.utilization` | ratio | none (all cores), or `cpu`: `0`, `1`, ... |
-//! | `system.cpu.logical.count`, `system.cpu.physical.count` | count | |
+//! | `system.cpu.logical_cores`, `system.cpu.physical_cores` | count | |
 //! | `system.cpu.load_average.1m`, `.5m`, `.15m` | load | |
 //! | `system.filesystem.usage` | bytes | `device`, `mountpoint`, `type`, `state`: `used`, `free`, `reserved` |
 //! | `system.filesystem.utilization` | ratio `used / (used + free)` | `device`, `mountpoint`, `type` |

@@ -40,10 +40,11 @@ pub const PAGING_UTILIZATION: &str = "system.paging.utilization";
 /// CPU busy time as a ratio 0..1. Untagged: all cores together; tagged
 /// [`TAG_CPU`] = `"0"`, `"1"`, ...: one logical core.
 pub const CPU_UTILIZATION: &str = "system.cpu.utilization";
-/// Number of logical cores (hardware threads).
-pub const CPU_LOGICAL_COUNT: &str = "system.cpu.logical.count";
+/// Number of logical cores (hardware threads). Not OpenTelemetry's
+/// `system.cpu.logical.count`, for the reason given at [`PROCESS_THREADS`].
+pub const CPU_LOGICAL_CORES: &str = "system.cpu.logical_cores";
 /// Number of physical cores; not published where the OS does not tell.
-pub const CPU_PHYSICAL_COUNT: &str = "system.cpu.physical.count";
+pub const CPU_PHYSICAL_CORES: &str = "system.cpu.physical_cores";
 /// Load average over one minute (where the OS has one).
 pub const CPU_LOAD_1M: &str = "system.cpu.load_average.1m";
 /// Load average over five minutes (where the OS has one).
@@ -117,8 +118,8 @@ pub const ALL: [&str; 22] = [
     PAGING_USAGE,
     PAGING_UTILIZATION,
     CPU_UTILIZATION,
-    CPU_LOGICAL_COUNT,
-    CPU_PHYSICAL_COUNT,
+    CPU_LOGICAL_CORES,
+    CPU_PHYSICAL_CORES,
     CPU_LOAD_1M,
     CPU_LOAD_5M,
     CPU_LOAD_15M,

@@ -41,12 +41,14 @@ pub(crate) fn describe(c: &dyn MetricCollector) {
     for (name, unit, text) in counters {
         c.describe(name, MetricType::Counter, unit, text);
     }
-    c.describe(
-        PROCESS_THREADS,
-        MetricType::Gauge,
-        None,
-        "Threads of this process",
-    );
+    let counts = [
+        (PROCESS_THREADS, "Threads of this process"),
+        (CPU_LOGICAL_CORES, "Logical cores (hardware threads)"),
+        (CPU_PHYSICAL_CORES, "Physical cores"),
+    ];
+    for (name, text) in counts {
+        c.describe(name, MetricType::Gauge, None, text);
+    }
 }
 
 /// Gauges of memory and swap.
@@ -91,9 +93,9 @@ pub(crate) fn cpu(c: &dyn MetricCollector, u: &CpuUsage) {
         let core = i.to_string();
         c.record_gauge(CPU_UTILIZATION, pct / 100.0, &[(TAG_CPU, core.as_str())]);
     }
-    c.record_gauge(CPU_LOGICAL_COUNT, u.logical_cores as f64, &[]);
+    c.record_gauge(CPU_LOGICAL_CORES, u.logical_cores as f64, &[]);
     if let Some(n) = u.physical_cores {
-        c.record_gauge(CPU_PHYSICAL_COUNT, n as f64, &[]);
+        c.record_gauge(CPU_PHYSICAL_CORES, n as f64, &[]);
     }
     if let Some(l) = u.load_average {
         c.record_gauge(CPU_LOAD_1M, l.one, &[]);

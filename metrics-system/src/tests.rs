@@ -260,7 +260,7 @@ fn publish_once_records_the_documented_names_into_a_mock() {
     assert!(has(names::MEMORY_UTILIZATION, Some(("state", "used"))));
     assert!(has(names::CPU_UTILIZATION, None));
     assert!(has(names::CPU_UTILIZATION, Some(("cpu", "0"))));
-    assert!(has(names::CPU_LOGICAL_COUNT, None));
+    assert!(has(names::CPU_LOGICAL_CORES, None));
     assert!(has(names::FILESYSTEM_USAGE, Some(("mountpoint", "/"))));
     assert!(has(
         names::FILESYSTEM_UTILIZATION,
@@ -457,7 +457,21 @@ fn published_sizes_and_durations_carry_their_units() {
         "# HELP process_memory_usage_bytes Resident set size of this process",
         "# TYPE process_uptime_seconds gauge",
         "# TYPE system_memory_limit_bytes gauge",
+        "# TYPE system_network_io_bytes counter",
+        "# UNIT system_network_io_bytes bytes",
+        "# TYPE system_network_packets counter",
     ] {
         assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let prom = memory.export_metrics(ExportFormat::Prometheus).unwrap();
+        assert!(prom.contains("# TYPE process_threads gauge\n"), "{prom}");
+        assert!(prom.contains("\nprocess_threads "), "{prom}");
+        assert!(
+            prom.contains("# TYPE system_network_io_bytes_total counter\n"),
+            "{prom}"
+        );
+        assert!(!prom.contains("_value"), "a stray _value suffix in\n{prom}");
     }
 }
