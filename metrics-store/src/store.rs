@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures_core::future::BoxFuture;
-use metrics_memory::{QuantileSketch, SealedBin};
+use metrics_memory::{QuantileSketch, SealedBin, SealedOutcomes};
 use metrics_protocol::MetricType;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -128,16 +128,32 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bins",
-    include_str!("../migrations/sqlite/0001_bins.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bins",
-    include_str!("../migrations/postgres/0001_bins.sql"),
-)];
+/// The schema versions in order: 1 the bins, 2 the outcomes.
+pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "bins",
+        include_str!("../migrations/sqlite/0001_bins.sql"),
+    ),
+    (
+        2,
+        "outcomes",
+        include_str!("../migrations/sqlite/0002_outcomes.sql"),
+    ),
+];
+/// As [`SQLITE_MIGRATIONS`], for PostgreSQL.
+pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "bins",
+        include_str!("../migrations/postgres/0001_bins.sql"),
+    ),
+    (
+        2,
+        "outcomes",
+        include_str!("../migrations/postgres/0002_outcomes.sql"),
+    ),
+];
 
 /// The header every SQLite database file starts with.
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
@@ -413,9 +429,21 @@ impl Store {
     /// Writes `bins` in one transaction: all or none. Returns the rows
     /// written.
     pub async fn write(&self, bins: &[StoredBin]) -> Result<u64, StoreError> {
-        if bins.is_empty() {
+        self.write_batch(bins, &[]).await
+    }
+
+    /// Writes `bins` and `outcomes` in one transaction: all or none.
+    /// Returns the rows written (an outcome bin is one row per non-zero
+    /// count: successes, and each error type's failures).
+    pub async fn write_batch(
+        &self,
+        bins: &[StoredBin],
+        outcomes: &[SealedOutcomes],
+    ) -> Result<u64, StoreError> {
+        if bins.is_empty() && outcomes.is_empty() {
             return Ok(0);
         }
+        let orows = outcomes::outcome_rows(self, outcomes);
         let rows: Vec<RowData> = bins
             .iter()
             .map(|b| RowData {
@@ -437,12 +465,14 @@ impl Store {
             Db::Sqlite(p) => {
                 let mut tx = p.begin().await?;
                 let n = insert_rows!(Sqlite, tx, &rows, "");
+                let n = n + outcomes::insert_sqlite(&mut tx, &orows).await?;
                 tx.commit().await?;
                 n
             }
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 let n = insert_rows!(Postgres, tx, &rows, "::jsonb");
+                let n = n + outcomes::insert_postgres(&mut tx, &orows).await?;
                 tx.commit().await?;
                 n
             }
@@ -608,5 +638,7 @@ impl Store {
 /// Columns as read: PostgreSQL's JSONB tags as text.
 const COLUMNS_READ: &str = "instance, run, name, CAST(tags AS TEXT), kind, ring_ms, start_ms, count, sum, min, max, sketch";
 
+mod outcomes;
 mod retention;
+pub use outcomes::{OutcomeQuery, OutcomeTotals};
 pub use retention::StoreRing;
