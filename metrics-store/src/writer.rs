@@ -104,6 +104,7 @@ pub struct HistoryWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
     stopped: AtomicBool,
     started_ms: i64,
+    instance: String,
 }
 
 impl std::fmt::Debug for HistoryWriter {
@@ -149,6 +150,7 @@ impl HistoryWriter {
         });
         let handle = runtime.handle().clone();
         let sh = shared.clone();
+        let instance = config.instance.clone();
         // History starts at the open bin when the writer starts (not when
         // its thread first runs).
         let finest = memory.finest_bin_ms().max(1);
@@ -184,6 +186,7 @@ impl HistoryWriter {
             thread: Mutex::new(Some(thread)),
             stopped: AtomicBool::new(false),
             started_ms: start_watermark,
+            instance,
         })
     }
 
@@ -197,6 +200,11 @@ impl HistoryWriter {
     /// The store once connected, for queries.
     pub fn store(&self) -> Option<Store> {
         self.shared.store.lock().clone()
+    }
+
+    /// The instance in the rows this writer writes.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The run id in the rows this writer writes (see

@@ -211,6 +211,45 @@ fn ranges_filter_by_tag_containment_and_group() {
 }
 
 #[test]
+fn calendar_periods_say_what_their_bins_cover() {
+    rt().block_on(async {
+        for url in backends("calendar").await {
+            let s = Store::open(&url, "a").await.unwrap();
+            let hour = 3_600_000;
+            s.write(&[
+                bin("req", &[], hour - 10_000, 10_000, 1.0),
+                bin("req", &[], hour, 10_000, 2.0),
+                bin("req", &[], 2 * hour, 300_000, 4.0),
+            ])
+            .await
+            .unwrap();
+            let mut q = query("req", 0, 3 * hour, 0);
+            q.calendar = Some(metrics_memory::Calendar::Hour);
+            let got = s.query(&q).await.unwrap();
+            let periods: Vec<(i64, i64, i64, f64)> = got[0]
+                .bins
+                .iter()
+                .map(|b| (b.start_ms, b.covers_start_ms, b.covers_end_ms, b.sum))
+                .collect();
+            assert_eq!(
+                periods,
+                vec![
+                    (0, hour - 10_000, hour, 1.0),
+                    (hour, hour, hour + 10_000, 2.0),
+                    (2 * hour, 2 * hour, 2 * hour + 300_000, 4.0),
+                ],
+                "{url}"
+            );
+            q.calendar = Some(metrics_memory::Calendar::Day);
+            let got = s.query(&q).await.unwrap();
+            assert_eq!(got[0].bins.len(), 1);
+            assert_eq!((got[0].bins[0].start_ms, got[0].bins[0].sum), (0, 7.0));
+            s.close().await;
+        }
+    });
+}
+
+#[test]
 fn percentiles_merge_from_stored_sketches() {
     rt().block_on(async {
         for url in backends("sketch").await {

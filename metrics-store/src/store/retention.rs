@@ -147,19 +147,7 @@ fn merge_rows(rows: Vec<RowData>, coarse_ms: i64) -> Vec<RowData> {
         let start = r.start_ms.div_euclid(coarse_ms) * coarse_ms;
         let (bin, has_sketch) = acc
             .entry((r.instance, r.run, r.name, r.tags, r.kind, start))
-            .or_insert_with(|| {
-                (
-                    HistoryBin {
-                        start_ms: start,
-                        count: 0,
-                        sum: 0.0,
-                        min: 0.0,
-                        max: 0.0,
-                        quantiles: None,
-                    },
-                    false,
-                )
-            });
+            .or_insert_with(|| (HistoryBin::new(start), false));
         bin.add(u64::try_from(r.count).unwrap_or(0), r.sum, r.min, r.max);
         if let Some(s) = &r.sketch {
             *has_sketch = true;
