@@ -54,7 +54,10 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::HttpError;
 pub use exposition::negotiate;
-pub use range::{MAX_POINTS, RangeBin, RangeQueries, RangeRequest, RangeSeries};
+pub use range::{
+    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeBin, RangeQueries,
+    RangeRequest, RangeSeries, RollupBin, RollupRequest, RollupSeries,
+};
 pub use serve::{Server, serve};
 
 /// The system being served: its synchronous side (queries, health,
@@ -180,6 +183,7 @@ pub fn router(source: Source, config: &HttpConfig) -> Router {
         .route("/series", get(api::series))
         .route("/summary", get(api::summary))
         .route("/query_range", get(range::query_range))
+        .route("/rollup", get(range::rollup))
         .route("/timing", get(api::timing))
         .route("/success", get(api::success))
         .route("/top", get(api::top))
