@@ -12,11 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics_http::{RangeBin, RangeQueries, RangeRequest, RangeSeries};
-use metrics_memory::{MemoryMetrics, OlderBins};
+use metrics_http::{
+    InstanceScope, Outcomes, Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupBin,
+    RollupRequest, RollupSeries,
+};
+use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::system::MetricSummary;
-use metrics_protocol::{MetricType, MetricsError, TimingStats};
-use metrics_store::{HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, WriterStatus};
+use metrics_protocol::{MetricType, MetricUnit, MetricsError, TimingStats};
+use metrics_store::{
+    HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, OutcomeQuery, Store, WriterStatus,
+};
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
@@ -30,10 +35,35 @@ pub struct HistoryRanges {
     writer: Arc<HistoryWriter>,
 }
 
+/// Which rows a store query takes for an [`InstanceScope`], and whether
+/// memory (this process) answers its recent part.
+struct Scope {
+    instances: Option<Vec<String>>,
+    with_memory: bool,
+}
+
 impl HistoryRanges {
     /// Ranges over `memory` and the store `writer` writes to.
     pub fn new(memory: Arc<MemoryMetrics>, writer: Arc<HistoryWriter>) -> Self {
         HistoryRanges { memory, writer }
+    }
+
+    fn scope(&self, instance: &InstanceScope) -> Scope {
+        let me = self.writer.instance();
+        match instance {
+            InstanceScope::Local => Scope {
+                instances: Some(vec![me.to_owned()]),
+                with_memory: true,
+            },
+            InstanceScope::Named(n) => Scope {
+                instances: Some(vec![n.clone()]),
+                with_memory: n == me,
+            },
+            InstanceScope::All => Scope {
+                instances: None,
+                with_memory: true,
+            },
+        }
     }
 
     /// The first instant memory answers for (its retention): this run's
@@ -50,54 +80,50 @@ impl HistoryRanges {
         self.memory.clock_ms().saturating_sub(retention)
     }
 
-    /// This instance's rows of `name` from `start_ms` to `end_ms` in steps
-    /// of `step_ms`, without the rows memory answers for (this run's
-    /// recent ones); empty when there is no store or it fails (logged).
-    fn ask_store(
-        &self,
-        name: &str,
-        tags: &[(String, String)],
-        (start_ms, end_ms, step_ms): (i64, i64, i64),
-        group_by: Option<String>,
-    ) -> Vec<HistorySeries> {
-        let Some(store) = self.writer.store() else {
-            return Vec::new();
-        };
-        let q = HistoryQuery {
-            name: name.to_owned(),
-            tags: tags.to_vec(),
-            start_ms,
-            end_ms,
-            step_ms,
-            group_by,
-            instances: Some(vec![store.instance().to_owned()]),
-            before_ms: None,
-            skip_run_since: Some((self.writer.run().to_owned(), self.memory_since_ms())),
-        };
+    /// Runs a store query on the writer's runtime; `None` when there is no
+    /// store yet, it fails or it is slow (logged).
+    fn on_store<T, F>(&self, f: impl FnOnce(Store) -> F) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, metrics_store::StoreError>>,
+    {
+        let store = self.writer.store()?;
         let answer = self
             .writer
-            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, store.query(&q)).await });
+            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, f(store)).await });
         match answer {
-            Some(Ok(Ok(series))) => series,
+            Some(Ok(Ok(v))) => Some(v),
             Some(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "history store query failed; answering from memory");
-                Vec::new()
+                None
             }
             Some(Err(_)) => {
                 tracing::warn!("history store query timed out; answering from memory");
-                Vec::new()
+                None
             }
-            None => Vec::new(),
+            None => None,
         }
     }
 
-    fn stored(&self, r: &RangeRequest) -> Vec<RangeSeries> {
-        let span = (
-            r.start.timestamp_millis(),
-            r.end.timestamp_millis(),
-            r.step.as_millis() as i64,
-        );
-        self.ask_store(&r.name, &r.tags, span, r.group_by.clone())
+    /// The rows of `q` in `scope`, without the rows memory answers for
+    /// (this run's recent ones); empty when the store cannot answer.
+    fn ask_store(&self, mut q: HistoryQuery, scope: &Scope) -> Vec<HistorySeries> {
+        q.instances = scope.instances.clone();
+        q.skip_run_since = Some((self.writer.run().to_owned(), self.memory_since_ms()));
+        self.on_store(|store| async move { store.query(&q).await })
+            .unwrap_or_default()
+    }
+
+    fn stored(&self, r: &RangeRequest, scope: &Scope) -> Vec<RangeSeries> {
+        let q = HistoryQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start_ms: r.start.timestamp_millis(),
+            end_ms: r.end.timestamp_millis(),
+            step_ms: r.step.as_millis() as i64,
+            group_by: r.group_by.clone(),
+            ..HistoryQuery::default()
+        };
+        self.ask_store(q, scope)
             .into_iter()
             .map(|s| RangeSeries {
                 group: s.group,
@@ -119,18 +145,29 @@ impl HistoryRanges {
             .collect()
     }
 
-    /// What the store holds of `name` over `window` (one step of it), from
-    /// before this run's bins in memory; `None` when it holds nothing or
-    /// cannot answer.
-    fn older(&self, name: &str, window: Duration) -> Option<(MetricType, HistoryBin)> {
+    /// What the store holds of `name` over `window` (all it keeps with
+    /// `None`) in `scope`, from before this run's bins in memory, merged
+    /// into one bin; `None` when it holds nothing or cannot answer.
+    fn older(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+        scope: &Scope,
+    ) -> Option<(MetricType, HistoryBin)> {
         let now = self.memory.clock_ms();
-        let w = i64::try_from(window.as_millis()).ok()?.max(1);
-        let span = (
-            now.saturating_sub(w),
-            now.saturating_add(1),
-            w.saturating_add(1),
-        );
-        let s = self.ask_store(name, &[], span, None).into_iter().next()?;
+        let start = match window {
+            Some(w) => now.saturating_sub(i64::try_from(w.as_millis()).ok()?.max(1)),
+            None => 0,
+        };
+        let end = now.saturating_add(1);
+        let q = HistoryQuery {
+            name: name.to_owned(),
+            start_ms: start,
+            end_ms: end,
+            step_ms: end.saturating_sub(start).saturating_add(1),
+            ..HistoryQuery::default()
+        };
+        let s = self.ask_store(q, scope).into_iter().next()?;
         let kind = s.kind?;
         // One step covers the window: merge in case it was cut.
         let mut bins = s.bins.into_iter();
@@ -140,6 +177,14 @@ impl HistoryRanges {
             acc.sum += b.sum;
             acc.min = acc.min.min(b.min);
             acc.max = acc.max.max(b.max);
+            if let Some(q) = b.quantiles {
+                let mut buf = Vec::new();
+                if q.encode_bin(&mut buf) {
+                    acc.quantiles
+                        .get_or_insert_with(QuantileSketch::windowed)
+                        .merge_bin(&buf, b.min, b.max);
+                }
+            }
         }
         Some((kind, acc))
     }
@@ -148,10 +193,11 @@ impl HistoryRanges {
         &self,
         name: &str,
         window: Option<Duration>,
+        scope: &Scope,
         f: impl FnOnce(Option<OlderBins<'_>>) -> Result<T, MetricsError>,
     ) -> Option<Result<T, MetricsError>> {
         // All-time answers are this run's (memory's totals).
-        let older = self.older(name, window?);
+        let older = self.older(name, Some(window?), scope);
         Some(f(older.as_ref().map(|(kind, b)| OlderBins {
             kind: *kind,
             count: b.count,
@@ -160,6 +206,64 @@ impl HistoryRanges {
             max: b.max,
             quantiles: b.quantiles.as_ref(),
         })))
+    }
+
+    /// The summary of `name` from the store alone: another instance's.
+    fn stored_summary(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+        scope: &Scope,
+    ) -> Result<MetricSummary, MetricsError> {
+        let (kind, b) = self
+            .older(name, window, scope)
+            .filter(|(_, b)| b.count > 0)
+            .ok_or_else(|| MetricsError::NoData(name.to_owned()))?;
+        let dist = matches!(kind, MetricType::Histogram | MetricType::Timer);
+        let q = |p: f64| {
+            dist.then(|| b.quantiles.as_ref().and_then(|s| s.quantile(p)))
+                .flatten()
+        };
+        Ok(MetricSummary {
+            name: name.to_owned(),
+            metric_type: kind,
+            unit: if kind == MetricType::Timer {
+                MetricUnit::Milliseconds
+            } else {
+                MetricUnit::Count
+            },
+            series: 0,
+            count: b.count,
+            sum: b.sum,
+            avg: b.sum / b.count as f64,
+            min: b.min,
+            max: b.max,
+            last: None,
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            window,
+        })
+    }
+
+    /// The store's rollup of `r` in `scope` (without what memory answers).
+    fn stored_rollup(
+        &self,
+        r: &RollupRequest,
+        calendar: Calendar,
+        scope: &Scope,
+    ) -> Vec<HistorySeries> {
+        let q = HistoryQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start_ms: r.start.timestamp_millis(),
+            end_ms: r.end.timestamp_millis(),
+            group_by: r.group_by.clone(),
+            calendar: Some(calendar),
+            ..HistoryQuery::default()
+        };
+        self.ask_store(q, scope)
     }
 }
 
@@ -197,29 +301,140 @@ fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
         .collect()
 }
 
+fn calendar(p: Period) -> Calendar {
+    match p {
+        Period::Hour => Calendar::Hour,
+        Period::Day => Calendar::Day,
+        Period::Week => Calendar::IsoWeek,
+        Period::Month => Calendar::Month,
+    }
+}
+
+/// The end of the period of `p` starting at `start` (exclusive).
+fn period_end(p: Period, start: DateTime<Utc>) -> DateTime<Utc> {
+    let next = match p {
+        Period::Hour => start.checked_add_signed(chrono::TimeDelta::hours(1)),
+        Period::Day => start.checked_add_days(chrono::Days::new(1)),
+        Period::Week => start.checked_add_days(chrono::Days::new(7)),
+        Period::Month => start.checked_add_months(chrono::Months::new(1)),
+    };
+    next.unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// One period being merged: (count, sum, min, max, covers from, covers to).
+type PeriodAcc = (u64, f64, f64, f64, i64, i64);
+
+fn add_period(acc: &mut PeriodAcc, (count, sum, min, max, from, to): PeriodAcc) {
+    if count == 0 {
+        return;
+    }
+    if acc.0 == 0 {
+        (acc.2, acc.3) = (min, max);
+    } else {
+        acc.2 = acc.2.min(min);
+        acc.3 = acc.3.max(max);
+    }
+    acc.0 += count;
+    acc.1 += sum;
+    acc.4 = acc.4.min(from);
+    acc.5 = acc.5.max(to);
+}
+
+/// Memory's and the store's rollups merged per group and period.
+fn merge_rollups(
+    period: Period,
+    memory: Vec<metrics_memory::RangeSeries>,
+    stored: Vec<HistorySeries>,
+) -> Vec<RollupSeries> {
+    let mut groups: BTreeMap<Option<String>, BTreeMap<i64, PeriodAcc>> = BTreeMap::new();
+    let empty = (0, 0.0, 0.0, 0.0, i64::MAX, i64::MIN);
+    for s in memory {
+        let periods = groups.entry(s.group).or_default();
+        for b in s.bins {
+            let acc = periods.entry(b.start.timestamp_millis()).or_insert(empty);
+            let covers = (
+                b.covers_start.timestamp_millis(),
+                b.covers_end.timestamp_millis(),
+            );
+            add_period(acc, (b.count, b.sum, b.min, b.max, covers.0, covers.1));
+        }
+    }
+    for s in stored {
+        let periods = groups.entry(s.group).or_default();
+        for b in s.bins {
+            let acc = periods.entry(b.start_ms).or_insert(empty);
+            add_period(
+                acc,
+                (
+                    b.count,
+                    b.sum,
+                    b.min,
+                    b.max,
+                    b.covers_start_ms,
+                    b.covers_end_ms,
+                ),
+            );
+        }
+    }
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms);
+    groups
+        .into_iter()
+        .map(|(group, periods)| RollupSeries {
+            group,
+            bins: periods
+                .into_iter()
+                .filter(|(_, a)| a.0 > 0)
+                .filter_map(|(start, (count, sum, min, max, from, to))| {
+                    let start = at(start)?;
+                    Some(RollupBin {
+                        start,
+                        end: period_end(period, start),
+                        covers_start: at(from)?,
+                        covers_end: at(to)?,
+                        count,
+                        sum,
+                        min,
+                        max,
+                        avg: sum / count as f64,
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 impl RangeQueries for HistoryRanges {
     fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
-        let recent = match MemoryRanges(self.memory.clone()).query_range(r) {
-            Ok(s) => s,
-            Err(MetricsError::NoData(m)) => {
-                let older = self.stored(r);
-                return if older.is_empty() {
-                    Err(MetricsError::NoData(m))
-                } else {
-                    Ok(older)
-                };
+        let scope = self.scope(&r.instance);
+        let no_data = || MetricsError::NoData(r.name.clone());
+        let recent = if scope.with_memory {
+            match MemoryRanges(self.memory.clone()).query_range(r) {
+                Ok(s) => s,
+                Err(MetricsError::NoData(_)) => Vec::new(),
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
+        } else {
+            Vec::new()
         };
-        Ok(merge(recent, self.stored(r)))
+        let known = !recent.is_empty();
+        let all = merge(recent, self.stored(r, &scope));
+        if all.is_empty() && !known {
+            return Err(no_data());
+        }
+        Ok(all)
     }
 
     fn summary(
         &self,
         name: &str,
         window: Option<Duration>,
+        instance: &InstanceScope,
     ) -> Option<Result<MetricSummary, MetricsError>> {
-        self.with_older(name, window, |older| {
+        let scope = self.scope(instance);
+        if !scope.with_memory {
+            return Some(self.stored_summary(name, window, &scope));
+        }
+        self.with_older(name, window, &scope, |older| {
             self.memory.summary_with_older(name, window, older)
         })
     }
@@ -229,9 +444,71 @@ impl RangeQueries for HistoryRanges {
         name: &str,
         window: Option<Duration>,
     ) -> Option<Result<TimingStats, MetricsError>> {
-        self.with_older(name, window, |older| {
+        let scope = self.scope(&InstanceScope::Local);
+        self.with_older(name, window, &scope, |older| {
             self.memory.timing_with_older(name, window, older)
         })
+    }
+
+    fn outcomes(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Option<Result<Outcomes, MetricsError>> {
+        let now = self.memory.clock_ms();
+        let (start_ms, skip_since) = match window {
+            // Memory answers this run's bins it still holds.
+            Some(w) => (
+                Some(now.saturating_sub(i64::try_from(w.as_millis()).unwrap_or(i64::MAX))),
+                self.memory_since_ms(),
+            ),
+            // Memory's all-time totals are this whole run's.
+            None => (None, i64::MIN),
+        };
+        let q = OutcomeQuery {
+            operation: operation.to_owned(),
+            start_ms,
+            end_ms: window.map(|_| now.saturating_add(1)),
+            instances: Some(vec![self.writer.instance().to_owned()]),
+            skip_run_since: Some((self.writer.run().to_owned(), skip_since)),
+        };
+        let older = self
+            .on_store(|store| async move { store.outcomes(&q).await })
+            .filter(|t| t.total() > 0);
+        Some(self.memory.outcomes_with_older(
+            operation,
+            window,
+            older.as_ref().map(|t| OlderOutcomes {
+                success: t.success,
+                failures: &t.failures,
+            }),
+        ))
+    }
+
+    fn serves_instances(&self) -> bool {
+        true
+    }
+
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+        let scope = self.scope(&r.instance);
+        let cal = calendar(r.period);
+        let recent = if scope.with_memory {
+            match self
+                .memory
+                .rollup(&r.name, &r.tags, cal, r.start, r.end, r.group_by.as_deref())
+            {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            }
+        } else {
+            Vec::new()
+        };
+        let stored = self.stored_rollup(r, cal, &scope);
+        let all = merge_rollups(r.period, recent, stored);
+        if all.iter().all(|s| s.bins.is_empty()) {
+            return Some(Err(MetricsError::NoData(r.name.clone())));
+        }
+        Some(Ok(all))
     }
 }
 
@@ -311,12 +588,88 @@ mod tests {
         assert!(o.message.unwrap().contains("refused"));
     }
 
+    /// Two instances writing to one SQLite file: each answers for itself by
+    /// default, for the other by name, and for both with `*`.
+    #[test]
+    fn instances_are_queried_one_by_one_or_all_merged() {
+        use metrics_memory::{ManualClock, MemoryConfig};
+        use metrics_protocol::MetricCollector;
+        use metrics_store::{StoreUrl, WriterConfig};
+
+        let dir = std::env::temp_dir().join(format!("metrics-agent-fleet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+        let t0 = 1_800_000_000_000;
+        let start = |name: &str, v: f64| {
+            let clock = Arc::new(ManualClock::new(t0));
+            let m = Arc::new(
+                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
+            );
+            let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), name)).unwrap();
+            m.record_counter("jobs", v, &[]);
+            m.record_histogram("size", v, &[]);
+            clock.advance(Duration::from_secs(10));
+            (m, Arc::new(w))
+        };
+        let (_, wa) = start("host-a", 1.0);
+        wa.shutdown();
+        let (mb, wb) = start("host-b", 5.0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while wb.store().is_none() {
+            assert!(std::time::Instant::now() < deadline, "{:?}", wb.status());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ranges = HistoryRanges::new(mb, wb.clone());
+        assert!(ranges.serves_instances());
+        let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+        let sum = |instance: InstanceScope| -> f64 {
+            let r = RangeRequest {
+                name: "jobs".into(),
+                tags: vec![],
+                start: at(t0),
+                end: at(t0 + 60_000),
+                step: Duration::from_secs(60),
+                group_by: None,
+                instance,
+            };
+            ranges.query_range(&r).unwrap()[0].bins[0].sum
+        };
+        assert_eq!(sum(InstanceScope::Local), 5.0);
+        assert_eq!(sum(InstanceScope::Named("host-a".into())), 1.0);
+        assert_eq!(sum(InstanceScope::Named("host-b".into())), 5.0);
+        assert_eq!(sum(InstanceScope::All), 6.0);
+        let minute = Some(Duration::from_secs(60));
+        let other = InstanceScope::Named("host-a".into());
+        let s = ranges.summary("size", minute, &other).unwrap().unwrap();
+        assert_eq!((s.count, s.max), (1, 1.0));
+        let s = ranges
+            .summary("size", minute, &InstanceScope::All)
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.count, s.min, s.max), (2, 1.0, 5.0));
+        let nobody = InstanceScope::Named("host-z".into());
+        assert!(ranges.summary("size", minute, &nobody).unwrap().is_err());
+        let day = RollupRequest {
+            name: "jobs".into(),
+            tags: vec![],
+            period: Period::Hour,
+            start: at(t0 - 3_600_000),
+            end: at(t0 + 3_600_000),
+            group_by: None,
+            instance: InstanceScope::All,
+        };
+        let got = ranges.rollup(&day).unwrap().unwrap();
+        assert_eq!(got[0].bins.iter().map(|b| b.sum).sum::<f64>(), 6.0);
+        wb.shutdown();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// Two runs of a program on one store, the second asked about both:
     /// the first run's bins come from the store, the second's from memory.
     #[test]
     fn a_range_across_a_restart_returns_both_halves() {
         use metrics_memory::{ManualClock, MemoryConfig};
-        use metrics_protocol::MetricCollector;
+        use metrics_protocol::{MetricCollector, SuccessFailureTracker};
         use metrics_store::{StoreUrl, WriterConfig};
 
         let dir =
@@ -342,16 +695,21 @@ mod tests {
             m.record_histogram("size", v, &[("q", "a")]);
         }
         m.record_timer("op", Duration::from_millis(5), &[]);
+        m.record_success("pay", &[]);
+        m.record_failure("pay", "timeout", &[]);
         clock.advance(Duration::from_secs(10));
         m.record_counter("jobs", 4.0, &[("q", "a")]);
+        m.record_success("pay", &[]);
         w.shutdown();
-        assert_eq!(w.status().written, 6, "{:?}", w.status());
+        // 6 series bins and 2 outcome bins.
+        assert_eq!(w.status().written, 8, "{:?}", w.status());
 
         // The second run starts 3 s later, within the bin the first one
         // stopped in, and records into it.
         let (clock, m, w) = run(t0 + 13_000);
         m.record_counter("jobs", 8.0, &[("q", "a")]);
         m.record_histogram("size", 30.0, &[("q", "b")]);
+        m.record_failure("pay", "refused", &[]);
         clock.advance(Duration::from_secs(10));
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while w.store().is_none() {
@@ -367,6 +725,7 @@ mod tests {
             end: at(t0 + 60_000),
             step: Duration::from_secs(10),
             group_by: None,
+            instance: InstanceScope::Local,
         };
         let got = ranges.query_range(&r).unwrap();
         let sums: Vec<(DateTime<Utc>, f64)> =
@@ -390,18 +749,50 @@ mod tests {
         // through the stored sketches (within the window accuracy); all
         // time is left to the system (this run's totals).
         let minute = Some(Duration::from_secs(60));
-        let s = ranges.summary("size", minute).unwrap().unwrap();
+        let local = InstanceScope::Local;
+        let s = ranges.summary("size", minute, &local).unwrap().unwrap();
         assert_eq!((s.count, s.sum, s.min, s.max), (3, 60.0, 10.0, 30.0));
         let p50 = s.p50.unwrap();
         assert!((p50 - 20.0).abs() < 0.5, "{p50}");
         assert!(
-            ranges.summary("size", None).is_none(),
+            ranges.summary("size", None, &local).is_none(),
             "all time: the system's"
         );
         let t = ranges.timing("op", minute).unwrap().unwrap();
         assert_eq!(t.count, 1);
         assert!((t.p50.as_secs_f64() - 0.005).abs() < 1e-4, "{t:?}");
-        assert!(ranges.summary("never", minute).unwrap().is_err());
+        assert!(ranges.summary("never", minute, &local).unwrap().is_err());
+
+        // Outcomes: both runs, windowed and all time, failures by type.
+        for window in [minute, None] {
+            let (ok, failed) = ranges.outcomes("pay", window).unwrap().unwrap();
+            assert_eq!(ok, 2, "{window:?}");
+            let failed: Vec<(&str, u64)> = failed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            assert_eq!(failed, vec![("refused", 1), ("timeout", 1)], "{window:?}");
+        }
+        assert!(ranges.outcomes("never", None).unwrap().is_err());
+
+        // A day's rollup holds both runs, saying what its bins cover.
+        let day = RollupRequest {
+            name: "jobs".into(),
+            tags: vec![],
+            period: Period::Day,
+            start: at(t0 - 86_400_000),
+            end: at(t0 + 86_400_000),
+            group_by: Some("q".into()),
+            instance: InstanceScope::Local,
+        };
+        let got = ranges.rollup(&day).unwrap().unwrap();
+        let a = got
+            .iter()
+            .find(|s| s.group.as_deref() == Some("a"))
+            .unwrap();
+        assert_eq!(a.bins.len(), 1, "{got:?}");
+        let b = &a.bins[0];
+        assert_eq!(b.sum, 13.0);
+        assert_eq!(b.start, Calendar::Day.period_start(at(t0)));
+        assert_eq!(b.end - b.start, chrono::TimeDelta::days(1));
+        assert_eq!((b.covers_start, b.covers_end), (at(t0), at(t0 + 20_000)));
         w.shutdown();
         std::fs::remove_dir_all(&dir).ok();
     }
