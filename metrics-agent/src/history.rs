@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_http::{
-    InstanceScope, Outcomes, Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupBin,
-    RollupRequest, RollupSeries,
+    InstanceScope, Outcomes, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
+    RollupSeries,
 };
 use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::system::MetricSummary;
@@ -25,6 +25,7 @@ use metrics_store::{
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
+use crate::ranges::{calendar, merge_rollups};
 
 /// The longest a range query waits for the store.
 const STORE_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -301,108 +302,6 @@ fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
         .collect()
 }
 
-fn calendar(p: Period) -> Calendar {
-    match p {
-        Period::Hour => Calendar::Hour,
-        Period::Day => Calendar::Day,
-        Period::Week => Calendar::IsoWeek,
-        Period::Month => Calendar::Month,
-    }
-}
-
-/// The end of the period of `p` starting at `start` (exclusive).
-fn period_end(p: Period, start: DateTime<Utc>) -> DateTime<Utc> {
-    let next = match p {
-        Period::Hour => start.checked_add_signed(chrono::TimeDelta::hours(1)),
-        Period::Day => start.checked_add_days(chrono::Days::new(1)),
-        Period::Week => start.checked_add_days(chrono::Days::new(7)),
-        Period::Month => start.checked_add_months(chrono::Months::new(1)),
-    };
-    next.unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// One period being merged: (count, sum, min, max, covers from, covers to).
-type PeriodAcc = (u64, f64, f64, f64, i64, i64);
-
-fn add_period(acc: &mut PeriodAcc, (count, sum, min, max, from, to): PeriodAcc) {
-    if count == 0 {
-        return;
-    }
-    if acc.0 == 0 {
-        (acc.2, acc.3) = (min, max);
-    } else {
-        acc.2 = acc.2.min(min);
-        acc.3 = acc.3.max(max);
-    }
-    acc.0 += count;
-    acc.1 += sum;
-    acc.4 = acc.4.min(from);
-    acc.5 = acc.5.max(to);
-}
-
-/// Memory's and the store's rollups merged per group and period.
-fn merge_rollups(
-    period: Period,
-    memory: Vec<metrics_memory::RangeSeries>,
-    stored: Vec<HistorySeries>,
-) -> Vec<RollupSeries> {
-    let mut groups: BTreeMap<Option<String>, BTreeMap<i64, PeriodAcc>> = BTreeMap::new();
-    let empty = (0, 0.0, 0.0, 0.0, i64::MAX, i64::MIN);
-    for s in memory {
-        let periods = groups.entry(s.group).or_default();
-        for b in s.bins {
-            let acc = periods.entry(b.start.timestamp_millis()).or_insert(empty);
-            let covers = (
-                b.covers_start.timestamp_millis(),
-                b.covers_end.timestamp_millis(),
-            );
-            add_period(acc, (b.count, b.sum, b.min, b.max, covers.0, covers.1));
-        }
-    }
-    for s in stored {
-        let periods = groups.entry(s.group).or_default();
-        for b in s.bins {
-            let acc = periods.entry(b.start_ms).or_insert(empty);
-            add_period(
-                acc,
-                (
-                    b.count,
-                    b.sum,
-                    b.min,
-                    b.max,
-                    b.covers_start_ms,
-                    b.covers_end_ms,
-                ),
-            );
-        }
-    }
-    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms);
-    groups
-        .into_iter()
-        .map(|(group, periods)| RollupSeries {
-            group,
-            bins: periods
-                .into_iter()
-                .filter(|(_, a)| a.0 > 0)
-                .filter_map(|(start, (count, sum, min, max, from, to))| {
-                    let start = at(start)?;
-                    Some(RollupBin {
-                        start,
-                        end: period_end(period, start),
-                        covers_start: at(from)?,
-                        covers_end: at(to)?,
-                        count,
-                        sum,
-                        min,
-                        max,
-                        avg: sum / count as f64,
-                    })
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 impl RangeQueries for HistoryRanges {
     fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
         let scope = self.scope(&r.instance);
@@ -536,6 +435,7 @@ pub fn store_health(s: &WriterStatus) -> CheckOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metrics_http::Period;
     use metrics_protocol::HealthStatus;
 
     fn bin(t: i64, v: f64) -> RangeBin {
