@@ -231,7 +231,8 @@ mod tests {
             instance: InstanceScope::Local,
         };
         let got = MemoryRanges(m.clone()).rollup(&r).unwrap().unwrap();
-        let periods: Vec<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>, f64)> = got[0]
+        type PeriodRow = (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>, f64);
+        let periods: Vec<PeriodRow> = got[0]
             .bins
             .iter()
             .map(|b| (b.start, b.end, b.covers_end, b.sum))
