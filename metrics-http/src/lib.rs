@@ -7,7 +7,10 @@
 //!   series explorer, health), its files embedded in the binary.
 //! - `GET /api/v1/...`: JSON queries (health, series, summary, timing,
 //!   success, top, dashboards, export) and a live stream as server-sent
-//!   events, described by the OpenAPI 3 document at `/api/v1/openapi.json`.
+//!   events, described by the OpenAPI 3 document at `/api/v1/openapi.json`;
+//!   with a [`RangeQueries`] history also `query_range` and calendar
+//!   `rollup`, and other instances' history (`instance=NAME`, `*` for all)
+//!   where it is a shared store.
 //!
 //! Safe by default: [`Server::start`] is meant for `127.0.0.1`; an optional
 //! bearer token guards every path; header and body sizes, request time and
