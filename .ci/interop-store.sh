@@ -39,7 +39,7 @@ as_pg "$PGBIN/initdb -D $PGDIR/data -A trust -U postgres" > "$PGDIR/initdb.log" 
 as_pg "$PGBIN/pg_ctl -D $PGDIR/data -o '-h 127.0.0.1 -p $PGPORT -k $PGDIR' -l $PGDIR/log -w start" >/dev/null \
     || { cat "$PGDIR/log" >&2; fail "PostgreSQL did not start"; }
 PGPID=$(head -1 "$PGDIR/data/postmaster.pid")
-for db in suite agent; do
+for db in suite agent fleet; do
     psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "create database $db" >/dev/null
 done
 PG=postgres://postgres@127.0.0.1:$PGPORT
@@ -102,4 +102,45 @@ log "main program: SIGKILL and restart on SQLite"
 killed_and_restarted "sqlite://$RUN/data/" sqlite
 log "main program: SIGKILL and restart on PostgreSQL"
 killed_and_restarted "$PG/agent" postgres
+# --- two agents sharing one PostgreSQL database ------------------------------
+# Agent A runs 30 s and stops cleanly (its history is then all in the
+# store); agent B, still running, answers for A by name, for itself, and for
+# both merged (`instance=*`): the merged counts are the sum of the two.
+log "main program: two agents on one PostgreSQL database, queried across both"
+fleet_agent() {
+    local name=$1 port=$2
+    (cd "$RUN" && METRICS_INSTANCE=$name exec "$BIN" --store "$PG/fleet" \
+        --listen "127.0.0.1:$port" --no-export --report-every 60s > "$RUN/fleet-$name.out" 2>&1) &
+}
+t0=$(( $(date +%s) / 10 * 10 ))
+PA=$(free_port); fleet_agent agent-a "$PA"; PIDA=$!
+PB=$(free_port); fleet_agent agent-b "$PB"; PIDB=$!
+wait_tcp "$PA" 60 || fail "fleet: agent A did not serve"
+wait_tcp "$PB" 60 || fail "fleet: agent B did not serve"
+sleep 30
+end=$(( $(date +%s) / 10 * 10 ))
+kill -INT "$PIDA"; wait "$PIDA" || fail "fleet: agent A did not stop cleanly"
+fleet_q() {
+    curl -fsS "http://127.0.0.1:$PB/api/v1/$1?name=http.request&start=$t0&end=$end&$2"
+}
+a=$(fleet_q query_range "step=10s&instance=agent-a") || fail "fleet: instance=agent-a failed"
+b=$(fleet_q query_range "step=10s&instance=agent-b") || fail "fleet: instance=agent-b failed"
+all=$(fleet_q query_range "step=10s&instance=*") || fail "fleet: instance=* failed"
+day=$(fleet_q rollup "period=day&instance=*") || fail "fleet: rollup instance=* failed"
+kill -INT "$PIDB"; wait "$PIDB" || fail "fleet: agent B did not stop cleanly"
+python3 - "$a" "$b" "$all" "$day" <<'PY'
+import json, sys
+a, b, all_, day = (json.loads(x) for x in sys.argv[1:])
+def total(r):
+    return sum(bin["count"] for s in r["series"] for bin in s["bins"])
+ta, tb, tall, tday = total(a), total(b), total(all_), total(day)
+if ta == 0 or tb == 0:
+    sys.exit(f"interop-store: fleet: an instance has no history (a {ta}, b {tb})")
+if tall != ta + tb:
+    sys.exit(f"interop-store: fleet: instance=* counted {tall}, not a {ta} + b {tb}")
+if tday != tall:
+    sys.exit(f"interop-store: fleet: the day rollup counted {tday}, the range {tall}")
+print(f"interop-store: fleet: {ta} + {tb} = {tall} requests across two agents")
+PY
+
 log "interop-store passed"

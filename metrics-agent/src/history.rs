@@ -12,14 +12,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics_http::{RangeBin, RangeQueries, RangeRequest, RangeSeries};
-use metrics_memory::{MemoryMetrics, OlderBins};
+use metrics_http::{
+    InstanceScope, Outcomes, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
+    RollupSeries,
+};
+use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::system::MetricSummary;
-use metrics_protocol::{MetricType, MetricsError, TimingStats};
-use metrics_store::{HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, WriterStatus};
+use metrics_protocol::{MetricType, MetricUnit, MetricsError, TimingStats};
+use metrics_store::{
+    HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, OutcomeQuery, Store, WriterStatus,
+};
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
+use crate::ranges::{calendar, merge_rollups};
 
 /// The longest a range query waits for the store.
 const STORE_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,10 +36,35 @@ pub struct HistoryRanges {
     writer: Arc<HistoryWriter>,
 }
 
+/// Which rows a store query takes for an [`InstanceScope`], and whether
+/// memory (this process) answers its recent part.
+struct Scope {
+    instances: Option<Vec<String>>,
+    with_memory: bool,
+}
+
 impl HistoryRanges {
     /// Ranges over `memory` and the store `writer` writes to.
     pub fn new(memory: Arc<MemoryMetrics>, writer: Arc<HistoryWriter>) -> Self {
         HistoryRanges { memory, writer }
+    }
+
+    fn scope(&self, instance: &InstanceScope) -> Scope {
+        let me = self.writer.instance();
+        match instance {
+            InstanceScope::Local => Scope {
+                instances: Some(vec![me.to_owned()]),
+                with_memory: true,
+            },
+            InstanceScope::Named(n) => Scope {
+                instances: Some(vec![n.clone()]),
+                with_memory: n == me,
+            },
+            InstanceScope::All => Scope {
+                instances: None,
+                with_memory: true,
+            },
+        }
     }
 
     /// The first instant memory answers for (its retention): this run's
@@ -50,54 +81,50 @@ impl HistoryRanges {
         self.memory.clock_ms().saturating_sub(retention)
     }
 
-    /// This instance's rows of `name` from `start_ms` to `end_ms` in steps
-    /// of `step_ms`, without the rows memory answers for (this run's
-    /// recent ones); empty when there is no store or it fails (logged).
-    fn ask_store(
-        &self,
-        name: &str,
-        tags: &[(String, String)],
-        (start_ms, end_ms, step_ms): (i64, i64, i64),
-        group_by: Option<String>,
-    ) -> Vec<HistorySeries> {
-        let Some(store) = self.writer.store() else {
-            return Vec::new();
-        };
-        let q = HistoryQuery {
-            name: name.to_owned(),
-            tags: tags.to_vec(),
-            start_ms,
-            end_ms,
-            step_ms,
-            group_by,
-            instances: Some(vec![store.instance().to_owned()]),
-            before_ms: None,
-            skip_run_since: Some((self.writer.run().to_owned(), self.memory_since_ms())),
-        };
+    /// Runs a store query on the writer's runtime; `None` when there is no
+    /// store yet, it fails or it is slow (logged).
+    fn on_store<T, F>(&self, f: impl FnOnce(Store) -> F) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, metrics_store::StoreError>>,
+    {
+        let store = self.writer.store()?;
         let answer = self
             .writer
-            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, store.query(&q)).await });
+            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, f(store)).await });
         match answer {
-            Some(Ok(Ok(series))) => series,
+            Some(Ok(Ok(v))) => Some(v),
             Some(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "history store query failed; answering from memory");
-                Vec::new()
+                None
             }
             Some(Err(_)) => {
                 tracing::warn!("history store query timed out; answering from memory");
-                Vec::new()
+                None
             }
-            None => Vec::new(),
+            None => None,
         }
     }
 
-    fn stored(&self, r: &RangeRequest) -> Vec<RangeSeries> {
-        let span = (
-            r.start.timestamp_millis(),
-            r.end.timestamp_millis(),
-            r.step.as_millis() as i64,
-        );
-        self.ask_store(&r.name, &r.tags, span, r.group_by.clone())
+    /// The rows of `q` in `scope`, without the rows memory answers for
+    /// (this run's recent ones); empty when the store cannot answer.
+    fn ask_store(&self, mut q: HistoryQuery, scope: &Scope) -> Vec<HistorySeries> {
+        q.instances = scope.instances.clone();
+        q.skip_run_since = Some((self.writer.run().to_owned(), self.memory_since_ms()));
+        self.on_store(|store| async move { store.query(&q).await })
+            .unwrap_or_default()
+    }
+
+    fn stored(&self, r: &RangeRequest, scope: &Scope) -> Vec<RangeSeries> {
+        let q = HistoryQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start_ms: r.start.timestamp_millis(),
+            end_ms: r.end.timestamp_millis(),
+            step_ms: r.step.as_millis() as i64,
+            group_by: r.group_by.clone(),
+            ..HistoryQuery::default()
+        };
+        self.ask_store(q, scope)
             .into_iter()
             .map(|s| RangeSeries {
                 group: s.group,
@@ -119,18 +146,29 @@ impl HistoryRanges {
             .collect()
     }
 
-    /// What the store holds of `name` over `window` (one step of it), from
-    /// before this run's bins in memory; `None` when it holds nothing or
-    /// cannot answer.
-    fn older(&self, name: &str, window: Duration) -> Option<(MetricType, HistoryBin)> {
+    /// What the store holds of `name` over `window` (all it keeps with
+    /// `None`) in `scope`, from before this run's bins in memory, merged
+    /// into one bin; `None` when it holds nothing or cannot answer.
+    fn older(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+        scope: &Scope,
+    ) -> Option<(MetricType, HistoryBin)> {
         let now = self.memory.clock_ms();
-        let w = i64::try_from(window.as_millis()).ok()?.max(1);
-        let span = (
-            now.saturating_sub(w),
-            now.saturating_add(1),
-            w.saturating_add(1),
-        );
-        let s = self.ask_store(name, &[], span, None).into_iter().next()?;
+        let start = match window {
+            Some(w) => now.saturating_sub(i64::try_from(w.as_millis()).ok()?.max(1)),
+            None => 0,
+        };
+        let end = now.saturating_add(1);
+        let q = HistoryQuery {
+            name: name.to_owned(),
+            start_ms: start,
+            end_ms: end,
+            step_ms: end.saturating_sub(start).saturating_add(1),
+            ..HistoryQuery::default()
+        };
+        let s = self.ask_store(q, scope).into_iter().next()?;
         let kind = s.kind?;
         // One step covers the window: merge in case it was cut.
         let mut bins = s.bins.into_iter();
@@ -140,6 +178,14 @@ impl HistoryRanges {
             acc.sum += b.sum;
             acc.min = acc.min.min(b.min);
             acc.max = acc.max.max(b.max);
+            if let Some(q) = b.quantiles {
+                let mut buf = Vec::new();
+                if q.encode_bin(&mut buf) {
+                    acc.quantiles
+                        .get_or_insert_with(QuantileSketch::windowed)
+                        .merge_bin(&buf, b.min, b.max);
+                }
+            }
         }
         Some((kind, acc))
     }
@@ -148,10 +194,11 @@ impl HistoryRanges {
         &self,
         name: &str,
         window: Option<Duration>,
+        scope: &Scope,
         f: impl FnOnce(Option<OlderBins<'_>>) -> Result<T, MetricsError>,
     ) -> Option<Result<T, MetricsError>> {
         // All-time answers are this run's (memory's totals).
-        let older = self.older(name, window?);
+        let older = self.older(name, Some(window?), scope);
         Some(f(older.as_ref().map(|(kind, b)| OlderBins {
             kind: *kind,
             count: b.count,
@@ -160,6 +207,64 @@ impl HistoryRanges {
             max: b.max,
             quantiles: b.quantiles.as_ref(),
         })))
+    }
+
+    /// The summary of `name` from the store alone: another instance's.
+    fn stored_summary(
+        &self,
+        name: &str,
+        window: Option<Duration>,
+        scope: &Scope,
+    ) -> Result<MetricSummary, MetricsError> {
+        let (kind, b) = self
+            .older(name, window, scope)
+            .filter(|(_, b)| b.count > 0)
+            .ok_or_else(|| MetricsError::NoData(name.to_owned()))?;
+        let dist = matches!(kind, MetricType::Histogram | MetricType::Timer);
+        let q = |p: f64| {
+            dist.then(|| b.quantiles.as_ref().and_then(|s| s.quantile(p)))
+                .flatten()
+        };
+        Ok(MetricSummary {
+            name: name.to_owned(),
+            metric_type: kind,
+            unit: if kind == MetricType::Timer {
+                MetricUnit::Milliseconds
+            } else {
+                MetricUnit::Count
+            },
+            series: 0,
+            count: b.count,
+            sum: b.sum,
+            avg: b.sum / b.count as f64,
+            min: b.min,
+            max: b.max,
+            last: None,
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            window,
+        })
+    }
+
+    /// The store's rollup of `r` in `scope` (without what memory answers).
+    fn stored_rollup(
+        &self,
+        r: &RollupRequest,
+        calendar: Calendar,
+        scope: &Scope,
+    ) -> Vec<HistorySeries> {
+        let q = HistoryQuery {
+            name: r.name.clone(),
+            tags: r.tags.clone(),
+            start_ms: r.start.timestamp_millis(),
+            end_ms: r.end.timestamp_millis(),
+            group_by: r.group_by.clone(),
+            calendar: Some(calendar),
+            ..HistoryQuery::default()
+        };
+        self.ask_store(q, scope)
     }
 }
 
@@ -199,27 +304,36 @@ fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
 
 impl RangeQueries for HistoryRanges {
     fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
-        let recent = match MemoryRanges(self.memory.clone()).query_range(r) {
-            Ok(s) => s,
-            Err(MetricsError::NoData(m)) => {
-                let older = self.stored(r);
-                return if older.is_empty() {
-                    Err(MetricsError::NoData(m))
-                } else {
-                    Ok(older)
-                };
+        let scope = self.scope(&r.instance);
+        let no_data = || MetricsError::NoData(r.name.clone());
+        let recent = if scope.with_memory {
+            match MemoryRanges(self.memory.clone()).query_range(r) {
+                Ok(s) => s,
+                Err(MetricsError::NoData(_)) => Vec::new(),
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
+        } else {
+            Vec::new()
         };
-        Ok(merge(recent, self.stored(r)))
+        let known = !recent.is_empty();
+        let all = merge(recent, self.stored(r, &scope));
+        if all.is_empty() && !known {
+            return Err(no_data());
+        }
+        Ok(all)
     }
 
     fn summary(
         &self,
         name: &str,
         window: Option<Duration>,
+        instance: &InstanceScope,
     ) -> Option<Result<MetricSummary, MetricsError>> {
-        self.with_older(name, window, |older| {
+        let scope = self.scope(instance);
+        if !scope.with_memory {
+            return Some(self.stored_summary(name, window, &scope));
+        }
+        self.with_older(name, window, &scope, |older| {
             self.memory.summary_with_older(name, window, older)
         })
     }
@@ -229,9 +343,71 @@ impl RangeQueries for HistoryRanges {
         name: &str,
         window: Option<Duration>,
     ) -> Option<Result<TimingStats, MetricsError>> {
-        self.with_older(name, window, |older| {
+        let scope = self.scope(&InstanceScope::Local);
+        self.with_older(name, window, &scope, |older| {
             self.memory.timing_with_older(name, window, older)
         })
+    }
+
+    fn outcomes(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Option<Result<Outcomes, MetricsError>> {
+        let now = self.memory.clock_ms();
+        let (start_ms, skip_since) = match window {
+            // Memory answers this run's bins it still holds.
+            Some(w) => (
+                Some(now.saturating_sub(i64::try_from(w.as_millis()).unwrap_or(i64::MAX))),
+                self.memory_since_ms(),
+            ),
+            // Memory's all-time totals are this whole run's.
+            None => (None, i64::MIN),
+        };
+        let q = OutcomeQuery {
+            operation: operation.to_owned(),
+            start_ms,
+            end_ms: window.map(|_| now.saturating_add(1)),
+            instances: Some(vec![self.writer.instance().to_owned()]),
+            skip_run_since: Some((self.writer.run().to_owned(), skip_since)),
+        };
+        let older = self
+            .on_store(|store| async move { store.outcomes(&q).await })
+            .filter(|t| t.total() > 0);
+        Some(self.memory.outcomes_with_older(
+            operation,
+            window,
+            older.as_ref().map(|t| OlderOutcomes {
+                success: t.success,
+                failures: &t.failures,
+            }),
+        ))
+    }
+
+    fn serves_instances(&self) -> bool {
+        true
+    }
+
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+        let scope = self.scope(&r.instance);
+        let cal = calendar(r.period);
+        let recent = if scope.with_memory {
+            match self
+                .memory
+                .rollup(&r.name, &r.tags, cal, r.start, r.end, r.group_by.as_deref())
+            {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            }
+        } else {
+            Vec::new()
+        };
+        let stored = self.stored_rollup(r, cal, &scope);
+        let all = merge_rollups(r.period, recent, stored);
+        if all.iter().all(|s| s.bins.is_empty()) {
+            return Some(Err(MetricsError::NoData(r.name.clone())));
+        }
+        Some(Ok(all))
     }
 }
 
@@ -257,152 +433,4 @@ pub fn store_health(s: &WriterStatus) -> CheckOutcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use metrics_protocol::HealthStatus;
-
-    fn bin(t: i64, v: f64) -> RangeBin {
-        RangeBin {
-            start: DateTime::<Utc>::from_timestamp_millis(t).unwrap(),
-            count: 1,
-            sum: v,
-            min: v,
-            max: v,
-            avg: v,
-        }
-    }
-
-    #[test]
-    fn halves_merge_per_group_and_step() {
-        let mem = vec![RangeSeries {
-            group: None,
-            bins: vec![bin(10, 4.0), bin(20, 1.0)],
-        }];
-        let stored = vec![RangeSeries {
-            group: None,
-            bins: vec![bin(0, 2.0), bin(10, 2.0)],
-        }];
-        let m = merge(mem, stored);
-        assert_eq!(m.len(), 1);
-        let got: Vec<(u64, f64, f64, f64)> = m[0]
-            .bins
-            .iter()
-            .map(|b| (b.count, b.sum, b.min, b.avg))
-            .collect();
-        assert_eq!(
-            got,
-            vec![(1, 2.0, 2.0, 2.0), (2, 6.0, 2.0, 3.0), (1, 1.0, 1.0, 1.0)]
-        );
-    }
-
-    #[test]
-    fn health_follows_the_writer() {
-        let mut s = WriterStatus {
-            healthy: true,
-            ..WriterStatus::default()
-        };
-        assert_eq!(store_health(&s), CheckOutcome::healthy());
-        s.dropped = 3;
-        assert_eq!(store_health(&s).status, HealthStatus::Degraded);
-        s.healthy = false;
-        s.last_error = Some("connection refused".into());
-        let o = store_health(&s);
-        assert_eq!(o.status, HealthStatus::Unhealthy);
-        assert!(o.message.unwrap().contains("refused"));
-    }
-
-    /// Two runs of a program on one store, the second asked about both:
-    /// the first run's bins come from the store, the second's from memory.
-    #[test]
-    fn a_range_across_a_restart_returns_both_halves() {
-        use metrics_memory::{ManualClock, MemoryConfig};
-        use metrics_protocol::MetricCollector;
-        use metrics_store::{StoreUrl, WriterConfig};
-
-        let dir =
-            std::env::temp_dir().join(format!("metrics-agent-history-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
-        let t0 = 1_800_000_000_000;
-        let run = |at: i64| {
-            let clock = Arc::new(ManualClock::new(at));
-            let m = Arc::new(
-                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
-            );
-            let w =
-                HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), "host")).unwrap();
-            (clock, m, Arc::new(w))
-        };
-        // The first run: 1 + 2 in its first bin, 4 in the next, then stops.
-        let (clock, m, w) = run(t0);
-        m.record_counter("jobs", 1.0, &[("q", "a")]);
-        m.record_counter("jobs", 2.0, &[("q", "b")]);
-        m.record_counter("retired", 1.0, &[]);
-        for v in [10.0, 20.0] {
-            m.record_histogram("size", v, &[("q", "a")]);
-        }
-        m.record_timer("op", Duration::from_millis(5), &[]);
-        clock.advance(Duration::from_secs(10));
-        m.record_counter("jobs", 4.0, &[("q", "a")]);
-        w.shutdown();
-        assert_eq!(w.status().written, 6, "{:?}", w.status());
-
-        // The second run starts 3 s later, within the bin the first one
-        // stopped in, and records into it.
-        let (clock, m, w) = run(t0 + 13_000);
-        m.record_counter("jobs", 8.0, &[("q", "a")]);
-        m.record_histogram("size", 30.0, &[("q", "b")]);
-        clock.advance(Duration::from_secs(10));
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while w.store().is_none() {
-            assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let ranges = HistoryRanges::new(m, w.clone());
-        let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
-        let mut r = RangeRequest {
-            name: "jobs".into(),
-            tags: vec![],
-            start: at(t0),
-            end: at(t0 + 60_000),
-            step: Duration::from_secs(10),
-            group_by: None,
-        };
-        let got = ranges.query_range(&r).unwrap();
-        let sums: Vec<(DateTime<Utc>, f64)> =
-            got[0].bins.iter().map(|b| (b.start, b.sum)).collect();
-        assert_eq!(sums, vec![(at(t0), 3.0), (at(t0 + 10_000), 12.0)]);
-        // Tag containment and grouping reach the stored half too.
-        r.tags = vec![("q".into(), "a".into())];
-        r.group_by = Some("q".into());
-        let got = ranges.query_range(&r).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].group.as_deref(), Some("a"));
-        let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
-        assert_eq!(sums, vec![1.0, 12.0]);
-        // A name only the store knows.
-        r.name = "retired".into();
-        (r.tags, r.group_by) = (vec![], None);
-        let got = ranges.query_range(&r).unwrap();
-        assert_eq!(got[0].bins.len(), 1);
-        assert_eq!(got[0].bins[0].sum, 1.0);
-        // A window's summary and timing merge both halves, percentiles
-        // through the stored sketches (within the window accuracy); all
-        // time is left to the system (this run's totals).
-        let minute = Some(Duration::from_secs(60));
-        let s = ranges.summary("size", minute).unwrap().unwrap();
-        assert_eq!((s.count, s.sum, s.min, s.max), (3, 60.0, 10.0, 30.0));
-        let p50 = s.p50.unwrap();
-        assert!((p50 - 20.0).abs() < 0.5, "{p50}");
-        assert!(
-            ranges.summary("size", None).is_none(),
-            "all time: the system's"
-        );
-        let t = ranges.timing("op", minute).unwrap().unwrap();
-        assert_eq!(t.count, 1);
-        assert!((t.p50.as_secs_f64() - 0.005).abs() < 1e-4, "{t:?}");
-        assert!(ranges.summary("never", minute).unwrap().is_err());
-        w.shutdown();
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
+mod tests;

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::Source;
 use crate::error::{ApiError, query_error};
 use crate::params::Params;
+use crate::range::InstanceScope;
 
 /// The largest `limit` of `top`.
 const MAX_TOP: usize = 1000;
@@ -90,9 +91,10 @@ pub(crate) async fn series(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
 
 /// `GET /api/v1/summary?name=&window=`.
 pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
-    let p = Params::parse(q.as_deref(), &["name", "window", "tag"])?;
+    let p = Params::parse(q.as_deref(), &["name", "window", "tag", "instance"])?;
     let name = p.required("name")?.to_owned();
     let window = p.window()?;
+    let instance = p.instance()?;
     if !p.tags()?.is_empty() {
         return Err(ApiError::bad_parameter(
             "tag",
@@ -100,15 +102,26 @@ pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> A
              series of a name (see /api/v1/series?tag=k:v for each series' value)",
         ));
     }
-    let (agg, ranges) = (s.system.aggregator(), s.ranges.clone());
-    let summary = blocking(
-        move || match ranges.and_then(|r| r.summary(&name, window)) {
-            Some(answer) => answer,
-            None => agg.get_metric_summary(&name, window),
-        },
-    )
-    .await?
-    .map_err(|e| query_error(e, "name", window))?;
+    if instance != InstanceScope::Local && window.is_none() {
+        return Err(ApiError::bad_parameter(
+            "window",
+            "a summary of other instances needs a `window` (all-time totals are each process's own)",
+        ));
+    }
+    let ranges = match instance {
+        InstanceScope::Local => s.ranges.clone(),
+        _ => Some(crate::range::history_for(&s, &instance)?),
+    };
+    let agg = s.system.aggregator();
+    let summary =
+        blocking(
+            move || match ranges.and_then(|r| r.summary(&name, window, &instance)) {
+                Some(answer) => answer,
+                None => agg.get_metric_summary(&name, window),
+            },
+        )
+        .await?
+        .map_err(|e| query_error(e, "name", window))?;
     Ok(Json(summary).into_response())
 }
 
@@ -138,9 +151,14 @@ pub(crate) async fn success(State(s): State<Source>, RawQuery(q): RawQuery) -> A
     let p = Params::parse(q.as_deref(), &["operation", "window"])?;
     let operation = p.required("operation")?.to_owned();
     let window = p.window()?;
-    let tracker = s.system.tracker();
+    let (tracker, ranges) = (s.system.tracker(), s.ranges.clone());
     let op = operation.clone();
     let (rate, failures) = blocking(move || {
+        if let Some(answer) = ranges.and_then(|r| r.outcomes(&op, window)) {
+            let (ok, failures) = answer?;
+            let rate = metrics_protocol::success_rate(&op, ok, &failures)?;
+            return Ok((rate, failures));
+        }
         let rate = tracker.get_success_rate(&op, window)?;
         let failures = tracker.get_failure_breakdown(&op, window)?;
         Ok::<_, metrics_protocol::MetricsError>((rate, failures))
@@ -250,6 +268,14 @@ pub(crate) async fn stream(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// A request for another instance's history where no shared store answers.
+pub(crate) fn other_instances_unsupported() -> ApiError {
+    ApiError::bad_parameter(
+        "instance",
+        "other instances' history needs a shared history store; this system has none",
+    )
 }
 
 /// Any other path: 404 with a JSON error.

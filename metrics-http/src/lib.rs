@@ -7,7 +7,10 @@
 //!   series explorer, health), its files embedded in the binary.
 //! - `GET /api/v1/...`: JSON queries (health, series, summary, timing,
 //!   success, top, dashboards, export) and a live stream as server-sent
-//!   events, described by the OpenAPI 3 document at `/api/v1/openapi.json`.
+//!   events, described by the OpenAPI 3 document at `/api/v1/openapi.json`;
+//!   with a [`RangeQueries`] history also `query_range` and calendar
+//!   `rollup`, and other instances' history (`instance=NAME`, `*` for all)
+//!   where it is a shared store.
 //!
 //! Safe by default: [`Server::start`] is meant for `127.0.0.1`; an optional
 //! bearer token guards every path; header and body sizes, request time and
@@ -54,7 +57,10 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::HttpError;
 pub use exposition::negotiate;
-pub use range::{MAX_POINTS, RangeBin, RangeQueries, RangeRequest, RangeSeries};
+pub use range::{
+    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeBin, RangeQueries,
+    RangeRequest, RangeSeries, RollupBin, RollupRequest, RollupSeries,
+};
 pub use serve::{Server, serve};
 
 /// The system being served: its synchronous side (queries, health,
@@ -180,6 +186,7 @@ pub fn router(source: Source, config: &HttpConfig) -> Router {
         .route("/series", get(api::series))
         .route("/summary", get(api::summary))
         .route("/query_range", get(range::query_range))
+        .route("/rollup", get(range::rollup))
         .route("/timing", get(api::timing))
         .route("/success", get(api::success))
         .route("/top", get(api::top))

@@ -31,6 +31,15 @@ fn tag() -> Value {
             "schema": { "type": "array", "items": { "type": "string", "pattern": "^[^:]+:.+$" } } })
 }
 
+fn instance() -> Value {
+    q(
+        "instance",
+        false,
+        "Whose history: absent for the instance serving the request, an instance's name for its history in the shared store, `*` for every instance merged. Other instances need a shared history store (else 400 naming `instance`).",
+        json!({ "type": "string", "pattern": "\\S" }),
+    )
+}
+
 fn metric_type(required: bool) -> Value {
     q(
         "type",
@@ -104,6 +113,8 @@ fn build() -> Value {
         "/api/v1/summary": get("Summary of every series of a metric, merged", "summary", vec![
             q("name", true, "Metric name.", json!({ "type": "string", "minLength": 1 })),
             window(),
+            q("instance", false, "Whose history: absent for the instance serving the request, an instance's name (its history in the shared store), `*` for every instance merged. With an instance, `window` is required. Other instances need a shared history store (else 400 naming `instance`).",
+              json!({ "type": "string", "pattern": "\\S" })),
         ], responses(vec![
             ("200", ok("The summary.", json!({ "$ref": "#/components/schemas/MetricSummary" }))),
             ("404", err("Nothing recorded under this name (in the window).")),
@@ -117,6 +128,7 @@ fn build() -> Value {
               json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" })),
             tag(),
             q("group_by", false, "One series per value of this tag.", json!({ "type": "string", "minLength": 1 })),
+            instance(),
         ], responses(vec![
             ("200", ok("Series of bins, oldest first.", json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
@@ -127,6 +139,28 @@ fn build() -> Value {
                         "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } } } } } } }))),
             ("404", err("Nothing recorded under this name.")),
             ("501", err("The system keeps no binned history (the protocol has no range query; the main program plugs in the memory backend's).")),
+        ])),
+        "/api/v1/rollup": get("Calendar rollups (UTC hour, day, ISO week, month), per value of a tag", "rollup", vec![
+            q("name", true, "Metric name.", json!({ "type": "string", "minLength": 1 })),
+            q("period", true, "Calendar period.", json!({ "type": "string", "enum": ["hour", "day", "week", "month"] })),
+            q("start", true, "RFC 3339 time or Unix seconds.", json!({ "type": "string", "minLength": 1 })),
+            q("end", true, "RFC 3339 time or Unix seconds, after start.", json!({ "type": "string", "minLength": 1 })),
+            tag(),
+            q("group_by", false, "One series per value of this tag.", json!({ "type": "string", "minLength": 1 })),
+            instance(),
+        ], responses(vec![
+            ("200", ok("Series of periods, oldest first. Each period is `[start, end)`; only bins wholly inside the request's range count, each in the period holding its start; `[covers_start, covers_end)` is what they really span (narrower at the edges, wider where stored bins are coarser than the period).",
+                json!({ "type": "object", "required": ["series"], "properties": {
+                "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
+                    "group": { "type": "string", "nullable": true },
+                    "bins": { "type": "array", "items": { "type": "object",
+                        "required": ["start", "end", "covers_start", "covers_end", "count", "sum", "min", "max", "avg"], "properties": {
+                        "start": { "type": "string" }, "end": { "type": "string" },
+                        "covers_start": { "type": "string" }, "covers_end": { "type": "string" },
+                        "count": { "type": "integer", "minimum": 0 },
+                        "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } } } } } } }))),
+            ("404", err("Nothing recorded under this name (in the range, for the instance).")),
+            ("501", err("The system keeps no binned history.")),
         ])),
         "/api/v1/timing": get("Timing statistics of a timer", "timing", vec![
             q("name", true, "Timer (operation) name.", json!({ "type": "string", "minLength": 1 })),

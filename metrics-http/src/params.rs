@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::ApiError;
+use crate::range::{ALL_INSTANCES, InstanceScope};
 
 /// The longest window a query may ask for (a year).
 const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -74,6 +75,29 @@ impl Params {
             .filter(|(k, _)| k == "tag")
             .map(|(_, v)| parse_tag(v))
             .collect()
+    }
+
+    /// The `group_by` parameter, if given (not empty).
+    pub fn group_by(&self) -> Result<Option<String>, ApiError> {
+        match self.one("group_by")? {
+            Some(g) if g.trim().is_empty() => {
+                Err(ApiError::bad_parameter("group_by", "`group_by` is empty"))
+            }
+            g => Ok(g.map(str::to_owned)),
+        }
+    }
+
+    /// The `instance` parameter: absent for this instance, `*` for all.
+    pub fn instance(&self) -> Result<InstanceScope, ApiError> {
+        match self.one("instance")? {
+            None => Ok(InstanceScope::Local),
+            Some(i) if i.trim() == ALL_INSTANCES => Ok(InstanceScope::All),
+            Some(i) if i.trim().is_empty() => Err(ApiError::bad_parameter(
+                "instance",
+                "`instance` is empty (give a name, or `*` for every instance)",
+            )),
+            Some(i) => Ok(InstanceScope::Named(i.trim().to_owned())),
+        }
     }
 
     /// The `window` parameter, if given.

@@ -41,7 +41,113 @@ pub struct RangeRequest {
     pub step: Duration,
     /// One series per value of this tag.
     pub group_by: Option<String>,
+    /// Whose history (the `instance` parameter).
+    pub instance: InstanceScope,
 }
+
+/// The `instance` value that asks for every instance merged.
+pub const ALL_INSTANCES: &str = "*";
+
+/// Whose history a query asks about: the `instance` parameter of
+/// `query_range`, `summary` and `rollup`. Other instances' history comes
+/// from a store several instances share.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InstanceScope {
+    /// The instance serving the request (no `instance` parameter).
+    #[default]
+    Local,
+    /// One instance, by name.
+    Named(String),
+    /// Every instance merged (`instance=*`, [`ALL_INSTANCES`]).
+    All,
+}
+
+/// A calendar period of a rollup (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// Clock hours.
+    Hour,
+    /// Days.
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "hour" => Ok(Period::Hour),
+            "day" => Ok(Period::Day),
+            "week" => Ok(Period::Week),
+            "month" => Ok(Period::Month),
+            other => Err(format!("expected hour, day, week or month, got `{other}`")),
+        }
+    }
+}
+
+/// A calendar rollup: the series of `name` whose tags contain `tags`, per
+/// `period` from `start` to `end`, per value of `group_by`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRequest {
+    /// Metric name.
+    pub name: String,
+    /// Only series whose tags contain all of these.
+    pub tags: Vec<(String, String)>,
+    /// The calendar period.
+    pub period: Period,
+    /// First instant (inclusive).
+    pub start: DateTime<Utc>,
+    /// Last instant (exclusive).
+    pub end: DateTime<Utc>,
+    /// One series per value of this tag.
+    pub group_by: Option<String>,
+    /// Whose history.
+    pub instance: InstanceScope,
+}
+
+/// One period of a [`RollupSeries`]: `[start, end)` is the calendar period;
+/// `[covers_start, covers_end)` is what the bins counted in it really span
+/// (narrower at the edges of the range or of history, wider where stored
+/// bins are coarser than the period). Only bins wholly inside the
+/// request's range count, each in the period holding its start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollupBin {
+    /// Start of the period.
+    pub start: DateTime<Utc>,
+    /// End of the period (exclusive).
+    pub end: DateTime<Utc>,
+    /// Start of the earliest bin counted.
+    pub covers_start: DateTime<Utc>,
+    /// End of the latest bin counted (exclusive).
+    pub covers_end: DateTime<Utc>,
+    /// Samples.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// Their mean.
+    pub avg: f64,
+}
+
+/// One series of a rollup answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollupSeries {
+    /// The `group_by` tag's value (`None` without grouping).
+    pub group: Option<String>,
+    /// Non-empty periods, oldest first.
+    pub bins: Vec<RollupBin>,
+}
+
+/// Successes, and failures by error type.
+pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
 
 /// One bin of a [`RangeSeries`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,8 +178,10 @@ pub struct RangeSeries {
 /// A system that answers range queries over its binned history.
 ///
 /// A history that outlives the process (a store of earlier runs) may also
-/// answer `/api/v1/summary` and `/api/v1/timing` (the provided methods
-/// return `None`: the system's own query answers).
+/// answer `/api/v1/summary`, `/api/v1/timing`, `/api/v1/success` and
+/// `/api/v1/rollup`, and other instances' history (the provided methods
+/// return `None`: the system's own query answers, and a request for
+/// another instance is refused).
 pub trait RangeQueries: Send + Sync {
     /// Bins of `request`. [`MetricsError::NoData`] for an unknown name,
     /// [`MetricsError::InvalidArgument`] for a step or range the history
@@ -86,6 +194,7 @@ pub trait RangeQueries: Send + Sync {
         &self,
         _name: &str,
         _window: Option<Duration>,
+        _instance: &InstanceScope,
     ) -> Option<Result<MetricSummary, MetricsError>> {
         None
     }
@@ -99,10 +208,33 @@ pub trait RangeQueries: Send + Sync {
     ) -> Option<Result<TimingStats, MetricsError>> {
         None
     }
+
+    /// Successes and failures by error type of `operation` over `window`
+    /// (all time with `None`) from this history, or `None` to let the
+    /// system answer.
+    fn outcomes(
+        &self,
+        _operation: &str,
+        _window: Option<Duration>,
+    ) -> Option<Result<Outcomes, MetricsError>> {
+        None
+    }
+
+    /// Whether this history answers for other instances than the serving
+    /// one ([`InstanceScope::Named`], [`InstanceScope::All`]): a shared
+    /// store. Without it such requests are refused (400 naming `instance`).
+    fn serves_instances(&self) -> bool {
+        false
+    }
+
+    /// Calendar rollups, or `None` when this history has none.
+    fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+        None
+    }
 }
 
 /// An RFC 3339 time or Unix seconds (as Prometheus' API takes them).
-fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v.trim()) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -130,7 +262,9 @@ pub(crate) async fn query_range(State(s): State<Source>, RawQuery(q): RawQuery) 
 async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
     let p = Params::parse(
         q.as_deref(),
-        &["name", "start", "end", "step", "tag", "group_by"],
+        &[
+            "name", "start", "end", "step", "tag", "group_by", "instance",
+        ],
     )?;
     let name = p.required("name")?.to_owned();
     let start = parse_time("start", p.required("start")?)?;
@@ -150,12 +284,7 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
             format!("more than {MAX_POINTS} bins: choose a longer step or a shorter range"),
         ));
     }
-    let group_by = match p.one("group_by")? {
-        Some(g) if g.trim().is_empty() => {
-            return Err(ApiError::bad_parameter("group_by", "`group_by` is empty"));
-        }
-        g => g.map(str::to_owned),
-    };
+    let group_by = p.group_by()?;
     let request = RangeRequest {
         name,
         tags: p.tags()?,
@@ -163,15 +292,9 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
         end,
         step,
         group_by,
+        instance: p.instance()?,
     };
-    let Some(ranges) = s.ranges.clone() else {
-        return Err(ApiError {
-            status: StatusCode::NOT_IMPLEMENTED,
-            error: "unsupported",
-            message: "this system keeps no binned history to query".into(),
-            parameter: None,
-        });
-    };
+    let ranges = history_for(&s, &request.instance)?;
     let series = blocking(move || ranges.query_range(&request))
         .await?
         .map_err(|e| match e {
@@ -179,6 +302,77 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
             e => ApiError::from_metrics(e, "name"),
         })?;
     Ok(Json(serde_json::json!({ "series": series })).into_response())
+}
+
+/// `GET /api/v1/rollup?name=&period=hour|day|week|month&start=&end=&tag=k:v&group_by=k&instance=`.
+pub(crate) async fn rollup(State(s): State<Source>, RawQuery(q): RawQuery) -> Response {
+    match rollup_answer(s, q).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn rollup_answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
+    let p = Params::parse(
+        q.as_deref(),
+        &[
+            "name", "period", "start", "end", "tag", "group_by", "instance",
+        ],
+    )?;
+    let name = p.required("name")?.to_owned();
+    let period: Period = p
+        .required("period")?
+        .parse()
+        .map_err(|m| ApiError::bad_parameter("period", m))?;
+    let start = parse_time("start", p.required("start")?)?;
+    let end = parse_time("end", p.required("end")?)?;
+    if end <= start {
+        return Err(ApiError::bad_parameter(
+            "end",
+            "`end` must be after `start`",
+        ));
+    }
+    let request = RollupRequest {
+        name,
+        tags: p.tags()?,
+        period,
+        start,
+        end,
+        group_by: p.group_by()?,
+        instance: p.instance()?,
+    };
+    let ranges = history_for(&s, &request.instance)?;
+    let series = blocking(move || ranges.rollup(&request))
+        .await?
+        .ok_or_else(no_history)?
+        .map_err(|e| ApiError::from_metrics(e, "name"))?;
+    Ok(Json(serde_json::json!({ "series": series })).into_response())
+}
+
+/// The history of `s`, if it can answer for `instance`.
+pub(crate) fn history_for(
+    s: &Source,
+    instance: &InstanceScope,
+) -> Result<std::sync::Arc<dyn RangeQueries>, ApiError> {
+    let Some(ranges) = s.ranges.clone() else {
+        return Err(match instance {
+            InstanceScope::Local => no_history(),
+            _ => crate::api::other_instances_unsupported(),
+        });
+    };
+    if *instance != InstanceScope::Local && !ranges.serves_instances() {
+        return Err(crate::api::other_instances_unsupported());
+    }
+    Ok(ranges)
+}
+
+fn no_history() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_IMPLEMENTED,
+        error: "unsupported",
+        message: "this system keeps no binned history to query".into(),
+        parameter: None,
+    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_http::{
-    HttpConfig, HttpError, RangeBin, RangeQueries, RangeRequest, RangeSeries, Server, Source,
-    router,
+    HttpConfig, HttpError, Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupBin,
+    RollupRequest, RollupSeries, Server, Source, router,
 };
-use metrics_memory::MemoryMetrics;
+use metrics_memory::{Calendar, MemoryMetrics};
 use metrics_protocol::system::{
     AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat,
     HealthCheckResult, HealthReport, MetricFilter, MetricStream, MetricSummary, MetricValue,
@@ -461,6 +461,7 @@ async fn the_openapi_document_describes_every_route() {
         "series",
         "summary",
         "query_range",
+        "rollup",
         "timing",
         "success",
         "top",
@@ -595,6 +596,131 @@ impl RangeQueries for Ranges {
             })
             .collect())
     }
+
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+        let period = match r.period {
+            Period::Hour => Calendar::Hour,
+            Period::Day => Calendar::Day,
+            Period::Week => Calendar::IsoWeek,
+            Period::Month => Calendar::Month,
+        };
+        let series = self.0.rollup(
+            &r.name,
+            &r.tags,
+            period,
+            r.start,
+            r.end,
+            r.group_by.as_deref(),
+        );
+        Some(series.map(|all| {
+            all.into_iter()
+                .map(|s| RollupSeries {
+                    group: s.group,
+                    bins: s
+                        .bins
+                        .into_iter()
+                        .map(|b| RollupBin {
+                            start: b.start,
+                            end: b.start + chrono::TimeDelta::hours(1),
+                            covers_start: b.covers_start,
+                            covers_end: b.covers_end,
+                            count: b.count,
+                            sum: b.sum,
+                            min: b.min,
+                            max: b.max,
+                            avg: b.avg,
+                        })
+                        .collect(),
+                })
+                .collect()
+        }))
+    }
+
+    /// Outcomes as an earlier run would add them: 100 more successes.
+    fn outcomes(
+        &self,
+        operation: &str,
+        window: Option<Duration>,
+    ) -> Option<Result<metrics_http::Outcomes, MetricsError>> {
+        let older = std::collections::BTreeMap::new();
+        let older = metrics_memory::OlderOutcomes {
+            success: 100,
+            failures: &older,
+        };
+        Some(self.0.outcomes_with_older(operation, window, Some(older)))
+    }
+}
+
+#[tokio::test]
+async fn rollups_answer_calendar_periods_and_history_answers_success() {
+    let system = recorded();
+    let mem = system.mem.clone();
+    let plain = app(recorded());
+    let uri = "/api/v1/rollup?name=http.requests&period=hour&start=0&end=1";
+    let (status, e) = get_json(&plain, uri).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{e}");
+    // Other instances need a shared store.
+    for uri in [
+        "/api/v1/rollup?name=x&period=hour&start=0&end=1&instance=*",
+        "/api/v1/query_range?name=x&start=0&end=1&step=10s&instance=b",
+        "/api/v1/summary?name=http.requests&window=1m&instance=b",
+    ] {
+        let (status, e) = get_json(&plain, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["parameter"], "instance", "{uri}: {e}");
+    }
+
+    let app = router(
+        Source::from_system(Arc::new(system)).with_ranges(Arc::new(Ranges(mem))),
+        &HttpConfig::default(),
+    );
+    let now = chrono::Utc::now();
+    let uri = format!(
+        "/api/v1/rollup?name=http.requests&period=hour&start={}&end={}&group_by=method",
+        (now - chrono::TimeDelta::hours(2)).timestamp(),
+        (now + chrono::TimeDelta::hours(1)).timestamp()
+    );
+    let (status, r) = get_json(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let series = r["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "{r}");
+    let get = series.iter().find(|s| s["group"] == "GET").unwrap();
+    let bin = &get["bins"][0];
+    assert_eq!(bin["sum"], 10.0, "{r}");
+    for k in ["start", "end", "covers_start", "covers_end"] {
+        assert!(bin[k].is_string(), "{k}: {r}");
+    }
+    assert!(bin["start"].as_str() <= bin["covers_start"].as_str(), "{r}");
+
+    for (uri, parameter) in [
+        (
+            "/api/v1/rollup?name=x&period=fortnight&start=0&end=5",
+            "period",
+        ),
+        ("/api/v1/rollup?name=x&start=0&end=5", "period"),
+        ("/api/v1/rollup?name=x&period=day&start=9&end=5", "end"),
+        ("/api/v1/rollup?name=x&period=day&start=now&end=5", "start"),
+        ("/api/v1/rollup?period=day&start=0&end=5", "name"),
+        (
+            "/api/v1/rollup?name=x&period=day&start=0&end=5&group_by=",
+            "group_by",
+        ),
+        (
+            "/api/v1/rollup?name=x&period=day&start=0&end=5&instance=",
+            "instance",
+        ),
+        ("/api/v1/summary?name=x&instance=*", "window"),
+    ] {
+        let (status, e) = get_json(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["parameter"], parameter, "{uri}: {e}");
+    }
+
+    // `success` merges what the history adds: 8 + 100 successes, 2 failures.
+    let (status, r) = get_json(&app, "/api/v1/success?operation=checkout").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["success_rate"], 108.0 / 110.0, "{r}");
+    assert_eq!(r["failures"]["timeout"], 2, "{r}");
 }
 
 #[tokio::test]
@@ -683,6 +809,7 @@ proptest::proptest! {
         path in proptest::sample::select(vec![
             "/api/v1/summary", "/api/v1/timing", "/api/v1/success", "/api/v1/top",
             "/api/v1/series", "/api/v1/export", "/api/v1/health", "/api/v1/query_range",
+            "/api/v1/rollup",
             "/api/v1/dashboards/errors", "/metrics",
         ]),
     ) {

@@ -5,6 +5,7 @@
 //! handed out once. Reading takes each series' lock briefly, like a range
 //! query, and never waits on anything else.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -139,6 +140,80 @@ impl MemoryMetrics {
             }
         }
         out
+    }
+}
+
+/// One bin of one operation's outcomes (successes, failures by error
+/// type), ready to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedOutcomes {
+    /// The operation.
+    pub operation: String,
+    /// Start of the bin, milliseconds since the Unix epoch.
+    pub start_ms: i64,
+    /// Width of the bin (the ring it came from), milliseconds.
+    pub width_ms: i64,
+    /// Successes in the bin.
+    pub success: u64,
+    /// Failures in the bin by error type.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// What a store holds of one operation's outcomes from before this
+/// process's own bins: merged by [`MemoryMetrics::outcomes_with_older`].
+#[derive(Debug, Clone, Copy)]
+pub struct OlderOutcomes<'a> {
+    /// Successes.
+    pub success: u64,
+    /// Failures by error type.
+    pub failures: &'a BTreeMap<String, u64>,
+}
+
+impl MemoryMetrics {
+    /// Every non-empty outcome bin of every operation that starts at or
+    /// after `from_ms` and ends at or before `to_ms`: the outcome
+    /// counterpart of [`sealed_bins`](Self::sealed_bins), with the same
+    /// watermark rules.
+    pub fn sealed_outcomes(&self, from_ms: i64, to_ms: i64) -> Vec<SealedOutcomes> {
+        let now = self.now_ms().max(to_ms);
+        self.tracker
+            .sealed(from_ms, to_ms, now)
+            .into_iter()
+            .map(
+                |(operation, start_ms, width_ms, success, failures)| SealedOutcomes {
+                    operation,
+                    start_ms,
+                    width_ms,
+                    success,
+                    failures,
+                },
+            )
+            .collect()
+    }
+
+    /// Successes and failures by error type of `operation` over
+    /// `time_window` (all time with `None`), with `older` added: what a
+    /// store holds from earlier runs (and what aged out of memory).
+    /// [`MetricsError::NoData`] when neither has any outcome.
+    pub fn outcomes_with_older(
+        &self,
+        operation: &str,
+        time_window: Option<Duration>,
+        older: Option<OlderOutcomes<'_>>,
+    ) -> Result<(u64, BTreeMap<String, u64>), MetricsError> {
+        let range = self.window_range(time_window)?;
+        let mine = self.tracker.outcomes(operation, range);
+        if mine.is_none() && older.is_none() {
+            return Err(MetricsError::NoData(operation.to_owned()));
+        }
+        let (mut ok, mut failures) = mine.unwrap_or_default();
+        if let Some(o) = older {
+            ok += o.success;
+            for (k, c) in o.failures {
+                *failures.entry(k.clone()).or_default() += c;
+            }
+        }
+        Ok((ok, failures))
     }
 }
 
@@ -296,6 +371,44 @@ mod tests {
         let last = m.sealed_bins(1_000_010_000, 1_000_020_000);
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].sum, 7.0);
+    }
+
+    #[test]
+    fn outcome_bins_are_handed_out_once_and_merge_with_older() {
+        use metrics_protocol::SuccessFailureTracker;
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap();
+        m.record_success("pay", &[]);
+        m.record_success("pay", &[("r", "eu")]);
+        m.record_failure("pay", "timeout", &[]);
+        assert!(m.sealed_outcomes(0, 1_000_000_000).is_empty());
+        clock.advance(std::time::Duration::from_secs(10));
+        m.record_failure("pay", "refused", &[]);
+        let bins = m.sealed_outcomes(0, 1_000_010_000);
+        assert_eq!(bins.len(), 1, "{bins:?}");
+        assert_eq!((bins[0].start_ms, bins[0].success), (1_000_000_000, 2));
+        assert_eq!(bins[0].failures.get("timeout"), Some(&1));
+        assert!(m.sealed_outcomes(1_000_010_000, 1_000_010_000).is_empty());
+        let last = m.sealed_outcomes(1_000_010_000, 1_000_020_000);
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].failures.get("refused"), Some(&1));
+        // Older outcomes add up with this run's, all time and windowed.
+        let older_failures = [("timeout".to_owned(), 5)].into_iter().collect();
+        let older = crate::OlderOutcomes {
+            success: 10,
+            failures: &older_failures,
+        };
+        let (ok, f) = m.outcomes_with_older("pay", None, Some(older)).unwrap();
+        assert_eq!(
+            (ok, f.get("timeout"), f.get("refused")),
+            (12, Some(&6), Some(&1))
+        );
+        let minute = Some(std::time::Duration::from_secs(60));
+        let (ok, _) = m.outcomes_with_older("pay", minute, Some(older)).unwrap();
+        assert_eq!(ok, 12);
+        assert!(m.outcomes_with_older("nope", None, None).is_err());
+        let (ok, _) = m.outcomes_with_older("nope", None, Some(older)).unwrap();
+        assert_eq!(ok, 10);
     }
 
     #[test]

@@ -155,7 +155,7 @@ use metrics_protocol::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
 pub use export::{DistributionFormat, ExpositionConfig};
-pub use history::{OlderBins, SealedBin};
+pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use window::WindowSpec;

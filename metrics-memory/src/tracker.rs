@@ -46,6 +46,10 @@ impl BinData for Outcomes {
 /// One tag set's all-time outcomes: sorted tags, successes, failures by type.
 pub(crate) type TagSetOutcomes = (Vec<(String, String)>, u64, BTreeMap<String, u64>);
 
+/// One sealed outcome bin: operation, bin start and width (ms), successes,
+/// failures by error type.
+pub(crate) type SealedOutcomeBin = (String, i64, i64, u64, BTreeMap<String, u64>);
+
 /// Sorted, owned tags of one outcome series.
 pub(crate) type OwnedTags = Box<[(Box<str>, Box<str>)]>;
 
@@ -242,6 +246,43 @@ impl Tracker {
                 (tags, out.success, failures)
             })
             .collect()
+    }
+
+    /// Every non-empty outcome bin of every operation that starts at or
+    /// after `from_ms` and ends at or before `to_ms` (one entry per bin,
+    /// error types by name), for a durable store; `now_ms` bounds what the
+    /// windows still hold.
+    pub fn sealed(&self, from_ms: i64, to_ms: i64, now_ms: i64) -> Vec<SealedOutcomeBin> {
+        let ops: Vec<(Box<str>, Arc<Mutex<OpState>>)> = self
+            .ops
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (name, op) in ops {
+            let st = op.lock();
+            let mut found: BTreeMap<(i64, i64), Outcomes> = BTreeMap::new();
+            st.windows
+                .for_each_since(from_ms, now_ms, |start, width, b| {
+                    if start.saturating_add(width) <= to_ms {
+                        found.entry((start, width)).or_default().merge_from(b);
+                    }
+                });
+            for ((start, width), o) in found {
+                if o.success == 0 && o.failures.iter().all(|(_, c)| *c == 0) {
+                    continue;
+                }
+                let failures = o
+                    .failures
+                    .iter()
+                    .filter(|(_, c)| *c > 0)
+                    .map(|(i, c)| (st.error_types[*i as usize].to_string(), *c))
+                    .collect();
+                out.push((name.to_string(), start, width, o.success, failures));
+            }
+        }
+        out
     }
 
     /// Names of every operation, sorted.

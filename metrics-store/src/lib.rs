@@ -53,6 +53,10 @@
 //!   queries.
 //!   Tag containment runs in the database (`@>` on PostgreSQL, `json_each`
 //!   on SQLite); steps, groups and sketches merge in Rust.
+//!   Schema version 2 adds an `outcomes` table: successes and failures
+//!   by error type per operation and bin (one row per non-zero count),
+//!   written in the same transaction as the bins, summed by
+//!   [`Store::outcomes`] and under the same retention.
 //! - [`HistoryWriter`]: a background thread that moves sealed bins from
 //!   the memory backend to the store, one transaction per flush, bounded
 //!   while the database is down (drops counted in [`WriterStatus`]),
@@ -72,6 +76,9 @@
 //!   twice.
 //! - A panic in the writer restarts it from the present: the bins sealed
 //!   since its last collection are not written (logged).
+//! - Outcomes are stored per operation and bin, not per tag set (the memory
+//!   backend's outcome windows hold no tags); all-time success answers
+//!   reach back as far as retention keeps rows.
 
 #![deny(missing_docs)]
 
@@ -81,7 +88,10 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use store::{HistoryBin, HistoryQuery, HistorySeries, Store, StoreRing, StoredBin};
+pub use store::{
+    HistoryBin, HistoryQuery, HistorySeries, OutcomeQuery, OutcomeTotals, Store, StoreRing,
+    StoredBin,
+};
 pub use url::{SQLITE_FILE, StoreUrl};
 pub use writer::{HistoryWriter, WriterConfig, WriterStatus};
 

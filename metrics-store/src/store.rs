@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures_core::future::BoxFuture;
-use metrics_memory::{QuantileSketch, SealedBin};
+use metrics_memory::{SealedBin, SealedOutcomes};
 use metrics_protocol::MetricType;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -23,78 +23,6 @@ const ROWS_PER_INSERT: usize = 500;
 /// A bin to persist: a [`SealedBin`] of the memory backend, or one made by
 /// hand.
 pub type StoredBin = SealedBin;
-
-/// What to read back: one metric, a tag filter, a time range, a step.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct HistoryQuery {
-    /// Metric name.
-    pub name: String,
-    /// Series must carry all of these tags (containment, in the database).
-    pub tags: Vec<(String, String)>,
-    /// Start, ms since the epoch (inclusive).
-    pub start_ms: i64,
-    /// End, ms since the epoch (exclusive).
-    pub end_ms: i64,
-    /// Step width, ms (each stored bin counts in the step holding its start).
-    pub step_ms: i64,
-    /// One series per value of this tag (`None`: all merged).
-    pub group_by: Option<String>,
-    /// Only rows of these instances (`None`: every instance).
-    pub instances: Option<Vec<String>>,
-    /// Only bins starting before this instant (ms), where a caller answers
-    /// newer ones from memory.
-    pub before_ms: Option<i64>,
-    /// Leaves out the rows of this run ([`Store::run`]) starting at or
-    /// after this instant (ms): what a running program answers from memory.
-    /// Rows of its earlier runs (a restart within one bin included) stay.
-    pub skip_run_since: Option<(String, i64)>,
-}
-
-/// One step of a [`HistorySeries`].
-#[derive(Debug, Clone)]
-pub struct HistoryBin {
-    /// Start of the step, ms since the epoch.
-    pub start_ms: i64,
-    /// Samples.
-    pub count: u64,
-    /// Their sum.
-    pub sum: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
-    /// Quantiles merged from the stored bins' sketches (distributions'
-    /// finest bins; `None` when no bin of the step had one).
-    pub quantiles: Option<QuantileSketch>,
-}
-
-impl HistoryBin {
-    fn add(&mut self, count: u64, sum: f64, min: f64, max: f64) {
-        if count == 0 {
-            return;
-        }
-        if self.count == 0 {
-            (self.min, self.max) = (min, max);
-        } else {
-            self.min = self.min.min(min);
-            self.max = self.max.max(max);
-        }
-        self.count += count;
-        self.sum += sum;
-    }
-}
-
-/// The steps of one group, oldest first.
-#[derive(Debug, Clone)]
-pub struct HistorySeries {
-    /// The group-by tag's value (`None`: no grouping, or the tag is absent).
-    pub group: Option<String>,
-    /// The kind of the rows (of the newest one, should a name have been
-    /// reused for another kind).
-    pub kind: Option<MetricType>,
-    /// Non-empty steps, oldest first.
-    pub bins: Vec<HistoryBin>,
-}
 
 #[derive(Debug, Clone)]
 enum Db {
@@ -128,16 +56,32 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bins",
-    include_str!("../migrations/sqlite/0001_bins.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bins",
-    include_str!("../migrations/postgres/0001_bins.sql"),
-)];
+/// The schema versions in order: 1 the bins, 2 the outcomes.
+pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "bins",
+        include_str!("../migrations/sqlite/0001_bins.sql"),
+    ),
+    (
+        2,
+        "outcomes",
+        include_str!("../migrations/sqlite/0002_outcomes.sql"),
+    ),
+];
+/// As [`SQLITE_MIGRATIONS`], for PostgreSQL.
+pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "bins",
+        include_str!("../migrations/postgres/0001_bins.sql"),
+    ),
+    (
+        2,
+        "outcomes",
+        include_str!("../migrations/postgres/0002_outcomes.sql"),
+    ),
+];
 
 /// The header every SQLite database file starts with.
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
@@ -413,9 +357,21 @@ impl Store {
     /// Writes `bins` in one transaction: all or none. Returns the rows
     /// written.
     pub async fn write(&self, bins: &[StoredBin]) -> Result<u64, StoreError> {
-        if bins.is_empty() {
+        self.write_batch(bins, &[]).await
+    }
+
+    /// Writes `bins` and `outcomes` in one transaction: all or none.
+    /// Returns the rows written (an outcome bin is one row per non-zero
+    /// count: successes, and each error type's failures).
+    pub async fn write_batch(
+        &self,
+        bins: &[StoredBin],
+        outcomes: &[SealedOutcomes],
+    ) -> Result<u64, StoreError> {
+        if bins.is_empty() && outcomes.is_empty() {
             return Ok(0);
         }
+        let orows = outcomes::outcome_rows(self, outcomes);
         let rows: Vec<RowData> = bins
             .iter()
             .map(|b| RowData {
@@ -437,153 +393,19 @@ impl Store {
             Db::Sqlite(p) => {
                 let mut tx = p.begin().await?;
                 let n = insert_rows!(Sqlite, tx, &rows, "");
+                let n = n + outcomes::insert_sqlite(&mut tx, &orows).await?;
                 tx.commit().await?;
                 n
             }
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 let n = insert_rows!(Postgres, tx, &rows, "::jsonb");
+                let n = n + outcomes::insert_postgres(&mut tx, &orows).await?;
                 tx.commit().await?;
                 n
             }
         };
         Ok(n)
-    }
-
-    /// Rows of `q.name` in range, tag containment and instance filter done
-    /// by the database.
-    async fn fetch(&self, q: &HistoryQuery) -> Result<Vec<RowData>, StoreError> {
-        macro_rules! build {
-            ($db:ty, $contain:expr) => {{
-                let mut b: QueryBuilder<$db> =
-                    QueryBuilder::new(format!("SELECT {COLUMNS_READ} FROM bins WHERE name = "));
-                b.push_bind(q.name.clone());
-                b.push(" AND start_ms >= ").push_bind(q.start_ms);
-                b.push(" AND start_ms + ring_ms <= ").push_bind(q.end_ms);
-                if let Some(before) = q.before_ms {
-                    b.push(" AND start_ms < ").push_bind(before);
-                }
-                if let Some((run, since)) = &q.skip_run_since {
-                    b.push(" AND NOT (run = ")
-                        .push_bind(run.clone())
-                        .push(" AND start_ms >= ")
-                        .push_bind(*since)
-                        .push(")");
-                }
-                if let Some(inst) = &q.instances {
-                    if inst.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    b.push(" AND instance IN (");
-                    let mut sep = b.separated(", ");
-                    for i in inst {
-                        sep.push_bind(i.clone());
-                    }
-                    b.push(")");
-                }
-                $contain(&mut b);
-                b
-            }};
-        }
-        let rows = match &self.db {
-            Db::Sqlite(p) => {
-                let mut b = build!(Sqlite, |b: &mut QueryBuilder<Sqlite>| {
-                    for (k, v) in &q.tags {
-                        b.push(" AND EXISTS (SELECT 1 FROM json_each(bins.tags) j WHERE j.key = ")
-                            .push_bind(k.clone())
-                            .push(" AND j.value = ")
-                            .push_bind(v.clone())
-                            .push(")");
-                    }
-                });
-                b.build()
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(row_data)
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            Db::Postgres(p) => {
-                let mut b = build!(Postgres, |b: &mut QueryBuilder<Postgres>| {
-                    if !q.tags.is_empty() {
-                        b.push(" AND tags @> ")
-                            .push_bind(tags_json(&q.tags))
-                            .push("::jsonb");
-                    }
-                });
-                b.build()
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(row_data)
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-        };
-        Ok(rows)
-    }
-
-    /// Steps of `q.step_ms` over `[q.start_ms, q.end_ms)`: only stored bins
-    /// wholly inside the range count, each in the step holding its start
-    /// (as the memory backend's range queries); quantile sketches merged.
-    pub async fn query(&self, q: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError> {
-        if q.step_ms <= 0 || q.end_ms <= q.start_ms {
-            return Err(StoreError::Query(
-                "step must be positive and end after start".into(),
-            ));
-        }
-        let rows = self.fetch(q).await?;
-        let mut groups: BTreeMap<Option<String>, BTreeMap<i64, HistoryBin>> = BTreeMap::new();
-        let mut kinds: BTreeMap<Option<String>, (i64, Option<MetricType>)> = BTreeMap::new();
-        for r in rows {
-            let group = match &q.group_by {
-                None => None,
-                Some(g) => serde_json::from_str::<BTreeMap<String, String>>(&r.tags)
-                    .ok()
-                    .and_then(|mut t| t.remove(g)),
-            };
-            let kind = kinds.entry(group.clone()).or_insert((i64::MIN, None));
-            if r.start_ms >= kind.0 {
-                *kind = (r.start_ms, kind_from_name(&r.kind));
-            }
-            let step = q.start_ms + (r.start_ms - q.start_ms).div_euclid(q.step_ms) * q.step_ms;
-            let bin = groups
-                .entry(group)
-                .or_default()
-                .entry(step)
-                .or_insert_with(|| HistoryBin {
-                    start_ms: step,
-                    count: 0,
-                    sum: 0.0,
-                    min: 0.0,
-                    max: 0.0,
-                    quantiles: None,
-                });
-            bin.add(u64::try_from(r.count).unwrap_or(0), r.sum, r.min, r.max);
-            if let Some(s) = &r.sketch {
-                let qs = bin.quantiles.get_or_insert_with(QuantileSketch::windowed);
-                if !qs.merge_bin(s, r.min, r.max) {
-                    tracing::warn!(name = %r.name, start_ms = r.start_ms, "stored sketch does not decode; skipped");
-                }
-            }
-        }
-        Ok(groups
-            .into_iter()
-            .map(|(group, bins)| HistorySeries {
-                kind: kinds.get(&group).and_then(|k| k.1),
-                group,
-                bins: bins.into_values().filter(|b| b.count > 0).collect(),
-            })
-            .collect())
-    }
-
-    /// The instances that wrote rows of `name`.
-    pub async fn instances(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        let sql_s = "SELECT DISTINCT instance FROM bins WHERE name = ? ORDER BY instance";
-        let sql_p = "SELECT DISTINCT instance FROM bins WHERE name = $1 ORDER BY instance";
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_scalar(sql_s).bind(name).fetch_all(p).await?,
-            Db::Postgres(p) => sqlx::query_scalar(sql_p).bind(name).fetch_all(p).await?,
-        })
     }
 
     /// Number of rows per ring width (ms), for tests and diagnostics.
@@ -608,5 +430,9 @@ impl Store {
 /// Columns as read: PostgreSQL's JSONB tags as text.
 const COLUMNS_READ: &str = "instance, run, name, CAST(tags AS TEXT), kind, ring_ms, start_ms, count, sum, min, max, sketch";
 
+mod outcomes;
+mod query;
 mod retention;
+pub use outcomes::{OutcomeQuery, OutcomeTotals};
+pub use query::{HistoryBin, HistoryQuery, HistorySeries};
 pub use retention::StoreRing;

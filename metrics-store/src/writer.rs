@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics_memory::MemoryMetrics;
+use metrics_memory::{MemoryMetrics, SealedOutcomes};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -23,7 +23,7 @@ pub struct WriterConfig {
     /// How often sealed bins are written (one transaction each): also the
     /// most history a killed process loses, beside the open bin.
     pub flush_interval: Duration,
-    /// Bins waiting while the database is slow or down; beyond this the
+    /// Bins (and, on their own, outcome bins) waiting while the database is slow or down; beyond this the
     /// oldest are dropped and counted.
     pub max_pending: usize,
     /// Wait between attempts to reach a database that is down.
@@ -60,9 +60,9 @@ pub struct WriterStatus {
     pub url: String,
     /// The last error, until a write succeeds.
     pub last_error: Option<String>,
-    /// Bins waiting to be written.
+    /// Bins (series and outcome bins) waiting to be written.
     pub pending: usize,
-    /// Bins written since start.
+    /// Bins (series and outcome bins) written since start.
     pub written: u64,
     /// Bins dropped because too many were pending.
     pub dropped: u64,
@@ -73,6 +73,8 @@ pub struct WriterStatus {
 struct Shared {
     status: Mutex<WriterStatus>,
     pending: Mutex<VecDeque<StoredBin>>,
+    /// Outcome bins waiting, bounded like `pending` (on their own).
+    pending_outcomes: Mutex<VecDeque<SealedOutcomes>>,
     store: Mutex<Option<Store>>,
     stop: AtomicBool,
     wake: Notify,
@@ -102,6 +104,7 @@ pub struct HistoryWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
     stopped: AtomicBool,
     started_ms: i64,
+    instance: String,
 }
 
 impl std::fmt::Debug for HistoryWriter {
@@ -133,6 +136,7 @@ impl HistoryWriter {
                 ..WriterStatus::default()
             }),
             pending: Mutex::new(VecDeque::new()),
+            pending_outcomes: Mutex::new(VecDeque::new()),
             store: Mutex::new(None),
             stop: AtomicBool::new(false),
             wake: Notify::new(),
@@ -146,6 +150,7 @@ impl HistoryWriter {
         });
         let handle = runtime.handle().clone();
         let sh = shared.clone();
+        let instance = config.instance.clone();
         // History starts at the open bin when the writer starts (not when
         // its thread first runs).
         let finest = memory.finest_bin_ms().max(1);
@@ -181,19 +186,25 @@ impl HistoryWriter {
             thread: Mutex::new(Some(thread)),
             stopped: AtomicBool::new(false),
             started_ms: start_watermark,
+            instance,
         })
     }
 
     /// The writer's state.
     pub fn status(&self) -> WriterStatus {
         let mut s = self.shared.status.lock().clone();
-        s.pending = self.shared.pending.lock().len();
+        s.pending = self.shared.pending.lock().len() + self.shared.pending_outcomes.lock().len();
         s
     }
 
     /// The store once connected, for queries.
     pub fn store(&self) -> Option<Store> {
         self.shared.store.lock().clone()
+    }
+
+    /// The instance in the rows this writer writes.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The run id in the rows this writer writes (see
@@ -255,11 +266,9 @@ fn collect(memory: &MemoryMetrics, shared: &Shared, from: i64, to: i64, max: usi
         return;
     }
     let bins = memory.sealed_bins(from, to);
-    let mut pending = shared.pending.lock();
-    pending.extend(bins);
-    let over = pending.len().saturating_sub(max);
+    let outcomes = memory.sealed_outcomes(from, to);
+    let over = bound(&shared.pending, bins, max) + bound(&shared.pending_outcomes, outcomes, max);
     if over > 0 {
-        pending.drain(..over);
         shared.status.lock().dropped += over as u64;
         tracing::warn!(
             dropped = over,
@@ -268,19 +277,31 @@ fn collect(memory: &MemoryMetrics, shared: &Shared, from: i64, to: i64, max: usi
     }
 }
 
-/// Writes the pending queue in one transaction; on failure keeps it.
+/// Appends `new` to `queue`, dropping the oldest beyond `max`; returns how
+/// many were dropped.
+fn bound<T>(queue: &Mutex<VecDeque<T>>, new: Vec<T>, max: usize) -> usize {
+    let mut q = queue.lock();
+    q.extend(new);
+    let over = q.len().saturating_sub(max);
+    q.drain(..over);
+    over
+}
+
+/// Writes the pending queues in one transaction; on failure keeps them.
 async fn flush(store: &Store, shared: &Shared) -> Result<(), StoreError> {
     let batch: Vec<StoredBin> = shared.pending.lock().iter().cloned().collect();
-    if batch.is_empty() {
+    let outcomes: Vec<SealedOutcomes> = shared.pending_outcomes.lock().iter().cloned().collect();
+    if batch.is_empty() && outcomes.is_empty() {
         let mut st = shared.status.lock();
         st.healthy = true;
         st.last_error = None;
         return Ok(());
     }
-    store.write(&batch).await?;
+    store.write_batch(&batch, &outcomes).await?;
     shared.pending.lock().drain(..batch.len());
+    shared.pending_outcomes.lock().drain(..outcomes.len());
     let mut st = shared.status.lock();
-    st.written += batch.len() as u64;
+    st.written += (batch.len() + outcomes.len()) as u64;
     st.flushes += 1;
     st.healthy = true;
     st.last_error = None;
@@ -369,7 +390,7 @@ async fn run(
             }
         }
         if stopping {
-            let left = shared.pending.lock().len();
+            let left = shared.pending.lock().len() + shared.pending_outcomes.lock().len();
             if left > 0 {
                 tracing::error!(
                     bins = left,

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use metrics_memory::SealedOutcomes;
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
+use metrics_protocol::SuccessFailureTracker;
 use metrics_protocol::{MetricCollector, MetricType};
 use metrics_store::{
-    HistoryQuery, HistoryWriter, Store, StoreError, StoreRing, StoreUrl, StoredBin, WriterConfig,
+    HistoryQuery, HistoryWriter, OutcomeQuery, OutcomeTotals, Store, StoreError, StoreRing,
+    StoreUrl, StoredBin, WriterConfig,
 };
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -102,7 +105,7 @@ fn written_history_survives_reopening() {
     rt().block_on(async {
         for url in backends("reopen").await {
             let s = Store::open(&url, "a").await.expect("opens");
-            assert_eq!(s.schema_version().await.unwrap(), 1, "{url}");
+            assert_eq!(s.schema_version().await.unwrap(), 2, "{url}");
             let n = s
                 .write(&[
                     bin("req", &[("code", "200")], 0, 10_000, 1.0),
@@ -116,7 +119,7 @@ fn written_history_survives_reopening() {
             // A second open finds the schema and the rows (migrations are
             // not re-run).
             let s = Store::open(&url, "a").await.expect("reopens");
-            assert_eq!(s.schema_version().await.unwrap(), 1);
+            assert_eq!(s.schema_version().await.unwrap(), 2);
             let got = s.query(&query("req", 0, 20_000, 10_000)).await.unwrap();
             assert_eq!(got.len(), 1, "{url}");
             let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
@@ -202,6 +205,45 @@ fn ranges_filter_by_tag_containment_and_group() {
             let mut q = query("req", 0, 60_000, 60_000);
             q.before_ms = Some(20_000);
             assert_eq!(s.query(&q).await.unwrap()[0].bins[0].count, 6);
+            s.close().await;
+        }
+    });
+}
+
+#[test]
+fn calendar_periods_say_what_their_bins_cover() {
+    rt().block_on(async {
+        for url in backends("calendar").await {
+            let s = Store::open(&url, "a").await.unwrap();
+            let hour = 3_600_000;
+            s.write(&[
+                bin("req", &[], hour - 10_000, 10_000, 1.0),
+                bin("req", &[], hour, 10_000, 2.0),
+                bin("req", &[], 2 * hour, 300_000, 4.0),
+            ])
+            .await
+            .unwrap();
+            let mut q = query("req", 0, 3 * hour, 0);
+            q.calendar = Some(metrics_memory::Calendar::Hour);
+            let got = s.query(&q).await.unwrap();
+            let periods: Vec<(i64, i64, i64, f64)> = got[0]
+                .bins
+                .iter()
+                .map(|b| (b.start_ms, b.covers_start_ms, b.covers_end_ms, b.sum))
+                .collect();
+            assert_eq!(
+                periods,
+                vec![
+                    (0, hour - 10_000, hour, 1.0),
+                    (hour, hour, hour + 10_000, 2.0),
+                    (2 * hour, 2 * hour, 2 * hour + 300_000, 4.0),
+                ],
+                "{url}"
+            );
+            q.calendar = Some(metrics_memory::Calendar::Day);
+            let got = s.query(&q).await.unwrap();
+            assert_eq!(got[0].bins.len(), 1);
+            assert_eq!((got[0].bins[0].start_ms, got[0].bins[0].sum), (0, 7.0));
             s.close().await;
         }
     });
@@ -310,6 +352,205 @@ fn two_instances_share_one_database() {
     });
 }
 
+fn outcome(
+    op: &str,
+    start_ms: i64,
+    width_ms: i64,
+    ok: u64,
+    failed: &[(&str, u64)],
+) -> SealedOutcomes {
+    SealedOutcomes {
+        operation: op.into(),
+        start_ms,
+        width_ms,
+        success: ok,
+        failures: failed.iter().map(|(e, c)| ((*e).into(), *c)).collect(),
+    }
+}
+
+fn totals(ok: u64, failed: &[(&str, u64)]) -> OutcomeTotals {
+    OutcomeTotals {
+        success: ok,
+        failures: failed.iter().map(|(e, c)| ((*e).into(), *c)).collect(),
+    }
+}
+
+fn outcome_query(op: &str) -> OutcomeQuery {
+    OutcomeQuery {
+        operation: op.into(),
+        ..OutcomeQuery::default()
+    }
+}
+
+#[test]
+fn outcomes_are_stored_beside_the_bins_across_runs_and_instances() {
+    rt().block_on(async {
+        for url in backends("outcomes").await {
+            let first = Store::open(&url, "host-a").await.unwrap();
+            let n = first
+                .write_batch(
+                    &[bin("req", &[], 0, 10_000, 1.0)],
+                    &[
+                        outcome("pay", 0, 10_000, 3, &[("timeout", 1)]),
+                        outcome("pay", 10_000, 10_000, 0, &[("timeout", 2), ("refused", 1)]),
+                    ],
+                )
+                .await
+                .unwrap();
+            // One bin row, and one outcome row per non-zero count.
+            assert_eq!(n, 1 + 2 + 2, "{url}");
+            let first_run = first.run().to_owned();
+            first.close().await;
+            // A second run of the same instance, and another instance.
+            let second = Store::open(&url, "host-a").await.unwrap();
+            second
+                .write_batch(&[], &[outcome("pay", 20_000, 10_000, 5, &[])])
+                .await
+                .unwrap();
+            let other = Store::open(&url, "host-b").await.unwrap();
+            other
+                .write_batch(&[], &[outcome("pay", 0, 10_000, 100, &[("timeout", 7)])])
+                .await
+                .unwrap();
+
+            let mut q = outcome_query("pay");
+            q.instances = Some(vec!["host-a".into()]);
+            assert_eq!(
+                second.outcomes(&q).await.unwrap(),
+                totals(8, &[("refused", 1), ("timeout", 3)]),
+                "{url}"
+            );
+            // This run's rows left out (memory answers them).
+            q.skip_run_since = Some((second.run().to_owned(), 0));
+            let earlier = second.outcomes(&q).await.unwrap();
+            assert_eq!(earlier, totals(3, &[("refused", 1), ("timeout", 3)]));
+            assert_ne!(first_run, second.run());
+            // A time range counts the bins wholly inside it.
+            q.start_ms = Some(10_000);
+            q.end_ms = Some(20_000);
+            assert_eq!(
+                second.outcomes(&q).await.unwrap(),
+                totals(0, &[("refused", 1), ("timeout", 2)])
+            );
+            q.end_ms = Some(19_999);
+            assert_eq!(second.outcomes(&q).await.unwrap().total(), 0);
+            // Every instance; an unknown operation is empty.
+            let all = second.outcomes(&outcome_query("pay")).await.unwrap();
+            assert_eq!(all, totals(108, &[("refused", 1), ("timeout", 10)]));
+            let none = second.outcomes(&outcome_query("nope")).await.unwrap();
+            assert_eq!(none, OutcomeTotals::default());
+            second.close().await;
+            other.close().await;
+        }
+    });
+}
+
+#[test]
+fn retention_merges_and_deletes_outcomes_too() {
+    rt().block_on(async {
+        for url in backends("outcome_retention").await {
+            let s = Store::open(&url, "a").await.unwrap();
+            let minute = 60_000;
+            let rows: Vec<SealedOutcomes> = (0..120)
+                .map(|i| outcome("job", i * 10_000, 10_000, 1, &[("oom", i as u64 % 2)]))
+                .collect();
+            s.write_batch(&[], &rows).await.unwrap();
+            let rings = [
+                StoreRing {
+                    bin: Duration::from_secs(10),
+                    keep: Duration::from_secs(5 * 60),
+                },
+                StoreRing {
+                    bin: Duration::from_secs(5 * 60),
+                    keep: Duration::from_secs(60 * 60),
+                },
+            ];
+            let before = s.outcomes(&outcome_query("job")).await.unwrap();
+            assert_eq!(before, totals(120, &[("oom", 60)]));
+            // At 20 min: the 90 bins before 15 min (90 success rows, 45
+            // failure rows) merge into three 5 min bins of two rows each.
+            let (merged, deleted) = s.apply_retention(&rings, 20 * minute).await.unwrap();
+            assert_eq!((merged, deleted), (135, 0), "{url}");
+            assert_eq!(s.outcomes(&outcome_query("job")).await.unwrap(), before);
+            let mut q = outcome_query("job");
+            q.end_ms = Some(15 * minute);
+            assert_eq!(s.outcomes(&q).await.unwrap(), totals(90, &[("oom", 45)]));
+            // At 80 min the rest merges (two rows for 15 min) and everything
+            // before 20 min is past the last ring: four 5 min bins' rows.
+            let (merged, deleted) = s.apply_retention(&rings, 80 * minute).await.unwrap();
+            assert_eq!((merged, deleted), (45, 8), "{url}");
+            assert_eq!(s.outcomes(&outcome_query("job")).await.unwrap().total(), 0);
+            s.close().await;
+        }
+    });
+}
+
+/// A store written by schema version 1 (the bins only): made by applying
+/// the version 1 migration alone and inserting rows as version 1 did, then
+/// opened by the current code, which migrates it and reads the old rows.
+#[test]
+fn a_version_1_store_opens_migrated_with_its_rows() {
+    rt().block_on(async {
+        for url in backends("v1").await {
+            let v1_dir = temp_dir("v1-migrations");
+            std::fs::create_dir_all(&v1_dir).unwrap();
+            let dialect = if matches!(url, StoreUrl::Postgres(_)) {
+                "postgres"
+            } else {
+                "sqlite"
+            };
+            let v1_sql = std::fs::read_to_string(format!(
+                "{}/migrations/{dialect}/0001_bins.sql",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            std::fs::write(v1_dir.join("0001_bins.sql"), v1_sql).unwrap();
+            let v1 = sqlx::migrate::Migrator::new(v1_dir.as_path())
+                .await
+                .unwrap();
+            let insert = "INSERT INTO bins (instance, run, name, tags, kind, ring_ms, start_ms, \
+                          count, sum, min, max, sketch) VALUES ('old', 'r1', 'req', \
+                          '{\"code\":\"200\"}', 'counter', 10000, 0, 2, 5.0, 2.0, 3.0, NULL)";
+            match &url {
+                StoreUrl::Sqlite(path) => {
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(path)
+                        .create_if_missing(true);
+                    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+                    v1.run(&pool).await.unwrap();
+                    sqlx::query(insert).execute(&pool).await.unwrap();
+                    pool.close().await;
+                }
+                StoreUrl::Postgres(u) => {
+                    let pool = sqlx::PgPool::connect(u).await.unwrap();
+                    v1.run(&pool).await.unwrap();
+                    sqlx::query(insert).execute(&pool).await.unwrap();
+                    pool.close().await;
+                }
+                StoreUrl::Off => unreachable!(),
+            }
+            let s = Store::open(&url, "new")
+                .await
+                .expect("a version 1 store opens");
+            assert_eq!(s.schema_version().await.unwrap(), 2, "{url}");
+            let mut q = query("req", 0, 10_000, 10_000);
+            q.tags = vec![("code".into(), "200".into())];
+            let got = s.query(&q).await.unwrap();
+            let b = &got[0].bins[0];
+            assert_eq!((b.count, b.sum, b.min, b.max), (2, 5.0, 2.0, 3.0), "{url}");
+            assert_eq!(s.instances("req").await.unwrap(), vec!["old"]);
+            // The new table is there and written.
+            s.write_batch(&[], &[outcome("pay", 0, 10_000, 1, &[])])
+                .await
+                .unwrap();
+            assert_eq!(s.outcomes(&outcome_query("pay")).await.unwrap().success, 1);
+            s.close().await;
+            std::fs::remove_dir_all(&v1_dir).ok();
+        }
+    });
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !f() {
@@ -331,13 +572,15 @@ fn the_writer_persists_everything_by_shutdown() {
         let w = HistoryWriter::start(m.clone(), cfg).unwrap();
         m.record_counter("jobs", 1.0, &[("q", "x")]);
         m.record_histogram("latency", 3.0, &[]);
+        m.record_success("pay", &[]);
         clock.advance(Duration::from_secs(10));
         m.record_counter("jobs", 2.0, &[("q", "x")]);
-        // The first bin is written in the background...
-        wait_until("a flush", || w.status().written >= 2);
+        // The first bins are written in the background...
+        wait_until("a flush", || w.status().written >= 3);
         assert!(w.status().healthy, "{:?}", w.status());
         // ...and the open bin at shutdown.
         m.record_counter("jobs", 4.0, &[("q", "x")]);
+        m.record_failure("pay", "timeout", &[]);
         w.shutdown();
         rt().block_on(async {
             let s = Store::open(&url, "reader").await.unwrap();
@@ -348,6 +591,8 @@ fn the_writer_persists_everything_by_shutdown() {
             let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
             assert_eq!(sums, vec![1.0, 6.0], "{url}");
             assert_eq!(s.instances("jobs").await.unwrap(), vec!["w"]);
+            let pay = s.outcomes(&outcome_query("pay")).await.unwrap();
+            assert_eq!(pay, totals(1, &[("timeout", 1)]), "{url}");
             s.close().await;
         });
     }

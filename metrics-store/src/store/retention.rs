@@ -47,7 +47,8 @@ impl Store {
     /// bins finer than ring `i` (`i > 0`) that are older than ring `i - 1`'s
     /// `keep` (aligned down to ring `i`'s bin) are merged into ring `i`'s
     /// bins, sketches included; bins older than the last ring's `keep` are
-    /// deleted. Returns (rows merged away, rows deleted).
+    /// deleted. Outcome rows alike. Returns (rows merged away, rows
+    /// deleted).
     pub async fn apply_retention(
         &self,
         rings: &[StoreRing],
@@ -59,6 +60,7 @@ impl Store {
             let coarse_ms = (coarse.bin.as_millis() as i64).max(1);
             let cutoff = (now_ms - fine.keep.as_millis() as i64).div_euclid(coarse_ms) * coarse_ms;
             merged += self.compact(coarse_ms, cutoff).await?;
+            merged += self.compact_outcomes(coarse_ms, cutoff).await?;
         }
         let mut deleted = 0;
         if let Some(last) = rings.last() {
@@ -75,6 +77,7 @@ impl Store {
                     .await?
                     .rows_affected(),
             };
+            deleted += self.delete_outcomes_before(cutoff).await?;
         }
         Ok((merged, deleted))
     }
@@ -144,19 +147,7 @@ fn merge_rows(rows: Vec<RowData>, coarse_ms: i64) -> Vec<RowData> {
         let start = r.start_ms.div_euclid(coarse_ms) * coarse_ms;
         let (bin, has_sketch) = acc
             .entry((r.instance, r.run, r.name, r.tags, r.kind, start))
-            .or_insert_with(|| {
-                (
-                    HistoryBin {
-                        start_ms: start,
-                        count: 0,
-                        sum: 0.0,
-                        min: 0.0,
-                        max: 0.0,
-                        quantiles: None,
-                    },
-                    false,
-                )
-            });
+            .or_insert_with(|| (HistoryBin::new(start), false));
         bin.add(u64::try_from(r.count).unwrap_or(0), r.sum, r.min, r.max);
         if let Some(s) = &r.sketch {
             *has_sketch = true;

@@ -1,0 +1,259 @@
+//! Tests of the history ranges: restarts, instances, outcomes, rollups.
+
+use super::*;
+use metrics_http::Period;
+use metrics_protocol::HealthStatus;
+
+fn bin(t: i64, v: f64) -> RangeBin {
+    RangeBin {
+        start: DateTime::<Utc>::from_timestamp_millis(t).unwrap(),
+        count: 1,
+        sum: v,
+        min: v,
+        max: v,
+        avg: v,
+    }
+}
+
+#[test]
+fn halves_merge_per_group_and_step() {
+    let mem = vec![RangeSeries {
+        group: None,
+        bins: vec![bin(10, 4.0), bin(20, 1.0)],
+    }];
+    let stored = vec![RangeSeries {
+        group: None,
+        bins: vec![bin(0, 2.0), bin(10, 2.0)],
+    }];
+    let m = merge(mem, stored);
+    assert_eq!(m.len(), 1);
+    let got: Vec<(u64, f64, f64, f64)> = m[0]
+        .bins
+        .iter()
+        .map(|b| (b.count, b.sum, b.min, b.avg))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, 2.0, 2.0, 2.0), (2, 6.0, 2.0, 3.0), (1, 1.0, 1.0, 1.0)]
+    );
+}
+
+#[test]
+fn health_follows_the_writer() {
+    let mut s = WriterStatus {
+        healthy: true,
+        ..WriterStatus::default()
+    };
+    assert_eq!(store_health(&s), CheckOutcome::healthy());
+    s.dropped = 3;
+    assert_eq!(store_health(&s).status, HealthStatus::Degraded);
+    s.healthy = false;
+    s.last_error = Some("connection refused".into());
+    let o = store_health(&s);
+    assert_eq!(o.status, HealthStatus::Unhealthy);
+    assert!(o.message.unwrap().contains("refused"));
+}
+
+/// Two instances writing to one SQLite file: each answers for itself by
+/// default, for the other by name, and for both with `*`.
+#[test]
+fn instances_are_queried_one_by_one_or_all_merged() {
+    use metrics_memory::{ManualClock, MemoryConfig};
+    use metrics_protocol::MetricCollector;
+    use metrics_store::{StoreUrl, WriterConfig};
+
+    let dir = std::env::temp_dir().join(format!("metrics-agent-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+    let t0 = 1_800_000_000_000;
+    let start = |name: &str, v: f64| {
+        let clock = Arc::new(ManualClock::new(t0));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), name)).unwrap();
+        m.record_counter("jobs", v, &[]);
+        m.record_histogram("size", v, &[]);
+        clock.advance(Duration::from_secs(10));
+        (m, Arc::new(w))
+    };
+    let (_, wa) = start("host-a", 1.0);
+    wa.shutdown();
+    let (mb, wb) = start("host-b", 5.0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while wb.store().is_none() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", wb.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ranges = HistoryRanges::new(mb, wb.clone());
+    assert!(ranges.serves_instances());
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    let sum = |instance: InstanceScope| -> f64 {
+        let r = RangeRequest {
+            name: "jobs".into(),
+            tags: vec![],
+            start: at(t0),
+            end: at(t0 + 60_000),
+            step: Duration::from_secs(60),
+            group_by: None,
+            instance,
+        };
+        ranges.query_range(&r).unwrap()[0].bins[0].sum
+    };
+    assert_eq!(sum(InstanceScope::Local), 5.0);
+    assert_eq!(sum(InstanceScope::Named("host-a".into())), 1.0);
+    assert_eq!(sum(InstanceScope::Named("host-b".into())), 5.0);
+    assert_eq!(sum(InstanceScope::All), 6.0);
+    let minute = Some(Duration::from_secs(60));
+    let other = InstanceScope::Named("host-a".into());
+    let s = ranges.summary("size", minute, &other).unwrap().unwrap();
+    assert_eq!((s.count, s.max), (1, 1.0));
+    let s = ranges
+        .summary("size", minute, &InstanceScope::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!((s.count, s.min, s.max), (2, 1.0, 5.0));
+    let nobody = InstanceScope::Named("host-z".into());
+    assert!(ranges.summary("size", minute, &nobody).unwrap().is_err());
+    let day = RollupRequest {
+        name: "jobs".into(),
+        tags: vec![],
+        period: Period::Hour,
+        start: at(t0 - 3_600_000),
+        end: at(t0 + 3_600_000),
+        group_by: None,
+        instance: InstanceScope::All,
+    };
+    let got = ranges.rollup(&day).unwrap().unwrap();
+    assert_eq!(got[0].bins.iter().map(|b| b.sum).sum::<f64>(), 6.0);
+    wb.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Two runs of a program on one store, the second asked about both:
+/// the first run's bins come from the store, the second's from memory.
+#[test]
+fn a_range_across_a_restart_returns_both_halves() {
+    use metrics_memory::{ManualClock, MemoryConfig};
+    use metrics_protocol::{MetricCollector, SuccessFailureTracker};
+    use metrics_store::{StoreUrl, WriterConfig};
+
+    let dir = std::env::temp_dir().join(format!("metrics-agent-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+    let t0 = 1_800_000_000_000;
+    let run = |at: i64| {
+        let clock = Arc::new(ManualClock::new(at));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), "host")).unwrap();
+        (clock, m, Arc::new(w))
+    };
+    // The first run: 1 + 2 in its first bin, 4 in the next, then stops.
+    let (clock, m, w) = run(t0);
+    m.record_counter("jobs", 1.0, &[("q", "a")]);
+    m.record_counter("jobs", 2.0, &[("q", "b")]);
+    m.record_counter("retired", 1.0, &[]);
+    for v in [10.0, 20.0] {
+        m.record_histogram("size", v, &[("q", "a")]);
+    }
+    m.record_timer("op", Duration::from_millis(5), &[]);
+    m.record_success("pay", &[]);
+    m.record_failure("pay", "timeout", &[]);
+    clock.advance(Duration::from_secs(10));
+    m.record_counter("jobs", 4.0, &[("q", "a")]);
+    m.record_success("pay", &[]);
+    w.shutdown();
+    // 6 series bins and 2 outcome bins.
+    assert_eq!(w.status().written, 8, "{:?}", w.status());
+
+    // The second run starts 3 s later, within the bin the first one
+    // stopped in, and records into it.
+    let (clock, m, w) = run(t0 + 13_000);
+    m.record_counter("jobs", 8.0, &[("q", "a")]);
+    m.record_histogram("size", 30.0, &[("q", "b")]);
+    m.record_failure("pay", "refused", &[]);
+    clock.advance(Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while w.store().is_none() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ranges = HistoryRanges::new(m, w.clone());
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    let mut r = RangeRequest {
+        name: "jobs".into(),
+        tags: vec![],
+        start: at(t0),
+        end: at(t0 + 60_000),
+        step: Duration::from_secs(10),
+        group_by: None,
+        instance: InstanceScope::Local,
+    };
+    let got = ranges.query_range(&r).unwrap();
+    let sums: Vec<(DateTime<Utc>, f64)> = got[0].bins.iter().map(|b| (b.start, b.sum)).collect();
+    assert_eq!(sums, vec![(at(t0), 3.0), (at(t0 + 10_000), 12.0)]);
+    // Tag containment and grouping reach the stored half too.
+    r.tags = vec![("q".into(), "a".into())];
+    r.group_by = Some("q".into());
+    let got = ranges.query_range(&r).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].group.as_deref(), Some("a"));
+    let sums: Vec<f64> = got[0].bins.iter().map(|b| b.sum).collect();
+    assert_eq!(sums, vec![1.0, 12.0]);
+    // A name only the store knows.
+    r.name = "retired".into();
+    (r.tags, r.group_by) = (vec![], None);
+    let got = ranges.query_range(&r).unwrap();
+    assert_eq!(got[0].bins.len(), 1);
+    assert_eq!(got[0].bins[0].sum, 1.0);
+    // A window's summary and timing merge both halves, percentiles
+    // through the stored sketches (within the window accuracy); all
+    // time is left to the system (this run's totals).
+    let minute = Some(Duration::from_secs(60));
+    let local = InstanceScope::Local;
+    let s = ranges.summary("size", minute, &local).unwrap().unwrap();
+    assert_eq!((s.count, s.sum, s.min, s.max), (3, 60.0, 10.0, 30.0));
+    let p50 = s.p50.unwrap();
+    assert!((p50 - 20.0).abs() < 0.5, "{p50}");
+    assert!(
+        ranges.summary("size", None, &local).is_none(),
+        "all time: the system's"
+    );
+    let t = ranges.timing("op", minute).unwrap().unwrap();
+    assert_eq!(t.count, 1);
+    assert!((t.p50.as_secs_f64() - 0.005).abs() < 1e-4, "{t:?}");
+    assert!(ranges.summary("never", minute, &local).unwrap().is_err());
+
+    // Outcomes: both runs, windowed and all time, failures by type.
+    for window in [minute, None] {
+        let (ok, failed) = ranges.outcomes("pay", window).unwrap().unwrap();
+        assert_eq!(ok, 2, "{window:?}");
+        let failed: Vec<(&str, u64)> = failed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(failed, vec![("refused", 1), ("timeout", 1)], "{window:?}");
+    }
+    assert!(ranges.outcomes("never", None).unwrap().is_err());
+
+    // A day's rollup holds both runs, saying what its bins cover.
+    let day = RollupRequest {
+        name: "jobs".into(),
+        tags: vec![],
+        period: Period::Day,
+        start: at(t0 - 86_400_000),
+        end: at(t0 + 86_400_000),
+        group_by: Some("q".into()),
+        instance: InstanceScope::Local,
+    };
+    let got = ranges.rollup(&day).unwrap().unwrap();
+    let a = got
+        .iter()
+        .find(|s| s.group.as_deref() == Some("a"))
+        .unwrap();
+    assert_eq!(a.bins.len(), 1, "{got:?}");
+    let b = &a.bins[0];
+    assert_eq!(b.sum, 13.0);
+    assert_eq!(b.start, Calendar::Day.period_start(at(t0)));
+    assert_eq!(b.end - b.start, chrono::TimeDelta::days(1));
+    assert_eq!((b.covers_start, b.covers_end), (at(t0), at(t0 + 20_000)));
+    w.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
