@@ -537,7 +537,7 @@ impl MemoryMetrics {
         } else {
             current
         };
-        let touched = s.touched_ms.load(Ordering::Relaxed);
+        let touched = s.last_active_ms();
         MetricValue {
             name: s.name.to_string(),
             value,

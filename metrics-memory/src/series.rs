@@ -44,6 +44,10 @@ pub(crate) struct SeriesState {
 pub(crate) struct Slot {
     /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
     pub(crate) epoch: AtomicI64,
+    /// Start of the bin in milliseconds (`epoch * finest_ms`), `i64::MIN`
+    /// when empty: what the recording path compares the time with, so it
+    /// needs no multiplication.
+    pub(crate) start_ms: AtomicI64,
     pub(crate) packed: AtomicU64,
     pub(crate) count: AtomicU64,
     /// f64 bits.
@@ -66,6 +70,7 @@ impl Slot {
     pub(crate) fn new() -> Self {
         Slot {
             epoch: AtomicI64::new(i64::MIN),
+            start_ms: AtomicI64::new(i64::MIN),
             packed: AtomicU64::new(0),
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
@@ -140,7 +145,9 @@ pub(crate) struct Series {
     pub tags: Box<[(Box<str>, Box<str>)]>,
     pub kind: MetricType,
     pub(crate) hash: u64,
-    /// Last time a sample was recorded (ms since the epoch).
+    /// Last time a sample was recorded (ms since the epoch). A counter
+    /// stamps it only when a sample opens a new bin (the recording path
+    /// writes nothing but the bin): see [`last_active_ms`](Self::last_active_ms).
     pub touched_ms: AtomicI64,
     /// Live handles bound to this series: while any lives it never
     /// expires, or the handle would write into a series nobody can read.
@@ -213,15 +220,13 @@ impl Series {
     }
 
     /// Adds a validated counter increment, lock-free: when `now_ms` is in
-    /// the active slot's bin (the usual case), one load, a subtraction and
-    /// one atomic add, with no division.
+    /// the active slot's bin (the usual case), two loads, a subtraction and
+    /// one atomic add, with no division, no multiplication and no other
+    /// store (the last activity is the bin's: [`last_active_ms`](Self::last_active_ms)).
     #[inline]
     pub fn add_counter(&self, now_ms: i64, value: f64) {
         let slot = &self.slots[self.active.load(Ordering::Relaxed) & 1];
-        let start = slot
-            .epoch
-            .load(Ordering::Acquire)
-            .saturating_mul(self.finest_ms);
+        let start = slot.start_ms.load(Ordering::Acquire);
         if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
             if slot.add(value) {
                 self.spill(slot);
@@ -229,9 +234,30 @@ impl Series {
         } else {
             self.add_counter_other_bin(now_ms, value);
         }
-        if self.touched_ms.load(Ordering::Relaxed) != now_ms {
-            self.touched_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// When this series was last recorded into (ms since the epoch). For
+    /// gauges and distributions the time of the last sample; for counters
+    /// the time of the first sample of the newest bin, so at most one
+    /// finest bin earlier than the last sample.
+    pub fn last_active_ms(&self) -> i64 {
+        self.touched_ms.load(Ordering::Relaxed)
+    }
+
+    /// A time at or after the last sample (ms since the epoch), for idle
+    /// expiry, which must never remove a series early: for counters the
+    /// last millisecond of the newest bin, else [`last_active_ms`](Self::last_active_ms).
+    pub fn active_until_ms(&self) -> i64 {
+        let touched = self.last_active_ms();
+        if self.kind != MetricType::Counter {
+            return touched;
         }
+        self.slots
+            .iter()
+            .map(|s| s.epoch.load(Ordering::Acquire))
+            .filter(|&e| e != i64::MIN)
+            .map(|e| e.saturating_add(1).saturating_mul(self.finest_ms) - 1)
+            .fold(touched, i64::max)
     }
 
     /// [`add_counter`](Self::add_counter) for a sample outside the active
@@ -272,6 +298,10 @@ impl Series {
             st.windows.merge_bin(now_ms, old * self.finest_ms, &bin);
         }
         slot.epoch.store(idx, Ordering::Release);
+        slot.start_ms
+            .store(idx.saturating_mul(self.finest_ms), Ordering::Release);
+        // A counter's last activity is stamped once per bin, here.
+        self.touched_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
     /// The value and all-time statistics, live counter slots included.

@@ -4,7 +4,7 @@ use std::time::Duration;
 use metrics_protocol::system::*;
 use metrics_protocol::*;
 
-use crate::{ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
+use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
 
 const T0: i64 = 1_790_000_000_000; // a fixed instant, aligned to no particular bin
 
@@ -487,6 +487,34 @@ fn dropping_the_backend_frees_its_series_although_this_thread_cached_them() {
         weak.iter().all(|w| w.upgrade().is_none()),
         "the per-thread cache must not keep a dropped backend's series alive"
     );
+}
+
+#[test]
+fn a_counter_is_never_expired_before_its_last_sample_is_idle_long_enough() {
+    // Counters stamp their activity once per bin, not per sample: expiry
+    // must still count from the last sample, never from the bin's first.
+    let (clock, m) = manual_with(MemoryConfig {
+        idle_expiry_secs: Some(60),
+        ..Default::default()
+    });
+    let m = Arc::new(m);
+    // Start of a 10 s bin, then a sample 9 s later in the same bin.
+    clock.set(T0 - T0.rem_euclid(10_000) + 10_000);
+    let start = clock.now_millis();
+    let h = m.counter("late", &[]);
+    h.inc();
+    clock.advance(Duration::from_secs(9));
+    h.inc();
+    drop(h);
+    m.increment("by_name", &[]);
+    // 59 s after the last samples: both stay.
+    clock.set(start + 68_000);
+    assert_eq!(m.expire_idle(), 0);
+    assert_eq!(m.counter_value("late", &[]), Some(2.0));
+    // Past a minute after the end of their bin: both go.
+    clock.set(start + 70_001);
+    assert_eq!(m.expire_idle(), 2);
+    assert_eq!(m.counter_value("late", &[]), None);
 }
 
 #[test]
