@@ -42,11 +42,9 @@ pub(crate) struct SeriesState {
 /// lock, and the sum field has room for 2^40 / 2^15 = 2^25 increments).
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
-    pub(crate) epoch: AtomicI64,
-    /// Start of the bin in milliseconds (`epoch * finest_ms`), `i64::MIN`
-    /// when empty: what the recording path compares the time with, so it
-    /// needs no multiplication.
+    /// Start of the bin in milliseconds (a multiple of the finest bin),
+    /// `i64::MIN` when empty: what the recording path compares the time
+    /// with, so it needs no multiplication.
     pub(crate) start_ms: AtomicI64,
     pub(crate) packed: AtomicU64,
     pub(crate) count: AtomicU64,
@@ -69,11 +67,18 @@ fn unpack(w: u64) -> (u64, f64) {
 impl Slot {
     pub(crate) fn new() -> Self {
         Slot {
-            epoch: AtomicI64::new(i64::MIN),
             start_ms: AtomicI64::new(i64::MIN),
             packed: AtomicU64::new(0),
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
+    pub(crate) fn epoch(&self, finest_ms: i64) -> i64 {
+        match self.start_ms.load(Ordering::Acquire) {
+            i64::MIN => i64::MIN,
+            start => start.div_euclid(finest_ms),
         }
     }
 
@@ -254,7 +259,7 @@ impl Series {
         }
         self.slots
             .iter()
-            .map(|s| s.epoch.load(Ordering::Acquire))
+            .map(|s| s.epoch(self.finest_ms))
             .filter(|&e| e != i64::MIN)
             .map(|e| e.saturating_add(1).saturating_mul(self.finest_ms) - 1)
             .fold(touched, i64::max)
@@ -267,7 +272,7 @@ impl Series {
         let idx = now_ms.div_euclid(self.finest_ms);
         let which = (idx & 1) as usize;
         let slot = &self.slots[which];
-        if slot.epoch.load(Ordering::Acquire) < idx {
+        if slot.epoch(self.finest_ms) < idx {
             self.recycle(slot, idx, now_ms);
             self.active.store(which, Ordering::Relaxed);
         }
@@ -285,7 +290,7 @@ impl Series {
     #[cold]
     pub(crate) fn recycle(&self, slot: &Slot, idx: i64, now_ms: i64) {
         let mut st = self.state.lock();
-        let old = slot.epoch.load(Ordering::Acquire);
+        let old = slot.epoch(self.finest_ms);
         if old >= idx {
             return; // another thread recycled it first
         }
@@ -295,9 +300,9 @@ impl Series {
             bin.add_bin(count, sum);
             st.value += sum;
             st.total.add_bin(count, sum);
-            st.windows.merge_bin(now_ms, old * self.finest_ms, &bin);
+            st.windows
+                .merge_bin(now_ms, old.saturating_mul(self.finest_ms), &bin);
         }
-        slot.epoch.store(idx, Ordering::Release);
         slot.start_ms
             .store(idx.saturating_mul(self.finest_ms), Ordering::Release);
         // A counter's last activity is stamped once per bin, here.
@@ -309,7 +314,7 @@ impl Series {
         let st = self.state.lock();
         let (mut value, mut total) = (st.value, st.total);
         for slot in &self.slots {
-            if slot.epoch.load(Ordering::Acquire) != i64::MIN {
+            if slot.start_ms.load(Ordering::Acquire) != i64::MIN {
                 let (count, sum) = slot.peek();
                 value += sum;
                 total.add_bin(count, sum);
@@ -339,9 +344,8 @@ impl Series {
         st.windows.for_each_since(since_ms, now_ms, &mut f);
         let oldest = now_ms.saturating_sub(st.windows.retention_ms());
         for slot in &self.slots {
-            let epoch = slot.epoch.load(Ordering::Acquire);
-            let start = epoch.saturating_mul(self.finest_ms);
-            if epoch != i64::MIN && start >= since_ms.max(oldest) {
+            let start = slot.start_ms.load(Ordering::Acquire);
+            if start != i64::MIN && start >= since_ms.max(oldest) {
                 let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);
