@@ -4,12 +4,14 @@
 //! timing guard beside a plain timed closure.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_memory::MemoryMetrics;
+use metrics_protocol::backend::CounterFn;
 use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector, Metrics};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
@@ -18,6 +20,16 @@ fn install_metrics_rs() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     // Only this bench binary installs a global recorder.
     let _ = metrics::set_global_recorder(recorder);
+}
+
+/// The floor of a bound counter handle: one atomic add and nothing else
+/// (no time bins), behind this facade's handle (`Arc<dyn CounterFn>`).
+struct FloorCounter(AtomicU64);
+
+impl CounterFn for FloorCounter {
+    fn increment(&self, value: f64) {
+        self.0.fetch_add(value as u64, Ordering::Relaxed);
+    }
 }
 
 fn two_threads(iters: u64, f: impl Fn() + Send + Sync + 'static) -> Duration {
@@ -98,6 +110,16 @@ fn record(c: &mut Criterion) {
     let rs_handle = metrics::counter!("handled", "method" => "GET", "code" => "200");
     g.bench_function("counter_handle/metrics-rs", |b| {
         b.iter(|| rs_handle.increment(black_box(1)))
+    });
+    // The machine's floor: a bare atomic add behind the same dispatch,
+    // the `metrics` crate's (`Arc<AtomicU64>` as its `CounterFn`) and ours.
+    let rs_floor = metrics::Counter::from_arc(Arc::new(AtomicU64::new(0)));
+    g.bench_function("counter_handle/floor-metrics-rs", |b| {
+        b.iter(|| rs_floor.increment(black_box(1)))
+    });
+    let floor = metrics_protocol::Counter::from_arc(Arc::new(FloorCounter(AtomicU64::new(0))));
+    g.bench_function("counter_handle/floor", |b| {
+        b.iter(|| floor.increment(black_box(1.0)))
     });
 
     // Timing: the Metrics handle's guard (duration + one outcome) beside

@@ -71,9 +71,30 @@ pub(crate) fn start_coarse_clock() {
 #[inline]
 pub(crate) fn coarse_now_ms() -> i64 {
     match COARSE_NOW.load(Ordering::Relaxed) {
-        0 => precise_now(),
+        0 => precise_now_cold(),
         t => t,
     }
+}
+
+/// [`precise_now`] out of line, so the callers of [`coarse_now_ms`] stay
+/// small.
+#[cold]
+#[inline(never)]
+fn precise_now_cold() -> i64 {
+    precise_now()
+}
+
+/// Whether the thread behind [`coarse_now_ms`] runs (it was started and
+/// has stored a reading): then [`coarse_now_running_ms`] may be read.
+pub(crate) fn coarse_clock_running() -> bool {
+    COARSE_NOW.load(Ordering::Relaxed) != 0
+}
+
+/// [`coarse_now_ms`] for callers that saw [`coarse_clock_running`]: the
+/// thread never stops, so the reading is never the `0` of "not started".
+#[inline(always)]
+pub(crate) fn coarse_now_running_ms() -> i64 {
+    COARSE_NOW.load(Ordering::Relaxed)
 }
 
 impl Clock for SystemClock {

@@ -52,29 +52,38 @@ impl CounterFn for Bound {
     }
 }
 
-/// A handle to one counter series: the hot path is the clock reading, the
-/// bin check and one atomic add, with the series and the clock choice
-/// held in the handle itself (no match on the handle's kind, no look at
-/// the shared state unless a sample is dropped or the clock is injected).
-pub(crate) struct BoundCounter {
+/// A handle to one counter series: the hot path is the `+1` check, the
+/// clock reading (one atomic load of the running coarse clock when
+/// `SYSTEM_CLOCK`),
+/// the bin check and one atomic add, each slow case a call out of line, so
+/// the path needs no stack frame. The clock choice is the type's, made when
+/// the handle is bound (no branch on it per increment).
+pub(crate) struct BoundCounter<const SYSTEM_CLOCK: bool> {
     series: Arc<Series>,
-    /// The backend reads the [`SystemClock`](crate::SystemClock).
-    system_clock: bool,
     shared: Arc<Shared>,
 }
 
-impl BoundCounter {
-    #[inline]
+impl<const SYSTEM_CLOCK: bool> BoundCounter<SYSTEM_CLOCK> {
+    #[inline(always)]
     fn now_ms(&self) -> i64 {
-        if self.system_clock {
-            crate::clock::coarse_now_ms()
+        if SYSTEM_CLOCK {
+            crate::clock::coarse_now_running_ms()
         } else {
             self.shared.clock.now_millis()
         }
     }
+
+    /// Any other increment: checked, out of line.
+    #[inline(never)]
+    fn increment_checked(&self, value: f64) {
+        match validate::check_counter_increment(value) {
+            Ok(()) => self.series.add_counter(self.now_ms(), value),
+            Err(r) => self.shared.drops.record(r),
+        }
+    }
 }
 
-impl CounterFn for BoundCounter {
+impl<const SYSTEM_CLOCK: bool> CounterFn for BoundCounter<SYSTEM_CLOCK> {
     #[inline]
     fn increment(&self, value: f64) {
         // `+1`, the usual increment, is valid: no check.
@@ -86,18 +95,7 @@ impl CounterFn for BoundCounter {
     }
 }
 
-impl BoundCounter {
-    /// Any other increment: checked, out of line.
-    #[inline(never)]
-    fn increment_checked(&self, value: f64) {
-        match validate::check_counter_increment(value) {
-            Ok(()) => self.series.add_counter(self.now_ms(), value),
-            Err(r) => self.shared.drops.record(r),
-        }
-    }
-}
-
-impl Drop for BoundCounter {
+impl<const SYSTEM_CLOCK: bool> Drop for BoundCounter<SYSTEM_CLOCK> {
     /// Releases the pin, so idle expiry applies again once no handle lives.
     fn drop(&mut self) {
         self.series.pins.fetch_sub(1, Ordering::AcqRel);
@@ -137,11 +135,13 @@ impl MemoryMetrics {
         match self.registry.get_arc(name, tags, MetricType::Counter) {
             Ok(series) => {
                 series.pins.fetch_add(1, Ordering::AcqRel);
-                Arc::new(BoundCounter {
-                    series,
-                    system_clock: self.shared.system_clock,
-                    shared: self.shared.clone(),
-                })
+                let shared = self.shared.clone();
+                // The coarse clock's thread never stops once running.
+                if self.shared.system_clock && crate::clock::coarse_clock_running() {
+                    Arc::new(BoundCounter::<true> { series, shared })
+                } else {
+                    Arc::new(BoundCounter::<false> { series, shared })
+                }
             }
             Err(reason) => Arc::new(Bound::Invalid {
                 shared: self.shared.clone(),

@@ -472,8 +472,7 @@ impl Registry {
         for shard in self.shards.iter() {
             let mut t = shard.write();
             t.retain(|s| {
-                let keep = s.pins.load(Ordering::Acquire) > 0
-                    || s.touched_ms.load(Ordering::Relaxed) >= cutoff_ms;
+                let keep = s.pins.load(Ordering::Acquire) > 0 || s.active_until_ms() >= cutoff_ms;
                 if !keep {
                     removed.push(s.clone());
                 }

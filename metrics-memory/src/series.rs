@@ -42,8 +42,10 @@ pub(crate) struct SeriesState {
 /// lock, and the sum field has room for 2^40 / 2^15 = 2^25 increments).
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
-    pub(crate) epoch: AtomicI64,
+    /// Start of the bin in milliseconds (a multiple of the finest bin),
+    /// `i64::MIN` when empty: what the recording path compares the time
+    /// with, so it needs no multiplication.
+    pub(crate) start_ms: AtomicI64,
     pub(crate) packed: AtomicU64,
     pub(crate) count: AtomicU64,
     /// f64 bits.
@@ -65,10 +67,18 @@ fn unpack(w: u64) -> (u64, f64) {
 impl Slot {
     pub(crate) fn new() -> Self {
         Slot {
-            epoch: AtomicI64::new(i64::MIN),
+            start_ms: AtomicI64::new(i64::MIN),
             packed: AtomicU64::new(0),
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    /// Bin index (`start_ms / finest_ms`), `i64::MIN` when empty.
+    pub(crate) fn epoch(&self, finest_ms: i64) -> i64 {
+        match self.start_ms.load(Ordering::Acquire) {
+            i64::MIN => i64::MIN,
+            start => start.div_euclid(finest_ms),
         }
     }
 
@@ -140,7 +150,9 @@ pub(crate) struct Series {
     pub tags: Box<[(Box<str>, Box<str>)]>,
     pub kind: MetricType,
     pub(crate) hash: u64,
-    /// Last time a sample was recorded (ms since the epoch).
+    /// Last time a sample was recorded (ms since the epoch). A counter
+    /// stamps it only when a sample opens a new bin (the recording path
+    /// writes nothing but the bin): see [`last_active_ms`](Self::last_active_ms).
     pub touched_ms: AtomicI64,
     /// Live handles bound to this series: while any lives it never
     /// expires, or the handle would write into a series nobody can read.
@@ -213,15 +225,13 @@ impl Series {
     }
 
     /// Adds a validated counter increment, lock-free: when `now_ms` is in
-    /// the active slot's bin (the usual case), one load, a subtraction and
-    /// one atomic add, with no division.
+    /// the active slot's bin (the usual case), two loads, a subtraction and
+    /// one atomic add, with no division, no multiplication and no other
+    /// store (the last activity is the bin's: [`last_active_ms`](Self::last_active_ms)).
     #[inline]
     pub fn add_counter(&self, now_ms: i64, value: f64) {
         let slot = &self.slots[self.active.load(Ordering::Relaxed) & 1];
-        let start = slot
-            .epoch
-            .load(Ordering::Acquire)
-            .saturating_mul(self.finest_ms);
+        let start = slot.start_ms.load(Ordering::Acquire);
         if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
             if slot.add(value) {
                 self.spill(slot);
@@ -229,9 +239,30 @@ impl Series {
         } else {
             self.add_counter_other_bin(now_ms, value);
         }
-        if self.touched_ms.load(Ordering::Relaxed) != now_ms {
-            self.touched_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// When this series was last recorded into (ms since the epoch). For
+    /// gauges and distributions the time of the last sample; for counters
+    /// the time of the first sample of the newest bin, so at most one
+    /// finest bin earlier than the last sample.
+    pub fn last_active_ms(&self) -> i64 {
+        self.touched_ms.load(Ordering::Relaxed)
+    }
+
+    /// A time at or after the last sample (ms since the epoch), for idle
+    /// expiry, which must never remove a series early: for counters the
+    /// last millisecond of the newest bin, else [`last_active_ms`](Self::last_active_ms).
+    pub fn active_until_ms(&self) -> i64 {
+        let touched = self.last_active_ms();
+        if self.kind != MetricType::Counter {
+            return touched;
         }
+        self.slots
+            .iter()
+            .map(|s| s.epoch(self.finest_ms))
+            .filter(|&e| e != i64::MIN)
+            .map(|e| e.saturating_add(1).saturating_mul(self.finest_ms) - 1)
+            .fold(touched, i64::max)
     }
 
     /// [`add_counter`](Self::add_counter) for a sample outside the active
@@ -241,7 +272,7 @@ impl Series {
         let idx = now_ms.div_euclid(self.finest_ms);
         let which = (idx & 1) as usize;
         let slot = &self.slots[which];
-        if slot.epoch.load(Ordering::Acquire) < idx {
+        if slot.epoch(self.finest_ms) < idx {
             self.recycle(slot, idx, now_ms);
             self.active.store(which, Ordering::Relaxed);
         }
@@ -259,7 +290,7 @@ impl Series {
     #[cold]
     pub(crate) fn recycle(&self, slot: &Slot, idx: i64, now_ms: i64) {
         let mut st = self.state.lock();
-        let old = slot.epoch.load(Ordering::Acquire);
+        let old = slot.epoch(self.finest_ms);
         if old >= idx {
             return; // another thread recycled it first
         }
@@ -269,9 +300,13 @@ impl Series {
             bin.add_bin(count, sum);
             st.value += sum;
             st.total.add_bin(count, sum);
-            st.windows.merge_bin(now_ms, old * self.finest_ms, &bin);
+            st.windows
+                .merge_bin(now_ms, old.saturating_mul(self.finest_ms), &bin);
         }
-        slot.epoch.store(idx, Ordering::Release);
+        slot.start_ms
+            .store(idx.saturating_mul(self.finest_ms), Ordering::Release);
+        // A counter's last activity is stamped once per bin, here.
+        self.touched_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
     /// The value and all-time statistics, live counter slots included.
@@ -279,7 +314,7 @@ impl Series {
         let st = self.state.lock();
         let (mut value, mut total) = (st.value, st.total);
         for slot in &self.slots {
-            if slot.epoch.load(Ordering::Acquire) != i64::MIN {
+            if slot.start_ms.load(Ordering::Acquire) != i64::MIN {
                 let (count, sum) = slot.peek();
                 value += sum;
                 total.add_bin(count, sum);
@@ -328,9 +363,8 @@ impl Series {
         st.windows.for_each_since(since_ms, now_ms, &mut f);
         let oldest = now_ms.saturating_sub(st.windows.retention_ms());
         for slot in &self.slots {
-            let epoch = slot.epoch.load(Ordering::Acquire);
-            let start = epoch.saturating_mul(self.finest_ms);
-            if epoch != i64::MIN && start >= since_ms.max(oldest) {
+            let start = slot.start_ms.load(Ordering::Acquire);
+            if start != i64::MIN && start >= since_ms.max(oldest) {
                 let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);

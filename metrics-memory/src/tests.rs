@@ -4,7 +4,7 @@ use std::time::Duration;
 use metrics_protocol::system::*;
 use metrics_protocol::*;
 
-use crate::{ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
+use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
 
 const T0: i64 = 1_790_000_000_000; // a fixed instant, aligned to no particular bin
 
@@ -490,6 +490,34 @@ fn dropping_the_backend_frees_its_series_although_this_thread_cached_them() {
 }
 
 #[test]
+fn a_counter_is_never_expired_before_its_last_sample_is_idle_long_enough() {
+    // Counters stamp their activity once per bin, not per sample: expiry
+    // must still count from the last sample, never from the bin's first.
+    let (clock, m) = manual_with(MemoryConfig {
+        idle_expiry_secs: Some(60),
+        ..Default::default()
+    });
+    let m = Arc::new(m);
+    // Start of a 10 s bin, then a sample 9 s later in the same bin.
+    clock.set(T0 - T0.rem_euclid(10_000) + 10_000);
+    let start = clock.now_millis();
+    let h = m.counter("late", &[]);
+    h.inc();
+    clock.advance(Duration::from_secs(9));
+    h.inc();
+    drop(h);
+    m.increment("by_name", &[]);
+    // 59 s after the last samples: both stay.
+    clock.set(start + 68_000);
+    assert_eq!(m.expire_idle(), 0);
+    assert_eq!(m.counter_value("late", &[]), Some(2.0));
+    // Past a minute after the end of their bin: both go.
+    clock.set(start + 70_001);
+    assert_eq!(m.expire_idle(), 2);
+    assert_eq!(m.counter_value("late", &[]), None);
+}
+
+#[test]
 fn dropping_a_handle_releases_its_pin_so_idle_expiry_applies() {
     let (clock, m) = manual_with(MemoryConfig {
         idle_expiry_secs: Some(60),
@@ -757,4 +785,62 @@ fn a_counter_handle_reads_the_injected_clock_and_counts_bad_increments_as_drops(
     assert_eq!((recent.count, recent.sum), (1, 1.0));
     assert_eq!(m.dropped(DropReason::NegativeCounter), 1);
     assert_eq!(m.dropped(DropReason::InvalidValue), 1);
+}
+
+#[test]
+fn window_coverage_says_which_range_each_window_answer_covers() {
+    let (clock, m) = manual();
+    // One sample every 10 s for 26 hours, valued by its index, from T0
+    // (on no bin edge): samples at T0 + 10 s * i.
+    let n = 26 * 360;
+    for i in 0..n {
+        clock.set(T0 + i * 10_000);
+        m.record_histogram("lat", (i + 1) as f64, &[]);
+    }
+    // Now is off every bin edge too.
+    clock.set(T0 + (n - 1) * 10_000 + 3_700);
+    let now = clock.now_millis();
+    let in_range = |from: i64| -> Vec<f64> {
+        (0..n)
+            .filter(|i| T0 + i * 10_000 >= from)
+            .map(|i| (i + 1) as f64)
+            .collect()
+    };
+    let ceil = |t: i64, step: i64| {
+        t.div_euclid(step) * step + if t.rem_euclid(step) == 0 { 0 } else { step }
+    };
+    for (secs, bin, block) in [
+        (300, 10_000, 10_000),
+        (3600, 60_000, 900_000),
+        (86_400, 900_000, 21_600_000),
+    ] {
+        let w = Duration::from_secs(secs);
+        let since = now - secs as i64 * 1000;
+        let c = m.window_coverage("lat", w).unwrap();
+        assert_eq!(c.end.timestamp_millis(), now);
+        let start = c.start.timestamp_millis();
+        let qstart = c.quantiles_start.unwrap().timestamp_millis();
+        assert_eq!(start, ceil(since, bin), "{secs} s window: first bin");
+        assert_eq!(qstart, ceil(since, block), "{secs} s window: first block");
+        // The answer covers exactly what the coverage says.
+        let s = m.get_metric_summary("lat", Some(w)).unwrap();
+        let counted = in_range(start);
+        assert_eq!(s.count, counted.len() as u64, "{secs} s window count");
+        assert_eq!(s.min, counted[0]);
+        let q = in_range(qstart);
+        let want = q[(q.len() as f64 * 0.5).ceil() as usize - 1];
+        let got = s.p50.unwrap();
+        assert!(
+            (got - want).abs() / want <= 0.01,
+            "{secs} s p50 {got} vs {want}"
+        );
+    }
+    assert!(
+        m.window_coverage("lat", Duration::from_secs(2 * 86_400))
+            .is_none()
+    );
+    assert!(
+        m.window_coverage("nothing", Duration::from_secs(60))
+            .is_none()
+    );
 }

@@ -318,9 +318,14 @@ pub fn sketch_specs(specs: &[WindowSpec]) -> Vec<WindowSpec> {
 /// Quantile sketches of a distribution series over time: the open finest
 /// bin as a dense [`Sketch`] (level 1), sealed bins and blocks as compact
 /// encodings ([`Sketch::encode`]), cascading from ring to ring as the exact
-/// bins do. Sealed buffers are recycled, so a series in steady state
-/// allocates nothing when it opens a bin, unless a block needs a larger
-/// buffer than any spare.
+/// bins do.
+///
+/// Buffers are recycled, so a series in steady state allocates nothing
+/// when it opens a bin: a sealed bin takes the buffer of a bin merged away
+/// earlier; a merge writes into one scratch buffer and copies the result
+/// back into the block's own buffer; a new block takes the buffer of the
+/// block of its ring that aged out last (blocks of one ring reach about the
+/// same size). Only a block larger than any before it allocates.
 #[derive(Debug)]
 pub struct SketchWindows {
     /// Finest-bin index of `open`, `i64::MIN` before the first sample.
@@ -331,12 +336,18 @@ pub struct SketchWindows {
     /// its size.
     enc: Vec<u8>,
     spare: Vec<Vec<u8>>,
+    /// Where two encodings are merged before the result is copied back.
+    scratch: Vec<u8>,
+    /// Per ring, the buffer of its block that aged out last, for its next
+    /// block (empty: none).
+    block_spare: Vec<Vec<u8>>,
 }
 
 /// Spare encoded buffers kept for reuse.
 const SPARES: usize = 2;
-/// Extra bytes asked for a merged block.
-const MERGE_HEADROOM: usize = 128;
+/// Extra bytes asked for when a block outgrows its buffer (or the merge
+/// scratch buffer a block).
+const MERGE_HEADROOM: usize = 64;
 /// Extra bytes asked for a sealed bin, so the next bin, a little larger,
 /// can reuse its buffer.
 const SEAL_HEADROOM: usize = 32;
@@ -352,6 +363,8 @@ impl SketchWindows {
             rings: specs.iter().map(Ring::new).collect(),
             enc: Vec::new(),
             spare: Vec::new(),
+            scratch: Vec::new(),
+            block_spare: specs.iter().map(|_| Vec::new()).collect(),
         }
     }
 
@@ -406,6 +419,20 @@ impl SketchWindows {
         }
     }
 
+    /// Gives back the buffer of a bin or block of ring `level` that was
+    /// merged away or dropped: a finest bin's to the spares of sealing, a
+    /// block's to its ring's next block.
+    fn recycle(spare: &mut Vec<Vec<u8>>, block_spare: &mut [Vec<u8>], level: usize, buf: Vec<u8>) {
+        match block_spare.get_mut(level) {
+            Some(slot) if level > 0 => {
+                if buf.capacity() >= slot.capacity() {
+                    *slot = buf;
+                }
+            }
+            _ => Self::give_buf(spare, buf),
+        }
+    }
+
     /// Seals the open bin if `now_ms` is past it, then moves blocks that
     /// aged out of a ring into the next one (merging into the block that
     /// covers them) and drops what ages out of the last ring.
@@ -417,6 +444,8 @@ impl SketchWindows {
             rings,
             enc,
             spare,
+            scratch,
+            block_spare,
         } = self;
         let Some(finest) = rings.first().map(|r| r.bin_ms) else {
             return;
@@ -445,31 +474,52 @@ impl SketchWindows {
                     break;
                 };
                 let Some(next) = rest.first_mut() else {
-                    Self::give_buf(spare, buf);
+                    Self::recycle(spare, block_spare, level, buf);
                     continue;
                 };
                 let nidx = (idx * ring.bin_ms).div_euclid(next.bin_ms);
                 match next.bins.iter_mut().rev().find(|(i, _)| *i == nidx) {
                     Some((_, target)) => {
-                        // At most the two lengths: merging never adds bytes
-                        // per entry beyond what the two inputs spent.
-                        // With a little headroom, so the block this one
-                        // replaces can take the next merge into this ring.
-                        let mut fresh =
-                            Self::take_buf(spare, target.len() + buf.len(), MERGE_HEADROOM);
-                        let ok = merge_encodings(target, &buf, &mut fresh);
-                        debug_assert!(ok, "sealed sketches decode");
-                        if fresh.capacity() > fresh.len() + fresh.len() / 4 + 64 {
-                            fresh.shrink_to_fit();
+                        // The merge is about as long as the longer input
+                        // (the shorter one's buckets mostly exist already):
+                        // the scratch buffer grows only for a block larger
+                        // than any before (with headroom), and the result
+                        // is copied back into the block's own buffer, which
+                        // grows only when the block outgrows it.
+                        scratch.clear();
+                        let want = target.len().max(buf.len()) + MERGE_HEADROOM;
+                        if scratch.capacity() < want {
+                            scratch.reserve_exact(want);
                         }
-                        let old = std::mem::replace(target, fresh);
-                        Self::give_buf(spare, old);
-                        Self::give_buf(spare, buf);
+                        let ok = merge_encodings(target, &buf, scratch);
+                        debug_assert!(ok, "sealed sketches decode");
+                        target.clear();
+                        if target.capacity() < scratch.len() {
+                            target
+                                .reserve_exact(scratch.len() + scratch.len() / 16 + MERGE_HEADROOM);
+                        }
+                        target.extend_from_slice(scratch);
+                        Self::recycle(spare, block_spare, level, buf);
                     }
                     None => {
+                        // A new block: in the buffer its predecessor left,
+                        // if that holds it.
+                        let reuse = block_spare
+                            .get_mut(level + 1)
+                            .filter(|b| b.capacity() >= buf.len());
+                        let block = match reuse {
+                            Some(b) => {
+                                let mut b = std::mem::take(b);
+                                b.clear();
+                                b.extend_from_slice(&buf);
+                                Self::recycle(spare, block_spare, level, buf);
+                                b
+                            }
+                            None => buf,
+                        };
                         let pos = next.bins.partition_point(|(i, _)| *i < nidx);
                         next.reserve();
-                        next.bins.insert(pos, (nidx, buf));
+                        next.bins.insert(pos, (nidx, block));
                     }
                 }
             }
