@@ -311,21 +311,13 @@ impl Series {
 
     /// The value and all-time statistics, live counter slots included.
     pub fn read(&self) -> (f64, Stats) {
-        let st = self.state.lock();
-        let (mut value, mut total) = (st.value, st.total);
-        for slot in &self.slots {
-            if slot.start_ms.load(Ordering::Acquire) != i64::MIN {
-                let (count, sum) = slot.peek();
-                value += sum;
-                total.add_bin(count, sum);
-            }
-        }
-        let mut stats = Stats {
-            sketch: st.sketch.clone(),
-            ..Stats::default()
-        };
-        stats.merge_exact(&total);
-        (value, stats)
+        self.read_with(|value, stats, sketch| {
+            let stats = Stats {
+                sketch: sketch.map(|s| Box::new(s.clone())),
+                ..stats.clone()
+            };
+            (value, stats)
+        })
     }
 
     /// [`read`](Self::read) without the copy: calls `f` with the value, the
@@ -336,7 +328,7 @@ impl Series {
         let st = self.state.lock();
         let (mut value, mut total) = (st.value, st.total);
         for slot in &self.slots {
-            if slot.epoch.load(Ordering::Acquire) != i64::MIN {
+            if slot.start_ms.load(Ordering::Acquire) != i64::MIN {
                 let (count, sum) = slot.peek();
                 value += sum;
                 total.add_bin(count, sum);
