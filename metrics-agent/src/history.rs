@@ -245,6 +245,8 @@ impl HistoryRanges {
             p95: q(0.95),
             p99: q(0.99),
             window,
+            covers: None,
+            quantiles_cover: None,
         })
     }
 

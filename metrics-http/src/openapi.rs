@@ -240,7 +240,8 @@ fn build() -> Value {
             "series": { "type": "integer", "minimum": 0 }, "count": { "type": "integer", "minimum": 0 },
             "sum": num_or_null, "avg": num_or_null, "min": num_or_null, "max": num_or_null,
             "last": num_or_null, "p50": num_or_null, "p90": num_or_null, "p95": num_or_null,
-            "p99": num_or_null, "window": num_or_null } },
+            "p99": num_or_null, "window": num_or_null, "covers": num_or_null,
+            "quantiles_cover": num_or_null } },
         "HealthReport": { "type": "object",
           "required": ["status", "healthy", "error_rate", "dropped", "backends", "checks", "timestamp"],
           "properties": {

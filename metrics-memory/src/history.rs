@@ -243,6 +243,8 @@ impl MemoryMetrics {
         let mut acc = stats::Stats::default();
         // A gauge's `last` is the value of the series set most recently.
         let mut last: Option<(i64, f64)> = None;
+        // The earliest bin and sketch block counted (see `covers`).
+        let (mut first_bin, mut first_block) = (i64::MAX, i64::MAX);
         for s in &series {
             let (value, total) = s.read();
             let touched = s.touched_ms.load(Ordering::Relaxed);
@@ -260,8 +262,14 @@ impl MemoryMetrics {
                     total.sketch
                 }
                 Some((since, now)) => {
-                    s.for_each_bin(since, now, |_, _, b| acc.merge_exact(b));
-                    s.window_sketch(since, now).map(|(sk, _)| Box::new(sk))
+                    s.for_each_bin(since, now, |start, _, b| {
+                        first_bin = first_bin.min(start);
+                        acc.merge_exact(b);
+                    });
+                    s.window_sketch(since, now).map(|(sk, block)| {
+                        first_block = first_block.min(block.unwrap_or(i64::MAX));
+                        Box::new(sk)
+                    })
                 }
             };
             if let Some(sk) = sketch {
@@ -301,6 +309,8 @@ impl MemoryMetrics {
             p95: dist.then(|| acc.quantile(0.95)).flatten(),
             p99: dist.then(|| acc.quantile(0.99)).flatten(),
             window: time_window,
+            covers: covered(range, first_bin, older.is_some()),
+            quantiles_cover: covered(range, first_block, older.is_some()).filter(|_| dist),
         })
     }
 
@@ -476,4 +486,16 @@ mod tests {
             }
         }
     }
+}
+
+/// How much of the window `range` (`since`, `now`) an answer covers whose
+/// earliest bin starts at `first` (`i64::MAX`: none): from that bin to
+/// now, never more than the window; all of it when stored history filled
+/// the part before this process's bins.
+fn covered(range: Option<(i64, i64)>, first: i64, older: bool) -> Option<Duration> {
+    let (since, now) = range?;
+    let from = if older { since } else { first.max(since) };
+    Some(Duration::from_millis(
+        now.saturating_sub(from.min(now)).max(0) as u64,
+    ))
 }

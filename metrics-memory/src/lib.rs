@@ -488,21 +488,13 @@ impl MemoryMetrics {
     /// assert_eq!(c.end - c.quantiles_start.unwrap(), chrono::Duration::minutes(60));
     /// ```
     pub fn window_coverage(&self, name: &str, window: Duration) -> Option<WindowCoverage> {
-        let (since, now) = self.window_range(Some(window)).ok().flatten()?;
-        let mut start: Option<i64> = None;
-        let mut quantiles_start: Option<i64> = None;
-        for s in self.registry.by_name(name) {
-            s.for_each_bin(since, now, |b, _, _| {
-                start = Some(start.map_or(b, |x| x.min(b)));
-            });
-            if let Some((_, Some(q))) = s.window_sketch(since, now) {
-                quantiles_start = Some(quantiles_start.map_or(q, |x| x.min(q)));
-            }
-        }
+        let s = self.summary_with_older(name, Some(window), None).ok()?;
+        let end = clock::to_datetime(self.now_ms());
+        let back = |d: Duration| end - chrono::Duration::milliseconds(d.as_millis() as i64);
         Some(WindowCoverage {
-            start: clock::to_datetime(start?),
-            quantiles_start: quantiles_start.map(clock::to_datetime),
-            end: clock::to_datetime(now),
+            start: back(s.covers?),
+            quantiles_start: s.quantiles_cover.map(back),
+            end,
         })
     }
 

@@ -92,6 +92,18 @@ pub struct MetricSummary {
     /// The window summarised, `None` for all time (serialised as milliseconds).
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
     pub window: Option<Duration>,
+    /// How much of the window, ending now, the count, sum and extremes
+    /// really cover (serialised as milliseconds; `None` for all time or
+    /// when not known, as for an answer from stored history alone): at
+    /// most `window`. A backend keeps older history in coarser bins,
+    /// and a bin that straddles the window's start is left out whole, so
+    /// no sample from before the window is ever counted.
+    #[serde(default, with = "crate::serde_util::option_duration_ms")]
+    pub covers: Option<Duration>,
+    /// The same for the percentiles, whose blocks can be coarser still
+    /// (`None` for all time and for kinds without percentiles).
+    #[serde(default, with = "crate::serde_util::option_duration_ms")]
+    pub quantiles_cover: Option<Duration>,
 }
 
 /// An export format of [`MetricsAggregator::export_metrics`](crate::system::MetricsAggregator::export_metrics).
