@@ -340,6 +340,18 @@ impl MemoryMetrics {
     }
 }
 
+/// How much of the window `range` (`since`, `now`) an answer covers whose
+/// earliest bin starts at `first` (`i64::MAX`: none): from that bin to
+/// now, never more than the window; all of it when stored history filled
+/// the part before this process's bins.
+fn covered(range: Option<(i64, i64)>, first: i64, older: bool) -> Option<Duration> {
+    let (since, now) = range?;
+    let from = if older { since } else { first.max(since) };
+    Some(Duration::from_millis(
+        now.saturating_sub(from.min(now)).max(0) as u64,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -486,16 +498,4 @@ mod tests {
             }
         }
     }
-}
-
-/// How much of the window `range` (`since`, `now`) an answer covers whose
-/// earliest bin starts at `first` (`i64::MAX`: none): from that bin to
-/// now, never more than the window; all of it when stored history filled
-/// the part before this process's bins.
-fn covered(range: Option<(i64, i64)>, first: i64, older: bool) -> Option<Duration> {
-    let (since, now) = range?;
-    let from = if older { since } else { first.max(since) };
-    Some(Duration::from_millis(
-        now.saturating_sub(from.min(now)).max(0) as u64,
-    ))
 }
