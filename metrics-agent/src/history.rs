@@ -7,14 +7,11 @@
 //! halves; windowed `summary` and `timing` merge the same two halves
 //! (percentiles through the stored sketches).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use metrics_http::{
-    InstanceScope, Outcomes, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
-    RollupSeries,
+    InstanceScope, Outcomes, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
 };
 use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::system::MetricSummary;
@@ -25,7 +22,7 @@ use metrics_store::{
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
-use crate::ranges::{calendar, merge_rollups};
+use crate::ranges::{calendar, merge, merge_rollups, range_bin};
 
 /// The longest a range query waits for the store.
 const STORE_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -124,6 +121,7 @@ impl HistoryRanges {
             group_by: r.group_by.clone(),
             ..HistoryQuery::default()
         };
+        let step = r.step.as_millis() as i64;
         self.ask_store(q, scope)
             .into_iter()
             .map(|s| RangeSeries {
@@ -132,14 +130,9 @@ impl HistoryRanges {
                     .bins
                     .into_iter()
                     .filter_map(|b| {
-                        Some(RangeBin {
-                            start: DateTime::<Utc>::from_timestamp_millis(b.start_ms)?,
-                            count: b.count,
-                            sum: b.sum,
-                            min: b.min,
-                            max: b.max,
-                            avg: b.sum / b.count.max(1) as f64,
-                        })
+                        let edges = (b.start_ms, b.start_ms.saturating_add(step));
+                        let covers = (b.covers_start_ms, b.covers_end_ms);
+                        range_bin(edges, covers, (b.count, b.sum, b.min, b.max))
                     })
                     .collect(),
             })
@@ -270,40 +263,6 @@ impl HistoryRanges {
     }
 }
 
-/// `a` and `b` merged per group and step.
-fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
-    let mut groups: BTreeMap<Option<String>, BTreeMap<DateTime<Utc>, RangeBin>> = BTreeMap::new();
-    for s in a.into_iter().chain(b) {
-        let steps = groups.entry(s.group).or_default();
-        for bin in s.bins {
-            match steps.get_mut(&bin.start) {
-                None => {
-                    steps.insert(bin.start, bin);
-                }
-                Some(t) if bin.count > 0 => {
-                    if t.count == 0 {
-                        (t.min, t.max) = (bin.min, bin.max);
-                    } else {
-                        t.min = t.min.min(bin.min);
-                        t.max = t.max.max(bin.max);
-                    }
-                    t.count += bin.count;
-                    t.sum += bin.sum;
-                    t.avg = t.sum / t.count as f64;
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(group, steps)| RangeSeries {
-            group,
-            bins: steps.into_values().collect(),
-        })
-        .collect()
-}
-
 impl RangeQueries for HistoryRanges {
     fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
         let scope = self.scope(&r.instance);
@@ -390,7 +349,7 @@ impl RangeQueries for HistoryRanges {
         true
     }
 
-    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
         let scope = self.scope(&r.instance);
         let cal = calendar(r.period);
         let recent = if scope.with_memory {

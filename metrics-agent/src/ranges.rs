@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use metrics_http::{
-    Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupBin, RollupRequest,
-    RollupSeries,
-};
+use metrics_http::{Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupRequest};
 use metrics_memory::{Calendar, MemoryMetrics};
 use metrics_protocol::MetricsError;
 use metrics_store::HistorySeries;
@@ -32,6 +29,7 @@ impl RangeQueries for MemoryRanges {
             step: r.step,
             group_by: r.group_by.clone(),
         };
+        let step = r.step.as_millis() as i64;
         Ok(self
             .0
             .range_query(&q)?
@@ -41,20 +39,21 @@ impl RangeQueries for MemoryRanges {
                 bins: s
                     .bins
                     .into_iter()
-                    .map(|b| RangeBin {
-                        start: b.start,
-                        count: b.count,
-                        sum: b.sum,
-                        min: b.min,
-                        max: b.max,
-                        avg: b.avg,
+                    .filter_map(|b| {
+                        let start = b.start.timestamp_millis();
+                        let covers = (
+                            b.covers_start.timestamp_millis(),
+                            b.covers_end.timestamp_millis(),
+                        );
+                        let figures = (b.count, b.sum, b.min, b.max);
+                        range_bin((start, start.saturating_add(step)), covers, figures)
                     })
                     .collect(),
             })
             .collect())
     }
 
-    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
         let recent = self.0.rollup(
             &r.name,
             &r.tags,
@@ -94,86 +93,101 @@ fn period_end(p: Period, start: DateTime<Utc>) -> DateTime<Utc> {
     next.unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// One period being merged: (count, sum, min, max, covers from, covers to).
-type PeriodAcc = (u64, f64, f64, f64, i64, i64);
-
-fn add_period(acc: &mut PeriodAcc, (count, sum, min, max, from, to): PeriodAcc) {
-    if count == 0 {
-        return;
-    }
-    if acc.0 == 0 {
-        (acc.2, acc.3) = (min, max);
-    } else {
-        acc.2 = acc.2.min(min);
-        acc.3 = acc.3.max(max);
-    }
-    acc.0 += count;
-    acc.1 += sum;
-    acc.4 = acc.4.min(from);
-    acc.5 = acc.5.max(to);
-}
-
 /// Memory's and the store's rollups merged per group and period.
 pub(crate) fn merge_rollups(
     period: Period,
     memory: Vec<metrics_memory::RangeSeries>,
     stored: Vec<HistorySeries>,
-) -> Vec<RollupSeries> {
-    let mut groups: BTreeMap<Option<String>, BTreeMap<i64, PeriodAcc>> = BTreeMap::new();
-    let empty = (0, 0.0, 0.0, 0.0, i64::MAX, i64::MIN);
-    for s in memory {
-        let periods = groups.entry(s.group).or_default();
-        for b in s.bins {
-            let acc = periods.entry(b.start.timestamp_millis()).or_insert(empty);
-            let covers = (
-                b.covers_start.timestamp_millis(),
-                b.covers_end.timestamp_millis(),
-            );
-            add_period(acc, (b.count, b.sum, b.min, b.max, covers.0, covers.1));
+) -> Vec<RangeSeries> {
+    let edges = |start: i64| {
+        let end = period_end(period, DateTime::<Utc>::from_timestamp_millis(start)?);
+        Some((start, end.timestamp_millis()))
+    };
+    let memory = memory.into_iter().map(|s| RangeSeries {
+        group: s.group,
+        bins: s
+            .bins
+            .into_iter()
+            .filter_map(|b| {
+                let start = b.start.timestamp_millis();
+                let covers = (
+                    b.covers_start.timestamp_millis(),
+                    b.covers_end.timestamp_millis(),
+                );
+                range_bin(edges(start)?, covers, (b.count, b.sum, b.min, b.max))
+            })
+            .collect(),
+    });
+    let stored = stored.into_iter().map(|s| RangeSeries {
+        group: s.group,
+        bins: s
+            .bins
+            .into_iter()
+            .filter_map(|b| {
+                let covers = (b.covers_start_ms, b.covers_end_ms);
+                range_bin(edges(b.start_ms)?, covers, (b.count, b.sum, b.min, b.max))
+            })
+            .collect(),
+    });
+    merge(memory.collect(), stored.collect())
+}
+
+/// `a` and `b` merged per group and step.
+pub(crate) fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
+    let mut groups: BTreeMap<Option<String>, BTreeMap<DateTime<Utc>, RangeBin>> = BTreeMap::new();
+    for s in a.into_iter().chain(b) {
+        let steps = groups.entry(s.group).or_default();
+        for bin in s.bins {
+            match steps.get_mut(&bin.start) {
+                None => {
+                    steps.insert(bin.start, bin);
+                }
+                Some(t) if bin.count > 0 => {
+                    if t.count == 0 {
+                        (t.min, t.max) = (bin.min, bin.max);
+                    } else {
+                        t.min = t.min.min(bin.min);
+                        t.max = t.max.max(bin.max);
+                    }
+                    t.covers_start = t.covers_start.min(bin.covers_start);
+                    t.covers_end = t.covers_end.max(bin.covers_end);
+                    t.count += bin.count;
+                    t.sum += bin.sum;
+                    t.avg = t.sum / t.count as f64;
+                }
+                Some(_) => {}
+            }
         }
     }
-    for s in stored {
-        let periods = groups.entry(s.group).or_default();
-        for b in s.bins {
-            let acc = periods.entry(b.start_ms).or_insert(empty);
-            add_period(
-                acc,
-                (
-                    b.count,
-                    b.sum,
-                    b.min,
-                    b.max,
-                    b.covers_start_ms,
-                    b.covers_end_ms,
-                ),
-            );
-        }
-    }
-    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms);
     groups
         .into_iter()
-        .map(|(group, periods)| RollupSeries {
+        .map(|(group, steps)| RangeSeries {
             group,
-            bins: periods
-                .into_iter()
-                .filter(|(_, a)| a.0 > 0)
-                .filter_map(|(start, (count, sum, min, max, from, to))| {
-                    let start = at(start)?;
-                    Some(RollupBin {
-                        start,
-                        end: period_end(period, start),
-                        covers_start: at(from)?,
-                        covers_end: at(to)?,
-                        count,
-                        sum,
-                        min,
-                        max,
-                        avg: sum / count as f64,
-                    })
-                })
-                .collect(),
+            bins: steps.into_values().collect(),
         })
         .collect()
+}
+
+/// One step of an answer from its edges `[start, end)`, the span its bins
+/// cover and its (count, sum, min, max), times in ms since the epoch;
+/// `None` for a time past what dates can hold.
+pub(crate) fn range_bin(
+    (start, end): (i64, i64),
+    (covers_start, covers_end): (i64, i64),
+    (count, sum, min, max): (u64, f64, f64, f64),
+) -> Option<RangeBin> {
+    let at = DateTime::<Utc>::from_timestamp_millis;
+    Some(RangeBin {
+        start: at(start)?,
+        end: at(end)?,
+        covers_start: at(covers_start)?,
+        covers_end: at(covers_end)?,
+        count,
+        sum,
+        min,
+        max,
+        avg: sum / count.max(1) as f64,
+    })
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub use error::HttpError;
 pub use exposition::negotiate;
 pub use range::{
     ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeBin, RangeQueries,
-    RangeRequest, RangeSeries, RollupBin, RollupRequest, RollupSeries,
+    RangeRequest, RangeSeries, RollupRequest,
 };
 pub use serve::{Server, serve};
 

@@ -83,6 +83,13 @@ fn unsupported() -> (&'static str, Value) {
 fn build() -> Value {
     let num = json!({ "type": "number" });
     let num_or_null = json!({ "type": "number", "nullable": true });
+    // The bins of a range query and of a rollup.
+    let bins = json!({ "type": "array", "items": { "type": "object",
+        "required": ["start", "end", "covers_start", "covers_end", "count", "sum", "min", "max", "avg"], "properties": {
+        "start": { "type": "string" }, "end": { "type": "string" },
+        "covers_start": { "type": "string" }, "covers_end": { "type": "string" },
+        "count": { "type": "integer", "minimum": 0 },
+        "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } });
     let tags = json!({ "type": "object", "additionalProperties": { "type": "string" } });
     let metric_type_schema =
         json!({ "type": "string", "enum": ["counter", "gauge", "histogram", "timer", "rate"] });
@@ -130,13 +137,10 @@ fn build() -> Value {
             q("group_by", false, "One series per value of this tag.", json!({ "type": "string", "minLength": 1 })),
             instance(),
         ], responses(vec![
-            ("200", ok("Series of bins, oldest first.", json!({ "type": "object", "required": ["series"], "properties": {
+            ("200", ok("Series of bins, oldest first. Each bin is `[start, end)`, one step; only bins wholly inside the request's range count, each in the step holding its start; `[covers_start, covers_end)` is what they really span (wider where stored bins are coarser than the step).", json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
                     "group": { "type": "string", "nullable": true },
-                    "bins": { "type": "array", "items": { "type": "object",
-                        "required": ["start", "count", "sum", "min", "max", "avg"], "properties": {
-                        "start": { "type": "string" }, "count": { "type": "integer", "minimum": 0 },
-                        "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } } } } } } }))),
+                    "bins": bins.clone() } } } } }))),
             ("404", err("Nothing recorded under this name.")),
             ("501", err("The system keeps no binned history (the protocol has no range query; the main program plugs in the memory backend's).")),
         ])),
@@ -153,12 +157,7 @@ fn build() -> Value {
                 json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
                     "group": { "type": "string", "nullable": true },
-                    "bins": { "type": "array", "items": { "type": "object",
-                        "required": ["start", "end", "covers_start", "covers_end", "count", "sum", "min", "max", "avg"], "properties": {
-                        "start": { "type": "string" }, "end": { "type": "string" },
-                        "covers_start": { "type": "string" }, "covers_end": { "type": "string" },
-                        "count": { "type": "integer", "minimum": 0 },
-                        "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } } } } } } }))),
+                    "bins": bins } } } } }))),
             ("404", err("Nothing recorded under this name (in the range, for the instance).")),
             ("501", err("The system keeps no binned history.")),
         ])),

@@ -110,22 +110,26 @@ pub struct RollupRequest {
     pub instance: InstanceScope,
 }
 
-/// One period of a [`RollupSeries`]: `[start, end)` is the calendar period;
-/// `[covers_start, covers_end)` is what the bins counted in it really span
-/// (narrower at the edges of the range or of history, wider where stored
-/// bins are coarser than the period). Only bins wholly inside the
-/// request's range count, each in the period holding its start.
+/// Successes, and failures by error type.
+pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
+
+/// One step of a [`RangeSeries`] (a `step` of a range query, or a calendar
+/// period of a rollup): `[start, end)` is the step; `[covers_start,
+/// covers_end)` is what the bins counted in it really span (narrower at
+/// the edges of the range or of history, wider where stored bins are
+/// coarser than the step). Only bins wholly inside the request's range
+/// count, each in the step holding its start.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RollupBin {
-    /// Start of the period.
+pub struct RangeBin {
+    /// Start of the step.
     pub start: DateTime<Utc>,
-    /// End of the period (exclusive).
+    /// End of the step (exclusive).
     pub end: DateTime<Utc>,
     /// Start of the earliest bin counted.
     pub covers_start: DateTime<Utc>,
     /// End of the latest bin counted (exclusive).
     pub covers_end: DateTime<Utc>,
-    /// Samples.
+    /// Samples in the step.
     pub count: u64,
     /// Their sum.
     pub sum: f64,
@@ -137,41 +141,12 @@ pub struct RollupBin {
     pub avg: f64,
 }
 
-/// One series of a rollup answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RollupSeries {
-    /// The `group_by` tag's value (`None` without grouping).
-    pub group: Option<String>,
-    /// Non-empty periods, oldest first.
-    pub bins: Vec<RollupBin>,
-}
-
-/// Successes, and failures by error type.
-pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
-
-/// One bin of a [`RangeSeries`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RangeBin {
-    /// Start of the bin.
-    pub start: DateTime<Utc>,
-    /// Samples in the bin.
-    pub count: u64,
-    /// Their sum.
-    pub sum: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
-    /// Their mean.
-    pub avg: f64,
-}
-
-/// One series of a range answer.
+/// One series of a range or rollup answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RangeSeries {
     /// The `group_by` tag's value (`None` without grouping).
     pub group: Option<String>,
-    /// Bins, oldest first.
+    /// Non-empty steps, oldest first.
     pub bins: Vec<RangeBin>,
 }
 
@@ -228,7 +203,7 @@ pub trait RangeQueries: Send + Sync {
     }
 
     /// Calendar rollups, or `None` when this history has none.
-    fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+    fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
         None
     }
 }

@@ -11,8 +11,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_http::{
-    HttpConfig, HttpError, Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupBin,
-    RollupRequest, RollupSeries, Server, Source, router,
+    HttpConfig, HttpError, Period, RangeBin, RangeQueries, RangeRequest, RangeSeries,
+    RollupRequest, Server, Source, router,
 };
 use metrics_memory::{Calendar, MemoryMetrics};
 use metrics_protocol::system::{
@@ -575,29 +575,11 @@ impl RangeQueries for Ranges {
             step: r.step,
             group_by: r.group_by.clone(),
         };
-        Ok(self
-            .0
-            .range_query(&q)?
-            .into_iter()
-            .map(|s| RangeSeries {
-                group: s.group,
-                bins: s
-                    .bins
-                    .into_iter()
-                    .map(|b| RangeBin {
-                        start: b.start,
-                        count: b.count,
-                        sum: b.sum,
-                        min: b.min,
-                        max: b.max,
-                        avg: b.avg,
-                    })
-                    .collect(),
-            })
-            .collect())
+        let step = chrono::TimeDelta::from_std(r.step).unwrap();
+        Ok(to_http(self.0.range_query(&q)?, |start| start + step))
     }
 
-    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RollupSeries>, MetricsError>> {
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
         let period = match r.period {
             Period::Hour => Calendar::Hour,
             Period::Day => Calendar::Day,
@@ -612,28 +594,8 @@ impl RangeQueries for Ranges {
             r.end,
             r.group_by.as_deref(),
         );
-        Some(series.map(|all| {
-            all.into_iter()
-                .map(|s| RollupSeries {
-                    group: s.group,
-                    bins: s
-                        .bins
-                        .into_iter()
-                        .map(|b| RollupBin {
-                            start: b.start,
-                            end: b.start + chrono::TimeDelta::hours(1),
-                            covers_start: b.covers_start,
-                            covers_end: b.covers_end,
-                            count: b.count,
-                            sum: b.sum,
-                            min: b.min,
-                            max: b.max,
-                            avg: b.avg,
-                        })
-                        .collect(),
-                })
-                .collect()
-        }))
+        // The tests roll up by the hour only.
+        Some(series.map(|all| to_http(all, |start| start + chrono::TimeDelta::hours(1))))
     }
 
     /// Outcomes as an earlier run would add them: 100 more successes.
@@ -761,6 +723,20 @@ async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
             .sum()
     };
     assert_eq!((total("GET"), total("POST")), (10.0, 20.0), "{r}");
+    // Every step is a minute and says what its bins cover: bins that
+    // start in it (one may reach past its end: no bin is split).
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    for b in series.iter().flat_map(|s| s["bins"].as_array().unwrap()) {
+        let (start, end) = (time(&b["start"]), time(&b["end"]));
+        assert_eq!(end - start, 60, "{b}");
+        let covers = (time(&b["covers_start"]), time(&b["covers_end"]));
+        assert!(start <= covers.0 && covers.0 < end, "{b}");
+        assert!(covers.0 < covers.1 && covers.1 <= end + 10, "{b}");
+    }
 
     for (uri, parameter) in [
         (
@@ -824,4 +800,33 @@ proptest::proptest! {
             );
         }
     }
+}
+
+/// The memory backend's answer as the HTTP service's, each step ending
+/// at `end(start)`.
+fn to_http(
+    series: Vec<metrics_memory::RangeSeries>,
+    end: impl Fn(chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc>,
+) -> Vec<RangeSeries> {
+    series
+        .into_iter()
+        .map(|s| RangeSeries {
+            group: s.group,
+            bins: s
+                .bins
+                .into_iter()
+                .map(|b| RangeBin {
+                    start: b.start,
+                    end: end(b.start),
+                    covers_start: b.covers_start,
+                    covers_end: b.covers_end,
+                    count: b.count,
+                    sum: b.sum,
+                    min: b.min,
+                    max: b.max,
+                    avg: b.avg,
+                })
+                .collect(),
+        })
+        .collect()
 }

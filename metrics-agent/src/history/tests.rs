@@ -1,18 +1,13 @@
 //! Tests of the history ranges: restarts, instances, outcomes, rollups.
 
 use super::*;
-use metrics_http::Period;
+use chrono::{DateTime, Utc};
+use metrics_http::{Period, RangeBin};
 use metrics_protocol::HealthStatus;
 
+/// One sample `v` in the step `[t, t + 10)`, its bin covering `[t + 1, t + 9)`.
 fn bin(t: i64, v: f64) -> RangeBin {
-    RangeBin {
-        start: DateTime::<Utc>::from_timestamp_millis(t).unwrap(),
-        count: 1,
-        sum: v,
-        min: v,
-        max: v,
-        avg: v,
-    }
+    range_bin((t, t + 10), (t + 1, t + 9), (1, v, v, v)).unwrap()
 }
 
 #[test]
@@ -36,6 +31,22 @@ fn halves_merge_per_group_and_step() {
         got,
         vec![(1, 2.0, 2.0, 2.0), (2, 6.0, 2.0, 3.0), (1, 1.0, 1.0, 1.0)]
     );
+    // A merged step covers what both halves' bins covered.
+    let mut one = bin(10, 3.0);
+    one.covers_start = one.covers_start - chrono::TimeDelta::milliseconds(1);
+    let m = merge(
+        vec![RangeSeries {
+            group: None,
+            bins: vec![one],
+        }],
+        vec![RangeSeries {
+            group: None,
+            bins: vec![bin(10, 1.0)],
+        }],
+    );
+    let b = &m[0].bins[0];
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    assert_eq!((ms(b.covers_start), ms(b.covers_end), b.count), (10, 19, 2));
 }
 
 #[test]
