@@ -33,7 +33,7 @@ fn halves_merge_per_group_and_step() {
     );
     // A merged step covers what both halves' bins covered.
     let mut one = bin(10, 3.0);
-    one.covers_start = one.covers_start - chrono::TimeDelta::milliseconds(1);
+    one.covers_start -= chrono::TimeDelta::milliseconds(1);
     let m = merge(
         vec![RangeSeries {
             group: None,
