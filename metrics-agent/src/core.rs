@@ -21,7 +21,7 @@ use metrics_protocol::validate::MAX_TAGS;
 use metrics_protocol::{
     BackendHealth, Counter, Gauge, Histogram, InstrumentExt, MetricCollector, MetricType,
     MetricUnit, MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer,
-    TimerId, TimingResult, TimingStats, outcome,
+    TimingStats, outcome,
 };
 use metrics_statsd::StatsdMetrics;
 
@@ -220,35 +220,54 @@ impl TapHandle {
     }
 }
 
+impl<H> Bound<H> {
+    /// One record: `each` on every backend's handle, then the taps.
+    #[inline]
+    fn fan(&self, each: impl Fn(&H), kind: RecordKind, value: f64, duration: Duration) {
+        self.backends.iter().for_each(each);
+        self.taps.tap(kind, value, duration);
+    }
+}
+
 impl CounterFn for Bound<Counter> {
     fn increment(&self, value: f64) {
-        self.backends.iter().for_each(|h| h.increment(value));
-        self.taps.tap(RecordKind::Counter, value, Duration::ZERO);
+        self.fan(
+            |h| h.increment(value),
+            RecordKind::Counter,
+            value,
+            Duration::ZERO,
+        );
     }
 }
 
 impl GaugeFn for Bound<Gauge> {
     fn set(&self, value: f64) {
-        self.backends.iter().for_each(|h| h.set(value));
-        self.taps.tap(RecordKind::Gauge, value, Duration::ZERO);
+        self.fan(|h| h.set(value), RecordKind::Gauge, value, Duration::ZERO);
     }
     fn adjust(&self, delta: f64) {
-        self.backends.iter().for_each(|h| h.adjust(delta));
-        self.taps.tap(RecordKind::GaugeDelta, delta, Duration::ZERO);
+        self.fan(
+            |h| h.adjust(delta),
+            RecordKind::GaugeDelta,
+            delta,
+            Duration::ZERO,
+        );
     }
 }
 
 impl HistogramFn for Bound<Histogram> {
     fn record(&self, value: f64) {
-        self.backends.iter().for_each(|h| h.record(value));
-        self.taps.tap(RecordKind::Histogram, value, Duration::ZERO);
+        self.fan(
+            |h| h.record(value),
+            RecordKind::Histogram,
+            value,
+            Duration::ZERO,
+        );
     }
 }
 
 impl TimerFn for Bound<Timer> {
     fn record(&self, duration: Duration) {
-        self.backends.iter().for_each(|h| h.record(duration));
-        self.taps.tap(RecordKind::Timer, 0.0, duration);
+        self.fan(|h| h.record(duration), RecordKind::Timer, 0.0, duration);
     }
 }
 
@@ -371,15 +390,7 @@ impl SuccessFailureTracker for CoreCollector {
 }
 
 impl PerformanceTimer for CoreCollector {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.0
-            .timers
-            .start_counted(operation_name, metadata, &self.0.drops)
-    }
-
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.0.timers.stop_into(self, timer_id, success)
-    }
+    metrics_kit::running_timer_methods!(|c| &c.0.timers, &c.0.drops);
 
     fn get_timing_stats(
         &self,

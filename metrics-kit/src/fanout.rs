@@ -8,7 +8,7 @@ use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
 use metrics_protocol::{
     BackendHealth, Counter, Gauge, Histogram, InstrumentExt, MetricCollector, MetricType,
     MetricUnit, MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer,
-    TimerId, TimingResult, TimingStats,
+    TimingStats,
 };
 
 use crate::{DropCounters, RunningTimers};
@@ -118,6 +118,18 @@ impl std::fmt::Debug for Fanout {
 
 struct FanoutHandles<H>(Vec<H>);
 
+impl<H> FanoutHandles<H> {
+    /// One handle per backend, made by `bind` from the backend as a collector.
+    fn bind(
+        backends: &[Arc<dyn MetricsBackend>],
+        bind: impl Fn(Arc<dyn MetricCollector>) -> H,
+    ) -> Arc<Self> {
+        Arc::new(FanoutHandles(
+            backends.iter().map(|b| bind(as_collector(b))).collect(),
+        ))
+    }
+}
+
 impl CounterFn for FanoutHandles<Counter> {
     fn increment(&self, value: f64) {
         self.0.iter().for_each(|h| h.increment(value));
@@ -172,36 +184,20 @@ impl MetricCollector for Fanout {
             .for_each(|c| c.record_timer(name, duration, tags));
     }
     fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).counter(name, tags))
-            .collect();
-        Some(Counter::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.counter(name, tags));
+        Some(Counter::from_arc(hs))
     }
     fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).gauge(name, tags))
-            .collect();
-        Some(Gauge::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.gauge(name, tags));
+        Some(Gauge::from_arc(hs))
     }
     fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).histogram(name, tags))
-            .collect();
-        Some(Histogram::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.histogram(name, tags));
+        Some(Histogram::from_arc(hs))
     }
     fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).timer(name, tags))
-            .collect();
-        Some(Timer::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.timer(name, tags));
+        Some(Timer::from_arc(hs))
     }
     fn describe<'a>(
         &self,
@@ -267,13 +263,7 @@ impl SuccessFailureTracker for Fanout {
 }
 
 impl PerformanceTimer for Fanout {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.drops)
-    }
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
-    }
+    crate::running_timer_methods!(|f| &f.timers, &f.drops);
     /// `Unsupported`: the fan-out keeps no timings. Query the backend that
     /// does (the memory backend) directly.
     fn get_timing_stats(
