@@ -259,12 +259,13 @@ impl RunningTimers {
 ///
 /// ```
 /// use std::collections::BTreeMap;
+/// use std::sync::Arc;
 /// use std::time::Duration;
 /// use metrics_kit::{DropCounters, RunningTimers, running_timer_methods};
 /// use metrics_protocol::testing::Capture;
 /// use metrics_protocol::*;
 ///
-/// struct Backend { capture: Capture, timers: RunningTimers, drops: DropCounters }
+/// struct Backend { capture: Arc<Capture>, timers: RunningTimers, drops: DropCounters }
 ///
 /// impl MetricCollector for Backend {
 ///     fn record_counter<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_counter(n, v, t) }
