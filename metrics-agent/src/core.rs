@@ -221,53 +221,39 @@ impl TapHandle {
 }
 
 impl<H> Bound<H> {
-    /// One record: `each` on every backend's handle, then the taps.
+    /// One record of a value: `each` on every backend's handle, then the taps.
     #[inline]
-    fn fan(&self, each: impl Fn(&H), kind: RecordKind, value: f64, duration: Duration) {
+    fn fan(&self, each: impl Fn(&H), kind: RecordKind, value: f64) {
         self.backends.iter().for_each(each);
-        self.taps.tap(kind, value, duration);
+        self.taps.tap(kind, value, Duration::ZERO);
     }
 }
 
 impl CounterFn for Bound<Counter> {
-    fn increment(&self, value: f64) {
-        self.fan(
-            |h| h.increment(value),
-            RecordKind::Counter,
-            value,
-            Duration::ZERO,
-        );
+    fn increment(&self, v: f64) {
+        self.fan(|h| h.increment(v), RecordKind::Counter, v);
     }
 }
 
 impl GaugeFn for Bound<Gauge> {
-    fn set(&self, value: f64) {
-        self.fan(|h| h.set(value), RecordKind::Gauge, value, Duration::ZERO);
+    fn set(&self, v: f64) {
+        self.fan(|h| h.set(v), RecordKind::Gauge, v);
     }
-    fn adjust(&self, delta: f64) {
-        self.fan(
-            |h| h.adjust(delta),
-            RecordKind::GaugeDelta,
-            delta,
-            Duration::ZERO,
-        );
+    fn adjust(&self, d: f64) {
+        self.fan(|h| h.adjust(d), RecordKind::GaugeDelta, d);
     }
 }
 
 impl HistogramFn for Bound<Histogram> {
-    fn record(&self, value: f64) {
-        self.fan(
-            |h| h.record(value),
-            RecordKind::Histogram,
-            value,
-            Duration::ZERO,
-        );
+    fn record(&self, v: f64) {
+        self.fan(|h| h.record(v), RecordKind::Histogram, v);
     }
 }
 
 impl TimerFn for Bound<Timer> {
     fn record(&self, duration: Duration) {
-        self.fan(|h| h.record(duration), RecordKind::Timer, 0.0, duration);
+        self.backends.iter().for_each(|h| h.record(duration));
+        self.taps.tap(RecordKind::Timer, 0.0, duration);
     }
 }
 
@@ -333,14 +319,7 @@ collector_via_take! {
         }
     }
     fn flush(&self) -> Result<(), MetricsError> {
-        let mut first = None;
-        for b in &self.0.backends {
-            if let Err(e) = b.flush() {
-                tracing::warn!(error = %e, "a backend failed to flush");
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        metrics_kit::flush_all(&self.0.backends)
     }
     fn health(&self) -> Vec<BackendHealth> {
         let core = &self.0;

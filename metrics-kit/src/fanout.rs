@@ -51,6 +51,12 @@ fn as_collector(b: &Arc<dyn MetricsBackend>) -> Arc<dyn MetricCollector> {
 }
 
 impl Fanout {
+    /// Forwards one call to every backend, in order.
+    #[inline]
+    fn each(&self, call: impl Fn(&Arc<dyn MetricsBackend>)) {
+        self.backends.iter().for_each(call);
+    }
+
     /// A fan-out to `backends`, in order.
     pub fn new(backends: Vec<Arc<dyn MetricsBackend>>) -> Self {
         Fanout {
@@ -99,6 +105,20 @@ impl Fanout {
         }
         Err(refusal)
     }
+}
+
+/// Flushes every backend, all of them even when one fails: each failure is
+/// logged, the first is returned. What a composite (a [`Fanout`], an
+/// application's system) does in its own `flush`.
+pub fn flush_all(backends: &[Arc<dyn MetricsBackend>]) -> Result<(), MetricsError> {
+    let mut first = None;
+    for b in backends {
+        if let Err(e) = b.flush() {
+            tracing::warn!(error = %e, "a backend failed to flush");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 impl Default for Fanout {
@@ -159,29 +179,19 @@ impl TimerFn for FanoutHandles<Timer> {
 
 impl MetricCollector for Fanout {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_counter(name, value, tags));
+        self.each(|c| c.record_counter(name, value, tags));
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_gauge(name, value, tags));
+        self.each(|c| c.record_gauge(name, value, tags));
     }
     fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.adjust_gauge(name, delta, tags));
+        self.each(|c| c.adjust_gauge(name, delta, tags));
     }
     fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_histogram(name, value, tags));
+        self.each(|c| c.record_histogram(name, value, tags));
     }
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_timer(name, duration, tags));
+        self.each(|c| c.record_timer(name, duration, tags));
     }
     fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
         let hs = FanoutHandles::bind(&self.backends, |c| c.counter(name, tags));
@@ -206,19 +216,10 @@ impl MetricCollector for Fanout {
         unit: Option<MetricUnit>,
         description: &'a str,
     ) {
-        self.backends
-            .iter()
-            .for_each(|c| c.describe(name, kind, unit, description));
+        self.each(|c| c.describe(name, kind, unit, description));
     }
     fn flush(&self) -> Result<(), MetricsError> {
-        let mut first = None;
-        for c in &self.backends {
-            if let Err(e) = c.flush() {
-                tracing::warn!(error = %e, "a fanout collector failed to flush");
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        flush_all(&self.backends)
     }
     fn health(&self) -> Vec<BackendHealth> {
         let mut all: Vec<BackendHealth> = self.backends.iter().flat_map(|c| c.health()).collect();
@@ -233,14 +234,10 @@ impl MetricCollector for Fanout {
 
 impl SuccessFailureTracker for Fanout {
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|b| b.record_success(operation, metadata));
+        self.each(|b| b.record_success(operation, metadata));
     }
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|b| b.record_failure(operation, error_type, metadata));
+        self.each(|b| b.record_failure(operation, error_type, metadata));
     }
     fn get_success_rate(
         &self,

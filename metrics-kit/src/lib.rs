@@ -21,7 +21,7 @@
 //!
 //! - [`Fanout`]: one backend that forwards every part of the protocol to
 //!   several (recording, outcomes, timers; queries go to the first that
-//!   answers).
+//!   answers); [`flush_all`], a composite's flush.
 //! - [`DropCounters`]: lock-free per-reason drop counts, what a backend
 //!   reports in its health.
 //! - [`RunningTimers`]: the bounded table behind `start_timer`/`stop_timer`,
@@ -41,7 +41,7 @@ mod sample;
 mod timers;
 
 pub use drops::DropCounters;
-pub use fanout::Fanout;
+pub use fanout::{Fanout, flush_all};
 #[doc(hidden)]
 pub use metrics_protocol as __protocol;
 pub use outcome::with_outcome_counter;
