@@ -21,7 +21,7 @@ use metrics_protocol::validate::MAX_TAGS;
 use metrics_protocol::{
     BackendHealth, Counter, Gauge, Histogram, InstrumentExt, MetricCollector, MetricType,
     MetricUnit, MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer,
-    TimerId, TimingResult, TimingStats, outcome,
+    TimingStats, outcome,
 };
 use metrics_statsd::StatsdMetrics;
 
@@ -220,28 +220,33 @@ impl TapHandle {
     }
 }
 
+impl<H> Bound<H> {
+    /// One record of a value: `each` on every backend's handle, then the taps.
+    #[inline]
+    fn fan(&self, each: impl Fn(&H), kind: RecordKind, value: f64) {
+        self.backends.iter().for_each(each);
+        self.taps.tap(kind, value, Duration::ZERO);
+    }
+}
+
 impl CounterFn for Bound<Counter> {
-    fn increment(&self, value: f64) {
-        self.backends.iter().for_each(|h| h.increment(value));
-        self.taps.tap(RecordKind::Counter, value, Duration::ZERO);
+    fn increment(&self, v: f64) {
+        self.fan(|h| h.increment(v), RecordKind::Counter, v);
     }
 }
 
 impl GaugeFn for Bound<Gauge> {
-    fn set(&self, value: f64) {
-        self.backends.iter().for_each(|h| h.set(value));
-        self.taps.tap(RecordKind::Gauge, value, Duration::ZERO);
+    fn set(&self, v: f64) {
+        self.fan(|h| h.set(v), RecordKind::Gauge, v);
     }
-    fn adjust(&self, delta: f64) {
-        self.backends.iter().for_each(|h| h.adjust(delta));
-        self.taps.tap(RecordKind::GaugeDelta, delta, Duration::ZERO);
+    fn adjust(&self, d: f64) {
+        self.fan(|h| h.adjust(d), RecordKind::GaugeDelta, d);
     }
 }
 
 impl HistogramFn for Bound<Histogram> {
-    fn record(&self, value: f64) {
-        self.backends.iter().for_each(|h| h.record(value));
-        self.taps.tap(RecordKind::Histogram, value, Duration::ZERO);
+    fn record(&self, v: f64) {
+        self.fan(|h| h.record(v), RecordKind::Histogram, v);
     }
 }
 
@@ -314,14 +319,7 @@ collector_via_take! {
         }
     }
     fn flush(&self) -> Result<(), MetricsError> {
-        let mut first = None;
-        for b in &self.0.backends {
-            if let Err(e) = b.flush() {
-                tracing::warn!(error = %e, "a backend failed to flush");
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        metrics_kit::flush_all(&self.0.backends)
     }
     fn health(&self) -> Vec<BackendHealth> {
         let core = &self.0;
@@ -371,15 +369,7 @@ impl SuccessFailureTracker for CoreCollector {
 }
 
 impl PerformanceTimer for CoreCollector {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.0
-            .timers
-            .start_counted(operation_name, metadata, &self.0.drops)
-    }
-
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.0.timers.stop_into(self, timer_id, success)
-    }
+    metrics_kit::running_timer_methods!(|c| &c.0.timers, &c.0.drops);
 
     fn get_timing_stats(
         &self,

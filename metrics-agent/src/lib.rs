@@ -19,7 +19,7 @@
 //!
 //! | module | job |
 //! | --- | --- |
-//! | [`system`] | [`Agent`]: building the system from its configuration, life cycle, health report, dashboards, the protocol's system traits |
+//! | [`system`] | [`Agent`]: building the system from its configuration, its health entries (`system`), the protocol's system traits (`system::protocol`), the ticker and shutdown (`system::lifecycle`) |
 //! | `core` | the recording path: each call to the backends, then (validated once) to the streams and aggregations that want it |
 //! | [`config`] | [`AgentConfig`]: schema and defaults (`config`), JSON/TOML files (`config::file`), `METRICS_*` variables (`config::env`) |
 //! | [`stream`] | [`StreamHub`]: live streams with bounded buffers per subscriber |

@@ -14,27 +14,27 @@
 //! (`postgres://...` for a database shared by several agents, `off` for
 //! none). A clean stop writes everything; a killed process loses at most
 //! the last flush interval (10 s) and the open 10 s bin.
+//!
+//! This file holds the command line, the choices it drives (listen address,
+//! store, instance name) and the run loop; `report.rs` what the demo prints
+//! (the live summary, the stream subscriber); `workload.rs` the workload.
 
+mod report;
 mod workload;
 
-use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::StreamExt;
 use metrics_agent::config::parse_duration;
 use metrics_agent::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
 use metrics_http::{HttpConfig, Source};
-use metrics_protocol::MetricType;
-use metrics_protocol::system::{
-    AsyncMetricsSystem, ExportFormat, HealthReport, MetricFilter, MetricsSystem, StreamEvent,
-};
+use metrics_protocol::system::{AsyncMetricsSystem, ExportFormat, MetricsSystem};
+use report::{Out, StreamCounts, summary, watch_failures};
 
 #[derive(Parser)]
 #[command(
@@ -225,211 +225,6 @@ fn start_http(
     }
 }
 
-/// Writes to stdout; a closed pipe (`| head`) ends the run quietly
-/// instead of panicking.
-struct Out {
-    closed: AtomicBool,
-}
-
-impl Out {
-    fn print(&self, text: &str) {
-        if self.closed.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut stdout = std::io::stdout().lock();
-        if stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            self.closed.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-fn health_lines(out: &mut String, h: &HealthReport) {
-    let dropped: u64 = h.dropped.values().sum();
-    let _ = writeln!(
-        out,
-        "health: {} (error rate {:.1}%, {} dropped{})",
-        h.status,
-        h.error_rate * 100.0,
-        dropped,
-        if dropped > 0 {
-            format!(" {:?}", h.dropped)
-        } else {
-            String::new()
-        }
-    );
-    for b in &h.backends {
-        let details: Vec<String> = b.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(
-            out,
-            "  backend {:<12} {:<9} {}{}",
-            b.name,
-            b.status.to_string(),
-            details.join(" "),
-            b.message
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default()
-        );
-    }
-    for c in &h.checks {
-        let line = format!(
-            "  check   {:<12} {:<9} {}",
-            c.name,
-            c.status.to_string(),
-            c.message.as_deref().unwrap_or("")
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-}
-
-fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "\n--- {:.0?} ---", started.elapsed());
-    let window = Some(Duration::from_secs(300));
-    if agent.memory().is_some() {
-        let timer = agent.timer();
-        for name in [workload::LATENCY, workload::DB_QUERY] {
-            match timer.get_timing_stats(name, window) {
-                Ok(t) => {
-                    let _ = writeln!(
-                        out,
-                        "{name:<24} n={:<7} p50={:>7.2}ms p95={:>7.2}ms p99={:>7.2}ms max={:>7.2}ms",
-                        t.count,
-                        ms(t.p50),
-                        ms(t.p95),
-                        ms(t.p99),
-                        ms(t.max)
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "{name:<24} {e}");
-                }
-            }
-        }
-        let tracker = agent.tracker();
-        for op in [workload::OPERATION, workload::DB_QUERY] {
-            if let Ok(rate) = tracker.get_success_rate(op, window) {
-                let failures = tracker
-                    .get_failure_breakdown(op, window)
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{:<24} {:>5.1}% ok (5 m), failures {failures:?}",
-                    format!("{op} success"),
-                    rate * 100.0
-                );
-            }
-        }
-        if let Some(memory) = agent.memory() {
-            let (mut hits, mut misses) = (0.0, 0.0);
-            for s in memory.series(workload::CACHE_LOOKUPS) {
-                match s
-                    .tags
-                    .iter()
-                    .find(|(k, _)| k == "result")
-                    .map(|(_, v)| v.as_str())
-                {
-                    Some("hit") => hits += s.value,
-                    Some("miss") => misses += s.value,
-                    _ => {}
-                }
-            }
-            let entries = memory
-                .gauge_value(workload::CACHE_ENTRIES, &[])
-                .unwrap_or(0.0);
-            let _ = writeln!(
-                out,
-                "{:<24} {hits} hits, {misses} misses ({:.1}% hit), {entries} entries (via the `metrics` crate)",
-                "response cache",
-                if hits + misses > 0.0 {
-                    100.0 * hits / (hits + misses)
-                } else {
-                    0.0
-                }
-            );
-        }
-        if let Ok(top) = agent.aggregator().get_top_metrics(MetricType::Counter, 4) {
-            for v in top {
-                let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let _ = writeln!(out, "{:<24} {:>10} {{{}}}", v.name, v.value, tags.join(","));
-            }
-        }
-    } else {
-        let _ = writeln!(
-            out,
-            "(StatsD only: the daemon holds the numbers; health below)"
-        );
-    }
-    // Read now through the ResourceMonitor (the sampler publishes the same
-    // readings as gauges every collection interval).
-    let monitor = agent.resource_monitor();
-    if let Ok(cpu) = monitor.get_cpu_usage() {
-        let _ = writeln!(
-            out,
-            "{:<24} {:.1}% of {} cores",
-            "system cpu", cpu.percent, cpu.logical_cores
-        );
-    }
-    if let Ok(p) = monitor.get_process_usage() {
-        let _ = writeln!(
-            out,
-            "{:<24} {:.1} MiB rss, {:.1}% cpu",
-            "this process",
-            p.rss_bytes as f64 / 1_048_576.0,
-            p.cpu_percent.unwrap_or(0.0)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{:<24} {} values, {} lost to lag",
-        "stream (failures)",
-        streamed.values.load(Ordering::Relaxed),
-        streamed.missed.load(Ordering::Relaxed)
-    );
-    health_lines(&mut out, &agent.get_system_health());
-    out
-}
-
-/// What the demo's stream subscriber saw.
-#[derive(Default)]
-struct StreamCounts {
-    values: AtomicU64,
-    missed: AtomicU64,
-}
-
-/// Subscribes to every failure and counts what arrives, on its own thread
-/// with its own runtime, as an application's async task would.
-fn watch_failures(agent: &Agent, counts: Arc<StreamCounts>) -> Option<std::thread::JoinHandle<()>> {
-    let filter = MetricFilter::default().name_prefix(format!("{}.failure", workload::OPERATION));
-    let mut stream = agent.metrics_stream(filter);
-    std::thread::Builder::new()
-        .name("stream-watcher".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("warning: no runtime for the stream watcher: {e}");
-                    return;
-                }
-            };
-            rt.block_on(async {
-                while let Some(event) = stream.next().await {
-                    match event {
-                        StreamEvent::Metric(_) => counts.values.fetch_add(1, Ordering::Relaxed),
-                        StreamEvent::Lagged { missed } => {
-                            counts.missed.fetch_add(missed, Ordering::Relaxed)
-                        }
-                    };
-                }
-            });
-        })
-        .ok()
-}
-
 fn run(
     args: &Args,
     config: AgentConfig,
@@ -610,9 +405,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// A duration in milliseconds, for the summary's columns.
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

@@ -8,7 +8,7 @@ use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
 use metrics_protocol::{
     BackendHealth, Counter, Gauge, Histogram, InstrumentExt, MetricCollector, MetricType,
     MetricUnit, MetricsBackend, MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer,
-    TimerId, TimingResult, TimingStats,
+    TimingStats,
 };
 
 use crate::{DropCounters, RunningTimers};
@@ -51,6 +51,12 @@ fn as_collector(b: &Arc<dyn MetricsBackend>) -> Arc<dyn MetricCollector> {
 }
 
 impl Fanout {
+    /// Forwards one call to every backend, in order.
+    #[inline]
+    fn each(&self, call: impl Fn(&Arc<dyn MetricsBackend>)) {
+        self.backends.iter().for_each(call);
+    }
+
     /// A fan-out to `backends`, in order.
     pub fn new(backends: Vec<Arc<dyn MetricsBackend>>) -> Self {
         Fanout {
@@ -101,6 +107,20 @@ impl Fanout {
     }
 }
 
+/// Flushes every backend, all of them even when one fails: each failure is
+/// logged, the first is returned. What a composite (a [`Fanout`], an
+/// application's system) does in its own `flush`.
+pub fn flush_all(backends: &[Arc<dyn MetricsBackend>]) -> Result<(), MetricsError> {
+    let mut first = None;
+    for b in backends {
+        if let Err(e) = b.flush() {
+            tracing::warn!(error = %e, "a backend failed to flush");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
 impl Default for Fanout {
     fn default() -> Self {
         Fanout::new(Vec::new())
@@ -117,6 +137,18 @@ impl std::fmt::Debug for Fanout {
 }
 
 struct FanoutHandles<H>(Vec<H>);
+
+impl<H> FanoutHandles<H> {
+    /// One handle per backend, made by `bind` from the backend as a collector.
+    fn bind(
+        backends: &[Arc<dyn MetricsBackend>],
+        bind: impl Fn(Arc<dyn MetricCollector>) -> H,
+    ) -> Arc<Self> {
+        Arc::new(FanoutHandles(
+            backends.iter().map(|b| bind(as_collector(b))).collect(),
+        ))
+    }
+}
 
 impl CounterFn for FanoutHandles<Counter> {
     fn increment(&self, value: f64) {
@@ -147,61 +179,35 @@ impl TimerFn for FanoutHandles<Timer> {
 
 impl MetricCollector for Fanout {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_counter(name, value, tags));
+        self.each(|c| c.record_counter(name, value, tags));
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_gauge(name, value, tags));
+        self.each(|c| c.record_gauge(name, value, tags));
     }
     fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.adjust_gauge(name, delta, tags));
+        self.each(|c| c.adjust_gauge(name, delta, tags));
     }
     fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_histogram(name, value, tags));
+        self.each(|c| c.record_histogram(name, value, tags));
     }
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|c| c.record_timer(name, duration, tags));
+        self.each(|c| c.record_timer(name, duration, tags));
     }
     fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).counter(name, tags))
-            .collect();
-        Some(Counter::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.counter(name, tags));
+        Some(Counter::from_arc(hs))
     }
     fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).gauge(name, tags))
-            .collect();
-        Some(Gauge::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.gauge(name, tags));
+        Some(Gauge::from_arc(hs))
     }
     fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).histogram(name, tags))
-            .collect();
-        Some(Histogram::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.histogram(name, tags));
+        Some(Histogram::from_arc(hs))
     }
     fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        let hs = self
-            .backends
-            .iter()
-            .map(|c| as_collector(c).timer(name, tags))
-            .collect();
-        Some(Timer::from_arc(Arc::new(FanoutHandles(hs))))
+        let hs = FanoutHandles::bind(&self.backends, |c| c.timer(name, tags));
+        Some(Timer::from_arc(hs))
     }
     fn describe<'a>(
         &self,
@@ -210,19 +216,10 @@ impl MetricCollector for Fanout {
         unit: Option<MetricUnit>,
         description: &'a str,
     ) {
-        self.backends
-            .iter()
-            .for_each(|c| c.describe(name, kind, unit, description));
+        self.each(|c| c.describe(name, kind, unit, description));
     }
     fn flush(&self) -> Result<(), MetricsError> {
-        let mut first = None;
-        for c in &self.backends {
-            if let Err(e) = c.flush() {
-                tracing::warn!(error = %e, "a fanout collector failed to flush");
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        flush_all(&self.backends)
     }
     fn health(&self) -> Vec<BackendHealth> {
         let mut all: Vec<BackendHealth> = self.backends.iter().flat_map(|c| c.health()).collect();
@@ -237,14 +234,10 @@ impl MetricCollector for Fanout {
 
 impl SuccessFailureTracker for Fanout {
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|b| b.record_success(operation, metadata));
+        self.each(|b| b.record_success(operation, metadata));
     }
     fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        self.backends
-            .iter()
-            .for_each(|b| b.record_failure(operation, error_type, metadata));
+        self.each(|b| b.record_failure(operation, error_type, metadata));
     }
     fn get_success_rate(
         &self,
@@ -267,13 +260,7 @@ impl SuccessFailureTracker for Fanout {
 }
 
 impl PerformanceTimer for Fanout {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.drops)
-    }
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
-    }
+    crate::running_timer_methods!(|f| &f.timers, &f.drops);
     /// `Unsupported`: the fan-out keeps no timings. Query the backend that
     /// does (the memory backend) directly.
     fn get_timing_stats(

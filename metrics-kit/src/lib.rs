@@ -21,11 +21,13 @@
 //!
 //! - [`Fanout`]: one backend that forwards every part of the protocol to
 //!   several (recording, outcomes, timers; queries go to the first that
-//!   answers).
+//!   answers); [`flush_all`], a composite's flush.
 //! - [`DropCounters`]: lock-free per-reason drop counts, what a backend
 //!   reports in its health.
 //! - [`RunningTimers`]: the bounded table behind `start_timer`/`stop_timer`,
-//!   and [`record_stopped_timer`], what stopping one records.
+//!   and [`record_stopped_timer`], what stopping one records;
+//!   [`running_timer_methods!`] writes a backend's `start_timer` and
+//!   `stop_timer` on top of them.
 //! - [`with_outcome_counter`]: an outcome as the counter a wire format
 //!   carries (`<op>.success`, `<op>.failure` + `error_type`), allocation-free.
 //! - [`Sample`] and [`read_samples`]: the JSON-lines sample format the
@@ -39,7 +41,9 @@ mod sample;
 mod timers;
 
 pub use drops::DropCounters;
-pub use fanout::Fanout;
+pub use fanout::{Fanout, flush_all};
+#[doc(hidden)]
+pub use metrics_protocol as __protocol;
 pub use outcome::with_outcome_counter;
 pub use sample::{Sample, SampleKind, read_samples};
 pub use timers::{RunningTimers, StartedTimer, StdTimerClock, TimerClock, record_stopped_timer};

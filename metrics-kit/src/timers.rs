@@ -249,6 +249,78 @@ impl RunningTimers {
     }
 }
 
+/// The `start_timer` and `stop_timer` of a
+/// [`PerformanceTimer`](metrics_protocol::PerformanceTimer) impl whose
+/// running timers live in a [`RunningTimers`] table, written once: start
+/// with [`RunningTimers::start_counted`] (an eviction counted in the
+/// [`DropCounters`]), stop with [`RunningTimers::stop_into`] the
+/// implementing type itself. Inside the impl, name `self` and say where the
+/// table and the drop counters are; `get_timing_stats` stays the backend's.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use metrics_kit::{DropCounters, RunningTimers, running_timer_methods};
+/// use metrics_protocol::testing::Capture;
+/// use metrics_protocol::*;
+///
+/// struct Backend { capture: Arc<Capture>, timers: RunningTimers, drops: DropCounters }
+///
+/// impl MetricCollector for Backend {
+///     fn record_counter<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_counter(n, v, t) }
+///     fn record_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_gauge(n, v, t) }
+///     fn adjust_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.adjust_gauge(n, v, t) }
+///     fn record_histogram<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_histogram(n, v, t) }
+///     fn record_timer<'a>(&self, n: &'a str, d: Duration, t: Tags<'a>) { self.capture.record_timer(n, d, t) }
+/// }
+/// impl SuccessFailureTracker for Backend {
+///     fn record_success<'a>(&self, op: &'a str, t: Tags<'a>) { self.capture.record_success(op, t) }
+///     fn record_failure<'a>(&self, op: &'a str, e: &'a str, t: Tags<'a>) { self.capture.record_failure(op, e, t) }
+///     fn get_success_rate(&self, op: &str, w: Option<Duration>) -> Result<f64, MetricsError> {
+///         self.capture.get_success_rate(op, w)
+///     }
+///     fn get_failure_breakdown(&self, op: &str, w: Option<Duration>) -> Result<BTreeMap<String, u64>, MetricsError> {
+///         self.capture.get_failure_breakdown(op, w)
+///     }
+/// }
+/// impl PerformanceTimer for Backend {
+///     running_timer_methods!(|b| &b.timers, &b.drops);
+///     fn get_timing_stats(&self, _: &str, _: Option<Duration>) -> Result<TimingStats, MetricsError> {
+///         Err(MetricsError::NoData("kept nowhere".into()))
+///     }
+/// }
+///
+/// let b = Backend { capture: Capture::new(), timers: RunningTimers::new(8), drops: DropCounters::new() };
+/// let id = b.start_timer("job", &[]);
+/// b.stop_timer(id, true)?;
+/// assert_eq!(b.capture.successes("job", &[]), 1);
+/// # Ok::<(), MetricsError>(())
+/// ```
+#[macro_export]
+macro_rules! running_timer_methods {
+    (|$s:ident| $timers:expr, $drops:expr) => {
+        fn start_timer<'a>(
+            &self,
+            operation_name: &'a str,
+            metadata: $crate::__protocol::Tags<'a>,
+        ) -> $crate::__protocol::TimerId {
+            let $s = self;
+            $timers.start_counted(operation_name, metadata, $drops)
+        }
+
+        fn stop_timer(
+            &self,
+            timer_id: $crate::__protocol::TimerId,
+            success: bool,
+        ) -> ::std::result::Result<$crate::__protocol::TimingResult, $crate::__protocol::MetricsError>
+        {
+            let $s = self;
+            $timers.stop_into(self, timer_id, success)
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,41 +311,56 @@ fn sample<'a>(
     SortedTags::new(tags)
 }
 
+impl Capture {
+    /// Keeps one recording call, built by `call` from the owned name and
+    /// sorted tags, if it passes the rules (a timer has no value to check).
+    fn record<'a>(
+        &self,
+        name: &str,
+        value: f64,
+        counter: bool,
+        tags: Tags<'a>,
+        call: impl FnOnce(String, Vec<(String, String)>) -> Call,
+    ) {
+        self.keep(sample(name, value, counter, tags).map(|t| call(name.to_owned(), owned(&t))));
+    }
+}
+
 impl MetricCollector for Capture {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.keep(sample(name, value, true, tags).map(|t| Call::Counter {
-            name: name.to_owned(),
+        self.record(name, value, true, tags, |name, tags| Call::Counter {
+            name,
             value,
-            tags: owned(&t),
-        }));
+            tags,
+        });
     }
     fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.keep(sample(name, value, false, tags).map(|t| Call::Gauge {
-            name: name.to_owned(),
+        self.record(name, value, false, tags, |name, tags| Call::Gauge {
+            name,
             value,
-            tags: owned(&t),
-        }));
+            tags,
+        });
     }
     fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.keep(sample(name, delta, false, tags).map(|t| Call::GaugeDelta {
-            name: name.to_owned(),
+        self.record(name, delta, false, tags, |name, tags| Call::GaugeDelta {
+            name,
             delta,
-            tags: owned(&t),
-        }));
+            tags,
+        });
     }
     fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.keep(sample(name, value, false, tags).map(|t| Call::Histogram {
-            name: name.to_owned(),
+        self.record(name, value, false, tags, |name, tags| Call::Histogram {
+            name,
             value,
-            tags: owned(&t),
-        }));
+            tags,
+        });
     }
     fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.keep(sample(name, 0.0, false, tags).map(|t| Call::Timer {
-            name: name.to_owned(),
+        self.record(name, 0.0, false, tags, |name, tags| Call::Timer {
+            name,
             duration,
-            tags: owned(&t),
-        }));
+            tags,
+        });
     }
     fn describe<'a>(
         &self,

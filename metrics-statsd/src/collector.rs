@@ -10,7 +10,7 @@ use metrics_kit::with_outcome_counter;
 use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
 use metrics_protocol::{
     BackendHealth, HealthStatus, MetricCollector, MetricType, MetricsError, PerformanceTimer,
-    SuccessFailureTracker, Tags, TimerId, TimingResult, TimingStats,
+    SuccessFailureTracker, Tags, TimingStats,
 };
 
 use crate::{BACKEND, Kind, StatsdMetrics, sender};
@@ -129,14 +129,7 @@ impl MetricCollector for StatsdMetrics {
 }
 
 impl PerformanceTimer for StatsdMetrics {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.shared.drops)
-    }
-
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
-    }
+    metrics_kit::running_timer_methods!(|s| &s.timers, &s.shared.drops);
 
     fn get_timing_stats(
         &self,

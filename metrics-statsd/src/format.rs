@@ -163,34 +163,14 @@ mod tests {
         let mut s = String::new();
         line(&mut s, &r, "3", "c", 1.0);
         assert_eq!(s, "app.http.requests:3|c|#a:1,b:2,env:prod");
-        let r = render(
-            "",
-            "t",
-            &[("k", "v")],
-            &BTreeMap::new(),
-            TagFlavor::Etsy,
-            false,
-        );
+        // `t` tagged `k=v`, without prefix or common tags.
+        let plain = |flavor, fold| render("", "t", &[("k", "v")], &BTreeMap::new(), flavor, fold);
+        let r = plain(TagFlavor::Etsy, false);
         let mut s = String::new();
         line(&mut s, &r, "12.5", "ms", 0.5);
         assert_eq!(s, "t;k=v:12.5|ms|@0.5");
-        let r = render(
-            "",
-            "t",
-            &[("k", "v")],
-            &BTreeMap::new(),
-            TagFlavor::None,
-            true,
-        );
-        assert_eq!(r.head(), "t.k.v");
-        let r = render(
-            "",
-            "t",
-            &[("k", "v")],
-            &BTreeMap::new(),
-            TagFlavor::None,
-            false,
-        );
+        assert_eq!(plain(TagFlavor::None, true).head(), "t.k.v");
+        let r = plain(TagFlavor::None, false);
         assert_eq!((r.head(), r.tail()), ("t", ""));
     }
 

@@ -1,4 +1,5 @@
-//! The recording path: validation, in-place aggregation of counters and
+//! The recording path: value checks (name and tags are validated by the
+//! series table, only for a new series), in-place aggregation of counters and
 //! gauges in the series table, sample rates, and the bounded queue of
 //! timer and histogram samples (every drop counted).
 
@@ -7,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crossbeam_channel::TrySendError;
-use metrics_protocol::validate::{self, SortedTags};
+use metrics_protocol::validate;
 use metrics_protocol::{DropReason, Tags};
 
 use crate::{Kind, StatsdMetrics, format, sender};
@@ -30,7 +31,6 @@ impl StatsdMetrics {
             if self.shared.closed.load(Ordering::Relaxed) {
                 return Err(DropReason::SendFailed);
             }
-            validate::check_name(name)?;
             if kind == Kind::Counter {
                 validate::check_counter_increment(value)?;
             } else {
@@ -41,7 +41,6 @@ impl StatsdMetrics {
             if value < 0.0 && kind.wire(self.shared.config.flavor) == "ms" {
                 return Err(DropReason::InvalidValue);
             }
-            let sorted = SortedTags::new(tags)?;
             let series_kind = if kind == Kind::GaugeDelta {
                 Kind::Gauge
             } else {
@@ -53,14 +52,14 @@ impl StatsdMetrics {
             if self.shared.config.combine_counters
                 && matches!(kind, Kind::Counter | Kind::Gauge | Kind::GaugeDelta)
             {
-                table.with(series_kind, name, sorted.as_slice(), render, |f| {
+                table.with(series_kind, name, tags, render, |f| {
                     match kind {
                         Kind::Counter => f.entry.add_counter(value),
                         Kind::Gauge => f.entry.set_gauge(value),
                         _ => f.entry.adjust_gauge(value),
                     }
                     f.mark_dirty();
-                });
+                })?;
                 return Ok(());
             }
             let rate = match kind {
@@ -68,12 +67,16 @@ impl StatsdMetrics {
                 Kind::Histogram => self.shared.config.histogram_sample_rate,
                 _ => 1.0,
             };
-            if rate < 1.0 && !sampled(rate) {
+            // The table validates the name and tags only for a new series (a
+            // match with an existing one proves them valid), before the
+            // sampling draw, so that invalid input is counted even when it
+            // would have been sampled out.
+            let series = table.with(series_kind, name, tags, render, |f| {
+                (rate >= 1.0 || sampled(rate)).then(|| f.entry.clone())
+            })?;
+            let Some(series) = series else {
                 return Ok(()); // sampled out: the daemon scales by 1/rate
-            }
-            let series = table.with(series_kind, name, sorted.as_slice(), render, |f| {
-                f.entry.clone()
-            });
+            };
             match self.queue.try_send(sender::Sample {
                 series,
                 value,

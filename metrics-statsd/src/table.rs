@@ -14,6 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
 use hashbrown::{DefaultHashBuilder, HashTable};
+use metrics_protocol::validate::{self, SortedTags};
+use metrics_protocol::{DropReason, Tags};
 use parking_lot::{Mutex, RwLock};
 
 use crate::Kind;
@@ -105,6 +107,10 @@ pub(crate) struct Entry {
     pub kind: Kind,
     /// Name and tags, encoded by [`KeyRef::encode`].
     key: Box<[u8]>,
+    /// The name's length in `key` (names are at most 255 bytes).
+    name_len: u16,
+    /// Tags in `key` (at most `MAX_TAGS`).
+    tags: u8,
     pub rendered: Rendered,
     count: AtomicU64,
     /// f64 bits.
@@ -122,6 +128,8 @@ impl Entry {
             hash,
             kind: key.kind,
             key: key.encode(),
+            name_len: u16::try_from(key.name.len()).unwrap_or(u16::MAX),
+            tags: u8::try_from(key.tags.len()).unwrap_or(u8::MAX),
             rendered,
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
@@ -129,6 +137,21 @@ impl Entry {
             dirty: AtomicBool::new(false),
             last_epoch: AtomicU64::new(0),
         }
+    }
+
+    /// The stored tags, in their (sorted) order, read back from `key`.
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut rest = self.key.get(usize::from(self.name_len)..).unwrap_or(&[]);
+        std::iter::from_fn(move || {
+            let r = rest.strip_prefix(&[0])?;
+            let end = r.iter().position(|&b| b == 0)?;
+            let (k, r) = r.split_at(end);
+            let len = r.get(1..5)?;
+            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let v = r.get(5..5 + len)?;
+            rest = r.get(5 + len..)?;
+            Some((k, v))
+        })
     }
 
     pub fn add_counter(&self, v: f64) {
@@ -219,7 +242,8 @@ impl Entry {
     }
 }
 
-#[derive(Hash)]
+/// A series key as a caller passes it: tags in any order, not yet
+/// validated.
 struct KeyRef<'a> {
     kind: Kind,
     name: &'a str,
@@ -227,10 +251,24 @@ struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
+    /// A hash that ignores tag order, so that a lookup needs no sorted copy:
+    /// per-pair hashes are well mixed, and summing them is commutative.
+    fn hash(&self, build: &DefaultHashBuilder) -> u64 {
+        self.tags
+            .iter()
+            .fold(build.hash_one((self.kind, self.name)), |acc, pair| {
+                acc.wrapping_add(build.hash_one(pair))
+            })
+    }
+
     /// One allocation for the whole key: the name, then per tag a 0 byte,
-    /// the key, a 0 byte, the value's length (4 bytes) and the value. Names
-    /// and tag keys hold no control characters, and values are
-    /// length-prefixed, so no two keys encode alike.
+    /// the key, a 0 byte, the value's length (4 bytes) and the value. Only
+    /// called with a validated name and tags sorted by [`SortedTags`]:
+    /// names and tag keys hold no control characters and values are
+    /// length-prefixed, so the encoding reads back unambiguously
+    /// ([`Entry::pairs`]).
+    ///
+    /// [`SortedTags`]: metrics_protocol::validate::SortedTags
     fn encode(&self) -> Box<[u8]> {
         let len = self.name.len()
             + self
@@ -250,31 +288,30 @@ impl KeyRef<'_> {
         out.into_boxed_slice()
     }
 
-    /// Whether `e` is this key, compared in place (no encoding).
+    /// Whether `e` is this key, compared in place (no encoding), with the
+    /// tags in any order.
+    ///
+    /// The stored name and tag keys were validated when the series was
+    /// created and its keys are distinct; so when the names are equal, the
+    /// tag counts agree and every stored pair equals an input pair, the
+    /// input tags are a permutation of the stored ones. A match therefore
+    /// proves the input valid, and the recording path validates only on a
+    /// miss.
     fn matches(&self, e: &Entry) -> bool {
-        fn eat<'a>(rest: &'a [u8], part: &[u8]) -> Option<&'a [u8]> {
-            rest.strip_prefix(part)
-        }
-        if self.kind != e.kind {
+        if self.kind != e.kind
+            || self.tags.len() != usize::from(e.tags)
+            || usize::from(e.name_len) != self.name.len()
+            || e.key.get(..self.name.len()) != Some(self.name.as_bytes())
+        {
             return false;
         }
-        let mut rest: &[u8] = &e.key;
-        let Some(r) = eat(rest, self.name.as_bytes()) else {
-            return false;
+        let same = |(k, v): (&[u8], &[u8]), (k2, v2): &(&str, &str)| {
+            k == k2.as_bytes() && v == v2.as_bytes()
         };
-        rest = r;
-        for (k, v) in self.tags {
-            let step = eat(rest, &[0])
-                .and_then(|r| eat(r, k.as_bytes()))
-                .and_then(|r| eat(r, &[0]))
-                .and_then(|r| eat(r, &(v.len() as u32).to_le_bytes()))
-                .and_then(|r| eat(r, v.as_bytes()));
-            match step {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        }
-        rest.is_empty()
+        // The usual case first: the call site passes the tags in the stored
+        // (sorted) order.
+        e.pairs().zip(self.tags).all(|(p, t)| same(p, t))
+            || e.pairs().all(|p| self.tags.iter().any(|t| same(p, t)))
     }
 }
 
@@ -351,29 +388,55 @@ impl Table {
     /// Runs `op` on the series, creating it (rendered by `render`) if needed,
     /// while holding its shard's lock, so that eviction never removes a
     /// series in the middle of an update.
+    ///
+    /// `name` and `tags` (in any order) are validated only when no series
+    /// matches them (see [`KeyRef::matches`]): a new series, or a sample
+    /// folded into an overflow series. Invalid ones are refused with the
+    /// rule they broke.
     pub fn with<R>(
         &self,
         kind: Kind,
         name: &str,
-        tags: &[(&str, &str)],
+        tags: Tags<'_>,
         render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
         op: impl FnOnce(Found<'_>) -> R,
-    ) -> R {
-        let key = KeyRef { kind, name, tags };
-        let hash = self.build.hash_one(&key);
+    ) -> Result<R, DropReason> {
+        let hash = KeyRef { kind, name, tags }.hash(&self.build);
         let shard = self.shard(hash);
         {
             let t = shard.read();
-            if let Some(e) = t.find(hash, |e| key.matches(e)) {
-                return op(Found {
+            if let Some(e) = t.find(hash, |e| KeyRef { kind, name, tags }.matches(e)) {
+                return Ok(op(Found {
                     entry: e,
                     dirty: &self.dirty,
-                });
+                }));
             }
         }
+        validate::check_name(name)?;
+        let sorted = SortedTags::new(tags)?;
+        Ok(self.create(kind, name, sorted, hash, render, op))
+    }
+
+    /// The miss path of [`with`](Self::with), for a validated name and tags.
+    #[cold]
+    fn create<R>(
+        &self,
+        kind: Kind,
+        name: &str,
+        sorted: SortedTags<'_>,
+        hash: u64,
+        render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
+        op: impl FnOnce(Found<'_>) -> R,
+    ) -> R {
+        let key = KeyRef {
+            kind,
+            name,
+            tags: sorted.as_slice(),
+        };
+        let shard = self.shard(hash);
         if self.len.load(Ordering::Relaxed) < self.max {
             // Built before the lock, so that the lock covers only the insert.
-            let fresh = Arc::new(Entry::new(hash, &key, render(name, tags)));
+            let fresh = Arc::new(Entry::new(hash, &key, render(name, key.tags)));
             let mut t = shard.write();
             if let Some(e) = t.find(hash, |e| key.matches(e)) {
                 return op(Found {

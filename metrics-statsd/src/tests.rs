@@ -673,6 +673,42 @@ fn series_keys_never_collide_whatever_the_tag_values_hold() {
     assert_eq!(s.health()[0].details["series"], 4.0);
 }
 
+#[test]
+fn invalid_names_and_tags_are_refused_after_valid_traffic_on_the_same_series() {
+    // Validation runs only for a new series: a key that differs from a known
+    // series only by what the rules forbid must still miss and be refused.
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = backend(r.addr());
+    let tags = [("route", "/a"), ("code", "200")];
+    for _ in 0..100 {
+        s.increment("req", &tags);
+        s.increment("req", &[tags[1], tags[0]]);
+        s.record_timer("lat", Duration::from_millis(3), &tags);
+    }
+    s.increment("req\n", &tags);
+    s.increment("", &tags);
+    s.increment("req", &[("route", "/a"), ("route", "/a")]);
+    s.increment("req", &[("route", "/a"), ("", "200")]);
+    s.increment("req", &[("route", "/a"), ("co\u{7}de", "200")]);
+    s.record_timer("lat\0", Duration::from_millis(3), &tags);
+    s.record_timer("lat", Duration::from_millis(3), &[tags[0], tags[0]]);
+    assert_eq!(s.dropped(DropReason::InvalidName), 3);
+    assert_eq!(s.dropped(DropReason::DuplicateTag), 2);
+    assert_eq!(s.dropped(DropReason::InvalidTag), 2);
+    s.flush().unwrap();
+    let got = r.until(101).to_vec();
+    assert_eq!(got.iter().filter(|l| l.starts_with("req:")).count(), 1);
+    assert!(
+        got.contains(&"req:200|c|#code:200,route:/a".to_owned()),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.iter().filter(|l| l.starts_with("lat:3|ms")).count(),
+        100
+    );
+    assert_eq!(s.health()[0].details["series"], 2.0);
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_local_receiver_that_falls_behind_is_waited_for_not_overflowed() {

@@ -1,21 +1,31 @@
 //! [`Agent`]: the whole protocol behind one value, assembled at start-up
 //! from an [`AgentConfig`].
+//!
+//! This file builds the agent (backends, sampler, aggregation ticker) and
+//! holds its own accessors and health entries; `protocol.rs` answers the
+//! protocol's [`MetricsSystem`] and `AsyncMetricsSystem` traits;
+//! `lifecycle.rs` is the aggregation ticker's loop and the shutdown (on
+//! request or on drop).
+
+mod lifecycle;
+mod protocol;
+
+use lifecycle::{shut_down_error, tick_loop};
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics_kit::{DropCounters, RunningTimers};
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
 use metrics_protocol::system::{
-    DashboardData, DashboardKind, EndpointResults, HealthCheckResult, HealthReport, MetricFilter,
-    MetricStream, MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor,
+    HealthCheckResult, MetricsAggregator, MetricsSystem, ResourceMonitor,
 };
 use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, Metrics, MetricsBackend, MetricsError,
-    PerformanceTimer, SuccessFailureTracker,
+    BackendHealth, HealthStatus, MetricCollector, MetricsBackend, MetricsError, PerformanceTimer,
+    SuccessFailureTracker,
 };
 use metrics_statsd::StatsdMetrics;
 use metrics_system::SystemMonitor;
@@ -32,9 +42,6 @@ const MAX_RUNNING_TIMERS: usize = 10_000;
 
 /// How often time windows of stream aggregations are closed.
 const TICK: Duration = Duration::from_millis(100);
-
-/// How long one HTTP export may take.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A complete metrics system: the backends chosen by an [`AgentConfig`]
 /// (memory, StatsD, or both, called one after the other), system-resource
@@ -408,197 +415,5 @@ impl Agent {
                 duration: started.elapsed(),
             },
         )
-    }
-}
-
-fn tick_loop(set: &Weak<AggregationSet>, stop: &crossbeam_channel::Receiver<()>) {
-    loop {
-        match stop.recv_timeout(TICK) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let Some(set) = set.upgrade() else {
-            return;
-        };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.tick()));
-        if outcome.is_err() {
-            tracing::error!("an aggregation tick panicked; ticking goes on");
-        }
-    }
-}
-
-fn shut_down_error(what: &str) -> MetricsError {
-    MetricsError::InvalidArgument(format!("{what}: the metrics system is shut down"))
-}
-
-impl Drop for AgentInner {
-    fn drop(&mut self) {
-        if !self.shut.load(Ordering::SeqCst) {
-            if let Err(e) = shutdown_inner(self) {
-                tracing::warn!(error = %e, "metrics shutdown on drop failed");
-            }
-        }
-    }
-}
-
-/// Stops the sampler and the ticker, flushes partial aggregation windows,
-/// closes streams and flushes every backend. The first error is returned;
-/// every step runs anyway.
-fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
-    let _guard = inner.shutdown_lock.lock();
-    if inner.shut.swap(true, Ordering::SeqCst) {
-        return Ok(());
-    }
-    let core = &inner.core;
-    if let Some(m) = &inner.monitor {
-        m.stop_resource_monitoring();
-    }
-    if let Some(t) = inner.ticker.lock().take() {
-        let _ = t.stop.send(());
-        if t.handle.join().is_err() {
-            tracing::error!("the aggregation ticker had panicked");
-        }
-    }
-    let flushed = core.aggregations.flush_partial();
-    tracing::debug!(results = flushed, "partial aggregation windows flushed");
-    core.hub.close();
-    let mut first = None;
-    if let Some(m) = &core.memory {
-        if let Err(e) = m.flush() {
-            first.get_or_insert(e);
-        }
-    }
-    if let Some(s) = &core.statsd {
-        if let Err(e) = s.shutdown() {
-            tracing::warn!(error = %e, "StatsD shutdown failed");
-            first.get_or_insert(e);
-        }
-    }
-    first.map_or(Ok(()), Err)
-}
-
-impl MetricsSystem for Agent {
-    fn metrics(&self) -> Metrics {
-        Metrics::new(self.inner.core.clone())
-    }
-
-    fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.inner.core.clone()
-    }
-
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
-        self.inner.core.clone()
-    }
-
-    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
-        self.inner.core.clone()
-    }
-
-    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
-        match &self.inner.monitor {
-            Some(m) => m.clone(),
-            // Why is in the health report's `system` entry.
-            None => Arc::new(metrics_protocol::NoopMetrics),
-        }
-    }
-
-    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
-        self.inner.core.query.clone()
-    }
-
-    /// Applies what can change on a running system: the collection
-    /// interval (the sampler restarts at it) and the export endpoints.
-    /// Retention is fixed when the memory backend is built: a different
-    /// `retention_days` is a [`MetricsError::Config`].
-    fn initialize_metrics(&self, config: &MetricsConfig) -> Result<(), MetricsError> {
-        config.validate()?;
-        if self.is_shut_down() {
-            return Err(shut_down_error("initialize_metrics"));
-        }
-        let mut next = self.inner.settings.lock().config.clone();
-        if (next.retention_days - config.retention_days).abs() > 1e-9 {
-            return Err(MetricsError::config(
-                "retention_days",
-                config.retention_days.to_string(),
-                format!(
-                    "retention is fixed when the system is built (it is {} days here); set it in the agent configuration",
-                    next.retention_days
-                ),
-            ));
-        }
-        next.collection_interval = config.collection_interval;
-        next.export_endpoints = config.export_endpoints.clone();
-        next.validate()?;
-        self.inner.settings.lock().config = next;
-        self.apply_sampling()
-    }
-
-    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
-        shutdown_inner(&self.inner)
-    }
-
-    /// Backends (memory, StatsD, streams, aggregations, the resource
-    /// sampler, the agent itself), the registered checks (run now, each
-    /// with the configured timeout), and the error rate over the
-    /// configured window, as the check `error_rate`.
-    fn get_system_health(&self) -> HealthReport {
-        // One reading of the window, so the agent's counts and the rate agree.
-        let outcomes = self.inner.core.outcomes.counts();
-        let mut backends = self.inner.core.health();
-        backends.push(self.system_health());
-        backends.push(self.agent_health(outcomes));
-        let mut checks = self.inner.checks.run_all();
-        let (rate, check) = self.error_rate_check(outcomes);
-        checks.push(check);
-        HealthReport::from_parts(backends, checks, rate)
-    }
-
-    fn create_dashboard_data(&self, kind: DashboardKind) -> Result<DashboardData, MetricsError> {
-        let core = &self.inner.core;
-        let m = core.memory.as_ref().ok_or(MetricsError::Unsupported {
-            operation: "create_dashboard_data",
-            backend: "statsd",
-        })?;
-        crate::dashboard::build(m, kind, core.clock.now_millis())
-    }
-}
-
-#[async_trait::async_trait]
-impl metrics_protocol::system::AsyncMetricsSystem for Agent {
-    /// Publishes one resource sample now (when sampling is configured) and
-    /// closes every aggregation window that is over.
-    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
-        if self.is_shut_down() {
-            return Err(shut_down_error("collect_metrics_async"));
-        }
-        self.inner.core.aggregations.tick();
-        let sampling = self.inner.settings.lock().config.system_sampling;
-        let Some(m) = self.inner.monitor.clone().filter(|_| sampling) else {
-            return Ok(());
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        crate::pool::shared()?.run(move || {
-            let _ = tx.send(m.publish_once());
-        })?;
-        rx.await
-            .unwrap_or_else(|_| Err(MetricsError::Export("the resource sample panicked".into())))
-    }
-
-    /// Exports to `endpoints`; with none given, to the configured
-    /// `export_endpoints`.
-    async fn export_metrics_async(&self, endpoints: &[String]) -> EndpointResults {
-        let configured;
-        let endpoints = if endpoints.is_empty() {
-            configured = self.inner.settings.lock().config.export_endpoints.clone();
-            &configured[..]
-        } else {
-            endpoints
-        };
-        crate::export::export_to_endpoints(self.inner.core.query.clone(), endpoints, EXPORT_TIMEOUT)
-            .await
-    }
-
-    fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
-        self.inner.core.hub.subscribe(filter)
     }
 }

@@ -1,0 +1,79 @@
+//! The agent's lifecycle: the aggregation ticker's loop, and the shutdown
+//! that stops the sampler and the ticker, flushes partial windows, closes
+//! the streams and flushes every backend (on request, or when the last
+//! clone is dropped).
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+
+use metrics_protocol::system::ResourceMonitor;
+use metrics_protocol::{MetricCollector, MetricsError};
+
+use super::{AgentInner, TICK};
+use crate::aggregate::AggregationSet;
+
+pub(super) fn tick_loop(set: &Weak<AggregationSet>, stop: &crossbeam_channel::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(TICK) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Some(set) = set.upgrade() else {
+            return;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.tick()));
+        if outcome.is_err() {
+            tracing::error!("an aggregation tick panicked; ticking goes on");
+        }
+    }
+}
+
+pub(super) fn shut_down_error(what: &str) -> MetricsError {
+    MetricsError::InvalidArgument(format!("{what}: the metrics system is shut down"))
+}
+
+impl Drop for AgentInner {
+    fn drop(&mut self) {
+        if !self.shut.load(Ordering::SeqCst) {
+            if let Err(e) = shutdown_inner(self) {
+                tracing::warn!(error = %e, "metrics shutdown on drop failed");
+            }
+        }
+    }
+}
+
+/// Stops the sampler and the ticker, flushes partial aggregation windows,
+/// closes streams and flushes every backend. The first error is returned;
+/// every step runs anyway.
+pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
+    let _guard = inner.shutdown_lock.lock();
+    if inner.shut.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let core = &inner.core;
+    if let Some(m) = &inner.monitor {
+        m.stop_resource_monitoring();
+    }
+    if let Some(t) = inner.ticker.lock().take() {
+        let _ = t.stop.send(());
+        if t.handle.join().is_err() {
+            tracing::error!("the aggregation ticker had panicked");
+        }
+    }
+    let flushed = core.aggregations.flush_partial();
+    tracing::debug!(results = flushed, "partial aggregation windows flushed");
+    core.hub.close();
+    let mut first = None;
+    if let Some(m) = &core.memory {
+        if let Err(e) = m.flush() {
+            first.get_or_insert(e);
+        }
+    }
+    if let Some(s) = &core.statsd {
+        if let Err(e) = s.shutdown() {
+            tracing::warn!(error = %e, "StatsD shutdown failed");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
