@@ -152,8 +152,7 @@ use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, Metrics
 use metrics_protocol::validate;
 use metrics_protocol::{
     BackendHealth, Counter, DropReason, Gauge, Histogram, MetricCollector, MetricType,
-    MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimerId, TimingResult,
-    TimingStats,
+    MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimingStats,
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -105,14 +105,7 @@ impl MetricCollector for MemoryMetrics {
 }
 
 impl PerformanceTimer for MemoryMetrics {
-    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
-        self.timers
-            .start_counted(operation_name, metadata, &self.shared.drops)
-    }
-
-    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<TimingResult, MetricsError> {
-        self.timers.stop_into(self, timer_id, success)
-    }
+    metrics_kit::running_timer_methods!(|m| &m.timers, &m.shared.drops);
 
     fn get_timing_stats(
         &self,
