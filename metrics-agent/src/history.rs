@@ -22,7 +22,7 @@ use metrics_store::{
 
 use crate::MemoryRanges;
 use crate::health::CheckOutcome;
-use crate::ranges::{calendar, merge, merge_rollups, range_bin};
+use crate::ranges::{calendar, merge, merge_rollups, step_edges, steps};
 
 /// The longest a range query waits for the store.
 const STORE_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -121,22 +121,8 @@ impl HistoryRanges {
             group_by: r.group_by.clone(),
             ..HistoryQuery::default()
         };
-        let step = r.step.as_millis() as i64;
-        self.ask_store(q, scope)
-            .into_iter()
-            .map(|s| RangeSeries {
-                group: s.group,
-                bins: s
-                    .bins
-                    .into_iter()
-                    .filter_map(|b| {
-                        let edges = (b.start_ms, b.start_ms.saturating_add(step));
-                        let covers = (b.covers_start_ms, b.covers_end_ms);
-                        range_bin(edges, covers, (b.count, b.sum, b.min, b.max))
-                    })
-                    .collect(),
-            })
-            .collect()
+        let series = self.ask_store(q, scope).into_iter();
+        steps(series.map(|s| (s.group, s.bins)), step_edges(r))
     }
 
     /// What the store holds of `name` over `window` (all it keeps with

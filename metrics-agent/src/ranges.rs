@@ -29,28 +29,8 @@ impl RangeQueries for MemoryRanges {
             step: r.step,
             group_by: r.group_by.clone(),
         };
-        let step = r.step.as_millis() as i64;
-        Ok(self
-            .0
-            .range_query(&q)?
-            .into_iter()
-            .map(|s| RangeSeries {
-                group: s.group,
-                bins: s
-                    .bins
-                    .into_iter()
-                    .filter_map(|b| {
-                        let start = b.start.timestamp_millis();
-                        let covers = (
-                            b.covers_start.timestamp_millis(),
-                            b.covers_end.timestamp_millis(),
-                        );
-                        let figures = (b.count, b.sum, b.min, b.max);
-                        range_bin((start, start.saturating_add(step)), covers, figures)
-                    })
-                    .collect(),
-            })
-            .collect())
+        let series = self.0.range_query(&q)?.into_iter();
+        Ok(steps(series.map(|s| (s.group, s.bins)), step_edges(r)))
     }
 
     fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
@@ -103,33 +83,10 @@ pub(crate) fn merge_rollups(
         let end = period_end(period, DateTime::<Utc>::from_timestamp_millis(start)?);
         Some((start, end.timestamp_millis()))
     };
-    let memory = memory.into_iter().map(|s| RangeSeries {
-        group: s.group,
-        bins: s
-            .bins
-            .into_iter()
-            .filter_map(|b| {
-                let start = b.start.timestamp_millis();
-                let covers = (
-                    b.covers_start.timestamp_millis(),
-                    b.covers_end.timestamp_millis(),
-                );
-                range_bin(edges(start)?, covers, (b.count, b.sum, b.min, b.max))
-            })
-            .collect(),
-    });
-    let stored = stored.into_iter().map(|s| RangeSeries {
-        group: s.group,
-        bins: s
-            .bins
-            .into_iter()
-            .filter_map(|b| {
-                let covers = (b.covers_start_ms, b.covers_end_ms);
-                range_bin(edges(b.start_ms)?, covers, (b.count, b.sum, b.min, b.max))
-            })
-            .collect(),
-    });
-    merge(memory.collect(), stored.collect())
+    merge(
+        steps(memory.into_iter().map(|s| (s.group, s.bins)), edges),
+        steps(stored.into_iter().map(|s| (s.group, s.bins)), edges),
+    )
 }
 
 /// `a` and `b` merged per group and step.
@@ -164,6 +121,65 @@ pub(crate) fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries
         .map(|(group, steps)| RangeSeries {
             group,
             bins: steps.into_values().collect(),
+        })
+        .collect()
+}
+
+/// A bin of the memory backend's or the store's answer: its start, the
+/// span its bins cover (ms since the epoch) and (count, sum, min, max).
+pub(crate) trait StepData {
+    /// Start of the step, ms.
+    fn start_ms(&self) -> i64;
+    /// What the step's bins cover, ms.
+    fn covers_ms(&self) -> (i64, i64);
+    /// (count, sum, min, max).
+    fn figures(&self) -> (u64, f64, f64, f64);
+}
+
+impl StepData for metrics_memory::RangeBin {
+    fn start_ms(&self) -> i64 {
+        self.start.timestamp_millis()
+    }
+    fn covers_ms(&self) -> (i64, i64) {
+        let covers = (self.covers_start, self.covers_end);
+        (covers.0.timestamp_millis(), covers.1.timestamp_millis())
+    }
+    fn figures(&self) -> (u64, f64, f64, f64) {
+        (self.count, self.sum, self.min, self.max)
+    }
+}
+
+impl StepData for metrics_store::HistoryBin {
+    fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+    fn covers_ms(&self) -> (i64, i64) {
+        (self.covers_start_ms, self.covers_end_ms)
+    }
+    fn figures(&self) -> (u64, f64, f64, f64) {
+        (self.count, self.sum, self.min, self.max)
+    }
+}
+
+/// The edges of a range request's step starting at a time (ms).
+pub(crate) fn step_edges(r: &RangeRequest) -> impl Fn(i64) -> Option<(i64, i64)> + use<> {
+    let step = i64::try_from(r.step.as_millis()).unwrap_or(i64::MAX);
+    move |start| Some((start, start.saturating_add(step)))
+}
+
+/// Groups of memory's or the store's bins as the HTTP service's series,
+/// each step's `[start, end)` from `edges(start)`.
+pub(crate) fn steps<B: StepData>(
+    groups: impl Iterator<Item = (Option<String>, Vec<B>)>,
+    edges: impl Fn(i64) -> Option<(i64, i64)>,
+) -> Vec<RangeSeries> {
+    groups
+        .map(|(group, bins)| RangeSeries {
+            group,
+            bins: bins
+                .iter()
+                .filter_map(|b| range_bin(edges(b.start_ms())?, b.covers_ms(), b.figures()))
+                .collect(),
         })
         .collect()
 }

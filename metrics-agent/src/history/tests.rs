@@ -1,6 +1,7 @@
 //! Tests of the history ranges: restarts, instances, outcomes, rollups.
 
 use super::*;
+use crate::ranges::range_bin;
 use chrono::{DateTime, Utc};
 use metrics_http::{Period, RangeBin};
 use metrics_protocol::HealthStatus;
