@@ -226,6 +226,19 @@ pub(crate) fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> 
         })
 }
 
+/// The `start` and `end` parameters, `end` after `start`.
+fn time_range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let start = parse_time("start", p.required("start")?)?;
+    let end = parse_time("end", p.required("end")?)?;
+    if end <= start {
+        return Err(ApiError::bad_parameter(
+            "end",
+            "`end` must be after `start`",
+        ));
+    }
+    Ok((start, end))
+}
+
 /// `GET /api/v1/query_range?name=&start=&end=&step=&tag=k:v&group_by=k`.
 pub(crate) async fn query_range(State(s): State<Source>, RawQuery(q): RawQuery) -> Response {
     match answer(s, q).await {
@@ -242,14 +255,7 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
         ],
     )?;
     let name = p.required("name")?.to_owned();
-    let start = parse_time("start", p.required("start")?)?;
-    let end = parse_time("end", p.required("end")?)?;
-    if end <= start {
-        return Err(ApiError::bad_parameter(
-            "end",
-            "`end` must be after `start`",
-        ));
-    }
+    let (start, end) = time_range(&p)?;
     let step = p.required("step")?;
     let step = parse_window(step).map_err(|m| ApiError::bad_parameter("step", m))?;
     let span_ms = (end - start).num_milliseconds();
@@ -299,14 +305,7 @@ async fn rollup_answer(s: Source, q: Option<String>) -> Result<Response, ApiErro
         .required("period")?
         .parse()
         .map_err(|m| ApiError::bad_parameter("period", m))?;
-    let start = parse_time("start", p.required("start")?)?;
-    let end = parse_time("end", p.required("end")?)?;
-    if end <= start {
-        return Err(ApiError::bad_parameter(
-            "end",
-            "`end` must be after `start`",
-        ));
-    }
+    let (start, end) = time_range(&p)?;
     let request = RollupRequest {
         name,
         tags: p.tags()?,
