@@ -164,6 +164,30 @@ fn kind_from_name(k: &str) -> Option<MetricType> {
 /// database `$db`, in statements of at most [`ROWS_PER_INSERT`] rows, the
 /// tags cast by `$tags_cast` (`"::jsonb"` on PostgreSQL); evaluates to the
 /// rows written.
+/// Appends to a query builder `b` the filters the bins' and the outcomes'
+/// queries share: `q.skip_run_since` (leave out a run's rows from a time
+/// on) and `q.instances` (only these instances; the caller answers an
+/// empty list itself).
+macro_rules! push_scope {
+    ($b:ident, $q:ident) => {
+        if let Some((run, since)) = &$q.skip_run_since {
+            $b.push(" AND NOT (run = ")
+                .push_bind(run.clone())
+                .push(" AND start_ms >= ")
+                .push_bind(*since)
+                .push(")");
+        }
+        if let Some(inst) = &$q.instances {
+            $b.push(" AND instance IN (");
+            let mut sep = $b.separated(", ");
+            for i in inst {
+                sep.push_bind(i.clone());
+            }
+            $b.push(")");
+        }
+    };
+}
+
 macro_rules! insert_rows {
     ($db:ty, $tx:ident, $rows:expr, $tags_cast:expr) => {{
         let mut written = 0u64;

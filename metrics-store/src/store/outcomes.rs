@@ -130,21 +130,7 @@ impl Store {
                 if let Some(end) = q.end_ms {
                     b.push(" AND start_ms + ring_ms <= ").push_bind(end);
                 }
-                if let Some((run, since)) = &q.skip_run_since {
-                    b.push(" AND NOT (run = ")
-                        .push_bind(run.clone())
-                        .push(" AND start_ms >= ")
-                        .push_bind(*since)
-                        .push(")");
-                }
-                if let Some(inst) = &q.instances {
-                    b.push(" AND instance IN (");
-                    let mut sep = b.separated(", ");
-                    for i in inst {
-                        sep.push_bind(i.clone());
-                    }
-                    b.push(")");
-                }
+                push_scope!(b, q);
                 b.push(" GROUP BY error_type");
                 b
             }};

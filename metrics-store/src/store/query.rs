@@ -109,6 +109,9 @@ impl Store {
     /// Rows of `q.name` in range, tag containment and instance filter done
     /// by the database.
     async fn fetch(&self, q: &HistoryQuery) -> Result<Vec<RowData>, StoreError> {
+        if q.instances.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
         macro_rules! build {
             ($db:ty, $contain:expr) => {{
                 let mut b: QueryBuilder<$db> =
@@ -119,24 +122,7 @@ impl Store {
                 if let Some(before) = q.before_ms {
                     b.push(" AND start_ms < ").push_bind(before);
                 }
-                if let Some((run, since)) = &q.skip_run_since {
-                    b.push(" AND NOT (run = ")
-                        .push_bind(run.clone())
-                        .push(" AND start_ms >= ")
-                        .push_bind(*since)
-                        .push(")");
-                }
-                if let Some(inst) = &q.instances {
-                    if inst.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    b.push(" AND instance IN (");
-                    let mut sep = b.separated(", ");
-                    for i in inst {
-                        sep.push_bind(i.clone());
-                    }
-                    b.push(")");
-                }
+                push_scope!(b, q);
                 $contain(&mut b);
                 b
             }};
