@@ -253,12 +253,7 @@ impl MemoryMetrics {
             }
             let sketch = match range {
                 None => {
-                    acc.merge_exact(&stats::Exact {
-                        count: total.count,
-                        sum: total.sum,
-                        min: total.min,
-                        max: total.max,
-                    });
+                    acc.merge_exact(&total.exact());
                     total.sketch
                 }
                 Some((since, now)) => {

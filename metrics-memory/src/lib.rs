@@ -161,6 +161,7 @@ pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
+pub use stats::Exact;
 pub use window::WindowSpec;
 
 use registry::{Op, Refused, Registry, Series};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::MemoryMetrics;
 use crate::clock::to_datetime;
+use crate::stats::Exact;
 
 /// A range query: one metric, a tag filter, a time range, a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,12 +106,10 @@ impl Calendar {
     }
 }
 
+/// One step being filled: its exact figures and the span its bins cover.
 #[derive(Clone, Copy)]
 struct Acc {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
+    exact: Exact,
     from: i64,
     to: i64,
 }
@@ -118,10 +117,7 @@ struct Acc {
 impl Default for Acc {
     fn default() -> Self {
         Acc {
-            count: 0,
-            sum: 0.0,
-            min: 0.0,
-            max: 0.0,
+            exact: Exact::default(),
             from: i64::MAX,
             to: i64::MIN,
         }
@@ -129,43 +125,31 @@ impl Default for Acc {
 }
 
 impl Acc {
-    fn add(&mut self, (from, to): (i64, i64), count: u64, sum: f64, min: f64, max: f64) {
-        if count == 0 {
+    fn add(&mut self, (from, to): (i64, i64), bin: &Exact) {
+        if bin.count == 0 {
             return;
         }
         self.from = self.from.min(from);
         self.to = self.to.max(to);
-        if self.count == 0 {
-            (self.min, self.max) = (min, max);
-        } else {
-            self.min = self.min.min(min);
-            self.max = self.max.max(max);
-        }
-        self.count += count;
-        self.sum += sum;
+        self.exact.merge(bin);
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        self.add((o.from, o.to), &o.exact);
     }
 
     fn bin(self, start: DateTime<Utc>) -> RangeBin {
+        let e = self.exact;
         RangeBin {
             start,
             covers_start: to_datetime(self.from),
             covers_end: to_datetime(self.to),
-            count: self.count,
-            sum: self.sum,
-            min: self.min,
-            max: self.max,
-            avg: if self.count == 0 {
-                0.0
-            } else {
-                self.sum / self.count as f64
-            },
+            count: e.count,
+            sum: e.sum,
+            min: e.min,
+            max: e.max,
+            avg: e.avg(),
         }
-    }
-}
-
-impl Acc {
-    fn merge(&mut self, o: &Acc) {
-        self.add((o.from, o.to), o.count, o.sum, o.min, o.max);
     }
 }
 
@@ -176,7 +160,7 @@ impl Acc {
 /// step's `covers` range holds exactly what it counted.)
 fn disjoint(bins: BTreeMap<i64, Acc>) -> Vec<RangeBin> {
     let mut out: Vec<(i64, Acc)> = Vec::new();
-    for (t, a) in bins.into_iter().filter(|(_, a)| a.count > 0) {
+    for (t, a) in bins.into_iter().filter(|(_, a)| a.exact.count > 0) {
         match out.last_mut() {
             Some((_, prev)) if a.from < prev.to => prev.merge(&a),
             _ => out.push((t, a)),
@@ -265,13 +249,9 @@ impl MemoryMetrics {
             s.for_each_bin(start, now, |bin_start, width, b| {
                 let bin_end = bin_start.saturating_add(width);
                 if bin_start >= start && bin_end <= end {
-                    bins.entry(bucket(bin_start)).or_default().add(
-                        (bin_start, bin_end),
-                        b.count,
-                        b.sum,
-                        b.min,
-                        b.max,
-                    );
+                    bins.entry(bucket(bin_start))
+                        .or_default()
+                        .add((bin_start, bin_end), b);
                 }
             });
         }

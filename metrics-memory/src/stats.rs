@@ -45,8 +45,10 @@ impl Exact {
     }
 }
 
-impl BinData for Exact {
-    fn merge_from(&mut self, o: &Self) {
+impl Exact {
+    /// Adds another set's statistics: counts and sums add up, min and max
+    /// are the extremes of both (an empty set changes nothing).
+    pub fn merge(&mut self, o: &Exact) {
         if o.count == 0 {
             return;
         }
@@ -59,6 +61,21 @@ impl BinData for Exact {
         }
         self.count += o.count;
         self.sum += o.sum;
+    }
+
+    /// Mean, 0 when empty.
+    pub fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+impl BinData for Exact {
+    fn merge_from(&mut self, o: &Self) {
+        self.merge(o);
     }
 
     fn reset(&mut self) {
@@ -85,23 +102,24 @@ pub struct Stats {
 impl Stats {
     /// Adds exact statistics (no sketch).
     pub fn merge_exact(&mut self, o: &Exact) {
-        let mut e = Exact {
+        let mut e = self.exact();
+        e.merge(o);
+        (self.count, self.sum, self.min, self.max) = (e.count, e.sum, e.min, e.max);
+    }
+
+    /// The exact part: count, sum, min and max.
+    pub fn exact(&self) -> Exact {
+        Exact {
             count: self.count,
             sum: self.sum,
             min: self.min,
             max: self.max,
-        };
-        e.merge_from(o);
-        (self.count, self.sum, self.min, self.max) = (e.count, e.sum, e.min, e.max);
+        }
     }
 
     /// Mean, 0 when empty.
     pub fn avg(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum / self.count as f64
-        }
+        self.exact().avg()
     }
 
     /// Nearest-rank quantile from the sketch, clamped to the exact min and

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use metrics_memory::{Calendar, QuantileSketch};
+use metrics_memory::{Calendar, Exact, QuantileSketch};
 use metrics_protocol::MetricType;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
@@ -79,17 +79,19 @@ impl HistoryBin {
     }
 
     pub(super) fn add(&mut self, count: u64, sum: f64, min: f64, max: f64) {
-        if count == 0 {
-            return;
-        }
-        if self.count == 0 {
-            (self.min, self.max) = (min, max);
-        } else {
-            self.min = self.min.min(min);
-            self.max = self.max.max(max);
-        }
-        self.count += count;
-        self.sum += sum;
+        let mut e = Exact {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+        };
+        e.merge(&Exact {
+            count,
+            sum,
+            min,
+            max,
+        });
+        (self.count, self.sum, self.min, self.max) = (e.count, e.sum, e.min, e.max);
     }
 }
 
