@@ -264,7 +264,11 @@ impl Registry {
 
     /// The existing series `name`/`tags` (tags in any order), if any.
     pub fn find(&self, name: &str, tags: Tags<'_>) -> Option<Arc<Series>> {
-        let hash = self.hash(name, tags);
+        self.lookup(name, tags, self.hash(name, tags))
+    }
+
+    /// The series `name`/`tags` whose hash is `hash`, if any.
+    fn lookup(&self, name: &str, tags: Tags<'_>, hash: u64) -> Option<Arc<Series>> {
         self.shard(hash)
             .read()
             .find(hash, |s| s.matches(name, tags))
@@ -278,13 +282,9 @@ impl Registry {
         kind: MetricType,
         hash: u64,
     ) -> Result<Arc<Series>, Refused> {
-        if let Some(s) = self
-            .shard(hash)
-            .read()
-            .find(hash, |s| s.matches(name, tags))
-        {
+        if let Some(s) = self.lookup(name, tags, hash) {
             return if s.kind == kind {
-                Ok(s.clone())
+                Ok(s)
             } else {
                 Err(DropReason::TypeMismatch.into())
             };
