@@ -132,7 +132,7 @@ else:
 # A gauge that stays still: the resident set grows, the CPU count does not.
 # Compare a value Prometheus stored with the same series as /metrics serves it.
 text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
-candidates = [l for l in text.splitlines() if l and not l.startswith("#") and "cpu" in l and "count" in l]
+candidates = [l for l in text.splitlines() if l.startswith("system_cpu_logical_cores ")]
 name_line = candidates[0] if candidates else None
 if name_line is None:
     sys.exit("interop-http: no CPU count gauge in /metrics")
