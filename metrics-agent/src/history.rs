@@ -300,7 +300,9 @@ impl RangeQueries for HistoryRanges {
         &self,
         operation: &str,
         window: Option<Duration>,
+        instance: &InstanceScope,
     ) -> Option<Result<Outcomes, MetricsError>> {
+        let scope = self.scope(instance);
         let now = self.memory.clock_ms();
         let (start_ms, skip_since) = match window {
             // Memory answers this run's bins it still holds.
@@ -315,12 +317,23 @@ impl RangeQueries for HistoryRanges {
             operation: operation.to_owned(),
             start_ms,
             end_ms: window.map(|_| now.saturating_add(1)),
-            instances: Some(vec![self.writer.instance().to_owned()]),
-            skip_run_since: Some((self.writer.run().to_owned(), skip_since)),
+            instances: scope.instances.clone(),
+            // Memory answers for this run's rows it holds, if it answers.
+            skip_run_since: scope
+                .with_memory
+                .then(|| (self.writer.run().to_owned(), skip_since)),
         };
         let older = self
             .on_store(|store| async move { store.outcomes(&q).await })
             .filter(|t| t.total() > 0);
+        if !scope.with_memory {
+            // Another instance: what the store holds of it alone.
+            return Some(
+                older
+                    .map(|t| (t.success, t.failures))
+                    .ok_or_else(|| MetricsError::NoData(operation.to_owned())),
+            );
+        }
         Some(self.memory.outcomes_with_older(
             operation,
             window,

@@ -145,16 +145,21 @@ pub(crate) async fn timing(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     Ok(Json(body).into_response())
 }
 
-/// `GET /api/v1/success?operation=&window=`: success rate and failures by
-/// error type.
+/// `GET /api/v1/success?operation=&window=&instance=`: success rate and
+/// failures by error type.
 pub(crate) async fn success(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
-    let p = Params::parse(q.as_deref(), &["operation", "window"])?;
+    let p = Params::parse(q.as_deref(), &["operation", "window", "instance"])?;
     let operation = p.required("operation")?.to_owned();
     let window = p.window()?;
-    let (tracker, ranges) = (s.system.tracker(), s.ranges.clone());
+    let instance = p.instance()?;
+    let ranges = match instance {
+        InstanceScope::Local => s.ranges.clone(),
+        _ => Some(crate::range::history_for(&s, &instance)?),
+    };
+    let tracker = s.system.tracker();
     let op = operation.clone();
     let (rate, failures) = blocking(move || {
-        if let Some(answer) = ranges.and_then(|r| r.outcomes(&op, window)) {
+        if let Some(answer) = ranges.and_then(|r| r.outcomes(&op, window, &instance)) {
             let (ok, failures) = answer?;
             let rate = metrics_protocol::success_rate(&op, ok, &failures)?;
             return Ok((rate, failures));

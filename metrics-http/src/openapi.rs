@@ -176,6 +176,7 @@ fn build() -> Value {
         "/api/v1/success": get("Success rate and failures by error type of an operation", "success", vec![
             q("operation", true, "Operation name.", json!({ "type": "string", "minLength": 1 })),
             window(),
+            instance(),
         ], responses(vec![
             ("200", ok("Rate from 0 to 1 and failure counts.", json!({ "type": "object",
                 "required": ["operation", "success_rate", "failures"], "properties": {

@@ -185,12 +185,13 @@ pub trait RangeQueries: Send + Sync {
     }
 
     /// Successes and failures by error type of `operation` over `window`
-    /// (all time with `None`) from this history, or `None` to let the
-    /// system answer.
+    /// (all time with `None`) from this history for `instance`, or `None`
+    /// to let the system answer (for the serving instance).
     fn outcomes(
         &self,
         _operation: &str,
         _window: Option<Duration>,
+        _instance: &InstanceScope,
     ) -> Option<Result<Outcomes, MetricsError>> {
         None
     }

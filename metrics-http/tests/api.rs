@@ -603,6 +603,7 @@ impl RangeQueries for Ranges {
         &self,
         operation: &str,
         window: Option<Duration>,
+        _instance: &metrics_http::InstanceScope,
     ) -> Option<Result<metrics_http::Outcomes, MetricsError>> {
         let older = std::collections::BTreeMap::new();
         let older = metrics_memory::OlderOutcomes {
@@ -626,6 +627,7 @@ async fn rollups_answer_calendar_periods_and_history_answers_success() {
         "/api/v1/rollup?name=x&period=hour&start=0&end=1&instance=*",
         "/api/v1/query_range?name=x&start=0&end=1&step=10s&instance=b",
         "/api/v1/summary?name=http.requests&window=1m&instance=b",
+        "/api/v1/success?operation=checkout&instance=*",
     ] {
         let (status, e) = get_json(&plain, uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");

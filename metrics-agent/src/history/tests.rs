@@ -71,7 +71,7 @@ fn health_follows_the_writer() {
 #[test]
 fn instances_are_queried_one_by_one_or_all_merged() {
     use metrics_memory::{ManualClock, MemoryConfig};
-    use metrics_protocol::MetricCollector;
+    use metrics_protocol::{MetricCollector, SuccessFailureTracker};
     use metrics_store::{StoreUrl, WriterConfig};
 
     let dir = std::env::temp_dir().join(format!("metrics-agent-fleet-{}", std::process::id()));
@@ -85,6 +85,7 @@ fn instances_are_queried_one_by_one_or_all_merged() {
         let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), name)).unwrap();
         m.record_counter("jobs", v, &[]);
         m.record_histogram("size", v, &[]);
+        m.record_failure("pay", name, &[]);
         clock.advance(Duration::from_secs(10));
         (m, Arc::new(w))
     };
@@ -137,6 +138,19 @@ fn instances_are_queried_one_by_one_or_all_merged() {
     };
     let got = ranges.rollup(&day).unwrap().unwrap();
     assert_eq!(got[0].bins.iter().map(|b| b.sum).sum::<f64>(), 6.0);
+    // Outcomes: each instance's failure is named after it.
+    let failures = |instance: InstanceScope| -> Vec<(String, u64)> {
+        let (ok, failed) = ranges.outcomes("pay", None, &instance).unwrap().unwrap();
+        assert_eq!(ok, 0);
+        failed.into_iter().collect()
+    };
+    let one = |name: &str| (name.to_owned(), 1);
+    assert_eq!(failures(InstanceScope::Local), [one("host-b")]);
+    let a = InstanceScope::Named("host-a".into());
+    assert_eq!(failures(a), [one("host-a")]);
+    // Counted once each: this run's rows in the store are left to memory.
+    assert_eq!(failures(InstanceScope::All), [one("host-a"), one("host-b")]);
+    assert!(ranges.outcomes("pay", None, &nobody).unwrap().is_err());
     wb.shutdown();
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -238,12 +252,20 @@ fn a_range_across_a_restart_returns_both_halves() {
 
     // Outcomes: both runs, windowed and all time, failures by type.
     for window in [minute, None] {
-        let (ok, failed) = ranges.outcomes("pay", window).unwrap().unwrap();
+        let (ok, failed) = ranges
+            .outcomes("pay", window, &InstanceScope::Local)
+            .unwrap()
+            .unwrap();
         assert_eq!(ok, 2, "{window:?}");
         let failed: Vec<(&str, u64)> = failed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(failed, vec![("refused", 1), ("timeout", 1)], "{window:?}");
     }
-    assert!(ranges.outcomes("never", None).unwrap().is_err());
+    assert!(
+        ranges
+            .outcomes("never", None, &InstanceScope::Local)
+            .unwrap()
+            .is_err()
+    );
 
     // A day's rollup holds both runs, saying what its bins cover.
     let day = RollupRequest {
