@@ -92,12 +92,13 @@ pub struct MetricSummary {
     /// The window summarised, `None` for all time (serialised as milliseconds).
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
     pub window: Option<Duration>,
-    /// How much of the window, ending now, the count, sum and extremes
-    /// really cover (serialised as milliseconds; `None` for all time or
-    /// when not known, as for an answer from stored history alone): at
-    /// most `window`. A backend keeps older history in coarser bins,
-    /// and a bin that straddles the window's start is left out whole, so
-    /// no sample from before the window is ever counted.
+    /// How far back, from now, the count, sum and extremes reach: from
+    /// the start of the earliest bin counted (serialised as milliseconds;
+    /// `None` for all time or when not known, as for an answer from
+    /// stored history alone). At most `window`; less when the series are
+    /// younger than the window, or when a bin straddling the window's
+    /// start was left out whole (a backend keeps older history in coarser
+    /// bins, and no sample from before the window is ever counted).
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
     pub covers: Option<Duration>,
     /// The same for the percentiles, whose blocks can be coarser still
