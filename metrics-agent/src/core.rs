@@ -59,6 +59,14 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// Passes a description on to every backend (they keep it for their
+    /// exports).
+    fn describe(&self, name: &str, kind: MetricType, unit: Option<MetricUnit>, text: &str) {
+        for b in &self.backends {
+            b.describe(name, kind, unit, text);
+        }
+    }
+
     /// The one path of a recording call. Always inlined, so each
     /// recording method gets its own copy with the kind known: no dispatch
     /// on the kind, no `Recorded` built unless a tap may want the sample.
@@ -314,9 +322,7 @@ collector_via_take! {
         unit: Option<MetricUnit>,
         description: &'a str,
     ) {
-        for b in &self.0.backends {
-            b.describe(name, kind, unit, description);
-        }
+        self.0.describe(name, kind, unit, description);
     }
     fn flush(&self) -> Result<(), MetricsError> {
         metrics_kit::flush_all(&self.0.backends)
@@ -427,9 +433,7 @@ collector_via_take!(Derived;
         description: &'a str,
     ) {
         if let Some(core) = self.0.upgrade() {
-            for b in &core.backends {
-                b.describe(name, kind, unit, description);
-            }
+            core.describe(name, kind, unit, description);
         }
     }
 );
