@@ -17,7 +17,9 @@ pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item
             Some(p) => (k - p - 1) as u64,
         };
         prev = Some(k);
-        let delta = c as i64 - prev_count as i64;
+        // Counts stay below 2^63 (a sketch holds fewer samples), so the
+        // difference of two fits an i64.
+        let delta = (i128::from(c) - i128::from(prev_count)) as i64;
         prev_count = c;
         put_varint(out, (gap << 1) | u64::from(delta != 0));
         if delta != 0 {
@@ -107,18 +109,21 @@ impl Iterator for StoreIter<'_> {
         if tok & 1 == 1 {
             let z = self.r.varint()?;
             let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            self.count = u64::try_from(self.count as i64 + delta).ok()?;
+            // A count below zero or past u64::MAX is malformed, not a panic.
+            self.count = u64::try_from(i128::from(self.count) + i128::from(delta)).ok()?;
         }
         self.left -= 1;
         Some((self.key, self.count))
     }
 }
 
-/// Two ascending entry streams as one, counts of equal keys added.
+/// Two ascending entry streams as one, counts of equal keys added (a sum
+/// past `u64::MAX` is `None`).
 pub(super) fn merge_entries<'a>(
     a: StoreIter<'a>,
     b: StoreIter<'a>,
-) -> impl Iterator<Item = (i32, u64)> + 'a {
+) -> impl Iterator<Item = (i32, Option<u64>)> + 'a {
+    let (a, b) = (a.map(|(k, c)| (k, Some(c))), b.map(|(k, c)| (k, Some(c))));
     let (mut a, mut b) = (a.peekable(), b.peekable());
     std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
         (Some((ka, ca)), Some((kb, cb))) => {
@@ -129,7 +134,7 @@ pub(super) fn merge_entries<'a>(
             } else {
                 a.next();
                 b.next();
-                Some((ka, ca + cb))
+                Some((ka, ca.zip(cb).and_then(|(x, y)| x.checked_add(y))))
             }
         }
         (Some(_), None) => a.next(),
@@ -139,19 +144,30 @@ pub(super) fn merge_entries<'a>(
 
 /// Appends to `out` the encoding of the merge of two encodings of the same
 /// level, without decoding either into a dense sketch. `false` if either
-/// is malformed (only a bug could cause it).
+/// is malformed or their counts add past `u64::MAX` (only a bug or a
+/// corrupt stored row could cause it); `out` may then hold a prefix.
 pub fn merge_encodings(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> bool {
     let (mut ra, mut rb) = (Reader { bytes: a, pos: 0 }, Reader { bytes: b, pos: 0 });
     let (Some(za), Some(zb)) = (ra.varint(), rb.varint()) else {
         return false;
     };
-    put_varint(out, za + zb);
+    let Some(zero) = za.checked_add(zb) else {
+        return false;
+    };
+    put_varint(out, zero);
     for _sign in 0..2 {
         let (Some(ia), Some(ib)) = (StoreIter::new(ra), StoreIter::new(rb)) else {
             return false;
         };
-        let n = merge_entries(ia.clone(), ib.clone()).count() as u64;
-        write_store(out, n, merge_entries(ia.clone(), ib.clone()));
+        let mut n = 0u64;
+        for (_, c) in merge_entries(ia.clone(), ib.clone()) {
+            if c.is_none() {
+                return false;
+            }
+            n += 1;
+        }
+        let merged = merge_entries(ia.clone(), ib.clone()).map(|(k, c)| (k, c.unwrap_or(0)));
+        write_store(out, n, merged);
         let (Some(na), Some(nb)) = (ia.rest(), ib.rest()) else {
             return false;
         };

@@ -260,14 +260,15 @@ impl Sketch {
 
     /// Adds the values of an encoding made by [`encode`](Self::encode) at
     /// the same level. Returns `false` (having added a prefix) if the bytes
-    /// are malformed, which only a bug could cause.
+    /// are malformed, or the zero count would pass `u64::MAX`, which only a
+    /// bug or a corrupt stored row could cause.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> bool {
         let mut r = Reader { bytes, pos: 0 };
         let max = MAX_KEYS[usize::from(self.level)];
-        let Some(zero) = r.varint() else {
+        let Some(zero) = r.varint().and_then(|z| self.zero.checked_add(z)) else {
             return false;
         };
-        self.zero += zero;
+        self.zero = zero;
         for sign in 0..2 {
             let Some(it) = StoreIter::new(r) else {
                 return false;

@@ -294,3 +294,50 @@ fn encoding_round_trips_and_is_compact() {
     }
     assert!(!Sketch::new(1).merge_encoded(&buf[..buf.len() - 1]));
 }
+
+/// Encodings whose count deltas or totals overflow 64-bit arithmetic are
+/// refused, never a panic (a corrupt stored row reaches this code).
+#[test]
+fn overflowing_counts_in_an_encoding_are_refused_not_a_panic() {
+    let mut overflow_delta = Vec::new();
+    put_varint(&mut overflow_delta, 0); // no zeros
+    put_varint(&mut overflow_delta, 1); // one positive bucket
+    put_varint(&mut overflow_delta, zigzag(0));
+    put_varint(&mut overflow_delta, 1); // no gap, a count delta follows
+    put_varint(&mut overflow_delta, u64::MAX - 1); // zigzag of i64::MAX: 1 + i64::MAX
+    put_varint(&mut overflow_delta, 0); // no negative buckets
+    assert!(!valid_bin_encoding(&overflow_delta));
+    let mut q = QuantileSketch::windowed();
+    assert!(!q.merge_bin(&overflow_delta, 0.0, 1.0));
+    assert_eq!(q.count(), 0);
+
+    // Two encodings whose zero counts add past u64::MAX.
+    let mut huge_zero = Vec::new();
+    put_varint(&mut huge_zero, u64::MAX);
+    put_varint(&mut huge_zero, 0);
+    put_varint(&mut huge_zero, 0);
+    let mut out = Vec::new();
+    assert!(!merge_encodings(&huge_zero, &huge_zero, &mut out));
+    assert!(!valid_bin_encoding(&huge_zero));
+    let mut s = Sketch::new(1);
+    assert!(s.merge_encoded(&huge_zero));
+    assert!(
+        !s.merge_encoded(&huge_zero),
+        "a second merge would overflow"
+    );
+
+    // Bucket counts that add past u64::MAX in a merge of encodings.
+    let mut big = Vec::new();
+    put_varint(&mut big, 0);
+    put_varint(&mut big, 1);
+    put_varint(&mut big, zigzag(5));
+    put_varint(&mut big, 1);
+    put_varint(&mut big, zigzag_i64((u64::MAX - 1) as i64));
+    put_varint(&mut big, 0);
+    let mut out = Vec::new();
+    assert!(!merge_encodings(&big, &big, &mut out));
+}
+
+fn zigzag_i64(d: i64) -> u64 {
+    ((d << 1) ^ (d >> 63)) as u64
+}
