@@ -65,8 +65,11 @@ pub struct OlderBins<'a> {
 }
 
 impl MemoryMetrics {
-    /// Now on the backend's clock, milliseconds since the epoch (what
-    /// [`sealed_bins`](Self::sealed_bins) ranges are measured against).
+    /// Now on the backend's recording timeline, milliseconds since the
+    /// epoch: what [`sealed_bins`](Self::sealed_bins) ranges, windows and
+    /// samples are measured against. It never runs backwards, whatever the
+    /// wall clock does (see the crate docs, "Time"), so a reader whose
+    /// ranges follow it never skips a bin.
     pub fn clock_ms(&self) -> i64 {
         self.now_ms()
     }
@@ -84,11 +87,13 @@ impl MemoryMetrics {
     /// start (a final flush at shutdown), the open bin is included as it is
     /// now.
     ///
-    /// A writer calling with `from_ms` = the previous call's `to_ms` gets
-    /// each finest bin once while it is still in the finest ring (5 minutes
-    /// with the default windows); a bin that already cascaded into a coarser
-    /// ring is handed out whole when that coarser bin lies inside the range
-    /// (without a sketch), else not at all.
+    /// A writer calling with `from_ms` = the previous call's `to_ms`, and
+    /// `to_ms` at or before [`clock_ms`](Self::clock_ms) (the recording
+    /// timeline, which never runs backwards), gets each finest bin once,
+    /// with its sketch, while it is still in the finest ring (5 minutes
+    /// with the default windows); a bin that already cascaded into a
+    /// coarser ring is handed out whole when that coarser bin lies inside
+    /// the range (without a sketch), else not at all.
     pub fn sealed_bins(&self, from_ms: i64, to_ms: i64) -> Vec<SealedBin> {
         let now = self.now_ms().max(to_ms);
         let finest = self.finest_bin_ms();

@@ -349,7 +349,7 @@ impl Series {
 
     /// Calls `f(start_ms, width_ms, data)` for every bin starting at or
     /// after `since_ms`, live counter slots included (bins newer than
-    /// `now_ms`, filled before the clock stepped back, count too).
+    /// `now_ms`, opened by a reading later than the caller's, count too).
     pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
         let st = self.state.lock();
         st.windows.for_each_since(since_ms, now_ms, &mut f);

@@ -152,8 +152,10 @@ impl<B: BinData> Windows<B> {
 
     /// Records into the finest bin covering `now_ms`.
     ///
-    /// A sample older than the newest fine bin (a clock that stepped back)
-    /// goes into the newest bin rather than rewriting history.
+    /// A sample older than the newest fine bin goes into the newest bin
+    /// rather than rewriting history. The backend's timeline never runs
+    /// backwards, so that is only a thread whose reading was taken just
+    /// before another thread opened the bin.
     #[inline]
     pub fn record(&mut self, now_ms: i64, f: impl FnOnce(&mut B)) {
         let Some(finest) = self.rings.first() else {
@@ -214,8 +216,8 @@ impl<B: BinData> Windows<B> {
         let Some(finest) = self.rings.first() else {
             return;
         };
-        // Within the finest bin advanced last (or earlier, after the clock
-        // stepped back), no bin of any ring has aged out since.
+        // Within the finest bin advanced last (or earlier: a reading older
+        // than another thread's), no bin of any ring has aged out since.
         let idx = now_ms.div_euclid(finest.bin_ms);
         if idx <= self.advanced_to {
             return;
@@ -261,8 +263,8 @@ impl<B: BinData> Windows<B> {
     pub fn for_each_since(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &B)) {
         // A bin is in exactly one ring; one that aged out of its ring but was
         // not cascaded yet (cascading is lazy) still counts, until it is
-        // older than the last ring's retention. A bin newer than `now` (the
-        // clock stepped back after it was filled) counts too: what was
+        // older than the last ring's retention. A bin newer than `now` (opened
+        // by a reading later than the caller's) counts too: what was
         // recorded is never left out of a window that reaches the present.
         let oldest = now_ms.saturating_sub(self.retention_ms());
         for ring in &self.rings {
@@ -373,7 +375,8 @@ impl SketchWindows {
     }
 
     /// Adds one sample (its level-0 key) at `now_ms`. A sample older than
-    /// the open bin (a clock that stepped back) goes into the open bin.
+    /// the open bin (a reading older than another thread's) goes into the
+    /// open bin.
     #[inline]
     pub fn record(&mut self, now_ms: i64, key: Key) {
         let idx = now_ms.div_euclid(self.finest_ms());
