@@ -167,6 +167,14 @@
 //! alone. A clock that keeps the trait's default `monotonic_nanos` (its
 //! wall reading) cannot tell a step from time passing: after a step back
 //! its timeline stands still until the wall clock passes it.
+//!
+//! A step forward past the finest ring (5 minutes with the default
+//! windows) ages the bins before it out of that ring at once, and one past
+//! the last ring (24 hours) out of every ring. Finest bins that a reader of
+//! [`MemoryMetrics::sealed_bins`] (or [`MemoryMetrics::sealed_outcomes`])
+//! has not had yet are held in the finest ring until it has them, however
+//! far the step (at most one more span of that ring per series), so a store
+//! still gets each of them whole, with its sketch.
 
 #![deny(missing_docs)]
 
@@ -272,6 +280,12 @@ pub struct MemoryMetrics {
     descriptions: parking_lot::RwLock<BTreeMap<String, export::Description>>,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
+    /// Where the history reader's hand-outs of series bins end
+    /// ([`sealed_bins`](Self::sealed_bins)).
+    history_bins: Arc<window::HistoryMark>,
+    /// Where its hand-outs of outcome bins end
+    /// ([`sealed_outcomes`](Self::sealed_outcomes)).
+    history_outcomes: Arc<window::HistoryMark>,
 }
 
 impl std::fmt::Debug for MemoryMetrics {
@@ -371,6 +385,8 @@ impl MemoryMetrics {
             clock::start_coarse_clock();
         }
         let timer_clock = Arc::new(clock::BackendTimerClock(clock.clone()));
+        let history_bins = Arc::new(window::HistoryMark::new());
+        let history_outcomes = Arc::new(window::HistoryMark::new());
         MemoryMetrics {
             shared: Arc::new(Shared {
                 clock,
@@ -387,8 +403,15 @@ impl MemoryMetrics {
                     series: config.max_series,
                 },
                 config.idle_expiry_secs.is_none(),
+                history_bins.clone(),
             ),
-            tracker: tracker::Tracker::new(config.windows.clone(), config.max_names),
+            tracker: tracker::Tracker::new(
+                config.windows.clone(),
+                config.max_names,
+                history_outcomes.clone(),
+            ),
+            history_bins,
+            history_outcomes,
             timers: metrics_kit::RunningTimers::with_clock(config.max_running_timers, timer_clock),
             descriptions: parking_lot::RwLock::new(BTreeMap::new()),
             last_expiry_ms: AtomicI64::new(i64::MIN),
