@@ -67,9 +67,10 @@ impl<const SYSTEM_CLOCK: bool> BoundCounter<SYSTEM_CLOCK> {
     #[inline(always)]
     fn now_ms(&self) -> i64 {
         if SYSTEM_CLOCK {
+            // The coarse clock's thread keeps the recording timeline.
             crate::clock::coarse_now_running_ms()
         } else {
-            self.shared.clock.now_millis()
+            self.shared.now_ms()
         }
     }
 

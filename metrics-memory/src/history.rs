@@ -65,8 +65,11 @@ pub struct OlderBins<'a> {
 }
 
 impl MemoryMetrics {
-    /// Now on the backend's clock, milliseconds since the epoch (what
-    /// [`sealed_bins`](Self::sealed_bins) ranges are measured against).
+    /// Now on the backend's recording timeline, milliseconds since the
+    /// epoch: what [`sealed_bins`](Self::sealed_bins) ranges, windows and
+    /// samples are measured against. It never runs backwards, whatever the
+    /// wall clock does (see the crate docs, "Time"), so a reader whose
+    /// ranges follow it never skips a bin.
     pub fn clock_ms(&self) -> i64 {
         self.now_ms()
     }
@@ -84,10 +87,15 @@ impl MemoryMetrics {
     /// start (a final flush at shutdown), the open bin is included as it is
     /// now.
     ///
-    /// A writer calling with `from_ms` = the previous call's `to_ms` gets
-    /// each finest bin once while it is still in the finest ring (5 minutes
-    /// with the default windows); a bin that already cascaded into a coarser
-    /// ring is handed out whole when that coarser bin lies inside the range
+    /// A writer calling with `from_ms` = the previous call's `to_ms`, and
+    /// `to_ms` at or before [`clock_ms`](Self::clock_ms) (the recording
+    /// timeline, which never runs backwards), gets each finest bin once,
+    /// with its sketch. A finest bin that ages out of the finest ring (5
+    /// minutes with the default windows) before a call handed it out (the
+    /// timeline stepped forward with the wall clock, however far, or the
+    /// writer stalled) is held there until one does, for at most one more
+    /// span of that ring. Only a bin that cascaded into a coarser ring after
+    /// that is handed out whole when that coarser bin lies inside the range
     /// (without a sketch), else not at all.
     pub fn sealed_bins(&self, from_ms: i64, to_ms: i64) -> Vec<SealedBin> {
         let now = self.now_ms().max(to_ms);
@@ -139,6 +147,7 @@ impl MemoryMetrics {
                 });
             }
         }
+        self.history_bins.handed_out(to_ms);
         out
     }
 }
@@ -176,8 +185,9 @@ impl MemoryMetrics {
     /// watermark rules.
     pub fn sealed_outcomes(&self, from_ms: i64, to_ms: i64) -> Vec<SealedOutcomes> {
         let now = self.now_ms().max(to_ms);
-        self.tracker
-            .sealed(from_ms, to_ms, now)
+        let sealed = self.tracker.sealed(from_ms, to_ms, now);
+        self.history_outcomes.handed_out(to_ms);
+        sealed
             .into_iter()
             .map(
                 |(operation, start_ms, width_ms, success, failures)| SealedOutcomes {

@@ -38,7 +38,8 @@
 //!   distributions under the series' own short lock. Name and tags are
 //!   validated when a series is created; a match with an existing series
 //!   proves them valid. The system clock is read from an atomic that a
-//!   background thread (one per process) refreshes every millisecond.
+//!   background thread (one per process) refreshes every millisecond with
+//!   the recording timeline (see [Time](#time)).
 //! - **No allocation per sample**: recording into an existing series
 //!   allocates nothing, for every kind, distributions receiving values
 //!   never seen before included (a test with a counting allocator that
@@ -125,6 +126,55 @@
 //! Nothing recorded is lost except what the rules above say: aged-out bins,
 //! expired idle series, dropped bad samples and evicted timers, each counted
 //! or documented.
+//!
+//! # Time
+//!
+//! Every sample is placed at the time of the backend's *recording
+//! timeline* when it is recorded, and everything that reads time reads the
+//! same timeline: windows and [`MemoryMetrics::window_coverage`], range
+//! queries and rollups, idle expiry, and the sealed bins a durable store
+//! collects ([`MemoryMetrics::sealed_bins`], measured against
+//! [`MemoryMetrics::clock_ms`]). The timeline never runs backwards:
+//!
+//! - It follows the wall clock ([`Clock::now_millis`]), a step forward
+//!   included, at once: the bins in between stay empty.
+//! - When the wall clock steps back (an NTP step, an operator setting the
+//!   time), the timeline goes on from where it was at the rate of the
+//!   monotonic clock ([`Clock::monotonic_nanos`]) until the wall clock
+//!   passes it again; then it follows the wall clock again. Meanwhile
+//!   samples are placed later than the wall clock says, by at most the
+//!   size of the step: [`MemoryMetrics::clock_behind_ms`] says by how
+//!   much, and health reports it (`clock_behind_s`, degraded from 1 s on).
+//!   A wall clock that runs slower than the monotonic clock without
+//!   stepping (slewed) is followed: only a reading earlier than the
+//!   timeline's latest is a step back.
+//!
+//! So a clock step in either direction, and its correction, loses and
+//! moves nothing recorded: every sample is in the bin of its timeline
+//! time, once; a window holds exactly what was recorded in that span of
+//! the timeline; a store writer whose ranges follow the timeline never
+//! skips a bin. (Following the wall clock back would put samples of two
+//! different minutes into one bin, or into bins a store already has;
+//! following the monotonic clock alone would drift from the calendar,
+//! and that clock need not run while the machine sleeps.)
+//!
+//! With the [`SystemClock`], the coarse clock thread keeps the timeline
+//! (one per process), so reading the time on the recording path is still
+//! one atomic load. With another clock, the backend keeps one per backend
+//! (a few atomic loads per reading). A [`ManualClock`] models both kinds
+//! of time: [`ManualClock::advance`] lets time pass (wall and monotonic),
+//! [`ManualClock::step`] and [`ManualClock::set`] move the wall clock
+//! alone. A clock that keeps the trait's default `monotonic_nanos` (its
+//! wall reading) cannot tell a step from time passing: after a step back
+//! its timeline stands still until the wall clock passes it.
+//!
+//! A step forward past the finest ring (5 minutes with the default
+//! windows) ages the bins before it out of that ring at once, and one past
+//! the last ring (24 hours) out of every ring. Finest bins that a reader of
+//! [`MemoryMetrics::sealed_bins`] (or [`MemoryMetrics::sealed_outcomes`])
+//! has not had yet are held in the finest ring until it has them, however
+//! far the step (at most one more span of that ring per series), so a store
+//! still gets each of them whole, with its sketch.
 
 #![deny(missing_docs)]
 
@@ -171,18 +221,43 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     /// `clock` is the [`SystemClock`]: read it without a virtual call.
     pub system_clock: bool,
+    /// The recording timeline over `clock` when it is not the
+    /// [`SystemClock`] (whose coarse clock thread keeps the process's).
+    pub timeline: clock::Timeline,
     pub drops: DropCounters,
     pub keep_samples: usize,
 }
 
 impl Shared {
-    /// Now, in milliseconds since the epoch, from the backend's clock.
+    /// Now on the recording timeline (see the crate docs, "Time"), in
+    /// milliseconds since the epoch: for the [`SystemClock`] one atomic
+    /// load of the coarse clock, which keeps the timeline.
     #[inline]
     pub fn now_ms(&self) -> i64 {
         if self.system_clock {
             clock::coarse_now_ms()
         } else {
-            self.clock.now_millis()
+            self.timeline_now_ms()
+        }
+    }
+
+    /// The recording timeline over a clock other than the system clock
+    /// (out of line: the system clock's path stays as small as it was).
+    #[inline(never)]
+    pub fn timeline_now_ms(&self) -> i64 {
+        let wall = self.clock.now_millis();
+        let mono = self.clock.monotonic_nanos();
+        self.timeline.now(wall, mono)
+    }
+
+    /// How far the clock's wall reading is behind the recording timeline,
+    /// ms (`0` while the timeline follows it).
+    pub fn behind_ms(&self) -> i64 {
+        if self.system_clock {
+            clock::system_behind_ms()
+        } else {
+            self.timeline_now_ms();
+            self.timeline.behind_ms()
         }
     }
 
@@ -205,6 +280,12 @@ pub struct MemoryMetrics {
     descriptions: parking_lot::RwLock<BTreeMap<String, export::Description>>,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
+    /// Where the history reader's hand-outs of series bins end
+    /// ([`sealed_bins`](Self::sealed_bins)).
+    history_bins: Arc<window::HistoryMark>,
+    /// Where its hand-outs of outcome bins end
+    /// ([`sealed_outcomes`](Self::sealed_outcomes)).
+    history_outcomes: Arc<window::HistoryMark>,
 }
 
 impl std::fmt::Debug for MemoryMetrics {
@@ -304,10 +385,13 @@ impl MemoryMetrics {
             clock::start_coarse_clock();
         }
         let timer_clock = Arc::new(clock::BackendTimerClock(clock.clone()));
+        let history_bins = Arc::new(window::HistoryMark::new());
+        let history_outcomes = Arc::new(window::HistoryMark::new());
         MemoryMetrics {
             shared: Arc::new(Shared {
                 clock,
                 system_clock,
+                timeline: clock::Timeline::new(),
                 drops: DropCounters::new(),
                 keep_samples: config.keep_samples,
             }),
@@ -319,8 +403,15 @@ impl MemoryMetrics {
                     series: config.max_series,
                 },
                 config.idle_expiry_secs.is_none(),
+                history_bins.clone(),
             ),
-            tracker: tracker::Tracker::new(config.windows.clone(), config.max_names),
+            tracker: tracker::Tracker::new(
+                config.windows.clone(),
+                config.max_names,
+                history_outcomes.clone(),
+            ),
+            history_bins,
+            history_outcomes,
             timers: metrics_kit::RunningTimers::with_clock(config.max_running_timers, timer_clock),
             descriptions: parking_lot::RwLock::new(BTreeMap::new()),
             last_expiry_ms: AtomicI64::new(i64::MIN),
@@ -340,6 +431,28 @@ impl MemoryMetrics {
 
     fn now_ms(&self) -> i64 {
         self.shared.now_ms()
+    }
+
+    /// How far the wall clock is behind the recording timeline, in
+    /// milliseconds: `0` while the timeline follows the wall clock (the
+    /// usual case); after the wall clock stepped back, how much later than
+    /// the wall clock says samples are placed, until the wall clock passes
+    /// the timeline again (see the crate docs, "Time"). Health reports it
+    /// too (`clock_behind_s`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
+    ///
+    /// let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    /// let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap();
+    /// assert_eq!(m.clock_behind_ms(), 0);
+    /// clock.step(-3_600_000); // the wall clock steps back an hour
+    /// assert_eq!(m.clock_behind_ms(), 3_600_000);
+    /// assert_eq!(m.clock_ms(), 1_800_000_000_000); // the timeline did not
+    /// ```
+    pub fn clock_behind_ms(&self) -> i64 {
+        self.shared.behind_ms()
     }
 
     fn record(&self, name: &str, value: f64, tags: Tags<'_>, kind: MetricType, op: Op) {
@@ -546,7 +659,7 @@ pub struct WindowCoverage {
     /// Start of the earliest sketch block the quantiles merge (histograms
     /// and timers only): at or after `start`.
     pub quantiles_start: Option<chrono::DateTime<chrono::Utc>>,
-    /// The window's end: now on the backend's clock.
+    /// The window's end: now on the backend's recording timeline.
     pub end: chrono::DateTime<chrono::Utc>,
 }
 

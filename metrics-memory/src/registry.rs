@@ -24,7 +24,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::sketch::Sketch;
 use crate::stats::Exact;
-use crate::window::{SketchWindows, WindowSpec, Windows};
+use crate::window::{HistoryMark, SketchWindows, WindowSpec, Windows};
 
 pub(crate) use crate::series::{Op, PERM, Refused, Series, SeriesState, Slot};
 
@@ -93,6 +93,9 @@ pub(crate) struct Registry {
     max_series: usize,
     /// Series counted against `max_series` (overflow series are not).
     series_total: AtomicUsize,
+    /// The history reader's mark: every series' rings hold the finest bins
+    /// it has not had yet.
+    history: Arc<HistoryMark>,
 }
 
 /// The registry's limits.
@@ -104,7 +107,12 @@ pub(crate) struct Limits {
 }
 
 impl Registry {
-    pub fn new(specs: Vec<WindowSpec>, limits: Limits, use_cache: bool) -> Self {
+    pub fn new(
+        specs: Vec<WindowSpec>,
+        limits: Limits,
+        use_cache: bool,
+        history: Arc<HistoryMark>,
+    ) -> Self {
         Registry {
             id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
             use_cache,
@@ -117,6 +125,7 @@ impl Registry {
             max_names: limits.names,
             max_series: limits.series,
             series_total: AtomicUsize::new(0),
+            history,
         }
     }
 
@@ -386,8 +395,13 @@ impl Registry {
                 value: 0.0,
                 total: Exact::default(),
                 sketch: dist.then(|| Box::new(Sketch::new(0))),
-                windows: Windows::new(&self.specs),
-                quantiles: dist.then(|| Box::new(SketchWindows::new(&self.sketch_specs))),
+                windows: Windows::with_hold(&self.specs, self.history.clone()),
+                quantiles: dist.then(|| {
+                    Box::new(SketchWindows::with_hold(
+                        &self.sketch_specs,
+                        self.history.clone(),
+                    ))
+                }),
                 samples: VecDeque::new(),
             }),
         });
@@ -544,6 +558,7 @@ mod tests {
                 series: 10,
             },
             true,
+            Arc::new(HistoryMark::new()),
         );
         let s = r
             .get_arc("n", &[("b", "2"), ("a", "1")], MetricType::Counter)

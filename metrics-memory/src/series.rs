@@ -349,14 +349,17 @@ impl Series {
 
     /// Calls `f(start_ms, width_ms, data)` for every bin starting at or
     /// after `since_ms`, live counter slots included (bins newer than
-    /// `now_ms`, filled before the clock stepped back, count too).
+    /// `now_ms`, opened by a reading later than the caller's, count too).
     pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
         let st = self.state.lock();
         st.windows.for_each_since(since_ms, now_ms, &mut f);
         let oldest = now_ms.saturating_sub(st.windows.retention_ms());
+        // A slot a history reader has not had counts however old it is,
+        // as the windows' held bins do.
+        let held_from = st.windows.held_from();
         for slot in &self.slots {
             let start = slot.start_ms.load(Ordering::Acquire);
-            if start != i64::MIN && start >= since_ms.max(oldest) {
+            if start != i64::MIN && start >= since_ms && (start >= oldest || start >= held_from) {
                 let mut bin = Exact::default();
                 let (count, sum) = slot.peek();
                 bin.add_bin(count, sum);

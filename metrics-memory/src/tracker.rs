@@ -11,7 +11,7 @@ use metrics_protocol::validate::{self, DropReason, OVERFLOW_TAG, SortedTags};
 
 use crate::registry::Refused;
 
-use crate::window::{BinData, WindowSpec, Windows};
+use crate::window::{BinData, HistoryMark, WindowSpec, Windows};
 
 /// Counts of one bin (or all time).
 #[derive(Debug, Default, Clone)]
@@ -113,14 +113,18 @@ pub(crate) struct Tracker {
     ops: RwLock<HashMap<Box<str>, Arc<Mutex<OpState>>>>,
     specs: Vec<WindowSpec>,
     max_ops: usize,
+    /// The history reader's mark: the outcome rings hold the finest bins
+    /// it has not had yet.
+    history: Arc<HistoryMark>,
 }
 
 impl Tracker {
-    pub fn new(specs: Vec<WindowSpec>, max_ops: usize) -> Self {
+    pub fn new(specs: Vec<WindowSpec>, max_ops: usize, history: Arc<HistoryMark>) -> Self {
         Tracker {
             ops: RwLock::new(HashMap::new()),
             specs,
             max_ops,
+            history,
         }
     }
 
@@ -139,7 +143,7 @@ impl Tracker {
                 Arc::new(Mutex::new(OpState {
                     error_types: Vec::new(),
                     total: Outcomes::default(),
-                    windows: Windows::new(&self.specs),
+                    windows: Windows::with_hold(&self.specs, self.history.clone()),
                     by_tags: Vec::new(),
                 }))
             })

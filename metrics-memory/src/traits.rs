@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// From this far behind the recording timeline, a wall clock makes health
+/// degraded (less is the jitter of reading two clocks).
+const CLOCK_BEHIND_DEGRADED_MS: i64 = 1000;
+
 impl MetricCollector for MemoryMetrics {
     fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
         self.record(name, value, tags, MetricType::Counter, Op::Add);
@@ -99,6 +103,24 @@ impl MetricCollector for MemoryMetrics {
                 ));
             }
             h.message = Some(msg);
+        }
+        // Samples are placed on the recording timeline; while the wall
+        // clock is behind it (it stepped back), they are placed later than
+        // the wall clock says.
+        let behind_ms = self.clock_behind_ms();
+        h.details
+            .insert("clock_behind_s".into(), behind_ms as f64 / 1000.0);
+        if behind_ms >= CLOCK_BEHIND_DEGRADED_MS {
+            h.status = metrics_protocol::HealthStatus::Degraded;
+            let note = format!(
+                "wall clock {} s behind the recording timeline (it stepped back): \
+                 samples are placed on the timeline until the wall clock passes it",
+                behind_ms / 1000
+            );
+            h.message = Some(match h.message.take() {
+                Some(m) => format!("{m}; {note}"),
+                None => note,
+            });
         }
         vec![h]
     }

@@ -12,8 +12,15 @@
 //! counted twice. The window's edge is as precise as the coarsest ring the
 //! window reaches into (10 s for 5 minutes, 1 min for 1 h, 15 min for 24 h
 //! with the defaults).
+//!
+//! A finest bin that a history reader has not had yet ([`HistoryMark`]) is
+//! held in the finest ring when it ages out (for at most one more span of
+//! that ring), so a reader that comes late, after the timeline jumped
+//! forward past the finest ring, still finds it whole.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +99,41 @@ pub fn validate_specs(specs: &[WindowSpec]) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a history reader's hand-outs end
+/// ([`MemoryMetrics::sealed_bins`](crate::MemoryMetrics::sealed_bins)):
+/// finest bins starting at or after it have not been handed out, so the
+/// rings hold them in the finest ring until they are.
+#[derive(Debug)]
+pub(crate) struct HistoryMark(AtomicI64);
+
+impl HistoryMark {
+    /// No reader yet: nothing is held.
+    pub(crate) fn new() -> Self {
+        HistoryMark(AtomicI64::new(i64::MIN))
+    }
+
+    /// A reader has had every bin ending at or before `to_ms`.
+    pub(crate) fn handed_out(&self, to_ms: i64) {
+        self.0.fetch_max(to_ms, Ordering::Relaxed);
+    }
+
+    /// Finest bins starting at or after this are held (`i64::MAX`: no
+    /// reader, none is).
+    fn held_from(hold: Option<&Arc<HistoryMark>>) -> i64 {
+        match hold.map(|h| h.0.load(Ordering::Relaxed)) {
+            None | Some(i64::MIN) => i64::MAX,
+            Some(t) => t,
+        }
+    }
+}
+
+/// Whether the oldest bin `idx` of the finest ring `ring`, aged out, stays
+/// there for a history reader: it was not handed out yet, and the ring
+/// holds at most one extra span of bins.
+fn held<B>(ring: &Ring<B>, idx: i64, held_from: i64) -> bool {
+    idx.saturating_mul(ring.bin_ms) >= held_from && (ring.bins.len() as i64) <= 2 * ring.bins_kept
+}
+
 /// What a bin holds: anything that merges.
 pub trait BinData: Default {
     /// Adds `other` into `self`.
@@ -137,6 +179,8 @@ pub struct Windows<B> {
     /// every ring's bin is a multiple of the finest, so nothing ages out
     /// before the next finest bin starts.
     advanced_to: i64,
+    /// Finest bins not handed out to this mark's reader yet are held.
+    hold: Option<Arc<HistoryMark>>,
 }
 
 impl<B: BinData> Windows<B> {
@@ -147,13 +191,24 @@ impl<B: BinData> Windows<B> {
             rings: specs.iter().map(Ring::new).collect(),
             spare: Vec::new(),
             advanced_to: i64::MIN,
+            hold: None,
+        }
+    }
+
+    /// [`new`](Self::new), holding finest bins for `hold`'s reader.
+    pub(crate) fn with_hold(specs: &[WindowSpec], hold: Arc<HistoryMark>) -> Self {
+        Windows {
+            hold: Some(hold),
+            ..Self::new(specs)
         }
     }
 
     /// Records into the finest bin covering `now_ms`.
     ///
-    /// A sample older than the newest fine bin (a clock that stepped back)
-    /// goes into the newest bin rather than rewriting history.
+    /// A sample older than the newest fine bin goes into the newest bin
+    /// rather than rewriting history. The backend's timeline never runs
+    /// backwards, so that is only a thread whose reading was taken just
+    /// before another thread opened the bin.
     #[inline]
     pub fn record(&mut self, now_ms: i64, f: impl FnOnce(&mut B)) {
         let Some(finest) = self.rings.first() else {
@@ -179,14 +234,16 @@ impl<B: BinData> Windows<B> {
 
     /// Merges a whole finest-ring bin that starts at `start_ms` (a bin kept
     /// elsewhere until now, such as a counter's atomic slot). It lands in
-    /// the finest ring that still covers it; a bin older than every ring is
+    /// the finest ring that still covers it (the finest ring too when a
+    /// history reader has not had it); a bin older than every ring is
     /// dropped.
     pub fn merge_bin(&mut self, now_ms: i64, start_ms: i64, data: &B) {
         self.advance(now_ms);
-        for ring in &mut self.rings {
+        let held_from = HistoryMark::held_from(self.hold.as_ref());
+        for (level, ring) in self.rings.iter_mut().enumerate() {
             let idx = start_ms.div_euclid(ring.bin_ms);
             let oldest_kept = now_ms.div_euclid(ring.bin_ms) - ring.bins_kept + 1;
-            if idx < oldest_kept {
+            if idx < oldest_kept && !(level == 0 && held(ring, idx, held_from)) {
                 continue;
             }
             match ring.bins.iter_mut().rev().find(|(i, _)| *i == idx) {
@@ -208,19 +265,27 @@ impl<B: BinData> Windows<B> {
         self.rings.last().map_or(0, |r| r.bin_ms * r.bins_kept)
     }
 
+    /// Finest bins starting at or after this are held for a history reader
+    /// that has not had them (`i64::MAX`: none is): they count however old
+    /// they are.
+    pub(crate) fn held_from(&self) -> i64 {
+        HistoryMark::held_from(self.hold.as_ref())
+    }
+
     /// Moves bins that aged out of a ring into the next one; drops what ages
     /// out of the last ring.
     pub fn advance(&mut self, now_ms: i64) {
         let Some(finest) = self.rings.first() else {
             return;
         };
-        // Within the finest bin advanced last (or earlier, after the clock
-        // stepped back), no bin of any ring has aged out since.
+        // Within the finest bin advanced last (or earlier: a reading older
+        // than another thread's), no bin of any ring has aged out since.
         let idx = now_ms.div_euclid(finest.bin_ms);
         if idx <= self.advanced_to {
             return;
         }
         self.advanced_to = idx;
+        let held_from = HistoryMark::held_from(self.hold.as_ref());
         for level in 0..self.rings.len() {
             let (done, rest) = self.rings.split_at_mut(level + 1);
             let Some(ring) = done.last_mut() else {
@@ -228,8 +293,11 @@ impl<B: BinData> Windows<B> {
             };
             let current = now_ms.div_euclid(ring.bin_ms);
             let oldest_kept = current - ring.bins_kept + 1;
-            // One bin at a time: no temporary list, so no allocation.
-            while ring.bins.front().is_some_and(|(i, _)| *i < oldest_kept) {
+            // One bin at a time: no temporary list, so no allocation. A
+            // held bin stops the loop: every bin after it is newer.
+            while ring.bins.front().is_some_and(|(i, _)| {
+                *i < oldest_kept && !(level == 0 && held(ring, *i, held_from))
+            }) {
                 let Some((idx, mut data)) = ring.bins.pop_front() else {
                     break;
                 };
@@ -261,14 +329,18 @@ impl<B: BinData> Windows<B> {
     pub fn for_each_since(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &B)) {
         // A bin is in exactly one ring; one that aged out of its ring but was
         // not cascaded yet (cascading is lazy) still counts, until it is
-        // older than the last ring's retention. A bin newer than `now` (the
-        // clock stepped back after it was filled) counts too: what was
+        // older than the last ring's retention. A bin newer than `now` (opened
+        // by a reading later than the caller's) counts too: what was
         // recorded is never left out of a window that reaches the present.
+        // A finest bin held for a history reader counts however old it is
+        // (the timeline jumped forward past every ring): the reader has
+        // not had it yet.
         let oldest = now_ms.saturating_sub(self.retention_ms());
-        for ring in &self.rings {
+        let held_from = self.held_from();
+        for (level, ring) in self.rings.iter().enumerate() {
             for (idx, data) in &ring.bins {
                 let start = idx * ring.bin_ms;
-                if start >= since_ms && start >= oldest {
+                if start >= since_ms && (start >= oldest || (level == 0 && start >= held_from)) {
                     f(start, ring.bin_ms, data);
                 }
             }
@@ -341,6 +413,8 @@ pub struct SketchWindows {
     /// Per ring, the buffer of its block that aged out last, for its next
     /// block (empty: none).
     block_spare: Vec<Vec<u8>>,
+    /// Finest bins not handed out to this mark's reader yet are held.
+    hold: Option<Arc<HistoryMark>>,
 }
 
 /// Spare encoded buffers kept for reuse.
@@ -365,6 +439,15 @@ impl SketchWindows {
             spare: Vec::new(),
             scratch: Vec::new(),
             block_spare: specs.iter().map(|_| Vec::new()).collect(),
+            hold: None,
+        }
+    }
+
+    /// [`new`](Self::new), holding finest bins for `hold`'s reader.
+    pub(crate) fn with_hold(specs: &[WindowSpec], hold: Arc<HistoryMark>) -> Self {
+        SketchWindows {
+            hold: Some(hold),
+            ..Self::new(specs)
         }
     }
 
@@ -373,7 +456,8 @@ impl SketchWindows {
     }
 
     /// Adds one sample (its level-0 key) at `now_ms`. A sample older than
-    /// the open bin (a clock that stepped back) goes into the open bin.
+    /// the open bin (a reading older than another thread's) goes into the
+    /// open bin.
     #[inline]
     pub fn record(&mut self, now_ms: i64, key: Key) {
         let idx = now_ms.div_euclid(self.finest_ms());
@@ -446,7 +530,9 @@ impl SketchWindows {
             spare,
             scratch,
             block_spare,
+            hold,
         } = self;
+        let held_from = HistoryMark::held_from(hold.as_ref());
         let Some(finest) = rings.first().map(|r| r.bin_ms) else {
             return;
         };
@@ -469,7 +555,9 @@ impl SketchWindows {
                 continue;
             };
             let oldest_kept = now_ms.div_euclid(ring.bin_ms) - ring.bins_kept + 1;
-            while ring.bins.front().is_some_and(|(i, _)| *i < oldest_kept) {
+            while ring.bins.front().is_some_and(|(i, _)| {
+                *i < oldest_kept && !(level == 0 && held(ring, *i, held_from))
+            }) {
                 let Some((idx, buf)) = ring.bins.pop_front() else {
                     break;
                 };
@@ -655,6 +743,66 @@ mod tests {
         w.merge_bin(now, now - 30 * 3600 * 1000, &Sum(100)); // too old: dropped
         assert_eq!(total(&w, now - 300_000, now), 2);
         assert_eq!(total(&w, i64::MIN, now), 5);
+    }
+
+    /// The finest bins in `[since, now]`: (start, count).
+    fn finest(w: &Windows<Sum>, since: i64, now: i64) -> Vec<(i64, u64)> {
+        let mut out = Vec::new();
+        w.for_each_since(since, now, |start, width, b| {
+            if width == 10_000 {
+                out.push((start, b.0));
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn finest_bins_a_history_reader_has_not_had_are_held_when_time_jumps() {
+        let mark = Arc::new(HistoryMark::new());
+        let mut w = Windows::<Sum>::with_hold(&WindowSpec::defaults(), mark.clone());
+        let t0 = 1_800_000_000_000i64;
+        w.record(t0, |b| b.0 += 1);
+        w.record(t0 + 10_000, |b| b.0 += 2);
+        // The reader has had the first bin, not the second (still open).
+        mark.handed_out(t0 + 10_000);
+        // An hour later (the timeline followed a step forward): the second
+        // bin is still a finest bin, the first cascaded.
+        let later = t0 + 3_600_000;
+        w.record(later, |b| b.0 += 4);
+        assert_eq!(finest(&w, t0, later), vec![(t0 + 10_000, 2), (later, 4)]);
+        assert_eq!(total(&w, i64::MIN, later), 7, "counted once");
+        // Once handed out, it cascades with the next bin.
+        mark.handed_out(later);
+        w.record(later + 10_000, |b| b.0 += 8);
+        assert_eq!(
+            finest(&w, t0, later + 10_000),
+            vec![(later, 4), (later + 10_000, 8)]
+        );
+        assert_eq!(total(&w, i64::MIN, later + 10_000), 15);
+        // A counter's slot merged late lands in the finest ring too.
+        w.merge_bin(later + 10_000, later + 20_000, &Sum(16));
+        assert_eq!(
+            finest(&w, later + 20_000, later + 20_000),
+            vec![(later + 20_000, 16)]
+        );
+    }
+
+    #[test]
+    fn held_bins_are_bounded_when_no_reader_comes() {
+        let mark = Arc::new(HistoryMark::new());
+        let mut w = Windows::<Sum>::with_hold(&WindowSpec::defaults(), mark.clone());
+        let t0 = 1_800_000_000_000i64;
+        mark.handed_out(t0);
+        // The reader stops: an hour of bins, none handed out.
+        for i in 0..360 {
+            w.record(t0 + i * 10_000, |b| b.0 += 1);
+        }
+        let now = t0 + 359 * 10_000;
+        // The finest ring holds at most twice its span (60 bins) and the
+        // newest one; the rest cascaded.
+        let held = finest(&w, i64::MIN, now).len();
+        assert_eq!(held, 61, "finest bins");
+        assert_eq!(total(&w, i64::MIN, now), 360, "nothing lost");
     }
 
     #[test]

@@ -69,8 +69,11 @@
 //! # Limits
 //!
 //! - Only the finest bins (10 s by default) carry sketches; a bin collected
-//!   after it cascaded into a coarser ring of the memory backend (a writer
-//!   stalled for over 5 minutes) is stored without one.
+//!   after it cascaded into a coarser ring of the memory backend is stored
+//!   without one. The memory backend holds the finest bins the writer has
+//!   not had yet for one more span of its finest ring, so that takes a
+//!   writer stalled for over 10 minutes with the default windows (a wall
+//!   clock stepping forward, however far, does not).
 //! - A write whose commit succeeded but was reported as failed (a
 //!   connection lost at that instant) is written again on retry: counted
 //!   twice.

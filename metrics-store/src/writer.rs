@@ -97,6 +97,18 @@ struct Shared {
 /// so far, the open bin included. A process killed outright loses at most
 /// the bins sealed since the last flush plus the open one: with the
 /// defaults, the last 20 seconds.
+///
+/// Time is the memory backend's recording timeline
+/// ([`MemoryMetrics::clock_ms`]; the rule is in `metrics-memory`'s crate
+/// docs, "Time"), which never runs backwards: it follows the wall clock and
+/// its steps forward; after a step back it goes on at the rate of the
+/// monotonic clock until the wall clock passes it again. The writer's
+/// watermark (the end of the bins collected so far) follows the timeline,
+/// so it only moves forward and never skips a bin: a wall clock stepped
+/// back or forward, and its correction, lose nothing, and each bin is
+/// stored once, at its timeline time (while the wall clock is behind the
+/// timeline, later than the wall clock said; the memory backend's health
+/// says by how much).
 pub struct HistoryWriter {
     shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
@@ -255,12 +267,14 @@ impl Drop for HistoryWriter {
     }
 }
 
+/// Now on the memory backend's recording timeline, which never runs
+/// backwards (whatever the wall clock does): what the watermark follows.
 fn now_ms(memory: &MemoryMetrics) -> i64 {
     memory.clock_ms()
 }
 
-/// Moves new sealed bins into the pending queue; drops the oldest beyond
-/// the bound.
+/// Moves new sealed bins (those ending in `[from, to)` of the recording
+/// timeline) into the pending queue; drops the oldest beyond the bound.
 fn collect(memory: &MemoryMetrics, shared: &Shared, from: i64, to: i64, max: usize) {
     if to <= from {
         return;
