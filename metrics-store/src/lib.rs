@@ -53,6 +53,13 @@
 //!   queries.
 //!   Tag containment runs in the database (`@>` on PostgreSQL, `json_each`
 //!   on SQLite); steps, groups and sketches merge in Rust.
+//!   A write succeeds only once the database committed it. A connection
+//!   on which anything inside a transaction failed (a full disk, a lost
+//!   server, a timeout) is closed, never used again, so no later write can
+//!   be reported done inside a transaction the database never commits. On
+//!   SQLite every write (flushes, retention) goes through one connection
+//!   of its own and reads through others: this process's writes never
+//!   wait on one another for SQLite's write lock.
 //!   Schema version 2 adds an `outcomes` table: successes and failures
 //!   by error type per operation and bin (one row per non-zero count),
 //!   written in the same transaction as the bins, summed by
