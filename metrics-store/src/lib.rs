@@ -67,7 +67,9 @@
 //! - [`HistoryWriter`]: a background thread that moves sealed bins from
 //!   the memory backend to the store, one transaction per flush, bounded
 //!   while the database is down (drops counted in [`WriterStatus`]),
-//!   retrying, and applying retention per ring ([`StoreRing`]: bins
+//!   retrying, checking between flushes that the database answers (its
+//!   status turns unhealthy while a wait on the database lasts longer than
+//!   a short bound), and applying retention per ring ([`StoreRing`]: bins
 //!   older than a ring's `keep` merge into the next ring's wider bins,
 //!   sketches included; the last ring's are deleted).
 //! - A SQLite file that is not a database is reported by path

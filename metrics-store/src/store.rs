@@ -439,6 +439,13 @@ impl Store {
         })
     }
 
+    /// Asks the database a question that reads a table (the schema
+    /// version): whether it answers at all, however long that takes (the
+    /// caller bounds it).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.schema_version().await.map(|_| ())
+    }
+
     /// Writes `bins` in one transaction: all or none. Returns the rows
     /// written.
     pub async fn write(&self, bins: &[StoredBin]) -> Result<u64, StoreError> {

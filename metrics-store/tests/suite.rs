@@ -850,3 +850,93 @@ fn fill_but(path: &std::path::Path, room: u64) {
     f.set_len(written.saturating_sub(room)).unwrap();
     f.sync_all().unwrap();
 }
+
+/// A listener on 127.0.0.1 that accepts connections and never answers:
+/// a database server that hangs. Returns its port; it lives as long as the
+/// test process.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    port
+}
+
+/// A writer whose database stops answering (its write lock taken and held
+/// by another connection, so the writer's flush waits on it) reads as
+/// unhealthy, "not answering", while it waits, long before the wait gives
+/// up; and healthy again, with nothing lost, once the database answers.
+#[test]
+fn a_store_that_stops_answering_is_unhealthy_while_it_does() {
+    let dir = temp_dir("stall");
+    let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let mut cfg = WriterConfig::new(url.clone(), "w");
+    cfg.flush_interval = Duration::from_millis(20);
+    cfg.ping_interval = Duration::from_millis(20);
+    cfg.answer_timeout = Duration::from_millis(500);
+    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    wait_until("connected", || w.status().healthy);
+    let StoreUrl::Sqlite(path) = &url else {
+        unreachable!()
+    };
+    let rt = rt();
+    let mut lock = rt.block_on(async {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c
+    });
+    m.record_counter("jobs", 1.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    wait_until("not answering", || {
+        let st = w.status();
+        !st.healthy
+            && st
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not answering"))
+    });
+    assert_eq!(m.counter_value("jobs", &[]), Some(1.0), "recording goes on");
+    rt.block_on(async {
+        sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    });
+    wait_until("written", || w.status().written == 1);
+    wait_until("healthy", || w.status().healthy);
+    assert_eq!(w.status().last_error, None);
+    w.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A PostgreSQL server that accepts connections and never answers: the
+/// writer reads as unhealthy, "not answering", while its connection
+/// attempt hangs, and asking for its status never waits.
+#[test]
+fn a_server_that_never_answers_reads_as_not_answering() {
+    let url: StoreUrl = format!("postgres://u@127.0.0.1:{}/none", silent_server())
+        .parse()
+        .unwrap();
+    let m = Arc::new(MemoryMetrics::new());
+    let mut cfg = WriterConfig::new(url, "w");
+    cfg.answer_timeout = Duration::from_millis(200);
+    let w = HistoryWriter::start(m, cfg).unwrap();
+    wait_until("not answering", || {
+        let st = w.status();
+        !st.healthy
+            && st
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not answering"))
+    });
+    assert!(w.store().is_none());
+    w.shutdown();
+}
