@@ -144,8 +144,13 @@ pub enum StoreError {
     #[error("history query: {0}")]
     Query(String),
     /// The database did not answer in time.
-    #[error("history database did not answer in time")]
-    Timeout,
+    #[error("history database not answering: no answer within {after:?} ({what})")]
+    Timeout {
+        /// What was asked (`writing 80 bins`, `checking the connection`).
+        what: String,
+        /// How long it was given.
+        after: std::time::Duration,
+    },
     /// The writer's thread or runtime could not start.
     #[error("history writer: {0}")]
     Runtime(String),

@@ -344,10 +344,10 @@ async fn waiting<T>(
     limit: Duration,
     f: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    *shared.busy.lock() = Some((Instant::now(), what));
+    *shared.busy.lock() = Some((Instant::now(), what.clone()));
     let r = tokio::time::timeout(limit, f).await;
     *shared.busy.lock() = None;
-    r.unwrap_or(Err(StoreError::Timeout))
+    r.unwrap_or(Err(StoreError::Timeout { what, after: limit }))
 }
 
 /// Writes the pending queues in one transaction; on failure keeps them.
