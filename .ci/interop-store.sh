@@ -9,7 +9,9 @@
 # again (rows in the file == rows it reported written, counted with the
 # sqlite3 CLI); and the main program while its PostgreSQL server is down
 # and while it hangs (health within one flush interval, queries answered
-# from memory within about a second and flagged `partial`, nothing lost).
+# from memory within about a second and flagged `partial`, nothing lost);
+# and the main program on a PostgreSQL tablespace on a tmpfs that fills up
+# and is given room again (rows reported == rows in the database).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
@@ -38,8 +40,8 @@ stop_pg() {
 cleanup() {
     local pid
     for pid in "${AGENTS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    stop_pg # before the tmpfs its tablespace may be on
     if [ -n "$SMALL" ]; then umount "$SMALL" 2>/dev/null || umount -l "$SMALL" || true; rmdir "$SMALL" || true; fi
-    stop_pg
 }
 trap cleanup EXIT
 if [ "$(id -u)" = 0 ]; then
@@ -214,6 +216,22 @@ stop_agent() {
     REPORTED=$(printf '%s\n' "$line" | sed -E 's/.*\(([0-9]+) rows\).*/\1/')
 }
 
+# ballast FILE KIB: fills the file system holding FILE with FILE, then
+# shrinks it to leave KIB KiB free.
+ballast() {
+    python3 - "$1" "$2" <<'PY'
+import os, sys
+written = 0
+with open(sys.argv[1], "wb") as f:
+    try:
+        while True:
+            f.write(b"\0" * 65536); f.flush(); os.fsync(f.fileno()); written += 65536
+    except OSError:
+        pass
+    f.truncate(max(0, written - int(sys.argv[2]) * 1024))
+PY
+}
+
 log "main program: a full file system, then room again"
 DIR=$SMALL/agent
 mkdir "$DIR"
@@ -224,17 +242,7 @@ pid=$!; AGENTS+=("$pid")
 wait_tcp "$port" 60 || fail "full: the agent did not serve"
 wait_check "$port" store '^healthy' 60 >/dev/null || fail "full: the store never became healthy"
 # Ballast: all but 48 KiB of the tmpfs (a flush takes about 40 KiB).
-python3 - "$SMALL/ballast" <<'PY'
-import os, sys
-written = 0
-with open(sys.argv[1], "wb") as f:
-    try:
-        while True:
-            f.write(b"\0" * 65536); f.flush(); os.fsync(f.fileno()); written += 65536
-    except OSError:
-        pass
-    f.truncate(max(0, written - 48 * 1024))
-PY
+ballast "$SMALL/ballast" 48
 secs=$(wait_check "$port" store '^unhealthy\|.*full' 120) \
     || fail "full: health never said the store's disk is full"
 disk=$(health_of "$port" disk)
@@ -314,5 +322,40 @@ stored=$(psql -tA -h 127.0.0.1 -p "$PGPORT" -U postgres -d outage -c \
 [ "$reported" -gt 0 ] && [ "$reported" = "$stored" ] \
     || fail "outage: $reported rows reported written, $stored in the database"
 echo "interop-store: outage: $reported rows reported written, $stored in the database: nothing lost"
+
+# --- the main program on a PostgreSQL tablespace that fills up ---------------
+# The database lives in a tablespace on a 32 MiB tmpfs (the cluster's WAL
+# stays on the data directory's disk); a ballast file leaves 64 KiB. The
+# server refuses to extend a table (`No space left on device`: an error,
+# the transaction rolled back); health must say so; with the ballast gone
+# writing resumes, and the rows reported written are all in the database.
+log "main program: a PostgreSQL tablespace that fills up, then room again"
+SMALL=$(mktemp -d "${TMPDIR:-/tmp}/metrics-small.XXXXXX")
+mount -t tmpfs -o size=32m tmpfs "$SMALL" || { rmdir "$SMALL"; SMALL=; fail "cannot mount a tmpfs"; }
+mkdir "$SMALL/ts" && chown postgres "$SMALL/ts"
+psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "CREATE TABLESPACE small LOCATION '$SMALL/ts'" >/dev/null
+psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "CREATE DATABASE fullpg TABLESPACE small" >/dev/null
+port=$(free_port)
+(cd "$RUN" && METRICS_INSTANCE=full exec "$BIN" --store "$PG/fullpg" --listen "127.0.0.1:$port" \
+    --no-export --report-every 600s > "$RUN/pgfull.out" 2> "$RUN/pgfull.err") &
+pid=$!; AGENTS+=("$pid")
+wait_tcp "$port" 60 || fail "pgfull: the agent did not serve"
+wait_check "$port" store '^healthy' 60 >/dev/null || fail "pgfull: the store never became healthy"
+ballast "$SMALL/ballast" 64
+secs=$(wait_check "$port" store '^unhealthy\|.*No space left' 180) \
+    || fail "pgfull: health never said the tablespace is full"
+echo "interop-store: pgfull: store unhealthy ${secs}s after the tablespace filled: $(health_of "$port" store)"
+rm "$SMALL/ballast"
+secs=$(wait_check "$port" store '^healthy' 60) || fail "pgfull: the store never recovered"
+echo "interop-store: pgfull: healthy again ${secs}s after the ballast was removed"
+stop_agent "$pid" "$RUN/pgfull.err"; reported=$REPORTED
+stored=$(psql -tA -h 127.0.0.1 -p "$PGPORT" -U postgres -d fullpg -c \
+    "SELECT (SELECT COUNT(*) FROM bins WHERE instance = 'full') + (SELECT COUNT(*) FROM outcomes WHERE instance = 'full')")
+[ "$reported" -gt 0 ] && [ "$reported" = "$stored" ] \
+    || fail "pgfull: $reported rows reported written, $stored in the database"
+echo "interop-store: pgfull: $reported rows reported written, $stored in the database"
+psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "DROP DATABASE fullpg" >/dev/null
+psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "DROP TABLESPACE small" >/dev/null
+umount "$SMALL" && rmdir "$SMALL" && SMALL=
 
 log "interop-store passed"
