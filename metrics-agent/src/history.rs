@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_http::{
-    InstanceScope, Outcomes, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
+    InstanceScope, Outcomes, RangeAnswer, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
 };
 use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::system::MetricSummary;
@@ -24,14 +24,25 @@ use crate::MemoryRanges;
 use crate::health::CheckOutcome;
 use crate::ranges::{calendar, merge, merge_rollups, step_edges, steps};
 
-/// The longest a range query waits for the store.
-const STORE_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a query waits for the store by default before answering from
+/// memory alone ([`HistoryRanges::with_store_timeout`]).
+pub const STORE_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Range queries over memory (recent) and the store (older).
+///
+/// A store that is down, not connected, or slower than the store timeout
+/// (1 s by default) does not hold a query up: the answer comes from memory
+/// alone, and `query_range` and `rollup` say so
+/// ([`RangeAnswer::partial`]); windowed summaries, timings and outcomes
+/// then count this run's bins in memory only (logged as a warning).
 pub struct HistoryRanges {
     memory: Arc<MemoryMetrics>,
     writer: Arc<HistoryWriter>,
+    store_timeout: Duration,
 }
+
+/// Why the store did not answer a query.
+type Unanswered = String;
 
 /// Which rows a store query takes for an [`InstanceScope`], and whether
 /// memory (this process) answers its recent part.
@@ -43,7 +54,18 @@ struct Scope {
 impl HistoryRanges {
     /// Ranges over `memory` and the store `writer` writes to.
     pub fn new(memory: Arc<MemoryMetrics>, writer: Arc<HistoryWriter>) -> Self {
-        HistoryRanges { memory, writer }
+        HistoryRanges {
+            memory,
+            writer,
+            store_timeout: STORE_QUERY_TIMEOUT,
+        }
+    }
+
+    /// Waits at most `timeout` for each store query (instead of
+    /// [`STORE_QUERY_TIMEOUT`]) before answering from memory alone.
+    pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
     }
 
     fn scope(&self, instance: &InstanceScope) -> Scope {
@@ -78,40 +100,57 @@ impl HistoryRanges {
         self.memory.clock_ms().saturating_sub(retention)
     }
 
-    /// Runs a store query on the writer's runtime; `None` when there is no
-    /// store yet, it fails or it is slow (logged).
-    fn on_store<T, F>(&self, f: impl FnOnce(Store) -> F) -> Option<T>
+    /// Runs a store query on the writer's runtime, waiting at most the
+    /// store timeout; why not when there is no store yet, it fails or it
+    /// is slow (logged).
+    fn on_store<T, F>(&self, f: impl FnOnce(Store) -> F) -> Result<T, Unanswered>
     where
         F: std::future::Future<Output = Result<T, metrics_store::StoreError>>,
     {
-        let store = self.writer.store()?;
+        let Some(store) = self.writer.store() else {
+            let status = self.writer.status();
+            let why = status.last_error.unwrap_or_else(|| "not connected".into());
+            return Err(format!("not connected: {why}"));
+        };
+        let limit = self.store_timeout;
         let answer = self
             .writer
-            .block_on(async { tokio::time::timeout(STORE_QUERY_TIMEOUT, f(store)).await });
-        match answer {
-            Some(Ok(Ok(v))) => Some(v),
-            Some(Ok(Err(e))) => {
-                tracing::warn!(error = %e, "history store query failed; answering from memory");
-                None
-            }
-            Some(Err(_)) => {
-                tracing::warn!("history store query timed out; answering from memory");
-                None
-            }
-            None => None,
-        }
+            .block_on(async { tokio::time::timeout(limit, f(store)).await });
+        let why = match answer {
+            Some(Ok(Ok(v))) => return Ok(v),
+            Some(Ok(Err(e))) => e.to_string(),
+            Some(Err(_)) => format!(
+                "did not answer within {}",
+                humantime::format_duration(limit)
+            ),
+            None => "stopped".into(),
+        };
+        tracing::warn!(
+            url = %self.writer.status().url,
+            reason = %why,
+            "history store query not answered; answering from memory alone"
+        );
+        Err(why)
     }
 
     /// The rows of `q` in `scope`, without the rows memory answers for
-    /// (this run's recent ones); empty when the store cannot answer.
-    fn ask_store(&self, mut q: HistoryQuery, scope: &Scope) -> Vec<HistorySeries> {
+    /// (this run's recent ones); why not when the store cannot answer.
+    fn ask_store(
+        &self,
+        mut q: HistoryQuery,
+        scope: &Scope,
+    ) -> Result<Vec<HistorySeries>, Unanswered> {
         q.instances = scope.instances.clone();
         q.skip_run_since = Some((self.writer.run().to_owned(), self.memory_since_ms()));
         self.on_store(|store| async move { store.query(&q).await })
-            .unwrap_or_default()
     }
 
-    fn stored(&self, r: &RangeRequest, scope: &Scope) -> Vec<RangeSeries> {
+    /// What an answer lacking the store's part says.
+    fn partial(why: &str) -> String {
+        format!("history store unavailable ({why}): recent history from memory only")
+    }
+
+    fn stored(&self, r: &RangeRequest, scope: &Scope) -> Result<Vec<RangeSeries>, Unanswered> {
         let q = HistoryQuery {
             name: r.name.clone(),
             tags: r.tags.clone(),
@@ -121,8 +160,8 @@ impl HistoryRanges {
             group_by: r.group_by.clone(),
             ..HistoryQuery::default()
         };
-        let series = self.ask_store(q, scope).into_iter();
-        steps(series.map(|s| (s.group, s.bins)), step_edges(r))
+        let series = self.ask_store(q, scope)?.into_iter();
+        Ok(steps(series.map(|s| (s.group, s.bins)), step_edges(r)))
     }
 
     /// What the store holds of `name` over `window` (all it keeps with
@@ -147,7 +186,7 @@ impl HistoryRanges {
             step_ms: end.saturating_sub(start).saturating_add(1),
             ..HistoryQuery::default()
         };
-        let s = self.ask_store(q, scope).into_iter().next()?;
+        let s = self.ask_store(q, scope).ok()?.into_iter().next()?;
         let kind = s.kind?;
         // One step covers the window: merge in case it was cut.
         let mut bins = s.bins.into_iter();
@@ -235,7 +274,7 @@ impl HistoryRanges {
         r: &RollupRequest,
         calendar: Calendar,
         scope: &Scope,
-    ) -> Vec<HistorySeries> {
+    ) -> Result<Vec<HistorySeries>, Unanswered> {
         let q = HistoryQuery {
             name: r.name.clone(),
             tags: r.tags.clone(),
@@ -251,6 +290,10 @@ impl HistoryRanges {
 
 impl RangeQueries for HistoryRanges {
     fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
+        self.query_range_answer(r).map(|a| a.series)
+    }
+
+    fn query_range_answer(&self, r: &RangeRequest) -> Result<RangeAnswer, MetricsError> {
         let scope = self.scope(&r.instance);
         let no_data = || MetricsError::NoData(r.name.clone());
         let recent = if scope.with_memory {
@@ -263,11 +306,18 @@ impl RangeQueries for HistoryRanges {
             Vec::new()
         };
         let known = !recent.is_empty();
-        let all = merge(recent, self.stored(r, &scope));
-        if all.is_empty() && !known {
+        let (stored, partial) = match self.stored(r, &scope) {
+            Ok(s) => (s, None),
+            Err(why) => (Vec::new(), Some(Self::partial(&why))),
+        };
+        let all = merge(recent, stored);
+        if all.is_empty() && !known && partial.is_none() {
             return Err(no_data());
         }
-        Ok(all)
+        Ok(RangeAnswer {
+            series: all,
+            partial,
+        })
     }
 
     fn summary(
@@ -325,6 +375,7 @@ impl RangeQueries for HistoryRanges {
         };
         let older = self
             .on_store(|store| async move { store.outcomes(&q).await })
+            .ok()
             .filter(|t| t.total() > 0);
         if !scope.with_memory {
             // Another instance: what the store holds of it alone.
@@ -349,6 +400,10 @@ impl RangeQueries for HistoryRanges {
     }
 
     fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
+        self.rollup_answer(r).map(|a| a.map(|a| a.series))
+    }
+
+    fn rollup_answer(&self, r: &RollupRequest) -> Option<Result<RangeAnswer, MetricsError>> {
         let scope = self.scope(&r.instance);
         let cal = calendar(r.period);
         let recent = if scope.with_memory {
@@ -362,12 +417,18 @@ impl RangeQueries for HistoryRanges {
         } else {
             Vec::new()
         };
-        let stored = self.stored_rollup(r, cal, &scope);
+        let (stored, partial) = match self.stored_rollup(r, cal, &scope) {
+            Ok(s) => (s, None),
+            Err(why) => (Vec::new(), Some(Self::partial(&why))),
+        };
         let all = merge_rollups(r.period, recent, stored);
-        if all.iter().all(|s| s.bins.is_empty()) {
+        if all.iter().all(|s| s.bins.is_empty()) && partial.is_none() {
             return Some(Err(MetricsError::NoData(r.name.clone())));
         }
-        Some(Ok(all))
+        Some(Ok(RangeAnswer {
+            series: all,
+            partial,
+        }))
     }
 }
 

@@ -26,6 +26,7 @@
 //! | [`aggregate`] | stream aggregation: specs and functions, windows, the set of a system |
 //! | [`health`] | registered health checks and the error-rate window |
 //! | [`history`] | durable history: range queries over memory and the store, the store's health |
+//! | [`logging`] | what the main program logs on stderr (`RUST_LOG`, the configuration's `log`) |
 //! | [`dashboard`] | dashboards computed from the memory backend |
 //! | [`export`] | exports to files and HTTP endpoints |
 //! | `pool` | the few threads that run checks, exports and on-demand samples |
@@ -39,6 +40,7 @@ pub mod dashboard;
 pub mod export;
 pub mod health;
 pub mod history;
+pub mod logging;
 mod pool;
 mod ranges;
 mod recorded;

@@ -199,10 +199,9 @@ fn start_http(
     let mut source = Source::from_system(Arc::new(agent.clone()));
     match (agent.memory(), history) {
         (Some(memory), Some(writer)) => {
-            source = source.with_ranges(Arc::new(metrics_agent::HistoryRanges::new(
-                memory.clone(),
-                writer.clone(),
-            )));
+            let ranges = metrics_agent::HistoryRanges::new(memory.clone(), writer.clone())
+                .with_store_timeout(agent.config().store_query_timeout());
+            source = source.with_ranges(Arc::new(ranges));
         }
         (Some(memory), None) => {
             source = source.with_ranges(Arc::new(metrics_agent::MemoryRanges(memory.clone())));
@@ -241,24 +240,18 @@ fn run(
         std::env::var("METRICS_STORE").ok(),
         config.store.as_deref(),
     )?;
+    let disk = disk_watched(&store);
     let agent = Agent::new(config)?;
     let history = start_history(store, &agent)?;
     let server = start_http(&listen, &agent, history.as_ref())?;
     let config = agent.config();
 
-    // Health checks an application would register.
+    // Health checks an application would register: the disk the history
+    // store writes to (the root file system without a SQLite store).
     let monitor = agent.resource_monitor();
     agent.register_health_check(Arc::new(FnCheck::new("disk", move || {
-        match monitor.get_disk_usage(std::path::Path::new("/")) {
-            Ok(d) if d.percent >= 95.0 => {
-                CheckOutcome::unhealthy(format!("/ is {:.0}% full", d.percent))
-            }
-            Ok(d) if d.percent >= 85.0 => {
-                CheckOutcome::degraded(format!("/ is {:.0}% full", d.percent))
-            }
-            Ok(_) => CheckOutcome::healthy(),
-            Err(e) => CheckOutcome::degraded(format!("cannot read /: {e}")),
-        }
+        let at = existing_ancestor(&disk);
+        disk_outcome(&disk, monitor.get_disk_usage(&at))
     })));
     // The request latency per route, in 5-second windows, back into the system.
     let spec = AggregationSpec::time(workload::LATENCY, Duration::from_secs(5))
@@ -373,9 +366,10 @@ fn run(
         w.shutdown();
         let st = w.status();
         eprintln!(
-            "history: {} bins written to {}{}",
+            "history: {} bins written to {} ({} rows){}",
             st.written,
             st.url,
+            st.rows,
             match (&st.last_error, st.pending + st.dropped as usize) {
                 (Some(e), lost) if lost > 0 => format!(" ({lost} lost: {e})"),
                 _ => String::new(),
@@ -383,6 +377,74 @@ fn run(
         );
     }
     Ok(ok)
+}
+
+/// The directory whose file system the `disk` check watches: the SQLite
+/// store's, else the root.
+fn disk_watched(store: &metrics_store::StoreUrl) -> PathBuf {
+    match store {
+        metrics_store::StoreUrl::Sqlite(file) => match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        },
+        _ => PathBuf::from("/"),
+    }
+}
+
+/// `path`, or its nearest ancestor that exists (a store directory not
+/// made yet is on its parent's file system).
+fn existing_ancestor(path: &std::path::Path) -> PathBuf {
+    path.ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .map_or_else(|| PathBuf::from("."), std::path::Path::to_owned)
+}
+
+/// The `disk` check's outcome for the file system holding `path`:
+/// unhealthy from 95% full, degraded from 85%, each saying which
+/// directory and file system.
+fn disk_outcome(
+    path: &std::path::Path,
+    usage: Result<metrics_protocol::system::DiskUsage, metrics_protocol::MetricsError>,
+) -> CheckOutcome {
+    match usage {
+        Ok(d) => {
+            let what = format!(
+                "{} (file system {}) is {:.0}% full, {} MiB free",
+                path.display(),
+                d.mount_point,
+                d.percent,
+                d.free_bytes >> 20
+            );
+            if d.percent >= 95.0 {
+                CheckOutcome::unhealthy(what)
+            } else if d.percent >= 85.0 {
+                CheckOutcome::degraded(what)
+            } else {
+                CheckOutcome {
+                    message: Some(what),
+                    ..CheckOutcome::healthy()
+                }
+            }
+        }
+        Err(e) => CheckOutcome::degraded(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Sends the log (`tracing`: the history writer's warnings among others)
+/// to stderr, filtered by `RUST_LOG`, else the configuration's `log`,
+/// else `info` for this project's crates and `warn` for the others.
+fn install_log(config: &AgentConfig) -> Result<(), metrics_protocol::MetricsError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = metrics_agent::logging::filter(rust_log.as_deref(), config.log.as_deref())?;
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    if let Err(e) = installed {
+        eprintln!("warning: no log on stderr: {e}");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -394,6 +456,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = install_log(&config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let out = Out {
         closed: AtomicBool::new(false),
     };
@@ -404,5 +470,55 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_protocol::HealthStatus;
+    use metrics_protocol::system::DiskUsage;
+
+    #[test]
+    fn the_disk_watched_is_the_sqlite_stores_else_the_root() {
+        let url = |s: &str| s.parse::<metrics_store::StoreUrl>().unwrap();
+        assert_eq!(
+            disk_watched(&url("sqlite:///var/lib/m/h.sqlite")),
+            PathBuf::from("/var/lib/m")
+        );
+        assert_eq!(disk_watched(&url("sqlite://h.sqlite")), PathBuf::from("."));
+        assert_eq!(
+            disk_watched(&url("postgres://u@127.0.0.1/m")),
+            PathBuf::from("/")
+        );
+        let missing = std::env::temp_dir().join("metrics-agent-no-such-dir/a/b");
+        assert_eq!(existing_ancestor(&missing), std::env::temp_dir());
+    }
+
+    #[test]
+    fn a_full_disk_is_unhealthy_naming_the_directory_and_file_system() {
+        let usage = |percent: f64| {
+            Ok(DiskUsage {
+                mount_point: "/srv".into(),
+                device: None,
+                file_system: None,
+                total_bytes: 100 << 20,
+                used_bytes: (percent as u64) << 20,
+                free_bytes: (100 - percent as u64) << 20,
+                percent,
+            })
+        };
+        let dir = std::path::Path::new("/srv/metrics-data");
+        let o = disk_outcome(dir, usage(97.0));
+        assert_eq!(o.status, HealthStatus::Unhealthy);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("/srv/metrics-data (file system /srv) is 97% full, 3 MiB free")
+        );
+        assert_eq!(
+            disk_outcome(dir, usage(90.0)).status,
+            HealthStatus::Degraded
+        );
+        assert_eq!(disk_outcome(dir, usage(10.0)).status, HealthStatus::Healthy);
     }
 }

@@ -12,6 +12,7 @@ fn agent() -> Command {
         .env_remove("METRICS_STATSD_ADDR")
         .env_remove("METRICS_EXPORT_ENDPOINTS")
         .env_remove("METRICS_HTTP_TOKEN")
+        .env_remove("RUST_LOG")
         .env("METRICS_LISTEN", "off") // the HTTP tests below pass --listen
         .env("METRICS_SYSTEM_SAMPLING", "off")
         // No history store in the package directory (the store tests below
@@ -273,4 +274,65 @@ fn an_address_the_user_chose_that_is_taken_exits_2_naming_it() {
         stderr.contains("--listen") && stderr.contains("nowhere"),
         "{stderr}"
     );
+}
+
+/// The history writer's warnings reach stderr (info for this project's
+/// crates, warn for the others, by default), and `RUST_LOG` sets the level.
+#[test]
+fn the_writers_warnings_reach_stderr_at_the_level_rust_log_sets() {
+    let dir = temp_dir("log");
+    // A file where the store's directory should be: the store cannot open.
+    std::fs::write(dir.join("data"), "in the way").unwrap();
+    let run = |rust_log: Option<&str>| {
+        let mut c = agent();
+        c.args(["--duration", "1s", "--no-export"])
+            .args(["--store", "sqlite://data/h.sqlite"])
+            .current_dir(&dir);
+        if let Some(l) = rust_log {
+            c.env("RUST_LOG", l);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "bins are queued and retried";
+    let stderr = run(None);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(warning))
+        .unwrap_or_else(|| panic!("no warning on stderr: {stderr}"));
+    assert!(line.contains("WARN") && line.contains("data"), "{line}");
+    assert!(!run(Some("error")).contains(warning));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The `disk` check watches the file system the SQLite store writes to,
+/// naming the store's directory.
+#[test]
+fn the_disk_check_watches_the_stores_file_system() {
+    let dir = temp_dir("disk");
+    let store = dir.join("history-here");
+    let out = agent()
+        .args([
+            "--duration",
+            "1500ms",
+            "--no-export",
+            "--report-every",
+            "500ms",
+        ])
+        .arg("--store")
+        .arg(format!("sqlite://{}/h.sqlite", store.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("check   disk"))
+        .unwrap_or_else(|| panic!("no disk check: {stdout}"));
+    assert!(
+        line.contains(&format!("{} (file system ", store.display())),
+        "{line}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

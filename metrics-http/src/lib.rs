@@ -58,8 +58,8 @@ use tower_http::timeout::TimeoutLayer;
 pub use error::HttpError;
 pub use exposition::negotiate;
 pub use range::{
-    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeBin, RangeQueries,
-    RangeRequest, RangeSeries, RollupRequest,
+    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeAnswer, RangeBin,
+    RangeQueries, RangeRequest, RangeSeries, RollupRequest,
 };
 pub use serve::{Server, serve};
 

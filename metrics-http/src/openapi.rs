@@ -91,6 +91,8 @@ fn build() -> Value {
         "count": { "type": "integer", "minimum": 0 },
         "sum": num_or_null, "min": num_or_null, "max": num_or_null, "avg": num_or_null } } });
     let tags = json!({ "type": "object", "additionalProperties": { "type": "string" } });
+    // Why a range or rollup answer lacks part of the history.
+    let partial = json!({ "type": "string", "description": "Present only when part of the history could not be asked: a history store that is down or did not answer within its bound (1 s by default). Says why and what the answer holds instead (recent history from memory only). Absent when the answer is complete." });
     let metric_type_schema =
         json!({ "type": "string", "enum": ["counter", "gauge", "histogram", "timer", "rate"] });
     let unit = json!({ "type": "string" });
@@ -140,7 +142,8 @@ fn build() -> Value {
             ("200", ok("Series of bins, oldest first. Each bin is `[start, end)`, one step; only bins wholly inside the request's range count, each in the step holding its start; `[covers_start, covers_end)` is what they really span (wider where stored bins are coarser than the step).", json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
                     "group": { "type": "string", "nullable": true },
-                    "bins": bins.clone() } } } } }))),
+                    "bins": bins.clone() } } },
+                "partial": partial.clone() } }))),
             ("404", err("Nothing recorded under this name.")),
             ("501", err("The system keeps no binned history (the protocol has no range query; the main program plugs in the memory backend's).")),
         ])),
@@ -157,7 +160,8 @@ fn build() -> Value {
                 json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
                     "group": { "type": "string", "nullable": true },
-                    "bins": bins } } } } }))),
+                    "bins": bins } } },
+                "partial": partial } }))),
             ("404", err("Nothing recorded under this name (in the range, for the instance).")),
             ("501", err("The system keeps no binned history.")),
         ])),

@@ -150,6 +150,33 @@ pub struct RangeSeries {
     pub bins: Vec<RangeBin>,
 }
 
+/// A range or rollup answer: its series and, when part of the history
+/// could not be asked, why ([`partial`](Self::partial)).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct RangeAnswer {
+    /// The series, as [`RangeQueries::query_range`] or
+    /// [`RangeQueries::rollup`] give them.
+    pub series: Vec<RangeSeries>,
+    /// Set when the answer lacks part of the history because a source did
+    /// not answer (a history store that is down, or slower than its
+    /// bound): why, and what the answer holds instead (for example
+    /// `history store unavailable (did not answer within 1 s): recent
+    /// history from memory only`). Absent from the JSON when the answer is
+    /// complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
+}
+
+impl RangeAnswer {
+    /// A complete answer of `series`.
+    pub fn complete(series: Vec<RangeSeries>) -> Self {
+        RangeAnswer {
+            series,
+            partial: None,
+        }
+    }
+}
+
 /// A system that answers range queries over its binned history.
 ///
 /// A history that outlives the process (a store of earlier runs) may also
@@ -206,6 +233,21 @@ pub trait RangeQueries: Send + Sync {
     /// Calendar rollups, or `None` when this history has none.
     fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
         None
+    }
+
+    /// [`query_range`](Self::query_range)'s answer, saying whether part of
+    /// the history could not be asked ([`RangeAnswer::partial`]): what
+    /// `/api/v1/query_range` serves. By default `query_range`'s series, as
+    /// a complete answer.
+    fn query_range_answer(&self, request: &RangeRequest) -> Result<RangeAnswer, MetricsError> {
+        self.query_range(request).map(RangeAnswer::complete)
+    }
+
+    /// [`rollup`](Self::rollup)'s answer, saying whether part of the
+    /// history could not be asked: what `/api/v1/rollup` serves. By
+    /// default `rollup`'s series, as a complete answer.
+    fn rollup_answer(&self, request: &RollupRequest) -> Option<Result<RangeAnswer, MetricsError>> {
+        self.rollup(request).map(|r| r.map(RangeAnswer::complete))
     }
 }
 
@@ -277,13 +319,13 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
         instance: p.instance()?,
     };
     let ranges = history_for(&s, &request.instance)?;
-    let series = blocking(move || ranges.query_range(&request))
+    let answer = blocking(move || ranges.query_range_answer(&request))
         .await?
         .map_err(|e| match e {
             MetricsError::InvalidArgument(m) => ApiError::bad_parameter("step", m),
             e => ApiError::from_metrics(e, "name"),
         })?;
-    Ok(Json(serde_json::json!({ "series": series })).into_response())
+    Ok(Json(answer).into_response())
 }
 
 /// `GET /api/v1/rollup?name=&period=hour|day|week|month&start=&end=&tag=k:v&group_by=k&instance=`.
@@ -317,11 +359,11 @@ async fn rollup_answer(s: Source, q: Option<String>) -> Result<Response, ApiErro
         instance: p.instance()?,
     };
     let ranges = history_for(&s, &request.instance)?;
-    let series = blocking(move || ranges.rollup(&request))
+    let answer = blocking(move || ranges.rollup_answer(&request))
         .await?
         .ok_or_else(no_history)?
         .map_err(|e| ApiError::from_metrics(e, "name"))?;
-    Ok(Json(serde_json::json!({ "series": series })).into_response())
+    Ok(Json(answer).into_response())
 }
 
 /// The history of `s`, if it can answer for `instance`.
@@ -353,6 +395,18 @@ fn no_history() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_answer_says_why_and_a_complete_one_has_no_flag() {
+        let complete = serde_json::to_value(RangeAnswer::complete(vec![])).unwrap();
+        assert_eq!(complete, serde_json::json!({ "series": [] }));
+        let partial = RangeAnswer {
+            series: vec![],
+            partial: Some("history store unavailable".into()),
+        };
+        let v = serde_json::to_value(partial).unwrap();
+        assert_eq!(v["partial"], "history store unavailable");
+    }
 
     #[test]
     fn times_are_rfc3339_or_unix_seconds() {

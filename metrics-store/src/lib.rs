@@ -53,6 +53,13 @@
 //!   queries.
 //!   Tag containment runs in the database (`@>` on PostgreSQL, `json_each`
 //!   on SQLite); steps, groups and sketches merge in Rust.
+//!   A write succeeds only once the database committed it. A connection
+//!   on which anything inside a transaction failed (a full disk, a lost
+//!   server, a timeout) is closed, never used again, so no later write can
+//!   be reported done inside a transaction the database never commits. On
+//!   SQLite every write (flushes, retention) goes through one connection
+//!   of its own and reads through others: this process's writes never
+//!   wait on one another for SQLite's write lock.
 //!   Schema version 2 adds an `outcomes` table: successes and failures
 //!   by error type per operation and bin (one row per non-zero count),
 //!   written in the same transaction as the bins, summed by
@@ -60,7 +67,9 @@
 //! - [`HistoryWriter`]: a background thread that moves sealed bins from
 //!   the memory backend to the store, one transaction per flush, bounded
 //!   while the database is down (drops counted in [`WriterStatus`]),
-//!   retrying, and applying retention per ring ([`StoreRing`]: bins
+//!   retrying, checking between flushes that the database answers (its
+//!   status turns unhealthy while a wait on the database lasts longer than
+//!   a short bound), and applying retention per ring ([`StoreRing`]: bins
 //!   older than a ring's `keep` merge into the next ring's wider bins,
 //!   sketches included; the last ring's are deleted).
 //! - A SQLite file that is not a database is reported by path
@@ -138,8 +147,13 @@ pub enum StoreError {
     #[error("history query: {0}")]
     Query(String),
     /// The database did not answer in time.
-    #[error("history database did not answer in time")]
-    Timeout,
+    #[error("history database not answering: no answer within {after:?} ({what})")]
+    Timeout {
+        /// What was asked (`writing 80 bins`, `checking the connection`).
+        what: String,
+        /// How long it was given.
+        after: std::time::Duration,
+    },
     /// The writer's thread or runtime could not start.
     #[error("history writer: {0}")]
     Runtime(String),

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_core::future::BoxFuture;
@@ -26,7 +28,13 @@ pub type StoredBin = SealedBin;
 
 #[derive(Debug, Clone)]
 enum Db {
-    Sqlite(SqlitePool),
+    /// Reads on `read`; every write (flushes, retention) on `write`'s one
+    /// connection, so this process's writes never wait on one another for
+    /// SQLite's write lock.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -37,7 +45,15 @@ pub struct Store {
     instance: String,
     run: String,
     url: String,
+    /// The SQLite page cap set by [`Store::set_sqlite_page_limit`]
+    /// ([`NO_PAGE_LIMIT`] when never set).
+    page_limit: Arc<AtomicU64>,
 }
+
+/// [`Store::page_limit`] when no cap was ever set.
+const NO_PAGE_LIMIT: u64 = u64::MAX;
+/// SQLite's own largest `max_page_count`: what lifting a cap restores.
+const SQLITE_MAX_PAGES: u64 = 4_294_967_294;
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
@@ -114,6 +130,21 @@ fn check_sqlite_file(path: &Path) -> Result<(), StoreError> {
             reason: "not an SQLite database (left untouched)".into(),
         })
     }
+}
+
+/// Sets `PRAGMA max_page_count` on `conn` to the cap in `limit`, if one
+/// was ever set.
+async fn apply_page_limit(
+    conn: &mut sqlx::SqliteConnection,
+    limit: &AtomicU64,
+) -> Result<(), sqlx::Error> {
+    let n = limit.load(Ordering::Acquire);
+    if n != NO_PAGE_LIMIT {
+        sqlx::query(&format!("PRAGMA max_page_count = {n}"))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Maps SQLite's "corrupt" and "not a database" errors to
@@ -267,9 +298,10 @@ impl Store {
     /// server refusing connections is [`StoreError::Database`] (a caller
     /// retries: see [`HistoryWriter`](crate::HistoryWriter)).
     pub async fn open(url: &StoreUrl, instance: &str) -> Result<Store, StoreError> {
+        let page_limit = Arc::new(AtomicU64::new(NO_PAGE_LIMIT));
         let db = match url {
             StoreUrl::Off => return Err(StoreError::Off),
-            StoreUrl::Sqlite(path) => Db::Sqlite(Self::open_sqlite(path).await?),
+            StoreUrl::Sqlite(path) => Self::open_sqlite(path, &page_limit).await?,
             StoreUrl::Postgres(u) => {
                 let opts = PgConnectOptions::from_str(u).map_err(|e| StoreError::Url {
                     url: redact(u),
@@ -295,10 +327,21 @@ impl Store {
             instance: instance.to_owned(),
             run: format!("{}-{nanos:x}", std::process::id()),
             url: url.to_string(),
+            page_limit,
         })
     }
 
-    async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
+    /// Caps a SQLite store's file at `pages` database pages (`None` lifts
+    /// the cap), from the next statement on: a write that needs more fails
+    /// as on a full disk (`database or disk is full`) and nothing of it is
+    /// kept. For bounding the disk a store may take, and for testing what
+    /// a full disk does. No effect on PostgreSQL.
+    pub fn set_sqlite_page_limit(&self, pages: Option<u64>) {
+        let n = pages.map_or(SQLITE_MAX_PAGES, |p| p.clamp(1, SQLITE_MAX_PAGES));
+        self.page_limit.store(n, Ordering::Release);
+    }
+
+    async fn open_sqlite(path: &Path, page_limit: &Arc<AtomicU64>) -> Result<Db, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
                 path: dir.to_owned(),
@@ -312,9 +355,26 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
+        // Every connection applies the page cap (if any) when made and
+        // whenever it is taken from its pool.
+        let pool_options = |connections: u32| {
+            let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |conn, _| {
+                    let limit = on_connect.clone();
+                    Box::pin(async move { apply_page_limit(conn, &limit).await })
+                })
+                .before_acquire(move |conn, _| {
+                    let limit = on_acquire.clone();
+                    Box::pin(async move {
+                        apply_page_limit(conn, &limit).await?;
+                        Ok(true)
+                    })
+                })
+        };
+        let pool = pool_options(4)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| sqlite_err(path, e))?;
         let check: Result<String, _> = sqlx::query_scalar("PRAGMA quick_check")
@@ -339,7 +399,8 @@ impl Store {
             sqlx::migrate::MigrateError::Execute(e) => sqlite_err(path, e),
             e => StoreError::Migrate(e),
         })?;
-        Ok(pool)
+        let write = pool_options(1).connect_lazy_with(opts);
+        Ok(Db::Sqlite { read: pool, write })
     }
 
     /// The instance rows written through this store carry.
@@ -373,9 +434,16 @@ impl Store {
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         let sql = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
         Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+            Db::Sqlite { read, .. } => sqlx::query_scalar(sql).fetch_one(read).await?,
             Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
         })
+    }
+
+    /// Asks the database a question that reads a table (the schema
+    /// version): whether it answers at all, however long that takes (the
+    /// caller bounds it).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.schema_version().await.map(|_| ())
     }
 
     /// Writes `bins` in one transaction: all or none. Returns the rows
@@ -413,19 +481,25 @@ impl Store {
                 sketch: b.sketch.clone(),
             })
             .collect();
+        // Any failure closes the connection (TxConn): the rows count as
+        // written only once COMMIT succeeded.
         let n = match &self.db {
-            Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+            Db::Sqlite { write, .. } => {
+                let mut conn = TxConn::acquire(write).await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let n = insert_rows!(Sqlite, tx, &rows, "");
                 let n = n + outcomes::insert_sqlite(&mut tx, &orows).await?;
                 tx.commit().await?;
+                conn.release();
                 n
             }
             Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
+                let mut conn = TxConn::acquire(p).await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let n = insert_rows!(Postgres, tx, &rows, "::jsonb");
                 let n = n + outcomes::insert_postgres(&mut tx, &orows).await?;
                 tx.commit().await?;
+                conn.release();
                 n
             }
         };
@@ -436,7 +510,7 @@ impl Store {
     pub async fn rows_per_ring(&self) -> Result<BTreeMap<i64, i64>, StoreError> {
         let sql = "SELECT ring_ms, COUNT(*) FROM bins GROUP BY ring_ms";
         let pairs: Vec<(i64, i64)> = match &self.db {
-            Db::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await?,
+            Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_all(read).await?,
             Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
         };
         Ok(pairs.into_iter().collect())
@@ -445,7 +519,10 @@ impl Store {
     /// Closes the connections.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite { read, write } => {
+                write.close().await;
+                read.close().await;
+            }
             Db::Postgres(p) => p.close().await,
         }
     }
@@ -457,6 +534,8 @@ const COLUMNS_READ: &str = "instance, run, name, CAST(tags AS TEXT), kind, ring_
 mod outcomes;
 mod query;
 mod retention;
+mod tx;
 pub use outcomes::{OutcomeQuery, OutcomeTotals};
 pub use query::{HistoryBin, HistoryQuery, HistorySeries};
 pub use retention::StoreRing;
+use tx::TxConn;

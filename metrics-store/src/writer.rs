@@ -32,12 +32,23 @@ pub struct WriterConfig {
     pub rings: Vec<StoreRing>,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// How often the writer asks the database whether it answers between
+    /// flushes (and at a flush with nothing to write), so that an outage
+    /// shows in [`WriterStatus`] without waiting for a write.
+    pub ping_interval: Duration,
+    /// How long the database may take to answer: a ping gives up after
+    /// it, and a connection attempt, write or retention pass still running
+    /// after it makes [`HistoryWriter::status`] unhealthy ("not answering
+    /// for N s") until it returns.
+    pub answer_timeout: Duration,
 }
 
 impl WriterConfig {
     /// Defaults for `url` and `instance`: flush every 10 s, at most
     /// 1,000,000 pending bins, retry every 5 s, [`StoreRing::defaults`]
-    /// applied every minute.
+    /// applied every minute, a ping every 5 s, answers within 2 s: a
+    /// database that stops answering shows as unhealthy within 7 s, less
+    /// than one flush interval.
     pub fn new(url: StoreUrl, instance: impl Into<String>) -> Self {
         WriterConfig {
             url,
@@ -47,6 +58,8 @@ impl WriterConfig {
             retry_interval: Duration::from_secs(5),
             rings: StoreRing::defaults(),
             retention_interval: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(5),
+            answer_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -54,16 +67,23 @@ impl WriterConfig {
 /// The writer's state, as health reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WriterStatus {
-    /// Connected and the last write succeeded.
+    /// Connected, the last write and the last ping succeeded, and nothing
+    /// has been waiting on the database for longer than
+    /// [`WriterConfig::answer_timeout`].
     pub healthy: bool,
     /// The store's URL (password hidden).
     pub url: String,
-    /// The last error, until a write succeeds.
+    /// The last error, until a write or ping succeeds; or how long the
+    /// database has not been answering.
     pub last_error: Option<String>,
     /// Bins (series and outcome bins) waiting to be written.
     pub pending: usize,
-    /// Bins (series and outcome bins) written since start.
+    /// Bins (series and outcome bins) written since start: counted only
+    /// once the database committed them.
     pub written: u64,
+    /// Rows the database committed since start (a series bin is one row,
+    /// an outcome bin one per non-zero count).
+    pub rows: u64,
     /// Bins dropped because too many were pending.
     pub dropped: u64,
     /// Successful flushes since start.
@@ -72,6 +92,10 @@ pub struct WriterStatus {
 
 struct Shared {
     status: Mutex<WriterStatus>,
+    /// What the writer is waiting on the database for, since when.
+    busy: Mutex<Option<(Instant, String)>>,
+    /// [`WriterConfig::answer_timeout`].
+    answer_timeout: Duration,
     pending: Mutex<VecDeque<StoredBin>>,
     /// Outcome bins waiting, bounded like `pending` (on their own).
     pending_outcomes: Mutex<VecDeque<SealedOutcomes>>,
@@ -90,7 +114,12 @@ struct Shared {
 /// briefly), queues them (at most `max_pending`; the oldest beyond are
 /// dropped and counted) and writes the queue in one transaction. A database
 /// that is down or refuses connections is retried every `retry_interval`
-/// while bins queue up; writing resumes when it is back. A panic in the
+/// while bins queue up; writing resumes when it is back. Between flushes
+/// it asks the database every `ping_interval` whether it answers, and a
+/// wait on the database longer than `answer_timeout` shows in
+/// [`status`](Self::status) while it lasts: a database that goes down or
+/// stops answering is reported unhealthy within `ping_interval +
+/// answer_timeout` (7 s by default), not when a write finally fails. A panic in the
 /// writer is logged and the writer restarts; recording is never affected.
 ///
 /// Dropping it (or [`shutdown`](Self::shutdown)) writes everything recorded
@@ -147,6 +176,8 @@ impl HistoryWriter {
                 last_error: Some("not connected yet".into()),
                 ..WriterStatus::default()
             }),
+            busy: Mutex::new(None),
+            answer_timeout: config.answer_timeout,
             pending: Mutex::new(VecDeque::new()),
             pending_outcomes: Mutex::new(VecDeque::new()),
             store: Mutex::new(None),
@@ -202,10 +233,27 @@ impl HistoryWriter {
         })
     }
 
-    /// The writer's state.
+    /// The writer's state, without waiting on the database: a connection
+    /// attempt, write, ping or retention pass running for longer than
+    /// [`WriterConfig::answer_timeout`] reads as unhealthy, "not answering
+    /// for N s".
     pub fn status(&self) -> WriterStatus {
         let mut s = self.shared.status.lock().clone();
         s.pending = self.shared.pending.lock().len() + self.shared.pending_outcomes.lock().len();
+        if let Some((since, what)) = &*self.shared.busy.lock() {
+            let waited = since.elapsed();
+            if waited >= self.shared.answer_timeout {
+                s.healthy = false;
+                s.last_error = Some(format!(
+                    "not answering for {} s ({what}){}",
+                    waited.as_secs(),
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!("; before that: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
         s
     }
 
@@ -301,31 +349,72 @@ fn bound<T>(queue: &Mutex<VecDeque<T>>, new: Vec<T>, max: usize) -> usize {
     over
 }
 
+/// Runs `f`, a wait on the database for `what`, marked in `shared.busy`
+/// meanwhile (what [`HistoryWriter::status`] reports once it lasts), and
+/// gives up after `limit` ([`StoreError::Timeout`]).
+async fn waiting<T>(
+    shared: &Shared,
+    what: String,
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    *shared.busy.lock() = Some((Instant::now(), what.clone()));
+    let r = tokio::time::timeout(limit, f).await;
+    *shared.busy.lock() = None;
+    r.unwrap_or(Err(StoreError::Timeout { what, after: limit }))
+}
+
 /// Writes the pending queues in one transaction; on failure keeps them.
+/// With nothing to write, asks the database whether it answers.
 async fn flush(store: &Store, shared: &Shared) -> Result<(), StoreError> {
     let batch: Vec<StoredBin> = shared.pending.lock().iter().cloned().collect();
     let outcomes: Vec<SealedOutcomes> = shared.pending_outcomes.lock().iter().cloned().collect();
     if batch.is_empty() && outcomes.is_empty() {
-        let mut st = shared.status.lock();
-        st.healthy = true;
-        st.last_error = None;
-        return Ok(());
+        return ping(store, shared).await;
     }
-    store.write_batch(&batch, &outcomes).await?;
+    let what = format!("writing {} bins", batch.len() + outcomes.len());
+    let rows = waiting(
+        shared,
+        what,
+        FLUSH_TIMEOUT,
+        store.write_batch(&batch, &outcomes),
+    )
+    .await?;
     shared.pending.lock().drain(..batch.len());
     shared.pending_outcomes.lock().drain(..outcomes.len());
     let mut st = shared.status.lock();
     st.written += (batch.len() + outcomes.len()) as u64;
+    st.rows += rows;
     st.flushes += 1;
     st.healthy = true;
     st.last_error = None;
     Ok(())
 }
 
+/// Asks the database whether it answers (within the answer timeout); an
+/// answer makes the status healthy.
+async fn ping(store: &Store, shared: &Shared) -> Result<(), StoreError> {
+    let limit = shared.answer_timeout;
+    waiting(
+        shared,
+        "checking the connection".into(),
+        limit,
+        store.ping(),
+    )
+    .await?;
+    let mut st = shared.status.lock();
+    st.healthy = true;
+    st.last_error = None;
+    Ok(())
+}
+
+/// The longest one flush (a transaction) or retention pass may take.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn failed(shared: &Shared, e: &StoreError) {
     let mut st = shared.status.lock();
     if st.healthy || st.last_error.as_deref() != Some(&e.to_string()) {
-        tracing::warn!(error = %e, "history store unavailable; bins are queued and retried");
+        tracing::warn!(error = %e, url = %st.url, "history store unavailable; bins are queued and retried");
     }
     st.healthy = false;
     st.last_error = Some(e.to_string());
@@ -340,41 +429,39 @@ async fn run(
     let finest = memory.finest_bin_ms().max(1);
     let mut last_retention: Option<Instant> = None;
     let mut next_connect = Instant::now();
+    // When sealed bins are next collected and written; after a failed
+    // write, the retry.
+    let mut next_flush = Instant::now();
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
+        let flush_due = stopping || Instant::now() >= next_flush;
         let now = now_ms(&memory);
-        // Bins that ended; at shutdown the open one too.
-        let to = if stopping {
-            now.div_euclid(finest) * finest + finest
-        } else {
-            now.div_euclid(finest) * finest
-        };
-        collect(&memory, &shared, watermark, to, config.max_pending);
-        watermark = watermark.max(to);
+        if flush_due {
+            // Bins that ended; at shutdown the open one too.
+            let to = if stopping {
+                now.div_euclid(finest) * finest + finest
+            } else {
+                now.div_euclid(finest) * finest
+            };
+            collect(&memory, &shared, watermark, to, config.max_pending);
+            watermark = watermark.max(to);
+        }
 
         let connected = shared.store.lock().clone();
         let store = match connected {
             Some(s) => Some(s),
             None if stopping || Instant::now() >= next_connect => {
-                match tokio::time::timeout(
-                    Duration::from_secs(if stopping { 5 } else { 15 }),
-                    Store::open(&config.url, &config.instance),
-                )
-                .await
-                {
-                    Ok(Ok(mut s)) => {
+                let limit = Duration::from_secs(if stopping { 5 } else { 15 });
+                let open = Store::open(&config.url, &config.instance);
+                match waiting(&shared, "connecting".into(), limit, open).await {
+                    Ok(mut s) => {
                         s.set_run(shared.run.clone());
                         tracing::info!(url = %s.url(), "history store connected");
                         *shared.store.lock() = Some(s.clone());
                         Some(s)
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         failed(&shared, &e);
-                        next_connect = Instant::now() + config.retry_interval;
-                        None
-                    }
-                    Err(_) => {
-                        failed(&shared, &StoreError::Timeout);
                         next_connect = Instant::now() + config.retry_interval;
                         None
                     }
@@ -382,19 +469,37 @@ async fn run(
             }
             None => None,
         };
+        if flush_due && store.is_none() {
+            // Collected; written once connected.
+            next_flush = Instant::now() + config.flush_interval;
+        }
         if let Some(store) = &store {
-            let attempts = if stopping { 3 } else { 1 };
-            for _ in 0..attempts {
-                match tokio::time::timeout(Duration::from_secs(30), flush(store, &shared)).await {
-                    Ok(Ok(())) => break,
-                    Ok(Err(e)) => failed(&shared, &e),
-                    Err(_) => failed(&shared, &StoreError::Timeout),
+            if flush_due {
+                let attempts = if stopping { 3 } else { 1 };
+                let mut ok = false;
+                for _ in 0..attempts {
+                    match flush(store, &shared).await {
+                        Ok(()) => {
+                            ok = true;
+                            break;
+                        }
+                        Err(e) => failed(&shared, &e),
+                    }
                 }
+                next_flush = Instant::now()
+                    + if ok {
+                        config.flush_interval
+                    } else {
+                        config.retry_interval.min(config.flush_interval)
+                    };
+            } else if let Err(e) = ping(store, &shared).await {
+                failed(&shared, &e);
             }
             if !stopping && last_retention.is_none_or(|t| t.elapsed() >= config.retention_interval)
             {
                 last_retention = Some(Instant::now());
-                match store.apply_retention(&config.rings, now).await {
+                let pass = store.apply_retention(&config.rings, now);
+                match waiting(&shared, "applying retention".into(), FLUSH_TIMEOUT, pass).await {
                     Ok((merged, deleted)) if merged + deleted > 0 => {
                         tracing::debug!(merged, deleted, "history retention applied");
                     }
@@ -416,13 +521,15 @@ async fn run(
             }
             return;
         }
-        let wait = if store.is_none() {
-            config.retry_interval.min(config.flush_interval)
+        // Wake for the next flush, ping or connection attempt, whichever
+        // comes first.
+        let until = if store.is_none() {
+            next_connect.min(next_flush)
         } else {
-            config.flush_interval
+            next_flush.min(Instant::now() + config.ping_interval)
         };
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep_until(until.into()) => {}
             () = shared.wake.notified() => {}
         }
     }

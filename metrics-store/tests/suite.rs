@@ -670,3 +670,273 @@ fn writing_resumes_when_the_store_comes_back() {
     w.shutdown();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Pages in the SQLite file at `path` (read on a connection of its own).
+async fn sqlite_pages(path: &std::path::Path) -> u64 {
+    use sqlx::Connection;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+    let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    let n: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    c.close().await.ok();
+    u64::try_from(n).unwrap()
+}
+
+/// Rows in the `bins` table of the store at `url`, opened afresh.
+async fn rows_in(url: &StoreUrl) -> u64 {
+    let s = Store::open(url, "reader").await.unwrap();
+    let n = s.rows_per_ring().await.unwrap().values().sum::<i64>();
+    s.close().await;
+    u64::try_from(n).unwrap()
+}
+
+/// Writes batches of `rows` rows to `store` until one fails, which must
+/// be for lack of room; returns the rows reported written. The `i`th row
+/// of all written starts at `i` * 10 s.
+async fn write_until_full(store: &Store, next: &mut i64, rows: i64) -> u64 {
+    let wide = "x".repeat(200);
+    let mut reported = 0;
+    for _ in 0..10_000 {
+        let batch: Vec<StoredBin> = (*next..*next + rows)
+            .map(|i| bin("req", &[("k", &wide)], i * 10_000, 10_000, 1.0))
+            .collect();
+        *next += rows;
+        match store.write(&batch).await {
+            Ok(n) => reported += n,
+            Err(e) => {
+                assert!(e.to_string().contains("full"), "not for lack of room: {e}");
+                return reported;
+            }
+        }
+    }
+    panic!("the store never filled up");
+}
+
+/// Writes four batches (1, 50, 1 and 50 rows) that must all succeed;
+/// returns the rows reported written.
+async fn write_with_room(store: &Store, next: &mut i64) -> u64 {
+    let mut written = 0;
+    for rows in [1, 50, 1, 50] {
+        let batch: Vec<StoredBin> = (*next..*next + rows)
+            .map(|i| bin("req", &[], i * 10_000, 10_000, 1.0))
+            .collect();
+        *next += rows;
+        written += store.write(&batch).await.expect("a write with room");
+    }
+    assert_eq!(written, 102);
+    written
+}
+
+/// A SQLite store whose file fills up (capped with `max_page_count` on
+/// every connection, as a full disk) and is then given room again: after
+/// the store is closed and reopened, the file holds exactly the rows
+/// reported written (none lost after being reported), and writing resumed.
+/// Failed writes of one row (which SQLite answers by rolling back the whole
+/// transaction) and of many rows (it rolls back only the statement) and a
+/// retention pass happen while it is full.
+#[test]
+fn a_full_sqlite_file_holds_exactly_the_rows_reported_written() {
+    rt().block_on(async {
+        let dir = temp_dir("full");
+        let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+        let StoreUrl::Sqlite(path) = &url else {
+            unreachable!()
+        };
+        let s = Store::open(&url, "a").await.unwrap();
+        let mut reported = s
+            .write(
+                &(0..100)
+                    .map(|i| bin("req", &[], i * 10_000, 10_000, 1.0))
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+        let mut next = 100;
+        s.set_sqlite_page_limit(Some(sqlite_pages(path).await + 20));
+        // Full: many-row writes fail first, then one-row writes too.
+        reported += write_until_full(&s, &mut next, 50).await;
+        reported += write_until_full(&s, &mut next, 1).await;
+        for rows in [50, 1, 50, 1, 50] {
+            reported += write_until_full(&s, &mut next, rows).await;
+        }
+        let rings = StoreRing::defaults();
+        let _ = s.apply_retention(&rings, next * 10_000).await;
+        // Room again: writing resumes.
+        s.set_sqlite_page_limit(None);
+        reported += write_with_room(&s, &mut next).await;
+        s.close().await;
+        let stored = rows_in(&url).await;
+        assert_eq!(
+            stored, reported,
+            "rows in the file vs rows reported written"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    });
+}
+
+/// As above on a real file system that fills up: `METRICS_TEST_SMALL_FS`
+/// names an empty directory on a small file system of its own (the store
+/// interop script mounts a 1 MiB tmpfs there). A ballast file takes all but
+/// 200 KiB of it, the store is written until the disk is full (and a
+/// retention pass runs), the ballast is deleted, and writing resumes: the
+/// file then holds exactly the rows reported written. Without the variable
+/// the test has nothing to run on and passes; with it, anything that keeps
+/// it from running fails it.
+#[test]
+fn a_full_file_system_holds_exactly_the_rows_reported_written() {
+    let Some(dir) = std::env::var_os("METRICS_TEST_SMALL_FS") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let ballast = dir.join("ballast");
+    let url = StoreUrl::Sqlite(dir.join("full.sqlite"));
+    rt().block_on(async {
+        let s = Store::open(&url, "a")
+            .await
+            .unwrap_or_else(|e| panic!("METRICS_TEST_SMALL_FS={}: {e}", dir.display()));
+        let mut next = 0;
+        let mut reported = write_with_room(&s, &mut next).await;
+        fill_but(&ballast, 200 * 1024);
+        reported += write_until_full(&s, &mut next, 50).await;
+        reported += write_until_full(&s, &mut next, 1).await;
+        let _ = s
+            .apply_retention(&StoreRing::defaults(), next * 10_000)
+            .await;
+        std::fs::remove_file(&ballast).unwrap();
+        reported += write_with_room(&s, &mut next).await;
+        s.close().await;
+        let stored = rows_in(&url).await;
+        eprintln!(
+            "{}: {reported} rows reported written, {stored} in the file",
+            dir.display()
+        );
+        assert_eq!(
+            stored, reported,
+            "rows in the file vs rows reported written"
+        );
+    });
+    for f in ["full.sqlite", "full.sqlite-wal", "full.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+}
+
+/// Fills the file system holding `path` with the file `path`, then shrinks
+/// it to leave `room` bytes; panics unless the file system fills within
+/// 256 MiB.
+fn fill_but(path: &std::path::Path, room: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("writing {}: {e}", path.display()),
+        }
+        if written > 256 << 20 {
+            drop(f);
+            let _ = std::fs::remove_file(path);
+            panic!(
+                "{} is not on a small file system: 256 MiB fit",
+                path.display()
+            );
+        }
+    }
+    f.set_len(written.saturating_sub(room)).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// A listener on 127.0.0.1 that accepts connections and never answers:
+/// a database server that hangs. Returns its port; it lives as long as the
+/// test process.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    port
+}
+
+/// A writer whose database stops answering (its write lock taken and held
+/// by another connection, so the writer's flush waits on it) reads as
+/// unhealthy, "not answering", while it waits, long before the wait gives
+/// up; and healthy again, with nothing lost, once the database answers.
+#[test]
+fn a_store_that_stops_answering_is_unhealthy_while_it_does() {
+    let dir = temp_dir("stall");
+    let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let mut cfg = WriterConfig::new(url.clone(), "w");
+    cfg.flush_interval = Duration::from_millis(20);
+    cfg.ping_interval = Duration::from_millis(20);
+    cfg.answer_timeout = Duration::from_millis(500);
+    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    wait_until("connected", || w.status().healthy);
+    let StoreUrl::Sqlite(path) = &url else {
+        unreachable!()
+    };
+    let rt = rt();
+    let mut lock = rt.block_on(async {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c
+    });
+    m.record_counter("jobs", 1.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    wait_until("not answering", || {
+        let st = w.status();
+        !st.healthy
+            && st
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not answering"))
+    });
+    assert_eq!(m.counter_value("jobs", &[]), Some(1.0), "recording goes on");
+    rt.block_on(async {
+        sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    });
+    wait_until("written", || w.status().written == 1);
+    wait_until("healthy", || w.status().healthy);
+    assert_eq!(w.status().last_error, None);
+    w.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A PostgreSQL server that accepts connections and never answers: the
+/// writer reads as unhealthy, "not answering", while its connection
+/// attempt hangs, and asking for its status never waits.
+#[test]
+fn a_server_that_never_answers_reads_as_not_answering() {
+    let url: StoreUrl = format!("postgres://u@127.0.0.1:{}/none", silent_server())
+        .parse()
+        .unwrap();
+    let m = Arc::new(MemoryMetrics::new());
+    let mut cfg = WriterConfig::new(url, "w");
+    cfg.answer_timeout = Duration::from_millis(200);
+    let w = HistoryWriter::start(m, cfg).unwrap();
+    wait_until("not answering", || {
+        let st = w.status();
+        !st.healthy
+            && st
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not answering"))
+    });
+    assert!(w.store().is_none());
+    w.shutdown();
+}

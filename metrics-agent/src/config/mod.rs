@@ -266,6 +266,14 @@ pub struct AgentConfig {
     /// older than a ring's `KEEP` merge into the next ring's, and the last
     /// ring's are deleted.
     pub store_retention: Vec<String>,
+    /// How long a query of the HTTP API waits for the store before it
+    /// answers from memory alone, saying so (default 1000 ms).
+    pub store_query_timeout_ms: u64,
+    /// What the main program logs on stderr, as `RUST_LOG` directives
+    /// (`info`, `warn,metrics_store=debug`); `RUST_LOG` overrides it. By
+    /// default `info` for this project's crates and `warn` for the others
+    /// ([`crate::logging::DEFAULT_LOG`]).
+    pub log: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -284,6 +292,8 @@ impl Default for AgentConfig {
             listen: None,
             store: None,
             store_retention: Vec::new(),
+            store_query_timeout_ms: 1000,
+            log: None,
         }
     }
 }
@@ -316,6 +326,7 @@ impl AgentConfig {
             ("stream_buffer", self.stream_buffer as u64),
             ("health.check_timeout_ms", h.check_timeout_ms),
             ("health.error_rate_window_secs", h.error_rate_window_secs),
+            ("store_query_timeout_ms", self.store_query_timeout_ms),
         ] {
             if n == 0 {
                 return Err(MetricsError::config(field, "0", "must be at least 1"));
@@ -347,7 +358,16 @@ impl AgentConfig {
             store_url("store", s)?;
         }
         self.store_rings()?;
+        if let Some(log) = &self.log {
+            crate::logging::parse("log", log)?;
+        }
         Ok(())
+    }
+
+    /// [`store_query_timeout_ms`](Self::store_query_timeout_ms) as a
+    /// duration.
+    pub fn store_query_timeout(&self) -> Duration {
+        Duration::from_millis(self.store_query_timeout_ms)
     }
 
     /// The protocol's part of this configuration.

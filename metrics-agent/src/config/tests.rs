@@ -390,3 +390,34 @@ fn store_retention_is_a_list_of_rings() {
         assert_eq!(field, format!("store_retention[{at}]"), "{bad:?}");
     }
 }
+
+#[test]
+fn the_store_query_timeout_and_the_log_are_read_and_checked() {
+    let c = AgentConfig::from_toml_str(
+        "store_query_timeout_ms = 250\nlog = \"warn,metrics_store=debug\"",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.store_query_timeout(), Duration::from_millis(250));
+    assert_eq!(c.log.as_deref(), Some("warn,metrics_store=debug"));
+    assert_eq!(
+        AgentConfig::default().store_query_timeout(),
+        Duration::from_secs(1)
+    );
+    let zero = AgentConfig {
+        store_query_timeout_ms: 0,
+        ..AgentConfig::default()
+    };
+    assert_eq!(
+        field_and_value(zero.validate().unwrap_err()).0,
+        "store_query_timeout_ms"
+    );
+    let loud = AgentConfig {
+        log: Some("metrics_store=loud".into()),
+        ..AgentConfig::default()
+    };
+    assert_eq!(
+        field_and_value(loud.validate().unwrap_err()),
+        ("log".into(), "metrics_store=loud".into())
+    );
+}

@@ -291,3 +291,136 @@ fn a_range_across_a_restart_returns_both_halves() {
     w.shutdown();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A listener on 127.0.0.1 that accepts connections and never answers: a
+/// database server that hangs. Returns its port.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    port
+}
+
+/// `jobs` over the minute from `t0`, and its hourly rollup.
+fn jobs_requests(t0: i64) -> (RangeRequest, RollupRequest) {
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    let range = RangeRequest {
+        name: "jobs".into(),
+        tags: vec![],
+        start: at(t0),
+        end: at(t0 + 60_000),
+        step: Duration::from_secs(60),
+        group_by: None,
+        instance: InstanceScope::Local,
+    };
+    let rollup = RollupRequest {
+        name: "jobs".into(),
+        tags: vec![],
+        period: Period::Hour,
+        start: at(t0 - 3_600_000),
+        end: at(t0 + 3_600_000),
+        group_by: None,
+        instance: InstanceScope::Local,
+    };
+    (range, rollup)
+}
+
+/// A connected store that fails its queries (here: its connections
+/// closed under it) does not lose the answer: `query_range` and `rollup`
+/// answer from memory alone and say why; a store that answers gives
+/// complete answers.
+#[test]
+fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
+    use metrics_memory::{ManualClock, MemoryConfig};
+    use metrics_protocol::MetricCollector;
+    use metrics_store::{StoreUrl, WriterConfig};
+
+    let dir = std::env::temp_dir().join(format!("metrics-agent-failing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let t0 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+    let w = Arc::new(HistoryWriter::start(m.clone(), WriterConfig::new(url, "host")).unwrap());
+    m.record_counter("jobs", 2.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while w.store().is_none() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (range, rollup) = jobs_requests(t0);
+    let ranges = HistoryRanges::new(m, w.clone()).with_store_timeout(Duration::from_secs(120));
+    assert_eq!(ranges.query_range_answer(&range).unwrap().partial, None);
+    assert_eq!(
+        ranges.rollup_answer(&rollup).unwrap().unwrap().partial,
+        None
+    );
+
+    let store = w.store().unwrap();
+    w.block_on(store.close()).unwrap();
+    let answer = ranges.query_range_answer(&range).unwrap();
+    assert_eq!(answer.series[0].bins[0].sum, 2.0, "memory's part");
+    let why = answer.partial.unwrap();
+    assert!(why.contains("history store unavailable"), "{why}");
+    let answer = ranges.rollup_answer(&rollup).unwrap().unwrap();
+    assert_eq!(answer.series[0].bins[0].sum, 2.0);
+    assert!(answer.partial.is_some());
+    w.shutdown();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A PostgreSQL store that accepts connections and never answers: the
+/// writer never connects; queries answer from memory alone, saying so,
+/// and the store's health check is unhealthy, "not answering".
+#[test]
+fn a_store_that_never_answers_leaves_the_answer_to_memory_saying_so() {
+    use metrics_memory::{ManualClock, MemoryConfig};
+    use metrics_protocol::MetricCollector;
+    use metrics_store::WriterConfig;
+
+    let t0 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let url = format!("postgres://u@127.0.0.1:{}/none", silent_server())
+        .parse()
+        .unwrap();
+    let mut config = WriterConfig::new(url, "host");
+    config.answer_timeout = Duration::from_millis(200);
+    let w = Arc::new(HistoryWriter::start(m.clone(), config).unwrap());
+    m.record_counter("jobs", 2.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    let (range, rollup) = jobs_requests(t0);
+    let ranges = HistoryRanges::new(m, w.clone());
+    let answer = ranges.query_range_answer(&range).unwrap();
+    assert_eq!(answer.series[0].bins[0].sum, 2.0);
+    let why = answer.partial.unwrap();
+    assert!(why.contains("history store unavailable"), "{why}");
+    assert!(
+        ranges
+            .rollup_answer(&rollup)
+            .unwrap()
+            .unwrap()
+            .partial
+            .is_some()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let o = store_health(&w.status());
+        if o.message
+            .as_deref()
+            .is_some_and(|m| m.contains("not answering"))
+        {
+            assert_eq!(o.status, HealthStatus::Unhealthy);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{o:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.shutdown();
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use metrics_memory::SealedOutcomes;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{Db, ROWS_PER_INSERT, Store};
+use super::{Db, ROWS_PER_INSERT, Store, TxConn};
 use crate::StoreError;
 
 /// One `outcomes` row: the successes (`error_type` `None`) or the failures
@@ -136,7 +136,7 @@ impl Store {
             }};
         }
         let sums: Vec<(Option<String>, i64)> = match &self.db {
-            Db::Sqlite(p) => build!(Sqlite).build_query_as().fetch_all(p).await?,
+            Db::Sqlite { read, .. } => build!(Sqlite).build_query_as().fetch_all(read).await?,
             Db::Postgres(p) => build!(Postgres).build_query_as().fetch_all(p).await?,
         };
         let mut out = OutcomeTotals::default();
@@ -164,20 +164,22 @@ impl Store {
         const TAKE_P: &str = "DELETE FROM outcomes WHERE ring_ms < $1 AND start_ms < $2 \
                               RETURNING instance, run, operation, start_ms, error_type, count";
         type Taken = (String, String, String, i64, Option<String>, i64);
+        // Any failure closes the connection (TxConn).
         macro_rules! run {
             ($p:expr, $take:expr, $insert:ident) => {{
-                let mut tx = $p.begin().await?;
+                let mut conn = TxConn::acquire($p).await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let taken: Vec<Taken> = sqlx::query_as($take)
                     .bind(coarse_ms)
                     .bind(cutoff)
                     .fetch_all(&mut *tx)
                     .await?;
-                if taken.is_empty() {
-                    return Ok(0);
-                }
                 let n = taken.len() as u64;
-                $insert(&mut tx, &merge(taken, coarse_ms)).await?;
+                if n > 0 {
+                    $insert(&mut tx, &merge(taken, coarse_ms)).await?;
+                }
                 tx.commit().await?;
+                conn.release();
                 Ok(n)
             }};
         }
@@ -206,7 +208,7 @@ impl Store {
                 .collect()
         }
         match &self.db {
-            Db::Sqlite(p) => run!(p, TAKE_S, insert_sqlite),
+            Db::Sqlite { write, .. } => run!(write, TAKE_S, insert_sqlite),
             Db::Postgres(p) => run!(p, TAKE_P, insert_postgres),
         }
     }
@@ -214,9 +216,9 @@ impl Store {
     /// Deletes the outcome rows starting before `cutoff`; returns how many.
     pub(super) async fn delete_outcomes_before(&self, cutoff: i64) -> Result<u64, StoreError> {
         Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query("DELETE FROM outcomes WHERE start_ms < ?")
+            Db::Sqlite { write, .. } => sqlx::query("DELETE FROM outcomes WHERE start_ms < ?")
                 .bind(cutoff)
-                .execute(p)
+                .execute(write)
                 .await?
                 .rows_affected(),
             Db::Postgres(p) => sqlx::query("DELETE FROM outcomes WHERE start_ms < $1")

@@ -130,7 +130,7 @@ impl Store {
             }};
         }
         let rows = match &self.db {
-            Db::Sqlite(p) => {
+            Db::Sqlite { read: p, .. } => {
                 let mut b = build!(Sqlite, |b: &mut QueryBuilder<Sqlite>| {
                     for (k, v) in &q.tags {
                         b.push(" AND EXISTS (SELECT 1 FROM json_each(bins.tags) j WHERE j.key = ")
@@ -226,7 +226,7 @@ impl Store {
         let sql_s = "SELECT DISTINCT instance FROM bins WHERE name = ? ORDER BY instance";
         let sql_p = "SELECT DISTINCT instance FROM bins WHERE name = $1 ORDER BY instance";
         Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_scalar(sql_s).bind(name).fetch_all(p).await?,
+            Db::Sqlite { read: p, .. } => sqlx::query_scalar(sql_s).bind(name).fetch_all(p).await?,
             Db::Postgres(p) => sqlx::query_scalar(sql_p).bind(name).fetch_all(p).await?,
         })
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use metrics_memory::QuantileSketch;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
-use super::{COLUMNS, COLUMNS_READ, Db, HistoryBin, ROWS_PER_INSERT, RowData, Store, row_data};
+use super::{
+    COLUMNS, COLUMNS_READ, Db, HistoryBin, ROWS_PER_INSERT, RowData, Store, TxConn, row_data,
+};
 use crate::StoreError;
 
 /// One ring of stored history: bins `bin` wide kept for `keep`.
@@ -66,9 +68,9 @@ impl Store {
         if let Some(last) = rings.last() {
             let cutoff = now_ms - last.keep.as_millis() as i64;
             deleted = match &self.db {
-                Db::Sqlite(p) => sqlx::query("DELETE FROM bins WHERE start_ms < ?")
+                Db::Sqlite { write, .. } => sqlx::query("DELETE FROM bins WHERE start_ms < ?")
                     .bind(cutoff)
-                    .execute(p)
+                    .execute(write)
                     .await?
                     .rows_affected(),
                 Db::Postgres(p) => sqlx::query("DELETE FROM bins WHERE start_ms < $1")
@@ -91,9 +93,13 @@ impl Store {
             format!("SELECT {COLUMNS_READ} FROM bins WHERE ring_ms < $1 AND start_ms < $2");
         let del_s = "DELETE FROM bins WHERE ring_ms < ? AND start_ms < ?";
         let del_p = "DELETE FROM bins WHERE ring_ms < $1 AND start_ms < $2";
+        // Any failure closes the connection (TxConn); a pass that finds
+        // nothing to merge, or rows that arrived between the select and the
+        // delete (the next pass takes them all), rolls back.
         macro_rules! run {
-            ($p:expr, $select:expr, $del:expr) => {{
-                let mut tx = $p.begin().await?;
+            ($db:ty, $p:expr, $select:expr, $del:expr, $tags_cast:expr) => {{
+                let mut conn = TxConn::acquire($p).await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let rows = sqlx::query(&$select)
                     .bind(coarse_ms)
                     .bind(cutoff)
@@ -102,39 +108,31 @@ impl Store {
                     .iter()
                     .map(row_data)
                     .collect::<Result<Vec<_>, _>>()?;
-                if rows.is_empty() {
-                    return Ok(0);
-                }
                 let n = rows.len() as u64;
-                let merged = merge_rows(rows, coarse_ms);
-                let gone = sqlx::query($del)
-                    .bind(coarse_ms)
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if gone != n {
-                    // Rows arrived between the select and the delete: let
-                    // the next pass take them all.
+                let gone = if n == 0 {
+                    0
+                } else {
+                    sqlx::query($del)
+                        .bind(coarse_ms)
+                        .bind(cutoff)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                };
+                if n == 0 || gone != n {
                     tx.rollback().await?;
+                    conn.release();
                     return Ok(0);
                 }
-                (tx, merged, n)
+                insert_rows!($db, tx, &merge_rows(rows, coarse_ms), $tags_cast);
+                tx.commit().await?;
+                conn.release();
+                Ok(n)
             }};
         }
         match &self.db {
-            Db::Sqlite(p) => {
-                let (mut tx, merged, n) = run!(p, select_s, del_s);
-                insert_rows!(Sqlite, tx, &merged, "");
-                tx.commit().await?;
-                Ok(n)
-            }
-            Db::Postgres(p) => {
-                let (mut tx, merged, n) = run!(p, select_p, del_p);
-                insert_rows!(Postgres, tx, &merged, "::jsonb");
-                tx.commit().await?;
-                Ok(n)
-            }
+            Db::Sqlite { write, .. } => run!(Sqlite, write, select_s, del_s, ""),
+            Db::Postgres(p) => run!(Postgres, p, select_p, del_p, "::jsonb"),
         }
     }
 }
