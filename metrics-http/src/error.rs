@@ -2,9 +2,13 @@
 //! JSON body naming the parameter).
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_protocol::MetricsError;
 use serde::Serialize;
@@ -67,6 +71,17 @@ impl ApiError {
         }
     }
 
+    /// 503: the server is at a limit for this kind of request; the
+    /// answer says to retry after a second.
+    pub fn unavailable(error: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error,
+            message: message.into(),
+            parameter: None,
+        }
+    }
+
     /// Maps a protocol error of a query whose main input is `parameter`:
     /// no data is 404, a refused argument 400 naming it, an unsupported
     /// query (a write-only backend) 501.
@@ -108,8 +123,103 @@ pub(crate) fn query_error(
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut res = (self.status, Json(&self)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
     }
+}
+
+/// What the error answers of the outer layers name: the limits they enforce.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ErrorContext {
+    max_body_bytes: usize,
+    request_timeout: Duration,
+}
+
+impl From<&crate::HttpConfig> for ErrorContext {
+    fn from(config: &crate::HttpConfig) -> Self {
+        ErrorContext {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+        }
+    }
+}
+
+/// Gives every error answer that is not JSON yet (the router's 405, the
+/// body limit's 413, the timeout's 408, an extractor's plain-text
+/// rejection) the API's JSON shape, naming what was wrong. Other headers
+/// (`Allow`, ...) are kept.
+pub(crate) async fn json_errors(
+    State(context): State<ErrorContext>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
+        return res;
+    }
+    let (mut parts, _body) = res.into_parts();
+    let path = uri.path();
+    let (error, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("GET, HEAD");
+            (
+                "method_not_allowed",
+                format!("`{method}` is not allowed on `{path}` (allowed: {allowed})"),
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!(
+                "the request body is larger than this server accepts ({} bytes)",
+                context.max_body_bytes
+            ),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            format!(
+                "the answer to `{path}` took longer than this server allows ({} ms)",
+                context.request_timeout.as_millis()
+            ),
+        ),
+        StatusCode::BAD_REQUEST => ("bad_request", format!("malformed request for `{path}`")),
+        other => (
+            "error",
+            format!(
+                "{} ({path})",
+                other.canonical_reason().unwrap_or("the request failed")
+            ),
+        ),
+    };
+    let body = ApiError {
+        status,
+        error,
+        message,
+        parameter: None,
+    };
+    for h in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
+        parts.headers.remove(h);
+    }
+    let mut res = body.into_response();
+    let headers = std::mem::take(res.headers_mut());
+    parts.headers.extend(headers);
+    Response::from_parts(parts, res.into_body())
+}
+
+fn is_json(res: &Response) -> bool {
+    res.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// The answer when a handler panicked: 500 with a JSON error; the server
