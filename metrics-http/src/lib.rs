@@ -13,8 +13,12 @@
 //!   where it is a shared store.
 //!
 //! Safe by default: [`Server::start`] is meant for `127.0.0.1`; an optional
-//! bearer token guards every path; header and body sizes, request time and
-//! concurrent connections are bounded ([`HttpConfig`]).
+//! bearer token guards every path; header and body sizes, request time,
+//! open connections, requests of each kind at once and stream subscribers
+//! are bounded, without a crowd of one kind holding up another: scrapes
+//! stay fast whatever other clients do ([`HttpConfig`]). Every error answer
+//! is a JSON object naming what was wrong. HTTP/1.1, and HTTP/2 with prior
+//! knowledge.
 //!
 //! ```no_run
 //! use std::sync::Arc;

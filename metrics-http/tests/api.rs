@@ -471,6 +471,11 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         let path = format!("/api/v1/{p}");
         assert!(paths.contains_key(&path), "{path}");
+        // The errors any request may meet are documented on every path.
+        let responses = paths[&path]["get"]["responses"].as_object().unwrap();
+        for status in ["400", "401", "405", "408", "413", "431", "503"] {
+            assert!(responses.contains_key(status), "{path} {status}");
+        }
         // Every documented path answers (not 404) with its required parameters.
         let uri = match p {
             "summary" | "timing" => format!("{path}?name=http.requests"),
