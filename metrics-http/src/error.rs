@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -166,17 +166,11 @@ pub(crate) async fn json_errors(
     let (mut parts, _body) = res.into_parts();
     let path = uri.path();
     let (error, message) = match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
-                .headers
-                .get(ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("GET, HEAD");
-            (
-                "method_not_allowed",
-                format!("`{method}` is not allowed on `{path}` (allowed: {allowed})"),
-            )
-        }
+        // Every route is GET (and HEAD); the router adds `Allow`.
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("`{method}` is not allowed on `{path}`: this server answers GET and HEAD only"),
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => (
             "payload_too_large",
             format!(

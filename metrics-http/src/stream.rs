@@ -163,11 +163,24 @@ impl Streams {
             stats: self.stats.clone(),
         };
         let body = futures_util::stream::unfold(subscriber, |mut s| async move {
-            let frame = match tokio::time::timeout(KEEP_ALIVE, s.frames.recv()).await {
-                Ok(Ok(frame)) => frame,
-                Ok(Err(broadcast::error::RecvError::Lagged(missed))) => lagged(missed),
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                Err(_) => Bytes::from_static(b":\n\n"),
+            use broadcast::error::{RecvError, TryRecvError};
+            // A frame waiting is taken at once; the keep-alive timer is only
+            // armed when the subscriber has caught up.
+            let next = match s.frames.try_recv() {
+                Ok(frame) => Ok(frame),
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => {
+                    match tokio::time::timeout(KEEP_ALIVE, s.frames.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => Ok(Bytes::from_static(b":\n\n")),
+                    }
+                }
+            };
+            let frame = match next {
+                Ok(frame) => frame,
+                Err(RecvError::Lagged(missed)) => lagged(missed),
+                Err(RecvError::Closed) => return None,
             };
             Some((Ok::<_, Infallible>(frame), s))
         });
