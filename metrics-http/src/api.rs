@@ -23,25 +23,14 @@ use crate::stream::Streams;
 const MAX_TOP: usize = 1000;
 
 /// Runs a synchronous protocol call off the async workers (health checks
-/// and exports may take a while); a panic in it is a 500, not a crash. The
-/// request's place among its kind stays taken until the call returns, even
-/// if the request timed out before.
+/// and exports may take a while), in the lane of the request's kind; a
+/// panic in it is a 500, not a crash.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let place = crate::limits::held_place();
-    tokio::task::spawn_blocking(move || {
-        let answer = f();
-        drop(place);
-        answer
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "a metrics query failed");
-        ApiError::internal("the query failed inside the metrics system")
-    })
+    crate::limits::run_blocking(f).await
 }
 
 type ApiResult = Result<Response, ApiError>;

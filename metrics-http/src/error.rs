@@ -5,10 +5,9 @@ use std::any::Any;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::OriginalUri;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics_protocol::MetricsError;
 use serde::Serialize;
@@ -148,65 +147,74 @@ impl From<&crate::HttpConfig> for ErrorContext {
     }
 }
 
-/// Gives every error answer that is not JSON yet (the router's 405, the
-/// body limit's 413, the timeout's 408, an extractor's plain-text
-/// rejection) the API's JSON shape, naming what was wrong. Other headers
-/// (`Allow`, ...) are kept.
-pub(crate) async fn json_errors(
-    State(context): State<ErrorContext>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let res = next.run(req).await;
-    let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
-        return res;
-    }
-    let (mut parts, _body) = res.into_parts();
-    let path = uri.path();
-    let (error, message) = match status {
-        // Every route is GET (and HEAD); the router adds `Allow`.
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            format!("`{method}` is not allowed on `{path}`: this server answers GET and HEAD only"),
+/// `405` for every route (all are GET and HEAD), as the API's JSON error
+/// naming the method; the router adds `Allow`.
+pub(crate) async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        error: "method_not_allowed",
+        message: format!(
+            "`{method}` is not allowed on `{}`: this server answers GET and HEAD only",
+            uri.path()
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            format!(
-                "the request body is larger than this server accepts ({} bytes)",
-                context.max_body_bytes
-            ),
-        ),
-        StatusCode::REQUEST_TIMEOUT => (
-            "timeout",
-            format!(
-                "the answer to `{path}` took longer than this server allows ({} ms)",
-                context.request_timeout.as_millis()
-            ),
-        ),
-        StatusCode::BAD_REQUEST => ("bad_request", format!("malformed request for `{path}`")),
-        other => (
-            "error",
-            format!(
-                "{} ({path})",
-                other.canonical_reason().unwrap_or("the request failed")
-            ),
-        ),
-    };
-    let body = ApiError {
-        status,
-        error,
-        message,
         parameter: None,
-    };
-    for h in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
-        parts.headers.remove(h);
     }
-    let mut res = body.into_response();
-    let headers = std::mem::take(res.headers_mut());
-    parts.headers.extend(headers);
-    Response::from_parts(parts, res.into_body())
+}
+
+/// Gives every error answer that is not JSON yet (the body limit's 413,
+/// the timeout's 408, an extractor's plain-text rejection) the API's JSON
+/// shape, naming the limit; other headers are kept.
+pub(crate) fn json_error_bodies<B>(
+    context: ErrorContext,
+) -> impl Fn(axum::http::Response<B>) -> Response + Clone + Send + Sync + 'static
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    move |res: axum::http::Response<B>| {
+        let res = res.map(axum::body::Body::new);
+        let status = res.status();
+        if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
+            return res;
+        }
+        let (error, message) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                format!(
+                    "the request body is larger than this server accepts ({} bytes)",
+                    context.max_body_bytes
+                ),
+            ),
+            StatusCode::REQUEST_TIMEOUT => (
+                "timeout",
+                format!(
+                    "the answer took longer than this server allows ({} ms)",
+                    context.request_timeout.as_millis()
+                ),
+            ),
+            StatusCode::BAD_REQUEST => ("bad_request", "malformed request".to_owned()),
+            other => (
+                "error",
+                other
+                    .canonical_reason()
+                    .unwrap_or("the request failed")
+                    .to_owned(),
+            ),
+        };
+        let (mut parts, _body) = res.into_parts();
+        for h in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
+            parts.headers.remove(h);
+        }
+        let mut json = ApiError {
+            status,
+            error,
+            message,
+            parameter: None,
+        }
+        .into_response();
+        parts.headers.extend(std::mem::take(json.headers_mut()));
+        Response::from_parts(parts, json.into_body())
+    }
 }
 
 fn is_json(res: &Response) -> bool {

@@ -62,7 +62,6 @@ use metrics_protocol::system::{AsyncMetricsSystem, MetricsSystem};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::HttpError;
 pub use exposition::negotiate;
@@ -126,8 +125,8 @@ impl std::fmt::Debug for Source {
 ///
 /// The defaults suit a metrics endpoint on loopback: 256 connections
 /// kept open, 10 s per request, 5 s to send a request head, 16 KiB of
-/// headers, 64 KiB of body, 4 scrapes, 4 queries and 16 page requests
-/// handled at once, 32 stream subscribers, no token.
+/// headers, 64 KiB of body, 4 threads for scrapes and 4 for queries, 32
+/// stream subscribers, no token.
 ///
 /// # Guarantees
 ///
@@ -136,12 +135,17 @@ impl std::fmt::Debug for Source {
 ///   oldest idle one (else the oldest) is asked to close: an idle
 ///   keep-alive connection closes at once, one with a request in flight
 ///   after its answer.
-/// - **One kind of request cannot starve another.** Scrapes (`/metrics`,
-///   `/api/v1/health`), queries (the rest of `/api/v1/`), the page's files
-///   (`/`, `/assets/...`, `/api/v1/openapi.json`, unknown paths) and
-///   streams each have their own limit; a request waits for a place among
-///   its own kind only, at most [`request_timeout`](Self::request_timeout),
-///   then is answered 503.
+/// - **One kind of request cannot starve another.** The calls into the
+///   system that may take a while (exports, health checks, queries) run
+///   on threads of their kind: [`max_scrapes`](Self::max_scrapes) for
+///   `/metrics` and `/api/v1/health`, [`max_queries`](Self::max_queries)
+///   for the other queries under `/api/v1/`. A call waits behind calls of
+///   its own kind only; past 64 waiting per thread, the request is
+///   answered 503 (`overloaded`) at once. The page's files are answered
+///   without waiting; streams have their own limit.
+/// - Every handler has [`request_timeout`](Self::request_timeout) to answer
+///   (then 408); a call still waiting for a thread when its request times
+///   out is never made.
 /// - A stream subscriber past [`max_streams`](Self::max_streams) is
 ///   answered 503 at once.
 /// - Every error answer is a JSON object `{"error", "message",
@@ -156,9 +160,9 @@ pub struct HttpConfig {
     /// left waiting: past this many, the oldest idle connection (else the
     /// oldest) is asked to close, gracefully.
     pub max_connections: usize,
-    /// Time a handler may take to produce its response (a stream's events
-    /// are not bounded by it, only its start); also the longest a request
-    /// waits for a place among its kind (then 503).
+    /// Time a handler may take to produce its response, waiting for a
+    /// thread of its kind included (a stream's events are not bounded by
+    /// it, only its start).
     pub request_timeout: Duration,
     /// Time a client may take to send a request's head, counted from when
     /// the connection opened or from the end of its previous answer: a
@@ -169,15 +173,13 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// Scrapes (`GET /metrics`, `GET /api/v1/health`) handled at once (at
-    /// least 1); more wait for a place.
+    /// Threads for the calls of scrapes (`GET /metrics`, `GET
+    /// /api/v1/health`) at once (at least 1); more calls wait for one.
     pub max_scrapes: usize,
-    /// Queries (every other path under `/api/v1/` but the stream and the
-    /// OpenAPI document) handled at once (at least 1); more wait for a place.
+    /// Threads for the calls of queries (every other path under `/api/v1/`
+    /// but the stream and the OpenAPI document) at once (at least 1); more
+    /// calls wait for one.
     pub max_queries: usize,
-    /// Requests for the page, its files, the OpenAPI document and unknown
-    /// paths handled at once (at least 1); more wait for a place.
-    pub max_page_requests: usize,
     /// Stream subscribers (`/api/v1/stream`) at once; one more is
     /// answered 503 (the main program reads it from
     /// `METRICS_HTTP_MAX_STREAMS`).
@@ -195,7 +197,6 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             max_scrapes: 4,
             max_queries: 4,
-            max_page_requests: 16,
             max_streams: 32,
         }
     }
@@ -212,7 +213,6 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_scrapes", &self.max_scrapes)
             .field("max_queries", &self.max_queries)
-            .field("max_page_requests", &self.max_page_requests)
             .field("max_streams", &self.max_streams)
             .finish()
     }
@@ -298,8 +298,8 @@ impl HttpStats {
         self.0.refused_streams.load(Ordering::Relaxed)
     }
 
-    /// Requests answered 503 because their kind had no place within the
-    /// request timeout.
+    /// Requests answered 503 because too many calls of their kind were
+    /// waiting for a thread.
     pub fn overloaded(&self) -> u64 {
         self.0.overloaded.load(Ordering::Relaxed)
     }
@@ -380,20 +380,18 @@ pub(crate) fn router_with_stats(source: Source, config: &HttpConfig, stats: Http
     // page sends it with every API request).
     page::routes()
         .merge(guarded)
-        .layer(CompressionLayer::new())
-        .layer(axum::middleware::from_fn(params::reject_invalid_utf8))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            limits::Limits::new(config, stats),
-            limits::admit,
-        ))
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            error::ErrorContext::from(config),
-            error::json_errors,
-        ))
-        .layer(CatchPanicLayer::custom(error::panic_response))
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // One stack, so each route is wrapped (and boxed) once.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .layer(CompressionLayer::new())
+                .layer(tower::util::MapResponseLayer::new(
+                    error::json_error_bodies(error::ErrorContext::from(config)),
+                ))
+                .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+                .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+                .layer(limits::AdmitLayer::new(config, stats))
+                .layer(params::CheckUtf8Layer),
+        )
 }

@@ -71,7 +71,7 @@ fn get(
     responses.insert("405".into(), err("A method other than GET or HEAD."));
     responses.insert(
         "408".into(),
-        err("The answer took longer than the server allows (10 s by default)."),
+        err("The answer, waiting for a thread included, took longer than the server allows (10 s by default)."),
     );
     responses.insert(
         "413".into(),
@@ -82,7 +82,7 @@ fn get(
         err("A request head (request line and headers) larger than the server takes (16 KiB by default)."),
     );
     responses.entry("503").or_insert_with(|| {
-        err("Too many requests of this kind are being answered (`overloaded`); retry after the `Retry-After` seconds.")
+        err("Too many requests of this kind are waiting for the server's threads (`overloaded`); retry after the `Retry-After` seconds.")
     });
     json!({ "get": { "summary": summary, "operationId": op, "parameters": params,
                      "responses": responses } })
@@ -123,7 +123,7 @@ fn build() -> Value {
       "paths": {
         "/api/v1/health": get("Health of every backend and check", "health", vec![], responses(vec![
             ("200", ok("Healthy or degraded.", json!({ "$ref": "#/components/schemas/HealthReport" }))),
-            ("503", ok("Unhealthy (a health report), or too many requests of this kind are being answered (an error, `overloaded`; retry after the `Retry-After` seconds).",
+            ("503", ok("Unhealthy (a health report), or too many requests of this kind are waiting for the server's threads (an error, `overloaded`; retry after the `Retry-After` seconds).",
                 json!({ "oneOf": [ { "$ref": "#/components/schemas/HealthReport" }, { "$ref": "#/components/schemas/Error" } ] }))),
         ])),
         "/api/v1/series": get("Every series: name, type, unit, tags, current value", "series", vec![

@@ -3,12 +3,16 @@
 //! percent-decoded refused the same way on every route.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::middleware::Next;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, Ready, ready};
 use percent_encoding::percent_decode;
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::range::{ALL_INSTANCES, InstanceScope};
@@ -152,26 +156,60 @@ fn decode_component(s: &str) -> Result<String, ()> {
         .map_err(|_| ())
 }
 
-/// Refuses, on every route, a path or a query parameter that is not UTF-8
+/// The answer to a request whose path or a query parameter is not UTF-8
 /// once percent-decoded: 400 naming the parameter (or `path`).
-pub(crate) async fn reject_invalid_utf8(req: Request, next: Next) -> Response {
-    let uri = req.uri();
+fn invalid_utf8(uri: &Uri) -> Option<ApiError> {
     if uri.path().contains('%') && percent_decode(uri.path().as_bytes()).decode_utf8().is_err() {
-        return ApiError::bad_parameter(
+        return Some(ApiError::bad_parameter(
             "path",
             format!(
                 "the path `{}` is not UTF-8 once percent-decoded",
                 uri.path()
             ),
-        )
-        .into_response();
+        ));
     }
-    if let Some(q) = uri.query().filter(|q| q.contains('%')) {
-        if let Err(e) = decode_query(q) {
-            return e.into_response();
+    uri.query()
+        .filter(|q| q.contains('%'))
+        .and_then(|q| decode_query(q).err())
+}
+
+/// Refuses, on every route, a path or a query parameter that is not UTF-8
+/// once percent-decoded, before any handler runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckUtf8Layer;
+
+impl<S> Layer<S> for CheckUtf8Layer {
+    type Service = CheckUtf8<S>;
+
+    fn layer(&self, inner: S) -> CheckUtf8<S> {
+        CheckUtf8 { inner }
+    }
+}
+
+/// See [`CheckUtf8Layer`].
+#[derive(Clone, Debug)]
+pub(crate) struct CheckUtf8<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for CheckUtf8<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match invalid_utf8(req.uri()) {
+            Some(e) => Either::Left(ready(Ok(e.into_response()))),
+            None => Either::Right(self.inner.call(req)),
         }
     }
-    next.run(req).await
 }
 
 /// `key:value`, both non-empty.

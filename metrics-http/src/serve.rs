@@ -440,7 +440,8 @@ impl Server {
             .map_err(|source| HttpError::Bind { addr, source })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(8)
+            // The threads of the scrapes' and the queries' lanes.
+            .max_blocking_threads((config.max_scrapes.max(1) + config.max_queries.max(1)).min(512))
             .thread_name("metrics-http")
             .enable_all()
             .build()
