@@ -1,6 +1,6 @@
 //! The JSON API under `/api/v1/`.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -8,12 +8,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
-use metrics_protocol::system::{
-    DashboardKind, ExportFormat, MetricFilter, MetricValue, StreamEvent,
-};
+use metrics_protocol::system::{DashboardKind, ExportFormat, MetricFilter, MetricValue};
 use metrics_protocol::{HealthStatus, MetricType};
 use serde_json::{Value, json};
 
@@ -21,21 +17,20 @@ use crate::Source;
 use crate::error::{ApiError, query_error};
 use crate::params::Params;
 use crate::range::InstanceScope;
+use crate::stream::Streams;
 
 /// The largest `limit` of `top`.
 const MAX_TOP: usize = 1000;
 
 /// Runs a synchronous protocol call off the async workers (health checks
-/// and exports may take a while); a panic in it is a 500, not a crash.
+/// and exports may take a while), in the lane of the request's kind; a
+/// panic in it is a 500, not a crash.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        tracing::error!(error = %e, "a metrics query failed");
-        ApiError::internal("the query failed inside the metrics system")
-    })
+    crate::limits::run_blocking(f).await
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -246,8 +241,12 @@ pub(crate) async fn export(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
 }
 
 /// `GET /api/v1/stream?prefix=&type=&tag=k:v`: server-sent events, `metric`
-/// (a recorded value, JSON) and `lagged` (`{"missed": n}`).
-pub(crate) async fn stream(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
+/// (a recorded value, JSON) and `lagged` (`{"missed": n}`); 503 past the
+/// subscriber limit.
+pub(crate) async fn stream(
+    State(streams): State<Arc<Streams>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref(), &["prefix", "type", "tag"])?;
     let mut filter = MetricFilter::default();
     if let Some(prefix) = p.one("prefix")? {
@@ -259,20 +258,7 @@ pub(crate) async fn stream(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     for (k, v) in p.tags()? {
         filter = filter.tag(k, v);
     }
-    let events = s.streams.metrics_stream(filter).map(|event| {
-        let e = match event {
-            StreamEvent::Metric(v) => Event::default()
-                .event("metric")
-                .data(value_json(v).to_string()),
-            StreamEvent::Lagged { missed } => Event::default()
-                .event("lagged")
-                .data(json!({ "missed": missed }).to_string()),
-        };
-        Ok::<_, Infallible>(e)
-    });
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(streams.subscribe(filter))
 }
 
 /// A request for another instance's history where no shared store answers.
@@ -294,7 +280,7 @@ fn parse_type(t: &str) -> Result<MetricType, ApiError> {
 }
 
 /// A value as JSON, non-finite numbers as `null`.
-fn value_json(v: MetricValue) -> Value {
+pub(crate) fn value_json(v: MetricValue) -> Value {
     json!({
         "name": v.name,
         "type": v.metric_type,

@@ -2,9 +2,12 @@
 //! JSON body naming the parameter).
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::OriginalUri;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics_protocol::MetricsError;
 use serde::Serialize;
@@ -67,6 +70,17 @@ impl ApiError {
         }
     }
 
+    /// 503: the server is at a limit for this kind of request; the
+    /// answer says to retry after a second.
+    pub fn unavailable(error: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error,
+            message: message.into(),
+            parameter: None,
+        }
+    }
+
     /// Maps a protocol error of a query whose main input is `parameter`:
     /// no data is 404, a refused argument 400 naming it, an unsupported
     /// query (a write-only backend) 501.
@@ -108,8 +122,106 @@ pub(crate) fn query_error(
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut res = (self.status, Json(&self)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
     }
+}
+
+/// What the error answers of the outer layers name: the limits they enforce.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ErrorContext {
+    max_body_bytes: usize,
+    request_timeout: Duration,
+}
+
+impl From<&crate::HttpConfig> for ErrorContext {
+    fn from(config: &crate::HttpConfig) -> Self {
+        ErrorContext {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+        }
+    }
+}
+
+/// `405` for every route (all are GET and HEAD), as the API's JSON error
+/// naming the method; the router adds `Allow`.
+pub(crate) async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        error: "method_not_allowed",
+        message: format!(
+            "`{method}` is not allowed on `{}`: this server answers GET and HEAD only",
+            uri.path()
+        ),
+        parameter: None,
+    }
+}
+
+/// Gives every error answer that is not JSON yet (the body limit's 413,
+/// the timeout's 408, an extractor's plain-text rejection) the API's JSON
+/// shape, naming the limit; other headers are kept.
+pub(crate) fn json_error_bodies<B>(
+    context: ErrorContext,
+) -> impl Fn(axum::http::Response<B>) -> Response + Clone + Send + Sync + 'static
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    move |res: axum::http::Response<B>| {
+        let res = res.map(axum::body::Body::new);
+        let status = res.status();
+        if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
+            return res;
+        }
+        let (error, message) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                format!(
+                    "the request body is larger than this server accepts ({} bytes)",
+                    context.max_body_bytes
+                ),
+            ),
+            StatusCode::REQUEST_TIMEOUT => (
+                "timeout",
+                format!(
+                    "the answer took longer than this server allows ({} ms)",
+                    context.request_timeout.as_millis()
+                ),
+            ),
+            StatusCode::BAD_REQUEST => ("bad_request", "malformed request".to_owned()),
+            other => (
+                "error",
+                other
+                    .canonical_reason()
+                    .unwrap_or("the request failed")
+                    .to_owned(),
+            ),
+        };
+        let (mut parts, _body) = res.into_parts();
+        for h in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
+            parts.headers.remove(h);
+        }
+        let mut json = ApiError {
+            status,
+            error,
+            message,
+            parameter: None,
+        }
+        .into_response();
+        parts.headers.extend(std::mem::take(json.headers_mut()));
+        Response::from_parts(parts, json.into_body())
+    }
+}
+
+fn is_json(res: &Response) -> bool {
+    res.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// The answer when a handler panicked: 500 with a JSON error; the server

@@ -13,8 +13,12 @@
 //!   where it is a shared store.
 //!
 //! Safe by default: [`Server::start`] is meant for `127.0.0.1`; an optional
-//! bearer token guards every path; header and body sizes, request time and
-//! concurrent connections are bounded ([`HttpConfig`]).
+//! bearer token guards every path; header and body sizes, request time,
+//! open connections, requests of each kind at once and stream subscribers
+//! are bounded, without a crowd of one kind holding up another: scrapes
+//! stay fast whatever other clients do ([`HttpConfig`]). Every error answer
+//! is a JSON object naming what was wrong. HTTP/1.1, and HTTP/2 with prior
+//! knowledge.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -36,24 +40,28 @@
 
 mod api;
 mod auth;
+mod conn;
 mod error;
 mod exposition;
+mod limits;
 mod openapi;
 mod page;
 mod params;
 mod range;
 mod serve;
+mod stream;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::get;
 use metrics_protocol::system::{AsyncMetricsSystem, MetricsSystem};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::HttpError;
 pub use exposition::negotiate;
@@ -115,27 +123,67 @@ impl std::fmt::Debug for Source {
 
 /// Limits and access control of the server.
 ///
-/// The defaults suit a metrics endpoint on loopback: 256 connections,
-/// 10 s per request, 5 s to send the request head, 16 KiB of headers,
-/// 64 KiB of body, no token.
+/// The defaults suit a metrics endpoint on loopback: 256 connections
+/// kept open, 10 s per request, 5 s to send a request head, 16 KiB of
+/// headers, 64 KiB of body, 4 threads for scrapes and 4 for queries, 32
+/// stream subscribers, no token.
+///
+/// # Guarantees
+///
+/// - **Nothing waits to be accepted.** A new connection is always served.
+///   Past [`max_connections`](Self::max_connections) open connections, the
+///   oldest idle one (else the oldest) is asked to close: an idle
+///   keep-alive connection closes at once, one with a request in flight
+///   after its answer.
+/// - **One kind of request cannot starve another.** The calls into the
+///   system that may take a while (exports, health checks, queries) run
+///   on threads of their kind: [`max_scrapes`](Self::max_scrapes) for
+///   `/metrics` and `/api/v1/health`, [`max_queries`](Self::max_queries)
+///   for the other queries under `/api/v1/`. A call waits behind calls of
+///   its own kind only; past 64 waiting per thread, the request is
+///   answered 503 (`overloaded`) at once. The page's files are answered
+///   without waiting; streams have their own limit.
+/// - Every handler has [`request_timeout`](Self::request_timeout) to answer
+///   (then 408); a call still waiting for a thread when its request times
+///   out is never made.
+/// - A stream subscriber past [`max_streams`](Self::max_streams) is
+///   answered 503 at once.
+/// - Every error answer is a JSON object `{"error", "message",
+///   "parameter"}`, also those for requests the HTTP parser refuses (a
+///   head too large, a malformed request line, header or `Content-Length`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// When set, every request must carry `Authorization: Bearer <token>`
     /// (the main program reads it from `METRICS_HTTP_TOKEN`).
     pub token: Option<String>,
-    /// Connections served at once (1 to 2^20); further ones wait in the listen backlog
-    /// until one closes.
+    /// Connections kept open at once (1 to 2^20). A new connection is never
+    /// left waiting: past this many, the oldest idle connection (else the
+    /// oldest) is asked to close, gracefully.
     pub max_connections: usize,
-    /// Time a handler may take to produce its response (a stream's events
-    /// are not bounded by it, only its start).
+    /// Time a handler may take to produce its response, waiting for a
+    /// thread of its kind included (a stream's events are not bounded by
+    /// it, only its start).
     pub request_timeout: Duration,
-    /// Time a client may take to send a request's head; a client that
-    /// sends it slowly is disconnected.
+    /// Time a client may take to send a request's head, counted from when
+    /// the connection opened or from the end of its previous answer: a
+    /// connection with nothing in flight for longer is closed (HTTP/1.1
+    /// and HTTP/2 alike).
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers); at least 8 KiB.
     pub max_header_bytes: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Threads for the calls of scrapes (`GET /metrics`, `GET
+    /// /api/v1/health`) at once (at least 1); more calls wait for one.
+    pub max_scrapes: usize,
+    /// Threads for the calls of queries (every other path under `/api/v1/`
+    /// but the stream and the OpenAPI document) at once (at least 1); more
+    /// calls wait for one.
+    pub max_queries: usize,
+    /// Stream subscribers (`/api/v1/stream`) at once; one more is
+    /// answered 503 (the main program reads it from
+    /// `METRICS_HTTP_MAX_STREAMS`).
+    pub max_streams: usize,
 }
 
 impl Default for HttpConfig {
@@ -147,6 +195,9 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
+            max_scrapes: 4,
+            max_queries: 4,
+            max_streams: 32,
         }
     }
 }
@@ -160,18 +211,130 @@ impl std::fmt::Debug for HttpConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_scrapes", &self.max_scrapes)
+            .field("max_queries", &self.max_queries)
+            .field("max_streams", &self.max_streams)
             .finish()
     }
 }
 
 impl HttpConfig {
     /// The defaults, with the token read through `env` from
-    /// `METRICS_HTTP_TOKEN` (an empty value means no token).
+    /// `METRICS_HTTP_TOKEN` (an empty value means no token) and the stream
+    /// limit from `METRICS_HTTP_MAX_STREAMS` (a whole number; any other
+    /// value is logged and the default kept).
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
+        let defaults = HttpConfig::default();
+        let max_streams = match env("METRICS_HTTP_MAX_STREAMS") {
+            None => defaults.max_streams,
+            Some(v) => v.trim().parse().unwrap_or_else(|_| {
+                tracing::warn!(
+                    value = %v,
+                    default = defaults.max_streams,
+                    "METRICS_HTTP_MAX_STREAMS is not a whole number; keeping the default"
+                );
+                defaults.max_streams
+            }),
+        };
         HttpConfig {
             token: env("METRICS_HTTP_TOKEN").filter(|t| !t.trim().is_empty()),
-            ..HttpConfig::default()
+            max_streams,
+            ..defaults
         }
+    }
+}
+
+/// Counters of a running server, for tests and operators: connections
+/// open and asked to close, stream subscribers and the events encoded for
+/// them, requests refused for want of a place.
+///
+/// Cheap to clone (the counters are shared).
+#[derive(Clone, Default)]
+pub struct HttpStats(Arc<StatsInner>);
+
+#[derive(Default)]
+struct StatsInner {
+    connections: AtomicU64,
+    evicted: AtomicU64,
+    streams: AtomicU64,
+    stream_upstreams: AtomicU64,
+    stream_encodings: AtomicU64,
+    refused_streams: AtomicU64,
+    overloaded: AtomicU64,
+}
+
+impl HttpStats {
+    /// Connections open now.
+    pub fn connections(&self) -> u64 {
+        self.0.connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections asked to close so far because more than
+    /// [`HttpConfig::max_connections`] were open.
+    pub fn evicted(&self) -> u64 {
+        self.0.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Stream subscribers now.
+    pub fn streams(&self) -> u64 {
+        self.0.streams.load(Ordering::Relaxed)
+    }
+
+    /// Subscriptions to the system's stream now: one per distinct filter
+    /// among the subscribers, however many share it.
+    pub fn stream_upstreams(&self) -> u64 {
+        self.0.stream_upstreams.load(Ordering::Relaxed)
+    }
+
+    /// Stream events encoded so far: each event once for all the
+    /// subscribers sharing its filter.
+    pub fn stream_encodings(&self) -> u64 {
+        self.0.stream_encodings.load(Ordering::Relaxed)
+    }
+
+    /// Stream subscribers refused (503) because [`HttpConfig::max_streams`]
+    /// were subscribed.
+    pub fn refused_streams(&self) -> u64 {
+        self.0.refused_streams.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered 503 because too many calls of their kind were
+    /// waiting for a thread.
+    pub fn overloaded(&self) -> u64 {
+        self.0.overloaded.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for HttpStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStats")
+            .field("connections", &self.connections())
+            .field("evicted", &self.evicted())
+            .field("streams", &self.streams())
+            .field("stream_upstreams", &self.stream_upstreams())
+            .field("stream_encodings", &self.stream_encodings())
+            .field("refused_streams", &self.refused_streams())
+            .field("overloaded", &self.overloaded())
+            .finish()
+    }
+}
+
+/// What the handlers share: the system and the streams' fan-out.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    source: Source,
+    streams: Arc<stream::Streams>,
+}
+
+impl FromRef<AppState> for Source {
+    fn from_ref(state: &AppState) -> Source {
+        state.source.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<stream::Streams> {
+    fn from_ref(state: &AppState) -> Arc<stream::Streams> {
+        state.streams.clone()
     }
 }
 
@@ -180,6 +343,17 @@ impl HttpConfig {
 /// dashboard page (`/` and `/assets/...`) holds no data and is served
 /// without the token; every other path needs it when one is set.
 pub fn router(source: Source, config: &HttpConfig) -> Router {
+    router_with_stats(source, config, HttpStats::default())
+}
+
+/// [`router`], counting into `stats`.
+pub(crate) fn router_with_stats(source: Source, config: &HttpConfig, stats: HttpStats) -> Router {
+    let streams = Arc::new(stream::Streams::new(
+        source.streams.clone(),
+        config.max_streams,
+        stats.clone(),
+    ));
+    let state = AppState { source, streams };
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/health", get(api::health))
@@ -197,7 +371,7 @@ pub fn router(source: Source, config: &HttpConfig) -> Router {
         .route("/metrics", get(exposition::metrics))
         .nest("/api/v1", api)
         .fallback(api::not_found)
-        .with_state(source)
+        .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             auth::Token::new(config.token.clone()),
             auth::require_token,
@@ -206,11 +380,18 @@ pub fn router(source: Source, config: &HttpConfig) -> Router {
     // page sends it with every API request).
     page::routes()
         .merge(guarded)
-        .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(error::panic_response))
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // One stack, so each route is wrapped (and boxed) once.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .layer(CompressionLayer::new())
+                .layer(tower::util::MapResponseLayer::new(
+                    error::json_error_bodies(error::ErrorContext::from(config)),
+                ))
+                .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+                .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+                .layer(limits::AdmitLayer::new(config, stats))
+                .layer(params::CheckUtf8Layer),
+        )
 }

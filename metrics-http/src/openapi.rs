@@ -63,8 +63,27 @@ fn get(
     params: Vec<Value>,
     mut responses: serde_json::Map<String, Value>,
 ) -> Value {
-    responses.insert("400".into(), err("A bad parameter, named in the error."));
+    responses.insert(
+        "400".into(),
+        err("A bad parameter (unknown, repeated, malformed, not UTF-8 once percent-decoded), named in the error; or a malformed request (request line, header, `Content-Length`), the part named."),
+    );
     responses.insert("401".into(), err("A token is required and was not given."));
+    responses.insert("405".into(), err("A method other than GET or HEAD."));
+    responses.insert(
+        "408".into(),
+        err("The answer, waiting for a thread included, took longer than the server allows (10 s by default)."),
+    );
+    responses.insert(
+        "413".into(),
+        err("A request body larger than the server takes (64 KiB by default)."),
+    );
+    responses.insert(
+        "431".into(),
+        err("A request head (request line and headers) larger than the server takes (16 KiB by default)."),
+    );
+    responses.entry("503").or_insert_with(|| {
+        err("Too many requests of this kind are waiting for the server's threads (`overloaded`); retry after the `Retry-After` seconds.")
+    });
     json!({ "get": { "summary": summary, "operationId": op, "parameters": params,
                      "responses": responses } })
 }
@@ -101,12 +120,13 @@ fn build() -> Value {
       "info": {
         "title": "metrics-http",
         "version": env!("CARGO_PKG_VERSION"),
-        "description": "Queries over a metrics system built on metrics-protocol. Durations are in milliseconds. Every error is a JSON object naming the bad parameter, if any. With METRICS_HTTP_TOKEN set, every request needs `Authorization: Bearer <token>`."
+        "description": "Queries over a metrics system built on metrics-protocol. Durations are in milliseconds. Every error (also a malformed request, a wrong method, a head or body too large) is a JSON object `{error, message, parameter}` naming the bad parameter or part of the request, if any. With METRICS_HTTP_TOKEN set, every request needs `Authorization: Bearer <token>`. HTTP/1.1, and HTTP/2 with prior knowledge."
       },
       "paths": {
         "/api/v1/health": get("Health of every backend and check", "health", vec![], responses(vec![
             ("200", ok("Healthy or degraded.", json!({ "$ref": "#/components/schemas/HealthReport" }))),
-            ("503", ok("Unhealthy.", json!({ "$ref": "#/components/schemas/HealthReport" }))),
+            ("503", ok("Unhealthy (a health report), or too many requests of this kind are waiting for the server's threads (an error, `overloaded`; retry after the `Retry-After` seconds).",
+                json!({ "oneOf": [ { "$ref": "#/components/schemas/HealthReport" }, { "$ref": "#/components/schemas/Error" } ] }))),
         ])),
         "/api/v1/series": get("Every series: name, type, unit, tags, current value", "series", vec![
             q("prefix", false, "Only names starting with this.", json!({ "type": "string" })),
@@ -228,6 +248,7 @@ fn build() -> Value {
         ], responses(vec![
             ("200", json!({ "description": "Events `metric` (data: a MetricValue) and `lagged` (data: {\"missed\": n}, values this subscriber lost by falling behind).",
                 "content": { "text/event-stream": { "schema": { "type": "string" } } } })),
+            ("503", err("As many subscribers as the server takes are connected (`too_many_streams`, 32 by default); retry after the `Retry-After` seconds.")),
         ])),
       },
       "components": { "schemas": {

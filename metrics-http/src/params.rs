@@ -1,7 +1,18 @@
 //! Query-string parameters: parsed once, unknown or repeated names refused
-//! with a 400 that names them.
+//! with a 400 that names them; a path or a parameter that is not UTF-8 once
+//! percent-decoded refused the same way on every route.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, Ready, ready};
+use percent_encoding::percent_decode;
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::range::{ALL_INSTANCES, InstanceScope};
@@ -17,11 +28,9 @@ impl Params {
     /// Parses `raw` (the query string, if any); a name outside `allowed` is
     /// a 400 naming it.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
-        let pairs: Vec<(String, String)> = match raw {
+        let pairs = match raw {
             None | Some("") => Vec::new(),
-            Some(q) => serde_urlencoded::from_str(q).map_err(|e| {
-                ApiError::bad_parameter("query", format!("malformed query string: {e}"))
-            })?,
+            Some(q) => decode_query(q)?,
         };
         if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
             return Err(ApiError::bad_parameter(
@@ -105,6 +114,101 @@ impl Params {
         self.one("window")?
             .map(|w| parse_window(w).map_err(|m| ApiError::bad_parameter("window", m)))
             .transpose()
+    }
+}
+
+/// The pairs of a query string (`application/x-www-form-urlencoded`: `+`
+/// is a space, `%XX` a byte; empty pieces skipped, a piece without `=` has
+/// an empty value). A name or value that is not UTF-8 once decoded is a
+/// 400 naming the parameter (a name that is not, as it was sent).
+pub(crate) fn decode_query(q: &str) -> Result<Vec<(String, String)>, ApiError> {
+    q.split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+            let key = decode_component(k).map_err(|()| {
+                ApiError::bad_parameter(
+                    k,
+                    format!("the parameter name `{k}` is not UTF-8 once percent-decoded"),
+                )
+            })?;
+            let value = decode_component(v).map_err(|()| {
+                ApiError::bad_parameter(
+                    &key,
+                    format!("the value of `{key}` (`{v}`) is not UTF-8 once percent-decoded"),
+                )
+            })?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// One form-encoded name or value, decoded.
+fn decode_component(s: &str) -> Result<String, ()> {
+    let plus_as_space: Cow<'_, str> = if s.contains('+') {
+        Cow::Owned(s.replace('+', " "))
+    } else {
+        Cow::Borrowed(s)
+    };
+    percent_decode(plus_as_space.as_bytes())
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| ())
+}
+
+/// The answer to a request whose path or a query parameter is not UTF-8
+/// once percent-decoded: 400 naming the parameter (or `path`).
+fn invalid_utf8(uri: &Uri) -> Option<ApiError> {
+    if uri.path().contains('%') && percent_decode(uri.path().as_bytes()).decode_utf8().is_err() {
+        return Some(ApiError::bad_parameter(
+            "path",
+            format!(
+                "the path `{}` is not UTF-8 once percent-decoded",
+                uri.path()
+            ),
+        ));
+    }
+    uri.query()
+        .filter(|q| q.contains('%'))
+        .and_then(|q| decode_query(q).err())
+}
+
+/// Refuses, on every route, a path or a query parameter that is not UTF-8
+/// once percent-decoded, before any handler runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckUtf8Layer;
+
+impl<S> Layer<S> for CheckUtf8Layer {
+    type Service = CheckUtf8<S>;
+
+    fn layer(&self, inner: S) -> CheckUtf8<S> {
+        CheckUtf8 { inner }
+    }
+}
+
+/// See [`CheckUtf8Layer`].
+#[derive(Clone, Debug)]
+pub(crate) struct CheckUtf8<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for CheckUtf8<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match invalid_utf8(req.uri()) {
+            Some(e) => Either::Left(ready(Ok(e.into_response()))),
+            None => Either::Right(self.inner.call(req)),
+        }
     }
 }
 
@@ -196,5 +300,26 @@ mod tests {
             p.required("name").unwrap_err().parameter.as_deref(),
             Some("name")
         );
+    }
+
+    #[test]
+    fn query_strings_decode_as_forms_and_refuse_invalid_utf8_naming_the_parameter() {
+        assert_eq!(
+            decode_query("a=1+2&&b&c=%C3%A9%3D&=x&d=%zz").unwrap(),
+            vec![
+                ("a".into(), "1 2".into()),
+                ("b".into(), "".into()),
+                ("c".into(), "é=".into()),
+                ("".into(), "x".into()),
+                ("d".into(), "%zz".into()),
+            ]
+        );
+        let e = Params::parse(Some("name=%FF"), &["name"]).unwrap_err();
+        assert_eq!(e.parameter.as_deref(), Some("name"));
+        assert!(e.message.contains("%FF"), "{}", e.message);
+        let e = Params::parse(Some("name=ok&prefix=a%C3"), &["name", "prefix"]).unwrap_err();
+        assert_eq!(e.parameter.as_deref(), Some("prefix"));
+        let e = Params::parse(Some("%FF%FE=1"), &["name"]).unwrap_err();
+        assert_eq!(e.parameter.as_deref(), Some("%FF%FE"));
     }
 }
