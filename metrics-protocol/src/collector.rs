@@ -1,204 +1,151 @@
-//! [`MetricCollector`]: recording counters, gauges, histograms and timers.
+//! [`MetricCollector`]: the one trait a backend writes.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use crate::error::MetricsError;
 use crate::health::BackendHealth;
-use crate::instruments::{Counter, Gauge, Histogram, Timer};
-use crate::types::{MetricType, MetricUnit, Tags};
+use crate::instruments::InstrumentFn;
+use crate::key::Key;
+use crate::measurement::Measurement;
+use crate::types::{MetricType, MetricUnit};
+use crate::backend::validate::DropReason;
 
-/// Records metrics. The trait every library instruments against.
+/// What a backend implements: it is handed [`Measurement`]s, each valid and
+/// hashed once where it was made. It only writes; reading is the query
+/// side's job (`app::MetricsAggregator`).
 ///
-/// # For callers
-///
-/// - Recording never fails and never panics: a sample that breaks the
-///   [validation rules](crate::validate) is dropped whole and counted in the
-///   backend's [`health`](MetricCollector::health).
-/// - Tags are a borrowed slice (`&[("k", "v")]`, `&[]` for none); their order
-///   does not matter.
-/// - For a series recorded on a hot path, bind a handle once with
-///   [`InstrumentExt`](crate::InstrumentExt) and record through it.
-/// - A library usually holds a [`Metrics`](crate::Metrics) handle, which
-///   records through this trait and also times and tracks outcomes.
-///
-/// ```
-/// use metrics_protocol::{CollectorExt, MetricCollector, NoopMetrics};
-///
-/// fn checkout(metrics: &dyn MetricCollector, items: usize, basket_eur: f64) {
-///     metrics.increment("checkout.started", &[("store", "eu")]);
-///     metrics.record_histogram("checkout.items", items as f64, &[]);
-///     metrics.record_gauge("checkout.last_basket_eur", basket_eur, &[]);
-/// }
-/// checkout(&NoopMetrics, 3, 42.5);
-/// ```
+/// A library does not call this trait: it holds a [`Metrics`](crate::Metrics)
+/// handle, whose conveniences (by name, bound handles, timing guards,
+/// outcomes) all arrive here as measurements.
 ///
 /// # For implementors
 ///
-/// - Be cheap and non-blocking: no I/O on the caller's thread, no global lock.
-/// - Apply the rules of [`crate::validate`] (use its functions) so every
-///   backend accepts exactly the same inputs, and count every drop.
-/// - Override `register_*` to hand out handles that write to a series'
-///   storage directly; the defaults return `None` and handles then fall back
-///   to the by-name methods.
+/// - [`record`](Self::record) is the only required method. Be cheap and
+///   non-blocking: no I/O on the caller's thread, no global lock. Key your
+///   tables on [`Key::fingerprint`]; do not check the name, tags or value
+///   again.
+/// - Override [`bind`](Self::bind) to hand out handles that write to a
+///   series' storage directly; by default a handle keeps its key and calls
+///   `record`.
+/// - Count what the caller's side refused in [`reject`](Self::reject), and
+///   what you drop yourself (full queue, full table), in
+///   [`health`](Self::health).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use metrics_protocol::{MetricCollector, Metrics};
+/// use metrics_protocol::backend::{Measurement, Value};
+///
+/// /// Counts counter increments, whatever the series.
+/// #[derive(Default)]
+/// struct Tally(AtomicU64);
+/// impl MetricCollector for Tally {
+///     fn record(&self, m: &Measurement<'_>) {
+///         if let Value::Counter(v) = m.value() {
+///             self.0.fetch_add(v as u64, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// let tally = Arc::new(Tally::default());
+/// let metrics = Metrics::new(tally.clone());
+/// metrics.increment("a", &[]);
+/// metrics.counter("b", &[("k", "v")]).add(2.0);
+/// metrics.increment("", &[]); // no name: refused before it reaches the backend
+/// assert_eq!(tally.0.load(Ordering::Relaxed), 3);
+/// ```
 pub trait MetricCollector: Send + Sync {
-    /// Adds `value` (finite, not negative) to a counter.
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
+    /// Records one measurement.
+    fn record(&self, measurement: &Measurement<'_>);
 
-    /// Sets a gauge to `value` (finite).
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-
-    /// Adds `delta` (finite, may be negative) to a gauge.
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>);
-
-    /// Records one sample (finite) of a distribution.
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-
-    /// Records one duration of a timer.
-    ///
-    /// A [`Duration`] carries both the number and its unit. Convert with `Duration::from_secs_f64` or
-    /// [`MetricUnit::convert`](crate::MetricUnit::convert) first.
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>);
-
-    /// A handle that writes to the counter series directly, if the backend
-    /// has one. Callers use [`InstrumentExt::counter`](crate::InstrumentExt::counter).
-    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        let _ = (name, tags);
-        None
-    }
-
-    /// A handle that writes to the gauge series directly, if the backend has one.
-    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        let _ = (name, tags);
-        None
-    }
-
-    /// A handle that writes to the histogram series directly, if the backend has one.
-    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        let _ = (name, tags);
-        None
-    }
-
-    /// A handle that writes to the timer series directly, if the backend has one.
-    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        let _ = (name, tags);
+    /// A handle that writes to `key`'s series of kind `kind` directly, if
+    /// the backend has one; `None` (the default) makes the handle call
+    /// [`record`](Self::record) with the key it keeps.
+    fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
+        let _ = (key, kind);
         None
     }
 
     /// Describes a metric: its kind, unit and a one-line help text, for the
     /// exports that carry them (Prometheus `# HELP`, OpenMetrics `# UNIT`).
-    /// Recording does not need it; a backend may keep it or ignore it. The
-    /// last description of a name wins.
-    fn describe<'a>(
-        &self,
-        name: &'a str,
-        kind: MetricType,
-        unit: Option<MetricUnit>,
-        description: &'a str,
-    ) {
-        let _ = (name, kind, unit, description);
+    /// The last description of a name wins; a backend may ignore it.
+    fn describe(&self, name: &str, kind: MetricType, unit: Option<MetricUnit>, help: &str) {
+        let _ = (name, kind, unit, help);
     }
 
-    /// Pushes out anything buffered (StatsD datagrams, ...) and waits,
-    /// bounded, until it is handed to the OS. In-memory backends have
-    /// nothing to flush.
+    /// Counts one recording refused before it became a measurement (a bad
+    /// name, tag or value), so health shows it.
+    fn reject(&self, reason: DropReason) {
+        let _ = reason;
+    }
+
+    /// Pushes out anything buffered and waits, bounded, until it is handed
+    /// to the OS. In-memory backends have nothing to flush.
     fn flush(&self) -> Result<(), MetricsError> {
         Ok(())
     }
 
-    /// What this collector (or each collector behind it) reports about
-    /// itself: drops by reason, queue depths, errors.
+    /// What this backend (or each backend behind it) reports about itself:
+    /// drops by reason, queue depths, errors.
     fn health(&self) -> Vec<BackendHealth> {
         Vec::new()
     }
 }
 
-/// Conveniences on every collector, written once on top of the five
-/// recording methods: a backend or a mock sees them as the calls they make.
-///
-/// ```
-/// use metrics_protocol::{CollectorExt, MetricCollector, NoopMetrics};
-/// fn work(metrics: &dyn MetricCollector) -> u32 {
-///     metrics.increment("work.started", &[]);
-///     metrics.timed("work", &[], || 6 * 7)
-/// }
-/// assert_eq!(work(&NoopMetrics), 42);
-/// ```
-pub trait CollectorExt: MetricCollector {
-    /// Adds one to the counter `name`: `record_counter(name, 1.0, tags)`.
-    ///
-    /// There is deliberately no `decrement`: a counter only goes up. For a
-    /// value that goes up and down (requests in flight, open connections),
-    /// use a gauge: [`adjust_gauge`](MetricCollector::adjust_gauge), or a
-    /// bound [`Gauge`]'s `increment`/`decrement`.
-    ///
-    /// ```
-    /// use metrics_protocol::{CollectorExt, NoopMetrics};
-    /// NoopMetrics.increment("jobs.done", &[("queue", "email")]);
-    /// ```
-    #[inline]
-    fn increment(&self, name: &str, tags: Tags<'_>) {
-        self.record_counter(name, 1.0, tags);
-    }
-
-    /// Runs `f`, records how long it took into the timer `name`, and returns
-    /// `f`'s result. Allocation-free: no timer table is involved.
-    ///
-    /// ```
-    /// use metrics_protocol::{CollectorExt, NoopMetrics};
-    /// let answer = NoopMetrics.timed("compute", &[], || 6 * 7);
-    /// assert_eq!(answer, 42);
-    /// ```
-    fn timed<R>(&self, name: &str, tags: Tags<'_>, f: impl FnOnce() -> R) -> R {
-        let start = Instant::now();
-        let out = f();
-        self.record_timer(name, start.elapsed(), tags);
-        out
-    }
+/// Forwards every method of [`MetricCollector`] to `$inner` (an expression
+/// over `self` that yields something implementing it). The one place the
+/// trait is forwarded: smart pointers, the handle and wrappers use it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forward_collector {
+    (|$this:ident| $inner:expr) => {
+        #[inline]
+        fn record(&self, measurement: &$crate::backend::Measurement<'_>) {
+            let $this = self;
+            $crate::MetricCollector::record($inner, measurement)
+        }
+        #[inline]
+        fn bind(
+            &self,
+            key: &$crate::Key<'_>,
+            kind: $crate::MetricType,
+        ) -> ::std::option::Option<::std::sync::Arc<dyn $crate::backend::InstrumentFn>> {
+            let $this = self;
+            $crate::MetricCollector::bind($inner, key, kind)
+        }
+        fn describe(
+            &self,
+            name: &str,
+            kind: $crate::MetricType,
+            unit: ::std::option::Option<$crate::MetricUnit>,
+            help: &str,
+        ) {
+            let $this = self;
+            $crate::MetricCollector::describe($inner, name, kind, unit, help)
+        }
+        fn reject(&self, reason: $crate::backend::DropReason) {
+            let $this = self;
+            $crate::MetricCollector::reject($inner, reason)
+        }
+        fn flush(&self) -> ::std::result::Result<(), $crate::MetricsError> {
+            let $this = self;
+            $crate::MetricCollector::flush($inner)
+        }
+        fn health(&self) -> ::std::vec::Vec<$crate::backend::BackendHealth> {
+            let $this = self;
+            $crate::MetricCollector::health($inner)
+        }
+    };
 }
 
-impl<C: MetricCollector + ?Sized> CollectorExt for C {}
+impl<C: MetricCollector + ?Sized> MetricCollector for Arc<C> {
+    forward_collector!(|s| &**s);
+}
 
-impl<C: MetricCollector + ?Sized> MetricCollector for std::sync::Arc<C> {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        (**self).record_counter(name, value, tags)
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        (**self).record_gauge(name, value, tags)
-    }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        (**self).adjust_gauge(name, delta, tags)
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        (**self).record_histogram(name, value, tags)
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        (**self).record_timer(name, duration, tags)
-    }
-    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        (**self).register_counter(name, tags)
-    }
-    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        (**self).register_gauge(name, tags)
-    }
-    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        (**self).register_histogram(name, tags)
-    }
-    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        (**self).register_timer(name, tags)
-    }
-    fn describe<'a>(
-        &self,
-        name: &'a str,
-        kind: MetricType,
-        unit: Option<MetricUnit>,
-        description: &'a str,
-    ) {
-        (**self).describe(name, kind, unit, description)
-    }
-    fn flush(&self) -> Result<(), MetricsError> {
-        (**self).flush()
-    }
-    fn health(&self) -> Vec<BackendHealth> {
-        (**self).health()
-    }
+impl<C: MetricCollector + ?Sized> MetricCollector for Box<C> {
+    forward_collector!(|s| &**s);
+}
+
+impl<C: MetricCollector + ?Sized> MetricCollector for &C {
+    forward_collector!(|s| &**s);
 }

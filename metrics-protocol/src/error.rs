@@ -6,9 +6,10 @@ use crate::types::{MetricUnit, TimerId};
 
 /// Everything that can go wrong in a fallible protocol call.
 ///
-/// Recording calls (`record_counter`, ...) never return this: a bad sample is
-/// dropped and counted instead (see [`crate::validate`]). Queries, timers,
-/// exports, configuration and resource readings return it.
+/// Recording never returns this: a bad sample is dropped and counted
+/// instead (see [`crate::backend::validate`]). Queries, timers by id,
+/// exports and resource readings return it; the application crates have
+/// error types of their own.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MetricsError {
@@ -18,14 +19,6 @@ pub enum MetricsError {
 
     /// An export format name that is not one of json, csv, prometheus, openmetrics.
     UnsupportedFormat(String),
-
-    /// A metric name that breaks the validation rules.
-    InvalidName {
-        /// The offending name (possibly truncated for display by the caller).
-        name: String,
-        /// Why it was rejected.
-        reason: String,
-    },
 
     /// A query asked about a metric, timer or operation with no data
     /// (never recorded, or nothing inside the requested window).
@@ -48,16 +41,6 @@ pub enum MetricsError {
         to: MetricUnit,
     },
 
-    /// A configuration field with a value that cannot be used.
-    Config {
-        /// The field, as spelled in the configuration (`statsd.addr`, `METRICS_BACKEND`, ...).
-        field: String,
-        /// The value that was given.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-
     /// An argument outside the accepted range (an interval too short, a
     /// window longer than the retention, an unknown dashboard kind, ...).
     InvalidArgument(String),
@@ -73,11 +56,6 @@ pub enum MetricsError {
         source: std::io::Error,
     },
 
-    /// An export could not be produced (serialisation failure).
-    Export(String),
-
-    /// A malformed input line or document (sample lines, configuration files).
-    Parse(String),
 }
 
 impl fmt::Display for MetricsError {
@@ -92,22 +70,14 @@ impl fmt::Display for MetricsError {
                 f,
                 "unsupported export format `{s}` (expected one of: json, csv, prometheus, openmetrics)"
             ),
-            InvalidName { name, reason } => write!(f, "invalid metric name `{name}`: {reason}"),
             NoData(what) => write!(f, "no data for `{what}`"),
             Unsupported { operation, backend } => {
                 write!(f, "`{operation}` is not supported by the {backend} backend")
             }
             IncompatibleUnits { from, to } => write!(f, "cannot convert {from} into {to}"),
-            Config {
-                field,
-                value,
-                reason,
-            } => write!(f, "invalid configuration: {field} = `{value}`: {reason}"),
             InvalidArgument(s) => write!(f, "invalid argument: {s}"),
             NotFound(s) => write!(f, "not found: {s}"),
             Io { context, source } => write!(f, "I/O error in {context}: {source}"),
-            Export(s) => write!(f, "export failed: {s}"),
-            Parse(s) => write!(f, "parse error: {s}"),
         }
     }
 }
@@ -130,16 +100,4 @@ impl MetricsError {
         }
     }
 
-    /// Shorthand for [`MetricsError::Config`].
-    pub fn config(
-        field: impl Into<String>,
-        value: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Self {
-        MetricsError::Config {
-            field: field.into(),
-            value: value.into(),
-            reason: reason.into(),
-        }
-    }
 }

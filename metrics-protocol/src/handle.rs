@@ -8,31 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::collector::MetricCollector;
 use crate::error::MetricsError;
-use crate::health::BackendHealth;
-use crate::instruments::{
-    Counter, Gauge, Histogram, Timer, bind_counter, bind_gauge, bind_histogram, bind_timer,
-};
+use crate::instruments::{Counter, Gauge, Histogram, Timer, bind};
+use crate::key::Key;
+use crate::measurement::{Measurement, Value};
 use crate::noop::NoopMetrics;
-use crate::tracking::SuccessFailureTracker;
 use crate::types::{MetricType, MetricUnit, Tags};
-
-/// What a [`Metrics`] handle records into: any value that is both a
-/// [`MetricCollector`] and a [`SuccessFailureTracker`] (every backend, a
-/// fan-out of backends, the composed system, the mocks). Implemented
-/// automatically; nobody implements it by hand.
-///
-/// ```
-/// use std::sync::Arc;
-/// use metrics_protocol::{Metrics, MetricsBackend, NoopMetrics};
-///
-/// fn handle_for(backend: Arc<dyn MetricsBackend>) -> Metrics {
-///     Metrics::from_dyn(backend)
-/// }
-/// handle_for(Arc::new(NoopMetrics)).increment("ready", &[]);
-/// ```
-pub trait MetricsBackend: MetricCollector + SuccessFailureTracker {}
-
-impl<T: MetricCollector + SuccessFailureTracker + ?Sized> MetricsBackend for T {}
 
 /// Outcomes: the error types a guard records when an operation was not
 /// completed by its caller (each a failure of the operation, with this
@@ -58,8 +38,7 @@ pub mod outcome {
 }
 
 /// The one value a library holds to record metrics: cheap to clone (one
-/// `Arc`), `Send + Sync`, and a [`MetricCollector`] and
-/// [`SuccessFailureTracker`] itself.
+/// `Arc`), `Send + Sync`, and a [`MetricCollector`] itself.
 ///
 /// The application builds it from any backend (`Metrics::new(memory)`), from
 /// a fan-out of several, or takes it from its metrics system; a library given
@@ -106,17 +85,52 @@ pub mod outcome {
 /// | a timed future dropped before completion | failure, [`outcome::CANCELLED`] |
 #[derive(Clone)]
 pub struct Metrics {
-    backend: Arc<dyn MetricsBackend>,
+    backend: Arc<dyn MetricCollector>,
+}
+
+/// Records `value` into the series `name`/`tags` of `backend`, or counts
+/// why it cannot: the one path every by-name recording takes.
+#[inline]
+pub(crate) fn record_by_name<C: MetricCollector + ?Sized>(
+    backend: &C,
+    name: &str,
+    tags: Tags<'_>,
+    value: Value,
+) {
+    match Key::new(name, tags) {
+        Ok(key) => record_key(backend, &key, value),
+        Err(reason) => backend.reject(reason),
+    }
+}
+
+#[inline]
+pub(crate) fn record_key<C: MetricCollector + ?Sized>(backend: &C, key: &Key<'_>, value: Value) {
+    match Measurement::new(key, value) {
+        Ok(m) => backend.record(&m),
+        Err(reason) => backend.reject(reason),
+    }
+}
+
+#[inline]
+pub(crate) fn record_failure_key<C: MetricCollector + ?Sized>(
+    backend: &C,
+    key: &Key<'_>,
+    error_type: &str,
+) {
+    match Measurement::failure(key, error_type) {
+        Ok(m) => backend.record(&m),
+        Err(reason) => backend.reject(reason),
+    }
 }
 
 impl Metrics {
     /// A handle recording into `backend`.
-    pub fn new<B: MetricsBackend + 'static>(backend: Arc<B>) -> Self {
+    pub fn new<B: MetricCollector + 'static>(backend: Arc<B>) -> Self {
         Metrics { backend }
     }
 
     /// A handle recording into a backend already behind a trait object.
-    pub fn from_dyn(backend: Arc<dyn MetricsBackend>) -> Self {
+    pub fn from_dyn(backend: Arc<dyn MetricCollector>) -> Self {
         Metrics { backend }
     }
 
@@ -126,82 +140,92 @@ impl Metrics {
     }
 
     /// The backend behind the handle.
-    pub fn backend(&self) -> &Arc<dyn MetricsBackend> {
+    pub fn collector(&self) -> &Arc<dyn MetricCollector> {
         &self.backend
     }
 
-    /// The backend as a plain collector (for APIs that take one).
-    pub fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.backend.clone()
+    /// Records `value` into the series `key` (a [`Key`] built once, often a
+    /// constant): no name or tag is checked or hashed again.
+    #[inline]
+    pub fn record(&self, key: &Key<'_>, value: Value) {
+        record_key(&*self.backend, key, value)
     }
 
     /// Adds `value` (finite, not negative) to the counter `name`.
-    /// (Inherent forwarders: no trait import is needed to record.)
     #[inline]
     pub fn record_counter(&self, name: &str, value: f64, tags: Tags<'_>) {
-        self.backend.record_counter(name, value, tags)
+        record_by_name(&*self.backend, name, tags, Value::Counter(value))
     }
 
     /// Adds one to the counter `name`.
     #[inline]
     pub fn increment(&self, name: &str, tags: Tags<'_>) {
-        self.backend.record_counter(name, 1.0, tags)
+        record_by_name(&*self.backend, name, tags, Value::Counter(1.0))
     }
 
     /// Sets the gauge `name` to `value`.
     #[inline]
     pub fn record_gauge(&self, name: &str, value: f64, tags: Tags<'_>) {
-        self.backend.record_gauge(name, value, tags)
+        record_by_name(&*self.backend, name, tags, Value::Gauge(value))
     }
 
     /// Adds `delta` (negative to decrease) to the gauge `name`.
     #[inline]
     pub fn adjust_gauge(&self, name: &str, delta: f64, tags: Tags<'_>) {
-        self.backend.adjust_gauge(name, delta, tags)
+        record_by_name(&*self.backend, name, tags, Value::GaugeDelta(delta))
     }
 
     /// Records one sample of the histogram `name`.
     #[inline]
     pub fn record_histogram(&self, name: &str, value: f64, tags: Tags<'_>) {
-        self.backend.record_histogram(name, value, tags)
+        record_by_name(&*self.backend, name, tags, Value::Histogram(value))
     }
 
     /// Records one duration of the timer `name`.
     #[inline]
     pub fn record_timer(&self, name: &str, duration: Duration, tags: Tags<'_>) {
-        self.backend.record_timer(name, duration, tags)
+        record_by_name(&*self.backend, name, tags, Value::Timer(duration))
     }
 
     /// Counts one success of `operation`.
     #[inline]
     pub fn record_success(&self, operation: &str, tags: Tags<'_>) {
-        self.backend.record_success(operation, tags)
+        record_by_name(&*self.backend, operation, tags, Value::Success)
     }
 
     /// Counts one failure of `operation`, of kind `error_type`.
     #[inline]
     pub fn record_failure(&self, operation: &str, error_type: &str, tags: Tags<'_>) {
-        self.backend.record_failure(operation, error_type, tags)
+        match Key::new(operation, tags) {
+            Ok(key) => record_failure_key(&*self.backend, &key, error_type),
+            Err(reason) => self.backend.reject(reason),
+        }
+    }
+
+    /// Describes the metric `name` (kind, unit, one-line help) for the
+    /// exports that carry it.
+    pub fn describe(&self, name: &str, kind: MetricType, unit: Option<MetricUnit>, help: &str) {
+        self.backend.describe(name, kind, unit, help)
     }
 
     /// A counter bound to `name` and `tags`: records without a lookup.
     pub fn counter(&self, name: &str, tags: Tags<'_>) -> Counter {
-        bind_counter(&self.collector(), name, tags)
+        Counter::from_arc(bind(&self.backend, name, tags, MetricType::Counter))
     }
 
     /// A gauge bound to `name` and `tags`.
     pub fn gauge(&self, name: &str, tags: Tags<'_>) -> Gauge {
-        bind_gauge(&self.collector(), name, tags)
+        Gauge::from_arc(bind(&self.backend, name, tags, MetricType::Gauge))
     }
 
     /// A histogram bound to `name` and `tags`.
     pub fn histogram(&self, name: &str, tags: Tags<'_>) -> Histogram {
-        bind_histogram(&self.collector(), name, tags)
+        Histogram::from_arc(bind(&self.backend, name, tags, MetricType::Histogram))
     }
 
     /// A timer bound to `name` and `tags`.
     pub fn timer(&self, name: &str, tags: Tags<'_>) -> Timer {
-        bind_timer(&self.collector(), name, tags)
+        Timer::from_arc(bind(&self.backend, name, tags, MetricType::Timer))
     }
 
     /// Starts timing `operation`; the guard records when it ends (see
@@ -224,8 +248,9 @@ impl Metrics {
         Timing::new(&*self.backend, operation, tags, outcome::ABANDONED)
     }
 
-    /// Runs `f`, records its duration and a success (a failure of error type
-    /// [`outcome::PANICKED`] if it panics), and returns its result.
+    /// Runs `f` under a guard: records its duration and a success (a
+    /// failure of error type [`outcome::PANICKED`] if it panics), and
+    /// returns its result.
     ///
     /// ```
     /// use metrics_protocol::Metrics;
@@ -239,8 +264,9 @@ impl Metrics {
         out
     }
 
-    /// Runs `f`, records its duration and a success for `Ok` or a failure of
-    /// the error's [`ErrorType`] for `Err`, and returns its result.
+    /// Runs `f` under a guard: records its duration and a success for `Ok`
+    /// or a failure of the error's [`ErrorType`] for `Err`, and returns its
+    /// result.
     ///
     /// ```
     /// use metrics_protocol::Metrics;
@@ -260,7 +286,7 @@ impl Metrics {
         out
     }
 
-    /// Awaits `fut` to completion, then records its duration and a success.
+    /// Awaits `fut` under a guard, then records its duration and a success.
     /// If the returned future is dropped first (a timeout, a `select!`), it
     /// records the time until then and a failure of error type
     /// [`outcome::CANCELLED`].
@@ -318,114 +344,42 @@ impl fmt::Debug for Metrics {
     }
 }
 
-impl<B: MetricsBackend + 'static> From<Arc<B>> for Metrics {
+impl<B: MetricCollector + 'static> From<Arc<B>> for Metrics {
     fn from(backend: Arc<B>) -> Self {
         Metrics::new(backend)
     }
 }
 
 impl MetricCollector for Metrics {
-    #[inline]
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backend.record_counter(name, value, tags)
-    }
-    #[inline]
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backend.record_gauge(name, value, tags)
-    }
-    #[inline]
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.backend.adjust_gauge(name, delta, tags)
-    }
-    #[inline]
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.backend.record_histogram(name, value, tags)
-    }
-    #[inline]
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.backend.record_timer(name, duration, tags)
-    }
-    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        Some(self.counter(name, tags))
-    }
-    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        Some(self.gauge(name, tags))
-    }
-    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        Some(self.histogram(name, tags))
-    }
-    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        Some(self.timer(name, tags))
-    }
-    fn describe<'a>(
-        &self,
-        name: &'a str,
-        kind: MetricType,
-        unit: Option<MetricUnit>,
-        description: &'a str,
-    ) {
-        self.backend.describe(name, kind, unit, description)
-    }
-    fn flush(&self) -> Result<(), MetricsError> {
-        self.backend.flush()
-    }
-    fn health(&self) -> Vec<BackendHealth> {
-        self.backend.health()
-    }
-}
-
-impl SuccessFailureTracker for Metrics {
-    #[inline]
-    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        self.backend.record_success(operation, metadata)
-    }
-    #[inline]
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        self.backend.record_failure(operation, error_type, metadata)
-    }
-    fn get_success_rate(
-        &self,
-        operation: &str,
-        time_window: Option<Duration>,
-    ) -> Result<f64, MetricsError> {
-        self.backend.get_success_rate(operation, time_window)
-    }
-    fn get_failure_breakdown(
-        &self,
-        operation: &str,
-        time_window: Option<Duration>,
-    ) -> Result<std::collections::BTreeMap<String, u64>, MetricsError> {
-        self.backend.get_failure_breakdown(operation, time_window)
-    }
+    crate::forward_collector!(|s| &*s.backend);
 }
 
 /// A running timing of one operation, from [`Metrics::start`]. It records
 /// once, when it ends: the duration into the timer series `operation`, then
 /// one outcome (see [Timing](Metrics#timing)).
 ///
-/// It borrows the operation name and tags, so it allocates nothing; it
-/// reads `Instant::now()` at start and end and takes no lock.
+/// It borrows the operation name and tags and checks and hashes them once,
+/// at the start, so it allocates nothing; it reads `Instant::now()` at start
+/// and end and takes no lock.
 #[must_use = "a timing records when it ends: call success(), failure() or finish()"]
 pub struct Timing<'a> {
-    backend: &'a dyn MetricsBackend,
-    operation: &'a str,
-    tags: Tags<'a>,
+    backend: &'a dyn MetricCollector,
+    key: Result<Key<'a>, crate::backend::validate::DropReason>,
     started: Instant,
     if_dropped: &'static str,
     done: bool,
 }
 
 impl<'a> Timing<'a> {
-    fn new(
-        backend: &'a dyn MetricsBackend,
+    pub(crate) fn new(
+        backend: &'a dyn MetricCollector,
         operation: &'a str,
         tags: Tags<'a>,
         if_dropped: &'static str,
     ) -> Self {
         Timing {
             backend,
-            operation,
-            tags,
+            key: Key::new(operation, tags),
             started: Instant::now(),
             if_dropped,
             done: false,
@@ -462,13 +416,19 @@ impl<'a> Timing<'a> {
     fn end(&mut self, failure: Option<&str>) -> Duration {
         self.done = true;
         let elapsed = self.started.elapsed();
-        self.backend
-            .record_timer(self.operation, elapsed, self.tags);
-        match failure {
-            None => self.backend.record_success(self.operation, self.tags),
-            Some(error_type) => self
-                .backend
-                .record_failure(self.operation, error_type, self.tags),
+        match &self.key {
+            Ok(key) => {
+                record_key(self.backend, key, Value::Timer(elapsed));
+                match failure {
+                    None => record_key(self.backend, key, Value::Success),
+                    Some(error_type) => record_failure_key(self.backend, key, error_type),
+                }
+            }
+            Err(reason) => {
+                // Neither the duration nor the outcome has a series.
+                self.backend.reject(*reason);
+                self.backend.reject(*reason);
+            }
         }
         elapsed
     }
@@ -490,7 +450,7 @@ impl Drop for Timing<'_> {
 impl fmt::Debug for Timing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timing")
-            .field("operation", &self.operation)
+            .field("operation", &self.key.as_ref().map(|k| k.name()))
             .field("elapsed", &self.elapsed())
             .finish_non_exhaustive()
     }
@@ -585,16 +545,12 @@ impl ErrorType for MetricsError {
         match self {
             MetricsError::UnknownTimer(_) => "unknown_timer",
             MetricsError::UnsupportedFormat(_) => "unsupported_format",
-            MetricsError::InvalidName { .. } => "invalid_name",
             MetricsError::NoData(_) => "no_data",
             MetricsError::Unsupported { .. } => "unsupported",
             MetricsError::IncompatibleUnits { .. } => "incompatible_units",
-            MetricsError::Config { .. } => "config",
             MetricsError::InvalidArgument(_) => "invalid_argument",
             MetricsError::NotFound(_) => "not_found",
             MetricsError::Io { source, .. } => source.error_type(),
-            MetricsError::Export(_) => "export",
-            MetricsError::Parse(_) => "parse",
         }
     }
 }

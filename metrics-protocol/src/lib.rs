@@ -85,18 +85,19 @@ mod error;
 mod handle;
 mod health;
 mod instruments;
+mod key;
+mod measurement;
 mod noop;
 mod timing;
 mod tracking;
 mod types;
-pub mod validate;
 
 #[cfg(feature = "serde")]
 #[doc(hidden)]
 pub mod serde_util;
 
-#[cfg(feature = "system")]
-pub mod system;
+#[cfg(feature = "app")]
+pub mod app;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -104,27 +105,19 @@ pub mod testing;
 #[cfg(feature = "mock")]
 mod mock;
 
-pub use collector::{CollectorExt, MetricCollector};
+pub use collector::MetricCollector;
 pub use error::MetricsError;
-pub use handle::{ErrorType, Metrics, MetricsBackend, Timing, outcome};
-pub use health::{BackendHealth, HealthStatus};
-pub use instruments::{Counter, Gauge, Histogram, InstrumentExt, Timer};
+pub use handle::{ErrorType, Metrics, Timing};
+pub use instruments::{Counter, Gauge, Histogram, Timer};
+pub use key::Key;
 pub use noop::NoopMetrics;
-pub use timing::{Operation, PerformanceTimer};
-pub use tracking::{SuccessFailureTracker, success_rate};
-pub use types::{MetricType, MetricUnit, Tags, TimerId, TimingResult, TimingStats};
-pub use validate::DropReason;
+pub use timing::PerformanceTimer;
+pub use tracking::SuccessFailureTracker;
+pub use types::{MetricType, MetricUnit, Tags, TimerId};
 
-/// What a backend implements to hand out bound handles from
-/// [`MetricCollector::register_counter`] and its siblings: the series'
-/// storage, written to directly.
-pub mod backend {
-    pub use crate::instruments::{CounterFn, GaugeFn, HistogramFn, TimerFn};
-}
+pub mod backend;
 
 #[cfg(feature = "mock")]
-pub use mock::{MockBackend, MockMetricCollector};
+pub use mock::MockMetricCollector;
 #[cfg(any(test, feature = "mock"))]
 pub use timing::MockPerformanceTimer;
-#[cfg(any(test, feature = "mock"))]
-pub use tracking::MockSuccessFailureTracker;

@@ -1,70 +1,40 @@
 //! mockall mocks (feature `mock`).
 //!
-//! Only the methods a backend must write are mocked: the conveniences
-//! (`increment`, bound handles, [`Metrics::start`](crate::Metrics::start),
-//! ...) arrive at a mock as the plain recording calls they are made of, so a
-//! test sees the same calls whichever convenience the library used, and
-//! binding a handle needs no expectation.
+//! Only what a backend writes is mocked: every convenience (`increment`,
+//! bound handles, [`Metrics::start`](crate::Metrics::start), outcomes, ...)
+//! arrives at the mock as the [`Measurement`]s it is made of, so a test sees
+//! the same calls whichever convenience the library used, and binding a
+//! handle needs no expectation.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use crate::{MetricsError, Tags};
+use crate::backend::{DropReason, Measurement};
 
 mockall::mock! {
-    /// A mock [`MetricCollector`](crate::MetricCollector): expect the five
-    /// recording calls.
-    pub MetricCollector {}
-
-    impl crate::MetricCollector for MetricCollector {
-        fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-        fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-        fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>);
-        fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-        fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>);
-    }
-}
-
-mockall::mock! {
-    /// A mock backend for a [`Metrics`](crate::Metrics) handle: the five
-    /// recording calls of a collector and the four of a tracker.
+    /// A mock [`MetricCollector`](crate::MetricCollector): expect
+    /// `record` (each measurement) and `reject` (each refused recording).
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use metrics_protocol::{Metrics, MockBackend};
+    /// use metrics_protocol::{Metrics, MockMetricCollector};
+    /// use metrics_protocol::backend::Value;
     ///
-    /// let mut backend = MockBackend::new();
-    /// backend.expect_record_timer().times(1).return_const(());
+    /// let mut backend = MockMetricCollector::new();
     /// backend
-    ///     .expect_record_failure()
-    ///     .withf(|op, error_type, _| op == "upload" && error_type == "timeout")
+    ///     .expect_record()
+    ///     .withf(|m| matches!(m.value(), Value::Timer(_)))
+    ///     .times(1)
+    ///     .return_const(());
+    /// backend
+    ///     .expect_record()
+    ///     .withf(|m| m.key().name() == "upload" && m.error_type() == Some("timeout"))
     ///     .times(1)
     ///     .return_const(());
     /// let metrics = Metrics::new(Arc::new(backend));
     /// metrics.start("upload", &[]).failure("timeout");
     /// ```
-    pub Backend {}
+    pub MetricCollector {}
 
-    impl crate::MetricCollector for Backend {
-        fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-        fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-        fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>);
-        fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>);
-        fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>);
-    }
-
-    impl crate::SuccessFailureTracker for Backend {
-        fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>);
-        fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>);
-        fn get_success_rate(
-            &self,
-            operation: &str,
-            time_window: Option<Duration>,
-        ) -> Result<f64, MetricsError>;
-        fn get_failure_breakdown(
-            &self,
-            operation: &str,
-            time_window: Option<Duration>,
-        ) -> Result<BTreeMap<String, u64>, MetricsError>;
+    impl crate::MetricCollector for MetricCollector {
+        fn record<'a>(&self, measurement: &Measurement<'a>);
+        fn reject(&self, reason: DropReason);
     }
 }

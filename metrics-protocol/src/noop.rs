@@ -1,21 +1,18 @@
 //! [`NoopMetrics`]: every trait, doing nothing, at no cost.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
-
 use crate::collector::MetricCollector;
 use crate::error::MetricsError;
 use crate::health::BackendHealth;
+use crate::measurement::Measurement;
 use crate::timing::PerformanceTimer;
-use crate::tracking::SuccessFailureTracker;
-use crate::types::{Tags, TimerId, TimingResult, TimingStats};
+use crate::types::{Tags, TimerId};
 
 /// Implements every trait and records nothing: the default for a library
 /// that was handed no backend.
 ///
-/// Recording costs a function call. Queries, resource readings and
-/// `stop_timer` answer [`MetricsError::Unsupported`] (there is nothing to
-/// answer from); `time_operation` still runs and measures the operation.
+/// Recording costs a function call. Queries and resource readings answer
+/// [`MetricsError::Unsupported`] (there is nothing to answer from);
+/// `stop_timer` knows no id; timing guards still run and measure.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoopMetrics;
 
@@ -30,15 +27,7 @@ pub(crate) fn unsupported(operation: &'static str) -> MetricsError {
 
 impl MetricCollector for NoopMetrics {
     #[inline]
-    fn record_counter<'a>(&self, _name: &'a str, _value: f64, _tags: Tags<'a>) {}
-    #[inline]
-    fn record_gauge<'a>(&self, _name: &'a str, _value: f64, _tags: Tags<'a>) {}
-    #[inline]
-    fn adjust_gauge<'a>(&self, _name: &'a str, _delta: f64, _tags: Tags<'a>) {}
-    #[inline]
-    fn record_histogram<'a>(&self, _name: &'a str, _value: f64, _tags: Tags<'a>) {}
-    #[inline]
-    fn record_timer<'a>(&self, _name: &'a str, _duration: Duration, _tags: Tags<'a>) {}
+    fn record(&self, _: &Measurement<'_>) {}
     fn health(&self) -> Vec<BackendHealth> {
         vec![BackendHealth::healthy(NOOP)]
     }
@@ -49,91 +38,33 @@ impl PerformanceTimer for NoopMetrics {
         TimerId(0)
     }
 
-    fn stop_timer(&self, _timer_id: TimerId, _success: bool) -> Result<TimingResult, MetricsError> {
-        Err(unsupported("stop_timer"))
-    }
-
-    fn time_operation<'a>(
-        &self,
-        operation_name: &'a str,
-        operation: &mut dyn crate::timing::Operation,
-        metadata: Tags<'a>,
-    ) -> Result<TimingResult, MetricsError> {
-        let start_time = SystemTime::now();
-        let start = Instant::now();
-        operation.run();
-        let duration = start.elapsed();
-        Ok(TimingResult {
-            operation_name: operation_name.to_owned(),
-            duration,
-            start_time,
-            end_time: SystemTime::now(),
-            success: true,
-            metadata: metadata
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        })
-    }
-
-    fn get_timing_stats(
-        &self,
-        _operation_name: &str,
-        _window: Option<Duration>,
-    ) -> Result<TimingStats, MetricsError> {
-        Err(unsupported("get_timing_stats"))
-    }
-}
-
-impl SuccessFailureTracker for NoopMetrics {
-    #[inline]
-    fn record_success<'a>(&self, _operation: &'a str, _metadata: Tags<'a>) {}
-    #[inline]
-    fn record_failure<'a>(&self, _operation: &'a str, _error_type: &'a str, _metadata: Tags<'a>) {}
-    fn get_success_rate(
-        &self,
-        _operation: &str,
-        _w: Option<Duration>,
-    ) -> Result<f64, MetricsError> {
-        Err(unsupported("get_success_rate"))
-    }
-    fn get_failure_breakdown(
-        &self,
-        _operation: &str,
-        _w: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        Err(unsupported("get_failure_breakdown"))
+    /// The no-op keeps no table: every id is unknown.
+    fn stop_timer(&self, timer_id: TimerId, _success: bool) -> Result<std::time::Duration, MetricsError> {
+        Err(MetricsError::UnknownTimer(timer_id))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CollectorExt, Metrics};
+    use crate::{Metrics, SuccessFailureTracker};
 
     #[test]
-    fn noop_records_nothing_and_refuses_queries() {
+    fn noop_records_nothing_and_knows_no_timer() {
         let n = NoopMetrics;
-        n.record_counter("c", 1.0, &[("a", "b")]);
-        n.increment("c", &[]);
-        n.adjust_gauge("g", -1.0, &[]);
-        assert!(n.get_success_rate("op", None).is_err());
-        assert!(n.get_timing_stats("op", None).is_err());
+        n.record_success("op", &[("a", "b")]);
         assert!(matches!(
             n.stop_timer(n.start_timer("op", &[]), true),
-            Err(MetricsError::Unsupported { .. })
+            Err(MetricsError::UnknownTimer(_))
         ));
+        assert_eq!(n.health()[0].name, NOOP);
     }
 
     #[test]
-    fn noop_still_runs_and_measures_timed_operations() {
-        let mut ran = 0;
-        let r = NoopMetrics
-            .time_operation("op", &mut || ran += 1, &[("k", "v")])
-            .unwrap();
-        assert_eq!(ran, 1);
-        assert_eq!(r.operation_name, "op");
-        assert_eq!(r.metadata["k"], "v");
-        assert_eq!(Metrics::noop().time("op", &[], || 7), 7);
+    fn noop_still_runs_timed_work() {
+        let metrics = Metrics::noop();
+        assert_eq!(metrics.time("op", &[], || 7), 7);
+        metrics.increment("c", &[]);
+        metrics.counter("c", &[]).increment();
     }
 }

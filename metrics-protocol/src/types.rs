@@ -1,10 +1,9 @@
 //! Plain data types: tags, metric kinds and units, timer ids, timing results
 //! and statistics.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::error::MetricsError;
 
@@ -237,38 +236,7 @@ impl FromStr for TimerId {
     }
 }
 
-/// The outcome of one timed operation (`stop_timer`, `time_operation`).
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct TimingResult {
-    /// Name of the operation, which is also the timer series' name.
-    pub operation_name: String,
-    /// How long it took (serialised as milliseconds).
-    #[cfg_attr(
-        feature = "serde",
-        serde(with = "crate::serde_util::duration_ms", rename = "duration_ms")
-    )]
-    pub duration: Duration,
-    /// Wall-clock start (serialised as seconds since the Unix epoch).
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::epoch_secs"))]
-    pub start_time: SystemTime,
-    /// Wall-clock end (serialised as seconds since the Unix epoch).
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::epoch_secs"))]
-    pub end_time: SystemTime,
-    /// Whether the operation succeeded.
-    pub success: bool,
-    /// The metadata given when the timer was started (the series' tags).
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub metadata: BTreeMap<String, String>,
-}
-
-impl TimingResult {
-    /// The duration in `unit`, or `None` when `unit` is not a time unit.
-    pub fn duration_in(&self, unit: MetricUnit) -> Option<f64> {
-        unit.from_duration(self.duration)
-    }
-}
-
+#[cfg(feature = "app")]
 /// Statistics of a timer. Every figure is a [`Duration`].
 ///
 /// `count`, `sum`, `min`, `max` and `avg` are exact; the percentiles come
@@ -305,6 +273,7 @@ pub struct TimingStats {
     pub p99: Duration,
 }
 
+#[cfg(feature = "app")]
 impl TimingStats {
     /// Builds the statistics from figures in milliseconds, as a backend that
     /// keeps timers in milliseconds holds them; a negative, NaN or
@@ -397,7 +366,7 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "serde")]
+    #[cfg(feature = "app")]
     #[test]
     fn serde_names_and_milliseconds() {
         for u in MetricUnit::ALL {
@@ -410,34 +379,16 @@ mod tests {
                 t
             );
         }
-        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
-        let r = TimingResult {
-            operation_name: "op".into(),
-            duration: Duration::from_micros(1500),
-            start_time: now,
-            end_time: now,
-            success: true,
-            metadata: BTreeMap::new(),
-        };
-        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["duration_ms"], 1.5);
-        assert_eq!(v["start_time"], 1_700_000_000.25);
-        let back: TimingResult = serde_json::from_value(v).unwrap();
-        assert_eq!(back, r);
+        let s = TimingStats::from_millis(1, 1.5, 1.5, 1.5, [1.5; 4]);
+        let v: serde_json::Value = serde_json::to_value(s).unwrap();
+        assert_eq!(v["sum"], 1.5);
     }
 
     #[test]
     fn durations_convert_to_time_units_only() {
-        let r = TimingResult {
-            operation_name: "op".into(),
-            duration: Duration::from_micros(1500),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            success: true,
-            metadata: BTreeMap::new(),
-        };
-        assert_eq!(r.duration_in(MetricUnit::Microseconds), Some(1500.0));
-        assert_eq!(r.duration_in(MetricUnit::Bytes), None);
+        let d = Duration::from_micros(1500);
+        assert_eq!(MetricUnit::Microseconds.from_duration(d), Some(1500.0));
+        assert_eq!(MetricUnit::Bytes.from_duration(d), None);
     }
 
     #[test]
@@ -449,6 +400,7 @@ mod tests {
         assert!("not-an-id".parse::<TimerId>().is_err());
     }
 
+    #[cfg(feature = "app")]
     #[test]
     fn timing_stats_from_milliseconds_are_durations() {
         let s = TimingStats::from_millis(4, 10.0, 1.0, 4.0, [2.0, 3.5, 3.9, 4.0]);

@@ -13,7 +13,7 @@ use crate::types::MetricUnit;
 /// Which dashboard to build (`create_dashboard_data`).
 ///
 /// ```
-/// use metrics_protocol::system::DashboardKind;
+/// use metrics_protocol::app::DashboardKind;
 /// assert_eq!("errors".parse::<DashboardKind>().unwrap(), DashboardKind::Errors);
 /// assert!("weather".parse::<DashboardKind>().is_err());
 /// ```

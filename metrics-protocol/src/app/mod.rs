@@ -1,5 +1,5 @@
-//! The application side of the protocol (feature `system`): what an
-//! application asks of its metrics as a whole.
+//! The application side of the protocol (feature `app`): what an
+//! application asks of its metrics as a whole, and the read side.
 //!
 //! - [`MetricsSystem`] and [`AsyncMetricsSystem`]: the whole protocol behind
 //!   one value (life cycle, health, dashboards, streams, exports).
@@ -33,7 +33,8 @@ mod values;
 pub use config::MetricsConfig;
 pub use dashboard::{ChartType, DashboardData, DashboardKind, Panel, PanelSeries, Point};
 pub use monitor::ResourceMonitor;
-pub use query::MetricsAggregator;
+pub use query::{MetricsAggregator, rate_from_counts};
+pub use crate::types::TimingStats;
 pub use report::{HealthCheckResult, HealthReport};
 pub use resources::{
     CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,
@@ -51,7 +52,7 @@ pub use query::MockMetricsAggregator;
 /// [`metrics`](MetricsSystem::metrics), the one handle a library holds.
 ///
 /// ```
-/// use metrics_protocol::system::{DashboardKind, MetricsSystem};
+/// use metrics_protocol::app::{DashboardKind, MetricsSystem};
 /// use metrics_protocol::NoopMetrics;
 ///
 /// fn start(system: &dyn MetricsSystem) {
@@ -96,7 +97,7 @@ pub trait MetricsSystem: Send + Sync {
 ///
 /// ```
 /// use metrics_protocol::{MetricType, MetricUnit};
-/// use metrics_protocol::system::{MetricFilter, MetricValue};
+/// use metrics_protocol::app::{MetricFilter, MetricValue};
 /// let f = MetricFilter::default().name_prefix("http.").tag("method", "GET");
 /// let v = MetricValue::new("http.requests", 1.0, MetricType::Counter, MetricUnit::Count, &[("method", "GET")]);
 /// assert!(f.matches(&v));
@@ -171,7 +172,7 @@ pub type EndpointResults = BTreeMap<String, Result<(), MetricsError>>;
 /// use std::task::{Context, Poll, Waker};
 /// use futures_core::Stream;
 /// use metrics_protocol::NoopMetrics;
-/// use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter};
+/// use metrics_protocol::app::{AsyncMetricsSystem, MetricFilter};
 ///
 /// // Subscribe to failures; the no-op system's stream ends at once.
 /// let mut failures = NoopMetrics.metrics_stream(MetricFilter::default().name_prefix("checkout.failure"));

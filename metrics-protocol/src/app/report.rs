@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{BackendHealth, DropReason, HealthStatus};
+use crate::backend::{BackendHealth, DropReason, HealthStatus};
 
 /// The result of one registered health check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

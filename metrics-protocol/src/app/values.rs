@@ -107,10 +107,10 @@ pub struct MetricSummary {
     pub quantiles_cover: Option<Duration>,
 }
 
-/// An export format of [`MetricsAggregator::export_metrics`](crate::system::MetricsAggregator::export_metrics).
+/// An export format of [`MetricsAggregator::export_metrics`](crate::app::MetricsAggregator::export_metrics).
 ///
 /// ```
-/// use metrics_protocol::system::ExportFormat;
+/// use metrics_protocol::app::ExportFormat;
 /// assert_eq!("Prometheus".parse::<ExportFormat>().unwrap(), ExportFormat::Prometheus);
 /// let err = "xml".parse::<ExportFormat>().unwrap_err();
 /// assert!(err.to_string().contains("unsupported export format `xml`"));

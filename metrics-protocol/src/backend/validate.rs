@@ -1,5 +1,8 @@
 //! The validation rules every backend applies, written once.
 //!
+//! Names and tags are checked once, when a [`Key`](crate::Key) is built;
+//! values when a [`Measurement`](crate::backend::Measurement) is.
+//!
 //! | input | rule here | outcome in a backend |
 //! | --- | --- | --- |
 //! | NaN or infinite value | [`check_value`] | dropped, counted as [`DropReason::InvalidValue`] |
@@ -112,23 +115,14 @@ impl fmt::Display for DropReason {
 /// Any other character is accepted (dots, dashes, spaces, non-ASCII); each
 /// exporter maps names onto what its format allows.
 pub fn check_name(name: &str) -> Result<(), DropReason> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN || has_control(name) {
-        Err(DropReason::InvalidName)
-    } else {
-        Ok(())
-    }
+    crate::key::check_name(name)
 }
 
 /// Whether `s` holds a control character (C0, DEL or C1), scanning bytes:
 /// C0 and DEL are single bytes, C1 (U+0080..U+009F) is 0xC2 0x80..0x9F.
 #[inline]
 fn has_control(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        c < 0x20
-            || c == 0x7f
-            || (c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
-    })
+    crate::key::has_control(s.as_bytes())
 }
 
 /// Checks a gauge, histogram or timer value: finite.
@@ -163,21 +157,6 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), DropReason> {
     }
 }
 
-/// Checks a whole sample: name, tags and (for counters) the increment rule.
-pub fn check_sample(
-    name: &str,
-    value: f64,
-    is_counter: bool,
-    tags: Tags<'_>,
-) -> Result<(), DropReason> {
-    check_name(name)?;
-    if is_counter {
-        check_counter_increment(value)?;
-    } else {
-        check_value(value)?;
-    }
-    SortedTags::new(tags).map(|_| ())
-}
 
 /// A call's tags, checked and sorted by key, on the stack: no allocation.
 ///
@@ -257,6 +236,13 @@ impl<'a> SortedTags<'a> {
                 len: tags.len(),
                 tags: copy,
             },
+        })
+    }
+
+    /// Sorts tags already checked (a [`Key`](crate::Key)'s).
+    pub(crate) fn checked(tags: Tags<'a>) -> Self {
+        SortedTags::new(tags).unwrap_or(SortedTags {
+            repr: Repr::Borrowed(&[]),
         })
     }
 
@@ -343,10 +329,6 @@ mod tests {
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert_eq!(check_value(v), Err(DropReason::InvalidValue));
             assert_eq!(check_counter_increment(v), Err(DropReason::InvalidValue));
-            assert_eq!(
-                check_sample("x", v, false, &[]),
-                Err(DropReason::InvalidValue)
-            );
         }
         assert_eq!(check_value(-3.5), Ok(()));
         assert_eq!(check_value(f64::MAX), Ok(()));
@@ -364,12 +346,8 @@ mod tests {
         );
         assert_eq!(check_counter_increment(0.0), Ok(()));
         assert_eq!(check_counter_increment(-0.0), Ok(()));
-        assert_eq!(
-            check_sample("c", -2.0, true, &[]),
-            Err(DropReason::NegativeCounter)
-        );
         // Gauges may go negative.
-        assert_eq!(check_sample("g", -2.0, false, &[]), Ok(()));
+        assert_eq!(check_value(-2.0), Ok(()));
     }
 
     #[test]
@@ -477,7 +455,10 @@ mod tests {
             fn any_input_is_either_accepted_or_rejected_without_panic(
                 name in ".{0,300}", key in ".{0,140}", value in ".{0,40}", v in any::<f64>()
             ) {
-                let _ = check_sample(&name, v, v < 0.0, &[(&key, &value)]);
+                let tags = [(key.as_str(), value.as_str())];
+                if let Ok(k) = crate::Key::new(&name, &tags) {
+                    prop_assert!(crate::backend::Measurement::new(&k, crate::backend::Value::Histogram(v)).is_ok() == v.is_finite());
+                }
                 if let Ok(()) = check_name(&name) {
                     prop_assert!(!name.is_empty() && name.len() <= MAX_NAME_LEN);
                     prop_assert!(!name.chars().any(char::is_control));

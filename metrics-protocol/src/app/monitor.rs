@@ -4,13 +4,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::MetricsError;
-use crate::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
+use crate::app::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
 
 /// Reads system resources, and samples them periodically into a collector.
 ///
 /// ```
 /// use metrics_protocol::NoopMetrics;
-/// use metrics_protocol::system::ResourceMonitor;
+/// use metrics_protocol::app::ResourceMonitor;
 ///
 /// fn report(monitor: &dyn ResourceMonitor) -> String {
 ///     match monitor.get_memory_usage() {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::noop::unsupported;
-use crate::system::{
+use crate::app::{
     AsyncMetricsSystem, CpuUsage, DashboardData, DashboardKind, DiskUsage, EndpointResults,
     ExportFormat, HealthReport, MemoryUsage, MetricFilter, MetricStream, MetricSummary,
     MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem, NetworkStats, ProcessUsage,
-    ResourceMonitor,
+    ResourceMonitor, TimingStats,
 };
 use crate::{
     MetricCollector, MetricType, Metrics, MetricsError, NoopMetrics, PerformanceTimer,
@@ -68,6 +68,19 @@ impl MetricsAggregator for NoopMetrics {
     ) -> Result<Vec<MetricValue>, MetricsError> {
         Err(unsupported("get_top_metrics"))
     }
+    fn success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {
+        Err(unsupported("success_rate"))
+    }
+    fn failure_breakdown(
+        &self,
+        _: &str,
+        _: Option<Duration>,
+    ) -> Result<std::collections::BTreeMap<String, u64>, MetricsError> {
+        Err(unsupported("failure_breakdown"))
+    }
+    fn timing_stats(&self, _: &str, _: Option<Duration>) -> Result<TimingStats, MetricsError> {
+        Err(unsupported("timing_stats"))
+    }
 }
 
 impl MetricsSystem for NoopMetrics {
@@ -107,7 +120,7 @@ impl MetricsSystem for NoopMetrics {
 struct EmptyStream;
 
 impl futures_core::Stream for EmptyStream {
-    type Item = crate::system::StreamEvent;
+    type Item = crate::app::StreamEvent;
     fn poll_next(
         self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,

@@ -10,7 +10,7 @@ use crate::error::MetricsError;
 /// error that names them.
 ///
 /// ```
-/// use metrics_protocol::system::MetricsConfig;
+/// use metrics_protocol::app::MetricsConfig;
 /// let c: MetricsConfig = serde_json::from_str(
 ///     r#"{"collection_interval": 10, "retention_days": 30, "export_endpoints": ["out.prom"]}"#,
 /// ).unwrap();
@@ -63,7 +63,7 @@ impl MetricsConfig {
         if secs.is_finite() && secs >= Self::MIN_COLLECTION_INTERVAL {
             Ok(())
         } else {
-            Err(MetricsError::config(
+            Err(invalid(
                 field,
                 raw,
                 format!(
@@ -79,7 +79,7 @@ impl MetricsConfig {
         if days.is_finite() && days > Self::MIN_RETENTION_DAYS && days <= Self::MAX_RETENTION_DAYS {
             Ok(())
         } else {
-            Err(MetricsError::config(
+            Err(invalid(
                 field,
                 raw,
                 "must be a number of days longer than one hour (0.05) and at most 3660",
@@ -95,7 +95,7 @@ impl MetricsConfig {
         Self::check_retention_days("retention_days", &rd.to_string(), rd)?;
         for e in &self.export_endpoints {
             if e.trim().is_empty() {
-                return Err(MetricsError::config(
+                return Err(invalid(
                     "export_endpoints",
                     e.clone(),
                     "an endpoint must not be empty",
@@ -139,4 +139,14 @@ mod tests {
             .to_string();
         assert!(e.contains("colection_interval"), "{e}");
     }
+}
+
+/// A configuration value that cannot be used, naming its field.
+fn invalid(field: impl AsRef<str>, value: impl AsRef<str>, reason: impl AsRef<str>) -> MetricsError {
+    MetricsError::InvalidArgument(format!(
+        "invalid configuration: {} = `{}`: {}",
+        field.as_ref(),
+        value.as_ref(),
+        reason.as_ref()
+    ))
 }

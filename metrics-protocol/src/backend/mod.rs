@@ -1,0 +1,11 @@
+//! What a backend author needs beyond the root: the measurement a backend
+//! is handed, the handle it may bind, the validation rules, drop reasons and
+//! the health it reports. A library that only records never needs this.
+
+pub mod validate;
+
+pub use crate::handle::outcome;
+pub use crate::health::{BackendHealth, HealthStatus};
+pub use crate::instruments::InstrumentFn;
+pub use crate::measurement::{Measurement, Value};
+pub use validate::{DropReason, SortedTags};

@@ -1,0 +1,417 @@
+//! [`Key`]: a metric's name and tags, checked once and hashed once.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use crate::types::Tags;
+use crate::backend::validate::{
+    DropReason, MAX_NAME_LEN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, SortedTags,
+};
+
+/// The series a measurement belongs to: a name and its tags, valid by
+/// construction, with an order-independent hash (its
+/// [`fingerprint`](Key::fingerprint)) computed once.
+///
+/// Every layer and backend takes the key as it was built at the call site:
+/// nobody checks or hashes the name and tags again. `a=1,b=2` and `b=2,a=1`
+/// are the same key, with the same fingerprint.
+///
+/// A key borrows its name and tags, so building one allocates nothing.
+/// Keys of literals are built at compile time, where a broken rule is a
+/// compile error:
+///
+/// ```
+/// use metrics_protocol::{Key, Metrics};
+/// use metrics_protocol::backend::Value;
+///
+/// const REQUESTS: Key<'static> = Key::from_static("http.requests", &[("method", "GET")]);
+///
+/// let metrics = Metrics::noop();
+/// metrics.record(&REQUESTS, Value::Counter(1.0));
+///
+/// let key = Key::new("http.requests", &[("method", "GET")]).unwrap();
+/// assert_eq!(key, REQUESTS);
+/// assert_eq!(key.fingerprint(), REQUESTS.fingerprint());
+/// assert!(Key::new("", &[]).is_err()); // an empty name is no key
+/// ```
+#[derive(Clone, Copy)]
+pub struct Key<'a> {
+    name: &'a str,
+    tags: Tags<'a>,
+    fingerprint: u64,
+}
+
+impl<'a> Key<'a> {
+    /// Checks `name` and `tags` against the [validation
+    /// rules](crate::backend::validate) and computes the fingerprint; the
+    /// reason of the first broken rule otherwise.
+    #[inline]
+    pub fn new(name: &'a str, tags: Tags<'a>) -> Result<Self, DropReason> {
+        check(name, tags)?;
+        Ok(Key {
+            name,
+            tags,
+            fingerprint: fingerprint(name, tags),
+        })
+    }
+
+    /// A key of literals, built at compile time in a `const`. The tags must
+    /// be sorted by key (which also rules out duplicates); any broken rule
+    /// fails the build (at run time, outside a `const`, it panics).
+    ///
+    /// ```
+    /// use metrics_protocol::Key;
+    /// const JOBS: Key<'static> = Key::from_static("jobs.done", &[("queue", "email"), ("tier", "1")]);
+    /// assert_eq!(JOBS.tags().len(), 2);
+    /// ```
+    pub const fn from_static(name: &'static str, tags: &'static [(&'static str, &'static str)]) -> Key<'static> {
+        if check(name, tags).is_err() {
+            panic!("invalid metric key: see metrics_protocol::backend::validate for the rules");
+        }
+        let mut i = 1;
+        while i < tags.len() {
+            if !str_less(tags[i - 1].0, tags[i].0) {
+                panic!("the tags of a constant key must be sorted by key, without duplicates");
+            }
+            i += 1;
+        }
+        Key {
+            name,
+            tags,
+            fingerprint: fingerprint(name, tags),
+        }
+    }
+
+    /// A key whose rules were checked and whose fingerprint was computed
+    /// when it was first built (a bound handle's).
+    #[inline]
+    pub(crate) fn trusted(name: &'a str, tags: Tags<'a>, fingerprint: u64) -> Self {
+        Key {
+            name,
+            tags,
+            fingerprint,
+        }
+    }
+
+    /// The metric's name.
+    #[inline]
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The tags, in the order they were given.
+    #[inline]
+    pub fn tags(&self) -> Tags<'a> {
+        self.tags
+    }
+
+    /// The tags sorted by key (on the stack; allocates nothing).
+    pub fn sorted_tags(&self) -> SortedTags<'a> {
+        SortedTags::checked(self.tags)
+    }
+
+    /// The value of tag `key`, if the key has it.
+    pub fn tag(&self, key: &str) -> Option<&'a str> {
+        self.tags.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// The hash of the name and the tags, independent of the tags' order.
+    /// Equal keys have equal fingerprints; backends may key their tables on
+    /// it (`Hash` writes exactly this value) instead of hashing again.
+    #[inline]
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// A key with the same tags and another name (the `.success` and
+    /// `.failure` counters of an operation, a prefixed name, ...); the
+    /// reason if `name` breaks a rule.
+    pub fn with_name<'b>(&self, name: &'b str) -> Result<Key<'b>, DropReason>
+    where
+        'a: 'b,
+    {
+        check_name(name)?;
+        Ok(Key {
+            name,
+            tags: self.tags,
+            fingerprint: fingerprint(name, self.tags),
+        })
+    }
+
+    /// Whether this key has `name` and exactly the tags `tags` (in any order).
+    pub fn matches<K: AsRef<str>, V: AsRef<str>>(&self, name: &str, tags: &[(K, V)]) -> bool {
+        self.name == name
+            && self.tags.len() == tags.len()
+            && self.tags.iter().all(|(k, v)| {
+                tags.iter()
+                    .any(|(k2, v2)| k2.as_ref() == *k && v2.as_ref() == *v)
+            })
+    }
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Key<'_>) -> bool {
+        self.fingerprint == other.fingerprint && self.matches(other.name, other.tags)
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl Hash for Key<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+impl fmt::Debug for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("name", &self.name)
+            .field("tags", &self.sorted_tags())
+            .finish()
+    }
+}
+
+impl fmt::Display for Key<'_> {
+    /// `name{k="v",...}` with the tags sorted by key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)?;
+        let sorted = self.sorted_tags();
+        if !sorted.is_empty() {
+            f.write_str("{")?;
+            for (i, (k, v)) in sorted.as_slice().iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{k}={v:?}")?;
+            }
+            f.write_str("}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---- rules, written as `const fn` so literal keys are checked at build time ----
+
+const fn check(name: &str, tags: Tags<'_>) -> Result<(), DropReason> {
+    if let Err(e) = check_name(name) {
+        return Err(e);
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(DropReason::TooManyTags);
+    }
+    let mut i = 0;
+    while i < tags.len() {
+        let (k, v) = tags[i];
+        if k.is_empty()
+            || k.len() > MAX_TAG_KEY_LEN
+            || has_control(k.as_bytes())
+            || v.len() > MAX_TAG_VALUE_LEN
+        {
+            return Err(DropReason::InvalidTag);
+        }
+        let mut j = 0;
+        while j < i {
+            if str_eq(tags[j].0, k) {
+                return Err(DropReason::DuplicateTag);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+pub(crate) const fn check_name(name: &str) -> Result<(), DropReason> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || has_control(name.as_bytes()) {
+        Err(DropReason::InvalidName)
+    } else {
+        Ok(())
+    }
+}
+
+/// C0 controls, DEL, and C1 controls (U+0080..U+009F, `0xc2 0x80..0x9f` in UTF-8).
+pub(crate) const fn has_control(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x20 || c == 0x7f {
+            return true;
+        }
+        if c == 0xc2 && i + 1 < b.len() && b[i + 1] >= 0x80 && b[i + 1] < 0xa0 {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+#[inline]
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn str_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    a.len() < b.len()
+}
+
+// ---- the fingerprint: a folded-multiply hash over 8-byte words ----
+
+const K0: u64 = 0x243f_6a88_85a3_08d3;
+const K1: u64 = 0x1319_8a2e_0370_7344;
+const K2: u64 = 0xa409_3822_299f_31d0;
+const K3: u64 = 0x082e_fa98_ec4e_6c89;
+
+#[inline(always)]
+const fn fold(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+#[inline]
+const fn hash_bytes(seed: u64, b: &[u8]) -> u64 {
+    let mut h = seed ^ (b.len() as u64).wrapping_mul(K1);
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        h = fold(h ^ w, K2);
+        i += 8;
+    }
+    let mut tail = 0u64;
+    let mut shift = 0;
+    while i < b.len() {
+        tail |= (b[i] as u64) << shift;
+        shift += 8;
+        i += 1;
+    }
+    fold(h ^ tail, K3)
+}
+
+/// The name's hash plus the sum of the tags' hashes: the sum makes it
+/// independent of the tags' order.
+#[inline]
+pub(crate) const fn fingerprint(name: &str, tags: Tags<'_>) -> u64 {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < tags.len() {
+        let (k, v) = tags[i];
+        let hk = hash_bytes(K0, k.as_bytes());
+        sum = sum.wrapping_add(fold(hash_bytes(hk, v.as_bytes()), K1));
+        i += 1;
+    }
+    fold(hash_bytes(K2, name.as_bytes()) ^ sum, K0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_order_changes_neither_equality_nor_fingerprint() {
+        let a = Key::new("m", &[("a", "1"), ("b", "2")]).unwrap();
+        let b = Key::new("m", &[("b", "2"), ("a", "1")]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn different_keys_differ() {
+        let base = Key::new("m", &[("a", "1")]).unwrap();
+        for other in [
+            Key::new("n", &[("a", "1")]).unwrap(),
+            Key::new("m", &[("a", "2")]).unwrap(),
+            Key::new("m", &[("b", "1")]).unwrap(),
+            Key::new("m", &[]).unwrap(),
+            Key::new("m", &[("a", "1"), ("b", "1")]).unwrap(),
+        ] {
+            assert_ne!(base, other);
+            assert_ne!(base.fingerprint(), other.fingerprint(), "{other:?}");
+        }
+        // Moving bytes between a tag's key and value is another key.
+        let x = Key::new("m", &[("ab", "c")]).unwrap();
+        let y = Key::new("m", &[("a", "bc")]).unwrap();
+        assert_ne!(x.fingerprint(), y.fingerprint());
+        // Two tags whose hashes would cancel under xor do not.
+        let z = Key::new("m", &[("a", "1"), ("b", "1")]).unwrap();
+        let w = Key::new("m", &[("a", "2"), ("b", "2")]).unwrap();
+        assert_ne!(z.fingerprint(), w.fingerprint());
+    }
+
+    #[test]
+    fn broken_rules_name_their_reason() {
+        assert_eq!(Key::new("", &[]).unwrap_err(), DropReason::InvalidName);
+        assert_eq!(Key::new("a\nb", &[]).unwrap_err(), DropReason::InvalidName);
+        assert_eq!(Key::new("c1\u{85}", &[]).unwrap_err(), DropReason::InvalidName);
+        assert_eq!(
+            Key::new(&"a".repeat(MAX_NAME_LEN + 1), &[]).unwrap_err(),
+            DropReason::InvalidName
+        );
+        assert_eq!(Key::new("m", &[("", "v")]).unwrap_err(), DropReason::InvalidTag);
+        assert_eq!(
+            Key::new("m", &[("a", "1"), ("a", "2")]).unwrap_err(),
+            DropReason::DuplicateTag
+        );
+        let many: Vec<(String, String)> =
+            (0..=MAX_TAGS).map(|i| (format!("k{i}"), "v".into())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(Key::new("m", &many).unwrap_err(), DropReason::TooManyTags);
+        assert!(Key::new("größe with space:|@#,", &[("k", "")]).is_ok());
+    }
+
+    #[test]
+    fn const_keys_equal_runtime_keys() {
+        const K: Key<'static> = Key::from_static("jobs", &[("a", "1"), ("b", "2")]);
+        let k = Key::new("jobs", &[("b", "2"), ("a", "1")]).unwrap();
+        assert_eq!(K, k);
+        assert_eq!(K.fingerprint(), k.fingerprint());
+    }
+
+    #[test]
+    #[should_panic(expected = "sorted")]
+    fn unsorted_static_tags_are_refused() {
+        let _ = Key::from_static("jobs", &[("b", "2"), ("a", "1")]);
+    }
+
+    #[test]
+    fn renaming_keeps_tags_and_rehashes() {
+        let k = Key::new("op", &[("tier", "1")]).unwrap();
+        let s = k.with_name("op.success").unwrap();
+        assert_eq!(s.tags(), k.tags());
+        assert_eq!(s, Key::new("op.success", &[("tier", "1")]).unwrap());
+        assert!(k.with_name("").is_err());
+    }
+
+    #[test]
+    fn display_sorts_tags() {
+        let k = Key::new("m", &[("b", "2"), ("a", "1")]).unwrap();
+        assert_eq!(k.to_string(), r#"m{a="1",b="2"}"#);
+    }
+}
