@@ -92,18 +92,32 @@ pub trait MetricCollector: Send + Sync {
     }
 }
 
-/// Forwards every method of [`MetricCollector`] to `$inner` (an expression
-/// over `self` that yields something implementing it). The one place the
-/// trait is forwarded: smart pointers, the handle and wrappers use it.
+/// Forwards methods of [`MetricCollector`] to `$inner` (an expression over
+/// `self` that yields something implementing it): the one place the trait
+/// is forwarded. Smart pointers, the handle and layers use it.
+///
+/// `forward_collector!(|s| &s.inner)` forwards every method. A layer that
+/// writes some methods itself forwards the others by name:
+/// `forward_collector!(@describe @rest |s| &s.inner)` forwards `describe`,
+/// and `@rest` stands for `reject`, `flush` and `health`; `@record` and
+/// `@bind` name the other two.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! forward_collector {
     (|$this:ident| $inner:expr) => {
+        $crate::forward_collector!(@record @bind @describe @rest |$this| $inner);
+    };
+    ($(@$part:ident)+ |$this:ident| $inner:expr) => {
+        $( $crate::forward_collector!(@one $part |$this| $inner); )+
+    };
+    (@one record |$this:ident| $inner:expr) => {
         #[inline]
         fn record(&self, measurement: &$crate::backend::Measurement<'_>) {
             let $this = self;
             $crate::MetricCollector::record($inner, measurement)
         }
+    };
+    (@one bind |$this:ident| $inner:expr) => {
         #[inline]
         fn bind(
             &self,
@@ -113,6 +127,8 @@ macro_rules! forward_collector {
             let $this = self;
             $crate::MetricCollector::bind($inner, key, kind)
         }
+    };
+    (@one describe |$this:ident| $inner:expr) => {
         fn describe(
             &self,
             name: &str,
@@ -123,6 +139,8 @@ macro_rules! forward_collector {
             let $this = self;
             $crate::MetricCollector::describe($inner, name, kind, unit, help)
         }
+    };
+    (@one rest |$this:ident| $inner:expr) => {
         fn reject(&self, reason: $crate::backend::DropReason) {
             let $this = self;
             $crate::MetricCollector::reject($inner, reason)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::collector::MetricCollector;
 use crate::error::MetricsError;
-use crate::instruments::{Counter, Gauge, Histogram, Timer, bind};
+use crate::instruments::{Counter, Gauge, Histogram, Timer, bind_name};
 use crate::key::Key;
 use crate::measurement::{Measurement, Value};
 use crate::noop::NoopMetrics;
@@ -210,22 +210,22 @@ impl Metrics {
 
     /// A counter bound to `name` and `tags`: records without a lookup.
     pub fn counter(&self, name: &str, tags: Tags<'_>) -> Counter {
-        Counter::from_arc(bind(&self.backend, name, tags, MetricType::Counter))
+        Counter::from_arc(bind_name(&self.backend, name, tags, MetricType::Counter))
     }
 
     /// A gauge bound to `name` and `tags`.
     pub fn gauge(&self, name: &str, tags: Tags<'_>) -> Gauge {
-        Gauge::from_arc(bind(&self.backend, name, tags, MetricType::Gauge))
+        Gauge::from_arc(bind_name(&self.backend, name, tags, MetricType::Gauge))
     }
 
     /// A histogram bound to `name` and `tags`.
     pub fn histogram(&self, name: &str, tags: Tags<'_>) -> Histogram {
-        Histogram::from_arc(bind(&self.backend, name, tags, MetricType::Histogram))
+        Histogram::from_arc(bind_name(&self.backend, name, tags, MetricType::Histogram))
     }
 
     /// A timer bound to `name` and `tags`.
     pub fn timer(&self, name: &str, tags: Tags<'_>) -> Timer {
-        Timer::from_arc(bind(&self.backend, name, tags, MetricType::Timer))
+        Timer::from_arc(bind_name(&self.backend, name, tags, MetricType::Timer))
     }
 
     /// Starts timing `operation`; the guard records when it ends (see

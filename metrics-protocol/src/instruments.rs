@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::collector::MetricCollector;
-use crate::key::Key;
+use crate::key::{Key, OwnedKey};
 use crate::measurement::{Measurement, Value};
 use crate::types::MetricType;
-use crate::backend::validate::{DropReason, MAX_TAGS};
+use crate::backend::validate::DropReason;
 
 /// What a backend implements to record into one series without looking it
 /// up: handed out from [`MetricCollector::bind`] and wrapped in a
@@ -155,23 +155,17 @@ impl Timer {
 /// it keeps the key and calls `record`.
 struct ByKey {
     collector: Arc<dyn MetricCollector>,
-    name: Box<str>,
-    tags: Box<[(Box<str>, Box<str>)]>,
-    fingerprint: u64,
+    key: OwnedKey,
 }
 
 impl InstrumentFn for ByKey {
     fn record(&self, value: Value) {
-        // The tags are borrowed into a stack array: no allocation.
-        let mut buf: [(&str, &str); MAX_TAGS] = [("", ""); MAX_TAGS];
-        for (slot, (k, v)) in buf.iter_mut().zip(self.tags.iter()) {
-            *slot = (k, v);
-        }
-        let key = Key::trusted(&self.name, &buf[..self.tags.len()], self.fingerprint);
-        // The value was checked by the handle.
-        if let Ok(m) = Measurement::new(&key, value) {
-            self.collector.record(&m);
-        }
+        self.key.with_key(|key| {
+            // The value was checked by the handle.
+            if let Ok(m) = Measurement::new(key, value) {
+                self.collector.record(&m);
+            }
+        })
     }
 
     fn reject(&self, reason: DropReason) {
@@ -187,15 +181,15 @@ impl InstrumentFn for Refused {
     fn record(&self, _: Value) {}
 }
 
-/// Binds `name`/`tags` through `collector`, or falls back to [`ByKey`].
-pub(crate) fn bind(
+/// Binds `name`/`tags` through `collector`, or counts why it cannot.
+pub(crate) fn bind_name(
     collector: &Arc<dyn MetricCollector>,
     name: &str,
     tags: crate::Tags<'_>,
     kind: MetricType,
 ) -> Arc<dyn InstrumentFn> {
     match Key::new(name, tags) {
-        Ok(key) => bind_key(collector, &key, kind),
+        Ok(key) => bind(collector, &key, kind),
         Err(reason) => {
             collector.reject(reason);
             Arc::new(Refused)
@@ -203,7 +197,11 @@ pub(crate) fn bind(
     }
 }
 
-pub(crate) fn bind_key(
+/// `collector`'s own handle for `key`'s series if it
+/// [binds](MetricCollector::bind), else one that keeps the key and calls
+/// [`record`](MetricCollector::record): what a fan-out or a layer binds each
+/// backend below it with.
+pub fn bind(
     collector: &Arc<dyn MetricCollector>,
     key: &Key<'_>,
     kind: MetricType,
@@ -211,9 +209,7 @@ pub(crate) fn bind_key(
     collector.bind(key, kind).unwrap_or_else(|| {
         Arc::new(ByKey {
             collector: collector.clone(),
-            name: key.name().into(),
-            tags: key.tags().iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-            fingerprint: key.fingerprint(),
+            key: OwnedKey::from(key),
         })
     })
 }

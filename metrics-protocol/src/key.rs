@@ -149,6 +149,76 @@ impl<'a> Key<'a> {
     }
 }
 
+/// A [`Key`] kept beyond the call that made it (by a bound handle, a
+/// layer, a timer table): owned name and tags, and the fingerprint computed
+/// when the key was first built, so lending it out again as a [`Key`]
+/// neither checks nor hashes.
+///
+/// ```
+/// use metrics_protocol::Key;
+/// use metrics_protocol::backend::OwnedKey;
+/// let owned = OwnedKey::from(&Key::new("jobs", &[("queue", "email")]).unwrap());
+/// owned.with_key(|k| assert_eq!(k.tag("queue"), Some("email")));
+/// assert_eq!(owned.name(), "jobs");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct OwnedKey {
+    name: Box<str>,
+    tags: Box<[(Box<str>, Box<str>)]>,
+    fingerprint: u64,
+}
+
+impl OwnedKey {
+    /// The metric's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tags, in the order the key was built with.
+    pub fn tags(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.tags.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The key's fingerprint.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Lends the key out as a [`Key`] (its tags borrowed into a stack
+    /// array: no allocation).
+    #[inline]
+    pub fn with_key<R>(&self, f: impl FnOnce(&Key<'_>) -> R) -> R {
+        let mut buf: [(&str, &str); MAX_TAGS] = [("", ""); MAX_TAGS];
+        for (slot, (k, v)) in buf.iter_mut().zip(self.tags.iter()) {
+            *slot = (k, v);
+        }
+        let n = self.tags.len().min(MAX_TAGS);
+        f(&Key::trusted(&self.name, &buf[..n], self.fingerprint))
+    }
+}
+
+impl From<&Key<'_>> for OwnedKey {
+    fn from(key: &Key<'_>) -> Self {
+        OwnedKey {
+            name: key.name.into(),
+            tags: key.tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            fingerprint: key.fingerprint,
+        }
+    }
+}
+
+impl Hash for OwnedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+impl fmt::Debug for OwnedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_key(|k| fmt::Debug::fmt(k, f))
+    }
+}
+
 impl PartialEq for Key<'_> {
     fn eq(&self, other: &Key<'_>) -> bool {
         self.fingerprint == other.fingerprint && self.matches(other.name, other.tags)
