@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics_protocol::DropReason;
+use metrics_protocol::backend::DropReason;
 
 /// Lock-free drop counters, one per [`DropReason`]: what a backend reports
 /// in its health.

@@ -2,8 +2,8 @@
 //! carries, built on the stack.
 
 use metrics_protocol::Tags;
-use metrics_protocol::outcome::{ERROR_TYPE_TAG, FAILURE_SUFFIX, SUCCESS_SUFFIX};
-use metrics_protocol::validate::{MAX_NAME_LEN, MAX_TAGS};
+use metrics_protocol::backend::outcome::{ERROR_TYPE_TAG, FAILURE_SUFFIX, SUCCESS_SUFFIX};
+use metrics_protocol::backend::validate::{MAX_NAME_LEN, MAX_TAGS};
 
 /// Longest name built on the stack: an operation name at the limit plus the
 /// longer suffix.

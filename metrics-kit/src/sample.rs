@@ -7,37 +7,38 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use metrics_protocol::validate::MAX_TAGS;
-use metrics_protocol::{MetricCollector, MetricsError};
+use metrics_protocol::backend::validate::MAX_TAGS;
+use metrics_protocol::backend::{Measurement, Value};
+use metrics_protocol::{Key, MetricCollector, MetricType};
 
-/// The kind of a [`Sample`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SampleKind {
-    /// `record_counter`.
-    Counter,
-    /// `record_gauge`.
-    Gauge,
-    /// `record_histogram`.
-    Histogram,
-    /// `record_timer`; the value is in milliseconds.
-    Timer,
+/// Why a sample line could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SampleError {
+    /// The line is not a sample (bad JSON, an unknown kind or field, a
+    /// timer value that is no duration).
+    #[error("malformed sample: {0}")]
+    Parse(String),
+    /// Reading the input failed.
+    #[error("reading samples: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// One sample, as one line of JSON:
 /// `{"kind":"counter","name":"http.requests","value":1,"tags":{"method":"GET"}}`.
 ///
 /// ```
-/// use metrics_kit::{Sample, SampleKind};
+/// use metrics_kit::Sample;
+/// use metrics_protocol::MetricType;
 /// let s = Sample::parse_line(r#"{"kind":"timer","name":"db.query","value":12.5}"#).unwrap();
-/// assert_eq!(s.kind, SampleKind::Timer);
+/// assert_eq!(s.kind, MetricType::Timer);
 /// assert!(Sample::parse_line(r#"{"kind":"timer","name":"x","value":-1}"#).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sample {
     /// Which recording call.
-    pub kind: SampleKind,
+    pub kind: MetricType,
     /// Metric name.
     pub name: String,
     /// The value (milliseconds for timers).
@@ -51,19 +52,27 @@ impl Sample {
     /// Parses one line. A timer value must be a non-negative number of
     /// milliseconds that fits a `Duration`; other rules (names, counter signs,
     /// ...) are the collector's to apply when the sample is recorded.
-    pub fn parse_line(line: &str) -> Result<Sample, MetricsError> {
+    pub fn parse_line(line: &str) -> Result<Sample, SampleError> {
         let s: Sample =
-            serde_json::from_str(line).map_err(|e| MetricsError::Parse(e.to_string()))?;
-        if s.kind == SampleKind::Timer {
-            s.duration()?;
+            serde_json::from_str(line).map_err(|e| SampleError::Parse(e.to_string()))?;
+        match s.kind {
+            MetricType::Timer => {
+                s.duration()?;
+            }
+            MetricType::Rate => {
+                return Err(SampleError::Parse(
+                    "unknown kind `rate` (expected counter, gauge, histogram or timer)".into(),
+                ));
+            }
+            _ => {}
         }
         Ok(s)
     }
 
     /// The value as a duration (timer samples).
-    pub fn duration(&self) -> Result<Duration, MetricsError> {
+    pub fn duration(&self) -> Result<Duration, SampleError> {
         Duration::try_from_secs_f64(self.value / 1e3).map_err(|e| {
-            MetricsError::Parse(format!(
+            SampleError::Parse(format!(
                 "timer value {} is not a valid number of milliseconds: {e}",
                 self.value
             ))
@@ -71,18 +80,26 @@ impl Sample {
     }
 
     /// Records this sample into `collector`.
-    pub fn record_into(&self, collector: &dyn MetricCollector) -> Result<(), MetricsError> {
+    pub fn record_into(&self, collector: &dyn MetricCollector) -> Result<(), SampleError> {
+        let value = match self.kind {
+            MetricType::Counter => Value::Counter(self.value),
+            MetricType::Gauge => Value::Gauge(self.value),
+            MetricType::Histogram => Value::Histogram(self.value),
+            MetricType::Timer => Value::Timer(self.duration()?),
+            MetricType::Rate => {
+                return Err(SampleError::Parse("kind `rate` is not recordable".into()));
+            }
+        };
         let mut buf: [(&str, &str); MAX_TAGS + 1] = [("", ""); MAX_TAGS + 1];
         let n = self.tags.len().min(MAX_TAGS + 1);
         for (slot, (k, v)) in buf.iter_mut().zip(&self.tags) {
             *slot = (k.as_str(), v.as_str());
         }
-        let tags = &buf[..n];
-        match self.kind {
-            SampleKind::Counter => collector.record_counter(&self.name, self.value, tags),
-            SampleKind::Gauge => collector.record_gauge(&self.name, self.value, tags),
-            SampleKind::Histogram => collector.record_histogram(&self.name, self.value, tags),
-            SampleKind::Timer => collector.record_timer(&self.name, self.duration()?, tags),
+        match Key::new(&self.name, &buf[..n])
+            .and_then(|key| Measurement::new(&key, value).map(|m| collector.record(&m)))
+        {
+            Ok(()) => {}
+            Err(reason) => collector.reject(reason),
         }
         Ok(())
     }
@@ -93,7 +110,7 @@ impl Sample {
 /// after being yielded once.
 pub fn read_samples<R: BufRead>(
     reader: R,
-) -> impl Iterator<Item = (usize, Result<Sample, MetricsError>)> {
+) -> impl Iterator<Item = (usize, Result<Sample, SampleError>)> {
     let mut lines = reader.lines().enumerate();
     let mut done = false;
     std::iter::from_fn(move || {
@@ -102,7 +119,7 @@ pub fn read_samples<R: BufRead>(
             match line {
                 Err(e) => {
                     done = true;
-                    return Some((i + 1, Err(MetricsError::io("reading samples", e))));
+                    return Some((i + 1, Err(SampleError::Io(e))));
                 }
                 Ok(l) if l.trim().is_empty() => continue,
                 Ok(l) => return Some((i + 1, Sample::parse_line(&l))),
@@ -124,7 +141,7 @@ mod tests {
         assert_eq!(got[0].0, 1);
         assert!(got[0].1.is_ok());
         assert_eq!(got[1].0, 3);
-        assert!(matches!(got[1].1, Err(MetricsError::Parse(_))));
+        assert!(matches!(got[1].1, Err(SampleError::Parse(_))));
         assert_eq!(got[2].0, 4);
         assert_eq!(got[2].1.as_ref().unwrap().tags["k"], "v");
     }
@@ -133,6 +150,7 @@ mod tests {
     fn rejects_unknown_kinds_fields_and_bad_timer_values() {
         for bad in [
             r#"{"kind":"set","name":"a","value":1}"#,
+            r#"{"kind":"rate","name":"a","value":1}"#,
             r#"{"kind":"counter","name":"a","value":1,"extra":true}"#,
             r#"{"kind":"counter","name":"a"}"#,
             r#"{"kind":"counter","name":"a","value":"1"}"#,

@@ -1,11 +1,12 @@
 //! [`RunningTimers`]: the bounded table of running timers behind
-//! `start_timer`/`stop_timer`, and [`record_stopped_timer`], what stopping one records.
+//! `start_timer`/`stop_timer`, [`record_stopped_timer`], what stopping one
+//! records, and [`Timers`], both as a [`PerformanceTimer`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::{
-    MetricCollector, MetricsError, SuccessFailureTracker, Tags, TimerId, TimingResult,
-};
+use metrics_protocol::backend::{DropReason, Measurement, Value};
+use metrics_protocol::{Key, MetricCollector, MetricsError, PerformanceTimer, Tags, TimerId};
 
 use crate::DropCounters;
 
@@ -19,13 +20,29 @@ pub fn record_stopped_timer<B>(
     tags: Tags<'_>,
     success: bool,
 ) where
-    B: MetricCollector + SuccessFailureTracker + ?Sized,
+    B: MetricCollector + ?Sized,
 {
-    backend.record_timer(operation_name, duration, tags);
-    if success {
-        backend.record_success(operation_name, tags);
-    } else {
-        backend.record_failure(operation_name, "timer", tags);
+    let key = match Key::new(operation_name, tags) {
+        Ok(key) => key,
+        Err(reason) => {
+            // Neither the duration nor the outcome has a series.
+            backend.reject(reason);
+            backend.reject(reason);
+            return;
+        }
+    };
+    for m in [
+        Measurement::new(&key, Value::Timer(duration)),
+        if success {
+            Measurement::new(&key, Value::Success)
+        } else {
+            Measurement::failure(&key, "timer")
+        },
+    ] {
+        match m {
+            Ok(m) => backend.record(&m),
+            Err(reason) => backend.reject(reason),
+        }
     }
 }
 
@@ -110,18 +127,6 @@ impl StartedTimer {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
-    }
-
-    /// The result `stop_timer` returns, for a run of `duration`.
-    pub fn into_result(self, duration: Duration, success: bool) -> TimingResult {
-        TimingResult {
-            operation_name: self.name,
-            duration,
-            start_time: self.start_time,
-            end_time: self.start_time + duration,
-            success,
-            metadata: self.tags.into_iter().collect(),
-        }
     }
 }
 
@@ -217,7 +222,7 @@ impl RunningTimers {
     ) -> TimerId {
         let (id, evicted) = self.start(operation_name, metadata);
         if evicted > 0 {
-            drops.add(metrics_protocol::DropReason::TimerEvicted, evicted);
+            drops.add(DropReason::TimerEvicted, evicted);
         }
         id
     }
@@ -229,13 +234,13 @@ impl RunningTimers {
         backend: &B,
         id: TimerId,
         success: bool,
-    ) -> Result<TimingResult, MetricsError>
+    ) -> Result<Duration, MetricsError>
     where
-        B: MetricCollector + SuccessFailureTracker + ?Sized,
+        B: MetricCollector + ?Sized,
     {
         let (t, duration) = self.stop(id)?;
         record_stopped_timer(backend, &t.name, duration, &t.tag_refs(), success);
-        Ok(t.into_result(duration, success))
+        Ok(duration)
     }
 
     /// Timers running now.
@@ -249,76 +254,72 @@ impl RunningTimers {
     }
 }
 
-/// The `start_timer` and `stop_timer` of a
-/// [`PerformanceTimer`](metrics_protocol::PerformanceTimer) impl whose
-/// running timers live in a [`RunningTimers`] table, written once: start
-/// with [`RunningTimers::start_counted`] (an eviction counted in the
-/// [`DropCounters`]), stop with [`RunningTimers::stop_into`] the
-/// implementing type itself. Inside the impl, name `self` and say where the
-/// table and the drop counters are; `get_timing_stats` stays the backend's.
+/// [`PerformanceTimer`] over any collector: a bounded [`RunningTimers`]
+/// table whose stopped timers are recorded into the collector, and whose
+/// evictions are counted in its drops (reported by [`Timers::drops`]).
 ///
 /// ```
-/// use std::collections::BTreeMap;
 /// use std::sync::Arc;
-/// use std::time::Duration;
-/// use metrics_kit::{DropCounters, RunningTimers, running_timer_methods};
+/// use metrics_kit::Timers;
+/// use metrics_protocol::PerformanceTimer;
 /// use metrics_protocol::testing::Capture;
-/// use metrics_protocol::*;
 ///
-/// struct Backend { capture: Arc<Capture>, timers: RunningTimers, drops: DropCounters }
-///
-/// impl MetricCollector for Backend {
-///     fn record_counter<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_counter(n, v, t) }
-///     fn record_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_gauge(n, v, t) }
-///     fn adjust_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.adjust_gauge(n, v, t) }
-///     fn record_histogram<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) { self.capture.record_histogram(n, v, t) }
-///     fn record_timer<'a>(&self, n: &'a str, d: Duration, t: Tags<'a>) { self.capture.record_timer(n, d, t) }
-/// }
-/// impl SuccessFailureTracker for Backend {
-///     fn record_success<'a>(&self, op: &'a str, t: Tags<'a>) { self.capture.record_success(op, t) }
-///     fn record_failure<'a>(&self, op: &'a str, e: &'a str, t: Tags<'a>) { self.capture.record_failure(op, e, t) }
-///     fn get_success_rate(&self, op: &str, w: Option<Duration>) -> Result<f64, MetricsError> {
-///         self.capture.get_success_rate(op, w)
-///     }
-///     fn get_failure_breakdown(&self, op: &str, w: Option<Duration>) -> Result<BTreeMap<String, u64>, MetricsError> {
-///         self.capture.get_failure_breakdown(op, w)
-///     }
-/// }
-/// impl PerformanceTimer for Backend {
-///     running_timer_methods!(|b| &b.timers, &b.drops);
-///     fn get_timing_stats(&self, _: &str, _: Option<Duration>) -> Result<TimingStats, MetricsError> {
-///         Err(MetricsError::NoData("kept nowhere".into()))
-///     }
-/// }
-///
-/// let b = Backend { capture: Capture::new(), timers: RunningTimers::new(8), drops: DropCounters::new() };
-/// let id = b.start_timer("job", &[]);
-/// b.stop_timer(id, true)?;
-/// assert_eq!(b.capture.successes("job", &[]), 1);
-/// # Ok::<(), MetricsError>(())
+/// let capture = Capture::new();
+/// let timers = Timers::new(capture.clone(), 100);
+/// let id = timers.start_timer("export", &[("format", "csv")]);
+/// timers.stop_timer(id, false).unwrap();
+/// assert_eq!(capture.failures("export", "timer", &[("format", "csv")]), 1);
+/// assert!(timers.stop_timer(id, true).is_err()); // stopped twice
 /// ```
-#[macro_export]
-macro_rules! running_timer_methods {
-    (|$s:ident| $timers:expr, $drops:expr) => {
-        fn start_timer<'a>(
-            &self,
-            operation_name: &'a str,
-            metadata: $crate::__protocol::Tags<'a>,
-        ) -> $crate::__protocol::TimerId {
-            let $s = self;
-            $timers.start_counted(operation_name, metadata, $drops)
-        }
+pub struct Timers {
+    collector: Arc<dyn MetricCollector>,
+    table: RunningTimers,
+    drops: DropCounters,
+}
 
-        fn stop_timer(
-            &self,
-            timer_id: $crate::__protocol::TimerId,
-            success: bool,
-        ) -> ::std::result::Result<$crate::__protocol::TimingResult, $crate::__protocol::MetricsError>
-        {
-            let $s = self;
-            $timers.stop_into(self, timer_id, success)
+impl Timers {
+    /// At most `capacity` timers running at once, recorded into `collector`.
+    pub fn new(collector: Arc<dyn MetricCollector>, capacity: usize) -> Self {
+        Self::with_table(collector, RunningTimers::new(capacity))
+    }
+
+    /// The same over a table of your own (with its own clock).
+    pub fn with_table(collector: Arc<dyn MetricCollector>, table: RunningTimers) -> Self {
+        Timers {
+            collector,
+            table,
+            drops: DropCounters::new(),
         }
-    };
+    }
+
+    /// Timers evicted from the full table, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Timers running now.
+    pub fn running(&self) -> usize {
+        self.table.len()
+    }
+}
+
+impl std::fmt::Debug for Timers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timers")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PerformanceTimer for Timers {
+    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
+        self.table
+            .start_counted(operation_name, metadata, &self.drops)
+    }
+
+    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<Duration, MetricsError> {
+        self.table.stop_into(&*self.collector, timer_id, success)
+    }
 }
 
 #[cfg(test)]
@@ -343,9 +344,27 @@ mod tests {
         assert!(matches!(t.stop(ids[0]), Err(MetricsError::UnknownTimer(_))));
         let (started, duration) = t.stop(ids[1]).unwrap();
         assert_eq!(started.tag_refs(), [("k", "v")]);
-        let r = started.into_result(duration, false);
-        assert_eq!((r.operation_name.as_str(), r.success), ("op", false));
-        assert_eq!(r.metadata["k"], "v");
-        assert!(r.end_time >= r.start_time);
+        assert_eq!(started.name, "op");
+        assert!(duration < std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_full_table_counts_evictions_in_its_drops() {
+        let capture = metrics_protocol::testing::Capture::new();
+        let timers = Timers::new(capture.clone(), 2);
+        let first = timers.start_timer("op", &[]);
+        timers.start_timer("op", &[]);
+        timers.start_timer("op", &[]);
+        assert_eq!(timers.drops().get(DropReason::TimerEvicted), 1);
+        assert!(timers.stop_timer(first, true).is_err());
+        assert_eq!(timers.running(), 2);
+    }
+
+    #[test]
+    fn a_bad_operation_name_is_refused_twice_not_recorded() {
+        let capture = metrics_protocol::testing::Capture::new();
+        record_stopped_timer(&*capture, "", std::time::Duration::ZERO, &[], true);
+        assert!(capture.records().is_empty());
+        assert_eq!(capture.dropped(DropReason::InvalidName), 2);
     }
 }

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::backend::validate::DropReason;
 use crate::error::MetricsError;
 use crate::health::BackendHealth;
 use crate::instruments::InstrumentFn;
 use crate::key::Key;
 use crate::measurement::Measurement;
 use crate::types::{MetricType, MetricUnit};
-use crate::backend::validate::DropReason;
 
 /// What a backend implements: it is handed [`Measurement`]s, each valid and
 /// hashed once where it was made. It only writes; reading is the query

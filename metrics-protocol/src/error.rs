@@ -55,7 +55,6 @@ pub enum MetricsError {
         /// The underlying error.
         source: std::io::Error,
     },
-
 }
 
 impl fmt::Display for MetricsError {
@@ -99,5 +98,4 @@ impl MetricsError {
             source,
         }
     }
-
 }

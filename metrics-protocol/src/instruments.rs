@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::validate::DropReason;
 use crate::collector::MetricCollector;
 use crate::key::{Key, OwnedKey};
 use crate::measurement::{Measurement, Value};
 use crate::types::MetricType;
-use crate::backend::validate::DropReason;
 
 /// What a backend implements to record into one series without looking it
 /// up: handed out from [`MetricCollector::bind`] and wrapped in a
@@ -173,15 +173,25 @@ impl InstrumentFn for ByKey {
     }
 }
 
-/// Drops everything; what a handle binds to when its key was refused (the
-/// refusal was counted once, when it was bound).
-struct Refused;
-
-impl InstrumentFn for Refused {
-    fn record(&self, _: Value) {}
+/// What a handle binds to when its key was refused: every recording
+/// through it is refused too, and counted.
+struct Refused {
+    collector: Arc<dyn MetricCollector>,
+    reason: DropReason,
 }
 
-/// Binds `name`/`tags` through `collector`, or counts why it cannot.
+impl InstrumentFn for Refused {
+    fn record(&self, _: Value) {
+        self.collector.reject(self.reason);
+    }
+
+    fn reject(&self, reason: DropReason) {
+        self.collector.reject(reason);
+    }
+}
+
+/// Binds `name`/`tags` through `collector`; a handle that refuses (and
+/// counts) every recording if they break a rule.
 pub(crate) fn bind_name(
     collector: &Arc<dyn MetricCollector>,
     name: &str,
@@ -190,10 +200,10 @@ pub(crate) fn bind_name(
 ) -> Arc<dyn InstrumentFn> {
     match Key::new(name, tags) {
         Ok(key) => bind(collector, &key, kind),
-        Err(reason) => {
-            collector.reject(reason);
-            Arc::new(Refused)
-        }
+        Err(reason) => Arc::new(Refused {
+            collector: collector.clone(),
+            reason,
+        }),
     }
 }
 

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use crate::types::Tags;
 use crate::backend::validate::{
     DropReason, MAX_NAME_LEN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, SortedTags,
 };
+use crate::types::Tags;
 
 /// The series a measurement belongs to: a name and its tags, valid by
 /// construction, with an order-independent hash (its
@@ -64,7 +64,10 @@ impl<'a> Key<'a> {
     /// const JOBS: Key<'static> = Key::from_static("jobs.done", &[("queue", "email"), ("tier", "1")]);
     /// assert_eq!(JOBS.tags().len(), 2);
     /// ```
-    pub const fn from_static(name: &'static str, tags: &'static [(&'static str, &'static str)]) -> Key<'static> {
+    pub const fn from_static(
+        name: &'static str,
+        tags: &'static [(&'static str, &'static str)],
+    ) -> Key<'static> {
         if check(name, tags).is_err() {
             panic!("invalid metric key: see metrics_protocol::backend::validate for the rules");
         }
@@ -201,7 +204,11 @@ impl From<&Key<'_>> for OwnedKey {
     fn from(key: &Key<'_>) -> Self {
         OwnedKey {
             name: key.name.into(),
-            tags: key.tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            tags: key
+                .tags
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
             fingerprint: key.fingerprint,
         }
     }
@@ -439,18 +446,25 @@ mod tests {
     fn broken_rules_name_their_reason() {
         assert_eq!(Key::new("", &[]).unwrap_err(), DropReason::InvalidName);
         assert_eq!(Key::new("a\nb", &[]).unwrap_err(), DropReason::InvalidName);
-        assert_eq!(Key::new("c1\u{85}", &[]).unwrap_err(), DropReason::InvalidName);
+        assert_eq!(
+            Key::new("c1\u{85}", &[]).unwrap_err(),
+            DropReason::InvalidName
+        );
         assert_eq!(
             Key::new(&"a".repeat(MAX_NAME_LEN + 1), &[]).unwrap_err(),
             DropReason::InvalidName
         );
-        assert_eq!(Key::new("m", &[("", "v")]).unwrap_err(), DropReason::InvalidTag);
+        assert_eq!(
+            Key::new("m", &[("", "v")]).unwrap_err(),
+            DropReason::InvalidTag
+        );
         assert_eq!(
             Key::new("m", &[("a", "1"), ("a", "2")]).unwrap_err(),
             DropReason::DuplicateTag
         );
-        let many: Vec<(String, String)> =
-            (0..=MAX_TAGS).map(|i| (format!("k{i}"), "v".into())).collect();
+        let many: Vec<(String, String)> = (0..=MAX_TAGS)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(Key::new("m", &many).unwrap_err(), DropReason::TooManyTags);
         assert!(Key::new("größe with space:|@#,", &[("k", "")]).is_ok());

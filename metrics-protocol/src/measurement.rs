@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::backend::validate::{DropReason, MAX_TAG_VALUE_LEN};
 use crate::key::Key;
 use crate::types::MetricType;
-use crate::backend::validate::{DropReason, MAX_TAG_VALUE_LEN};
 
 /// What one recording does to its series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,8 +147,16 @@ mod tests {
     fn values_are_checked_by_kind() {
         let key = Key::new("m", &[]).unwrap();
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            for value in [Value::Counter(v), Value::Gauge(v), Value::GaugeDelta(v), Value::Histogram(v)] {
-                assert_eq!(Measurement::new(&key, value).unwrap_err(), DropReason::InvalidValue);
+            for value in [
+                Value::Counter(v),
+                Value::Gauge(v),
+                Value::GaugeDelta(v),
+                Value::Histogram(v),
+            ] {
+                assert_eq!(
+                    Measurement::new(&key, value).unwrap_err(),
+                    DropReason::InvalidValue
+                );
             }
         }
         assert_eq!(
@@ -167,8 +175,14 @@ mod tests {
             assert!(Measurement::new(&key, ok).is_ok(), "{ok:?}");
         }
         let long = "x".repeat(MAX_TAG_VALUE_LEN + 1);
-        assert_eq!(Measurement::failure(&key, &long).unwrap_err(), DropReason::InvalidTag);
-        assert_eq!(Measurement::new(&key, Value::Success).unwrap().error_type(), None);
+        assert_eq!(
+            Measurement::failure(&key, &long).unwrap_err(),
+            DropReason::InvalidTag
+        );
+        assert_eq!(
+            Measurement::new(&key, Value::Success).unwrap().error_type(),
+            None
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ impl PerformanceTimer for NoopMetrics {
     }
 
     /// The no-op keeps no table: every id is unknown.
-    fn stop_timer(&self, timer_id: TimerId, _success: bool) -> Result<std::time::Duration, MetricsError> {
+    fn stop_timer(
+        &self,
+        timer_id: TimerId,
+        _success: bool,
+    ) -> Result<std::time::Duration, MetricsError> {
         Err(MetricsError::UnknownTimer(timer_id))
     }
 }

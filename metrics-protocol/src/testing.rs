@@ -257,12 +257,14 @@ mod tests {
         m.record_gauge("g", f64::NAN, &[]);
         m.increment("", &[]);
         m.counter("c", &[]).add(f64::INFINITY);
-        m.counter("", &[]).increment();
+        let refused = m.counter("", &[]);
+        refused.increment();
+        refused.increment();
         assert!(c.records().is_empty());
         assert_eq!(c.dropped(DropReason::NegativeCounter), 1);
         assert_eq!(c.dropped(DropReason::InvalidValue), 2);
-        // The bad key of a bound handle is counted once, when it is bound.
-        assert_eq!(c.dropped(DropReason::InvalidName), 2);
+        // A handle of a bad key refuses, and counts, every recording.
+        assert_eq!(c.dropped(DropReason::InvalidName), 3);
         assert_eq!(c.health()[0].status, HealthStatus::Degraded);
     }
 }

@@ -142,7 +142,11 @@ mod tests {
 }
 
 /// A configuration value that cannot be used, naming its field.
-fn invalid(field: impl AsRef<str>, value: impl AsRef<str>, reason: impl AsRef<str>) -> MetricsError {
+fn invalid(
+    field: impl AsRef<str>,
+    value: impl AsRef<str>,
+    reason: impl AsRef<str>,
+) -> MetricsError {
     MetricsError::InvalidArgument(format!(
         "invalid configuration: {} = `{}`: {}",
         field.as_ref(),

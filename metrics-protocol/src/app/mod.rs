@@ -30,11 +30,11 @@ mod report;
 mod resources;
 mod values;
 
+pub use crate::types::TimingStats;
 pub use config::MetricsConfig;
 pub use dashboard::{ChartType, DashboardData, DashboardKind, Panel, PanelSeries, Point};
 pub use monitor::ResourceMonitor;
 pub use query::{MetricsAggregator, rate_from_counts};
-pub use crate::types::TimingStats;
 pub use report::{HealthCheckResult, HealthReport};
 pub use resources::{
     CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::MetricsError;
 use crate::app::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
+use crate::error::MetricsError;
 
 /// Reads system resources, and samples them periodically into a collector.
 ///

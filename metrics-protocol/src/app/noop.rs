@@ -4,13 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::noop::unsupported;
 use crate::app::{
     AsyncMetricsSystem, CpuUsage, DashboardData, DashboardKind, DiskUsage, EndpointResults,
     ExportFormat, HealthReport, MemoryUsage, MetricFilter, MetricStream, MetricSummary,
     MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem, NetworkStats, ProcessUsage,
     ResourceMonitor, TimingStats,
 };
+use crate::noop::unsupported;
 use crate::{
     MetricCollector, MetricType, Metrics, MetricsError, NoopMetrics, PerformanceTimer,
     SuccessFailureTracker, Tags,

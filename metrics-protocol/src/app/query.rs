@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::MetricsError;
 use crate::app::{ExportFormat, MetricSummary, MetricValue};
+use crate::error::MetricsError;
 use crate::types::TimingStats;
 use crate::{MetricType, Tags};
 

@@ -4,11 +4,11 @@
 
 pub mod validate;
 
+#[doc(inline)]
+pub use crate::forward_collector;
 pub use crate::handle::outcome;
 pub use crate::health::{BackendHealth, HealthStatus};
 pub use crate::instruments::{InstrumentFn, bind};
 pub use crate::key::OwnedKey;
-#[doc(inline)]
-pub use crate::forward_collector;
 pub use crate::measurement::{Measurement, Value};
 pub use validate::{DropReason, SortedTags};

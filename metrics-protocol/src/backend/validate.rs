@@ -157,7 +157,6 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), DropReason> {
     }
 }
 
-
 /// A call's tags, checked and sorted by key, on the stack: no allocation.
 ///
 /// This is the one place where tag order is normalised: `a=1,b=2` and

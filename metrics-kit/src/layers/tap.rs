@@ -1,0 +1,134 @@
+//! [`Tap`]: shows every measurement to an observer on its way down.
+
+use std::sync::Arc;
+
+use metrics_protocol::backend::{self, DropReason, InstrumentFn, Measurement, OwnedKey, Value};
+use metrics_protocol::{Key, MetricCollector, MetricType};
+
+use super::Layer;
+
+/// Sees every measurement that passes a [`Tap`], before the collector
+/// below it does: a live stream, a stream aggregation, a test probe.
+/// Called on the recording thread: be quick, never block.
+pub trait Observer: Send + Sync {
+    /// One measurement on its way down.
+    fn observe(&self, measurement: &Measurement<'_>);
+}
+
+impl<F: Fn(&Measurement<'_>) + Send + Sync> Observer for F {
+    fn observe(&self, measurement: &Measurement<'_>) {
+        self(measurement)
+    }
+}
+
+/// Shows each measurement to an [`Observer`], then hands it to the
+/// collector below. Bound handles are tapped too.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use metrics_kit::layers::{Stack, TapLayer};
+/// use metrics_protocol::Metrics;
+/// use metrics_protocol::backend::Measurement;
+/// use metrics_protocol::testing::Capture;
+///
+/// let seen = Arc::new(AtomicU64::new(0));
+/// let counter = seen.clone();
+/// let capture = Capture::new();
+/// let stack = Stack::new(capture.clone())
+///     .push(TapLayer::new(move |_: &Measurement<'_>| { counter.fetch_add(1, Ordering::Relaxed); }));
+/// let metrics = Metrics::new(Arc::new(stack.into_inner()));
+/// metrics.increment("a", &[]);
+/// metrics.counter("b", &[]).increment();
+/// assert_eq!(seen.load(Ordering::Relaxed), 2);
+/// assert_eq!(capture.counter("b", &[]), 1.0);
+/// ```
+pub struct Tap<C> {
+    inner: Arc<C>,
+    observer: Arc<dyn Observer>,
+}
+
+impl<C> Tap<C> {
+    /// Taps `inner` with `observer`.
+    pub fn new(inner: C, observer: Arc<dyn Observer>) -> Self {
+        Tap {
+            inner: Arc::new(inner),
+            observer,
+        }
+    }
+
+    /// The collector below.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+}
+
+/// Makes a [`Tap`] (see [`Stack`](super::Stack)).
+#[derive(Clone)]
+pub struct TapLayer {
+    observer: Arc<dyn Observer>,
+}
+
+impl TapLayer {
+    /// A tap showing every measurement to `observer`.
+    pub fn new(observer: impl Observer + 'static) -> Self {
+        TapLayer {
+            observer: Arc::new(observer),
+        }
+    }
+
+    /// A tap with an observer already shared.
+    pub fn shared(observer: Arc<dyn Observer>) -> Self {
+        TapLayer { observer }
+    }
+}
+
+impl<C> Layer<C> for TapLayer {
+    type Output = Tap<C>;
+    fn layer(&self, inner: C) -> Tap<C> {
+        Tap::new(inner, self.observer.clone())
+    }
+}
+
+/// A bound handle below a tap: shows each value, with the key it keeps, to
+/// the observer, then records it into the handle below.
+struct Tapped {
+    inner: Arc<dyn InstrumentFn>,
+    key: OwnedKey,
+    observer: Arc<dyn Observer>,
+}
+
+impl InstrumentFn for Tapped {
+    #[inline]
+    fn record(&self, value: Value) {
+        self.key.with_key(|key| {
+            if let Ok(m) = Measurement::new(key, value) {
+                self.observer.observe(&m);
+            }
+        });
+        self.inner.record(value);
+    }
+    fn reject(&self, reason: DropReason) {
+        self.inner.reject(reason);
+    }
+}
+
+impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
+    #[inline]
+    fn record(&self, m: &Measurement<'_>) {
+        self.observer.observe(m);
+        self.inner.record(m);
+    }
+
+    fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
+        let below: Arc<dyn MetricCollector> = self.inner.clone();
+        let inner = backend::bind(&below, key, kind);
+        Some(Arc::new(Tapped {
+            inner,
+            key: OwnedKey::from(key),
+            observer: self.observer.clone(),
+        }))
+    }
+
+    metrics_protocol::forward_collector!(@describe @rest |s| &*s.inner);
+}
