@@ -31,42 +31,45 @@
 //! 2. Take a [`Metrics`] in your constructor (default: [`Metrics::noop`]).
 //!    It is an `Arc` inside: clone it freely.
 //! 3. Record by name ([`Metrics::increment`], [`Metrics::record_histogram`], ...),
-//!    or bind a handle once for a hot series ([`Metrics::counter`] returns a
-//!    [`Counter`]) and record through it without a lookup.
-//! 4. Time operations with the guard [`Metrics::start`], or
-//!    [`Metrics::time`], [`Metrics::time_result`], [`Metrics::time_async`].
-//!    Each records the duration and exactly one outcome; an early return, a
-//!    panic or a cancelled future is a failure of its own error type
-//!    ([`outcome`]), never a success. Errors name their
+//!    by a [`Key`] built once (a `const` for literals), or bind a handle
+//!    once for a hot series ([`Metrics::counter`] returns a [`Counter`]) and
+//!    record through it without a lookup. `increment` always adds one.
+//! 4. Time operations with the guard [`Metrics::start`] (or its wrappers
+//!    [`Metrics::time`], [`Metrics::time_result`], [`Metrics::time_async`]).
+//!    A guard records the duration and exactly one outcome; an early return,
+//!    a panic or a cancelled future is a failure of its own error type
+//!    ([`backend::outcome`]), never a success. Errors name their
 //!    [`ErrorType`].
-//! 5. Test with the `testing` feature's [`testing::Capture`] (assert on what
-//!    was recorded) or the `mock` feature's mockall mocks. Conveniences reach
-//!    both as the plain recording calls they are made of.
+//! 5. Test with the `testing` feature's `testing::Capture` (assert on what
+//!    was recorded) or the `mock` feature's mockall mock. Every convenience
+//!    reaches both as the measurements it is made of.
 //!
 //! Tags are borrowed slices (`&[("k", "v")]`, `&[]` for none), so a call
 //! site allocates nothing; their order never matters.
 //!
-//! Recording never fails and never panics. A sample that breaks the rules in
-//! [`validate`] (NaN, a negative counter increment, an empty name, ...) is
-//! dropped whole and counted under a [`DropReason`] in the backend's
-//! [`health`](MetricCollector::health), the same way in every backend.
+//! Recording never fails and never panics. A name, tag or value that breaks
+//! a rule of [`backend::validate`] (NaN, a negative counter increment, an
+//! empty name, ...) is refused whole where the measurement is made, and
+//! counted under its reason in the backend's health, the same way in every
+//! backend.
 //!
 //! # For applications
 //!
 //! Pick backends at start-up (`metrics-memory`, queryable; `metrics-statsd`;
-//! several at once through `metrics-kit`'s `Fanout`) or the composed system
-//! (`metrics-agent`), and hand libraries a [`Metrics`] built from it. The
-//! application side of the protocol ([`system`]: health reports, dashboards,
-//! resources, queries, streams) is behind the `system` feature.
+//! several at once under `metrics-kit`'s fan-out layer) or the composed
+//! system (`metrics-agent`), and hand libraries a [`Metrics`] built from it.
+//! The application side of the protocol (`app`: queries, health reports,
+//! dashboards, resources, streams) is behind the `app` feature.
 //!
 //! # For backend authors
 //!
-//! Implement [`MetricCollector`] and [`SuccessFailureTracker`] (then
-//! [`Metrics::new`] takes your backend), optionally [`PerformanceTimer`] and
-//! the [`system`] traits. Apply [`validate`]. Hand out bound handles through
-//! [`MetricCollector::register_counter`] and the [`backend`] traits. The
-//! `metrics-kit` crate has the shared parts: drop counters, the running-timer
-//! table, fan-out, the sample format.
+//! Implement [`MetricCollector`]: one required method, `record`, handed a
+//! [`Measurement`](backend::Measurement) that is valid by construction, with
+//! its key's fingerprint computed once. Optionally hand out bound handles
+//! ([`MetricCollector::bind`], [`backend::InstrumentFn`]). Reading is
+//! separate: implement `app::MetricsAggregator` if your backend keeps data.
+//! The `metrics-kit` crate has the shared parts: layers, drop counters, the
+//! running-timer table, the sample format.
 //!
 //! # Features
 //!
@@ -74,9 +77,9 @@
 //! | --- | --- | --- |
 //! | (default) | everything above | none |
 //! | `serde` | serde derives on the data types | serde |
-//! | `system` | [`system`]: the application side | serde, chrono, async-trait, futures-core |
-//! | `testing` | [`testing::Capture`], a recording double | none |
-//! | `mock` | `MockMetricCollector`, `MockBackend`, ... (mockall) | mockall |
+//! | `app` | `app`: the application and read side | serde, chrono, async-trait, futures-core |
+//! | `testing` | `testing::Capture`, a recording double | none |
+//! | `mock` | `MockMetricCollector`, `MockPerformanceTimer`, ... (mockall) | mockall |
 #![deny(missing_docs)]
 #![warn(rustdoc::broken_intra_doc_links)]
 

@@ -18,6 +18,7 @@ pub struct NoopMetrics;
 
 pub(crate) const NOOP: &str = "noop";
 
+#[cfg(feature = "app")]
 pub(crate) fn unsupported(operation: &'static str) -> MetricsError {
     MetricsError::Unsupported {
         operation,

@@ -1,18 +1,17 @@
-//! A library instrumented through `&dyn MetricCollector`, verified with the
-//! mockall mocks of the `mock` feature.
-
-use std::time::Duration;
+//! A library instrumented through a `Metrics` handle, verified with the
+//! mockall mock of the `mock` feature: every convenience arrives as the
+//! measurements it is made of.
 
 use std::sync::Arc;
 
+use metrics_protocol::backend::{DropReason, Value};
 use metrics_protocol::{
-    MetricCollector, Metrics, MetricsError, MockBackend, MockMetricCollector, MockPerformanceTimer,
-    MockSuccessFailureTracker, PerformanceTimer, SuccessFailureTracker, TimerId, TimingResult,
+    Metrics, MetricsError, MockMetricCollector, MockPerformanceTimer, PerformanceTimer, TimerId,
 };
 use mockall::Sequence;
 
 /// The "library": charges a card and reports what happened.
-fn charge(metrics: &dyn MetricCollector, amount_cents: u64, currency: &str) {
+fn charge(metrics: &Metrics, amount_cents: u64, currency: &str) {
     metrics.record_counter(
         "payments.charged",
         amount_cents as f64,
@@ -23,13 +22,15 @@ fn charge(metrics: &dyn MetricCollector, amount_cents: u64, currency: &str) {
 #[test]
 fn library_records_expected_name_value_and_tags_exactly_once() {
     let mut mock = MockMetricCollector::new();
-    mock.expect_record_counter()
-        .withf(|name, value, tags| {
-            name == "payments.charged" && *value == 1250.0 && *tags == [("currency", "EUR")]
+    mock.expect_record()
+        .withf(|m| {
+            m.key().name() == "payments.charged"
+                && m.value() == Value::Counter(1250.0)
+                && m.key().tags() == [("currency", "EUR")]
         })
         .times(1)
         .return_const(());
-    charge(&mock, 1250, "EUR");
+    charge(&Metrics::new(Arc::new(mock)), 1250, "EUR");
     // Dropping the mock verifies `times(1)`: a second call or none fails.
 }
 
@@ -37,72 +38,89 @@ fn library_records_expected_name_value_and_tags_exactly_once() {
 #[should_panic(expected = "No matching expectation found")]
 fn mock_rejects_a_call_with_other_tags() {
     let mut mock = MockMetricCollector::new();
-    mock.expect_record_counter()
-        .withf(|_, _, tags| *tags == [("currency", "EUR")])
+    mock.expect_record()
+        .withf(|m| m.key().tags() == [("currency", "EUR")])
         .return_const(());
-    charge(&mock, 5, "USD");
+    charge(&Metrics::new(Arc::new(mock)), 5, "USD");
 }
 
-fn import(tracker: &dyn SuccessFailureTracker, rows: &[&str]) {
-    for row in rows {
+#[test]
+fn outcomes_arrive_in_order_with_their_error_type() {
+    let mut mock = MockMetricCollector::new();
+    let mut seq = Sequence::new();
+    mock.expect_record()
+        .withf(|m| m.key().name() == "import.row" && m.value() == Value::Success)
+        .times(1)
+        .in_sequence(&mut seq)
+        .return_const(());
+    mock.expect_record()
+        .withf(|m| m.value() == Value::Failure && m.error_type() == Some("empty"))
+        .times(1)
+        .in_sequence(&mut seq)
+        .return_const(());
+    let metrics = Metrics::new(Arc::new(mock));
+    for row in ["a", ""] {
         if row.is_empty() {
-            tracker.record_failure("import.row", "empty", &[("source", "csv")]);
+            metrics.record_failure("import.row", "empty", &[("source", "csv")]);
         } else {
-            tracker.record_success("import.row", &[("source", "csv")]);
+            metrics.record_success("import.row", &[("source", "csv")]);
         }
     }
 }
 
-#[test]
-fn tracker_mock_sees_successes_and_failures_in_order() {
-    let mut mock = MockSuccessFailureTracker::new();
-    let mut seq = Sequence::new();
-    mock.expect_record_success()
-        .withf(|op, meta| op == "import.row" && *meta == [("source", "csv")])
-        .times(1)
-        .in_sequence(&mut seq)
-        .return_const(());
-    mock.expect_record_failure()
-        .withf(|op, err, _| op == "import.row" && err == "empty")
-        .times(1)
-        .in_sequence(&mut seq)
-        .return_const(());
-    import(&mock, &["a", ""]);
-}
-
-/// The README's pattern: a library binds a handle at construction and
-/// records through it; the mock needs no expectation for the binding, and
-/// `inc()` arrives as the plain `record_counter` it is made of.
+/// A library binds a handle at construction and records through it; the
+/// mock needs no expectation for the binding, and `increment()` arrives as
+/// the plain counter measurement it is made of.
 #[test]
 fn binding_a_handle_on_a_mock_needs_no_expectation() {
-    let mut backend = MockBackend::new();
+    let mut backend = MockMetricCollector::new();
     backend
-        .expect_record_counter()
-        .withf(|name, value, tags| {
-            name == "uploads" && *value == 1.0 && *tags == [("kind", "blob")]
+        .expect_record()
+        .withf(|m| {
+            m.key().name() == "uploads"
+                && m.value() == Value::Counter(1.0)
+                && m.key().tags() == [("kind", "blob")]
         })
         .times(2)
         .return_const(());
     let metrics = Metrics::new(Arc::new(backend));
     let uploads = metrics.counter("uploads", &[("kind", "blob")]);
-    uploads.inc();
+    uploads.increment();
     metrics.increment("uploads", &[("kind", "blob")]);
 }
 
 #[test]
+fn a_refused_recording_reaches_reject_not_record() {
+    let mut backend = MockMetricCollector::new();
+    backend.expect_record().times(0);
+    backend
+        .expect_reject()
+        .withf(|r| *r == DropReason::NegativeCounter)
+        .times(1)
+        .return_const(());
+    Metrics::new(Arc::new(backend)).record_counter("c", -1.0, &[]);
+}
+
+#[test]
 fn a_guard_records_its_duration_and_one_failure_with_the_callers_error_type() {
-    let mut backend = MockBackend::new();
+    let mut backend = MockMetricCollector::new();
     let mut seq = Sequence::new();
     backend
-        .expect_record_timer()
-        .withf(|name, _, tags| name == "upload" && *tags == [("size", "big")])
+        .expect_record()
+        .withf(|m| {
+            m.key().name() == "upload"
+                && matches!(m.value(), Value::Timer(_))
+                && m.key().tags() == [("size", "big")]
+        })
         .times(1)
         .in_sequence(&mut seq)
         .return_const(());
     backend
-        .expect_record_failure()
-        .withf(|op, error_type, tags| {
-            op == "upload" && error_type == "quota" && *tags == [("size", "big")]
+        .expect_record()
+        .withf(|m| {
+            m.key().name() == "upload"
+                && m.error_type() == Some("quota")
+                && m.key().tags() == [("size", "big")]
         })
         .times(1)
         .in_sequence(&mut seq)
@@ -113,33 +131,17 @@ fn a_guard_records_its_duration_and_one_failure_with_the_callers_error_type() {
 }
 
 #[test]
-fn time_operation_default_runs_the_closure_once() {
+fn timer_mock_sees_start_and_stop_by_id() {
     let mut mock = MockPerformanceTimer::new();
     let id = TimerId(7);
     mock.expect_start_timer().times(1).return_const(id);
     mock.expect_stop_timer()
-        .withf(move |got, success| *got == id && *success)
+        .withf(move |got, success| *got == id && !*success)
         .times(1)
         .returning(|id, _| Err(MetricsError::UnknownTimer(id)));
-    // The mock overrides time_operation too; call the trait default through a wrapper.
-    struct Wrap(MockPerformanceTimer);
-    impl PerformanceTimer for Wrap {
-        fn start_timer<'a>(&self, n: &'a str, m: metrics_protocol::Tags<'a>) -> TimerId {
-            self.0.start_timer(n, m)
-        }
-        fn stop_timer(&self, id: TimerId, s: bool) -> Result<TimingResult, MetricsError> {
-            self.0.stop_timer(id, s)
-        }
-        fn get_timing_stats(
-            &self,
-            n: &str,
-            w: Option<Duration>,
-        ) -> Result<metrics_protocol::TimingStats, MetricsError> {
-            self.0.get_timing_stats(n, w)
-        }
-    }
-    let mut runs = 0;
-    let r = Wrap(mock).time_operation("op", &mut || runs += 1, &[]);
-    assert_eq!(runs, 1);
-    assert!(matches!(r, Err(MetricsError::UnknownTimer(got)) if got == id));
+    let timer: &dyn PerformanceTimer = &mock;
+    let started = timer.start_timer("op", &[]);
+    assert!(
+        matches!(timer.stop_timer(started, false), Err(MetricsError::UnknownTimer(got)) if got == id)
+    );
 }

@@ -5,8 +5,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use metrics_protocol::Metrics;
+use metrics_protocol::backend::outcome;
 use metrics_protocol::testing::Capture;
-use metrics_protocol::{Metrics, outcome};
 
 const TAGS: &[(&str, &str)] = &[("bucket", "b1")];
 
@@ -150,5 +151,8 @@ fn gauges_go_up_and_down_and_counters_only_up() {
     m.record_counter("requests", -1.0, &[]); // a counter never goes down: dropped, counted
     assert_eq!(c.gauge("inflight", &[]), Some(1.0));
     assert_eq!(c.counter("requests", &[]), 1.0);
-    assert_eq!(c.dropped(metrics_protocol::DropReason::NegativeCounter), 1);
+    assert_eq!(
+        c.dropped(metrics_protocol::backend::DropReason::NegativeCounter),
+        1
+    );
 }

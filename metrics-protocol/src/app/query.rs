@@ -15,7 +15,7 @@ use crate::{MetricType, Tags};
 /// memory backend too (`metrics-kit`'s fan-out layer) and asks it.
 ///
 /// ```
-/// use std::collections::BTreeMap;
+/// use std::time::Duration;
 /// use metrics_protocol::NoopMetrics;
 /// use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 ///

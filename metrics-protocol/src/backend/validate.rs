@@ -164,7 +164,7 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), DropReason> {
 /// backends hash and compare series keys through it.
 ///
 /// ```
-/// use metrics_protocol::validate::SortedTags;
+/// use metrics_protocol::backend::SortedTags;
 /// let a = SortedTags::new(&[("b", "2"), ("a", "1")]).unwrap();
 /// let b = SortedTags::new(&[("a", "1"), ("b", "2")]).unwrap();
 /// assert_eq!(a, b);
