@@ -9,8 +9,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use metrics_protocol::system::{DashboardKind, ExportFormat, MetricFilter, MetricValue};
-use metrics_protocol::{HealthStatus, MetricType};
+use metrics_protocol::MetricType;
+use metrics_protocol::app::{
+    DashboardKind, ExportFormat, MetricFilter, MetricValue, rate_from_counts,
+};
+use metrics_protocol::backend::HealthStatus;
 use serde_json::{Value, json};
 
 use crate::Source;
@@ -125,11 +128,11 @@ pub(crate) async fn timing(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     let p = Params::parse(q.as_deref(), &["name", "window"])?;
     let name = p.required("name")?.to_owned();
     let window = p.window()?;
-    let (timer, ranges) = (s.system.timer(), s.ranges.clone());
+    let (agg, ranges) = (s.system.aggregator(), s.ranges.clone());
     let n = name.clone();
     let stats = blocking(move || match ranges.and_then(|r| r.timing(&n, window)) {
         Some(answer) => answer,
-        None => timer.get_timing_stats(&n, window),
+        None => agg.timing_stats(&n, window),
     })
     .await?
     .map_err(|e| query_error(e, "name", window))?;
@@ -151,16 +154,16 @@ pub(crate) async fn success(State(s): State<Source>, RawQuery(q): RawQuery) -> A
         InstanceScope::Local => s.ranges.clone(),
         _ => Some(crate::range::history_for(&s, &instance)?),
     };
-    let tracker = s.system.tracker();
+    let agg = s.system.aggregator();
     let op = operation.clone();
     let (rate, failures) = blocking(move || {
         if let Some(answer) = ranges.and_then(|r| r.outcomes(&op, window, &instance)) {
             let (ok, failures) = answer?;
-            let rate = metrics_protocol::success_rate(&op, ok, &failures)?;
+            let rate = rate_from_counts(&op, ok, &failures)?;
             return Ok((rate, failures));
         }
-        let rate = tracker.get_success_rate(&op, window)?;
-        let failures = tracker.get_failure_breakdown(&op, window)?;
+        let rate = agg.success_rate(&op, window)?;
+        let failures = agg.failure_breakdown(&op, window)?;
         Ok::<_, metrics_protocol::MetricsError>((rate, failures))
     })
     .await?

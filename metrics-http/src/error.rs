@@ -83,15 +83,14 @@ impl ApiError {
 
     /// Maps a protocol error of a query whose main input is `parameter`:
     /// no data is 404, a refused argument 400 naming it, an unsupported
-    /// query (a write-only backend) 501.
+    /// query (a write-only backend) 501; anything else (an I/O failure in
+    /// the backend, ...) is 500.
     pub fn from_metrics(e: MetricsError, parameter: &str) -> Self {
         let message = e.to_string();
         match e {
             MetricsError::NoData(_) | MetricsError::NotFound(_) => ApiError::not_found(message),
             MetricsError::InvalidArgument(_)
-            | MetricsError::InvalidName { .. }
             | MetricsError::UnsupportedFormat(_)
-            | MetricsError::Config { .. }
             | MetricsError::IncompatibleUnits { .. } => ApiError::bad_parameter(parameter, message),
             MetricsError::Unsupported { .. } => ApiError {
                 status: StatusCode::NOT_IMPLEMENTED,
@@ -234,4 +233,83 @@ pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "unknown".to_owned());
     tracing::error!(panic = %what, "an HTTP handler panicked");
     ApiError::internal("the request handler failed").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_errors_map_to_statuses_naming_the_parameter_when_it_is_at_fault() {
+        let cases = [
+            (
+                MetricsError::NoData("x".into()),
+                StatusCode::NOT_FOUND,
+                None,
+            ),
+            (
+                MetricsError::NotFound("x".into()),
+                StatusCode::NOT_FOUND,
+                None,
+            ),
+            (
+                MetricsError::InvalidArgument("x".into()),
+                StatusCode::BAD_REQUEST,
+                Some("p"),
+            ),
+            (
+                MetricsError::UnsupportedFormat("xml".into()),
+                StatusCode::BAD_REQUEST,
+                Some("p"),
+            ),
+            (
+                MetricsError::IncompatibleUnits {
+                    from: metrics_protocol::MetricUnit::Bytes,
+                    to: metrics_protocol::MetricUnit::Seconds,
+                },
+                StatusCode::BAD_REQUEST,
+                Some("p"),
+            ),
+            (
+                MetricsError::Unsupported {
+                    operation: "get_metric_summary",
+                    backend: "statsd",
+                },
+                StatusCode::NOT_IMPLEMENTED,
+                None,
+            ),
+            (
+                MetricsError::io("export", std::io::Error::other("disk")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+            ),
+            (
+                MetricsError::UnknownTimer(metrics_protocol::TimerId(7)),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+            ),
+        ];
+        for (e, status, parameter) in cases {
+            let what = e.to_string();
+            let api = ApiError::from_metrics(e, "p");
+            assert_eq!(api.status, status, "{what}");
+            assert_eq!(api.parameter.as_deref(), parameter, "{what}");
+            assert_eq!(api.message, what);
+        }
+    }
+
+    #[test]
+    fn a_refused_argument_is_the_window_s_fault_when_a_window_was_given() {
+        let e = || MetricsError::InvalidArgument("longer than kept".into());
+        let with = query_error(e(), "name", Some(Duration::from_secs(60)));
+        assert_eq!(with.parameter.as_deref(), Some("window"));
+        let without = query_error(e(), "name", None);
+        assert_eq!(without.parameter.as_deref(), Some("name"));
+        let no_data = query_error(
+            MetricsError::NoData("x".into()),
+            "name",
+            Some(Duration::ZERO),
+        );
+        assert_eq!(no_data.status, StatusCode::NOT_FOUND);
+    }
 }

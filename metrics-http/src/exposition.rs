@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use metrics_protocol::system::ExportFormat;
+use metrics_protocol::app::ExportFormat;
 
 use crate::Source;
 use crate::api::blocking;
@@ -18,7 +18,7 @@ use crate::error::ApiError;
 ///
 /// ```
 /// use metrics_http::negotiate;
-/// use metrics_protocol::system::ExportFormat;
+/// use metrics_protocol::app::ExportFormat;
 /// let prometheus_server = "application/openmetrics-text;version=1.0.0,\
 ///     application/openmetrics-text;version=0.0.1;q=0.75,\
 ///     text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

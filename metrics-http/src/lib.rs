@@ -58,7 +58,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
-use metrics_protocol::system::{AsyncMetricsSystem, MetricsSystem};
+use metrics_protocol::app::{AsyncMetricsSystem, MetricsSystem};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;

@@ -11,8 +11,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use metrics_protocol::system::MetricSummary;
-use metrics_protocol::{MetricsError, TimingStats};
+use metrics_protocol::MetricsError;
+use metrics_protocol::app::MetricSummary;
+use metrics_protocol::app::TimingStats;
 use serde::Serialize;
 
 use crate::Source;

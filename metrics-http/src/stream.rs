@@ -26,7 +26,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use metrics_protocol::MetricType;
-use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter, StreamEvent};
+use metrics_protocol::app::{AsyncMetricsSystem, MetricFilter, StreamEvent};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::HttpStats;
@@ -238,7 +238,7 @@ impl Streams {
 /// same bytes for every subscriber. When the stream ends, the channel is
 /// closed (the group's sender taken), so the subscribers' streams end.
 async fn encode_each_once(
-    mut upstream: metrics_protocol::system::MetricStream,
+    mut upstream: metrics_protocol::app::MetricStream,
     sender: broadcast::Sender<Bytes>,
     cell: Arc<Mutex<Option<broadcast::Sender<Bytes>>>>,
     stats: HttpStats,
@@ -276,7 +276,7 @@ fn lagged(missed: u64) -> Bytes {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use metrics_protocol::system::{EndpointResults, MetricStream, MetricValue};
+    use metrics_protocol::app::{EndpointResults, MetricStream, MetricValue};
     use metrics_protocol::{MetricUnit, MetricsError};
     use std::sync::atomic::AtomicUsize;
     use tokio::sync::mpsc;
