@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::system::ResourceMonitor;
+use metrics_protocol::app::ResourceMonitor;
 use metrics_protocol::{MetricCollector, NoopMetrics};
 use metrics_system::SystemMonitor;
 

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 use metrics_system::SystemMonitor;
 
 fn main() -> ExitCode {

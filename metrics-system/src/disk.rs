@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use metrics_protocol::MetricsError;
-use metrics_protocol::system::DiskUsage;
+use metrics_protocol::app::DiskUsage;
 
 /// One mounted file system, as the mount table lists it.
 #[derive(Debug, Clone, PartialEq)]

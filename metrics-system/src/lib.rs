@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use std::path::Path;
-//! use metrics_protocol::system::ResourceMonitor;
+//! use metrics_protocol::app::ResourceMonitor;
 //! use metrics_system::SystemMonitor;
 //!
 //! let monitor = SystemMonitor::new()?;
@@ -20,7 +20,7 @@
 //! # What it is for
 //!
 //! An application hands a [`SystemMonitor`] the collector it chose
-//! (`metrics-memory`, StatsD, a [`Fanout`](metrics_kit::Fanout) of both)
+//! (`metrics-memory`, StatsD, a [`Fanout`](metrics_kit::layers::Fanout) of both)
 //! and starts the sampler; dashboards then get the numbers node_exporter,
 //! psutil or the OpenTelemetry Collector's host metrics give, under
 //! OpenTelemetry's names:
@@ -28,7 +28,7 @@
 //! ```no_run
 //! use std::{sync::Arc, time::Duration};
 //! use metrics_protocol::{MetricCollector, NoopMetrics};
-//! use metrics_protocol::system::ResourceMonitor;
+//! use metrics_protocol::app::ResourceMonitor;
 //! use metrics_system::SystemMonitor;
 //!
 //! let backend: Arc<dyn MetricCollector> = Arc::new(NoopMetrics); // your backend
@@ -44,7 +44,7 @@
 //! CPU counters, and a span shorter than sysinfo's minimum (200 ms on Linux)
 //! is noise. So the constructor reads the counters once (the baseline), and:
 //!
-//! - the first [`get_cpu_usage`](metrics_protocol::system::ResourceMonitor::get_cpu_usage)
+//! - the first [`get_cpu_usage`](metrics_protocol::app::ResourceMonitor::get_cpu_usage)
 //!   (or snapshot, or sample) within 200 ms of the constructor **waits the
 //!   rest of the 200 ms**, then reports the utilisation since the baseline:
 //!   never sysinfo's meaningless first value;
@@ -79,9 +79,9 @@
 //!   still write, and `percent = used / (used + free) * 100`. So on a file
 //!   system with reserved blocks, `used + free < total`: the protocol's
 //!   `used = total - free` does **not** hold; it would count the reserve as
-//!   used. [`get_disk_usage`](metrics_protocol::system::ResourceMonitor::get_disk_usage)
+//!   used. [`get_disk_usage`](metrics_protocol::app::ResourceMonitor::get_disk_usage)
 //!   names the file system by the mount whose mount point is the longest
-//!   prefix of the canonical path; [`get_all_disk_usage`](metrics_protocol::system::ResourceMonitor::get_all_disk_usage)
+//!   prefix of the canonical path; [`get_all_disk_usage`](metrics_protocol::app::ResourceMonitor::get_all_disk_usage)
 //!   lists sysinfo's disks, which leave out pseudo file systems (`proc`,
 //!   `tmpfs`, `cgroup`, ...) and network mounts (whose `statvfs` can hang).
 //! - **Network**: totals since boot summed over **every** interface,
@@ -124,10 +124,10 @@
 //!
 //! # The sampler
 //!
-//! [`start_resource_monitoring`](metrics_protocol::system::ResourceMonitor::start_resource_monitoring)
+//! [`start_resource_monitoring`](metrics_protocol::app::ResourceMonitor::start_resource_monitoring)
 //! spawns one thread (`metrics-sampler`) that samples at once, then every
 //! interval (at least [`MIN_INTERVAL`]); starting again while it runs does
-//! nothing. [`stop_resource_monitoring`](metrics_protocol::system::ResourceMonitor::stop_resource_monitoring)
+//! nothing. [`stop_resource_monitoring`](metrics_protocol::app::ResourceMonitor::stop_resource_monitoring)
 //! and drop wake it at once and join it. A sample that panics (in sysinfo or
 //! in the collector) is caught, logged with `tracing` and counted in
 //! [`SystemMonitor::sampler_stats`]; the next sample runs as usual. Nothing

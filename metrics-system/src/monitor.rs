@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::system::{
+use metrics_protocol::app::{
     CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage, ResourceMonitor,
 };
-use metrics_protocol::{MetricCollector, MetricsError, NoopMetrics};
+use metrics_protocol::{MetricCollector, Metrics, MetricsError, NoopMetrics};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     readings: Mutex<Readings>,
     /// The network totals of the previous sample (under the readings lock).
     network: Mutex<publish::NetworkCounters>,
-    collector: Arc<dyn MetricCollector>,
+    metrics: Metrics,
     pub(crate) stats: StatCounters,
 }
 
@@ -53,7 +53,7 @@ impl Shared {
     /// Reads everything and publishes what could be read; returns the first
     /// error, if any reading failed.
     pub(crate) fn publish_once(&self) -> Result<(), MetricsError> {
-        let c: &dyn MetricCollector = &*self.collector;
+        let c = &self.metrics;
         let mut first_err = None;
         let mut r = self.readings.lock();
         publish::memory(c, &r.memory());
@@ -109,12 +109,19 @@ impl SystemMonitor {
     pub fn with_collector(
         collector: Arc<dyn MetricCollector>,
     ) -> Result<SystemMonitor, MetricsError> {
-        publish::describe(&*collector);
+        SystemMonitor::with_metrics(Metrics::from_dyn(collector))
+    }
+
+    /// A monitor whose sampler (and [`publish_once`](Self::publish_once))
+    /// publishes through `metrics`, the handle an application already holds.
+    /// Takes the CPU baselines.
+    pub fn with_metrics(metrics: Metrics) -> Result<SystemMonitor, MetricsError> {
+        publish::describe(&metrics);
         Ok(SystemMonitor {
             shared: Arc::new(Shared {
                 readings: Mutex::new(Readings::new()?),
                 network: Mutex::new(publish::NetworkCounters::default()),
-                collector,
+                metrics,
                 stats: StatCounters::default(),
             }),
             sampler: Mutex::new(None),

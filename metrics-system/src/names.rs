@@ -74,7 +74,7 @@ pub const PROCESS_MEMORY_USAGE: &str = "process.memory.usage";
 pub const PROCESS_MEMORY_VIRTUAL: &str = "process.memory.virtual";
 /// CPU time of this process over wall time, divided by the number of logical
 /// cores: a ratio 0..1 of the whole machine (OpenTelemetry's definition).
-/// The typed [`ProcessUsage::cpu_percent`](metrics_protocol::system::ProcessUsage::cpu_percent)
+/// The typed [`ProcessUsage::cpu_percent`](metrics_protocol::app::ProcessUsage::cpu_percent)
 /// instead counts 100 per fully used core, as psutil and `top` do.
 pub const PROCESS_CPU_UTILIZATION: &str = "process.cpu.utilization";
 /// Threads of this process (where the OS tells). Not OpenTelemetry's
@@ -144,7 +144,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for name in ALL {
             assert_eq!(
-                metrics_protocol::validate::check_name(name),
+                metrics_protocol::backend::validate::check_name(name),
                 Ok(()),
                 "{name}"
             );

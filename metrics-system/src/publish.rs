@@ -2,15 +2,15 @@
 
 use std::collections::HashMap;
 
-use metrics_protocol::system::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
-use metrics_protocol::{MetricCollector, MetricType, MetricUnit};
+use metrics_protocol::app::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
+use metrics_protocol::{MetricType, MetricUnit, Metrics};
 
 use crate::names::*;
 
 /// Describes the gauges that have a unit (bytes, seconds), so exporters
 /// name them in base units (`process_memory_usage_bytes`); counts and
 /// 0..1 ratios have none to give.
-pub(crate) fn describe(c: &dyn MetricCollector) {
+pub(crate) fn describe(c: &Metrics) {
     use MetricUnit::{Bytes, Seconds};
     let described = [
         (MEMORY_USAGE, Bytes, "Memory in use or free"),
@@ -52,7 +52,7 @@ pub(crate) fn describe(c: &dyn MetricCollector) {
 }
 
 /// Gauges of memory and swap.
-pub(crate) fn memory(c: &dyn MetricCollector, m: &MemoryUsage) {
+pub(crate) fn memory(c: &Metrics, m: &MemoryUsage) {
     c.record_gauge(
         MEMORY_USAGE,
         m.used_bytes as f64,
@@ -87,7 +87,7 @@ pub(crate) fn memory(c: &dyn MetricCollector, m: &MemoryUsage) {
 }
 
 /// Gauges of CPU utilisation, core counts and load.
-pub(crate) fn cpu(c: &dyn MetricCollector, u: &CpuUsage) {
+pub(crate) fn cpu(c: &Metrics, u: &CpuUsage) {
     c.record_gauge(CPU_UTILIZATION, u.percent / 100.0, &[]);
     for (i, pct) in u.per_core_percent.iter().enumerate() {
         let core = i.to_string();
@@ -105,7 +105,7 @@ pub(crate) fn cpu(c: &dyn MetricCollector, u: &CpuUsage) {
 }
 
 /// Gauges of each file system.
-pub(crate) fn disks(c: &dyn MetricCollector, disks: &[DiskUsage]) {
+pub(crate) fn disks(c: &Metrics, disks: &[DiskUsage]) {
     for d in disks {
         let device = d.device.as_deref().unwrap_or("");
         let fs = d.file_system.as_deref().unwrap_or("");
@@ -160,7 +160,7 @@ pub(crate) struct NetworkCounters {
 impl NetworkCounters {
     /// Adds to the network counters what each interface's totals grew by
     /// since the previous call.
-    pub(crate) fn publish(&mut self, c: &dyn MetricCollector, n: &NetworkStats) {
+    pub(crate) fn publish(&mut self, c: &Metrics, n: &NetworkStats) {
         let new = n
             .interfaces
             .iter()
@@ -227,7 +227,7 @@ impl NetworkCounters {
 
 /// Gauges of this process. `logical_cores` turns the per-core percent into
 /// OpenTelemetry's whole-machine ratio; 0 means unknown (published per core).
-pub(crate) fn process(c: &dyn MetricCollector, p: &ProcessUsage, logical_cores: usize) {
+pub(crate) fn process(c: &Metrics, p: &ProcessUsage, logical_cores: usize) {
     c.record_gauge(PROCESS_MEMORY_USAGE, p.rss_bytes as f64, &[]);
     c.record_gauge(PROCESS_MEMORY_VIRTUAL, p.virtual_bytes as f64, &[]);
     if let Some(pct) = p.cpu_percent {
@@ -245,7 +245,7 @@ pub(crate) fn process(c: &dyn MetricCollector, p: &ProcessUsage, logical_cores: 
 
 #[cfg(test)]
 mod tests {
-    use metrics_protocol::system::InterfaceStats;
+    use metrics_protocol::app::InterfaceStats;
     use metrics_protocol::testing::Capture;
 
     use super::*;
@@ -275,12 +275,13 @@ mod tests {
     #[test]
     fn network_counters_add_the_growth_of_the_os_totals_from_a_zero_baseline() {
         let c = Capture::new();
+        let m = c.metrics();
         let mut n = NetworkCounters::default();
-        n.publish(&*c, &stats(vec![iface("eth0", 5_000, 9_000)]));
+        n.publish(&m, &stats(vec![iface("eth0", 5_000, 9_000)]));
         assert_eq!(bytes(&c, "eth0", DIRECTION_TRANSMIT), 0.0);
         assert_eq!(bytes(&c, "eth0", DIRECTION_RECEIVE), 0.0);
-        n.publish(&*c, &stats(vec![iface("eth0", 5_700, 9_000)]));
-        n.publish(&*c, &stats(vec![iface("eth0", 6_000, 10_500)]));
+        n.publish(&m, &stats(vec![iface("eth0", 5_700, 9_000)]));
+        n.publish(&m, &stats(vec![iface("eth0", 6_000, 10_500)]));
         assert_eq!(bytes(&c, "eth0", DIRECTION_TRANSMIT), 1_000.0);
         assert_eq!(bytes(&c, "eth0", DIRECTION_RECEIVE), 1_500.0);
         let packets = c.counter(
@@ -294,26 +295,28 @@ mod tests {
     #[test]
     fn a_total_that_goes_down_restarts_the_baseline_without_a_negative_increment() {
         let c = Capture::new();
+        let m = c.metrics();
         let mut n = NetworkCounters::default();
-        n.publish(&*c, &stats(vec![iface("veth1", 800, 800)]));
-        n.publish(&*c, &stats(vec![iface("veth1", 1_000, 1_000)]));
+        n.publish(&m, &stats(vec![iface("veth1", 800, 800)]));
+        n.publish(&m, &stats(vec![iface("veth1", 1_000, 1_000)]));
         // The interface vanishes, then comes back created anew.
-        n.publish(&*c, &stats(vec![]));
-        n.publish(&*c, &stats(vec![iface("veth1", 300, 1_200)]));
+        n.publish(&m, &stats(vec![]));
+        n.publish(&m, &stats(vec![iface("veth1", 300, 1_200)]));
         // 200 before; then the 300 sent since the reset; received kept
         // growing (1,000 to 1,200), so it adds 200, not 1,200.
         assert_eq!(bytes(&c, "veth1", DIRECTION_TRANSMIT), 500.0);
         assert_eq!(bytes(&c, "veth1", DIRECTION_RECEIVE), 400.0);
-        n.publish(&*c, &stats(vec![iface("veth1", 350, 1_200)]));
+        n.publish(&m, &stats(vec![iface("veth1", 350, 1_200)]));
         assert_eq!(bytes(&c, "veth1", DIRECTION_TRANSMIT), 550.0);
         assert!(n.resets >= 1);
-        let dropped = c.dropped(metrics_protocol::DropReason::NegativeCounter);
+        let dropped = c.dropped(metrics_protocol::backend::DropReason::NegativeCounter);
         assert_eq!(dropped, 0, "a negative increment was recorded");
     }
 
     #[test]
     fn the_kept_totals_are_bounded() {
         let c = Capture::new();
+        let m = c.metrics();
         let mut n = NetworkCounters::default();
         let many = |base: u64| {
             stats(
@@ -322,9 +325,9 @@ mod tests {
                     .collect(),
             )
         };
-        n.publish(&*c, &many(100));
+        n.publish(&m, &many(100));
         assert!(n.last.len() <= MAX_INTERFACES);
-        n.publish(&*c, &many(150));
+        n.publish(&m, &many(150));
         assert!(n.last.len() <= MAX_INTERFACES);
         // A tracked interface counts its growth; an untracked one adds 0
         // (never its total since boot).
@@ -332,8 +335,8 @@ mod tests {
         let last = format!("if{}", MAX_INTERFACES + 9);
         assert_eq!(bytes(&c, &last, DIRECTION_TRANSMIT), 0.0);
         // Vanished interfaces are forgotten when new ones need the room.
-        n.publish(&*c, &stats(vec![iface("new0", 7, 7)]));
-        n.publish(&*c, &stats(vec![iface("new0", 9, 7)]));
+        n.publish(&m, &stats(vec![iface("new0", 7, 7)]));
+        n.publish(&m, &stats(vec![iface("new0", 9, 7)]));
         assert_eq!(bytes(&c, "new0", DIRECTION_TRANSMIT), 2.0);
     }
 }

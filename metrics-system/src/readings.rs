@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use metrics_protocol::MetricsError;
-use metrics_protocol::system::{
+use metrics_protocol::app::{
     CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,
 };
 use sysinfo::{

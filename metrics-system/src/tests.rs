@@ -4,8 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics_protocol::system::ResourceMonitor;
-use metrics_protocol::{MetricCollector, MetricsError, MockMetricCollector, Tags};
+use metrics_protocol::app::ResourceMonitor;
+use metrics_protocol::backend::{Measurement, Value};
+use metrics_protocol::{MetricCollector, MetricsError, MockMetricCollector};
 use parking_lot::Mutex;
 
 use crate::names;
@@ -38,7 +39,7 @@ fn sampler_threads() -> usize {
 type Recorded = (String, f64, Vec<(String, String)>);
 
 /// The simplest collector that can fail: it keeps every gauge and counter
-/// call.
+/// measurement, and panics on any other kind.
 #[derive(Default)]
 struct Capture {
     gauges: Mutex<Vec<Recorded>>,
@@ -64,40 +65,42 @@ impl Capture {
     }
 }
 
+/// Owned tags of a measurement, in the order given.
+fn owned_tags(m: &Measurement<'_>) -> Vec<(String, String)> {
+    m.key()
+        .tags()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 impl MetricCollector for Capture {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        assert!(
-            name.starts_with("system.network."),
-            "unexpected counter {name}"
-        );
-        let tags = tags
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.counters.lock().push((name.to_owned(), value, tags));
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        {
-            let mut left = self.panics_left.lock();
-            if *left > 0 {
-                *left -= 1;
-                panic!("collector failure on purpose");
+    fn record(&self, m: &Measurement<'_>) {
+        let name = m.key().name();
+        match m.value() {
+            Value::Counter(value) => {
+                assert!(
+                    name.starts_with("system.network."),
+                    "unexpected counter {name}"
+                );
+                self.counters
+                    .lock()
+                    .push((name.to_owned(), value, owned_tags(m)));
             }
+            Value::Gauge(value) => {
+                {
+                    let mut left = self.panics_left.lock();
+                    if *left > 0 {
+                        *left -= 1;
+                        panic!("collector failure on purpose");
+                    }
+                }
+                self.gauges
+                    .lock()
+                    .push((name.to_owned(), value, owned_tags(m)));
+            }
+            other => panic!("unexpected {other:?} into {name}"),
         }
-        let tags = tags
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.gauges.lock().push((name.to_owned(), value, tags));
-    }
-    fn adjust_gauge<'a>(&self, name: &'a str, _: f64, _: Tags<'a>) {
-        panic!("unexpected adjust_gauge {name}");
-    }
-    fn record_histogram<'a>(&self, name: &'a str, _: f64, _: Tags<'a>) {
-        panic!("unexpected histogram {name}");
-    }
-    fn record_timer<'a>(&self, name: &'a str, _: Duration, _: Tags<'a>) {
-        panic!("unexpected timer {name}");
     }
 }
 
@@ -220,28 +223,25 @@ fn publish_once_records_the_documented_names_into_a_mock() {
     ));
     let mut mock = MockMetricCollector::new();
     let sink = Arc::clone(&seen);
-    mock.expect_record_gauge()
-        .returning(move |name, value, tags| {
-            let tags = tags
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-            sink.lock().push((name.to_owned(), value, tags));
+    mock.expect_record()
+        .withf(|m| matches!(m.value(), Value::Gauge(_)))
+        .returning(move |m| {
+            sink.lock()
+                .push((m.key().name().to_owned(), m.value().as_f64(), owned_tags(m)));
         });
     let counters = Arc::new(Mutex::new(
         Vec::<(String, f64, Vec<(String, String)>)>::new(),
     ));
     let sink = Arc::clone(&counters);
-    mock.expect_record_counter()
-        .returning(move |name, value, tags| {
-            let tags = tags
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-            sink.lock().push((name.to_owned(), value, tags));
+    mock.expect_record()
+        .withf(|m| matches!(m.value(), Value::Counter(_)))
+        .returning(move |m| {
+            sink.lock()
+                .push((m.key().name().to_owned(), m.value().as_f64(), owned_tags(m)));
         });
-    mock.expect_record_histogram().never();
-    mock.expect_adjust_gauge().never();
+    // Any other kind of measurement matches no expectation and fails the
+    // test; nothing published may be refused (a bad name, tag or value).
+    mock.expect_reject().never();
 
     let monitor = SystemMonitor::with_collector(Arc::new(mock)).unwrap();
     monitor.publish_once().unwrap();
@@ -441,11 +441,49 @@ fn busy_work_in_this_process_shows_in_its_cpu_percent() {
     assert!(p.cpu_percent.is_some_and(|c| c > 0.0), "{p:?}");
 }
 
+/// A monitor built on an application's handle publishes through it, and
+/// describes what it publishes there first.
+#[test]
+fn with_metrics_describes_and_publishes_through_the_handle() {
+    use metrics_protocol::{MetricType, MetricUnit};
+    let capture = metrics_protocol::testing::Capture::new();
+    let monitor = SystemMonitor::with_metrics(capture.metrics()).unwrap();
+    let described = capture.descriptions();
+    let process_memory = described
+        .iter()
+        .find(|d| d.name == names::PROCESS_MEMORY_USAGE)
+        .expect("process memory described");
+    assert_eq!(process_memory.kind, MetricType::Gauge);
+    assert_eq!(process_memory.unit, Some(MetricUnit::Bytes));
+    let network = described
+        .iter()
+        .find(|d| d.name == names::NETWORK_IO)
+        .expect("network bytes described");
+    assert_eq!(network.kind, MetricType::Counter);
+    assert!(capture.records().is_empty(), "nothing published yet");
+
+    // A failed reading (no CPU statistics here) still publishes the rest.
+    let _ = monitor.publish_once();
+    let limit = capture
+        .gauge(names::MEMORY_LIMIT, &[])
+        .expect("memory limit");
+    assert!(limit > 1024.0 * 1024.0, "memory limit in bytes: {limit}");
+    let used = capture
+        .gauge(
+            names::MEMORY_USAGE,
+            &[(names::TAG_STATE, names::STATE_USED)],
+        )
+        .expect("memory used");
+    assert!(used > 0.0 && used <= limit);
+    assert!(capture.gauge(names::PROCESS_UPTIME, &[]).is_some());
+    assert_eq!(capture.health()[0].total_dropped(), 0);
+}
+
 /// Sizes and durations are described with their units, so an exporter
 /// names them in base units (`_bytes`, `_seconds`) with the help text.
 #[test]
 fn published_sizes_and_durations_carry_their_units() {
-    use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+    use metrics_protocol::app::{ExportFormat, MetricsAggregator};
     let memory = Arc::new(metrics_memory::MemoryMetrics::new());
     let monitor = SystemMonitor::with_collector(memory.clone()).unwrap();
     // A failed reading (no CPU statistics here) still publishes the rest.
