@@ -29,16 +29,16 @@
 //!
 //! | `metrics` call | what our collector receives |
 //! | --- | --- |
-//! | labels `"k" => "v"` | tags `("k", "v")`, order-insensitive as ours (the same series whatever the label order) |
-//! | `counter!(..).increment(n)` | `record_counter(name, n as f64, tags)` through a bound handle; above 2^53 the `u64` is rounded to the nearest `f64` |
-//! | `counter!(..).absolute(n)` | adds `n - m`, where `m` is the largest absolute value this series got through the bridge so far (0 at first). A repeat of `m` adds nothing. A smaller value (a reset or a late, out-of-order report) is passed on as a negative increment, which the backend drops and counts as `negative_counter`; the mark stays at `m`. Increments are not part of the mark: a counter fed both ways totals increments plus the largest absolute, where the `metrics` crate's own atomic counter would keep the larger of the two |
-//! | `gauge!(..).set(v)` / `.increment(d)` / `.decrement(d)` | `record_gauge(v)` / `adjust_gauge(d)` / `adjust_gauge(-d)` |
-//! | `histogram!(..).record(v)` | `record_histogram(v)` |
-//! | `histogram!(..).record_many(v, n)` | `record_histogram(v)` `n` times (our collectors take one sample per call) |
+//! | registration (`counter!(..)`, ...) | one [`Key`](metrics_protocol::Key) of the name and the labels as tags, built (checked and hashed) once and kept by the handle; labels are order-insensitive as our tags (the same series whatever the label order) |
+//! | `counter!(..).increment(n)` | a [`Value::Counter`]`(n as f64)` measurement; above 2^53 the `u64` is rounded to the nearest `f64` |
+//! | `counter!(..).absolute(n)` | adds `n - m`, where `m` is the largest absolute value this series got through the bridge so far (0 at first). A repeat of `m` adds nothing. A smaller value (a reset or a late, out-of-order report) would be a negative increment: it is refused and counted by the collector as `negative_counter`, as our own calls' are; the mark stays at `m`. Increments are not part of the mark: a counter fed both ways totals increments plus the largest absolute, where the `metrics` crate's own atomic counter would keep the larger of the two |
+//! | `gauge!(..).set(v)` / `.increment(d)` / `.decrement(d)` | [`Value::Gauge`]`(v)` / [`Value::GaugeDelta`]`(d)` / [`Value::GaugeDelta`]`(-d)` |
+//! | `histogram!(..).record(v)` | [`Value::Histogram`]`(v)` |
+//! | `histogram!(..).record_many(v, n)` | [`Value::Histogram`]`(v)` `n` times (our collectors take one sample per measurement) |
 //! | `describe_counter!` / `describe_gauge!` / `describe_histogram!` | [`MetricCollector::describe`] with kind counter / gauge / histogram, the unit (table below) and the description; a backend keeps it for its exports (help text, unit) or ignores it |
 //! | metadata (target, level, module path) | not used |
-//! | a name or label that breaks our rules (empty or control characters, too many labels, one key twice, ...) | passed through unchanged: the backend drops every sample of it and counts it under the same reason as for our own calls |
-//! | a sample that breaks our rules (NaN, infinite) | the same: dropped and counted by the backend |
+//! | a name or label that breaks our rules (empty or control characters, too many labels, one key twice, ...) | no key: every sample of it is refused and counted by the collector ([`MetricCollector::reject`]) under the same reason as for our own calls |
+//! | a sample that breaks our rules (NaN, infinite) | the same: refused and counted |
 //!
 //! Units: `count`, `percent`, `seconds`, `milliseconds`, `microseconds` and
 //! `bytes` map to the [`MetricUnit`] of the same name, `kibibytes` to
@@ -58,15 +58,20 @@
 //!
 //! # Handles and the cost of a call
 //!
-//! `register_*` (which the macros call on every use) looks the key up in a
-//! cache of handles and returns a clone of the one bound to our series, so a
-//! record goes straight to the series' storage: no lookup by name per sample.
-//! A handle kept by the caller (`let c = counter!(..)`) skips even the cache.
+//! `register_*` (which the macros call on every use) looks the `metrics`
+//! key up in a cache of handles and returns a clone of the one registered
+//! first. Each handle holds our key, built once: a record is one
+//! [`Measurement`] of it, with no name or tag checked or hashed again, and
+//! when the collector [binds](MetricCollector::bind) the series (the memory
+//! backend, a fan-out of backends that do) the value goes straight to the
+//! series' storage, with no lookup per sample. A handle kept by the caller
+//! (`let c = counter!(..)`) skips even the cache.
+//!
 //! The cache holds up to [`Recorder::DEFAULT_CACHE_LIMIT`] keys per kind
-//! ([`Recorder::with_cache_limit`]); past it, each registration binds a new
-//! handle (recording still works, the lookup is our backend's). Absolute
-//! values need the per-series mark the cache keeps, so `absolute` on a
-//! handle registered past the limit is dropped and counted in
+//! ([`Recorder::with_cache_limit`]); past it, each registration builds a
+//! new handle (recording still works, at the cost of building the key).
+//! Absolute values need the per-series mark the cache keeps, so `absolute`
+//! on a handle registered past the limit is dropped and counted in
 //! [`BridgeStats::absolute_dropped`] rather than risk counting twice.
 //!
 //! Cached handles keep their series alive (a backend that expires idle
@@ -80,8 +85,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
-use metrics_protocol::validate::MAX_TAGS;
-use metrics_protocol::{InstrumentExt, MetricCollector, MetricType, MetricUnit, Tags};
+use metrics_protocol::backend::validate::MAX_TAGS;
+use metrics_protocol::backend::{DropReason, InstrumentFn, Measurement, OwnedKey, Value};
+use metrics_protocol::{MetricCollector, MetricType, MetricUnit, Tags};
 
 /// Why [`Recorder::install`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -237,8 +243,8 @@ pub fn map_unit(unit: Unit) -> Option<MetricUnit> {
 }
 
 /// Calls `f` with the key's name and its labels as borrowed tags (on the
-/// stack). More than `MAX_TAGS` labels are passed as a too-long slice so the
-/// backend drops and counts them as for our own calls.
+/// stack). More than `MAX_TAGS` labels are passed as a too-long slice, so
+/// the key is refused for too many tags as for our own calls.
 fn with_tags<R>(key: &Key, f: impl FnOnce(&str, Tags<'_>) -> R) -> R {
     let mut buf: [(&str, &str); MAX_TAGS + 1] = [("", ""); MAX_TAGS + 1];
     let mut n = 0;
@@ -267,7 +273,7 @@ impl metrics::Recorder for Recorder {
         let handle = i
             .counters
             .get_or_bind(key, &i.stats, |cached| CounterHandle {
-                inner: with_tags(key, |name, tags| i.collector.counter(name, tags)),
+                series: Series::new(&i.collector, key, MetricType::Counter),
                 mark: AtomicU64::new(0),
                 uncached: (!cached).then(|| i.stats.clone()),
             });
@@ -277,7 +283,7 @@ impl metrics::Recorder for Recorder {
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> metrics::Gauge {
         let i = &self.inner;
         let handle = i.gauges.get_or_bind(key, &i.stats, |_| {
-            GaugeHandle(with_tags(key, |name, tags| i.collector.gauge(name, tags)))
+            GaugeHandle(Series::new(&i.collector, key, MetricType::Gauge))
         });
         metrics::Gauge::from_arc(handle)
     }
@@ -285,17 +291,69 @@ impl metrics::Recorder for Recorder {
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> metrics::Histogram {
         let i = &self.inner;
         let handle = i.histograms.get_or_bind(key, &i.stats, |_| {
-            HistogramHandle(with_tags(key, |name, tags| {
-                i.collector.histogram(name, tags)
-            }))
+            HistogramHandle(Series::new(&i.collector, key, MetricType::Histogram))
         });
         metrics::Histogram::from_arc(handle)
     }
 }
 
-/// A counter bound to one of our series, with the absolute-value mark.
+/// One registered series: where its values go, decided once, when the
+/// `metrics` key was registered.
+struct Series {
+    collector: Arc<dyn MetricCollector>,
+    target: Target,
+}
+
+enum Target {
+    /// The collector's own handle for the series (it binds).
+    Bound(Arc<dyn InstrumentFn>),
+    /// Our key, checked and hashed once: each value is recorded as a
+    /// measurement of it.
+    Keyed(OwnedKey),
+    /// The name or labels broke a rule: every value is refused, and counted
+    /// by the collector under this reason.
+    Refused(DropReason),
+}
+
+impl Series {
+    /// Builds our key of `key`'s name and labels, and binds it if the
+    /// collector binds series of `kind`.
+    fn new(collector: &Arc<dyn MetricCollector>, key: &Key, kind: MetricType) -> Self {
+        let target = with_tags(key, |name, tags| {
+            match metrics_protocol::Key::new(name, tags) {
+                Ok(ours) => match collector.bind(&ours, kind) {
+                    Some(bound) => Target::Bound(bound),
+                    None => Target::Keyed(OwnedKey::from(&ours)),
+                },
+                Err(reason) => Target::Refused(reason),
+            }
+        });
+        Series {
+            collector: collector.clone(),
+            target,
+        }
+    }
+
+    /// Records `value`, or counts why it cannot be.
+    #[inline]
+    fn record(&self, value: Value) {
+        match &self.target {
+            Target::Bound(series) => match value.check() {
+                Ok(()) => series.record(value),
+                Err(reason) => series.reject(reason),
+            },
+            Target::Keyed(key) => key.with_key(|key| match Measurement::new(key, value) {
+                Ok(m) => self.collector.record(&m),
+                Err(reason) => self.collector.reject(reason),
+            }),
+            Target::Refused(reason) => self.collector.reject(*reason),
+        }
+    }
+}
+
+/// A counter of one of our series, with the absolute-value mark.
 struct CounterHandle {
-    inner: metrics_protocol::Counter,
+    series: Series,
     /// The largest value `absolute` has set.
     mark: AtomicU64,
     /// Set for handles bound past the cache limit: their mark is not the
@@ -306,7 +364,7 @@ struct CounterHandle {
 impl metrics::CounterFn for CounterHandle {
     #[inline]
     fn increment(&self, value: u64) {
-        self.inner.increment(value as f64);
+        self.series.record(Value::Counter(value as f64));
     }
 
     fn absolute(&self, value: u64) {
@@ -320,39 +378,39 @@ impl metrics::CounterFn for CounterHandle {
         }
         let mark = self.mark.fetch_max(value, Ordering::Relaxed);
         if value > mark {
-            self.inner.increment((value - mark) as f64);
+            self.series.record(Value::Counter((value - mark) as f64));
         } else if value < mark {
-            // The backend drops and counts it as a negative increment.
-            self.inner.increment(-((mark - value) as f64));
+            // Refused, and counted by the collector as a negative increment.
+            self.series.record(Value::Counter(-((mark - value) as f64)));
         }
     }
 }
 
-/// A gauge bound to one of our series.
-struct GaugeHandle(metrics_protocol::Gauge);
+/// A gauge of one of our series.
+struct GaugeHandle(Series);
 
 impl metrics::GaugeFn for GaugeHandle {
     #[inline]
     fn increment(&self, value: f64) {
-        self.0.adjust(value);
+        self.0.record(Value::GaugeDelta(value));
     }
     #[inline]
     fn decrement(&self, value: f64) {
-        self.0.adjust(-value);
+        self.0.record(Value::GaugeDelta(-value));
     }
     #[inline]
     fn set(&self, value: f64) {
-        self.0.set(value);
+        self.0.record(Value::Gauge(value));
     }
 }
 
-/// A histogram bound to one of our series.
-struct HistogramHandle(metrics_protocol::Histogram);
+/// A histogram of one of our series.
+struct HistogramHandle(Series);
 
 impl metrics::HistogramFn for HistogramHandle {
     #[inline]
     fn record(&self, value: f64) {
-        self.0.record(value);
+        self.0.record(Value::Histogram(value));
     }
 }
 
