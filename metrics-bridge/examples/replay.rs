@@ -21,10 +21,10 @@ use std::sync::Arc;
 
 use metrics::Label;
 use metrics_bridge::Recorder;
-use metrics_kit::{Sample, SampleKind, read_samples};
+use metrics_kit::{Sample, read_samples};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
+use metrics_protocol::{MetricCollector, MetricType};
 
 /// The largest whole number an `f64` holds exactly.
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
@@ -42,7 +42,7 @@ fn replay(s: &Sample) -> Result<(), String> {
         .collect();
     let name = s.name.clone();
     match s.kind {
-        SampleKind::Counter => {
+        MetricType::Counter => {
             let v = s.value;
             if !(v.fract() == 0.0 && (0.0..=MAX_EXACT).contains(&v)) {
                 return Err(format!(
@@ -51,9 +51,12 @@ fn replay(s: &Sample) -> Result<(), String> {
             }
             metrics::counter!(name, labels).increment(v as u64);
         }
-        SampleKind::Gauge => metrics::gauge!(name, labels).set(s.value),
-        SampleKind::Histogram | SampleKind::Timer => {
+        MetricType::Gauge => metrics::gauge!(name, labels).set(s.value),
+        MetricType::Histogram | MetricType::Timer => {
             metrics::histogram!(name, labels).record(s.value)
+        }
+        MetricType::Rate => {
+            return Err("kind `rate` has no `metrics` call to replay it".to_owned());
         }
     }
     Ok(())

@@ -1,16 +1,19 @@
 //! The mapping of the crate docs' table, call by call, into the memory
-//! backend (and a mock for `describe`), through a scoped recorder.
+//! backend (and a recording double for what a collector is handed),
+//! through a scoped recorder.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 use metrics_bridge::{Recorder, map_unit};
-use metrics_kit::Fanout;
+use metrics_kit::layers::Fanout;
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::testing::{Call, Capture};
-use metrics_protocol::{DropReason, MetricCollector, MetricType, MetricUnit};
+use metrics_protocol::backend::{DropReason, InstrumentFn, Measurement, Value};
+use metrics_protocol::testing::{Capture, Described};
+use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, Metrics};
 
 fn memory() -> (Arc<MemoryMetrics>, Recorder) {
     let m = Arc::new(MemoryMetrics::new());
@@ -108,7 +111,8 @@ fn past_the_cache_limit_records_still_land_and_absolute_is_a_counted_drop() {
 #[test]
 fn bad_names_labels_and_values_are_dropped_as_our_own_calls() {
     let (bridged, r) = memory();
-    let direct = MemoryMetrics::new();
+    let direct_backend = Arc::new(MemoryMetrics::new());
+    let direct = Metrics::new(direct_backend.clone());
     let long = "x".repeat(300);
     let many: Vec<(String, String)> = (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
     let many_labels: Vec<metrics::Label> = many
@@ -141,14 +145,18 @@ fn bad_names_labels_and_values_are_dropped_as_our_own_calls() {
     direct.record_counter("shared", 1.0, &[]);
     direct.record_gauge("shared", 1.0, &[]);
 
-    let want = direct.health()[0].dropped.clone();
+    let want = direct_backend.health()[0].dropped.clone();
     assert!(
         want.len() >= 5,
         "the inputs cover several reasons: {want:?}"
     );
     assert_eq!(bridged.health()[0].dropped, want);
     for reason in DropReason::ALL {
-        assert_eq!(bridged.dropped(reason), direct.dropped(reason), "{reason}");
+        assert_eq!(
+            bridged.dropped(reason),
+            direct_backend.dropped(reason),
+            "{reason}"
+        );
     }
 }
 
@@ -162,7 +170,7 @@ fn describe_carries_kind_unit_and_text_to_the_collector() {
         describe_histogram!("lat", Unit::Seconds, "request latency");
         describe_histogram!("ns", Unit::Nanoseconds, "no unit of ours");
     });
-    let described: Vec<Call> = capture.calls();
+    let described: Vec<Described> = capture.descriptions();
     let want = [
         (
             "req",
@@ -185,17 +193,158 @@ fn describe_carries_kind_unit_and_text_to_the_collector() {
         ("ns", MetricType::Histogram, None, "no unit of ours"),
     ];
     assert_eq!(described.len(), want.len(), "{described:?}");
-    for (call, (name, kind, unit, text)) in described.iter().zip(want) {
+    for (got, (name, kind, unit, text)) in described.iter().zip(want) {
         assert_eq!(
-            *call,
-            Call::Describe {
+            *got,
+            Described {
                 name: name.into(),
                 kind,
                 unit,
-                description: text.into(),
+                help: text.into(),
             }
         );
     }
+    assert!(capture.records().is_empty(), "describing records nothing");
+}
+
+/// A collector that does not bind is handed one measurement per value, of
+/// the key built at registration: the table's mapping, value by value.
+#[test]
+fn a_collector_that_does_not_bind_gets_one_measurement_per_value() {
+    let capture = Capture::new();
+    let r = Recorder::new(capture.clone());
+    r.in_scope(|| {
+        let c = counter!("jobs", "queue" => "mail", "prio" => "high");
+        c.increment(2);
+        c.absolute(10);
+        c.absolute(10);
+        c.absolute(12);
+        let g = gauge!("pool");
+        g.set(4.0);
+        g.increment(1.5);
+        g.decrement(0.5);
+        histogram!("lat", "op" => "get").record_many(0.25, 2);
+    });
+    let values = |name: &str| -> Vec<Value> {
+        capture
+            .records()
+            .into_iter()
+            .filter(|r| r.name == name)
+            .map(|r| r.value)
+            .collect()
+    };
+    assert_eq!(
+        values("jobs"),
+        [
+            Value::Counter(2.0),
+            Value::Counter(10.0),
+            Value::Counter(2.0)
+        ]
+    );
+    assert_eq!(
+        values("pool"),
+        [
+            Value::Gauge(4.0),
+            Value::GaugeDelta(1.5),
+            Value::GaugeDelta(-0.5)
+        ]
+    );
+    assert_eq!(values("lat"), [Value::Histogram(0.25); 2]);
+    let jobs = capture.records().into_iter().find(|r| r.name == "jobs");
+    let tags = jobs.map(|r| r.tags).unwrap_or_default();
+    let want = [("prio", "high"), ("queue", "mail")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    assert_eq!(tags, want);
+    assert_eq!(
+        capture.counter("jobs", &[("queue", "mail"), ("prio", "high")]),
+        14.0
+    );
+    assert_eq!(capture.gauge("pool", &[]), Some(5.0));
+    assert_eq!(capture.health()[0].total_dropped(), 0);
+}
+
+/// A name or labels that break a rule make no key: every value of that
+/// registration is refused and counted under the key's reason; a bad value
+/// of a good key under the value's.
+#[test]
+fn a_refused_key_refuses_every_value_and_bad_values_are_counted() {
+    let capture = Capture::new();
+    let r = Recorder::new(capture.clone());
+    r.in_scope(|| {
+        let bad = counter!("bad\nname");
+        bad.increment(1);
+        bad.increment(1);
+        gauge!("g", "k" => "a", "k" => "b").set(1.0);
+        gauge!("g").set(f64::NAN);
+        histogram!("h").record(f64::INFINITY);
+        let c = counter!("c");
+        c.absolute(5);
+        c.absolute(3); // below the mark: a negative increment
+    });
+    assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+    assert_eq!(capture.dropped(DropReason::DuplicateTag), 1);
+    assert_eq!(capture.dropped(DropReason::InvalidValue), 2);
+    assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
+    let names: Vec<String> = capture.records().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["c"], "only the good value of a good key is kept");
+}
+
+/// A series of a collector that binds, counting what reaches it.
+#[derive(Default)]
+struct Cell {
+    sum: std::sync::Mutex<f64>,
+    rejected: AtomicU64,
+}
+
+impl InstrumentFn for Cell {
+    fn record(&self, value: Value) {
+        *self.sum.lock().unwrap() += value.as_f64();
+    }
+    fn reject(&self, _: DropReason) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Binds every series to one [`Cell`] and counts the binds; `record` is
+/// what a handle that did not bind would call.
+#[derive(Default)]
+struct Binder {
+    binds: AtomicU64,
+    records: AtomicU64,
+    cell: Arc<Cell>,
+}
+
+impl MetricCollector for Binder {
+    fn record(&self, _: &Measurement<'_>) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+    }
+    fn bind(&self, key: &Key<'_>, _: MetricType) -> Option<Arc<dyn InstrumentFn>> {
+        assert!(key.matches("bound", &[("k", "v")]), "{key:?}");
+        self.binds.fetch_add(1, Ordering::Relaxed);
+        Some(self.cell.clone())
+    }
+}
+
+/// A collector that binds is bound once per registered key; values then
+/// go to its handle (bad ones to the handle's `reject`), never by key.
+#[test]
+fn a_collector_that_binds_is_bound_once_per_key() {
+    let binder = Arc::new(Binder::default());
+    let r = Recorder::new(binder.clone());
+    r.in_scope(|| {
+        for _ in 0..10 {
+            counter!("bound", "k" => "v").increment(3);
+        }
+        gauge!("bound", "k" => "v").set(f64::NAN);
+    });
+    assert_eq!(
+        binder.binds.load(Ordering::Relaxed),
+        2,
+        "one counter, one gauge"
+    );
+    assert_eq!(*binder.cell.sum.lock().unwrap(), 30.0);
+    assert_eq!(binder.cell.rejected.load(Ordering::Relaxed), 1);
+    assert_eq!(binder.records.load(Ordering::Relaxed), 0);
+    assert_eq!(r.stats().cached_keys, 2);
 }
 
 #[test]

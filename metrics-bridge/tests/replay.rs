@@ -13,7 +13,7 @@ mod replay_example;
 
 use metrics_kit::read_samples;
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 /// Runs the example's program on `input`: (exit status, stdout, stderr).
 fn run_replay(format: &str, input: &str) -> (u8, String, String) {

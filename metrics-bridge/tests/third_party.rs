@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_bridge::Recorder;
-use metrics_kit::Fanout;
+use metrics_kit::layers::Fanout;
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::system::ResourceMonitor;
-use metrics_protocol::testing::{Call, Capture};
+use metrics_protocol::app::ResourceMonitor;
+use metrics_protocol::testing::Capture;
 use metrics_protocol::{MetricCollector, MetricType, MetricUnit};
 use metrics_system::SystemMonitor;
 
@@ -21,15 +21,12 @@ fn description_of(
     capture: &Capture,
     name: &str,
 ) -> Option<(MetricType, Option<MetricUnit>, String)> {
-    capture.calls().into_iter().rev().find_map(|c| match c {
-        Call::Describe {
-            name: n,
-            kind,
-            unit,
-            description,
-        } if n == name => Some((kind, unit, description)),
-        _ => None,
-    })
+    capture
+        .descriptions()
+        .into_iter()
+        .rev()
+        .find(|d| d.name == name)
+        .map(|d| (d.kind, d.unit, d.help))
 }
 
 /// Spends CPU until the process has used at least `secs` CPU seconds as
