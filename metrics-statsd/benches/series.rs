@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use metrics_protocol::MetricCollector;
+use metrics_protocol::{MetricCollector, Metrics};
 use metrics_statsd::{StatsdConfig, StatsdMetrics};
 
 fn rss_bytes() -> u64 {
@@ -71,13 +71,14 @@ fn main() {
         })
         .expect("backend"),
     );
+    let m = Metrics::new(s.clone());
     let ids: Vec<String> = (0..n).map(|i| format!("{i:07}")).collect();
     let rss0 = rss_bytes();
     let t = Instant::now();
     let mut worst = Duration::ZERO;
     for id in &ids {
         let c = Instant::now();
-        s.record_counter("bench.hits", 1.0, &[("id", id)]);
+        m.record_counter("bench.hits", 1.0, &[("id", id)]);
         worst = worst.max(c.elapsed());
     }
     let created = t.elapsed();
@@ -95,7 +96,7 @@ fn main() {
 
     println!("flush, all {n} series changed: {}", ms(first_flush));
     for id in ids.iter().step_by((n / 1000).max(1)) {
-        s.record_counter("bench.hits", 1.0, &[("id", id)]);
+        m.record_counter("bench.hits", 1.0, &[("id", id)]);
     }
     let t = Instant::now();
     let _ = s.flush();
@@ -120,13 +121,13 @@ fn main() {
         })
     };
     let creator = {
-        let (s, done) = (s.clone(), done.clone());
+        let (m, done) = (m.clone(), done.clone());
         thread::spawn(move || {
             let mut i = 0u64;
             // At most about 200,000 new series a second, in both versions.
             while !done.load(Ordering::Relaxed) {
                 for _ in 0..1000 {
-                    s.record_counter("bench.new", 1.0, &[("id", &i.to_string())]);
+                    m.record_counter("bench.new", 1.0, &[("id", &i.to_string())]);
                     i += 1;
                 }
                 thread::sleep(Duration::from_millis(5));
@@ -138,7 +139,7 @@ fn main() {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(3) {
         let c = Instant::now();
-        s.record_counter("bench.hits", 1.0, &[("id", "0000000")]);
+        m.record_counter("bench.hits", 1.0, &[("id", "0000000")]);
         lat.push(c.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
     }
     done.store(true, Ordering::Relaxed);

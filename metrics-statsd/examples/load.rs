@@ -17,7 +17,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use metrics_protocol::{CollectorExt, MetricCollector};
+use metrics_protocol::{MetricCollector, Metrics};
 use metrics_statsd::{StatsdConfig, StatsdMetrics, TagFlavor};
 
 #[derive(Parser)]
@@ -77,19 +77,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let metrics = Metrics::new(statsd.clone());
     let recorded = if args.timers > 0 {
         for i in 0..args.timers {
-            statsd.record_timer(
+            metrics.record_timer(
                 &args.name,
                 Duration::from_micros(100 + i as u64 % 5000),
                 &[("kind", "burst")],
             );
         }
-        statsd.increment(&format!("{}.counter", args.name), &[]);
-        statsd.record_gauge(&format!("{}.gauge", args.name), 42.0, &[]);
+        metrics.increment(&format!("{}.counter", args.name), &[]);
+        metrics.record_gauge(&format!("{}.gauge", args.name), 42.0, &[]);
         args.timers + 2
     } else {
-        match run_counters(&args, &statsd) {
+        match run_counters(&args, &metrics) {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("{e}");
@@ -121,11 +122,11 @@ fn main() -> ExitCode {
 }
 
 /// The counter load; returns the increments recorded.
-fn run_counters(args: &Args, statsd: &Arc<StatsdMetrics>) -> Result<usize, String> {
+fn run_counters(args: &Args, metrics: &Metrics) -> Result<usize, String> {
     let barrier = Arc::new(Barrier::new(args.threads));
     let workers: Vec<_> = (0..args.threads)
         .map(|_| {
-            let (s, barrier) = (statsd.clone(), barrier.clone());
+            let (s, barrier) = (metrics.clone(), barrier.clone());
             let (name, value, count, rate) = (
                 args.name.clone(),
                 args.tag_value.clone(),
@@ -165,7 +166,7 @@ fn run_counters(args: &Args, statsd: &Arc<StatsdMetrics>) -> Result<usize, Strin
 }
 
 /// Flushes, creates `path`, and waits until it is removed.
-fn pause_until_removed(s: &StatsdMetrics, path: &PathBuf) {
+fn pause_until_removed(s: &Metrics, path: &PathBuf) {
     if let Err(e) = s.flush() {
         eprintln!("flush before the pause: {e}");
     }

@@ -1,42 +1,32 @@
-//! The protocol's traits for [`StatsdMetrics`]: the recording calls,
-//! flush and health; timers and outcomes (sent as samples); and the query
-//! traits, which StatsD does not answer.
+//! The protocol's traits for [`StatsdMetrics`]: the one recording call,
+//! bound handles, refusals, flush and health; and timers by id. StatsD is
+//! write-only: it implements no query trait.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use metrics_kit::with_outcome_counter;
-use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
+use metrics_protocol::backend::{
+    BackendHealth, DropReason, HealthStatus, InstrumentFn, Measurement,
+};
 use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, MetricType, MetricsError, PerformanceTimer,
-    SuccessFailureTracker, Tags, TimingStats,
+    Key, MetricCollector, MetricType, MetricsError, PerformanceTimer, Tags, TimerId,
 };
 
-use crate::{BACKEND, Kind, StatsdMetrics, sender};
-
-fn unsupported(operation: &'static str) -> MetricsError {
-    MetricsError::Unsupported {
-        operation,
-        backend: BACKEND,
-    }
-}
+use crate::{BACKEND, StatsdMetrics, sender};
 
 impl MetricCollector for StatsdMetrics {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Kind::Counter, name, value, tags);
+    #[inline]
+    fn record(&self, m: &Measurement<'_>) {
+        self.record_measurement(m);
     }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Kind::Gauge, name, value, tags);
+
+    fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
+        self.bind_series(key, kind)
     }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.record(Kind::GaugeDelta, name, delta, tags);
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(Kind::Histogram, name, value, tags);
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.record(Kind::Timer, name, duration.as_secs_f64() * 1e3, tags);
+
+    fn reject(&self, reason: DropReason) {
+        self.shared.drops.record(reason);
     }
 
     fn flush(&self) -> Result<(), MetricsError> {
@@ -129,62 +119,16 @@ impl MetricCollector for StatsdMetrics {
 }
 
 impl PerformanceTimer for StatsdMetrics {
-    metrics_kit::running_timer_methods!(|s| &s.timers, &s.shared.drops);
-
-    fn get_timing_stats(
-        &self,
-        _name: &str,
-        _window: Option<Duration>,
-    ) -> Result<TimingStats, MetricsError> {
-        Err(unsupported("get_timing_stats"))
-    }
-}
-
-impl SuccessFailureTracker for StatsdMetrics {
-    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        with_outcome_counter(operation, None, metadata, |name, tags| {
-            self.record(Kind::Counter, name, 1.0, tags)
-        });
+    /// Starts a timer in the backend's bounded table; a timer evicted to
+    /// make room is counted as `timer_evicted`.
+    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
+        self.timers
+            .start_counted(operation_name, metadata, &self.shared.drops)
     }
 
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        with_outcome_counter(operation, Some(error_type), metadata, |name, tags| {
-            self.record(Kind::Counter, name, 1.0, tags)
-        });
-    }
-
-    fn get_success_rate(&self, _op: &str, _w: Option<Duration>) -> Result<f64, MetricsError> {
-        Err(unsupported("get_success_rate"))
-    }
-
-    fn get_failure_breakdown(
-        &self,
-        _op: &str,
-        _w: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        Err(unsupported("get_failure_breakdown"))
-    }
-}
-
-impl MetricsAggregator for StatsdMetrics {
-    fn get_metric_summary(
-        &self,
-        _name: &str,
-        _w: Option<Duration>,
-    ) -> Result<MetricSummary, MetricsError> {
-        Err(unsupported("get_metric_summary"))
-    }
-    fn get_metrics_by_tag<'a>(&self, _filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_metrics_by_tag"))
-    }
-    fn export_metrics(&self, _format: ExportFormat) -> Result<String, MetricsError> {
-        Err(unsupported("export_metrics"))
-    }
-    fn get_top_metrics(
-        &self,
-        _t: MetricType,
-        _limit: usize,
-    ) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_top_metrics"))
+    /// Records the duration (a timer sample) and the outcome (a
+    /// `.success`/`.failure` counter) of a running timer.
+    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<Duration, MetricsError> {
+        self.timers.stop_into(self, timer_id, success)
     }
 }

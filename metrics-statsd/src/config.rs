@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use metrics_protocol::MetricsError;
 use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
 
 /// How tags go on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,13 +24,13 @@ pub enum TagFlavor {
 }
 
 impl FromStr for TagFlavor {
-    type Err = MetricsError;
+    type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" | "plain" => Ok(TagFlavor::None),
             "dogstatsd" | "datadog" => Ok(TagFlavor::DogStatsd),
             "etsy" | "graphite" => Ok(TagFlavor::Etsy),
-            _ => Err(MetricsError::config(
+            _ => Err(ConfigError::new(
                 "flavor",
                 s,
                 "expected none, dogstatsd or etsy",
@@ -144,16 +145,16 @@ impl Default for StatsdConfig {
 
 impl StatsdConfig {
     /// Checks every field; the error names the field and the value.
-    pub fn validate(&self) -> Result<(), MetricsError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_datagram_bytes < 64 || self.max_datagram_bytes > 65_000 {
-            return Err(MetricsError::config(
+            return Err(ConfigError::new(
                 "max_datagram_bytes",
                 self.max_datagram_bytes.to_string(),
                 "must be between 64 and 65000",
             ));
         }
         if self.flush_interval_ms == 0 {
-            return Err(MetricsError::config(
+            return Err(ConfigError::new(
                 "flush_interval_ms",
                 "0",
                 "must be at least 1",
@@ -166,7 +167,7 @@ impl StatsdConfig {
             ("max_send_attempts", u64::from(self.max_send_attempts)),
         ] {
             if v == 0 {
-                return Err(MetricsError::config(field, "0", "must be at least 1"));
+                return Err(ConfigError::new(field, "0", "must be at least 1"));
             }
         }
         for (field, rate) in [
@@ -174,7 +175,7 @@ impl StatsdConfig {
             ("histogram_sample_rate", self.histogram_sample_rate),
         ] {
             if !(rate > 0.0 && rate <= 1.0) {
-                return Err(MetricsError::config(
+                return Err(ConfigError::new(
                     field,
                     rate.to_string(),
                     "must be in (0, 1]",

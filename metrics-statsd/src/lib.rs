@@ -3,23 +3,25 @@
 //! recording thread wait.
 //!
 //! ```
-//! use metrics_protocol::MetricCollector;
+//! use std::sync::Arc;
+//! use metrics_protocol::Metrics;
 //! use metrics_statsd::{StatsdConfig, StatsdMetrics, TagFlavor};
 //!
 //! # let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
 //! # let addr = receiver.local_addr().unwrap().to_string();
-//! let statsd = StatsdMetrics::new(StatsdConfig {
+//! let statsd = Arc::new(StatsdMetrics::new(StatsdConfig {
 //!     addr, // "127.0.0.1:8125"
 //!     prefix: "api".into(),
 //!     flavor: TagFlavor::DogStatsd,
 //!     ..Default::default()
-//! })?;
-//! statsd.record_counter("http.requests", 1.0, &[("method", "GET")]);
+//! })?);
+//! let metrics = Metrics::new(statsd.clone()); // what libraries are handed
+//! metrics.record_counter("http.requests", 1.0, &[("method", "GET")]);
 //! statsd.shutdown()?; // flushes: every sample recorded before reaches the daemon
 //! # let mut buf = [0u8; 1500];
 //! # let n = receiver.recv(&mut buf).unwrap();
 //! # assert_eq!(&buf[..n], b"api.http.requests:1|c|#method:GET");
-//! # Ok::<(), metrics_protocol::MetricsError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Guarantees
@@ -41,11 +43,25 @@
 //!   last one (recording marks a series dirty once per flush), never a walk
 //!   of the table, and the table is sharded so that a caller waits at most
 //!   for a new series' insertion into one shard.
+//! - **Series** are keyed on the fingerprint a
+//!   [`Key`](metrics_protocol::Key) computed where the measurement was made:
+//!   a name, tags or value are neither checked nor hashed again here (the
+//!   protocol refused what breaks its rules before, and the refusal is
+//!   counted in this backend's health). Tag order does not matter.
 //! - **Tags** go on the wire in one canonical order (sorted by key), common
 //!   tags merged in, a call's tag overriding a common tag of the same key.
 //!   Names, keys and values are sanitised (`:`, `|`, `@`, `#`, `,`, `;`,
 //!   `=`, whitespace and control characters become `_`): no input produces a
 //!   second or a malformed line.
+//! - **Outcomes** (successes and failures of an operation, from a timing
+//!   guard or `record_success`/`record_failure`) are counters
+//!   `<op>.success` and `<op>.failure`, the latter tagged `error_type`,
+//!   aggregated like any counter. (Counted by hand under the same name as
+//!   well, such a counter may go out as two lines a flush, which the daemon
+//!   adds up.)
+//! - **Bound handles** ([`Metrics::counter`](metrics_protocol::Metrics::counter)
+//!   and the like) record into their series without a lookup; a series
+//!   with a live handle is never evicted as idle.
 //! - **Gauges** are absolute; a negative absolute value goes out as `0` then
 //!   `-N`, since a daemon reads a lone `-N` as a relative change.
 //!   `adjust_gauge` sends relative changes (`+N`/`-N`).
@@ -82,10 +98,13 @@
 //!   the kernel to report a refusal of the last datagram. Lines lost in the
 //!   final flush are counted and make `shutdown` return an error. Samples
 //!   recorded after shutdown are dropped and counted.
-//! - **Queries** are not StatsD's job: every [`MetricsAggregator`](metrics_protocol::system::MetricsAggregator) method and
-//!   `get_timing_stats`/`get_success_rate` answer
-//!   [`MetricsError::Unsupported`]; use a `Fanout` with `metrics-memory` for
-//!   local queries.
+//! - **Timers by id**: [`PerformanceTimer`](metrics_protocol::PerformanceTimer)'s
+//!   `start_timer`/`stop_timer` keep at most 10,000 running timers (the
+//!   oldest is evicted, counted as `timer_evicted`); stopping one records
+//!   its duration and outcome like a timing guard.
+//! - **Write-only**: StatsD answers no query (it implements no reading
+//!   trait); put it beside `metrics-memory` in `metrics-kit`'s `Fanout`
+//!   for local queries.
 //!
 //! # Why cadence, and what is ours
 //!
@@ -99,12 +118,12 @@
 
 mod collector;
 mod config;
+mod error;
 mod format;
 mod record;
 mod sender;
 mod table;
 
-use std::hash::Hash;
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -113,38 +132,30 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use metrics_kit::{DropCounters, RunningTimers};
-use metrics_protocol::{DropReason, MetricsError};
+use metrics_protocol::backend::DropReason;
+use metrics_protocol::{MetricType, MetricsError};
 use parking_lot::Mutex;
 
 pub use config::{StatsdConfig, TagFlavor};
+pub use error::{ConfigError, StartError};
 pub use format::sanitize;
 pub use table::OVERFLOW_NAME;
 
 const BACKEND: &str = "statsd";
 const MAX_RUNNING_TIMERS: usize = 10_000;
 
-/// What a sample is on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
-    Counter,
-    Gauge,
-    GaugeDelta,
-    Timer,
-    Histogram,
-}
-
-impl Kind {
-    /// The wire type. Plain StatsD has no histogram type (the Etsy daemon
-    /// adds `h` lines up as a counter), so outside DogStatsD a histogram
-    /// sample goes out as a timer, whose percentiles the daemon computes.
-    fn wire(self, flavor: TagFlavor) -> &'static str {
-        match self {
-            Kind::Counter => "c",
-            Kind::Gauge | Kind::GaugeDelta => "g",
-            Kind::Timer => "ms",
-            Kind::Histogram if flavor == TagFlavor::DogStatsd => "h",
-            Kind::Histogram => "ms",
-        }
+/// The wire type of a series of `kind`. Plain StatsD has no histogram
+/// type (the Etsy daemon adds `h` lines up as a counter), so outside
+/// DogStatsD a histogram sample goes out as a timer, whose percentiles the
+/// daemon computes. No measurement has the kind `Rate`; it would be a
+/// counter.
+pub(crate) fn wire(kind: MetricType, flavor: TagFlavor) -> &'static str {
+    match kind {
+        MetricType::Counter | MetricType::Rate => "c",
+        MetricType::Gauge => "g",
+        MetricType::Timer => "ms",
+        MetricType::Histogram if flavor == TagFlavor::DogStatsd => "h",
+        MetricType::Histogram => "ms",
     }
 }
 
@@ -202,27 +213,27 @@ impl std::fmt::Debug for StatsdMetrics {
 impl StatsdMetrics {
     /// Connects a UDP socket to `config.addr` (no packet is sent) and starts
     /// the sender thread. Errors name the field that is wrong.
-    pub fn new(config: StatsdConfig) -> Result<Self, MetricsError> {
+    pub fn new(config: StatsdConfig) -> Result<Self, StartError> {
         config.validate()?;
         let addr = config
             .addr
             .to_socket_addrs()
-            .map_err(|e| MetricsError::config("addr", &config.addr, e.to_string()))?
+            .map_err(|e| ConfigError::new("addr", &config.addr, e.to_string()))?
             .next()
-            .ok_or_else(|| MetricsError::config("addr", &config.addr, "resolves to no address"))?;
+            .ok_or_else(|| ConfigError::new("addr", &config.addr, "resolves to no address"))?;
         let bind = if addr.is_ipv4() {
             "0.0.0.0:0"
         } else {
             "[::]:0"
         };
         let socket =
-            UdpSocket::bind(bind).map_err(|e| MetricsError::io("binding the StatsD socket", e))?;
+            UdpSocket::bind(bind).map_err(|e| StartError::io("binding the StatsD socket", e))?;
         socket
             .connect(addr)
-            .map_err(|e| MetricsError::io(format!("connecting to {addr}"), e))?;
+            .map_err(|e| StartError::io(format!("connecting to {addr}"), e))?;
         let probe = socket
             .try_clone()
-            .map_err(|e| MetricsError::io("cloning the StatsD socket", e))?;
+            .map_err(|e| StartError::io("cloning the StatsD socket", e))?;
         let (queue, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl, ctrl_rx) = crossbeam_channel::unbounded();
         let (dirty, dirty_rx) = crossbeam_channel::unbounded();
@@ -249,7 +260,7 @@ impl StatsdMetrics {
                     dirty_tx: dirty,
                 })
             })
-            .map_err(|e| MetricsError::io("starting the StatsD sender thread", e))?;
+            .map_err(|e| StartError::io("starting the StatsD sender thread", e))?;
         Ok(StatsdMetrics {
             shared,
             queue,

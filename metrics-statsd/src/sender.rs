@@ -10,22 +10,23 @@ use std::time::{Duration, Instant};
 
 use cadence::{MetricSink, UdpMetricSink};
 use crossbeam_channel::{Receiver, Sender, select};
-use metrics_protocol::DropReason;
+use metrics_protocol::MetricType;
+use metrics_protocol::backend::{DropReason, Value};
 
 use crate::format;
-use crate::table::{self, Agg, Backlog, Entry, GaugeAgg};
-use crate::{Kind, SharedState};
+use crate::table::{self, Agg, Backlog, Entry};
+use crate::{SharedState, wire};
 
 /// Datagrams sent back to back at most before pacing applies.
 const BURST: f64 = 32.0;
 
-/// One timer or histogram sample (or, with aggregation off, any sample).
+/// One timer or histogram sample (or, with aggregation off, any counter
+/// or gauge sample; an outcome is a counter sample by then).
 pub(crate) struct Sample {
     pub series: Arc<Entry>,
-    pub value: f64,
-    pub rate: f64,
     /// What the sample does (a gauge series also carries relative changes).
-    pub op: Kind,
+    pub value: Value,
+    pub rate: f64,
 }
 
 /// Requests to the sender; each carries a channel to answer on.
@@ -329,7 +330,7 @@ impl Flusher {
                     self.shared
                         .stats
                         .retry_pending
-                        .fetch_sub(b.agg.samples(), Ordering::Relaxed);
+                        .fetch_sub(b.agg.samples, Ordering::Relaxed);
                     (b.attempts, b.since)
                 }
                 None => (0, now),
@@ -382,17 +383,14 @@ impl Flusher {
     fn push_item(&mut self, item: Item) {
         self.line.clear();
         let r = &item.entry.rendered;
-        let lines = match item.agg {
-            Agg::Counter { sum, .. } => {
-                format::line(&mut self.line, r, &format::number(sum), "c", 1.0);
+        let Agg { set, delta, .. } = item.agg;
+        let lines = match (item.entry.kind, set) {
+            (MetricType::Counter, _) => {
+                format::line(&mut self.line, r, &format::number(delta), "c", 1.0);
                 1
             }
-            Agg::Gauge(GaugeAgg {
-                set: Some(v),
-                delta,
-                ..
-            }) => gauge_lines(&mut self.line, r, v + delta),
-            Agg::Gauge(GaugeAgg { delta, .. }) => {
+            (_, Some(v)) => gauge_lines(&mut self.line, r, v + delta),
+            (_, None) => {
                 format::line(&mut self.line, r, &signed(delta), "g", 1.0);
                 1
             }
@@ -406,15 +404,15 @@ impl Flusher {
         self.active(&s.series);
         self.line.clear();
         let r = &s.series.rendered;
-        let lines = match s.op {
-            Kind::Gauge => gauge_lines(&mut self.line, r, s.value),
-            Kind::GaugeDelta => {
-                format::line(&mut self.line, r, &signed(s.value), "g", 1.0);
+        let lines = match s.value {
+            Value::Gauge(v) => gauge_lines(&mut self.line, r, v),
+            Value::GaugeDelta(d) => {
+                format::line(&mut self.line, r, &signed(d), "g", 1.0);
                 1
             }
-            op => {
-                let wire = op.wire(self.shared.config.flavor);
-                format::line(&mut self.line, r, &format::number(s.value), wire, s.rate);
+            v => {
+                let wire = wire(v.kind(), self.shared.config.flavor);
+                format::line(&mut self.line, r, &format::number(v.as_f64()), wire, s.rate);
                 1
             }
         };
@@ -480,7 +478,7 @@ impl Flusher {
         let max_age = Duration::from_millis(c.retry_max_age_ms);
         for it in d.items {
             let attempts = it.attempts + 1;
-            let samples = it.agg.samples();
+            let samples = it.agg.samples;
             if self.final_report.is_some()
                 || attempts >= c.max_send_attempts
                 || it.since.elapsed() >= max_age

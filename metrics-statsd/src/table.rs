@@ -1,24 +1,28 @@
 //! The bounded series table: one [`Entry`] per (kind, name, tags).
 //!
+//! Keyed on the [`Key::fingerprint`](metrics_protocol::Key::fingerprint)
+//! computed where the measurement was made (mixed with the series' kind):
+//! nothing hashes a name or tags again. Tag order is ignored: equal keys
+//! have equal fingerprints, and [`KeyRef::matches`] compares the tags in any
+//! order.
+//!
 //! Sharded so that creating a series (a write lock, sometimes a resize) only
 //! ever holds up the callers that hash to the same shard, and never for
 //! longer than one shard's resize. A flush never walks the table: recording
 //! marks a series dirty (once per flush) and the flusher takes the dirty
 //! series from a channel, so its cost follows the series that changed.
 //! Past `max_series` new series fold into one overflow series per kind.
-//! Idle series are removed by the flusher (see `Table::evict`).
+//! Idle series are removed by the flusher (see `Table::evict`), unless a
+//! bound handle holds them.
 
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
-use hashbrown::{DefaultHashBuilder, HashTable};
-use metrics_protocol::validate::{self, SortedTags};
-use metrics_protocol::{DropReason, Tags};
+use hashbrown::HashTable;
+use metrics_protocol::{MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
-use crate::Kind;
 use crate::format::Rendered;
 
 /// Shards of the table (a power of two).
@@ -28,56 +32,38 @@ const MAX_OVERFLOW_NAMES: usize = 16;
 /// The name of the series that takes samples past `max_series`.
 pub const OVERFLOW_NAME: &str = "metrics_statsd.series_overflow";
 
-/// A gauge's aggregate between flushes.
+/// The table hash of `kind`'s series of a key of `fingerprint`: a key may
+/// have a series of each kind.
+#[inline]
+pub(crate) fn series_hash(fingerprint: u64, kind: MetricType) -> u64 {
+    fingerprint ^ (kind as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// What a series took in between two flushes, and what a lost datagram
+/// puts back: for a counter the sum of its increments (`delta`), for a
+/// gauge the last absolute value (`set`) and the relative changes since.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct GaugeAgg {
-    /// The last absolute value, if one was set.
+pub(crate) struct Agg {
+    /// The last absolute value, if one was set (gauges only).
     pub set: Option<f64>,
-    /// Relative changes since (or without) the absolute value.
+    /// Increments (counters), or relative changes since (or without) the
+    /// absolute value (gauges).
     pub delta: f64,
     /// Samples folded in.
     pub samples: u64,
 }
 
-impl GaugeAgg {
-    /// `newer` applied after `self`.
-    pub fn then(self, newer: GaugeAgg) -> GaugeAgg {
+impl Agg {
+    /// `newer` applied after `self` (both of one series).
+    pub fn then(self, newer: Agg) -> Agg {
         let samples = self.samples + newer.samples;
         match newer.set {
-            Some(_) => GaugeAgg { samples, ..newer },
-            None => GaugeAgg {
+            Some(_) => Agg { samples, ..newer },
+            None => Agg {
                 set: self.set,
                 delta: self.delta + newer.delta,
                 samples,
             },
-        }
-    }
-}
-
-/// An aggregate taken from a series for one flush.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Agg {
-    Counter { sum: f64, count: u64 },
-    Gauge(GaugeAgg),
-}
-
-impl Agg {
-    /// Samples it stands for.
-    pub fn samples(&self) -> u64 {
-        match self {
-            Agg::Counter { count, .. } => *count,
-            Agg::Gauge(g) => g.samples,
-        }
-    }
-    /// `newer` applied after `self` (both of one series).
-    pub fn then(self, newer: Agg) -> Agg {
-        match (self, newer) {
-            (Agg::Counter { sum, count }, Agg::Counter { sum: s, count: c }) => Agg::Counter {
-                sum: sum + s,
-                count: count + c,
-            },
-            (Agg::Gauge(a), Agg::Gauge(b)) => Agg::Gauge(a.then(b)),
-            (_, newer) => newer,
         }
     }
 }
@@ -95,7 +81,7 @@ pub(crate) struct Backlog {
 /// What recorders and the flusher share under the series' small lock.
 #[derive(Debug, Default)]
 pub(crate) struct Slow {
-    pub gauge: GaugeAgg,
+    pub gauge: Agg,
     pub gauge_changed: bool,
     pub backlog: Option<Box<Backlog>>,
 }
@@ -104,12 +90,12 @@ pub(crate) struct Slow {
 #[derive(Debug)]
 pub(crate) struct Entry {
     hash: u64,
-    pub kind: Kind,
+    pub kind: MetricType,
     /// Name and tags, encoded by [`KeyRef::encode`].
     key: Box<[u8]>,
-    /// The name's length in `key` (names are at most 255 bytes).
+    /// The name's length in `key`.
     name_len: u16,
-    /// Tags in `key` (at most `MAX_TAGS`).
+    /// Tags in `key`.
     tags: u8,
     pub rendered: Rendered,
     count: AtomicU64,
@@ -120,6 +106,9 @@ pub(crate) struct Entry {
     pub dirty: AtomicBool,
     /// The flush that last saw it active (flusher only).
     pub last_epoch: AtomicU64,
+    /// Bound handles that record into it: it is not evicted while any is
+    /// alive.
+    pins: AtomicU32,
 }
 
 impl Entry {
@@ -136,6 +125,7 @@ impl Entry {
             slow: Mutex::new(Slow::default()),
             dirty: AtomicBool::new(false),
             last_epoch: AtomicU64::new(0),
+            pins: AtomicU32::new(0),
         }
     }
 
@@ -171,7 +161,7 @@ impl Entry {
 
     pub fn set_gauge(&self, v: f64) {
         let mut s = self.slow.lock();
-        s.gauge = GaugeAgg {
+        s.gauge = Agg {
             set: Some(v),
             delta: 0.0,
             samples: s.gauge.samples + 1,
@@ -186,32 +176,45 @@ impl Entry {
         s.gauge_changed = true;
     }
 
+    /// A bound handle starts recording into the series. Called under the
+    /// shard's lock, so that eviction (under the write lock) sees it.
+    fn pin(&self) {
+        self.pins.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A bound handle is gone.
+    pub fn unpin(&self) {
+        self.pins.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Takes what was recorded since the last take, with any backlog in
     /// front of it; `None` when there is nothing. Only the flusher calls it,
     /// after clearing `dirty`.
     pub fn take(&self) -> Option<(Agg, Option<Backlog>)> {
-        let fresh = match self.kind {
-            Kind::Counter => {
-                let count = self.count.swap(0, Ordering::SeqCst);
-                // Increments that land between the two swaps go to the next
-                // flush (their count) or this one (their sum): the total
-                // stays exact.
-                let sum = if count > 0 {
-                    f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel))
-                } else {
-                    0.0
-                };
-                (count > 0).then_some(Agg::Counter { sum, count })
-            }
-            _ => None,
+        let fresh = if self.kind == MetricType::Counter {
+            let count = self.count.swap(0, Ordering::SeqCst);
+            // Increments that land between the two swaps go to the next
+            // flush (their count) or this one (their sum): the total
+            // stays exact.
+            let sum = if count > 0 {
+                f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel))
+            } else {
+                0.0
+            };
+            (count > 0).then_some(Agg {
+                set: None,
+                delta: sum,
+                samples: count,
+            })
+        } else {
+            None
         };
         let mut s = self.slow.lock();
-        let fresh = match self.kind {
-            Kind::Gauge if s.gauge_changed => {
-                s.gauge_changed = false;
-                Some(Agg::Gauge(std::mem::take(&mut s.gauge)))
-            }
-            _ => fresh,
+        let fresh = if self.kind == MetricType::Gauge && s.gauge_changed {
+            s.gauge_changed = false;
+            Some(std::mem::take(&mut s.gauge))
+        } else {
+            fresh
         };
         let backlog = s.backlog.take().map(|b| *b);
         match (backlog, fresh) {
@@ -242,33 +245,21 @@ impl Entry {
     }
 }
 
-/// A series key as a caller passes it: tags in any order, not yet
-/// validated.
+/// A series key as a measurement carries it: a valid name and tags (a
+/// [`Key`](metrics_protocol::Key)'s, or the counter an outcome is written
+/// as), tags in any order.
 struct KeyRef<'a> {
-    kind: Kind,
+    kind: MetricType,
     name: &'a str,
-    tags: &'a [(&'a str, &'a str)],
+    tags: Tags<'a>,
 }
 
 impl KeyRef<'_> {
-    /// A hash that ignores tag order, so that a lookup needs no sorted copy:
-    /// per-pair hashes are well mixed, and summing them is commutative.
-    fn hash(&self, build: &DefaultHashBuilder) -> u64 {
-        self.tags
-            .iter()
-            .fold(build.hash_one((self.kind, self.name)), |acc, pair| {
-                acc.wrapping_add(build.hash_one(pair))
-            })
-    }
-
     /// One allocation for the whole key: the name, then per tag a 0 byte,
     /// the key, a 0 byte, the value's length (4 bytes) and the value. Only
-    /// called with a validated name and tags sorted by [`SortedTags`]:
-    /// names and tag keys hold no control characters and values are
-    /// length-prefixed, so the encoding reads back unambiguously
-    /// ([`Entry::pairs`]).
-    ///
-    /// [`SortedTags`]: metrics_protocol::validate::SortedTags
+    /// called with tags sorted by key: names and tag keys hold no control
+    /// characters (a key's rules) and values are length-prefixed, so the
+    /// encoding reads back unambiguously ([`Entry::pairs`]).
     fn encode(&self) -> Box<[u8]> {
         let len = self.name.len()
             + self
@@ -291,12 +282,9 @@ impl KeyRef<'_> {
     /// Whether `e` is this key, compared in place (no encoding), with the
     /// tags in any order.
     ///
-    /// The stored name and tag keys were validated when the series was
-    /// created and its keys are distinct; so when the names are equal, the
-    /// tag counts agree and every stored pair equals an input pair, the
-    /// input tags are a permutation of the stored ones. A match therefore
-    /// proves the input valid, and the recording path validates only on a
-    /// miss.
+    /// Neither side has a tag key twice (a key's rules); so when the names
+    /// are equal, the tag counts agree and every stored pair equals an
+    /// input pair, the input tags are a permutation of the stored ones.
     fn matches(&self, e: &Entry) -> bool {
         if self.kind != e.kind
             || self.tags.len() != usize::from(e.tags)
@@ -321,10 +309,9 @@ struct Shard(RwLock<HashTable<Arc<Entry>>>);
 /// The series table (see the module docs).
 pub(crate) struct Table {
     shards: Box<[Shard]>,
-    build: DefaultHashBuilder,
     len: AtomicUsize,
     max: usize,
-    overflow: [OnceLock<Arc<Entry>>; 5],
+    overflow: [OnceLock<Arc<Entry>>; MetricType::ALL.len()],
     /// Samples folded into an overflow series.
     pub overflowed: AtomicU64,
     overflow_names: Mutex<Vec<String>>,
@@ -333,20 +320,7 @@ pub(crate) struct Table {
     dirty: Sender<Arc<Entry>>,
 }
 
-/// What [`Table::with`] tells the caller.
-pub(crate) struct Found<'a> {
-    pub entry: &'a Arc<Entry>,
-    /// Marks the series for the next flush.
-    dirty: &'a Sender<Arc<Entry>>,
-}
-
-impl Found<'_> {
-    /// Queues the series for the next flush (once until the flusher takes it).
-    pub fn mark_dirty(&self) {
-        mark_dirty(self.entry, self.dirty);
-    }
-}
-
+/// Queues a series for the next flush (once until the flusher takes it).
 pub(crate) fn mark_dirty(e: &Arc<Entry>, dirty: &Sender<Arc<Entry>>) {
     if !e.dirty.load(Ordering::SeqCst) && !e.dirty.swap(true, Ordering::SeqCst) {
         // Only fails when the flusher is gone; nothing is left to flush then.
@@ -360,7 +334,6 @@ impl Table {
             shards: (0..SHARDS)
                 .map(|_| Shard(RwLock::new(HashTable::new())))
                 .collect(),
-            build: DefaultHashBuilder::default(),
             len: AtomicUsize::new(0),
             max,
             overflow: Default::default(),
@@ -381,85 +354,122 @@ impl Table {
         self.overflow_names.lock().clone()
     }
 
+    /// Queues `e` for the next flush (once until the flusher takes it).
+    #[inline]
+    pub fn mark_dirty(&self, e: &Arc<Entry>) {
+        mark_dirty(e, &self.dirty);
+    }
+
     fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Entry>>> {
         &self.shards[(hash >> 32) as usize & (SHARDS - 1)].0
     }
 
-    /// Runs `op` on the series, creating it (rendered by `render`) if needed,
-    /// while holding its shard's lock, so that eviction never removes a
-    /// series in the middle of an update.
-    ///
-    /// `name` and `tags` (in any order) are validated only when no series
-    /// matches them (see [`KeyRef::matches`]): a new series, or a sample
-    /// folded into an overflow series. Invalid ones are refused with the
-    /// rule they broke.
+    /// Runs `op` on the series `kind`/`name`/`tags` of table hash `hash`,
+    /// creating it (rendered by `render`) if needed, while holding its
+    /// shard's lock, so that eviction never removes a series in the middle
+    /// of an update. Past `max_series`, a new series' samples go to the
+    /// overflow series of its kind, counted.
+    #[inline]
     pub fn with<R>(
         &self,
-        kind: Kind,
+        kind: MetricType,
+        hash: u64,
         name: &str,
         tags: Tags<'_>,
         render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
-        op: impl FnOnce(Found<'_>) -> R,
-    ) -> Result<R, DropReason> {
-        let hash = KeyRef { kind, name, tags }.hash(&self.build);
-        let shard = self.shard(hash);
+        op: impl FnOnce(&Arc<Entry>) -> R,
+    ) -> R {
+        let key = KeyRef { kind, name, tags };
         {
-            let t = shard.read();
-            if let Some(e) = t.find(hash, |e| KeyRef { kind, name, tags }.matches(e)) {
-                return Ok(op(Found {
-                    entry: e,
-                    dirty: &self.dirty,
-                }));
+            let t = self.shard(hash).read();
+            if let Some(e) = t.find(hash, |e| key.matches(e)) {
+                return op(e);
             }
         }
-        validate::check_name(name)?;
-        let sorted = SortedTags::new(tags)?;
-        Ok(self.create(kind, name, sorted, hash, render, op))
+        match self.create(key, hash, &render, op) {
+            Ok(out) => out,
+            Err(op) => self.overflow(kind, name, render, op),
+        }
     }
 
-    /// The miss path of [`with`](Self::with), for a validated name and tags.
-    #[cold]
-    fn create<R>(
+    /// The series `kind`/`name`/`tags` for a bound handle, pinned (not
+    /// evicted until [`Entry::unpin`]); `None` past `max_series`, where a
+    /// handle records by key instead, so that each of its samples is
+    /// counted as overflowed.
+    pub fn bind(
         &self,
-        kind: Kind,
-        name: &str,
-        sorted: SortedTags<'_>,
+        kind: MetricType,
         hash: u64,
+        name: &str,
+        tags: Tags<'_>,
         render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
-        op: impl FnOnce(Found<'_>) -> R,
-    ) -> R {
-        let key = KeyRef {
-            kind,
-            name,
-            tags: sorted.as_slice(),
+    ) -> Option<Arc<Entry>> {
+        let key = KeyRef { kind, name, tags };
+        let pin = |e: &Arc<Entry>| {
+            e.pin();
+            e.clone()
         };
-        let shard = self.shard(hash);
-        if self.len.load(Ordering::Relaxed) < self.max {
-            // Built before the lock, so that the lock covers only the insert.
-            let fresh = Arc::new(Entry::new(hash, &key, render(name, key.tags)));
-            let mut t = shard.write();
+        {
+            let t = self.shard(hash).read();
             if let Some(e) = t.find(hash, |e| key.matches(e)) {
-                return op(Found {
-                    entry: e,
-                    dirty: &self.dirty,
-                });
-            }
-            // Checked again under the lock; concurrent creators in other
-            // shards may overshoot the limit by at most one each.
-            if self.len.load(Ordering::Relaxed) < self.max {
-                self.len.fetch_add(1, Ordering::Relaxed);
-                let e = t.insert_unique(hash, fresh.clone(), |e| e.hash);
-                let out = op(Found {
-                    entry: e.get(),
-                    dirty: &self.dirty,
-                });
-                drop(t);
-                // Known to the flusher from the start, so that it can be
-                // evicted even if nothing is ever sent for it.
-                mark_dirty(&fresh, &self.dirty);
-                return out;
+                return Some(pin(e));
             }
         }
+        self.create(key, hash, render, pin).ok()
+    }
+
+    /// The miss path of [`with`](Self::with): inserts the series and runs
+    /// `op` on it, or hands `op` back when the table is full.
+    #[cold]
+    fn create<R, F: FnOnce(&Arc<Entry>) -> R>(
+        &self,
+        key: KeyRef<'_>,
+        hash: u64,
+        render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
+        op: F,
+    ) -> Result<R, F> {
+        if self.len.load(Ordering::Relaxed) >= self.max {
+            return Err(op);
+        }
+        // Stored in one canonical order (no duplicate keys: a key's rules).
+        let mut sorted: Vec<(&str, &str)> = key.tags.to_vec();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let stored = KeyRef {
+            kind: key.kind,
+            name: key.name,
+            tags: &sorted,
+        };
+        // Built before the lock, so that the lock covers only the insert.
+        let fresh = Arc::new(Entry::new(hash, &stored, render(key.name, &sorted)));
+        let mut t = self.shard(hash).write();
+        if let Some(e) = t.find(hash, |e| key.matches(e)) {
+            return Ok(op(e));
+        }
+        // Checked again under the lock; concurrent creators in other
+        // shards may overshoot the limit by at most one each.
+        if self.len.load(Ordering::Relaxed) >= self.max {
+            return Err(op);
+        }
+        self.len.fetch_add(1, Ordering::Relaxed);
+        let e = t.insert_unique(hash, fresh.clone(), |e| e.hash);
+        let out = op(e.get());
+        drop(t);
+        // Known to the flusher from the start, so that it can be
+        // evicted even if nothing is ever sent for it.
+        self.mark_dirty(&fresh);
+        Ok(out)
+    }
+
+    /// A sample of a new series past `max_series`: into the overflow series
+    /// of its kind, counted.
+    #[cold]
+    fn overflow<R>(
+        &self,
+        kind: MetricType,
+        name: &str,
+        render: impl Fn(&str, &[(&str, &str)]) -> Rendered,
+        op: impl FnOnce(&Arc<Entry>) -> R,
+    ) -> R {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
         // Best effort: a busy list is skipped rather than waited for.
         if let Some(mut names) = self.overflow_names.try_lock()
@@ -476,22 +486,23 @@ impl Table {
             };
             Arc::new(Entry::new(0, &key, render(OVERFLOW_NAME, &[])))
         });
-        op(Found {
-            entry: e,
-            dirty: &self.dirty,
-        })
+        op(e)
     }
 
     /// Removes an idle series unless it was recorded into since the flusher
-    /// last took it. Recorders update a series only under its shard's lock,
-    /// so once this holds the write lock no update is in flight.
+    /// last took it, or a bound handle holds it. Recorders by key update a
+    /// series only under its shard's lock, and bound handles pin theirs
+    /// under it: once this holds the write lock, no update is in flight.
     pub fn evict(&self, e: &Arc<Entry>) -> bool {
         let is_overflow = |o: &OnceLock<Arc<Entry>>| o.get().is_some_and(|o| Arc::ptr_eq(o, e));
         if self.overflow.iter().any(is_overflow) {
             return false;
         }
         let mut t = self.shard(e.hash).write();
-        if e.dirty.load(Ordering::SeqCst) || e.slow.lock().backlog.is_some() {
+        if e.dirty.load(Ordering::SeqCst)
+            || e.pins.load(Ordering::SeqCst) > 0
+            || e.slow.lock().backlog.is_some()
+        {
             return false;
         }
         let Ok(found) = t.find_entry(e.hash, |x| Arc::ptr_eq(x, e)) else {

@@ -1,10 +1,41 @@
 use std::net::UdpSocket;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics_protocol::system::*;
-use metrics_protocol::*;
+use metrics_protocol::backend::{DropReason, HealthStatus};
+use metrics_protocol::{MetricCollector, Metrics, MetricsError, PerformanceTimer};
 
 use crate::{StatsdConfig, StatsdMetrics, TagFlavor};
+
+/// A backend and the handle a library records through.
+struct Statsd {
+    statsd: Arc<StatsdMetrics>,
+    metrics: Metrics,
+}
+
+impl Statsd {
+    fn new(config: StatsdConfig) -> Statsd {
+        let statsd = Arc::new(StatsdMetrics::new(config).unwrap());
+        Statsd {
+            metrics: Metrics::new(statsd.clone()),
+            statsd,
+        }
+    }
+    fn shutdown(&self) -> Result<(), MetricsError> {
+        self.statsd.shutdown()
+    }
+    fn dropped(&self, reason: DropReason) -> u64 {
+        self.statsd.dropped(reason)
+    }
+}
+
+impl Deref for Statsd {
+    type Target = Metrics;
+    fn deref(&self) -> &Metrics {
+        &self.metrics
+    }
+}
 
 /// A receiver on 127.0.0.1 that collects lines.
 struct Receiver {
@@ -66,13 +97,12 @@ impl Receiver {
     }
 }
 
-fn backend(addr: String) -> StatsdMetrics {
-    StatsdMetrics::new(StatsdConfig {
+fn backend(addr: String) -> Statsd {
+    Statsd::new(StatsdConfig {
         addr,
         flush_interval_ms: 3_600_000,
         ..Default::default()
     })
-    .unwrap()
 }
 
 #[test]
@@ -109,13 +139,12 @@ fn gauges_send_absolute_values_safely_and_deltas_relatively() {
 fn histograms_are_timers_where_statsd_has_no_histogram_type() {
     for flavor in [TagFlavor::Etsy, TagFlavor::None] {
         let mut r = Receiver::bind("127.0.0.1:0");
-        let s = StatsdMetrics::new(StatsdConfig {
+        let s = Statsd::new(StatsdConfig {
             addr: r.addr(),
             flavor,
             flush_interval_ms: 3_600_000,
             ..Default::default()
-        })
-        .unwrap();
+        });
         s.record_histogram("size", 42.0, &[]);
         s.record_histogram("size", -1.0, &[]); // no valid timer line for it
         s.flush().unwrap();
@@ -139,13 +168,12 @@ fn timers_and_histograms_go_per_sample_with_rates() {
     assert_eq!(r.until(2), ["db.query:12.5|ms|#t:users", "size:42|h"]);
 
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         timer_sample_rate: 0.5,
         flush_interval_ms: 3_600_000,
         ..Default::default()
-    })
-    .unwrap();
+    });
     for _ in 0..2000 {
         s.record_timer("t", Duration::from_millis(1), &[]);
     }
@@ -161,13 +189,12 @@ fn timers_and_histograms_go_per_sample_with_rates() {
 #[test]
 fn lines_are_batched_into_datagrams_up_to_the_limit() {
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         max_datagram_bytes: 200,
         flush_interval_ms: 3_600_000,
         ..Default::default()
-    })
-    .unwrap();
+    });
     for i in 0..100 {
         s.record_histogram("h", f64::from(i), &[]);
     }
@@ -185,13 +212,12 @@ fn lines_are_batched_into_datagrams_up_to_the_limit() {
 fn reserved_characters_never_make_a_second_line() {
     let mut r = Receiver::bind("127.0.0.1:0");
     for flavor in [TagFlavor::DogStatsd, TagFlavor::Etsy, TagFlavor::None] {
-        let s = StatsdMetrics::new(StatsdConfig {
+        let s = Statsd::new(StatsdConfig {
             addr: r.addr(),
             flavor,
             flush_interval_ms: 3_600_000,
             ..Default::default()
-        })
-        .unwrap();
+        });
         s.increment("a:b|c@d#e", &[("k|:", "v\nfake:1|c"), ("x", "1,2#3@4")]);
         s.shutdown().unwrap();
     }
@@ -242,13 +268,12 @@ fn a_daemon_started_later_receives_what_is_sent_once_it_is_up() {
 #[test]
 fn every_sample_is_sent_or_counted_when_the_queue_overflows() {
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         queue_capacity: 4,
         flush_interval_ms: 3_600_000,
         ..Default::default()
-    })
-    .unwrap();
+    });
     for i in 0..5000 {
         s.record_histogram("burst", f64::from(i), &[]);
     }
@@ -276,7 +301,7 @@ fn shutdown_flushes_everything_and_later_samples_are_counted() {
 #[test]
 fn prefix_common_tags_and_overrides() {
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         prefix: "svc".into(),
         common_tags: [
@@ -286,36 +311,20 @@ fn prefix_common_tags_and_overrides() {
         .into(),
         flush_interval_ms: 3_600_000,
         ..Default::default()
-    })
-    .unwrap();
+    });
     s.increment("hits", &[("zone", "b")]);
     s.flush().unwrap();
     assert_eq!(r.until(1), ["svc.hits:1|c|#env:prod,zone:b"]);
 }
 
 #[test]
-fn queries_are_unsupported_and_bad_config_names_the_field() {
+fn timers_by_id_stop_once_and_bad_config_names_the_field() {
     let r = Receiver::bind("127.0.0.1:0");
     let s = backend(r.addr());
+    let id = s.statsd.start_timer("op", &[]);
+    assert!(s.statsd.stop_timer(id, true).is_ok());
     assert!(matches!(
-        s.export_metrics(ExportFormat::Json),
-        Err(MetricsError::Unsupported {
-            backend: "statsd",
-            ..
-        })
-    ));
-    assert!(matches!(
-        s.get_timing_stats("x", None),
-        Err(MetricsError::Unsupported { .. })
-    ));
-    assert!(matches!(
-        s.get_success_rate("x", None),
-        Err(MetricsError::Unsupported { .. })
-    ));
-    let id = s.start_timer("op", &[]);
-    assert!(s.stop_timer(id, true).is_ok());
-    assert!(matches!(
-        s.stop_timer(id, true),
+        s.statsd.stop_timer(id, true),
         Err(MetricsError::UnknownTimer(_))
     ));
     for (cfg, field) in [
@@ -371,7 +380,7 @@ fn closed_addr() -> String {
     format!("127.0.0.1:{port}")
 }
 
-fn detail(s: &StatsdMetrics, key: &str) -> f64 {
+fn detail(s: &Statsd, key: &str) -> f64 {
     s.health()[0].details.get(key).copied().unwrap_or(f64::NAN)
 }
 
@@ -403,13 +412,12 @@ fn counter_totals_refused_by_a_late_daemon_go_out_with_a_later_flush() {
 
 #[test]
 fn values_given_up_after_the_attempt_limit_are_counted_in_samples() {
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: closed_addr(),
         flush_interval_ms: 3_600_000,
         max_send_attempts: 2,
         ..Default::default()
-    })
-    .unwrap();
+    });
     for _ in 0..7 {
         s.increment("jobs", &[]);
     }
@@ -444,13 +452,12 @@ fn values_given_up_after_the_attempt_limit_are_counted_in_samples() {
 fn a_daemon_closed_and_reopened_on_the_same_port_gets_every_increment_or_they_are_counted() {
     let mut r = Receiver::bind("127.0.0.1:0");
     let addr = r.addr();
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: addr.clone(),
         flush_interval_ms: 3_600_000,
         max_send_attempts: 20,
         ..Default::default()
-    })
-    .unwrap();
+    });
     let mut recorded = 0u64;
     let mut total = 0.0;
     for round in 0..4 {
@@ -487,12 +494,11 @@ fn a_daemon_closed_and_reopened_on_the_same_port_gets_every_increment_or_they_ar
 #[test]
 fn health_turns_healthy_again_once_sends_succeed_and_keeps_the_last_error() {
     let addr = closed_addr();
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: addr.clone(),
         flush_interval_ms: 20,
         ..Default::default()
-    })
-    .unwrap();
+    });
     s.increment("x", &[]);
     s.flush().unwrap();
     s.increment("x", &[]);
@@ -534,7 +540,7 @@ fn shutdown_with_the_daemon_down_counts_the_last_datagram_and_fails() {
 #[test]
 fn counters_and_gauges_go_out_before_queued_timers() {
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         flush_interval_ms: 3_600_000,
         // One line per datagram, 200 a second: most timers are still queued
@@ -543,8 +549,7 @@ fn counters_and_gauges_go_out_before_queued_timers() {
         max_datagrams_per_sec: 200,
         shutdown_timeout_ms: 60_000,
         ..Default::default()
-    })
-    .unwrap();
+    });
     let long = "a.timer.name.long.enough.to.fill.a.datagram.alone";
     for i in 0..600 {
         s.record_timer(long, Duration::from_millis(i % 50), &[]);
@@ -565,14 +570,13 @@ fn counters_and_gauges_go_out_before_queued_timers() {
 fn pacing_spreads_a_burst_over_time() {
     let mut r = Receiver::bind("127.0.0.1:0");
     let start = Instant::now();
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         flush_interval_ms: 3_600_000,
         max_datagram_bytes: 64,
         max_datagrams_per_sec: 500,
         ..Default::default()
-    })
-    .unwrap();
+    });
     let long = "a.histogram.name.long.enough.to.fill.a.datagram";
     for _ in 0..100 {
         s.record_histogram(long, 1.0, &[]); // one datagram each
@@ -586,13 +590,12 @@ fn pacing_spreads_a_burst_over_time() {
 #[test]
 fn series_past_the_limit_fold_into_one_counted_overflow_series() {
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         flush_interval_ms: 3_600_000,
         max_series: 3,
         ..Default::default()
-    })
-    .unwrap();
+    });
     for i in 0..5 {
         s.increment("req", &[("user", &i.to_string())]);
         s.increment("req", &[("user", &i.to_string())]);
@@ -621,13 +624,12 @@ fn series_past_the_limit_fold_into_one_counted_overflow_series() {
 #[test]
 fn idle_series_are_evicted_and_come_back_when_recorded_again() {
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         flush_interval_ms: 3_600_000,
         idle_flushes: 2,
         ..Default::default()
-    })
-    .unwrap();
+    });
     s.increment("a", &[]);
     s.record_timer("t", Duration::from_millis(1), &[]);
     s.flush().unwrap();
@@ -675,8 +677,9 @@ fn series_keys_never_collide_whatever_the_tag_values_hold() {
 
 #[test]
 fn invalid_names_and_tags_are_refused_after_valid_traffic_on_the_same_series() {
-    // Validation runs only for a new series: a key that differs from a known
-    // series only by what the rules forbid must still miss and be refused.
+    // Names and tags are checked where the key is built, not here: a key
+    // that differs from a known series only by what the rules forbid is
+    // refused before it reaches the table, and counted in its health.
     let mut r = Receiver::bind("127.0.0.1:0");
     let s = backend(r.addr());
     let tags = [("route", "/a"), ("code", "200")];
@@ -716,15 +719,14 @@ fn a_local_receiver_that_falls_behind_is_waited_for_not_overflowed() {
     // kernel overhead) would overflow its default buffer several times over
     // if sent unpaced; the sender watches its queue and waits instead.
     let mut r = Receiver::bind("127.0.0.1:0");
-    let s = StatsdMetrics::new(StatsdConfig {
+    let s = Statsd::new(StatsdConfig {
         addr: r.addr(),
         flush_interval_ms: 3_600_000,
         queue_capacity: 20_000,
         max_datagrams_per_sec: 0,
         shutdown_timeout_ms: 60_000,
         ..Default::default()
-    })
-    .unwrap();
+    });
     for i in 0..20_000 {
         s.record_histogram("h", f64::from(i % 100), &[]);
     }
@@ -736,19 +738,15 @@ fn a_local_receiver_that_falls_behind_is_waited_for_not_overflowed() {
 
 #[test]
 fn counters_are_flushed_on_time_while_timers_keep_the_queue_busy() {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let r = Receiver::bind("127.0.0.1:0");
-    let s = Arc::new(
-        StatsdMetrics::new(StatsdConfig {
-            addr: r.addr(),
-            flush_interval_ms: 50,
-            queue_capacity: 1000,
-            max_datagrams_per_sec: 100, // slow: the queue never empties
-            ..Default::default()
-        })
-        .unwrap(),
-    );
+    let s = Arc::new(Statsd::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 50,
+        queue_capacity: 1000,
+        max_datagrams_per_sec: 100, // slow: the queue never empties
+        ..Default::default()
+    }));
     let stop = Arc::new(AtomicBool::new(false));
     let flood = {
         let (s, stop) = (s.clone(), stop.clone());
@@ -772,4 +770,169 @@ fn counters_are_flushed_on_time_while_timers_keep_the_queue_busy() {
     stop.store(true, Ordering::Relaxed);
     flood.join().unwrap();
     assert!(found, "the counter waited for the queue to empty");
+}
+
+#[test]
+fn outcomes_are_success_and_failure_counters_with_the_error_type() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = backend(r.addr());
+    let tags = [("tier", "1"), ("region", "eu")];
+    s.record_success("upload", &tags);
+    s.record_success("upload", &[tags[1], tags[0]]); // same series
+    s.record_failure("upload", "timeout", &tags);
+    s.record_failure("upload", "timeout", &[tags[1], tags[0]]);
+    s.record_failure("upload", "auth", &tags);
+    // A caller's `error_type` tag is replaced by the failure's.
+    s.record_failure(
+        "upload",
+        "auth",
+        &[("error_type", "spoofed"), tags[0], tags[1]],
+    );
+    s.start("job", &[]).failure("io");
+    s.start("job", &[]).success();
+    drop(s.start("job", &[])); // abandoned
+    s.flush().unwrap();
+    let mut got: Vec<String> = r
+        .until(7)
+        .iter()
+        .filter(|l| !l.contains("|ms"))
+        .cloned()
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "job.failure:1|c|#error_type:abandoned",
+            "job.failure:1|c|#error_type:io",
+            "job.success:1|c",
+            "upload.failure:2|c|#error_type:auth,region:eu,tier:1",
+            "upload.failure:2|c|#error_type:timeout,region:eu,tier:1",
+            "upload.success:2|c|#region:eu,tier:1",
+        ]
+    );
+    assert_eq!(r.lines.iter().filter(|l| l.starts_with("job:")).count(), 3);
+    assert_eq!(s.health()[0].total_dropped(), 0);
+}
+
+#[test]
+fn a_stopped_timer_sends_its_duration_and_outcome_and_evictions_are_counted() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = backend(r.addr());
+    let ok = s.statsd.start_timer("render", &[("fmt", "pdf")]);
+    let bad = s.statsd.start_timer("render", &[("fmt", "pdf")]);
+    std::thread::sleep(Duration::from_millis(5));
+    let d = s.statsd.stop_timer(ok, true).unwrap();
+    assert!(d >= Duration::from_millis(5), "{d:?}");
+    s.statsd.stop_timer(bad, false).unwrap();
+    s.flush().unwrap();
+    let mut got = r.until(4).to_vec();
+    got.sort();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], "render.failure:1|c|#error_type:timer,fmt:pdf");
+    assert_eq!(got[1], "render.success:1|c|#fmt:pdf");
+    for l in &got[2..] {
+        let ms: f64 = l
+            .strip_prefix("render:")
+            .and_then(|l| l.strip_suffix("|ms|#fmt:pdf"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{l}"));
+        assert!(ms >= 5.0, "{l}");
+    }
+    // The table holds at most 10,000 running timers: one more evicts the oldest.
+    let first = s.statsd.start_timer("t", &[]);
+    for _ in 0..10_000 {
+        s.statsd.start_timer("t", &[]);
+    }
+    assert_eq!(s.dropped(DropReason::TimerEvicted), 1);
+    assert!(s.statsd.stop_timer(first, true).is_err());
+}
+
+#[test]
+fn bound_handles_share_the_series_of_their_key() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = backend(r.addr());
+    let c = s.counter("req", &[("a", "1"), ("b", "2")]);
+    for _ in 0..10 {
+        c.increment();
+    }
+    c.add(0.5);
+    s.increment("req", &[("b", "2"), ("a", "1")]); // by name, other order
+    c.add(-1.0); // refused by the handle, counted
+    let g = s.gauge("level", &[]);
+    g.set(5.0);
+    g.increment();
+    s.gauge("delta", &[]).decrement();
+    s.histogram("size", &[]).record(3.0);
+    s.timer("lat", &[("t", "x")])
+        .record(Duration::from_micros(2500));
+    s.flush().unwrap();
+    let mut got = r.until(5).to_vec();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "delta:-1|g",
+            "lat:2.5|ms|#t:x",
+            "level:6|g",
+            "req:11.5|c|#a:1,b:2",
+            "size:3|h"
+        ]
+    );
+    assert_eq!(s.dropped(DropReason::NegativeCounter), 1);
+    assert_eq!(detail(&s, "series"), 5.0);
+}
+
+#[test]
+fn a_bound_series_is_not_evicted_while_its_handle_lives() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = Statsd::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        idle_flushes: 2,
+        ..Default::default()
+    });
+    let c = s.counter("held", &[]);
+    c.increment();
+    s.increment("loose", &[]);
+    for _ in 0..4 {
+        s.flush().unwrap();
+    }
+    assert_eq!(detail(&s, "series"), 1.0, "only `loose` was idle");
+    c.increment(); // the same series, still in the table
+    s.increment("held", &[]);
+    s.flush().unwrap();
+    drop(c);
+    for _ in 0..4 {
+        s.flush().unwrap();
+    }
+    assert_eq!(detail(&s, "series"), 0.0, "idle once the handle is gone");
+    r.drain();
+    assert_eq!(r.counter_total("held"), 3.0, "{:?}", r.lines);
+    assert_eq!(r.lines.iter().filter(|l| l.starts_with("held:")).count(), 2);
+}
+
+#[test]
+fn handles_bound_past_the_limit_or_after_shutdown_count_every_sample() {
+    let mut r = Receiver::bind("127.0.0.1:0");
+    let s = Statsd::new(StatsdConfig {
+        addr: r.addr(),
+        flush_interval_ms: 3_600_000,
+        max_series: 1,
+        ..Default::default()
+    });
+    s.increment("first", &[]);
+    let c = s.counter("second", &[]);
+    c.increment();
+    c.increment();
+    s.flush().unwrap();
+    let mut got = r.until(2).to_vec();
+    got.sort();
+    assert_eq!(got, ["first:1|c", "metrics_statsd.series_overflow:2|c"]);
+    assert_eq!(detail(&s, "series_overflowed_samples"), 2.0);
+    let bound = s.counter("first", &[]);
+    s.shutdown().unwrap();
+    bound.increment();
+    c.increment();
+    s.counter("third", &[]).increment();
+    assert_eq!(s.dropped(DropReason::SendFailed), 3);
 }
