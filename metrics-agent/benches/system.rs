@@ -1,9 +1,10 @@
 //! `cargo bench -p metrics-agent --bench system`: what the composed system
 //! costs on the recording path, side by side in one run: the memory backend
-//! alone, `Agent::collector()` (memory behind a fanout with the stream and
-//! aggregation taps), the same with a stream subscriber and an aggregation
-//! that do not match the name, and the `metrics` crate into
-//! `metrics-exporter-prometheus`'s recorder.
+//! alone (through a `Metrics` handle, as a library reaches any backend),
+//! `Agent::metrics()` (memory behind the fan-out, under the tap of the
+//! streams, aggregations and error-rate window), the same with a stream
+//! subscriber and an aggregation that do not match the name, and the
+//! `metrics` crate into `metrics-exporter-prometheus`'s recorder.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_agent::{Agent, AgentConfig, AggregationSpec};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::{AsyncMetricsSystem, MetricFilter, MetricsSystem};
+use metrics_protocol::Metrics;
+use metrics_protocol::app::{AsyncMetricsSystem, MetricFilter, MetricsSystem};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 
@@ -30,9 +31,9 @@ fn record(c: &mut Criterion) {
     // Only this bench binary installs a global recorder.
     let _ = metrics::set_global_recorder(recorder);
 
-    let memory = Arc::new(MemoryMetrics::new());
+    let memory = Metrics::new(Arc::new(MemoryMetrics::new()));
     let plain = agent();
-    let plain_collector = plain.collector();
+    let plain_metrics = plain.metrics();
     let tapped = agent();
     let _stream = tapped.metrics_stream(MetricFilter::default().name_prefix("db."));
     tapped
@@ -42,7 +43,7 @@ fn record(c: &mut Criterion) {
                 .unwrap(),
         )
         .unwrap();
-    let tapped_collector = tapped.collector();
+    let tapped_metrics = tapped.metrics();
 
     let mut g = c.benchmark_group("system");
     g.warm_up_time(Duration::from_secs(1))
@@ -50,20 +51,11 @@ fn record(c: &mut Criterion) {
     g.bench_function("counter_2tags/memory", |b| {
         b.iter(|| memory.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
     });
-    // What a library's call costs with the memory backend alone, reached as
-    // a library reaches any backend: through a trait object (one dynamic
-    // call, as through the agent's collector).
-    let memory_dyn: Arc<dyn MetricCollector> = memory.clone();
-    g.bench_function("counter_2tags/memory_dyn", |b| {
-        b.iter(|| memory_dyn.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
-    });
     g.bench_function("counter_2tags/agent", |b| {
-        b.iter(|| plain_collector.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
+        b.iter(|| plain_metrics.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
     });
     g.bench_function("counter_2tags/agent_with_taps", |b| {
-        b.iter(|| {
-            tapped_collector.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS))
-        })
+        b.iter(|| tapped_metrics.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
     });
     g.bench_function("counter_2tags/metrics-rs", |b| {
         b.iter(|| {

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_memory::{MemoryMetrics, RangeBin, RangeQuery, RangeSeries};
-use metrics_protocol::system::{
+use metrics_protocol::app::{
     ChartType, DashboardData, DashboardKind, MetricValue, MetricsAggregator, Panel, PanelSeries,
     Point,
 };
-use metrics_protocol::{MetricType, MetricUnit, MetricsError, SuccessFailureTracker};
+use metrics_protocol::{MetricType, MetricUnit, MetricsError};
 use metrics_system::names;
 
 /// At most this many metrics of one kind get their own series.
@@ -186,7 +186,7 @@ impl<'a> Ctx<'a> {
             .operations()
             .into_iter()
             .filter_map(|op| {
-                let r = self.m.get_success_rate(&op, Some(self.window)).ok()?;
+                let r = self.m.success_rate(&op, Some(self.window)).ok()?;
                 Some((op, r))
             })
             .collect()
@@ -306,7 +306,7 @@ impl<'a> Ctx<'a> {
         for (op, _) in &rates {
             let breakdown = self
                 .m
-                .get_failure_breakdown(op, Some(self.window))
+                .failure_breakdown(op, Some(self.window))
                 .unwrap_or_default();
             let total: u64 = breakdown.values().sum();
             totals.push(series(
@@ -458,8 +458,8 @@ impl<'a> Ctx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::metrics_of;
     use metrics_memory::{Clock, ManualClock, MemoryConfig};
-    use metrics_protocol::MetricCollector;
     use std::sync::Arc;
 
     fn memory() -> (Arc<MemoryMetrics>, Arc<ManualClock>) {
@@ -479,19 +479,19 @@ mod tests {
     fn overview_and_performance_from_windows() {
         let (m, clock) = memory();
         for i in 0..30 {
-            m.record_timer(
+            metrics_of(&m).record_timer(
                 "api.latency",
                 Duration::from_millis(10 + i),
                 &[("route", "/a")],
             );
-            m.record_counter("api.requests", 1.0, &[("route", "/a")]);
-            m.record_success("api.call", &[]);
+            metrics_of(&m).record_counter("api.requests", 1.0, &[("route", "/a")]);
+            metrics_of(&m).record_success("api.call", &[]);
             if i % 10 == 0 {
                 clock.advance(Duration::from_secs(10));
             }
         }
-        m.record_gauge("queue.depth", 4.0, &[]);
-        m.record_histogram("body.bytes", 100.0, &[]);
+        metrics_of(&m).record_gauge("queue.depth", 4.0, &[]);
+        metrics_of(&m).record_histogram("body.bytes", 100.0, &[]);
         let d = build(&m, DashboardKind::Overview, clock.now_millis()).unwrap();
         assert_eq!(d.kind, DashboardKind::Overview);
         let top = panel_of(&d, "Top counters (all time)");
@@ -539,12 +539,12 @@ mod tests {
     fn errors_dashboard_breaks_failures_down() {
         let (m, clock) = memory();
         for _ in 0..6 {
-            m.record_success("checkout", &[]);
+            metrics_of(&m).record_success("checkout", &[]);
         }
-        m.record_failure("checkout", "timeout", &[]);
-        m.record_failure("checkout", "timeout", &[]);
-        m.record_failure("checkout", "card_declined", &[]);
-        m.record_failure("login", "bad_password", &[]);
+        metrics_of(&m).record_failure("checkout", "timeout", &[]);
+        metrics_of(&m).record_failure("checkout", "timeout", &[]);
+        metrics_of(&m).record_failure("checkout", "card_declined", &[]);
+        metrics_of(&m).record_failure("login", "bad_password", &[]);
         let d = build(&m, DashboardKind::Errors, clock.now_millis()).unwrap();
         let rate = panel_of(&d, "Error rate by operation");
         let checkout = rate.series.iter().find(|s| s.label == "checkout").unwrap();
@@ -572,21 +572,21 @@ mod tests {
     fn resources_dashboard_reads_the_system_gauges() {
         let (m, clock) = memory();
         for (i, rx) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
-            m.record_gauge(names::CPU_UTILIZATION, 0.25 + i as f64 * 0.1, &[]);
-            m.record_gauge(names::CPU_UTILIZATION, 0.5, &[(names::TAG_CPU, "0")]);
-            m.record_gauge(
+            metrics_of(&m).record_gauge(names::CPU_UTILIZATION, 0.25 + i as f64 * 0.1, &[]);
+            metrics_of(&m).record_gauge(names::CPU_UTILIZATION, 0.5, &[(names::TAG_CPU, "0")]);
+            metrics_of(&m).record_gauge(
                 names::MEMORY_UTILIZATION,
                 0.4,
                 &[(names::TAG_STATE, names::STATE_USED)],
             );
-            m.record_gauge(names::PROCESS_MEMORY_USAGE, 2e6, &[]);
-            m.record_gauge(names::CPU_LOAD_1M, 0.7, &[]);
-            m.record_gauge(
+            metrics_of(&m).record_gauge(names::PROCESS_MEMORY_USAGE, 2e6, &[]);
+            metrics_of(&m).record_gauge(names::CPU_LOAD_1M, 0.7, &[]);
+            metrics_of(&m).record_gauge(
                 names::FILESYSTEM_UTILIZATION,
                 0.81,
                 &[(names::TAG_MOUNTPOINT, "/"), (names::TAG_DEVICE, "sda1")],
             );
-            m.record_counter(
+            metrics_of(&m).record_counter(
                 names::NETWORK_IO,
                 rx,
                 &[

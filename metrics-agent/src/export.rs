@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_protocol::MetricsError;
-use metrics_protocol::system::{EndpointResults, ExportFormat, MetricsAggregator};
+use metrics_protocol::app::{EndpointResults, ExportFormat, MetricsAggregator};
+
+use crate::error::AgentError;
 
 /// Where one export goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +18,10 @@ pub enum Target {
     Http(String),
 }
 
-/// Reads an endpoint: its target and the format of its export.
+/// Reads an endpoint: its target and the format of its export. An endpoint
+/// that cannot be used is a [`MetricsError::InvalidArgument`] naming
+/// `export_endpoints` and the value; an unknown format is
+/// [`MetricsError::UnsupportedFormat`].
 ///
 /// The format is the `format=` query parameter if there is one, else the
 /// extension of the path: `.json`; `.csv`; `.prom` or `.txt` (Prometheus
@@ -26,7 +31,7 @@ pub enum Target {
 ///
 /// ```
 /// use metrics_agent::export::{parse_endpoint, Target};
-/// use metrics_protocol::system::ExportFormat;
+/// use metrics_protocol::app::ExportFormat;
 /// let (t, f) = parse_endpoint("/tmp/metrics.prom")?;
 /// assert_eq!((t, f), (Target::File("/tmp/metrics.prom".into()), ExportFormat::Prometheus));
 /// let (t, f) = parse_endpoint("http://127.0.0.1:9091/ingest?format=csv")?;
@@ -39,19 +44,18 @@ pub enum Target {
 pub fn parse_endpoint(endpoint: &str) -> Result<(Target, ExportFormat), MetricsError> {
     let e = endpoint.trim();
     if e.is_empty() {
-        return Err(MetricsError::config(
-            "export_endpoints",
-            e,
-            "an endpoint must not be empty",
-        ));
+        return Err(
+            AgentError::config("export_endpoints", e, "an endpoint must not be empty").into(),
+        );
     }
     let lower = e.to_ascii_lowercase();
     if lower.starts_with("https://") {
-        return Err(MetricsError::config(
+        return Err(AgentError::config(
             "export_endpoints",
             e,
             "https is not supported (no TLS in this build); use http:// or a file",
-        ));
+        )
+        .into());
     }
     let is_http = lower.starts_with("http://");
     let (path, query) = match e.split_once('?') {
@@ -72,11 +76,9 @@ pub fn parse_endpoint(endpoint: &str) -> Result<(Target, ExportFormat), MetricsE
     } else {
         let file = path.strip_prefix("file://").unwrap_or(path);
         if file.trim().is_empty() {
-            return Err(MetricsError::config(
-                "export_endpoints",
-                e,
-                "a file endpoint needs a path",
-            ));
+            return Err(
+                AgentError::config("export_endpoints", e, "a file endpoint needs a path").into(),
+            );
         }
         Target::File(PathBuf::from(file))
     };
@@ -130,9 +132,10 @@ pub async fn export_to_endpoints(
     }
     for (e, rx) in pending {
         let r = rx.await.unwrap_or_else(|_| {
-            Err(MetricsError::Export(format!(
-                "the export to `{e}` panicked"
-            )))
+            Err(MetricsError::io(
+                format!("exporting to `{e}`"),
+                std::io::Error::other("the export panicked"),
+            ))
         });
         if let Err(err) = &r {
             tracing::warn!(endpoint = %e, error = %err, "export failed");
@@ -190,8 +193,8 @@ fn post(
 mod tests {
     use super::*;
     use crate::test_util::block_on;
+    use crate::test_util::metrics_of;
     use metrics_memory::MemoryMetrics;
-    use metrics_protocol::MetricCollector;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A one-request HTTP server on 127.0.0.1: returns the port and a
@@ -280,7 +283,7 @@ mod tests {
     #[test]
     fn exports_to_a_file_and_an_http_server_and_reports_a_failure() {
         let m = Arc::new(MemoryMetrics::new());
-        m.record_counter("http.requests", 3.0, &[("code", "200")]);
+        metrics_of(&m).record_counter("http.requests", 3.0, &[("code", "200")]);
         let dir = std::env::temp_dir().join(format!("metrics-agent-export-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("out.prom");
@@ -329,7 +332,7 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let m = Arc::new(MemoryMetrics::new());
-        m.record_gauge("g", 1.0, &[]);
+        metrics_of(&m).record_gauge("g", 1.0, &[]);
         let endpoints = vec![format!("http://127.0.0.1:{port}/x"), "bad.xlsx".to_owned()];
         let r = block_on(export_to_endpoints(m, &endpoints, Duration::from_secs(5)));
         assert!(

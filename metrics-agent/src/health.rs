@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics_memory::Clock;
-use metrics_protocol::HealthStatus;
-use metrics_protocol::system::HealthCheckResult;
+use metrics_protocol::app::HealthCheckResult;
+use metrics_protocol::backend::HealthStatus;
 use parking_lot::{Mutex, RwLock};
 
 use crate::pool::WorkerPool;

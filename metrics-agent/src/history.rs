@@ -14,8 +14,9 @@ use metrics_http::{
     InstanceScope, Outcomes, RangeAnswer, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
 };
 use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
-use metrics_protocol::system::MetricSummary;
-use metrics_protocol::{MetricType, MetricUnit, MetricsError, TimingStats};
+use metrics_protocol::app::MetricSummary;
+use metrics_protocol::app::TimingStats;
+use metrics_protocol::{MetricType, MetricUnit, MetricsError};
 use metrics_store::{
     HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, OutcomeQuery, Store, WriterStatus,
 };

@@ -1,27 +1,33 @@
 //! The application side of the metrics facade: one value, [`Agent`],
-//! implementing [`MetricsSystem`](metrics_protocol::system::MetricsSystem)
-//! and [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem),
+//! implementing [`MetricsSystem`](metrics_protocol::app::MetricsSystem)
+//! and [`AsyncMetricsSystem`](metrics_protocol::app::AsyncMetricsSystem),
 //! chosen at start-up from configuration.
 //!
 //! ```
 //! use metrics_agent::{Agent, AgentConfig};
-//! use metrics_protocol::system::MetricsSystem;
+//! use metrics_protocol::app::MetricsSystem;
 //!
 //! let agent = Agent::new(AgentConfig { system_sampling: false, ..Default::default() })?;
 //! let metrics = agent.metrics(); // what the application's libraries get
 //! metrics.time("startup", &[], || ());
-//! assert_eq!(agent.tracker().get_success_rate("startup", None)?, 1.0);
+//! assert_eq!(agent.aggregator().success_rate("startup", None)?, 1.0);
 //! agent.shutdown_metrics()?;
-//! # Ok::<(), metrics_protocol::MetricsError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The agent is a stack of `metrics-kit` layers: a `Fanout` over the
+//! configured backends (memory, StatsD or both), under a `Tap` whose
+//! observer feeds the live streams, the stream aggregations and the
+//! health report's error-rate window. Aggregation results are written into
+//! a second tap over the same fan-out, seen by the streams only.
 //!
 //! Where each job lives:
 //!
 //! | module | job |
 //! | --- | --- |
-//! | [`system`] | [`Agent`]: building the system from its configuration, its health entries (`system`), the protocol's system traits (`system::protocol`), the ticker and shutdown (`system::lifecycle`) |
-//! | `core` | the recording path: each call to the backends, then (validated once) to the streams and aggregations that want it |
+//! | [`system`] | [`Agent`]: building the system from its configuration, its health entries (`system`), the layer stack (`system::stack`), the protocol's system traits (`system::protocol`), the ticker and shutdown (`system::lifecycle`) |
 //! | [`config`] | [`AgentConfig`]: schema and defaults (`config`), JSON/TOML files (`config::file`), `METRICS_*` variables (`config::env`) |
+//! | [`error`] | [`AgentError`]: configuration, parse and start-up errors |
 //! | [`stream`] | [`StreamHub`]: live streams with bounded buffers per subscriber |
 //! | [`aggregate`] | stream aggregation: specs and functions, windows, the set of a system |
 //! | [`health`] | registered health checks and the error-rate window |
@@ -30,20 +36,20 @@
 //! | [`dashboard`] | dashboards computed from the memory backend |
 //! | [`export`] | exports to files and HTTP endpoints |
 //! | `pool` | the few threads that run checks, exports and on-demand samples |
-//! | `recorded` | one recording call as it travels the system |
+//! | `interest` | the one-word filter the taps read first |
 #![deny(missing_docs)]
 
 pub mod aggregate;
 pub mod config;
-mod core;
 pub mod dashboard;
+pub mod error;
 pub mod export;
 pub mod health;
 pub mod history;
+mod interest;
 pub mod logging;
 mod pool;
 mod ranges;
-mod recorded;
 pub mod stream;
 pub mod system;
 
@@ -51,6 +57,7 @@ pub use aggregate::{
     AggFn, AggregateSink, AggregationSet, AggregationSpec, AggregationWindow, StreamAggregator,
 };
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
+pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
 pub use history::HistoryRanges;
 pub use ranges::MemoryRanges;
@@ -59,6 +66,13 @@ pub use system::Agent;
 
 #[cfg(test)]
 pub(crate) mod test_util {
+    use std::sync::Arc;
+
+    /// A handle recording into the memory backend `m` alone.
+    pub fn metrics_of(m: &Arc<metrics_memory::MemoryMetrics>) -> metrics_protocol::Metrics {
+        metrics_protocol::Metrics::new(m.clone())
+    }
+
     /// Runs a future to completion on a fresh current-thread runtime.
     pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()

@@ -3,7 +3,7 @@
 //! crates, `warn` for the others). The history writer's warnings (a store
 //! that is full, down or not answering) reach the operator this way.
 
-use metrics_protocol::MetricsError;
+use crate::error::AgentError;
 use tracing_subscriber::EnvFilter;
 
 /// The directives used when neither `RUST_LOG` nor the configuration's
@@ -15,17 +15,17 @@ metrics_store=info";
 
 /// `directives` (from `source`: `RUST_LOG` or `log`) as a filter; an
 /// error naming the source and the value when they do not parse.
-pub fn parse(source: &str, directives: &str) -> Result<EnvFilter, MetricsError> {
+pub fn parse(source: &str, directives: &str) -> Result<EnvFilter, AgentError> {
     EnvFilter::builder()
         .with_regex(false)
         .parse(directives)
-        .map_err(|e| MetricsError::config(source, directives, e.to_string()))
+        .map_err(|e| AgentError::config(source, directives, e.to_string()))
 }
 
 /// The filter for the main program's log: `rust_log` (the `RUST_LOG`
 /// variable) when set and not blank, else `configured` (the
 /// configuration's `log`), else [`DEFAULT_LOG`].
-pub fn filter(rust_log: Option<&str>, configured: Option<&str>) -> Result<EnvFilter, MetricsError> {
+pub fn filter(rust_log: Option<&str>, configured: Option<&str>) -> Result<EnvFilter, AgentError> {
     match (rust_log.filter(|v| !v.trim().is_empty()), configured) {
         (Some(v), _) => parse("RUST_LOG", v),
         (None, Some(v)) => parse("log", v),

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use metrics_agent::config::parse_duration;
-use metrics_agent::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
+use metrics_agent::{Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, FnCheck};
 use metrics_http::{HttpConfig, Source};
-use metrics_protocol::system::{AsyncMetricsSystem, ExportFormat, MetricsSystem};
+use metrics_protocol::app::{AsyncMetricsSystem, ExportFormat, MetricsSystem};
 use report::{Out, StreamCounts, summary, watch_failures};
 
 #[derive(Parser)]
@@ -84,7 +84,7 @@ fn store_choice(
     flag: Option<&str>,
     env: Option<String>,
     file: Option<&str>,
-) -> Result<metrics_store::StoreUrl, metrics_protocol::MetricsError> {
+) -> Result<metrics_store::StoreUrl, AgentError> {
     let env = env.filter(|v| !v.trim().is_empty());
     match (flag, env.as_deref(), file) {
         (Some(v), _, _) => metrics_agent::config::store_url("--store", v),
@@ -111,7 +111,7 @@ fn instance_name() -> String {
 fn start_history(
     url: metrics_store::StoreUrl,
     agent: &Agent,
-) -> Result<Option<Arc<metrics_store::HistoryWriter>>, metrics_protocol::MetricsError> {
+) -> Result<Option<Arc<metrics_store::HistoryWriter>>, AgentError> {
     let Some(memory) = agent.memory() else {
         return Ok(None);
     };
@@ -122,7 +122,7 @@ fn start_history(
     let mut config = metrics_store::WriterConfig::new(url, instance_name());
     config.rings = agent.config().store_rings()?;
     let writer = metrics_store::HistoryWriter::start(memory.clone(), config)
-        .map_err(|e| metrics_protocol::MetricsError::config("store", shown, e.to_string()))?;
+        .map_err(|e| AgentError::config("store", shown, e.to_string()))?;
     let writer = Arc::new(writer);
     let w = writer.clone();
     agent.register_health_check(Arc::new(FnCheck::new("store", move || {
@@ -147,7 +147,7 @@ fn listen_choice(
     flag: Option<&str>,
     env: Option<String>,
     file: Option<&str>,
-) -> Result<Listen, metrics_protocol::MetricsError> {
+) -> Result<Listen, AgentError> {
     let env = env.filter(|v| !v.trim().is_empty());
     let (source, value, explicit) = match (flag, env.as_deref(), file) {
         (Some(v), _, _) => ("--listen", v, true),
@@ -167,7 +167,7 @@ fn listen_choice(
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| {
-            metrics_protocol::MetricsError::config(
+            AgentError::config(
                 source,
                 value,
                 "expected an address such as 127.0.0.1:9464, or off",
@@ -186,7 +186,7 @@ fn start_http(
     listen: &Listen,
     agent: &Agent,
     history: Option<&Arc<metrics_store::HistoryWriter>>,
-) -> Result<Option<metrics_http::Server>, metrics_protocol::MetricsError> {
+) -> Result<Option<metrics_http::Server>, AgentError> {
     let Some(addr) = listen.addr else {
         return Ok(None);
     };
@@ -210,7 +210,7 @@ fn start_http(
     }
     match metrics_http::Server::start(addr, source, config) {
         Ok(server) => Ok(Some(server)),
-        Err(e) if listen.explicit => Err(metrics_protocol::MetricsError::config(
+        Err(e) if listen.explicit => Err(AgentError::config(
             "listen",
             addr.to_string(),
             format!("{e} (choose another address with --listen ADDR, or --listen off)"),
@@ -224,11 +224,7 @@ fn start_http(
     }
 }
 
-fn run(
-    args: &Args,
-    config: AgentConfig,
-    out: &Out,
-) -> Result<bool, metrics_protocol::MetricsError> {
+fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> {
     let endpoints = config.export_endpoints.clone();
     let listen = listen_choice(
         args.listen.as_deref(),
@@ -346,7 +342,7 @@ fn run(
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| metrics_protocol::MetricsError::io("starting a runtime", e))?;
+                .map_err(|e| AgentError::io("starting a runtime", e))?;
             for (endpoint, result) in rt.block_on(agent.export_metrics_async(&[])) {
                 match result {
                     Ok(()) => eprintln!("exported to {endpoint}"),
@@ -404,7 +400,7 @@ fn existing_ancestor(path: &std::path::Path) -> PathBuf {
 /// directory and file system.
 fn disk_outcome(
     path: &std::path::Path,
-    usage: Result<metrics_protocol::system::DiskUsage, metrics_protocol::MetricsError>,
+    usage: Result<metrics_protocol::app::DiskUsage, metrics_protocol::MetricsError>,
 ) -> CheckOutcome {
     match usage {
         Ok(d) => {
@@ -433,7 +429,7 @@ fn disk_outcome(
 /// Sends the log (`tracing`: the history writer's warnings among others)
 /// to stderr, filtered by `RUST_LOG`, else the configuration's `log`,
 /// else `info` for this project's crates and `warn` for the others.
-fn install_log(config: &AgentConfig) -> Result<(), metrics_protocol::MetricsError> {
+fn install_log(config: &AgentConfig) -> Result<(), AgentError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = metrics_agent::logging::filter(rust_log.as_deref(), config.log.as_deref())?;
     let installed = tracing_subscriber::fmt()
@@ -476,8 +472,8 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metrics_protocol::HealthStatus;
-    use metrics_protocol::system::DiskUsage;
+    use metrics_protocol::app::DiskUsage;
+    use metrics_protocol::backend::HealthStatus;
 
     #[test]
     fn the_disk_watched_is_the_sqlite_stores_else_the_root() {

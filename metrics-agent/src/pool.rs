@@ -73,7 +73,7 @@ pub(crate) fn shared() -> Result<&'static WorkerPool, MetricsError> {
         WorkerPool::new("metrics-work", SHARED_THREADS, 256).map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|e| MetricsError::Export(e.clone()))
+    .map_err(|e| MetricsError::io("starting the worker pool", std::io::Error::other(e.clone())))
 }
 
 impl Drop for WorkerPool {

@@ -209,9 +209,9 @@ pub(crate) fn range_bin(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::metrics_of;
     use metrics_http::InstanceScope;
     use metrics_memory::{ManualClock, MemoryConfig};
-    use metrics_protocol::MetricCollector;
 
     fn at(rfc3339: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(rfc3339)
@@ -247,9 +247,9 @@ mod tests {
         let clock = Arc::new(ManualClock::new(t0.timestamp_millis()));
         let m =
             Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
-        m.record_counter("jobs", 2.0, &[]);
+        metrics_of(&m).record_counter("jobs", 2.0, &[]);
         clock.advance(std::time::Duration::from_secs(10));
-        m.record_counter("jobs", 3.0, &[]);
+        metrics_of(&m).record_counter("jobs", 3.0, &[]);
         clock.advance(std::time::Duration::from_secs(10));
         let mut r = RollupRequest {
             name: "jobs".into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use metrics_agent::Agent;
 use metrics_protocol::MetricType;
-use metrics_protocol::system::{
+use metrics_protocol::app::{
     AsyncMetricsSystem, HealthReport, MetricFilter, MetricsSystem, StreamEvent,
 };
 
@@ -84,9 +84,9 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
     let _ = writeln!(out, "\n--- {:.0?} ---", started.elapsed());
     let window = Some(Duration::from_secs(300));
     if agent.memory().is_some() {
-        let timer = agent.timer();
+        let queries = agent.aggregator();
         for name in [workload::LATENCY, workload::DB_QUERY] {
-            match timer.get_timing_stats(name, window) {
+            match queries.timing_stats(name, window) {
                 Ok(t) => {
                     let _ = writeln!(
                         out,
@@ -103,12 +103,9 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
                 }
             }
         }
-        let tracker = agent.tracker();
         for op in [workload::OPERATION, workload::DB_QUERY] {
-            if let Ok(rate) = tracker.get_success_rate(op, window) {
-                let failures = tracker
-                    .get_failure_breakdown(op, window)
-                    .unwrap_or_default();
+            if let Ok(rate) = queries.success_rate(op, window) {
+                let failures = queries.failure_breakdown(op, window).unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "{:<24} {:>5.1}% ok (5 m), failures {failures:?}",
@@ -145,7 +142,7 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
                 }
             );
         }
-        if let Ok(top) = agent.aggregator().get_top_metrics(MetricType::Counter, 4) {
+        if let Ok(top) = queries.get_top_metrics(MetricType::Counter, 4) {
             for v in top {
                 let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(out, "{:<24} {:>10} {{{}}}", v.name, v.value, tags.join(","));

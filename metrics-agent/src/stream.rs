@@ -1,32 +1,39 @@
-//! [`StreamHub`]: a collector that taps every recorded value into
-//! subscribers' streams, without ever slowing the recording thread.
+//! [`StreamHub`]: live streams of what is recorded, without ever slowing
+//! the recording thread. The agent's taps hand it each measurement.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use metrics_protocol::system::{MetricFilter, MetricStream, MetricValue, StreamEvent};
-use metrics_protocol::validate::SortedTags;
-use metrics_protocol::{BackendHealth, HealthStatus, MetricType, Tags};
+use metrics_kit::with_outcome_counter;
+use metrics_protocol::app::{MetricFilter, MetricStream, MetricValue, StreamEvent};
+use metrics_protocol::backend::outcome::{FAILURE_SUFFIX, SUCCESS_SUFFIX};
+use metrics_protocol::backend::{
+    BackendHealth, HealthStatus, Measurement, SortedTags, Value, validate,
+};
+use metrics_protocol::{MetricCollector, MetricType, MetricUnit, Tags};
 use parking_lot::Mutex;
 
-use crate::recorded::{Interest, Recorded, collector_via_take};
+use crate::interest::Interest;
 use tokio::sync::Notify;
 
 /// Fans recorded values out to subscribers, each through its own bounded
 /// buffer.
 ///
 /// ```
+/// use std::sync::Arc;
 /// use futures_util::StreamExt;
 /// use metrics_agent::StreamHub;
-/// use metrics_protocol::MetricCollector;
-/// use metrics_protocol::system::{MetricFilter, StreamEvent};
+/// use metrics_protocol::Metrics;
+/// use metrics_protocol::app::{MetricFilter, StreamEvent};
 ///
 /// let hub = StreamHub::new(8);
 /// let mut stream = hub.subscribe(MetricFilter::default().name_prefix("http."));
-/// hub.record_counter("http.requests", 1.0, &[("method", "GET")]);
-/// hub.record_counter("db.queries", 1.0, &[]); // filtered out
+/// // The hub is a collector of its own: here it is the only one.
+/// let metrics = Metrics::new(Arc::new(hub.clone()));
+/// metrics.record_counter("http.requests", 1.0, &[("method", "GET")]);
+/// metrics.record_counter("db.queries", 1.0, &[]); // filtered out
 /// hub.close();
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// let events: Vec<StreamEvent> = rt.block_on(stream.collect());
@@ -41,12 +48,13 @@ use tokio::sync::Notify;
 ///   [`StreamEvent::Lagged`]`{ missed }` with the number lost since its
 ///   previous event. Recording takes each matching subscriber's buffer lock
 ///   for one push (and a pop when full), never for I/O.
-/// - **No subscribers, no cost**: recording reads the subscriber list
-///   without a lock (an atomic snapshot) and returns, without building a
-///   [`MetricValue`].
-/// - Only valid values reach a stream: a sample the backends drop as
-///   invalid (bad name, tag or value, a negative counter increment) is
-///   not streamed either.
+/// - **No subscribers, no cost**: a measurement is first checked against
+///   a one-word filter of the subscribers' name prefixes, then against the
+///   subscriber list read without a lock (an atomic snapshot); a
+///   [`MetricValue`] is built only for a subscriber that wants it.
+/// - Only valid values reach a stream: what is refused where it is
+///   recorded (bad name, tag or value, a negative counter increment) never
+///   becomes a measurement.
 /// - Only values matching a subscriber's [`MetricFilter`] enter its buffer,
 ///   so a narrow subscriber does not lag because of unrelated traffic.
 /// - [`close`](Self::close) ends every stream (after its buffered values)
@@ -54,6 +62,8 @@ use tokio::sync::Notify;
 /// - Values carry what was recorded: a counter's increment, a gauge's new
 ///   value (an `adjust_gauge` delta is marked `metadata["gauge_op"] =
 ///   "adjust"`), one histogram sample, a timer's duration in milliseconds.
+///   An outcome is the counter `<operation>.success`, or
+///   `<operation>.failure` tagged `error_type`, of 1.
 #[derive(Clone)]
 pub struct StreamHub {
     inner: Arc<HubInner>,
@@ -206,22 +216,21 @@ impl StreamHub {
     }
 
     /// The one-word filter's answer for `name` (false positives, never
-    /// false negatives): inlined on the recording path, before
-    /// [`wants`](Self::wants).
+    /// false negatives): what the tap's observer reads first, so a
+    /// measurement no subscriber may want costs one load.
     #[inline]
     pub(crate) fn may_want(&self, name: &str) -> bool {
         self.inner.interest.may_want(name)
     }
 
     /// Whether some subscriber may want a `metric_type` value named `name`
-    /// (its tag filter is not looked at yet): the lock-free first check of
-    /// the recording path.
-    pub(crate) fn wants(&self, name: &str, metric_type: MetricType) -> bool {
+    /// (its tag filter is not looked at yet).
+    fn wants(&self, name: &str, metric_type: MetricType) -> bool {
         self.wants_joined(name, "", metric_type)
     }
 
     /// [`wants`](Self::wants) for the name `head` + `tail`, without building it.
-    pub(crate) fn wants_joined(&self, head: &str, tail: &str, metric_type: MetricType) -> bool {
+    fn wants_joined(&self, head: &str, tail: &str, metric_type: MetricType) -> bool {
         let first = if head.is_empty() { tail } else { head };
         if !self.inner.interest.may_want(first) {
             return false;
@@ -238,29 +247,59 @@ impl StreamHub {
             })
     }
 
-    /// Hands a sample that was already validated (its tags sorted) to every
-    /// subscriber whose filter matches; builds the value once.
-    pub(crate) fn publish_sample(&self, sample: &Recorded<'_>, tags: &SortedTags<'_>) {
-        let list = self.inner.subscribers.load();
-        let metric_type = sample.metric_type();
-        let mut built: Option<MetricValue> = None;
-        for s in list
-            .iter()
-            .filter(|s| filter_matches(&s.filter, sample.name, metric_type, tags.as_slice()))
-        {
-            let v = built.get_or_insert_with(|| sample.to_value(tags));
-            self.push(s, v.clone());
+    /// Hands one measurement to every subscriber whose filter matches,
+    /// building the value once. An outcome goes out as the counter
+    /// `<operation>.success` or `<operation>.failure` (tagged `error_type`).
+    /// Call [`may_want`](Self::may_want) first on the recording path.
+    #[inline(never)]
+    pub(crate) fn offer(&self, m: &Measurement<'_>) {
+        let key = m.key();
+        match m.value() {
+            Value::Success => self.offer_outcome(key.name(), None, key.tags()),
+            Value::Failure => {
+                self.offer_outcome(key.name(), Some(m.error_type().unwrap_or("")), key.tags())
+            }
+            value => {
+                if self.wants(key.name(), value.kind()) {
+                    self.publish_parts(key.name(), value, &key.sorted_tags());
+                }
+            }
         }
     }
 
-    /// The tap of the hub as a collector of its own: validates, then publishes.
-    fn take(&self, sample: Recorded<'_>) {
-        if !self.wants(sample.name, sample.metric_type()) {
+    fn offer_outcome(&self, operation: &str, failure: Option<&str>, tags: Tags<'_>) {
+        let suffix = match failure {
+            None => SUCCESS_SUFFIX,
+            Some(_) => FAILURE_SUFFIX,
+        };
+        // Cheap check first: the counter is only built when a stream may want it.
+        if !self.wants_joined(operation, suffix, MetricType::Counter) {
             return;
         }
-        // What a backend drops (and counts) never reaches a stream.
-        if let Ok(tags) = sample.check() {
-            self.publish_sample(&sample, &tags);
+        with_outcome_counter(operation, failure, tags, |name, tags| {
+            // The operation's key was checked; its counter's name and the
+            // error type as a tag are checked here.
+            if validate::check_name(name).is_err() {
+                return;
+            }
+            if let Ok(tags) = SortedTags::new(tags) {
+                self.publish_parts(name, Value::Counter(1.0), &tags);
+            }
+        });
+    }
+
+    /// Sends `value` of the series `name` (tags sorted) to every subscriber
+    /// whose filter matches.
+    fn publish_parts(&self, name: &str, value: Value, tags: &SortedTags<'_>) {
+        let list = self.inner.subscribers.load();
+        let metric_type = value.kind();
+        let mut built: Option<MetricValue> = None;
+        for s in list
+            .iter()
+            .filter(|s| filter_matches(&s.filter, name, metric_type, tags.as_slice()))
+        {
+            let v = built.get_or_insert_with(|| to_value(name, value, tags));
+            self.push(s, v.clone());
         }
     }
 
@@ -278,6 +317,21 @@ impl StreamHub {
         h.status = HealthStatus::Healthy;
         h
     }
+}
+
+/// The value a stream subscriber receives: what was recorded (a counter's
+/// increment, a gauge's value or delta, one sample, a duration in
+/// milliseconds), with the sorted tags.
+fn to_value(name: &str, value: Value, tags: &SortedTags<'_>) -> MetricValue {
+    let unit = match value {
+        Value::Timer(_) => MetricUnit::Milliseconds,
+        _ => MetricUnit::Count,
+    };
+    let mut v = MetricValue::new(name, value.as_f64(), value.kind(), unit, tags.as_slice());
+    if let Value::GaugeDelta(_) = value {
+        v.metadata.insert("gauge_op".into(), "adjust".into());
+    }
+    v
 }
 
 /// Whether `head` + `tail` starts with `prefix`.
@@ -353,8 +407,15 @@ impl Drop for Unsubscribe {
     }
 }
 
-collector_via_take! {
-    StreamHub;
+/// The hub as a collector of its own: every measurement recorded into it
+/// goes to the subscribers that want it.
+impl MetricCollector for StreamHub {
+    fn record(&self, m: &Measurement<'_>) {
+        if self.may_want(m.key().name()) {
+            self.offer(m);
+        }
+    }
+
     fn health(&self) -> Vec<BackendHealth> {
         vec![self.report()]
     }
@@ -365,7 +426,7 @@ mod tests {
     use super::*;
     use crate::test_util::block_on;
     use futures_util::StreamExt;
-    use metrics_protocol::{MetricCollector, MetricUnit};
+    use metrics_protocol::Metrics;
     use std::time::Duration;
 
     fn drain(stream: MetricStream) -> Vec<StreamEvent> {
@@ -373,15 +434,16 @@ mod tests {
     }
 
     #[test]
-    fn what_a_backend_would_drop_is_not_streamed() {
+    fn what_is_refused_where_it_is_recorded_is_not_streamed() {
         let hub = StreamHub::new(16);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let all = hub.subscribe(MetricFilter::default());
-        hub.record_counter("", 1.0, &[]);
-        hub.record_counter("bad\nname", 1.0, &[]);
-        hub.record_counter("c", -1.0, &[]);
-        hub.record_gauge("g", f64::NAN, &[]);
-        hub.record_histogram("h", 1.0, &[("", "empty key")]);
-        hub.record_counter("ok", 1.0, &[("k", "v")]);
+        m.record_counter("", 1.0, &[]);
+        m.record_counter("bad\nname", 1.0, &[]);
+        m.record_counter("c", -1.0, &[]);
+        m.record_gauge("g", f64::NAN, &[]);
+        m.record_histogram("h", 1.0, &[("", "empty key")]);
+        m.record_counter("ok", 1.0, &[("k", "v")]);
         hub.close();
         let events = drain(all);
         assert!(
@@ -393,6 +455,7 @@ mod tests {
     #[test]
     fn filters_by_prefix_type_and_tags() {
         let hub = StreamHub::new(16);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let all = hub.subscribe(MetricFilter::default());
         let gets = hub.subscribe(
             MetricFilter::default()
@@ -400,11 +463,11 @@ mod tests {
                 .metric_type(MetricType::Counter)
                 .tag("method", "GET"),
         );
-        hub.record_counter("http.requests", 1.0, &[("method", "GET"), ("code", "200")]);
-        hub.record_counter("http.requests", 1.0, &[("method", "POST")]);
-        hub.record_gauge("http.inflight", 3.0, &[("method", "GET")]);
-        hub.record_timer("db.query", Duration::from_millis(7), &[]);
-        hub.adjust_gauge("queue.depth", -1.0, &[]);
+        m.record_counter("http.requests", 1.0, &[("method", "GET"), ("code", "200")]);
+        m.record_counter("http.requests", 1.0, &[("method", "POST")]);
+        m.record_gauge("http.inflight", 3.0, &[("method", "GET")]);
+        m.record_timer("db.query", Duration::from_millis(7), &[]);
+        m.adjust_gauge("queue.depth", -1.0, &[]);
         hub.close();
         let all = drain(all);
         assert_eq!(all.len(), 5);
@@ -433,10 +496,11 @@ mod tests {
     #[test]
     fn slow_subscriber_loses_oldest_and_sees_lagged_count() {
         let hub = StreamHub::new(4);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let slow = hub.subscribe(MetricFilter::default());
         // Nobody reads while 10 values are recorded: recording never waits.
         for i in 0..10 {
-            hub.record_histogram("h", f64::from(i), &[]);
+            m.record_histogram("h", f64::from(i), &[]);
         }
         hub.close();
         let events = drain(slow);
@@ -455,12 +519,13 @@ mod tests {
     #[test]
     fn lag_is_reported_between_reads() {
         let hub = StreamHub::new(2);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let mut s = hub.subscribe(MetricFilter::default());
-        hub.record_counter("c", 1.0, &[]);
+        m.record_counter("c", 1.0, &[]);
         let first = block_on(s.next()).unwrap();
         assert!(matches!(first, StreamEvent::Metric(v) if v.value == 1.0));
         for i in 2..=6 {
-            hub.record_counter("c", f64::from(i), &[]);
+            m.record_counter("c", f64::from(i), &[]);
         }
         assert_eq!(block_on(s.next()), Some(StreamEvent::Lagged { missed: 3 }));
         assert!(matches!(block_on(s.next()), Some(StreamEvent::Metric(v)) if v.value == 5.0));
@@ -469,10 +534,11 @@ mod tests {
     #[test]
     fn a_fast_subscriber_is_not_affected_by_a_slow_one() {
         let hub = StreamHub::new(3);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let _slow = hub.subscribe(MetricFilter::default());
         let mut fast = hub.subscribe(MetricFilter::default());
         for i in 0..100 {
-            hub.record_counter("c", f64::from(i), &[]);
+            m.record_counter("c", f64::from(i), &[]);
             let e = block_on(fast.next()).unwrap();
             assert!(matches!(e, StreamEvent::Metric(v) if v.value == f64::from(i)));
         }
@@ -482,34 +548,64 @@ mod tests {
     #[test]
     fn dropping_a_stream_unsubscribes_and_no_subscriber_costs_nothing() {
         let hub = StreamHub::new(3);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let s = hub.subscribe(MetricFilter::default());
         assert_eq!(hub.subscriber_count(), 1);
         drop(s);
         assert_eq!(hub.subscriber_count(), 0);
-        hub.record_counter("c", 1.0, &[]);
+        m.record_counter("c", 1.0, &[]);
         assert_eq!(hub.totals(), (0, 0));
     }
 
     #[test]
     fn close_ends_streams_and_later_subscriptions() {
         let hub = StreamHub::new(3);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let waiting = hub.subscribe(MetricFilter::default());
         let t = std::thread::spawn(move || drain(waiting));
         hub.close();
         assert!(t.join().unwrap().is_empty());
         assert!(drain(hub.subscribe(MetricFilter::default())).is_empty());
-        hub.record_counter("c", 1.0, &[]);
+        m.record_counter("c", 1.0, &[]);
         hub.close(); // idempotent
     }
 
     #[test]
     fn a_stream_wakes_when_a_value_arrives_from_another_thread() {
         let hub = StreamHub::new(8);
+        let m = Metrics::new(Arc::new(hub.clone()));
         let mut s = hub.subscribe(MetricFilter::default());
-        let h = hub.clone();
-        let t = std::thread::spawn(move || h.record_counter("late", 1.0, &[]));
+        let t = std::thread::spawn(move || m.record_counter("late", 1.0, &[]));
         let e = block_on(s.next()).unwrap();
         assert!(matches!(e, StreamEvent::Metric(v) if v.name == "late"));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn outcomes_are_streamed_as_their_counters() {
+        let hub = StreamHub::new(16);
+        let m = Metrics::new(Arc::new(hub.clone()));
+        let failures = hub.subscribe(MetricFilter::default().name_prefix("pay.failure"));
+        let counters = hub.subscribe(MetricFilter::default().metric_type(MetricType::Counter));
+        m.record_success("pay", &[("region", "eu")]);
+        m.record_failure("pay", "timeout", &[("region", "eu")]);
+        m.record_gauge("pay.pending", 1.0, &[]);
+        hub.close();
+        let failures = drain(failures);
+        let [StreamEvent::Metric(f)] = &failures[..] else {
+            panic!("{failures:?}")
+        };
+        assert_eq!((f.name.as_str(), f.value), ("pay.failure", 1.0));
+        assert_eq!(f.metric_type, MetricType::Counter);
+        assert_eq!(f.tags["error_type"], "timeout");
+        assert_eq!(f.tags["region"], "eu");
+        let names: Vec<String> = drain(counters)
+            .into_iter()
+            .map(|e| match e {
+                StreamEvent::Metric(v) => v.name,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["pay.success", "pay.failure"]);
     }
 }

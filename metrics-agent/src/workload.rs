@@ -144,7 +144,7 @@ pub fn start(n: usize, metrics: Metrics, stop: Arc<AtomicBool>) -> Vec<JoinHandl
                 while !stop.load(Ordering::Relaxed) {
                     let route = routes[(rng.next() * routes.len() as f64) as usize % routes.len()];
                     handle(&metrics, &cache, &mut rng, route);
-                    jobs.inc();
+                    jobs.increment();
                 }
             })
         })

@@ -2,7 +2,7 @@
 //! binary: a global recorder is set once per process).
 
 use metrics_agent::{Agent, AgentConfig};
-use metrics_protocol::system::{ExportFormat, MetricsSystem};
+use metrics_protocol::app::{ExportFormat, MetricsSystem};
 
 #[test]
 fn one_call_makes_the_metrics_macros_record_into_the_agent() {

@@ -14,10 +14,11 @@ use metrics_agent::{
     Agent, AgentConfig, AggFn, AggregateSink, AggregationSpec, BackendChoice, CheckOutcome, FnCheck,
 };
 use metrics_memory::{Clock, ManualClock};
-use metrics_protocol::system::{
+use metrics_protocol::app::{
     AsyncMetricsSystem, DashboardKind, MetricFilter, MetricsConfig, MetricsSystem, StreamEvent,
 };
-use metrics_protocol::{HealthStatus, MetricType, MetricsError};
+use metrics_protocol::backend::{DropReason, HealthStatus};
+use metrics_protocol::{MetricType, MetricsError};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -81,10 +82,10 @@ fn statsd_config(backend: BackendChoice, daemon: &Daemon) -> AgentConfig {
 fn memory_system_answers_queries_and_every_dashboard() {
     let clock = manual();
     let agent = Agent::with_clock(quiet_memory(), clock.clone()).unwrap();
-    let (collector, tracker, timer) = (agent.collector(), agent.tracker(), agent.timer());
+    let (metrics, tracker, queries) = (agent.metrics(), agent.tracker(), agent.aggregator());
     for i in 0..10 {
-        collector.record_counter("http.requests", 1.0, &[("route", "/a")]);
-        collector.record_timer("db.query", Duration::from_millis(10 + i), &[]);
+        metrics.record_counter("http.requests", 1.0, &[("route", "/a")]);
+        metrics.record_timer("db.query", Duration::from_millis(10 + i), &[]);
         tracker.record_success("checkout", &[]);
     }
     tracker.record_failure("checkout", "timeout", &[]);
@@ -95,17 +96,21 @@ fn memory_system_answers_queries_and_every_dashboard() {
         memory.counter_value("http.requests", &[("route", "/a")]),
         Some(10.0)
     );
-    let stats = timer.get_timing_stats("db.query", None).unwrap();
+    let stats = queries.timing_stats("db.query", None).unwrap();
     assert_eq!((stats.count, stats.max), (10, Duration::from_millis(19)));
-    assert_eq!(timer.get_timing_stats("render", None).unwrap().count, 1);
-    let rate = tracker.get_success_rate("checkout", None).unwrap();
+    assert_eq!(queries.timing_stats("render", None).unwrap().count, 1);
+    let rate = queries.success_rate("checkout", None).unwrap();
     assert!((rate - 10.0 / 11.0).abs() < 1e-9, "{rate}");
     // The timer's success counts too (render).
-    assert_eq!(tracker.get_success_rate("render", None).unwrap(), 1.0);
+    assert_eq!(queries.success_rate("render", None).unwrap(), 1.0);
+    assert_eq!(
+        queries.failure_breakdown("checkout", None).unwrap()["timeout"],
+        1
+    );
     assert!(
         agent
             .aggregator()
-            .export_metrics(metrics_protocol::system::ExportFormat::Prometheus)
+            .export_metrics(metrics_protocol::app::ExportFormat::Prometheus)
             .unwrap()
             .contains("http_requests")
     );
@@ -146,7 +151,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
 fn statsd_only_shutdown_flushes_everything_through_udp() {
     let daemon = Daemon::new();
     let agent = Agent::new(statsd_config(BackendChoice::Statsd, &daemon)).unwrap();
-    let c = agent.collector();
+    let c = agent.metrics();
     for _ in 0..5 {
         c.record_counter("jobs", 1.0, &[("queue", "mail")]);
     }
@@ -192,7 +197,7 @@ fn statsd_only_shutdown_flushes_everything_through_udp() {
 fn both_backends_see_every_value_and_health_reports_statsd() {
     let daemon = Daemon::new();
     let agent = Agent::new(statsd_config(BackendChoice::Both, &daemon)).unwrap();
-    agent.collector().record_counter("hits", 2.0, &[]);
+    agent.metrics().record_counter("hits", 2.0, &[]);
     assert_eq!(
         agent.memory().unwrap().counter_value("hits", &[]),
         Some(2.0)
@@ -294,7 +299,7 @@ fn a_slow_subscriber_loses_the_oldest_values_and_is_told() {
     let agent = Agent::new(config).unwrap();
     let slow = agent.metrics_stream(MetricFilter::default().name_prefix("req"));
     let mut outcomes = agent.metrics_stream(MetricFilter::default().name_prefix("pay."));
-    let c = agent.collector();
+    let c = agent.metrics();
     for i in 0..100 {
         c.record_counter("req", f64::from(i), &[]);
         c.record_counter("other", 1.0, &[]);
@@ -341,7 +346,7 @@ fn time_windows_aggregate_into_the_system_and_the_partial_window_flushes() {
         .unwrap()
         .default_tag("service", "api");
     agent.aggregate(spec).unwrap();
-    let c = agent.collector();
+    let c = agent.metrics();
     for ms in [10, 20, 30] {
         c.record_timer("latency", Duration::from_millis(ms), &[("route", "/a")]);
     }
@@ -374,7 +379,7 @@ fn count_windows_aggregate_into_a_stream_and_the_rest_flushes_at_shutdown() {
     agent
         .aggregate_into(spec, AggregateSink::Stream(agent.streams().clone()))
         .unwrap();
-    let c = agent.collector();
+    let c = agent.metrics();
     for v in [1.0, 2.0, 3.0, 4.0, 10.0, 20.0] {
         c.record_histogram("bytes", v, &[]);
     }
@@ -440,7 +445,7 @@ fn http_sink() -> (String, std::thread::JoinHandle<String>) {
 #[test]
 fn export_goes_to_files_and_http_and_one_failure_stops_nothing() {
     let agent = Agent::new(quiet_memory()).unwrap();
-    agent.collector().record_counter("exported", 3.0, &[]);
+    agent.metrics().record_counter("exported", 3.0, &[]);
     let dir = std::env::temp_dir().join(format!("metrics-agent-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("out.json");
@@ -553,7 +558,7 @@ fn the_system_is_built_from_a_file_and_the_environment() {
     let config = AgentConfig::load(Some(&path), |k| env.get(k).cloned()).unwrap();
     assert_eq!(config.backend, BackendChoice::Both);
     let agent = Agent::new(config).unwrap();
-    agent.collector().record_counter("boots", 1.0, &[]);
+    agent.metrics().record_counter("boots", 1.0, &[]);
     agent.shutdown_metrics().unwrap();
     assert!(
         daemon
@@ -595,7 +600,7 @@ fn dropping_the_system_stops_its_threads_and_keeps_no_cycle() {
     let agg = agent
         .aggregate(AggregationSpec::count("x", 10).function(AggFn::Sum))
         .unwrap();
-    agent.collector().record_counter("x", 1.0, &[]);
+    agent.metrics().record_counter("x", 1.0, &[]);
     let memory = agent.memory().unwrap().clone();
     drop(agent);
     // The partial window went into the system before it shut down.
@@ -642,7 +647,7 @@ fn aggregations_in_the_configuration_start_with_the_system() {
     let agent = Agent::new(config).unwrap();
     let stream = agent.metrics_stream(MetricFilter::default().name_prefix("queue.wait.count"));
     for v in [4.0, 9.0, 1.0] {
-        agent.collector().record_histogram("queue.wait", v, &[]);
+        agent.metrics().record_histogram("queue.wait", v, &[]);
     }
     let m = agent.memory().unwrap();
     assert_eq!(
@@ -664,5 +669,101 @@ fn aggregations_in_the_configuration_start_with_the_system() {
     assert!(
         matches!(&events[..], [StreamEvent::Metric(v)] if v.value == 3.0),
         "{events:?}"
+    );
+}
+
+#[test]
+fn aggregation_results_reach_the_backends_and_streams_but_no_aggregation() {
+    let agent = Agent::new(quiet_memory()).unwrap();
+    let stream = agent.metrics_stream(MetricFilter::default().name_prefix("lat"));
+    agent
+        .aggregate(AggregationSpec::count("lat", 2).function(AggFn::Max))
+        .unwrap();
+    let of_results = agent
+        .aggregate(AggregationSpec::count("lat.max", 1).function(AggFn::Count))
+        .unwrap();
+    let metrics = agent.metrics();
+    metrics.record_histogram("lat", 5.0, &[]);
+    metrics.record_histogram("lat", 9.0, &[]);
+    let memory = agent.memory().unwrap();
+    assert_eq!(memory.gauge_value("lat.max", &[]), Some(9.0));
+    // The result was written below the tap: no aggregation saw it.
+    assert_eq!(of_results.stats(), (0, 0, 0));
+    assert_eq!(memory.gauge_value("lat.max.count", &[]), None);
+    // What the application itself records under that name is aggregated.
+    metrics.record_gauge("lat.max", 1.0, &[]);
+    assert_eq!(of_results.stats(), (1, 1, 0));
+    assert_eq!(memory.gauge_value("lat.max.count", &[]), Some(1.0));
+    agent.shutdown_metrics().unwrap();
+    let seen: Vec<(String, f64)> = block_on(stream.collect::<Vec<_>>())
+        .into_iter()
+        .map(|e| match e {
+            StreamEvent::Metric(v) => (v.name, v.value),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want = [
+        ("lat", 5.0),
+        ("lat", 9.0),
+        ("lat.max", 9.0),
+        ("lat.max", 1.0),
+        ("lat.max.count", 1.0),
+    ];
+    assert_eq!(
+        seen,
+        want.map(|(n, v)| (n.to_owned(), v)),
+        "the streams see results too"
+    );
+}
+
+#[test]
+fn bound_handles_and_timers_by_id_go_through_the_taps() {
+    let agent = Agent::with_clock(quiet_memory(), manual()).unwrap();
+    let stream = agent.metrics_stream(MetricFilter::default().name_prefix("jobs"));
+    let sizes = agent
+        .aggregate(AggregationSpec::count("jobs.size", 10).function(AggFn::Sum))
+        .unwrap();
+    let metrics = agent.metrics();
+    let done = metrics.counter("jobs.done", &[("queue", "mail")]);
+    done.increment();
+    done.add(2.0);
+    done.add(-1.0); // refused where it is recorded, and counted
+    metrics.histogram("jobs.size", &[]).record(4.0);
+    let timer = agent.timer();
+    let id = timer.start_timer("jobs.run", &[]);
+    timer.stop_timer(id, false).unwrap();
+    assert_eq!(
+        sizes.stats().0,
+        1,
+        "the bound histogram reached its aggregation"
+    );
+    let memory = agent.memory().unwrap();
+    assert_eq!(
+        memory.counter_value("jobs.done", &[("queue", "mail")]),
+        Some(3.0)
+    );
+    let h = agent.get_system_health();
+    assert_eq!(h.error_rate, 1.0, "the stopped timer's failure is counted");
+    assert_eq!(h.dropped.get(&DropReason::NegativeCounter), Some(&1));
+    let own = h.backends.iter().find(|b| b.name == "agent").unwrap();
+    assert_eq!(own.details["running_timers"], 0.0);
+    agent.shutdown_metrics().unwrap();
+    let names: Vec<String> = block_on(stream.collect::<Vec<_>>())
+        .into_iter()
+        .map(|e| match e {
+            StreamEvent::Metric(v) => v.name,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "jobs.done",
+            "jobs.done",
+            "jobs.size",
+            "jobs.run",
+            "jobs.run.failure",
+            "jobs.size.sum"
+        ]
     );
 }

@@ -6,23 +6,24 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metrics_memory::{Clock, QuantileSketch};
-use metrics_protocol::system::MetricValue;
-use metrics_protocol::validate::SortedTags;
-use metrics_protocol::{MetricCollector, MetricType, MetricUnit, MetricsError, Tags};
+use metrics_protocol::app::MetricValue;
+use metrics_protocol::backend::{Measurement, SortedTags, Value};
+use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, Tags};
 use parking_lot::Mutex;
 
 use super::spec::{AggFn, AggregationSpec, AggregationWindow};
+use crate::error::AgentError;
 use crate::stream::StreamHub;
 
 /// Where results go.
 #[derive(Clone)]
 pub enum AggregateSink {
     /// Recorded as gauges (`<metric>.<function>`, the group's tags) into a
-    /// collector: a backend, or the whole system.
+    /// collector: a backend, a layer stack, or the agent's stack below the
+    /// taps (so streams see the results and aggregations do not).
     Collector(Arc<dyn MetricCollector>),
     /// Published to a [`StreamHub`]'s subscribers as gauge values with
     /// metadata `aggregation`, `window_start` and `samples`.
@@ -133,12 +134,12 @@ struct Closed {
 /// assert_eq!(out.gauge_value("latency.max", &tags), Some(30.0));
 /// let p50 = out.gauge_value("latency.p50", &tags).unwrap(); // from the sketch, within 0.5%
 /// assert!((p50 - 18.0).abs() < 0.1);
-/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// # Ok::<(), metrics_agent::AgentError>(())
 /// ```
 ///
 /// It is also a [`MetricCollector`]: counters, gauges (set), histograms and
 /// timers (in ms) recorded under exactly `spec.metric` are its samples;
-/// other names and `adjust_gauge` deltas are ignored. Windows close when a
+/// other names, gauge deltas and outcomes are ignored. Windows close when a
 /// sample of a later window arrives, on [`tick`](Self::tick) (the system
 /// ticks every 100 ms), and on [`flush_partial`](Self::flush_partial), which sends the
 /// partial window: at shutdown no sample is lost. A sink that panics is
@@ -170,7 +171,7 @@ impl StreamAggregator {
         spec: AggregationSpec,
         sink: AggregateSink,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, MetricsError> {
+    ) -> Result<Self, AgentError> {
         spec.validate()?;
         let keeps_values = spec.functions.iter().any(|f| matches!(f, AggFn::Custom(_)));
         Ok(StreamAggregator {
@@ -196,16 +197,12 @@ impl StreamAggregator {
     /// Sends one sample with its tags (merged over the default tags).
     /// Non-finite values and samples with invalid tags are ignored.
     pub fn send(&self, value: f64, tags: Tags<'_>) {
-        self.send_with_unit(value, tags, None);
-    }
-
-    fn send_with_unit(&self, value: f64, tags: Tags<'_>, unit: Option<MetricUnit>) {
-        // Samples the backends drop as invalid are not aggregated either.
+        // What a backend would refuse is not aggregated either.
         if !value.is_finite() {
             return;
         }
         if let Ok(sorted) = SortedTags::new(tags) {
-            self.offer(value, &sorted, unit);
+            self.offer(value, &sorted, None);
         }
     }
 
@@ -340,7 +337,7 @@ impl StreamAggregator {
                             // p95 in milliseconds): exports convert it as
                             // they convert the source.
                             col.describe(&name, MetricType::Gauge, Some(unit), "");
-                            col.record_gauge(&name, value, &tags)
+                            record_gauge(&**col, &name, value, &tags);
                         }
                         AggregateSink::Stream(hub) => {
                             let mut v =
@@ -377,27 +374,28 @@ fn to_datetime(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// Records `value` into the gauge `name`/`tags` of `col`, or counts why it
+/// cannot (a function's name that is no metric name, a value that is not
+/// finite).
+fn record_gauge(col: &dyn MetricCollector, name: &str, value: f64, tags: Tags<'_>) {
+    let recorded = Key::new(name, tags)
+        .and_then(|key| Measurement::new(&key, Value::Gauge(value)).map(|m| col.record(&m)));
+    if let Err(reason) = recorded {
+        col.reject(reason);
+    }
+}
+
 impl MetricCollector for StreamAggregator {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        if name == self.spec.metric {
-            self.send_with_unit(value, tags, None);
+    fn record(&self, m: &Measurement<'_>) {
+        let key = m.key();
+        if key.name() != self.spec.metric {
+            return;
         }
-    }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        if name == self.spec.metric {
-            self.send_with_unit(value, tags, None);
-        }
-    }
-    fn adjust_gauge<'a>(&self, _name: &'a str, _delta: f64, _tags: Tags<'a>) {}
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        if name == self.spec.metric {
-            self.send_with_unit(value, tags, None);
-        }
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        if name == self.spec.metric {
-            let ms = duration.as_secs_f64() * 1e3;
-            self.send_with_unit(ms, tags, Some(MetricUnit::Milliseconds));
-        }
+        let unit = match m.value() {
+            Value::GaugeDelta(_) | Value::Success | Value::Failure => return,
+            Value::Timer(_) => Some(MetricUnit::Milliseconds),
+            _ => None,
+        };
+        self.offer(m.value().as_f64(), &key.sorted_tags(), unit);
     }
 }

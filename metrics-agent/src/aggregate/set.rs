@@ -5,16 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use metrics_protocol::validate::SortedTags;
-use metrics_protocol::{BackendHealth, HealthStatus, MetricUnit};
+use metrics_protocol::backend::{BackendHealth, HealthStatus, Measurement, Value};
+use metrics_protocol::{MetricCollector, MetricUnit};
 use parking_lot::Mutex;
 
 use super::aggregator::StreamAggregator;
-use crate::recorded::{Interest, RecordKind, Recorded, collector_via_take};
+use crate::interest::Interest;
 
-/// The aggregators of a system: a sample reaches each aggregator of its
-/// name. The list is read on every recording without a lock (an atomic
-/// snapshot); with none registered, recording costs that one load.
+/// The aggregators of a system: a measurement reaches each aggregator of
+/// its name. A one-word filter of the aggregated names is read first, then
+/// the list, without a lock (an atomic snapshot); with none registered, a
+/// measurement costs that one load.
 #[derive(Default)]
 pub struct AggregationSet {
     list: ArcSwap<Vec<Arc<StreamAggregator>>>,
@@ -54,35 +55,38 @@ impl AggregationSet {
     }
 
     /// The one-word filter's answer for `name` (false positives, never
-    /// false negatives): inlined on the recording path, before
-    /// [`wants`](Self::wants).
+    /// false negatives): what the tap's observer reads first, before
+    /// [`offer`](Self::offer).
     #[inline]
     pub(crate) fn may_want(&self, name: &str) -> bool {
         self.interest.may_want(name)
     }
 
-    /// Whether some aggregator takes samples named `name`.
-    pub(crate) fn wants(&self, name: &str) -> bool {
-        if !self.interest.may_want(name) {
-            return false;
-        }
+    /// Hands a measurement to each aggregator of its name. Counters, gauge
+    /// values, histogram samples and timers (in milliseconds) are samples;
+    /// a gauge delta and an outcome are not.
+    #[inline(never)]
+    pub(crate) fn offer(&self, m: &Measurement<'_>) {
+        let unit = match m.value() {
+            // A delta is not a sample of the gauge's values, and an outcome
+            // is not a sample of the operation's metric.
+            Value::GaugeDelta(_) | Value::Success | Value::Failure => return,
+            Value::Timer(_) => Some(MetricUnit::Milliseconds),
+            _ => None,
+        };
+        let key = m.key();
         let list = self.list.load();
-        !list.is_empty() && list.iter().any(|a| a.spec().metric == name)
-    }
-
-    /// Hands a validated sample (tags sorted) to each aggregator of its name.
-    pub(crate) fn offer(&self, sample: &Recorded<'_>, tags: &SortedTags<'_>) {
-        if sample.kind == RecordKind::GaugeDelta {
-            return; // a delta is not a sample of the gauge's values
-        }
-        let unit = (sample.kind == RecordKind::Timer).then_some(MetricUnit::Milliseconds);
-        for a in self
-            .list
-            .load()
+        let mut of_name = list
             .iter()
-            .filter(|a| a.spec().metric == sample.name)
-        {
-            a.offer(sample.value, tags, unit);
+            .filter(|a| a.spec().metric == key.name())
+            .peekable();
+        if of_name.peek().is_none() {
+            return;
+        }
+        let tags = key.sorted_tags();
+        let value = m.value().as_f64();
+        for a in of_name {
+            a.offer(value, &tags, unit);
         }
     }
 
@@ -140,19 +144,15 @@ impl AggregationSet {
     }
 }
 
-impl AggregationSet {
-    fn take(&self, sample: Recorded<'_>) {
-        if self.wants(sample.name) {
-            if let Ok(tags) = sample.check() {
-                self.offer(&sample, &tags);
-            }
+/// The set as a collector of its own: each measurement recorded into it
+/// goes to the aggregators of its name.
+impl MetricCollector for AggregationSet {
+    fn record(&self, m: &Measurement<'_>) {
+        if self.may_want(m.key().name()) {
+            self.offer(m);
         }
     }
-}
 
-// The set as a collector of its own: validates each call, then offers it.
-collector_via_take! {
-    AggregationSet;
     fn health(&self) -> Vec<BackendHealth> {
         self.report().into_iter().collect()
     }

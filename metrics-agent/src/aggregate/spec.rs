@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::MetricsError;
+use crate::error::AgentError;
 
 /// How samples are grouped before they are aggregated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ impl fmt::Display for AggFn {
 }
 
 impl FromStr for AggFn {
-    type Err = MetricsError;
+    type Err = AgentError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase();
         let f = match t.as_str() {
@@ -150,8 +150,8 @@ impl FromStr for AggFn {
     }
 }
 
-fn bad_fn(s: &str) -> MetricsError {
-    MetricsError::config(
+fn bad_fn(s: &str) -> AgentError {
+    AgentError::config(
         "functions",
         s,
         "expected sum, count, min, max, mean, last or a percentile like p95",
@@ -205,12 +205,12 @@ impl AggregationSpec {
         self
     }
 
-    /// Adds functions by name (`["mean", "p95"]`); an unknown name is a
-    /// [`MetricsError::Config`] naming it.
+    /// Adds functions by name (`["mean", "p95"]`); an unknown name is an
+    /// [`AgentError::Config`] naming it.
     pub fn functions<S: AsRef<str>>(
         mut self,
         names: impl IntoIterator<Item = S>,
-    ) -> Result<Self, MetricsError> {
+    ) -> Result<Self, AgentError> {
         for n in names {
             self.functions.push(n.as_ref().parse()?);
         }
@@ -224,9 +224,9 @@ impl AggregationSpec {
     }
 
     /// Checks the spec; errors name the field and the value.
-    pub fn validate(&self) -> Result<(), MetricsError> {
-        metrics_protocol::validate::check_name(&self.metric).map_err(|r| {
-            MetricsError::config(
+    pub fn validate(&self) -> Result<(), AgentError> {
+        metrics_protocol::backend::validate::check_name(&self.metric).map_err(|r| {
+            AgentError::config(
                 "metric",
                 &self.metric,
                 format!("not a valid metric name ({})", r.as_str()),
@@ -234,14 +234,14 @@ impl AggregationSpec {
         })?;
         match self.window {
             AggregationWindow::Time(d) if d.as_millis() == 0 => {
-                return Err(MetricsError::config(
+                return Err(AgentError::config(
                     "window",
                     format!("{d:?}"),
                     "a time window must be at least 1 ms",
                 ));
             }
             AggregationWindow::Count(0) => {
-                return Err(MetricsError::config(
+                return Err(AgentError::config(
                     "window",
                     "0",
                     "a count window must be at least 1",
@@ -250,7 +250,7 @@ impl AggregationSpec {
             _ => {}
         }
         if self.functions.is_empty() {
-            return Err(MetricsError::config(
+            return Err(AgentError::config(
                 "functions",
                 "[]",
                 "name at least one function",
@@ -264,11 +264,7 @@ impl AggregationSpec {
             }
         }
         if self.max_samples == 0 {
-            return Err(MetricsError::config(
-                "max_samples",
-                "0",
-                "must be at least 1",
-            ));
+            return Err(AgentError::config("max_samples", "0", "must be at least 1"));
         }
         Ok(())
     }

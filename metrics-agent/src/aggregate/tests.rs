@@ -4,15 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_memory::Clock;
-use metrics_protocol::{MetricCollector, MetricUnit, MetricsError, Tags};
+use metrics_protocol::backend::{Measurement, Value};
+use metrics_protocol::{MetricCollector, MetricUnit, Metrics};
 
+use crate::error::AgentError;
 use crate::stream::StreamHub;
 
 use super::*;
 use crate::test_util::block_on;
 use futures_util::StreamExt;
 use metrics_memory::{ManualClock, MemoryMetrics};
-use metrics_protocol::system::{MetricFilter, StreamEvent};
+use metrics_protocol::app::{MetricFilter, StreamEvent};
 
 fn setup(spec: AggregationSpec) -> (Arc<MemoryMetrics>, Arc<ManualClock>, StreamAggregator) {
     let out = Arc::new(MemoryMetrics::new());
@@ -129,10 +131,16 @@ fn results_can_go_to_a_stream() {
     let spec = AggregationSpec::time("lat", Duration::from_secs(1))
         .functions(["p95"])
         .unwrap();
-    let agg =
-        StreamAggregator::new(spec, AggregateSink::Stream(hub.clone()), clock.clone()).unwrap();
-    agg.record_timer("lat", Duration::from_millis(40), &[]);
-    agg.record_timer("other", Duration::from_millis(1), &[]);
+    let agg = Arc::new(
+        StreamAggregator::new(spec, AggregateSink::Stream(hub.clone()), clock.clone()).unwrap(),
+    );
+    // The aggregator as a collector of its own: only its metric is a sample.
+    let metrics = Metrics::new(agg.clone());
+    metrics.record_timer("lat", Duration::from_millis(40), &[]);
+    metrics.record_timer("other", Duration::from_millis(1), &[]);
+    metrics.adjust_gauge("lat", 5.0, &[]);
+    metrics.record_success("lat", &[]);
+    assert_eq!(agg.stats().0, 1);
     clock.advance(Duration::from_secs(1));
     agg.tick();
     hub.close();
@@ -152,13 +160,11 @@ fn results_can_go_to_a_stream() {
 fn a_panicking_sink_is_counted_and_recording_goes_on() {
     struct Boom;
     impl MetricCollector for Boom {
-        fn record_counter<'a>(&self, _: &'a str, _: f64, _: Tags<'a>) {}
-        fn record_gauge<'a>(&self, _: &'a str, _: f64, _: Tags<'a>) {
-            panic!("sink down")
+        fn record(&self, m: &Measurement<'_>) {
+            if let Value::Gauge(_) = m.value() {
+                panic!("sink down")
+            }
         }
-        fn adjust_gauge<'a>(&self, _: &'a str, _: f64, _: Tags<'a>) {}
-        fn record_histogram<'a>(&self, _: &'a str, _: f64, _: Tags<'a>) {}
-        fn record_timer<'a>(&self, _: &'a str, _: Duration, _: Tags<'a>) {}
     }
     let clock = Arc::new(ManualClock::new(0));
     let spec = AggregationSpec::count("m", 1).function(AggFn::Sum);
@@ -190,7 +196,7 @@ fn bad_specs_name_the_field() {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
     let sink = || AggregateSink::Stream(StreamHub::new(1));
     let err = |spec: AggregationSpec| match StreamAggregator::new(spec, sink(), clock.clone()) {
-        Err(MetricsError::Config { field, .. }) => field,
+        Err(AgentError::Config { field, .. }) => field,
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -221,24 +227,9 @@ fn a_set_routes_by_name_and_flushes_chains() {
     /// A sink that records into the memory backend and the set itself.
     struct Both(Arc<MemoryMetrics>, Arc<AggregationSet>);
     impl MetricCollector for Both {
-        fn record_counter<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
-            self.0.record_counter(n, v, t);
-            self.1.record_counter(n, v, t);
-        }
-        fn record_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
-            self.0.record_gauge(n, v, t);
-            self.1.record_gauge(n, v, t);
-        }
-        fn adjust_gauge<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
-            self.0.adjust_gauge(n, v, t);
-        }
-        fn record_histogram<'a>(&self, n: &'a str, v: f64, t: Tags<'a>) {
-            self.0.record_histogram(n, v, t);
-            self.1.record_histogram(n, v, t);
-        }
-        fn record_timer<'a>(&self, n: &'a str, d: Duration, t: Tags<'a>) {
-            self.0.record_timer(n, d, t);
-            self.1.record_timer(n, d, t);
+        fn record(&self, m: &Measurement<'_>) {
+            self.0.record(m);
+            self.1.record(m);
         }
     }
     let both: Arc<dyn MetricCollector> = Arc::new(Both(out.clone(), set.clone()));
@@ -252,8 +243,9 @@ fn a_set_routes_by_name_and_flushes_chains() {
     set.add(Arc::new(
         StreamAggregator::new(second, AggregateSink::Collector(both.clone()), clock).unwrap(),
     ));
-    both.record_histogram("lat", 5.0, &[]);
-    both.record_histogram("unrelated", 5.0, &[]);
+    let metrics = Metrics::from_dyn(both.clone());
+    metrics.record_histogram("lat", 5.0, &[]);
+    metrics.record_histogram("unrelated", 5.0, &[]);
     assert_eq!(set.flush_partial(), 2);
     assert_eq!(out.gauge_value("lat.max", &[]), Some(5.0));
     assert_eq!(out.gauge_value("lat.max.count", &[]), Some(1.0));
@@ -307,16 +299,37 @@ fn a_panicking_function_from_code_loses_only_its_result() {
 /// milliseconds, so the exports show it in seconds, as they show the timer.
 #[test]
 fn results_carry_the_unit_of_their_source_into_the_exports() {
-    use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+    use metrics_protocol::app::{ExportFormat, MetricsAggregator};
     let spec = AggregationSpec::time("lat", Duration::from_secs(1))
         .functions(["p95", "count"])
         .unwrap();
     let (out, clock, agg) = setup(spec);
-    agg.record_timer("lat", Duration::from_millis(40), &[]);
+    let agg = Arc::new(agg);
+    Metrics::new(agg.clone()).record_timer("lat", Duration::from_millis(40), &[]);
     clock.advance(Duration::from_secs(1));
     agg.tick();
     let text = out.export_metrics(ExportFormat::Prometheus).unwrap();
     assert!(text.contains("\nlat_p95_seconds 0.04\n"), "{text}");
     // A count has no unit.
     assert!(text.contains("\nlat_count_value 1\n"), "{text}");
+}
+
+#[test]
+fn a_result_that_is_no_value_is_refused_and_counted_by_the_sink() {
+    use metrics_protocol::backend::DropReason;
+    use metrics_protocol::testing::Capture;
+    let capture = Capture::new();
+    let spec = AggregationSpec::count("m", 1)
+        .function(AggFn::custom("nan", |_| f64::NAN))
+        .function(AggFn::Sum);
+    let agg = StreamAggregator::new(
+        spec,
+        AggregateSink::Collector(capture.clone()),
+        Arc::new(ManualClock::new(0)),
+    )
+    .unwrap();
+    agg.send(2.0, &[("k", "v")]);
+    assert_eq!(capture.gauge("m.sum", &[("k", "v")]), Some(2.0));
+    assert_eq!(capture.gauge("m.nan", &[("k", "v")]), None);
+    assert_eq!(capture.dropped(DropReason::InvalidValue), 1);
 }

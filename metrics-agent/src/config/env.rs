@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use metrics_protocol::MetricsError;
-use metrics_protocol::system::MetricsConfig;
 use metrics_statsd::TagFlavor;
 
-use super::AgentConfig;
+use super::{AgentConfig, check_collection_interval, check_retention_days};
+use crate::error::AgentError;
 
 /// The environment variables [`AgentConfig::apply_env`] reads.
 pub const ENV_VARS: [&str; 11] = [
@@ -44,8 +43,8 @@ impl AgentConfig {
     /// | `METRICS_STREAM_BUFFER` | `stream_buffer` |
     /// | `METRICS_HEALTH_CHECK_TIMEOUT` | `health.check_timeout_ms`, as a duration |
     ///
-    /// A bad value is a [`MetricsError::Config`] naming the variable and the value.
-    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), MetricsError> {
+    /// A bad value is an [`AgentError::Config`] naming the variable and the value.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), AgentError> {
         let mut empty = None;
         let get = |k: &'static str, empty: &mut Option<&'static str>| match env(k) {
             Some(v) if v.trim().is_empty() => {
@@ -56,7 +55,7 @@ impl AgentConfig {
         };
         if let Some(v) = get("METRICS_BACKEND", &mut empty) {
             self.backend = v.parse().map_err(|_| {
-                MetricsError::config("METRICS_BACKEND", &v, "expected memory, statsd or both")
+                AgentError::config("METRICS_BACKEND", &v, "expected memory, statsd or both")
             })?;
         }
         if let Some(v) = get("METRICS_STATSD_ADDR", &mut empty) {
@@ -65,7 +64,7 @@ impl AgentConfig {
         }
         if let Some(v) = get("METRICS_STATSD_FLAVOR", &mut empty) {
             self.statsd.flavor = v.parse::<TagFlavor>().map_err(|_| {
-                MetricsError::config(
+                AgentError::config(
                     "METRICS_STATSD_FLAVOR",
                     &v,
                     "expected dogstatsd, etsy or none",
@@ -83,7 +82,7 @@ impl AgentConfig {
                 "on" | "true" | "1" | "yes" => true,
                 "off" | "false" | "0" | "no" => false,
                 _ => {
-                    return Err(MetricsError::config(
+                    return Err(AgentError::config(
                         "METRICS_SYSTEM_SAMPLING",
                         &v,
                         "expected on or off",
@@ -93,19 +92,15 @@ impl AgentConfig {
         }
         if let Some(v) = get("METRICS_SAMPLE_INTERVAL", &mut empty) {
             let d = parse_duration(&v)
-                .map_err(|reason| MetricsError::config("METRICS_SAMPLE_INTERVAL", &v, reason))?;
-            MetricsConfig::check_collection_interval(
-                "METRICS_SAMPLE_INTERVAL",
-                &v,
-                d.as_secs_f64(),
-            )?;
+                .map_err(|reason| AgentError::config("METRICS_SAMPLE_INTERVAL", &v, reason))?;
+            check_collection_interval("METRICS_SAMPLE_INTERVAL", &v, d.as_secs_f64())?;
             self.collection_interval = d.as_secs_f64();
         }
         if let Some(v) = get("METRICS_RETENTION_DAYS", &mut empty) {
             let days: f64 = v.trim().parse().map_err(|_| {
-                MetricsError::config("METRICS_RETENTION_DAYS", &v, "expected a number of days")
+                AgentError::config("METRICS_RETENTION_DAYS", &v, "expected a number of days")
             })?;
-            MetricsConfig::check_retention_days("METRICS_RETENTION_DAYS", &v, days)?;
+            check_retention_days("METRICS_RETENTION_DAYS", &v, days)?;
             self.retention_days = days;
         }
         if let Some(v) = get("METRICS_EXPORT_ENDPOINTS", &mut empty) {
@@ -118,7 +113,7 @@ impl AgentConfig {
         }
         if let Some(v) = get("METRICS_STREAM_BUFFER", &mut empty) {
             self.stream_buffer = v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                MetricsError::config(
+                AgentError::config(
                     "METRICS_STREAM_BUFFER",
                     &v,
                     "expected a whole number, at least 1",
@@ -126,11 +121,10 @@ impl AgentConfig {
             })?;
         }
         if let Some(v) = get("METRICS_HEALTH_CHECK_TIMEOUT", &mut empty) {
-            let d = parse_duration(&v).map_err(|reason| {
-                MetricsError::config("METRICS_HEALTH_CHECK_TIMEOUT", &v, reason)
-            })?;
+            let d = parse_duration(&v)
+                .map_err(|reason| AgentError::config("METRICS_HEALTH_CHECK_TIMEOUT", &v, reason))?;
             if d.is_zero() {
-                return Err(MetricsError::config(
+                return Err(AgentError::config(
                     "METRICS_HEALTH_CHECK_TIMEOUT",
                     &v,
                     "must be longer than zero",
@@ -139,7 +133,7 @@ impl AgentConfig {
             self.health.check_timeout_ms = d.as_millis().max(1) as u64;
         }
         if let Some(var) = empty {
-            return Err(MetricsError::config(
+            return Err(AgentError::config(
                 var,
                 "",
                 "is set but empty (unset it to use the default)",
@@ -150,7 +144,7 @@ impl AgentConfig {
 }
 
 /// Parses `k=v,k2=v2`; `field` names the source in errors.
-pub fn parse_tags(field: &str, s: &str) -> Result<BTreeMap<String, String>, MetricsError> {
+pub fn parse_tags(field: &str, s: &str) -> Result<BTreeMap<String, String>, AgentError> {
     let mut tags = BTreeMap::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').ok_or_else(|| {
@@ -159,11 +153,11 @@ pub fn parse_tags(field: &str, s: &str) -> Result<BTreeMap<String, String>, Metr
             } else {
                 format!("`{pair}` is not k=v")
             };
-            MetricsError::config(field, s, reason)
+            AgentError::config(field, s, reason)
         })?;
         let (k, v) = (k.trim(), v.trim());
         if k.is_empty() {
-            return Err(MetricsError::config(
+            return Err(AgentError::config(
                 field,
                 s,
                 format!("`{pair}` has an empty key"),
@@ -189,7 +183,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Checks a StatsD address written as `host:port` (`127.0.0.1:8125`,
 /// `localhost:8125`, `[::1]:8125`) without resolving it; `field` names what
 /// the user set.
-pub(crate) fn check_addr(field: &str, raw: &str) -> Result<(), MetricsError> {
+pub(crate) fn check_addr(field: &str, raw: &str) -> Result<(), AgentError> {
     let t = raw.trim();
     let ok = t
         .rsplit_once(':')
@@ -197,7 +191,7 @@ pub(crate) fn check_addr(field: &str, raw: &str) -> Result<(), MetricsError> {
     if ok {
         Ok(())
     } else {
-        Err(MetricsError::config(
+        Err(AgentError::config(
             field,
             raw,
             "expected host:port, like 127.0.0.1:8125",

@@ -3,19 +3,18 @@
 
 use std::path::Path;
 
-use metrics_protocol::MetricsError;
-
 use super::AgentConfig;
+use crate::error::AgentError;
 
 impl AgentConfig {
     /// Reads a file: `.json` as JSON, `.toml` as TOML. Not validated yet.
-    pub fn from_file(path: &Path) -> Result<AgentConfig, MetricsError> {
+    pub fn from_file(path: &Path) -> Result<AgentConfig, AgentError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| MetricsError::io(format!("reading {}", path.display()), e))?;
+            .map_err(|e| AgentError::io(format!("reading {}", path.display()), e))?;
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("json") => AgentConfig::from_json_str(&text),
             Some(e) if e.eq_ignore_ascii_case("toml") => AgentConfig::from_toml_str(&text),
-            _ => Err(MetricsError::config(
+            _ => Err(AgentError::config(
                 "config file",
                 path.display().to_string(),
                 "must end in .json or .toml",
@@ -23,27 +22,27 @@ impl AgentConfig {
         }
     }
 
-    /// Parses JSON. A value of the wrong type or an unknown field is a
-    /// [`MetricsError::Config`] naming the field's path (`statsd.addr`) and
+    /// Parses JSON. A value of the wrong type or an unknown field is an
+    /// [`AgentError::Config`] naming the field's path (`statsd.addr`) and
     /// the value.
-    pub fn from_json_str(text: &str) -> Result<AgentConfig, MetricsError> {
+    pub fn from_json_str(text: &str) -> Result<AgentConfig, AgentError> {
         let doc: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| MetricsError::Parse(format!("config (JSON): {e}")))?;
+            .map_err(|e| AgentError::Parse(format!("config (JSON): {e}")))?;
         from_document(doc)
     }
 
     /// Parses TOML, with the same errors as [`from_json_str`](Self::from_json_str).
-    pub fn from_toml_str(text: &str) -> Result<AgentConfig, MetricsError> {
+    pub fn from_toml_str(text: &str) -> Result<AgentConfig, AgentError> {
         let table: toml::Table =
-            toml::from_str(text).map_err(|e| MetricsError::Parse(format!("config (TOML): {e}")))?;
+            toml::from_str(text).map_err(|e| AgentError::Parse(format!("config (TOML): {e}")))?;
         let doc = serde_json::to_value(table)
-            .map_err(|e| MetricsError::Parse(format!("config (TOML): {e}")))?;
+            .map_err(|e| AgentError::Parse(format!("config (TOML): {e}")))?;
         from_document(doc)
     }
 }
 
 /// Deserialises a parsed document, naming the field path and the value on error.
-fn from_document(doc: serde_json::Value) -> Result<AgentConfig, MetricsError> {
+fn from_document(doc: serde_json::Value) -> Result<AgentConfig, AgentError> {
     let de = doc.clone();
     serde_path_to_error::deserialize::<_, AgentConfig>(de).map_err(|e| {
         let path = e.path().to_string();
@@ -61,10 +60,10 @@ fn from_document(doc: serde_json::Value) -> Result<AgentConfig, MetricsError> {
                 format!("{path}.{field}")
             };
             let value = lookup(&doc, &full).map_or_else(String::new, render);
-            return MetricsError::config(full, value, inner);
+            return AgentError::config(full, value, inner);
         }
         let value = lookup(&doc, &path).map_or_else(String::new, render);
-        MetricsError::config(path, value, inner)
+        AgentError::config(path, value, inner)
     })
 }
 

@@ -7,22 +7,26 @@
 //! - `env`: the `METRICS_*` variables, with errors naming the variable.
 //!
 //! Defaults and limits shared with the protocol's
-//! [`MetricsConfig`] are defined there once.
+//! [`MetricsConfig`] are defined there once. Every error is an
+//! [`AgentError::Config`] naming the field (as spelled in a file, or the
+//! variable), the value and why.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_memory::MemoryConfig;
+use metrics_memory::{Clock, MemoryConfig, MemoryMetrics};
 use metrics_protocol::MetricsError;
-use metrics_protocol::system::MetricsConfig;
-use metrics_statsd::StatsdConfig;
+use metrics_protocol::app::MetricsConfig;
+use metrics_statsd::{StartError, StatsdConfig, StatsdMetrics};
 
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::AggregationSpec;
+use crate::error::AgentError;
 
 mod env;
 mod file;
@@ -38,7 +42,8 @@ pub enum BackendChoice {
     Memory,
     /// A StatsD daemon only: queries answer `Unsupported`.
     Statsd,
-    /// Both, through a `Fanout`: local queries and fleet export.
+    /// Both: local queries and fleet export (the agent's fan-out layer
+    /// hands every measurement to each).
     Both,
 }
 
@@ -70,13 +75,13 @@ impl fmt::Display for BackendChoice {
 }
 
 impl FromStr for BackendChoice {
-    type Err = MetricsError;
+    type Err = AgentError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "memory" => Ok(BackendChoice::Memory),
             "statsd" => Ok(BackendChoice::Statsd),
             "both" => Ok(BackendChoice::Both),
-            _ => Err(MetricsError::config(
+            _ => Err(AgentError::config(
                 "backend",
                 s,
                 "expected memory, statsd or both",
@@ -149,7 +154,7 @@ pub enum AggregationTarget {
 /// "#)?;
 /// let spec = c.aggregations[0].spec("aggregations[0]")?;
 /// assert_eq!(spec.functions.len(), 3);
-/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// # Ok::<(), metrics_agent::AgentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -172,24 +177,24 @@ pub struct AggregationConfig {
 impl AggregationConfig {
     /// The aggregation spec; errors name the field under `path`
     /// (`aggregations[0].window`) and the value.
-    pub fn spec(&self, path: &str) -> Result<AggregationSpec, MetricsError> {
+    pub fn spec(&self, path: &str) -> Result<AggregationSpec, AgentError> {
         let field = |f: &str| format!("{path}.{f}");
         let mut spec = match (&self.window, self.count) {
             (Some(w), None) => {
                 let d = parse_duration(w)
-                    .map_err(|reason| MetricsError::config(field("window"), w, reason))?;
+                    .map_err(|reason| AgentError::config(field("window"), w, reason))?;
                 AggregationSpec::time(self.metric.clone(), d)
             }
             (None, Some(n)) => AggregationSpec::count(self.metric.clone(), n),
             (Some(w), Some(n)) => {
-                return Err(MetricsError::config(
+                return Err(AgentError::config(
                     field("window"),
                     format!("{w} (and count = {n})"),
                     "give either window or count, not both",
                 ));
             }
             (None, None) => {
-                return Err(MetricsError::config(
+                return Err(AgentError::config(
                     field("window"),
                     "",
                     "give a time window (window = \"10s\") or a count (count = 100)",
@@ -198,9 +203,9 @@ impl AggregationConfig {
         };
         spec = spec
             .functions(&self.functions)
-            .map_err(|e| prefixed(path, e))?;
+            .map_err(|e| e.prefixed(path))?;
         spec.default_tags = self.default_tags.clone();
-        spec.validate().map_err(|e| prefixed(path, e))?;
+        spec.validate().map_err(|e| e.prefixed(path))?;
         Ok(spec)
     }
 }
@@ -224,7 +229,7 @@ impl AggregationConfig {
 /// assert_eq!(c.backend, BackendChoice::Both);
 /// assert_eq!(c.statsd.prefix, "api");
 /// assert!(c.system_sampling); // the default
-/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// # Ok::<(), metrics_agent::AgentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -307,7 +312,7 @@ impl AgentConfig {
     pub fn load(
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<AgentConfig, MetricsError> {
+    ) -> Result<AgentConfig, AgentError> {
         let mut c = match path {
             Some(p) => AgentConfig::from_file(p)?,
             None => AgentConfig::default(),
@@ -319,8 +324,26 @@ impl AgentConfig {
 
     /// Checks every field; the error names the field (as spelled in a
     /// config file) and its value.
-    pub fn validate(&self) -> Result<(), MetricsError> {
-        self.metrics_config().validate()?;
+    pub fn validate(&self) -> Result<(), AgentError> {
+        check_collection_interval(
+            "collection_interval",
+            &self.collection_interval.to_string(),
+            self.collection_interval,
+        )?;
+        check_retention_days(
+            "retention_days",
+            &self.retention_days.to_string(),
+            self.retention_days,
+        )?;
+        for e in &self.export_endpoints {
+            if e.trim().is_empty() {
+                return Err(AgentError::config(
+                    "export_endpoints",
+                    e,
+                    "an endpoint must not be empty",
+                ));
+            }
+        }
         let h = &self.health;
         for (field, n) in [
             ("stream_buffer", self.stream_buffer as u64),
@@ -329,7 +352,7 @@ impl AgentConfig {
             ("store_query_timeout_ms", self.store_query_timeout_ms),
         ] {
             if n == 0 {
-                return Err(MetricsError::config(field, "0", "must be at least 1"));
+                return Err(AgentError::config(field, "0", "must be at least 1"));
             }
         }
         for (field, v) in [
@@ -337,7 +360,7 @@ impl AgentConfig {
             ("health.error_rate_unhealthy", h.error_rate_unhealthy),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(MetricsError::config(
+                return Err(AgentError::config(
                     field,
                     v.to_string(),
                     "must be between 0 and 1",
@@ -346,7 +369,7 @@ impl AgentConfig {
         }
         if self.backend.statsd() {
             env::check_addr("statsd.addr", &self.statsd.addr)?;
-            self.statsd.validate().map_err(|e| prefixed("statsd", e))?;
+            self.statsd.validate().map_err(statsd_setting)?;
         }
         if self.backend.memory() {
             self.memory_config()?;
@@ -386,11 +409,13 @@ impl AgentConfig {
 
     /// The in-memory backend's configuration, with the coarsest window
     /// stretched (or shrunk) to `retention_days`.
-    pub fn memory_config(&self) -> Result<MemoryConfig, MetricsError> {
+    pub fn memory_config(&self) -> Result<MemoryConfig, AgentError> {
         let mut m = self.memory.clone();
-        m = m.with_retention_days(self.retention_days)?;
+        m = m
+            .with_retention_days(self.retention_days)
+            .map_err(memory_setting)?;
         if m.cardinality_limit == 0 {
-            return Err(MetricsError::config(
+            return Err(AgentError::config(
                 "memory.cardinality_limit",
                 "0",
                 "must be at least 1",
@@ -403,14 +428,14 @@ impl AgentConfig {
 impl AgentConfig {
     /// The store's rings from `store_retention` (the store's defaults when
     /// empty); an error names the entry and says why.
-    pub fn store_rings(&self) -> Result<Vec<metrics_store::StoreRing>, MetricsError> {
+    pub fn store_rings(&self) -> Result<Vec<metrics_store::StoreRing>, AgentError> {
         if self.store_retention.is_empty() {
             return Ok(metrics_store::StoreRing::defaults());
         }
         let mut rings: Vec<metrics_store::StoreRing> = Vec::new();
         for (i, entry) in self.store_retention.iter().enumerate() {
             let field = format!("store_retention[{i}]");
-            let bad = |reason: &str| MetricsError::config(&field, entry, reason);
+            let bad = |reason: &str| AgentError::config(&field, entry, reason);
             let (bin, keep) = entry
                 .split_once(':')
                 .ok_or_else(|| bad("expected BIN:KEEP, such as 10s:6h"))?;
@@ -439,32 +464,98 @@ impl AgentConfig {
 
 /// The store URL `value` (from `source`: `store`, `METRICS_STORE`,
 /// `--store`); a configuration error naming both when it does not parse.
-pub fn store_url(source: &str, value: &str) -> Result<metrics_store::StoreUrl, MetricsError> {
+pub fn store_url(source: &str, value: &str) -> Result<metrics_store::StoreUrl, AgentError> {
     value
         .parse()
         .map_err(|e: metrics_store::StoreError| match e {
             // The URL as the store shows it: without its password.
             metrics_store::StoreError::Url { url, reason } => {
-                MetricsError::config(source, url, reason)
+                AgentError::config(source, url, reason)
             }
-            e => MetricsError::config(source, value, e.to_string()),
+            e => AgentError::config(source, value, e.to_string()),
         })
 }
 
-/// `e` with its field path under `section` (`statsd.addr`), when it names a field.
-pub(crate) fn prefixed(section: &str, e: MetricsError) -> MetricsError {
-    match e {
-        MetricsError::Config {
+/// Checks `collection_interval` (seconds) against the protocol's limit;
+/// `field` and `raw` name what the user wrote.
+pub(crate) fn check_collection_interval(
+    field: &str,
+    raw: &str,
+    secs: f64,
+) -> Result<(), AgentError> {
+    if secs.is_finite() && secs >= MetricsConfig::MIN_COLLECTION_INTERVAL {
+        Ok(())
+    } else {
+        Err(AgentError::config(
             field,
-            value,
-            reason,
-        } => MetricsError::Config {
-            field: format!("{section}.{field}"),
-            value,
-            reason,
-        },
-        other => other,
+            raw,
+            format!(
+                "must be a number of seconds, at least {}",
+                MetricsConfig::MIN_COLLECTION_INTERVAL
+            ),
+        ))
     }
+}
+
+/// Checks `retention_days` against the protocol's limits; `field` and
+/// `raw` name what the user wrote.
+pub(crate) fn check_retention_days(field: &str, raw: &str, days: f64) -> Result<(), AgentError> {
+    if days.is_finite()
+        && days > MetricsConfig::MIN_RETENTION_DAYS
+        && days <= MetricsConfig::MAX_RETENTION_DAYS
+    {
+        Ok(())
+    } else {
+        Err(AgentError::config(
+            field,
+            raw,
+            format!(
+                "must be a number of days longer than one hour (1/24) and at most {}",
+                MetricsConfig::MAX_RETENTION_DAYS
+            ),
+        ))
+    }
+}
+
+/// A StatsD setting that cannot be used, named under `statsd.`.
+fn statsd_setting(e: metrics_statsd::ConfigError) -> AgentError {
+    AgentError::config(format!("statsd.{}", e.field), e.value, e.reason)
+}
+
+/// The StatsD backend of `config`, started.
+pub(crate) fn statsd_backend(config: StatsdConfig) -> Result<StatsdMetrics, AgentError> {
+    StatsdMetrics::new(config).map_err(|e| match e {
+        StartError::Config(c) => statsd_setting(c),
+        StartError::Io { context, source } => AgentError::io(format!("StatsD: {context}"), source),
+        other => AgentError::config("statsd", "", other.to_string()),
+    })
+}
+
+/// A memory setting that cannot be used: the memory backend says
+/// `field = `value`: reason`; the field is named under `memory.` (but
+/// `retention_days`, which is the agent's own).
+fn memory_setting(e: MetricsError) -> AgentError {
+    if let MetricsError::InvalidArgument(msg) = &e {
+        let parts = msg
+            .split_once(" = `")
+            .and_then(|(field, rest)| Some((field, rest.split_once("`: ")?)));
+        if let Some((field, (value, reason))) = parts {
+            let field = match field {
+                "retention_days" => field.to_owned(),
+                f => format!("memory.{f}"),
+            };
+            return AgentError::config(field, value, reason);
+        }
+    }
+    AgentError::Metrics(e)
+}
+
+/// The memory backend of `config`, on `clock`.
+pub(crate) fn memory_backend(
+    config: MemoryConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<MemoryMetrics, AgentError> {
+    MemoryMetrics::with_clock(config, clock).map_err(memory_setting)
 }
 
 #[cfg(test)]

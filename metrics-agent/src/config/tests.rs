@@ -16,9 +16,9 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
-fn field_and_value(e: MetricsError) -> (String, String) {
+fn field_and_value(e: AgentError) -> (String, String) {
     match e {
-        MetricsError::Config { field, value, .. } => (field, value),
+        AgentError::Config { field, value, .. } => (field, value),
         other => panic!("expected a config error, got {other}"),
     }
 }
@@ -291,12 +291,12 @@ fn unreadable_or_malformed_files_say_so() {
     let p = temp_file("d.json", "{not json");
     assert!(matches!(
         AgentConfig::load(Some(&p), no_env),
-        Err(MetricsError::Parse(_))
+        Err(AgentError::Parse(_))
     ));
     let missing = std::env::temp_dir().join("metrics-agent-no-such-file.toml");
     assert!(matches!(
         AgentConfig::load(Some(&missing), no_env),
-        Err(MetricsError::Io { .. })
+        Err(AgentError::Io { .. })
     ));
 }
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::ranges::range_bin;
 use chrono::{DateTime, Utc};
 use metrics_http::{Period, RangeBin};
-use metrics_protocol::HealthStatus;
+use metrics_protocol::backend::HealthStatus;
 
 /// One sample `v` in the step `[t, t + 10)`, its bin covering `[t + 1, t + 9)`.
 fn bin(t: i64, v: f64) -> RangeBin {
@@ -70,8 +70,8 @@ fn health_follows_the_writer() {
 /// default, for the other by name, and for both with `*`.
 #[test]
 fn instances_are_queried_one_by_one_or_all_merged() {
+    use crate::test_util::metrics_of;
     use metrics_memory::{ManualClock, MemoryConfig};
-    use metrics_protocol::{MetricCollector, SuccessFailureTracker};
     use metrics_store::{StoreUrl, WriterConfig};
 
     let dir = std::env::temp_dir().join(format!("metrics-agent-fleet-{}", std::process::id()));
@@ -83,9 +83,9 @@ fn instances_are_queried_one_by_one_or_all_merged() {
         let m =
             Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
         let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), name)).unwrap();
-        m.record_counter("jobs", v, &[]);
-        m.record_histogram("size", v, &[]);
-        m.record_failure("pay", name, &[]);
+        metrics_of(&m).record_counter("jobs", v, &[]);
+        metrics_of(&m).record_histogram("size", v, &[]);
+        metrics_of(&m).record_failure("pay", name, &[]);
         clock.advance(Duration::from_secs(10));
         (m, Arc::new(w))
     };
@@ -159,8 +159,8 @@ fn instances_are_queried_one_by_one_or_all_merged() {
 /// the first run's bins come from the store, the second's from memory.
 #[test]
 fn a_range_across_a_restart_returns_both_halves() {
+    use crate::test_util::metrics_of;
     use metrics_memory::{ManualClock, MemoryConfig};
-    use metrics_protocol::{MetricCollector, SuccessFailureTracker};
     use metrics_store::{StoreUrl, WriterConfig};
 
     let dir = std::env::temp_dir().join(format!("metrics-agent-history-{}", std::process::id()));
@@ -176,18 +176,18 @@ fn a_range_across_a_restart_returns_both_halves() {
     };
     // The first run: 1 + 2 in its first bin, 4 in the next, then stops.
     let (clock, m, w) = run(t0);
-    m.record_counter("jobs", 1.0, &[("q", "a")]);
-    m.record_counter("jobs", 2.0, &[("q", "b")]);
-    m.record_counter("retired", 1.0, &[]);
+    metrics_of(&m).record_counter("jobs", 1.0, &[("q", "a")]);
+    metrics_of(&m).record_counter("jobs", 2.0, &[("q", "b")]);
+    metrics_of(&m).record_counter("retired", 1.0, &[]);
     for v in [10.0, 20.0] {
-        m.record_histogram("size", v, &[("q", "a")]);
+        metrics_of(&m).record_histogram("size", v, &[("q", "a")]);
     }
-    m.record_timer("op", Duration::from_millis(5), &[]);
-    m.record_success("pay", &[]);
-    m.record_failure("pay", "timeout", &[]);
+    metrics_of(&m).record_timer("op", Duration::from_millis(5), &[]);
+    metrics_of(&m).record_success("pay", &[]);
+    metrics_of(&m).record_failure("pay", "timeout", &[]);
     clock.advance(Duration::from_secs(10));
-    m.record_counter("jobs", 4.0, &[("q", "a")]);
-    m.record_success("pay", &[]);
+    metrics_of(&m).record_counter("jobs", 4.0, &[("q", "a")]);
+    metrics_of(&m).record_success("pay", &[]);
     w.shutdown();
     // 6 series bins and 2 outcome bins.
     assert_eq!(w.status().written, 8, "{:?}", w.status());
@@ -195,9 +195,9 @@ fn a_range_across_a_restart_returns_both_halves() {
     // The second run starts 3 s later, within the bin the first one
     // stopped in, and records into it.
     let (clock, m, w) = run(t0 + 13_000);
-    m.record_counter("jobs", 8.0, &[("q", "a")]);
-    m.record_histogram("size", 30.0, &[("q", "b")]);
-    m.record_failure("pay", "refused", &[]);
+    metrics_of(&m).record_counter("jobs", 8.0, &[("q", "a")]);
+    metrics_of(&m).record_histogram("size", 30.0, &[("q", "b")]);
+    metrics_of(&m).record_failure("pay", "refused", &[]);
     clock.advance(Duration::from_secs(10));
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while w.store().is_none() {
@@ -336,8 +336,8 @@ fn jobs_requests(t0: i64) -> (RangeRequest, RollupRequest) {
 /// complete answers.
 #[test]
 fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
+    use crate::test_util::metrics_of;
     use metrics_memory::{ManualClock, MemoryConfig};
-    use metrics_protocol::MetricCollector;
     use metrics_store::{StoreUrl, WriterConfig};
 
     let dir = std::env::temp_dir().join(format!("metrics-agent-failing-{}", std::process::id()));
@@ -347,7 +347,7 @@ fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
     let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
     let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
     let w = Arc::new(HistoryWriter::start(m.clone(), WriterConfig::new(url, "host")).unwrap());
-    m.record_counter("jobs", 2.0, &[]);
+    metrics_of(&m).record_counter("jobs", 2.0, &[]);
     clock.advance(Duration::from_secs(10));
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while w.store().is_none() {
@@ -380,8 +380,8 @@ fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
 /// and the store's health check is unhealthy, "not answering".
 #[test]
 fn a_store_that_never_answers_leaves_the_answer_to_memory_saying_so() {
+    use crate::test_util::metrics_of;
     use metrics_memory::{ManualClock, MemoryConfig};
-    use metrics_protocol::MetricCollector;
     use metrics_store::WriterConfig;
 
     let t0 = 1_800_000_000_000;
@@ -393,7 +393,7 @@ fn a_store_that_never_answers_leaves_the_answer_to_memory_saying_so() {
     let mut config = WriterConfig::new(url, "host");
     config.answer_timeout = Duration::from_millis(200);
     let w = Arc::new(HistoryWriter::start(m.clone(), config).unwrap());
-    m.record_counter("jobs", 2.0, &[]);
+    metrics_of(&m).record_counter("jobs", 2.0, &[]);
     clock.advance(Duration::from_secs(10));
     let (range, rollup) = jobs_requests(t0);
     let ranges = HistoryRanges::new(m, w.clone());

@@ -6,7 +6,7 @@
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 
-use metrics_protocol::system::ResourceMonitor;
+use metrics_protocol::app::ResourceMonitor;
 use metrics_protocol::{MetricCollector, MetricsError};
 
 use super::{AgentInner, TICK};
@@ -50,7 +50,7 @@ pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
     if inner.shut.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
-    let core = &inner.core;
+    let rec = &inner.rec;
     if let Some(m) = &inner.monitor {
         m.stop_resource_monitoring();
     }
@@ -60,16 +60,16 @@ pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
             tracing::error!("the aggregation ticker had panicked");
         }
     }
-    let flushed = core.aggregations.flush_partial();
+    let flushed = rec.aggregations.flush_partial();
     tracing::debug!(results = flushed, "partial aggregation windows flushed");
-    core.hub.close();
+    rec.hub.close();
     let mut first = None;
-    if let Some(m) = &core.memory {
+    if let Some(m) = &rec.memory {
         if let Err(e) = m.flush() {
             first.get_or_insert(e);
         }
     }
-    if let Some(s) = &core.statsd {
+    if let Some(s) = &rec.statsd {
         if let Err(e) = s.shutdown() {
             tracing::warn!(error = %e, "StatsD shutdown failed");
             first.get_or_insert(e);

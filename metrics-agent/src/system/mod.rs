@@ -2,15 +2,18 @@
 //! from an [`AgentConfig`].
 //!
 //! This file builds the agent (backends, sampler, aggregation ticker) and
-//! holds its own accessors and health entries; `protocol.rs` answers the
+//! holds its own accessors and health entries; `stack.rs` is the recording
+//! side, a stack of `metrics-kit` layers; `protocol.rs` answers the
 //! protocol's [`MetricsSystem`] and `AsyncMetricsSystem` traits;
 //! `lifecycle.rs` is the aggregation ticker's loop and the shutdown (on
 //! request or on drop).
 
 mod lifecycle;
 mod protocol;
+mod stack;
 
 use lifecycle::{shut_down_error, tick_loop};
+use stack::Recording;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,64 +21,64 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics_kit::{DropCounters, RunningTimers};
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
-use metrics_protocol::system::{
-    HealthCheckResult, MetricsAggregator, MetricsSystem, ResourceMonitor,
-};
-use metrics_protocol::{
-    BackendHealth, HealthStatus, MetricCollector, MetricsBackend, MetricsError, PerformanceTimer,
-    SuccessFailureTracker,
-};
+use metrics_protocol::app::{HealthCheckResult, MetricsSystem, ResourceMonitor};
+use metrics_protocol::backend::{BackendHealth, HealthStatus};
+use metrics_protocol::{MetricCollector, MetricsError};
 use metrics_statsd::StatsdMetrics;
 use metrics_system::SystemMonitor;
 use parking_lot::Mutex;
 
-use crate::aggregate::{AggregateSink, AggregationSet, AggregationSpec, StreamAggregator};
-use crate::config::{AgentConfig, AggregationTarget, prefixed};
-use crate::core::{Core, CoreCollector, Derived};
+use crate::aggregate::{AggregateSink, AggregationSpec, StreamAggregator};
+use crate::config::{AgentConfig, AggregationTarget};
+use crate::error::AgentError;
 use crate::health::{ErrorRateWindow, HealthCheck, HealthChecks};
 use crate::stream::StreamHub;
-
-/// Running timers kept at most; past it the oldest is evicted and counted.
-const MAX_RUNNING_TIMERS: usize = 10_000;
 
 /// How often time windows of stream aggregations are closed.
 const TICK: Duration = Duration::from_millis(100);
 
 /// A complete metrics system: the backends chosen by an [`AgentConfig`]
-/// (memory, StatsD, or both, called one after the other), system-resource
+/// (memory, StatsD, or both, behind a fan-out), system-resource
 /// sampling, live streams, stream aggregation, registered health checks,
 /// dashboards and exports. It implements [`MetricsSystem`] and
-/// [`AsyncMetricsSystem`](metrics_protocol::system::AsyncMetricsSystem).
+/// [`AsyncMetricsSystem`](metrics_protocol::app::AsyncMetricsSystem).
 ///
 /// ```
 /// use metrics_agent::{Agent, AgentConfig};
-/// use metrics_protocol::system::{DashboardKind, MetricsSystem};
+/// use metrics_protocol::app::{DashboardKind, MetricsSystem};
 ///
 /// let mut config = AgentConfig::default(); // the in-memory backend
 /// config.system_sampling = false;
 /// let agent = Agent::new(config)?;
-/// agent.collector().record_counter("http.requests", 1.0, &[("route", "/")]);
+/// agent.metrics().record_counter("http.requests", 1.0, &[("route", "/")]);
 /// agent.tracker().record_success("checkout", &[]);
 /// assert!(agent.get_system_health().healthy);
 /// let d = agent.create_dashboard_data(DashboardKind::Overview)?;
 /// assert_eq!(d.panels[0].series[0].points[0].value, 1.0);
 /// agent.shutdown_metrics()?;
 /// agent.shutdown_metrics()?; // idempotent
-/// # Ok::<(), metrics_protocol::MetricsError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # What goes where
 ///
-/// - Every value recorded through [`collector`](MetricsSystem::collector)
-///   (and timers, and the resource sampler's gauges) reaches each backend,
-///   each [`metrics_stream`](metrics_protocol::system::AsyncMetricsSystem::metrics_stream)
+/// The agent is a stack of `metrics-kit` layers: a fan-out over the
+/// configured backends, under a tap whose observer feeds the streams, the
+/// stream aggregations and the error-rate window.
+///
+/// - Every measurement recorded through [`metrics`](MetricsSystem::metrics)
+///   or [`collector`](MetricsSystem::collector) (and timers, and the
+///   resource sampler's gauges) reaches each backend, each
+///   [`metrics_stream`](metrics_protocol::app::AsyncMetricsSystem::metrics_stream)
 ///   subscriber whose filter matches, and each stream aggregation of its name.
-/// - Successes and failures reach each backend's tracker and the window the
-///   health report's error rate is computed over; stream subscribers see
-///   them as counters `<operation>.success` and `<operation>.failure`
-///   (tagged `error_type`).
+/// - Successes and failures reach each backend and the window the health
+///   report's error rate is computed over; stream subscribers see them as
+///   counters `<operation>.success` and `<operation>.failure` (tagged
+///   `error_type`).
+/// - The results of the system's aggregations are written below the tap,
+///   into the same fan-out: they reach every backend and stream, never an
+///   aggregation.
 /// - Queries, exports and dashboards are answered by the memory backend;
 ///   with StatsD alone they are [`MetricsError::Unsupported`].
 ///
@@ -88,7 +91,7 @@ pub struct Agent {
 }
 
 struct AgentInner {
-    core: Arc<CoreCollector>,
+    rec: Recording,
     monitor: Option<Arc<SystemMonitor>>,
     monitor_error: Option<String>,
     checks: HealthChecks,
@@ -111,8 +114,8 @@ impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field("backend", &self.inner.settings.lock().config.backend)
-            .field("memory", &self.inner.core.memory.is_some())
-            .field("statsd", &self.inner.core.statsd.is_some())
+            .field("memory", &self.inner.rec.memory.is_some())
+            .field("statsd", &self.inner.rec.statsd.is_some())
             .field("shut_down", &self.is_shut_down())
             .finish()
     }
@@ -123,28 +126,28 @@ impl Agent {
     /// the backends, the resource sampler (when `system_sampling` is on)
     /// and the aggregation ticker.
     ///
-    /// Errors: a [`MetricsError::Config`] naming the field and the value;
+    /// Errors: an [`AgentError::Config`] naming the field and the value;
     /// a StatsD address that does not resolve. A machine whose resources
     /// cannot be read is not an error: the resource monitor then answers
     /// every call with an error and health reports it.
-    pub fn new(config: AgentConfig) -> Result<Agent, MetricsError> {
+    pub fn new(config: AgentConfig) -> Result<Agent, AgentError> {
         Agent::with_clock(config, Arc::new(SystemClock))
     }
 
     /// Loads the configuration the way the main program does (defaults,
     /// the file at `path` if any, then the process's `METRICS_*`
     /// environment variables) and builds the system.
-    pub fn from_env(path: Option<&Path>) -> Result<Agent, MetricsError> {
+    pub fn from_env(path: Option<&Path>) -> Result<Agent, AgentError> {
         let config = AgentConfig::load(path, |k| std::env::var(k).ok())?;
         Agent::new(config)
     }
 
     /// As [`new`](Self::new), with windows, aggregations and the error rate
     /// on `clock` (a [`ManualClock`](metrics_memory::ManualClock) in tests).
-    pub fn with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Agent, MetricsError> {
+    pub fn with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Agent, AgentError> {
         config.validate()?;
         let memory = if config.backend.memory() {
-            Some(Arc::new(MemoryMetrics::with_clock(
+            Some(Arc::new(crate::config::memory_backend(
                 config.memory_config()?,
                 clock.clone(),
             )?))
@@ -152,61 +155,29 @@ impl Agent {
             None
         };
         let statsd = if config.backend.statsd() {
-            Some(Arc::new(
-                StatsdMetrics::new(config.statsd.clone()).map_err(|e| prefixed("statsd", e))?,
-            ))
+            Some(Arc::new(crate::config::statsd_backend(
+                config.statsd.clone(),
+            )?))
         } else {
             None
         };
-        let hub = StreamHub::new(config.stream_buffer);
-        let aggregations = Arc::new(AggregationSet::new());
-        let mut backends: Vec<Arc<dyn MetricsBackend>> = Vec::new();
-        if let Some(m) = &memory {
-            backends.push(m.clone());
-        }
-        if let Some(s) = &statsd {
-            backends.push(s.clone());
-        }
-        let (query, query_timer, query_tracker): (
-            Arc<dyn MetricsAggregator>,
-            Arc<dyn PerformanceTimer>,
-            Arc<dyn SuccessFailureTracker>,
-        ) = match (&memory, &statsd) {
-            (Some(m), _) => (m.clone(), m.clone(), m.clone()),
-            (None, Some(s)) => (s.clone(), s.clone(), s.clone()),
-            (None, None) => {
-                return Err(MetricsError::config(
-                    "backend",
-                    config.backend.as_str(),
-                    "no backend selected",
-                ));
-            }
-        };
-        let core = Arc::new(CoreCollector(Arc::new(Core {
-            backends,
+        let rec = Recording::new(
             memory,
             statsd,
-            hub,
-            aggregations,
-            outcomes: ErrorRateWindow::new(config.health.error_rate_window(), clock.clone()),
-            timers: RunningTimers::new(MAX_RUNNING_TIMERS),
-            drops: DropCounters::new(),
-            query,
-            query_timer,
-            query_tracker,
+            StreamHub::new(config.stream_buffer),
+            ErrorRateWindow::new(config.health.error_rate_window(), clock.clone()),
             clock,
-        })));
-        let (monitor, monitor_error) =
-            match SystemMonitor::with_collector(core.clone() as Arc<dyn MetricCollector>) {
-                Ok(m) => (Some(Arc::new(m)), None),
-                Err(e) => {
-                    tracing::warn!(error = %e, "system resources cannot be read here");
-                    (None, Some(e.to_string()))
-                }
-            };
+        );
+        let (monitor, monitor_error) = match SystemMonitor::with_metrics(rec.metrics()) {
+            Ok(m) => (Some(Arc::new(m)), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "system resources cannot be read here");
+                (None, Some(e.to_string()))
+            }
+        };
         let agent = Agent {
             inner: Arc::new(AgentInner {
-                core,
+                rec,
                 monitor,
                 monitor_error,
                 checks: HealthChecks::new(config.health.check_timeout()),
@@ -222,7 +193,7 @@ impl Agent {
             match a.target {
                 AggregationTarget::System => agent.aggregate(spec)?,
                 AggregationTarget::Stream => agent
-                    .aggregate_into(spec, AggregateSink::Stream(agent.inner.core.hub.clone()))?,
+                    .aggregate_into(spec, AggregateSink::Stream(agent.inner.rec.hub.clone()))?,
             };
         }
         agent.start_ticker()?;
@@ -230,13 +201,13 @@ impl Agent {
         Ok(agent)
     }
 
-    fn start_ticker(&self) -> Result<(), MetricsError> {
+    fn start_ticker(&self) -> Result<(), AgentError> {
         let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-        let set = Arc::downgrade(&self.inner.core.aggregations);
+        let set = Arc::downgrade(&self.inner.rec.aggregations);
         let handle = std::thread::Builder::new()
             .name("metrics-aggregation-tick".into())
             .spawn(move || tick_loop(&set, &rx))
-            .map_err(|e| MetricsError::io("starting the aggregation ticker", e))?;
+            .map_err(|e| AgentError::io("starting the aggregation ticker", e))?;
         *self.inner.ticker.lock() = Some(Ticker { stop: tx, handle });
         Ok(())
     }
@@ -288,17 +259,17 @@ impl Agent {
     /// The in-memory backend, when configured: for queries the protocol
     /// does not have (range queries, rollups, read-back helpers).
     pub fn memory(&self) -> Option<&Arc<MemoryMetrics>> {
-        self.inner.core.memory.as_ref()
+        self.inner.rec.memory.as_ref()
     }
 
     /// The StatsD backend, when configured.
     pub fn statsd(&self) -> Option<&Arc<StatsdMetrics>> {
-        self.inner.core.statsd.as_ref()
+        self.inner.rec.statsd.as_ref()
     }
 
-    /// The hub behind [`metrics_stream`](metrics_protocol::system::AsyncMetricsSystem::metrics_stream).
+    /// The hub behind [`metrics_stream`](metrics_protocol::app::AsyncMetricsSystem::metrics_stream).
     pub fn streams(&self) -> &StreamHub {
-        &self.inner.core.hub
+        &self.inner.rec.hub
     }
 
     /// Adds a health check, run on every [`get_system_health`](MetricsSystem::get_system_health).
@@ -308,10 +279,10 @@ impl Agent {
 
     /// Aggregates every sample of `spec.metric` recorded into this system
     /// in tumbling windows; results (`<metric>.<function>` gauges, tagged
-    /// with the group's tags) are recorded back into this system, so they
-    /// reach every backend and stream.
-    pub fn aggregate(&self, spec: AggregationSpec) -> Result<Arc<StreamAggregator>, MetricsError> {
-        let sink: Arc<dyn MetricCollector> = Arc::new(Derived(Arc::downgrade(&self.inner.core.0)));
+    /// with the group's tags) are recorded back into this system below its
+    /// tap, so they reach every backend and stream, and no aggregation.
+    pub fn aggregate(&self, spec: AggregationSpec) -> Result<Arc<StreamAggregator>, AgentError> {
+        let sink: Arc<dyn MetricCollector> = self.inner.rec.results.clone();
         self.aggregate_into(spec, AggregateSink::Collector(sink))
     }
 
@@ -321,16 +292,16 @@ impl Agent {
         &self,
         spec: AggregationSpec,
         sink: AggregateSink,
-    ) -> Result<Arc<StreamAggregator>, MetricsError> {
+    ) -> Result<Arc<StreamAggregator>, AgentError> {
         if self.is_shut_down() {
-            return Err(shut_down_error("aggregate"));
+            return Err(shut_down_error("aggregate").into());
         }
         let agg = Arc::new(StreamAggregator::new(
             spec,
             sink,
-            self.inner.core.clock.clone(),
+            self.inner.rec.clock.clone(),
         )?);
-        self.inner.core.aggregations.add(agg.clone());
+        self.inner.rec.aggregations.add(agg.clone());
         Ok(agg)
     }
 
@@ -340,11 +311,11 @@ impl Agent {
     }
 
     fn agent_health(&self, (ok, failed): (u64, u64)) -> BackendHealth {
-        let core = &self.inner.core;
+        let timers = &self.inner.rec.timers;
         let mut h = BackendHealth::healthy("agent");
-        h.dropped = core.drops.snapshot();
+        h.dropped = timers.drops().snapshot();
         h.details
-            .insert("running_timers".into(), core.timers.len() as f64);
+            .insert("running_timers".into(), timers.running() as f64);
         h.details.insert("window_successes".into(), ok as f64);
         h.details.insert("window_failures".into(), failed as f64);
         if self.is_shut_down() {

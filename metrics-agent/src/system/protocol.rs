@@ -2,38 +2,91 @@
 //! trait objects, reconfiguration, health, dashboards) and
 //! `AsyncMetricsSystem` (collection, exports, streams).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::system::{
-    DashboardData, DashboardKind, EndpointResults, HealthReport, MetricFilter, MetricStream,
-    MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor,
+use metrics_protocol::app::{
+    DashboardData, DashboardKind, EndpointResults, ExportFormat, HealthReport, MetricFilter,
+    MetricStream, MetricSummary, MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem,
+    ResourceMonitor, TimingStats,
 };
 use metrics_protocol::{
-    MetricCollector, Metrics, MetricsError, PerformanceTimer, SuccessFailureTracker,
+    MetricCollector, MetricType, Metrics, MetricsError, PerformanceTimer, SuccessFailureTracker,
+    Tags,
 };
 
 use super::Agent;
 use super::lifecycle::{shut_down_error, shutdown_inner};
+use crate::error::AgentError;
 
 /// How long one HTTP export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The queries of a system without the memory backend: StatsD keeps
+/// nothing to answer from.
+struct NoQueries;
+
+fn no_queries(operation: &'static str) -> MetricsError {
+    MetricsError::Unsupported {
+        operation,
+        backend: "statsd",
+    }
+}
+
+impl MetricsAggregator for NoQueries {
+    fn get_metric_summary(
+        &self,
+        _: &str,
+        _: Option<Duration>,
+    ) -> Result<MetricSummary, MetricsError> {
+        Err(no_queries("get_metric_summary"))
+    }
+    fn get_metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        Err(no_queries("get_metrics_by_tag"))
+    }
+    fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
+        Err(no_queries("export_metrics"))
+    }
+    fn get_top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
+        Err(no_queries("get_top_metrics"))
+    }
+    fn success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {
+        Err(no_queries("success_rate"))
+    }
+    fn failure_breakdown(
+        &self,
+        _: &str,
+        _: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        Err(no_queries("failure_breakdown"))
+    }
+    fn timing_stats(&self, _: &str, _: Option<Duration>) -> Result<TimingStats, MetricsError> {
+        Err(no_queries("timing_stats"))
+    }
+}
+
 impl MetricsSystem for Agent {
     fn metrics(&self) -> Metrics {
-        Metrics::new(self.inner.core.clone())
+        self.inner.rec.metrics()
     }
 
+    /// The top of the agent's stack: the fan-out over its backends, under
+    /// the tap of the streams, aggregations and error-rate window.
     fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.inner.core.clone()
+        self.inner.rec.top.clone()
     }
 
+    /// Running timers (at most 10000; past it the oldest is evicted and
+    /// counted in the `agent` health entry), recorded into the collector.
     fn timer(&self) -> Arc<dyn PerformanceTimer> {
-        self.inner.core.clone()
+        self.inner.rec.timers.clone()
     }
 
+    /// The collector, counting outcomes (it only writes: rates and
+    /// breakdowns are read from the [`aggregator`](MetricsSystem::aggregator)).
     fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
-        self.inner.core.clone()
+        self.inner.rec.top.clone()
     }
 
     fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
@@ -44,14 +97,19 @@ impl MetricsSystem for Agent {
         }
     }
 
+    /// The memory backend; without it, queries answer
+    /// [`MetricsError::Unsupported`].
     fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
-        self.inner.core.query.clone()
+        match &self.inner.rec.memory {
+            Some(m) => m.clone(),
+            None => Arc::new(NoQueries),
+        }
     }
 
     /// Applies what can change on a running system: the collection
     /// interval (the sampler restarts at it) and the export endpoints.
     /// Retention is fixed when the memory backend is built: a different
-    /// `retention_days` is a [`MetricsError::Config`].
+    /// `retention_days` is a [`MetricsError::InvalidArgument`] naming it.
     fn initialize_metrics(&self, config: &MetricsConfig) -> Result<(), MetricsError> {
         config.validate()?;
         if self.is_shut_down() {
@@ -59,14 +117,15 @@ impl MetricsSystem for Agent {
         }
         let mut next = self.inner.settings.lock().config.clone();
         if (next.retention_days - config.retention_days).abs() > 1e-9 {
-            return Err(MetricsError::config(
+            return Err(AgentError::config(
                 "retention_days",
                 config.retention_days.to_string(),
                 format!(
                     "retention is fixed when the system is built (it is {} days here); set it in the agent configuration",
                     next.retention_days
                 ),
-            ));
+            )
+            .into());
         }
         next.collection_interval = config.collection_interval;
         next.export_endpoints = config.export_endpoints.clone();
@@ -85,8 +144,11 @@ impl MetricsSystem for Agent {
     /// configured window, as the check `error_rate`.
     fn get_system_health(&self) -> HealthReport {
         // One reading of the window, so the agent's counts and the rate agree.
-        let outcomes = self.inner.core.outcomes.counts();
-        let mut backends = self.inner.core.health();
+        let rec = &self.inner.rec;
+        let outcomes = rec.outcomes.counts();
+        let mut backends = rec.top.health();
+        backends.push(rec.hub.report());
+        backends.extend(rec.aggregations.report());
         backends.push(self.system_health());
         backends.push(self.agent_health(outcomes));
         let mut checks = self.inner.checks.run_all();
@@ -96,24 +158,24 @@ impl MetricsSystem for Agent {
     }
 
     fn create_dashboard_data(&self, kind: DashboardKind) -> Result<DashboardData, MetricsError> {
-        let core = &self.inner.core;
-        let m = core.memory.as_ref().ok_or(MetricsError::Unsupported {
-            operation: "create_dashboard_data",
-            backend: "statsd",
-        })?;
-        crate::dashboard::build(m, kind, core.clock.now_millis())
+        let rec = &self.inner.rec;
+        let m = rec
+            .memory
+            .as_ref()
+            .ok_or_else(|| no_queries("create_dashboard_data"))?;
+        crate::dashboard::build(m, kind, rec.clock.now_millis())
     }
 }
 
 #[async_trait::async_trait]
-impl metrics_protocol::system::AsyncMetricsSystem for Agent {
+impl metrics_protocol::app::AsyncMetricsSystem for Agent {
     /// Publishes one resource sample now (when sampling is configured) and
     /// closes every aggregation window that is over.
     async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
         if self.is_shut_down() {
             return Err(shut_down_error("collect_metrics_async"));
         }
-        self.inner.core.aggregations.tick();
+        self.inner.rec.aggregations.tick();
         let sampling = self.inner.settings.lock().config.system_sampling;
         let Some(m) = self.inner.monitor.clone().filter(|_| sampling) else {
             return Ok(());
@@ -122,8 +184,12 @@ impl metrics_protocol::system::AsyncMetricsSystem for Agent {
         crate::pool::shared()?.run(move || {
             let _ = tx.send(m.publish_once());
         })?;
-        rx.await
-            .unwrap_or_else(|_| Err(MetricsError::Export("the resource sample panicked".into())))
+        rx.await.unwrap_or_else(|_| {
+            Err(MetricsError::io(
+                "collecting a resource sample",
+                std::io::Error::other("the resource sample panicked"),
+            ))
+        })
     }
 
     /// Exports to `endpoints`; with none given, to the configured
@@ -136,11 +202,10 @@ impl metrics_protocol::system::AsyncMetricsSystem for Agent {
         } else {
             endpoints
         };
-        crate::export::export_to_endpoints(self.inner.core.query.clone(), endpoints, EXPORT_TIMEOUT)
-            .await
+        crate::export::export_to_endpoints(self.aggregator(), endpoints, EXPORT_TIMEOUT).await
     }
 
     fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
-        self.inner.core.hub.subscribe(filter)
+        self.inner.rec.hub.subscribe(filter)
     }
 }
