@@ -7,6 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::window::WindowSpec;
 
+/// A configuration value that cannot be used, as every constructor and
+/// builder of this crate reports it: [`MetricsError::InvalidArgument`]
+/// naming the field, the value and what is wrong with it.
+pub(crate) fn invalid(
+    field: impl std::fmt::Display,
+    value: impl std::fmt::Display,
+    reason: impl std::fmt::Display,
+) -> MetricsError {
+    MetricsError::InvalidArgument(format!("{field} = `{value}`: {reason}"))
+}
+
 /// Settings of a [`MemoryMetrics`](crate::MemoryMetrics). Every field has a
 /// default; unknown fields are an error.
 ///
@@ -72,9 +83,9 @@ impl MemoryConfig {
     /// assert!(MemoryConfig::default().with_retention_days(0.01).is_err());
     /// ```
     pub fn with_retention_days(mut self, days: f64) -> Result<Self, MetricsError> {
-        let bad = |reason: String| MetricsError::config("retention_days", days.to_string(), reason);
+        let bad = |reason: String| invalid("retention_days", days, reason);
         let Some(last) = self.windows.pop() else {
-            return Err(MetricsError::config(
+            return Err(invalid(
                 "memory.windows",
                 "[]",
                 "at least one window is needed",

@@ -2,62 +2,51 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use metrics_protocol::backend::{CounterFn, GaugeFn, HistogramFn, TimerFn};
-use metrics_protocol::validate;
-use metrics_protocol::{DropReason, MetricType, Tags};
+use metrics_protocol::backend::{DropReason, InstrumentFn, Value};
+use metrics_protocol::{Key, MetricType};
 
-use crate::registry::{Op, Refused, Series};
+use crate::registry::Series;
 use crate::{MemoryMetrics, Shared};
 
-/// A handle to one series, or (for a name or tags that break the rules) a
-/// handle that counts every use as a drop.
-pub(crate) enum Bound {
-    Series {
-        shared: Arc<Shared>,
-        series: Arc<Series>,
-    },
-    Invalid {
-        shared: Arc<Shared>,
-        reason: Refused,
-    },
+/// A handle to one gauge, histogram or timer series. Values of another
+/// kind (and outcomes, which are no series' values) are counted as
+/// `type_mismatch` drops.
+pub(crate) struct BoundSeries {
+    shared: Arc<Shared>,
+    series: Arc<Series>,
 }
 
-impl Bound {
+impl InstrumentFn for BoundSeries {
     #[inline]
-    fn record(&self, value: f64, op: Op, check: impl Fn(f64) -> Result<(), DropReason>) {
-        match self {
-            Bound::Series { shared, series } => match check(value) {
-                Ok(()) => series.record(shared.now_ms(), value, op, shared.keep_samples),
-                Err(r) => shared.drops.record(r),
-            },
-            Bound::Invalid { shared, reason } => shared.refused(*reason),
+    fn record(&self, value: Value) {
+        // Never a counter series, so never an outcome (a counter's kind).
+        if value.kind() == self.series.kind {
+            self.series
+                .record(self.shared.now_ms(), value, self.shared.keep_samples);
+        } else {
+            self.shared.drops.record(DropReason::TypeMismatch);
         }
+    }
+
+    fn reject(&self, reason: DropReason) {
+        self.shared.drops.record(reason);
     }
 }
 
-impl Drop for Bound {
+impl Drop for BoundSeries {
     /// Releases the pin, so idle expiry applies again once no handle lives.
     fn drop(&mut self) {
-        if let Bound::Series { series, .. } = self {
-            series.pins.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.series.pins.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-impl CounterFn for Bound {
-    fn increment(&self, value: f64) {
-        self.record(value, Op::Add, validate::check_counter_increment);
-    }
-}
-
-/// A handle to one counter series: the hot path is the `+1` check, the
-/// clock reading (one atomic load of the running coarse clock when
-/// `SYSTEM_CLOCK`),
-/// the bin check and one atomic add, each slow case a call out of line, so
-/// the path needs no stack frame. The clock choice is the type's, made when
-/// the handle is bound (no branch on it per increment).
+/// A handle to one counter series: the hot path is the clock reading (one
+/// atomic load of the running coarse clock when `SYSTEM_CLOCK`), the bin
+/// check and one atomic add, each slow case a call out of line, so the
+/// path needs no stack frame. The clock choice is the type's, made when the
+/// handle is bound (no branch on it per increment). The handle checked the
+/// value already.
 pub(crate) struct BoundCounter<const SYSTEM_CLOCK: bool> {
     series: Arc<Series>,
     shared: Arc<Shared>,
@@ -74,25 +63,25 @@ impl<const SYSTEM_CLOCK: bool> BoundCounter<SYSTEM_CLOCK> {
         }
     }
 
-    /// Any other increment: checked, out of line.
+    /// A value that is no counter increment: counted, out of line.
+    #[cold]
     #[inline(never)]
-    fn increment_checked(&self, value: f64) {
-        match validate::check_counter_increment(value) {
-            Ok(()) => self.series.add_counter(self.now_ms(), value),
-            Err(r) => self.shared.drops.record(r),
-        }
+    fn mismatch(&self) {
+        self.shared.drops.record(DropReason::TypeMismatch);
     }
 }
 
-impl<const SYSTEM_CLOCK: bool> CounterFn for BoundCounter<SYSTEM_CLOCK> {
+impl<const SYSTEM_CLOCK: bool> InstrumentFn for BoundCounter<SYSTEM_CLOCK> {
     #[inline]
-    fn increment(&self, value: f64) {
-        // `+1`, the usual increment, is valid: no check.
-        if value == 1.0 {
-            self.series.add_counter(self.now_ms(), 1.0);
-        } else {
-            self.increment_checked(value);
+    fn record(&self, value: Value) {
+        match value {
+            Value::Counter(v) => self.series.add_counter(self.now_ms(), v),
+            _ => self.mismatch(),
         }
+    }
+
+    fn reject(&self, reason: DropReason) {
+        self.shared.drops.record(reason);
     }
 }
 
@@ -103,64 +92,31 @@ impl<const SYSTEM_CLOCK: bool> Drop for BoundCounter<SYSTEM_CLOCK> {
     }
 }
 
-impl GaugeFn for Bound {
-    fn set(&self, value: f64) {
-        self.record(value, Op::Set, validate::check_value);
-    }
-    fn adjust(&self, delta: f64) {
-        self.record(delta, Op::Adjust, validate::check_value);
-    }
-}
-
-impl HistogramFn for Bound {
-    fn record(&self, value: f64) {
-        Bound::record(self, value, Op::Add, validate::check_value);
-    }
-}
-
-impl TimerFn for Bound {
-    fn record(&self, duration: Duration) {
-        Bound::record(
-            self,
-            duration.as_secs_f64() * 1e3,
-            Op::Add,
-            validate::check_value,
-        );
-    }
-}
-
 impl MemoryMetrics {
-    /// A counter handle: [`BoundCounter`] for a series, else a handle that
-    /// counts every use as a drop.
-    pub(crate) fn bind_counter(&self, name: &str, tags: Tags<'_>) -> Arc<dyn CounterFn> {
-        match self.registry.get_arc(name, tags, MetricType::Counter) {
-            Ok(series) => {
-                series.pins.fetch_add(1, Ordering::AcqRel);
-                let shared = self.shared.clone();
-                // The coarse clock's thread never stops once running.
-                if self.shared.system_clock && crate::clock::coarse_clock_running() {
-                    Arc::new(BoundCounter::<true> { series, shared })
-                } else {
-                    Arc::new(BoundCounter::<false> { series, shared })
-                }
-            }
-            Err(reason) => Arc::new(Bound::Invalid {
-                shared: self.shared.clone(),
-                reason,
-            }),
+    /// A handle to the series `key` of `kind`, pinned while it lives: a
+    /// [`BoundCounter`] for a counter, else a [`BoundSeries`]. `None` when
+    /// the series cannot be had (the name has another type, or is new past
+    /// the name limit): the caller's handle then records by key, and each
+    /// recording is dropped and counted as by name.
+    pub(crate) fn bind_series(
+        &self,
+        key: &Key<'_>,
+        kind: MetricType,
+    ) -> Option<Arc<dyn InstrumentFn>> {
+        if kind == MetricType::Rate {
+            // Rates are derived, never recorded.
+            return None;
         }
-    }
-
-    pub(crate) fn bind(&self, name: &str, tags: Tags<'_>, kind: MetricType) -> Arc<Bound> {
+        let series = self.registry.get_arc(key, kind).ok()?;
+        series.pins.fetch_add(1, Ordering::AcqRel);
         let shared = self.shared.clone();
-        // Validated by the registry when the series is created.
-        let series = self.registry.get_arc(name, tags, kind);
-        Arc::new(match series {
-            Ok(series) => {
-                series.pins.fetch_add(1, Ordering::AcqRel);
-                Bound::Series { shared, series }
-            }
-            Err(reason) => Bound::Invalid { shared, reason },
+        Some(if kind != MetricType::Counter {
+            Arc::new(BoundSeries { shared, series })
+        } else if self.shared.system_clock && crate::clock::coarse_clock_running() {
+            // The coarse clock's thread never stops once running.
+            Arc::new(BoundCounter::<true> { series, shared })
+        } else {
+            Arc::new(BoundCounter::<false> { series, shared })
         })
     }
 }

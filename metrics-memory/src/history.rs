@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use metrics_protocol::system::MetricSummary;
-use metrics_protocol::{MetricType, MetricsError, TimingStats};
+use metrics_protocol::app::{MetricSummary, TimingStats};
+use metrics_protocol::{MetricType, MetricsError};
 
 use crate::{QuantileSketch, stats, unit_of};
 
@@ -228,7 +228,7 @@ impl MemoryMetrics {
 }
 
 impl MemoryMetrics {
-    /// [`get_metric_summary`](metrics_protocol::system::MetricsAggregator::get_metric_summary)
+    /// [`get_metric_summary`](metrics_protocol::app::MetricsAggregator::get_metric_summary)
     /// with `older` merged in: what a store holds of the window from
     /// before this process's own bins (counts, sums and extremes exactly,
     /// percentiles through the stored sketches). Only a window (`Some`)
@@ -319,7 +319,7 @@ impl MemoryMetrics {
         })
     }
 
-    /// [`get_timing_stats`](metrics_protocol::PerformanceTimer::get_timing_stats)
+    /// [`timing_stats`](metrics_protocol::app::MetricsAggregator::timing_stats)
     /// with `older` merged in, as [`summary_with_older`](Self::summary_with_older).
     pub fn timing_with_older(
         &self,
@@ -361,23 +361,25 @@ fn covered(range: Option<(i64, i64)>, first: i64, older: bool) -> Option<Duratio
 mod tests {
     use std::sync::Arc;
 
-    use metrics_protocol::MetricCollector;
+    use metrics_protocol::Metrics;
 
     use crate::{ManualClock, MemoryConfig, MemoryMetrics, QuantileSketch};
 
     #[test]
     fn each_bin_is_handed_out_once_with_its_sketch() {
         let clock = Arc::new(ManualClock::new(1_000_000_000));
-        let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap();
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let w = Metrics::new(m.clone());
         for v in 1..=100 {
-            m.record_histogram("lat", f64::from(v), &[("route", "/a")]);
+            w.record_histogram("lat", f64::from(v), &[("route", "/a")]);
         }
-        m.record_counter("hits", 2.0, &[]);
-        m.record_counter("hits", 3.0, &[]);
+        w.record_counter("hits", 2.0, &[]);
+        w.record_counter("hits", 3.0, &[]);
         // Nothing has ended yet.
         assert!(m.sealed_bins(0, 1_000_000_000).is_empty());
         clock.advance(std::time::Duration::from_secs(10));
-        m.record_counter("hits", 7.0, &[]);
+        w.record_counter("hits", 7.0, &[]);
         let bins = m.sealed_bins(0, 1_000_010_000);
         assert_eq!(bins.len(), 2, "{bins:?}");
         let hits = bins.iter().find(|b| b.name == "hits").unwrap();
@@ -404,7 +406,8 @@ mod tests {
     fn outcome_bins_are_handed_out_once_and_merge_with_older() {
         use metrics_protocol::SuccessFailureTracker;
         let clock = Arc::new(ManualClock::new(1_000_000_000));
-        let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap();
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
         m.record_success("pay", &[]);
         m.record_success("pay", &[("r", "eu")]);
         m.record_failure("pay", "timeout", &[]);

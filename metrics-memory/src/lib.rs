@@ -5,17 +5,18 @@
 //! ```
 //! use std::sync::Arc;
 //! use metrics_memory::MemoryMetrics;
-//! use metrics_protocol::MetricCollector;
-//! use metrics_protocol::system::{MetricsAggregator, ExportFormat};
+//! use metrics_protocol::Metrics;
+//! use metrics_protocol::app::{MetricsAggregator, ExportFormat};
 //!
-//! let metrics = Arc::new(MemoryMetrics::new());
+//! let memory = Arc::new(MemoryMetrics::new());
+//! let metrics = Metrics::new(memory.clone()); // the handle libraries record with
 //! metrics.record_counter("http.requests", 1.0, &[("method", "GET"), ("code", "200")]);
 //! metrics.record_histogram("http.response.bytes", 512.0, &[]);
 //!
 //! // Read back in one line (tag order does not matter)...
-//! assert_eq!(metrics.counter_value("http.requests", &[("code", "200"), ("method", "GET")]), Some(1.0));
+//! assert_eq!(memory.counter_value("http.requests", &[("code", "200"), ("method", "GET")]), Some(1.0));
 //! // ...or export for Prometheus.
-//! let text = metrics.export_metrics(ExportFormat::Prometheus).unwrap();
+//! let text = memory.export_metrics(ExportFormat::Prometheus).unwrap();
 //! assert!(text.contains("http_requests_total{code=\"200\",method=\"GET\"} 1"));
 //! ```
 //!
@@ -29,15 +30,17 @@
 //! # Guarantees
 //!
 //! - **Recording** never blocks on I/O and never takes a global lock. It
-//!   looks the series up in the thread's small cache of recent series (at
-//!   a slot chosen by the addresses of the name and tag slice, then by a
-//!   hash of their content that ignores tag order; a hit compares name and
-//!   tags), else under one of 32 shard read locks, and writes into it:
-//!   counters with one atomic add when the sample falls in the current
-//!   10 s bin (whole increments below 2^15; two otherwise), gauges and
-//!   distributions under the series' own short lock. Name and tags are
-//!   validated when a series is created; a match with an existing series
-//!   proves them valid. The system clock is read from an atomic that a
+//!   looks the series up by its key's fingerprint (computed once where the
+//!   key was built, independent of tag order: nothing is hashed again) in
+//!   the thread's small cache of recent series (a hit compares the
+//!   fingerprint, name and tags, in any order), else under one of 32 shard
+//!   read locks, and writes into it: counters with one atomic add when the
+//!   sample falls in the current 10 s bin (whole increments below 2^15; two
+//!   otherwise), gauges and distributions under the series' own short lock.
+//!   A measurement is valid by construction, so nothing is checked again.
+//!   Outcomes (successes, failures by error type) go to the success/failure
+//!   tracker, under the operation's name and tags, found by the same
+//!   fingerprint. The system clock is read from an atomic that a
 //!   background thread (one per process) refreshes every millisecond with
 //!   the recording timeline (see [Time](#time)).
 //! - **No allocation per sample**: recording into an existing series
@@ -106,9 +109,12 @@
 //! - **Dropping** the backend frees its series (the per-thread caches hold
 //!   weak references); dropping every handle of a series lets idle expiry
 //!   remove it.
-//! - **Bad input** (rules in `metrics_protocol::validate`) is
-//!   dropped whole and counted by reason; a name first recorded as one type
-//!   and then as another is dropped as `type_mismatch`.
+//! - **Bad input** (rules in `metrics_protocol::backend::validate`) is
+//!   refused whole where the measurement is made and counted here by
+//!   reason ([`reject`](metrics_protocol::MetricCollector::reject)); a name
+//!   first recorded as one type and then as another is dropped as
+//!   `type_mismatch`, and so is a value of another kind given to a bound
+//!   handle.
 //! - **Timers**: `start_timer`/`stop_timer` measure on the backend's
 //!   [`Clock`] (a [`ManualClock`] advanced 5 s gives 5 s); at most
 //!   `max_running_timers` running; starting one more evicts the oldest
@@ -198,11 +204,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use metrics_kit::DropCounters;
-use metrics_protocol::system::{ExportFormat, MetricSummary, MetricValue, MetricsAggregator};
-use metrics_protocol::validate;
+use metrics_protocol::app::{
+    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, TimingStats,
+};
+use metrics_protocol::backend::{
+    BackendHealth, DropReason, HealthStatus, InstrumentFn, Measurement, Value, validate,
+};
 use metrics_protocol::{
-    BackendHealth, Counter, DropReason, Gauge, Histogram, MetricCollector, MetricType,
-    MetricsError, PerformanceTimer, SuccessFailureTracker, Tags, Timer, TimingStats,
+    Key, MetricCollector, MetricType, MetricUnit, MetricsError, PerformanceTimer, Tags, TimerId,
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -214,7 +223,7 @@ pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use stats::Exact;
 pub use window::WindowSpec;
 
-use registry::{Op, Refused, Registry, Series};
+use registry::{Registry, Series};
 
 /// What the handles and the collector share.
 pub(crate) struct Shared {
@@ -258,14 +267,6 @@ impl Shared {
         } else {
             self.timeline_now_ms();
             self.timeline.behind_ms()
-        }
-    }
-
-    /// Counts a sample that reached no series.
-    pub fn refused(&self, r: Refused) {
-        match r {
-            Refused::Drop(reason) => self.drops.record(reason),
-            Refused::NameLimit => self.drops.record(DropReason::NameLimit),
         }
     }
 }
@@ -366,14 +367,14 @@ impl MemoryMetrics {
     fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
         config.exposition.check()?;
         window::validate_specs(&config.windows)
-            .map_err(|e| MetricsError::config("windows", format!("{:?}", config.windows), e))?;
+            .map_err(|e| config::invalid("windows", format!("{:?}", config.windows), e))?;
         for (field, v) in [
             ("cardinality_limit", config.cardinality_limit),
             ("max_names", config.max_names),
             ("max_series", config.max_series),
         ] {
             if v == 0 {
-                return Err(MetricsError::config(field, "0", "must be at least 1"));
+                return Err(config::invalid(field, "0", "must be at least 1"));
             }
         }
         Ok(())
@@ -455,22 +456,28 @@ impl MemoryMetrics {
         self.shared.behind_ms()
     }
 
-    fn record(&self, name: &str, value: f64, tags: Tags<'_>, kind: MetricType, op: Op) {
-        let outcome = (|| -> Result<(), Refused> {
-            if kind == MetricType::Counter {
-                validate::check_counter_increment(value)?;
-            } else {
-                validate::check_value(value)?;
+    /// Records one measurement: a value into its series, an outcome into
+    /// the success/failure tracker. Nothing is checked again: a
+    /// measurement is valid by construction.
+    #[inline]
+    fn record_measurement(&self, m: &Measurement<'_>) {
+        let key = m.key();
+        let value = m.value();
+        let now = self.now_ms();
+        let outcome = match value {
+            Value::Success => self.tracker.record(now, key, None),
+            Value::Failure => {
+                self.tracker
+                    .record(now, key, Some(m.error_type().unwrap_or_default()))
             }
-            // The registry validates the name and tags when no series
-            // matches them (a match proves them valid).
-            let now = self.now_ms();
-            let keep = self.shared.keep_samples;
-            self.registry
-                .with_series(name, tags, kind, |s| s.record(now, value, op, keep))
-        })();
-        if let Err(r) = outcome {
-            self.shared.refused(r);
+            _ => {
+                let keep = self.shared.keep_samples;
+                self.registry
+                    .with_series(key, value.kind(), |s| s.record(now, value, keep))
+            }
+        };
+        if let Err(reason) = outcome {
+            self.shared.drops.record(reason);
         }
     }
 
@@ -588,12 +595,13 @@ impl MemoryMetrics {
     /// use std::sync::Arc;
     /// use std::time::Duration;
     /// use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-    /// use metrics_protocol::MetricCollector;
+    /// use metrics_protocol::Metrics;
     ///
     /// let clock = Arc::new(ManualClock::new(1_800_000_000_000)); // on a 15 min edge
-    /// let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap();
+    /// let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    /// let metrics = Metrics::new(m.clone());
     /// for _ in 0..120 {
-    ///     m.record_histogram("latency", 1.0, &[]);
+    ///     metrics.record_histogram("latency", 1.0, &[]);
     ///     clock.advance(Duration::from_secs(60));
     /// }
     /// let c = m.window_coverage("latency", Duration::from_secs(3600)).unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
 use metrics_protocol::MetricsError;
-use metrics_protocol::validate::tags_contain;
+use metrics_protocol::backend::validate::tags_contain;
 use serde::{Deserialize, Serialize};
 
 use crate::MemoryMetrics;

@@ -1,32 +1,33 @@
 //! The concurrent registry: series keyed by name and tag set.
 //!
-//! Sharded `RwLock<HashTable>`s. A lookup hashes the borrowed name and tags
-//! with a hash that ignores tag order, so unsorted input needs no sorted
-//! copy; it first tries the thread's small cache of recently used series
-//! (no lock at all), then one shard's read lock: no allocation, no global
-//! lock. A match against an existing series proves the name and tags valid
-//! (they equal what was validated when the series was created), so the
-//! rules of `metrics_protocol::validate` — and its one tag normaliser,
-//! [`SortedTags`] — run only when a series is created. Creating a series
-//! takes that shard's write lock and the per-name cardinality check.
-//! What a sample does to one series is in `series.rs`.
+//! Sharded `RwLock<HashTable>`s whose hash is the key's fingerprint
+//! ([`Key::fingerprint`], computed once where the key was built and
+//! independent of the tags' order), so a lookup hashes nothing. It first
+//! tries the thread's small cache of recently used series, at a slot chosen
+//! by the fingerprint (no lock at all), then one shard's read lock: no
+//! allocation, no global lock. Equality against a stored series ignores
+//! the tags' order, so unsorted input needs no sorted copy. A key is valid
+//! by construction: nothing is checked again here. Creating a series sorts
+//! its tags once ([`Key::sorted_tags`]), takes that shard's write lock and
+//! the per-name cardinality check. What a sample does to one series is in
+//! `series.rs`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use metrics_protocol::validate::{self, OVERFLOW_TAG, SortedTags};
-use metrics_protocol::{DropReason, MetricType, Tags};
+use hashbrown::{HashMap, HashTable};
+use metrics_protocol::backend::DropReason;
+use metrics_protocol::backend::validate::OVERFLOW_TAG;
+use metrics_protocol::{Key, MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
 use crate::sketch::Sketch;
 use crate::stats::Exact;
 use crate::window::{HistoryMark, SketchWindows, WindowSpec, Windows};
 
-pub(crate) use crate::series::{Op, PERM, Refused, Series, SeriesState, Slot};
+pub(crate) use crate::series::{PERM, Series, SeriesState, Slot};
 
 const SHARDS: usize = 32;
 
@@ -60,14 +61,11 @@ const IDENTITY: [u8; PERM] = {
     p
 };
 
-/// A cache slot from the addresses and lengths of a name and a tag slice.
+/// A cache slot from a key's fingerprint (bits neither the shard nor the
+/// shard's table uses).
 #[inline]
-fn address_slot(name: &str, tags: Tags<'_>) -> usize {
-    let x = (name.as_ptr() as u64)
-        ^ (name.len() as u64).rotate_left(48)
-        ^ (tags.as_ptr() as u64).rotate_left(17)
-        ^ (tags.len() as u64).rotate_left(56);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % CACHE_SLOTS
+fn cache_slot(hash: u64) -> usize {
+    (hash >> 48) as usize % CACHE_SLOTS
 }
 
 thread_local! {
@@ -85,7 +83,6 @@ pub(crate) struct Registry {
     use_cache: bool,
     shards: Box<[RwLock<HashTable<Arc<Series>>>]>,
     names: RwLock<HashMap<Box<str>, Arc<NameInfo>>>,
-    hasher: DefaultHashBuilder,
     specs: Vec<WindowSpec>,
     sketch_specs: Vec<WindowSpec>,
     cardinality_limit: usize,
@@ -118,7 +115,6 @@ impl Registry {
             use_cache,
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             names: RwLock::new(HashMap::new()),
-            hasher: DefaultHashBuilder::default(),
             sketch_specs: crate::window::sketch_specs(&specs),
             specs,
             cardinality_limit: limits.cardinality,
@@ -129,72 +125,52 @@ impl Registry {
         }
     }
 
-    /// Hash of a name and a tag set that does not depend on the order of
-    /// the tags: the input need not be sorted to be looked up.
-    #[inline]
-    fn hash(&self, name: &str, tags: Tags<'_>) -> u64 {
-        let mut acc = self.hasher.hash_one(name);
-        for pair in tags {
-            // Summing per-pair hashes is commutative; each pair hash is
-            // already well mixed, so the sum is too.
-            acc = acc.wrapping_add(self.hasher.hash_one(pair));
-        }
-        acc
-    }
-
     fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Series>>> {
-        // The table uses the low bits; pick the shard from the high ones.
-        &self.shards[(hash >> 57) as usize % SHARDS]
+        // The shard's table uses the low bits and the top seven: pick the
+        // shard from others.
+        &self.shards[(hash >> 40) as usize % SHARDS]
     }
 
-    /// Runs `f` on the series `name`/`tags` of `kind`, creating it (or
-    /// folding it into the name's overflow series) if needed.
+    /// Runs `f` on the series `key` of `kind`, creating it (or folding it
+    /// into the name's overflow series) if needed.
     ///
-    /// The name and tags are validated only when no series matches them: a
-    /// match with a series, which was validated when it was created, proves
-    /// them valid (see [`Series::matches`]).
-    ///
-    /// With the cache on, the thread's cache is probed first at a slot
-    /// chosen by the addresses of `name` and `tags` (call sites pass the
-    /// same static strings every time, so no hashing is needed), then at a
-    /// slot chosen by the content hash; a probe hits only when the cached
-    /// series' name and tags equal the input, so an address never decides
-    /// which series is written.
+    /// With the cache on, the thread's cache is probed first at the slot of
+    /// the key's fingerprint; a probe hits only when the cached series'
+    /// fingerprint, name and tags equal the key's.
     #[inline]
     pub fn with_series<R>(
         &self,
-        name: &str,
-        tags: Tags<'_>,
+        key: &Key<'_>,
         kind: MetricType,
         f: impl FnOnce(&Series) -> R,
-    ) -> Result<R, Refused> {
+    ) -> Result<R, DropReason> {
+        let hash = key.fingerprint();
         if self.use_cache {
-            let pslot = address_slot(name, tags);
-            if let Some(p) = self.probe(pslot, name, tags) {
+            let slot = cache_slot(hash);
+            if let Some(p) = self.probe(slot, key) {
                 // SAFETY: see `probe`: the series is alive for this call.
                 let s = unsafe { &*p };
                 if s.kind != kind {
-                    return Err(DropReason::TypeMismatch.into());
+                    return Err(DropReason::TypeMismatch);
                 }
                 return Ok(f(s));
             }
-            return self.with_series_slow(name, tags, kind, pslot, f);
+            return self.with_series_slow(key, kind, slot, f);
         }
-        let hash = self.hash(name, tags);
         {
             let shard = self.shard(hash).read();
-            if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
+            if let Some(s) = shard.find(hash, |s| is_key(s, key)) {
                 if s.kind != kind {
-                    return Err(DropReason::TypeMismatch.into());
+                    return Err(DropReason::TypeMismatch);
                 }
                 return Ok(f(s));
             }
         }
-        let series = self.create(name, tags, kind, hash)?;
+        let series = self.create(key, kind)?;
         Ok(f(&series))
     }
 
-    /// The cached series at `slot` if it is `name`/`tags` of this registry.
+    /// The cached series at `slot` if it is `key`'s of this registry.
     ///
     /// The pointer stays valid for the rest of the caller's call: the entry
     /// was stored by this registry (ids come from a process-wide counter and
@@ -204,7 +180,7 @@ impl Registry {
     /// turns the cache off). So the weak reference need not be upgraded
     /// (two atomic read-modify-writes on a line every thread shares).
     #[inline]
-    fn probe(&self, slot: usize, name: &str, tags: Tags<'_>) -> Option<*const Series> {
+    fn probe(&self, slot: usize, key: &Key<'_>) -> Option<*const Series> {
         CACHE
             .try_with(|c| {
                 let mut c = c.try_borrow_mut().ok()?;
@@ -214,7 +190,9 @@ impl Registry {
                 }
                 let p = weak.as_ptr();
                 // SAFETY: as above, the series is alive.
-                unsafe { &*p }.matches_with(name, tags, perm).then_some(p)
+                let s = unsafe { &*p };
+                (s.hash == key.fingerprint() && s.matches_with(key.name(), key.tags(), perm))
+                    .then_some(p)
             })
             .ok()
             .flatten()
@@ -231,88 +209,50 @@ impl Registry {
     #[cold]
     fn with_series_slow<R>(
         &self,
-        name: &str,
-        tags: Tags<'_>,
+        key: &Key<'_>,
         kind: MetricType,
-        pslot: usize,
+        slot: usize,
         f: impl FnOnce(&Series) -> R,
-    ) -> Result<R, Refused> {
-        let hash = self.hash(name, tags);
-        let hslot = (hash % CACHE_SLOTS as u64) as usize;
-        let series = match self.probe(hslot, name, tags) {
-            // SAFETY: see `probe`; the strong reference taken here keeps it
-            // alive beyond that anyway.
-            Some(p) => unsafe { &*p }.clone_arc(self),
-            None => None,
-        };
-        let series = match series {
-            Some(s) => s,
-            None => {
-                let s = self.get_arc_hashed(name, tags, kind, hash)?;
-                self.remember(hslot, Arc::downgrade(&s));
-                s
-            }
-        };
-        self.remember(pslot, Arc::downgrade(&series));
-        if series.kind != kind {
-            return Err(DropReason::TypeMismatch.into());
-        }
+    ) -> Result<R, DropReason> {
+        let series = self.get_arc(key, kind)?;
+        self.remember(slot, Arc::downgrade(&series));
         Ok(f(&series))
     }
 
-    /// The series, as a shared handle (for bound instruments), created if needed.
-    pub fn get_arc(
-        &self,
-        name: &str,
-        tags: Tags<'_>,
-        kind: MetricType,
-    ) -> Result<Arc<Series>, Refused> {
-        let hash = self.hash(name, tags);
-        self.get_arc_hashed(name, tags, kind, hash)
+    /// The series `key` of `kind`, as a shared handle (for bound
+    /// instruments), created if needed.
+    pub fn get_arc(&self, key: &Key<'_>, kind: MetricType) -> Result<Arc<Series>, DropReason> {
+        if let Some(s) = self.lookup(key) {
+            return if s.kind == kind {
+                Ok(s)
+            } else {
+                Err(DropReason::TypeMismatch)
+            };
+        }
+        self.create(key, kind)
     }
 
     /// The existing series `name`/`tags` (tags in any order), if any.
     pub fn find(&self, name: &str, tags: Tags<'_>) -> Option<Arc<Series>> {
-        self.lookup(name, tags, self.hash(name, tags))
+        // A name or tags that break a rule have no series.
+        self.lookup(&Key::new(name, tags).ok()?)
     }
 
-    /// The series `name`/`tags` whose hash is `hash`, if any.
-    fn lookup(&self, name: &str, tags: Tags<'_>, hash: u64) -> Option<Arc<Series>> {
+    /// The existing series `key`, if any.
+    fn lookup(&self, key: &Key<'_>) -> Option<Arc<Series>> {
+        let hash = key.fingerprint();
         self.shard(hash)
             .read()
-            .find(hash, |s| s.matches(name, tags))
+            .find(hash, |s| is_key(s, key))
             .cloned()
     }
 
-    fn get_arc_hashed(
-        &self,
-        name: &str,
-        tags: Tags<'_>,
-        kind: MetricType,
-        hash: u64,
-    ) -> Result<Arc<Series>, Refused> {
-        if let Some(s) = self.lookup(name, tags, hash) {
-            return if s.kind == kind {
-                Ok(s)
-            } else {
-                Err(DropReason::TypeMismatch.into())
-            };
-        }
-        self.create(name, tags, kind, hash)
-    }
-
-    /// Validates `name` and `tags` (with the protocol's one normaliser) and
-    /// creates their series, or folds them into the overflow series.
+    /// Creates the series `key` (its tags sorted), or folds it into the
+    /// name's overflow series.
     #[cold]
-    fn create(
-        &self,
-        name: &str,
-        tags: Tags<'_>,
-        kind: MetricType,
-        hash: u64,
-    ) -> Result<Arc<Series>, Refused> {
-        validate::check_name(name)?;
-        let tags = SortedTags::new(tags)?;
+    fn create(&self, key: &Key<'_>, kind: MetricType) -> Result<Arc<Series>, DropReason> {
+        let name = key.name();
+        let tags = key.sorted_tags();
         let info = {
             let names = self.names.read();
             names.get(name).cloned()
@@ -322,7 +262,7 @@ impl Registry {
             None => {
                 let mut names = self.names.write();
                 if !names.contains_key(name) && names.len() >= self.max_names {
-                    return Err(Refused::NameLimit);
+                    return Err(DropReason::NameLimit);
                 }
                 names
                     .entry(name.into())
@@ -338,7 +278,7 @@ impl Registry {
             }
         };
         if info.kind != kind {
-            return Err(DropReason::TypeMismatch.into());
+            return Err(DropReason::TypeMismatch);
         }
         let is_overflow = tags.len() == 1 && tags.get(OVERFLOW_TAG) == Some("true");
         if !is_overflow
@@ -346,38 +286,33 @@ impl Registry {
                 || self.series_total.load(Ordering::Relaxed) >= self.max_series)
         {
             info.overflowed.store(true, Ordering::Relaxed);
-            let overflow: Tags<'_> = &[(OVERFLOW_TAG, "true")];
-            let oh = self.hash(name, overflow);
-            if let Some(s) = self
-                .shard(oh)
-                .read()
-                .find(oh, |s| s.matches(name, overflow))
-            {
-                return Ok(s.clone());
+            let overflow = Key::new(name, &[(OVERFLOW_TAG, "true")])?;
+            if let Some(s) = self.lookup(&overflow) {
+                return Ok(s);
             }
-            return self.insert(name, overflow, kind, oh, &info, false);
+            return self.insert(&overflow, overflow.tags(), kind, &info, false);
         }
-        self.insert(name, tags.as_slice(), kind, hash, &info, !is_overflow)
+        self.insert(key, tags.as_slice(), kind, &info, !is_overflow)
     }
 
-    /// Inserts a series for a validated name and sorted tags.
+    /// Inserts the series of `key`, storing `sorted` (its tags, sorted).
     fn insert(
         &self,
-        name: &str,
-        tags: Tags<'_>,
+        key: &Key<'_>,
+        sorted: Tags<'_>,
         kind: MetricType,
-        hash: u64,
         info: &Arc<NameInfo>,
         counted: bool,
-    ) -> Result<Arc<Series>, Refused> {
+    ) -> Result<Arc<Series>, DropReason> {
+        let hash = key.fingerprint();
         let mut shard = self.shard(hash).write();
-        if let Some(s) = shard.find(hash, |s| s.matches(name, tags)) {
+        if let Some(s) = shard.find(hash, |s| is_key(s, key)) {
             return Ok(s.clone());
         }
         let dist = matches!(kind, MetricType::Histogram | MetricType::Timer);
         let series = Arc::new(Series {
-            name: name.into(),
-            tags: tags
+            name: key.name().into(),
+            tags: sorted
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
@@ -517,15 +452,11 @@ impl Registry {
     }
 }
 
-impl Series {
-    /// A strong reference to this series, from the registry that holds it.
-    fn clone_arc(&self, registry: &Registry) -> Option<Arc<Series>> {
-        registry
-            .shard(self.hash)
-            .read()
-            .find(self.hash, |s| std::ptr::eq(&**s, self))
-            .cloned()
-    }
+/// Whether `s` is the series of `key`: the same fingerprint, name and
+/// tags, in any order.
+#[inline]
+fn is_key(s: &Series, key: &Key<'_>) -> bool {
+    s.hash == key.fingerprint() && s.matches(key.name(), key.tags())
 }
 
 #[cfg(test)]
@@ -560,9 +491,9 @@ mod tests {
             true,
             Arc::new(HistoryMark::new()),
         );
-        let s = r
-            .get_arc("n", &[("b", "2"), ("a", "1")], MetricType::Counter)
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let key = Key::new("n", &[("b", "2"), ("a", "1")]).unwrap();
+        let s = r.get_arc(&key, MetricType::Counter).unwrap();
+        assert_eq!(&*s.tags[0].0, "a", "stored sorted");
         let mut perm = IDENTITY;
         assert!(s.matches_with("n", &[("b", "2"), ("a", "1")], &mut perm));
         // Stored sorted (a, b); this call site passes (b, a).

@@ -6,7 +6,8 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
-use metrics_protocol::{DropReason, MetricType, Tags};
+use metrics_protocol::backend::Value;
+use metrics_protocol::{MetricType, Tags};
 use parking_lot::Mutex;
 
 use crate::sketch::{Key, Sketch};
@@ -149,6 +150,7 @@ pub(crate) struct Series {
     pub name: Box<str>,
     pub tags: Box<[(Box<str>, Box<str>)]>,
     pub kind: MetricType,
+    /// The fingerprint of the series' key: its hash in the registry.
     pub(crate) hash: u64,
     /// Last time a sample was recorded (ms since the epoch). A counter
     /// stamps it only when a sample opens a new bin (the recording path
@@ -166,12 +168,9 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    /// Whether this series is `name` with `tags` in any order.
-    ///
-    /// The stored keys are distinct, so when the lengths agree and every
-    /// stored pair is in `tags`, `tags` is a permutation of them: it has no
-    /// duplicate key and passes every rule this series passed when it was
-    /// created. A match therefore proves the input valid.
+    /// Whether this series is `name` with `tags` in any order (a key's
+    /// name and tags: stored keys are distinct, so when the lengths agree
+    /// and every stored pair is in `tags`, `tags` is a permutation of them).
     #[inline]
     pub(crate) fn matches(&self, name: &str, tags: Tags<'_>) -> bool {
         if !str_eq(&self.name, name) || self.tags.len() != tags.len() {
@@ -368,34 +367,43 @@ impl Series {
         }
     }
 
-    /// Records one sample at `now_ms` (the caller validated it).
+    /// Records one value of this series' kind at `now_ms` (values arrive
+    /// valid: a measurement or a bound handle checked them).
     #[inline]
-    pub fn record(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
-        if self.kind == MetricType::Counter {
-            self.add_counter(now_ms, value);
+    pub fn record(&self, now_ms: i64, value: Value, keep_samples: usize) {
+        if let Value::Counter(v) = value {
+            self.add_counter(now_ms, v);
         } else {
-            self.record_locked(now_ms, value, op, keep_samples);
+            self.record_locked(now_ms, value, keep_samples);
         }
     }
 
-    /// Records a gauge or distribution sample under the series lock.
+    /// Records a gauge or distribution value under the series lock. An
+    /// outcome is no value of a series (the tracker counts outcomes): it
+    /// changes nothing here.
     #[inline(never)]
-    pub(crate) fn record_locked(&self, now_ms: i64, value: f64, op: Op, keep_samples: usize) {
+    pub(crate) fn record_locked(&self, now_ms: i64, value: Value, keep_samples: usize) {
         let dist = self.is_distribution();
         let mut st = self.state.lock();
-        let sample = match op {
-            Op::Add => {
-                st.value += value;
-                value
+        let sample = match value {
+            Value::Gauge(v) => {
+                st.value = v;
+                v
             }
-            Op::Set => {
-                st.value = value;
-                value
-            }
-            Op::Adjust => {
-                st.value += value;
+            Value::GaugeDelta(d) => {
+                st.value += d;
                 st.value
             }
+            Value::Counter(v) | Value::Histogram(v) => {
+                st.value += v;
+                v
+            }
+            Value::Timer(d) => {
+                let v = d.as_secs_f64() * 1e3;
+                st.value += v;
+                v
+            }
+            Value::Success | Value::Failure => return,
         };
         st.total.add(sample);
         st.windows.record(now_ms, |b| b.add(sample));
@@ -422,32 +430,6 @@ impl Series {
     pub fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         self.tags.iter().map(|(k, v)| (&**k, &**v))
     }
-}
-
-/// Why a sample reached no series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// A rule of `metrics_protocol::validate` (or a type mismatch).
-    Drop(DropReason),
-    /// A new name past the registry's limit on distinct names.
-    NameLimit,
-}
-
-impl From<DropReason> for Refused {
-    fn from(r: DropReason) -> Self {
-        Refused::Drop(r)
-    }
-}
-
-/// How a sample changes a series' value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Counters and distributions: add.
-    Add,
-    /// Gauges: set.
-    Set,
-    /// Gauges: add a delta.
-    Adjust,
 }
 
 /// String equality for the short names and tags of the recording path,
@@ -489,4 +471,4 @@ pub(crate) fn str_eq(a: &str, b: &str) -> bool {
 }
 
 /// Room for the tag order of one call site: at most `MAX_TAGS` tags.
-pub(crate) const PERM: usize = metrics_protocol::validate::MAX_TAGS;
+pub(crate) const PERM: usize = metrics_protocol::backend::validate::MAX_TAGS;

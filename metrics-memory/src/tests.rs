@@ -1,29 +1,36 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::system::*;
+use metrics_protocol::app::*;
+use metrics_protocol::backend::{DropReason, HealthStatus};
 use metrics_protocol::*;
 
 use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
 
 const T0: i64 = 1_790_000_000_000; // a fixed instant, aligned to no particular bin
 
-fn manual() -> (Arc<ManualClock>, MemoryMetrics) {
+fn manual() -> (Arc<ManualClock>, Arc<MemoryMetrics>) {
     manual_with(MemoryConfig::default())
 }
 
-fn manual_with(c: MemoryConfig) -> (Arc<ManualClock>, MemoryMetrics) {
+fn manual_with(c: MemoryConfig) -> (Arc<ManualClock>, Arc<MemoryMetrics>) {
     let clock = Arc::new(ManualClock::new(T0));
     let m = MemoryMetrics::with_clock(c, clock.clone()).unwrap();
-    (clock, m)
+    (clock, Arc::new(m))
+}
+
+/// The handle a library would record into `m` with.
+fn handle(m: &Arc<MemoryMetrics>) -> Metrics {
+    Metrics::new(m.clone())
 }
 
 #[test]
 fn windowed_summary_covers_exactly_the_window_and_ages_out() {
     let (clock, m) = manual();
+    let w = handle(&m);
     for i in 0..600 {
         // One sample a second for 10 minutes: values 0..599.
-        m.record_histogram("job.size", f64::from(i), &[]);
+        w.record_histogram("job.size", f64::from(i), &[]);
         clock.advance(Duration::from_secs(1));
     }
     let all = m.get_metric_summary("job.size", None).unwrap();
@@ -57,9 +64,10 @@ fn windowed_summary_covers_exactly_the_window_and_ages_out() {
 #[test]
 fn counters_recycle_their_slots_into_windows_without_losing_samples() {
     let (clock, m) = manual();
+    let w = handle(&m);
     for _ in 0..1200 {
         // 2 per second for 20 minutes, through recycled slots and cascaded bins.
-        m.record_counter("ticks", 2.0, &[("k", "v")]);
+        w.record_counter("ticks", 2.0, &[("k", "v")]);
         clock.advance(Duration::from_millis(1000));
     }
     assert_eq!(m.counter_value("ticks", &[("k", "v")]), Some(2400.0));
@@ -99,18 +107,18 @@ fn success_rate_and_breakdown_over_windows() {
     m.record_failure("git.push", "network", &[]);
     m.record_failure("git.push", "network", &[]);
     m.record_success("git.push", &[]);
-    assert!((m.get_success_rate("git.push", None).unwrap() - 9.0 / 12.0).abs() < 1e-12);
+    assert!((m.success_rate("git.push", None).unwrap() - 9.0 / 12.0).abs() < 1e-12);
     let hour = Some(Duration::from_secs(3600));
-    assert!((m.get_success_rate("git.push", hour).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert!((m.success_rate("git.push", hour).unwrap() - 1.0 / 3.0).abs() < 1e-12);
     assert_eq!(
-        m.get_failure_breakdown("git.push", hour).unwrap(),
+        m.failure_breakdown("git.push", hour).unwrap(),
         [("network".to_owned(), 2)].into()
     );
-    let all = m.get_failure_breakdown("git.push", None).unwrap();
+    let all = m.failure_breakdown("git.push", None).unwrap();
     assert_eq!(all["auth"], 1);
     assert_eq!(all["network"], 2);
     assert!(matches!(
-        m.get_success_rate("nope", None),
+        m.success_rate("nope", None),
         Err(MetricsError::NoData(_))
     ));
     assert_eq!(m.operations(), vec!["git.push".to_owned()]);
@@ -118,11 +126,19 @@ fn success_rate_and_breakdown_over_windows() {
 
 #[test]
 fn timers_stop_once_and_feed_stats_and_tracker() {
-    let m = MemoryMetrics::new();
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
     let id = m.start_timer("db.query", &[("table", "users")]);
     let r = m.stop_timer(id, true).unwrap();
-    assert_eq!(r.operation_name, "db.query");
-    assert_eq!(r.metadata["table"], "users");
+    // Into the timer series named after the operation, tagged with the metadata.
+    let d = m.distribution("db.query", &[("table", "users")]).unwrap();
+    assert_eq!((d.count, d.sum), (1, r.as_secs_f64() * 1e3));
+    assert_eq!(
+        m.outcome_counts("db.query", &[("table", "users")])
+            .unwrap()
+            .0,
+        1
+    );
     assert!(matches!(m.stop_timer(id, true), Err(MetricsError::UnknownTimer(x)) if x == id));
     assert!(matches!(
         m.stop_timer(TimerId(u64::MAX), true),
@@ -130,30 +146,32 @@ fn timers_stop_once_and_feed_stats_and_tracker() {
     ));
     let id = m.start_timer("db.query", &[("table", "users")]);
     m.stop_timer(id, false).unwrap();
-    let stats = m.get_timing_stats("db.query", None).unwrap();
+    let stats = m.timing_stats("db.query", None).unwrap();
     assert_eq!(stats.count, 2);
     assert!(stats.min <= stats.p50 && stats.p50 <= stats.max);
-    assert_eq!(m.get_success_rate("db.query", None).unwrap(), 0.5);
+    assert_eq!(m.success_rate("db.query", None).unwrap(), 0.5);
     assert_eq!(
         m.distribution("db.query", &[("table", "users")])
             .unwrap()
             .count,
         2
     );
-    m.record_counter("not.timer", 1.0, &[]);
+    w.record_counter("not.timer", 1.0, &[]);
     assert!(matches!(
-        m.get_timing_stats("not.timer", None),
+        m.timing_stats("not.timer", None),
         Err(MetricsError::InvalidArgument(_))
     ));
 }
 
 #[test]
 fn running_timer_table_is_bounded() {
-    let m = MemoryMetrics::with_config(MemoryConfig {
-        max_running_timers: 3,
-        ..Default::default()
-    })
-    .unwrap();
+    let m = Arc::new(
+        MemoryMetrics::with_config(MemoryConfig {
+            max_running_timers: 3,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
     let ids: Vec<_> = (0..5).map(|_| m.start_timer("t", &[])).collect();
     assert_eq!(m.dropped(DropReason::TimerEvicted), 2);
     assert!(matches!(
@@ -169,10 +187,11 @@ fn cardinality_limit_folds_into_one_overflow_series_counting_everything() {
         cardinality_limit: 3,
         ..Default::default()
     });
+    let w = handle(&m);
     for user in 0..10 {
         let u = user.to_string();
-        m.record_counter("logins", 1.0, &[("user", &u)]);
-        m.record_counter("logins", 1.0, &[("user", &u)]);
+        w.record_counter("logins", 1.0, &[("user", &u)]);
+        w.record_counter("logins", 1.0, &[("user", &u)]);
     }
     let series = m.series("logins");
     assert_eq!(series.len(), 4);
@@ -186,7 +205,7 @@ fn cardinality_limit_folds_into_one_overflow_series_counting_everything() {
     assert_eq!(h.overflowed_metrics, vec!["logins".to_owned()]);
     assert_eq!(h.status, HealthStatus::Degraded);
     // Existing series keep working.
-    m.record_counter("logins", 1.0, &[("user", "0")]);
+    w.record_counter("logins", 1.0, &[("user", "0")]);
     assert_eq!(m.counter_value("logins", &[("user", "0")]), Some(3.0));
 }
 
@@ -196,31 +215,35 @@ fn idle_series_expire_but_bound_ones_stay() {
         idle_expiry_secs: Some(60),
         ..Default::default()
     });
-    let m = Arc::new(m);
-    m.increment("idle", &[]);
-    let bound = m.counter("bound", &[]);
-    bound.inc();
+    let w = handle(&m);
+    w.increment("idle", &[]);
+    let bound = w.counter("bound", &[]);
+    bound.increment();
     clock.advance(Duration::from_secs(30));
-    m.increment("busy", &[]);
+    w.increment("busy", &[]);
     clock.advance(Duration::from_secs(45));
     assert_eq!(m.expire_idle(), 1);
     assert_eq!(m.counter_value("idle", &[]), None);
     assert_eq!(m.counter_value("busy", &[]), Some(1.0));
-    bound.inc();
+    bound.increment();
     assert_eq!(m.counter_value("bound", &[]), Some(2.0));
 }
 
 #[test]
 fn tag_order_does_not_matter_and_bad_input_never_reaches_a_series() {
-    let m = MemoryMetrics::new();
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
     let three = [("a", "1"), ("b", "2"), ("c", "3")];
-    m.record_counter("req", 1.0, &three);
+    w.record_counter("req", 1.0, &three);
     // Every permutation lands in the one series, by name or through a handle.
-    m.record_counter("req", 1.0, &[("c", "3"), ("a", "1"), ("b", "2")]);
-    m.record_counter("req", 1.0, &[("b", "2"), ("c", "3"), ("a", "1")]);
-    m.register_counter("req", &[("c", "3"), ("b", "2"), ("a", "1")])
-        .expect("the memory backend binds handles")
-        .increment(1.0);
+    w.record_counter("req", 1.0, &[("c", "3"), ("a", "1"), ("b", "2")]);
+    w.record_counter("req", 1.0, &[("b", "2"), ("c", "3"), ("a", "1")]);
+    let key = Key::new("req", &[("c", "3"), ("b", "2"), ("a", "1")]).unwrap();
+    Counter::from_arc(
+        m.bind(&key, MetricType::Counter)
+            .expect("the memory backend binds handles"),
+    )
+    .increment();
     assert_eq!(
         m.counter_value("req", &[("b", "2"), ("a", "1"), ("c", "3")]),
         Some(4.0)
@@ -229,19 +252,19 @@ fn tag_order_does_not_matter_and_bad_input_never_reaches_a_series() {
 
     // Same length and every pair of the input in the series, but a duplicate
     // key: not a match, and rejected by the validation of a new series.
-    m.record_counter("req", 1.0, &[("a", "1"), ("a", "1"), ("b", "2")]);
+    w.record_counter("req", 1.0, &[("a", "1"), ("a", "1"), ("b", "2")]);
     assert_eq!(m.dropped(DropReason::DuplicateTag), 1);
     // Bad names, tags and values are each dropped and counted.
-    m.record_counter("", 1.0, &three);
-    m.record_counter("re\nq", 1.0, &three);
-    m.record_counter("req", 1.0, &[("a\u{7}", "1"), ("b", "2"), ("c", "3")]);
+    w.record_counter("", 1.0, &three);
+    w.record_counter("re\nq", 1.0, &three);
+    w.record_counter("req", 1.0, &[("a\u{7}", "1"), ("b", "2"), ("c", "3")]);
     let many: Vec<(String, String)> = (0..17).map(|i| (format!("k{i}"), "v".into())).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    m.record_counter("req", 1.0, &many);
-    m.record_counter("req", -1.0, &three);
-    m.record_counter("req", f64::NAN, &three);
-    m.record_gauge("g", f64::INFINITY, &[]);
-    m.record_histogram("h", f64::NAN, &three);
+    w.record_counter("req", 1.0, &many);
+    w.record_counter("req", -1.0, &three);
+    w.record_counter("req", f64::NAN, &three);
+    w.record_gauge("g", f64::INFINITY, &[]);
+    w.record_histogram("h", f64::NAN, &three);
     assert_eq!(m.dropped(DropReason::InvalidName), 2);
     assert_eq!(m.dropped(DropReason::InvalidTag), 1);
     assert_eq!(m.dropped(DropReason::TooManyTags), 1);
@@ -254,10 +277,11 @@ fn tag_order_does_not_matter_and_bad_input_never_reaches_a_series() {
 
 #[test]
 fn a_name_keeps_its_first_type() {
-    let m = MemoryMetrics::new();
-    m.record_counter("x", 1.0, &[("a", "1")]);
-    m.record_gauge("x", 1.0, &[("a", "1")]);
-    m.record_gauge("x", 1.0, &[("a", "2")]);
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    w.record_counter("x", 1.0, &[("a", "1")]);
+    w.record_gauge("x", 1.0, &[("a", "1")]);
+    w.record_gauge("x", 1.0, &[("a", "2")]);
     assert_eq!(m.dropped(DropReason::TypeMismatch), 2);
     assert_eq!(m.series("x").len(), 1);
 }
@@ -265,10 +289,11 @@ fn a_name_keeps_its_first_type() {
 #[test]
 fn queries_by_tag_top_and_range() {
     let (clock, m) = manual();
+    let w = handle(&m);
     for (user, n) in [("ann", 5.0), ("bob", 9.0), ("cy", 1.0)] {
-        m.record_counter("tool.calls", n, &[("user", user), ("tool", "grep")]);
+        w.record_counter("tool.calls", n, &[("user", user), ("tool", "grep")]);
     }
-    m.record_gauge("queue.depth", 4.0, &[("tool", "grep")]);
+    w.record_gauge("queue.depth", 4.0, &[("tool", "grep")]);
     let by_tag = m.get_metrics_by_tag(&[("tool", "grep")]).unwrap();
     assert_eq!(by_tag.len(), 4);
     let top = m.get_top_metrics(MetricType::Counter, 2).unwrap();
@@ -279,7 +304,7 @@ fn queries_by_tag_top_and_range() {
     assert_eq!(top[0].tags["user"], "bob");
 
     clock.advance(Duration::from_secs(60));
-    m.record_counter("tool.calls", 2.0, &[("user", "ann"), ("tool", "grep")]);
+    w.record_counter("tool.calls", 2.0, &[("user", "ann"), ("tool", "grep")]);
     let start = crate::clock::to_datetime(T0 - 600_000);
     let end = crate::clock::to_datetime(T0 + 600_000);
     let q = RangeQuery {
@@ -321,15 +346,16 @@ fn queries_by_tag_top_and_range() {
 
 #[test]
 fn exports_every_format() {
-    let m = MemoryMetrics::new();
-    m.record_counter(
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    w.record_counter(
         "http.requests",
         3.0,
         &[("path", "/a\"b\\c\nd"), ("méthode", "GÉT")],
     );
-    m.record_gauge("temp-c", -2.5, &[]);
-    m.record_timer("db.query", Duration::from_millis(250), &[("quantile", "x")]);
-    m.record_histogram("size", 10.0, &[]);
+    w.record_gauge("temp-c", -2.5, &[]);
+    w.record_timer("db.query", Duration::from_millis(250), &[("quantile", "x")]);
+    w.record_histogram("size", 10.0, &[]);
     m.record_failure("op", "boom", &[]);
     let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
     assert!(
@@ -360,10 +386,11 @@ fn exports_every_format() {
 
 #[test]
 fn colliding_names_get_distinct_families() {
-    let m = MemoryMetrics::new();
-    m.record_counter("a.b", 1.0, &[]);
-    m.record_counter("a-b", 2.0, &[]);
-    m.record_gauge("a_b_total", 3.0, &[]);
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    w.record_counter("a.b", 1.0, &[]);
+    w.record_counter("a-b", 2.0, &[]);
+    w.record_gauge("a_b_total", 3.0, &[]);
     let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
     let types: Vec<&str> = prom.lines().filter(|l| l.starts_with("# TYPE")).collect();
     let unique: std::collections::HashSet<&str> =
@@ -374,13 +401,16 @@ fn colliding_names_get_distinct_families() {
 
 #[test]
 fn samples_are_kept_only_when_asked_and_never_drained() {
-    let m = MemoryMetrics::with_config(MemoryConfig {
-        keep_samples: 3,
-        ..Default::default()
-    })
-    .unwrap();
+    let m = Arc::new(
+        MemoryMetrics::with_config(MemoryConfig {
+            keep_samples: 3,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let w = handle(&m);
     for v in [1.0, 2.0, 3.0, 4.0] {
-        m.record_histogram("h", v, &[]);
+        w.record_histogram("h", v, &[]);
     }
     assert_eq!(m.samples("h", &[]), vec![2.0, 3.0, 4.0]);
     assert_eq!(m.samples("h", &[]), vec![2.0, 3.0, 4.0]);
@@ -413,20 +443,20 @@ fn new_names_past_the_limit_are_dropped_counted_and_named_in_health() {
         max_names: 3,
         ..Default::default()
     });
+    let w = handle(&m);
     for name in ["a", "b", "c", "d", "e"] {
-        m.record_counter(name, 1.0, &[]);
+        w.record_counter(name, 1.0, &[]);
     }
     assert_eq!(m.series_count(), 3);
     assert_eq!(m.counter_value("d", &[]), None);
     assert_eq!(m.dropped_over_name_limit(), 2);
     // Existing names keep recording, with new tag sets too.
-    m.record_counter("a", 1.0, &[("k", "v")]);
-    m.record_counter("a", 1.0, &[]);
+    w.record_counter("a", 1.0, &[("k", "v")]);
+    w.record_counter("a", 1.0, &[]);
     assert_eq!(m.counter_value("a", &[]), Some(2.0));
     assert_eq!(m.counter_value("a", &[("k", "v")]), Some(1.0));
     // Handles for a new name count every use as a drop.
-    let m = Arc::new(m);
-    m.counter("f", &[]).increment(1.0);
+    w.counter("f", &[]).increment();
     assert_eq!(m.dropped_over_name_limit(), 3);
     // Operations have the same limit.
     for op in ["op1", "op2", "op3", "op4"] {
@@ -439,7 +469,7 @@ fn new_names_past_the_limit_are_dropped_counted_and_named_in_health() {
     let msg = h.message.as_deref().unwrap_or_default();
     assert!(msg.contains("max_names = 3"), "{msg}");
     assert_eq!(h.details["dropped_name_limit"], 4.0);
-    assert_eq!(h.dropped[&metrics_protocol::DropReason::NameLimit], 4);
+    assert_eq!(h.dropped[&DropReason::NameLimit], 4);
 }
 
 #[test]
@@ -448,10 +478,11 @@ fn the_series_limit_folds_new_tag_sets_into_overflow_series() {
         max_series: 4,
         ..Default::default()
     });
+    let w = handle(&m);
     for i in 0..6 {
         let v = i.to_string();
-        m.record_counter("x", 1.0, &[("id", &v)]);
-        m.record_counter("y", 1.0, &[("id", &v)]);
+        w.record_counter("x", 1.0, &[("id", &v)]);
+        w.record_counter("y", 1.0, &[("id", &v)]);
     }
     // Four series, then one overflow series per name: every sample counted.
     assert_eq!(m.series_count(), 6);
@@ -471,18 +502,19 @@ fn the_series_limit_folds_new_tag_sets_into_overflow_series() {
 
 #[test]
 fn dropping_the_backend_frees_its_series_although_this_thread_cached_them() {
-    let m = MemoryMetrics::new();
-    m.record_counter("c", 1.0, &[("k", "v")]);
-    m.record_histogram("h", 2.0, &[]);
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    w.record_counter("c", 1.0, &[("k", "v")]);
+    w.record_histogram("h", 2.0, &[]);
     // Recorded twice: the second is served from this thread's cache.
-    m.record_counter("c", 1.0, &[("k", "v")]);
+    w.record_counter("c", 1.0, &[("k", "v")]);
     let weak: Vec<std::sync::Weak<crate::registry::Series>> = ["c", "h"]
         .iter()
         .map(|n| m.registry.by_name(n))
         .map(|v| Arc::downgrade(&v[0]))
         .collect();
     assert!(weak.iter().all(|w| w.upgrade().is_some()));
-    drop(m);
+    drop((m, w));
     assert!(
         weak.iter().all(|w| w.upgrade().is_none()),
         "the per-thread cache must not keep a dropped backend's series alive"
@@ -497,16 +529,16 @@ fn a_counter_is_never_expired_before_its_last_sample_is_idle_long_enough() {
         idle_expiry_secs: Some(60),
         ..Default::default()
     });
-    let m = Arc::new(m);
+    let w = handle(&m);
     // Start of a 10 s bin, then a sample 9 s later in the same bin.
     clock.set(T0 - T0.rem_euclid(10_000) + 10_000);
     let start = clock.now_millis();
-    let h = m.counter("late", &[]);
-    h.inc();
+    let h = w.counter("late", &[]);
+    h.increment();
     clock.advance(Duration::from_secs(9));
-    h.inc();
+    h.increment();
     drop(h);
-    m.increment("by_name", &[]);
+    w.increment("by_name", &[]);
     // 59 s after the last samples: both stay.
     clock.set(start + 68_000);
     assert_eq!(m.expire_idle(), 0);
@@ -523,10 +555,10 @@ fn dropping_a_handle_releases_its_pin_so_idle_expiry_applies() {
         idle_expiry_secs: Some(60),
         ..Default::default()
     });
-    let m = Arc::new(m);
-    let a = m.counter("pinned", &[]);
-    let b = m.counter("pinned", &[]);
-    a.inc();
+    let w = handle(&m);
+    let a = w.counter("pinned", &[]);
+    let b = w.counter("pinned", &[]);
+    a.increment();
     drop(a);
     clock.advance(Duration::from_secs(120));
     assert_eq!(m.expire_idle(), 0, "one handle still pins it");
@@ -542,12 +574,11 @@ fn timers_started_through_the_backend_read_its_clock() {
     clock.advance(Duration::from_secs(5));
     clock.advance(Duration::from_micros(1500));
     let r = m.stop_timer(id, true).unwrap();
-    assert_eq!(r.duration, Duration::from_micros(5_001_500));
-    let millis = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-    };
-    assert_eq!(millis(r.start_time), T0);
-    assert_eq!(millis(r.end_time), T0 + 5001);
+    assert_eq!(r, Duration::from_micros(5_001_500));
+    // Recorded when it stopped, on the backend's clock.
+    let recorded = m.get_metrics_by_tag(&[("kind", "batch")]).unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].timestamp.timestamp_millis(), T0 + 5001);
     let d = m.distribution("job", &[("kind", "batch")]).unwrap();
     assert_eq!((d.count, d.sum), (1, 5001.5));
 }
@@ -555,6 +586,7 @@ fn timers_started_through_the_backend_read_its_clock() {
 #[test]
 fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
     let (clock, m) = manual();
+    let w = handle(&m);
     let mut r = crate::sketch::tests::Rng::new(2026);
     // 3,000 samples at random instants over 3 hours: they reach the 10 s,
     // 1 min and 15 min rings.
@@ -564,8 +596,8 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
         t += 1 + (r.uniform() * 7200.0) as i64;
         clock.set(t);
         let v = (r.uniform() * 1000.0).round();
-        m.record_histogram("q", v, &[]);
-        m.record_counter("c", v, &[]);
+        w.record_histogram("q", v, &[]);
+        w.record_counter("c", v, &[]);
         samples.push((t, v));
     }
     let now = t;
@@ -664,33 +696,37 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
 #[test]
 fn the_last_value_of_a_gauge_is_the_last_value_set() {
     let (clock, m) = manual();
-    m.record_gauge("temp", 51.62, &[("room", "a")]);
+    let w = handle(&m);
+    w.record_gauge("temp", 51.62, &[("room", "a")]);
     clock.advance(Duration::from_secs(1));
-    m.record_gauge("temp", 44.85, &[("room", "b")]);
+    w.record_gauge("temp", 44.85, &[("room", "b")]);
     let s = m.get_metric_summary("temp", None).unwrap();
     assert_eq!(s.last, Some(44.85));
     clock.advance(Duration::from_secs(1));
-    m.record_gauge("temp", 12.5, &[("room", "a")]);
+    w.record_gauge("temp", 12.5, &[("room", "a")]);
     assert_eq!(m.get_metric_summary("temp", None).unwrap().last, Some(12.5));
 }
 
 #[test]
 fn queries_by_name_follow_the_name_index_through_expiry() {
     let clock = Arc::new(ManualClock::new(T0));
-    let m = MemoryMetrics::with_clock(
-        MemoryConfig {
-            idle_expiry_secs: Some(60),
-            ..Default::default()
-        },
-        clock.clone(),
-    )
-    .unwrap();
-    m.record_timer("q", Duration::from_millis(5), &[("shard", "a")]);
-    m.record_timer("q", Duration::from_millis(7), &[("shard", "b")]);
-    m.record_counter("other", 1.0, &[]);
+    let m = Arc::new(
+        MemoryMetrics::with_clock(
+            MemoryConfig {
+                idle_expiry_secs: Some(60),
+                ..Default::default()
+            },
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    let w = handle(&m);
+    w.record_timer("q", Duration::from_millis(5), &[("shard", "a")]);
+    w.record_timer("q", Duration::from_millis(7), &[("shard", "b")]);
+    w.record_counter("other", 1.0, &[]);
     assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
     clock.advance(Duration::from_secs(45));
-    m.record_timer("q", Duration::from_millis(9), &[("shard", "b")]);
+    w.record_timer("q", Duration::from_millis(9), &[("shard", "b")]);
     clock.advance(Duration::from_secs(30));
     assert_eq!(m.expire_idle(), 2, "shard a and `other` are idle");
     let s = m.get_metric_summary("q", None).unwrap();
@@ -699,7 +735,7 @@ fn queries_by_name_follow_the_name_index_through_expiry() {
         m.get_metric_summary("other", None),
         Err(MetricsError::NoData(_))
     ));
-    m.record_timer("q", Duration::from_millis(1), &[("shard", "a")]);
+    w.record_timer("q", Duration::from_millis(1), &[("shard", "a")]);
     assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
 }
 
@@ -724,15 +760,16 @@ fn outcomes_match_tag_sets_in_any_order_and_drop_a_key_given_twice() {
 #[test]
 fn descriptions_become_the_help_text_of_the_text_exports() {
     let (_, m) = manual();
-    m.record_counter("jobs.done", 1.0, &[]);
-    m.record_gauge("queue.depth", 3.0, &[]);
-    m.describe(
+    let w = handle(&m);
+    w.record_counter("jobs.done", 1.0, &[]);
+    w.record_gauge("queue.depth", 3.0, &[]);
+    w.describe(
         "jobs.done",
         MetricType::Counter,
         None,
         "Jobs finished\nsuccessfully",
     );
-    m.describe("", MetricType::Gauge, None, "ignored: no such name");
+    w.describe("", MetricType::Gauge, None, "ignored: no such name");
     let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
     assert!(
         prom.contains("# HELP jobs_done_total Jobs finished\\nsuccessfully\n"),
@@ -752,11 +789,12 @@ fn descriptions_become_the_help_text_of_the_text_exports() {
 #[test]
 fn a_sample_recorded_after_the_clock_steps_back_is_in_the_windows() {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap();
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let w = handle(&m);
     clock.advance(Duration::from_millis(4_110_000));
-    m.record_counter("c", 0.0, &[]);
+    w.record_counter("c", 0.0, &[]);
     clock.set(1_700_000_000_000 + 4_110_000 - 70_001);
-    m.record_counter("c", 1.0, &[]);
+    w.record_counter("c", 1.0, &[]);
     assert_eq!(m.counter_value("c", &[]), Some(1.0));
     for window in [300, 3_600, 86_400] {
         let s = m
@@ -769,15 +807,15 @@ fn a_sample_recorded_after_the_clock_steps_back_is_in_the_windows() {
 #[test]
 fn a_counter_handle_reads_the_injected_clock_and_counts_bad_increments_as_drops() {
     let (clock, m) = manual();
-    let m = Arc::new(m);
-    let c = m.counter("handled", &[("k", "v")]);
-    c.inc();
-    c.increment(2.5);
+    let w = handle(&m);
+    let c = w.counter("handled", &[("k", "v")]);
+    c.increment();
+    c.add(2.5);
     // Ten minutes later: the first two samples leave a 5-minute window.
     clock.advance(Duration::from_secs(600));
-    c.inc();
-    c.increment(-1.0);
-    c.increment(f64::NAN);
+    c.increment();
+    c.add(-1.0);
+    c.add(f64::NAN);
     assert_eq!(m.counter_value("handled", &[("k", "v")]), Some(4.5));
     let recent = m
         .get_metric_summary("handled", Some(Duration::from_secs(300)))
@@ -790,12 +828,13 @@ fn a_counter_handle_reads_the_injected_clock_and_counts_bad_increments_as_drops(
 #[test]
 fn window_coverage_says_which_range_each_window_answer_covers() {
     let (clock, m) = manual();
+    let metrics = handle(&m);
     // One sample every 10 s for 26 hours, valued by its index, from T0
     // (on no bin edge): samples at T0 + 10 s * i.
     let n = 26 * 360;
     for i in 0..n {
         clock.set(T0 + i * 10_000);
-        m.record_histogram("lat", (i + 1) as f64, &[]);
+        metrics.record_histogram("lat", (i + 1) as f64, &[]);
     }
     // Now is off every bin edge too.
     clock.set(T0 + (n - 1) * 10_000 + 3_700);

@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
 use parking_lot::{Mutex, RwLock};
 
-use metrics_protocol::Tags;
-use metrics_protocol::validate::{self, DropReason, OVERFLOW_TAG, SortedTags};
-
-use crate::registry::Refused;
+use metrics_protocol::Key;
+use metrics_protocol::backend::DropReason;
+use metrics_protocol::backend::validate::OVERFLOW_TAG;
 
 use crate::window::{BinData, HistoryMark, WindowSpec, Windows};
 
@@ -67,50 +66,101 @@ pub(crate) struct OpState {
 }
 
 impl OpState {
-    /// The outcomes of the tag set `tags` (in any order): found as given
-    /// when it was seen before; else validated, sorted and added (past the
-    /// limit of tag sets, the overflow set).
-    fn tag_set(&mut self, tags: Tags<'_>) -> Result<&mut Outcomes, DropReason> {
-        // Set equality: same size, each given pair stored and each stored
-        // pair given (so a key given twice never matches).
-        let same = |t: &OwnedTags, given: Tags<'_>| {
+    /// The index in `by_tags` of `key`'s tag set (in any order), added
+    /// (sorted) when it is new; past the limit of tag sets, the overflow
+    /// set's. The flag says whether the index is the overflow set's.
+    fn tag_set(&mut self, key: &Key<'_>) -> (usize, bool) {
+        // Keys hold no tag key twice: same size and each given pair stored
+        // is set equality.
+        let same = |t: &OwnedTags, given: &[(&str, &str)]| {
             t.len() == given.len()
                 && given
                     .iter()
                     .all(|(k, v)| t.iter().any(|(sk, sv)| &**sk == *k && &**sv == *v))
-                && t.iter()
-                    .all(|(sk, sv)| given.iter().any(|(k, v)| &**sk == *k && &**sv == *v))
         };
+        let tags = key.tags();
         if let Some(i) = self.by_tags.iter().position(|(t, _)| same(t, tags)) {
-            return Ok(&mut self.by_tags[i].1);
+            let overflow = same(&self.by_tags[i].0, &[(OVERFLOW_TAG, "true")]);
+            return (i, overflow);
         }
-        let sorted = SortedTags::new(tags)?;
-        let at = if self.by_tags.len() < MAX_TAG_SETS_PER_OPERATION {
-            let owned = sorted
+        if self.by_tags.len() < MAX_TAG_SETS_PER_OPERATION {
+            let owned = key
+                .sorted_tags()
                 .as_slice()
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect();
             self.by_tags.push((owned, Outcomes::default()));
-            self.by_tags.len() - 1
-        } else {
-            let overflow: &[(&str, &str)] = &[(OVERFLOW_TAG, "true")];
-            match self.by_tags.iter().position(|(t, _)| same(t, overflow)) {
-                Some(i) => i,
-                None => {
-                    let owned = Box::new([(OVERFLOW_TAG.into(), "true".into())]);
-                    self.by_tags.push((owned, Outcomes::default()));
-                    self.by_tags.len() - 1
-                }
+            return (self.by_tags.len() - 1, false);
+        }
+        let overflow: &[(&str, &str)] = &[(OVERFLOW_TAG, "true")];
+        let at = match self.by_tags.iter().position(|(t, _)| same(t, overflow)) {
+            Some(i) => i,
+            None => {
+                let owned = Box::new([(OVERFLOW_TAG.into(), "true".into())]);
+                self.by_tags.push((owned, Outcomes::default()));
+                self.by_tags.len() - 1
             }
         };
-        Ok(&mut self.by_tags[at].1)
+        (at, true)
+    }
+
+    /// Counts one outcome into the tag set at `set`: a success for `None`,
+    /// else a failure of that error type.
+    fn count(&mut self, now_ms: i64, set: usize, failure: Option<&str>) {
+        let err_idx = failure.map(
+            |err| match self.error_types.iter().position(|e| &**e == err) {
+                Some(i) => i as u32,
+                None => {
+                    self.error_types.push(err.into());
+                    (self.error_types.len() - 1) as u32
+                }
+            },
+        );
+        let Some(outcomes) = self.by_tags.get_mut(set).map(|(_, o)| o) else {
+            return;
+        };
+        match err_idx {
+            None => {
+                outcomes.success += 1;
+                self.total.success += 1;
+                self.windows.record(now_ms, |b| b.success += 1);
+            }
+            Some(idx) => {
+                outcomes.fail(idx, 1);
+                self.total.fail(idx, 1);
+                self.windows.record(now_ms, |b| b.fail(idx, 1));
+            }
+        }
+    }
+}
+
+/// One (operation, tag set) pair already counted, found by the fingerprint
+/// of its key.
+struct SetEntry {
+    hash: u64,
+    name: Box<str>,
+    /// Sorted.
+    tags: OwnedTags,
+    op: Arc<Mutex<OpState>>,
+    /// The tag set's index in the operation's `by_tags`.
+    index: usize,
+}
+
+impl SetEntry {
+    #[inline]
+    fn is(&self, key: &Key<'_>) -> bool {
+        self.hash == key.fingerprint() && key.matches(&self.name, &self.tags)
     }
 }
 
 /// Every operation seen.
 pub(crate) struct Tracker {
     ops: RwLock<HashMap<Box<str>, Arc<Mutex<OpState>>>>,
+    /// Every (operation, tag set) counted so far, except those folded into
+    /// an overflow set, by the fingerprint of its key: what the recording
+    /// path looks up (without hashing anything).
+    sets: RwLock<HashTable<SetEntry>>,
     specs: Vec<WindowSpec>,
     max_ops: usize,
     /// The history reader's mark: the outcome rings hold the finest bins
@@ -122,6 +172,7 @@ impl Tracker {
     pub fn new(specs: Vec<WindowSpec>, max_ops: usize, history: Arc<HistoryMark>) -> Self {
         Tracker {
             ops: RwLock::new(HashMap::new()),
+            sets: RwLock::new(HashTable::new()),
             specs,
             max_ops,
             history,
@@ -151,57 +202,67 @@ impl Tracker {
         Some(op)
     }
 
-    /// Counts one outcome of `op` with `tags` (any order): `None` for a
-    /// success, `Some(error_type)` for a failure. Validates only what it has
-    /// not seen before: an operation, tag set and error type already counted
-    /// are found as given, so a repeated outcome costs a lookup and a lock.
-    /// `Err` when the outcome is dropped (a rule of the protocol, or a new
-    /// operation past the limit).
+    /// Counts one outcome of the operation `key` names, with its tags (any
+    /// order): `None` for a success, `Some(error_type)` for a failure. An
+    /// operation and tag set already counted are found by the key's
+    /// fingerprint, so a repeated outcome costs a lookup and a lock. `Err`
+    /// when the outcome is dropped (a new operation past the limit).
+    #[inline]
     pub fn record(
         &self,
         now_ms: i64,
-        op: &str,
-        tags: Tags<'_>,
+        key: &Key<'_>,
         failure: Option<&str>,
-    ) -> Result<(), Refused> {
-        let run = |st: &mut OpState| -> Result<(), Refused> {
-            let err_idx = match failure {
-                None => None,
-                Some(err) => Some(match st.error_types.iter().position(|e| &**e == err) {
-                    Some(i) => i as u32,
-                    None => {
-                        validate::check_tag("error_type", err)?;
-                        st.error_types.push(err.into());
-                        (st.error_types.len() - 1) as u32
-                    }
-                }),
-            };
-            let set = st.tag_set(tags)?;
-            match err_idx {
-                None => set.success += 1,
-                Some(idx) => set.fail(idx, 1),
+    ) -> Result<(), DropReason> {
+        let hash = key.fingerprint();
+        {
+            let sets = self.sets.read();
+            if let Some(e) = sets.find(hash, |e| e.is(key)) {
+                e.op.lock().count(now_ms, e.index, failure);
+                return Ok(());
             }
-            match err_idx {
-                None => {
-                    st.total.success += 1;
-                    st.windows.record(now_ms, |b| b.success += 1);
-                }
-                Some(idx) => {
-                    st.total.fail(idx, 1);
-                    st.windows.record(now_ms, |b| b.fail(idx, 1));
-                }
-            }
-            Ok(())
+        }
+        self.record_new(now_ms, key, failure)
+    }
+
+    /// [`record`](Self::record) of an operation and tag set not found:
+    /// counts it, then indexes it (unless it went to an overflow set, which
+    /// every further tag set shares).
+    #[cold]
+    fn record_new(
+        &self,
+        now_ms: i64,
+        key: &Key<'_>,
+        failure: Option<&str>,
+    ) -> Result<(), DropReason> {
+        let op = self.op(key.name()).ok_or(DropReason::NameLimit)?;
+        let (index, overflow) = {
+            let mut st = op.lock();
+            let (index, overflow) = st.tag_set(key);
+            st.count(now_ms, index, failure);
+            (index, overflow)
         };
-        // Fast path under the read lock: no Arc clone, no validation.
-        if let Some(o) = self.ops.read().get(op) {
-            return run(&mut o.lock());
+        if !overflow {
+            let hash = key.fingerprint();
+            let mut sets = self.sets.write();
+            if sets.find(hash, |e| e.is(key)).is_none() {
+                let tags = key
+                    .sorted_tags()
+                    .as_slice()
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect();
+                let entry = SetEntry {
+                    hash,
+                    name: key.name().into(),
+                    tags,
+                    op,
+                    index,
+                };
+                sets.insert_unique(hash, entry, |e| e.hash);
+            }
         }
-        validate::check_name(op)?;
-        match self.op(op) {
-            Some(o) => run(&mut o.lock()),
-            None => Err(Refused::NameLimit),
-        }
+        Ok(())
     }
 
     /// Outcomes over all time (`since_ms = None`) or since `since_ms`, with

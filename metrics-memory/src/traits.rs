@@ -1,6 +1,6 @@
 //! The protocol's traits on [`MemoryMetrics`]: recording
-//! ([`MetricCollector`]), timers ([`PerformanceTimer`]), outcomes
-//! ([`SuccessFailureTracker`]) and queries ([`MetricsAggregator`]).
+//! ([`MetricCollector`], whose outcomes feed the success/failure tracker),
+//! timers ([`PerformanceTimer`]) and queries ([`MetricsAggregator`]).
 
 use super::*;
 
@@ -9,20 +9,24 @@ use super::*;
 const CLOCK_BEHIND_DEGRADED_MS: i64 = 1000;
 
 impl MetricCollector for MemoryMetrics {
-    fn record_counter<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(name, value, tags, MetricType::Counter, Op::Add);
+    #[inline]
+    fn record(&self, measurement: &Measurement<'_>) {
+        self.record_measurement(measurement);
     }
+
+    /// A handle writing into the series directly (counters: one atomic add
+    /// in the usual case); it pins the series against idle expiry while it
+    /// lives.
+    fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
+        self.bind_series(key, kind)
+    }
+
     /// Keeps the help text (the exports' `# HELP`) and the unit (their
     /// base unit and `# UNIT`), at most one per name and for at most
     /// `max_names` names; an invalid name is ignored, and so is a
     /// description with neither text nor unit.
-    fn describe<'a>(
-        &self,
-        name: &'a str,
-        _kind: MetricType,
-        unit: Option<metrics_protocol::MetricUnit>,
-        description: &'a str,
-    ) {
+    fn describe(&self, name: &str, _kind: MetricType, unit: Option<MetricUnit>, help: &str) {
+        let description = help;
         let help = description.trim();
         if validate::check_name(name).is_err() || (help.is_empty() && unit.is_none()) {
             return;
@@ -38,40 +42,12 @@ impl MetricCollector for MemoryMetrics {
             d.insert(name.to_owned(), export::Description { help, unit });
         }
     }
-    fn record_gauge<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(name, value, tags, MetricType::Gauge, Op::Set);
+
+    /// Counts a recording refused where it was made, under its reason.
+    fn reject(&self, reason: DropReason) {
+        self.shared.drops.record(reason);
     }
-    fn adjust_gauge<'a>(&self, name: &'a str, delta: f64, tags: Tags<'a>) {
-        self.record(name, delta, tags, MetricType::Gauge, Op::Adjust);
-    }
-    fn record_histogram<'a>(&self, name: &'a str, value: f64, tags: Tags<'a>) {
-        self.record(name, value, tags, MetricType::Histogram, Op::Add);
-    }
-    fn record_timer<'a>(&self, name: &'a str, duration: Duration, tags: Tags<'a>) {
-        self.record(
-            name,
-            duration.as_secs_f64() * 1e3,
-            tags,
-            MetricType::Timer,
-            Op::Add,
-        );
-    }
-    fn register_counter<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Counter> {
-        Some(Counter::from_arc(self.bind_counter(name, tags)))
-    }
-    fn register_gauge<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Gauge> {
-        Some(Gauge::from_arc(self.bind(name, tags, MetricType::Gauge)))
-    }
-    fn register_histogram<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Histogram> {
-        Some(Histogram::from_arc(self.bind(
-            name,
-            tags,
-            MetricType::Histogram,
-        )))
-    }
-    fn register_timer<'a>(&self, name: &'a str, tags: Tags<'a>) -> Option<Timer> {
-        Some(Timer::from_arc(self.bind(name, tags, MetricType::Timer)))
-    }
+
     fn health(&self) -> Vec<BackendHealth> {
         self.maintain();
         let mut h = BackendHealth::healthy("memory");
@@ -89,7 +65,7 @@ impl MetricCollector for MemoryMetrics {
         h.details
             .insert("dropped_name_limit".into(), over_names as f64);
         if !h.overflowed_metrics.is_empty() || h.total_dropped() > 0 || over_names > 0 {
-            h.status = metrics_protocol::HealthStatus::Degraded;
+            h.status = HealthStatus::Degraded;
             let mut msg = format!(
                 "{} samples dropped, {} names over the cardinality limit",
                 h.total_dropped(),
@@ -111,7 +87,7 @@ impl MetricCollector for MemoryMetrics {
         h.details
             .insert("clock_behind_s".into(), behind_ms as f64 / 1000.0);
         if behind_ms >= CLOCK_BEHIND_DEGRADED_MS {
-            h.status = metrics_protocol::HealthStatus::Degraded;
+            h.status = HealthStatus::Degraded;
             let note = format!(
                 "wall clock {} s behind the recording timeline (it stepped back): \
                  samples are placed on the timeline until the wall clock passes it",
@@ -126,61 +102,18 @@ impl MetricCollector for MemoryMetrics {
     }
 }
 
+/// Timers on the backend's [`Clock`]: a bounded table (`max_running_timers`;
+/// an evicted timer is counted as `timer_evicted`), and stopping one records
+/// its duration into the timer series named after the operation and one
+/// outcome of it.
 impl PerformanceTimer for MemoryMetrics {
-    metrics_kit::running_timer_methods!(|m| &m.timers, &m.shared.drops);
-
-    fn get_timing_stats(
-        &self,
-        operation_name: &str,
-        window: Option<Duration>,
-    ) -> Result<TimingStats, MetricsError> {
-        self.timing_with_older(operation_name, window, None)
-    }
-}
-
-impl SuccessFailureTracker for MemoryMetrics {
-    fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        if let Err(r) = self
-            .tracker
-            .record(self.now_ms(), operation, metadata, None)
-        {
-            self.shared.refused(r);
-        }
+    fn start_timer<'a>(&self, operation_name: &'a str, metadata: Tags<'a>) -> TimerId {
+        self.timers
+            .start_counted(operation_name, metadata, &self.shared.drops)
     }
 
-    fn record_failure<'a>(&self, operation: &'a str, error_type: &'a str, metadata: Tags<'a>) {
-        if let Err(r) = self
-            .tracker
-            .record(self.now_ms(), operation, metadata, Some(error_type))
-        {
-            self.shared.refused(r);
-        }
-    }
-
-    fn get_success_rate(
-        &self,
-        operation: &str,
-        time_window: Option<Duration>,
-    ) -> Result<f64, MetricsError> {
-        let range = self.window_range(time_window)?;
-        let (ok, failures) = self
-            .tracker
-            .outcomes(operation, range)
-            .ok_or_else(|| MetricsError::NoData(operation.to_owned()))?;
-        metrics_protocol::success_rate(operation, ok, &failures)
-    }
-
-    fn get_failure_breakdown(
-        &self,
-        operation: &str,
-        time_window: Option<Duration>,
-    ) -> Result<BTreeMap<String, u64>, MetricsError> {
-        let range = self.window_range(time_window)?;
-        Ok(self
-            .tracker
-            .outcomes(operation, range)
-            .map(|(_, b)| b)
-            .unwrap_or_default())
+    fn stop_timer(&self, timer_id: TimerId, success: bool) -> Result<Duration, MetricsError> {
+        self.timers.stop_into(self, timer_id, success)
     }
 }
 
@@ -228,5 +161,39 @@ impl MetricsAggregator for MemoryMetrics {
         v.sort_by(|a, b| b.value.total_cmp(&a.value));
         v.truncate(limit);
         Ok(v)
+    }
+
+    fn success_rate(
+        &self,
+        operation: &str,
+        time_window: Option<Duration>,
+    ) -> Result<f64, MetricsError> {
+        let range = self.window_range(time_window)?;
+        let (ok, failures) = self
+            .tracker
+            .outcomes(operation, range)
+            .ok_or_else(|| MetricsError::NoData(operation.to_owned()))?;
+        metrics_protocol::app::rate_from_counts(operation, ok, &failures)
+    }
+
+    fn failure_breakdown(
+        &self,
+        operation: &str,
+        time_window: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        let range = self.window_range(time_window)?;
+        Ok(self
+            .tracker
+            .outcomes(operation, range)
+            .map(|(_, b)| b)
+            .unwrap_or_default())
+    }
+
+    fn timing_stats(
+        &self,
+        operation: &str,
+        time_window: Option<Duration>,
+    ) -> Result<TimingStats, MetricsError> {
+        self.timing_with_older(operation, time_window, None)
     }
 }

@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
-use metrics_protocol::system::ExportFormat;
+use metrics_protocol::app::ExportFormat;
 use metrics_protocol::{MetricType, MetricUnit, MetricsError};
 use serde::Deserialize;
 use serde::Serialize;
@@ -139,7 +139,7 @@ impl ExpositionConfig {
                 .map(|(k, v)| (format!("exposition.buckets.{k}"), v)),
         );
         for (field, b) in lists {
-            let bad = |reason: &str| MetricsError::config(field.clone(), format!("{b:?}"), reason);
+            let bad = |reason: &str| crate::config::invalid(&field, format!("{b:?}"), reason);
             if b.is_empty() || b.len() > MAX_BOUNDS {
                 return Err(bad("must hold 1 to 100 bounds"));
             }
@@ -259,7 +259,7 @@ impl Serialize for RowTags<'_> {
 struct JsonExport<'a> {
     generated_at: chrono::DateTime<Utc>,
     series: Vec<Row<'a>>,
-    dropped: BTreeMap<metrics_protocol::DropReason, u64>,
+    dropped: BTreeMap<metrics_protocol::backend::DropReason, u64>,
     overflowed_metrics: Vec<String>,
 }
 
@@ -418,7 +418,7 @@ pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, 
             dropped: m.shared.drops.snapshot(),
             overflowed_metrics: m.registry.overflowed(),
         })
-        .map_err(|e| MetricsError::Export(e.to_string())),
+        .map_err(|e| MetricsError::io("the JSON export", e.into())),
         ExportFormat::Csv => csv_export(&rows),
         ExportFormat::Prometheus => Ok(text_export(&rows, false, &descriptions, cfg)),
         ExportFormat::OpenMetrics => Ok(text_export(&rows, true, &descriptions, cfg)),
@@ -426,7 +426,7 @@ pub(crate) fn export(m: &MemoryMetrics, format: ExportFormat) -> Result<String, 
 }
 
 fn csv_export(rows: &[Row<'_>]) -> Result<String, MetricsError> {
-    let err = |e: csv::Error| MetricsError::Export(e.to_string());
+    let err = |e: csv::Error| MetricsError::io("the CSV export", e.into());
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "name", "type", "unit", "tags", "value", "count", "sum", "min", "max", "avg", "p50", "p90",
@@ -435,8 +435,8 @@ fn csv_export(rows: &[Row<'_>]) -> Result<String, MetricsError> {
     .map_err(err)?;
     let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
-        let tags =
-            serde_json::to_string(&r.tags).map_err(|e| MetricsError::Export(e.to_string()))?;
+        let tags = serde_json::to_string(&r.tags)
+            .map_err(|e| MetricsError::io("the CSV export's tags", e.into()))?;
         w.write_record([
             r.name.to_string(),
             r.kind.to_string(),
@@ -457,8 +457,13 @@ fn csv_export(rows: &[Row<'_>]) -> Result<String, MetricsError> {
     }
     let bytes = w
         .into_inner()
-        .map_err(|e| MetricsError::Export(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| MetricsError::Export(e.to_string()))
+        .map_err(|e| MetricsError::io("the CSV export", e.into_error()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        MetricsError::io(
+            "the CSV export",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })
 }
 
 mod names;

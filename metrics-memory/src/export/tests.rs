@@ -71,16 +71,18 @@ fn names_and_labels_are_sanitised_and_escaped() {
 }
 
 use crate::{MemoryConfig, MemoryMetrics, RELATIVE_ACCURACY};
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::MetricsAggregator;
+use metrics_protocol::app::MetricsAggregator;
+use metrics_protocol::{MetricCollector, Metrics};
 use std::time::Duration;
 
-fn with(exposition: ExpositionConfig) -> MemoryMetrics {
-    MemoryMetrics::with_config(MemoryConfig {
-        exposition,
-        ..MemoryConfig::default()
-    })
-    .unwrap()
+fn with(exposition: ExpositionConfig) -> Arc<MemoryMetrics> {
+    Arc::new(
+        MemoryMetrics::with_config(MemoryConfig {
+            exposition,
+            ..MemoryConfig::default()
+        })
+        .unwrap(),
+    )
 }
 
 /// The `(le, count)` lines of one series of a histogram family.
@@ -119,18 +121,19 @@ fn histogram_quantile(q: f64, b: &[(f64, u64)]) -> f64 {
 
 #[test]
 fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
-    let m = MemoryMetrics::new();
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
     // 1 ms to about 2.4 s, denser at the low end, exactly on some bounds.
     for i in 1..=2000u64 {
         let ms = (i * i) as f64 * 6e-4 + 1.0;
-        m.record_timer(
+        w.record_timer(
             "db.query",
             Duration::from_secs_f64(ms / 1e3),
             &[("db", "a")],
         );
     }
-    m.record_timer("db.query", Duration::from_millis(5), &[("db", "a")]);
-    m.record_timer("db.query", Duration::from_millis(100), &[("db", "a")]);
+    w.record_timer("db.query", Duration::from_millis(5), &[("db", "a")]);
+    w.record_timer("db.query", Duration::from_millis(100), &[("db", "a")]);
     let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
     assert!(
         prom.contains("# TYPE db_query_seconds histogram\n"),
@@ -199,10 +202,11 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
         ..ExpositionConfig::default()
     };
     let m = with(c.clone());
-    m.record_timer("db.query", Duration::from_millis(300), &[]);
-    m.record_timer("db.insert", Duration::from_millis(300), &[]);
-    m.record_histogram("dist", 8.0, &[]);
-    m.record_histogram("payload", 3000.0, &[]);
+    let w = Metrics::new(m.clone());
+    w.record_timer("db.query", Duration::from_millis(300), &[]);
+    w.record_timer("db.insert", Duration::from_millis(300), &[]);
+    w.record_histogram("dist", 8.0, &[]);
+    w.record_histogram("payload", 3000.0, &[]);
     m.describe(
         "payload",
         MetricType::Histogram,
@@ -239,7 +243,8 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
         distributions: DistributionFormat::Summary,
         ..c
     });
-    m.record_timer("db.query", Duration::from_millis(300), &[]);
+    let w = Metrics::new(m.clone());
+    w.record_timer("db.query", Duration::from_millis(300), &[]);
     let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
     assert!(prom.contains("# TYPE db_query_seconds summary\n"), "{prom}");
     assert!(
@@ -252,9 +257,10 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
 /// Found by fuzzing: two series whose tag keys sanitise alike.
 #[test]
 fn series_whose_labels_collide_go_to_separate_families() {
-    let m = MemoryMetrics::new();
-    m.record_histogram("h", 1.0, &[("a.b", "x")]);
-    m.record_histogram("h", 2.0, &[("a_b", "x")]);
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
+    w.record_histogram("h", 1.0, &[("a.b", "x")]);
+    w.record_histogram("h", 2.0, &[("a_b", "x")]);
     let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
     assert_eq!(prom.matches("_count{a_b=\"x\"} 1\n").count(), 2, "{prom}");
     assert_eq!(prom.matches(" histogram\n").count(), 2, "{prom}");
@@ -294,8 +300,9 @@ fn negative_observations_drop_the_sum_in_openmetrics_only() {
         ..ExpositionConfig::default()
     };
     let m = with(c);
+    let w = Metrics::new(m.clone());
     for v in [-2.0, -0.5, 0.0, 0.5, 3.0] {
-        m.record_histogram("offset", v, &[]);
+        w.record_histogram("offset", v, &[]);
     }
     let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
     assert!(om.contains("# TYPE offset histogram\n"), "{om}");
@@ -314,7 +321,8 @@ fn negative_observations_drop_the_sum_in_openmetrics_only() {
         distributions: DistributionFormat::Summary,
         ..ExpositionConfig::default()
     });
-    m.record_histogram("offset", -2.0, &[]);
+    let w = Metrics::new(m.clone());
+    w.record_histogram("offset", -2.0, &[]);
     let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
     assert!(om.contains("# TYPE offset gauge\n"), "{om}");
     assert!(om.contains("offset{statistic=\"sum\"} -2\n"), "{om}");
@@ -322,36 +330,37 @@ fn negative_observations_drop_the_sum_in_openmetrics_only() {
 
 #[test]
 fn described_units_become_base_units_and_suffixes() {
-    let m = MemoryMetrics::new();
-    m.record_gauge("process.memory.usage", 2048.0, &[]);
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
+    w.record_gauge("process.memory.usage", 2048.0, &[]);
     m.describe(
         "process.memory.usage",
         MetricType::Gauge,
         Some(MetricUnit::Bytes),
         "Resident set",
     );
-    m.record_counter("net.io", 5.0, &[]);
+    w.record_counter("net.io", 5.0, &[]);
     m.describe(
         "net.io",
         MetricType::Counter,
         Some(MetricUnit::Kilobytes),
         "",
     );
-    m.record_gauge("cpu.busy.percent", 50.0, &[]);
+    w.record_gauge("cpu.busy.percent", 50.0, &[]);
     m.describe(
         "cpu.busy.percent",
         MetricType::Gauge,
         Some(MetricUnit::Percent),
         "Busy",
     );
-    m.record_gauge("uptime.ms", 1500.0, &[]);
+    w.record_gauge("uptime.ms", 1500.0, &[]);
     m.describe(
         "uptime.ms",
         MetricType::Gauge,
         Some(MetricUnit::Milliseconds),
         "Up",
     );
-    m.record_gauge("jobs.count", 3.0, &[]);
+    w.record_gauge("jobs.count", 3.0, &[]);
     m.describe(
         "jobs.count",
         MetricType::Gauge,
@@ -379,8 +388,9 @@ fn described_units_become_base_units_and_suffixes() {
     }
     assert!(!om.contains("# UNIT jobs"), "{om}");
     // A base unit as the last word of the name counts as described.
-    let m = MemoryMetrics::new();
-    m.record_histogram("http.response.bytes", 3000.0, &[]);
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
+    w.record_histogram("http.response.bytes", 3000.0, &[]);
     let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
     assert!(om.contains("# UNIT http_response_bytes bytes\n"), "{om}");
     assert!(
@@ -429,7 +439,8 @@ fn numbers_are_written_as_fmt_value_writes_them() {
 
 #[test]
 fn series_sorted_through_the_names_index_are_in_registry_order() {
-    let m = MemoryMetrics::new();
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
     for (name, tags) in [
         ("b", vec![("id", "2")]),
         ("a.x", vec![("z", "1"), ("a", "9")]),
@@ -438,7 +449,7 @@ fn series_sorted_through_the_names_index_are_in_registry_order() {
         ("b", vec![("id", "1"), ("k", "v")]),
         ("a.x", vec![("a", "1")]),
     ] {
-        m.record_counter(name, 1.0, &tags);
+        w.record_counter(name, 1.0, &tags);
     }
     let names = |v: Vec<std::sync::Arc<crate::series::Series>>| -> Vec<String> {
         v.iter()
