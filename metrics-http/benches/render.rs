@@ -15,71 +15,21 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use metrics_http::{HttpConfig, Source, router};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::system::{
-    AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat, HealthReport,
-    MetricFilter, MetricStream, MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor,
-};
-use metrics_protocol::{
-    MetricCollector, Metrics, MetricsError, NoopMetrics, PerformanceTimer, SuccessFailureTracker,
-};
+use metrics_protocol::Metrics;
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 use tower::ServiceExt;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const COUNTER_NAMES: usize = 90;
 const HISTOGRAM_NAMES: usize = 10;
 const PER_NAME: usize = 100;
 const SAMPLES: usize = 20;
 
-/// The memory backend as a system (only what `/metrics` uses matters).
-struct Mem(Arc<MemoryMetrics>);
-
-impl MetricsSystem for Mem {
-    fn metrics(&self) -> Metrics {
-        Metrics::new(self.0.clone())
-    }
-    fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.0.clone()
-    }
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
-        self.0.clone()
-    }
-    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
-        self.0.clone()
-    }
-    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
-        Arc::new(NoopMetrics)
-    }
-    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
-        self.0.clone()
-    }
-    fn initialize_metrics(&self, _: &MetricsConfig) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    fn get_system_health(&self) -> HealthReport {
-        HealthReport::from_parts(self.0.health(), Vec::new(), 0.0)
-    }
-    fn create_dashboard_data(&self, _: DashboardKind) -> Result<DashboardData, MetricsError> {
-        Err(MetricsError::NoData("dashboards".into()))
-    }
-}
-
-#[async_trait::async_trait]
-impl AsyncMetricsSystem for Mem {
-    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    async fn export_metrics_async(&self, _: &[String]) -> EndpointResults {
-        EndpointResults::new()
-    }
-    fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
-        NoopMetrics.metrics_stream(filter)
-    }
-}
-
 fn ours() -> Arc<MemoryMetrics> {
-    let m = Arc::new(MemoryMetrics::new());
+    let mem = Arc::new(MemoryMetrics::new());
+    let m = Metrics::new(mem.clone());
     for n in 0..COUNTER_NAMES {
         let name = format!("bench.requests_{n}");
         for i in 0..PER_NAME {
@@ -96,7 +46,7 @@ fn ours() -> Arc<MemoryMetrics> {
             }
         }
     }
-    m
+    mem
 }
 
 fn peer() -> metrics_exporter_prometheus::PrometheusHandle {
@@ -137,7 +87,7 @@ fn render(c: &mut Criterion) {
         COUNTER_NAMES * PER_NAME + HISTOGRAM_NAMES * PER_NAME
     );
     let app = router(
-        Source::from_system(Arc::new(Mem(mem.clone()))),
+        Source::from_system(Arc::new(common::TestSystem::over(mem.clone()))),
         &HttpConfig::default(),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -186,13 +136,14 @@ fn render(c: &mut Criterion) {
 fn record_while_serving(c: &mut Criterion) {
     let mem = ours();
     let app = router(
-        Source::from_system(Arc::new(Mem(mem.clone()))),
+        Source::from_system(Arc::new(common::TestSystem::over(mem.clone()))),
         &HttpConfig::default(),
     );
+    let metrics = Metrics::new(mem.clone());
     let mut g = c.benchmark_group("record_while_serving");
     g.measurement_time(Duration::from_secs(5));
     let record = |b: &mut criterion::Bencher<'_>| {
-        b.iter(|| mem.record_counter(black_box("bench.requests_7"), 1.0, &[("id", "42")]))
+        b.iter(|| metrics.record_counter(black_box("bench.requests_7"), 1.0, &[("id", "42")]))
     };
     g.bench_function("counter_idle", record);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

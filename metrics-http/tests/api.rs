@@ -1,6 +1,7 @@
 //! The routes through tower's `oneshot`, over the memory backend, and one
 //! server through a real socket.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -15,105 +16,16 @@ use metrics_http::{
     RollupRequest, Server, Source, router,
 };
 use metrics_memory::{Calendar, MemoryMetrics};
-use metrics_protocol::system::{
-    AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat,
-    HealthCheckResult, HealthReport, MetricFilter, MetricStream, MetricSummary, MetricValue,
-    MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor, StreamEvent,
+use metrics_protocol::app::{
+    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent,
+    TimingStats,
 };
-use metrics_protocol::{
-    HealthStatus, MetricCollector, MetricType, MetricUnit, Metrics, MetricsError, NoopMetrics,
-    PerformanceTimer, SuccessFailureTracker, Tags,
-};
+use metrics_protocol::backend::HealthStatus;
+use metrics_protocol::{MetricType, MetricUnit, MetricsError, NoopMetrics, Tags};
 use tower::ServiceExt;
 
-/// A system over the memory backend; health and the stream are set by the test.
-struct TestSystem {
-    mem: Arc<MemoryMetrics>,
-    health: HealthStatus,
-    events: Vec<StreamEvent>,
-    aggregator: Option<Arc<dyn MetricsAggregator>>,
-}
-
-impl TestSystem {
-    fn new() -> Self {
-        TestSystem {
-            mem: Arc::new(MemoryMetrics::new()),
-            health: HealthStatus::Healthy,
-            events: Vec::new(),
-            aggregator: None,
-        }
-    }
-}
-
-impl MetricsSystem for TestSystem {
-    fn metrics(&self) -> Metrics {
-        Metrics::new(self.mem.clone())
-    }
-    fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.mem.clone()
-    }
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
-        self.mem.clone()
-    }
-    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
-        self.mem.clone()
-    }
-    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
-        Arc::new(NoopMetrics)
-    }
-    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
-        self.aggregator.clone().unwrap_or_else(|| self.mem.clone())
-    }
-    fn initialize_metrics(&self, _config: &MetricsConfig) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    fn get_system_health(&self) -> HealthReport {
-        let check = HealthCheckResult {
-            name: "set by the test".into(),
-            status: self.health,
-            message: Some("as the test set it".into()),
-            duration: Duration::ZERO,
-        };
-        HealthReport::from_parts(self.mem.health(), vec![check], 0.0)
-    }
-    fn create_dashboard_data(&self, kind: DashboardKind) -> Result<DashboardData, MetricsError> {
-        Ok(DashboardData {
-            kind,
-            title: kind.to_string(),
-            generated_at: chrono_now(),
-            panels: Vec::new(),
-        })
-    }
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    serde_json::from_value(serde_json::json!("2026-01-01T00:00:00Z")).unwrap()
-}
-
-#[async_trait::async_trait]
-impl AsyncMetricsSystem for TestSystem {
-    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    async fn export_metrics_async(&self, _endpoints: &[String]) -> EndpointResults {
-        EndpointResults::new()
-    }
-    fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
-        let events: Vec<StreamEvent> = self
-            .events
-            .iter()
-            .filter(|e| match e {
-                StreamEvent::Metric(v) => filter.matches(v),
-                StreamEvent::Lagged { .. } => true,
-            })
-            .cloned()
-            .collect();
-        Box::pin(futures_util::stream::iter(events))
-    }
-}
+mod common;
+use common::TestSystem;
 
 /// An aggregator whose every query panics.
 struct Panicking;
@@ -134,6 +46,19 @@ impl MetricsAggregator for Panicking {
     }
     fn get_top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
         panic!("top exploded")
+    }
+    fn success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {
+        panic!("success rate exploded")
+    }
+    fn failure_breakdown(
+        &self,
+        _: &str,
+        _: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        panic!("failure breakdown exploded")
+    }
+    fn timing_stats(&self, _: &str, _: Option<Duration>) -> Result<TimingStats, MetricsError> {
+        panic!("timing stats exploded")
     }
 }
 
@@ -374,13 +299,21 @@ async fn a_panicking_backend_is_a_500_and_the_router_goes_on() {
     let mut s = recorded();
     s.aggregator = Some(Arc::new(Panicking));
     let app = app(s);
-    for uri in ["/metrics", "/api/v1/summary?name=x", "/api/v1/top"] {
+    for uri in [
+        "/metrics",
+        "/api/v1/summary?name=x",
+        "/api/v1/top",
+        "/api/v1/timing?name=db.query",
+        "/api/v1/success?operation=checkout",
+    ] {
         let (status, e) = get_json(&app, uri).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
         assert_eq!(e["error"], "internal");
     }
-    let (status, _) = get_json(&app, "/api/v1/timing?name=db.query").await;
-    assert_eq!(status, StatusCode::OK);
+    // Health does not ask the aggregator: it still answers.
+    let (status, h) = get_json(&app, "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(h["status"], "healthy");
 }
 
 #[tokio::test]

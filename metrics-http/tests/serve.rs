@@ -2,6 +2,7 @@
 //! that fill their places, stream subscribers, and every error (also those
 //! the HTTP parser answers itself) as the API's JSON.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,16 +11,14 @@ use std::time::{Duration, Instant};
 
 use metrics_http::{HttpConfig, Server, Source};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::system::{
-    AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, ExportFormat, HealthReport,
-    MetricFilter, MetricStream, MetricSummary, MetricValue, MetricsAggregator, MetricsConfig,
-    MetricsSystem, ResourceMonitor, StreamEvent,
+use metrics_protocol::app::{
+    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent,
+    TimingStats,
 };
-use metrics_protocol::{
-    MetricCollector, MetricType, MetricUnit, Metrics, MetricsError, NoopMetrics, PerformanceTimer,
-    SuccessFailureTracker, Tags,
-};
-use tokio::sync::mpsc;
+use metrics_protocol::{MetricType, MetricUnit, MetricsError, Tags};
+
+mod common;
+use common::TestSystem;
 
 /// Generous: the machine may be loaded.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -55,44 +54,7 @@ impl Drop for OpenOnDrop {
     }
 }
 
-/// The memory backend, whose summaries wait at a gate, and whose streams
-/// the test feeds.
-struct System {
-    mem: Arc<MemoryMetrics>,
-    gate: Arc<Gate>,
-    subscriptions: AtomicUsize,
-    feeds: Mutex<Vec<mpsc::UnboundedSender<StreamEvent>>>,
-}
-
-impl System {
-    fn new() -> Arc<Self> {
-        let mem = Arc::new(MemoryMetrics::new());
-        mem.record_counter("http.requests", 3.0, &[("method", "GET")]);
-        Arc::new(System {
-            mem,
-            gate: Arc::new(Gate::default()),
-            subscriptions: AtomicUsize::new(0),
-            feeds: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn send(&self, event: &StreamEvent) {
-        for feed in self.feeds.lock().unwrap().iter() {
-            let _ = feed.send(event.clone());
-        }
-    }
-
-    /// Subscriptions to the stream still open (their reader not dropped).
-    fn live_subscriptions(&self) -> usize {
-        self.feeds
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|f| !f.is_closed())
-            .count()
-    }
-}
-
+/// The memory backend's queries, summaries waiting at a gate.
 struct Gated {
     mem: Arc<MemoryMetrics>,
     gate: Arc<Gate>,
@@ -120,64 +82,42 @@ impl MetricsAggregator for Gated {
     ) -> Result<Vec<MetricValue>, MetricsError> {
         self.mem.get_top_metrics(kind, limit)
     }
-}
-
-impl MetricsSystem for System {
-    fn metrics(&self) -> Metrics {
-        Metrics::new(self.mem.clone())
+    fn success_rate(&self, op: &str, window: Option<Duration>) -> Result<f64, MetricsError> {
+        self.mem.success_rate(op, window)
     }
-    fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.mem.clone()
+    fn failure_breakdown(
+        &self,
+        op: &str,
+        window: Option<Duration>,
+    ) -> Result<BTreeMap<String, u64>, MetricsError> {
+        self.mem.failure_breakdown(op, window)
     }
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
-        self.mem.clone()
-    }
-    fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {
-        self.mem.clone()
-    }
-    fn resource_monitor(&self) -> Arc<dyn ResourceMonitor> {
-        Arc::new(NoopMetrics)
-    }
-    fn aggregator(&self) -> Arc<dyn MetricsAggregator> {
-        Arc::new(Gated {
-            mem: self.mem.clone(),
-            gate: self.gate.clone(),
-        })
-    }
-    fn initialize_metrics(&self, _config: &MetricsConfig) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    fn shutdown_metrics(&self) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    fn get_system_health(&self) -> HealthReport {
-        HealthReport::from_parts(self.mem.health(), Vec::new(), 0.0)
-    }
-    fn create_dashboard_data(&self, _kind: DashboardKind) -> Result<DashboardData, MetricsError> {
-        Err(MetricsError::Unsupported {
-            operation: "create_dashboard_data",
-            backend: "test",
-        })
+    fn timing_stats(
+        &self,
+        op: &str,
+        window: Option<Duration>,
+    ) -> Result<TimingStats, MetricsError> {
+        self.mem.timing_stats(op, window)
     }
 }
 
-#[async_trait::async_trait]
-impl AsyncMetricsSystem for System {
-    async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
-        Ok(())
-    }
-    async fn export_metrics_async(&self, _endpoints: &[String]) -> EndpointResults {
-        EndpointResults::new()
-    }
-    fn metrics_stream(&self, _filter: MetricFilter) -> MetricStream {
-        self.subscriptions.fetch_add(1, Ordering::SeqCst);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        self.feeds.lock().unwrap().push(tx);
-        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-    }
+/// A system with one counter recorded, whose summaries wait at the
+/// returned gate, and whose streams the test feeds.
+fn gated() -> (Arc<TestSystem>, Arc<Gate>) {
+    let gate = Arc::new(Gate::default());
+    let mut system = TestSystem::new();
+    system
+        .metrics()
+        .record_counter("http.requests", 3.0, &[("method", "GET")]);
+    system.live = true;
+    system.aggregator = Some(Arc::new(Gated {
+        mem: system.mem.clone(),
+        gate: gate.clone(),
+    }));
+    (Arc::new(system), gate)
 }
 
-fn start(system: &Arc<System>, config: HttpConfig) -> Server {
+fn start(system: &Arc<TestSystem>, config: HttpConfig) -> Server {
     Server::start(
         "127.0.0.1:0".parse().unwrap(),
         Source::from_system(system.clone()),
@@ -278,7 +218,7 @@ fn get(addr: SocketAddr, path: &str) -> Answer {
 
 #[test]
 fn past_the_connection_limit_a_crowd_of_idle_connections_does_not_hold_a_scrape() {
-    let system = System::new();
+    let (system, _gate) = gated();
     let config = HttpConfig {
         max_connections: 8,
         // Idle connections would be held a minute: only the limit's
@@ -335,8 +275,8 @@ fn past_the_connection_limit_a_crowd_of_idle_connections_does_not_hold_a_scrape(
 
 #[test]
 fn queries_that_fill_their_places_do_not_hold_up_scrapes() {
-    let system = System::new();
-    let _open_at_the_end = OpenOnDrop(system.gate.clone());
+    let (system, gate) = gated();
+    let _open_at_the_end = OpenOnDrop(gate.clone());
     // As many waiting queries as the server has blocking threads.
     let server = start(&system, HttpConfig::default());
     let addr = server.local_addr();
@@ -345,7 +285,7 @@ fn queries_that_fill_their_places_do_not_hold_up_scrapes() {
         .collect();
     let places = HttpConfig::default().max_queries;
     wait_for("the queries to fill their places", || {
-        system.gate.waiting.load(Ordering::SeqCst) >= places
+        gate.waiting.load(Ordering::SeqCst) >= places
     });
 
     let metrics = get(addr, "/metrics");
@@ -353,9 +293,9 @@ fn queries_that_fill_their_places_do_not_hold_up_scrapes() {
     assert!(String::from_utf8_lossy(&metrics.body).contains("http_requests"));
     assert_eq!(get(addr, "/api/v1/health").status, 200);
     assert_eq!(get(addr, "/assets/uPlot.LICENSE").status, 200);
-    assert_eq!(system.gate.waiting.load(Ordering::SeqCst), places);
+    assert_eq!(gate.waiting.load(Ordering::SeqCst), places);
 
-    system.gate.open();
+    gate.open();
     for q in queries {
         assert_eq!(q.join().unwrap().status, 200);
     }
@@ -364,8 +304,8 @@ fn queries_that_fill_their_places_do_not_hold_up_scrapes() {
 
 #[test]
 fn a_query_that_times_out_waiting_for_a_thread_is_a_408_json_and_is_never_made() {
-    let system = System::new();
-    let _open_at_the_end = OpenOnDrop(system.gate.clone());
+    let (system, gate) = gated();
+    let _open_at_the_end = OpenOnDrop(gate.clone());
     let config = HttpConfig {
         max_queries: 1,
         request_timeout: Duration::from_millis(300),
@@ -375,18 +315,18 @@ fn a_query_that_times_out_waiting_for_a_thread_is_a_408_json_and_is_never_made()
     let addr = server.local_addr();
     let first = std::thread::spawn(move || get(addr, "/api/v1/summary?name=http.requests"));
     wait_for("the first query to take the thread", || {
-        system.gate.waiting.load(Ordering::SeqCst) == 1
+        gate.waiting.load(Ordering::SeqCst) == 1
     });
     let waited = get(addr, "/api/v1/summary?name=http.requests");
     assert_eq!(waited.status, 408, "{waited:?}");
     assert_eq!(waited.error()["error"], "timeout");
     // The first timed out too, at the gate.
     assert_eq!(first.join().unwrap().status, 408);
-    system.gate.open();
+    gate.open();
     // The thread is free again; the call that timed out while it waited
     // was dropped, not made.
     assert_eq!(get(addr, "/api/v1/summary?name=http.requests").status, 200);
-    assert_eq!(system.gate.waiting.load(Ordering::SeqCst), 2);
+    assert_eq!(gate.waiting.load(Ordering::SeqCst), 2);
     server.shutdown();
 }
 
@@ -440,7 +380,7 @@ impl Subscriber {
 
 #[test]
 fn stream_subscribers_share_one_subscription_and_one_encoding_per_event_up_to_a_cap() {
-    let system = System::new();
+    let (system, _gate) = gated();
     let config = HttpConfig {
         max_streams: 3,
         ..HttpConfig::default()
@@ -491,7 +431,7 @@ fn stream_subscribers_share_one_subscription_and_one_encoding_per_event_up_to_a_
 
 #[test]
 fn every_error_is_the_api_json_also_those_of_the_http_parser() {
-    let system = System::new();
+    let (system, _gate) = gated();
     let server = start(&system, HttpConfig::default());
     let addr = server.local_addr();
     let big = "a".repeat(20 * 1024);
@@ -566,7 +506,7 @@ fn every_error_is_the_api_json_also_those_of_the_http_parser() {
 
 #[test]
 fn invalid_utf8_once_percent_decoded_is_a_400_naming_the_parameter_or_the_path_everywhere() {
-    let system = System::new();
+    let (system, _gate) = gated();
     let server = start(&system, HttpConfig::default());
     let addr = server.local_addr();
     for (path, parameter) in [
@@ -595,7 +535,7 @@ fn http2_with_prior_knowledge_is_served() {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    let system = System::new();
+    let (system, _gate) = gated();
     let server = start(&system, HttpConfig::default());
     let addr = server.local_addr();
     let rt = tokio::runtime::Builder::new_current_thread()
