@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::MetricCollector;
+use metrics_protocol::Metrics;
 use metrics_store::{HistoryWriter, Store, StoreUrl, StoredBin, WriterConfig};
 
 const SERIES: usize = 10_000;
@@ -27,15 +27,16 @@ fn populated() -> (Arc<MemoryMetrics>, Arc<ManualClock>) {
         ..MemoryConfig::default()
     };
     let m = Arc::new(MemoryMetrics::with_clock(config, clock.clone()).expect("memory"));
+    let metrics = Metrics::new(m.clone());
     for i in 0..SERIES {
         let id = format!("{i}");
         let tags = [("series", id.as_str()), ("service", "api")];
         if i % 5 == 0 {
             for v in 0..20 {
-                m.record_histogram("latency", f64::from(v + (i % 97) as u32), &tags);
+                metrics.record_histogram("latency", f64::from(v + (i % 97) as u32), &tags);
             }
         } else {
-            m.record_counter("requests", 1.0, &tags);
+            metrics.record_counter("requests", 1.0, &tags);
         }
     }
     clock.advance(Duration::from_secs(10));
@@ -146,8 +147,10 @@ fn record(c: &mut Criterion) {
             ..MemoryConfig::default()
         };
         let m = Arc::new(MemoryMetrics::with_config(config).expect("memory"));
+        // Recorded as a library records: through a handle.
+        let metrics = Metrics::new(m.clone());
         for i in 0..SERIES {
-            m.record_counter("requests", 1.0, &[("series", &i.to_string())]);
+            metrics.record_counter("requests", 1.0, &[("series", &i.to_string())]);
         }
         let writer = on.then(|| {
             let mut cfg = WriterConfig::new(StoreUrl::Sqlite(dir.join("rec.sqlite")), "bench");
@@ -156,7 +159,7 @@ fn record(c: &mut Criterion) {
         });
         let label = if on { "store_on" } else { "store_off" };
         g.bench_function(label, |b| {
-            b.iter(|| m.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
+            b.iter(|| metrics.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
         });
         if let Some(w) = writer {
             let st = w.status();

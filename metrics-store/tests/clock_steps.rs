@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::{MetricCollector, SuccessFailureTracker};
+use metrics_protocol::Metrics;
 use metrics_store::{HistoryQuery, HistoryWriter, OutcomeQuery, Store, StoreUrl, WriterConfig};
 
 const HOUR: i64 = 3_600_000;
@@ -52,7 +52,7 @@ fn step(clock: &ManualClock, delta_ms: i64) {
 
 /// One counter increment, one histogram sample and one success a second,
 /// for `n` seconds; returns `n`.
-fn record_each_second(m: &MemoryMetrics, clock: &ManualClock, n: u64) -> u64 {
+fn record_each_second(m: &Metrics, clock: &ManualClock, n: u64) -> u64 {
     for _ in 0..n {
         m.record_counter("jobs", 1.0, &[]);
         m.record_histogram("lat", 5.0, &[]);
@@ -106,14 +106,15 @@ fn run(test: &str, delta_ms: i64, correct: bool) {
     let mut cfg = WriterConfig::new(url.clone(), "w");
     cfg.flush_interval = Duration::from_millis(20);
     let w = HistoryWriter::start(m.clone(), cfg).unwrap();
-    let mut recorded = record_each_second(&m, &clock, 30);
+    let metrics = Metrics::new(m.clone());
+    let mut recorded = record_each_second(&metrics, &clock, 30);
     // Three bins of each metric and of the outcomes have ended.
     wait_until("the first bins written", || w.status().written >= 9);
     step(&clock, delta_ms);
-    recorded += record_each_second(&m, &clock, 30);
+    recorded += record_each_second(&metrics, &clock, 30);
     if correct {
         step(&clock, -delta_ms);
-        recorded += record_each_second(&m, &clock, 30);
+        recorded += record_each_second(&metrics, &clock, 30);
     }
     w.shutdown();
     let st = w.status();

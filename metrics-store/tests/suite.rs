@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use metrics_memory::SealedOutcomes;
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::SuccessFailureTracker;
-use metrics_protocol::{MetricCollector, MetricType};
+use metrics_protocol::{MetricType, Metrics};
 use metrics_store::{
     HistoryQuery, HistoryWriter, OutcomeQuery, OutcomeTotals, Store, StoreError, StoreRing,
     StoreUrl, StoredBin, WriterConfig,
@@ -92,9 +91,12 @@ fn query(name: &str, start_ms: i64, end_ms: i64, step_ms: i64) -> HistoryQuery {
 /// Sealed bins with real sketches: 1..=100 recorded into one 10 s bin.
 fn distribution_bins(start_ms: i64) -> Vec<StoredBin> {
     let clock = Arc::new(ManualClock::new(start_ms));
-    let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("memory");
+    let m = Arc::new(
+        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("memory"),
+    );
+    let metrics = Metrics::new(m.clone());
     for v in 1..=100 {
-        m.record_histogram("latency", f64::from(v), &[("route", "/a")]);
+        metrics.record_histogram("latency", f64::from(v), &[("route", "/a")]);
     }
     clock.advance(Duration::from_secs(10));
     m.sealed_bins(start_ms, start_ms + 10_000)
@@ -570,17 +572,18 @@ fn the_writer_persists_everything_by_shutdown() {
         let mut cfg = WriterConfig::new(url.clone(), "w");
         cfg.flush_interval = Duration::from_millis(20);
         let w = HistoryWriter::start(m.clone(), cfg).unwrap();
-        m.record_counter("jobs", 1.0, &[("q", "x")]);
-        m.record_histogram("latency", 3.0, &[]);
-        m.record_success("pay", &[]);
+        let metrics = Metrics::new(m.clone());
+        metrics.record_counter("jobs", 1.0, &[("q", "x")]);
+        metrics.record_histogram("latency", 3.0, &[]);
+        metrics.record_success("pay", &[]);
         clock.advance(Duration::from_secs(10));
-        m.record_counter("jobs", 2.0, &[("q", "x")]);
+        metrics.record_counter("jobs", 2.0, &[("q", "x")]);
         // The first bins are written in the background...
         wait_until("a flush", || w.status().written >= 3);
         assert!(w.status().healthy, "{:?}", w.status());
         // ...and the open bin at shutdown.
-        m.record_counter("jobs", 4.0, &[("q", "x")]);
-        m.record_failure("pay", "timeout", &[]);
+        metrics.record_counter("jobs", 4.0, &[("q", "x")]);
+        metrics.record_failure("pay", "timeout", &[]);
         w.shutdown();
         rt().block_on(async {
             let s = Store::open(&url, "reader").await.unwrap();
@@ -609,8 +612,9 @@ fn a_database_that_is_down_leaves_recording_alone_and_counts_drops() {
     cfg.retry_interval = Duration::from_millis(20);
     cfg.max_pending = 3;
     let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    let metrics = Metrics::new(m.clone());
     for i in 0..5 {
-        m.record_counter(&format!("c{i}"), 1.0, &[]);
+        metrics.record_counter(&format!("c{i}"), 1.0, &[]);
     }
     clock.advance(Duration::from_secs(10));
     wait_until("drops", || w.status().dropped == 2);
@@ -654,8 +658,9 @@ fn writing_resumes_when_the_store_comes_back() {
     cfg.flush_interval = Duration::from_millis(20);
     cfg.retry_interval = Duration::from_millis(20);
     let w = HistoryWriter::start(m.clone(), cfg).unwrap();
-    m.record_counter("jobs", 1.0, &[]);
-    m.record_counter("other", 1.0, &[]);
+    let metrics = Metrics::new(m.clone());
+    metrics.record_counter("jobs", 1.0, &[]);
+    metrics.record_counter("other", 1.0, &[]);
     clock.advance(Duration::from_secs(10));
     wait_until("bins pending", || w.status().pending == 2);
     let st = w.status();
@@ -881,6 +886,7 @@ fn a_store_that_stops_answering_is_unhealthy_while_it_does() {
     cfg.ping_interval = Duration::from_millis(20);
     cfg.answer_timeout = Duration::from_millis(500);
     let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    let metrics = Metrics::new(m.clone());
     wait_until("connected", || w.status().healthy);
     let StoreUrl::Sqlite(path) = &url else {
         unreachable!()
@@ -896,7 +902,7 @@ fn a_store_that_stops_answering_is_unhealthy_while_it_does() {
             .unwrap();
         c
     });
-    m.record_counter("jobs", 1.0, &[]);
+    metrics.record_counter("jobs", 1.0, &[]);
     clock.advance(Duration::from_secs(10));
     wait_until("not answering", || {
         let st = w.status();
