@@ -13,8 +13,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::Metrics;
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -53,10 +53,11 @@ fn report_memory() {
         cardinality_limit: 200_000,
         ..Default::default()
     };
-    let m = MemoryMetrics::with_config(config).expect("valid config");
+    let m = Arc::new(MemoryMetrics::with_config(config).expect("valid config"));
+    let w = Metrics::new(m.clone());
     for i in 0..100_000u32 {
         let id = i.to_string();
-        m.record_counter("requests", 1.0, &[("user", &id), ("region", "eu")]);
+        w.record_counter("requests", 1.0, &[("user", &id), ("region", "eu")]);
     }
     assert_eq!(m.series_count(), 100_000);
     let used = live() - before;
@@ -65,10 +66,10 @@ fn report_memory() {
         used as f64 / 1048576.0,
         used / 100_000
     );
-    drop(m);
+    drop((m, w));
 
     let before = live();
-    let m = MemoryMetrics::new();
+    let m = Metrics::new(Arc::new(MemoryMetrics::new()));
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..1_000_000 {
         x ^= x << 13;
@@ -90,8 +91,9 @@ fn report_memory() {
 fn full_distribution(per_10s: i64) -> (isize, isize) {
     const T0: i64 = 1_790_000_000_000;
     let clock = Arc::new(ManualClock::new(T0));
-    let m =
-        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("valid config");
+    let m = Metrics::new(Arc::new(
+        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("valid config"),
+    ));
     m.record_histogram("latency", 1.0, &[("route", "/api")]);
     let before = live();
     let mut peak = 0;
@@ -128,13 +130,14 @@ fn export(c: &mut Criterion) {
             peak as f64 / 1024.0
         );
     }
-    let m = MemoryMetrics::new();
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
     for i in 0..10_000u32 {
         let id = i.to_string();
         if i % 10 == 0 {
-            m.record_histogram("payload.size", f64::from(i), &[("id", &id)]);
+            w.record_histogram("payload.size", f64::from(i), &[("id", &id)]);
         } else {
-            m.record_counter("requests", 1.0, &[("id", &id), ("region", "eu")]);
+            w.record_counter("requests", 1.0, &[("id", &id), ("region", "eu")]);
         }
     }
     let mut g = c.benchmark_group("export");

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::backend::CounterFn;
-use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector, Metrics};
+use metrics_protocol::Metrics;
+use metrics_protocol::backend::{InstrumentFn, Value};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 
@@ -23,12 +23,14 @@ fn install_metrics_rs() {
 }
 
 /// The floor of a bound counter handle: one atomic add and nothing else
-/// (no time bins), behind this facade's handle (`Arc<dyn CounterFn>`).
+/// (no time bins), behind this facade's handle (`Arc<dyn InstrumentFn>`).
 struct FloorCounter(AtomicU64);
 
-impl CounterFn for FloorCounter {
-    fn increment(&self, value: f64) {
-        self.0.fetch_add(value as u64, Ordering::Relaxed);
+impl InstrumentFn for FloorCounter {
+    fn record(&self, value: Value) {
+        if let Value::Counter(v) = value {
+            self.0.fetch_add(v as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -58,12 +60,15 @@ fn two_threads(iters: u64, f: impl Fn() + Send + Sync + 'static) -> Duration {
 fn record(c: &mut Criterion) {
     install_metrics_rs();
     let memory = Arc::new(MemoryMetrics::new());
+    // What a library records with: by name, each recording a measurement
+    // of a key built (checked and hashed) at the call.
+    let metrics = Metrics::new(memory.clone());
     let mut g = c.benchmark_group("record");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
 
     g.bench_function("counter_2tags/memory", |b| {
-        b.iter(|| memory.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
+        b.iter(|| metrics.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
     });
     g.bench_function("counter_2tags/metrics-rs", |b| {
         b.iter(|| {
@@ -75,7 +80,7 @@ fn record(c: &mut Criterion) {
         let mut v = 0.0;
         b.iter(|| {
             v += 1.0;
-            memory.record_histogram(black_box("http.latency"), v % 1000.0, black_box(&TAGS))
+            metrics.record_histogram(black_box("http.latency"), v % 1000.0, black_box(&TAGS))
         })
     });
     g.bench_function("histogram_2tags/metrics-rs", |b| {
@@ -87,7 +92,7 @@ fn record(c: &mut Criterion) {
         })
     });
 
-    let m2 = memory.clone();
+    let m2 = metrics.clone();
     g.bench_function("counter_2tags_2threads/memory", move |b| {
         let m2 = m2.clone();
         b.iter_custom(move |iters| {
@@ -103,10 +108,8 @@ fn record(c: &mut Criterion) {
         })
     });
 
-    let handle = memory.counter("handled", &TAGS);
-    g.bench_function("counter_handle/memory", |b| {
-        b.iter(|| handle.increment(black_box(1.0)))
-    });
+    let handle = metrics.counter("handled", &TAGS);
+    g.bench_function("counter_handle/memory", |b| b.iter(|| handle.increment()));
     let rs_handle = metrics::counter!("handled", "method" => "GET", "code" => "200");
     g.bench_function("counter_handle/metrics-rs", |b| {
         b.iter(|| rs_handle.increment(black_box(1)))
@@ -118,15 +121,17 @@ fn record(c: &mut Criterion) {
         b.iter(|| rs_floor.increment(black_box(1)))
     });
     let floor = metrics_protocol::Counter::from_arc(Arc::new(FloorCounter(AtomicU64::new(0))));
-    g.bench_function("counter_handle/floor", |b| {
-        b.iter(|| floor.increment(black_box(1.0)))
-    });
+    g.bench_function("counter_handle/floor", |b| b.iter(|| floor.increment()));
 
     // Timing: the Metrics handle's guard (duration + one outcome) beside
-    // CollectorExt::timed (duration only), same backend, same empty work.
-    let metrics = Metrics::new(memory.clone());
+    // a closure timed by hand (duration only), same backend, same empty work.
     g.bench_function("timed/memory", |b| {
-        b.iter(|| memory.timed(black_box("op.timed"), &TAGS, || black_box(1)))
+        b.iter(|| {
+            let started = Instant::now();
+            let r = black_box(1);
+            metrics.record_timer(black_box("op.timed"), started.elapsed(), &TAGS);
+            r
+        })
     });
     g.bench_function("timer_guard/memory", |b| {
         b.iter(|| {

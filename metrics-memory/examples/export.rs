@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use metrics_kit::read_samples;
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::MetricCollector;
-use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 fn dropped(m: &MemoryMetrics) -> u64 {
     m.health().iter().map(|h| h.total_dropped()).sum()

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_memory::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
-use metrics_protocol::system::MetricsAggregator;
-use metrics_protocol::{InstrumentExt, MetricCollector};
+use metrics_protocol::app::MetricsAggregator;
+use metrics_protocol::backend::HealthStatus;
+use metrics_protocol::{MetricCollector, Metrics};
 
 /// On a 15 minute edge (so on every bin edge of the default windows).
 const T0: i64 = 1_800_000_000_000;
@@ -29,10 +30,11 @@ fn step(clock: &ManualClock, delta_ms: i64) {
 /// One sample a second for `n` seconds into a counter by name, a bound
 /// counter handle and a histogram.
 fn record_each_second(m: &Arc<MemoryMetrics>, clock: &ManualClock, n: u32) {
+    let m = Metrics::new(m.clone());
     let handle = m.counter("bound", &[]);
     for _ in 0..n {
         m.record_counter("jobs", 1.0, &[]);
-        handle.inc();
+        handle.increment();
         m.record_histogram("lat", 5.0, &[]);
         clock.advance(SEC);
     }
@@ -94,8 +96,9 @@ fn a_step_back_moves_nothing_recorded_after_it() {
 #[test]
 fn a_window_after_a_step_back_counts_exactly_what_was_recorded_in_it() {
     let (clock, m) = backend();
+    let w = Metrics::new(m.clone());
     for _ in 0..3 {
-        m.record_histogram("lat", 1.0, &[]);
+        w.record_histogram("lat", 1.0, &[]);
         clock.advance(Duration::from_secs(10));
     }
     // Two minutes later the wall clock steps back an hour; exactly three
@@ -106,7 +109,7 @@ fn a_window_after_a_step_back_counts_exactly_what_was_recorded_in_it() {
         if i > 0 {
             clock.advance(Duration::from_secs(10));
         }
-        m.record_histogram("lat", 2.0, &[]);
+        w.record_histogram("lat", 2.0, &[]);
     }
     let minute = m
         .get_metric_summary("lat", Some(Duration::from_secs(60)))
@@ -183,13 +186,14 @@ fn a_step_forward_leaves_the_bins_between_empty_and_a_correction_back_moves_noth
 #[test]
 fn health_says_how_far_the_wall_clock_is_behind_the_timeline() {
     let (clock, m) = backend();
-    m.record_counter("jobs", 1.0, &[]);
+    let w = Metrics::new(m.clone());
+    w.record_counter("jobs", 1.0, &[]);
     let healthy = &m.health()[0];
-    assert_eq!(healthy.status, metrics_protocol::HealthStatus::Healthy);
+    assert_eq!(healthy.status, HealthStatus::Healthy);
     assert_eq!(healthy.details.get("clock_behind_s"), Some(&0.0));
     step(&clock, -90_000);
     let h = &m.health()[0];
-    assert_eq!(h.status, metrics_protocol::HealthStatus::Degraded);
+    assert_eq!(h.status, HealthStatus::Degraded);
     assert_eq!(h.details.get("clock_behind_s"), Some(&90.0));
     let msg = h.message.as_deref().unwrap_or_default();
     assert!(
@@ -199,8 +203,5 @@ fn health_says_how_far_the_wall_clock_is_behind_the_timeline() {
     // Once the wall clock passes the timeline again, health is back.
     clock.advance(SEC);
     step(&clock, 90_000);
-    assert_eq!(
-        m.health()[0].status,
-        metrics_protocol::HealthStatus::Healthy
-    );
+    assert_eq!(m.health()[0].status, HealthStatus::Healthy);
 }

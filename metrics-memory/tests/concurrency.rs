@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::thread;
 
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::{CollectorExt, InstrumentExt, MetricCollector};
+use metrics_protocol::Metrics;
 
 #[test]
 fn eight_threads_times_a_million_increments_read_back_exactly() {
@@ -13,7 +13,7 @@ fn eight_threads_times_a_million_increments_read_back_exactly() {
     let m = Arc::new(MemoryMetrics::new());
     let handles: Vec<_> = (0..THREADS)
         .map(|i| {
-            let m = m.clone();
+            let m = Metrics::new(m.clone());
             thread::spawn(move || {
                 // Half the threads record by name, half through a bound handle.
                 if i % 2 == 0 {
@@ -23,7 +23,7 @@ fn eight_threads_times_a_million_increments_read_back_exactly() {
                 } else {
                     let c = m.counter("hits", &[("zone", "eu"), ("shard", "a")]);
                     for _ in 0..PER_THREAD {
-                        c.inc();
+                        c.increment();
                     }
                 }
                 for _ in 0..1000 {
@@ -53,14 +53,14 @@ fn mixed_increments_past_the_packed_spill_mark_read_back_exactly() {
     let m = Arc::new(MemoryMetrics::new());
     let handles: Vec<_> = (0..THREADS)
         .map(|_| {
-            let m = m.clone();
+            let m = Metrics::new(m.clone());
             thread::spawn(move || {
                 let c = m.counter("bytes", &[]);
                 for i in 0..PER_THREAD {
                     match i % 1000 {
-                        0 => c.increment(0.5),
-                        1 => c.increment(65_536.0),
-                        _ => c.inc(),
+                        0 => c.add(0.5),
+                        1 => c.add(65_536.0),
+                        _ => c.increment(),
                     }
                 }
             })

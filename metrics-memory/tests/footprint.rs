@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_memory::{Clock, ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::MetricsAggregator;
+use metrics_protocol::Metrics;
+use metrics_protocol::app::MetricsAggregator;
 
 struct Counting;
 
@@ -75,12 +75,15 @@ const T0: i64 = 1_790_000_000_000;
 #[test]
 fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     let clock = Arc::new(ManualClock::new(T0));
-    let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("config");
+    let m = Arc::new(
+        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("config"),
+    );
+    let w = Metrics::new(m.clone());
     let mut rng = Rng(42);
     let mut all: Vec<(i64, f64)> = Vec::with_capacity(900_000);
     // The series exists before counting starts: what is measured is what
     // filling its windows costs.
-    m.record_histogram("latency", 1.0, &[("route", "/api")]);
+    w.record_histogram("latency", 1.0, &[("route", "/api")]);
     all.push((T0, 1.0));
     let before = live();
     let mut peak = 0;
@@ -88,7 +91,7 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     for i in 1..(25 * 3600 * 10) {
         clock.set(T0 + i * 100);
         let v = rng.lognormal(2.0);
-        m.record_histogram("latency", v, &[("route", "/api")]);
+        w.record_histogram("latency", v, &[("route", "/api")]);
         all.push((T0 + i * 100, v));
         if i % 3600 == 0 {
             peak = peak.max(live() - before);
@@ -149,15 +152,18 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
 #[test]
 fn full_counter_and_gauge_series_stay_under_8_kib() {
     let clock = Arc::new(ManualClock::new(T0));
-    let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("config");
-    m.record_counter("requests", 1.0, &[("code", "200")]);
-    m.record_gauge("depth", 1.0, &[("queue", "a")]);
+    let m = Arc::new(
+        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("config"),
+    );
+    let w = Metrics::new(m.clone());
+    w.record_counter("requests", 1.0, &[("code", "200")]);
+    w.record_gauge("depth", 1.0, &[("queue", "a")]);
     let before = live();
     // 25 hours, one sample of each per second: every bin of every ring.
     for i in 1..(25 * 3600) {
         clock.set(T0 + i * 1000);
-        m.record_counter("requests", 1.0, &[("code", "200")]);
-        m.record_gauge("depth", (i % 7) as f64, &[("queue", "a")]);
+        w.record_counter("requests", 1.0, &[("code", "200")]);
+        w.record_gauge("depth", (i % 7) as f64, &[("queue", "a")]);
     }
     let used = live() - before;
     eprintln!("footprint: a counter and a gauge: {used} bytes");

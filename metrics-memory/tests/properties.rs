@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics, RELATIVE_ACCURACY};
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::MetricsAggregator;
+use metrics_protocol::Metrics;
+use metrics_protocol::app::MetricsAggregator;
 use proptest::prelude::*;
 
 const QS: [f64; 9] = [0.0, 0.01, 0.1, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0];
 
-fn backend(start_ms: i64) -> (MemoryMetrics, Arc<ManualClock>) {
+fn backend(start_ms: i64) -> (Arc<MemoryMetrics>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(start_ms));
     let m = MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone())
         .expect("the default configuration is valid");
-    (m, clock)
+    (Arc::new(m), clock)
 }
 
 /// Samples over nine decades of either sign, and exact zeros: within the
@@ -59,12 +59,13 @@ proptest! {
         }
         let (a, ca) = backend(1_700_000_000_000);
         let (b, cb) = backend(1_700_000_000_000);
+        let (wa, wb) = (Metrics::new(a.clone()), Metrics::new(b.clone()));
         for (i, v) in values.iter().enumerate() {
-            a.record_histogram("h", *v, &[]);
+            wa.record_histogram("h", *v, &[]);
             ca.advance(Duration::from_millis(steps[i % steps.len()]));
         }
         for (i, v) in shuffled.iter().enumerate() {
-            b.record_histogram("h", *v, &[]);
+            wb.record_histogram("h", *v, &[]);
             cb.advance(Duration::from_millis(steps[(i * 7 + 3) % steps.len()]));
         }
         let (da, db) = (a.distribution("h", &[]).unwrap(), b.distribution("h", &[]).unwrap());
@@ -91,8 +92,9 @@ proptest! {
         values in prop::collection::vec(sample(), 1..500),
     ) {
         let (m, _) = backend(0);
+        let w = Metrics::new(m.clone());
         for v in &values {
-            m.record_histogram("h", *v, &[]);
+            w.record_histogram("h", *v, &[]);
         }
         let d = m.distribution("h", &[]).unwrap();
         let mut sorted = values.clone();
@@ -128,12 +130,13 @@ proptest! {
     ) {
         let start = 1_700_000_000_000i64;
         let (m, clock) = backend(start);
+        let w = Metrics::new(m.clone());
         let mut now = start;
         let mut at = Vec::new();
         for (v, step) in &ops {
             now = (now + step).max(start - 86_400_000);
             clock.set(now);
-            m.record_counter("c", f64::from(*v), &[]);
+            w.record_counter("c", f64::from(*v), &[]);
             at.push((now, f64::from(*v)));
         }
         let retention = 86_400_000i64;
@@ -181,6 +184,7 @@ proptest! {
     ) {
         let pairs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (m, _) = backend(0);
+        let w = Metrics::new(m.clone());
         let mut rotated = pairs.clone();
         let n = rotated.len().max(1);
         for i in 0..n {
@@ -188,7 +192,7 @@ proptest! {
             if k < rotated.len() {
                 rotated.rotate_left(k);
             }
-            m.record_counter("c", 1.0, &rotated);
+            w.record_counter("c", 1.0, &rotated);
             if i % 2 == 0 {
                 rotated.reverse();
             }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::{
-    CollectorExt, InstrumentExt, MetricCollector, Metrics, SuccessFailureTracker,
-};
+use metrics_protocol::Metrics;
 
 struct Counting;
 
@@ -91,7 +89,9 @@ fn recording_into_existing_series_allocates_nothing() {
     let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock).unwrap());
     let tags = [("method", "GET"), ("code", "200")];
     let d = Duration::from_micros(1500);
-    let record_all = |m: &MemoryMetrics| {
+    // The one handle a library holds.
+    let metrics = Metrics::new(m.clone());
+    let record_all = |m: &Metrics| {
         m.record_counter("c", 1.0, &tags);
         m.increment("c", &tags);
         m.record_gauge("g", 3.0, &tags);
@@ -102,10 +102,9 @@ fn recording_into_existing_series_allocates_nothing() {
         m.record_success("op", &tags);
         m.record_failure("op", "timeout", &tags);
     };
-    let counter = m.counter("bound", &tags);
-    let timer = m.timer("bound.t", &tags);
-    // The one handle a library holds: guards record a duration and one outcome.
-    let metrics = Metrics::new(m.clone());
+    let counter = metrics.counter("bound", &tags);
+    let timer = metrics.timer("bound.t", &tags);
+    // Guards record a duration and one outcome.
     let guards = |metrics: &Metrics| {
         metrics.start("guarded", &tags).success();
         metrics.start("guarded", &tags).failure("timeout");
@@ -116,18 +115,18 @@ fn recording_into_existing_series_allocates_nothing() {
     // real time, so their timer series first sees 1 ns and 1 h: the sketch's
     // bucket window then spans whatever a guard measures here (a new value
     // beyond a window's ends grows it once, amortised; that is not steady state).
-    m.record_timer("guarded", Duration::from_nanos(1), &tags);
-    m.record_timer("guarded", Duration::from_secs(3600), &tags);
+    metrics.record_timer("guarded", Duration::from_nanos(1), &tags);
+    metrics.record_timer("guarded", Duration::from_secs(3600), &tags);
     for _ in 0..3 {
-        record_all(&m);
-        counter.inc();
+        record_all(&metrics);
+        counter.increment();
         timer.record(d);
         guards(&metrics);
     }
     let n = allocations_during(|| {
         for _ in 0..1000 {
-            record_all(&m);
-            counter.inc();
+            record_all(&metrics);
+            counter.increment();
             timer.record(d);
             guards(&metrics);
         }
@@ -163,7 +162,9 @@ impl Lognormal {
 fn distributions_receiving_new_values_allocate_nothing_in_steady_state() {
     const T0: i64 = 1_790_000_000_000;
     let clock = Arc::new(ManualClock::new(T0));
-    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let memory =
+        Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let m = Metrics::new(memory.clone());
     let tags = [("route", "/api")];
     let h = m.histogram("bound.h", &tags);
     let mut rng = Lognormal(3);
@@ -183,12 +184,12 @@ fn distributions_receiving_new_values_allocate_nothing_in_steady_state() {
         }
     });
     assert_eq!(n, 0, "new values in an open bin allocated {n} times");
-    assert_eq!(m.distribution("h", &tags).unwrap().count, 220_000);
+    assert_eq!(memory.distribution("h", &tags).unwrap().count, 220_000);
 
     // Across bins: 26 simulated hours fill every ring, then 2 more hours
     // (720 bins of 10 s) at 100 samples per bin are measured.
     let mut t = T0;
-    let mut feed = |hours: i64, m: &MemoryMetrics| {
+    let mut feed = |hours: i64, m: &Metrics| {
         for _ in 0..hours * 36_000 {
             t += 100;
             clock.set(t);
@@ -203,7 +204,7 @@ fn distributions_receiving_new_values_allocate_nothing_in_steady_state() {
     // aged out last: nothing is allocated (before: 189 in 720).
     assert_eq!(n, 0, "{n} allocations over 720 bin openings");
     assert_eq!(
-        m.distribution("h", &tags).unwrap().count,
+        memory.distribution("h", &tags).unwrap().count,
         220_000 + 28 * 36_000
     );
 }
