@@ -1,32 +1,34 @@
-//! The suite against the reference capturing collector, and against a
-//! `Fanout` of two of them (every record reaches both, with the same tags).
+//! The suite against a `Fanout` of two recording doubles: every
+//! measurement reaches both, with the same tags, and each child counts the
+//! refusals it is told of.
 
 use std::sync::Arc;
 
-use metrics_kit::Fanout;
-use metrics_protocol::{DropReason, MetricCollector, Metrics, Tags};
-use metrics_tests::{CapturingCollector, Harness};
-
-mod capturing {
-    metrics_tests::conformance_suite!(metrics_tests::CapturingCollector::new());
-}
+use metrics_conformance::{CaptureHarness, Harness};
+use metrics_kit::layers::Fanout;
+use metrics_protocol::backend::{DropReason, Value};
+use metrics_protocol::testing::Capture;
+use metrics_protocol::{MetricCollector, Metrics, Tags};
 
 /// A fanout whose read-back checks that both children saw the same thing.
 struct FanoutOfTwo {
     fanout: Arc<Fanout>,
-    a: Arc<CapturingCollector>,
-    b: Arc<CapturingCollector>,
+    a: CaptureHarness,
+    b: CaptureHarness,
 }
 
 impl FanoutOfTwo {
     fn new() -> Self {
-        let a = CapturingCollector::new();
-        let b = CapturingCollector::new();
+        let (a, b) = (Capture::new(), Capture::new());
         let fanout = Arc::new(Fanout::new(vec![a.clone(), b.clone()]));
-        FanoutOfTwo { fanout, a, b }
+        FanoutOfTwo {
+            fanout,
+            a: CaptureHarness::with_capture(a),
+            b: CaptureHarness::with_capture(b),
+        }
     }
 
-    fn both<T: PartialEq + std::fmt::Debug>(&self, f: impl Fn(&Arc<CapturingCollector>) -> T) -> T {
+    fn both<T: PartialEq + std::fmt::Debug>(&self, f: impl Fn(&CaptureHarness) -> T) -> T {
         let (x, y) = (f(&self.a), f(&self.b));
         assert_eq!(x, y, "the two fanout children disagree");
         x
@@ -34,9 +36,6 @@ impl FanoutOfTwo {
 }
 
 impl Harness for FanoutOfTwo {
-    fn collector(&self) -> Arc<dyn MetricCollector> {
-        self.fanout.clone()
-    }
     fn metrics(&self) -> Metrics {
         Metrics::new(self.fanout.clone())
     }
@@ -52,24 +51,28 @@ impl Harness for FanoutOfTwo {
     fn series_count(&self) -> usize {
         self.both(|c| c.series_count())
     }
+    fn successes(&self, operation: &str, tags: Tags<'_>) -> u64 {
+        self.both(|c| c.successes(operation, tags))
+    }
+    fn failures(&self, operation: &str, error_type: &str, tags: Tags<'_>) -> u64 {
+        self.both(|c| c.failures(operation, error_type, tags))
+    }
     fn dropped(&self, reason: DropReason) -> u64 {
-        // Each child counts its own drops: report one child's view.
+        // Each child counts its own refusals: report one child's view.
         self.both(|c| c.dropped(reason))
     }
 }
 
-mod fanout {
-    metrics_tests::conformance_suite!(super::FanoutOfTwo::new());
-}
+metrics_conformance::conformance_suite!(FanoutOfTwo::new());
 
 #[test]
 fn a_record_through_fanout_reaches_both_with_the_same_tags() {
     let h = FanoutOfTwo::new();
-    h.collector()
-        .record_counter("orders", 3.0, &[("region", "eu"), ("tier", "gold")]);
-    let a = h.a.calls();
+    h.metrics()
+        .record_counter("orders", 3.0, &[("tier", "gold"), ("region", "eu")]);
+    let a = h.a.capture().records();
     assert_eq!(a.len(), 1);
-    assert_eq!(a, h.b.calls());
+    assert_eq!(a, h.b.capture().records());
     assert_eq!(
         a[0].tags,
         vec![
@@ -77,14 +80,14 @@ fn a_record_through_fanout_reaches_both_with_the_same_tags() {
             ("tier".to_owned(), "gold".to_owned())
         ]
     );
-    assert_eq!(a[0].value, 3.0);
+    assert_eq!(a[0].value, Value::Counter(3.0));
 }
 
 #[test]
 fn fanout_health_lists_every_child() {
     let h = FanoutOfTwo::new();
-    h.collector().record_counter("x", -1.0, &[]);
-    let health = h.collector().health();
+    h.metrics().record_counter("x", -1.0, &[]);
+    let health = h.fanout.health();
     assert_eq!(health.len(), 2);
     assert!(
         health

@@ -4,28 +4,38 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::system::*;
+use metrics_protocol::app::*;
+use metrics_protocol::backend::Value;
 use metrics_protocol::*;
 
 #[test]
 fn noop_accepts_any_input_through_every_trait_object() {
     let n: Arc<dyn MetricCollector> = Arc::new(NoopMetrics);
-    n.record_counter("", f64::NAN, &[("", "\n")]);
-    n.record_gauge("g", f64::INFINITY, &[]);
-    n.record_timer("t", Duration::MAX, &[]);
-    n.counter("c", &[("a", "b")]).increment(-5.0);
-    n.timer("t", &[]).record(Duration::ZERO);
+    let m = Metrics::from_dyn(n.clone());
+    m.record_counter("", f64::NAN, &[("", "\n")]);
+    m.record_gauge("g", f64::INFINITY, &[]);
+    m.record_timer("t", Duration::MAX, &[]);
+    m.counter("c", &[("a", "b")]).add(-5.0);
+    m.timer("t", &[]).record(Duration::ZERO);
+    m.record(&Key::from_static("k", &[]), Value::Success);
     assert!(n.flush().is_ok());
+    assert_eq!(n.health()[0].total_dropped(), 0);
 
     let t: Arc<dyn SuccessFailureTracker> = Arc::new(NoopMetrics);
     t.record_success("op", &[]);
     t.record_failure("op", "boom", &[]);
+
+    let q: Arc<dyn MetricsAggregator> = Arc::new(NoopMetrics);
     assert!(matches!(
-        t.get_success_rate("op", None),
+        q.success_rate("op", None),
         Err(MetricsError::Unsupported {
             backend: "noop",
             ..
         })
+    ));
+    assert!(matches!(
+        q.timing_stats("op", None),
+        Err(MetricsError::Unsupported { .. })
     ));
 }
 
@@ -39,7 +49,7 @@ fn noop_system_is_healthy_and_streams_nothing() {
     };
     assert!(matches!(
         s.initialize_metrics(&bad),
-        Err(MetricsError::Config { .. })
+        Err(MetricsError::InvalidArgument(msg)) if msg.contains("collection_interval")
     ));
     assert!(s.get_system_health().healthy);
     assert!(s.create_dashboard_data(DashboardKind::Overview).is_err());
@@ -57,14 +67,14 @@ fn noop_system_is_healthy_and_streams_nothing() {
 #[test]
 fn mock_system_hands_out_mock_parts() {
     let mut sys = MockMetricsSystem::new();
-    sys.expect_collector().returning(|| {
+    sys.expect_metrics().returning(|| {
         let mut c = MockMetricCollector::new();
-        // `increment` reaches a mock as the call it is made of.
-        c.expect_record_counter()
-            .withf(|n, v, _| n == "boot" && *v == 1.0)
+        // `increment` reaches a mock as the measurement it is made of.
+        c.expect_record()
+            .withf(|m| m.key().name() == "boot" && m.value() == Value::Counter(1.0))
             .times(1)
             .return_const(());
-        Arc::new(c)
+        Metrics::new(Arc::new(c))
     });
-    sys.collector().increment("boot", &[]);
+    sys.metrics().increment("boot", &[]);
 }

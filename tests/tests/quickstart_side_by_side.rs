@@ -46,16 +46,16 @@ mod ours {
 
     #[test]
     fn application() -> Result<(), Box<dyn std::error::Error>> {
-        use metrics_kit::Fanout;
+        use metrics_kit::layers::Fanout;
         use metrics_memory::MemoryMetrics;
-        use metrics_protocol::SuccessFailureTracker;
+        use metrics_protocol::app::MetricsAggregator;
         use metrics_statsd::{StatsdConfig, StatsdMetrics};
         use std::sync::Arc;
         let memory = Arc::new(MemoryMetrics::new());
         let statsd = Arc::new(StatsdMetrics::new(StatsdConfig::default())?);
         let both = Fanout::new(vec![memory.clone(), statsd]);
         Uploader::new(Metrics::new(Arc::new(both))).upload(b"hello")?;
-        assert_eq!(memory.get_success_rate("upload", None)?, 1.0);
+        assert_eq!(memory.success_rate("upload", None)?, 1.0);
         Ok(())
     }
 }
