@@ -10,7 +10,7 @@ use axum::http::Request;
 use http_body_util::BodyExt;
 use metrics_agent::{Agent, AgentConfig};
 use metrics_http::{HttpConfig, Source, router};
-use metrics_protocol::{MetricCollector, SuccessFailureTracker};
+use metrics_protocol::Metrics;
 use tower::ServiceExt;
 
 use crate::shape;
@@ -60,13 +60,14 @@ fn world() -> Option<&'static World> {
             };
             let agent = runtime.block_on(async { Agent::new(config) }).ok()?;
             let memory = agent.memory()?.clone();
+            let metrics = Metrics::new(memory.clone());
             let tags = [("method", "GET"), ("code", "200")];
-            memory.record_counter("http.requests", 3.0, &tags);
-            memory.record_gauge("queue.depth", -2.5, &[]);
-            memory.record_histogram("payload.bytes", 512.0, &tags);
-            memory.record_timer("db.query", std::time::Duration::from_millis(12), &[]);
-            memory.record_success("checkout", &[("region", "eu")]);
-            memory.record_failure("checkout", "timeout", &[("region", "eu")]);
+            metrics.record_counter("http.requests", 3.0, &tags);
+            metrics.record_gauge("queue.depth", -2.5, &[]);
+            metrics.record_histogram("payload.bytes", 512.0, &tags);
+            metrics.record_timer("db.query", std::time::Duration::from_millis(12), &[]);
+            metrics.record_success("checkout", &[("region", "eu")]);
+            metrics.record_failure("checkout", "timeout", &[("region", "eu")]);
             let source = Source::from_system(Arc::new(agent))
                 .with_ranges(Arc::new(metrics_agent::MemoryRanges(memory)));
             Some(World { runtime, source })

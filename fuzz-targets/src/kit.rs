@@ -1,11 +1,13 @@
 //! The sample reader and the validation rules.
 
 use arbitrary::Arbitrary;
-use metrics_kit::{Sample, SampleKind, read_samples};
+use metrics_kit::{Sample, read_samples};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::validate::{
+use metrics_protocol::backend::validate::{
     self, MAX_NAME_LEN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, SortedTags,
 };
+use metrics_protocol::backend::{Measurement, Value};
+use metrics_protocol::{Key, MetricType, Metrics};
 
 use crate::shape;
 
@@ -19,7 +21,7 @@ pub fn samples(data: &[u8]) {
         last = line;
         let Ok(sample) = result else { continue };
         assert!(sample.value.is_finite(), "JSON has no NaN or infinity");
-        if sample.kind == SampleKind::Timer {
+        if sample.kind == MetricType::Timer {
             assert!(sample.duration().is_ok(), "a parsed timer has a duration");
         }
         let text = serde_json::to_string(&sample).expect("a sample serialises");
@@ -96,15 +98,29 @@ pub fn validate(data: &[u8]) {
             );
         }
     }
-    let whole = validate::check_sample(&input.name, input.value, input.counter, &tags);
-    assert_eq!(whole.is_ok(), name_ok && value_ok && sorted.is_ok());
+    let key = Key::new(&input.name, &tags);
+    assert_eq!(
+        key.is_ok(),
+        name_ok && sorted.is_ok(),
+        "Key::new agrees with the rules"
+    );
+    if let Ok(key) = &key {
+        let value = if input.counter {
+            Value::Counter(input.value)
+        } else {
+            Value::Gauge(input.value)
+        };
+        assert_eq!(Measurement::new(key, value).is_ok(), value_ok);
+    }
     check_permutations(&tags);
 }
 
 /// Tag normalisation: every rotation and the reverse of a tag list give the
-/// same `SortedTags`, or the same error.
+/// same `SortedTags` and an equal `Key` with the same fingerprint, or the
+/// same error.
 fn check_permutations(tags: &[(&str, &str)]) {
     let base = SortedTags::new(tags);
+    let base_key = Key::new("fuzz", tags);
     let mut variants: Vec<Vec<(&str, &str)>> = Vec::new();
     let mut rev = tags.to_vec();
     rev.reverse();
@@ -120,6 +136,18 @@ fn check_permutations(tags: &[(&str, &str)]) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "tag order changed the tags"),
             (Err(a), Err(b)) => assert_eq!(a, b, "tag order changed the drop reason"),
             _ => panic!("tag order changed acceptance: {tags:?} vs {v:?}"),
+        }
+        match (&base_key, &Key::new("fuzz", v)) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "tag order changed the key");
+                assert_eq!(
+                    a.fingerprint(),
+                    b.fingerprint(),
+                    "tag order changed the fingerprint"
+                );
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "tag order changed the key's refusal"),
+            _ => panic!("tag order changed the key's acceptance: {tags:?} vs {v:?}"),
         }
     }
 }
@@ -150,11 +178,11 @@ pub fn tag_order(data: &[u8]) {
         }
     }
     check_permutations(&tags);
-    let memory = MemoryMetrics::new();
-    use metrics_protocol::MetricCollector;
+    let memory = std::sync::Arc::new(MemoryMetrics::new());
+    let metrics = Metrics::new(memory.clone());
     let v = f64::from(input.value);
-    memory.record_counter("fuzz.tags", v, &tags);
-    memory.record_counter("fuzz.tags", v, &shuffled);
+    metrics.record_counter("fuzz.tags", v, &tags);
+    metrics.record_counter("fuzz.tags", v, &shuffled);
     let accepted = SortedTags::new(&tags).is_ok();
     assert_eq!(memory.series_count(), usize::from(accepted), "one series");
     if accepted {

@@ -7,7 +7,8 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use metrics_protocol::validate;
+use metrics_protocol::backend::{Measurement, Value};
+use metrics_protocol::{Key, Metrics};
 use metrics_statsd::{StatsdConfig, StatsdMetrics, TagFlavor, sanitize};
 
 use crate::exporters::{MAX_OPS, Recording};
@@ -122,8 +123,9 @@ pub fn statsd_lines(data: &[u8]) {
     let Ok(statsd) = StatsdMetrics::new(config) else {
         return;
     };
+    let statsd = std::sync::Arc::new(statsd);
     let rec = &input.recording;
-    rec.record_into(&statsd);
+    rec.record_into(&Metrics::new(statsd.clone()));
     // The model: what each accepted sample must become.
     type Series = (String, String, Vec<(String, String)>);
     let mut want: HashMap<Series, Vec<f64>> = HashMap::new();
@@ -147,7 +149,16 @@ pub fn statsd_lines(data: &[u8]) {
                 Err(_) => continue,
             },
         };
-        if validate::check_sample(name, value, kind == 0, &tags).is_err() {
+        // What the call site refuses never reaches the backend.
+        let checked = if kind == 0 {
+            Value::Counter(value)
+        } else {
+            Value::Gauge(value)
+        };
+        let Ok(key) = Key::new(name, &tags) else {
+            continue;
+        };
+        if Measurement::new(&key, checked).is_err() {
             continue;
         }
         let mut merged: BTreeMap<&str, &str> = common

@@ -277,6 +277,8 @@ const fn check(name: &str, tags: Tags<'_>) -> Result<(), DropReason> {
     if tags.len() > MAX_TAGS {
         return Err(DropReason::TooManyTags);
     }
+    // Every tag first, then duplicates: the reason never depends on the
+    // tags' order.
     let mut i = 0;
     while i < tags.len() {
         let (k, v) = tags[i];
@@ -287,9 +289,13 @@ const fn check(name: &str, tags: Tags<'_>) -> Result<(), DropReason> {
         {
             return Err(DropReason::InvalidTag);
         }
+        i += 1;
+    }
+    let mut i = 1;
+    while i < tags.len() {
         let mut j = 0;
         while j < i {
-            if str_eq(tags[j].0, k) {
+            if str_eq(tags[j].0, tags[i].0) {
                 return Err(DropReason::DuplicateTag);
             }
             j += 1;
@@ -462,6 +468,13 @@ mod tests {
             Key::new("m", &[("a", "1"), ("a", "2")]).unwrap_err(),
             DropReason::DuplicateTag
         );
+        // A bad tag wins over a duplicate, in any order.
+        for tags in [
+            [("a", "1"), ("a", "2"), ("", "x")],
+            [("", "x"), ("a", "1"), ("a", "2")],
+        ] {
+            assert_eq!(Key::new("m", &tags).unwrap_err(), DropReason::InvalidTag);
+        }
         let many: Vec<(String, String)> = (0..=MAX_TAGS)
             .map(|i| (format!("k{i}"), "v".into()))
             .collect();

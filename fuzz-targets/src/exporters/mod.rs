@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use metrics_memory::{MemoryMetrics, SeriesSnapshot};
-use metrics_protocol::MetricCollector;
-use metrics_protocol::system::{ExportFormat, MetricsAggregator};
+use metrics_protocol::Metrics;
+use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 use crate::shape;
 use text::check_text;
@@ -57,7 +57,7 @@ impl Recording {
     }
 
     /// Records every op into `c`.
-    pub(crate) fn record_into(&self, c: &dyn MetricCollector) {
+    pub(crate) fn record_into(&self, c: &Metrics) {
         for op in self.ops.iter().take(MAX_OPS) {
             let name = self.name(op.name);
             let tags = self.tags(op);
@@ -83,10 +83,10 @@ fn pick(pool: &[String], i: u8) -> Option<&str> {
     }
 }
 
-fn recorded(data: &[u8]) -> Option<(MemoryMetrics, Vec<SeriesSnapshot>)> {
+fn recorded(data: &[u8]) -> Option<(std::sync::Arc<MemoryMetrics>, Vec<SeriesSnapshot>)> {
     let rec = shape::<Recording>(data)?;
-    let m = MemoryMetrics::new();
-    rec.record_into(&m);
+    let m = std::sync::Arc::new(MemoryMetrics::new());
+    rec.record_into(&Metrics::new(m.clone()));
     let series = m.series("");
     Some((m, series))
 }

@@ -338,19 +338,15 @@ fn values_without(labels: &[(String, String)], extra: &str) -> Vec<String> {
     v
 }
 
-/// What a family or a series is, as far as the text shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Class {
-    Counter,
-    Gauge,
-    /// A histogram or timer: a summary, or gauges with a `statistic` label.
-    Distribution,
-}
+/// What a family or a series is, as far as the text shows it: a counter,
+/// a gauge, or a distribution (a histogram or a timer, shown as
+/// [`MetricType::Histogram`]: the text does not tell them apart).
+type Class = MetricType;
 
 fn class_of_family(f: &Family) -> Class {
     match f.kind.as_str() {
-        "counter" => Class::Counter,
-        "summary" | "histogram" => Class::Distribution,
+        "counter" => MetricType::Counter,
+        "summary" | "histogram" => MetricType::Histogram,
         // Tags named `statistic` are renamed by the exporter, so the label
         // marks a distribution exported as gauges.
         _ if f
@@ -358,17 +354,17 @@ fn class_of_family(f: &Family) -> Class {
             .iter()
             .any(|l| l.labels.iter().any(|(k, _)| k == "statistic")) =>
         {
-            Class::Distribution
+            MetricType::Histogram
         }
-        _ => Class::Gauge,
+        _ => MetricType::Gauge,
     }
 }
 
 fn class_of_series(s: &SeriesSnapshot) -> Class {
     match s.metric_type {
-        MetricType::Counter | MetricType::Rate => Class::Counter,
-        MetricType::Gauge => Class::Gauge,
-        MetricType::Histogram | MetricType::Timer => Class::Distribution,
+        MetricType::Counter | MetricType::Rate => MetricType::Counter,
+        MetricType::Gauge => MetricType::Gauge,
+        MetricType::Histogram | MetricType::Timer => MetricType::Histogram,
     }
 }
 
@@ -378,14 +374,16 @@ fn family_rows(f: &Family, class: Class) -> Vec<(Vec<String>, f64)> {
     let mut got = Vec::new();
     for l in &f.lines {
         match class {
-            Class::Counter | Class::Gauge => got.push((values_without(&l.labels, ""), l.value)),
-            Class::Distribution if f.kind == "histogram" => {
+            MetricType::Counter | MetricType::Gauge | MetricType::Rate => {
+                got.push((values_without(&l.labels, ""), l.value))
+            }
+            MetricType::Histogram if f.kind == "histogram" => {
                 let inf = l.labels.iter().any(|(k, v)| k == "le" && v == "+Inf");
                 if l.name.ends_with("_bucket") && inf {
                     got.push((values_without(&l.labels, "le"), l.value));
                 }
             }
-            Class::Distribution if f.kind == "summary" => {
+            MetricType::Histogram if f.kind == "summary" => {
                 if l.name.ends_with("_count") {
                     got.push((values_without(&l.labels, ""), l.value));
                 } else if !l.name.ends_with("_sum") {
@@ -395,7 +393,7 @@ fn family_rows(f: &Family, class: Class) -> Vec<(Vec<String>, f64)> {
                     );
                 }
             }
-            Class::Distribution => {
+            MetricType::Histogram | MetricType::Timer => {
                 let stat = l
                     .labels
                     .iter()
@@ -428,7 +426,7 @@ pub(super) fn check_text(text: &str, series: &[SeriesSnapshot], openmetrics: boo
         tv.sort();
         let class = class_of_series(s);
         let v = match class {
-            Class::Distribution => s.count as f64,
+            MetricType::Histogram => s.count as f64,
             _ => s.value,
         };
         want.entry((help, class)).or_default().push((tv, v));
