@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::Metrics;
 use metrics_protocol::backend::{InstrumentFn, Value};
+use metrics_protocol::{Key, Metrics};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 
@@ -69,6 +69,12 @@ fn record(c: &mut Criterion) {
 
     g.bench_function("counter_2tags/memory", |b| {
         b.iter(|| metrics.record_counter(black_box("http.requests"), 1.0, black_box(&TAGS)))
+    });
+    // The same series by a key built once (what a `const` key or a layer
+    // passes on): the backend's own cost, without building the key.
+    let key = Key::new("http.requests", &TAGS).expect("a valid key");
+    g.bench_function("counter_2tags_key/memory", |b| {
+        b.iter(|| metrics.record(black_box(&key), Value::Counter(1.0)))
     });
     g.bench_function("counter_2tags/metrics-rs", |b| {
         b.iter(|| {
