@@ -112,6 +112,20 @@ impl MetricsConfig {
     }
 }
 
+/// A configuration value that cannot be used, naming its field.
+fn invalid(
+    field: impl AsRef<str>,
+    value: impl AsRef<str>,
+    reason: impl AsRef<str>,
+) -> MetricsError {
+    MetricsError::InvalidArgument(format!(
+        "invalid configuration: {} = `{}`: {}",
+        field.as_ref(),
+        value.as_ref(),
+        reason.as_ref()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,18 +153,4 @@ mod tests {
             .to_string();
         assert!(e.contains("colection_interval"), "{e}");
     }
-}
-
-/// A configuration value that cannot be used, naming its field.
-fn invalid(
-    field: impl AsRef<str>,
-    value: impl AsRef<str>,
-    reason: impl AsRef<str>,
-) -> MetricsError {
-    MetricsError::InvalidArgument(format!(
-        "invalid configuration: {} = `{}`: {}",
-        field.as_ref(),
-        value.as_ref(),
-        reason.as_ref()
-    ))
 }
