@@ -49,7 +49,7 @@ pub fn record_stopped_timer<B>(
 /// The bounded table of running timers every [`PerformanceTimer`](metrics_protocol::PerformanceTimer) needs,
 /// written once: at most `capacity` timers run; starting one more evicts
 /// the oldest (its caller counts a
-/// [`DropReason::TimerEvicted`](metrics_protocol::DropReason::TimerEvicted)).
+/// [`DropReason::TimerEvicted`](metrics_protocol::backend::DropReason::TimerEvicted)).
 ///
 /// ```
 /// use metrics_kit::RunningTimers;

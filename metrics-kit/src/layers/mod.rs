@@ -1,4 +1,4 @@
-//! Layers: each a small wrapper of a [`MetricCollector`] that does one
+//! Layers: each a small wrapper of a [`MetricCollector`](metrics_protocol::MetricCollector) that does one
 //! thing to every measurement on its way down, stacked by the
 //! application.
 //!
@@ -11,8 +11,7 @@
 //!
 //! [`Fanout`] is where a stack usually starts: one collector over several
 //! backends. Checking names, tags and values is not a layer: a
-//! [`Key`](metrics_protocol::Key) and a
-//! [`Measurement`](metrics_protocol::backend::Measurement) are valid by
+//! [`Key`] and a [`Measurement`] are valid by
 //! construction, checked once where they are made.
 //!
 //! ```
