@@ -573,6 +573,29 @@ mod tests {
     }
 
     #[test]
+    fn the_run_time_scan_finds_every_control_byte_at_every_position() {
+        for len in 1..20 {
+            for pos in 0..len {
+                for bad in (0u8..0x20).chain([0x7f]) {
+                    let mut b = vec![b'x'; len];
+                    b[pos] = bad;
+                    let s = String::from_utf8(b).unwrap();
+                    assert_eq!(fast::check_name(&s), Err(DropReason::InvalidName), "{s:?}");
+                }
+                let mut s = "x".repeat(len);
+                s.insert(pos, '\u{85}');
+                assert_eq!(fast::check_name(&s), Err(DropReason::InvalidName), "{s:?}");
+                s = "x".repeat(len);
+                s.insert(pos, 'é'); // 0xc3 0xa9: no control
+                assert_eq!(fast::check_name(&s), Ok(()), "{s:?}");
+                s = "x".repeat(len);
+                s.insert(pos, '\u{a0}'); // 0xc2 0xa0: no control
+                assert_eq!(fast::check_name(&s), Ok(()), "{s:?}");
+            }
+        }
+    }
+
+    #[test]
     fn run_time_and_const_rules_and_fingerprints_agree() {
         let text = "abcdefghijklmnopqrstuvwxyz0123456789.-_ äö\u{85}\n";
         let mut inputs: Vec<String> = (0..text.len())
