@@ -59,14 +59,12 @@
 //!
 //! # What each call refreshes
 //!
-//! Each call refreshes only what it returns (release-build costs measured
-//! on the project's 2-core machine): memory reads RAM and swap (about
-//! 12 µs); CPU the CPU times (tens of µs); disks the mount list and one
-//! `statvfs` per mount (about 33 µs); network every interface's counters
-//! (about 0.3 ms, most of a sample); the process reading that one process,
-//! never the process table, which costs milliseconds (about 47 µs). Calls
-//! share one lock. A whole sample ([`SystemMonitor::publish_once`]) costs
-//! about 0.5 ms; figures are in the project's `BENCHMARKS.md`.
+//! Each call refreshes only what it returns: memory reads RAM and swap; CPU
+//! the CPU times; disks the mount list and one `statvfs` per mount; network
+//! every interface's counters (the largest part of a sample); the process
+//! reading that one process, never the whole process table. Calls share one
+//! lock. What a call and a whole sample ([`SystemMonitor::publish_once`])
+//! cost is measured in the project's `BENCHMARKS.md`.
 //!
 //! # Definitions (and where they differ from psutil)
 //!
