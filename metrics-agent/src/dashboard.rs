@@ -195,7 +195,7 @@ impl<'a> Ctx<'a> {
     fn overview(&self) -> Vec<Panel> {
         let top = |t: MetricType| {
             self.m
-                .get_top_metrics(t, 10)
+                .top_metrics(t, 10)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|v| series(label_of(&v), v.tags.clone(), self.now_point(v.value)))
@@ -249,7 +249,7 @@ impl<'a> Ctx<'a> {
         let percentiles = |names: &[String]| {
             let mut out = Vec::new();
             for n in names.iter().take(MAX_SERIES) {
-                let Ok(s) = self.m.get_metric_summary(n, Some(self.window)) else {
+                let Ok(s) = self.m.metric_summary(n, Some(self.window)) else {
                     continue;
                 };
                 for (label, v) in [("p50", s.p50), ("p95", s.p95), ("p99", s.p99)] {

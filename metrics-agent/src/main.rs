@@ -247,7 +247,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     let monitor = agent.resource_monitor();
     agent.register_health_check(Arc::new(FnCheck::new("disk", move || {
         let at = existing_ancestor(&disk);
-        disk_outcome(&disk, monitor.get_disk_usage(&at))
+        disk_outcome(&disk, monitor.disk_usage(&at))
     })));
     // The request latency per route, in 5-second windows, back into the system.
     let spec = AggregationSpec::time(workload::LATENCY, Duration::from_secs(5))

@@ -142,7 +142,7 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
                 }
             );
         }
-        if let Ok(top) = queries.get_top_metrics(MetricType::Counter, 4) {
+        if let Ok(top) = queries.top_metrics(MetricType::Counter, 4) {
             for v in top {
                 let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(out, "{:<24} {:>10} {{{}}}", v.name, v.value, tags.join(","));
@@ -157,14 +157,14 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
     // Read now through the ResourceMonitor (the sampler publishes the same
     // readings as gauges every collection interval).
     let monitor = agent.resource_monitor();
-    if let Ok(cpu) = monitor.get_cpu_usage() {
+    if let Ok(cpu) = monitor.cpu_usage() {
         let _ = writeln!(
             out,
             "{:<24} {:.1}% of {} cores",
             "system cpu", cpu.percent, cpu.logical_cores
         );
     }
-    if let Ok(p) = monitor.get_process_usage() {
+    if let Ok(p) = monitor.process_usage() {
         let _ = writeln!(
             out,
             "{:<24} {:.1} MiB rss, {:.1}% cpu",
@@ -180,7 +180,7 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
         streamed.values.load(Ordering::Relaxed),
         streamed.missed.load(Ordering::Relaxed)
     );
-    health_lines(&mut out, &agent.get_system_health());
+    health_lines(&mut out, &agent.system_health());
     out
 }
 

@@ -30,7 +30,7 @@ fn one_call_makes_the_metrics_macros_record_into_the_agent() {
     );
     let summary = agent
         .aggregator()
-        .get_metric_summary("bridged.size", None)
+        .metric_summary("bridged.size", None)
         .expect("summary of a bridged histogram");
     assert_eq!(summary.count, 1);
     let text = agent

@@ -139,7 +139,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
     assert!(pct.series.iter().any(|s| s.label == "db.query p99"));
     assert!("weather".parse::<DashboardKind>().is_err());
 
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert!(h.healthy, "{h:#?}");
     assert!(h.backends.iter().any(|b| b.name == "memory"));
     agent.shutdown_metrics().unwrap();
@@ -169,7 +169,7 @@ fn statsd_only_shutdown_flushes_everything_through_udp() {
         Err(MetricsError::Unsupported { .. })
     ));
     assert!(matches!(
-        agent.aggregator().get_top_metrics(MetricType::Counter, 3),
+        agent.aggregator().top_metrics(MetricType::Counter, 3),
         Err(MetricsError::Unsupported { .. })
     ));
     agent.shutdown_metrics().unwrap();
@@ -202,7 +202,7 @@ fn both_backends_see_every_value_and_health_reports_statsd() {
         agent.memory().unwrap().counter_value("hits", &[]),
         Some(2.0)
     );
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     let statsd = h.backends.iter().find(|b| b.name == "statsd").unwrap();
     assert!(statsd.details.contains_key("queue_depth"), "{statsd:?}");
     drop(agent); // the last handle: shuts down and flushes
@@ -222,11 +222,11 @@ fn failing_panicking_and_hanging_checks_make_the_system_unhealthy() {
         r.fetch_add(1, Ordering::SeqCst);
         CheckOutcome::healthy()
     })));
-    assert!(agent.get_system_health().healthy);
+    assert!(agent.system_health().healthy);
     agent.register_health_check(Arc::new(FnCheck::new("cache", || {
         CheckOutcome::degraded("hit rate 12%")
     })));
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert_eq!((h.status, h.healthy), (HealthStatus::Degraded, false));
     agent.register_health_check(Arc::new(FnCheck::new("disk", || -> CheckOutcome {
         panic!("statvfs exploded")
@@ -235,7 +235,7 @@ fn failing_panicking_and_hanging_checks_make_the_system_unhealthy() {
         std::thread::sleep(Duration::from_secs(10));
         CheckOutcome::healthy()
     })));
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert_eq!(h.status, HealthStatus::Unhealthy);
     let by_name: BTreeMap<_, _> = h.checks.iter().map(|c| (c.name.as_str(), c)).collect();
     assert_eq!(by_name["db"].status, HealthStatus::Healthy);
@@ -274,21 +274,21 @@ fn error_rate_over_the_window_drives_health() {
         t.record_success("pay", &[]);
     }
     t.record_failure("pay", "declined", &[]);
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert!((h.error_rate - 0.1).abs() < 1e-9);
     assert!(h.healthy, "10% is at the degraded threshold, not past it");
     for _ in 0..5 {
         t.record_failure("pay", "declined", &[]);
     }
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert_eq!(h.status, HealthStatus::Degraded, "{h:#?}");
     for _ in 0..20 {
         t.record_failure("pay", "declined", &[]);
     }
-    assert_eq!(agent.get_system_health().status, HealthStatus::Unhealthy);
+    assert_eq!(agent.system_health().status, HealthStatus::Unhealthy);
     // The failures age out of the window.
     clock.advance(Duration::from_secs(120));
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert_eq!((h.error_rate, h.healthy), (0.0, true));
 }
 
@@ -330,7 +330,7 @@ fn a_slow_subscriber_loses_the_oldest_values_and_is_told() {
     assert_eq!(v.name, "pay.failure");
     assert_eq!(v.tags["error_type"], "declined");
     assert_eq!(v.tags["region"], "eu");
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     let stream = h.backends.iter().find(|b| b.name == "stream").unwrap();
     assert_eq!(stream.details["missed"], 96.0);
 }
@@ -525,7 +525,7 @@ fn initialize_metrics_applies_what_it_can_and_names_what_it_cannot() {
     );
     assert_eq!(
         agent
-            .get_system_health()
+            .system_health()
             .backends
             .iter()
             .find(|b| b.name == "system")
@@ -742,7 +742,7 @@ fn bound_handles_and_timers_by_id_go_through_the_taps() {
         memory.counter_value("jobs.done", &[("queue", "mail")]),
         Some(3.0)
     );
-    let h = agent.get_system_health();
+    let h = agent.system_health();
     assert_eq!(h.error_rate, 1.0, "the stopped timer's failure is counted");
     assert_eq!(h.dropped.get(&DropReason::NegativeCounter), Some(&1));
     let own = h.backends.iter().find(|b| b.name == "agent").unwrap();

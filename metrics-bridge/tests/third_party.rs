@@ -63,7 +63,7 @@ fn metrics_process_values_agree_with_the_system_backend() {
         process.collect();
     });
     let ours = SystemMonitor::new()
-        .and_then(|m| m.get_process_usage())
+        .and_then(|m| m.process_usage())
         .expect("our reading of this process");
 
     // Resident memory: both read the kernel's figure a moment apart.

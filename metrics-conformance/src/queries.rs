@@ -136,13 +136,13 @@ pub fn counter_summary_in_a_window(h: &dyn Harness) {
     m.record_counter("conf.orders", 2.5, &[("shop", "b")]);
     h.settle();
 
-    let recent = q.get_metric_summary("conf.orders", Some(MINUTE)).unwrap();
+    let recent = q.metric_summary("conf.orders", Some(MINUTE)).unwrap();
     assert_eq!(recent.count, 2, "{recent:?}");
     assert!((recent.sum - 5.0).abs() < 1e-9, "{recent:?}");
     assert_eq!(recent.series, 2, "{recent:?}");
     let rate_per_s = recent.sum / MINUTE.as_secs_f64();
     assert!((rate_per_s - 5.0 / 60.0).abs() < 1e-9);
-    let all = q.get_metric_summary("conf.orders", None).unwrap();
+    let all = q.metric_summary("conf.orders", None).unwrap();
     assert_eq!(all.count, 6, "{all:?}");
     assert!((all.sum - 12.0).abs() < 1e-9, "{all:?}");
 }

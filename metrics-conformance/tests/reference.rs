@@ -193,7 +193,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl MetricsAggregator for Reference {
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         metric_name: &str,
         time_window: Option<Duration>,
@@ -244,16 +244,16 @@ impl MetricsAggregator for Reference {
         })
     }
 
-    fn get_metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_metrics_by_tag"))
+    fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        Err(unsupported("metrics_by_tag"))
     }
 
     fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
         Err(unsupported("export_metrics"))
     }
 
-    fn get_top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_top_metrics"))
+    fn top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
+        Err(unsupported("top_metrics"))
     }
 
     fn success_rate(&self, operation: &str, window: Option<Duration>) -> Result<f64, MetricsError> {

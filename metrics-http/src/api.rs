@@ -46,7 +46,7 @@ fn window_ms(w: Option<Duration>) -> Value {
 pub(crate) async fn health(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
     Params::parse(q.as_deref(), &[])?;
     let system = s.system.clone();
-    let report = blocking(move || system.get_system_health()).await?;
+    let report = blocking(move || system.system_health()).await?;
     let status = if report.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -66,7 +66,7 @@ pub(crate) async fn series(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
     let values = blocking(move || {
         let borrowed: Vec<(&str, &str)> =
             tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        agg.get_metrics_by_tag(&borrowed)
+        agg.metrics_by_tag(&borrowed)
     })
     .await?
     .map_err(|e| ApiError::from_metrics(e, "tag"))?;
@@ -96,7 +96,7 @@ pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> A
     if !p.tags()?.is_empty() {
         return Err(ApiError::bad_parameter(
             "tag",
-            "summaries by tag are not available: the protocol's get_metric_summary merges every \
+            "summaries by tag are not available: the protocol's metric_summary merges every \
              series of a name (see /api/v1/series?tag=k:v for each series' value)",
         ));
     }
@@ -115,7 +115,7 @@ pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> A
         blocking(
             move || match ranges.and_then(|r| r.summary(&name, window, &instance)) {
                 Some(answer) => answer,
-                None => agg.get_metric_summary(&name, window),
+                None => agg.metric_summary(&name, window),
             },
         )
         .await?
@@ -200,7 +200,7 @@ pub(crate) async fn top(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiRe
             })?,
     };
     let agg = s.system.aggregator();
-    let values = blocking(move || agg.get_top_metrics(kind, limit))
+    let values = blocking(move || agg.top_metrics(kind, limit))
         .await?
         .map_err(|e| ApiError::from_metrics(e, "type"))?;
     Ok(Json(

@@ -272,7 +272,7 @@ mod tests {
             ),
             (
                 MetricsError::Unsupported {
-                    operation: "get_metric_summary",
+                    operation: "metric_summary",
                     backend: "statsd",
                 },
                 StatusCode::NOT_IMPLEMENTED,

@@ -31,20 +31,20 @@ use common::TestSystem;
 struct Panicking;
 
 impl MetricsAggregator for Panicking {
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         _: &str,
         _: Option<Duration>,
     ) -> Result<MetricSummary, MetricsError> {
         panic!("summary exploded")
     }
-    fn get_metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+    fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         panic!("by tag exploded")
     }
     fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
         panic!("export exploded")
     }
-    fn get_top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
+    fn top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
         panic!("top exploded")
     }
     fn success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {

@@ -61,26 +61,26 @@ struct Gated {
 }
 
 impl MetricsAggregator for Gated {
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         name: &str,
         window: Option<Duration>,
     ) -> Result<MetricSummary, MetricsError> {
         self.gate.pass();
-        self.mem.get_metric_summary(name, window)
+        self.mem.metric_summary(name, window)
     }
-    fn get_metrics_by_tag<'a>(&self, tags: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
-        self.mem.get_metrics_by_tag(tags)
+    fn metrics_by_tag<'a>(&self, tags: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        self.mem.metrics_by_tag(tags)
     }
     fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
         self.mem.export_metrics(format)
     }
-    fn get_top_metrics(
+    fn top_metrics(
         &self,
         kind: MetricType,
         limit: usize,
     ) -> Result<Vec<MetricValue>, MetricsError> {
-        self.mem.get_top_metrics(kind, limit)
+        self.mem.top_metrics(kind, limit)
     }
     fn success_rate(&self, op: &str, window: Option<Duration>) -> Result<f64, MetricsError> {
         self.mem.success_rate(op, window)

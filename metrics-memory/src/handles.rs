@@ -107,7 +107,7 @@ impl MemoryMetrics {
             // Rates are derived, never recorded.
             return None;
         }
-        let series = self.registry.get_arc(key, kind).ok()?;
+        let series = self.registry.series_arc(key, kind).ok()?;
         series.pins.fetch_add(1, Ordering::AcqRel);
         let shared = self.shared.clone();
         Some(if kind != MetricType::Counter {

@@ -228,7 +228,7 @@ impl MemoryMetrics {
 }
 
 impl MemoryMetrics {
-    /// [`get_metric_summary`](metrics_protocol::app::MetricsAggregator::get_metric_summary)
+    /// [`metric_summary`](metrics_protocol::app::MetricsAggregator::metric_summary)
     /// with `older` merged in: what a store holds of the window from
     /// before this process's own bins (counts, sums and extremes exactly,
     /// percentiles through the stored sketches). Only a window (`Some`)

@@ -601,7 +601,7 @@ impl MemoryMetrics {
     }
 
     /// Which part of the last `window` a windowed summary of `name`
-    /// ([`get_metric_summary`](MetricsAggregator::get_metric_summary) with
+    /// ([`metric_summary`](MetricsAggregator::metric_summary) with
     /// `Some(window)`) really covers, from this backend's own bins: `None`
     /// if no series of `name` has a bin in it, or the window is longer
     /// than the retention.

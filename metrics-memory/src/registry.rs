@@ -214,14 +214,14 @@ impl Registry {
         slot: usize,
         f: impl FnOnce(&Series) -> R,
     ) -> Result<R, DropReason> {
-        let series = self.get_arc(key, kind)?;
+        let series = self.series_arc(key, kind)?;
         self.remember(slot, Arc::downgrade(&series));
         Ok(f(&series))
     }
 
     /// The series `key` of `kind`, as a shared handle (for bound
     /// instruments), created if needed.
-    pub fn get_arc(&self, key: &Key<'_>, kind: MetricType) -> Result<Arc<Series>, DropReason> {
+    pub fn series_arc(&self, key: &Key<'_>, kind: MetricType) -> Result<Arc<Series>, DropReason> {
         if let Some(s) = self.lookup(key) {
             return if s.kind == kind {
                 Ok(s)
@@ -492,7 +492,7 @@ mod tests {
             Arc::new(HistoryMark::new()),
         );
         let key = Key::new("n", &[("b", "2"), ("a", "1")]).unwrap();
-        let s = r.get_arc(&key, MetricType::Counter).unwrap();
+        let s = r.series_arc(&key, MetricType::Counter).unwrap();
         assert_eq!(&*s.tags[0].0, "a", "stored sorted");
         let mut perm = IDENTITY;
         assert!(s.matches_with("n", &[("b", "2"), ("a", "1")], &mut perm));

@@ -33,11 +33,11 @@ fn windowed_summary_covers_exactly_the_window_and_ages_out() {
         w.record_histogram("job.size", f64::from(i), &[]);
         clock.advance(Duration::from_secs(1));
     }
-    let all = m.get_metric_summary("job.size", None).unwrap();
+    let all = m.metric_summary("job.size", None).unwrap();
     assert_eq!(all.count, 600);
     assert_eq!(all.max, 599.0);
     let last5 = m
-        .get_metric_summary("job.size", Some(Duration::from_secs(300)))
+        .metric_summary("job.size", Some(Duration::from_secs(300)))
         .unwrap();
     // 10 s bins: the window holds whole bins, so count, sum, max and p50 agree.
     assert!((290..=310).contains(&last5.count), "{}", last5.count);
@@ -50,13 +50,13 @@ fn windowed_summary_covers_exactly_the_window_and_ages_out() {
     // 25 hours later everything has aged out of every window.
     clock.advance(Duration::from_secs(25 * 3600));
     assert!(matches!(
-        m.get_metric_summary("job.size", Some(Duration::from_secs(86_400))),
+        m.metric_summary("job.size", Some(Duration::from_secs(86_400))),
         Err(MetricsError::NoData(_))
     ));
     // All-time statistics stay.
-    assert_eq!(m.get_metric_summary("job.size", None).unwrap().count, 600);
+    assert_eq!(m.metric_summary("job.size", None).unwrap().count, 600);
     assert!(
-        m.get_metric_summary("job.size", Some(Duration::from_secs(90_000)))
+        m.metric_summary("job.size", Some(Duration::from_secs(90_000)))
             .is_err()
     );
 }
@@ -71,10 +71,10 @@ fn counters_recycle_their_slots_into_windows_without_losing_samples() {
         clock.advance(Duration::from_millis(1000));
     }
     assert_eq!(m.counter_value("ticks", &[("k", "v")]), Some(2400.0));
-    let all = m.get_metric_summary("ticks", None).unwrap();
+    let all = m.metric_summary("ticks", None).unwrap();
     assert_eq!((all.count, all.sum), (1200, 2400.0));
     let five = m
-        .get_metric_summary("ticks", Some(Duration::from_secs(300)))
+        .metric_summary("ticks", Some(Duration::from_secs(300)))
         .unwrap();
     assert!((290..=310).contains(&five.count), "{}", five.count);
     assert_eq!(
@@ -83,14 +83,14 @@ fn counters_recycle_their_slots_into_windows_without_losing_samples() {
         "count and sum cover the same samples"
     );
     let hour = m
-        .get_metric_summary("ticks", Some(Duration::from_secs(3600)))
+        .metric_summary("ticks", Some(Duration::from_secs(3600)))
         .unwrap();
     assert_eq!((hour.count, hour.sum), (1200, 2400.0));
     // Per 10 s bin the increase is 20: min and max of counters are per-bin increases.
     assert_eq!((five.min, five.max), (20.0, 20.0));
     clock.advance(Duration::from_secs(2 * 86_400));
     assert!(
-        m.get_metric_summary("ticks", Some(Duration::from_secs(86_400)))
+        m.metric_summary("ticks", Some(Duration::from_secs(86_400)))
             .is_err()
     );
     assert_eq!(m.counter_value("ticks", &[("k", "v")]), Some(2400.0));
@@ -294,9 +294,9 @@ fn queries_by_tag_top_and_range() {
         w.record_counter("tool.calls", n, &[("user", user), ("tool", "grep")]);
     }
     w.record_gauge("queue.depth", 4.0, &[("tool", "grep")]);
-    let by_tag = m.get_metrics_by_tag(&[("tool", "grep")]).unwrap();
+    let by_tag = m.metrics_by_tag(&[("tool", "grep")]).unwrap();
     assert_eq!(by_tag.len(), 4);
-    let top = m.get_top_metrics(MetricType::Counter, 2).unwrap();
+    let top = m.top_metrics(MetricType::Counter, 2).unwrap();
     assert_eq!(
         top.iter().map(|v| v.value).collect::<Vec<_>>(),
         vec![9.0, 5.0]
@@ -576,7 +576,7 @@ fn timers_started_through_the_backend_read_its_clock() {
     let r = m.stop_timer(id, true).unwrap();
     assert_eq!(r, Duration::from_micros(5_001_500));
     // Recorded when it stopped, on the backend's clock.
-    let recorded = m.get_metrics_by_tag(&[("kind", "batch")]).unwrap();
+    let recorded = m.metrics_by_tag(&[("kind", "batch")]).unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].timestamp.timestamp_millis(), T0 + 5001);
     let d = m.distribution("job", &[("kind", "batch")]).unwrap();
@@ -700,11 +700,11 @@ fn the_last_value_of_a_gauge_is_the_last_value_set() {
     w.record_gauge("temp", 51.62, &[("room", "a")]);
     clock.advance(Duration::from_secs(1));
     w.record_gauge("temp", 44.85, &[("room", "b")]);
-    let s = m.get_metric_summary("temp", None).unwrap();
+    let s = m.metric_summary("temp", None).unwrap();
     assert_eq!(s.last, Some(44.85));
     clock.advance(Duration::from_secs(1));
     w.record_gauge("temp", 12.5, &[("room", "a")]);
-    assert_eq!(m.get_metric_summary("temp", None).unwrap().last, Some(12.5));
+    assert_eq!(m.metric_summary("temp", None).unwrap().last, Some(12.5));
 }
 
 #[test]
@@ -724,19 +724,19 @@ fn queries_by_name_follow_the_name_index_through_expiry() {
     w.record_timer("q", Duration::from_millis(5), &[("shard", "a")]);
     w.record_timer("q", Duration::from_millis(7), &[("shard", "b")]);
     w.record_counter("other", 1.0, &[]);
-    assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
+    assert_eq!(m.metric_summary("q", None).unwrap().series, 2);
     clock.advance(Duration::from_secs(45));
     w.record_timer("q", Duration::from_millis(9), &[("shard", "b")]);
     clock.advance(Duration::from_secs(30));
     assert_eq!(m.expire_idle(), 2, "shard a and `other` are idle");
-    let s = m.get_metric_summary("q", None).unwrap();
+    let s = m.metric_summary("q", None).unwrap();
     assert_eq!((s.series, s.count), (1, 2));
     assert!(matches!(
-        m.get_metric_summary("other", None),
+        m.metric_summary("other", None),
         Err(MetricsError::NoData(_))
     ));
     w.record_timer("q", Duration::from_millis(1), &[("shard", "a")]);
-    assert_eq!(m.get_metric_summary("q", None).unwrap().series, 2);
+    assert_eq!(m.metric_summary("q", None).unwrap().series, 2);
 }
 
 #[test]
@@ -798,7 +798,7 @@ fn a_sample_recorded_after_the_clock_steps_back_is_in_the_windows() {
     assert_eq!(m.counter_value("c", &[]), Some(1.0));
     for window in [300, 3_600, 86_400] {
         let s = m
-            .get_metric_summary("c", Some(Duration::from_secs(window)))
+            .metric_summary("c", Some(Duration::from_secs(window)))
             .unwrap();
         assert_eq!(s.sum, 1.0, "window {window} s");
     }
@@ -818,7 +818,7 @@ fn a_counter_handle_reads_the_injected_clock_and_counts_bad_increments_as_drops(
     c.add(f64::NAN);
     assert_eq!(m.counter_value("handled", &[("k", "v")]), Some(4.5));
     let recent = m
-        .get_metric_summary("handled", Some(Duration::from_secs(300)))
+        .metric_summary("handled", Some(Duration::from_secs(300)))
         .unwrap();
     assert_eq!((recent.count, recent.sum), (1, 1.0));
     assert_eq!(m.dropped(DropReason::NegativeCounter), 1);
@@ -862,7 +862,7 @@ fn window_coverage_says_which_range_each_window_answer_covers() {
         assert_eq!(start, ceil(since, bin), "{secs} s window: first bin");
         assert_eq!(qstart, ceil(since, block), "{secs} s window: first block");
         // The answer covers exactly what the coverage says.
-        let s = m.get_metric_summary("lat", Some(w)).unwrap();
+        let s = m.metric_summary("lat", Some(w)).unwrap();
         let counted = in_range(start);
         assert_eq!(s.count, counted.len() as u64, "{secs} s window count");
         assert_eq!(s.min, counted[0]);

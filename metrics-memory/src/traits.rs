@@ -118,7 +118,7 @@ impl PerformanceTimer for MemoryMetrics {
 }
 
 impl MetricsAggregator for MemoryMetrics {
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         metric_name: &str,
         time_window: Option<Duration>,
@@ -126,7 +126,7 @@ impl MetricsAggregator for MemoryMetrics {
         self.summary_with_older(metric_name, time_window, None)
     }
 
-    fn get_metrics_by_tag<'a>(
+    fn metrics_by_tag<'a>(
         &self,
         tag_filter: Tags<'a>,
     ) -> Result<Vec<MetricValue>, MetricsError> {
@@ -145,7 +145,7 @@ impl MetricsAggregator for MemoryMetrics {
         export::export(self, format)
     }
 
-    fn get_top_metrics(
+    fn top_metrics(
         &self,
         metric_type: MetricType,
         limit: usize,

@@ -86,10 +86,10 @@ fn a_step_back_moves_nothing_recorded_after_it() {
             "{name}"
         );
         let minute = m
-            .get_metric_summary(name, Some(Duration::from_secs(60)))
+            .metric_summary(name, Some(Duration::from_secs(60)))
             .unwrap();
         assert_eq!(minute.count, 60, "{name}: the last minute");
-        assert_eq!(m.get_metric_summary(name, None).unwrap().count, 120);
+        assert_eq!(m.metric_summary(name, None).unwrap().count, 120);
     }
 }
 
@@ -112,11 +112,11 @@ fn a_window_after_a_step_back_counts_exactly_what_was_recorded_in_it() {
         w.record_histogram("lat", 2.0, &[]);
     }
     let minute = m
-        .get_metric_summary("lat", Some(Duration::from_secs(60)))
+        .metric_summary("lat", Some(Duration::from_secs(60)))
         .unwrap();
     assert_eq!((minute.count, minute.sum), (3, 6.0));
     let five = m
-        .get_metric_summary("lat", Some(Duration::from_secs(300)))
+        .metric_summary("lat", Some(Duration::from_secs(300)))
         .unwrap();
     assert_eq!((five.count, five.sum), (6, 9.0));
     // Each in the bin of its timeline time: 150, 160 and 170 s after T0.
@@ -159,7 +159,7 @@ fn a_step_forward_leaves_the_bins_between_empty_and_a_correction_back_moves_noth
     record_each_second(&m, &clock, 30);
     for name in ["jobs", "bound", "lat"] {
         let five = m
-            .get_metric_summary(name, Some(Duration::from_secs(300)))
+            .metric_summary(name, Some(Duration::from_secs(300)))
             .unwrap();
         assert_eq!(five.count, 30, "{name}: the last 5 minutes");
         // The bins before the step are an hour old (cascaded into 1 min
@@ -179,7 +179,7 @@ fn a_step_forward_leaves_the_bins_between_empty_and_a_correction_back_moves_noth
     for name in ["jobs", "bound", "lat"] {
         let got = bins(&m, name, T0 + HOUR, T0 + 3 * HOUR);
         assert_eq!(got, tens(3630, 6), "{name}");
-        assert_eq!(m.get_metric_summary(name, None).unwrap().count, 90);
+        assert_eq!(m.metric_summary(name, None).unwrap().count, 90);
     }
 }
 

@@ -109,7 +109,7 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     let mut values: Vec<f64> = all.iter().map(|(_, v)| *v).collect();
     values.sort_by(f64::total_cmp);
     let s = m
-        .get_metric_summary("latency", None)
+        .metric_summary("latency", None)
         .expect("all-time summary");
     assert_eq!(s.count, values.len() as u64);
     for (q, got) in [(0.5, s.p50), (0.9, s.p90), (0.95, s.p95), (0.99, s.p99)] {
@@ -124,7 +124,7 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     // for the day (the crate docs); count, sum, min and max cover its bins.
     for (window, block) in [(300i64, 10i64), (3600, 900), (86_400, 21_600)] {
         let s = m
-            .get_metric_summary("latency", Some(Duration::from_secs(window as u64)))
+            .metric_summary("latency", Some(Duration::from_secs(window as u64)))
             .expect("window summary");
         let since = now - window * 1000;
         let covered = since.div_euclid(block * 1000) * block * 1000;

@@ -77,8 +77,8 @@ proptest! {
         // Both clocks stand at different times; a window reaching past
         // every sample of both merges every bin of both.
         let wide = Some(Duration::from_secs(86_400 * 2));
-        let sa = a.get_metric_summary("h", wide);
-        let sb = b.get_metric_summary("h", wide);
+        let sa = a.metric_summary("h", wide);
+        let sb = b.metric_summary("h", wide);
         if let (Ok(sa), Ok(sb)) = (sa, sb) {
             prop_assert_eq!(sa.count, sb.count);
             prop_assert_eq!((sa.p50, sa.p90, sa.p95, sa.p99), (sb.p50, sb.p90, sb.p95, sb.p99));
@@ -143,7 +143,7 @@ proptest! {
         let coarse = 900_000i64;
         let all: f64 = at.iter().map(|(_, v)| v).sum();
         prop_assert_eq!(m.counter_value("c", &[]), Some(all), "all-time total is exact");
-        let s = m.get_metric_summary("c", Some(Duration::from_millis(retention as u64)));
+        let s = m.metric_summary("c", Some(Duration::from_millis(retention as u64)));
         let total = s.as_ref().map_or(0.0, |s| s.sum);
         // Recorded at a time not later than now, within the retention less
         // a coarse bin: surely in. Older than the retention plus a coarse

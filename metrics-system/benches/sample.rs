@@ -40,22 +40,22 @@ fn sample(c: &mut Criterion) {
 
     // The parts, to see where a sample's time goes.
     g.bench_function("read/memory", |b| {
-        b.iter(|| black_box(noop.get_memory_usage().expect("memory")))
+        b.iter(|| black_box(noop.memory_usage().expect("memory")))
     });
     g.bench_function("read/cpu", |b| {
-        b.iter(|| black_box(noop.get_cpu_usage().expect("cpu")))
+        b.iter(|| black_box(noop.cpu_usage().expect("cpu")))
     });
     g.bench_function("read/all_disks", |b| {
-        b.iter(|| black_box(noop.get_all_disk_usage().expect("disks")))
+        b.iter(|| black_box(noop.all_disk_usage().expect("disks")))
     });
     g.bench_function("read/disk_of_root", |b| {
-        b.iter(|| black_box(noop.get_disk_usage(Path::new("/")).expect("disk")))
+        b.iter(|| black_box(noop.disk_usage(Path::new("/")).expect("disk")))
     });
     g.bench_function("read/network", |b| {
-        b.iter(|| black_box(noop.get_network_stats().expect("network")))
+        b.iter(|| black_box(noop.network_stats().expect("network")))
     });
     g.bench_function("read/process", |b| {
-        b.iter(|| black_box(noop.get_process_usage().expect("process")))
+        b.iter(|| black_box(noop.process_usage().expect("process")))
     });
     g.finish();
 }

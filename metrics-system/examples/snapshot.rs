@@ -41,7 +41,7 @@ fn run(pid: Option<u32>) -> Result<String, Box<dyn std::error::Error>> {
     let monitor = SystemMonitor::new()?;
     let mut snapshot = monitor.snapshot()?;
     if let Some(pid) = pid {
-        snapshot.process = monitor.process_usage(pid)?;
+        snapshot.process = monitor.process_usage_of(pid)?;
     }
     Ok(serde_json::to_string_pretty(&snapshot)?)
 }

@@ -8,11 +8,11 @@
 //! use metrics_system::SystemMonitor;
 //!
 //! let monitor = SystemMonitor::new()?;
-//! let memory = monitor.get_memory_usage()?;
+//! let memory = monitor.memory_usage()?;
 //! assert!(memory.used_bytes <= memory.total_bytes);
-//! let root = monitor.get_disk_usage(Path::new("/"))?;
+//! let root = monitor.disk_usage(Path::new("/"))?;
 //! assert!(root.total_bytes > 0);
-//! let cpu = monitor.get_cpu_usage()?; // the first call may wait up to 200 ms, see below
+//! let cpu = monitor.cpu_usage()?; // the first call may wait up to 200 ms, see below
 //! assert!((0.0..=100.0).contains(&cpu.percent));
 //! # Ok::<(), metrics_protocol::MetricsError>(())
 //! ```
@@ -44,7 +44,7 @@
 //! CPU counters, and a span shorter than sysinfo's minimum (200 ms on Linux)
 //! is noise. So the constructor reads the counters once (the baseline), and:
 //!
-//! - the first [`get_cpu_usage`](metrics_protocol::app::ResourceMonitor::get_cpu_usage)
+//! - the first [`cpu_usage`](metrics_protocol::app::ResourceMonitor::cpu_usage)
 //!   (or snapshot, or sample) within 200 ms of the constructor **waits the
 //!   rest of the 200 ms**, then reports the utilisation since the baseline:
 //!   never sysinfo's meaningless first value;
@@ -77,9 +77,9 @@
 //!   still write, and `percent = used / (used + free) * 100`. So on a file
 //!   system with reserved blocks, `used + free < total`: the protocol's
 //!   `used = total - free` does **not** hold; it would count the reserve as
-//!   used. [`get_disk_usage`](metrics_protocol::app::ResourceMonitor::get_disk_usage)
+//!   used. [`disk_usage`](metrics_protocol::app::ResourceMonitor::disk_usage)
 //!   names the file system by the mount whose mount point is the longest
-//!   prefix of the canonical path; [`get_all_disk_usage`](metrics_protocol::app::ResourceMonitor::get_all_disk_usage)
+//!   prefix of the canonical path; [`all_disk_usage`](metrics_protocol::app::ResourceMonitor::all_disk_usage)
 //!   lists sysinfo's disks, which leave out pseudo file systems (`proc`,
 //!   `tmpfs`, `cgroup`, ...) and network mounts (whose `statvfs` can hang).
 //! - **Network**: totals since boot summed over **every** interface,

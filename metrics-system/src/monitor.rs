@@ -159,7 +159,7 @@ impl SystemMonitor {
     /// Usage of any process by id. Its `cpu_percent` is `None` on the first
     /// reading of that process, then covers the time since the previous
     /// reading. A process that does not exist is [`MetricsError::NotFound`].
-    pub fn process_usage(&self, pid: u32) -> Result<ProcessUsage, MetricsError> {
+    pub fn process_usage_of(&self, pid: u32) -> Result<ProcessUsage, MetricsError> {
         self.shared.readings.lock().process(pid)
     }
 
@@ -177,35 +177,35 @@ impl SystemMonitor {
 
 impl ResourceMonitor for SystemMonitor {
     /// Refreshes RAM and swap only.
-    fn get_memory_usage(&self) -> Result<MemoryUsage, MetricsError> {
+    fn memory_usage(&self) -> Result<MemoryUsage, MetricsError> {
         Ok(self.shared.readings.lock().memory())
     }
 
     /// Refreshes the CPU times only. See the crate docs: the first call
     /// within 200 ms of construction waits the rest; a later call within
     /// 200 ms of the previous one returns the previous utilisation.
-    fn get_cpu_usage(&self) -> Result<CpuUsage, MetricsError> {
+    fn cpu_usage(&self) -> Result<CpuUsage, MetricsError> {
         self.shared.readings.lock().cpu()
     }
 
     /// `statvfs` of the canonical path, and the mount table to name its file
     /// system. A path that does not exist is [`MetricsError::NotFound`].
-    fn get_disk_usage(&self, path: &Path) -> Result<DiskUsage, MetricsError> {
+    fn disk_usage(&self, path: &Path) -> Result<DiskUsage, MetricsError> {
         self.shared.readings.lock().disk(path)
     }
 
     /// Re-reads the list of mounts, then the space of each.
-    fn get_all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError> {
+    fn all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError> {
         Ok(self.shared.readings.lock().all_disks())
     }
 
     /// Re-reads the interfaces and their counters.
-    fn get_network_stats(&self) -> Result<NetworkStats, MetricsError> {
+    fn network_stats(&self) -> Result<NetworkStats, MetricsError> {
         Ok(self.shared.readings.lock().network())
     }
 
     /// Refreshes this one process, not the process table.
-    fn get_process_usage(&self) -> Result<ProcessUsage, MetricsError> {
+    fn process_usage(&self) -> Result<ProcessUsage, MetricsError> {
         let mut r = self.shared.readings.lock();
         let pid = r.self_pid();
         r.process(pid)

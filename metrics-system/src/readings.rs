@@ -140,7 +140,7 @@ impl Readings {
         let cpus = self.system.cpus();
         if cpus.is_empty() {
             return Err(MetricsError::Unsupported {
-                operation: "get_cpu_usage (the OS lists no CPU)",
+                operation: "cpu_usage (the OS lists no CPU)",
                 backend: "system",
             });
         }

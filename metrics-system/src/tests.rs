@@ -106,7 +106,7 @@ impl MetricCollector for Capture {
 
 #[test]
 fn memory_reading_is_consistent() {
-    let m = SystemMonitor::new().unwrap().get_memory_usage().unwrap();
+    let m = SystemMonitor::new().unwrap().memory_usage().unwrap();
     assert!(m.total_bytes > 0);
     assert_eq!(m.used_bytes + m.available_bytes, m.total_bytes);
     assert!(m.free_bytes <= m.total_bytes);
@@ -118,7 +118,7 @@ fn memory_reading_is_consistent() {
 #[test]
 fn cpu_reading_is_consistent() {
     let monitor = SystemMonitor::new().unwrap();
-    let cpu = monitor.get_cpu_usage().unwrap();
+    let cpu = monitor.cpu_usage().unwrap();
     assert!(cpu.logical_cores > 0);
     assert_eq!(cpu.per_core_percent.len(), cpu.logical_cores);
     assert!((0.0..=100.0).contains(&cpu.percent));
@@ -137,7 +137,7 @@ fn cpu_reading_is_consistent() {
 #[test]
 fn this_process_cpu_percent_is_known_from_the_first_reading() {
     let monitor = SystemMonitor::new().unwrap();
-    let p = monitor.get_process_usage().unwrap();
+    let p = monitor.process_usage().unwrap();
     assert_eq!(p.pid, std::process::id());
     assert!(p.cpu_percent.is_some_and(|c| c >= 0.0));
     assert!(p.rss_bytes > 0);
@@ -149,16 +149,16 @@ fn this_process_cpu_percent_is_known_from_the_first_reading() {
 #[test]
 fn disk_of_a_path_is_its_mount_and_a_missing_path_is_not_found() {
     let monitor = SystemMonitor::new().unwrap();
-    let root = monitor.get_disk_usage(Path::new("/")).unwrap();
+    let root = monitor.disk_usage(Path::new("/")).unwrap();
     assert_eq!(root.mount_point, "/");
     assert!(root.total_bytes > 0);
     assert!(root.used_bytes + root.free_bytes <= root.total_bytes);
-    let here = monitor.get_disk_usage(Path::new(".")).unwrap();
+    let here = monitor.disk_usage(Path::new(".")).unwrap();
     let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
     assert!(cwd.starts_with(&here.mount_point));
 
     let missing = Path::new("/definitely/not/here/metrics-system");
-    match monitor.get_disk_usage(missing) {
+    match monitor.disk_usage(missing) {
         Err(MetricsError::NotFound(msg)) => assert!(msg.contains("/definitely/not/here")),
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -167,7 +167,7 @@ fn disk_of_a_path_is_its_mount_and_a_missing_path_is_not_found() {
 #[test]
 fn all_disks_include_the_root_file_system() {
     let monitor = SystemMonitor::new().unwrap();
-    let disks = monitor.get_all_disk_usage().unwrap();
+    let disks = monitor.all_disk_usage().unwrap();
     assert!(
         disks.iter().any(|d| d.mount_point == "/"),
         "no `/` in {disks:?}"
@@ -179,7 +179,7 @@ fn all_disks_include_the_root_file_system() {
 
 #[test]
 fn network_totals_are_the_sum_of_the_interfaces() {
-    let n = SystemMonitor::new().unwrap().get_network_stats().unwrap();
+    let n = SystemMonitor::new().unwrap().network_stats().unwrap();
     let sum: u64 = n.interfaces.iter().map(|i| i.bytes_received).sum();
     assert_eq!(n.bytes_received, sum);
     let sum: u64 = n.interfaces.iter().map(|i| i.packets_sent).sum();
@@ -429,7 +429,7 @@ fn a_panicking_sample_is_counted_and_later_samples_still_publish() {
 #[test]
 fn busy_work_in_this_process_shows_in_its_cpu_percent() {
     let monitor = SystemMonitor::new().unwrap();
-    monitor.get_process_usage().unwrap();
+    monitor.process_usage().unwrap();
     // Spin until the kernel has charged this process some CPU time and a
     // full window has passed, then read again.
     let start = Instant::now();
@@ -437,7 +437,7 @@ fn busy_work_in_this_process_shows_in_its_cpu_percent() {
     while start.elapsed() < crate::readings::CPU_WINDOW * 2 {
         x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
     }
-    let p = monitor.get_process_usage().unwrap();
+    let p = monitor.process_usage().unwrap();
     assert!(p.cpu_percent.is_some_and(|c| c > 0.0), "{p:?}");
 }
 

@@ -51,7 +51,7 @@ fn noop_system_is_healthy_and_streams_nothing() {
         s.initialize_metrics(&bad),
         Err(MetricsError::InvalidArgument(msg)) if msg.contains("collection_interval")
     ));
-    assert!(s.get_system_health().healthy);
+    assert!(s.system_health().healthy);
     assert!(s.create_dashboard_data(DashboardKind::Overview).is_err());
     assert!(s.shutdown_metrics().is_ok());
 

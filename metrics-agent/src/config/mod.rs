@@ -90,7 +90,7 @@ impl FromStr for BackendChoice {
     }
 }
 
-/// Settings of `get_system_health`.
+/// Settings of `system_health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {

@@ -53,7 +53,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// let agent = Agent::new(config)?;
 /// agent.metrics().record_counter("http.requests", 1.0, &[("route", "/")]);
 /// agent.tracker().record_success("checkout", &[]);
-/// assert!(agent.get_system_health().healthy);
+/// assert!(agent.system_health().healthy);
 /// let d = agent.create_dashboard_data(DashboardKind::Overview)?;
 /// assert_eq!(d.panels[0].series[0].points[0].value, 1.0);
 /// agent.shutdown_metrics()?;
@@ -272,7 +272,7 @@ impl Agent {
         &self.inner.rec.hub
     }
 
-    /// Adds a health check, run on every [`get_system_health`](MetricsSystem::get_system_health).
+    /// Adds a health check, run on every [`system_health`](MetricsSystem::system_health).
     pub fn register_health_check(&self, check: Arc<dyn HealthCheck>) {
         self.inner.checks.register(check);
     }
@@ -324,7 +324,7 @@ impl Agent {
         h
     }
 
-    fn system_health(&self) -> BackendHealth {
+    fn monitor_health(&self) -> BackendHealth {
         let mut h = BackendHealth::healthy("system");
         let wanted = self.inner.settings.lock().config.system_sampling;
         match &self.inner.monitor {

@@ -35,21 +35,21 @@ fn no_queries(operation: &'static str) -> MetricsError {
 }
 
 impl MetricsAggregator for NoQueries {
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         _: &str,
         _: Option<Duration>,
     ) -> Result<MetricSummary, MetricsError> {
-        Err(no_queries("get_metric_summary"))
+        Err(no_queries("metric_summary"))
     }
-    fn get_metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(no_queries("get_metrics_by_tag"))
+    fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
+        Err(no_queries("metrics_by_tag"))
     }
     fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
         Err(no_queries("export_metrics"))
     }
-    fn get_top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(no_queries("get_top_metrics"))
+    fn top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
+        Err(no_queries("top_metrics"))
     }
     fn success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {
         Err(no_queries("success_rate"))
@@ -142,14 +142,14 @@ impl MetricsSystem for Agent {
     /// sampler, the agent itself), the registered checks (run now, each
     /// with the configured timeout), and the error rate over the
     /// configured window, as the check `error_rate`.
-    fn get_system_health(&self) -> HealthReport {
+    fn system_health(&self) -> HealthReport {
         // One reading of the window, so the agent's counts and the rate agree.
         let rec = &self.inner.rec;
         let outcomes = rec.outcomes.counts();
         let mut backends = rec.top.health();
         backends.push(rec.hub.report());
         backends.extend(rec.aggregations.report());
-        backends.push(self.system_health());
+        backends.push(self.monitor_health());
         backends.push(self.agent_health(outcomes));
         let mut checks = self.inner.checks.run_all();
         let (rate, check) = self.error_rate_check(outcomes);

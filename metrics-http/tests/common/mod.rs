@@ -106,7 +106,7 @@ impl MetricsSystem for TestSystem {
     fn shutdown_metrics(&self) -> Result<(), MetricsError> {
         Ok(())
     }
-    fn get_system_health(&self) -> HealthReport {
+    fn system_health(&self) -> HealthReport {
         let check = HealthCheckResult {
             name: "set by the test".into(),
             status: self.health,

@@ -171,7 +171,7 @@ fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
     }
     // histogram_quantile over our buckets lands in the bucket of our own
     // quantile: they agree within that bucket's width.
-    let s = m.get_metric_summary("db.query", None).unwrap();
+    let s = m.metric_summary("db.query", None).unwrap();
     for (q, ours) in [(0.5, s.p50), (0.95, s.p95), (0.99, s.p99)] {
         let ours = ours.unwrap() / 1e3;
         let hq = histogram_quantile(q, &b);

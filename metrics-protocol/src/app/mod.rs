@@ -58,7 +58,7 @@ pub use query::MockMetricsAggregator;
 /// fn start(system: &dyn MetricsSystem) {
 ///     let metrics = system.metrics(); // hand this to libraries
 ///     metrics.increment("app.started", &[]);
-///     let health = system.get_system_health();
+///     let health = system.system_health();
 ///     println!("{} ({} backends)", health.status, health.backends.len());
 ///     let _ = system.create_dashboard_data(DashboardKind::Overview);
 /// }
@@ -87,7 +87,7 @@ pub trait MetricsSystem: Send + Sync {
     fn shutdown_metrics(&self) -> Result<(), MetricsError>;
 
     /// Health of every backend and registered check.
-    fn get_system_health(&self) -> HealthReport;
+    fn system_health(&self) -> HealthReport;
 
     /// Data for one dashboard.
     fn create_dashboard_data(&self, kind: DashboardKind) -> Result<DashboardData, MetricsError>;

@@ -13,7 +13,7 @@ use crate::error::MetricsError;
 /// use metrics_protocol::app::ResourceMonitor;
 ///
 /// fn report(monitor: &dyn ResourceMonitor) -> String {
-///     match monitor.get_memory_usage() {
+///     match monitor.memory_usage() {
 ///         Ok(m) => format!("{} of {} bytes used", m.used_bytes, m.total_bytes),
 ///         Err(e) => format!("memory unknown: {e}"),
 ///     }
@@ -29,23 +29,23 @@ use crate::error::MetricsError;
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait ResourceMonitor: Send + Sync {
     /// Memory and swap.
-    fn get_memory_usage(&self) -> Result<MemoryUsage, MetricsError>;
+    fn memory_usage(&self) -> Result<MemoryUsage, MetricsError>;
 
     /// CPU utilisation, core counts and load average.
-    fn get_cpu_usage(&self) -> Result<CpuUsage, MetricsError>;
+    fn cpu_usage(&self) -> Result<CpuUsage, MetricsError>;
 
     /// Usage of the file system holding `path`. A path that does not exist
     /// is [`MetricsError::NotFound`] naming the path.
-    fn get_disk_usage(&self, path: &Path) -> Result<DiskUsage, MetricsError>;
+    fn disk_usage(&self, path: &Path) -> Result<DiskUsage, MetricsError>;
 
     /// Usage of every mounted disk.
-    fn get_all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError>;
+    fn all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError>;
 
     /// Network traffic, in total and per interface.
-    fn get_network_stats(&self) -> Result<NetworkStats, MetricsError>;
+    fn network_stats(&self) -> Result<NetworkStats, MetricsError>;
 
     /// Resource usage of this process.
-    fn get_process_usage(&self) -> Result<ProcessUsage, MetricsError>;
+    fn process_usage(&self) -> Result<ProcessUsage, MetricsError>;
 
     /// Starts one background sampler that publishes readings as gauges every
     /// `interval`. Starting an already running monitor does nothing; an

@@ -17,23 +17,23 @@ use crate::{
 };
 
 impl ResourceMonitor for NoopMetrics {
-    fn get_memory_usage(&self) -> Result<MemoryUsage, MetricsError> {
-        Err(unsupported("get_memory_usage"))
+    fn memory_usage(&self) -> Result<MemoryUsage, MetricsError> {
+        Err(unsupported("memory_usage"))
     }
-    fn get_cpu_usage(&self) -> Result<CpuUsage, MetricsError> {
-        Err(unsupported("get_cpu_usage"))
+    fn cpu_usage(&self) -> Result<CpuUsage, MetricsError> {
+        Err(unsupported("cpu_usage"))
     }
-    fn get_disk_usage(&self, _path: &Path) -> Result<DiskUsage, MetricsError> {
-        Err(unsupported("get_disk_usage"))
+    fn disk_usage(&self, _path: &Path) -> Result<DiskUsage, MetricsError> {
+        Err(unsupported("disk_usage"))
     }
-    fn get_all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError> {
-        Err(unsupported("get_all_disk_usage"))
+    fn all_disk_usage(&self) -> Result<Vec<DiskUsage>, MetricsError> {
+        Err(unsupported("all_disk_usage"))
     }
-    fn get_network_stats(&self) -> Result<NetworkStats, MetricsError> {
-        Err(unsupported("get_network_stats"))
+    fn network_stats(&self) -> Result<NetworkStats, MetricsError> {
+        Err(unsupported("network_stats"))
     }
-    fn get_process_usage(&self) -> Result<ProcessUsage, MetricsError> {
-        Err(unsupported("get_process_usage"))
+    fn process_usage(&self) -> Result<ProcessUsage, MetricsError> {
+        Err(unsupported("process_usage"))
     }
     fn start_resource_monitoring(&self, _interval: Duration) -> Result<(), MetricsError> {
         Err(unsupported("start_resource_monitoring"))
@@ -45,28 +45,28 @@ impl ResourceMonitor for NoopMetrics {
 }
 
 impl MetricsAggregator for NoopMetrics {
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         _metric_name: &str,
         _time_window: Option<Duration>,
     ) -> Result<MetricSummary, MetricsError> {
-        Err(unsupported("get_metric_summary"))
+        Err(unsupported("metric_summary"))
     }
-    fn get_metrics_by_tag<'a>(
+    fn metrics_by_tag<'a>(
         &self,
         _tag_filter: Tags<'a>,
     ) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_metrics_by_tag"))
+        Err(unsupported("metrics_by_tag"))
     }
     fn export_metrics(&self, _format: ExportFormat) -> Result<String, MetricsError> {
         Err(unsupported("export_metrics"))
     }
-    fn get_top_metrics(
+    fn top_metrics(
         &self,
         _metric_type: MetricType,
         _limit: usize,
     ) -> Result<Vec<MetricValue>, MetricsError> {
-        Err(unsupported("get_top_metrics"))
+        Err(unsupported("top_metrics"))
     }
     fn success_rate(&self, _: &str, _: Option<Duration>) -> Result<f64, MetricsError> {
         Err(unsupported("success_rate"))
@@ -108,7 +108,7 @@ impl MetricsSystem for NoopMetrics {
     fn shutdown_metrics(&self) -> Result<(), MetricsError> {
         Ok(())
     }
-    fn get_system_health(&self) -> HealthReport {
+    fn system_health(&self) -> HealthReport {
         HealthReport::from_parts(MetricCollector::health(self), Vec::new(), 0.0)
     }
     fn create_dashboard_data(&self, _kind: DashboardKind) -> Result<DashboardData, MetricsError> {
@@ -153,15 +153,15 @@ mod tests {
     fn noop_system_refuses_queries_and_is_healthy() {
         let n = NoopMetrics;
         assert!(matches!(
-            n.get_metric_summary("c", None),
+            n.metric_summary("c", None),
             Err(MetricsError::Unsupported { .. })
         ));
         assert!(matches!(
             n.export_metrics(ExportFormat::Json),
             Err(MetricsError::Unsupported { .. })
         ));
-        assert!(n.get_memory_usage().is_err());
+        assert!(n.memory_usage().is_err());
         assert!(!n.is_monitoring());
-        assert!(n.get_system_health().healthy);
+        assert!(n.system_health().healthy);
     }
 }

@@ -20,7 +20,7 @@ use crate::{MetricType, Tags};
 /// use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 ///
 /// fn p99_last_5_min(q: &dyn MetricsAggregator, name: &str) -> Option<f64> {
-///     q.get_metric_summary(name, Some(Duration::from_secs(300))).ok()?.p99
+///     q.metric_summary(name, Some(Duration::from_secs(300))).ok()?.p99
 /// }
 /// assert_eq!(p99_last_5_min(&NoopMetrics, "db.query"), None);
 /// assert!(NoopMetrics.export_metrics(ExportFormat::Prometheus).is_err());
@@ -29,7 +29,7 @@ use crate::{MetricType, Tags};
 pub trait MetricsAggregator: Send + Sync {
     /// Summary of every series of `metric_name` merged, over all time or the
     /// last `time_window`. [`MetricsError::NoData`] when there is none.
-    fn get_metric_summary(
+    fn metric_summary(
         &self,
         metric_name: &str,
         time_window: Option<Duration>,
@@ -37,7 +37,7 @@ pub trait MetricsAggregator: Send + Sync {
 
     /// The current value of every series whose tags contain all of
     /// `tag_filter` (an empty filter matches everything).
-    fn get_metrics_by_tag<'a>(
+    fn metrics_by_tag<'a>(
         &self,
         tag_filter: Tags<'a>,
     ) -> Result<Vec<MetricValue>, MetricsError>;
@@ -49,7 +49,7 @@ pub trait MetricsAggregator: Send + Sync {
 
     /// The `limit` series of `metric_type` with the largest value (counters:
     /// total; gauges: value; distributions: count), largest first.
-    fn get_top_metrics(
+    fn top_metrics(
         &self,
         metric_type: MetricType,
         limit: usize,

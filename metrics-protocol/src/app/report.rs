@@ -23,7 +23,7 @@ pub struct HealthCheckResult {
     pub duration: Duration,
 }
 
-/// Health of the whole metrics system (`get_system_health`).
+/// Health of the whole metrics system (`system_health`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// Worst status of every backend and check.
