@@ -31,11 +31,7 @@ use common::TestSystem;
 struct Panicking;
 
 impl MetricsAggregator for Panicking {
-    fn metric_summary(
-        &self,
-        _: &str,
-        _: Option<Duration>,
-    ) -> Result<MetricSummary, MetricsError> {
+    fn metric_summary(&self, _: &str, _: Option<Duration>) -> Result<MetricSummary, MetricsError> {
         panic!("summary exploded")
     }
     fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {

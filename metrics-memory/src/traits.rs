@@ -126,10 +126,7 @@ impl MetricsAggregator for MemoryMetrics {
         self.summary_with_older(metric_name, time_window, None)
     }
 
-    fn metrics_by_tag<'a>(
-        &self,
-        tag_filter: Tags<'a>,
-    ) -> Result<Vec<MetricValue>, MetricsError> {
+    fn metrics_by_tag<'a>(&self, tag_filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         self.maintain();
         Ok(self
             .registry

@@ -108,9 +108,7 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     let now = clock.now_millis();
     let mut values: Vec<f64> = all.iter().map(|(_, v)| *v).collect();
     values.sort_by(f64::total_cmp);
-    let s = m
-        .metric_summary("latency", None)
-        .expect("all-time summary");
+    let s = m.metric_summary("latency", None).expect("all-time summary");
     assert_eq!(s.count, values.len() as u64);
     for (q, got) in [(0.5, s.p50), (0.9, s.p90), (0.95, s.p95), (0.99, s.p99)] {
         let (want, got) = (exact(&values, q), got.expect("quantile"));

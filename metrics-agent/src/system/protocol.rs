@@ -35,11 +35,7 @@ fn no_queries(operation: &'static str) -> MetricsError {
 }
 
 impl MetricsAggregator for NoQueries {
-    fn metric_summary(
-        &self,
-        _: &str,
-        _: Option<Duration>,
-    ) -> Result<MetricSummary, MetricsError> {
+    fn metric_summary(&self, _: &str, _: Option<Duration>) -> Result<MetricSummary, MetricsError> {
         Err(no_queries("metric_summary"))
     }
     fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {

@@ -52,10 +52,7 @@ impl MetricsAggregator for NoopMetrics {
     ) -> Result<MetricSummary, MetricsError> {
         Err(unsupported("metric_summary"))
     }
-    fn metrics_by_tag<'a>(
-        &self,
-        _tag_filter: Tags<'a>,
-    ) -> Result<Vec<MetricValue>, MetricsError> {
+    fn metrics_by_tag<'a>(&self, _tag_filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         Err(unsupported("metrics_by_tag"))
     }
     fn export_metrics(&self, _format: ExportFormat) -> Result<String, MetricsError> {

@@ -37,10 +37,7 @@ pub trait MetricsAggregator: Send + Sync {
 
     /// The current value of every series whose tags contain all of
     /// `tag_filter` (an empty filter matches everything).
-    fn metrics_by_tag<'a>(
-        &self,
-        tag_filter: Tags<'a>,
-    ) -> Result<Vec<MetricValue>, MetricsError>;
+    fn metrics_by_tag<'a>(&self, tag_filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError>;
 
     /// Everything recorded, in `format`. Parse a format name with
     /// `"csv".parse::<ExportFormat>()`, which rejects unknown names with
