@@ -15,7 +15,7 @@ fail() { echo "interop-agent: $*" >&2; [ -f "$DIR/statsd.log" ] && tail -20 "$DI
 start_statsd "$DIR" || fail "the daemon did not start"
 
 log "metrics-agent, METRICS_BACKEND=both, 4 s, the export to a file endpoint"
-METRICS_BACKEND=both METRICS_STATSD_ADDR="127.0.0.1:$PORT" METRICS_SAMPLE_INTERVAL=1s \
+METRICS_BACKEND=both METRICS_STATSD_ADDR="127.0.0.1:$PORT" METRICS_COLLECTION_INTERVAL=1s \
 METRICS_EXPORT_ENDPOINTS="$DIR/export.json" \
     "$BIN" --duration 4s --report-every 2s --no-export > "$DIR/agent.out" 2> "$DIR/agent.err" \
     || { cat "$DIR/agent.err" >&2; fail "the agent failed"; }

@@ -178,7 +178,7 @@ main().then(() => { clearTimeout(timer); step('ok'); }, (e) => {
 JS
 
 run_agent() { # run_agent PORT [TOKEN]
-    METRICS_HTTP_TOKEN=${2:-} METRICS_SAMPLE_INTERVAL=1s "$BIN" --listen "127.0.0.1:$1" --duration 5m \
+    METRICS_HTTP_TOKEN=${2:-} METRICS_COLLECTION_INTERVAL=1s "$BIN" --listen "127.0.0.1:$1" --duration 5m \
         --report-every 1h --no-export > "$DIR/agent.out" 2> "$DIR/agent.err" &
     AGENT=$!
     PIDS+=("$AGENT")
@@ -190,7 +190,7 @@ URL=http://127.0.0.1:$PORT/
 log "metrics-agent serving $URL"
 run_agent "$PORT"
 grep -q "dashboard: $URL" "$DIR/agent.out" || fail "the page's URL was not printed: $(cat "$DIR/agent.out")"
-sleep "${WARMUP:-3}" # a few resource samples, so that every panel has data
+sleep "${WARMUP:-3}" # a few resource polls, so that every panel has data
 log "Chromium against $URL"
 PLAYWRIGHT_CORE=$PW/node_modules/playwright-core timeout 150 node "$DIR/check.js" "$URL" \
     "${SCREENSHOT:-$DIR/dashboard.png}" "$(mktemp -d "$DIR/profile.XXXX")" || fail "the browser check failed"

@@ -44,15 +44,15 @@ fi
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-log "metrics-agent serving $URL (system sampling every second)"
-METRICS_SAMPLE_INTERVAL=1s "$BIN" --listen "127.0.0.1:$PORT" --duration 10m \
+log "metrics-agent serving $URL (system polling every second)"
+METRICS_COLLECTION_INTERVAL=1s "$BIN" --listen "127.0.0.1:$PORT" --duration 10m \
     --report-every 1h --no-export > "$DIR/agent.out" 2> "$DIR/agent.err" &
 PIDS+=($!)
 wait_tcp "$PORT" 30 || fail "the agent does not listen"
 grep -q "serving $URL/metrics" "$DIR/agent.out" || fail "the URL was not printed: $(cat "$DIR/agent.out")"
 
 log "/metrics: content types, promtool (0.0.4), prometheus_client (OpenMetrics), gzip, HEAD"
-sleep 2 # a couple of resource samples and some workload
+sleep 2 # a couple of resource polls and some workload
 curl -sf -D "$DIR/prom.headers" "$URL/metrics" -o "$DIR/metrics.prom" || fail "GET /metrics failed"
 grep -qi '^content-type: text/plain; version=0.0.4; charset=utf-8' "$DIR/prom.headers" \
     || fail "wrong content type: $(cat "$DIR/prom.headers")"

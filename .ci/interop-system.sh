@@ -9,12 +9,12 @@
 #                                                         and within 5% of psutil's
 #   RSS of a `sleep` we start (passed with --pid) ....... within 10%
 #
-# Then the `publish` example samples twice into metrics-memory, with 1 MiB
-# of loopback traffic between the samples, and prints /metrics' text:
+# Then the `publish` example polls twice into metrics-memory, with 1 MiB
+# of loopback traffic between the polls, and prints /metrics' text:
 #
 #   promtool check metrics ............................. clean
 #   system_network_io_bytes_total ...................... a counter; per direction,
-#     the growth psutil saw between the samples <= ours <= the growth around them
+#     the growth psutil saw between the polls <= ours <= the growth around them
 #   process_threads .................................... a gauge >= 1
 #   no name with a stray `_value` suffix
 set -euo pipefail
@@ -139,9 +139,9 @@ p0 = psutil.net_io_counters()
 proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 ready = proc.stdout.readline().strip()
 p1 = psutil.net_io_counters()
-check(ready == "ready", f"first sample taken (got {ready!r})")
+check(ready == "ready", f"first poll taken (got {ready!r})")
 sent = loopback_traffic(1 << 20)
-check(sent == 1 << 20, f"1 MiB sent over loopback between the samples ({sent} bytes)")
+check(sent == 1 << 20, f"1 MiB sent over loopback between the polls ({sent} bytes)")
 p2 = psutil.net_io_counters()
 text, _ = proc.communicate("\n", timeout=60)
 p3 = psutil.net_io_counters()
@@ -162,7 +162,7 @@ for direction, attr in (("receive", "bytes_recv"), ("transmit", "bytes_sent")):
     lo = getattr(p2, attr) - getattr(p1, attr)
     hi = getattr(p3, attr) - getattr(p0, attr)
     check(lo <= ours <= hi,
-          f"network {direction} bytes between the samples: psutil {lo} <= ours {ours:.0f} <= psutil {hi}")
+          f"network {direction} bytes between the polls: psutil {lo} <= ours {ours:.0f} <= psutil {hi}")
     check(ours >= 1 << 20, f"network {direction} counted the 1 MiB: ours {ours:.0f}")
 threads = families.get("process_threads")
 value = threads.samples[0].value if threads and threads.samples else 0

@@ -44,7 +44,7 @@ struct World {
     source: Source,
 }
 
-/// One agent (memory backend, no sampler thread) with a little of every
+/// One agent (memory backend, no poller thread) with a little of every
 /// kind recorded, shared by every run.
 fn world() -> Option<&'static World> {
     static WORLD: OnceLock<Option<World>> = OnceLock::new();
@@ -55,7 +55,7 @@ fn world() -> Option<&'static World> {
                 .build()
                 .ok()?;
             let config = AgentConfig {
-                system_sampling: false,
+                system_polling: false,
                 ..AgentConfig::default()
             };
             let agent = runtime.block_on(async { Agent::new(config) }).ok()?;

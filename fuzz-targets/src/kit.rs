@@ -60,7 +60,7 @@ pub fn validate(data: &[u8]) {
         input.name
     );
     let value_ok = if input.counter {
-        validate::check_counter_increment(input.value).is_ok()
+        validate::check_counter_value(input.value).is_ok()
     } else {
         validate::check_value(input.value).is_ok()
     };

@@ -20,7 +20,7 @@ const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 
 fn agent() -> Agent {
     Agent::new(AgentConfig {
-        system_sampling: false,
+        system_polling: false,
         ..AgentConfig::default()
     })
     .expect("the default configuration builds")

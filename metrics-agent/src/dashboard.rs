@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics_memory::{MemoryMetrics, RangeBin, RangeQuery, RangeSeries};
+use metrics_memory::{MemoryMetrics, RangeBin, RangeQuery, RangeGroup};
 use metrics_protocol::app::{
     ChartType, DashboardData, DashboardKind, MetricValue, MetricsAggregator, Panel, PanelSeries,
     Point,
@@ -115,7 +115,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Bins of `name` (tags contained), grouped by one tag; empty on error.
-    fn range(&self, name: &str, tags: &[(&str, &str)], group_by: Option<&str>) -> Vec<RangeSeries> {
+    fn range(&self, name: &str, tags: &[(&str, &str)], group_by: Option<&str>) -> Vec<RangeGroup> {
         let q = RangeQuery {
             name: name.into(),
             tags: tags

@@ -28,7 +28,7 @@ pub enum AgentError {
     #[error("invalid configuration: {field} = `{value}`: {reason}")]
     Config {
         /// The field, as spelled where it was set (`statsd.addr`,
-        /// `aggregations[0].window`, `METRICS_BACKEND`, `--listen`, ...).
+        /// `aggregations[0].batch`, `METRICS_BACKEND`, `--listen`, ...).
         field: String,
         /// The value that was given.
         value: String,
@@ -124,11 +124,11 @@ mod tests {
 
     #[test]
     fn a_config_error_keeps_its_message_as_a_protocol_error() {
-        let e = AgentError::config("window", "0s", "too short").prefixed("aggregations[0]");
-        assert_eq!(e.field(), Some("aggregations[0].window"));
+        let e = AgentError::config("batch", "0s", "too short").prefixed("aggregations[0]");
+        assert_eq!(e.field(), Some("aggregations[0].batch"));
         let m = MetricsError::from(e);
         assert!(
-            matches!(&m, MetricsError::InvalidArgument(s) if s == "invalid configuration: aggregations[0].window = `0s`: too short"),
+            matches!(&m, MetricsError::InvalidArgument(s) if s == "invalid configuration: aggregations[0].batch = `0s`: too short"),
             "{m}"
         );
         let io = AgentError::io("reading a.toml", std::io::Error::other("gone"));

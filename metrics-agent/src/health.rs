@@ -1,5 +1,5 @@
 //! Registered health checks, run each in its own thread with a timeout and
-//! a panic guard, and the windowed error rate of the system's operations.
+//! a panic guard, and the windowed error rate of the agent's operations.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -49,14 +49,14 @@ impl CheckOutcome {
     }
 }
 
-/// A health check an application registers with the system, as in the
+/// A health check an application registers with the agent, as in the
 /// usual service checks (database reachable, disk not full, ...).
 ///
 /// # For implementors
 ///
 /// `check` may block (it runs on its own thread) and may even panic or hang:
 /// a panic counts as unhealthy, and so does a check that has not answered
-/// within the system's `health.check_timeout_ms`. A check still running from
+/// within the agent's `health.check_timeout_ms`. A check still running from
 /// an earlier report is not started again; it is reported unhealthy until
 /// it returns.
 pub trait HealthCheck: Send + Sync {
@@ -103,7 +103,7 @@ struct Registered {
     running: Arc<AtomicBool>,
 }
 
-/// The registered checks of a system.
+/// The registered checks of an agent.
 pub struct HealthChecks {
     timeout: Duration,
     checks: RwLock<Vec<Registered>>,

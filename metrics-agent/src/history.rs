@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_http::{
-    InstanceScope, Outcomes, RangeAnswer, RangeQueries, RangeRequest, RangeSeries, RollupRequest,
+    InstanceScope, Outcomes, RangeAnswer, RangeQueries, RangeRequest, RangeGroup, RollupRequest,
 };
 use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::app::MetricSummary;
 use metrics_protocol::app::TimingStats;
 use metrics_protocol::{MetricType, MetricUnit, MetricsError};
 use metrics_store::{
-    HistoryBin, HistoryQuery, HistorySeries, HistoryWriter, OutcomeQuery, Store, WriterStatus,
+    HistoryBin, HistoryQuery, HistoryGroup, HistoryWriter, OutcomeQuery, Store, WriterStatus,
 };
 
 use crate::MemoryRanges;
@@ -140,7 +140,7 @@ impl HistoryRanges {
         &self,
         mut q: HistoryQuery,
         scope: &Scope,
-    ) -> Result<Vec<HistorySeries>, Unanswered> {
+    ) -> Result<Vec<HistoryGroup>, Unanswered> {
         q.instances = scope.instances.clone();
         q.skip_run_since = Some((self.writer.run().to_owned(), self.memory_since_ms()));
         self.on_store(|store| async move { store.query(&q).await })
@@ -151,7 +151,7 @@ impl HistoryRanges {
         format!("history store unavailable ({why}): recent history from memory only")
     }
 
-    fn stored(&self, r: &RangeRequest, scope: &Scope) -> Result<Vec<RangeSeries>, Unanswered> {
+    fn stored(&self, r: &RangeRequest, scope: &Scope) -> Result<Vec<RangeGroup>, Unanswered> {
         let q = HistoryQuery {
             name: r.name.clone(),
             tags: r.tags.clone(),
@@ -275,7 +275,7 @@ impl HistoryRanges {
         r: &RollupRequest,
         calendar: Calendar,
         scope: &Scope,
-    ) -> Result<Vec<HistorySeries>, Unanswered> {
+    ) -> Result<Vec<HistoryGroup>, Unanswered> {
         let q = HistoryQuery {
             name: r.name.clone(),
             tags: r.tags.clone(),
@@ -290,7 +290,7 @@ impl HistoryRanges {
 }
 
 impl RangeQueries for HistoryRanges {
-    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
+    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
         self.query_range_answer(r).map(|a| a.series)
     }
 
@@ -400,7 +400,7 @@ impl RangeQueries for HistoryRanges {
         true
     }
 
-    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
         self.rollup_answer(r).map(|a| a.map(|a| a.series))
     }
 

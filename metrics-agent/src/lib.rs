@@ -7,7 +7,7 @@
 //! use metrics_agent::{Agent, AgentConfig};
 //! use metrics_protocol::app::MetricsSystem;
 //!
-//! let agent = Agent::new(AgentConfig { system_sampling: false, ..Default::default() })?;
+//! let agent = Agent::new(AgentConfig { system_polling: false, ..Default::default() })?;
 //! let metrics = agent.metrics(); // what the application's libraries get
 //! metrics.time("startup", &[], || ());
 //! assert_eq!(agent.aggregator().success_rate("startup", None)?, 1.0);
@@ -25,17 +25,17 @@
 //!
 //! | module | job |
 //! | --- | --- |
-//! | [`system`] | [`Agent`]: building the system from its configuration, its health entries (`system`), the layer stack (`system::stack`), the protocol's system traits (`system::protocol`), the ticker and shutdown (`system::lifecycle`) |
+//! | [`agent`] | [`Agent`]: building the agent from its configuration, its health entries (`agent`, and `system` for resource polling), the layer stack (`agent::stack`), the protocol's [`MetricsSystem`](metrics_protocol::app::MetricsSystem) traits (`agent::protocol`), the ticker and shutdown (`agent::lifecycle`) |
 //! | [`config`] | [`AgentConfig`]: schema and defaults (`config`), JSON/TOML files (`config::file`), `METRICS_*` variables (`config::env`) |
 //! | [`error`] | [`AgentError`]: configuration, parse and start-up errors |
 //! | [`stream`] | [`StreamHub`]: live streams with bounded buffers per subscriber |
-//! | [`aggregate`] | stream aggregation: specs and functions, windows, the set of a system |
+//! | [`aggregate`] | stream aggregation: specs and functions, batches, the set of an agent |
 //! | [`health`] | registered health checks and the error-rate window |
 //! | [`history`] | durable history: range queries over memory and the store, the store's health |
 //! | [`logging`] | what the main program logs on stderr (`RUST_LOG`, the configuration's `log`) |
 //! | [`dashboard`] | dashboards computed from the memory backend |
 //! | [`export`] | exports to files and HTTP endpoints |
-//! | `pool` | the few threads that run checks, exports and on-demand samples |
+//! | `pool` | the few threads that run checks, exports and on-demand resource polls |
 //! | `interest` | the one-word filter the taps read first |
 #![deny(missing_docs)]
 
@@ -51,10 +51,10 @@ pub mod logging;
 mod pool;
 mod ranges;
 pub mod stream;
-pub mod system;
+pub mod agent;
 
 pub use aggregate::{
-    AggFn, AggregateSink, AggregationSet, AggregationSpec, AggregationWindow, StreamAggregator,
+    AggFn, AggregateSink, AggregationSet, AggregationSpec, AggregationBatch, StreamAggregator,
 };
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use error::AgentError;
@@ -62,7 +62,7 @@ pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChec
 pub use history::HistoryRanges;
 pub use ranges::MemoryRanges;
 pub use stream::StreamHub;
-pub use system::Agent;
+pub use agent::Agent;
 
 #[cfg(test)]
 pub(crate) mod test_util {

@@ -41,7 +41,7 @@ use report::{Out, StreamCounts, summary, watch_failures};
     about = "Run a workload through the metrics facade and watch it live",
     after_help = "Environment: METRICS_BACKEND=memory|statsd|both, METRICS_STATSD_ADDR, \
 METRICS_STATSD_FLAVOR, METRICS_PREFIX, METRICS_COMMON_TAGS=k=v,k2=v2, \
-METRICS_SYSTEM_SAMPLING=on|off, METRICS_SAMPLE_INTERVAL, METRICS_RETENTION_DAYS, \
+METRICS_SYSTEM_POLLING=on|off, METRICS_COLLECTION_INTERVAL, METRICS_RETENTION_DAYS, \
 METRICS_EXPORT_ENDPOINTS, METRICS_STREAM_BUFFER, METRICS_HEALTH_CHECK_TIMEOUT \
 (they override the --config file); METRICS_LISTEN=ADDR|off (--listen wins over it), \
 METRICS_HTTP_TOKEN (a bearer token every HTTP request must carry); \
@@ -249,7 +249,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
         let at = existing_ancestor(&disk);
         disk_outcome(&disk, monitor.disk_usage(&at))
     })));
-    // The request latency per route, in 5-second windows, back into the system.
+    // The request latency per route, in 5-second batches, back into the agent.
     let spec = AggregationSpec::time(workload::LATENCY, Duration::from_secs(5))
         .functions(["mean", "p95"])?;
     agent.aggregate(spec)?;
@@ -264,7 +264,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     let counts = Arc::new(StreamCounts::default());
     let watcher = watch_failures(&agent, counts.clone());
     out.print(&format!(
-        "metrics-agent: backend {}{}, system sampling {}, {} workers, {}\n",
+        "metrics-agent: backend {}{}, system polling {}, {} workers, {}\n",
         config.backend,
         if config.backend.statsd() {
             format!(
@@ -317,7 +317,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     for w in workers {
         let _ = w.join();
     }
-    // Shut down first: partial aggregation windows land, StatsD is flushed,
+    // Shut down first: partial aggregation batches land, StatsD is flushed,
     // the stream ends; the memory backend still answers afterwards.
     let mut ok = true;
     if let Err(e) = agent.shutdown_metrics() {

@@ -1,5 +1,5 @@
 //! [`WorkerPool`]: a few long-lived threads for the agent's blocking work
-//! (health checks, exports, a resource sample on demand), instead of one
+//! (health checks, exports, a resource poll on demand), instead of one
 //! new OS thread per call.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -62,7 +62,7 @@ impl WorkerPool {
     }
 }
 
-/// Threads of the process-wide pool (exports, resource samples on demand).
+/// Threads of the process-wide pool (exports, resource polls on demand).
 const SHARED_THREADS: usize = 4;
 
 /// The process-wide pool for the agent's blocking work other than health

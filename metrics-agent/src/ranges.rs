@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use metrics_http::{Period, RangeBin, RangeQueries, RangeRequest, RangeSeries, RollupRequest};
+use metrics_http::{Period, RangeBin, RangeQueries, RangeRequest, RangeGroup, RollupRequest};
 use metrics_memory::{Calendar, MemoryMetrics};
 use metrics_protocol::MetricsError;
-use metrics_store::HistorySeries;
+use metrics_store::HistoryGroup;
 
 /// `/api/v1/query_range` of `metrics-http` from the memory backend's binned
 /// history (the protocol has no range query of its own): what the main
@@ -20,7 +20,7 @@ impl RangeQueries for MemoryRanges {
     fn query_range(
         &self,
         r: &RangeRequest,
-    ) -> Result<Vec<RangeSeries>, metrics_protocol::MetricsError> {
+    ) -> Result<Vec<RangeGroup>, metrics_protocol::MetricsError> {
         let q = metrics_memory::RangeQuery {
             name: r.name.clone(),
             tags: r.tags.clone(),
@@ -33,7 +33,7 @@ impl RangeQueries for MemoryRanges {
         Ok(steps(series.map(|s| (s.group, s.bins)), step_edges(r)))
     }
 
-    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
         let recent = self.0.rollup(
             &r.name,
             &r.tags,
@@ -76,9 +76,9 @@ fn period_end(p: Period, start: DateTime<Utc>) -> DateTime<Utc> {
 /// Memory's and the store's rollups merged per group and period.
 pub(crate) fn merge_rollups(
     period: Period,
-    memory: Vec<metrics_memory::RangeSeries>,
-    stored: Vec<HistorySeries>,
-) -> Vec<RangeSeries> {
+    memory: Vec<metrics_memory::RangeGroup>,
+    stored: Vec<HistoryGroup>,
+) -> Vec<RangeGroup> {
     let edges = |start: i64| {
         let end = period_end(period, DateTime::<Utc>::from_timestamp_millis(start)?);
         Some((start, end.timestamp_millis()))
@@ -90,7 +90,7 @@ pub(crate) fn merge_rollups(
 }
 
 /// `a` and `b` merged per group and step.
-pub(crate) fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries> {
+pub(crate) fn merge(a: Vec<RangeGroup>, b: Vec<RangeGroup>) -> Vec<RangeGroup> {
     let mut groups: BTreeMap<Option<String>, BTreeMap<DateTime<Utc>, RangeBin>> = BTreeMap::new();
     for s in a.into_iter().chain(b) {
         let steps = groups.entry(s.group).or_default();
@@ -118,7 +118,7 @@ pub(crate) fn merge(a: Vec<RangeSeries>, b: Vec<RangeSeries>) -> Vec<RangeSeries
     }
     groups
         .into_iter()
-        .map(|(group, steps)| RangeSeries {
+        .map(|(group, steps)| RangeGroup {
             group,
             bins: steps.into_values().collect(),
         })
@@ -172,9 +172,9 @@ pub(crate) fn step_edges(r: &RangeRequest) -> impl Fn(i64) -> Option<(i64, i64)>
 pub(crate) fn steps<B: StepData>(
     groups: impl Iterator<Item = (Option<String>, Vec<B>)>,
     edges: impl Fn(i64) -> Option<(i64, i64)>,
-) -> Vec<RangeSeries> {
+) -> Vec<RangeGroup> {
     groups
-        .map(|(group, bins)| RangeSeries {
+        .map(|(group, bins)| RangeGroup {
             group,
             bins: bins
                 .iter()

@@ -154,7 +154,7 @@ pub(crate) fn summary(agent: &Agent, started: Instant, streamed: &StreamCounts) 
             "(StatsD only: the daemon holds the numbers; health below)"
         );
     }
-    // Read now through the ResourceMonitor (the sampler publishes the same
+    // Read now through the ResourceMonitor (the poller publishes the same
     // readings as gauges every collection interval).
     let monitor = agent.resource_monitor();
     if let Ok(cpu) = monitor.cpu_usage() {

@@ -7,7 +7,7 @@ use metrics_protocol::app::{ExportFormat, MetricsSystem};
 #[test]
 fn one_call_makes_the_metrics_macros_record_into_the_agent() {
     let agent = Agent::new(AgentConfig {
-        system_sampling: false,
+        system_polling: false,
         ..AgentConfig::default()
     })
     .expect("agent");

@@ -14,7 +14,7 @@ fn agent() -> Command {
         .env_remove("METRICS_HTTP_TOKEN")
         .env_remove("RUST_LOG")
         .env("METRICS_LISTEN", "off") // the HTTP tests below pass --listen
-        .env("METRICS_SYSTEM_SAMPLING", "off")
+        .env("METRICS_SYSTEM_POLLING", "off")
         // No history store in the package directory (the store tests below
         // choose one in a temporary directory).
         .env("METRICS_STORE", "off");

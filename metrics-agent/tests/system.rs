@@ -30,7 +30,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn quiet_memory() -> AgentConfig {
     AgentConfig {
-        system_sampling: false,
+        system_polling: false,
         ..AgentConfig::default()
     }
 }
@@ -336,9 +336,9 @@ fn a_slow_subscriber_loses_the_oldest_values_and_is_told() {
 }
 
 #[test]
-fn time_windows_aggregate_into_the_system_and_the_partial_window_flushes() {
+fn time_batches_aggregate_into_the_agent_and_the_partial_batch_flushes() {
     let clock = manual();
-    // Start on a window boundary so the test reads simply.
+    // Start on a batch boundary so the test reads simply.
     clock.set(1_700_000_000_000 / 10_000 * 10_000);
     let agent = Agent::with_clock(quiet_memory(), clock.clone()).unwrap();
     let spec = AggregationSpec::time("latency", Duration::from_secs(10))
@@ -352,7 +352,7 @@ fn time_windows_aggregate_into_the_system_and_the_partial_window_flushes() {
     }
     c.record_timer("latency", Duration::from_millis(100), &[("route", "/b")]);
     clock.advance(Duration::from_secs(10));
-    block_on(agent.collect_metrics_async()).unwrap(); // closes the window now
+    block_on(agent.collect_metrics_async()).unwrap(); // closes the batch now
     let m = agent.memory().unwrap();
     let a = [("route", "/a"), ("service", "api")];
     assert_eq!(m.gauge_value("latency.mean", &a), Some(20.0));
@@ -361,7 +361,7 @@ fn time_windows_aggregate_into_the_system_and_the_partial_window_flushes() {
         m.gauge_value("latency.max", &[("route", "/b"), ("service", "api")]),
         Some(100.0)
     );
-    // A partial window: sent at shutdown, not lost.
+    // A partial batch: sent at shutdown, not lost.
     c.record_timer("latency", Duration::from_millis(7), &[("route", "/a")]);
     clock.advance(Duration::from_secs(3));
     agent.shutdown_metrics().unwrap();
@@ -370,7 +370,7 @@ fn time_windows_aggregate_into_the_system_and_the_partial_window_flushes() {
 }
 
 #[test]
-fn count_windows_aggregate_into_a_stream_and_the_rest_flushes_at_shutdown() {
+fn count_batches_aggregate_into_a_stream_and_the_rest_flushes_at_shutdown() {
     let agent = Agent::new(quiet_memory()).unwrap();
     let results = agent.metrics_stream(MetricFilter::default().name_prefix("bytes."));
     let spec = AggregationSpec::count("bytes", 4)
@@ -489,7 +489,7 @@ fn export_goes_to_files_and_http_and_one_failure_stops_nothing() {
 #[test]
 fn initialize_metrics_applies_what_it_can_and_names_what_it_cannot() {
     let mut config = quiet_memory();
-    config.system_sampling = true;
+    config.system_polling = true;
     config.collection_interval = 5.0;
     let agent = Agent::new(config).unwrap();
     assert!(agent.resource_monitor().is_monitoring());
@@ -516,7 +516,7 @@ fn initialize_metrics_applies_what_it_can_and_names_what_it_cannot() {
         .unwrap();
     assert_eq!(agent.config().collection_interval, 0.5);
     assert!(agent.resource_monitor().is_monitoring());
-    // The sampler publishes into the system.
+    // The poller publishes into the agent.
     std::thread::sleep(Duration::from_millis(1500));
     let m = agent.memory().unwrap();
     assert!(
@@ -546,7 +546,7 @@ fn the_system_is_built_from_a_file_and_the_environment() {
     let path = dir.join("metrics.toml");
     std::fs::write(
         &path,
-        "backend = \"memory\"\nsystem_sampling = false\n[statsd]\nprefix = \"file\"\nflush_interval_ms = 3600000\n",
+        "backend = \"memory\"\nsystem_polling = false\n[statsd]\nprefix = \"file\"\nflush_interval_ms = 3600000\n",
     )
     .unwrap();
     let env: BTreeMap<&str, String> = BTreeMap::from([
@@ -603,7 +603,7 @@ fn dropping_the_system_stops_its_threads_and_keeps_no_cycle() {
     agent.metrics().record_counter("x", 1.0, &[]);
     let memory = agent.memory().unwrap().clone();
     drop(agent);
-    // The partial window went into the system before it shut down.
+    // The partial batch went into the agent before it shut down.
     assert_eq!(memory.gauge_value("x.sum", &[]), Some(1.0));
     assert_eq!(agg.stats().1, 1);
     let _ = clock.now_millis();
@@ -629,7 +629,7 @@ fn the_readme_configuration_example_is_a_valid_configuration() {
 fn aggregations_in_the_configuration_start_with_the_system() {
     let mut config = AgentConfig::from_toml_str(
         r#"
-        system_sampling = false
+        system_polling = false
         [[aggregations]]
         metric = "queue.wait"
         count = 2
@@ -660,7 +660,7 @@ fn aggregations_in_the_configuration_start_with_the_system() {
         "stream target only"
     );
     agent.shutdown_metrics().unwrap();
-    // The partial window (the third sample) reached the system at shutdown.
+    // The partial batch (the third sample) reached the agent at shutdown.
     assert_eq!(
         m.gauge_value("queue.wait.max", &[("pool", "io")]),
         Some(1.0)

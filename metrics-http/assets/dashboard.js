@@ -431,7 +431,7 @@
       ['rate (mean)', fmt(total / Math.max(1, now - first), 'ops/sec')],
     ];
     // Percentiles: of every series of the metric (the summary API does not
-    // filter by tag), over the last 30 s, sampled at each poll.
+    // filter by tag), over the last 30 s, read at each poll.
     const pctKeys = ['p50', 'p95', 'p99'];
     if (tags.length === 0 && recent > 0 && m.type !== 'counter') {
       const s = await api('/api/v1/summary?' + new URLSearchParams({ name, window: PCT_WINDOW }));

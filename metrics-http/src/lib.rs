@@ -67,7 +67,7 @@ pub use error::HttpError;
 pub use exposition::negotiate;
 pub use range::{
     ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeAnswer, RangeBin,
-    RangeQueries, RangeRequest, RangeSeries, RollupRequest,
+    RangeQueries, RangeRequest, RangeGroup, RollupRequest,
 };
 pub use serve::{Server, serve};
 

@@ -156,10 +156,10 @@ fn build() -> Value {
             q("step", true, "Bin width, as a window (`10s`, `1m`); a multiple of the system's finest bin; at most 11000 bins.",
               json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" })),
             tag(),
-            q("group_by", false, "One series per value of this tag.", json!({ "type": "string", "minLength": 1 })),
+            q("group_by", false, "One group per value of this tag.", json!({ "type": "string", "minLength": 1 })),
             instance(),
         ], responses(vec![
-            ("200", ok("Series of bins, oldest first. Each bin is `[start, end)`, one step; only bins wholly inside the request's range count, each in the step holding its start; `[covers_start, covers_end)` is what they really span (wider where stored bins are coarser than the step).", json!({ "type": "object", "required": ["series"], "properties": {
+            ("200", ok("Groups of bins (`series`), one per `group_by` value (one without it), oldest bin first. Each bin is `[start, end)`, one step; only bins wholly inside the request's range count, each in the step holding its start; `[covers_start, covers_end)` is what they really span (wider where stored bins are coarser than the step).", json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
                     "group": { "type": "string", "nullable": true },
                     "bins": bins.clone() } } },
@@ -173,7 +173,7 @@ fn build() -> Value {
             q("start", true, "RFC 3339 time or Unix seconds.", json!({ "type": "string", "minLength": 1 })),
             q("end", true, "RFC 3339 time or Unix seconds, after start.", json!({ "type": "string", "minLength": 1 })),
             tag(),
-            q("group_by", false, "One series per value of this tag.", json!({ "type": "string", "minLength": 1 })),
+            q("group_by", false, "One group per value of this tag.", json!({ "type": "string", "minLength": 1 })),
             instance(),
         ], responses(vec![
             ("200", ok("Series of periods, oldest first. Each period is `[start, end)`; only bins wholly inside the request's range count, each in the period holding its start; `[covers_start, covers_end)` is what they really span (narrower at the edges, wider where stored bins are coarser than the period).",

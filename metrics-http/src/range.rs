@@ -40,7 +40,7 @@ pub struct RangeRequest {
     pub end: DateTime<Utc>,
     /// Width of one bin.
     pub step: Duration,
-    /// One series per value of this tag.
+    /// One group per value of this tag.
     pub group_by: Option<String>,
     /// Whose history (the `instance` parameter).
     pub instance: InstanceScope,
@@ -105,7 +105,7 @@ pub struct RollupRequest {
     pub start: DateTime<Utc>,
     /// Last instant (exclusive).
     pub end: DateTime<Utc>,
-    /// One series per value of this tag.
+    /// One group per value of this tag.
     pub group_by: Option<String>,
     /// Whose history.
     pub instance: InstanceScope,
@@ -114,7 +114,7 @@ pub struct RollupRequest {
 /// Successes, and failures by error type.
 pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
 
-/// One step of a [`RangeSeries`] (a `step` of a range query, or a calendar
+/// One step of a [`RangeGroup`] (a `step` of a range query, or a calendar
 /// period of a rollup): `[start, end)` is the step; `[covers_start,
 /// covers_end)` is what the bins counted in it really span (narrower at
 /// the edges of the range or of history, wider where stored bins are
@@ -142,22 +142,24 @@ pub struct RangeBin {
     pub avg: f64,
 }
 
-/// One series of a range or rollup answer.
+/// One group of a range or rollup answer: the steps of every series of
+/// the name with one value of the `group_by` tag (or all of them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RangeSeries {
+pub struct RangeGroup {
     /// The `group_by` tag's value (`None` without grouping).
     pub group: Option<String>,
     /// Non-empty steps, oldest first.
     pub bins: Vec<RangeBin>,
 }
 
-/// A range or rollup answer: its series and, when part of the history
+/// A range or rollup answer: its groups and, when part of the history
 /// could not be asked, why ([`partial`](Self::partial)).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RangeAnswer {
-    /// The series, as [`RangeQueries::query_range`] or
-    /// [`RangeQueries::rollup`] give them.
-    pub series: Vec<RangeSeries>,
+    /// The groups, as [`RangeQueries::query_range`] or
+    /// [`RangeQueries::rollup`] give them (serialised as `series`, the
+    /// answer's JSON field).
+    pub series: Vec<RangeGroup>,
     /// Set when the answer lacks part of the history because a source did
     /// not answer (a history store that is down, or slower than its
     /// bound): why, and what the answer holds instead (for example
@@ -169,8 +171,8 @@ pub struct RangeAnswer {
 }
 
 impl RangeAnswer {
-    /// A complete answer of `series`.
-    pub fn complete(series: Vec<RangeSeries>) -> Self {
+    /// A complete answer of `series` (its groups).
+    pub fn complete(series: Vec<RangeGroup>) -> Self {
         RangeAnswer {
             series,
             partial: None,
@@ -189,7 +191,7 @@ pub trait RangeQueries: Send + Sync {
     /// Bins of `request`. [`MetricsError::NoData`] for an unknown name,
     /// [`MetricsError::InvalidArgument`] for a step or range the history
     /// cannot give.
-    fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError>;
+    fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError>;
 
     /// The summary of `name` over `window` from this history, or `None` to
     /// let the system answer.
@@ -232,7 +234,7 @@ pub trait RangeQueries: Send + Sync {
     }
 
     /// Calendar rollups, or `None` when this history has none.
-    fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
+    fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
         None
     }
 

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_http::{
-    HttpConfig, HttpError, Period, RangeBin, RangeQueries, RangeRequest, RangeSeries,
+    HttpConfig, HttpError, Period, RangeBin, RangeQueries, RangeRequest, RangeGroup,
     RollupRequest, Server, Source, router,
 };
 use metrics_memory::{Calendar, MemoryMetrics};
@@ -505,7 +505,7 @@ fn a_real_socket_serves_limits_heads_and_reports_a_busy_port() {
 struct Ranges(Arc<MemoryMetrics>);
 
 impl RangeQueries for Ranges {
-    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeSeries>, MetricsError> {
+    fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
         let q = metrics_memory::RangeQuery {
             name: r.name.clone(),
             tags: r.tags.clone(),
@@ -518,7 +518,7 @@ impl RangeQueries for Ranges {
         Ok(to_http(self.0.range_query(&q)?, |start| start + step))
     }
 
-    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeSeries>, MetricsError>> {
+    fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
         let period = match r.period {
             Period::Hour => Calendar::Hour,
             Period::Day => Calendar::Day,
@@ -746,12 +746,12 @@ proptest::proptest! {
 /// The memory backend's answer as the HTTP service's, each step ending
 /// at `end(start)`.
 fn to_http(
-    series: Vec<metrics_memory::RangeSeries>,
+    series: Vec<metrics_memory::RangeGroup>,
     end: impl Fn(chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc>,
-) -> Vec<RangeSeries> {
+) -> Vec<RangeGroup> {
     series
         .into_iter()
-        .map(|s| RangeSeries {
+        .map(|s| RangeGroup {
             group: s.group,
             bins: s
                 .bins

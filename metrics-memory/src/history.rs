@@ -15,7 +15,7 @@ use metrics_protocol::{MetricType, MetricsError};
 use crate::{QuantileSketch, stats, unit_of};
 
 use crate::MemoryMetrics;
-use crate::window::BinData;
+use crate::ring::BinData;
 
 /// One bin of one series, ready to persist.
 #[derive(Debug, Clone, PartialEq)]

@@ -63,8 +63,8 @@
 //!   way. So one extreme valid sample (1e300, 1e-300, 0, `Duration::MAX`)
 //!   moves no quantile from p1 to p99 (tested). What is given up: a
 //!   quantile whose rank lands on such a clamped value (in practice beyond
-//!   p99.9, or p100) reports the window's edge, clamped to the exact max;
-//!   q = 0 and q = 1 report the exact min and max.
+//!   p99.9, or p100) reports the edge of the dense buckets, clamped to the
+//!   exact max; q = 0 and q = 1 report the exact min and max.
 //! - **Windows**: each series keeps cascading rings of fixed bins (default
 //!   5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min; [`WindowSpec`]) with exact
 //!   count, sum, min and max. Distributions also keep quantile sketches:
@@ -196,6 +196,7 @@ mod sketch;
 mod stats;
 mod tracker;
 mod traits;
+mod ring;
 mod window;
 
 use std::collections::BTreeMap;
@@ -218,10 +219,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::MemoryConfig;
 pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
-pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
+pub use query::{Calendar, RangeBin, RangeQuery, RangeGroup};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use stats::Exact;
-pub use window::WindowSpec;
+pub use ring::WindowSpec;
 
 use registry::{Registry, Series};
 
@@ -283,10 +284,10 @@ pub struct MemoryMetrics {
     last_expiry_ms: AtomicI64,
     /// Where the history reader's hand-outs of series bins end
     /// ([`sealed_bins`](Self::sealed_bins)).
-    history_bins: Arc<window::HistoryMark>,
+    history_bins: Arc<ring::HistoryMark>,
     /// Where its hand-outs of outcome bins end
     /// ([`sealed_outcomes`](Self::sealed_outcomes)).
-    history_outcomes: Arc<window::HistoryMark>,
+    history_outcomes: Arc<ring::HistoryMark>,
 }
 
 impl std::fmt::Debug for MemoryMetrics {
@@ -366,7 +367,7 @@ impl MemoryMetrics {
 
     fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
         config.exposition.check()?;
-        window::validate_specs(&config.windows)
+        ring::validate_specs(&config.windows)
             .map_err(|e| config::invalid("windows", format!("{:?}", config.windows), e))?;
         for (field, v) in [
             ("cardinality_limit", config.cardinality_limit),
@@ -386,8 +387,8 @@ impl MemoryMetrics {
             clock::start_coarse_clock();
         }
         let timer_clock = Arc::new(clock::BackendTimerClock(clock.clone()));
-        let history_bins = Arc::new(window::HistoryMark::new());
-        let history_outcomes = Arc::new(window::HistoryMark::new());
+        let history_bins = Arc::new(ring::HistoryMark::new());
+        let history_outcomes = Arc::new(ring::HistoryMark::new());
         MemoryMetrics {
             shared: Arc::new(Shared {
                 clock,

@@ -1,5 +1,5 @@
-//! Range queries and calendar rollups over the windows, in the spirit of the
-//! reference windowed aggregator and analytics services.
+//! Range queries and calendar rollups over the rings' bins, in the spirit
+//! of the reference windowed aggregator and analytics services.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub struct RangeQuery {
     pub start: DateTime<Utc>,
     /// End of the range (exclusive).
     pub end: DateTime<Utc>,
-    /// Width of each returned bin; must be a multiple of the finest window bin.
+    /// Width of each returned bin; must be a multiple of the finest bin.
     #[serde(with = "metrics_protocol::serde_util::duration_ms", rename = "step_ms")]
     pub step: Duration,
     /// Group the result by the value of this tag key (series without it form
@@ -65,7 +65,7 @@ pub struct RangeBin {
 
 /// The bins of one group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RangeSeries {
+pub struct RangeGroup {
     /// The group-by tag's value (`None`: no grouping, or the tag is absent).
     pub group: Option<String>,
     /// Non-empty bins, oldest first.
@@ -173,12 +173,12 @@ fn disjoint(bins: BTreeMap<i64, Acc>) -> Vec<RangeBin> {
 
 impl MemoryMetrics {
     /// Steps of `q.name` between `q.start` and `q.end`, `q.step` wide,
-    /// optionally grouped by one tag. Data comes from the windows, so only
+    /// optionally grouped by one tag. Data comes from the rings, so only
     /// the retention (24 h by default) can be queried. Only stored bins
     /// wholly inside `[start, end)` count, each in the step holding its
     /// start; [`RangeBin::covers_start`] and [`RangeBin::covers_end`] say
     /// what a step really spans when stored bins do not line up with it.
-    pub fn range_query(&self, q: &RangeQuery) -> Result<Vec<RangeSeries>, MetricsError> {
+    pub fn range_query(&self, q: &RangeQuery) -> Result<Vec<RangeGroup>, MetricsError> {
         let step_ms = q.step.as_millis() as i64;
         let finest = self
             .config
@@ -212,7 +212,7 @@ impl MemoryMetrics {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         group_by: Option<&str>,
-    ) -> Result<Vec<RangeSeries>, MetricsError> {
+    ) -> Result<Vec<RangeGroup>, MetricsError> {
         self.collect_bins(
             name,
             tags,
@@ -231,7 +231,7 @@ impl MemoryMetrics {
         start: i64,
         end: i64,
         bucket: impl Fn(i64) -> i64,
-    ) -> Result<Vec<RangeSeries>, MetricsError> {
+    ) -> Result<Vec<RangeGroup>, MetricsError> {
         let filter: Vec<(&str, &str)> =
             tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let now = self.now_ms();
@@ -257,7 +257,7 @@ impl MemoryMetrics {
         }
         Ok(groups
             .into_iter()
-            .map(|(group, bins)| RangeSeries {
+            .map(|(group, bins)| RangeGroup {
                 group,
                 bins: disjoint(bins),
             })

@@ -1,7 +1,7 @@
-//! One series: its value, all-time statistics and windows, with counters
-//! recorded lock-free into atomic slots and everything else under the
-//! series' own short lock. The registry (`registry.rs`) finds and creates
-//! series; this file is what a sample does to one.
+//! One series: its value, all-time statistics and rings of bins, with
+//! counters recorded lock-free into atomic slots and everything else under
+//! the series' own short lock. The registry (`registry.rs`) finds and
+//! creates series; this file is what a sample does to one.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use crate::sketch::{Key, Sketch};
 use crate::stats::{Exact, Stats};
-use crate::window::{SketchWindows, Windows};
+use crate::ring::{Rings, SketchRings};
 
 /// Mutable state of one series, under its own short lock.
 #[derive(Debug)]
@@ -24,10 +24,10 @@ pub(crate) struct SeriesState {
     pub total: Exact,
     /// All-time quantile sketch (distributions only).
     pub sketch: Option<Box<Sketch>>,
-    /// Windowed statistics.
-    pub windows: Windows<Exact>,
-    /// Windowed quantile sketches (distributions only).
-    pub quantiles: Option<Box<SketchWindows>>,
+    /// Windowed statistics: the rings of bins.
+    pub windows: Rings<Exact>,
+    /// Windowed quantile sketches: their rings (distributions only).
+    pub quantiles: Option<Box<SketchRings>>,
     /// The most recent raw samples, when the configuration keeps any.
     pub samples: VecDeque<f64>,
 }
@@ -141,7 +141,7 @@ fn add_f64(a: &AtomicU64, v: f64) {
 /// One series.
 ///
 /// Counters are recorded lock-free into one of two atomic slots (the
-/// current and the previous finest bin); a slot is folded into the windows
+/// current and the previous finest bin); a slot is folded into the rings
 /// and the all-time totals, under the series lock, when it is reused two
 /// bins later. A sample is therefore never lost, and count and sum of a bin
 /// always move together. Gauges and distributions take the series lock.
@@ -354,7 +354,7 @@ impl Series {
         st.windows.for_each_since(since_ms, now_ms, &mut f);
         let oldest = now_ms.saturating_sub(st.windows.retention_ms());
         // A slot a history reader has not had counts however old it is,
-        // as the windows' held bins do.
+        // as the rings' held bins do.
         let held_from = st.windows.held_from();
         for slot in &self.slots {
             let start = slot.start_ms.load(Ordering::Acquire);

@@ -2,7 +2,7 @@
 //! the same with a quantile sketch.
 
 use crate::sketch::Sketch;
-use crate::window::BinData;
+use crate::ring::BinData;
 
 /// Exact statistics of a set of samples: what every time bin holds.
 #[derive(Debug, Clone, Copy, Default)]

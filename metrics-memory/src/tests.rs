@@ -62,7 +62,7 @@ fn windowed_summary_covers_exactly_the_window_and_ages_out() {
 }
 
 #[test]
-fn counters_recycle_their_slots_into_windows_without_losing_samples() {
+fn counters_recycle_their_slots_into_rings_without_losing_samples() {
     let (clock, m) = manual();
     let w = handle(&m);
     for _ in 0..1200 {
@@ -615,7 +615,7 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
     // Counters' min and max are per-bin increases (documented), so only
     // histograms compare them.
     let check =
-        |what: &str, start: i64, end: i64, step: Option<i64>, out: &[crate::RangeSeries]| {
+        |what: &str, start: i64, end: i64, step: Option<i64>, out: &[crate::RangeGroup]| {
             let dist = what.starts_with('q');
             let mut counted = 0;
             let mut prev_end = i64::MIN;

@@ -10,7 +10,7 @@ use metrics_protocol::Key;
 use metrics_protocol::backend::DropReason;
 use metrics_protocol::backend::validate::OVERFLOW_TAG;
 
-use crate::window::{BinData, HistoryMark, WindowSpec, Windows};
+use crate::ring::{BinData, HistoryMark, Rings, WindowSpec};
 
 /// Counts of one bin (or all time).
 #[derive(Debug, Default, Clone)]
@@ -60,7 +60,7 @@ pub(crate) const MAX_TAG_SETS_PER_OPERATION: usize = 256;
 pub(crate) struct OpState {
     pub error_types: Vec<Box<str>>,
     pub total: Outcomes,
-    pub windows: Windows<Outcomes>,
+    pub rings: Rings<Outcomes>,
     /// All-time outcomes per tag set, in first-seen order.
     pub by_tags: Vec<(OwnedTags, Outcomes)>,
 }
@@ -124,12 +124,12 @@ impl OpState {
             None => {
                 outcomes.success += 1;
                 self.total.success += 1;
-                self.windows.record(now_ms, |b| b.success += 1);
+                self.rings.record(now_ms, |b| b.success += 1);
             }
             Some(idx) => {
                 outcomes.fail(idx, 1);
                 self.total.fail(idx, 1);
-                self.windows.record(now_ms, |b| b.fail(idx, 1));
+                self.rings.record(now_ms, |b| b.fail(idx, 1));
             }
         }
     }
@@ -194,7 +194,7 @@ impl Tracker {
                 Arc::new(Mutex::new(OpState {
                     error_types: Vec::new(),
                     total: Outcomes::default(),
-                    windows: Windows::with_hold(&self.specs, self.history.clone()),
+                    rings: Rings::with_hold(&self.specs, self.history.clone()),
                     by_tags: Vec::new(),
                 }))
             })
@@ -278,7 +278,7 @@ impl Tracker {
         match window {
             None => acc.merge_from(&st.total),
             Some((since, now)) => st
-                .windows
+                .rings
                 .for_each_since(since, now, |_, _, b| acc.merge_from(b)),
         }
         let breakdown = acc
@@ -316,7 +316,7 @@ impl Tracker {
     /// Every non-empty outcome bin of every operation that starts at or
     /// after `from_ms` and ends at or before `to_ms` (one entry per bin,
     /// error types by name), for a durable store; `now_ms` bounds what the
-    /// windows still hold.
+    /// rings still hold.
     pub fn sealed(&self, from_ms: i64, to_ms: i64, now_ms: i64) -> Vec<SealedOutcomeBin> {
         let ops: Vec<(Box<str>, Arc<Mutex<OpState>>)> = self
             .ops
@@ -328,7 +328,7 @@ impl Tracker {
         for (name, op) in ops {
             let st = op.lock();
             let mut found: BTreeMap<(i64, i64), Outcomes> = BTreeMap::new();
-            st.windows
+            st.rings
                 .for_each_since(from_ms, now_ms, |start, width, b| {
                     if start.saturating_add(width) <= to_ms {
                         found.entry((start, width)).or_default().merge_from(b);

@@ -82,7 +82,7 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     let mut rng = Rng(42);
     let mut all: Vec<(i64, f64)> = Vec::with_capacity(900_000);
     // The series exists before counting starts: what is measured is what
-    // filling its windows costs.
+    // filling its rings costs.
     w.record_histogram("latency", 1.0, &[("route", "/api")]);
     all.push((T0, 1.0));
     let before = live();

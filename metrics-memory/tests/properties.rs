@@ -1,6 +1,6 @@
 //! Property tests of the memory backend's invariants, through its public
 //! API only: the quantile sketch (merge order, monotone quantiles, the
-//! documented error bound), the window cascade under a clock that moves
+//! documented error bound), the ring cascade under a clock that moves
 //! arbitrarily, and tag normalisation.
 
 use std::sync::Arc;
@@ -118,7 +118,7 @@ proptest! {
         }
     }
 
-    /// The window cascade: however the clock moves (still, small steps,
+    /// The ring cascade: however the clock moves (still, small steps,
     /// jumps past every ring, steps back of up to an hour), a window over
     /// the whole retention holds every increment recorded well within it
     /// and none recorded well before it; one a bin width from the edge may

@@ -113,8 +113,8 @@ fn recording_into_existing_series_allocates_nothing() {
     };
     // Warm up: create every series, bin and sketch bucket. Guards measure
     // real time, so their timer series first sees 1 ns and 1 h: the sketch's
-    // bucket window then spans whatever a guard measures here (a new value
-    // beyond a window's ends grows it once, amortised; that is not steady state).
+    // bucket array then spans whatever a guard measures here (a new value
+    // beyond an array's ends grows it once, amortised; that is not steady state).
     metrics.record_timer("guarded", Duration::from_nanos(1), &tags);
     metrics.record_timer("guarded", Duration::from_secs(3600), &tags);
     for _ in 0..3 {

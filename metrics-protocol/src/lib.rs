@@ -48,7 +48,7 @@
 //! site allocates nothing; their order never matters.
 //!
 //! Recording never fails and never panics. A name, tag or value that breaks
-//! a rule of [`backend::validate`] (NaN, a negative counter increment, an
+//! a rule of [`backend::validate`] (NaN, a negative counter value, an
 //! empty name, ...) is refused whole where the measurement is made, and
 //! counted under its reason in the backend's health, the same way in every
 //! backend.

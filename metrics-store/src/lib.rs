@@ -101,7 +101,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use store::{
-    HistoryBin, HistoryQuery, HistorySeries, OutcomeQuery, OutcomeTotals, Store, StoreRing,
+    HistoryBin, HistoryQuery, HistoryGroup, OutcomeQuery, OutcomeTotals, Store, StoreRing,
     StoredBin,
 };
 pub use url::{SQLITE_FILE, StoreUrl};

@@ -1,7 +1,7 @@
 //! Publishes the readings twice into a `metrics-memory` backend and prints
 //! its Prometheus text: once at start, then again when a line arrives on
 //! stdin (or stdin closes). Between the two it prints `ready` on stdout, so
-//! a script can make traffic between the samples and compare the network
+//! a script can make traffic between the polls and compare the network
 //! counters with what the OS counted meanwhile (`.ci/interop-system.sh`).
 //!
 //! ```text

@@ -21,7 +21,7 @@
 //!
 //! An application hands a [`SystemMonitor`] the collector it chose
 //! (`metrics-memory`, StatsD, a [`Fanout`](metrics_kit::layers::Fanout) of both)
-//! and starts the sampler; dashboards then get the numbers node_exporter,
+//! and starts the poller; dashboards then get the numbers node_exporter,
 //! psutil or the OpenTelemetry Collector's host metrics give, under
 //! OpenTelemetry's names:
 //!
@@ -34,7 +34,7 @@
 //! let backend: Arc<dyn MetricCollector> = Arc::new(NoopMetrics); // your backend
 //! let monitor = SystemMonitor::with_collector(backend)?;
 //! monitor.start_resource_monitoring(Duration::from_secs(10))?;
-//! // ... the application runs; dropping `monitor` stops the sampler.
+//! // ... the application runs; dropping `monitor` stops the poller.
 //! # Ok::<(), metrics_protocol::MetricsError>(())
 //! ```
 //!
@@ -45,7 +45,7 @@
 //! is noise. So the constructor reads the counters once (the baseline), and:
 //!
 //! - the first [`cpu_usage`](metrics_protocol::app::ResourceMonitor::cpu_usage)
-//!   (or snapshot, or sample) within 200 ms of the constructor **waits the
+//!   (or snapshot, or poll) within 200 ms of the constructor **waits the
 //!   rest of the 200 ms**, then reports the utilisation since the baseline:
 //!   never sysinfo's meaningless first value;
 //! - later, each call reports the utilisation since the previous reading; a
@@ -61,9 +61,9 @@
 //!
 //! Each call refreshes only what it returns: memory reads RAM and swap; CPU
 //! the CPU times; disks the mount list and one `statvfs` per mount; network
-//! every interface's counters (the largest part of a sample); the process
+//! every interface's counters (the largest part of a poll); the process
 //! reading that one process, never the whole process table. Calls share one
-//! lock. What a call and a whole sample ([`SystemMonitor::publish_once`])
+//! lock. What a call and a whole poll ([`SystemMonitor::publish_once`])
 //! cost is measured in the project's `BENCHMARKS.md`.
 //!
 //! # Definitions (and where they differ from psutil)
@@ -92,14 +92,14 @@
 //!
 //! # Published gauges and counters
 //!
-//! [`publish_once`](SystemMonitor::publish_once) and the sampler record
+//! [`publish_once`](SystemMonitor::publish_once) and the poller record
 //! gauges, and counters for the network, named in [`names`]. Sizes are
 //! bytes, durations seconds, and every `*.utilization` is a **0–1 ratio**
 //! as OpenTelemetry defines it (the typed readings' `percent` fields run
 //! 0–100). The network counters add what the OS totals grew by between two
-//! samples: they start at 0 with the first sample, and a total that goes
+//! polls: they start at 0 with the first poll, and a total that goes
 //! down (an interface created again) adds its new value, never a negative
-//! increment (details in [`names`]).
+//! one (details in [`names`]).
 //!
 //! | name | unit | tags |
 //! | --- | --- | --- |
@@ -114,21 +114,21 @@
 //! | `system.cpu.load_average.1m`, `.5m`, `.15m` | load | |
 //! | `system.filesystem.usage` | bytes | `device`, `mountpoint`, `type`, `state`: `used`, `free`, `reserved` |
 //! | `system.filesystem.utilization` | ratio `used / (used + free)` | `device`, `mountpoint`, `type` |
-//! | `system.network.io`, `.packets`, `.errors` (counters) | bytes, packets, errors since the first sample | `device`, `direction`: `transmit`, `receive` |
+//! | `system.network.io`, `.packets`, `.errors` (counters) | bytes, packets, errors since the first poll | `device`, `direction`: `transmit`, `receive` |
 //! | `process.memory.usage`, `process.memory.virtual` | bytes | |
 //! | `process.cpu.utilization` | ratio of the whole machine (percent / 100 / logical cores) | |
 //! | `process.threads` | count (Linux) | |
 //! | `process.uptime` | seconds | |
 //!
-//! # The sampler
+//! # The poller
 //!
 //! [`start_resource_monitoring`](metrics_protocol::app::ResourceMonitor::start_resource_monitoring)
-//! spawns one thread (`metrics-sampler`) that samples at once, then every
+//! spawns one thread (`metrics-poller`) that polls at once, then every
 //! interval (at least [`MIN_INTERVAL`]); starting again while it runs does
 //! nothing. [`stop_resource_monitoring`](metrics_protocol::app::ResourceMonitor::stop_resource_monitoring)
-//! and drop wake it at once and join it. A sample that panics (in sysinfo or
+//! and drop wake it at once and join it. A poll that panics (in sysinfo or
 //! in the collector) is caught, logged with `tracing` and counted in
-//! [`SystemMonitor::sampler_stats`]; the next sample runs as usual. Nothing
+//! [`SystemMonitor::poll_stats`]; the next poll runs as usual. Nothing
 //! here prints; OS data that is missing (no swap, no load average, a
 //! vanished interface) is left out, never a panic.
 #![deny(missing_docs)]
@@ -139,10 +139,10 @@ mod monitor;
 pub mod names;
 mod publish;
 mod readings;
-mod sampler;
+mod poller;
 
 pub use monitor::{MIN_INTERVAL, SystemMonitor, SystemSnapshot};
-pub use sampler::SamplerStats;
+pub use poller::PollStats;
 
 #[cfg(test)]
 mod tests;

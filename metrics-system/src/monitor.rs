@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::publish;
 use crate::readings::Readings;
-use crate::sampler::{Sampler, SamplerStats, StatCounters};
+use crate::poller::{Poller, PollStats, StatCounters};
 
-/// The shortest sampling interval [`ResourceMonitor::start_resource_monitoring`]
+/// The shortest polling interval [`ResourceMonitor::start_resource_monitoring`]
 /// accepts: 200 ms, sysinfo's minimum CPU update interval on Linux (a CPU
 /// utilisation over a shorter span is mostly noise).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
@@ -40,10 +40,10 @@ pub struct SystemSnapshot {
     pub process: ProcessUsage,
 }
 
-/// State shared by the monitor and its sampler thread.
+/// State shared by the monitor and its poller thread.
 pub(crate) struct Shared {
     readings: Mutex<Readings>,
-    /// The network totals of the previous sample (under the readings lock).
+    /// The network totals of the previous poll (under the readings lock).
     network: Mutex<publish::NetworkCounters>,
     metrics: Metrics,
     pub(crate) stats: StatCounters,
@@ -77,7 +77,8 @@ impl Shared {
 }
 
 /// Reads memory, CPU, disks, network and this process with sysinfo, and
-/// samples them into a [`MetricCollector`] on a background thread.
+/// polls them on a background thread, publishing the readings into a
+/// [`MetricCollector`].
 ///
 /// See the [crate docs](crate) for what each call refreshes, the first-call
 /// behaviour of CPU utilisation, and the published names. Calls are
@@ -85,14 +86,14 @@ impl Shared {
 /// in an `Arc`.
 pub struct SystemMonitor {
     shared: Arc<Shared>,
-    sampler: Mutex<Option<Sampler>>,
+    poller: Mutex<Option<Poller>>,
 }
 
 impl std::fmt::Debug for SystemMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SystemMonitor")
             .field("monitoring", &self.is_monitoring())
-            .field("stats", &self.sampler_stats())
+            .field("stats", &self.poll_stats())
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +105,7 @@ impl SystemMonitor {
         SystemMonitor::with_collector(Arc::new(NoopMetrics))
     }
 
-    /// A monitor whose sampler (and [`publish_once`](Self::publish_once))
+    /// A monitor whose poller (and [`publish_once`](Self::publish_once))
     /// publishes into `collector`. Takes the CPU baselines.
     pub fn with_collector(
         collector: Arc<dyn MetricCollector>,
@@ -112,7 +113,7 @@ impl SystemMonitor {
         SystemMonitor::with_metrics(Metrics::from_dyn(collector))
     }
 
-    /// A monitor whose sampler (and [`publish_once`](Self::publish_once))
+    /// A monitor whose poller (and [`publish_once`](Self::publish_once))
     /// publishes through `metrics`, the handle an application already holds.
     /// Takes the CPU baselines.
     pub fn with_metrics(metrics: Metrics) -> Result<SystemMonitor, MetricsError> {
@@ -124,13 +125,13 @@ impl SystemMonitor {
                 metrics,
                 stats: StatCounters::default(),
             }),
-            sampler: Mutex::new(None),
+            poller: Mutex::new(None),
         })
     }
 
     /// Reads everything once and publishes it (gauges, and the network
     /// counters) into the collector, on the caller's thread: what the
-    /// sampler does every interval.
+    /// poller does every interval.
     ///
     /// A reading that fails (an OS without CPU statistics, ...) is left out
     /// and the rest is still published; the first such error is returned.
@@ -163,14 +164,14 @@ impl SystemMonitor {
         self.shared.readings.lock().process(pid)
     }
 
-    /// Owners of the shared state: the monitor, plus one per sampler thread.
+    /// Owners of the shared state: the monitor, plus one per poller thread.
     #[cfg(test)]
     pub(crate) fn shared_owners(&self) -> usize {
         Arc::strong_count(&self.shared)
     }
 
-    /// What the sampler did so far (samples, failures, caught panics).
-    pub fn sampler_stats(&self) -> SamplerStats {
+    /// What the poller did so far (polls, failures, caught panics).
+    pub fn poll_stats(&self) -> PollStats {
         self.shared.stats.get()
     }
 }
@@ -212,45 +213,45 @@ impl ResourceMonitor for SystemMonitor {
     }
 
     /// Below [`MIN_INTERVAL`] is [`MetricsError::InvalidArgument`]. When a
-    /// sampler already runs, this does nothing (the running interval stays).
+    /// poller already runs, this does nothing (the running interval stays).
     fn start_resource_monitoring(&self, interval: Duration) -> Result<(), MetricsError> {
         if interval < MIN_INTERVAL {
             return Err(MetricsError::InvalidArgument(format!(
-                "resource sampling interval {interval:?} is below the minimum of {MIN_INTERVAL:?}"
+                "resource polling interval {interval:?} is below the minimum of {MIN_INTERVAL:?}"
             )));
         }
-        let mut slot = self.sampler.lock();
+        let mut slot = self.poller.lock();
         if let Some(running) = slot.as_ref() {
             if running.is_running() {
-                tracing::debug!("resource sampler already running; start ignored");
+                tracing::debug!("resource poller already running; start ignored");
                 return Ok(());
             }
             if let Some(dead) = slot.take() {
                 dead.stop();
             }
         }
-        *slot = Some(Sampler::spawn(Arc::clone(&self.shared), interval)?);
+        *slot = Some(Poller::spawn(Arc::clone(&self.shared), interval)?);
         Ok(())
     }
 
-    /// Wakes the sampler at once (it does not finish its sleep) and joins it.
+    /// Wakes the poller at once (it does not finish its sleep) and joins it.
     fn stop_resource_monitoring(&self) {
-        let sampler = self.sampler.lock().take();
-        if let Some(s) = sampler {
+        let poller = self.poller.lock().take();
+        if let Some(s) = poller {
             s.stop();
         }
     }
 
     fn is_monitoring(&self) -> bool {
-        self.sampler
+        self.poller
             .lock()
             .as_ref()
-            .is_some_and(Sampler::is_running)
+            .is_some_and(Poller::is_running)
     }
 }
 
 impl Drop for SystemMonitor {
-    /// Stops and joins the sampler.
+    /// Stops and joins the poller.
     fn drop(&mut self) {
         self.stop_resource_monitoring();
     }

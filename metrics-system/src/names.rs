@@ -14,11 +14,11 @@
 //! Counters the OS keeps since boot (network bytes, packets, errors) are
 //! published as **counters** (OpenTelemetry's `system.network.io` is one;
 //! Prometheus exporters name it `system_network_io_bytes_total`): each
-//! sample adds what the OS total grew by since the previous sample. The
-//! first sample of an interface adds 0, so a counter holds the traffic
+//! poll adds what the OS total grew by since the previous poll. The
+//! first poll of an interface adds 0, so a counter holds the traffic
 //! since monitoring began, and a rate over the first interval is not the
 //! whole total since boot. When an OS total goes down (the interface was
-//! removed and created again, or its counter was reset), the sample adds
+//! removed and created again, or its counter was reset), the poll adds
 //! the new total, the traffic since the reset, and the baseline restarts
 //! there: a counter never decreases.
 

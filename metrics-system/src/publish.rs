@@ -148,7 +148,7 @@ pub(crate) fn disks(c: &Metrics, disks: &[DiskUsage]) {
 pub(crate) const MAX_INTERFACES: usize = 1024;
 
 /// The last OS totals of each interface: turns the running totals since
-/// boot into counter increments (see [`crate::names`] for the rules).
+/// boot into amounts added to counters (see [`crate::names`] for the rules).
 #[derive(Debug, Default)]
 pub(crate) struct NetworkCounters {
     /// Per interface: bytes, packets, errors, each sent then received.
@@ -195,7 +195,7 @@ impl NetworkCounters {
                     .enumerate()
                 {
                     let at = 2 * k + j;
-                    let increment = match prev {
+                    let added = match prev {
                         // The first reading is the baseline.
                         None => 0,
                         Some(p) if now[at] >= p[at] => now[at] - p[at],
@@ -216,7 +216,7 @@ impl NetworkCounters {
                     };
                     c.record_counter(
                         name,
-                        increment as f64,
+                        added as f64,
                         &[(TAG_DEVICE, dev), (TAG_DIRECTION, dir)],
                     );
                 }
@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn a_total_that_goes_down_restarts_the_baseline_without_a_negative_increment() {
+    fn a_total_that_goes_down_restarts_the_baseline_without_adding_a_negative_value() {
         let c = Capture::new();
         let m = c.metrics();
         let mut n = NetworkCounters::default();
@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(bytes(&c, "veth1", DIRECTION_TRANSMIT), 550.0);
         assert!(n.resets >= 1);
         let dropped = c.dropped(metrics_protocol::backend::DropReason::NegativeCounter);
-        assert_eq!(dropped, 0, "a negative increment was recorded");
+        assert_eq!(dropped, 0, "a negative value was recorded");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Readings against the OS, the sampler's lifecycle, and what is published.
+//! Readings against the OS, the poller's lifecycle, and what is published.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use metrics_protocol::{MetricCollector, MetricsError, MockMetricCollector};
 use parking_lot::Mutex;
 
 use crate::names;
-use crate::sampler::THREAD_NAME;
+use crate::poller::THREAD_NAME;
 use crate::{MIN_INTERVAL, SystemMonitor};
 
-/// Tests that count sampler threads of this process run one at a time.
+/// Tests that count poller threads of this process run one at a time.
 static THREADS: Mutex<()> = Mutex::new(());
 
 /// Bounded wait for a condition, polled every 10 ms.
@@ -25,9 +25,9 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Sampler threads alive in this process (Linux: `/proc/self/task/*/comm`).
+/// Poller threads alive in this process (Linux: `/proc/self/task/*/comm`).
 #[cfg(target_os = "linux")]
-fn sampler_threads() -> usize {
+fn poller_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .expect("/proc/self/task")
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
@@ -44,7 +44,7 @@ type Recorded = (String, f64, Vec<(String, String)>);
 struct Capture {
     gauges: Mutex<Vec<Recorded>>,
     counters: Mutex<Vec<Recorded>>,
-    /// Panics on this many first calls (to test that the sampler survives).
+    /// Panics on this many first calls (to test that the poller survives).
     panics_left: Mutex<u32>,
 }
 
@@ -266,7 +266,7 @@ fn publish_once_records_the_documented_names_into_a_mock() {
         names::FILESYSTEM_UTILIZATION,
         Some(("mountpoint", "/"))
     ));
-    // The network totals are counters; the first sample is their baseline.
+    // The network totals are counters; the first poll is their baseline.
     {
         let counters = counters.lock();
         let has_counter = |name: &str, tag: (&str, &str)| {
@@ -287,7 +287,7 @@ fn publish_once_records_the_documented_names_into_a_mock() {
         assert!(has_counter(names::NETWORK_IO, ("device", "lo")));
         for (n, v, _) in counters.iter() {
             assert!(names::ALL.contains(&n.as_str()), "undocumented name {n}");
-            assert_eq!(*v, 0.0, "{n}: the first sample adds nothing");
+            assert_eq!(*v, 0.0, "{n}: the first poll adds nothing");
         }
     }
     assert!(
@@ -317,15 +317,15 @@ fn publish_once_records_the_documented_names_into_a_mock() {
 }
 
 #[test]
-fn sampler_publishes_into_a_collector_until_stopped() {
+fn poller_publishes_into_a_collector_until_stopped() {
     let _one = THREADS.lock();
     let capture = Arc::new(Capture::default());
     let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
     assert!(!monitor.is_monitoring());
     monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
     assert!(monitor.is_monitoring());
-    // Two samples: the first at start, the second one interval later.
-    eventually("two samples", || monitor.sampler_stats().samples >= 2);
+    // Two polls: the first at start, the second one interval later.
+    eventually("two polls", || monitor.poll_stats().polls >= 2);
     eventually("a process gauge", || {
         capture
             .names()
@@ -337,7 +337,7 @@ fn sampler_publishes_into_a_collector_until_stopped() {
             .find(names::MEMORY_USAGE, (names::TAG_STATE, names::STATE_USED))
             .is_some_and(|v| v > 0.0)
     );
-    // Network totals arrive as counter increments, never negative.
+    // Network totals arrive as amounts added to counters, never negative.
     {
         let counters = capture.counters.lock();
         assert!(counters.iter().any(|c| c.0 == names::NETWORK_IO));
@@ -348,22 +348,22 @@ fn sampler_publishes_into_a_collector_until_stopped() {
     assert!(!monitor.is_monitoring());
     assert_eq!(monitor.shared_owners(), 1, "stop joins the thread");
     #[cfg(target_os = "linux")]
-    assert_eq!(sampler_threads(), 0, "stop joins the thread");
-    let after_stop = (capture.count(), monitor.sampler_stats());
+    assert_eq!(poller_threads(), 0, "stop joins the thread");
+    let after_stop = (capture.count(), monitor.poll_stats());
     // Stopping twice is harmless; a stopped monitor can start again.
     monitor.stop_resource_monitoring();
-    assert_eq!((capture.count(), monitor.sampler_stats()), after_stop);
+    assert_eq!((capture.count(), monitor.poll_stats()), after_stop);
     monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
-    eventually("a sample after restart", || {
-        monitor.sampler_stats().samples > after_stop.1.samples
+    eventually("a poll after restart", || {
+        monitor.poll_stats().polls > after_stop.1.polls
     });
     monitor.stop_resource_monitoring();
-    assert_eq!(monitor.sampler_stats().panics, 0);
+    assert_eq!(monitor.poll_stats().panics, 0);
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn starting_twice_runs_one_sampler() {
+fn starting_twice_runs_one_poller() {
     let _one = THREADS.lock();
     let monitor = SystemMonitor::new().unwrap();
     monitor
@@ -372,57 +372,57 @@ fn starting_twice_runs_one_sampler() {
     monitor
         .start_resource_monitoring(Duration::from_secs(3600))
         .unwrap();
-    // The monitor and exactly one sampler thread own the shared state.
+    // The monitor and exactly one poller thread own the shared state.
     assert_eq!(monitor.shared_owners(), 2);
-    // The second start did not restart it: only the immediate first sample ran.
-    eventually("the first sample", || monitor.sampler_stats().samples == 1);
-    assert_eq!(sampler_threads(), 1);
-    assert_eq!(monitor.sampler_stats().samples, 1);
+    // The second start did not restart it: only the immediate first poll ran.
+    eventually("the first poll", || monitor.poll_stats().polls == 1);
+    assert_eq!(poller_threads(), 1);
+    assert_eq!(monitor.poll_stats().polls, 1);
     monitor.stop_resource_monitoring();
     assert_eq!(monitor.shared_owners(), 1);
-    assert_eq!(sampler_threads(), 0);
+    assert_eq!(poller_threads(), 0);
 }
 
 #[test]
-fn stop_wakes_a_sampler_sleeping_a_long_interval() {
+fn stop_wakes_a_poller_sleeping_a_long_interval() {
     let _one = THREADS.lock();
     let monitor = SystemMonitor::new().unwrap();
     monitor
         .start_resource_monitoring(Duration::from_secs(3600))
         .unwrap();
-    eventually("the first sample", || monitor.sampler_stats().samples == 1);
+    eventually("the first poll", || monitor.poll_stats().polls == 1);
     // Would block for an hour if stop waited for the sleep to end.
     monitor.stop_resource_monitoring();
     assert!(!monitor.is_monitoring());
 }
 
 #[test]
-fn drop_stops_and_joins_the_sampler() {
+fn drop_stops_and_joins_the_poller() {
     let _one = THREADS.lock();
     let capture = Arc::new(Capture::default());
     let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
     monitor
         .start_resource_monitoring(Duration::from_secs(3600))
         .unwrap();
-    eventually("the first sample", || capture.count() > 0);
+    eventually("the first poll", || capture.count() > 0);
     drop(monitor);
     // The thread held the last other reference to the collector.
     assert_eq!(Arc::strong_count(&capture), 1);
     #[cfg(target_os = "linux")]
-    assert_eq!(sampler_threads(), 0);
+    assert_eq!(poller_threads(), 0);
 }
 
 #[test]
-fn a_panicking_sample_is_counted_and_later_samples_still_publish() {
+fn a_panicking_poll_is_counted_and_later_polls_still_publish() {
     let _one = THREADS.lock();
     let capture = Arc::new(Capture::default());
     *capture.panics_left.lock() = 1;
     let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
     monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
-    eventually("a sample after the panic", || {
-        monitor.sampler_stats().panics == 1 && capture.count() > 0
+    eventually("a poll after the panic", || {
+        monitor.poll_stats().panics == 1 && capture.count() > 0
     });
-    assert!(monitor.is_monitoring(), "the sampler survived the panic");
+    assert!(monitor.is_monitoring(), "the poller survived the panic");
     monitor.stop_resource_monitoring();
 }
 

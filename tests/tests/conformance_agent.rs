@@ -2,7 +2,7 @@
 //! (the memory backend under the tap of streams, aggregations and the error
 //! rate) on a manual clock, read back through its memory backend and
 //! queried through `Agent::aggregator()`. A stream subscriber and an
-//! aggregation (of a window larger than any check records, so it adds no
+//! aggregation (of a batch larger than any check records, so it adds no
 //! series) are active, so the taps are on the path under test.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use metrics_tests::{IDLE_EXPIRY, MemoryHarness, START_MS};
 fn composed() -> MemoryHarness {
     let clock = Arc::new(ManualClock::new(START_MS));
     let config = AgentConfig {
-        system_sampling: false,
+        system_polling: false,
         memory: MemoryConfig {
             idle_expiry_secs: Some(IDLE_EXPIRY.as_secs()),
             ..MemoryConfig::default()

@@ -1,4 +1,4 @@
-//! [`StreamAggregator`]: one aggregation's tumbling windows, and where
+//! [`StreamAggregator`]: one aggregation's tumbling batches, and where
 //! their results go ([`AggregateSink`]).
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use metrics_protocol::backend::{Measurement, SortedTags, Value};
 use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, Tags};
 use parking_lot::Mutex;
 
-use super::spec::{AggFn, AggregationSpec, AggregationWindow};
+use super::spec::{AggFn, AggregationSpec, AggregationBatch};
 use crate::error::AgentError;
 use crate::stream::StreamHub;
 
@@ -95,14 +95,14 @@ impl Group {
 
 #[derive(Debug, Default)]
 struct State {
-    window_start_ms: Option<i64>,
-    in_window: usize,
+    batch_start_ms: Option<i64>,
+    in_batch: usize,
     groups: BTreeMap<GroupKey, Group>,
     unit: Option<MetricUnit>,
     rng: fastrand::Rng,
 }
 
-/// A closed window on its way to the sink.
+/// A closed batch on its way to the sink.
 struct Closed {
     start_ms: i64,
     end_ms: i64,
@@ -110,7 +110,7 @@ struct Closed {
     groups: BTreeMap<GroupKey, Group>,
 }
 
-/// Aggregates the samples of one metric in tumbling windows and sends the
+/// Aggregates the samples of one metric in tumbling batches and sends the
 /// results to its sink.
 ///
 /// ```
@@ -129,7 +129,7 @@ struct Closed {
 ///     agg.send(ms, &[("route", "/a")]);
 /// }
 /// clock.advance(Duration::from_secs(10));
-/// agg.tick(); // the window is over: results go out
+/// agg.tick(); // the batch is over: results go out
 /// let tags = [("route", "/a"), ("service", "api")];
 /// assert_eq!(out.gauge_value("latency.max", &tags), Some(30.0));
 /// let p50 = out.gauge_value("latency.p50", &tags).unwrap(); // from the sketch, within 0.5%
@@ -139,17 +139,17 @@ struct Closed {
 ///
 /// It is also a [`MetricCollector`]: counters, gauges (set), histograms and
 /// timers (in ms) recorded under exactly `spec.metric` are its samples;
-/// other names, gauge deltas and outcomes are ignored. Windows close when a
-/// sample of a later window arrives, on [`tick`](Self::tick) (the system
+/// other names, gauge deltas and outcomes are ignored. Batches close when a
+/// sample of a later batch arrives, on [`tick`](Self::tick) (the agent
 /// ticks every 100 ms), and on [`flush_partial`](Self::flush_partial), which sends the
-/// partial window: at shutdown no sample is lost. A sink that panics is
+/// partial batch: at shutdown no sample is lost. A sink that panics is
 /// caught, counted and logged; recording goes on.
 pub struct StreamAggregator {
     spec: AggregationSpec,
     sink: AggregateSink,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
-    /// Whether a function from code needs the window's values.
+    /// Whether a function from code needs the batch's values.
     keeps_values: bool,
     samples: AtomicU64,
     emitted: AtomicU64,
@@ -166,7 +166,7 @@ impl fmt::Debug for StreamAggregator {
 }
 
 impl StreamAggregator {
-    /// An aggregator of `spec` (validated) into `sink`, with windows on `clock`.
+    /// An aggregator of `spec` (validated) into `sink`, with batches on `clock`.
     pub fn new(
         spec: AggregationSpec,
         sink: AggregateSink,
@@ -224,16 +224,16 @@ impl StreamAggregator {
         let closed = {
             let mut st = self.state.lock();
             let mut closed = None;
-            if let AggregationWindow::Time(w) = self.spec.window {
+            if let AggregationBatch::Time(w) = self.spec.batch {
                 let w = w.as_millis().max(1) as i64;
                 let start = now.div_euclid(w) * w;
-                match st.window_start_ms {
+                match st.batch_start_ms {
                     Some(s) if start > s => {
                         closed = Self::take(&mut st, s, s + w);
-                        st.window_start_ms = Some(start);
+                        st.batch_start_ms = Some(start);
                     }
                     Some(_) => {}
-                    None => st.window_start_ms = Some(start),
+                    None => st.batch_start_ms = Some(start),
                 }
             }
             if let Some(u) = unit {
@@ -247,9 +247,9 @@ impl StreamAggregator {
             };
             let State { groups, rng, .. } = &mut *st;
             groups.entry(key).or_default().add(value, cap, rng);
-            st.in_window += 1;
-            if let AggregationWindow::Count(n) = self.spec.window {
-                if st.in_window >= n {
+            st.in_batch += 1;
+            if let AggregationBatch::Count(n) = self.spec.batch {
+                if st.in_batch >= n {
                     closed = Self::take(&mut st, now, now);
                 }
             }
@@ -261,7 +261,7 @@ impl StreamAggregator {
     }
 
     fn take(st: &mut State, start_ms: i64, end_ms: i64) -> Option<Closed> {
-        st.in_window = 0;
+        st.in_batch = 0;
         if st.groups.is_empty() {
             return None;
         }
@@ -273,19 +273,19 @@ impl StreamAggregator {
         })
     }
 
-    /// Closes the current time window if the clock has passed its end.
+    /// Closes the current time batch if the clock has passed its end.
     /// Returns the number of result values sent.
     pub fn tick(&self) -> usize {
-        let AggregationWindow::Time(w) = self.spec.window else {
+        let AggregationBatch::Time(w) = self.spec.batch else {
             return 0;
         };
         let w = w.as_millis().max(1) as i64;
         let now = self.clock.now_millis();
         let closed = {
             let mut st = self.state.lock();
-            match st.window_start_ms {
+            match st.batch_start_ms {
                 Some(s) if now >= s + w => {
-                    st.window_start_ms = None;
+                    st.batch_start_ms = None;
                     Self::take(&mut st, s, s + w)
                 }
                 _ => None,
@@ -294,14 +294,14 @@ impl StreamAggregator {
         closed.map_or(0, |c| self.emit(c))
     }
 
-    /// Sends the current, partial window now (time windows end at the
-    /// clock's now; count windows hold fewer than `n` samples). Returns the
+    /// Sends the current, partial batch now (time batches end at the
+    /// clock's now; count batches hold fewer than `n` samples). Returns the
     /// number of result values sent.
     pub fn flush_partial(&self) -> usize {
         let now = self.clock.now_millis();
         let closed = {
             let mut st = self.state.lock();
-            let start = st.window_start_ms.take().unwrap_or(now);
+            let start = st.batch_start_ms.take().unwrap_or(now);
             Self::take(&mut st, start, now)
         };
         closed.map_or(0, |c| self.emit(c))

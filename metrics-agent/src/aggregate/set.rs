@@ -1,4 +1,4 @@
-//! [`AggregationSet`]: the aggregations of a system, found by name without
+//! [`AggregationSet`]: the aggregations of an agent, found by name without
 //! a lock.
 
 use std::fmt;
@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use super::aggregator::StreamAggregator;
 use crate::interest::Interest;
 
-/// The aggregators of a system: a measurement reaches each aggregator of
+/// The aggregators of an agent: a measurement reaches each aggregator of
 /// its name. A one-word filter of the aggregated names is read first, then
 /// the list, without a lock (an atomic snapshot); with none registered, a
 /// measurement costs that one load.
@@ -99,13 +99,13 @@ impl AggregationSet {
         self.list.load_full()
     }
 
-    /// Closes every time window that is over.
+    /// Closes every time batch that is over.
     pub fn tick(&self) -> usize {
         self.snapshot().iter().map(|a| a.tick()).sum()
     }
 
-    /// Sends every partial window. An aggregator may feed another (its
-    /// results recorded into a system holding both), so this repeats until
+    /// Sends every partial batch. An aggregator may feed another (its
+    /// results recorded into an agent holding both), so this repeats until
     /// nothing is left, at most once per aggregator plus one.
     pub fn flush_partial(&self) -> usize {
         let list = self.snapshot();

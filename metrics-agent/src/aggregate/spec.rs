@@ -1,4 +1,4 @@
-//! What to aggregate and how: [`AggregationSpec`], its [`AggregationWindow`] and its
+//! What to aggregate and how: [`AggregationSpec`], its [`AggregationBatch`] and its
 //! functions ([`AggFn`]).
 
 use std::collections::BTreeMap;
@@ -11,9 +11,9 @@ use crate::error::AgentError;
 
 /// How samples are grouped before they are aggregated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggregationWindow {
-    /// Tumbling windows of this length, aligned to multiples of it since the
-    /// Unix epoch (a 10 s window holds 12:00:00 to 12:00:10).
+pub enum AggregationBatch {
+    /// Tumbling batches of this length, aligned to multiples of it since the
+    /// Unix epoch (a 10 s batch holds 12:00:00 to 12:00:10).
     Time(Duration),
     /// Tumbling batches of this many samples (over every tag set).
     Count(usize),
@@ -27,7 +27,7 @@ pub enum AggregationWindow {
 /// assert_eq!(AggFn::Mean.name(), "mean");
 /// assert!("median-ish".parse::<AggFn>().is_err());
 ///
-/// // Any function over the window's values, under a name of its own.
+/// // Any function over the batch's values, under a name of its own.
 /// let spread = AggFn::custom("spread", |values| {
 ///     values.last().copied().unwrap_or(0.0) - values.first().copied().unwrap_or(0.0)
 /// });
@@ -45,25 +45,25 @@ pub enum AggFn {
     Max,
     /// Arithmetic mean.
     Mean,
-    /// The last value of the window.
+    /// The last value of the batch.
     Last,
     /// Nearest-rank percentile, 0 < p ≤ 100 (`p50`, `p95`, `p99.9`), from
     /// the quantile sketch: within `metrics_memory::RELATIVE_ACCURACY`.
     Percentile(f64),
     /// A function from code: its name and what it computes from the
-    /// window's values (sorted ascending; all of them up to the spec's
-    /// `max_samples`, past that a uniform sample of that many).
+    /// batch's values (sorted ascending; all of them up to the spec's
+    /// `max_samples`, past that a uniform random choice of that many).
     Custom(CustomFn),
 }
 
-/// A function over a window's sorted values.
-type WindowFn = dyn Fn(&[f64]) -> f64 + Send + Sync;
+/// A function over a batch's sorted values.
+type BatchFn = dyn Fn(&[f64]) -> f64 + Send + Sync;
 
-/// A named function over a window's values, for [`AggFn::Custom`].
+/// A named function over a batch's values, for [`AggFn::Custom`].
 #[derive(Clone)]
 pub struct CustomFn {
     name: Arc<str>,
-    f: Arc<WindowFn>,
+    f: Arc<BatchFn>,
 }
 
 impl CustomFn {
@@ -95,7 +95,7 @@ impl PartialEq for AggFn {
 
 impl AggFn {
     /// A function from code: `name` (used in result names, so it follows the
-    /// metric name rules) and `f`, which gets the window's values sorted
+    /// metric name rules) and `f`, which gets the batch's values sorted
     /// ascending. A panic in `f` loses that one result, counted like a
     /// panicking sink.
     pub fn custom(
@@ -164,14 +164,14 @@ fn bad_fn(s: &str) -> AgentError {
 pub struct AggregationSpec {
     /// The metric whose samples are aggregated (exact name).
     pub metric: String,
-    /// Time or count windows.
-    pub window: AggregationWindow,
+    /// Time or count batches.
+    pub batch: AggregationBatch,
     /// The functions; each result is named `<metric>.<function>`.
     pub functions: Vec<AggFn>,
     /// Tags every sample gets; a sample's own tag of the same key wins.
     pub default_tags: BTreeMap<String, String>,
-    /// Values kept per tag set and window for functions from code; past
-    /// it, a uniform reservoir sample of this size is kept. Percentiles come
+    /// Values kept per tag set and batch for functions from code; past
+    /// it, a uniform reservoir of this size is kept. Percentiles come
     /// from the memory backend's sketch (within its relative accuracy,
     /// whatever the number of values); sum, count, min, max, mean and last
     /// are exact. Default 10000.
@@ -179,20 +179,20 @@ pub struct AggregationSpec {
 }
 
 impl AggregationSpec {
-    /// Tumbling windows of `window` over `metric`.
-    pub fn time(metric: impl Into<String>, window: Duration) -> Self {
-        Self::new(metric.into(), AggregationWindow::Time(window))
+    /// Tumbling batches `length` long over `metric`.
+    pub fn time(metric: impl Into<String>, length: Duration) -> Self {
+        Self::new(metric.into(), AggregationBatch::Time(length))
     }
 
     /// Batches of `n` samples of `metric`.
     pub fn count(metric: impl Into<String>, n: usize) -> Self {
-        Self::new(metric.into(), AggregationWindow::Count(n))
+        Self::new(metric.into(), AggregationBatch::Count(n))
     }
 
-    fn new(metric: String, window: AggregationWindow) -> Self {
+    fn new(metric: String, batch: AggregationBatch) -> Self {
         AggregationSpec {
             metric,
-            window,
+            batch,
             functions: Vec::new(),
             default_tags: BTreeMap::new(),
             max_samples: 10_000,
@@ -232,19 +232,19 @@ impl AggregationSpec {
                 format!("not a valid metric name ({})", r.as_str()),
             )
         })?;
-        match self.window {
-            AggregationWindow::Time(d) if d.as_millis() == 0 => {
+        match self.batch {
+            AggregationBatch::Time(d) if d.as_millis() == 0 => {
                 return Err(AgentError::config(
-                    "window",
+                    "batch",
                     format!("{d:?}"),
-                    "a time window must be at least 1 ms",
+                    "a time batch must be at least 1 ms",
                 ));
             }
-            AggregationWindow::Count(0) => {
+            AggregationBatch::Count(0) => {
                 return Err(AgentError::config(
-                    "window",
+                    "batch",
                     "0",
-                    "a count window must be at least 1",
+                    "a count batch must be at least 1",
                 ));
             }
             _ => {}

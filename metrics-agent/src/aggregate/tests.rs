@@ -25,7 +25,7 @@ fn setup(spec: AggregationSpec) -> (Arc<MemoryMetrics>, Arc<ManualClock>, Stream
 }
 
 #[test]
-fn time_windows_group_by_tag_set_with_several_functions() {
+fn time_batches_group_by_tag_set_with_several_functions() {
     let spec = AggregationSpec::time("latency", Duration::from_secs(10))
         .functions(["sum", "count", "min", "max", "mean", "p50", "p95", "p99"])
         .unwrap();
@@ -34,7 +34,7 @@ fn time_windows_group_by_tag_set_with_several_functions() {
         agg.send(f64::from(v), &[("route", "/a")]);
     }
     agg.send(7.0, &[("route", "/b")]);
-    // Still inside the window: nothing is out yet.
+    // Still inside the batch: nothing is out yet.
     clock.advance(Duration::from_secs(9));
     assert_eq!(agg.tick(), 0);
     assert_eq!(out.gauge_value("latency.sum", &[("route", "/a")]), None);
@@ -58,7 +58,7 @@ fn time_windows_group_by_tag_set_with_several_functions() {
 }
 
 #[test]
-fn a_sample_of_a_later_window_closes_the_previous_one() {
+fn a_sample_of_a_later_batch_closes_the_previous_one() {
     let spec = AggregationSpec::time("q", Duration::from_secs(5)).function(AggFn::Sum);
     let (out, clock, agg) = setup(spec);
     agg.send(1.0, &[]);
@@ -66,14 +66,14 @@ fn a_sample_of_a_later_window_closes_the_previous_one() {
     clock.advance(Duration::from_secs(5));
     agg.send(10.0, &[]);
     assert_eq!(out.gauge_value("q.sum", &[]), Some(3.0));
-    // The new window holds only the late sample; flushing sends it.
+    // The new batch holds only the late sample; flushing sends it.
     assert_eq!(agg.flush_partial(), 1);
     assert_eq!(out.gauge_value("q.sum", &[]), Some(10.0));
     assert_eq!(agg.flush_partial(), 0, "nothing left");
 }
 
 #[test]
-fn count_windows_and_the_partial_flush_lose_nothing() {
+fn count_batches_and_the_partial_flush_lose_nothing() {
     let spec = AggregationSpec::count("jobs", 3)
         .functions(["count", "sum"])
         .unwrap();
@@ -94,7 +94,7 @@ fn count_windows_and_the_partial_flush_lose_nothing() {
 }
 
 #[test]
-fn count_windows_span_tag_sets() {
+fn count_batches_span_tag_sets() {
     let spec = AggregationSpec::count("m", 4).function(AggFn::Count);
     let (out, _clock, agg) = setup(spec);
     for route in ["/a", "/b", "/a", "/a"] {
@@ -201,11 +201,11 @@ fn bad_specs_name_the_field() {
     };
     assert_eq!(
         err(AggregationSpec::count("m", 0).function(AggFn::Sum)),
-        "window"
+        "batch"
     );
     assert_eq!(
         err(AggregationSpec::time("m", Duration::ZERO).function(AggFn::Sum)),
-        "window"
+        "batch"
     );
     assert_eq!(err(AggregationSpec::count("m", 1)), "functions");
     assert_eq!(
@@ -254,7 +254,7 @@ fn a_set_routes_by_name_and_flushes_chains() {
 }
 
 #[test]
-fn functions_from_code_see_the_windows_values_sorted() {
+fn functions_from_code_see_the_batch_values_sorted() {
     let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let log = seen.clone();
     let spec = AggregationSpec::count("size", 4)

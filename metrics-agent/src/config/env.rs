@@ -9,19 +9,22 @@ use metrics_statsd::TagFlavor;
 use super::{AgentConfig, check_collection_interval, check_retention_days};
 use crate::error::AgentError;
 
-/// The environment variables [`AgentConfig::apply_env`] reads.
-pub const ENV_VARS: [&str; 11] = [
+/// The environment variables [`AgentConfig::apply_env`] reads, the former
+/// names of two of them last.
+pub const ENV_VARS: [&str; 13] = [
     "METRICS_BACKEND",
     "METRICS_STATSD_ADDR",
     "METRICS_STATSD_FLAVOR",
     "METRICS_PREFIX",
     "METRICS_COMMON_TAGS",
-    "METRICS_SYSTEM_SAMPLING",
-    "METRICS_SAMPLE_INTERVAL",
+    "METRICS_SYSTEM_POLLING",
+    "METRICS_COLLECTION_INTERVAL",
     "METRICS_RETENTION_DAYS",
     "METRICS_EXPORT_ENDPOINTS",
     "METRICS_STREAM_BUFFER",
     "METRICS_HEALTH_CHECK_TIMEOUT",
+    "METRICS_SYSTEM_SAMPLING",
+    "METRICS_SAMPLE_INTERVAL",
 ];
 
 impl AgentConfig {
@@ -36,12 +39,15 @@ impl AgentConfig {
     /// | `METRICS_STATSD_FLAVOR` | `statsd.flavor`: dogstatsd, etsy or none |
     /// | `METRICS_PREFIX` | `statsd.prefix` |
     /// | `METRICS_COMMON_TAGS` | `statsd.common_tags`, as `k=v,k2=v2` |
-    /// | `METRICS_SYSTEM_SAMPLING` | `system_sampling`: on/off, true/false, 1/0 |
-    /// | `METRICS_SAMPLE_INTERVAL` | `collection_interval`: `10`, `10s`, `500ms`, `2m` |
+    /// | `METRICS_SYSTEM_POLLING` | `system_polling`: on/off, true/false, 1/0 |
+    /// | `METRICS_COLLECTION_INTERVAL` | `collection_interval`: `10`, `10s`, `500ms`, `2m` |
     /// | `METRICS_RETENTION_DAYS` | `retention_days` |
     /// | `METRICS_EXPORT_ENDPOINTS` | `export_endpoints`, comma-separated |
     /// | `METRICS_STREAM_BUFFER` | `stream_buffer` |
     /// | `METRICS_HEALTH_CHECK_TIMEOUT` | `health.check_timeout_ms`, as a duration |
+    ///
+    /// The former names `METRICS_SYSTEM_SAMPLING` and
+    /// `METRICS_SAMPLE_INTERVAL` are still read, when the new name is unset.
     ///
     /// A bad value is an [`AgentError::Config`] naming the variable and the value.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), AgentError> {
@@ -77,23 +83,30 @@ impl AgentConfig {
         if let Some(v) = get("METRICS_COMMON_TAGS", &mut empty) {
             self.statsd.common_tags = parse_tags("METRICS_COMMON_TAGS", &v)?;
         }
-        if let Some(v) = get("METRICS_SYSTEM_SAMPLING", &mut empty) {
-            self.system_sampling = match v.trim().to_ascii_lowercase().as_str() {
+        // The new name, else the former one: an error names the one read.
+        let either = |new: &'static str, old: &'static str, empty: &mut Option<&'static str>| {
+            get(new, empty)
+                .map(|v| (new, v))
+                .or_else(|| get(old, empty).map(|v| (old, v)))
+        };
+        if let Some((k, v)) = either(
+            "METRICS_SYSTEM_POLLING",
+            "METRICS_SYSTEM_SAMPLING",
+            &mut empty,
+        ) {
+            self.system_polling = match v.trim().to_ascii_lowercase().as_str() {
                 "on" | "true" | "1" | "yes" => true,
                 "off" | "false" | "0" | "no" => false,
-                _ => {
-                    return Err(AgentError::config(
-                        "METRICS_SYSTEM_SAMPLING",
-                        &v,
-                        "expected on or off",
-                    ));
-                }
+                _ => return Err(AgentError::config(k, &v, "expected on or off")),
             };
         }
-        if let Some(v) = get("METRICS_SAMPLE_INTERVAL", &mut empty) {
-            let d = parse_duration(&v)
-                .map_err(|reason| AgentError::config("METRICS_SAMPLE_INTERVAL", &v, reason))?;
-            check_collection_interval("METRICS_SAMPLE_INTERVAL", &v, d.as_secs_f64())?;
+        if let Some((k, v)) = either(
+            "METRICS_COLLECTION_INTERVAL",
+            "METRICS_SAMPLE_INTERVAL",
+            &mut empty,
+        ) {
+            let d = parse_duration(&v).map_err(|reason| AgentError::config(k, &v, reason))?;
+            check_collection_interval(k, &v, d.as_secs_f64())?;
             self.collection_interval = d.as_secs_f64();
         }
         if let Some(v) = get("METRICS_RETENTION_DAYS", &mut empty) {

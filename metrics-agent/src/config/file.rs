@@ -1,5 +1,5 @@
 //! JSON and TOML configuration documents: errors name the field's path
-//! (`statsd.addr`, `aggregations[0].window`) and the value written there.
+//! (`statsd.addr`, `aggregations[0].batch`) and the value written there.
 
 use std::path::Path;
 

@@ -99,9 +99,9 @@ pub struct HealthConfig {
     pub check_timeout_ms: u64,
     /// Seconds of history the error rate covers (default 300).
     pub error_rate_window_secs: u64,
-    /// Error rate (0 to 1) above which the system is degraded (default 0.1).
+    /// Error rate (0 to 1) above which the agent is degraded (default 0.1).
     pub error_rate_degraded: f64,
-    /// Error rate (0 to 1) above which the system is unhealthy (default 0.5).
+    /// Error rate (0 to 1) above which the agent is unhealthy (default 0.5).
     pub error_rate_unhealthy: f64,
 }
 
@@ -132,23 +132,24 @@ impl HealthConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AggregationTarget {
-    /// Recorded back into the system as gauges: every backend and stream.
+    /// Recorded back into the metrics system (the agent itself) as gauges:
+    /// every backend and stream.
     #[default]
     System,
     /// Published to `metrics_stream` subscribers only.
     Stream,
 }
 
-/// One stream aggregation started with the system, as the reference
-/// metric stream configures it: a metric, a tumbling window by time
-/// (`window`) or by count (`count`), named functions, default tags.
+/// One stream aggregation started with the agent, as the reference
+/// metric stream configures it: a metric, tumbling batches by time
+/// (`batch`) or by count (`count`), named functions, default tags.
 ///
 /// ```
 /// use metrics_agent::AgentConfig;
 /// let c = AgentConfig::from_toml_str(r#"
 ///     [[aggregations]]
 ///     metric = "http.request"
-///     window = "10s"
+///     batch = "10s"
 ///     functions = ["mean", "p95", "count"]
 ///     default_tags = { service = "api" }
 /// "#)?;
@@ -161,43 +162,44 @@ pub enum AggregationTarget {
 pub struct AggregationConfig {
     /// The metric whose samples are aggregated (exact name).
     pub metric: String,
-    /// Tumbling time windows: `10s`, `500ms`, `1m`. Exactly one of
-    /// `window` and `count`.
-    pub window: Option<String>,
+    /// Tumbling batches by time: `10s`, `500ms`, `1m`. Exactly one of
+    /// `batch` and `count`. Also read as `window`, its former name.
+    #[serde(alias = "window")]
+    pub batch: Option<String>,
     /// Tumbling batches of this many samples.
     pub count: Option<usize>,
     /// `sum`, `count`, `min`, `max`, `mean`, `last`, or a percentile `p95`.
     pub functions: Vec<String>,
     /// Tags every sample gets; a sample's own tag of the same key wins.
     pub default_tags: BTreeMap<String, String>,
-    /// Where results go (default: back into the system).
+    /// Where results go (default: back into the agent).
     pub target: AggregationTarget,
 }
 
 impl AggregationConfig {
     /// The aggregation spec; errors name the field under `path`
-    /// (`aggregations[0].window`) and the value.
+    /// (`aggregations[0].batch`) and the value.
     pub fn spec(&self, path: &str) -> Result<AggregationSpec, AgentError> {
         let field = |f: &str| format!("{path}.{f}");
-        let mut spec = match (&self.window, self.count) {
-            (Some(w), None) => {
-                let d = parse_duration(w)
-                    .map_err(|reason| AgentError::config(field("window"), w, reason))?;
+        let mut spec = match (&self.batch, self.count) {
+            (Some(b), None) => {
+                let d = parse_duration(b)
+                    .map_err(|reason| AgentError::config(field("batch"), b, reason))?;
                 AggregationSpec::time(self.metric.clone(), d)
             }
             (None, Some(n)) => AggregationSpec::count(self.metric.clone(), n),
-            (Some(w), Some(n)) => {
+            (Some(b), Some(n)) => {
                 return Err(AgentError::config(
-                    field("window"),
-                    format!("{w} (and count = {n})"),
-                    "give either window or count, not both",
+                    field("batch"),
+                    format!("{b} (and count = {n})"),
+                    "give either batch or count, not both",
                 ));
             }
             (None, None) => {
                 return Err(AgentError::config(
-                    field("window"),
+                    field("batch"),
                     "",
-                    "give a time window (window = \"10s\") or a count (count = 100)",
+                    "give a time batch (batch = \"10s\") or a count (count = 100)",
                 ));
             }
         };
@@ -228,7 +230,7 @@ impl AggregationConfig {
 /// "#)?;
 /// assert_eq!(c.backend, BackendChoice::Both);
 /// assert_eq!(c.statsd.prefix, "api");
-/// assert!(c.system_sampling); // the default
+/// assert!(c.system_polling); // the default
 /// # Ok::<(), metrics_agent::AgentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,10 +238,13 @@ impl AggregationConfig {
 pub struct AgentConfig {
     /// Which backends to use (default: memory).
     pub backend: BackendChoice,
-    /// Sample system resources into the backends every
-    /// `collection_interval` (default: on).
-    pub system_sampling: bool,
-    /// Seconds between two resource samples (default 10, at least 0.2).
+    /// Poll host resources (`metrics-system`) into the backends every
+    /// `collection_interval` (default: on). Also read as `system_sampling`,
+    /// its former name.
+    #[serde(alias = "system_sampling")]
+    pub system_polling: bool,
+    /// Seconds between two resource polls, and between two asynchronous
+    /// collections (default 10, at least 0.2).
     pub collection_interval: f64,
     /// Days of history the in-memory backend keeps: the span of its
     /// coarsest window (default 1).
@@ -256,7 +261,7 @@ pub struct AgentConfig {
     pub statsd: StatsdConfig,
     /// The in-memory backend (used when `backend` is memory or both).
     pub memory: MemoryConfig,
-    /// Stream aggregations started with the system.
+    /// Stream aggregations started with the agent.
     pub aggregations: Vec<AggregationConfig>,
     /// Where the main program serves HTTP (`127.0.0.1:9464` when unset;
     /// `off` for nowhere). `METRICS_LISTEN` and `--listen` override it.
@@ -285,7 +290,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             backend: BackendChoice::Memory,
-            system_sampling: true,
+            system_polling: true,
             collection_interval: MetricsConfig::DEFAULT_COLLECTION_INTERVAL,
             retention_days: MetricsConfig::DEFAULT_RETENTION_DAYS,
             export_endpoints: Vec::new(),

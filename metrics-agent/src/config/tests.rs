@@ -32,10 +32,10 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn nothing_configured_is_memory_with_sampling() {
+fn nothing_configured_is_memory_with_polling() {
     let c = AgentConfig::load(None, no_env).unwrap();
     assert_eq!(c.backend, BackendChoice::Memory);
-    assert!(c.system_sampling);
+    assert!(c.system_polling);
     assert!(c.backend.memory() && !c.backend.statsd());
     assert_eq!(c, AgentConfig::default());
 }
@@ -61,13 +61,47 @@ fn json_file() {
 fn toml_file() {
     let p = temp_file(
         "a.toml",
-        "backend = \"both\"\nsystem_sampling = false\n[statsd]\nprefix = \"api\"\n[statsd.common_tags]\nenv = \"prod\"\n[memory]\ncardinality_limit = 50\n",
+        "backend = \"both\"\nsystem_polling = false\n[statsd]\nprefix = \"api\"\n[statsd.common_tags]\nenv = \"prod\"\n[memory]\ncardinality_limit = 50\n",
     );
     let c = AgentConfig::load(Some(&p), no_env).unwrap();
     assert_eq!(c.backend, BackendChoice::Both);
-    assert!(!c.system_sampling);
+    assert!(!c.system_polling);
     assert_eq!(c.statsd.common_tags["env"], "prod");
     assert_eq!(c.memory.cardinality_limit, 50);
+}
+
+#[test]
+fn former_names_still_configure() {
+    // Files: `system_sampling` for `system_polling`, an aggregation's
+    // `window` for `batch`.
+    let c = AgentConfig::from_toml_str(
+        "system_sampling = false\n[[aggregations]]\nmetric = \"lat\"\nwindow = \"2s\"\nfunctions = [\"max\"]\n",
+    )
+    .unwrap();
+    assert!(!c.system_polling);
+    assert_eq!(
+        c.aggregations[0].spec("aggregations[0]").unwrap().batch,
+        crate::AggregationBatch::Time(Duration::from_secs(2))
+    );
+    let both = r#"{"system_polling": true, "system_sampling": false}"#;
+    assert!(AgentConfig::from_json_str(both).is_err(), "one name at a time");
+    // Variables: the former names when the new ones are unset.
+    let old = [
+        ("METRICS_SYSTEM_SAMPLING", "off"),
+        ("METRICS_SAMPLE_INTERVAL", "2s"),
+    ];
+    let c = AgentConfig::load(None, env(&old)).unwrap();
+    assert!(!c.system_polling);
+    assert_eq!(c.collection_interval, 2.0);
+    let new_wins = [
+        ("METRICS_SYSTEM_SAMPLING", "off"),
+        ("METRICS_SYSTEM_POLLING", "on"),
+        ("METRICS_SAMPLE_INTERVAL", "2s"),
+        ("METRICS_COLLECTION_INTERVAL", "3s"),
+    ];
+    let c = AgentConfig::load(None, env(&new_wins)).unwrap();
+    assert!(c.system_polling);
+    assert_eq!(c.collection_interval, 3.0);
 }
 
 #[test]
@@ -92,8 +126,8 @@ fn env_sets_every_field() {
             ("METRICS_STATSD_FLAVOR", "none"),
             ("METRICS_PREFIX", "web"),
             ("METRICS_COMMON_TAGS", "env=prod, region=eu"),
-            ("METRICS_SYSTEM_SAMPLING", "off"),
-            ("METRICS_SAMPLE_INTERVAL", "500ms"),
+            ("METRICS_SYSTEM_POLLING", "off"),
+            ("METRICS_COLLECTION_INTERVAL", "500ms"),
             ("METRICS_RETENTION_DAYS", "3"),
             ("METRICS_EXPORT_ENDPOINTS", "a.json, http://127.0.0.1:1/x"),
             ("METRICS_STREAM_BUFFER", "16"),
@@ -107,7 +141,7 @@ fn env_sets_every_field() {
     assert_eq!(c.statsd.prefix, "web");
     assert_eq!(c.statsd.common_tags.len(), 2);
     assert_eq!(c.statsd.common_tags["region"], "eu");
-    assert!(!c.system_sampling);
+    assert!(!c.system_polling);
     assert_eq!(c.collection_interval, 0.5);
     assert_eq!(c.retention_days, 3.0);
     assert_eq!(c.export_endpoints, vec!["a.json", "http://127.0.0.1:1/x"]);
@@ -143,9 +177,11 @@ fn bad_env_values_name_variable_and_value() {
         ("METRICS_BACKEND", "memcache"),
         ("METRICS_STATSD_FLAVOR", "influx"),
         ("METRICS_COMMON_TAGS", "env"),
+        ("METRICS_SYSTEM_POLLING", "sometimes"),
         ("METRICS_SYSTEM_SAMPLING", "sometimes"),
-        ("METRICS_SAMPLE_INTERVAL", "10 parsecs"),
-        ("METRICS_SAMPLE_INTERVAL", "50ms"),
+        ("METRICS_COLLECTION_INTERVAL", "10 parsecs"),
+        ("METRICS_COLLECTION_INTERVAL", "50ms"),
+        ("METRICS_COLLECTION_INTERVAL", "-1s"),
         ("METRICS_SAMPLE_INTERVAL", "-1s"),
         ("METRICS_RETENTION_DAYS", "-2"),
         ("METRICS_STREAM_BUFFER", "0"),
@@ -163,7 +199,7 @@ fn bad_env_values_name_variable_and_value() {
 #[test]
 fn aggregations_from_a_file_and_their_errors() {
     let c = AgentConfig::from_toml_str(
-        "[[aggregations]]\nmetric = \"lat\"\nwindow = \"500ms\"\nfunctions = [\"p99\", \"max\"]\n\
+        "[[aggregations]]\nmetric = \"lat\"\nbatch = \"500ms\"\nfunctions = [\"p99\", \"max\"]\n\
          [[aggregations]]\nmetric = \"size\"\ncount = 10\nfunctions = [\"sum\"]\ntarget = \"stream\"\n",
     )
     .unwrap();
@@ -171,23 +207,28 @@ fn aggregations_from_a_file_and_their_errors() {
     assert_eq!(c.aggregations[1].target, AggregationTarget::Stream);
     let spec = c.aggregations[0].spec("aggregations[0]").unwrap();
     assert_eq!(
-        spec.window,
-        crate::AggregationWindow::Time(Duration::from_millis(500))
+        spec.batch,
+        crate::AggregationBatch::Time(Duration::from_millis(500))
     );
     let cases = [
         (
             r#"{"aggregations": [{"metric": "m", "functions": ["sum"]}]}"#,
-            "aggregations[0].window",
+            "aggregations[0].batch",
             "",
         ),
         (
-            r#"{"aggregations": [{"metric": "m", "window": "1s", "count": 5, "functions": ["sum"]}]}"#,
-            "aggregations[0].window",
+            r#"{"aggregations": [{"metric": "m", "batch": "1s", "count": 5, "functions": ["sum"]}]}"#,
+            "aggregations[0].batch",
             "1s (and count = 5)",
         ),
         (
+            r#"{"aggregations": [{"metric": "m", "batch": "soon", "functions": ["sum"]}]}"#,
+            "aggregations[0].batch",
+            "soon",
+        ),
+        (
             r#"{"aggregations": [{"metric": "m", "window": "soon", "functions": ["sum"]}]}"#,
-            "aggregations[0].window",
+            "aggregations[0].batch",
             "soon",
         ),
         (
@@ -197,7 +238,7 @@ fn aggregations_from_a_file_and_their_errors() {
         ),
         (
             r#"{"aggregations": [{"metric": "m", "count": 0, "functions": ["sum"]}]}"#,
-            "aggregations[0].window",
+            "aggregations[0].batch",
             "0",
         ),
         (

@@ -13,11 +13,11 @@ fn bin(t: i64, v: f64) -> RangeBin {
 
 #[test]
 fn halves_merge_per_group_and_step() {
-    let mem = vec![RangeSeries {
+    let mem = vec![RangeGroup {
         group: None,
         bins: vec![bin(10, 4.0), bin(20, 1.0)],
     }];
-    let stored = vec![RangeSeries {
+    let stored = vec![RangeGroup {
         group: None,
         bins: vec![bin(0, 2.0), bin(10, 2.0)],
     }];
@@ -36,11 +36,11 @@ fn halves_merge_per_group_and_step() {
     let mut one = bin(10, 3.0);
     one.covers_start -= chrono::TimeDelta::milliseconds(1);
     let m = merge(
-        vec![RangeSeries {
+        vec![RangeGroup {
             group: None,
             bins: vec![one],
         }],
-        vec![RangeSeries {
+        vec![RangeGroup {
             group: None,
             bins: vec![bin(10, 1.0)],
         }],

@@ -1,5 +1,5 @@
 //! The compact encoding of a sketch (varints, key gaps, count deltas):
-//! what window bins and stores keep, checked before it is read back.
+//! what ring bins and stores keep, checked before it is read back.
 
 use super::*;
 
@@ -28,7 +28,7 @@ pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item
     }
 }
 
-/// Whether `bytes` could be a window bin's encoding: every varint whole,
+/// Whether `bytes` could be a ring bin's encoding: every varint whole,
 /// at most [`MAX_KEYS`] buckets per sign, keys within what a finite value
 /// gives at level 1 (|key| ≤ 40,000), strictly ascending, counts positive
 /// and their total below 2^48, nothing after the end. Bytes read back from

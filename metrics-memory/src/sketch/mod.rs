@@ -8,7 +8,7 @@
 //! is reported as `2γ^k / (γ + 1)`, within `α` of every value in it.
 //! Negative values use a mirror store; zero has its own count.
 //!
-//! The windows store their sketches at *level 1*: buckets of `γ²`, exactly
+//! The rings store their sketches at *level 1*: buckets of `γ²`, exactly
 //! two level-0 buckets each (`ceil(k / 2)`), so a level-1 bucket is within
 //! [`WINDOW_ACCURACY`] (0.99998 %) of its values. One logarithm per sample
 //! feeds both levels, and the nesting means no value is ever re-bucketed
@@ -21,17 +21,17 @@
 //!
 //! # Bounded, and what one extreme sample costs
 //!
-//! Each sign keeps a dense window of at most [`MAX_KEYS`] buckets (level 0:
+//! Each sign keeps a dense array of at most [`MAX_KEYS`] buckets (level 0:
 //! 4096, covering 17.8 decades; level 1: 2048 over the same range) plus two
-//! counters, `under` and `over`, for values beyond the window's ends. A new
-//! key outside the window grows it while it fits; when it does not, the
-//! sketch moves whichever side holds fewer samples: either the window
+//! counters, `under` and `over`, for values beyond the array's ends. A new
+//! key outside the array grows it while it fits; when it does not, the
+//! sketch moves whichever side holds fewer samples: either the array
 //! slides to take the new key (the buckets it leaves fall into `under` or
 //! `over`) or the new sample is counted in `under`/`over`. So an extreme
 //! value (1e300, 1e-300, `Duration::MAX`) next to a bulk of ordinary ones is
-//! counted beyond the window's edge: every sample keeps its rank, so no
+//! counted beyond the array's edge: every sample keeps its rank, so no
 //! quantile whose rank lands in the bulk moves; only a quantile whose rank
-//! lands on such a clamped sample reports the window's edge value (the
+//! lands on such a clamped sample reports the array's edge value (the
 //! callers then clamp to the exact min and max, and report q = 0 and q = 1
 //! as the exact min and max). Nothing is ever folded into the bulk, unlike
 //! a DDSketch that collapses its lowest buckets.

@@ -1,16 +1,16 @@
-//! One sign's bucket counts: a dense window of keys with narrow counts
+//! One sign's bucket counts: a dense array of keys with narrow counts
 //! that widen (16, 32, 64 bits) only when a count needs it.
 
-/// Dense counts of one sign over a window of keys, with the counts beyond
-/// either end of the window.
+/// Dense counts of one sign over an array of keys, with the counts beyond
+/// either end of the array.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Store<C> {
     /// Key of `counts[0]`.
     pub(super) offset: i32,
     pub(super) counts: Vec<C>,
-    /// Samples below the window (reported as its lowest bucket).
+    /// Samples below the array (reported as its lowest bucket).
     pub(super) under: u64,
-    /// Samples above the window (reported as its highest bucket).
+    /// Samples above the array (reported as its highest bucket).
     pub(super) over: u64,
     pub(super) total: u64,
 }
@@ -74,7 +74,7 @@ impl<C: Count> Store<C> {
 
     /// Adds `n` samples of `key`; `false` (nothing changed) when a count
     /// would not fit `C` (only possible for `n` below 2^16 in a bucket of
-    /// the window, as new buckets start at zero).
+    /// the array, as new buckets start at zero).
     #[inline]
     pub(super) fn add(&mut self, key: i32, n: u64, max: usize) -> bool {
         if self.counts.is_empty() {
@@ -194,7 +194,7 @@ impl<C: Count> Store<C> {
     }
 
     /// Nonzero (key, count) pairs in ascending key order, `under` and
-    /// `over` counted at the window's ends.
+    /// `over` counted at the array's ends.
     pub(super) fn entries(&self) -> StoreEntries<'_, C> {
         StoreEntries { store: self, i: 0 }
     }
@@ -206,7 +206,7 @@ impl<C: Count> Store<C> {
 }
 
 /// Nonzero (key, count) pairs of a store in ascending key order, `under`
-/// and `over` counted at the window's ends.
+/// and `over` counted at the array's ends.
 pub(super) struct StoreEntries<'a, C> {
     pub(super) store: &'a Store<C>,
     pub(super) i: usize,

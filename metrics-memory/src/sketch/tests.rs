@@ -244,7 +244,7 @@ fn one_extreme_sample_moves_no_quantile_from_p1_to_p99() {
                          exact {want} sketch {got}"
                     );
                 }
-                // The window stays bounded: the extreme is counted beyond it.
+                // The array stays bounded: the extreme is counted beyond it.
                 assert!(s.heap_bytes() <= 2 * MAX_KEYS[usize::from(level)] * 4);
             }
         }
@@ -252,10 +252,10 @@ fn one_extreme_sample_moves_no_quantile_from_p1_to_p99() {
 }
 
 #[test]
-fn what_is_given_up_the_clamped_tail_reports_the_window_edge() {
+fn what_is_given_up_the_clamped_tail_reports_the_array_edge() {
     // Half the mass at 1, half at 1e30 (beyond 17.8 decades): the later
-    // half is counted beyond the window, keeping its rank, and the top
-    // quantiles report the window's upper edge, not 1e30.
+    // half is counted beyond the array, keeping its rank, and the top
+    // quantiles report the array's upper edge, not 1e30.
     let mut s = Sketch::new(0);
     for _ in 0..100 {
         s.add(1.0);
@@ -270,7 +270,7 @@ fn what_is_given_up_the_clamped_tail_reports_the_window_edge() {
         p90 >= 1.0 - RELATIVE_ACCURACY,
         "{p90}: the clamped samples still rank above the bulk"
     );
-    assert!(p90 < 1e30 / 1e10, "{p90}: reported at the window edge");
+    assert!(p90 < 1e30 / 1e10, "{p90}: reported at the array edge");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::error::MetricsError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Seconds between two collections (resource samples, async collection).
+    /// Seconds between two collections (resource polls, async collection).
     pub collection_interval: f64,
     /// Days of history the backends keep.
     pub retention_days: f64,

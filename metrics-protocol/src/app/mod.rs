@@ -83,7 +83,7 @@ pub trait MetricsSystem: Send + Sync {
     /// what it asks for.
     fn initialize_metrics(&self, config: &MetricsConfig) -> Result<(), MetricsError>;
 
-    /// Stops samplers, flushes every backend, closes streams. Idempotent.
+    /// Stops pollers, flushes every backend, closes streams. Idempotent.
     fn shutdown_metrics(&self) -> Result<(), MetricsError>;
 
     /// Health of every backend and registered check.

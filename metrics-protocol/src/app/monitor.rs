@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::app::{CpuUsage, DiskUsage, MemoryUsage, NetworkStats, ProcessUsage};
 use crate::error::MetricsError;
 
-/// Reads system resources, and samples them periodically into a collector.
+/// Reads host resources, and polls them periodically into a collector.
 ///
 /// ```
 /// use metrics_protocol::NoopMetrics;
@@ -47,15 +47,15 @@ pub trait ResourceMonitor: Send + Sync {
     /// Resource usage of this process.
     fn process_usage(&self) -> Result<ProcessUsage, MetricsError>;
 
-    /// Starts one background sampler that publishes readings as gauges every
+    /// Starts one background poller that publishes readings as gauges every
     /// `interval`. Starting an already running monitor does nothing; an
     /// interval below the backend's minimum is [`MetricsError::InvalidArgument`].
     fn start_resource_monitoring(&self, interval: Duration) -> Result<(), MetricsError>;
 
-    /// Stops the sampler and waits for it (within one interval). Does
+    /// Stops the poller and waits for it (within one interval). Does
     /// nothing when it is not running.
     fn stop_resource_monitoring(&self);
 
-    /// Whether the sampler is running.
+    /// Whether the poller is running.
     fn is_monitoring(&self) -> bool;
 }

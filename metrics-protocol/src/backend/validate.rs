@@ -6,7 +6,7 @@
 //! | input | rule here | outcome in a backend |
 //! | --- | --- | --- |
 //! | NaN or infinite value | [`check_value`] | dropped, counted as [`DropReason::InvalidValue`] |
-//! | negative counter increment | [`check_counter_increment`] | dropped, counted as [`DropReason::NegativeCounter`] |
+//! | negative counter value (what a measurement adds) | [`check_counter_value`] | dropped, counted as [`DropReason::NegativeCounter`] |
 //! | empty name, name over [`MAX_NAME_LEN`] bytes, control characters | [`check_name`] | dropped, counted as [`DropReason::InvalidName`] |
 //! | empty tag key, key over [`MAX_TAG_KEY_LEN`], control characters in a key, value over [`MAX_TAG_VALUE_LEN`] | [`SortedTags::new`] | dropped, counted as [`DropReason::InvalidTag`] |
 //! | more than [`MAX_TAGS`] tags, or one key twice in a call | [`SortedTags::new`] | dropped, counted as [`DropReason::TooManyTags`] / [`DropReason::DuplicateTag`] |
@@ -44,7 +44,7 @@ pub enum DropReason {
     InvalidName,
     /// NaN or infinite.
     InvalidValue,
-    /// A counter increment below zero.
+    /// A counter value (what a measurement adds) below zero.
     NegativeCounter,
     /// A tag key or value that breaks the rules.
     InvalidTag,
@@ -134,8 +134,9 @@ pub fn check_value(value: f64) -> Result<(), DropReason> {
     }
 }
 
-/// Checks a counter increment: finite and not negative (`-0.0` is accepted).
-pub fn check_counter_increment(value: f64) -> Result<(), DropReason> {
+/// Checks a counter value, what a measurement adds to its counter: finite
+/// and not negative (`-0.0` is accepted).
+pub fn check_counter_value(value: f64) -> Result<(), DropReason> {
     check_value(value)?;
     if value < 0.0 {
         Err(DropReason::NegativeCounter)
@@ -327,24 +328,24 @@ mod tests {
     fn nan_and_infinite_values_are_invalid() {
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert_eq!(check_value(v), Err(DropReason::InvalidValue));
-            assert_eq!(check_counter_increment(v), Err(DropReason::InvalidValue));
+            assert_eq!(check_counter_value(v), Err(DropReason::InvalidValue));
         }
         assert_eq!(check_value(-3.5), Ok(()));
         assert_eq!(check_value(f64::MAX), Ok(()));
     }
 
     #[test]
-    fn negative_counter_increments_are_rejected() {
+    fn negative_counter_values_are_rejected() {
         assert_eq!(
-            check_counter_increment(-1.0),
+            check_counter_value(-1.0),
             Err(DropReason::NegativeCounter)
         );
         assert_eq!(
-            check_counter_increment(-f64::MIN_POSITIVE),
+            check_counter_value(-f64::MIN_POSITIVE),
             Err(DropReason::NegativeCounter)
         );
-        assert_eq!(check_counter_increment(0.0), Ok(()));
-        assert_eq!(check_counter_increment(-0.0), Ok(()));
+        assert_eq!(check_counter_value(0.0), Ok(()));
+        assert_eq!(check_counter_value(-0.0), Ok(()));
         // Gauges may go negative.
         assert_eq!(check_value(-2.0), Ok(()));
     }

@@ -25,7 +25,7 @@ pub struct HistoryQuery {
     pub end_ms: i64,
     /// Step width, ms (each stored bin counts in the step holding its start).
     pub step_ms: i64,
-    /// One series per value of this tag (`None`: all merged).
+    /// One group per value of this tag (`None`: all merged).
     pub group_by: Option<String>,
     /// Only rows of these instances (`None`: every instance).
     pub instances: Option<Vec<String>>,
@@ -41,7 +41,7 @@ pub struct HistoryQuery {
     pub calendar: Option<Calendar>,
 }
 
-/// One step of a [`HistorySeries`].
+/// One step of a [`HistoryGroup`].
 #[derive(Debug, Clone)]
 pub struct HistoryBin {
     /// Start of the step, ms since the epoch.
@@ -97,7 +97,7 @@ impl HistoryBin {
 
 /// The steps of one group, oldest first.
 #[derive(Debug, Clone)]
-pub struct HistorySeries {
+pub struct HistoryGroup {
     /// The group-by tag's value (`None`: no grouping, or the tag is absent).
     pub group: Option<String>,
     /// The kind of the rows (of the newest one, should a name have been
@@ -171,7 +171,7 @@ impl Store {
     /// count, each in the step holding its start (as the memory backend's
     /// range queries and rollups); quantile sketches merged; each step
     /// says what its bins cover.
-    pub async fn query(&self, q: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError> {
+    pub async fn query(&self, q: &HistoryQuery) -> Result<Vec<HistoryGroup>, StoreError> {
         if (q.calendar.is_none() && q.step_ms <= 0) || q.end_ms <= q.start_ms {
             return Err(StoreError::Query(
                 "step must be positive and end after start".into(),
@@ -213,7 +213,7 @@ impl Store {
         }
         Ok(groups
             .into_iter()
-            .map(|(group, bins)| HistorySeries {
+            .map(|(group, bins)| HistoryGroup {
                 kind: kinds.get(&group).and_then(|k| k.1),
                 group,
                 bins: bins.into_values().filter(|b| b.count > 0).collect(),

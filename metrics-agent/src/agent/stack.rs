@@ -38,7 +38,7 @@ pub(crate) struct Recording {
     /// What the application records into: the fan-out, tapped for the
     /// streams, the aggregations and the error-rate window.
     pub top: Arc<Tapped>,
-    /// Where the system's own aggregations write their results: the same
+    /// Where the agent's own aggregations write their results: the same
     /// fan-out, tapped for the streams only.
     pub results: Arc<Tapped>,
     pub hub: StreamHub,
@@ -59,7 +59,7 @@ struct Taps {
 impl Observer for Taps {
     /// Streams see every measurement; an outcome is counted in the
     /// error-rate window; every other value may be a sample of an
-    /// aggregation. Streams come first, so a window an aggregation closes
+    /// aggregation. Streams come first, so a batch an aggregation closes
     /// here streams its results after the sample that closed it. The
     /// one-word pre-checks come first, so a measurement nobody taps costs a
     /// couple of loads.

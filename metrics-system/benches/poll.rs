@@ -1,8 +1,8 @@
-//! Cost of one full sample-and-publish (`SystemMonitor::publish_once`): every
+//! Cost of one full poll-and-publish (`SystemMonitor::publish_once`): every
 //! reading refreshed and every gauge recorded, into the no-op collector and
 //! into the in-memory backend.
 //!
-//! Run: `cargo bench -p metrics-system --bench sample`. Kept short (1 s warm-up,
+//! Run: `cargo bench -p metrics-system --bench poll`. Kept short (1 s warm-up,
 //! 3 s measurement): the machine is shared with other builds, so figures are
 //! noisy; compare rows of one run.
 
@@ -20,25 +20,25 @@ use metrics_system::SystemMonitor;
 fn monitor(collector: Arc<dyn MetricCollector>) -> SystemMonitor {
     let m = SystemMonitor::with_collector(collector).expect("sysinfo");
     // Past the first-call CPU wait, so it is not measured.
-    m.publish_once().expect("first sample");
+    m.publish_once().expect("first poll");
     m
 }
 
-fn sample(c: &mut Criterion) {
-    let mut g = c.benchmark_group("sample");
+fn poll(c: &mut Criterion) {
+    let mut g = c.benchmark_group("poll");
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(3));
 
     let noop = monitor(Arc::new(NoopMetrics));
     g.bench_function("publish_once/noop", |b| {
-        b.iter(|| noop.publish_once().expect("sample"))
+        b.iter(|| noop.publish_once().expect("poll"))
     });
     let memory = monitor(Arc::new(MemoryMetrics::new()));
     g.bench_function("publish_once/memory", |b| {
-        b.iter(|| memory.publish_once().expect("sample"))
+        b.iter(|| memory.publish_once().expect("poll"))
     });
 
-    // The parts, to see where a sample's time goes.
+    // The parts, to see where a poll's time goes.
     g.bench_function("read/memory", |b| {
         b.iter(|| black_box(noop.memory_usage().expect("memory")))
     });
@@ -60,5 +60,5 @@ fn sample(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sample);
+criterion_group!(benches, poll);
 criterion_main!(benches);

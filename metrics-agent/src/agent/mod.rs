@@ -1,8 +1,8 @@
 //! [`Agent`]: the whole protocol behind one value, assembled at start-up
 //! from an [`AgentConfig`].
 //!
-//! This file builds the agent (backends, sampler, aggregation ticker) and
-//! holds its own accessors and health entries; `stack.rs` is the recording
+//! This file builds the agent (backends, resource poller, aggregation
+//! ticker) and holds its own accessors and health entries; `stack.rs` is the recording
 //! side, a stack of `metrics-kit` layers; `protocol.rs` answers the
 //! protocol's [`MetricsSystem`] and `AsyncMetricsSystem` traits;
 //! `lifecycle.rs` is the aggregation ticker's loop and the shutdown (on
@@ -35,12 +35,12 @@ use crate::error::AgentError;
 use crate::health::{ErrorRateWindow, HealthCheck, HealthChecks};
 use crate::stream::StreamHub;
 
-/// How often time windows of stream aggregations are closed.
+/// How often time batches of stream aggregations are closed.
 const TICK: Duration = Duration::from_millis(100);
 
 /// A complete metrics system: the backends chosen by an [`AgentConfig`]
-/// (memory, StatsD, or both, behind a fan-out), system-resource
-/// sampling, live streams, stream aggregation, registered health checks,
+/// (memory, StatsD, or both, behind a fan-out), host-resource polling
+/// (`metrics-system`), live streams, stream aggregation, registered health checks,
 /// dashboards and exports. It implements [`MetricsSystem`] and
 /// [`AsyncMetricsSystem`](metrics_protocol::app::AsyncMetricsSystem).
 ///
@@ -49,7 +49,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// use metrics_protocol::app::{DashboardKind, MetricsSystem};
 ///
 /// let mut config = AgentConfig::default(); // the in-memory backend
-/// config.system_sampling = false;
+/// config.system_polling = false;
 /// let agent = Agent::new(config)?;
 /// agent.metrics().record_counter("http.requests", 1.0, &[("route", "/")]);
 /// agent.tracker().record_success("checkout", &[]);
@@ -69,22 +69,22 @@ const TICK: Duration = Duration::from_millis(100);
 ///
 /// - Every measurement recorded through [`metrics`](MetricsSystem::metrics)
 ///   or [`collector`](MetricsSystem::collector) (and timers, and the
-///   resource sampler's gauges) reaches each backend, each
+///   resource poller's gauges) reaches each backend, each
 ///   [`metrics_stream`](metrics_protocol::app::AsyncMetricsSystem::metrics_stream)
 ///   subscriber whose filter matches, and each stream aggregation of its name.
 /// - Successes and failures reach each backend and the window the health
 ///   report's error rate is computed over; stream subscribers see them as
 ///   counters `<operation>.success` and `<operation>.failure` (tagged
 ///   `error_type`).
-/// - The results of the system's aggregations are written below the tap,
+/// - The results of the agent's aggregations are written below the tap,
 ///   into the same fan-out: they reach every backend and stream, never an
 ///   aggregation.
 /// - Queries, exports and dashboards are answered by the memory backend;
 ///   with StatsD alone they are [`MetricsError::Unsupported`].
 ///
-/// Cloning an `Agent` is cheap and shares the system. When the last clone is
+/// Cloning an `Agent` is cheap and shares the agent. When the last clone is
 /// dropped without [`shutdown_metrics`](MetricsSystem::shutdown_metrics),
-/// the system shuts down then.
+/// the agent shuts down then.
 #[derive(Clone)]
 pub struct Agent {
     inner: Arc<AgentInner>,
@@ -122,8 +122,8 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// Builds the system `config` describes (validated first) and starts it:
-    /// the backends, the resource sampler (when `system_sampling` is on)
+    /// Builds the agent `config` describes (validated first) and starts it:
+    /// the backends, the resource poller (when `system_polling` is on)
     /// and the aggregation ticker.
     ///
     /// Errors: an [`AgentError::Config`] naming the field and the value;
@@ -136,14 +136,15 @@ impl Agent {
 
     /// Loads the configuration the way the main program does (defaults,
     /// the file at `path` if any, then the process's `METRICS_*`
-    /// environment variables) and builds the system.
+    /// environment variables) and builds the agent.
     pub fn from_env(path: Option<&Path>) -> Result<Agent, AgentError> {
         let config = AgentConfig::load(path, |k| std::env::var(k).ok())?;
         Agent::new(config)
     }
 
-    /// As [`new`](Self::new), with windows, aggregations and the error rate
-    /// on `clock` (a [`ManualClock`](metrics_memory::ManualClock) in tests).
+    /// As [`new`](Self::new), with the memory backend's windows, aggregation
+    /// batches and the error rate on `clock` (a
+    /// [`ManualClock`](metrics_memory::ManualClock) in tests).
     pub fn with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Agent, AgentError> {
         config.validate()?;
         let memory = if config.backend.memory() {
@@ -197,7 +198,7 @@ impl Agent {
             };
         }
         agent.start_ticker()?;
-        agent.apply_sampling()?;
+        agent.apply_polling()?;
         Ok(agent)
     }
 
@@ -213,12 +214,12 @@ impl Agent {
     }
 
     /// Starts (or restarts, at the configured interval) the resource
-    /// sampler when sampling is on.
-    fn apply_sampling(&self) -> Result<(), MetricsError> {
+    /// poller when polling is on.
+    fn apply_polling(&self) -> Result<(), MetricsError> {
         let (on, interval) = {
             let s = self.inner.settings.lock();
             (
-                s.config.system_sampling,
+                s.config.system_polling,
                 s.config.collection_interval_duration(),
             )
         };
@@ -238,7 +239,7 @@ impl Agent {
         self.inner.settings.lock().config.clone()
     }
 
-    /// Installs a `metrics` crate recorder over this system's
+    /// Installs a `metrics` crate recorder over this agent's
     /// [`collector`](MetricsSystem::collector) for the whole process, so
     /// every `metrics::counter!`, `gauge!`, `histogram!` and `describe_*!`
     /// (yours and your dependencies') records here, beside the values
@@ -277,16 +278,16 @@ impl Agent {
         self.inner.checks.register(check);
     }
 
-    /// Aggregates every sample of `spec.metric` recorded into this system
-    /// in tumbling windows; results (`<metric>.<function>` gauges, tagged
-    /// with the group's tags) are recorded back into this system below its
+    /// Aggregates every sample of `spec.metric` recorded into this agent
+    /// in tumbling batches; results (`<metric>.<function>` gauges, tagged
+    /// with the group's tags) are recorded back into this agent below its
     /// tap, so they reach every backend and stream, and no aggregation.
     pub fn aggregate(&self, spec: AggregationSpec) -> Result<Arc<StreamAggregator>, AgentError> {
         let sink: Arc<dyn MetricCollector> = self.inner.rec.results.clone();
         self.aggregate_into(spec, AggregateSink::Collector(sink))
     }
 
-    /// Aggregates every sample of `spec.metric` recorded into this system,
+    /// Aggregates every sample of `spec.metric` recorded into this agent,
     /// sending results to `sink`: any collector, or a stream hub.
     pub fn aggregate_into(
         &self,
@@ -326,7 +327,7 @@ impl Agent {
 
     fn monitor_health(&self) -> BackendHealth {
         let mut h = BackendHealth::healthy("system");
-        let wanted = self.inner.settings.lock().config.system_sampling;
+        let wanted = self.inner.settings.lock().config.system_polling;
         match &self.inner.monitor {
             None => {
                 h.status = if wanted {
@@ -337,20 +338,23 @@ impl Agent {
                 h.message = self.inner.monitor_error.clone();
             }
             Some(m) => {
-                let s = m.sampler_stats();
+                let s = m.poll_stats();
                 let running = m.is_monitoring();
+                // These detail names are part of the health report served
+                // over HTTP, so they keep their first spelling ("sample"
+                // for a poll).
                 h.details
                     .insert("sampling".into(), f64::from(u8::from(running)));
-                h.details.insert("samples".into(), s.samples as f64);
+                h.details.insert("samples".into(), s.polls as f64);
                 h.details
                     .insert("sample_failures".into(), s.failures as f64);
                 h.details.insert("sample_panics".into(), s.panics as f64);
                 if wanted && !running && !self.is_shut_down() {
                     h.status = HealthStatus::Degraded;
-                    h.message = Some("resource sampling is configured but not running".into());
+                    h.message = Some("resource polling is configured but not running".into());
                 } else if s.panics > 0 {
                     h.status = HealthStatus::Degraded;
-                    h.message = Some(format!("{} resource samples panicked", s.panics));
+                    h.message = Some(format!("{} resource polls panicked", s.panics));
                 }
             }
         }

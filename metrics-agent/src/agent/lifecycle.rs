@@ -1,5 +1,5 @@
 //! The agent's lifecycle: the aggregation ticker's loop, and the shutdown
-//! that stops the sampler and the ticker, flushes partial windows, closes
+//! that stops the poller and the ticker, flushes partial batches, closes
 //! the streams and flushes every backend (on request, or when the last
 //! clone is dropped).
 
@@ -42,7 +42,7 @@ impl Drop for AgentInner {
     }
 }
 
-/// Stops the sampler and the ticker, flushes partial aggregation windows,
+/// Stops the poller and the ticker, flushes partial aggregation batches,
 /// closes streams and flushes every backend. The first error is returned;
 /// every step runs anyway.
 pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
@@ -61,7 +61,7 @@ pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
         }
     }
     let flushed = rec.aggregations.flush_partial();
-    tracing::debug!(results = flushed, "partial aggregation windows flushed");
+    tracing::debug!(results = flushed, "partial aggregation batches flushed");
     rec.hub.close();
     let mut first = None;
     if let Some(m) = &rec.memory {

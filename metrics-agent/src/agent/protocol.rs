@@ -1,4 +1,4 @@
-//! The protocol's system traits for [`Agent`]: [`MetricsSystem`] (the
+//! The protocol's two traits for [`Agent`]: [`MetricsSystem`] (the
 //! trait objects, reconfiguration, health, dashboards) and
 //! `AsyncMetricsSystem` (collection, exports, streams).
 
@@ -23,7 +23,7 @@ use crate::error::AgentError;
 /// How long one HTTP export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The queries of a system without the memory backend: StatsD keeps
+/// The queries of an agent without the memory backend: StatsD keeps
 /// nothing to answer from.
 struct NoQueries;
 
@@ -102,8 +102,8 @@ impl MetricsSystem for Agent {
         }
     }
 
-    /// Applies what can change on a running system: the collection
-    /// interval (the sampler restarts at it) and the export endpoints.
+    /// Applies what can change on a running agent: the collection
+    /// interval (the poller restarts at it) and the export endpoints.
     /// Retention is fixed when the memory backend is built: a different
     /// `retention_days` is a [`MetricsError::InvalidArgument`] naming it.
     fn initialize_metrics(&self, config: &MetricsConfig) -> Result<(), MetricsError> {
@@ -117,7 +117,7 @@ impl MetricsSystem for Agent {
                 "retention_days",
                 config.retention_days.to_string(),
                 format!(
-                    "retention is fixed when the system is built (it is {} days here); set it in the agent configuration",
+                    "retention is fixed when the agent is built (it is {} days here); set it in the agent configuration",
                     next.retention_days
                 ),
             )
@@ -127,7 +127,7 @@ impl MetricsSystem for Agent {
         next.export_endpoints = config.export_endpoints.clone();
         next.validate()?;
         self.inner.settings.lock().config = next;
-        self.apply_sampling()
+        self.apply_polling()
     }
 
     fn shutdown_metrics(&self) -> Result<(), MetricsError> {
@@ -135,7 +135,7 @@ impl MetricsSystem for Agent {
     }
 
     /// Backends (memory, StatsD, streams, aggregations, the resource
-    /// sampler, the agent itself), the registered checks (run now, each
+    /// poller, the agent itself), the registered checks (run now, each
     /// with the configured timeout), and the error rate over the
     /// configured window, as the check `error_rate`.
     fn system_health(&self) -> HealthReport {
@@ -165,15 +165,15 @@ impl MetricsSystem for Agent {
 
 #[async_trait::async_trait]
 impl metrics_protocol::app::AsyncMetricsSystem for Agent {
-    /// Publishes one resource sample now (when sampling is configured) and
-    /// closes every aggregation window that is over.
+    /// Publishes one resource poll now (when polling is configured) and
+    /// closes every aggregation batch that is over.
     async fn collect_metrics_async(&self) -> Result<(), MetricsError> {
         if self.is_shut_down() {
             return Err(shut_down_error("collect_metrics_async"));
         }
         self.inner.rec.aggregations.tick();
-        let sampling = self.inner.settings.lock().config.system_sampling;
-        let Some(m) = self.inner.monitor.clone().filter(|_| sampling) else {
+        let polling = self.inner.settings.lock().config.system_polling;
+        let Some(m) = self.inner.monitor.clone().filter(|_| polling) else {
             return Ok(());
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -182,8 +182,8 @@ impl metrics_protocol::app::AsyncMetricsSystem for Agent {
         })?;
         rx.await.unwrap_or_else(|_| {
             Err(MetricsError::io(
-                "collecting a resource sample",
-                std::io::Error::other("the resource sample panicked"),
+                "collecting a resource poll",
+                std::io::Error::other("the resource poll panicked"),
             ))
         })
     }
