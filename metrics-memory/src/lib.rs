@@ -480,6 +480,44 @@ impl MemoryMetrics {
         }
     }
 
+    /// A value recorded by name into a series found without a key: checked
+    /// as [`Measurement::new`] checks it, then as [`record_measurement`](Self::record_measurement)
+    /// records it.
+    #[inline]
+    fn record_cached(&self, s: &Series, value: Value) {
+        let refused = match value.check() {
+            Err(reason) => reason,
+            Ok(()) if s.kind != value.kind() => DropReason::TypeMismatch,
+            Ok(()) => {
+                return match value {
+                    Value::Counter(v) => s.add_counter(self.now_ms(), v),
+                    _ => s.record_locked(self.now_ms(), value, self.shared.keep_samples),
+                };
+            }
+        };
+        self.shared.drops.record(refused);
+    }
+
+    /// By name, not found in the thread's cache: the key is built (checked
+    /// and hashed), the measurement recorded, and the series remembered for
+    /// this call site.
+    #[inline(never)]
+    fn record_by_name_slow(&self, name: &str, tags: Tags<'_>, value: Value) {
+        let key = match Key::new(name, tags) {
+            Ok(key) => key,
+            Err(reason) => return self.shared.drops.record(reason),
+        };
+        match Measurement::new(&key, value) {
+            Ok(m) => {
+                self.record_measurement(&m);
+                if !matches!(value, Value::Success | Value::Failure) {
+                    self.registry.remember_call_site(&key);
+                }
+            }
+            Err(reason) => self.shared.drops.record(reason),
+        }
+    }
+
     /// Records a gauge, histogram or timer value (out of line: each takes
     /// its series' lock anyway).
     #[inline(never)]

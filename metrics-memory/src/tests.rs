@@ -883,3 +883,47 @@ fn window_coverage_says_which_range_each_window_answer_covers() {
             .is_none()
     );
 }
+
+#[test]
+fn a_call_site_reusing_its_buffers_is_told_apart_by_content() {
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    // One buffer for the name, one for the tags: the same addresses and
+    // lengths at every call, with other content.
+    let mut name = String::with_capacity(16);
+    let mut value = String::with_capacity(16);
+    for (n, v) in [
+        ("req.a", "1"),
+        ("req.a", "1"),
+        ("req.b", "1"),
+        ("req.a", "2"),
+    ] {
+        name.clear();
+        name.push_str(n);
+        value.clear();
+        value.push_str(v);
+        w.increment(&name, &[("k", value.as_str())]);
+    }
+    assert_eq!(m.counter_value("req.a", &[("k", "1")]), Some(2.0));
+    assert_eq!(m.counter_value("req.b", &[("k", "1")]), Some(1.0));
+    assert_eq!(m.counter_value("req.a", &[("k", "2")]), Some(1.0));
+    // A broken rule at an address that last held a valid key is refused.
+    name.clear();
+    name.push_str("req\na");
+    w.increment(&name, &[("k", value.as_str())]);
+    assert_eq!(m.dropped(DropReason::InvalidName), 1);
+    // A value refused, and a type mismatch, from a call site whose series
+    // is cached: the same reasons as through a key.
+    let tags = [("k", "1")];
+    for v in [1.0, -1.0, f64::NAN] {
+        w.record_counter("req.c", v, &tags);
+    }
+    for _ in 0..2 {
+        w.record_gauge("req.c", 1.0, &tags);
+    }
+    assert_eq!(m.dropped(DropReason::NegativeCounter), 1);
+    assert_eq!(m.dropped(DropReason::InvalidValue), 1);
+    assert_eq!(m.dropped(DropReason::TypeMismatch), 2);
+    assert_eq!(m.counter_value("req.c", &tags), Some(1.0));
+    assert_eq!(m.series_count(), 4);
+}
