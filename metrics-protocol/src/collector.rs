@@ -74,7 +74,7 @@ pub trait MetricCollector: Send + Sync {
     /// refuses, with the same reasons.
     #[inline]
     fn record_by_name(&self, name: &str, tags: Tags<'_>, value: Value) {
-        crate::handle::record_by_name(self, name, tags, value)
+        crate::handle::record_with_key(self, name, tags, value)
     }
 
     /// A handle that writes to `key`'s series of kind `kind` directly, if

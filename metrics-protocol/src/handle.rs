@@ -88,10 +88,24 @@ pub struct Metrics {
     backend: Arc<dyn MetricCollector>,
 }
 
-/// Records `value` into the series `name`/`tags` of `backend`, or counts
-/// why it cannot: the one path every by-name recording takes.
+/// Builds the [`Key`] of `name`/`tags` and the [`Measurement`] of `value`
+/// and hands it to `backend`'s [`record`](MetricCollector::record), or to
+/// its [`reject`](MetricCollector::reject) with the first broken rule: what
+/// [`MetricCollector::record_by_name`] does by default, for a layer that
+/// overrides it and falls back.
+///
+/// ```
+/// use metrics_protocol::backend::{self, DropReason, Value};
+/// use metrics_protocol::testing::Capture;
+///
+/// let capture = Capture::new();
+/// backend::record_with_key(&capture, "jobs", &[("queue", "email")], Value::Counter(2.0));
+/// backend::record_with_key(&capture, "jobs", &[], Value::Counter(-1.0));
+/// assert_eq!(capture.counter("jobs", &[("queue", "email")]), 2.0);
+/// assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
+/// ```
 #[inline]
-pub(crate) fn record_by_name<C: MetricCollector + ?Sized>(
+pub fn record_with_key<C: MetricCollector + ?Sized>(
     backend: &C,
     name: &str,
     tags: Tags<'_>,

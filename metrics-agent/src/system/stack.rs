@@ -57,6 +57,13 @@ struct Taps {
 }
 
 impl Observer for Taps {
+    #[inline]
+    fn wants(&self, name: &str, value: Value) -> bool {
+        matches!(value, Value::Success | Value::Failure)
+            || self.hub.may_want(name)
+            || self.aggregations.may_want(name)
+    }
+
     /// Streams see every measurement; an outcome is counted in the
     /// error-rate window; every other value may be a sample of an
     /// aggregation. Streams come first, so a window an aggregation closes
@@ -85,6 +92,11 @@ impl Observer for Taps {
 struct StreamsOnly(StreamHub);
 
 impl Observer for StreamsOnly {
+    #[inline]
+    fn wants(&self, name: &str, _: Value) -> bool {
+        self.0.may_want(name)
+    }
+
     #[inline]
     fn observe(&self, m: &Measurement<'_>) {
         if self.0.may_want(m.key().name()) {

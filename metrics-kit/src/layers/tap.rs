@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use metrics_protocol::backend::{self, DropReason, InstrumentFn, Measurement, OwnedKey, Value};
-use metrics_protocol::{Key, MetricCollector, MetricType};
+use metrics_protocol::{Key, MetricCollector, MetricType, Tags};
 
 use super::Layer;
 
@@ -13,6 +13,16 @@ use super::Layer;
 pub trait Observer: Send + Sync {
     /// One measurement on its way down.
     fn observe(&self, measurement: &Measurement<'_>);
+
+    /// Whether [`observe`](Self::observe) may do anything with a
+    /// measurement of `name` and `value` (true, the default, when unsure).
+    /// False lets the tap pass a recording by name straight down, without
+    /// building its key.
+    #[inline]
+    fn wants(&self, name: &str, value: Value) -> bool {
+        let _ = (name, value);
+        true
+    }
 }
 
 impl<F: Fn(&Measurement<'_>) + Send + Sync> Observer for F {
@@ -120,6 +130,15 @@ impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
         self.inner.record(m);
     }
 
+    #[inline]
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: Value) {
+        if self.observer.wants(name, value) {
+            backend::record_with_key(self, name, tags, value)
+        } else {
+            self.inner.record_by_name(name, tags, value)
+        }
+    }
+
     fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
         let below: Arc<dyn MetricCollector> = self.inner.clone();
         let inner = backend::bind(&below, key, kind);
@@ -131,4 +150,46 @@ impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
     }
 
     metrics_protocol::forward_collector!(@describe @rest |s| &*s.inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use metrics_protocol::Metrics;
+    use metrics_protocol::testing::Capture;
+
+    use super::*;
+
+    /// Wants only names starting with `db.`, and keeps what it sees.
+    #[derive(Default)]
+    struct DbOnly(Mutex<Vec<String>>);
+
+    impl Observer for DbOnly {
+        fn wants(&self, name: &str, _: Value) -> bool {
+            name.starts_with("db.")
+        }
+        fn observe(&self, m: &Measurement<'_>) {
+            self.0.lock().unwrap().push(m.key().name().to_owned());
+        }
+    }
+
+    #[test]
+    fn by_name_recordings_the_observer_does_not_want_pass_straight_down() {
+        let capture = Capture::new();
+        let observer = Arc::new(DbOnly::default());
+        let tap = Tap::new(capture.clone(), observer.clone());
+        let metrics = Metrics::new(Arc::new(tap));
+        metrics.increment("http.requests", &[("code", "200")]);
+        metrics.record_histogram("db.latency", 3.0, &[]);
+        // Refused either way, counted once, shown to nobody.
+        metrics.increment("http\nrequests", &[]);
+        metrics.increment("db\nlatency", &[]);
+        metrics.record_counter("http.requests", -1.0, &[("code", "200")]);
+        assert_eq!(capture.counter("http.requests", &[("code", "200")]), 1.0);
+        assert_eq!(capture.histogram("db.latency", &[]), vec![3.0]);
+        assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+        assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
+        assert_eq!(*observer.0.lock().unwrap(), vec!["db.latency".to_owned()]);
+    }
 }
