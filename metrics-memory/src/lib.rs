@@ -484,7 +484,8 @@ impl MemoryMetrics {
     /// as [`Measurement::new`] checks it, then as [`record_measurement`](Self::record_measurement)
     /// records it.
     #[inline]
-    fn record_cached(&self, s: &Series, value: Value) {
+    fn record_cached(&self, s: &Series, value: &Value) {
+        let value = *value;
         let refused = match value.check() {
             Err(reason) => reason,
             Ok(()) if s.kind != value.kind() => DropReason::TypeMismatch,
@@ -502,7 +503,8 @@ impl MemoryMetrics {
     /// and hashed), the measurement recorded, and the series remembered for
     /// this call site.
     #[inline(never)]
-    fn record_by_name_slow(&self, name: &str, tags: Tags<'_>, value: Value) {
+    fn record_by_name_slow(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        let value = *value;
         let key = match Key::new(name, tags) {
             Ok(key) => key,
             Err(reason) => return self.shared.drops.record(reason),

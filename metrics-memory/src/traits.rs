@@ -19,7 +19,7 @@ impl MetricCollector for MemoryMetrics {
     /// and tags valid); anything else takes the default path, then is
     /// remembered for that call site.
     #[inline]
-    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: Value) {
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
         if !matches!(value, Value::Success | Value::Failure)
             && self
                 .registry

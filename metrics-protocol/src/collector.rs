@@ -73,8 +73,8 @@ pub trait MetricCollector: Send + Sync {
     /// the name and tags valid; it must refuse exactly what the default
     /// refuses, with the same reasons.
     #[inline]
-    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: Value) {
-        crate::handle::record_with_key(self, name, tags, value)
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        crate::handle::record_with_key(self, name, tags, *value)
     }
 
     /// A handle that writes to `key`'s series of kind `kind` directly, if
@@ -140,7 +140,7 @@ macro_rules! forward_collector {
             &self,
             name: &str,
             tags: $crate::Tags<'_>,
-            value: $crate::backend::Value,
+            value: &$crate::backend::Value,
         ) {
             let $this = self;
             $crate::MetricCollector::record_by_name($inner, name, tags, value)

@@ -169,46 +169,49 @@ impl Metrics {
     #[inline]
     pub fn record_counter(&self, name: &str, value: f64, tags: Tags<'_>) {
         self.backend
-            .record_by_name(name, tags, Value::Counter(value))
+            .record_by_name(name, tags, &Value::Counter(value))
     }
 
     /// Adds one to the counter `name`.
     #[inline]
     pub fn increment(&self, name: &str, tags: Tags<'_>) {
-        self.backend.record_by_name(name, tags, Value::Counter(1.0))
+        self.backend
+            .record_by_name(name, tags, &Value::Counter(1.0))
     }
 
     /// Sets the gauge `name` to `value`.
     #[inline]
     pub fn record_gauge(&self, name: &str, value: f64, tags: Tags<'_>) {
-        self.backend.record_by_name(name, tags, Value::Gauge(value))
+        self.backend
+            .record_by_name(name, tags, &Value::Gauge(value))
     }
 
     /// Adds `delta` (negative to decrease) to the gauge `name`.
     #[inline]
     pub fn adjust_gauge(&self, name: &str, delta: f64, tags: Tags<'_>) {
         self.backend
-            .record_by_name(name, tags, Value::GaugeDelta(delta))
+            .record_by_name(name, tags, &Value::GaugeDelta(delta))
     }
 
     /// Records one sample of the histogram `name`.
     #[inline]
     pub fn record_histogram(&self, name: &str, value: f64, tags: Tags<'_>) {
         self.backend
-            .record_by_name(name, tags, Value::Histogram(value))
+            .record_by_name(name, tags, &Value::Histogram(value))
     }
 
     /// Records one duration of the timer `name`.
     #[inline]
     pub fn record_timer(&self, name: &str, duration: Duration, tags: Tags<'_>) {
         self.backend
-            .record_by_name(name, tags, Value::Timer(duration))
+            .record_by_name(name, tags, &Value::Timer(duration))
     }
 
     /// Counts one success of `operation`.
     #[inline]
     pub fn record_success(&self, operation: &str, tags: Tags<'_>) {
-        self.backend.record_by_name(operation, tags, Value::Success)
+        self.backend
+            .record_by_name(operation, tags, &Value::Success)
     }
 
     /// Counts one failure of `operation`, of kind `error_type`.

@@ -43,7 +43,7 @@ pub trait SuccessFailureTracker: Send + Sync {
 impl<C: MetricCollector + ?Sized> SuccessFailureTracker for C {
     #[inline]
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        MetricCollector::record_by_name(self, operation, metadata, Value::Success)
+        MetricCollector::record_by_name(self, operation, metadata, &Value::Success)
     }
 
     #[inline]

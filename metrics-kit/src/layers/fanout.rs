@@ -109,10 +109,10 @@ impl MetricCollector for Fanout {
     /// One backend gets the call as it came (it may find its series
     /// without a key); several share one key, built once.
     #[inline]
-    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: Value) {
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
         match &*self.backends {
             [only] => only.record_by_name(name, tags, value),
-            _ => backend::record_with_key(self, name, tags, value),
+            _ => backend::record_with_key(self, name, tags, *value),
         }
     }
 

@@ -19,7 +19,7 @@ pub trait Observer: Send + Sync {
     /// False lets the tap pass a recording by name straight down, without
     /// building its key.
     #[inline]
-    fn wants(&self, name: &str, value: Value) -> bool {
+    fn wants(&self, name: &str, value: &Value) -> bool {
         let _ = (name, value);
         true
     }
@@ -53,14 +53,17 @@ impl<F: Fn(&Measurement<'_>) + Send + Sync> Observer for F {
 /// assert_eq!(seen.load(Ordering::Relaxed), 2);
 /// assert_eq!(capture.counter("b", &[]), 1.0);
 /// ```
-pub struct Tap<C> {
+///
+/// The observer's type is a parameter (a trait object by default), so a
+/// system that knows its observer has its `wants` inlined.
+pub struct Tap<C, O: ?Sized = dyn Observer> {
     inner: Arc<C>,
-    observer: Arc<dyn Observer>,
+    observer: Arc<O>,
 }
 
-impl<C> Tap<C> {
+impl<C, O: Observer + ?Sized> Tap<C, O> {
     /// Taps `inner` with `observer`.
-    pub fn new(inner: C, observer: Arc<dyn Observer>) -> Self {
+    pub fn new(inner: C, observer: Arc<O>) -> Self {
         Tap {
             inner: Arc::new(inner),
             observer,
@@ -102,13 +105,13 @@ impl<C> Layer<C> for TapLayer {
 
 /// A bound handle below a tap: shows each value, with the key it keeps, to
 /// the observer, then records it into the handle below.
-struct Tapped {
+struct Tapped<O: ?Sized> {
     inner: Arc<dyn InstrumentFn>,
     key: OwnedKey,
-    observer: Arc<dyn Observer>,
+    observer: Arc<O>,
 }
 
-impl InstrumentFn for Tapped {
+impl<O: Observer + ?Sized> InstrumentFn for Tapped<O> {
     #[inline]
     fn record(&self, value: Value) {
         self.key.with_key(|key| {
@@ -123,7 +126,7 @@ impl InstrumentFn for Tapped {
     }
 }
 
-impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
+impl<C: MetricCollector + 'static, O: Observer + ?Sized + 'static> MetricCollector for Tap<C, O> {
     #[inline]
     fn record(&self, m: &Measurement<'_>) {
         self.observer.observe(m);
@@ -131,9 +134,9 @@ impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
     }
 
     #[inline]
-    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: Value) {
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
         if self.observer.wants(name, value) {
-            backend::record_with_key(self, name, tags, value)
+            backend::record_with_key(self, name, tags, *value)
         } else {
             self.inner.record_by_name(name, tags, value)
         }
@@ -166,7 +169,7 @@ mod tests {
     struct DbOnly(Mutex<Vec<String>>);
 
     impl Observer for DbOnly {
-        fn wants(&self, name: &str, _: Value) -> bool {
+        fn wants(&self, name: &str, _: &Value) -> bool {
             name.starts_with("db.")
         }
         fn observe(&self, m: &Measurement<'_>) {
