@@ -6,6 +6,7 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::DropReason;
 use crate::collector::MetricCollector;
 use crate::error::MetricsError;
 use crate::instruments::{Counter, Gauge, Histogram, Timer, bind_name};
@@ -122,6 +123,48 @@ pub(crate) fn record_key<C: MetricCollector + ?Sized>(backend: &C, key: &Key<'_>
     match Measurement::new(key, value) {
         Ok(m) => backend.record(&m),
         Err(reason) => backend.reject(reason),
+    }
+}
+
+/// What a finished timing records, written once for the guard and every
+/// [`PerformanceTimer`](crate::PerformanceTimer): the duration into the
+/// timer series `key`, then exactly one outcome of it, a success (`failure`
+/// is `None`) or a failure of that error type. A key that could not be
+/// built refuses both, each counted under its reason.
+///
+/// ```
+/// use std::time::Duration;
+/// use metrics_protocol::Key;
+/// use metrics_protocol::backend::{self, DropReason};
+/// use metrics_protocol::testing::Capture;
+///
+/// let capture = Capture::new();
+/// let key = Key::new("db.query", &[]);
+/// backend::record_timing(&capture, key.as_ref(), Duration::from_millis(3), Some("timeout"));
+/// assert_eq!(capture.timings("db.query", &[]), vec![Duration::from_millis(3)]);
+/// assert_eq!(capture.failures("db.query", "timeout", &[]), 1);
+/// backend::record_timing(&capture, Err(&DropReason::InvalidName), Duration::ZERO, None);
+/// assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+/// ```
+pub fn record_timing<C: MetricCollector + ?Sized>(
+    backend: &C,
+    key: Result<&Key<'_>, &DropReason>,
+    elapsed: Duration,
+    failure: Option<&str>,
+) {
+    match key {
+        Ok(key) => {
+            record_key(backend, key, Value::Timer(elapsed));
+            match failure {
+                None => record_key(backend, key, Value::Success),
+                Some(error_type) => record_failure_key(backend, key, error_type),
+            }
+        }
+        Err(reason) => {
+            // Neither the duration nor the outcome has a series.
+            backend.reject(*reason);
+            backend.reject(*reason);
+        }
     }
 }
 
@@ -437,20 +480,7 @@ impl<'a> Timing<'a> {
     fn end(&mut self, failure: Option<&str>) -> Duration {
         self.done = true;
         let elapsed = self.started.elapsed();
-        match &self.key {
-            Ok(key) => {
-                record_key(self.backend, key, Value::Timer(elapsed));
-                match failure {
-                    None => record_key(self.backend, key, Value::Success),
-                    Some(error_type) => record_failure_key(self.backend, key, error_type),
-                }
-            }
-            Err(reason) => {
-                // Neither the duration nor the outcome has a series.
-                self.backend.reject(*reason);
-                self.backend.reject(*reason);
-            }
-        }
+        record_timing(self.backend, self.key.as_ref(), elapsed, failure);
         elapsed
     }
 }

@@ -126,6 +126,7 @@ fn has_control(s: &str) -> bool {
 }
 
 /// Checks a gauge, histogram or timer value: finite.
+#[inline]
 pub fn check_value(value: f64) -> Result<(), DropReason> {
     if value.is_finite() {
         Ok(())
@@ -135,6 +136,7 @@ pub fn check_value(value: f64) -> Result<(), DropReason> {
 }
 
 /// Checks a counter increment: finite and not negative (`-0.0` is accepted).
+#[inline]
 pub fn check_counter_increment(value: f64) -> Result<(), DropReason> {
     check_value(value)?;
     if value < 0.0 {
