@@ -215,7 +215,7 @@ use metrics_protocol::{
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::MemoryConfig;
+pub use config::{ConfigError, MemoryConfig};
 pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
 pub use query::{Calendar, RangeBin, RangeQuery, RangeSeries};
@@ -352,19 +352,19 @@ impl MemoryMetrics {
     }
 
     /// A backend with `config` and the system clock.
-    pub fn with_config(config: MemoryConfig) -> Result<Self, MetricsError> {
+    pub fn with_config(config: MemoryConfig) -> Result<Self, ConfigError> {
         Self::check(&config)?;
         Ok(Self::build(config, Arc::new(SystemClock), true))
     }
 
     /// A backend with `config` and `clock` (a [`ManualClock`] in tests).
-    pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, MetricsError> {
+    pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         Self::check(&config)?;
         let system = clock.is_system_clock();
         Ok(Self::build(config, clock, system))
     }
 
-    fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
+    fn check(config: &MemoryConfig) -> Result<(), ConfigError> {
         config.exposition.check()?;
         window::validate_specs(&config.windows)
             .map_err(|e| config::invalid("windows", format!("{:?}", config.windows), e))?;
