@@ -105,6 +105,11 @@ pub fn validate(data: &[u8]) {
         "Key::new agrees with the rules"
     );
     if let Ok(key) = &key {
+        assert_eq!(
+            Key::fingerprint_of(&input.name, &tags),
+            key.fingerprint(),
+            "the unchecked hash is the key's"
+        );
         let value = if input.counter {
             Value::Counter(input.value)
         } else {
@@ -183,10 +188,12 @@ pub fn tag_order(data: &[u8]) {
     let v = f64::from(input.value);
     metrics.record_counter("fuzz.tags", v, &tags);
     metrics.record_counter("fuzz.tags", v, &shuffled);
+    // Again from the first call site: found without a key, by content.
+    metrics.record_counter("fuzz.tags", v, &tags);
     let accepted = SortedTags::new(&tags).is_ok();
     assert_eq!(memory.series_count(), usize::from(accepted), "one series");
     if accepted {
-        assert_eq!(memory.counter_value("fuzz.tags", &shuffled), Some(2.0 * v));
-        assert_eq!(memory.counter_value("fuzz.tags", &tags), Some(2.0 * v));
+        assert_eq!(memory.counter_value("fuzz.tags", &shuffled), Some(3.0 * v));
+        assert_eq!(memory.counter_value("fuzz.tags", &tags), Some(3.0 * v));
     }
 }

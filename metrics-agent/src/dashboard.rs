@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics_memory::{MemoryMetrics, RangeBin, RangeQuery, RangeGroup};
+use metrics_memory::{MemoryMetrics, RangeBin, RangeGroup, RangeQuery};
 use metrics_protocol::app::{
     ChartType, DashboardData, DashboardKind, MetricValue, MetricsAggregator, Panel, PanelSeries,
     Point,

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_http::{
-    InstanceScope, Outcomes, RangeAnswer, RangeQueries, RangeRequest, RangeGroup, RollupRequest,
+    InstanceScope, Outcomes, RangeAnswer, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
 };
 use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::app::MetricSummary;
 use metrics_protocol::app::TimingStats;
 use metrics_protocol::{MetricType, MetricUnit, MetricsError};
 use metrics_store::{
-    HistoryBin, HistoryQuery, HistoryGroup, HistoryWriter, OutcomeQuery, Store, WriterStatus,
+    HistoryBin, HistoryGroup, HistoryQuery, HistoryWriter, OutcomeQuery, Store, WriterStatus,
 };
 
 use crate::MemoryRanges;

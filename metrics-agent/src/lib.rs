@@ -39,6 +39,7 @@
 //! | `interest` | the one-word filter the taps read first |
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod aggregate;
 pub mod config;
 pub mod dashboard;
@@ -51,10 +52,10 @@ pub mod logging;
 mod pool;
 mod ranges;
 pub mod stream;
-pub mod agent;
 
+pub use agent::Agent;
 pub use aggregate::{
-    AggFn, AggregateSink, AggregationSet, AggregationSpec, AggregationBatch, StreamAggregator,
+    AggFn, AggregateSink, AggregationBatch, AggregationSet, AggregationSpec, StreamAggregator,
 };
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use error::AgentError;
@@ -62,7 +63,6 @@ pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChec
 pub use history::HistoryRanges;
 pub use ranges::MemoryRanges;
 pub use stream::StreamHub;
-pub use agent::Agent;
 
 #[cfg(test)]
 pub(crate) mod test_util {

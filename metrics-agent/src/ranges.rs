@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use metrics_http::{Period, RangeBin, RangeQueries, RangeRequest, RangeGroup, RollupRequest};
+use metrics_http::{Period, RangeBin, RangeGroup, RangeQueries, RangeRequest, RollupRequest};
 use metrics_memory::{Calendar, MemoryMetrics};
 use metrics_protocol::MetricsError;
 use metrics_store::HistoryGroup;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use metrics_protocol::backend::outcome::{ERROR_TYPE_TAG, FAILURE_SUFFIX, SUCCESS_SUFFIX};
 use metrics_protocol::backend::{DropReason, Value};
+use metrics_protocol::testing::sorted_tags;
 use metrics_protocol::testing::{Capture, Recorded};
 use metrics_protocol::{MetricType, Metrics, Tags};
 
@@ -40,15 +41,6 @@ struct Folded {
     tags: Vec<(String, String)>,
     kind: MetricType,
     value: Value,
-}
-
-fn sorted(tags: Tags<'_>) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = tags
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    v.sort();
-    v
 }
 
 fn fold(r: Recorded) -> Folded {
@@ -103,7 +95,7 @@ impl CaptureHarness {
 
     /// The values that landed in the series `name`/`tags` of kind `kind`.
     fn values(&self, name: &str, tags: Tags<'_>, kind: MetricType) -> Vec<Value> {
-        let want = sorted(tags);
+        let want = sorted_tags(tags);
         self.capture
             .records()
             .into_iter()

@@ -16,6 +16,7 @@ use metrics_protocol::app::{
     ExportFormat, MetricSummary, MetricValue, MetricsAggregator, TimingStats, rate_from_counts,
 };
 use metrics_protocol::backend::{BackendHealth, DropReason, InstrumentFn, Measurement, Value};
+use metrics_protocol::testing::sorted_tags;
 use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, Metrics, MetricsError, Tags};
 
 type SeriesId = (String, Vec<(String, String)>, MetricType);
@@ -36,15 +37,6 @@ impl Entry {
     fn is_outcome(&self) -> bool {
         matches!(self.value, Value::Success | Value::Failure)
     }
-}
-
-fn sorted(tags: Tags<'_>) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = tags
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    v.sort();
-    v
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,7 +118,7 @@ impl Timed {
     }
 
     fn series_entries(&self, name: &str, tags: Tags<'_>, kinds: &[MetricType]) -> Vec<Entry> {
-        let want = sorted(tags);
+        let want = sorted_tags(tags);
         lock(&self.entries)
             .iter()
             .filter(|e| {
@@ -147,15 +139,19 @@ struct Reference(Arc<Timed>);
 impl MetricCollector for Reference {
     fn record(&self, m: &Measurement<'_>) {
         let key = m.key();
-        self.0
-            .push(key.name(), sorted(key.tags()), m.value(), m.error_type());
+        self.0.push(
+            key.name(),
+            sorted_tags(key.tags()),
+            m.value(),
+            m.error_type(),
+        );
     }
 
     fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
         let handle = Arc::new(Bound {
             backend: Arc::downgrade(&self.0),
             name: key.name().to_owned(),
-            tags: sorted(key.tags()),
+            tags: sorted_tags(key.tags()),
         });
         let id = (handle.name.clone(), handle.tags.clone(), kind);
         lock(&self.0.bound).push((id, Arc::downgrade(&handle)));
@@ -356,14 +352,14 @@ impl Harness for ReferenceHarness {
             .len()
     }
     fn successes(&self, operation: &str, tags: Tags<'_>) -> u64 {
-        let want = sorted(tags);
+        let want = sorted_tags(tags);
         lock(&self.0.0.entries)
             .iter()
             .filter(|e| e.name == operation && e.tags == want && e.value == Value::Success)
             .count() as u64
     }
     fn failures(&self, operation: &str, error_type: &str, tags: Tags<'_>) -> u64 {
-        let want = sorted(tags);
+        let want = sorted_tags(tags);
         lock(&self.0.0.entries)
             .iter()
             .filter(|e| {

@@ -66,8 +66,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use error::HttpError;
 pub use exposition::negotiate;
 pub use range::{
-    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeAnswer, RangeBin,
-    RangeQueries, RangeRequest, RangeGroup, RollupRequest,
+    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeAnswer, RangeBin, RangeGroup,
+    RangeQueries, RangeRequest, RollupRequest,
 };
 pub use serve::{Server, serve};
 

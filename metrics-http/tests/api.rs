@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_http::{
-    HttpConfig, HttpError, Period, RangeBin, RangeQueries, RangeRequest, RangeGroup,
-    RollupRequest, Server, Source, router,
+    HttpConfig, HttpError, Period, RangeBin, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
+    Server, Source, router,
 };
 use metrics_memory::{Calendar, MemoryMetrics};
 use metrics_protocol::app::{

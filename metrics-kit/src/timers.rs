@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_protocol::backend::{DropReason, Measurement, Value};
+use metrics_protocol::backend::{self, DropReason};
 use metrics_protocol::{Key, MetricCollector, MetricsError, PerformanceTimer, Tags, TimerId};
 
 use crate::DropCounters;
@@ -22,28 +22,9 @@ pub fn record_stopped_timer<B>(
 ) where
     B: MetricCollector + ?Sized,
 {
-    let key = match Key::new(operation_name, tags) {
-        Ok(key) => key,
-        Err(reason) => {
-            // Neither the duration nor the outcome has a series.
-            backend.reject(reason);
-            backend.reject(reason);
-            return;
-        }
-    };
-    for m in [
-        Measurement::new(&key, Value::Timer(duration)),
-        if success {
-            Measurement::new(&key, Value::Success)
-        } else {
-            Measurement::failure(&key, "timer")
-        },
-    ] {
-        match m {
-            Ok(m) => backend.record(&m),
-            Err(reason) => backend.reject(reason),
-        }
-    }
+    let key = Key::new(operation_name, tags);
+    let failure = (!success).then_some("timer");
+    backend::record_timing(backend, key.as_ref(), duration, failure);
 }
 
 /// The bounded table of running timers every [`PerformanceTimer`](metrics_protocol::PerformanceTimer) needs,

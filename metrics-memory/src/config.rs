@@ -5,17 +5,47 @@ use std::time::Duration;
 use metrics_protocol::MetricsError;
 use serde::{Deserialize, Serialize};
 
-use crate::window::WindowSpec;
+use crate::ring::WindowSpec;
 
 /// A configuration value that cannot be used, as every constructor and
-/// builder of this crate reports it: [`MetricsError::InvalidArgument`]
-/// naming the field, the value and what is wrong with it.
+/// builder of this crate reports it: the field (dotted for nested ones,
+/// `exposition.buckets.<name>`), the value as given, and what is wrong
+/// with it.
+///
+/// ```
+/// use metrics_memory::{MemoryConfig, MemoryMetrics};
+/// let e = MemoryMetrics::with_config(MemoryConfig { cardinality_limit: 0, ..Default::default() })
+///     .unwrap_err();
+/// assert_eq!(e.field, "cardinality_limit");
+/// assert_eq!(e.to_string(), "cardinality_limit = `0`: must be at least 1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} = `{value}`: {reason}")]
+pub struct ConfigError {
+    /// The setting.
+    pub field: String,
+    /// Its value, as given.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl From<ConfigError> for MetricsError {
+    fn from(e: ConfigError) -> Self {
+        MetricsError::InvalidArgument(e.to_string())
+    }
+}
+
 pub(crate) fn invalid(
     field: impl std::fmt::Display,
     value: impl std::fmt::Display,
     reason: impl std::fmt::Display,
-) -> MetricsError {
-    MetricsError::InvalidArgument(format!("{field} = `{value}`: {reason}"))
+) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Settings of a [`MemoryMetrics`](crate::MemoryMetrics). Every field has a
@@ -82,7 +112,7 @@ impl MemoryConfig {
     /// assert_eq!(c.windows.last().unwrap().span, Duration::from_secs(7 * 86_400));
     /// assert!(MemoryConfig::default().with_retention_days(0.01).is_err());
     /// ```
-    pub fn with_retention_days(mut self, days: f64) -> Result<Self, MetricsError> {
+    pub fn with_retention_days(mut self, days: f64) -> Result<Self, ConfigError> {
         let bad = |reason: String| invalid("retention_days", days, reason);
         let Some(last) = self.windows.pop() else {
             return Err(invalid(

@@ -191,13 +191,12 @@ mod handles;
 mod history;
 mod query;
 mod registry;
+mod ring;
 mod series;
 mod sketch;
 mod stats;
 mod tracker;
 mod traits;
-mod ring;
-mod window;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -216,13 +215,13 @@ use metrics_protocol::{
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::MemoryConfig;
+pub use config::{ConfigError, MemoryConfig};
 pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
-pub use query::{Calendar, RangeBin, RangeQuery, RangeGroup};
+pub use query::{Calendar, RangeBin, RangeGroup, RangeQuery};
+pub use ring::WindowSpec;
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use stats::Exact;
-pub use ring::WindowSpec;
 
 use registry::{Registry, Series};
 
@@ -353,19 +352,19 @@ impl MemoryMetrics {
     }
 
     /// A backend with `config` and the system clock.
-    pub fn with_config(config: MemoryConfig) -> Result<Self, MetricsError> {
+    pub fn with_config(config: MemoryConfig) -> Result<Self, ConfigError> {
         Self::check(&config)?;
         Ok(Self::build(config, Arc::new(SystemClock), true))
     }
 
     /// A backend with `config` and `clock` (a [`ManualClock`] in tests).
-    pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, MetricsError> {
+    pub fn with_clock(config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         Self::check(&config)?;
         let system = clock.is_system_clock();
         Ok(Self::build(config, clock, system))
     }
 
-    fn check(config: &MemoryConfig) -> Result<(), MetricsError> {
+    fn check(config: &MemoryConfig) -> Result<(), ConfigError> {
         config.exposition.check()?;
         ring::validate_specs(&config.windows)
             .map_err(|e| config::invalid("windows", format!("{:?}", config.windows), e))?;
@@ -478,6 +477,46 @@ impl MemoryMetrics {
         };
         if let Err(reason) = outcome {
             self.shared.drops.record(reason);
+        }
+    }
+
+    /// A value recorded by name into a series found without a key: checked
+    /// as [`Measurement::new`] checks it, then as [`record_measurement`](Self::record_measurement)
+    /// records it.
+    #[inline]
+    fn record_cached(&self, s: &Series, value: &Value) {
+        let value = *value;
+        let refused = match value.check() {
+            Err(reason) => reason,
+            Ok(()) if s.kind != value.kind() => DropReason::TypeMismatch,
+            Ok(()) => {
+                return match value {
+                    Value::Counter(v) => s.add_counter(self.now_ms(), v),
+                    _ => s.record_locked(self.now_ms(), value, self.shared.keep_samples),
+                };
+            }
+        };
+        self.shared.drops.record(refused);
+    }
+
+    /// By name, not found in the thread's cache: the key is built (checked
+    /// and hashed), the measurement recorded, and the series remembered for
+    /// this call site.
+    #[inline(never)]
+    fn record_by_name_slow(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        let value = *value;
+        let key = match Key::new(name, tags) {
+            Ok(key) => key,
+            Err(reason) => return self.shared.drops.record(reason),
+        };
+        match Measurement::new(&key, value) {
+            Ok(m) => {
+                self.record_measurement(&m);
+                if !matches!(value, Value::Success | Value::Failure) {
+                    self.registry.remember_call_site(&key);
+                }
+            }
+            Err(reason) => self.shared.drops.record(reason),
         }
     }
 

@@ -23,9 +23,9 @@ use metrics_protocol::backend::validate::OVERFLOW_TAG;
 use metrics_protocol::{Key, MetricType, Tags};
 use parking_lot::{Mutex, RwLock};
 
+use crate::ring::{HistoryMark, Rings, SketchRings, WindowSpec};
 use crate::sketch::Sketch;
 use crate::stats::Exact;
-use crate::window::{HistoryMark, SketchWindows, WindowSpec, Windows};
 
 pub(crate) use crate::series::{PERM, Series, SeriesState, Slot};
 
@@ -66,6 +66,18 @@ const IDENTITY: [u8; PERM] = {
 #[inline]
 fn cache_slot(hash: u64) -> usize {
     (hash >> 48) as usize % CACHE_SLOTS
+}
+
+/// A cache slot from where a call site's name and tags live (a call site
+/// passes the same strings every time, so its slot needs no hashing). The
+/// address only picks the slot: a probe hits only when the content equals.
+#[inline]
+fn address_slot(name: &str, tags: Tags<'_>) -> usize {
+    let x = (name.as_ptr() as u64)
+        ^ (name.len() as u64).rotate_left(48)
+        ^ (tags.as_ptr() as u64).rotate_left(17)
+        ^ (tags.len() as u64).rotate_left(56);
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % CACHE_SLOTS
 }
 
 thread_local! {
@@ -115,7 +127,7 @@ impl Registry {
             use_cache,
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             names: RwLock::new(HashMap::new()),
-            sketch_specs: crate::window::sketch_specs(&specs),
+            sketch_specs: crate::ring::sketch_specs(&specs),
             specs,
             cardinality_limit: limits.cardinality,
             max_names: limits.names,
@@ -168,6 +180,54 @@ impl Registry {
         }
         let series = self.create(key, kind)?;
         Ok(f(&series))
+    }
+
+    /// Runs `f` on the series `name`/`tags` if this thread's cache holds it
+    /// at the call site's slot, without building a key; `None` otherwise
+    /// (the caller builds the key and records through
+    /// [`with_series`](Self::with_series), then [`remember_call_site`](Self::remember_call_site)).
+    ///
+    /// A hit proves `name` and `tags` keep every rule: they equal a stored
+    /// series' key (tags in any order), which was checked when it was
+    /// built, and stored tags are distinct, so equal tags hold no duplicate.
+    #[inline]
+    pub fn with_cached<R>(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        f: impl FnOnce(&Series) -> R,
+    ) -> Option<R> {
+        if !self.use_cache {
+            return None;
+        }
+        let p = CACHE
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                let (rid, weak, perm) = c[address_slot(name, tags)].as_mut()?;
+                if *rid != self.id {
+                    return None;
+                }
+                let p = weak.as_ptr();
+                // SAFETY: as in `probe`, the series is alive.
+                unsafe { &*p }.matches_with(name, tags, perm).then_some(p)
+            })
+            .ok()
+            .flatten()?;
+        // SAFETY: see `probe`: the series is alive for this call.
+        Some(f(unsafe { &*p }))
+    }
+
+    /// Caches the series `key` at the slot of the call site that passed
+    /// its name and tags, so the next [`with_cached`](Self::with_cached)
+    /// from there hits.
+    #[cold]
+    pub fn remember_call_site(&self, key: &Key<'_>) {
+        if !self.use_cache {
+            return;
+        }
+        if let Some(s) = self.lookup(key) {
+            self.remember(address_slot(key.name(), key.tags()), Arc::downgrade(&s));
+        }
     }
 
     /// The cached series at `slot` if it is `key`'s of this registry.
@@ -330,9 +390,9 @@ impl Registry {
                 value: 0.0,
                 total: Exact::default(),
                 sketch: dist.then(|| Box::new(Sketch::new(0))),
-                windows: Windows::with_hold(&self.specs, self.history.clone()),
+                rings: Rings::with_hold(&self.specs, self.history.clone()),
                 quantiles: dist.then(|| {
-                    Box::new(SketchWindows::with_hold(
+                    Box::new(SketchRings::with_hold(
                         &self.sketch_specs,
                         self.history.clone(),
                     ))

@@ -10,9 +10,9 @@ use metrics_protocol::backend::Value;
 use metrics_protocol::{MetricType, Tags};
 use parking_lot::Mutex;
 
+use crate::ring::{Rings, SketchRings};
 use crate::sketch::{Key, Sketch};
 use crate::stats::{Exact, Stats};
-use crate::ring::{Rings, SketchRings};
 
 /// Mutable state of one series, under its own short lock.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(crate) struct SeriesState {
     /// All-time quantile sketch (distributions only).
     pub sketch: Option<Box<Sketch>>,
     /// Windowed statistics: the rings of bins.
-    pub windows: Rings<Exact>,
+    pub rings: Rings<Exact>,
     /// Windowed quantile sketches: their rings (distributions only).
     pub quantiles: Option<Box<SketchRings>>,
     /// The most recent raw samples, when the configuration keeps any.
@@ -299,7 +299,7 @@ impl Series {
             bin.add_bin(count, sum);
             st.value += sum;
             st.total.add_bin(count, sum);
-            st.windows
+            st.rings
                 .merge_bin(now_ms, old.saturating_mul(self.finest_ms), &bin);
         }
         slot.start_ms
@@ -351,11 +351,11 @@ impl Series {
     /// `now_ms`, opened by a reading later than the caller's, count too).
     pub fn for_each_bin(&self, since_ms: i64, now_ms: i64, mut f: impl FnMut(i64, i64, &Exact)) {
         let st = self.state.lock();
-        st.windows.for_each_since(since_ms, now_ms, &mut f);
-        let oldest = now_ms.saturating_sub(st.windows.retention_ms());
+        st.rings.for_each_since(since_ms, now_ms, &mut f);
+        let oldest = now_ms.saturating_sub(st.rings.retention_ms());
         // A slot a history reader has not had counts however old it is,
         // as the rings' held bins do.
-        let held_from = st.windows.held_from();
+        let held_from = st.rings.held_from();
         for slot in &self.slots {
             let start = slot.start_ms.load(Ordering::Acquire);
             if start != i64::MIN && start >= since_ms && (start >= oldest || start >= held_from) {
@@ -406,7 +406,7 @@ impl Series {
             Value::Success | Value::Failure => return,
         };
         st.total.add(sample);
-        st.windows.record(now_ms, |b| b.add(sample));
+        st.rings.record(now_ms, |b| b.add(sample));
         if dist {
             let key = Key::of(sample);
             if let Some(s) = &mut st.sketch {

@@ -1,8 +1,8 @@
 //! Exact count/sum/min/max (what every bin holds) and, for query answers,
 //! the same with a quantile sketch.
 
-use crate::sketch::Sketch;
 use crate::ring::BinData;
+use crate::sketch::Sketch;
 
 /// Exact statistics of a set of samples: what every time bin holds.
 #[derive(Debug, Clone, Copy, Default)]

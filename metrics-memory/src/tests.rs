@@ -614,47 +614,46 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
     };
     // Counters' min and max are per-bin increases (documented), so only
     // histograms compare them.
-    let check =
-        |what: &str, start: i64, end: i64, step: Option<i64>, out: &[crate::RangeGroup]| {
-            let dist = what.starts_with('q');
-            let mut counted = 0;
-            let mut prev_end = i64::MIN;
-            for b in out.iter().flat_map(|s| &s.bins) {
-                let (cs, ce) = (
-                    b.covers_start.timestamp_millis(),
-                    b.covers_end.timestamp_millis(),
-                );
-                assert!(
-                    cs >= start && ce <= end,
-                    "{what}: {cs}..{ce} outside {start}..{end}"
-                );
-                assert!(cs >= prev_end, "{what}: steps overlap");
-                prev_end = ce;
-                let s0 = b.start.timestamp_millis();
-                if let Some(step) = step {
-                    assert!(
-                        cs >= s0 && cs < s0 + step,
-                        "{what}: bin starts outside its step"
-                    );
-                }
-                let (n, sum, min, max) = independent(cs, ce);
-                assert_eq!(b.count, n, "{what}: count of {cs}..{ce}");
-                assert_eq!(b.sum, sum, "{what}: sum of {cs}..{ce}");
-                if dist && n > 0 {
-                    assert_eq!((b.min, b.max), (min, max), "{what}: {cs}..{ce}");
-                }
-                counted += n;
-            }
-            // Samples inside the range but not counted sit in a stored bin that
-            // straddles an edge (at most one 15 min bin wide).
-            let inside = independent(start, end).0;
-            let edges = independent(start, start + 900_000).0 + independent(end - 900_000, end).0;
-            assert!(
-                counted <= inside && inside - counted <= edges,
-                "{what}: {counted} of {inside}"
+    let check = |what: &str, start: i64, end: i64, step: Option<i64>, out: &[crate::RangeGroup]| {
+        let dist = what.starts_with('q');
+        let mut counted = 0;
+        let mut prev_end = i64::MIN;
+        for b in out.iter().flat_map(|s| &s.bins) {
+            let (cs, ce) = (
+                b.covers_start.timestamp_millis(),
+                b.covers_end.timestamp_millis(),
             );
-            counted
-        };
+            assert!(
+                cs >= start && ce <= end,
+                "{what}: {cs}..{ce} outside {start}..{end}"
+            );
+            assert!(cs >= prev_end, "{what}: steps overlap");
+            prev_end = ce;
+            let s0 = b.start.timestamp_millis();
+            if let Some(step) = step {
+                assert!(
+                    cs >= s0 && cs < s0 + step,
+                    "{what}: bin starts outside its step"
+                );
+            }
+            let (n, sum, min, max) = independent(cs, ce);
+            assert_eq!(b.count, n, "{what}: count of {cs}..{ce}");
+            assert_eq!(b.sum, sum, "{what}: sum of {cs}..{ce}");
+            if dist && n > 0 {
+                assert_eq!((b.min, b.max), (min, max), "{what}: {cs}..{ce}");
+            }
+            counted += n;
+        }
+        // Samples inside the range but not counted sit in a stored bin that
+        // straddles an edge (at most one 15 min bin wide).
+        let inside = independent(start, end).0;
+        let edges = independent(start, start + 900_000).0 + independent(end - 900_000, end).0;
+        assert!(
+            counted <= inside && inside - counted <= edges,
+            "{what}: {counted} of {inside}"
+        );
+        counted
+    };
     let mut total = 0;
     for i in 0..60 {
         let start = T0 + (r.uniform() * 3.0 * 3_600_000.0) as i64;
@@ -882,4 +881,48 @@ fn window_coverage_says_which_range_each_window_answer_covers() {
         m.window_coverage("nothing", Duration::from_secs(60))
             .is_none()
     );
+}
+
+#[test]
+fn a_call_site_reusing_its_buffers_is_told_apart_by_content() {
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    // One buffer for the name, one for the tags: the same addresses and
+    // lengths at every call, with other content.
+    let mut name = String::with_capacity(16);
+    let mut value = String::with_capacity(16);
+    for (n, v) in [
+        ("req.a", "1"),
+        ("req.a", "1"),
+        ("req.b", "1"),
+        ("req.a", "2"),
+    ] {
+        name.clear();
+        name.push_str(n);
+        value.clear();
+        value.push_str(v);
+        w.increment(&name, &[("k", value.as_str())]);
+    }
+    assert_eq!(m.counter_value("req.a", &[("k", "1")]), Some(2.0));
+    assert_eq!(m.counter_value("req.b", &[("k", "1")]), Some(1.0));
+    assert_eq!(m.counter_value("req.a", &[("k", "2")]), Some(1.0));
+    // A broken rule at an address that last held a valid key is refused.
+    name.clear();
+    name.push_str("req\na");
+    w.increment(&name, &[("k", value.as_str())]);
+    assert_eq!(m.dropped(DropReason::InvalidName), 1);
+    // A value refused, and a type mismatch, from a call site whose series
+    // is cached: the same reasons as through a key.
+    let tags = [("k", "1")];
+    for v in [1.0, -1.0, f64::NAN] {
+        w.record_counter("req.c", v, &tags);
+    }
+    for _ in 0..2 {
+        w.record_gauge("req.c", 1.0, &tags);
+    }
+    assert_eq!(m.dropped(DropReason::NegativeCounter), 1);
+    assert_eq!(m.dropped(DropReason::InvalidValue), 1);
+    assert_eq!(m.dropped(DropReason::TypeMismatch), 2);
+    assert_eq!(m.counter_value("req.c", &tags), Some(1.0));
+    assert_eq!(m.series_count(), 4);
 }

@@ -328,12 +328,11 @@ impl Tracker {
         for (name, op) in ops {
             let st = op.lock();
             let mut found: BTreeMap<(i64, i64), Outcomes> = BTreeMap::new();
-            st.rings
-                .for_each_since(from_ms, now_ms, |start, width, b| {
-                    if start.saturating_add(width) <= to_ms {
-                        found.entry((start, width)).or_default().merge_from(b);
-                    }
-                });
+            st.rings.for_each_since(from_ms, now_ms, |start, width, b| {
+                if start.saturating_add(width) <= to_ms {
+                    found.entry((start, width)).or_default().merge_from(b);
+                }
+            });
             for ((start, width), o) in found {
                 if o.success == 0 && o.failures.iter().all(|(_, c)| *c == 0) {
                     continue;

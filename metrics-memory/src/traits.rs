@@ -14,6 +14,23 @@ impl MetricCollector for MemoryMetrics {
         self.record_measurement(measurement);
     }
 
+    /// Finds a series this thread recorded into from the same call site
+    /// without building the key (a match with a stored key proves the name
+    /// and tags valid); anything else takes the default path, then is
+    /// remembered for that call site.
+    #[inline]
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        if !matches!(value, Value::Success | Value::Failure)
+            && self
+                .registry
+                .with_cached(name, tags, |s| self.record_cached(s, value))
+                .is_some()
+        {
+            return;
+        }
+        self.record_by_name_slow(name, tags, value);
+    }
+
     /// A handle writing into the series directly (counters: one atomic add
     /// in the usual case); it pins the series against idle expiry while it
     /// lives.

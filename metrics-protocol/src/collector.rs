@@ -8,7 +8,8 @@ use crate::health::BackendHealth;
 use crate::instruments::InstrumentFn;
 use crate::key::Key;
 use crate::measurement::Measurement;
-use crate::types::{MetricType, MetricUnit};
+use crate::measurement::Value;
+use crate::types::{MetricType, MetricUnit, Tags};
 
 /// What a backend implements: it is handed [`Measurement`]s, each valid and
 /// hashed once where it was made. It only writes; reading is the query
@@ -24,6 +25,9 @@ use crate::types::{MetricType, MetricUnit};
 ///   non-blocking: no I/O on the caller's thread, no global lock. Key your
 ///   tables on [`Key::fingerprint`]; do not check the name, tags or value
 ///   again.
+/// - Override [`record_by_name`](Self::record_by_name) only if you can find
+///   an existing series from the borrowed name and tags faster than a key
+///   is built; refuse exactly what the default refuses.
 /// - Override [`bind`](Self::bind) to hand out handles that write to a
 ///   series' storage directly; by default a handle keeps its key and calls
 ///   `record`.
@@ -57,6 +61,21 @@ use crate::types::{MetricType, MetricUnit};
 pub trait MetricCollector: Send + Sync {
     /// Records one measurement.
     fn record(&self, measurement: &Measurement<'_>);
+
+    /// Records `value` into the series `name`/`tags`: what every by-name
+    /// call of the [`Metrics`](crate::Metrics) handle arrives as. The
+    /// default builds the [`Key`] (checked and hashed once) and the
+    /// [`Measurement`] and calls [`record`](Self::record), or
+    /// [`reject`](Self::reject)s with the reason of the first broken rule.
+    ///
+    /// A backend may override it to look up a series it already holds by
+    /// the borrowed name and tags, skipping the key where a match proves
+    /// the name and tags valid; it must refuse exactly what the default
+    /// refuses, with the same reasons.
+    #[inline]
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        crate::handle::record_with_key(self, name, tags, *value)
+    }
 
     /// A handle that writes to `key`'s series of kind `kind` directly, if
     /// the backend has one; `None` (the default) makes the handle call
@@ -99,8 +118,8 @@ pub trait MetricCollector: Send + Sync {
 /// `forward_collector!(|s| &s.inner)` forwards every method. A layer that
 /// writes some methods itself forwards the others by name:
 /// `forward_collector!(@describe @rest |s| &s.inner)` forwards `describe`,
-/// and `@rest` stands for `reject`, `flush` and `health`; `@record` and
-/// `@bind` name the other two.
+/// and `@rest` stands for `reject`, `flush` and `health`; `@record` (which
+/// also forwards `record_by_name`) and `@bind` name the others.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! forward_collector {
@@ -115,6 +134,16 @@ macro_rules! forward_collector {
         fn record(&self, measurement: &$crate::backend::Measurement<'_>) {
             let $this = self;
             $crate::MetricCollector::record($inner, measurement)
+        }
+        #[inline]
+        fn record_by_name(
+            &self,
+            name: &str,
+            tags: $crate::Tags<'_>,
+            value: &$crate::backend::Value,
+        ) {
+            let $this = self;
+            $crate::MetricCollector::record_by_name($inner, name, tags, value)
         }
     };
     (@one bind |$this:ident| $inner:expr) => {

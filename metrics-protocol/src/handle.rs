@@ -6,6 +6,7 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::DropReason;
 use crate::collector::MetricCollector;
 use crate::error::MetricsError;
 use crate::instruments::{Counter, Gauge, Histogram, Timer, bind_name};
@@ -88,10 +89,24 @@ pub struct Metrics {
     backend: Arc<dyn MetricCollector>,
 }
 
-/// Records `value` into the series `name`/`tags` of `backend`, or counts
-/// why it cannot: the one path every by-name recording takes.
+/// Builds the [`Key`] of `name`/`tags` and the [`Measurement`] of `value`
+/// and hands it to `backend`'s [`record`](MetricCollector::record), or to
+/// its [`reject`](MetricCollector::reject) with the first broken rule: what
+/// [`MetricCollector::record_by_name`] does by default, for a layer that
+/// overrides it and falls back.
+///
+/// ```
+/// use metrics_protocol::backend::{self, DropReason, Value};
+/// use metrics_protocol::testing::Capture;
+///
+/// let capture = Capture::new();
+/// backend::record_with_key(&capture, "jobs", &[("queue", "email")], Value::Counter(2.0));
+/// backend::record_with_key(&capture, "jobs", &[], Value::Counter(-1.0));
+/// assert_eq!(capture.counter("jobs", &[("queue", "email")]), 2.0);
+/// assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
+/// ```
 #[inline]
-pub(crate) fn record_by_name<C: MetricCollector + ?Sized>(
+pub fn record_with_key<C: MetricCollector + ?Sized>(
     backend: &C,
     name: &str,
     tags: Tags<'_>,
@@ -108,6 +123,48 @@ pub(crate) fn record_key<C: MetricCollector + ?Sized>(backend: &C, key: &Key<'_>
     match Measurement::new(key, value) {
         Ok(m) => backend.record(&m),
         Err(reason) => backend.reject(reason),
+    }
+}
+
+/// What a finished timing records, written once for the guard and every
+/// [`PerformanceTimer`](crate::PerformanceTimer): the duration into the
+/// timer series `key`, then exactly one outcome of it, a success (`failure`
+/// is `None`) or a failure of that error type. A key that could not be
+/// built refuses both, each counted under its reason.
+///
+/// ```
+/// use std::time::Duration;
+/// use metrics_protocol::Key;
+/// use metrics_protocol::backend::{self, DropReason};
+/// use metrics_protocol::testing::Capture;
+///
+/// let capture = Capture::new();
+/// let key = Key::new("db.query", &[]);
+/// backend::record_timing(&capture, key.as_ref(), Duration::from_millis(3), Some("timeout"));
+/// assert_eq!(capture.timings("db.query", &[]), vec![Duration::from_millis(3)]);
+/// assert_eq!(capture.failures("db.query", "timeout", &[]), 1);
+/// backend::record_timing(&capture, Err(&DropReason::InvalidName), Duration::ZERO, None);
+/// assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+/// ```
+pub fn record_timing<C: MetricCollector + ?Sized>(
+    backend: &C,
+    key: Result<&Key<'_>, &DropReason>,
+    elapsed: Duration,
+    failure: Option<&str>,
+) {
+    match key {
+        Ok(key) => {
+            record_key(backend, key, Value::Timer(elapsed));
+            match failure {
+                None => record_key(backend, key, Value::Success),
+                Some(error_type) => record_failure_key(backend, key, error_type),
+            }
+        }
+        Err(reason) => {
+            // Neither the duration nor the outcome has a series.
+            backend.reject(*reason);
+            backend.reject(*reason);
+        }
     }
 }
 
@@ -154,43 +211,50 @@ impl Metrics {
     /// Adds `value` (finite, not negative) to the counter `name`.
     #[inline]
     pub fn record_counter(&self, name: &str, value: f64, tags: Tags<'_>) {
-        record_by_name(&*self.backend, name, tags, Value::Counter(value))
+        self.backend
+            .record_by_name(name, tags, &Value::Counter(value))
     }
 
     /// Adds one to the counter `name`.
     #[inline]
     pub fn increment(&self, name: &str, tags: Tags<'_>) {
-        record_by_name(&*self.backend, name, tags, Value::Counter(1.0))
+        self.backend
+            .record_by_name(name, tags, &Value::Counter(1.0))
     }
 
     /// Sets the gauge `name` to `value`.
     #[inline]
     pub fn record_gauge(&self, name: &str, value: f64, tags: Tags<'_>) {
-        record_by_name(&*self.backend, name, tags, Value::Gauge(value))
+        self.backend
+            .record_by_name(name, tags, &Value::Gauge(value))
     }
 
     /// Adds `delta` (negative to decrease) to the gauge `name`.
     #[inline]
     pub fn adjust_gauge(&self, name: &str, delta: f64, tags: Tags<'_>) {
-        record_by_name(&*self.backend, name, tags, Value::GaugeDelta(delta))
+        self.backend
+            .record_by_name(name, tags, &Value::GaugeDelta(delta))
     }
 
     /// Records one sample of the histogram `name`.
     #[inline]
     pub fn record_histogram(&self, name: &str, value: f64, tags: Tags<'_>) {
-        record_by_name(&*self.backend, name, tags, Value::Histogram(value))
+        self.backend
+            .record_by_name(name, tags, &Value::Histogram(value))
     }
 
     /// Records one duration of the timer `name`.
     #[inline]
     pub fn record_timer(&self, name: &str, duration: Duration, tags: Tags<'_>) {
-        record_by_name(&*self.backend, name, tags, Value::Timer(duration))
+        self.backend
+            .record_by_name(name, tags, &Value::Timer(duration))
     }
 
     /// Counts one success of `operation`.
     #[inline]
     pub fn record_success(&self, operation: &str, tags: Tags<'_>) {
-        record_by_name(&*self.backend, operation, tags, Value::Success)
+        self.backend
+            .record_by_name(operation, tags, &Value::Success)
     }
 
     /// Counts one failure of `operation`, of kind `error_type`.
@@ -416,20 +480,7 @@ impl<'a> Timing<'a> {
     fn end(&mut self, failure: Option<&str>) -> Duration {
         self.done = true;
         let elapsed = self.started.elapsed();
-        match &self.key {
-            Ok(key) => {
-                record_key(self.backend, key, Value::Timer(elapsed));
-                match failure {
-                    None => record_key(self.backend, key, Value::Success),
-                    Some(error_type) => record_failure_key(self.backend, key, error_type),
-                }
-            }
-            Err(reason) => {
-                // Neither the duration nor the outcome has a series.
-                self.backend.reject(*reason);
-                self.backend.reject(*reason);
-            }
-        }
+        record_timing(self.backend, self.key.as_ref(), elapsed, failure);
         elapsed
     }
 }

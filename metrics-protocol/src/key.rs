@@ -47,11 +47,11 @@ impl<'a> Key<'a> {
     /// reason of the first broken rule otherwise.
     #[inline]
     pub fn new(name: &'a str, tags: Tags<'a>) -> Result<Self, DropReason> {
-        fast::check(name, tags)?;
+        let fingerprint = fast::check_and_fingerprint(name, tags)?;
         Ok(Key {
             name,
             tags,
-            fingerprint: fast::fingerprint(name, tags),
+            fingerprint,
         })
     }
 
@@ -124,6 +124,15 @@ impl<'a> Key<'a> {
     #[inline]
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
+    }
+
+    /// The fingerprint `Key::new(name, tags)` gives when the rules hold,
+    /// computed without checking them: for a backend that looks up a series
+    /// it already holds (whose key was checked when it was built) before
+    /// building a key. Never treat a series as found on this value alone.
+    #[inline]
+    pub fn fingerprint_of(name: &str, tags: Tags<'_>) -> u64 {
+        fast::fingerprint(name, tags)
     }
 
     /// A key with the same tags and another name (the `.success` and
@@ -358,6 +367,14 @@ const fn str_less(a: &str, b: &str) -> bool {
 }
 
 // ---- the fingerprint: a folded-multiply hash over 8-byte words ----
+//
+// A string is read as 8-byte little-endian words in which every byte is one
+// of the string's: its whole words, then one last word ending at its last
+// byte (overlapping the word before); a string of 4 to 7 bytes as its first
+// and last four bytes, one of 1 to 3 bytes as its first, middle and last
+// byte repeated. With the length mixed into the seed, these words tell any
+// two strings apart, and since no byte is padding, the same words can be
+// searched for control bytes while they are hashed.
 
 const K0: u64 = 0x243f_6a88_85a3_08d3;
 const K1: u64 = 0x1319_8a2e_0370_7344;
@@ -370,32 +387,53 @@ const fn fold(a: u64, b: u64) -> u64 {
     (r as u64) ^ ((r >> 64) as u64)
 }
 
+#[inline(always)]
+const fn load8(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes([
+        b[i],
+        b[i + 1],
+        b[i + 2],
+        b[i + 3],
+        b[i + 4],
+        b[i + 5],
+        b[i + 6],
+        b[i + 7],
+    ])
+}
+
+#[inline(always)]
+const fn load4(b: &[u8], i: usize) -> u64 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64
+}
+
+/// The one word of a string shorter than 8 bytes (0 for the empty string).
+#[inline(always)]
+const fn short_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 4 {
+        load4(b, 0) | (load4(b, n - 4) << 32)
+    } else if n > 0 {
+        let (x, y, z) = (b[0], b[n / 2], b[n - 1]);
+        u64::from_le_bytes([x, y, z, x, y, z, x, y])
+    } else {
+        0
+    }
+}
+
 #[inline]
 const fn hash_bytes(seed: u64, b: &[u8]) -> u64 {
-    let mut h = seed ^ (b.len() as u64).wrapping_mul(K1);
+    let n = b.len();
+    let h = seed ^ (n as u64).wrapping_mul(K1);
+    if n < 8 {
+        return fold(h ^ short_word(b), K3);
+    }
+    let mut h = h;
     let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
-        h = fold(h ^ w, K2);
+    while i + 8 < n {
+        h = fold(h ^ load8(b, i), K2);
         i += 8;
     }
-    let mut tail = 0u64;
-    let mut shift = 0;
-    while i < b.len() {
-        tail |= (b[i] as u64) << shift;
-        shift += 8;
-        i += 1;
-    }
-    fold(h ^ tail, K3)
+    fold(h ^ load8(b, n - 8), K3)
 }
 
 /// The name's hash plus the sum of the tags' hashes: the sum makes it
@@ -417,74 +455,112 @@ pub(crate) const fn fingerprint(name: &str, tags: Tags<'_>) -> u64 {
 }
 
 /// The same rules and the same fingerprint as the `const fn`s above, written
-/// for run time: whole-slice scans and word loads the compiler vectorises
-/// and unrolls. The tests hold both to the same answers.
+/// for run time as one pass: each word read for the hash is also searched,
+/// eight bytes at a time, for a byte that may start a control character
+/// (below 0x20, 0x7f, or 0xc2); only a string with one is scanned again
+/// by the exact rule. The tests hold both versions to the same answers.
 mod fast {
     use super::*;
 
-    #[inline]
-    fn has_control(b: &[u8]) -> bool {
-        // Most text has none of these bytes: one pass, then the exact rule.
-        b.iter().any(|&c| c < 0x20 || c == 0x7f || c == 0xc2) && super::has_control(b)
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+
+    /// Non-zero when a byte of `w` is below 0x20, 0x7f or 0xc2 (exact:
+    /// never zero when one is).
+    #[inline(always)]
+    fn suspects(w: u64) -> u64 {
+        let below_space = w.wrapping_sub(LO * 0x20) & !w;
+        let del = w ^ (LO * 0x7f);
+        let c2 = w ^ (LO * 0xc2);
+        (below_space | (del.wrapping_sub(LO) & !del) | (c2.wrapping_sub(LO) & !c2)) & HI
+    }
+
+    /// `hash_bytes(seed, b)`, and whether `b` may hold a control character.
+    #[inline(always)]
+    fn scan(seed: u64, b: &[u8]) -> (u64, u64) {
+        let n = b.len();
+        let h = seed ^ (n as u64).wrapping_mul(K1);
+        if n < 8 {
+            let w = short_word(b);
+            return (fold(h ^ w, K3), suspects(w));
+        }
+        let mut h = h;
+        let mut flags = 0;
+        let mut words = b[..n - 1].chunks_exact(8);
+        for c in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(c);
+            let w = u64::from_le_bytes(buf);
+            flags |= suspects(w);
+            h = fold(h ^ w, K2);
+        }
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(&b[n - 8..]);
+        let w = u64::from_le_bytes(buf);
+        (fold(h ^ w, K3), flags | suspects(w))
     }
 
     #[inline]
     pub(super) fn check_name(name: &str) -> Result<(), DropReason> {
-        if name.is_empty() || name.len() > MAX_NAME_LEN || has_control(name.as_bytes()) {
-            Err(DropReason::InvalidName)
-        } else {
-            Ok(())
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(DropReason::InvalidName);
         }
+        let (_, suspect) = scan(K2, name.as_bytes());
+        if suspect != 0 && super::has_control(name.as_bytes()) {
+            return Err(DropReason::InvalidName);
+        }
+        Ok(())
     }
 
+    /// The rules of `check`, and the fingerprint of a key that keeps them.
     #[inline]
-    pub(super) fn check(name: &str, tags: Tags<'_>) -> Result<(), DropReason> {
-        check_name(name)?;
+    pub(super) fn check_and_fingerprint(name: &str, tags: Tags<'_>) -> Result<u64, DropReason> {
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(DropReason::InvalidName);
+        }
+        let (hn, suspect) = scan(K2, name.as_bytes());
+        if suspect != 0 && super::has_control(name.as_bytes()) {
+            return Err(DropReason::InvalidName);
+        }
         if tags.len() > MAX_TAGS {
             return Err(DropReason::TooManyTags);
         }
+        let mut sum = 0u64;
         for (k, v) in tags {
-            if k.is_empty()
-                || k.len() > MAX_TAG_KEY_LEN
-                || v.len() > MAX_TAG_VALUE_LEN
-                || has_control(k.as_bytes())
-            {
+            if k.is_empty() || k.len() > MAX_TAG_KEY_LEN || v.len() > MAX_TAG_VALUE_LEN {
                 return Err(DropReason::InvalidTag);
             }
+            let (hk, suspect) = scan(K0, k.as_bytes());
+            if suspect != 0 && super::has_control(k.as_bytes()) {
+                return Err(DropReason::InvalidTag);
+            }
+            let (hv, _) = scan(K3, v.as_bytes());
+            sum = sum.wrapping_add(fold(hk ^ hv.rotate_left(29), K1));
         }
         for (i, (k, _)) in tags.iter().enumerate().skip(1) {
             if tags[..i].iter().any(|(other, _)| other == k) {
                 return Err(DropReason::DuplicateTag);
             }
         }
-        Ok(())
+        Ok(fold(hn ^ sum, K0))
     }
 
-    #[inline(always)]
-    fn hash_bytes(seed: u64, b: &[u8]) -> u64 {
-        let mut h = seed ^ (b.len() as u64).wrapping_mul(K1);
-        let mut words = b.chunks_exact(8);
-        for w in &mut words {
-            let mut buf = [0u8; 8];
-            buf.copy_from_slice(w);
-            h = fold(h ^ u64::from_le_bytes(buf), K2);
-        }
-        let mut tail = 0u64;
-        for (i, &c) in words.remainder().iter().enumerate() {
-            tail |= u64::from(c) << (8 * i);
-        }
-        fold(h ^ tail, K3)
-    }
-
+    /// The fingerprint alone, of a name and tags already known to keep the
+    /// rules.
     #[inline]
     pub(super) fn fingerprint(name: &str, tags: Tags<'_>) -> u64 {
         let mut sum = 0u64;
         for (k, v) in tags {
-            let hk = hash_bytes(K0, k.as_bytes());
-            let hv = hash_bytes(K3, v.as_bytes());
+            let (hk, _) = scan(K0, k.as_bytes());
+            let (hv, _) = scan(K3, v.as_bytes());
             sum = sum.wrapping_add(fold(hk ^ hv.rotate_left(29), K1));
         }
-        fold(hash_bytes(K2, name.as_bytes()) ^ sum, K0)
+        fold(scan(K2, name.as_bytes()).0 ^ sum, K0)
+    }
+
+    #[cfg(test)]
+    pub(super) fn check(name: &str, tags: Tags<'_>) -> Result<(), DropReason> {
+        check_and_fingerprint(name, tags).map(|_| ())
     }
 }
 
@@ -610,6 +686,10 @@ mod tests {
                 for n in 0..=tags.len() {
                     let t = &tags[..n];
                     assert_eq!(fast::check(name, t), check(name, t), "{name:?} {t:?}");
+                    if let Ok(fp) = fast::check_and_fingerprint(name, t) {
+                        assert_eq!(fp, fingerprint(name, t), "{name:?} {t:?}");
+                        assert_eq!(fp, Key::fingerprint_of(name, t), "{name:?} {t:?}");
+                    }
                     assert_eq!(
                         fast::fingerprint(name, t),
                         fingerprint(name, t),

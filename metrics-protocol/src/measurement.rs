@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::backend::validate::{DropReason, MAX_TAG_VALUE_LEN};
+use crate::backend::validate::{self, DropReason, MAX_TAG_VALUE_LEN};
 use crate::key::Key;
 use crate::types::MetricType;
 
@@ -54,12 +54,11 @@ impl Value {
     #[inline]
     pub fn check(self) -> Result<(), DropReason> {
         match self {
-            Value::Counter(v) if !v.is_finite() => Err(DropReason::InvalidValue),
-            Value::Counter(v) if v < 0.0 => Err(DropReason::NegativeCounter),
-            Value::Gauge(v) | Value::GaugeDelta(v) | Value::Histogram(v) if !v.is_finite() => {
-                Err(DropReason::InvalidValue)
+            Value::Counter(v) => validate::check_counter_value(v),
+            Value::Gauge(v) | Value::GaugeDelta(v) | Value::Histogram(v) => {
+                validate::check_value(v)
             }
-            _ => Ok(()),
+            Value::Timer(_) | Value::Success | Value::Failure => Ok(()),
         }
     }
 }

@@ -72,7 +72,17 @@ pub struct Capture {
     state: Mutex<State>,
 }
 
-fn sorted(tags: Tags<'_>) -> Vec<(String, String)> {
+/// `tags` owned and sorted: the form [`Recorded::tags`] takes, for
+/// comparing recorded tags with expected ones in any order.
+///
+/// ```
+/// use metrics_protocol::testing::sorted_tags;
+/// assert_eq!(
+///     sorted_tags(&[("b", "2"), ("a", "1")]),
+///     vec![("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]
+/// );
+/// ```
+pub fn sorted_tags(tags: Tags<'_>) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = tags
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -119,7 +129,7 @@ impl Capture {
 
     /// The values recorded into `name` with exactly `tags` (in any order).
     fn values(&self, name: &str, tags: Tags<'_>) -> Vec<(Value, Option<String>)> {
-        let want = sorted(tags);
+        let want = sorted_tags(tags);
         self.state()
             .records
             .iter()
@@ -196,7 +206,7 @@ impl MetricCollector for Capture {
         let key = m.key();
         let record = Recorded {
             name: key.name().to_owned(),
-            tags: sorted(key.tags()),
+            tags: sorted_tags(key.tags()),
             value: m.value(),
             error_type: m.error_type().map(str::to_owned),
         };

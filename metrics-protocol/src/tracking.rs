@@ -1,7 +1,7 @@
 //! [`SuccessFailureTracker`]: counting the outcomes of operations.
 
 use crate::collector::MetricCollector;
-use crate::handle::{record_by_name, record_failure_key};
+use crate::handle::record_failure_key;
 use crate::key::Key;
 use crate::measurement::Value;
 use crate::types::Tags;
@@ -43,7 +43,7 @@ pub trait SuccessFailureTracker: Send + Sync {
 impl<C: MetricCollector + ?Sized> SuccessFailureTracker for C {
     #[inline]
     fn record_success<'a>(&self, operation: &'a str, metadata: Tags<'a>) {
-        record_by_name(self, operation, metadata, Value::Success)
+        MetricCollector::record_by_name(self, operation, metadata, &Value::Success)
     }
 
     #[inline]

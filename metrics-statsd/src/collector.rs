@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use metrics_protocol::backend::{
-    BackendHealth, DropReason, HealthStatus, InstrumentFn, Measurement,
+    self, BackendHealth, DropReason, HealthStatus, InstrumentFn, Measurement, Value,
 };
 use metrics_protocol::{
     Key, MetricCollector, MetricType, MetricsError, PerformanceTimer, Tags, TimerId,
@@ -19,6 +19,16 @@ impl MetricCollector for StatsdMetrics {
     #[inline]
     fn record(&self, m: &Measurement<'_>) {
         self.record_measurement(m);
+    }
+
+    /// Finds a series the table already holds by the borrowed name and
+    /// tags (hashed, not checked: a match proves them valid); anything else
+    /// takes the default path through a key.
+    #[inline]
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        if !self.record_existing(name, tags, value) {
+            backend::record_with_key(self, name, tags, *value);
+        }
     }
 
     fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {

@@ -17,7 +17,7 @@ use metrics_kit::with_outcome_counter;
 use metrics_protocol::backend::outcome::ERROR_TYPE_TAG;
 use metrics_protocol::backend::validate::MAX_TAGS;
 use metrics_protocol::backend::{DropReason, InstrumentFn, Measurement, Value};
-use metrics_protocol::{Key, MetricType};
+use metrics_protocol::{Key, MetricType, Tags};
 
 use crate::table::{Entry, series_hash};
 use crate::{SharedState, StatsdMetrics, format, sender, wire};
@@ -146,6 +146,45 @@ impl StatsdMetrics {
     pub(crate) fn record_measurement(&self, m: &Measurement<'_>) {
         if let Err(reason) = self.try_record(m) {
             self.shared.drops.record(reason);
+        }
+    }
+
+    /// By name into a series the table already holds, without building a
+    /// key: a match with a stored key (checked when its series was created)
+    /// proves the name and tags valid, so only the value is checked, as
+    /// [`Measurement::new`] checks it. False when the series is not there
+    /// (or the value is an outcome): the caller then builds the key.
+    #[inline]
+    pub(crate) fn record_existing(&self, name: &str, tags: Tags<'_>, value: &Value) -> bool {
+        let sh = &*self.shared;
+        // Matched in place: the value's fields are read one by one.
+        let (kind, value) = match *value {
+            Value::Success | Value::Failure => return false,
+            Value::Counter(v) => (MetricType::Counter, Value::Counter(v)),
+            Value::Gauge(v) => (MetricType::Gauge, Value::Gauge(v)),
+            Value::GaugeDelta(v) => (MetricType::Gauge, Value::GaugeDelta(v)),
+            Value::Histogram(v) => (MetricType::Histogram, Value::Histogram(v)),
+            Value::Timer(d) => (MetricType::Timer, Value::Timer(d)),
+        };
+        if sh.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let hash = series_hash(Key::fingerprint_of(name, tags), kind);
+        let outcome = sh.table.with_existing(kind, hash, name, tags, |e| {
+            value.check()?;
+            sh.check_wire(value)?;
+            match sh.fold(e, value) {
+                Some(s) => enqueue(&self.queue, s),
+                None => Ok(()),
+            }
+        });
+        match outcome {
+            Some(Ok(())) => true,
+            Some(Err(reason)) => {
+                sh.drops.record(reason);
+                true
+            }
+            None => false,
         }
     }
 

@@ -282,9 +282,11 @@ impl KeyRef<'_> {
     /// Whether `e` is this key, compared in place (no encoding), with the
     /// tags in any order.
     ///
-    /// Neither side has a tag key twice (a key's rules); so when the names
-    /// are equal, the tag counts agree and every stored pair equals an
-    /// input pair, the input tags are a permutation of the stored ones.
+    /// A stored series never has a tag key twice (its key kept the rules);
+    /// so when the names are equal, the tag counts agree and every stored
+    /// pair equals an input pair, the input tags are a permutation of the
+    /// stored ones, duplicate-free and valid, whether or not they were
+    /// checked.
     fn matches(&self, e: &Entry) -> bool {
         if self.kind != e.kind
             || self.tags.len() != usize::from(e.tags)
@@ -390,6 +392,22 @@ impl Table {
             Ok(out) => out,
             Err(op) => self.overflow(kind, name, render, op),
         }
+    }
+
+    /// Runs `op` on the series `kind`/`name`/`tags` if the table holds it;
+    /// `None` otherwise (nothing is created).
+    #[inline]
+    pub fn with_existing<R>(
+        &self,
+        kind: MetricType,
+        hash: u64,
+        name: &str,
+        tags: Tags<'_>,
+        op: impl FnOnce(&Arc<Entry>) -> R,
+    ) -> Option<R> {
+        let key = KeyRef { kind, name, tags };
+        let t = self.shard(hash).read();
+        t.find(hash, |e| key.matches(e)).map(op)
     }
 
     /// The series `kind`/`name`/`tags` for a bound handle, pinned (not

@@ -695,6 +695,11 @@ fn invalid_names_and_tags_are_refused_after_valid_traffic_on_the_same_series() {
     s.increment("req", &[("route", "/a"), ("co\u{7}de", "200")]);
     s.record_timer("lat\0", Duration::from_millis(3), &tags);
     s.record_timer("lat", Duration::from_millis(3), &[tags[0], tags[0]]);
+    // Values are checked on a series the table holds, as through a key.
+    s.record_counter("req", -1.0, &tags);
+    s.record_counter("req", f64::NAN, &[tags[1], tags[0]]);
+    assert_eq!(s.dropped(DropReason::NegativeCounter), 1);
+    assert_eq!(s.dropped(DropReason::InvalidValue), 1);
     assert_eq!(s.dropped(DropReason::InvalidName), 3);
     assert_eq!(s.dropped(DropReason::DuplicateTag), 2);
     assert_eq!(s.dropped(DropReason::InvalidTag), 2);

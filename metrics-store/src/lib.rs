@@ -101,7 +101,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use store::{
-    HistoryBin, HistoryQuery, HistoryGroup, OutcomeQuery, OutcomeTotals, Store, StoreRing,
+    HistoryBin, HistoryGroup, HistoryQuery, OutcomeQuery, OutcomeTotals, Store, StoreRing,
     StoredBin,
 };
 pub use url::{SQLITE_FILE, StoreUrl};

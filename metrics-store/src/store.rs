@@ -536,6 +536,6 @@ mod query;
 mod retention;
 mod tx;
 pub use outcomes::{OutcomeQuery, OutcomeTotals};
-pub use query::{HistoryBin, HistoryQuery, HistoryGroup};
+pub use query::{HistoryBin, HistoryGroup, HistoryQuery};
 pub use retention::StoreRing;
 use tx::TxConn;

@@ -137,9 +137,9 @@
 mod disk;
 mod monitor;
 pub mod names;
+mod poller;
 mod publish;
 mod readings;
-mod poller;
 
 pub use monitor::{MIN_INTERVAL, SystemMonitor, SystemSnapshot};
 pub use poller::PollStats;

@@ -11,9 +11,9 @@ use metrics_protocol::{MetricCollector, Metrics, MetricsError, NoopMetrics};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::poller::{PollStats, Poller, StatCounters};
 use crate::publish;
 use crate::readings::Readings;
-use crate::poller::{Poller, PollStats, StatCounters};
 
 /// The shortest polling interval [`ResourceMonitor::start_resource_monitoring`]
 /// accepts: 200 ms, sysinfo's minimum CPU update interval on Linux (a CPU
@@ -243,10 +243,7 @@ impl ResourceMonitor for SystemMonitor {
     }
 
     fn is_monitoring(&self) -> bool {
-        self.poller
-            .lock()
-            .as_ref()
-            .is_some_and(Poller::is_running)
+        self.poller.lock().as_ref().is_some_and(Poller::is_running)
     }
 }
 

@@ -24,7 +24,8 @@ use crate::health::ErrorRateWindow;
 use crate::stream::StreamHub;
 
 /// A tap over the agent's fan-out.
-pub(crate) type Tapped = Tap<Arc<Fanout>>;
+pub(crate) type Tapped = Tap<Arc<Fanout>, Taps>;
+pub(crate) type ResultsTapped = Tap<Arc<Fanout>, StreamsOnly>;
 
 /// Running timers kept at most; past it the oldest is evicted and counted.
 const MAX_RUNNING_TIMERS: usize = 10_000;
@@ -40,7 +41,7 @@ pub(crate) struct Recording {
     pub top: Arc<Tapped>,
     /// Where the agent's own aggregations write their results: the same
     /// fan-out, tapped for the streams only.
-    pub results: Arc<Tapped>,
+    pub results: Arc<ResultsTapped>,
     pub hub: StreamHub,
     pub aggregations: Arc<AggregationSet>,
     pub outcomes: Arc<ErrorRateWindow>,
@@ -50,13 +51,20 @@ pub(crate) struct Recording {
 }
 
 /// The observer of the top tap.
-struct Taps {
+pub(crate) struct Taps {
     hub: StreamHub,
     aggregations: Arc<AggregationSet>,
     outcomes: Arc<ErrorRateWindow>,
 }
 
 impl Observer for Taps {
+    #[inline]
+    fn wants(&self, name: &str, value: &Value) -> bool {
+        matches!(value, Value::Success | Value::Failure)
+            || self.hub.may_want(name)
+            || self.aggregations.may_want(name)
+    }
+
     /// Streams see every measurement; an outcome is counted in the
     /// error-rate window; every other value may be a sample of an
     /// aggregation. Streams come first, so a batch an aggregation closes
@@ -82,9 +90,14 @@ impl Observer for Taps {
 }
 
 /// The observer of the results' tap: the streams only.
-struct StreamsOnly(StreamHub);
+pub(crate) struct StreamsOnly(StreamHub);
 
 impl Observer for StreamsOnly {
+    #[inline]
+    fn wants(&self, name: &str, _: &Value) -> bool {
+        self.0.may_want(name)
+    }
+
     #[inline]
     fn observe(&self, m: &Measurement<'_>) {
         if self.0.may_want(m.key().name()) {

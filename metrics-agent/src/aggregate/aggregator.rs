@@ -14,7 +14,7 @@ use metrics_protocol::backend::{Measurement, SortedTags, Value};
 use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, Tags};
 use parking_lot::Mutex;
 
-use super::spec::{AggFn, AggregationSpec, AggregationBatch};
+use super::spec::{AggFn, AggregationBatch, AggregationSpec};
 use crate::error::AgentError;
 use crate::stream::StreamHub;
 

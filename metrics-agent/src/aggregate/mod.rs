@@ -14,7 +14,7 @@ mod spec;
 
 pub use aggregator::{AggregateSink, StreamAggregator};
 pub use set::AggregationSet;
-pub use spec::{AggFn, AggregationSpec, AggregationBatch, CustomFn};
+pub use spec::{AggFn, AggregationBatch, AggregationSpec, CustomFn};
 
 #[cfg(test)]
 mod tests;

@@ -18,8 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_memory::{Clock, MemoryConfig, MemoryMetrics};
-use metrics_protocol::MetricsError;
+use metrics_memory::{Clock, ConfigError, MemoryConfig, MemoryMetrics};
 use metrics_protocol::app::MetricsConfig;
 use metrics_statsd::{StartError, StatsdConfig, StatsdMetrics};
 
@@ -536,23 +535,15 @@ pub(crate) fn statsd_backend(config: StatsdConfig) -> Result<StatsdMetrics, Agen
     })
 }
 
-/// A memory setting that cannot be used: the memory backend says
-/// `field = `value`: reason`; the field is named under `memory.` (but
+/// A memory setting that cannot be used, named under `memory.` (but
 /// `retention_days`, which is the agent's own).
-fn memory_setting(e: MetricsError) -> AgentError {
-    if let MetricsError::InvalidArgument(msg) = &e {
-        let parts = msg
-            .split_once(" = `")
-            .and_then(|(field, rest)| Some((field, rest.split_once("`: ")?)));
-        if let Some((field, (value, reason))) = parts {
-            let field = match field {
-                "retention_days" => field.to_owned(),
-                f => format!("memory.{f}"),
-            };
-            return AgentError::config(field, value, reason);
-        }
-    }
-    AgentError::Metrics(e)
+fn memory_setting(e: ConfigError) -> AgentError {
+    let field = match e.field.as_str() {
+        "retention_days" => e.field,
+        f if f.starts_with("memory.") => e.field,
+        f => format!("memory.{f}"),
+    };
+    AgentError::config(field, e.value, e.reason)
 }
 
 /// The memory backend of `config`, on `clock`.

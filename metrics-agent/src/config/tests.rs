@@ -84,7 +84,10 @@ fn former_names_still_configure() {
         crate::AggregationBatch::Time(Duration::from_secs(2))
     );
     let both = r#"{"system_polling": true, "system_sampling": false}"#;
-    assert!(AgentConfig::from_json_str(both).is_err(), "one name at a time");
+    assert!(
+        AgentConfig::from_json_str(both).is_err(),
+        "one name at a time"
+    );
     // Variables: the former names when the new ones are unset.
     let old = [
         ("METRICS_SYSTEM_SAMPLING", "off"),

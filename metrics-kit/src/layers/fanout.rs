@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_protocol::backend::{
     self, BackendHealth, DropReason, InstrumentFn, Measurement, Value,
 };
-use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, MetricsError};
+use metrics_protocol::{Key, MetricCollector, MetricType, MetricUnit, MetricsError, Tags};
 
 /// Hands every measurement, description and refusal to each of its
 /// backends, in order: the memory backend for local queries and StatsD for
@@ -104,6 +104,16 @@ impl MetricCollector for Fanout {
     #[inline]
     fn record(&self, m: &Measurement<'_>) {
         self.backends.iter().for_each(|b| b.record(m));
+    }
+
+    /// One backend gets the call as it came (it may find its series
+    /// without a key); several share one key, built once.
+    #[inline]
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        match &*self.backends {
+            [only] => only.record_by_name(name, tags, value),
+            _ => backend::record_with_key(self, name, tags, *value),
+        }
     }
 
     fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {

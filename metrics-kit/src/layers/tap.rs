@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use metrics_protocol::backend::{self, DropReason, InstrumentFn, Measurement, OwnedKey, Value};
-use metrics_protocol::{Key, MetricCollector, MetricType};
+use metrics_protocol::{Key, MetricCollector, MetricType, Tags};
 
 use super::Layer;
 
@@ -13,6 +13,16 @@ use super::Layer;
 pub trait Observer: Send + Sync {
     /// One measurement on its way down.
     fn observe(&self, measurement: &Measurement<'_>);
+
+    /// Whether [`observe`](Self::observe) may do anything with a
+    /// measurement of `name` and `value` (true, the default, when unsure).
+    /// False lets the tap pass a recording by name straight down, without
+    /// building its key.
+    #[inline]
+    fn wants(&self, name: &str, value: &Value) -> bool {
+        let _ = (name, value);
+        true
+    }
 }
 
 impl<F: Fn(&Measurement<'_>) + Send + Sync> Observer for F {
@@ -43,14 +53,17 @@ impl<F: Fn(&Measurement<'_>) + Send + Sync> Observer for F {
 /// assert_eq!(seen.load(Ordering::Relaxed), 2);
 /// assert_eq!(capture.counter("b", &[]), 1.0);
 /// ```
-pub struct Tap<C> {
+///
+/// The observer's type is a parameter (a trait object by default), so a
+/// system that knows its observer has its `wants` inlined.
+pub struct Tap<C, O: ?Sized = dyn Observer> {
     inner: Arc<C>,
-    observer: Arc<dyn Observer>,
+    observer: Arc<O>,
 }
 
-impl<C> Tap<C> {
+impl<C, O: Observer + ?Sized> Tap<C, O> {
     /// Taps `inner` with `observer`.
-    pub fn new(inner: C, observer: Arc<dyn Observer>) -> Self {
+    pub fn new(inner: C, observer: Arc<O>) -> Self {
         Tap {
             inner: Arc::new(inner),
             observer,
@@ -92,13 +105,13 @@ impl<C> Layer<C> for TapLayer {
 
 /// A bound handle below a tap: shows each value, with the key it keeps, to
 /// the observer, then records it into the handle below.
-struct Tapped {
+struct Tapped<O: ?Sized> {
     inner: Arc<dyn InstrumentFn>,
     key: OwnedKey,
-    observer: Arc<dyn Observer>,
+    observer: Arc<O>,
 }
 
-impl InstrumentFn for Tapped {
+impl<O: Observer + ?Sized> InstrumentFn for Tapped<O> {
     #[inline]
     fn record(&self, value: Value) {
         self.key.with_key(|key| {
@@ -113,11 +126,20 @@ impl InstrumentFn for Tapped {
     }
 }
 
-impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
+impl<C: MetricCollector + 'static, O: Observer + ?Sized + 'static> MetricCollector for Tap<C, O> {
     #[inline]
     fn record(&self, m: &Measurement<'_>) {
         self.observer.observe(m);
         self.inner.record(m);
+    }
+
+    #[inline]
+    fn record_by_name(&self, name: &str, tags: Tags<'_>, value: &Value) {
+        if self.observer.wants(name, value) {
+            backend::record_with_key(self, name, tags, *value)
+        } else {
+            self.inner.record_by_name(name, tags, value)
+        }
     }
 
     fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
@@ -131,4 +153,46 @@ impl<C: MetricCollector + 'static> MetricCollector for Tap<C> {
     }
 
     metrics_protocol::forward_collector!(@describe @rest |s| &*s.inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use metrics_protocol::Metrics;
+    use metrics_protocol::testing::Capture;
+
+    use super::*;
+
+    /// Wants only names starting with `db.`, and keeps what it sees.
+    #[derive(Default)]
+    struct DbOnly(Mutex<Vec<String>>);
+
+    impl Observer for DbOnly {
+        fn wants(&self, name: &str, _: &Value) -> bool {
+            name.starts_with("db.")
+        }
+        fn observe(&self, m: &Measurement<'_>) {
+            self.0.lock().unwrap().push(m.key().name().to_owned());
+        }
+    }
+
+    #[test]
+    fn by_name_recordings_the_observer_does_not_want_pass_straight_down() {
+        let capture = Capture::new();
+        let observer = Arc::new(DbOnly::default());
+        let tap = Tap::new(capture.clone(), observer.clone());
+        let metrics = Metrics::new(Arc::new(tap));
+        metrics.increment("http.requests", &[("code", "200")]);
+        metrics.record_histogram("db.latency", 3.0, &[]);
+        // Refused either way, counted once, shown to nobody.
+        metrics.increment("http\nrequests", &[]);
+        metrics.increment("db\nlatency", &[]);
+        metrics.record_counter("http.requests", -1.0, &[("code", "200")]);
+        assert_eq!(capture.counter("http.requests", &[("code", "200")]), 1.0);
+        assert_eq!(capture.histogram("db.latency", &[]), vec![3.0]);
+        assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+        assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
+        assert_eq!(*observer.0.lock().unwrap(), vec!["db.latency".to_owned()]);
+    }
 }

@@ -123,7 +123,7 @@ const MAX_BOUNDS: usize = 100;
 
 impl ExpositionConfig {
     /// Every bound list: 1 to 100 finite, strictly ascending numbers.
-    pub(crate) fn check(&self) -> Result<(), MetricsError> {
+    pub(crate) fn check(&self) -> Result<(), crate::config::ConfigError> {
         let lists = [
             ("exposition.timer_buckets".to_owned(), &self.timer_buckets),
             ("exposition.byte_buckets".to_owned(), &self.byte_buckets),

@@ -126,6 +126,7 @@ fn has_control(s: &str) -> bool {
 }
 
 /// Checks a gauge, histogram or timer value: finite.
+#[inline]
 pub fn check_value(value: f64) -> Result<(), DropReason> {
     if value.is_finite() {
         Ok(())
@@ -136,6 +137,7 @@ pub fn check_value(value: f64) -> Result<(), DropReason> {
 
 /// Checks a counter value, what a measurement adds to its counter: finite
 /// and not negative (`-0.0` is accepted).
+#[inline]
 pub fn check_counter_value(value: f64) -> Result<(), DropReason> {
     check_value(value)?;
     if value < 0.0 {
@@ -336,10 +338,7 @@ mod tests {
 
     #[test]
     fn negative_counter_values_are_rejected() {
-        assert_eq!(
-            check_counter_value(-1.0),
-            Err(DropReason::NegativeCounter)
-        );
+        assert_eq!(check_counter_value(-1.0), Err(DropReason::NegativeCounter));
         assert_eq!(
             check_counter_value(-f64::MIN_POSITIVE),
             Err(DropReason::NegativeCounter)
