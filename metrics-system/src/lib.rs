@@ -54,7 +54,7 @@
 //!
 //! This process's CPU percent works the same way (from its CPU time over
 //! wall time, 100 = one full core, as psutil and `top` count it). For another
-//! process ([`SystemMonitor::process_usage`]) the first reading has
+//! process ([`SystemMonitor::process_usage_of`]) the first reading has
 //! `cpu_percent: None`.
 //!
 //! # What each call refreshes
