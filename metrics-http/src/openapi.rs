@@ -153,7 +153,7 @@ fn build() -> Value {
             q("name", true, "Metric name.", json!({ "type": "string", "minLength": 1 })),
             q("start", true, "RFC 3339 time or Unix seconds.", json!({ "type": "string", "minLength": 1 })),
             q("end", true, "RFC 3339 time or Unix seconds, after start.", json!({ "type": "string", "minLength": 1 })),
-            q("step", true, "Bin width, as a window (`10s`, `1m`); a multiple of the system's finest bin; at most 11000 bins.",
+            q("step", true, "Bin width, a duration (`10s`, `1m`); a multiple of the system's finest bin; at most 11000 bins.",
               json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" })),
             tag(),
             q("group_by", false, "One group per value of this tag.", json!({ "type": "string", "minLength": 1 })),

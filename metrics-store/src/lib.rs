@@ -89,7 +89,7 @@
 //! - A panic in the writer restarts it from the present: the bins sealed
 //!   since its last collection are not written (logged).
 //! - Outcomes are stored per operation and bin, not per tag set (the memory
-//!   backend's outcome windows hold no tags); all-time success answers
+//!   backend's outcome rings hold no tags); all-time success answers
 //!   reach back as far as retention keeps rows.
 
 #![deny(missing_docs)]

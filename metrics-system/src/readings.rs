@@ -2,7 +2,7 @@
 //!
 //! Two sysinfo `System`s are kept apart on purpose: refreshing a process's CPU
 //! time makes sysinfo refresh the global CPU times too, which would eat the
-//! window the global and per-core utilisation are computed over.
+//! span the global and per-core utilisation are computed over.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,7 +21,7 @@ use sysinfo::{
 use crate::disk::{self, Mount, Space};
 
 /// The shortest span a CPU utilisation is computed over (sysinfo's minimum).
-pub(crate) const CPU_WINDOW: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+pub(crate) const CPU_MIN_SPAN: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
 
 /// How many processes' CPU baselines are kept before they are forgotten.
 const MAX_PROCESS_BASELINES: usize = 64;
@@ -45,7 +45,7 @@ pub(crate) struct Readings {
     disks: Disks,
     /// When the CPU times were last read (the baseline at first).
     cpu_read_at: Instant,
-    /// Whether a utilisation over at least [`CPU_WINDOW`] exists.
+    /// Whether a utilisation over at least [`CPU_MIN_SPAN`] exists.
     cpu_valid: bool,
     self_pid: u32,
     baselines: HashMap<u32, ProcessBaseline>,
@@ -124,14 +124,14 @@ impl Readings {
         }
     }
 
-    /// Refreshes CPU times if the last read is at least [`CPU_WINDOW`] old;
-    /// the first call within [`CPU_WINDOW`] of the baseline waits the rest.
+    /// Refreshes CPU times if the last read is at least [`CPU_MIN_SPAN`] old;
+    /// the first call within [`CPU_MIN_SPAN`] of the baseline waits the rest.
     pub(crate) fn cpu(&mut self) -> Result<CpuUsage, MetricsError> {
         let since = self.cpu_read_at.elapsed();
-        if since < CPU_WINDOW && !self.cpu_valid {
-            std::thread::sleep(CPU_WINDOW - since);
+        if since < CPU_MIN_SPAN && !self.cpu_valid {
+            std::thread::sleep(CPU_MIN_SPAN - since);
         }
-        if since >= CPU_WINDOW || !self.cpu_valid {
+        if since >= CPU_MIN_SPAN || !self.cpu_valid {
             self.system
                 .refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage());
             self.cpu_read_at = Instant::now();
@@ -273,15 +273,15 @@ impl Readings {
 
     /// Refreshes one process (memory and CPU time, no threads as tasks).
     /// CPU percent: see [`Readings::process_cpu`]. For this process, the
-    /// first call within [`CPU_WINDOW`] of the baseline waits the rest.
+    /// first call within [`CPU_MIN_SPAN`] of the baseline waits the rest.
     pub(crate) fn process(&mut self, pid: u32) -> Result<ProcessUsage, MetricsError> {
         if pid == self.self_pid
             && let Some(b) = self.baselines.get(&pid)
             && b.last_percent.is_none()
         {
             let since = b.at.elapsed();
-            if since < CPU_WINDOW {
-                std::thread::sleep(CPU_WINDOW - since);
+            if since < CPU_MIN_SPAN {
+                std::thread::sleep(CPU_MIN_SPAN - since);
             }
         }
         let spid = Pid::from_u32(pid);
@@ -317,7 +317,7 @@ impl Readings {
 
     /// CPU time used since the previous reading of `pid` over the wall time
     /// between them (100 = one core). `None` on the first reading of a
-    /// process; within [`CPU_WINDOW`] of the previous reading, the previous
+    /// process; within [`CPU_MIN_SPAN`] of the previous reading, the previous
     /// value.
     fn process_cpu(&mut self, pid: u32, start_time: u64, cpu_ms: u64) -> Option<f64> {
         let now = Instant::now();
@@ -331,7 +331,7 @@ impl Readings {
             // Same pid, same process (not a reused pid).
             Some(b) if b.start_time == start_time => {
                 let dt = now.duration_since(b.at);
-                if dt >= CPU_WINDOW {
+                if dt >= CPU_MIN_SPAN {
                     let used = cpu_ms.saturating_sub(b.cpu_ms) as f64;
                     let pct = used / (dt.as_secs_f64() * 1e3) * 100.0;
                     let pct = if pct.is_finite() { pct.max(0.0) } else { 0.0 };
@@ -418,7 +418,7 @@ mod tests {
         // pid 1 exists in every Linux pid namespace.
         let first = r.process(1).expect("pid 1");
         assert_eq!(first.cpu_percent, None);
-        std::thread::sleep(CPU_WINDOW);
+        std::thread::sleep(CPU_MIN_SPAN);
         let second = r.process(1).expect("pid 1 again");
         assert!(second.cpu_percent.is_some_and(|p| p >= 0.0));
     }

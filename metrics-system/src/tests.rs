@@ -431,10 +431,10 @@ fn busy_work_in_this_process_shows_in_its_cpu_percent() {
     let monitor = SystemMonitor::new().unwrap();
     monitor.process_usage().unwrap();
     // Spin until the kernel has charged this process some CPU time and a
-    // full window has passed, then read again.
+    // full minimum span has passed, then read again.
     let start = Instant::now();
     let mut x = 0u64;
-    while start.elapsed() < crate::readings::CPU_WINDOW * 2 {
+    while start.elapsed() < crate::readings::CPU_MIN_SPAN * 2 {
         x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
     }
     let p = monitor.process_usage().unwrap();
