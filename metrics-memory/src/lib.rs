@@ -485,12 +485,11 @@ impl MemoryMetrics {
     /// records it.
     #[inline]
     fn record_cached(&self, s: &Series, value: &Value) {
-        let value = *value;
         let refused = match value.check() {
             Err(reason) => reason,
             Ok(()) if s.kind != value.kind() => DropReason::TypeMismatch,
             Ok(()) => {
-                return match value {
+                return match *value {
                     Value::Counter(v) => s.add_counter(self.now_ms(), v),
                     _ => s.record_locked(self.now_ms(), value, self.shared.keep_samples),
                 };
@@ -529,7 +528,7 @@ impl MemoryMetrics {
         let value = m.value();
         if let Err(reason) = self
             .registry
-            .with_series(m.key(), value.kind(), |s| s.record(now, value, keep))
+            .with_series(m.key(), value.kind(), |s| s.record(now, &value, keep))
         {
             self.shared.drops.record(reason);
         }
