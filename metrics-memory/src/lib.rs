@@ -525,10 +525,10 @@ impl MemoryMetrics {
     fn record_other(&self, m: &Measurement<'_>) {
         let now = self.now_ms();
         let keep = self.shared.keep_samples;
-        let value = m.value();
+        let value = m.value_ref();
         if let Err(reason) = self
             .registry
-            .with_series(m.key(), value.kind(), |s| s.record(now, &value, keep))
+            .with_series(m.key(), value.kind(), |s| s.record(now, value, keep))
         {
             self.shared.drops.record(reason);
         }

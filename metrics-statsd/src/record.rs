@@ -190,9 +190,9 @@ impl StatsdMetrics {
             return Err(DropReason::SendFailed);
         }
         let key = m.key();
-        let value = m.value();
+        let value = m.value_ref();
         let render = |n: &str, t: &[(&str, &str)]| sh.render(n, t);
-        let sample = match value {
+        let sample = match *value {
             Value::Success | Value::Failure => {
                 let error_type = m.error_type();
                 let hash = outcome_hash(key, error_type);
@@ -204,12 +204,12 @@ impl StatsdMetrics {
                 })
             }
             _ => {
-                sh.check_wire(&value)?;
+                sh.check_wire(value)?;
                 let kind = value.kind();
                 let hash = series_hash(key.fingerprint(), kind);
                 sh.table
                     .with(kind, hash, key.name(), key.tags(), render, |e| {
-                        sh.fold(e, &value)
+                        sh.fold(e, value)
                     })
             }
         };
