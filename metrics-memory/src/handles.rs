@@ -23,7 +23,7 @@ impl InstrumentFn for BoundSeries {
         // Never a counter series, so never an outcome (a counter's kind).
         if value.kind() == self.series.kind {
             self.series
-                .record(self.shared.now_ms(), value, self.shared.keep_samples);
+                .record(self.shared.now_ms(), &value, self.shared.keep_samples);
         } else {
             self.shared.drops.record(DropReason::TypeMismatch);
         }

@@ -485,12 +485,11 @@ impl MemoryMetrics {
     /// records it.
     #[inline]
     fn record_cached(&self, s: &Series, value: &Value) {
-        let value = *value;
         let refused = match value.check() {
             Err(reason) => reason,
             Ok(()) if s.kind != value.kind() => DropReason::TypeMismatch,
             Ok(()) => {
-                return match value {
+                return match *value {
                     Value::Counter(v) => s.add_counter(self.now_ms(), v),
                     _ => s.record_locked(self.now_ms(), value, self.shared.keep_samples),
                 };
@@ -526,7 +525,7 @@ impl MemoryMetrics {
     fn record_other(&self, m: &Measurement<'_>) {
         let now = self.now_ms();
         let keep = self.shared.keep_samples;
-        let value = m.value();
+        let value = m.value_ref();
         if let Err(reason) = self
             .registry
             .with_series(m.key(), value.kind(), |s| s.record(now, value, keep))

@@ -368,10 +368,12 @@ impl Series {
     }
 
     /// Records one value of this series' kind at `now_ms` (values arrive
-    /// valid: a measurement or a bound handle checked them).
+    /// valid: a measurement or a bound handle checked them). The value is
+    /// taken by reference and read field by field: a `Value` copied whole
+    /// right after it was built stalls on store forwarding.
     #[inline]
-    pub fn record(&self, now_ms: i64, value: Value, keep_samples: usize) {
-        if let Value::Counter(v) = value {
+    pub fn record(&self, now_ms: i64, value: &Value, keep_samples: usize) {
+        if let Value::Counter(v) = *value {
             self.add_counter(now_ms, v);
         } else {
             self.record_locked(now_ms, value, keep_samples);
@@ -382,10 +384,10 @@ impl Series {
     /// outcome is no value of a series (the tracker counts outcomes): it
     /// changes nothing here.
     #[inline(never)]
-    pub(crate) fn record_locked(&self, now_ms: i64, value: Value, keep_samples: usize) {
+    pub(crate) fn record_locked(&self, now_ms: i64, value: &Value, keep_samples: usize) {
         let dist = self.is_distribution();
         let mut st = self.state.lock();
-        let sample = match value {
+        let sample = match *value {
             Value::Gauge(v) => {
                 st.value = v;
                 v

@@ -125,6 +125,14 @@ impl<'a> Measurement<'a> {
         self.value
     }
 
+    /// The value, borrowed: for a hot path that hands it on, so that it is
+    /// read in place, field by field (a `Value` copied whole right after it
+    /// was built waits for the stores that built it).
+    #[inline]
+    pub fn value_ref(&self) -> &Value {
+        &self.value
+    }
+
     /// The kind of series: `self.value().kind()`.
     #[inline]
     pub fn kind(&self) -> MetricType {

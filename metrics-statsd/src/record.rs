@@ -81,7 +81,7 @@ impl SharedState {
     /// timer line (the daemon rejects it). The wire type decides what goes
     /// out as one: a histogram outside DogStatsD.
     #[inline]
-    fn check_wire(&self, value: Value) -> Result<(), DropReason> {
+    fn check_wire(&self, value: &Value) -> Result<(), DropReason> {
         if value.as_f64() < 0.0 && wire(value.kind(), self.config.flavor) == "ms" {
             return Err(DropReason::InvalidValue);
         }
@@ -92,10 +92,10 @@ impl SharedState {
     /// (when aggregating), under the caller's shard lock or pin; anything
     /// else is a sample to queue, unless the sample rate draws it out.
     #[inline]
-    fn fold(&self, e: &Arc<Entry>, value: Value) -> Option<sender::Sample> {
+    fn fold(&self, e: &Arc<Entry>, value: &Value) -> Option<sender::Sample> {
         let c = &self.config;
         if c.combine_counters {
-            let done = match value {
+            let done = match *value {
                 Value::Counter(v) => {
                     e.add_counter(v);
                     true
@@ -115,7 +115,7 @@ impl SharedState {
                 return None;
             }
         }
-        let rate = match value {
+        let rate = match *value {
             Value::Timer(_) => c.timer_sample_rate,
             Value::Histogram(_) => c.histogram_sample_rate,
             _ => 1.0,
@@ -123,7 +123,7 @@ impl SharedState {
         // Sampled out: the daemon scales by 1/rate.
         (rate >= 1.0 || sampled(rate)).then(|| sender::Sample {
             series: e.clone(),
-            value,
+            value: *value,
             rate,
         })
     }
@@ -157,15 +157,10 @@ impl StatsdMetrics {
     #[inline]
     pub(crate) fn record_existing(&self, name: &str, tags: Tags<'_>, value: &Value) -> bool {
         let sh = &*self.shared;
-        // Matched in place: the value's fields are read one by one.
-        let (kind, value) = match *value {
-            Value::Success | Value::Failure => return false,
-            Value::Counter(v) => (MetricType::Counter, Value::Counter(v)),
-            Value::Gauge(v) => (MetricType::Gauge, Value::Gauge(v)),
-            Value::GaugeDelta(v) => (MetricType::Gauge, Value::GaugeDelta(v)),
-            Value::Histogram(v) => (MetricType::Histogram, Value::Histogram(v)),
-            Value::Timer(d) => (MetricType::Timer, Value::Timer(d)),
-        };
+        if matches!(value, Value::Success | Value::Failure) {
+            return false;
+        }
+        let kind = value.kind();
         if sh.closed.load(Ordering::Relaxed) {
             return false;
         }
@@ -195,16 +190,16 @@ impl StatsdMetrics {
             return Err(DropReason::SendFailed);
         }
         let key = m.key();
-        let value = m.value();
+        let value = m.value_ref();
         let render = |n: &str, t: &[(&str, &str)]| sh.render(n, t);
-        let sample = match value {
+        let sample = match *value {
             Value::Success | Value::Failure => {
                 let error_type = m.error_type();
                 let hash = outcome_hash(key, error_type);
                 with_outcome_counter(key.name(), error_type, key.tags(), |name, tags| {
                     sh.table
                         .with(MetricType::Counter, hash, name, tags, render, |e| {
-                            sh.fold(e, Value::Counter(1.0))
+                            sh.fold(e, &Value::Counter(1.0))
                         })
                 })
             }
@@ -273,8 +268,8 @@ impl Bound {
         if matches!(value, Value::Success | Value::Failure) || value.kind() != self.entry.kind {
             return Err(DropReason::TypeMismatch);
         }
-        sh.check_wire(value)?;
-        match sh.fold(&self.entry, value) {
+        sh.check_wire(&value)?;
+        match sh.fold(&self.entry, &value) {
             Some(s) => enqueue(&self.queue, s),
             None => Ok(()),
         }
