@@ -96,14 +96,23 @@ pub struct Metrics {
 /// overrides it and falls back.
 ///
 /// ```
-/// use metrics_protocol::backend::{self, DropReason, Value};
-/// use metrics_protocol::testing::Capture;
+/// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+/// use metrics_protocol::MetricCollector;
+/// use metrics_protocol::backend::{self, DropReason, Measurement, Value};
 ///
-/// let capture = Capture::new();
-/// backend::record_with_key(&capture, "jobs", &[("queue", "email")], Value::Counter(2.0));
-/// backend::record_with_key(&capture, "jobs", &[], Value::Counter(-1.0));
-/// assert_eq!(capture.counter("jobs", &[("queue", "email")]), 2.0);
-/// assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
+/// #[derive(Default)]
+/// struct Tally { recorded: AtomicU64, negative: AtomicU64 }
+/// impl MetricCollector for Tally {
+///     fn record(&self, _: &Measurement<'_>) { self.recorded.fetch_add(1, Relaxed); }
+///     fn reject(&self, reason: DropReason) {
+///         if reason == DropReason::NegativeCounter { self.negative.fetch_add(1, Relaxed); }
+///     }
+/// }
+/// let tally = Tally::default();
+/// backend::record_with_key(&tally, "jobs", &[("queue", "email")], Value::Counter(2.0));
+/// backend::record_with_key(&tally, "jobs", &[], Value::Counter(-1.0));
+/// assert_eq!(tally.recorded.load(Relaxed), 1);
+/// assert_eq!(tally.negative.load(Relaxed), 1);
 /// ```
 #[inline]
 pub fn record_with_key<C: MetricCollector + ?Sized>(
@@ -133,18 +142,34 @@ pub(crate) fn record_key<C: MetricCollector + ?Sized>(backend: &C, key: &Key<'_>
 /// built refuses both, each counted under its reason.
 ///
 /// ```
+/// use std::sync::Mutex;
 /// use std::time::Duration;
-/// use metrics_protocol::Key;
-/// use metrics_protocol::backend::{self, DropReason};
-/// use metrics_protocol::testing::Capture;
+/// use metrics_protocol::{Key, MetricCollector};
+/// use metrics_protocol::backend::{self, DropReason, Measurement, Value};
 ///
-/// let capture = Capture::new();
+/// #[derive(Default)]
+/// struct Log(Mutex<Vec<String>>);
+/// impl MetricCollector for Log {
+///     fn record(&self, m: &Measurement<'_>) {
+///         let what = match (m.value(), m.error_type()) {
+///             (Value::Timer(d), _) => format!("{:?}", d),
+///             (_, Some(error_type)) => format!("failure {error_type}"),
+///             _ => "success".into(),
+///         };
+///         self.0.lock().unwrap().push(what);
+///     }
+///     fn reject(&self, reason: DropReason) {
+///         self.0.lock().unwrap().push(format!("{reason:?}"));
+///     }
+/// }
+/// let log = Log::default();
 /// let key = Key::new("db.query", &[]);
-/// backend::record_timing(&capture, key.as_ref(), Duration::from_millis(3), Some("timeout"));
-/// assert_eq!(capture.timings("db.query", &[]), vec![Duration::from_millis(3)]);
-/// assert_eq!(capture.failures("db.query", "timeout", &[]), 1);
-/// backend::record_timing(&capture, Err(&DropReason::InvalidName), Duration::ZERO, None);
-/// assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+/// backend::record_timing(&log, key.as_ref(), Duration::from_millis(3), Some("timeout"));
+/// backend::record_timing(&log, Err(&DropReason::InvalidName), Duration::ZERO, None);
+/// assert_eq!(
+///     *log.0.lock().unwrap(),
+///     ["3ms", "failure timeout", "InvalidName", "InvalidName"]
+/// );
 /// ```
 pub fn record_timing<C: MetricCollector + ?Sized>(
     backend: &C,
