@@ -168,7 +168,10 @@ pub(super) fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) ->
     let snaked = snake(&sanitize_name(name));
     let mut tokens: Vec<&str> = snaked.split('_').collect();
     if matches!(kind, MetricType::Counter | MetricType::Rate) {
-        while tokens.len() > 1 && tokens.last() == Some(&"total") {
+        // Never down to nothing: `_total` alone stays the family name.
+        while tokens.last() == Some(&"total")
+            && tokens[..tokens.len() - 1].iter().any(|t| !t.is_empty())
+        {
             tokens.pop();
         }
     }
@@ -188,7 +191,9 @@ pub(super) fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) ->
         .collect::<Vec<_>>()
         .join("_");
     if matches!(kind, MetricType::Counter | MetricType::Rate) {
-        while let Some(s) = stem.strip_suffix("_total") {
+        // Never down to nothing: a counter named `_total` keeps it as its
+        // family name (its sample is then `_total_total`).
+        while let Some(s) = stem.strip_suffix("_total").filter(|s| !s.is_empty()) {
             stem = s.to_owned();
         }
     }

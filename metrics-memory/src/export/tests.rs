@@ -4,6 +4,12 @@ use super::*;
 fn names_and_labels_are_sanitised_and_escaped() {
     assert_eq!(sanitize_name("http.requests-total"), "http_requests_total");
     assert_eq!(sanitize_name("9lives"), "_9lives");
+    // A counter named by its suffix alone keeps a family name.
+    for name in ["_total", "total", "_total_total", ".total"] {
+        let stem = family_stem(name, MetricType::Counter, None);
+        assert!(stem.trim_matches('_').len() >= 1, "{name:?} -> {stem:?}");
+    }
+    assert_eq!(family_stem("jobs_total", MetricType::Counter, None), "jobs");
     assert_eq!(sanitize_name("größe"), "gr__e");
     assert_eq!(
         family_stem(
