@@ -7,7 +7,7 @@ fn names_and_labels_are_sanitised_and_escaped() {
     // A counter named by its suffix alone keeps a family name.
     for name in ["_total", "total", "_total_total", ".total"] {
         let stem = family_stem(name, MetricType::Counter, None);
-        assert!(stem.trim_matches('_').len() >= 1, "{name:?} -> {stem:?}");
+        assert!(!stem.trim_matches('_').is_empty(), "{name:?} -> {stem:?}");
     }
     assert_eq!(family_stem("jobs_total", MetricType::Counter, None), "jobs");
     assert_eq!(sanitize_name("größe"), "gr__e");
