@@ -488,12 +488,7 @@ impl MemoryMetrics {
         let refused = match value.check() {
             Err(reason) => reason,
             Ok(()) if s.kind != value.kind() => DropReason::TypeMismatch,
-            Ok(()) => {
-                return match *value {
-                    Value::Counter(v) => s.add_counter(self.now_ms(), v),
-                    _ => s.record_locked(self.now_ms(), value, self.shared.keep_samples),
-                };
-            }
+            Ok(()) => return s.record(self.now_ms(), value, self.shared.keep_samples),
         };
         self.shared.drops.record(refused);
     }
