@@ -77,6 +77,28 @@ pub fn bad_outcomes_and_guards_are_counted(h: &dyn Harness) {
     assert_eq!(h.dropped(DropReason::DuplicateTag), 1);
 }
 
+/// A guard that ends again and again from one place (the same name and
+/// tags, as a loop or a hot function passes them) is judged as the first
+/// was: a backend that remembers the operation's series still refuses an
+/// error type longer than a tag value may be, records the duration anyway,
+/// and counts every other outcome.
+pub fn a_repeated_guard_is_judged_every_time(h: &dyn Harness) {
+    let m = h.metrics();
+    let long_error = "e".repeat(MAX_TAG_VALUE_LEN + 1);
+    let tags = [("k", "v")];
+    for error_type in ["timeout", "timeout", long_error.as_str(), "timeout"] {
+        m.start("conf.warm", &tags).failure(error_type);
+    }
+    for _ in 0..3 {
+        m.start("conf.warm", &tags).success();
+    }
+    h.settle();
+    assert_eq!(h.samples("conf.warm", &tags), Some(7));
+    assert_eq!(h.failures("conf.warm", "timeout", &tags), 3);
+    assert_eq!(h.successes("conf.warm", &tags), 3);
+    assert_eq!(h.dropped(DropReason::InvalidTag), 1);
+}
+
 /// Names and tag values with characters that wire formats reserve
 /// (quotes, backslashes, a newline, `:|@#,=;`, spaces, non-ASCII) are accepted and
 /// recorded exactly once, into one series each, without creating any

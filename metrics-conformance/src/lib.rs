@@ -360,6 +360,7 @@ macro_rules! __with_checks {
             bad_input {
                 is_dropped_whole_and_counted,
                 bad_outcomes_and_guards_are_counted,
+                a_repeated_guard_is_judged_every_time,
                 reserved_characters_are_never_injected,
             }
         }

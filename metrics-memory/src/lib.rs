@@ -514,6 +514,30 @@ impl MemoryMetrics {
         }
     }
 
+    /// A finished timing not found in the thread's cache: recorded by key
+    /// as [`MetricCollector::record_timing_by_name`]'s default does, then
+    /// the timer series remembered for this call site with where its
+    /// outcomes are counted.
+    #[inline(never)]
+    fn record_timing_slow(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        elapsed: Duration,
+        failure: Option<&str>,
+    ) {
+        let key = Key::new(name, tags);
+        metrics_protocol::backend::record_timing(self, key.as_ref(), elapsed, failure);
+        let Ok(key) = key else { return };
+        if let Some(s) = self.registry.remember_call_site(&key)
+            && s.kind == MetricType::Timer
+            && s.outcomes.get().is_none()
+            && let Some(set) = self.tracker.set_of(&key)
+        {
+            let _ = s.outcomes.set(set);
+        }
+    }
+
     /// Records a gauge, histogram or timer value (out of line: each takes
     /// its series' lock anyway).
     #[inline(never)]

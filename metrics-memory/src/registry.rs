@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use hashbrown::{HashMap, HashTable};
 use metrics_protocol::backend::DropReason;
@@ -220,14 +220,15 @@ impl Registry {
     /// Caches the series `key` at the slot of the call site that passed
     /// its name and tags, so the next [`with_cached`](Self::with_cached)
     /// from there hits.
+    /// Returns the series remembered, if any.
     #[cold]
-    pub fn remember_call_site(&self, key: &Key<'_>) {
+    pub fn remember_call_site(&self, key: &Key<'_>) -> Option<Arc<Series>> {
         if !self.use_cache {
-            return;
+            return None;
         }
-        if let Some(s) = self.lookup(key) {
-            self.remember(address_slot(key.name(), key.tags()), Arc::downgrade(&s));
-        }
+        let s = self.lookup(key)?;
+        self.remember(address_slot(key.name(), key.tags()), Arc::downgrade(&s));
+        Some(s)
     }
 
     /// The cached series at `slot` if it is `key`'s of this registry.
@@ -386,6 +387,7 @@ impl Registry {
                 .map_or(1, |w| (w.bin.as_millis() as i64).max(1)),
             slots: [Slot::new(), Slot::new()],
             active: AtomicUsize::new(0),
+            outcomes: OnceLock::new(),
             state: Mutex::new(SeriesState {
                 value: 0.0,
                 total: Exact::default(),

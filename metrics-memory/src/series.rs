@@ -4,6 +4,7 @@
 //! creates series; this file is what a sample does to one.
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use metrics_protocol::backend::Value;
@@ -13,6 +14,7 @@ use parking_lot::Mutex;
 use crate::ring::{Rings, SketchRings};
 use crate::sketch::{Key, Sketch};
 use crate::stats::{Exact, Stats};
+use crate::tracker::OutcomeSet;
 
 /// Mutable state of one series, under its own short lock.
 #[derive(Debug)]
@@ -165,6 +167,9 @@ pub(crate) struct Series {
     /// the slow path).
     pub(crate) active: AtomicUsize,
     pub state: Mutex<SeriesState>,
+    /// A timer's: where the outcomes of the same operation and tags are
+    /// counted, once known (see `MemoryMetrics::record_timing_by_name`).
+    pub(crate) outcomes: OnceLock<OutcomeSet>,
 }
 
 impl Series {

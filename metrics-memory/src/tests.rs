@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_protocol::app::*;
-use metrics_protocol::backend::{DropReason, HealthStatus};
+use metrics_protocol::backend::{DropReason, HealthStatus, validate};
 use metrics_protocol::*;
 
 use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
@@ -925,4 +925,58 @@ fn a_call_site_reusing_its_buffers_is_told_apart_by_content() {
     assert_eq!(m.dropped(DropReason::TypeMismatch), 2);
     assert_eq!(m.counter_value("req.c", &tags), Some(1.0));
     assert_eq!(m.series_count(), 4);
+}
+
+#[test]
+fn guards_from_one_call_site_count_every_duration_and_outcome_where_a_key_would() {
+    let m = Arc::new(MemoryMetrics::new());
+    let w = handle(&m);
+    let long = "e".repeat(validate::MAX_TAG_VALUE_LEN + 1);
+    // One call site, one name buffer: the first guard takes the key path,
+    // the others find the timer series and its outcomes in this thread's
+    // cache; a content change at the same address is told apart.
+    let mut name = String::with_capacity(16);
+    for (i, op) in ["op.a", "op.a", "op.a", "op.b", "op.a", "op.a"]
+        .into_iter()
+        .enumerate()
+    {
+        name.clear();
+        name.push_str(op);
+        let timing = w.start(&name, &[("k", "v")]);
+        match i {
+            1 => drop(timing),
+            2 => {
+                timing.failure("timeout");
+            }
+            5 => {
+                timing.failure(&long);
+            }
+            _ => {
+                timing.success();
+            }
+        }
+    }
+    let tags = [("k", "v")];
+    assert_eq!(m.distribution("op.a", &tags).unwrap().count, 5);
+    assert_eq!(m.distribution("op.b", &tags).unwrap().count, 1);
+    let (ok, failed) = m.outcome_counts("op.a", &tags).unwrap();
+    assert_eq!((ok, failed["timeout"], failed["abandoned"]), (2, 1, 1));
+    assert_eq!(failed.len(), 2);
+    assert_eq!(m.outcome_counts("op.b", &tags).unwrap().0, 1);
+    // The error type too long for a tag value is refused, as through a key.
+    assert_eq!(m.dropped(DropReason::InvalidTag), 1);
+
+    // A name already a counter: its duration is refused as a type mismatch
+    // and its outcome still counted, at every call.
+    w.increment("op.c", &tags);
+    for _ in 0..3 {
+        w.start("op.c", &tags).success();
+    }
+    assert_eq!(m.dropped(DropReason::TypeMismatch), 3);
+    assert_eq!(m.outcome_counts("op.c", &tags).unwrap().0, 3);
+    // A broken name is refused twice per guard: duration and outcome.
+    for _ in 0..2 {
+        w.start("op\nd", &tags).success();
+    }
+    assert_eq!(m.dropped(DropReason::InvalidName), 4);
 }

@@ -135,6 +135,30 @@ impl OpState {
     }
 }
 
+/// Where the outcomes of one (operation, tag set) pair are counted, held by
+/// the operation's timer series so that a timing guard that found the
+/// series counts its outcome without a lookup.
+pub(crate) struct OutcomeSet {
+    op: Arc<Mutex<OpState>>,
+    index: usize,
+}
+
+impl std::fmt::Debug for OutcomeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutcomeSet")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutcomeSet {
+    /// Counts one outcome, as [`Tracker::record`] would for this pair.
+    #[inline]
+    pub fn count(&self, now_ms: i64, failure: Option<&str>) {
+        self.op.lock().count(now_ms, self.index, failure);
+    }
+}
+
 /// One (operation, tag set) pair already counted, found by the fingerprint
 /// of its key.
 struct SetEntry {
@@ -223,6 +247,18 @@ impl Tracker {
             }
         }
         self.record_new(now_ms, key, failure)
+    }
+
+    /// Where the outcomes of `key`'s operation and tag set are counted, if
+    /// they were counted before under a tag set of their own (not an
+    /// overflow set).
+    pub fn set_of(&self, key: &Key<'_>) -> Option<OutcomeSet> {
+        let sets = self.sets.read();
+        sets.find(key.fingerprint(), |e| e.is(key))
+            .map(|e| OutcomeSet {
+                op: e.op.clone(),
+                index: e.index,
+            })
     }
 
     /// [`record`](Self::record) of an operation and tag set not found:

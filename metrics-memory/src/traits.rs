@@ -31,6 +31,36 @@ impl MetricCollector for MemoryMetrics {
         self.record_by_name_slow(name, tags, value);
     }
 
+    /// Finds the operation's timer series this thread recorded into from
+    /// the same call site, as [`record_by_name`](Self::record_by_name)
+    /// does, and counts the outcome where that series says its outcomes
+    /// go: no key is built, no table searched. Anything else takes the
+    /// default path, then is remembered.
+    #[inline]
+    fn record_timing_by_name(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        elapsed: Duration,
+        failure: Option<&str>,
+    ) {
+        let recorded = self.registry.with_cached(name, tags, |s| {
+            let Some(outcomes) = s.outcomes.get().filter(|_| s.kind == MetricType::Timer) else {
+                return false;
+            };
+            let now = self.now_ms();
+            s.record(now, &Value::Timer(elapsed), self.shared.keep_samples);
+            match failure.map_or(Ok(()), validate::check_error_type) {
+                Ok(()) => outcomes.count(now, failure),
+                Err(reason) => self.shared.drops.record(reason),
+            }
+            true
+        });
+        if recorded != Some(true) {
+            self.record_timing_slow(name, tags, elapsed, failure);
+        }
+    }
+
     /// A handle writing into the series directly (counters: one atomic add
     /// in the usual case); it pins the series against idle expiry while it
     /// lives.

@@ -1,6 +1,7 @@
 //! [`MetricCollector`]: the one trait a backend writes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::validate::DropReason;
 use crate::error::MetricsError;
@@ -77,6 +78,29 @@ pub trait MetricCollector: Send + Sync {
         crate::handle::record_with_key(self, name, tags, *value)
     }
 
+    /// Records a finished timing of the operation `name`/`tags`: the
+    /// duration `elapsed` into its timer series, then one outcome, a
+    /// success (`failure` is `None`) or a failure of that error type. What
+    /// a [`Timing`](crate::Timing) guard arrives as when it ends. The
+    /// default builds the key once and records both measurements through
+    /// [`backend::record_timing`](crate::backend::record_timing); a name or
+    /// tags that break a rule are refused twice, once per measurement.
+    ///
+    /// Overriding it follows the rule of [`record_by_name`](Self::record_by_name):
+    /// find what you already hold by the borrowed name and tags, and refuse
+    /// exactly what the default refuses.
+    #[inline]
+    fn record_timing_by_name(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        elapsed: Duration,
+        failure: Option<&str>,
+    ) {
+        let key = Key::new(name, tags);
+        crate::handle::record_timing(self, key.as_ref(), elapsed, failure)
+    }
+
     /// A handle that writes to `key`'s series of kind `kind` directly, if
     /// the backend has one; `None` (the default) makes the handle call
     /// [`record`](Self::record) with the key it keeps.
@@ -119,7 +143,8 @@ pub trait MetricCollector: Send + Sync {
 /// writes some methods itself forwards the others by name:
 /// `forward_collector!(@describe @rest |s| &s.inner)` forwards `describe`,
 /// and `@rest` stands for `reject`, `flush` and `health`; `@record` (which
-/// also forwards `record_by_name`) and `@bind` name the others.
+/// also forwards `record_by_name` and `record_timing_by_name`) and `@bind`
+/// name the others.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! forward_collector {
@@ -144,6 +169,17 @@ macro_rules! forward_collector {
         ) {
             let $this = self;
             $crate::MetricCollector::record_by_name($inner, name, tags, value)
+        }
+        #[inline]
+        fn record_timing_by_name(
+            &self,
+            name: &str,
+            tags: $crate::Tags<'_>,
+            elapsed: ::std::time::Duration,
+            failure: ::std::option::Option<&str>,
+        ) {
+            let $this = self;
+            $crate::MetricCollector::record_timing_by_name($inner, name, tags, elapsed, failure)
         }
     };
     (@one bind |$this:ident| $inner:expr) => {

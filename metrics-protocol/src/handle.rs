@@ -447,13 +447,17 @@ impl MetricCollector for Metrics {
 /// once, when it ends: the duration into the timer series `operation`, then
 /// one outcome (see [Timing](Metrics#timing)).
 ///
-/// It borrows the operation name and tags and checks and hashes them once,
-/// at the start, so it allocates nothing; it reads `Instant::now()` at start
-/// and end and takes no lock.
+/// It borrows the operation name and tags and reads `Instant::now()` at
+/// start and end; it allocates nothing and takes no lock. The name and tags
+/// are checked when it ends, by the backend's
+/// [`record_timing_by_name`](MetricCollector::record_timing_by_name): one
+/// that already holds the operation's series finds it without building a
+/// key.
 #[must_use = "a timing records when it ends: call success(), failure() or finish()"]
 pub struct Timing<'a> {
     backend: &'a dyn MetricCollector,
-    key: Result<Key<'a>, crate::backend::validate::DropReason>,
+    operation: &'a str,
+    tags: Tags<'a>,
     started: Instant,
     if_dropped: &'static str,
     done: bool,
@@ -468,7 +472,8 @@ impl<'a> Timing<'a> {
     ) -> Self {
         Timing {
             backend,
-            key: Key::new(operation, tags),
+            operation,
+            tags,
             started: Instant::now(),
             if_dropped,
             done: false,
@@ -505,7 +510,8 @@ impl<'a> Timing<'a> {
     fn end(&mut self, failure: Option<&str>) -> Duration {
         self.done = true;
         let elapsed = self.started.elapsed();
-        record_timing(self.backend, self.key.as_ref(), elapsed, failure);
+        self.backend
+            .record_timing_by_name(self.operation, self.tags, elapsed, failure);
         elapsed
     }
 }
@@ -526,7 +532,7 @@ impl Drop for Timing<'_> {
 impl fmt::Debug for Timing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timing")
-            .field("operation", &self.key.as_ref().map(|k| k.name()))
+            .field("operation", &self.operation)
             .field("elapsed", &self.elapsed())
             .finish_non_exhaustive()
     }

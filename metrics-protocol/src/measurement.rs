@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::backend::validate::{self, DropReason, MAX_TAG_VALUE_LEN};
+use crate::backend::validate::{self, DropReason};
 use crate::key::Key;
 use crate::types::MetricType;
 
@@ -103,9 +103,7 @@ impl<'a> Measurement<'a> {
     /// tag value: at most 1024 bytes).
     #[inline]
     pub fn failure(key: &'a Key<'a>, error_type: &'a str) -> Result<Self, DropReason> {
-        if error_type.len() > MAX_TAG_VALUE_LEN {
-            return Err(DropReason::InvalidTag);
-        }
+        validate::check_error_type(error_type)?;
         Ok(Measurement {
             key,
             value: Value::Failure,
@@ -181,7 +179,7 @@ mod tests {
         ] {
             assert!(Measurement::new(&key, ok).is_ok(), "{ok:?}");
         }
-        let long = "x".repeat(MAX_TAG_VALUE_LEN + 1);
+        let long = "x".repeat(validate::MAX_TAG_VALUE_LEN + 1);
         assert_eq!(
             Measurement::failure(&key, &long).unwrap_err(),
             DropReason::InvalidTag

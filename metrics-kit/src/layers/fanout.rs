@@ -1,6 +1,7 @@
 //! [`Fanout`]: one collector over several backends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use metrics_protocol::backend::{
     self, BackendHealth, DropReason, InstrumentFn, Measurement, Value,
@@ -113,6 +114,22 @@ impl MetricCollector for Fanout {
         match &*self.backends {
             [only] => only.record_by_name(name, tags, value),
             _ => backend::record_with_key(self, name, tags, *value),
+        }
+    }
+
+    /// As [`record_by_name`](Self::record_by_name): one backend gets the
+    /// timing as it came, several share one key.
+    #[inline]
+    fn record_timing_by_name(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        elapsed: Duration,
+        failure: Option<&str>,
+    ) {
+        match &*self.backends {
+            [only] => only.record_timing_by_name(name, tags, elapsed, failure),
+            _ => backend::record_timing(self, Key::new(name, tags).as_ref(), elapsed, failure),
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`Tap`]: shows every measurement to an observer on its way down.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use metrics_protocol::backend::{self, DropReason, InstrumentFn, Measurement, OwnedKey, Value};
 use metrics_protocol::{Key, MetricCollector, MetricType, Tags};
@@ -142,6 +143,30 @@ impl<C: MetricCollector + 'static, O: Observer + ?Sized + 'static> MetricCollect
         }
     }
 
+    /// Passes a finished timing straight down when the observer wants
+    /// neither its duration nor its outcome.
+    #[inline]
+    fn record_timing_by_name(
+        &self,
+        name: &str,
+        tags: Tags<'_>,
+        elapsed: Duration,
+        failure: Option<&str>,
+    ) {
+        let outcome = if failure.is_some() {
+            Value::Failure
+        } else {
+            Value::Success
+        };
+        if self.observer.wants(name, &Value::Timer(elapsed)) || self.observer.wants(name, &outcome)
+        {
+            backend::record_timing(self, Key::new(name, tags).as_ref(), elapsed, failure)
+        } else {
+            self.inner
+                .record_timing_by_name(name, tags, elapsed, failure)
+        }
+    }
+
     fn bind(&self, key: &Key<'_>, kind: MetricType) -> Option<Arc<dyn InstrumentFn>> {
         let below: Arc<dyn MetricCollector> = self.inner.clone();
         let inner = backend::bind(&below, key, kind);
@@ -194,5 +219,23 @@ mod tests {
         assert_eq!(capture.dropped(DropReason::InvalidName), 2);
         assert_eq!(capture.dropped(DropReason::NegativeCounter), 1);
         assert_eq!(*observer.0.lock().unwrap(), vec!["db.latency".to_owned()]);
+    }
+
+    #[test]
+    fn timings_the_observer_does_not_want_pass_straight_down() {
+        let capture = Capture::new();
+        let observer = Arc::new(DbOnly::default());
+        let metrics = Metrics::new(Arc::new(Tap::new(capture.clone(), observer.clone())));
+        metrics.start("http.get", &[]).success();
+        metrics.start("db.query", &[]).failure("timeout");
+        metrics.start("http\nget", &[]).success();
+        assert_eq!(capture.timings("http.get", &[]).len(), 1);
+        assert_eq!(capture.timings("db.query", &[]).len(), 1);
+        assert_eq!(capture.successes("http.get", &[]), 1);
+        assert_eq!(capture.failures("db.query", "timeout", &[]), 1);
+        // Refused twice (duration and outcome) either way.
+        assert_eq!(capture.dropped(DropReason::InvalidName), 2);
+        // The observer saw both measurements of the timing it wants.
+        assert_eq!(*observer.0.lock().unwrap(), vec!["db.query"; 2]);
     }
 }

@@ -125,6 +125,17 @@ fn has_control(s: &str) -> bool {
     crate::key::has_control(s.as_bytes())
 }
 
+/// Checks the error type of a failure: a tag value, so at most
+/// [`MAX_TAG_VALUE_LEN`] bytes.
+#[inline]
+pub fn check_error_type(error_type: &str) -> Result<(), DropReason> {
+    if error_type.len() > MAX_TAG_VALUE_LEN {
+        Err(DropReason::InvalidTag)
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks a gauge, histogram or timer value: finite.
 #[inline]
 pub fn check_value(value: f64) -> Result<(), DropReason> {
