@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics_memory::{MemoryMetrics, RangeBin, RangeGroup, RangeQuery};
+use metrics_memory::MemoryMetrics;
 use metrics_protocol::app::{
     ChartType, DashboardData, DashboardKind, MetricValue, MetricsAggregator, Panel, PanelSeries,
     Point,
 };
 use metrics_protocol::{MetricType, MetricUnit, MetricsError};
+use metrics_query::{RangeBin, RangeGroup, RangeRequest};
 use metrics_system::names;
 
 /// At most this many metrics of one kind get their own series.
@@ -116,7 +117,7 @@ impl<'a> Ctx<'a> {
 
     /// Bins of `name` (tags contained), grouped by one tag; empty on error.
     fn range(&self, name: &str, tags: &[(&str, &str)], group_by: Option<&str>) -> Vec<RangeGroup> {
-        let q = RangeQuery {
+        let q = RangeRequest {
             name: name.into(),
             tags: tags
                 .iter()
@@ -126,6 +127,7 @@ impl<'a> Ctx<'a> {
             end: self.end,
             step: self.step,
             group_by: group_by.map(str::to_owned),
+            instance: Default::default(),
         };
         self.m.range_query(&q).unwrap_or_else(|e| {
             tracing::debug!(metric = name, error = %e, "range query failed");

@@ -10,20 +10,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_http::{
-    InstanceScope, Outcomes, RangeAnswer, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
-};
-use metrics_memory::{Calendar, MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
+use metrics_memory::{MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::app::MetricSummary;
 use metrics_protocol::app::TimingStats;
 use metrics_protocol::{MetricType, MetricUnit, MetricsError};
+use metrics_query::{
+    InstanceScope, Outcomes, RangeAnswer, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
+};
 use metrics_store::{
     HistoryBin, HistoryGroup, HistoryQuery, HistoryWriter, OutcomeQuery, Store, WriterStatus,
 };
 
-use crate::MemoryRanges;
 use crate::health::CheckOutcome;
-use crate::ranges::{calendar, merge, merge_rollups, step_edges, steps};
+use crate::ranges::{merge, merge_rollups, step_edges, steps};
 
 /// How long a query waits for the store by default before answering from
 /// memory alone ([`HistoryRanges::with_store_timeout`]).
@@ -161,8 +160,8 @@ impl HistoryRanges {
             group_by: r.group_by.clone(),
             ..HistoryQuery::default()
         };
-        let series = self.ask_store(q, scope)?.into_iter();
-        Ok(steps(series.map(|s| (s.group, s.bins)), step_edges(r)))
+        let series = self.ask_store(q, scope)?;
+        Ok(steps(series, step_edges(r)))
     }
 
     /// What the store holds of `name` over `window` (all it keeps with
@@ -273,7 +272,6 @@ impl HistoryRanges {
     fn stored_rollup(
         &self,
         r: &RollupRequest,
-        calendar: Calendar,
         scope: &Scope,
     ) -> Result<Vec<HistoryGroup>, Unanswered> {
         let q = HistoryQuery {
@@ -282,7 +280,7 @@ impl HistoryRanges {
             start_ms: r.start.timestamp_millis(),
             end_ms: r.end.timestamp_millis(),
             group_by: r.group_by.clone(),
-            calendar: Some(calendar),
+            calendar: Some(r.period),
             ..HistoryQuery::default()
         };
         self.ask_store(q, scope)
@@ -298,7 +296,7 @@ impl RangeQueries for HistoryRanges {
         let scope = self.scope(&r.instance);
         let no_data = || MetricsError::NoData(r.name.clone());
         let recent = if scope.with_memory {
-            match MemoryRanges(self.memory.clone()).query_range(r) {
+            match self.memory.range_query(r) {
                 Ok(s) => s,
                 Err(MetricsError::NoData(_)) => Vec::new(),
                 Err(e) => return Err(e),
@@ -406,19 +404,15 @@ impl RangeQueries for HistoryRanges {
 
     fn rollup_answer(&self, r: &RollupRequest) -> Option<Result<RangeAnswer, MetricsError>> {
         let scope = self.scope(&r.instance);
-        let cal = calendar(r.period);
         let recent = if scope.with_memory {
-            match self
-                .memory
-                .rollup(&r.name, &r.tags, cal, r.start, r.end, r.group_by.as_deref())
-            {
+            match self.memory.rollup(r) {
                 Ok(s) => s,
                 Err(e) => return Some(Err(e)),
             }
         } else {
             Vec::new()
         };
-        let (stored, partial) = match self.stored_rollup(r, cal, &scope) {
+        let (stored, partial) = match self.stored_rollup(r, &scope) {
             Ok(s) => (s, None),
             Err(why) => (Vec::new(), Some(Self::partial(&why))),
         };

@@ -61,7 +61,6 @@ pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoic
 pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
 pub use history::HistoryRanges;
-pub use ranges::MemoryRanges;
 pub use stream::StreamHub;
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ fn start_http(
             source = source.with_ranges(Arc::new(ranges));
         }
         (Some(memory), None) => {
-            source = source.with_ranges(Arc::new(metrics_agent::MemoryRanges(memory.clone())));
+            source = source.with_ranges(memory.clone());
         }
         _ => {}
     }

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use crate::Source;
 use crate::error::{ApiError, query_error};
 use crate::params::Params;
-use crate::range::InstanceScope;
 use crate::stream::Streams;
+use metrics_query::InstanceScope;
 
 /// The largest `limit` of `top`.
 const MAX_TOP: usize = 1000;

@@ -59,16 +59,13 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
 use metrics_protocol::app::{AsyncMetricsSystem, MetricsSystem};
+use metrics_query::RangeQueries;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::HttpError;
 pub use exposition::negotiate;
-pub use range::{
-    ALL_INSTANCES, InstanceScope, MAX_POINTS, Outcomes, Period, RangeAnswer, RangeBin, RangeGroup,
-    RangeQueries, RangeRequest, RollupRequest,
-};
 pub use serve::{Server, serve};
 
 /// The system being served: its synchronous side (queries, health,

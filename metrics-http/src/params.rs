@@ -15,7 +15,7 @@ use percent_encoding::percent_decode;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
-use crate::range::{ALL_INSTANCES, InstanceScope};
+use metrics_query::{ALL_INSTANCES, InstanceScope};
 
 /// The longest window a query may ask for (a year).
 const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);

@@ -11,17 +11,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use metrics_http::{
-    HttpConfig, HttpError, Period, RangeBin, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
-    Server, Source, router,
-};
-use metrics_memory::{Calendar, MemoryMetrics};
+use metrics_http::{HttpConfig, HttpError, Server, Source, router};
+use metrics_memory::MemoryMetrics;
 use metrics_protocol::app::{
     ExportFormat, MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent,
     TimingStats,
 };
 use metrics_protocol::backend::HealthStatus;
 use metrics_protocol::{MetricType, MetricUnit, MetricsError, NoopMetrics, Tags};
+use metrics_query::{
+    InstanceScope, Outcomes, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
+};
 use tower::ServiceExt;
 
 mod common;
@@ -506,35 +506,11 @@ struct Ranges(Arc<MemoryMetrics>);
 
 impl RangeQueries for Ranges {
     fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
-        let q = metrics_memory::RangeQuery {
-            name: r.name.clone(),
-            tags: r.tags.clone(),
-            start: r.start,
-            end: r.end,
-            step: r.step,
-            group_by: r.group_by.clone(),
-        };
-        let step = chrono::TimeDelta::from_std(r.step).unwrap();
-        Ok(to_http(self.0.range_query(&q)?, |start| start + step))
+        self.0.query_range(r)
     }
 
     fn rollup(&self, r: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
-        let period = match r.period {
-            Period::Hour => Calendar::Hour,
-            Period::Day => Calendar::Day,
-            Period::Week => Calendar::IsoWeek,
-            Period::Month => Calendar::Month,
-        };
-        let series = self.0.rollup(
-            &r.name,
-            &r.tags,
-            period,
-            r.start,
-            r.end,
-            r.group_by.as_deref(),
-        );
-        // The tests roll up by the hour only.
-        Some(series.map(|all| to_http(all, |start| start + chrono::TimeDelta::hours(1))))
+        RangeQueries::rollup(&*self.0, r)
     }
 
     /// Outcomes as an earlier run would add them: 100 more successes.
@@ -542,8 +518,8 @@ impl RangeQueries for Ranges {
         &self,
         operation: &str,
         window: Option<Duration>,
-        _instance: &metrics_http::InstanceScope,
-    ) -> Option<Result<metrics_http::Outcomes, MetricsError>> {
+        _instance: &InstanceScope,
+    ) -> Option<Result<Outcomes, MetricsError>> {
         let older = std::collections::BTreeMap::new();
         let older = metrics_memory::OlderOutcomes {
             success: 100,
@@ -741,33 +717,4 @@ proptest::proptest! {
             );
         }
     }
-}
-
-/// The memory backend's answer as the HTTP service's, each step ending
-/// at `end(start)`.
-fn to_http(
-    series: Vec<metrics_memory::RangeGroup>,
-    end: impl Fn(chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc>,
-) -> Vec<RangeGroup> {
-    series
-        .into_iter()
-        .map(|s| RangeGroup {
-            group: s.group,
-            bins: s
-                .bins
-                .into_iter()
-                .map(|b| RangeBin {
-                    start: b.start,
-                    end: end(b.start),
-                    covers_start: b.covers_start,
-                    covers_end: b.covers_end,
-                    count: b.count,
-                    sum: b.sum,
-                    min: b.min,
-                    max: b.max,
-                    avg: b.avg,
-                })
-                .collect(),
-        })
-        .collect()
 }

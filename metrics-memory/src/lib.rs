@@ -119,10 +119,13 @@
 //!   [`Clock`] (a [`ManualClock`] advanced 5 s gives 5 s); at most
 //!   `max_running_timers` running; starting one more evicts the oldest
 //!   (counted as `timer_evicted`).
-//! - **Queries**: a range query or rollup counts a stored bin only when it
-//!   lies wholly inside `[start, end)`, in the step holding its start, and
-//!   each step says the span it really covers ([`RangeBin`]); a gauge's
-//!   `last` is the value set most recently.
+//! - **Queries**: a range query or rollup (the shared model of
+//!   `metrics-query`, whose [`RangeQueries`](metrics_query::RangeQueries)
+//!   the backend implements) counts a stored bin only when it lies wholly
+//!   inside `[start, end)`, in the step holding its start, and each step
+//!   says the span it really covers
+//!   ([`RangeBin`](metrics_query::RangeBin)); a gauge's `last` is the value
+//!   set most recently.
 //!
 //! - **History**: [`MemoryMetrics::sealed_bins`] hands each bin that ended
 //!   out once (count, sum, min, max and, for a distribution's 10 s bins,
@@ -218,7 +221,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, MemoryConfig};
 pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
-pub use query::{Calendar, RangeBin, RangeGroup, RangeQuery};
 pub use ring::WindowSpec;
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use stats::Exact;

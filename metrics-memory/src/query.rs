@@ -1,110 +1,16 @@
-//! Range queries and calendar rollups over the rings' bins, in the spirit
-//! of the reference windowed aggregator and analytics services.
+//! Range queries and calendar rollups over the rings' bins, answered in
+//! the shared range-query model (`metrics-query`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use metrics_protocol::MetricsError;
 use metrics_protocol::backend::validate::tags_contain;
-use serde::{Deserialize, Serialize};
+use metrics_query::{RangeBin, RangeGroup, RangeQueries, RangeRequest, RollupRequest};
 
 use crate::MemoryMetrics;
 use crate::clock::to_datetime;
 use crate::stats::Exact;
-
-/// A range query: one metric, a tag filter, a time range, a step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RangeQuery {
-    /// Metric name.
-    pub name: String,
-    /// Series must carry all of these tags (containment).
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    /// Start of the range (inclusive).
-    pub start: DateTime<Utc>,
-    /// End of the range (exclusive).
-    pub end: DateTime<Utc>,
-    /// Width of each returned bin; must be a multiple of the finest bin.
-    #[serde(with = "metrics_protocol::serde_util::duration_ms", rename = "step_ms")]
-    pub step: Duration,
-    /// Group the result by the value of this tag key (series without it form
-    /// the group `None`); without it every matching series is merged.
-    #[serde(default)]
-    pub group_by: Option<String>,
-}
-
-/// Statistics of one step of a range query (or one period of a rollup).
-///
-/// A step holds exactly the stored bins that start in it and lie wholly
-/// inside the query's `[start, end)`: no sample outside the range is ever
-/// counted, and no stored bin is split. `covers_start..covers_end` is the
-/// time those bins really span: equal to the step when the step is a
-/// multiple of the stored bin width and aligned to it; otherwise (bins
-/// coarser than the step, 1 min or 15 min bins for older data with the
-/// default windows, or a range edge inside a bin) it says what was counted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RangeBin {
-    /// Start of the step (or calendar period).
-    pub start: DateTime<Utc>,
-    /// Start of the earliest stored bin counted in this step.
-    pub covers_start: DateTime<Utc>,
-    /// End of the latest stored bin counted in this step (exclusive).
-    pub covers_end: DateTime<Utc>,
-    /// Samples.
-    pub count: u64,
-    /// Sum.
-    pub sum: f64,
-    /// Smallest sample.
-    pub min: f64,
-    /// Largest sample.
-    pub max: f64,
-    /// Mean.
-    pub avg: f64,
-}
-
-/// The bins of one group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RangeGroup {
-    /// The group-by tag's value (`None`: no grouping, or the tag is absent).
-    pub group: Option<String>,
-    /// Non-empty bins, oldest first.
-    pub bins: Vec<RangeBin>,
-}
-
-/// A calendar period for [`MemoryMetrics::rollup`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Calendar {
-    /// Clock hours.
-    Hour,
-    /// UTC days.
-    Day,
-    /// ISO weeks (starting Monday).
-    IsoWeek,
-    /// Calendar months.
-    Month,
-}
-
-impl Calendar {
-    /// The start of the period holding `t`.
-    pub fn period_start(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let day = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
-        match self {
-            Calendar::Hour => t
-                .with_minute(0)
-                .and_then(|t| t.with_second(0))
-                .and_then(|t| t.with_nanosecond(0))
-                .unwrap_or(t),
-            Calendar::Day => day(t.date_naive()),
-            Calendar::IsoWeek => {
-                let d = t.date_naive();
-                day(d - chrono::Days::new(u64::from(d.weekday().num_days_from_monday())))
-            }
-            Calendar::Month => day(t.date_naive().with_day(1).unwrap_or(t.date_naive())),
-        }
-    }
-}
 
 /// One step being filled: its exact figures and the span its bins cover.
 #[derive(Clone, Copy)]
@@ -138,18 +44,13 @@ impl Acc {
         self.add((o.from, o.to), &o.exact);
     }
 
-    fn bin(self, start: DateTime<Utc>) -> RangeBin {
+    fn bin(self, edges: (DateTime<Utc>, DateTime<Utc>)) -> RangeBin {
         let e = self.exact;
-        RangeBin {
-            start,
-            covers_start: to_datetime(self.from),
-            covers_end: to_datetime(self.to),
-            count: e.count,
-            sum: e.sum,
-            min: e.min,
-            max: e.max,
-            avg: e.avg(),
-        }
+        RangeBin::new(
+            edges,
+            (to_datetime(self.from), to_datetime(self.to)),
+            (e.count, e.sum, e.min, e.max),
+        )
     }
 }
 
@@ -158,16 +59,16 @@ impl Acc {
 /// from the finer ring, the finer ring still holds the rest of its span:
 /// such a coarse bin and those finer bins are counted as one step, so every
 /// step's `covers` range holds exactly what it counted.)
-fn disjoint(bins: BTreeMap<i64, Acc>) -> Vec<RangeBin> {
-    let mut out: Vec<(i64, Acc)> = Vec::new();
+fn disjoint(bins: BTreeMap<i64, Acc>, end_of: &impl Fn(i64) -> i64) -> Vec<RangeBin> {
+    let mut out: Vec<(i64, i64, Acc)> = Vec::new();
     for (t, a) in bins.into_iter().filter(|(_, a)| a.exact.count > 0) {
         match out.last_mut() {
-            Some((_, prev)) if a.from < prev.to => prev.merge(&a),
-            _ => out.push((t, a)),
+            Some((_, _, prev)) if a.from < prev.to => prev.merge(&a),
+            _ => out.push((t, end_of(t), a)),
         }
     }
     out.into_iter()
-        .map(|(t, a)| a.bin(to_datetime(t)))
+        .map(|(t, end, a)| a.bin((to_datetime(t), to_datetime(end))))
         .collect()
 }
 
@@ -178,7 +79,7 @@ impl MemoryMetrics {
     /// wholly inside `[start, end)` count, each in the step holding its
     /// start; [`RangeBin::covers_start`] and [`RangeBin::covers_end`] say
     /// what a step really spans when stored bins do not line up with it.
-    pub fn range_query(&self, q: &RangeQuery) -> Result<Vec<RangeGroup>, MetricsError> {
+    pub fn range_query(&self, q: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
         let step_ms = q.step.as_millis() as i64;
         let finest = self
             .config
@@ -197,29 +98,28 @@ impl MemoryMetrics {
             ));
         }
         let (start, end) = (q.start.timestamp_millis(), q.end.timestamp_millis());
-        self.collect_bins(&q.name, &q.tags, q.group_by.as_deref(), start, end, |t| {
-            start + (t - start).div_euclid(step_ms) * step_ms
-        })
+        self.collect_bins(
+            &q.name,
+            &q.tags,
+            q.group_by.as_deref(),
+            (start, end),
+            |t| start + (t - start).div_euclid(step_ms) * step_ms,
+            |t| t.saturating_add(step_ms),
+        )
     }
 
-    /// Calendar rollups (hour, day, ISO week, month) of `name` over
-    /// `[start, end)`, optionally grouped by one tag.
-    pub fn rollup(
-        &self,
-        name: &str,
-        tags: &[(String, String)],
-        period: Calendar,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        group_by: Option<&str>,
-    ) -> Result<Vec<RangeGroup>, MetricsError> {
+    /// Calendar rollups (hour, day, ISO week, month) of `r.name` over
+    /// `[r.start, r.end)`, optionally grouped by one tag; each step is one
+    /// period, `[start, end)`.
+    pub fn rollup(&self, r: &RollupRequest) -> Result<Vec<RangeGroup>, MetricsError> {
+        let period = r.period;
         self.collect_bins(
-            name,
-            tags,
-            group_by,
-            start.timestamp_millis(),
-            end.timestamp_millis(),
-            |t| period.period_start(to_datetime(t)).timestamp_millis(),
+            &r.name,
+            &r.tags,
+            r.group_by.as_deref(),
+            (r.start.timestamp_millis(), r.end.timestamp_millis()),
+            |t| period.start_of(to_datetime(t)).timestamp_millis(),
+            |t| period.end_of(to_datetime(t)).timestamp_millis(),
         )
     }
 
@@ -228,9 +128,9 @@ impl MemoryMetrics {
         name: &str,
         tags: &[(String, String)],
         group_by: Option<&str>,
-        start: i64,
-        end: i64,
+        (start, end): (i64, i64),
         bucket: impl Fn(i64) -> i64,
+        end_of: impl Fn(i64) -> i64,
     ) -> Result<Vec<RangeGroup>, MetricsError> {
         let filter: Vec<(&str, &str)> =
             tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -259,34 +159,27 @@ impl MemoryMetrics {
             .into_iter()
             .map(|(group, bins)| RangeGroup {
                 group,
-                bins: disjoint(bins),
+                bins: disjoint(bins, &end_of),
             })
             .collect())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The memory backend as a history source: its range queries and rollups
+/// (an unknown name, or nothing in range, is [`MetricsError::NoData`] for a
+/// rollup, as for a range query of a name never recorded).
+impl RangeQueries for MemoryMetrics {
+    fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
+        self.range_query(request)
+    }
 
-    #[test]
-    fn calendar_periods_start_where_expected() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 26, 15, 42, 7).unwrap(); // a Thursday
-        assert_eq!(
-            Calendar::Hour.period_start(t),
-            Utc.with_ymd_and_hms(2026, 11, 26, 15, 0, 0).unwrap()
-        );
-        assert_eq!(
-            Calendar::Day.period_start(t),
-            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
-        );
-        assert_eq!(
-            Calendar::IsoWeek.period_start(t),
-            Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()
-        );
-        assert_eq!(
-            Calendar::Month.period_start(t),
-            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
-        );
+    fn rollup(&self, request: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
+        Some(MemoryMetrics::rollup(self, request).and_then(|groups| {
+            if groups.iter().all(|g| g.bins.is_empty()) {
+                Err(MetricsError::NoData(request.name.clone()))
+            } else {
+                Ok(groups)
+            }
+        }))
     }
 }

@@ -5,7 +5,8 @@ use metrics_protocol::app::*;
 use metrics_protocol::backend::{DropReason, HealthStatus, validate};
 use metrics_protocol::*;
 
-use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
+use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics};
+use metrics_query::{Period, RangeGroup, RangeRequest, RollupRequest};
 
 const T0: i64 = 1_790_000_000_000; // a fixed instant, aligned to no particular bin
 
@@ -307,13 +308,14 @@ fn queries_by_tag_top_and_range() {
     w.record_counter("tool.calls", 2.0, &[("user", "ann"), ("tool", "grep")]);
     let start = crate::clock::to_datetime(T0 - 600_000);
     let end = crate::clock::to_datetime(T0 + 600_000);
-    let q = RangeQuery {
+    let q = RangeRequest {
         name: "tool.calls".into(),
         tags: vec![("tool".into(), "grep".into())],
         start,
         end,
         step: Duration::from_secs(60),
         group_by: Some("user".into()),
+        instance: Default::default(),
     };
     let groups = m.range_query(&q).unwrap();
     assert_eq!(groups.len(), 3);
@@ -324,7 +326,7 @@ fn queries_by_tag_top_and_range() {
     assert_eq!(ann.bins.iter().map(|b| b.sum).sum::<f64>(), 7.0);
     assert_eq!(ann.bins.len(), 2);
     let merged = m
-        .range_query(&RangeQuery {
+        .range_query(&RangeRequest {
             group_by: None,
             ..q.clone()
         })
@@ -332,11 +334,19 @@ fn queries_by_tag_top_and_range() {
     assert_eq!(merged.len(), 1);
     assert_eq!(merged[0].bins.iter().map(|b| b.count).sum::<u64>(), 4);
     let daily = m
-        .rollup("tool.calls", &[], crate::Calendar::Day, start, end, None)
+        .rollup(&RollupRequest {
+            name: "tool.calls".into(),
+            tags: vec![],
+            period: Period::Day,
+            start,
+            end,
+            group_by: None,
+            instance: Default::default(),
+        })
         .unwrap();
     assert_eq!(daily[0].bins.iter().map(|b| b.sum).sum::<f64>(), 17.0);
     assert!(
-        m.range_query(&RangeQuery {
+        m.range_query(&RangeRequest {
             step: Duration::from_secs(7),
             ..q
         })
@@ -614,7 +624,7 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
     };
     // Counters' min and max are per-bin increases (documented), so only
     // histograms compare them.
-    let check = |what: &str, start: i64, end: i64, step: Option<i64>, out: &[crate::RangeGroup]| {
+    let check = |what: &str, start: i64, end: i64, step: Option<i64>, out: &[RangeGroup]| {
         let dist = what.starts_with('q');
         let mut counted = 0;
         let mut prev_end = i64::MIN;
@@ -630,11 +640,15 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
             assert!(cs >= prev_end, "{what}: steps overlap");
             prev_end = ce;
             let s0 = b.start.timestamp_millis();
+            let e0 = b.end.timestamp_millis();
             if let Some(step) = step {
                 assert!(
                     cs >= s0 && cs < s0 + step,
                     "{what}: bin starts outside its step"
                 );
+                assert_eq!(e0, s0 + step, "{what}: a step is as wide as asked");
+            } else {
+                assert_eq!(e0, s0 + 3_600_000, "{what}: an hour period ends an hour on");
             }
             let (n, sum, min, max) = independent(cs, ce);
             assert_eq!(b.count, n, "{what}: count of {cs}..{ce}");
@@ -660,29 +674,39 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
         let end = start + 1 + (r.uniform() * 2.0 * 3_600_000.0) as i64;
         let step = 10_000 * (1 + (r.uniform() * 40.0) as i64);
         let name = if i % 2 == 0 { "q" } else { "c" };
-        let q = RangeQuery {
+        let q = RangeRequest {
             name: name.into(),
             tags: vec![],
             start: crate::clock::to_datetime(start),
             end: crate::clock::to_datetime(end),
             step: Duration::from_millis(step as u64),
             group_by: None,
+            instance: Default::default(),
         };
         total += check(name, start, end, Some(step), &m.range_query(&q).unwrap());
         let out = m
-            .rollup("q", &[], crate::Calendar::Hour, q.start, q.end, None)
+            .rollup(&RollupRequest {
+                name: "q".into(),
+                tags: vec![],
+                period: Period::Hour,
+                start: q.start,
+                end: q.end,
+                group_by: None,
+                instance: Default::default(),
+            })
             .unwrap();
         check("q hour rollup", start, end, None, &out);
     }
     assert!(total > 10_000, "the queries counted something: {total}");
     // The whole retention in one query counts every sample.
-    let all = RangeQuery {
+    let all = RangeRequest {
         name: "q".into(),
         tags: vec![],
         start: crate::clock::to_datetime(T0 - 3_600_000),
         end: crate::clock::to_datetime(now + 3_600_000),
         step: Duration::from_secs(3600),
         group_by: None,
+        instance: Default::default(),
     };
     let n: u64 = m.range_query(&all).unwrap()[0]
         .bins

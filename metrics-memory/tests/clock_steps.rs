@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_memory::{Clock, ManualClock, MemoryConfig, MemoryMetrics, RangeQuery};
+use metrics_memory::{Clock, ManualClock, MemoryConfig, MemoryMetrics};
 use metrics_protocol::app::MetricsAggregator;
 use metrics_protocol::backend::HealthStatus;
 use metrics_protocol::{MetricCollector, Metrics};
+use metrics_query::RangeRequest;
 
 /// On a 15 minute edge (so on every bin edge of the default windows).
 const T0: i64 = 1_800_000_000_000;
@@ -43,13 +44,14 @@ fn record_each_second(m: &Arc<MemoryMetrics>, clock: &ManualClock, n: u32) {
 /// The non-empty 10 s bins of `name` in `[from, to)`: (start - T0 in
 /// seconds, count).
 fn bins(m: &MemoryMetrics, name: &str, from: i64, to: i64) -> Vec<(i64, u64)> {
-    let q = RangeQuery {
+    let q = RangeRequest {
         name: name.into(),
         tags: Vec::new(),
         start: chrono::DateTime::from_timestamp_millis(from).unwrap(),
         end: chrono::DateTime::from_timestamp_millis(to).unwrap(),
         step: Duration::from_secs(10),
         group_by: None,
+        instance: Default::default(),
     };
     let got = m.range_query(&q).unwrap();
     got.first()

@@ -226,7 +226,7 @@ fn calendar_periods_say_what_their_bins_cover() {
             .await
             .unwrap();
             let mut q = query("req", 0, 3 * hour, 0);
-            q.calendar = Some(metrics_memory::Calendar::Hour);
+            q.calendar = Some(metrics_query::Period::Hour);
             let got = s.query(&q).await.unwrap();
             let periods: Vec<(i64, i64, i64, f64)> = got[0]
                 .bins
@@ -242,7 +242,7 @@ fn calendar_periods_say_what_their_bins_cover() {
                 ],
                 "{url}"
             );
-            q.calendar = Some(metrics_memory::Calendar::Day);
+            q.calendar = Some(metrics_query::Period::Day);
             let got = s.query(&q).await.unwrap();
             assert_eq!(got[0].bins.len(), 1);
             assert_eq!((got[0].bins[0].start_ms, got[0].bins[0].sum), (0, 7.0));

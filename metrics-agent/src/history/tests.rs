@@ -3,8 +3,8 @@
 use super::*;
 use crate::ranges::range_bin;
 use chrono::{DateTime, Utc};
-use metrics_http::{Period, RangeBin};
 use metrics_protocol::backend::HealthStatus;
+use metrics_query::{Period, RangeBin};
 
 /// One sample `v` in the step `[t, t + 10)`, its bin covering `[t + 1, t + 9)`.
 fn bin(t: i64, v: f64) -> RangeBin {
@@ -285,7 +285,7 @@ fn a_range_across_a_restart_returns_both_halves() {
     assert_eq!(a.bins.len(), 1, "{got:?}");
     let b = &a.bins[0];
     assert_eq!(b.sum, 13.0);
-    assert_eq!(b.start, Calendar::Day.period_start(at(t0)));
+    assert_eq!(b.start, Period::Day.start_of(at(t0)));
     assert_eq!(b.end - b.start, chrono::TimeDelta::days(1));
     assert_eq!((b.covers_start, b.covers_end), (at(t0), at(t0 + 20_000)));
     w.shutdown();

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use metrics_memory::{Calendar, Exact, QuantileSketch};
+use metrics_memory::{Exact, QuantileSketch};
 use metrics_protocol::MetricType;
+use metrics_query::Period;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{COLUMNS_READ, Db, RowData, Store, kind_from_name, row_data, tags_json};
@@ -38,7 +39,7 @@ pub struct HistoryQuery {
     pub skip_run_since: Option<(String, i64)>,
     /// Steps are these calendar periods (UTC) instead of `step_ms`, which
     /// is then ignored: a rollup.
-    pub calendar: Option<Calendar>,
+    pub calendar: Option<Period>,
 }
 
 /// One step of a [`HistoryGroup`].
@@ -193,7 +194,7 @@ impl Store {
             }
             let step = match q.calendar {
                 Some(c) => DateTime::<Utc>::from_timestamp_millis(r.start_ms)
-                    .map_or(r.start_ms, |t| c.period_start(t).timestamp_millis()),
+                    .map_or(r.start_ms, |t| c.start_of(t).timestamp_millis()),
                 None => q.start_ms + (r.start_ms - q.start_ms).div_euclid(q.step_ms) * q.step_ms,
             };
             let bin = groups

@@ -1,0 +1,406 @@
+//! The range-query model of the metrics facade: what a question about
+//! history is ([`RangeRequest`], [`RollupRequest`] with its calendar
+//! [`Period`], whose history: [`InstanceScope`]), what the answer is
+//! ([`RangeGroup`]s of [`RangeBin`] steps, a [`RangeAnswer`] that says when
+//! part of the history could not be asked), and the trait a source of
+//! binned history implements ([`RangeQueries`]). The memory backend answers
+//! from its rings, the store from its tables, the composed system merges
+//! both, and the HTTP service serves whichever it is given: all in these
+//! types.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use metrics_query::{Period, RangeBin, RangeGroup};
+//!
+//! // A Thursday afternoon falls in the ISO week that started on Monday.
+//! let t = Utc.with_ymd_and_hms(2026, 11, 26, 15, 42, 7).unwrap();
+//! let week = Period::Week.start_of(t);
+//! assert_eq!(week, Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap());
+//! assert_eq!(Period::Week.end_of(week), Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap());
+//! assert_eq!("month".parse::<Period>(), Ok(Period::Month));
+//!
+//! // One step of an answer: three samples in that week.
+//! let bin = RangeBin::new((week, Period::Week.end_of(week)), (week, t), (3, 6.0, 1.0, 3.0));
+//! assert_eq!(bin.avg, 2.0);
+//! let group = RangeGroup { group: None, bins: vec![bin] };
+//! assert_eq!(group.bins[0].count, 3);
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use metrics_protocol::MetricsError;
+use metrics_protocol::app::{MetricSummary, TimingStats};
+use serde::{Deserialize, Serialize};
+
+/// The most bins one answer may have per series (as a Prometheus server
+/// limits its range queries).
+pub const MAX_POINTS: i64 = 11_000;
+
+/// A range query: bins of `step` from `start` to `end` of the series of
+/// `name` whose tags contain `tags`, merged per value of the tag `group_by`
+/// (all in one when `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeRequest {
+    /// Metric name.
+    pub name: String,
+    /// Only series whose tags contain all of these.
+    pub tags: Vec<(String, String)>,
+    /// First instant (inclusive).
+    pub start: DateTime<Utc>,
+    /// Last instant (exclusive).
+    pub end: DateTime<Utc>,
+    /// Width of one bin.
+    pub step: Duration,
+    /// One group per value of this tag.
+    pub group_by: Option<String>,
+    /// Whose history (the `instance` parameter).
+    pub instance: InstanceScope,
+}
+
+/// The `instance` value that asks for every instance merged.
+pub const ALL_INSTANCES: &str = "*";
+
+/// Whose history a query asks about: the `instance` parameter of
+/// `query_range`, `summary` and `rollup`. Other instances' history comes
+/// from a store several instances share.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InstanceScope {
+    /// The instance serving the request (no `instance` parameter).
+    #[default]
+    Local,
+    /// One instance, by name.
+    Named(String),
+    /// Every instance merged (`instance=*`, [`ALL_INSTANCES`]).
+    All,
+}
+
+/// A calendar period of a rollup (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// Clock hours.
+    Hour,
+    /// Days.
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+impl Period {
+    /// The start of the period holding `t`.
+    pub fn start_of(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let day = |d: NaiveDate| Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN));
+        match self {
+            Period::Hour => t
+                .with_minute(0)
+                .and_then(|t| t.with_second(0))
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(t),
+            Period::Day => day(t.date_naive()),
+            Period::Week => {
+                let d = t.date_naive();
+                day(d - chrono::Days::new(u64::from(d.weekday().num_days_from_monday())))
+            }
+            Period::Month => day(t.date_naive().with_day(1).unwrap_or(t.date_naive())),
+        }
+    }
+
+    /// The end (exclusive) of the period starting at `start`: where the
+    /// next one starts.
+    pub fn end_of(self, start: DateTime<Utc>) -> DateTime<Utc> {
+        let next = match self {
+            Period::Hour => start.checked_add_signed(chrono::TimeDelta::hours(1)),
+            Period::Day => start.checked_add_days(chrono::Days::new(1)),
+            Period::Week => start.checked_add_days(chrono::Days::new(7)),
+            Period::Month => start.checked_add_months(chrono::Months::new(1)),
+        };
+        next.unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "hour" => Ok(Period::Hour),
+            "day" => Ok(Period::Day),
+            "week" => Ok(Period::Week),
+            "month" => Ok(Period::Month),
+            other => Err(format!("expected hour, day, week or month, got `{other}`")),
+        }
+    }
+}
+
+/// A calendar rollup: the series of `name` whose tags contain `tags`, per
+/// `period` from `start` to `end`, per value of `group_by`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRequest {
+    /// Metric name.
+    pub name: String,
+    /// Only series whose tags contain all of these.
+    pub tags: Vec<(String, String)>,
+    /// The calendar period.
+    pub period: Period,
+    /// First instant (inclusive).
+    pub start: DateTime<Utc>,
+    /// Last instant (exclusive).
+    pub end: DateTime<Utc>,
+    /// One group per value of this tag.
+    pub group_by: Option<String>,
+    /// Whose history.
+    pub instance: InstanceScope,
+}
+
+/// Successes, and failures by error type.
+pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
+
+/// One step of a [`RangeGroup`] (a `step` of a range query, or a calendar
+/// period of a rollup): `[start, end)` is the step; `[covers_start,
+/// covers_end)` is what the bins counted in it really span (narrower at
+/// the edges of the range or of history, wider where stored bins are
+/// coarser than the step). Only bins wholly inside the request's range
+/// count, each in the step holding its start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeBin {
+    /// Start of the step.
+    pub start: DateTime<Utc>,
+    /// End of the step (exclusive).
+    pub end: DateTime<Utc>,
+    /// Start of the earliest bin counted.
+    pub covers_start: DateTime<Utc>,
+    /// End of the latest bin counted (exclusive).
+    pub covers_end: DateTime<Utc>,
+    /// Samples in the step.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// Their mean.
+    pub avg: f64,
+}
+
+impl RangeBin {
+    /// A step `[start, end)` whose bins span `covers` and hold `(count,
+    /// sum, min, max)`; the mean is computed (0 for an empty step).
+    pub fn new(
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        (covers_start, covers_end): (DateTime<Utc>, DateTime<Utc>),
+        (count, sum, min, max): (u64, f64, f64, f64),
+    ) -> Self {
+        RangeBin {
+            start,
+            end,
+            covers_start,
+            covers_end,
+            count,
+            sum,
+            min,
+            max,
+            avg: if count == 0 { 0.0 } else { sum / count as f64 },
+        }
+    }
+}
+
+/// One group of a range or rollup answer: the steps of every series of
+/// the name with one value of the `group_by` tag (or all of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeGroup {
+    /// The `group_by` tag's value (`None` without grouping).
+    pub group: Option<String>,
+    /// Non-empty steps, oldest first.
+    pub bins: Vec<RangeBin>,
+}
+
+/// A range or rollup answer: its groups and, when part of the history
+/// could not be asked, why ([`partial`](Self::partial)).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RangeAnswer {
+    /// The groups, as [`RangeQueries::query_range`] or
+    /// [`RangeQueries::rollup`] give them (serialised as `series`, the
+    /// answer's JSON field).
+    pub series: Vec<RangeGroup>,
+    /// Set when the answer lacks part of the history because a source did
+    /// not answer (a history store that is down, or slower than its
+    /// bound): why, and what the answer holds instead (for example
+    /// `history store unavailable (did not answer within 1 s): recent
+    /// history from memory only`). Absent from the JSON when the answer is
+    /// complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
+}
+
+impl RangeAnswer {
+    /// A complete answer of `series` (its groups).
+    pub fn complete(series: Vec<RangeGroup>) -> Self {
+        RangeAnswer {
+            series,
+            partial: None,
+        }
+    }
+}
+
+/// A system that answers range queries over its binned history.
+///
+/// A history that outlives the process (a store of earlier runs) may also
+/// answer `/api/v1/summary`, `/api/v1/timing`, `/api/v1/success` and
+/// `/api/v1/rollup`, and other instances' history (the provided methods
+/// return `None`: the system's own query answers, and a request for
+/// another instance is refused).
+pub trait RangeQueries: Send + Sync {
+    /// Bins of `request`. [`MetricsError::NoData`] for an unknown name,
+    /// [`MetricsError::InvalidArgument`] for a step or range the history
+    /// cannot give.
+    fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError>;
+
+    /// The summary of `name` over `window` from this history, or `None` to
+    /// let the system answer.
+    fn summary(
+        &self,
+        _name: &str,
+        _window: Option<Duration>,
+        _instance: &InstanceScope,
+    ) -> Option<Result<MetricSummary, MetricsError>> {
+        None
+    }
+
+    /// The timing statistics of `name` over `window` from this history,
+    /// or `None` to let the system answer.
+    fn timing(
+        &self,
+        _name: &str,
+        _window: Option<Duration>,
+    ) -> Option<Result<TimingStats, MetricsError>> {
+        None
+    }
+
+    /// Successes and failures by error type of `operation` over `window`
+    /// (all time with `None`) from this history for `instance`, or `None`
+    /// to let the system answer (for the serving instance).
+    fn outcomes(
+        &self,
+        _operation: &str,
+        _window: Option<Duration>,
+        _instance: &InstanceScope,
+    ) -> Option<Result<Outcomes, MetricsError>> {
+        None
+    }
+
+    /// Whether this history answers for other instances than the serving
+    /// one ([`InstanceScope::Named`], [`InstanceScope::All`]): a shared
+    /// store. Without it such requests are refused (400 naming `instance`).
+    fn serves_instances(&self) -> bool {
+        false
+    }
+
+    /// Calendar rollups, or `None` when this history has none.
+    fn rollup(&self, _request: &RollupRequest) -> Option<Result<Vec<RangeGroup>, MetricsError>> {
+        None
+    }
+
+    /// [`query_range`](Self::query_range)'s answer, saying whether part of
+    /// the history could not be asked ([`RangeAnswer::partial`]): what
+    /// `/api/v1/query_range` serves. By default `query_range`'s series, as
+    /// a complete answer.
+    fn query_range_answer(&self, request: &RangeRequest) -> Result<RangeAnswer, MetricsError> {
+        self.query_range(request).map(RangeAnswer::complete)
+    }
+
+    /// [`rollup`](Self::rollup)'s answer, saying whether part of the
+    /// history could not be asked: what `/api/v1/rollup` serves. By
+    /// default `rollup`'s series, as a complete answer.
+    fn rollup_answer(&self, request: &RollupRequest) -> Option<Result<RangeAnswer, MetricsError>> {
+        self.rollup(request).map(|r| r.map(RangeAnswer::complete))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn periods_start_where_expected() {
+        let t = at("2026-11-26T15:42:07.250Z"); // a Thursday
+        let cases = [
+            (Period::Hour, "2026-11-26T15:00:00Z"),
+            (Period::Day, "2026-11-26T00:00:00Z"),
+            (Period::Week, "2026-11-23T00:00:00Z"),
+            (Period::Month, "2026-11-01T00:00:00Z"),
+        ];
+        for (p, start) in cases {
+            assert_eq!(p.start_of(t), at(start), "{p:?}");
+            assert_eq!(p.start_of(at(start)), at(start), "{p:?} of its own start");
+        }
+    }
+
+    #[test]
+    fn periods_end_where_the_next_one_starts() {
+        let cases = [
+            (Period::Hour, "2026-12-31T23:00:00Z", "2027-01-01T00:00:00Z"),
+            (Period::Day, "2028-02-28T00:00:00Z", "2028-02-29T00:00:00Z"),
+            (Period::Week, "2026-12-28T00:00:00Z", "2027-01-04T00:00:00Z"),
+            (
+                Period::Month,
+                "2026-12-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            (
+                Period::Month,
+                "2028-02-01T00:00:00Z",
+                "2028-03-01T00:00:00Z",
+            ),
+        ];
+        for (p, start, end) in cases {
+            assert_eq!(p.end_of(at(start)), at(end), "{p:?} {start}");
+            assert_eq!(p.start_of(p.end_of(at(start))), at(end), "{p:?} {start}");
+        }
+        assert_eq!(
+            Period::Day.end_of(DateTime::<Utc>::MAX_UTC),
+            DateTime::<Utc>::MAX_UTC
+        );
+    }
+
+    #[test]
+    fn periods_parse_from_their_names_only() {
+        for p in [Period::Hour, Period::Day, Period::Week, Period::Month] {
+            let name = serde_json::to_value(p).unwrap();
+            assert_eq!(name.as_str().unwrap().parse::<Period>(), Ok(p));
+        }
+        assert!(
+            "fortnight"
+                .parse::<Period>()
+                .unwrap_err()
+                .contains("fortnight")
+        );
+    }
+
+    #[test]
+    fn an_empty_step_has_a_mean_of_zero() {
+        let t = at("2026-11-26T15:00:00Z");
+        assert_eq!(RangeBin::new((t, t), (t, t), (0, 0.0, 0.0, 0.0)).avg, 0.0);
+    }
+
+    #[test]
+    fn a_partial_answer_says_why_and_a_complete_one_has_no_flag() {
+        let complete = serde_json::to_value(RangeAnswer::complete(vec![])).unwrap();
+        assert_eq!(complete, serde_json::json!({ "series": [] }));
+        let partial = RangeAnswer {
+            series: vec![],
+            partial: Some("history store unavailable".into()),
+        };
+        let v = serde_json::to_value(partial).unwrap();
+        assert_eq!(v["partial"], "history store unavailable");
+    }
+}
