@@ -8,9 +8,9 @@ use arbitrary::Arbitrary;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use metrics_agent::{Agent, AgentConfig};
 use metrics_http::{HttpConfig, Source, router};
 use metrics_protocol::Metrics;
+use metrics_sdk::{Agent, AgentConfig};
 use tower::ServiceExt;
 
 use crate::shape;
@@ -69,7 +69,7 @@ fn world() -> Option<&'static World> {
             metrics.record_success("checkout", &[("region", "eu")]);
             metrics.record_failure("checkout", "timeout", &[("region", "eu")]);
             let source = Source::from_system(Arc::new(agent))
-                .with_ranges(Arc::new(metrics_agent::MemoryRanges(memory)));
+                .with_ranges(Arc::new(metrics_sdk::MemoryRanges(memory)));
             Some(World { runtime, source })
         })
         .as_ref()

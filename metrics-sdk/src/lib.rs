@@ -4,7 +4,7 @@
 //! chosen at start-up from configuration.
 //!
 //! ```
-//! use metrics_agent::{Agent, AgentConfig};
+//! use metrics_sdk::{Agent, AgentConfig};
 //! use metrics_protocol::app::MetricsSystem;
 //!
 //! let agent = Agent::new(AgentConfig { system_polling: false, ..Default::default() })?;
