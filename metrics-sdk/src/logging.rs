@@ -10,8 +10,8 @@ use tracing_subscriber::EnvFilter;
 /// `log` says otherwise: `info` for this project's crates, `warn` for
 /// every other.
 pub const DEFAULT_LOG: &str = "warn,metrics_protocol=info,metrics_kit=info,metrics_memory=info,\
-metrics_statsd=info,metrics_system=info,metrics_agent=info,metrics_bridge=info,metrics_http=info,\
-metrics_store=info";
+metrics_statsd=info,metrics_system=info,metrics_sdk=info,metrics_agent=info,metrics_bridge=info,\
+metrics_http=info,metrics_store=info";
 
 /// `directives` (from `source`: `RUST_LOG` or `log`) as a filter; an
 /// error naming the source and the value when they do not parse.
@@ -43,6 +43,7 @@ mod tests {
         let f = filter(None, None).unwrap().to_string();
         for ours in [
             "metrics_store=info",
+            "metrics_sdk=info",
             "metrics_agent=info",
             "metrics_http=info",
         ] {
