@@ -1,4 +1,5 @@
-//! `metrics-agent`: the demo application of the metrics facade.
+//! `metrics-agent`: the main program of the metrics facade, an application
+//! built on `metrics-sdk` as any other would be.
 //!
 //! It builds an [`Agent`] from the configuration (defaults, then
 //! `--config FILE` in JSON or TOML, then `METRICS_*` environment
@@ -15,9 +16,11 @@
 //! none). A clean stop writes everything; a killed process loses at most
 //! the last flush interval (10 s) and the open 10 s bin.
 //!
-//! This file holds the command line, the choices it drives (listen address,
-//! store, instance name) and the run loop; `report.rs` what the demo prints
-//! (the live summary, the stream subscriber); `workload.rs` the workload.
+//! This crate is the program only; everything it composes is in
+//! `metrics-sdk`. This file holds the command line, the choices it drives
+//! (listen address, store, instance name) and the run loop; `report.rs`
+//! what the demo prints (the live summary, the stream subscriber);
+//! `workload.rs` the workload.
 
 mod report;
 mod workload;

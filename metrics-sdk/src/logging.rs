@@ -1,7 +1,8 @@
-//! What the main program logs on stderr: `RUST_LOG`, else the
-//! configuration's `log`, else [`DEFAULT_LOG`] (`info` for this project's
-//! crates, `warn` for the others). The history writer's warnings (a store
-//! that is full, down or not answering) reach the operator this way.
+//! What an application (the main program among them) logs on stderr:
+//! `RUST_LOG`, else the configuration's `log`, else [`DEFAULT_LOG`]
+//! (`info` for this project's crates, `warn` for the others). The history
+//! writer's warnings (a store that is full, down or not answering) reach
+//! the operator this way.
 
 use crate::error::AgentError;
 use tracing_subscriber::EnvFilter;
