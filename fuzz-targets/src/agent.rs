@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
-use metrics_agent::AgentConfig;
-use metrics_agent::config::ENV_VARS;
-use metrics_agent::export::{Target, parse_endpoint};
+use metrics_sdk::AgentConfig;
+use metrics_sdk::config::ENV_VARS;
+use metrics_sdk::export::{Target, parse_endpoint};
 
 use crate::shape;
 

@@ -8,9 +8,9 @@ use arbitrary::Arbitrary;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use metrics_agent::{Agent, AgentConfig};
 use metrics_http::{HttpConfig, Source, router};
 use metrics_protocol::Metrics;
+use metrics_sdk::{Agent, AgentConfig};
 use tower::ServiceExt;
 
 use crate::shape;

@@ -1,4 +1,5 @@
-//! `metrics-agent`: the demo application of the metrics facade.
+//! `metrics-agent`: the main program of the metrics facade, an application
+//! built on `metrics-sdk` as any other would be.
 //!
 //! It builds an [`Agent`] from the configuration (defaults, then
 //! `--config FILE` in JSON or TOML, then `METRICS_*` environment
@@ -15,9 +16,11 @@
 //! none). A clean stop writes everything; a killed process loses at most
 //! the last flush interval (10 s) and the open 10 s bin.
 //!
-//! This file holds the command line, the choices it drives (listen address,
-//! store, instance name) and the run loop; `report.rs` what the demo prints
-//! (the live summary, the stream subscriber); `workload.rs` the workload.
+//! This crate is the program only; everything it composes is in
+//! `metrics-sdk`. This file holds the command line, the choices it drives
+//! (listen address, store, instance name) and the run loop; `report.rs`
+//! what the demo prints (the live summary, the stream subscriber);
+//! `workload.rs` the workload.
 
 mod report;
 mod workload;
@@ -30,10 +33,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use metrics_agent::config::parse_duration;
-use metrics_agent::{Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, FnCheck};
 use metrics_http::{HttpConfig, Source};
 use metrics_protocol::app::{AsyncMetricsSystem, ExportFormat, MetricsSystem};
+use metrics_sdk::config::parse_duration;
+use metrics_sdk::{Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, FnCheck};
 use report::{Out, StreamCounts, summary, watch_failures};
 
 #[derive(Parser)]
@@ -87,9 +90,9 @@ fn store_choice(
 ) -> Result<metrics_store::StoreUrl, AgentError> {
     let env = env.filter(|v| !v.trim().is_empty());
     match (flag, env.as_deref(), file) {
-        (Some(v), _, _) => metrics_agent::config::store_url("--store", v),
-        (None, Some(v), _) => metrics_agent::config::store_url("METRICS_STORE", v),
-        (None, None, Some(v)) => metrics_agent::config::store_url("store", v),
+        (Some(v), _, _) => metrics_sdk::config::store_url("--store", v),
+        (None, Some(v), _) => metrics_sdk::config::store_url("METRICS_STORE", v),
+        (None, None, Some(v)) => metrics_sdk::config::store_url("store", v),
         (None, None, None) => Ok(metrics_store::StoreUrl::default_dir()),
     }
 }
@@ -126,7 +129,7 @@ fn start_history(
     let writer = Arc::new(writer);
     let w = writer.clone();
     agent.register_health_check(Arc::new(FnCheck::new("store", move || {
-        metrics_agent::history::store_health(&w.status())
+        metrics_sdk::history::store_health(&w.status())
     })));
     Ok(Some(writer))
 }
@@ -199,7 +202,7 @@ fn start_http(
     let mut source = Source::from_system(Arc::new(agent.clone()));
     match (agent.memory(), history) {
         (Some(memory), Some(writer)) => {
-            let ranges = metrics_agent::HistoryRanges::new(memory.clone(), writer.clone())
+            let ranges = metrics_sdk::HistoryRanges::new(memory.clone(), writer.clone())
                 .with_store_timeout(agent.config().store_query_timeout());
             source = source.with_ranges(Arc::new(ranges));
         }
@@ -431,7 +434,7 @@ fn disk_outcome(
 /// else `info` for this project's crates and `warn` for the others.
 fn install_log(config: &AgentConfig) -> Result<(), AgentError> {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let filter = metrics_agent::logging::filter(rust_log.as_deref(), config.log.as_deref())?;
+    let filter = metrics_sdk::logging::filter(rust_log.as_deref(), config.log.as_deref())?;
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use metrics_agent::Agent;
 use metrics_protocol::MetricType;
 use metrics_protocol::app::{
     AsyncMetricsSystem, HealthReport, MetricFilter, MetricsSystem, StreamEvent,
 };
+use metrics_sdk::Agent;
 
 use crate::workload;
 

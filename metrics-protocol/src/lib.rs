@@ -57,7 +57,7 @@
 //!
 //! Pick backends at start-up (`metrics-memory`, queryable; `metrics-statsd`;
 //! several at once under `metrics-kit`'s fan-out layer) or the composed
-//! system (`metrics-agent`), and hand libraries a [`Metrics`] built from it.
+//! system (`metrics-sdk`), and hand libraries a [`Metrics`] built from it.
 //! The application side of the protocol (`app`: queries, health reports,
 //! dashboards, resources, streams) is behind the `app` feature.
 //!

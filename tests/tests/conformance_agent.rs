@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use metrics_agent::{Agent, AgentConfig, AggregationSpec};
 use metrics_memory::{ManualClock, MemoryConfig};
 use metrics_protocol::app::{AsyncMetricsSystem, MetricFilter, MetricsSystem};
+use metrics_sdk::{Agent, AgentConfig, AggregationSpec};
 use metrics_tests::{IDLE_EXPIRY, MemoryHarness, START_MS};
 
 fn composed() -> MemoryHarness {

@@ -1,8 +1,8 @@
 //! The agent offers the `metrics` crate bridge in one call (its own test
 //! binary: a global recorder is set once per process).
 
-use metrics_agent::{Agent, AgentConfig};
 use metrics_protocol::app::{ExportFormat, MetricsSystem};
+use metrics_sdk::{Agent, AgentConfig};
 
 #[test]
 fn one_call_makes_the_metrics_macros_record_into_the_agent() {

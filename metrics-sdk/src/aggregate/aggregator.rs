@@ -116,7 +116,7 @@ struct Closed {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use metrics_agent::{AggregateSink, AggregationSpec, StreamAggregator};
+/// use metrics_sdk::{AggregateSink, AggregationSpec, StreamAggregator};
 /// use metrics_memory::{ManualClock, MemoryMetrics};
 ///
 /// let out = Arc::new(MemoryMetrics::new());
@@ -134,7 +134,7 @@ struct Closed {
 /// assert_eq!(out.gauge_value("latency.max", &tags), Some(30.0));
 /// let p50 = out.gauge_value("latency.p50", &tags).unwrap(); // from the sketch, within 0.5%
 /// assert!((p50 - 18.0).abs() < 0.1);
-/// # Ok::<(), metrics_agent::AgentError>(())
+/// # Ok::<(), metrics_sdk::AgentError>(())
 /// ```
 ///
 /// It is also a [`MetricCollector`]: counters, gauges (set), histograms and

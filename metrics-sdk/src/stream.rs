@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 /// ```
 /// use std::sync::Arc;
 /// use futures_util::StreamExt;
-/// use metrics_agent::StreamHub;
+/// use metrics_sdk::StreamHub;
 /// use metrics_protocol::Metrics;
 /// use metrics_protocol::app::{MetricFilter, StreamEvent};
 ///

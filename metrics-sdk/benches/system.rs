@@ -1,4 +1,4 @@
-//! `cargo bench -p metrics-agent --bench system`: what the composed system
+//! `cargo bench -p metrics-sdk --bench system`: what the composed system
 //! costs on the recording path, side by side in one run: the memory backend
 //! alone (through a `Metrics` handle, as a library reaches any backend),
 //! `Agent::metrics()` (memory behind the fan-out, under the tap of the
@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use metrics_agent::{Agent, AgentConfig, AggregationSpec};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::Metrics;
 use metrics_protocol::app::{AsyncMetricsSystem, MetricFilter, MetricsSystem};
+use metrics_sdk::{Agent, AgentConfig, AggregationSpec};
 
 const TAGS: [(&str, &str); 2] = [("method", "GET"), ("code", "200")];
 

@@ -1,10 +1,13 @@
 //! The application side of the metrics facade: one value, [`Agent`],
 //! implementing [`MetricsSystem`](metrics_protocol::app::MetricsSystem)
 //! and [`AsyncMetricsSystem`](metrics_protocol::app::AsyncMetricsSystem),
-//! chosen at start-up from configuration.
+//! chosen at start-up from configuration. `metrics-protocol` is what a
+//! library instruments with; this crate is what an application composes
+//! and configures, then hands its libraries the agent's
+//! [`Metrics`](metrics_protocol::Metrics) handle.
 //!
 //! ```
-//! use metrics_agent::{Agent, AgentConfig};
+//! use metrics_sdk::{Agent, AgentConfig};
 //! use metrics_protocol::app::MetricsSystem;
 //!
 //! let agent = Agent::new(AgentConfig { system_polling: false, ..Default::default() })?;
@@ -32,7 +35,7 @@
 //! | [`aggregate`] | stream aggregation: specs and functions, batches, the set of an agent |
 //! | [`health`] | registered health checks and the error-rate window |
 //! | [`history`] | durable history: range queries over memory and the store, the store's health |
-//! | [`logging`] | what the main program logs on stderr (`RUST_LOG`, the configuration's `log`) |
+//! | [`logging`] | the filter of an application's log on stderr (`RUST_LOG`, the configuration's `log`) |
 //! | [`dashboard`] | dashboards computed from the memory backend |
 //! | [`export`] | exports to files and HTTP endpoints |
 //! | `pool` | the few threads that run checks, exports and on-demand resource polls |

@@ -11,7 +11,7 @@ use metrics_protocol::MetricsError;
 /// What went wrong in the agent.
 ///
 /// ```
-/// use metrics_agent::{AgentConfig, AgentError};
+/// use metrics_sdk::{AgentConfig, AgentError};
 /// let e = AgentConfig::from_toml_str("stream_buffer = 0")
 ///     .and_then(|c| c.validate().map(|()| c))
 ///     .unwrap_err();

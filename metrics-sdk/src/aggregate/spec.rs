@@ -22,7 +22,7 @@ pub enum AggregationBatch {
 /// One named aggregation function: a built-in one, or one from code.
 ///
 /// ```
-/// use metrics_agent::AggFn;
+/// use metrics_sdk::AggFn;
 /// assert_eq!("p95".parse::<AggFn>().unwrap(), AggFn::Percentile(95.0));
 /// assert_eq!(AggFn::Mean.name(), "mean");
 /// assert!("median-ish".parse::<AggFn>().is_err());

@@ -24,7 +24,7 @@ fn field_and_value(e: AgentError) -> (String, String) {
 }
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("metrics-agent-config-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -337,7 +337,7 @@ fn unreadable_or_malformed_files_say_so() {
         AgentConfig::load(Some(&p), no_env),
         Err(AgentError::Parse(_))
     ));
-    let missing = std::env::temp_dir().join("metrics-agent-no-such-file.toml");
+    let missing = std::env::temp_dir().join("metrics-sdk-no-such-file.toml");
     assert!(matches!(
         AgentConfig::load(Some(&missing), no_env),
         Err(AgentError::Io { .. })

@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use metrics_agent::{
-    Agent, AgentConfig, AggFn, AggregateSink, AggregationSpec, BackendChoice, CheckOutcome, FnCheck,
-};
 use metrics_memory::{Clock, ManualClock};
 use metrics_protocol::app::{
     AsyncMetricsSystem, DashboardKind, MetricFilter, MetricsConfig, MetricsSystem, StreamEvent,
 };
 use metrics_protocol::backend::{DropReason, HealthStatus};
 use metrics_protocol::{MetricType, MetricsError};
+use metrics_sdk::{
+    Agent, AgentConfig, AggFn, AggregateSink, AggregationSpec, BackendChoice, CheckOutcome, FnCheck,
+};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -446,7 +446,7 @@ fn http_sink() -> (String, std::thread::JoinHandle<String>) {
 fn export_goes_to_files_and_http_and_one_failure_stops_nothing() {
     let agent = Agent::new(quiet_memory()).unwrap();
     agent.metrics().record_counter("exported", 3.0, &[]);
-    let dir = std::env::temp_dir().join(format!("metrics-agent-export-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("out.json");
     let (url, server) = http_sink();
@@ -541,7 +541,7 @@ fn initialize_metrics_applies_what_it_can_and_names_what_it_cannot() {
 #[test]
 fn the_system_is_built_from_a_file_and_the_environment() {
     let daemon = Daemon::new();
-    let dir = std::env::temp_dir().join(format!("metrics-agent-config-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("metrics.toml");
     std::fs::write(

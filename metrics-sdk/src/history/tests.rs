@@ -74,7 +74,7 @@ fn instances_are_queried_one_by_one_or_all_merged() {
     use metrics_memory::{ManualClock, MemoryConfig};
     use metrics_store::{StoreUrl, WriterConfig};
 
-    let dir = std::env::temp_dir().join(format!("metrics-agent-fleet-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
     let t0 = 1_800_000_000_000;
@@ -163,7 +163,7 @@ fn a_range_across_a_restart_returns_both_halves() {
     use metrics_memory::{ManualClock, MemoryConfig};
     use metrics_store::{StoreUrl, WriterConfig};
 
-    let dir = std::env::temp_dir().join(format!("metrics-agent-history-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-history-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
     let t0 = 1_800_000_000_000;
@@ -340,7 +340,7 @@ fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
     use metrics_memory::{ManualClock, MemoryConfig};
     use metrics_store::{StoreUrl, WriterConfig};
 
-    let dir = std::env::temp_dir().join(format!("metrics-agent-failing-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-failing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let t0 = 1_800_000_000_000;
     let clock = Arc::new(ManualClock::new(t0));

@@ -30,7 +30,7 @@ pub enum Target {
 /// TLS).
 ///
 /// ```
-/// use metrics_agent::export::{parse_endpoint, Target};
+/// use metrics_sdk::export::{parse_endpoint, Target};
 /// use metrics_protocol::app::ExportFormat;
 /// let (t, f) = parse_endpoint("/tmp/metrics.prom")?;
 /// assert_eq!((t, f), (Target::File("/tmp/metrics.prom".into()), ExportFormat::Prometheus));
@@ -284,7 +284,7 @@ mod tests {
     fn exports_to_a_file_and_an_http_server_and_reports_a_failure() {
         let m = Arc::new(MemoryMetrics::new());
         metrics_of(&m).record_counter("http.requests", 3.0, &[("code", "200")]);
-        let dir = std::env::temp_dir().join(format!("metrics-agent-export-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("metrics-sdk-export-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("out.prom");
         let _ = std::fs::remove_file(&file);

@@ -69,7 +69,7 @@ pub trait HealthCheck: Send + Sync {
 /// A [`HealthCheck`] from a closure.
 ///
 /// ```
-/// use metrics_agent::{CheckOutcome, FnCheck, HealthCheck};
+/// use metrics_sdk::{CheckOutcome, FnCheck, HealthCheck};
 /// let c = FnCheck::new("always-fine", CheckOutcome::healthy);
 /// assert_eq!(c.name(), "always-fine");
 /// assert_eq!(c.check(), CheckOutcome::healthy());

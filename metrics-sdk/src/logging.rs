@@ -1,7 +1,8 @@
-//! What the main program logs on stderr: `RUST_LOG`, else the
-//! configuration's `log`, else [`DEFAULT_LOG`] (`info` for this project's
-//! crates, `warn` for the others). The history writer's warnings (a store
-//! that is full, down or not answering) reach the operator this way.
+//! What an application (the main program among them) logs on stderr:
+//! `RUST_LOG`, else the configuration's `log`, else [`DEFAULT_LOG`]
+//! (`info` for this project's crates, `warn` for the others). The history
+//! writer's warnings (a store that is full, down or not answering) reach
+//! the operator this way.
 
 use crate::error::AgentError;
 use tracing_subscriber::EnvFilter;
@@ -10,8 +11,8 @@ use tracing_subscriber::EnvFilter;
 /// `log` says otherwise: `info` for this project's crates, `warn` for
 /// every other.
 pub const DEFAULT_LOG: &str = "warn,metrics_protocol=info,metrics_kit=info,metrics_memory=info,\
-metrics_statsd=info,metrics_system=info,metrics_agent=info,metrics_bridge=info,metrics_http=info,\
-metrics_store=info";
+metrics_statsd=info,metrics_system=info,metrics_sdk=info,metrics_agent=info,metrics_bridge=info,\
+metrics_http=info,metrics_store=info";
 
 /// `directives` (from `source`: `RUST_LOG` or `log`) as a filter; an
 /// error naming the source and the value when they do not parse.
@@ -43,6 +44,7 @@ mod tests {
         let f = filter(None, None).unwrap().to_string();
         for ours in [
             "metrics_store=info",
+            "metrics_sdk=info",
             "metrics_agent=info",
             "metrics_http=info",
         ] {

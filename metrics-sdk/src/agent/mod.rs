@@ -45,7 +45,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// [`AsyncMetricsSystem`](metrics_protocol::app::AsyncMetricsSystem).
 ///
 /// ```
-/// use metrics_agent::{Agent, AgentConfig};
+/// use metrics_sdk::{Agent, AgentConfig};
 /// use metrics_protocol::app::{DashboardKind, MetricsSystem};
 ///
 /// let mut config = AgentConfig::default(); // the in-memory backend

@@ -144,7 +144,7 @@ pub enum AggregationTarget {
 /// (`batch`) or by count (`count`), named functions, default tags.
 ///
 /// ```
-/// use metrics_agent::AgentConfig;
+/// use metrics_sdk::AgentConfig;
 /// let c = AgentConfig::from_toml_str(r#"
 ///     [[aggregations]]
 ///     metric = "http.request"
@@ -154,7 +154,7 @@ pub enum AggregationTarget {
 /// "#)?;
 /// let spec = c.aggregations[0].spec("aggregations[0]")?;
 /// assert_eq!(spec.functions.len(), 3);
-/// # Ok::<(), metrics_agent::AgentError>(())
+/// # Ok::<(), metrics_sdk::AgentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -219,7 +219,7 @@ impl AggregationConfig {
 /// unknown fields are an error that names them.
 ///
 /// ```
-/// use metrics_agent::{AgentConfig, BackendChoice};
+/// use metrics_sdk::{AgentConfig, BackendChoice};
 /// let c = AgentConfig::from_toml_str(r#"
 ///     backend = "both"
 ///     collection_interval = 5
@@ -230,7 +230,7 @@ impl AggregationConfig {
 /// assert_eq!(c.backend, BackendChoice::Both);
 /// assert_eq!(c.statsd.prefix, "api");
 /// assert!(c.system_polling); // the default
-/// # Ok::<(), metrics_agent::AgentError>(())
+/// # Ok::<(), metrics_sdk::AgentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
