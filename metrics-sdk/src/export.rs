@@ -160,6 +160,18 @@ pub fn export_one(
     }
 }
 
+#[cfg(not(feature = "push"))]
+fn post(url: &str, _: &str, _: String, _: Duration) -> Result<(), MetricsError> {
+    Err(MetricsError::io(
+        format!("POST {url}"),
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "built without HTTP push (the `push` feature of metrics-sdk)",
+        ),
+    ))
+}
+
+#[cfg(feature = "push")]
 fn post(
     url: &str,
     content_type: &str,
@@ -195,10 +207,12 @@ mod tests {
     use crate::test_util::block_on;
     use crate::test_util::metrics_of;
     use metrics_memory::MemoryMetrics;
+    #[cfg(feature = "push")]
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A one-request HTTP server on 127.0.0.1: returns the port and a
     /// handle yielding (request head, body).
+    #[cfg(feature = "push")]
     fn one_shot_server(status: u16) -> (u16, std::thread::JoinHandle<(String, String)>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -281,6 +295,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "push")]
     fn exports_to_a_file_and_an_http_server_and_reports_a_failure() {
         let m = Arc::new(MemoryMetrics::new());
         metrics_of(&m).record_counter("http.requests", 3.0, &[("code", "200")]);
@@ -343,5 +358,16 @@ mod tests {
             matches!(r[&endpoints[1]], Err(MetricsError::UnsupportedFormat(_))),
             "{r:?}"
         );
+    }
+
+    #[test]
+    #[cfg(not(feature = "push"))]
+    fn without_push_an_http_endpoint_fails_and_says_why() {
+        let m = Arc::new(MemoryMetrics::new());
+        metrics_of(&m).record_gauge("g", 1.0, &[]);
+        let endpoints = vec!["http://127.0.0.1:9/x.json".to_owned()];
+        let r = block_on(export_to_endpoints(m, &endpoints, Duration::from_secs(5)));
+        let e = r[&endpoints[0]].as_ref().unwrap_err().to_string();
+        assert!(e.contains("`push` feature"), "{e}");
     }
 }

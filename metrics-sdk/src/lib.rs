@@ -49,10 +49,13 @@ pub mod dashboard;
 pub mod error;
 pub mod export;
 pub mod health;
+#[cfg(feature = "store")]
 pub mod history;
 mod interest;
+#[cfg(feature = "logging")]
 pub mod logging;
 mod pool;
+#[cfg(feature = "store")]
 mod ranges;
 pub mod stream;
 
@@ -63,6 +66,7 @@ pub use aggregate::{
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
+#[cfg(feature = "store")]
 pub use history::HistoryRanges;
 pub use stream::StreamHub;
 

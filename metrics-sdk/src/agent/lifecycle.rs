@@ -6,7 +6,6 @@
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 
-use metrics_protocol::app::ResourceMonitor;
 use metrics_protocol::{MetricCollector, MetricsError};
 
 use super::{AgentInner, TICK};

@@ -22,11 +22,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
-use metrics_protocol::app::{HealthCheckResult, MetricsSystem, ResourceMonitor};
+use metrics_protocol::app::{HealthCheckResult, ResourceMonitor};
 use metrics_protocol::backend::{BackendHealth, HealthStatus};
 use metrics_protocol::{MetricCollector, MetricsError};
 use metrics_statsd::StatsdMetrics;
-use metrics_system::SystemMonitor;
 use parking_lot::Mutex;
 
 use crate::aggregate::{AggregateSink, AggregationSpec, StreamAggregator};
@@ -92,7 +91,7 @@ pub struct Agent {
 
 struct AgentInner {
     rec: Recording,
-    monitor: Option<Arc<SystemMonitor>>,
+    monitor: Option<Arc<dyn Polled>>,
     monitor_error: Option<String>,
     checks: HealthChecks,
     settings: Mutex<Settings>,
@@ -169,13 +168,7 @@ impl Agent {
             ErrorRateWindow::new(config.health.error_rate_window(), clock.clone()),
             clock,
         );
-        let (monitor, monitor_error) = match SystemMonitor::with_metrics(rec.metrics()) {
-            Ok(m) => (Some(Arc::new(m)), None),
-            Err(e) => {
-                tracing::warn!(error = %e, "system resources cannot be read here");
-                (None, Some(e.to_string()))
-            }
-        };
+        let (monitor, monitor_error) = start_monitor(&rec);
         let agent = Agent {
             inner: Arc::new(AgentInner {
                 rec,
@@ -251,10 +244,11 @@ impl Agent {
     /// [`InstallError::AlreadyInstalled`](metrics_bridge::InstallError). For
     /// a scoped recorder (tests), use
     /// `metrics_bridge::Recorder::new(agent.collector()).in_scope(..)`.
+    #[cfg(feature = "bridge")]
     pub fn install_metrics_recorder(
         &self,
     ) -> Result<metrics_bridge::Recorder, metrics_bridge::InstallError> {
-        metrics_bridge::install(self.collector())
+        metrics_bridge::install(metrics_protocol::app::MetricsSystem::collector(self))
     }
 
     /// The in-memory backend, when configured: for queries the protocol
@@ -338,7 +332,7 @@ impl Agent {
                 h.message = self.inner.monitor_error.clone();
             }
             Some(m) => {
-                let s = m.poll_stats();
+                let s = m.poll_counts();
                 let running = m.is_monitoring();
                 // These detail names are part of the health report served
                 // over HTTP, so they keep their first spelling ("sample"
@@ -391,4 +385,57 @@ impl Agent {
             },
         )
     }
+}
+
+/// What the agent needs of its resource monitor beyond the protocol's
+/// trait: the poll counts health reports and one poll on demand.
+pub(crate) trait Polled: ResourceMonitor {
+    /// Polls run, polls with a failed reading, polls that panicked.
+    fn poll_counts(&self) -> PollCounts;
+    /// Publishes one poll now.
+    fn publish_once(&self) -> Result<(), MetricsError>;
+}
+
+/// [`Polled::poll_counts`].
+pub(crate) struct PollCounts {
+    pub polls: u64,
+    pub failures: u64,
+    pub panics: u64,
+}
+
+#[cfg(feature = "system")]
+impl Polled for metrics_system::SystemMonitor {
+    fn poll_counts(&self) -> PollCounts {
+        let s = self.poll_stats();
+        PollCounts {
+            polls: s.polls,
+            failures: s.failures,
+            panics: s.panics,
+        }
+    }
+    fn publish_once(&self) -> Result<(), MetricsError> {
+        metrics_system::SystemMonitor::publish_once(self)
+    }
+}
+
+/// The resource monitor publishing into `rec`, or why there is none.
+#[cfg(feature = "system")]
+fn start_monitor(rec: &Recording) -> (Option<Arc<dyn Polled>>, Option<String>) {
+    match metrics_system::SystemMonitor::with_metrics(rec.metrics()) {
+        Ok(m) => (Some(Arc::new(m)), None),
+        Err(e) => {
+            tracing::warn!(error = %e, "system resources cannot be read here");
+            (None, Some(e.to_string()))
+        }
+    }
+}
+
+/// Without the `system` feature there is no resource monitor; health says
+/// so when polling is asked for.
+#[cfg(not(feature = "system"))]
+fn start_monitor(_: &Recording) -> (Option<Arc<dyn Polled>>, Option<String>) {
+    (
+        None,
+        Some("built without resource polling (the `system` feature of metrics-sdk)".into()),
+    )
 }

@@ -278,10 +278,12 @@ pub struct AgentConfig {
     /// How long a query of the HTTP API waits for the store before it
     /// answers from memory alone, saying so (default 1000 ms).
     pub store_query_timeout_ms: u64,
-    /// What the main program logs on stderr, as `RUST_LOG` directives
+    /// What the application logs on stderr, as `RUST_LOG` directives
     /// (`info`, `warn,metrics_store=debug`); `RUST_LOG` overrides it. By
     /// default `info` for this project's crates and `warn` for the others
-    /// ([`crate::logging::DEFAULT_LOG`]).
+    /// (`logging::DEFAULT_LOG`). Checked here, applied by the application
+    /// through `logging::filter` (the `logging` feature; without it the
+    /// setting is refused).
     pub log: Option<String>,
 }
 
@@ -347,6 +349,18 @@ impl AgentConfig {
                     "an endpoint must not be empty",
                 ));
             }
+            if !cfg!(feature = "push")
+                && matches!(
+                    crate::export::parse_endpoint(e),
+                    Ok((crate::export::Target::Http(_), _))
+                )
+            {
+                return Err(AgentError::config(
+                    "export_endpoints",
+                    e,
+                    "this build cannot POST exports (the `push` feature of metrics-sdk); use a file endpoint",
+                ));
+            }
         }
         let h = &self.health;
         for (field, n) in [
@@ -381,12 +395,16 @@ impl AgentConfig {
         for (i, a) in self.aggregations.iter().enumerate() {
             a.spec(&format!("aggregations[{i}]"))?;
         }
-        if let Some(s) = &self.store {
-            store_url("store", s)?;
-        }
-        self.store_rings()?;
+        self.check_store()?;
         if let Some(log) = &self.log {
+            #[cfg(feature = "logging")]
             crate::logging::parse("log", log)?;
+            #[cfg(not(feature = "logging"))]
+            return Err(AgentError::config(
+                "log",
+                log,
+                "this build sets up no log filter (the `logging` feature of metrics-sdk); configure tracing in the application",
+            ));
         }
         Ok(())
     }
@@ -430,8 +448,36 @@ impl AgentConfig {
 }
 
 impl AgentConfig {
+    /// Checks `store` and `store_retention`.
+    #[cfg(feature = "store")]
+    fn check_store(&self) -> Result<(), AgentError> {
+        if let Some(s) = &self.store {
+            store_url("store", s)?;
+        }
+        self.store_rings().map(drop)
+    }
+
+    /// Without the `store` feature, a store other than `off` and any
+    /// retention are refused, naming the field.
+    #[cfg(not(feature = "store"))]
+    fn check_store(&self) -> Result<(), AgentError> {
+        const WHY: &str = "this build keeps no history (the `store` feature of metrics-sdk)";
+        if let Some(s) = self
+            .store
+            .as_deref()
+            .filter(|s| !s.trim().eq_ignore_ascii_case("off"))
+        {
+            return Err(AgentError::config("store", s, WHY));
+        }
+        if let Some(r) = self.store_retention.first() {
+            return Err(AgentError::config("store_retention[0]", r, WHY));
+        }
+        Ok(())
+    }
+
     /// The store's rings from `store_retention` (the store's defaults when
     /// empty); an error names the entry and says why.
+    #[cfg(feature = "store")]
     pub fn store_rings(&self) -> Result<Vec<metrics_store::StoreRing>, AgentError> {
         if self.store_retention.is_empty() {
             return Ok(metrics_store::StoreRing::defaults());
@@ -468,6 +514,7 @@ impl AgentConfig {
 
 /// The store URL `value` (from `source`: `store`, `METRICS_STORE`,
 /// `--store`); a configuration error naming both when it does not parse.
+#[cfg(feature = "store")]
 pub fn store_url(source: &str, value: &str) -> Result<metrics_store::StoreUrl, AgentError> {
     value
         .parse()

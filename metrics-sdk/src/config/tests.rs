@@ -120,6 +120,7 @@ fn every_backend_choice_from_env() {
 }
 
 #[test]
+#[cfg(feature = "push")]
 fn env_sets_every_field() {
     let c = AgentConfig::load(
         None,
@@ -390,6 +391,7 @@ fn a_bad_statsd_address_names_the_variable_or_the_field() {
     assert_eq!(field_and_value(e), ("statsd.addr".into(), "nope".into()));
 }
 
+#[cfg(feature = "store")]
 #[test]
 fn the_store_url_is_checked_and_named() {
     let c = AgentConfig::from_toml_str("store = \"postgres://me@127.0.0.1/m\"").unwrap();
@@ -408,6 +410,7 @@ fn the_store_url_is_checked_and_named() {
     assert_eq!(value, "postgres://u:***@h:x/db");
 }
 
+#[cfg(feature = "store")]
 #[test]
 fn store_retention_is_a_list_of_rings() {
     let c = AgentConfig::from_toml_str("store_retention = [\"10s:1h\", \"1m:1d\"]").unwrap();
@@ -436,6 +439,7 @@ fn store_retention_is_a_list_of_rings() {
 }
 
 #[test]
+#[cfg(feature = "logging")]
 fn the_store_query_timeout_and_the_log_are_read_and_checked() {
     let c = AgentConfig::from_toml_str(
         "store_query_timeout_ms = 250\nlog = \"warn,metrics_store=debug\"",
@@ -463,5 +467,65 @@ fn the_store_query_timeout_and_the_log_are_read_and_checked() {
     assert_eq!(
         field_and_value(loud.validate().unwrap_err()),
         ("log".into(), "metrics_store=loud".into())
+    );
+}
+
+#[test]
+#[cfg(not(feature = "store"))]
+fn without_the_store_feature_a_store_is_refused_by_name() {
+    for (c, field) in [
+        (
+            AgentConfig {
+                store: Some("sqlite://h.db".into()),
+                ..AgentConfig::default()
+            },
+            "store",
+        ),
+        (
+            AgentConfig {
+                store_retention: vec!["10s:1h".into()],
+                ..AgentConfig::default()
+            },
+            "store_retention[0]",
+        ),
+    ] {
+        let (got, _) = field_and_value(c.validate().unwrap_err());
+        assert_eq!(got, field);
+    }
+    let off = AgentConfig {
+        store: Some("off".into()),
+        ..AgentConfig::default()
+    };
+    off.validate().unwrap();
+}
+
+#[test]
+#[cfg(not(feature = "push"))]
+fn without_the_push_feature_only_file_endpoints_are_accepted() {
+    let c = AgentConfig {
+        export_endpoints: vec!["http://127.0.0.1:9/x.json".into()],
+        ..AgentConfig::default()
+    };
+    assert_eq!(
+        field_and_value(c.validate().unwrap_err()).0,
+        "export_endpoints"
+    );
+    let c = AgentConfig {
+        export_endpoints: vec!["/tmp/x.json".into()],
+        ..AgentConfig::default()
+    };
+    c.validate().unwrap();
+}
+
+#[test]
+#[cfg(not(feature = "logging"))]
+fn without_the_logging_feature_a_log_setting_is_refused_by_name() {
+    let c = AgentConfig {
+        log: Some("info".into()),
+        ..AgentConfig::default()
+    };
+    assert_eq!(
+        field_and_value(c.validate().unwrap_err()),
+        ("log".into(), "info".into())
     );
 }
