@@ -33,10 +33,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use metrics_http::{HttpConfig, Source};
+use metrics_http::HttpConfig;
 use metrics_protocol::app::{AsyncMetricsSystem, ExportFormat, MetricsSystem};
 use metrics_sdk::config::parse_duration;
-use metrics_sdk::{Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, FnCheck};
+use metrics_sdk::{
+    Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, FnCheck, Running,
+};
 use report::{Out, StreamCounts, summary, watch_failures};
 
 #[derive(Parser)]
@@ -97,43 +99,6 @@ fn store_choice(
     }
 }
 
-/// This agent's name in the rows it writes: `METRICS_INSTANCE`, else the
-/// host name.
-fn instance_name() -> String {
-    std::env::var("METRICS_INSTANCE")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "local".into())
-}
-
-/// Starts the history writer for the memory backend (none without it, or
-/// with the store off). A database that cannot be reached yet is retried
-/// in the background; health reports it.
-fn start_history(
-    url: metrics_store::StoreUrl,
-    agent: &Agent,
-) -> Result<Option<Arc<metrics_store::HistoryWriter>>, AgentError> {
-    let Some(memory) = agent.memory() else {
-        return Ok(None);
-    };
-    if url == metrics_store::StoreUrl::Off {
-        return Ok(None);
-    }
-    let shown = url.to_string();
-    let mut config = metrics_store::WriterConfig::new(url, instance_name());
-    config.rings = agent.config().store_rings()?;
-    let writer = metrics_store::HistoryWriter::start(memory.clone(), config)
-        .map_err(|e| AgentError::config("store", shown, e.to_string()))?;
-    let writer = Arc::new(writer);
-    let w = writer.clone();
-    agent.register_health_check(Arc::new(FnCheck::new("store", move || {
-        metrics_sdk::history::store_health(&w.status())
-    })));
-    Ok(Some(writer))
-}
-
 /// The default HTTP address: loopback, the port registered for
 /// OpenTelemetry's Prometheus exporter.
 const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -182,14 +147,10 @@ fn listen_choice(
     })
 }
 
-/// Starts the HTTP server. A busy default port is a warning (the run goes
+/// Starts the HTTP service. A busy default port is a warning (the run goes
 /// on without HTTP); an address the user chose that cannot be bound is an
 /// error, before anything is recorded.
-fn start_http(
-    listen: &Listen,
-    agent: &Agent,
-    history: Option<&Arc<metrics_store::HistoryWriter>>,
-) -> Result<Option<metrics_http::Server>, AgentError> {
+fn start_http(listen: &Listen, running: &mut Running) -> Result<Option<SocketAddr>, AgentError> {
     let Some(addr) = listen.addr else {
         return Ok(None);
     };
@@ -199,24 +160,12 @@ fn start_http(
             "warning: serving metrics on {addr}, beyond this machine, without METRICS_HTTP_TOKEN"
         );
     }
-    let mut source = Source::from_system(Arc::new(agent.clone()));
-    match (agent.memory(), history) {
-        (Some(memory), Some(writer)) => {
-            let ranges = metrics_sdk::HistoryRanges::new(memory.clone(), writer.clone())
-                .with_store_timeout(agent.config().store_query_timeout());
-            source = source.with_ranges(Arc::new(ranges));
-        }
-        (Some(memory), None) => {
-            source = source.with_ranges(memory.clone());
-        }
-        _ => {}
-    }
-    match metrics_http::Server::start(addr, source, config) {
-        Ok(server) => Ok(Some(server)),
-        Err(e) if listen.explicit => Err(AgentError::config(
+    match running.serve(addr, config) {
+        Ok(local) => Ok(Some(local)),
+        Err(AgentError::Config { reason, .. }) if listen.explicit => Err(AgentError::config(
             "listen",
             addr.to_string(),
-            format!("{e} (choose another address with --listen ADDR, or --listen off)"),
+            format!("{reason} (choose another address with --listen ADDR, or --listen off)"),
         )),
         Err(e) => {
             eprintln!(
@@ -240,9 +189,12 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
         config.store.as_deref(),
     )?;
     let disk = disk_watched(&store);
-    let agent = Agent::new(config)?;
-    let history = start_history(store, &agent)?;
-    let server = start_http(&listen, &agent, history.as_ref())?;
+    // Resolved above, from the flag, the environment or the file.
+    let mut config = config;
+    (config.listen, config.store) = (None, None);
+    let mut running = Agent::builder().config(config).store_url(store).start()?;
+    let server = start_http(&listen, &mut running)?;
+    let agent = running.agent().clone();
     let config = agent.config();
 
     // Health checks an application would register: the disk the history
@@ -287,11 +239,11 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
             .map(|d| format!("running {d:?}"))
             .unwrap_or_else(|| "Ctrl-C to stop".into())
     ));
-    if let Some(s) = &server {
+    if let Some(addr) = server {
         out.print(&format!(
             "serving http://{0}/metrics and http://{0}/api/v1/ (--listen off to stop)\n\
              dashboard: http://{0}/{1}\n",
-            s.local_addr(),
+            addr,
             if std::env::var("METRICS_HTTP_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {
                 " (add ?token=<METRICS_HTTP_TOKEN> once, or type it into the page)"
             } else {
@@ -357,13 +309,13 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
             }
         }
     }
-    if let Some(s) = server {
-        s.shutdown();
+    // The HTTP service, then the history writer: everything recorded, the
+    // open bin included, reaches the store.
+    if let Err(e) = running.shutdown() {
+        eprintln!("error: shutdown: {e}");
+        ok = false;
     }
-    if let Some(w) = history {
-        // Everything recorded, the open bin included, reaches the store.
-        w.shutdown();
-        let st = w.status();
+    if let Some(st) = running.history_status() {
         eprintln!(
             "history: {} bins written to {} ({} rows){}",
             st.written,

@@ -44,6 +44,7 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod builder;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -63,6 +64,7 @@ pub use agent::Agent;
 pub use aggregate::{
     AggFn, AggregateSink, AggregationBatch, AggregationSet, AggregationSpec, StreamAggregator,
 };
+pub use builder::{Builder, Running};
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};

@@ -146,6 +146,20 @@ impl Agent {
     /// [`ManualClock`](metrics_memory::ManualClock) in tests).
     pub fn with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Agent, AgentError> {
         config.validate()?;
+        // The agent neither serves nor keeps history: the builder starts
+        // those parts, so a setting for them is never silently dropped.
+        for (field, v) in [("listen", &config.listen), ("store", &config.store)] {
+            if let Some(v) = v
+                .as_deref()
+                .filter(|v| !v.trim().eq_ignore_ascii_case("off"))
+            {
+                return Err(AgentError::config(
+                    field,
+                    v,
+                    "the agent alone neither serves nor keeps history: start it with Agent::builder()",
+                ));
+            }
+        }
         let memory = if config.backend.memory() {
             Some(Arc::new(crate::config::memory_backend(
                 config.memory_config()?,

@@ -1,0 +1,341 @@
+//! Starting the composed system with the parts an application asks for:
+//! [`Agent::builder`] gives a [`Builder`]; [`Builder::start`] gives a
+//! [`Running`] system, with the HTTP service and the history store wired as
+//! the main program wires them (range queries and history behind every API
+//! path and the page).
+
+#[cfg(feature = "http")]
+use std::net::SocketAddr;
+#[cfg(any(feature = "http", feature = "store"))]
+use std::sync::Arc;
+
+use metrics_protocol::Metrics;
+#[cfg(feature = "store")]
+use metrics_store::{HistoryWriter, StoreUrl, WriterConfig, WriterStatus};
+
+use crate::agent::Agent;
+use crate::config::AgentConfig;
+use crate::error::AgentError;
+
+/// What [`Agent::builder`] returns: the configuration, then the parts to
+/// start beside the agent. Every field of the configuration is honoured:
+/// `listen` and `store` start the HTTP service and the history store (a
+/// call to [`serve`](Self::serve) or [`store`](Self::store) takes
+/// precedence), and a build without the feature a field needs refuses it
+/// by name.
+///
+/// ```
+/// use metrics_sdk::{Agent, AgentConfig};
+///
+/// let mut running = Agent::builder()
+///     .config(AgentConfig::default())
+///     .serve("127.0.0.1:0".parse().unwrap()) // any free port
+///     .start()
+///     .unwrap();
+/// running.metrics().increment("jobs.done", &[("queue", "email")]);
+/// let addr = running.http_addr().unwrap();
+/// assert!(addr.ip().is_loopback());
+/// running.shutdown().unwrap();
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until start() is called"]
+pub struct Builder {
+    config: AgentConfig,
+    #[cfg(feature = "http")]
+    serve: Option<SocketAddr>,
+    #[cfg(feature = "http")]
+    http: metrics_http::HttpConfig,
+    #[cfg(feature = "store")]
+    store: Option<StoreSetting>,
+    #[cfg(feature = "store")]
+    instance: Option<String>,
+}
+
+impl Agent {
+    /// A [`Builder`] with the default configuration.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl Builder {
+    /// The configuration (defaults, a file, the environment: see
+    /// [`AgentConfig::load`]).
+    pub fn config(mut self, config: AgentConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serves `/metrics`, the JSON API and the page on `addr` (instead of
+    /// the configuration's `listen`).
+    #[cfg(feature = "http")]
+    pub fn serve(mut self, addr: SocketAddr) -> Self {
+        self.serve = Some(addr);
+        self
+    }
+
+    /// The HTTP service's limits and token (default: [`HttpConfig::default`](metrics_http::HttpConfig)).
+    #[cfg(feature = "http")]
+    pub fn http_config(mut self, config: metrics_http::HttpConfig) -> Self {
+        self.http = config;
+        self
+    }
+
+    /// Keeps history in the store at `url` (`sqlite://PATH`, a path,
+    /// `postgres://...`, or `off`) instead of the configuration's `store`.
+    /// A URL that does not parse is an error of [`start`](Self::start)
+    /// naming `store`.
+    #[cfg(feature = "store")]
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.store = Some(StoreSetting::Text(url.into()));
+        self
+    }
+
+    /// [`store`](Self::store) with a URL already parsed.
+    #[cfg(feature = "store")]
+    pub fn store_url(mut self, url: StoreUrl) -> Self {
+        self.store = Some(StoreSetting::Url(url));
+        self
+    }
+
+    /// This instance's name in the rows it writes to a shared store
+    /// (default: `METRICS_INSTANCE`, else the host name).
+    #[cfg(feature = "store")]
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
+        self
+    }
+
+    /// Starts the agent, then the history writer (with the memory
+    /// backend), then the HTTP service. If a part cannot start, what was
+    /// started is shut down and the error names the field or call at
+    /// fault (an address in use is an error naming `listen`).
+    pub fn start(self) -> Result<Running, AgentError> {
+        let mut config = self.config;
+        #[cfg(feature = "http")]
+        let listen = match self.serve {
+            Some(addr) => Some(addr),
+            None => parse_listen(config.listen.as_deref())?,
+        };
+        #[cfg(not(feature = "http"))]
+        if let Some(v) = config.listen.as_deref().filter(|v| !is_off(v)) {
+            return Err(AgentError::config(
+                "listen",
+                v,
+                "this build has no HTTP service (the `http` feature of metrics-sdk)",
+            ));
+        }
+        #[cfg(feature = "store")]
+        let store = match (self.store, config.store.as_deref()) {
+            (Some(StoreSetting::Url(url)), _) => url,
+            (Some(StoreSetting::Text(v)), _) => crate::config::store_url("store", &v)?,
+            (None, Some(v)) => crate::config::store_url("store", v)?,
+            (None, None) => StoreUrl::Off,
+        };
+        // Honoured here: the agent itself neither serves nor stores.
+        config.listen = None;
+        config.store = None;
+        let agent = Agent::new(config)?;
+        #[cfg_attr(not(any(feature = "http", feature = "store")), allow(unused_mut))]
+        let mut running = Running {
+            agent,
+            #[cfg(feature = "http")]
+            server: None,
+            #[cfg(feature = "store")]
+            history: None,
+        };
+        #[cfg(feature = "store")]
+        if store != StoreUrl::Off {
+            let instance = self.instance.unwrap_or_else(default_instance);
+            if let Err(e) = running.start_history(store, instance) {
+                let _ = running.shutdown();
+                return Err(e);
+            }
+        }
+        #[cfg(feature = "http")]
+        if let Some(addr) = listen {
+            if let Err(e) = running.serve(addr, self.http) {
+                let _ = running.shutdown();
+                return Err(e);
+            }
+        }
+        Ok(running)
+    }
+}
+
+/// A store asked for by [`Builder::store`] or [`Builder::store_url`].
+#[cfg(feature = "store")]
+#[derive(Debug)]
+enum StoreSetting {
+    Text(String),
+    Url(StoreUrl),
+}
+
+/// A system started by [`Builder::start`]: the [`Agent`], and the HTTP
+/// service and history writer asked for. [`shutdown`](Self::shutdown)
+/// (or dropping it) stops them in order: the agent first (partial batches
+/// land, StatsD is flushed), then the HTTP service, then the history
+/// writer, which writes everything recorded, the open bin included.
+#[derive(Debug)]
+pub struct Running {
+    agent: Agent,
+    #[cfg(feature = "http")]
+    server: Option<metrics_http::Server>,
+    #[cfg(feature = "store")]
+    history: Option<Arc<HistoryWriter>>,
+}
+
+impl Running {
+    /// The agent (cheap to clone): queries, health, streams, aggregations.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The handle to record with.
+    pub fn metrics(&self) -> Metrics {
+        metrics_protocol::app::MetricsSystem::metrics(&self.agent)
+    }
+
+    /// Starts the HTTP service on `addr` (when the builder did not): what
+    /// the main program does after start-up, to go on without HTTP when
+    /// its default port is taken. An address that cannot be bound is an
+    /// error naming `listen`; a second call replaces nothing (error).
+    #[cfg(feature = "http")]
+    pub fn serve(
+        &mut self,
+        addr: SocketAddr,
+        config: metrics_http::HttpConfig,
+    ) -> Result<SocketAddr, AgentError> {
+        if let Some(s) = &self.server {
+            return Err(AgentError::config(
+                "listen",
+                addr.to_string(),
+                format!("already serving on {}", s.local_addr()),
+            ));
+        }
+        let server = metrics_http::Server::start(addr, self.http_source(), config)
+            .map_err(|e| AgentError::config("listen", addr.to_string(), e.to_string()))?;
+        let local = server.local_addr();
+        self.server = Some(server);
+        Ok(local)
+    }
+
+    /// Where the HTTP service listens, if it runs.
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(metrics_http::Server::local_addr)
+    }
+
+    /// The system as the HTTP service serves it, range queries and history
+    /// wired: for [`metrics_http::router`] in an application's own axum
+    /// app, beside its routes.
+    #[cfg(feature = "http")]
+    pub fn http_source(&self) -> metrics_http::Source {
+        let source = metrics_http::Source::from_system(Arc::new(self.agent.clone()));
+        let Some(memory) = self.agent.memory() else {
+            return source;
+        };
+        #[cfg(feature = "store")]
+        if let Some(writer) = &self.history {
+            let ranges = crate::history::HistoryRanges::new(memory.clone(), writer.clone())
+                .with_store_timeout(self.agent.config().store_query_timeout());
+            return source.with_ranges(Arc::new(ranges));
+        }
+        source.with_ranges(memory.clone())
+    }
+
+    /// The history writer's state (written, pending, dropped, the last
+    /// error), when a store is kept.
+    #[cfg(feature = "store")]
+    pub fn history_status(&self) -> Option<WriterStatus> {
+        self.history.as_ref().map(|w| w.status())
+    }
+
+    #[cfg(feature = "store")]
+    fn start_history(&mut self, url: StoreUrl, instance: String) -> Result<(), AgentError> {
+        let Some(memory) = self.agent.memory() else {
+            return Err(AgentError::config(
+                "store",
+                url.to_string(),
+                "history is kept from the memory backend: choose backend memory or both",
+            ));
+        };
+        let shown = url.to_string();
+        let mut config = WriterConfig::new(url, instance);
+        config.rings = self.agent.config().store_rings()?;
+        let writer = HistoryWriter::start(memory.clone(), config)
+            .map_err(|e| AgentError::config("store", shown, e.to_string()))?;
+        let writer = Arc::new(writer);
+        let w = writer.clone();
+        self.agent
+            .register_health_check(Arc::new(crate::health::FnCheck::new("store", move || {
+                crate::history::store_health(&w.status())
+            })));
+        self.history = Some(writer);
+        Ok(())
+    }
+
+    /// Stops everything, in order (see [`Running`]); the first error is
+    /// returned, every step runs anyway, and a second call does nothing.
+    /// The agent still answers queries from memory afterwards, and
+    /// [`history_status`](Self::history_status) tells what reached the
+    /// store.
+    pub fn shutdown(&mut self) -> Result<(), AgentError> {
+        let agent = metrics_protocol::app::MetricsSystem::shutdown_metrics(&self.agent)
+            .map_err(AgentError::from);
+        #[cfg(feature = "http")]
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+        #[cfg(feature = "store")]
+        if let Some(w) = &self.history {
+            w.shutdown();
+        }
+        agent
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "metrics shutdown on drop failed");
+        }
+    }
+}
+
+#[cfg(not(feature = "http"))]
+fn is_off(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("off")
+}
+
+/// The configuration's `listen`: an address, or `off` (or nothing) for
+/// none.
+#[cfg(feature = "http")]
+fn parse_listen(v: Option<&str>) -> Result<Option<SocketAddr>, AgentError> {
+    use std::net::ToSocketAddrs;
+    let Some(v) = v.map(str::trim).filter(|v| !v.eq_ignore_ascii_case("off")) else {
+        return Ok(None);
+    };
+    v.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(Some)
+        .ok_or_else(|| {
+            AgentError::config(
+                "listen",
+                v,
+                "expected an address such as 127.0.0.1:9464, or off",
+            )
+        })
+}
+
+/// `METRICS_INSTANCE`, else the host name, else `local`.
+#[cfg(feature = "store")]
+pub(crate) fn default_instance() -> String {
+    std::env::var("METRICS_INSTANCE")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
