@@ -304,7 +304,14 @@ impl HistoryWriter {
             }
         }
         if let Some(rt) = self.runtime.lock().take() {
-            rt.shutdown_timeout(Duration::from_secs(5));
+            // The writer thread has written everything; inside an
+            // application's async context a runtime may not wait for its
+            // tasks (tokio panics), so it is left to finish in the background.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(5));
+            }
         }
     }
 }
