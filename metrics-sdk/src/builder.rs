@@ -25,6 +25,7 @@ use crate::error::AgentError;
 /// by name.
 ///
 /// ```
+/// # #[cfg(feature = "http")] {
 /// use metrics_sdk::{Agent, AgentConfig};
 ///
 /// let mut running = Agent::builder()
@@ -36,6 +37,7 @@ use crate::error::AgentError;
 /// let addr = running.http_addr().unwrap();
 /// assert!(addr.ip().is_loopback());
 /// running.shutdown().unwrap();
+/// # }
 /// ```
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until start() is called"]

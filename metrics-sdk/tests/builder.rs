@@ -178,3 +178,32 @@ fn a_second_serve_is_refused_and_the_first_goes_on() {
     assert_eq!(field(e), "listen");
     assert_eq!(get(first, "/metrics").0, 200);
 }
+
+#[test]
+fn a_system_serving_with_history_shuts_down_inside_an_async_runtime() {
+    let dir = temp_dir("async");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut running = Agent::builder()
+            .store(format!("sqlite://{}/h.sqlite", dir.display()))
+            .serve("127.0.0.1:0".parse().unwrap())
+            .start()
+            .unwrap();
+        running.metrics().increment("jobs", &[]);
+        running.shutdown().unwrap();
+        assert!(running.history_status().unwrap().written > 0);
+        // And one dropped without a shutdown.
+        let dropped = Agent::builder()
+            .store(format!("sqlite://{}/h2.sqlite", dir.display()))
+            .serve("127.0.0.1:0".parse().unwrap())
+            .start()
+            .unwrap();
+        dropped.metrics().increment("jobs", &[]);
+        drop(dropped);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

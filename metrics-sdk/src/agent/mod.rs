@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
 use metrics_protocol::app::{HealthCheckResult, ResourceMonitor};
+// The docs link to its methods; the code calls one only with `bridge`.
+#[cfg_attr(not(feature = "bridge"), allow(unused_imports))]
+use metrics_protocol::app::MetricsSystem;
 use metrics_protocol::backend::{BackendHealth, HealthStatus};
 use metrics_protocol::{MetricCollector, MetricsError};
 use metrics_statsd::StatsdMetrics;
@@ -262,7 +265,7 @@ impl Agent {
     pub fn install_metrics_recorder(
         &self,
     ) -> Result<metrics_bridge::Recorder, metrics_bridge::InstallError> {
-        metrics_bridge::install(metrics_protocol::app::MetricsSystem::collector(self))
+        metrics_bridge::install(self.collector())
     }
 
     /// The in-memory backend, when configured: for queries the protocol
