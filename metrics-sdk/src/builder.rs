@@ -114,6 +114,9 @@ impl Builder {
     /// fault (an address in use is an error naming `listen`).
     pub fn start(self) -> Result<Running, AgentError> {
         let mut config = self.config;
+        // Every field, `store` in a build without the feature included,
+        // before any is taken out below.
+        config.validate()?;
         #[cfg(feature = "http")]
         let listen = match self.serve {
             Some(addr) => Some(addr),

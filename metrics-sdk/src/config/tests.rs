@@ -497,6 +497,14 @@ fn without_the_store_feature_a_store_is_refused_by_name() {
         ..AgentConfig::default()
     };
     off.validate().unwrap();
+    // The builder, which takes `store` out of the configuration it hands
+    // the agent, refuses it too.
+    let stored = AgentConfig {
+        store: Some("sqlite://h.db".into()),
+        ..AgentConfig::default()
+    };
+    let e = crate::Agent::builder().config(stored).start().unwrap_err();
+    assert_eq!(field_and_value(e).0, "store");
 }
 
 #[test]
