@@ -159,16 +159,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
             // hyper writes a head as one slice: the last one, when it is
             // the parse error's.
             let last = bufs.iter().rposition(|b| !b.is_empty());
-            if let Some(i) = last {
-                if let Some(head) = ErrorHead::ending(&bufs[i]) {
-                    let before: usize = bufs[..i].iter().map(|b| b.len()).sum();
-                    if before + head.start > 0 {
-                        let mut slices: Vec<io::IoSlice<'_>> = bufs[..i].to_vec();
-                        slices.push(io::IoSlice::new(&bufs[i][..head.start]));
-                        return Pin::new(&mut this.inner).poll_write_vectored(cx, &slices);
-                    }
-                    return this.replace(head, bufs[i].len());
+            if let Some(i) = last
+                && let Some(head) = ErrorHead::ending(&bufs[i])
+            {
+                let before: usize = bufs[..i].iter().map(|b| b.len()).sum();
+                if before + head.start > 0 {
+                    let mut slices: Vec<io::IoSlice<'_>> = bufs[..i].to_vec();
+                    slices.push(io::IoSlice::new(&bufs[i][..head.start]));
+                    return Pin::new(&mut this.inner).poll_write_vectored(cx, &slices);
                 }
+                return this.replace(head, bufs[i].len());
             }
             this.answered();
         }
@@ -311,16 +311,16 @@ fn diagnose(request: &[u8]) -> (String, Option<String>) {
         }
         Err(_) => request_line(request),
         Ok(_) => {
-            if let Some(path) = parsed.path {
-                if path.parse::<axum::http::Uri>().is_err() {
-                    return (
-                        format!(
-                            "the request target `{}` is not a valid URI",
-                            shown(path.as_bytes())
-                        ),
-                        Some("path".to_owned()),
-                    );
-                }
+            if let Some(path) = parsed.path
+                && path.parse::<axum::http::Uri>().is_err()
+            {
+                return (
+                    format!(
+                        "the request target `{}` is not a valid URI",
+                        shown(path.as_bytes())
+                    ),
+                    Some("path".to_owned()),
+                );
             }
             for h in parsed.headers.iter() {
                 if h.name.eq_ignore_ascii_case("content-length")

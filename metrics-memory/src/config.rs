@@ -130,13 +130,13 @@ impl MemoryConfig {
         let factor = span_ms.div_ceil(bin_ms * 10_000).max(1);
         let bin = bin_ms * factor;
         let span = span_ms.div_ceil(bin) * bin;
-        if let Some(prev) = self.windows.last() {
-            if span <= prev.span.as_millis() {
-                return Err(bad(format!(
-                    "must reach past the {:?} window before it",
-                    prev.span
-                )));
-            }
+        if let Some(prev) = self.windows.last()
+            && span <= prev.span.as_millis()
+        {
+            return Err(bad(format!(
+                "must reach past the {:?} window before it",
+                prev.span
+            )));
         }
         self.windows.push(WindowSpec::new(
             Duration::from_millis(span as u64),

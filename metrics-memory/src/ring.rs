@@ -87,13 +87,13 @@ pub fn validate_specs(specs: &[WindowSpec]) -> Result<(), String> {
                 s.span, s.bin
             ));
         }
-        if let Some(p) = prev {
-            if bin % p.bin.as_millis() != 0 || span <= p.span.as_millis() {
-                return Err(format!(
-                    "window {:?} @ {:?} must have a longer span and a bin that is a multiple of {:?}",
-                    s.span, s.bin, p.bin
-                ));
-            }
+        if let Some(p) = prev
+            && (bin % p.bin.as_millis() != 0 || span <= p.span.as_millis())
+        {
+            return Err(format!(
+                "window {:?} @ {:?} must have a longer span and a bin that is a multiple of {:?}",
+                s.span, s.bin, p.bin
+            ));
         }
         prev = Some(*s);
     }

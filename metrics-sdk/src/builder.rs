@@ -158,11 +158,11 @@ impl Builder {
             }
         }
         #[cfg(feature = "http")]
-        if let Some(addr) = listen {
-            if let Err(e) = running.serve(addr, self.http) {
-                let _ = running.shutdown();
-                return Err(e);
-            }
+        if let Some(addr) = listen
+            && let Err(e) = running.serve(addr, self.http)
+        {
+            let _ = running.shutdown();
+            return Err(e);
         }
         Ok(running)
     }

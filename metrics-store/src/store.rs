@@ -150,13 +150,13 @@ async fn apply_page_limit(
 /// Maps SQLite's "corrupt" and "not a database" errors to
 /// [`StoreError::Corrupt`] naming the file.
 fn sqlite_err(path: &Path, e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        if matches!(d.code().as_deref(), Some("11" | "26")) {
-            return StoreError::Corrupt {
-                path: path.to_owned(),
-                reason: format!("{d} (left untouched)"),
-            };
-        }
+    if let sqlx::Error::Database(d) = &e
+        && matches!(d.code().as_deref(), Some("11" | "26"))
+    {
+        return StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: format!("{d} (left untouched)"),
+        };
     }
     StoreError::Database(e)
 }

@@ -298,10 +298,10 @@ impl HistoryWriter {
         }
         self.shared.stop.store(true, Ordering::Release);
         self.shared.wake.notify_one();
-        if let Some(t) = self.thread.lock().take() {
-            if t.join().is_err() {
-                tracing::error!("history writer thread panicked at shutdown");
-            }
+        if let Some(t) = self.thread.lock().take()
+            && t.join().is_err()
+        {
+            tracing::error!("history writer thread panicked at shutdown");
         }
         if let Some(rt) = self.runtime.lock().take() {
             // The writer thread has written everything; inside an

@@ -278,10 +278,11 @@ pub(super) fn text_export(
         let scale = f.unit.map_or(1.0, |u| u.1);
         let _ = writeln!(out, "# HELP {type_name} {}{unit}", escape_help(&f.help));
         let _ = writeln!(out, "# TYPE {type_name} {type_str}");
-        if openmetrics && !as_gauges {
-            if let Some((u, _)) = f.unit {
-                let _ = writeln!(out, "# UNIT {type_name} {u}");
-            }
+        if openmetrics
+            && !as_gauges
+            && let Some((u, _)) = f.unit
+        {
+            let _ = writeln!(out, "# UNIT {type_name} {u}");
         }
         let bounds = if type_str == "histogram" {
             cfg.bounds_for(f.name, f.kind, f.described)

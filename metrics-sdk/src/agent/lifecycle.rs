@@ -33,10 +33,10 @@ pub(super) fn shut_down_error(what: &str) -> MetricsError {
 
 impl Drop for AgentInner {
     fn drop(&mut self) {
-        if !self.shut.load(Ordering::SeqCst) {
-            if let Err(e) = shutdown_inner(self) {
-                tracing::warn!(error = %e, "metrics shutdown on drop failed");
-            }
+        if !self.shut.load(Ordering::SeqCst)
+            && let Err(e) = shutdown_inner(self)
+        {
+            tracing::warn!(error = %e, "metrics shutdown on drop failed");
         }
     }
 }
@@ -63,16 +63,16 @@ pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
     tracing::debug!(results = flushed, "partial aggregation batches flushed");
     rec.hub.close();
     let mut first = None;
-    if let Some(m) = &rec.memory {
-        if let Err(e) = m.flush() {
-            first.get_or_insert(e);
-        }
+    if let Some(m) = &rec.memory
+        && let Err(e) = m.flush()
+    {
+        first.get_or_insert(e);
     }
-    if let Some(s) = &rec.statsd {
-        if let Err(e) = s.shutdown() {
-            tracing::warn!(error = %e, "StatsD shutdown failed");
-            first.get_or_insert(e);
-        }
+    if let Some(s) = &rec.statsd
+        && let Err(e) = s.shutdown()
+    {
+        tracing::warn!(error = %e, "StatsD shutdown failed");
+        first.get_or_insert(e);
     }
     first.map_or(Ok(()), Err)
 }

@@ -248,10 +248,10 @@ impl StreamAggregator {
             let State { groups, rng, .. } = &mut *st;
             groups.entry(key).or_default().add(value, cap, rng);
             st.in_batch += 1;
-            if let AggregationBatch::Count(n) = self.spec.batch {
-                if st.in_batch >= n {
-                    closed = Self::take(&mut st, now, now);
-                }
+            if let AggregationBatch::Count(n) = self.spec.batch
+                && st.in_batch >= n
+            {
+                closed = Self::take(&mut st, now, now);
             }
             closed
         };

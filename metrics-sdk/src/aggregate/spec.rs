@@ -257,10 +257,10 @@ impl AggregationSpec {
             ));
         }
         for f in &self.functions {
-            if let AggFn::Percentile(p) = f {
-                if !(*p > 0.0 && *p <= 100.0) {
-                    return Err(bad_fn(&f.name()));
-                }
+            if let AggFn::Percentile(p) = f
+                && !(*p > 0.0 && *p <= 100.0)
+            {
+                return Err(bad_fn(&f.name()));
             }
         }
         if self.max_samples == 0 {

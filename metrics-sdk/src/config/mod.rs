@@ -496,15 +496,14 @@ impl AgentConfig {
                     "the bin must be positive and kept at least its own width",
                 ));
             }
-            if let Some(prev) = rings.last() {
-                if bin <= prev.bin
+            if let Some(prev) = rings.last()
+                && (bin <= prev.bin
                     || bin.as_millis() % prev.bin.as_millis() != 0
-                    || keep <= prev.keep
-                {
-                    return Err(bad(
-                        "each ring needs a wider bin, a multiple of the previous one, kept longer",
-                    ));
-                }
+                    || keep <= prev.keep)
+            {
+                return Err(bad(
+                    "each ring needs a wider bin, a multiple of the previous one, kept longer",
+                ));
             }
             rings.push(metrics_store::StoreRing { bin, keep });
         }
