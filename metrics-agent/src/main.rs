@@ -25,7 +25,7 @@
 mod report;
 mod workload;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -123,26 +123,8 @@ fn listen_choice(
         (None, None, Some(v)) => ("listen", v, true),
         (None, None, None) => ("listen", DEFAULT_LISTEN, false),
     };
-    let v = value.trim();
-    if v.eq_ignore_ascii_case("off") {
-        return Ok(Listen {
-            addr: None,
-            explicit,
-        });
-    }
-    let addr = v
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            AgentError::config(
-                source,
-                value,
-                "expected an address such as 127.0.0.1:9464, or off",
-            )
-        })?;
     Ok(Listen {
-        addr: Some(addr),
+        addr: metrics_sdk::config::listen_addr(source, value)?,
         explicit,
     })
 }

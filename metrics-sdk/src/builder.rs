@@ -120,10 +120,17 @@ impl Builder {
         #[cfg(feature = "http")]
         let listen = match self.serve {
             Some(addr) => Some(addr),
-            None => parse_listen(config.listen.as_deref())?,
+            None => match config.listen.as_deref() {
+                Some(v) => crate::config::listen_addr("listen", v)?,
+                None => None,
+            },
         };
         #[cfg(not(feature = "http"))]
-        if let Some(v) = config.listen.as_deref().filter(|v| !is_off(v)) {
+        if let Some(v) = config
+            .listen
+            .as_deref()
+            .filter(|v| !crate::config::is_off(v))
+        {
             return Err(AgentError::config(
                 "listen",
                 v,
@@ -306,32 +313,6 @@ impl Drop for Running {
             tracing::warn!(error = %e, "metrics shutdown on drop failed");
         }
     }
-}
-
-#[cfg(not(feature = "http"))]
-fn is_off(v: &str) -> bool {
-    v.trim().eq_ignore_ascii_case("off")
-}
-
-/// The configuration's `listen`: an address, or `off` (or nothing) for
-/// none.
-#[cfg(feature = "http")]
-fn parse_listen(v: Option<&str>) -> Result<Option<SocketAddr>, AgentError> {
-    use std::net::ToSocketAddrs;
-    let Some(v) = v.map(str::trim).filter(|v| !v.eq_ignore_ascii_case("off")) else {
-        return Ok(None);
-    };
-    v.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .map(Some)
-        .ok_or_else(|| {
-            AgentError::config(
-                "listen",
-                v,
-                "expected an address such as 127.0.0.1:9464, or off",
-            )
-        })
 }
 
 /// `METRICS_INSTANCE`, else the host name, else `local`.

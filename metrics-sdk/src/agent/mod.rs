@@ -152,10 +152,7 @@ impl Agent {
         // The agent neither serves nor keeps history: the builder starts
         // those parts, so a setting for them is never silently dropped.
         for (field, v) in [("listen", &config.listen), ("store", &config.store)] {
-            if let Some(v) = v
-                .as_deref()
-                .filter(|v| !v.trim().eq_ignore_ascii_case("off"))
-            {
+            if let Some(v) = v.as_deref().filter(|v| !crate::config::is_off(v)) {
                 return Err(AgentError::config(
                     field,
                     v,

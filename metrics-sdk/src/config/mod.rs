@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -462,11 +463,7 @@ impl AgentConfig {
     #[cfg(not(feature = "store"))]
     fn check_store(&self) -> Result<(), AgentError> {
         const WHY: &str = "this build keeps no history (the `store` feature of metrics-sdk)";
-        if let Some(s) = self
-            .store
-            .as_deref()
-            .filter(|s| !s.trim().eq_ignore_ascii_case("off"))
-        {
+        if let Some(s) = self.store.as_deref().filter(|s| !is_off(s)) {
             return Err(AgentError::config("store", s, WHY));
         }
         if let Some(r) = self.store_retention.first() {
@@ -509,6 +506,33 @@ impl AgentConfig {
         }
         Ok(rings)
     }
+}
+
+/// Whether a `listen` or `store` value asks for nothing (`off`).
+pub(crate) fn is_off(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("off")
+}
+
+/// The listen address `value` (from `source`: `listen`, `METRICS_LISTEN`,
+/// `--listen`): `None` for `off`; a configuration error naming both when it
+/// is no address.
+pub fn listen_addr(source: &str, value: &str) -> Result<Option<SocketAddr>, AgentError> {
+    if is_off(value) {
+        return Ok(None);
+    }
+    value
+        .trim()
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(Some)
+        .ok_or_else(|| {
+            AgentError::config(
+                source,
+                value,
+                "expected an address such as 127.0.0.1:9464, or off",
+            )
+        })
 }
 
 /// The store URL `value` (from `source`: `store`, `METRICS_STORE`,
