@@ -82,8 +82,8 @@ pub trait MetricCollector: Send + Sync {
     /// duration `elapsed` into its timer series, then one outcome, a
     /// success (`failure` is `None`) or a failure of that error type. What
     /// a [`Timing`](crate::Timing) guard arrives as when it ends. The
-    /// default builds the key once and records both measurements through
-    /// [`backend::record_timing`](crate::backend::record_timing); a name or
+    /// default builds the key once and records both measurements
+    /// ([`backend::record_timing_with_key`](crate::backend::record_timing_with_key)); a name or
     /// tags that break a rule are refused twice, once per measurement.
     ///
     /// Overriding it follows the rule of [`record_by_name`](Self::record_by_name):
@@ -97,8 +97,7 @@ pub trait MetricCollector: Send + Sync {
         elapsed: Duration,
         failure: Option<&str>,
     ) {
-        let key = Key::new(name, tags);
-        crate::handle::record_timing(self, key.as_ref(), elapsed, failure)
+        crate::handle::record_timing_with_key(self, name, tags, elapsed, failure)
     }
 
     /// A handle that writes to `key`'s series of kind `kind` directly, if

@@ -193,6 +193,22 @@ pub fn record_timing<C: MetricCollector + ?Sized>(
     }
 }
 
+/// Builds the [`Key`] of `name`/`tags` once and records a finished timing
+/// through [`record_timing`]: what
+/// [`MetricCollector::record_timing_by_name`] does by default, for a layer
+/// that overrides it and falls back (as [`record_with_key`] is for
+/// [`record_by_name`](MetricCollector::record_by_name)).
+#[inline]
+pub fn record_timing_with_key<C: MetricCollector + ?Sized>(
+    backend: &C,
+    name: &str,
+    tags: Tags<'_>,
+    elapsed: Duration,
+    failure: Option<&str>,
+) {
+    record_timing(backend, Key::new(name, tags).as_ref(), elapsed, failure)
+}
+
 #[inline]
 pub(crate) fn record_failure_key<C: MetricCollector + ?Sized>(
     backend: &C,

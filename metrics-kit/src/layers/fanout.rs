@@ -129,7 +129,7 @@ impl MetricCollector for Fanout {
     ) {
         match &*self.backends {
             [only] => only.record_timing_by_name(name, tags, elapsed, failure),
-            _ => backend::record_timing(self, Key::new(name, tags).as_ref(), elapsed, failure),
+            _ => backend::record_timing_with_key(self, name, tags, elapsed, failure),
         }
     }
 

@@ -160,7 +160,7 @@ impl<C: MetricCollector + 'static, O: Observer + ?Sized + 'static> MetricCollect
         };
         if self.observer.wants(name, &Value::Timer(elapsed)) || self.observer.wants(name, &outcome)
         {
-            backend::record_timing(self, Key::new(name, tags).as_ref(), elapsed, failure)
+            backend::record_timing_with_key(self, name, tags, elapsed, failure)
         } else {
             self.inner
                 .record_timing_by_name(name, tags, elapsed, failure)

@@ -6,7 +6,7 @@ pub mod validate;
 
 #[doc(inline)]
 pub use crate::forward_collector;
-pub use crate::handle::{outcome, record_timing, record_with_key};
+pub use crate::handle::{outcome, record_timing, record_timing_with_key, record_with_key};
 pub use crate::health::{BackendHealth, HealthStatus};
 pub use crate::instruments::{InstrumentFn, bind};
 pub use crate::key::OwnedKey;
