@@ -16,6 +16,11 @@
 //! none). A clean stop writes everything; a killed process loses at most
 //! the last flush interval (10 s) and the open 10 s bin.
 //!
+//! Everything runs on one tokio runtime of two worker threads: the HTTP
+//! service, the history writer, the resource poller, health checks, the
+//! aggregation ticker, the stream subscriber, Ctrl-C and the workload are
+//! tasks on it; the main thread prints the summaries.
+//!
 //! This crate is the program only; everything it composes is in
 //! `metrics-sdk`. This file holds the command line, the choices it drives
 //! (listen address, store, instance name) and the run loop; `report.rs`
@@ -69,7 +74,7 @@ struct Args {
     /// Do not print the final export (the export endpoints still get it).
     #[arg(long)]
     no_export: bool,
-    /// Workload threads.
+    /// Workload tasks (concurrent requests).
     #[arg(long, default_value_t = 3)]
     workers: usize,
     /// Where to serve /metrics and the JSON API: an address such as
@@ -158,7 +163,15 @@ fn start_http(listen: &Listen, running: &mut Running) -> Result<Option<SocketAdd
     }
 }
 
-fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> {
+/// Worker threads of the program's one runtime.
+const RUNTIME_WORKERS: usize = 2;
+
+fn run(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    config: AgentConfig,
+    out: &Out,
+) -> Result<bool, AgentError> {
     let endpoints = config.export_endpoints.clone();
     let listen = listen_choice(
         args.listen.as_deref(),
@@ -174,7 +187,11 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     // Resolved above, from the flag, the environment or the file.
     let mut config = config;
     (config.listen, config.store) = (None, None);
-    let mut running = Agent::builder().config(config).store_url(store).start()?;
+    let mut running = Agent::builder()
+        .config(config)
+        .runtime(rt.handle().clone())
+        .store_url(store)
+        .start()?;
     let server = start_http(&listen, &mut running)?;
     let agent = running.agent().clone();
     let config = agent.config();
@@ -194,12 +211,15 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        if let Err(e) = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)) {
-            eprintln!("warning: Ctrl-C handler not installed: {e}");
-        }
+        rt.spawn(async move {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => stop.store(true, Ordering::SeqCst),
+                Err(e) => eprintln!("warning: Ctrl-C handler not installed: {e}"),
+            }
+        });
     }
     let counts = Arc::new(StreamCounts::default());
-    let watcher = watch_failures(&agent, counts.clone());
+    let watcher = watch_failures(rt.handle(), &agent, counts.clone());
     out.print(&format!(
         "metrics-agent: backend {}{}, system polling {}, {} workers, {}\n",
         config.backend,
@@ -237,7 +257,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     if let Err(e) = agent.install_metrics_recorder() {
         eprintln!("warning: the `metrics` crate's macros will not reach the agent: {e}");
     }
-    let workers = workload::start(args.workers, agent.metrics(), stop.clone());
+    let workers = workload::start(rt.handle(), args.workers, agent.metrics(), stop.clone());
     let started = Instant::now();
     let mut next_report = started + args.report_every;
     while !stop.load(Ordering::SeqCst) && !out.closed.load(Ordering::Relaxed) {
@@ -252,7 +272,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
     }
     stop.store(true, Ordering::SeqCst);
     for w in workers {
-        let _ = w.join();
+        let _ = rt.block_on(w);
     }
     // Shut down first: partial aggregation batches land, StatsD is flushed,
     // the stream ends; the memory backend still answers afterwards.
@@ -261,9 +281,7 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
         eprintln!("error: shutdown: {e}");
         ok = false;
     }
-    if let Some(w) = watcher {
-        let _ = w.join();
-    }
+    let _ = rt.block_on(watcher);
     out.print(&summary(&agent, started, &counts));
     if agent.memory().is_some() {
         if !args.no_export {
@@ -276,10 +294,6 @@ fn run(args: &Args, config: AgentConfig, out: &Out) -> Result<bool, AgentError> 
             }
         }
         if !endpoints.is_empty() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| AgentError::io("starting a runtime", e))?;
             for (endpoint, result) in rt.block_on(agent.export_metrics_async(&[])) {
                 match result {
                     Ok(()) => eprintln!("exported to {endpoint}"),
@@ -396,7 +410,26 @@ fn main() -> ExitCode {
     let out = Out {
         closed: AtomicBool::new(false),
     };
-    match run(&args, config, &out) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(RUNTIME_WORKERS)
+        // Blocking-pool threads (health checks, polls, queries) that sat
+        // idle this long exit, so a burst leaves no threads behind.
+        .thread_keep_alive(Duration::from_millis(500))
+        .thread_name("metrics-runtime")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = run(&rt, &args, config, &out);
+    // Everything was written by the shutdown in `run`; a health check
+    // that still hangs must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

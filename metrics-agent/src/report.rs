@@ -191,36 +191,25 @@ pub(crate) struct StreamCounts {
     missed: AtomicU64,
 }
 
-/// Subscribes to every failure and counts what arrives, on its own thread
-/// with its own runtime, as an application's async task would.
+/// Subscribes to every failure and counts what arrives, as a task on
+/// `runtime`, as an application's async task would.
 pub(crate) fn watch_failures(
+    runtime: &tokio::runtime::Handle,
     agent: &Agent,
     counts: Arc<StreamCounts>,
-) -> Option<std::thread::JoinHandle<()>> {
+) -> tokio::task::JoinHandle<()> {
     let filter = MetricFilter::default().name_prefix(format!("{}.failure", workload::OPERATION));
     let mut stream = agent.metrics_stream(filter);
-    std::thread::Builder::new()
-        .name("stream-watcher".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("warning: no runtime for the stream watcher: {e}");
-                    return;
+    runtime.spawn(async move {
+        while let Some(event) = stream.next().await {
+            match event {
+                StreamEvent::Metric(_) => counts.values.fetch_add(1, Ordering::Relaxed),
+                StreamEvent::Lagged { missed } => {
+                    counts.missed.fetch_add(missed, Ordering::Relaxed)
                 }
             };
-            rt.block_on(async {
-                while let Some(event) = stream.next().await {
-                    match event {
-                        StreamEvent::Metric(_) => counts.values.fetch_add(1, Ordering::Relaxed),
-                        StreamEvent::Lagged { missed } => {
-                            counts.missed.fetch_add(missed, Ordering::Relaxed)
-                        }
-                    };
-                }
-            });
-        })
-        .ok()
+        }
+    })
 }
 
 /// A duration in milliseconds, for the summary's columns.

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tokio::task::JoinHandle;
 
 use metrics_protocol::Metrics;
 
@@ -90,35 +91,39 @@ impl Rng {
 }
 
 /// The "library": handles one request and reports it through one handle
-/// (its response cache through the `metrics` macros).
-fn handle(metrics: &Metrics, cache: &ResponseCache, rng: &mut Rng, route: &'static str) {
+/// (its response cache through the `metrics` macros). Waiting (the
+/// database, the work) is a sleep on the runtime's timer.
+async fn handle(metrics: &Metrics, cache: &ResponseCache, rng: &mut Rng, route: &'static str) {
     metrics.adjust_gauge("http.inflight", 1.0, &[]);
     let roll = rng.next();
+    let tags = [("route", route)];
+    // The request: its duration into the timer `http.request`, then one
+    // success or one failure of the error's kind.
+    let request = metrics.start(OPERATION, &tags);
     if route != "/health" {
         cache.lookup(route, rng.next(), 500.0 + rng.next() * 20_000.0);
         // The database call: a guard that records its duration and outcome.
         let table = [("table", route.trim_start_matches("/api/"))];
         let query = metrics.start(DB_QUERY, &table);
-        std::thread::sleep(Duration::from_micros((200.0 + 800.0 * rng.next()) as u64));
+        tokio::time::sleep(Duration::from_micros((200.0 + 800.0 * rng.next()) as u64)).await;
         if rng.next() < 0.01 {
             query.failure("connection_lost");
         } else {
             query.success();
         }
     }
-    let tags = [("route", route)];
-    // The request: its duration into the timer `http.request`, then one
-    // success or one failure of the error's kind.
-    let outcome = metrics.time_result(OPERATION, &tags, || {
-        // Lognormal-ish latency: mostly a few ms, a long tail.
-        let ms = (1.0 + 3.0 * rng.next()) * (1.0 + 20.0 * rng.next().powi(6));
-        std::thread::sleep(Duration::from_micros((ms * 1000.0) as u64));
-        match roll {
-            r if r < 0.03 => Err("timeout"),
-            r if r < 0.05 => Err("db_error"),
-            _ => Ok((rng.next() * 50_000.0) as u64),
-        }
-    });
+    // Lognormal-ish latency: mostly a few ms, a long tail.
+    let ms = (1.0 + 3.0 * rng.next()) * (1.0 + 20.0 * rng.next().powi(6));
+    tokio::time::sleep(Duration::from_micros((ms * 1000.0) as u64)).await;
+    let outcome = match roll {
+        r if r < 0.03 => Err("timeout"),
+        r if r < 0.05 => Err("db_error"),
+        _ => Ok((rng.next() * 50_000.0) as u64),
+    };
+    match outcome {
+        Ok(_) => drop(request.success()),
+        Err(kind) => drop(request.failure(kind)),
+    }
     let status = if outcome.is_ok() { "200" } else { "500" };
     metrics.record_counter(
         "http.requests",
@@ -131,19 +136,25 @@ fn handle(metrics: &Metrics, cache: &ResponseCache, rng: &mut Rng, route: &'stat
     metrics.adjust_gauge("http.inflight", -1.0, &[]);
 }
 
-/// Starts `n` workers that handle requests until `stop` is set.
-pub fn start(n: usize, metrics: Metrics, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+/// Starts `n` workload tasks on `runtime` that handle requests until
+/// `stop` is set.
+pub fn start(
+    runtime: &tokio::runtime::Handle,
+    n: usize,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> Vec<JoinHandle<()>> {
     let routes = ["/api/users", "/api/orders", "/health"];
     let cache = Arc::new(ResponseCache::new(1_000));
     (0..n)
         .map(|i| {
             let (metrics, cache, stop) = (metrics.clone(), cache.clone(), stop.clone());
-            std::thread::spawn(move || {
+            runtime.spawn(async move {
                 let mut rng = Rng(fastrand::Rng::with_seed(i as u64 + 1));
                 let jobs = metrics.counter("jobs.processed", &[("worker", &i.to_string())]);
                 while !stop.load(Ordering::Relaxed) {
                     let route = routes[(rng.next() * routes.len() as f64) as usize % routes.len()];
-                    handle(&metrics, &cache, &mut rng, route);
+                    handle(&metrics, &cache, &mut rng, route).await;
                     jobs.increment();
                 }
             })

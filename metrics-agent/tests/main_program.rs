@@ -336,3 +336,85 @@ fn the_disk_check_watches_the_stores_file_system() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The names of the process's threads (Linux: `/proc/PID/task/*/comm`).
+#[cfg(target_os = "linux")]
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Everything on: HTTP, a SQLite store, resource polling, a summary (and
+/// so a health report) every second. Once the store has answered, the
+/// program runs on at most 8 OS threads, sampled for a few seconds.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_main_program_runs_on_at_most_eight_threads() {
+    let dir = temp_dir("threads");
+    let mut child = Running(
+        agent()
+            .current_dir(&dir)
+            .env("METRICS_SYSTEM_POLLING", "on")
+            .env("METRICS_COLLECTION_INTERVAL", "1s")
+            .env_remove("METRICS_STORE")
+            .args(["--listen", "127.0.0.1:0", "--duration", "5m"])
+            .args(["--report-every", "1s", "--no-export"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("the program printed its URL").unwrap();
+        if let Some(rest) = line.strip_prefix("serving http://") {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep reading the summaries, so the program never waits on its pipe.
+    let reader = std::thread::spawn(move || for _ in lines {});
+    // Steady state: the store is connected and the poller has run.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, _, body) = http_get(addr, "/api/v1/health", "");
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let check = |name: &str| {
+            health["checks"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == name && c["status"] == "healthy")
+            })
+        };
+        let polled = health["backends"].as_array().is_some_and(|b| {
+            b.iter()
+                .any(|b| b["name"] == "system" && b["details"]["samples"].as_f64() > Some(1.0))
+        });
+        if check("store") && polled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no steady state: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The blocking-pool threads this test's own requests woke have gone
+    // idle (they linger half a second); the program's own reports go on.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut most = Vec::new();
+    for _ in 0..20 {
+        let names = thread_names(pid);
+        if names.len() > most.len() {
+            most = names;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(!most.is_empty(), "no threads read for {pid}");
+    assert!(most.len() <= 8, "{} threads: {most:?}", most.len());
+    drop(child);
+    let _ = reader.join();
+}

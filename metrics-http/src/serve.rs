@@ -1,8 +1,8 @@
 //! The accept loop (never waiting: past the connection limit the oldest
 //! idle connection is asked to close), the connections (HTTP/1.1 and
 //! HTTP/2 with prior knowledge, idle ones closed, hyper's parse errors
-//! answered as JSON) and a server on its own thread for programs that do
-//! not run tokio.
+//! answered as JSON) and a server: a task on an application's runtime, or
+//! on a thread of its own for programs that do not run tokio.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -411,33 +411,71 @@ impl Service<Request<Incoming>> for Tracked {
     }
 }
 
-/// A server running on its own thread and runtime, for programs that do
-/// not run tokio themselves. Stops on [`shutdown`](Server::shutdown) or
-/// when dropped.
+/// A running server: a task on an application's tokio runtime
+/// ([`start_on`](Server::start_on)), or on a thread and runtime of its own
+/// for programs that do not run tokio ([`start`](Server::start)). Stops on
+/// [`shutdown`](Server::shutdown) or when dropped.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
     stats: HttpStats,
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    running: Option<Running>,
+}
+
+/// Where a [`Server`] runs.
+#[derive(Debug)]
+enum Running {
+    /// Its own thread (which owns its runtime).
+    Thread(JoinHandle<()>),
+    /// A task on a runtime it was given; the receiver hears when it ended.
+    Task(std::sync::mpsc::Receiver<()>),
+}
+
+/// A bound, non-blocking listener and its address.
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), HttpError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// The serving future of a [`Server`].
+async fn serving(
+    listener: std::net::TcpListener,
+    app: Router,
+    config: HttpConfig,
+    stopped: oneshot::Receiver<()>,
+    stats: HttpStats,
+) {
+    match TcpListener::from_std(listener) {
+        Ok(listener) => {
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            serve_with_stats(listener, app, &config, stopped, stats).await;
+        }
+        Err(e) => tracing::error!(error = %e, "HTTP listener unusable"),
+    }
 }
 
 impl Server {
     /// Binds `addr` now (so a port in use is an error here, not later) and
-    /// serves `source` from a thread named `metrics-http`.
+    /// serves `source` from a thread named `metrics-http` with a runtime
+    /// of its own (two workers; the query and scrape lanes on its blocking
+    /// pool). An application that runs tokio uses
+    /// [`start_on`](Self::start_on) instead, so the service adds no thread.
     pub fn start(
         addr: SocketAddr,
         source: Source,
         config: HttpConfig,
     ) -> Result<Server, HttpError> {
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| HttpError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| HttpError::Bind { addr, source })?;
+        let (listener, local) = bind(addr)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             // The threads of the scrapes' and the queries' lanes.
@@ -448,22 +486,12 @@ impl Server {
             .map_err(HttpError::Start)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let stats = HttpStats::default();
-        let serve_stats = stats.clone();
         let app = router_with_stats(source, &config, stats.clone());
+        let serve = serving(listener, app, config, stopped, stats.clone());
         let thread = std::thread::Builder::new()
             .name("metrics-http".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            let stopped = async {
-                                let _ = stopped.await;
-                            };
-                            serve_with_stats(listener, app, &config, stopped, serve_stats).await;
-                        }
-                        Err(e) => tracing::error!(error = %e, "HTTP listener unusable"),
-                    }
-                });
+                runtime.block_on(serve);
                 runtime.shutdown_timeout(DRAIN);
             })
             .map_err(HttpError::Start)?;
@@ -471,7 +499,41 @@ impl Server {
             addr: local,
             stats,
             stop: Some(stop),
-            thread: Some(thread),
+            running: Some(Running::Thread(thread)),
+        })
+    }
+
+    /// Binds `addr` now and serves `source` as a task on `runtime` (the
+    /// application's): no thread of its own; queries and scrapes run on
+    /// the runtime's blocking pool, bounded by the configured lanes.
+    /// [`shutdown`](Self::shutdown) then waits for the task from plain
+    /// code or a multi-threaded runtime's thread; on a current-thread
+    /// runtime's own thread it only asks it to stop.
+    pub fn start_on(
+        runtime: &tokio::runtime::Handle,
+        addr: SocketAddr,
+        source: Source,
+        config: HttpConfig,
+    ) -> Result<Server, HttpError> {
+        let (listener, local) = bind(addr)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let stats = HttpStats::default();
+        let app = {
+            // The router's parts that spawn (none today) see the runtime.
+            let _entered = runtime.enter();
+            router_with_stats(source, &config, stats.clone())
+        };
+        let serve = serving(listener, app, config, stopped, stats.clone());
+        let (ended, ended_rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            serve.await;
+            let _ = ended.send(());
+        });
+        Ok(Server {
+            addr: local,
+            stats,
+            stop: Some(stop),
+            running: Some(Running::Task(ended_rx)),
         })
     }
 
@@ -496,8 +558,27 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match self.running.take() {
+            Some(Running::Thread(t)) => {
+                let _ = t.join();
+            }
+            Some(Running::Task(ended)) => {
+                // Open connections get DRAIN; the accept loop's own wait
+                // is bounded a little above it.
+                let wait = || {
+                    let _ = ended.recv_timeout(DRAIN + Duration::from_secs(1));
+                };
+                match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                    Err(_) => wait(),
+                    Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                        tokio::task::block_in_place(wait);
+                    }
+                    // Waiting here would stall the very thread the task
+                    // needs: it stops on its own.
+                    Ok(_) => {}
+                }
+            }
+            None => {}
         }
     }
 }

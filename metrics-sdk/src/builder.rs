@@ -6,7 +6,6 @@
 
 #[cfg(feature = "http")]
 use std::net::SocketAddr;
-#[cfg(any(feature = "http", feature = "store"))]
 use std::sync::Arc;
 
 use metrics_protocol::Metrics;
@@ -43,6 +42,7 @@ use crate::error::AgentError;
 #[must_use = "a builder does nothing until start() is called"]
 pub struct Builder {
     config: AgentConfig,
+    runtime: Option<tokio::runtime::Handle>,
     #[cfg(feature = "http")]
     serve: Option<SocketAddr>,
     #[cfg(feature = "http")]
@@ -65,6 +65,17 @@ impl Builder {
     /// [`AgentConfig::load`]).
     pub fn config(mut self, config: AgentConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Runs every background task (the HTTP service, the history writer,
+    /// the resource poller, health checks, exports, the aggregation
+    /// ticker) on `runtime`. Without it: on the multi-threaded runtime
+    /// [`start`](Self::start) is called from, else on one runtime of a
+    /// single worker thread that the system starts and stops with itself.
+    /// Recording never waits on any of them.
+    pub fn runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(runtime);
         self
     }
 
@@ -147,7 +158,7 @@ impl Builder {
         // Honoured here: the agent itself neither serves nor stores.
         config.listen = None;
         config.store = None;
-        let agent = Agent::new(config)?;
+        let agent = Agent::assemble(config, Arc::new(metrics_memory::SystemClock), self.runtime)?;
         #[cfg_attr(not(any(feature = "http", feature = "store")), allow(unused_mut))]
         let mut running = Running {
             agent,
@@ -225,8 +236,9 @@ impl Running {
                 format!("already serving on {}", s.local_addr()),
             ));
         }
-        let server = metrics_http::Server::start(addr, self.http_source(), config)
-            .map_err(|e| AgentError::config("listen", addr.to_string(), e.to_string()))?;
+        let server =
+            metrics_http::Server::start_on(self.agent.runtime(), addr, self.http_source(), config)
+                .map_err(|e| AgentError::config("listen", addr.to_string(), e.to_string()))?;
         let local = server.local_addr();
         self.server = Some(server);
         Ok(local)

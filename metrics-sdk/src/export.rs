@@ -104,34 +104,27 @@ fn format_from_path(path: &str) -> Result<ExportFormat, MetricsError> {
     }
 }
 
-/// Exports from `source` to every endpoint, on a small shared pool of
-/// threads (HTTP requests time out after `timeout`), and returns each
-/// endpoint's outcome: one failure does not stop the rest. Works under any
-/// async runtime (or `block_on`).
+/// Exports from `source` to every endpoint, each on `runtime`'s blocking
+/// pool (HTTP requests time out after `timeout`), and returns each
+/// endpoint's outcome: one failure does not stop the rest. The returned
+/// future may be awaited on any executor (or `block_on`).
 pub async fn export_to_endpoints(
+    runtime: &tokio::runtime::Handle,
     source: Arc<dyn MetricsAggregator>,
     endpoints: &[String],
     timeout: Duration,
 ) -> EndpointResults {
-    let mut pending = Vec::new();
+    let pending: Vec<_> = endpoints
+        .iter()
+        .map(|e| {
+            let (source, endpoint) = (source.clone(), e.clone());
+            let job = runtime.spawn_blocking(move || export_one(&*source, &endpoint, timeout));
+            (e.clone(), job)
+        })
+        .collect();
     let mut results = EndpointResults::new();
-    for e in endpoints {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (source, endpoint) = (source.clone(), e.clone());
-        let queued = crate::pool::shared().and_then(|pool| {
-            pool.run(move || {
-                let _ = tx.send(export_one(&*source, &endpoint, timeout));
-            })
-        });
-        match queued {
-            Ok(()) => pending.push((e.clone(), rx)),
-            Err(err) => {
-                results.insert(e.clone(), Err(err));
-            }
-        }
-    }
-    for (e, rx) in pending {
-        let r = rx.await.unwrap_or_else(|_| {
+    for (e, job) in pending {
+        let r = job.await.unwrap_or_else(|_| {
             Err(MetricsError::io(
                 format!("exporting to `{e}`"),
                 std::io::Error::other("the export panicked"),
@@ -204,8 +197,8 @@ fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::block_on;
     use crate::test_util::metrics_of;
+    use crate::test_util::test_runtime;
     use metrics_memory::MemoryMetrics;
     #[cfg(feature = "push")]
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -311,7 +304,13 @@ mod tests {
             dir.join("no/such/dir/out.csv").display().to_string(),
             format!("http://127.0.0.1:{bad_port}/ingest.csv"),
         ];
-        let results = block_on(export_to_endpoints(m, &endpoints, Duration::from_secs(10)));
+        let rt = test_runtime();
+        let results = rt.block_on(export_to_endpoints(
+            rt.handle(),
+            m,
+            &endpoints,
+            Duration::from_secs(10),
+        ));
         assert_eq!(results.len(), 4);
         assert!(results[&endpoints[0]].is_ok(), "{results:?}");
         assert!(results[&endpoints[1]].is_ok(), "{results:?}");
@@ -349,7 +348,13 @@ mod tests {
         let m = Arc::new(MemoryMetrics::new());
         metrics_of(&m).record_gauge("g", 1.0, &[]);
         let endpoints = vec![format!("http://127.0.0.1:{port}/x"), "bad.xlsx".to_owned()];
-        let r = block_on(export_to_endpoints(m, &endpoints, Duration::from_secs(5)));
+        let rt = test_runtime();
+        let r = rt.block_on(export_to_endpoints(
+            rt.handle(),
+            m,
+            &endpoints,
+            Duration::from_secs(5),
+        ));
         assert!(
             matches!(r[&endpoints[0]], Err(MetricsError::Io { .. })),
             "{r:?}"
@@ -366,7 +371,13 @@ mod tests {
         let m = Arc::new(MemoryMetrics::new());
         metrics_of(&m).record_gauge("g", 1.0, &[]);
         let endpoints = vec!["http://127.0.0.1:9/x.json".to_owned()];
-        let r = block_on(export_to_endpoints(m, &endpoints, Duration::from_secs(5)));
+        let rt = test_runtime();
+        let r = rt.block_on(export_to_endpoints(
+            rt.handle(),
+            m,
+            &endpoints,
+            Duration::from_secs(5),
+        ));
         let e = r[&endpoints[0]].as_ref().unwrap_err().to_string();
         assert!(e.contains("`push` feature"), "{e}");
     }

@@ -1,5 +1,6 @@
-//! Registered health checks, run each in its own thread with a timeout and
-//! a panic guard, and the windowed error rate of the agent's operations.
+//! Registered health checks, run on the runtime's blocking pool with a
+//! timeout and a panic guard, and the windowed error rate of the agent's
+//! operations.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,8 +12,6 @@ use metrics_memory::Clock;
 use metrics_protocol::app::HealthCheckResult;
 use metrics_protocol::backend::HealthStatus;
 use parking_lot::{Mutex, RwLock};
-
-use crate::pool::WorkerPool;
 
 /// What one health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +53,8 @@ impl CheckOutcome {
 ///
 /// # For implementors
 ///
-/// `check` may block (it runs on its own thread) and may even panic or hang:
+/// `check` may block (it runs on the runtime's blocking pool) and may even
+/// panic or hang:
 /// a panic counts as unhealthy, and so does a check that has not answered
 /// within the agent's `health.check_timeout_ms`. A check still running from
 /// an earlier report is not started again; it is reported unhealthy until
@@ -107,14 +107,11 @@ struct Registered {
 pub struct HealthChecks {
     timeout: Duration,
     checks: RwLock<Vec<Registered>>,
-    /// Started on the first report: checks run on these threads, not on a
-    /// new thread per check per report.
-    pool: std::sync::OnceLock<Result<WorkerPool, String>>,
+    /// Checks run on its blocking pool. A check still running from an
+    /// earlier report is not run again, so a hung check holds at most one
+    /// of its threads, and a report waits at most the timeout.
+    runtime: tokio::runtime::Handle,
 }
-
-/// Threads that run health checks. A check still running from an earlier
-/// report is not run again, so a hung check holds at most one of them.
-const CHECK_THREADS: usize = 4;
 
 impl std::fmt::Debug for HealthChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,12 +123,13 @@ impl std::fmt::Debug for HealthChecks {
 }
 
 impl HealthChecks {
-    /// No checks yet; each will get `timeout` to answer.
-    pub fn new(timeout: Duration) -> Self {
+    /// No checks yet; each will run on `runtime`'s blocking pool and get
+    /// `timeout` to answer.
+    pub fn new(timeout: Duration, runtime: tokio::runtime::Handle) -> Self {
         HealthChecks {
             timeout,
             checks: RwLock::new(Vec::new()),
-            pool: std::sync::OnceLock::new(),
+            runtime,
         }
     }
 
@@ -153,8 +151,10 @@ impl HealthChecks {
         self.len() == 0
     }
 
-    /// Runs every check at once, each on its own thread, and waits at most
-    /// the timeout for all of them. Results are in registration order.
+    /// Runs every check at once on the runtime's blocking pool, and waits
+    /// at most the timeout for all of them (on the caller's thread: call
+    /// it from blocking code, not from an async task). Results are in
+    /// registration order.
     pub fn run_all(&self) -> Vec<HealthCheckResult> {
         let checks: Vec<(Arc<dyn HealthCheck>, Arc<AtomicBool>)> = self
             .checks
@@ -176,27 +176,19 @@ impl HealthChecks {
                 ));
                 continue;
             }
-            let (check, flag, tx) = (check.clone(), running.clone(), tx.clone());
+            let (check, tx) = (check.clone(), tx.clone());
+            // Clears the running mark when the job ends, or when it is
+            // dropped unrun (a runtime shutting down).
+            let running = Running(running.clone());
             let job = move || {
                 let t = Instant::now();
                 let outcome = catch_unwind(AssertUnwindSafe(|| check.check()));
-                flag.store(false, Ordering::SeqCst);
+                drop(running);
                 let _ = tx.send((i, outcome.map_err(panic_message), t.elapsed()));
             };
-            let queued = match self.pool.get_or_init(|| {
-                WorkerPool::new("health", CHECK_THREADS, 64).map_err(|e| e.to_string())
-            }) {
-                Ok(pool) => pool.run(job).map_err(|e| e.to_string()),
-                Err(e) => Err(e.clone()),
-            };
-            if let Err(e) = queued {
-                running.store(false, Ordering::SeqCst);
-                results[i] = Some(result(
-                    name,
-                    CheckOutcome::unhealthy(format!("could not be run: {e}")),
-                    Duration::ZERO,
-                ));
-            }
+            // The handle is not awaited: the job reports on the channel,
+            // and one that outlives the timeout is left to finish.
+            drop(self.runtime.spawn_blocking(job));
         }
         drop(tx);
         while results.iter().any(Option::is_none) {
@@ -226,6 +218,15 @@ impl HealthChecks {
                 })
             })
             .collect()
+    }
+}
+
+/// A check's running mark, cleared on drop.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -335,7 +336,8 @@ mod tests {
 
     #[test]
     fn failing_panicking_and_hanging_checks_do_not_stop_the_others() {
-        let checks = HealthChecks::new(Duration::from_millis(300));
+        let rt = crate::test_util::test_runtime();
+        let checks = HealthChecks::new(Duration::from_millis(300), rt.handle().clone());
         let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
         checks.register(Arc::new(FnCheck::new("ok", CheckOutcome::healthy)));
         checks.register(Arc::new(FnCheck::new("db", || {
@@ -389,7 +391,8 @@ mod tests {
 
     #[test]
     fn a_non_healthy_check_without_a_message_gets_one() {
-        let checks = HealthChecks::new(Duration::from_secs(5));
+        let rt = crate::test_util::test_runtime();
+        let checks = HealthChecks::new(Duration::from_secs(5), rt.handle().clone());
         checks.register(Arc::new(FnCheck::new("mute", || CheckOutcome {
             status: HealthStatus::Degraded,
             message: None,

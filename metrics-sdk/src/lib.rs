@@ -38,7 +38,7 @@
 //! | [`logging`] | the filter of an application's log on stderr (`RUST_LOG`, the configuration's `log`) |
 //! | [`dashboard`] | dashboards computed from the memory backend |
 //! | [`export`] | exports to files and HTTP endpoints |
-//! | `pool` | the few threads that run checks, exports and on-demand resource polls |
+//! | `runtime` | the one tokio runtime every background task runs on (the application's, or one the agent starts) |
 //! | `interest` | the one-word filter the taps read first |
 #![deny(missing_docs)]
 
@@ -55,9 +55,9 @@ pub mod history;
 mod interest;
 #[cfg(feature = "logging")]
 pub mod logging;
-mod pool;
 #[cfg(feature = "store")]
 mod ranges;
+mod runtime;
 pub mod stream;
 
 pub use agent::Agent;
@@ -83,10 +83,15 @@ pub(crate) mod test_util {
 
     /// Runs a future to completion on a fresh current-thread runtime.
     pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        test_runtime().block_on(f)
+    }
+
+    /// A fresh current-thread runtime, for a test's futures and its
+    /// blocking pool.
+    pub fn test_runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a test runtime")
-            .block_on(f)
     }
 }

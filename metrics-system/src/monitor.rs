@@ -87,6 +87,8 @@ impl Shared {
 pub struct SystemMonitor {
     shared: Arc<Shared>,
     poller: Mutex<Option<Poller>>,
+    #[cfg(feature = "tokio")]
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
 impl std::fmt::Debug for SystemMonitor {
@@ -126,7 +128,20 @@ impl SystemMonitor {
                 stats: StatCounters::default(),
             }),
             poller: Mutex::new(None),
+            #[cfg(feature = "tokio")]
+            runtime: Mutex::new(None),
         })
+    }
+
+    /// Polls as a task on `runtime` (each poll on its blocking pool)
+    /// instead of on a thread of the monitor's own, from the next
+    /// [`start_resource_monitoring`](ResourceMonitor::start_resource_monitoring)
+    /// on: for an application (or a composed system) that runs one tokio
+    /// runtime for all its background work. A poller already running
+    /// keeps running where it is.
+    #[cfg(feature = "tokio")]
+    pub fn poll_on(&self, runtime: tokio::runtime::Handle) {
+        *self.runtime.lock() = Some(runtime);
     }
 
     /// Reads everything once and publishes it (gauges, and the network
@@ -229,6 +244,15 @@ impl ResourceMonitor for SystemMonitor {
             if let Some(dead) = slot.take() {
                 dead.stop();
             }
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(runtime) = self.runtime.lock().as_ref() {
+            *slot = Some(Poller::spawn_on(
+                runtime,
+                Arc::clone(&self.shared),
+                interval,
+            ));
+            return Ok(());
         }
         *slot = Some(Poller::spawn(Arc::clone(&self.shared), interval)?);
         Ok(())

@@ -1,4 +1,6 @@
-//! The background poller thread: one poll-and-publish per interval.
+//! The background poller: one poll-and-publish per interval, on a thread
+//! of its own, or (feature `tokio`) as a task on a runtime the monitor was
+//! given, each poll on that runtime's blocking pool.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -44,10 +46,17 @@ impl StatCounters {
     }
 }
 
-/// A running poller: dropping `stop` wakes the thread at once.
-pub(crate) struct Poller {
-    stop: Sender<()>,
-    handle: JoinHandle<()>,
+/// A running poller.
+pub(crate) enum Poller {
+    /// On its own thread: dropping `stop` wakes it at once.
+    Thread {
+        stop: Sender<()>,
+        handle: JoinHandle<()>,
+    },
+    /// A task on a runtime; aborted to stop (a poll already on the
+    /// blocking pool finishes, its result is still counted).
+    #[cfg(feature = "tokio")]
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl Poller {
@@ -58,19 +67,59 @@ impl Poller {
             .name(THREAD_NAME.into())
             .spawn(move || run(&shared, interval, &stopped))
             .map_err(|e| MetricsError::io("spawning the resource poller thread", e))?;
-        Ok(Poller { stop, handle })
+        Ok(Poller::Thread { stop, handle })
     }
 
-    /// Whether the thread is still running.
+    /// Spawns the polling task on `runtime`; it polls at once, then every
+    /// `interval`, each poll on the runtime's blocking pool.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn spawn_on(
+        runtime: &tokio::runtime::Handle,
+        shared: Arc<Shared>,
+        interval: Duration,
+    ) -> Poller {
+        let blocking = runtime.clone();
+        Poller::Task(runtime.spawn(async move {
+            tracing::debug!(?interval, "resource poller task started");
+            let mut ticks = tokio::time::interval(interval);
+            // Fell behind (a slow poll, a suspended machine): skip, do not burst.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                let shared = shared.clone();
+                // A panic is caught inside `poll`; a join error means the
+                // runtime is shutting down.
+                if blocking
+                    .spawn_blocking(move || poll(&shared))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }))
+    }
+
+    /// Whether the poller is still running.
     pub(crate) fn is_running(&self) -> bool {
-        !self.handle.is_finished()
+        match self {
+            Poller::Thread { handle, .. } => !handle.is_finished(),
+            #[cfg(feature = "tokio")]
+            Poller::Task(task) => !task.is_finished(),
+        }
     }
 
-    /// Wakes the thread, and waits until it has exited.
+    /// Stops the poller: wakes and joins the thread, or aborts the task.
     pub(crate) fn stop(self) {
-        drop(self.stop);
-        if self.handle.join().is_err() {
-            tracing::error!("the resource poller thread panicked outside a poll");
+        match self {
+            Poller::Thread { stop, handle } => {
+                drop(stop);
+                if handle.join().is_err() {
+                    tracing::error!("the resource poller thread panicked outside a poll");
+                }
+            }
+            #[cfg(feature = "tokio")]
+            Poller::Task(task) => task.abort(),
         }
     }
 }

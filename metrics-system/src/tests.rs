@@ -513,3 +513,37 @@ fn published_sizes_and_durations_carry_their_units() {
         assert!(!prom.contains("_value"), "a stray _value suffix in\n{prom}");
     }
 }
+
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+#[test]
+fn on_a_runtime_the_poller_is_a_task_and_no_thread() {
+    let _one = THREADS.lock();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let capture = Arc::new(Capture::default());
+    let monitor = SystemMonitor::with_collector(capture.clone()).unwrap();
+    monitor.poll_on(runtime.handle().clone());
+    monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
+    assert!(monitor.is_monitoring());
+    eventually("two polls", || monitor.poll_stats().polls >= 2);
+    assert_eq!(poller_threads(), 0, "no thread of the monitor's own");
+    assert!(
+        capture
+            .find(names::MEMORY_USAGE, (names::TAG_STATE, names::STATE_USED))
+            .is_some_and(|v| v > 0.0)
+    );
+    // Starting again while it runs keeps the one task.
+    monitor.start_resource_monitoring(MIN_INTERVAL).unwrap();
+    monitor.stop_resource_monitoring();
+    assert!(!monitor.is_monitoring());
+    eventually("the aborted task let go of the monitor", || {
+        monitor.shared_owners() == 1
+    });
+    let stopped = monitor.poll_stats().polls;
+    std::thread::sleep(MIN_INTERVAL * 2);
+    assert_eq!(monitor.poll_stats().polls, stopped, "no poll after stop");
+    assert_eq!(monitor.poll_stats().panics, 0);
+}

@@ -3,19 +3,27 @@
 //! the streams and flushes every backend (on request, or when the last
 //! clone is dropped).
 
-use std::sync::Weak;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use metrics_protocol::{MetricCollector, MetricsError};
 
 use super::{AgentInner, TICK};
 use crate::aggregate::AggregationSet;
 
-pub(super) fn tick_loop(set: &Weak<AggregationSet>, stop: &crossbeam_channel::Receiver<()>) {
+/// The aggregation ticker: every [`TICK`], closes the batches that are
+/// over, until `stopped` is set or the set is gone.
+pub(super) async fn tick_loop(set: Weak<AggregationSet>, stopped: Arc<Mutex<bool>>) {
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    ticks.tick().await;
     loop {
-        match stop.recv_timeout(TICK) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            _ => return,
+        ticks.tick().await;
+        let stopped = stopped.lock();
+        if *stopped {
+            return;
         }
         let Some(set) = set.upgrade() else {
             return;
@@ -54,10 +62,9 @@ pub(super) fn shutdown_inner(inner: &AgentInner) -> Result<(), MetricsError> {
         m.stop_resource_monitoring();
     }
     if let Some(t) = inner.ticker.lock().take() {
-        let _ = t.stop.send(());
-        if t.handle.join().is_err() {
-            tracing::error!("the aggregation ticker had panicked");
-        }
+        // Waits for a tick in progress; none starts after.
+        *t.stopped.lock() = true;
+        t.task.abort();
     }
     let flushed = rec.aggregations.flush_partial();
     tracing::debug!(results = flushed, "partial aggregation batches flushed");

@@ -18,7 +18,6 @@ use stack::Recording;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
@@ -35,6 +34,7 @@ use crate::aggregate::{AggregateSink, AggregationSpec, StreamAggregator};
 use crate::config::{AgentConfig, AggregationTarget};
 use crate::error::AgentError;
 use crate::health::{ErrorRateWindow, HealthCheck, HealthChecks};
+use crate::runtime::SystemRuntime;
 use crate::stream::StreamHub;
 
 /// How often time batches of stream aggregations are closed.
@@ -101,15 +101,18 @@ struct AgentInner {
     ticker: Mutex<Option<Ticker>>,
     shut: AtomicBool,
     shutdown_lock: Mutex<()>,
+    runtime: SystemRuntime,
 }
 
 struct Settings {
     config: AgentConfig,
 }
 
+/// The aggregation ticker's task. A tick runs under `stopped`'s lock, so
+/// once shutdown has set it no tick runs beside the final flush.
 struct Ticker {
-    stop: crossbeam_channel::Sender<()>,
-    handle: JoinHandle<()>,
+    stopped: Arc<Mutex<bool>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -147,7 +150,22 @@ impl Agent {
     /// As [`new`](Self::new), with the memory backend's windows, aggregation
     /// batches and the error rate on `clock` (a
     /// [`ManualClock`](metrics_memory::ManualClock) in tests).
+    ///
+    /// Background work (the aggregation ticker, resource polls, health
+    /// checks, exports) runs as tasks on the tokio runtime this is called
+    /// from when it is multi-threaded, else on a runtime of one worker
+    /// thread that the agent starts and stops with itself; see
+    /// [`Builder::runtime`](crate::Builder::runtime) to name one.
     pub fn with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Agent, AgentError> {
+        Agent::assemble(config, clock, None)
+    }
+
+    /// [`with_clock`](Self::with_clock), on `runtime` when given.
+    pub(crate) fn assemble(
+        config: AgentConfig,
+        clock: Arc<dyn Clock>,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<Agent, AgentError> {
         config.validate()?;
         // The agent neither serves nor keeps history: the builder starts
         // those parts, so a setting for them is never silently dropped.
@@ -182,17 +200,19 @@ impl Agent {
             ErrorRateWindow::new(config.health.error_rate_window(), clock.clone()),
             clock,
         );
-        let (monitor, monitor_error) = start_monitor(&rec);
+        let runtime = SystemRuntime::pick(runtime)?;
+        let (monitor, monitor_error) = start_monitor(&rec, runtime.handle());
         let agent = Agent {
             inner: Arc::new(AgentInner {
                 rec,
                 monitor,
                 monitor_error,
-                checks: HealthChecks::new(config.health.check_timeout()),
+                checks: HealthChecks::new(config.health.check_timeout(), runtime.handle().clone()),
                 settings: Mutex::new(Settings { config }),
                 ticker: Mutex::new(None),
                 shut: AtomicBool::new(false),
                 shutdown_lock: Mutex::new(()),
+                runtime,
             }),
         };
         let configured = agent.inner.settings.lock().config.aggregations.clone();
@@ -210,14 +230,28 @@ impl Agent {
     }
 
     fn start_ticker(&self) -> Result<(), AgentError> {
-        let (tx, rx) = crossbeam_channel::bounded::<()>(1);
         let set = Arc::downgrade(&self.inner.rec.aggregations);
-        let handle = std::thread::Builder::new()
-            .name("metrics-aggregation-tick".into())
-            .spawn(move || tick_loop(&set, &rx))
-            .map_err(|e| AgentError::io("starting the aggregation ticker", e))?;
-        *self.inner.ticker.lock() = Some(Ticker { stop: tx, handle });
+        let stopped = Arc::new(Mutex::new(false));
+        let task = self
+            .inner
+            .runtime
+            .handle()
+            .spawn(tick_loop(set, stopped.clone()));
+        *self.inner.ticker.lock() = Some(Ticker { stopped, task });
         Ok(())
+    }
+
+    /// The tokio runtime the agent's background work runs on (the
+    /// application's, or the one the agent started): where the builder
+    /// starts the HTTP service and the history writer.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.inner.runtime.handle()
+    }
+
+    /// Whether the agent started its runtime itself (no multi-threaded
+    /// runtime was current and none was given).
+    pub fn owns_runtime(&self) -> bool {
+        self.inner.runtime.is_owned()
     }
 
     /// Starts (or restarts, at the configured interval) the resource
@@ -432,11 +466,18 @@ impl Polled for metrics_system::SystemMonitor {
     }
 }
 
-/// The resource monitor publishing into `rec`, or why there is none.
+/// The resource monitor publishing into `rec`, polling on `runtime`, or
+/// why there is none.
 #[cfg(feature = "system")]
-fn start_monitor(rec: &Recording) -> (Option<Arc<dyn Polled>>, Option<String>) {
+fn start_monitor(
+    rec: &Recording,
+    runtime: &tokio::runtime::Handle,
+) -> (Option<Arc<dyn Polled>>, Option<String>) {
     match metrics_system::SystemMonitor::with_metrics(rec.metrics()) {
-        Ok(m) => (Some(Arc::new(m)), None),
+        Ok(m) => {
+            m.poll_on(runtime.clone());
+            (Some(Arc::new(m)), None)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "system resources cannot be read here");
             (None, Some(e.to_string()))
@@ -447,7 +488,10 @@ fn start_monitor(rec: &Recording) -> (Option<Arc<dyn Polled>>, Option<String>) {
 /// Without the `system` feature there is no resource monitor; health says
 /// so when polling is asked for.
 #[cfg(not(feature = "system"))]
-fn start_monitor(_: &Recording) -> (Option<Arc<dyn Polled>>, Option<String>) {
+fn start_monitor(
+    _: &Recording,
+    _: &tokio::runtime::Handle,
+) -> (Option<Arc<dyn Polled>>, Option<String>) {
     (
         None,
         Some("built without resource polling (the `system` feature of metrics-sdk)".into()),

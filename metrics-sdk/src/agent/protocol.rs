@@ -176,16 +176,17 @@ impl metrics_protocol::app::AsyncMetricsSystem for Agent {
         let Some(m) = self.inner.monitor.clone().filter(|_| polling) else {
             return Ok(());
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        crate::pool::shared()?.run(move || {
-            let _ = tx.send(m.publish_once());
-        })?;
-        rx.await.unwrap_or_else(|_| {
-            Err(MetricsError::io(
-                "collecting a resource poll",
-                std::io::Error::other("the resource poll panicked"),
-            ))
-        })
+        // On the agent's runtime's blocking pool; the handle is awaited on
+        // whatever executor the caller runs.
+        self.runtime()
+            .spawn_blocking(move || m.publish_once())
+            .await
+            .unwrap_or_else(|_| {
+                Err(MetricsError::io(
+                    "collecting a resource poll",
+                    std::io::Error::other("the resource poll panicked"),
+                ))
+            })
     }
 
     /// Exports to `endpoints`; with none given, to the configured
@@ -198,7 +199,13 @@ impl metrics_protocol::app::AsyncMetricsSystem for Agent {
         } else {
             endpoints
         };
-        crate::export::export_to_endpoints(self.aggregator(), endpoints, EXPORT_TIMEOUT).await
+        crate::export::export_to_endpoints(
+            self.runtime(),
+            self.aggregator(),
+            endpoints,
+            EXPORT_TIMEOUT,
+        )
+        .await
     }
 
     fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {
