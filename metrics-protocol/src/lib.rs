@@ -122,5 +122,10 @@ pub mod backend;
 
 #[cfg(feature = "mock")]
 pub use mock::MockMetricCollector;
+/// The mocking crate the `mock` feature's mocks are made with, re-exported so
+/// a test needs no dependency of its own for predicates and sequences:
+/// `use metrics_protocol::mockall::{predicate::*, Sequence};`.
+#[cfg(feature = "mock")]
+pub use mockall;
 #[cfg(any(test, feature = "mock"))]
 pub use timing::MockPerformanceTimer;

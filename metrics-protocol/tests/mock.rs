@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use metrics_protocol::backend::{DropReason, Value};
+use metrics_protocol::mockall::Sequence;
 use metrics_protocol::{
     Metrics, MetricsError, MockMetricCollector, MockPerformanceTimer, PerformanceTimer, TimerId,
 };
-use mockall::Sequence;
 
 /// The "library": charges a card and reports what happened.
 fn charge(metrics: &Metrics, amount_cents: u64, currency: &str) {

@@ -157,10 +157,10 @@ fn statsd_only_shutdown_flushes_everything_through_udp() {
     }
     c.record_gauge("depth", 3.0, &[]);
     agent.tracker().record_failure("send", "refused", &[]);
-    let id = agent.timer().start_timer("op", &[]);
-    agent.timer().stop_timer(id, true).unwrap();
+    let id = agent.performance_timer().start_timer("op", &[]);
+    agent.performance_timer().stop_timer(id, true).unwrap();
     assert!(matches!(
-        agent.timer().stop_timer(id, true),
+        agent.performance_timer().stop_timer(id, true),
         Err(MetricsError::UnknownTimer(_))
     ));
     // Queries and dashboards need the memory backend.
@@ -729,7 +729,7 @@ fn bound_handles_and_timers_by_id_go_through_the_taps() {
     done.add(2.0);
     done.add(-1.0); // refused where it is recorded, and counted
     metrics.histogram("jobs.size", &[]).record(4.0);
-    let timer = agent.timer();
+    let timer = agent.performance_timer();
     let id = timer.start_timer("jobs.run", &[]);
     timer.stop_timer(id, false).unwrap();
     assert_eq!(

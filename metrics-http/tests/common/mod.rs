@@ -88,7 +88,7 @@ impl MetricsSystem for TestSystem {
     fn collector(&self) -> Arc<dyn MetricCollector> {
         self.mem.clone()
     }
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
+    fn performance_timer(&self) -> Arc<dyn PerformanceTimer> {
         self.mem.clone()
     }
     fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {

@@ -70,8 +70,11 @@ pub trait MetricsSystem: Send + Sync {
     fn metrics(&self) -> Metrics;
     /// Where samples are recorded.
     fn collector(&self) -> Arc<dyn MetricCollector>;
-    /// Operation timing.
-    fn timer(&self) -> Arc<dyn PerformanceTimer>;
+    /// Running timers by id ([`PerformanceTimer`]: `start_timer`, then
+    /// `stop_timer`), for timings that cross threads or callbacks. Not
+    /// [`Metrics::timer`], which binds a timer series to record durations
+    /// into.
+    fn performance_timer(&self) -> Arc<dyn PerformanceTimer>;
     /// Success and failure tracking.
     fn tracker(&self) -> Arc<dyn SuccessFailureTracker>;
     /// System resources.

@@ -87,7 +87,7 @@ impl MetricsSystem for NoopMetrics {
     fn collector(&self) -> Arc<dyn MetricCollector> {
         Arc::new(NoopMetrics)
     }
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
+    fn performance_timer(&self) -> Arc<dyn PerformanceTimer> {
         Arc::new(NoopMetrics)
     }
     fn tracker(&self) -> Arc<dyn SuccessFailureTracker> {

@@ -75,7 +75,7 @@ impl MetricsSystem for Agent {
 
     /// Running timers (at most 10000; past it the oldest is evicted and
     /// counted in the `agent` health entry), recorded into the collector.
-    fn timer(&self) -> Arc<dyn PerformanceTimer> {
+    fn performance_timer(&self) -> Arc<dyn PerformanceTimer> {
         self.inner.rec.timers.clone()
     }
 
