@@ -159,10 +159,14 @@ fn build() -> Value {
             q("group_by", false, "One group per value of this tag.", json!({ "type": "string", "minLength": 1 })),
             instance(),
         ], responses(vec![
-            ("200", ok("Groups of bins (`series`), one per `group_by` value (one without it), oldest bin first. Each bin is `[start, end)`, one step; only bins wholly inside the request's range count, each in the step holding its start; `[covers_start, covers_end)` is what they really span (wider where stored bins are coarser than the step).", json!({ "type": "object", "required": ["series"], "properties": {
+            ("200", ok("Groups of bins (`series`), one per `group_by` value (one without it), oldest bin first. The range is answered on its step grid (`grid`): `start` rounded down and `end` rounded up to whole steps counted from the Unix epoch, so stored bins (aligned the same way) each lie in one step and no step holds a sample from outside its `[start, end)`. Each bin is `[start, end)`, one step; `[covers_start, covers_end)` is what its stored bins really span (wider where stored bins are coarser than the step: such a bin counts whole in the step holding its start).", json!({ "type": "object", "required": ["series"], "properties": {
                 "series": { "type": "array", "items": { "type": "object", "required": ["group", "bins"], "properties": {
                     "group": { "type": "string", "nullable": true },
                     "bins": bins.clone() } } },
+                "grid": { "type": "object", "required": ["start", "end", "step_seconds"], "description": "The step grid the answer was given on: the asked range rounded out to whole steps.", "properties": {
+                    "start": { "type": "string", "format": "date-time" },
+                    "end": { "type": "string", "format": "date-time" },
+                    "step_seconds": { "type": "number" } } },
                 "partial": partial.clone() } }))),
             ("404", err("Nothing recorded under this name.")),
             ("501", err("The system keeps no binned history (the protocol has no range query; the main program plugs in the memory backend's).")),

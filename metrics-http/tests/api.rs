@@ -647,9 +647,16 @@ async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
             .unwrap()
             .timestamp()
     };
+    // The answer says the grid it was given on: the range rounded out to
+    // whole minutes, every step on it.
+    let (g0, g1) = (time(&r["grid"]["start"]), time(&r["grid"]["end"]));
+    assert_eq!(r["grid"]["step_seconds"], 60.0, "{r}");
+    assert_eq!((g0 % 60, g1 % 60), (0, 0), "{r}");
+    assert!(g0 <= now as i64 - 3600 && g0 > now as i64 - 3660, "{r}");
     for b in series.iter().flat_map(|s| s["bins"].as_array().unwrap()) {
         let (start, end) = (time(&b["start"]), time(&b["end"]));
         assert_eq!(end - start, 60, "{b}");
+        assert!(start % 60 == 0 && start >= g0 && end <= g1, "{b}");
         let covers = (time(&b["covers_start"]), time(&b["covers_end"]));
         assert!(start <= covers.0 && covers.0 < end, "{b}");
         assert!(covers.0 < covers.1 && covers.1 <= end + 10, "{b}");

@@ -74,12 +74,17 @@ fn disjoint(bins: BTreeMap<i64, Acc>, end_of: &impl Fn(i64) -> i64) -> Vec<Range
 
 impl MemoryMetrics {
     /// Steps of `q.name` between `q.start` and `q.end`, `q.step` wide,
-    /// optionally grouped by one tag. Data comes from the rings, so only
-    /// the retention (24 h by default) can be queried. Only stored bins
-    /// wholly inside `[start, end)` count, each in the step holding its
-    /// start; [`RangeBin::covers_start`] and [`RangeBin::covers_end`] say
-    /// what a step really spans when stored bins do not line up with it.
+    /// optionally grouped by one tag, on the request's step grid
+    /// ([`RangeRequest::aligned`]: the range rounded out to whole steps
+    /// from the epoch). Data comes from the rings, so only the retention
+    /// (24 h by default) can be queried. The step must be a multiple of
+    /// the finest bin (10 s by default), so every bin at most a step wide
+    /// lies in exactly one step; a coarser bin (older history kept in
+    /// 15 min bins, say, under 1 min steps) counts whole in the step
+    /// holding its start, and [`RangeBin::covers_start`] and
+    /// [`RangeBin::covers_end`] say what that step really spans.
     pub fn range_query(&self, q: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
+        let q = &q.aligned();
         let step_ms = q.step.as_millis() as i64;
         let finest = self
             .config

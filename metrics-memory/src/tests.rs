@@ -593,6 +593,43 @@ fn timers_started_through_the_backend_read_its_clock() {
     assert_eq!((d.count, d.sum), (1, 5001.5));
 }
 
+/// A range that starts one second past a bin edge, in 1 min steps: the
+/// sample 3 s into it is counted, the one 65 s in is in the second step,
+/// and no step counts a sample from outside its own `[start, end)`.
+#[test]
+fn range_steps_lie_on_the_bin_grid() {
+    let (clock, m) = manual();
+    let w = handle(&m);
+    // A minute edge, and a range starting a second after it.
+    let edge = (T0 / 60_000 + 1) * 60_000;
+    let start = edge + 1_000;
+    for (offset, v) in [(3_000, 1.0), (65_000, 2.0), (119_000, 4.0), (121_000, 8.0)] {
+        clock.set(start + offset);
+        w.record_histogram("lat", v, &[]);
+    }
+    clock.set(start + 400_000);
+    let q = RangeRequest {
+        name: "lat".into(),
+        tags: vec![],
+        start: crate::clock::to_datetime(start),
+        end: crate::clock::to_datetime(start + 180_000),
+        step: Duration::from_secs(60),
+        group_by: None,
+        instance: Default::default(),
+    };
+    let bins = &m.range_query(&q).unwrap()[0].bins;
+    let got: Vec<(i64, u64, f64)> = bins
+        .iter()
+        .map(|b| (b.start.timestamp_millis() - edge, b.count, b.sum))
+        .collect();
+    // Steps [edge, edge+60 s), [edge+60 s, ...), ...: 4 s, 66 s, 120 s
+    // and 122 s past the edge.
+    assert_eq!(got, [(0, 1, 1.0), (60_000, 1, 2.0), (120_000, 2, 12.0)]);
+    for b in bins {
+        assert!(b.covers_start >= b.start && b.covers_end <= b.end, "{b:?}");
+    }
+}
+
 #[test]
 fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
     let (clock, m) = manual();
@@ -683,7 +720,17 @@ fn range_queries_and_rollups_count_only_what_they_say_they_cover() {
             group_by: None,
             instance: Default::default(),
         };
-        total += check(name, start, end, Some(step), &m.range_query(&q).unwrap());
+        // The answer is on the step grid: the range rounded out to steps.
+        let (a0, a1) = (
+            start.div_euclid(step) * step,
+            (end + step - 1).div_euclid(step) * step,
+        );
+        let a = q.aligned();
+        assert_eq!(
+            (a.start.timestamp_millis(), a.end.timestamp_millis()),
+            (a0, a1)
+        );
+        total += check(name, a0, a1, Some(step), &m.range_query(&q).unwrap());
         let out = m
             .rollup(&RollupRequest {
                 name: "q".into(),

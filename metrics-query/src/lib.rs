@@ -58,6 +58,69 @@ pub struct RangeRequest {
     pub instance: InstanceScope,
 }
 
+impl RangeRequest {
+    /// This request on its step grid: `start` rounded down and `end`
+    /// rounded up to whole steps counted from the Unix epoch, so every
+    /// step is `[k·step, (k+1)·step)` for some integer `k`. Stored bins are
+    /// aligned the same way (a bin of width `w` starts at a multiple of
+    /// `w`), so on this grid every bin whose width divides the step lies
+    /// wholly inside one step: no step holds a sample from outside its own
+    /// `[start, end)`, and a range starting one second past a bin edge
+    /// loses no sample of the bin it starts in. Every source answers on
+    /// this grid ([`RangeQueries::query_range`]); the answer says which
+    /// ([`RangeAnswer::grid`]). Idempotent; a zero step leaves the request
+    /// as it is (a source refuses it).
+    pub fn aligned(&self) -> RangeRequest {
+        let step = i64::try_from(self.step.as_millis()).unwrap_or(i64::MAX);
+        if step <= 0 {
+            return self.clone();
+        }
+        let snap = |t: DateTime<Utc>, up: bool| {
+            let ms = t.timestamp_millis();
+            let down = ms.div_euclid(step).saturating_mul(step);
+            let ms = if up && down < ms {
+                down.saturating_add(step)
+            } else {
+                down
+            };
+            DateTime::from_timestamp_millis(ms).unwrap_or(if up {
+                DateTime::<Utc>::MAX_UTC
+            } else {
+                DateTime::<Utc>::MIN_UTC
+            })
+        };
+        RangeRequest {
+            start: snap(self.start, false),
+            end: snap(self.end, true),
+            ..self.clone()
+        }
+    }
+}
+
+/// The step grid a range answer was given on ([`RangeRequest::aligned`]):
+/// the range as answered, which may be wider than the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepGrid {
+    /// Start of the first step: the asked start, rounded down to a step.
+    pub start: DateTime<Utc>,
+    /// End of the last step (exclusive): the asked end, rounded up.
+    pub end: DateTime<Utc>,
+    /// Width of every step, in seconds.
+    pub step_seconds: f64,
+}
+
+impl StepGrid {
+    /// The grid of `request` once aligned.
+    pub fn of(request: &RangeRequest) -> StepGrid {
+        let r = request.aligned();
+        StepGrid {
+            start: r.start,
+            end: r.end,
+            step_seconds: r.step.as_secs_f64(),
+        }
+    }
+}
+
 /// The `instance` value that asks for every instance merged.
 pub const ALL_INSTANCES: &str = "*";
 
@@ -234,6 +297,11 @@ pub struct RangeAnswer {
     /// complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// For a range query, the step grid it was answered on: the asked
+    /// range rounded out to whole steps ([`RangeRequest::aligned`]).
+    /// Absent for a rollup, whose steps are calendar periods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<StepGrid>,
 }
 
 impl RangeAnswer {
@@ -242,6 +310,15 @@ impl RangeAnswer {
         RangeAnswer {
             series,
             partial: None,
+            grid: None,
+        }
+    }
+
+    /// This answer, saying it was given on `request`'s step grid.
+    pub fn on_grid_of(self, request: &RangeRequest) -> Self {
+        RangeAnswer {
+            grid: Some(StepGrid::of(request)),
+            ..self
         }
     }
 }
@@ -254,9 +331,10 @@ impl RangeAnswer {
 /// return `None`: the system's own query answers, and a request for
 /// another instance is refused).
 pub trait RangeQueries: Send + Sync {
-    /// Bins of `request`. [`MetricsError::NoData`] for an unknown name,
-    /// [`MetricsError::InvalidArgument`] for a step or range the history
-    /// cannot give.
+    /// Bins of `request`, on its step grid ([`RangeRequest::aligned`]: an
+    /// implementation aligns the request first). [`MetricsError::NoData`]
+    /// for an unknown name, [`MetricsError::InvalidArgument`] for a step
+    /// or range the history cannot give.
     fn query_range(&self, request: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError>;
 
     /// The summary of `name` over `window` from this history, or `None` to
@@ -307,9 +385,11 @@ pub trait RangeQueries: Send + Sync {
     /// [`query_range`](Self::query_range)'s answer, saying whether part of
     /// the history could not be asked ([`RangeAnswer::partial`]): what
     /// `/api/v1/query_range` serves. By default `query_range`'s series, as
-    /// a complete answer.
+    /// a complete answer on the request's step grid.
     fn query_range_answer(&self, request: &RangeRequest) -> Result<RangeAnswer, MetricsError> {
-        self.query_range(request).map(RangeAnswer::complete)
+        let request = request.aligned();
+        self.query_range(&request)
+            .map(|s| RangeAnswer::complete(s).on_grid_of(&request))
     }
 
     /// [`rollup`](Self::rollup)'s answer, saying whether part of the
@@ -387,6 +467,87 @@ mod tests {
     }
 
     #[test]
+    fn a_range_snaps_out_to_whole_steps_from_the_epoch() {
+        let r = RangeRequest {
+            name: "x".into(),
+            tags: vec![],
+            start: at("2026-11-26T09:01:01Z"),
+            end: at("2026-11-26T09:04:00.001Z"),
+            step: Duration::from_secs(60),
+            group_by: None,
+            instance: InstanceScope::Local,
+        };
+        let a = r.aligned();
+        assert_eq!(
+            (a.start, a.end),
+            (at("2026-11-26T09:01:00Z"), at("2026-11-26T09:05:00Z"))
+        );
+        assert_eq!(a.aligned(), a, "aligning twice changes nothing");
+        // A range already on the grid stays as it is; the step never changes.
+        let on = RangeRequest {
+            start: at("2026-11-26T09:00:00Z"),
+            end: at("2026-11-26T10:00:00Z"),
+            ..r.clone()
+        };
+        assert_eq!(on.aligned(), on);
+        // Steps that are not whole seconds, and times before the epoch.
+        let odd = RangeRequest {
+            start: at("1969-12-31T23:59:59.100Z"),
+            end: at("1970-01-01T00:00:00.100Z"),
+            step: Duration::from_millis(250),
+            ..r.clone()
+        };
+        let a = odd.aligned();
+        assert_eq!(
+            (a.start, a.end),
+            (at("1969-12-31T23:59:59Z"), at("1970-01-01T00:00:00.250Z"))
+        );
+        let grid = StepGrid::of(&odd);
+        assert_eq!(
+            (grid.start, grid.end, grid.step_seconds),
+            (a.start, a.end, 0.25)
+        );
+        let zero = RangeRequest {
+            step: Duration::ZERO,
+            ..r
+        };
+        assert_eq!(zero.aligned(), zero);
+    }
+
+    #[test]
+    fn the_default_range_answer_is_on_the_grid() {
+        struct Echo;
+        impl RangeQueries for Echo {
+            fn query_range(&self, r: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
+                let bin = RangeBin::new((r.start, r.end), (r.start, r.end), (1, 1.0, 1.0, 1.0));
+                Ok(vec![RangeGroup {
+                    group: None,
+                    bins: vec![bin],
+                }])
+            }
+        }
+        let r = RangeRequest {
+            name: "x".into(),
+            tags: vec![],
+            start: at("2026-11-26T09:01:01Z"),
+            end: at("2026-11-26T09:02:01Z"),
+            step: Duration::from_secs(60),
+            group_by: None,
+            instance: InstanceScope::Local,
+        };
+        let a = Echo.query_range_answer(&r).unwrap();
+        assert_eq!(
+            a.series[0].bins[0].start,
+            at("2026-11-26T09:01:00Z"),
+            "asked on the grid"
+        );
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["grid"]["start"], "2026-11-26T09:01:00Z");
+        assert_eq!(v["grid"]["end"], "2026-11-26T09:03:00Z");
+        assert_eq!(v["grid"]["step_seconds"], 60.0);
+    }
+
+    #[test]
     fn an_empty_step_has_a_mean_of_zero() {
         let t = at("2026-11-26T15:00:00Z");
         assert_eq!(RangeBin::new((t, t), (t, t), (0, 0.0, 0.0, 0.0)).avg, 0.0);
@@ -399,6 +560,7 @@ mod tests {
         let partial = RangeAnswer {
             series: vec![],
             partial: Some("history store unavailable".into()),
+            grid: None,
         };
         let v = serde_json::to_value(partial).unwrap();
         assert_eq!(v["partial"], "history store unavailable");

@@ -293,6 +293,8 @@ impl RangeQueries for HistoryRanges {
     }
 
     fn query_range_answer(&self, r: &RangeRequest) -> Result<RangeAnswer, MetricsError> {
+        // Memory and the store answer on one grid, so their steps merge.
+        let r = &r.aligned();
         let scope = self.scope(&r.instance);
         let no_data = || MetricsError::NoData(r.name.clone());
         let recent = if scope.with_memory {
@@ -316,7 +318,9 @@ impl RangeQueries for HistoryRanges {
         Ok(RangeAnswer {
             series: all,
             partial,
-        })
+            grid: None,
+        }
+        .on_grid_of(r))
     }
 
     fn summary(
@@ -423,6 +427,7 @@ impl RangeQueries for HistoryRanges {
         Some(Ok(RangeAnswer {
             series: all,
             partial,
+            grid: None,
         }))
     }
 }
