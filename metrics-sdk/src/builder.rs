@@ -287,7 +287,7 @@ impl Running {
         let shown = url.to_string();
         let mut config = WriterConfig::new(url, instance);
         config.rings = self.agent.config().store_rings()?;
-        let writer = HistoryWriter::start(memory.clone(), config)
+        let writer = HistoryWriter::start(memory.clone(), config, self.agent.runtime().clone())
             .map_err(|e| AgentError::config("store", shown, e.to_string()))?;
         let writer = Arc::new(writer);
         let w = writer.clone();

@@ -86,6 +86,21 @@ pub(crate) mod test_util {
         test_runtime().block_on(f)
     }
 
+    /// A multi-threaded runtime of two workers, shared by the tests, as
+    /// an application's: where history writers run.
+    pub fn app_runtime() -> tokio::runtime::Handle {
+        static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("an application runtime")
+        })
+        .handle()
+        .clone()
+    }
+
     /// A fresh current-thread runtime, for a test's futures and its
     /// blocking pool.
     pub fn test_runtime() -> tokio::runtime::Runtime {

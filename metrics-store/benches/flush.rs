@@ -152,10 +152,16 @@ fn record(c: &mut Criterion) {
         for i in 0..SERIES {
             metrics.record_counter("requests", 1.0, &[("series", &i.to_string())]);
         }
+        // The application's runtime, which the writer runs on.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let writer = on.then(|| {
             let mut cfg = WriterConfig::new(StoreUrl::Sqlite(dir.join("rec.sqlite")), "bench");
             cfg.flush_interval = Duration::from_secs(1);
-            HistoryWriter::start(m.clone(), cfg).expect("writer")
+            HistoryWriter::start(m.clone(), cfg, rt.handle().clone()).expect("writer")
         });
         let label = if on { "store_on" } else { "store_off" };
         g.bench_function(label, |b| {

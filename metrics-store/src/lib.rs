@@ -59,13 +59,17 @@
 //!   be reported done inside a transaction the database never commits. On
 //!   SQLite every write (flushes, retention) goes through one connection
 //!   of its own and reads through others: this process's writes never
-//!   wait on one another for SQLite's write lock.
+//!   wait on one another for SQLite's write lock. sqlx runs a thread per
+//!   open SQLite connection; reading connections close after two idle
+//!   seconds, so an idle store holds one connection (the writer's) and
+//!   one such thread.
 //!   Schema version 2 adds an `outcomes` table: successes and failures
 //!   by error type per operation and bin (one row per non-zero count),
 //!   written in the same transaction as the bins, summed by
 //!   [`Store::outcomes`] and under the same retention.
-//! - [`HistoryWriter`]: a background thread that moves sealed bins from
-//!   the memory backend to the store, one transaction per flush, bounded
+//! - [`HistoryWriter`]: a task on the application's tokio runtime (no
+//!   thread or runtime of its own) that moves sealed bins from the memory
+//!   backend to the store, one transaction per flush, bounded
 //!   while the database is down (drops counted in [`WriterStatus`]),
 //!   retrying, checking between flushes that the database answers (its
 //!   status turns unhealthy while a wait on the database lasts longer than
@@ -154,7 +158,4 @@ pub enum StoreError {
         /// How long it was given.
         after: std::time::Duration,
     },
-    /// The writer's thread or runtime could not start.
-    #[error("history writer: {0}")]
-    Runtime(String),
 }

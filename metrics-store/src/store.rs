@@ -50,6 +50,14 @@ pub struct Store {
     page_limit: Arc<AtomicU64>,
 }
 
+/// How long a SQLite reading connection stays open unused (sqlx closes it
+/// between one and two of these after its last use): queries in a burst
+/// share it; an idle store keeps only its writing connection.
+const READ_IDLE: Duration = Duration::from_secs(2);
+
+/// The schema version: the newest migration applied.
+const SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
+
 /// [`Store::page_limit`] when no cap was ever set.
 const NO_PAGE_LIMIT: u64 = u64::MAX;
 /// SQLite's own largest `max_page_count`: what lifting a cap restores.
@@ -357,10 +365,12 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         // Every connection applies the page cap (if any) when made and
         // whenever it is taken from its pool.
-        let pool_options = |connections: u32| {
+        let pool_options = |connections: u32, idle: Option<Duration>| {
             let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
             SqlitePoolOptions::new()
                 .max_connections(connections)
+                .min_connections(0)
+                .idle_timeout(idle)
                 .after_connect(move |conn, _| {
                     let limit = on_connect.clone();
                     Box::pin(async move { apply_page_limit(conn, &limit).await })
@@ -373,7 +383,12 @@ impl Store {
                     })
                 })
         };
-        let pool = pool_options(4)
+        // sqlx runs a thread per open SQLite connection. Reads (queries,
+        // and the checks and migrations below) open connections as needed
+        // and close them once idle for READ_IDLE; the writer's one
+        // connection (flushes, retention, pings) stays open: at steady
+        // state, one connection and one thread.
+        let pool = pool_options(4, Some(READ_IDLE))
             .connect_with(opts.clone())
             .await
             .map_err(|e| sqlite_err(path, e))?;
@@ -399,7 +414,7 @@ impl Store {
             sqlx::migrate::MigrateError::Execute(e) => sqlite_err(path, e),
             e => StoreError::Migrate(e),
         })?;
-        let write = pool_options(1).connect_lazy_with(opts);
+        let write = pool_options(1, None).connect_lazy_with(opts);
         Ok(Db::Sqlite { read: pool, write })
     }
 
@@ -432,18 +447,26 @@ impl Store {
 
     /// The schema version (the newest migration applied).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        let sql = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
         Ok(match &self.db {
-            Db::Sqlite { read, .. } => sqlx::query_scalar(sql).fetch_one(read).await?,
-            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+            Db::Sqlite { read, .. } => sqlx::query_scalar(SCHEMA_VERSION).fetch_one(read).await?,
+            Db::Postgres(p) => sqlx::query_scalar(SCHEMA_VERSION).fetch_one(p).await?,
         })
     }
 
     /// Asks the database a question that reads a table (the schema
     /// version): whether it answers at all, however long that takes (the
     /// caller bounds it).
+    ///
+    /// On SQLite it asks on the connection writes go through (the one a
+    /// writer keeps open), so that pinging opens no reading connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.schema_version().await.map(|_| ())
+        match &self.db {
+            Db::Sqlite { write, .. } => {
+                let _: i64 = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(write).await?;
+                Ok(())
+            }
+            Db::Postgres(_) => self.schema_version().await.map(|_| ()),
+        }
     }
 
     /// Writes `bins` in one transaction: all or none. Returns the rows

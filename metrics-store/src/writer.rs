@@ -1,14 +1,13 @@
-//! [`HistoryWriter`]: the background thread that moves sealed bins from the
-//! memory backend into a [`Store`].
+//! [`HistoryWriter`]: the background task that moves sealed bins from the
+//! memory backend into a [`Store`], on the application's runtime.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics_memory::{MemoryMetrics, SealedOutcomes};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
 use crate::{Store, StoreError, StoreRing, StoreUrl, StoredBin};
@@ -141,11 +140,63 @@ struct Shared {
 pub struct HistoryWriter {
     shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    done: Arc<Done>,
     stopped: AtomicBool,
     started_ms: i64,
     instance: String,
+}
+
+/// Set when the writer's task has ended (written everything and stopped,
+/// or been dropped by a runtime shutting down): what
+/// [`HistoryWriter::shutdown`] waits for.
+#[derive(Default)]
+struct Done {
+    flag: Mutex<bool>,
+    cond: Condvar,
+    notify: Notify,
+}
+
+impl Done {
+    fn set(&self) {
+        *self.flag.lock() = true;
+        self.cond.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.flag.lock()
+    }
+
+    /// Blocks the calling thread until set.
+    fn wait(&self) {
+        let mut done = self.flag.lock();
+        while !*done {
+            self.cond.wait(&mut done);
+        }
+    }
+
+    async fn wait_async(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read: a `set` in between wakes it.
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Sets [`Done`] when dropped: when the writer's task returns, and when a
+/// runtime shutting down drops it unfinished.
+struct SetOnDrop(Arc<Done>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
 }
 
 impl std::fmt::Debug for HistoryWriter {
@@ -157,19 +208,22 @@ impl std::fmt::Debug for HistoryWriter {
 }
 
 impl HistoryWriter {
-    /// Starts writing `memory`'s history per `config` (its own thread and a
-    /// one-worker runtime). Only an `off` URL or a failure to start a thread
-    /// is an error; a database that cannot be reached yet is retried.
-    pub fn start(memory: Arc<MemoryMetrics>, config: WriterConfig) -> Result<Self, StoreError> {
+    /// Starts writing `memory`'s history per `config`, as a task on
+    /// `runtime` (the application's: the writer has no thread or runtime
+    /// of its own). Only an `off` URL is an error; a database that cannot
+    /// be reached yet is retried.
+    ///
+    /// The runtime must run tasks while the writer works: a multi-threaded
+    /// runtime, or a current-thread one that is driven (its writes wait
+    /// otherwise; recording never does).
+    pub fn start(
+        memory: Arc<MemoryMetrics>,
+        config: WriterConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, StoreError> {
         if config.url == StoreUrl::Off {
             return Err(StoreError::Off);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("metrics-store")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Runtime(e.to_string()))?;
         let shared = Arc::new(Shared {
             status: Mutex::new(WriterStatus {
                 url: config.url.to_string(),
@@ -191,42 +245,46 @@ impl HistoryWriter {
                     .map_or(0, |d| d.as_nanos())
             ),
         });
-        let handle = runtime.handle().clone();
-        let sh = shared.clone();
         let instance = config.instance.clone();
         // History starts at the open bin when the writer starts (not when
-        // its thread first runs).
+        // its task first runs).
         let finest = memory.finest_bin_ms().max(1);
         let start_watermark = now_ms(&memory).div_euclid(finest) * finest;
-        let mut watermark = start_watermark;
-        let thread = std::thread::Builder::new()
-            .name("metrics-store-writer".into())
-            .spawn(move || {
-                loop {
-                    let task =
-                        handle.spawn(run(memory.clone(), config.clone(), sh.clone(), watermark));
-                    match handle.block_on(task) {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "history writer failed; restarting it");
-                            sh.status.lock().last_error = Some(format!("writer restarted: {e}"));
-                            if sh.stop.load(Ordering::Acquire) {
-                                break;
-                            }
-                            // The bins between the last watermark and now
-                            // are lost; restart from the present.
-                            watermark = now_ms(&memory).div_euclid(finest) * finest;
-                            std::thread::sleep(Duration::from_secs(1));
+        let done = Arc::new(Done::default());
+        let guard = SetOnDrop(done.clone());
+        let sh = shared.clone();
+        let spawner = runtime.clone();
+        runtime.spawn(async move {
+            let _guard = guard;
+            let mut watermark = start_watermark;
+            loop {
+                // A task of its own, so that a panic in it is caught here.
+                let task =
+                    spawner.spawn(run(memory.clone(), config.clone(), sh.clone(), watermark));
+                match task.await {
+                    Ok(()) => break,
+                    Err(e) if e.is_cancelled() => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "history writer failed; restarting it");
+                        sh.status.lock().last_error = Some(format!("writer restarted: {e}"));
+                        if sh.stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        // The bins between the last watermark and now
+                        // are lost; restart from the present.
+                        watermark = now_ms(&memory).div_euclid(finest) * finest;
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = sh.wake.notified() => {}
                         }
                     }
                 }
-            })
-            .map_err(|e| StoreError::Runtime(e.to_string()))?;
+            }
+        });
         Ok(HistoryWriter {
             shared,
-            handle: runtime.handle().clone(),
-            runtime: Mutex::new(Some(runtime)),
-            thread: Mutex::new(Some(thread)),
+            handle: runtime,
+            done,
             stopped: AtomicBool::new(false),
             started_ms: start_watermark,
             instance,
@@ -281,38 +339,71 @@ impl HistoryWriter {
     }
 
     /// Runs `f` on the writer's runtime and waits for it: how synchronous
-    /// code (an HTTP handler's blocking thread) queries the store. `None`
-    /// after shutdown. Must not be called from inside an async task.
+    /// code (an HTTP handler on a blocking thread) queries the store.
+    /// `None` after shutdown. Called on a worker of a multi-threaded
+    /// runtime, the worker's other tasks move to another thread meanwhile
+    /// ([`tokio::task::block_in_place`]); it must not be called from a
+    /// task of a current-thread runtime.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
         if self.stopped.load(Ordering::Acquire) {
             return None;
         }
-        Some(self.handle.block_on(f))
+        Some(blocking(|| self.handle.block_on(f)))
     }
 
     /// Writes everything recorded so far (the open bin included) and stops;
     /// later calls do nothing.
+    ///
+    /// Waits for the writer's last flush from a thread outside any runtime
+    /// and from a worker of a multi-threaded runtime (its other tasks move
+    /// to another thread meanwhile). Called from a task of a current-thread
+    /// runtime, where blocking would stop the very runtime the writer may
+    /// need, it only asks the writer to stop: the last flush happens while
+    /// that runtime runs on; await [`shutdown_async`](Self::shutdown_async)
+    /// there instead.
     pub fn shutdown(&self) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
+        if !self.request_stop() {
             return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread => {
+                tracing::debug!(
+                    "history writer asked to stop from a current-thread runtime: not waiting for its last flush"
+                );
+            }
+            _ => blocking(|| self.done.wait()),
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code: writes everything
+    /// recorded so far (the open bin included) and returns once the writer
+    /// has stopped; later calls return at once.
+    pub async fn shutdown_async(&self) {
+        if self.request_stop() {
+            self.done.wait_async().await;
+        }
+    }
+
+    /// Asks the writer to stop; false when it was asked before.
+    fn request_stop(&self) -> bool {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return false;
         }
         self.shared.stop.store(true, Ordering::Release);
         self.shared.wake.notify_one();
-        if let Some(t) = self.thread.lock().take()
-            && t.join().is_err()
-        {
-            tracing::error!("history writer thread panicked at shutdown");
+        true
+    }
+}
+
+/// Runs `f`, which blocks the calling thread: on a worker of a
+/// multi-threaded runtime through [`tokio::task::block_in_place`] (the
+/// worker's tasks, the writer's among them, go on elsewhere), else as is.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
         }
-        if let Some(rt) = self.runtime.lock().take() {
-            // The writer thread has written everything; inside an
-            // application's async context a runtime may not wait for its
-            // tasks (tokio panics), so it is left to finish in the background.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                rt.shutdown_background();
-            } else {
-                rt.shutdown_timeout(Duration::from_secs(5));
-            }
-        }
+        _ => f(),
     }
 }
 

@@ -30,6 +30,21 @@ fn temp_dir(test: &str) -> PathBuf {
     d
 }
 
+/// The application's runtime the writers run on (two workers, as the
+/// main program's).
+fn app_rt() -> tokio::runtime::Handle {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+    .handle()
+    .clone()
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,7 +120,7 @@ fn run(test: &str, delta_ms: i64, correct: bool) {
     let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
     let mut cfg = WriterConfig::new(url.clone(), "w");
     cfg.flush_interval = Duration::from_millis(20);
-    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
     let metrics = Metrics::new(m.clone());
     let mut recorded = record_each_second(&metrics, &clock, 30);
     // Three bins of each metric and of the outcomes have ended.

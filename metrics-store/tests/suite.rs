@@ -53,6 +53,21 @@ async fn backends(test: &str) -> Vec<StoreUrl> {
     out
 }
 
+/// The application's runtime the writers run on (two workers, as the
+/// main program's).
+fn app_rt() -> tokio::runtime::Handle {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+    .handle()
+    .clone()
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -571,7 +586,7 @@ fn the_writer_persists_everything_by_shutdown() {
             Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
         let mut cfg = WriterConfig::new(url.clone(), "w");
         cfg.flush_interval = Duration::from_millis(20);
-        let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+        let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
         let metrics = Metrics::new(m.clone());
         metrics.record_counter("jobs", 1.0, &[("q", "x")]);
         metrics.record_histogram("latency", 3.0, &[]);
@@ -611,7 +626,7 @@ fn a_database_that_is_down_leaves_recording_alone_and_counts_drops() {
     cfg.flush_interval = Duration::from_millis(20);
     cfg.retry_interval = Duration::from_millis(20);
     cfg.max_pending = 3;
-    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
     let metrics = Metrics::new(m.clone());
     for i in 0..5 {
         metrics.record_counter(&format!("c{i}"), 1.0, &[]);
@@ -657,7 +672,7 @@ fn writing_resumes_when_the_store_comes_back() {
     let mut cfg = WriterConfig::new(url.clone(), "w");
     cfg.flush_interval = Duration::from_millis(20);
     cfg.retry_interval = Duration::from_millis(20);
-    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
     let metrics = Metrics::new(m.clone());
     metrics.record_counter("jobs", 1.0, &[]);
     metrics.record_counter("other", 1.0, &[]);
@@ -885,7 +900,7 @@ fn a_store_that_stops_answering_is_unhealthy_while_it_does() {
     cfg.flush_interval = Duration::from_millis(20);
     cfg.ping_interval = Duration::from_millis(20);
     cfg.answer_timeout = Duration::from_millis(500);
-    let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+    let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
     let metrics = Metrics::new(m.clone());
     wait_until("connected", || w.status().healthy);
     let StoreUrl::Sqlite(path) = &url else {
@@ -934,7 +949,7 @@ fn a_server_that_never_answers_reads_as_not_answering() {
     let m = Arc::new(MemoryMetrics::new());
     let mut cfg = WriterConfig::new(url, "w");
     cfg.answer_timeout = Duration::from_millis(200);
-    let w = HistoryWriter::start(m, cfg).unwrap();
+    let w = HistoryWriter::start(m, cfg, app_rt()).unwrap();
     wait_until("not answering", || {
         let st = w.status();
         !st.healthy
@@ -945,4 +960,95 @@ fn a_server_that_never_answers_reads_as_not_answering() {
     });
     assert!(w.store().is_none());
     w.shutdown();
+}
+
+/// Records a counter in one bin and opens the next: what a writer stopped
+/// now must write (the sealed bin and the open one).
+fn two_bins(clock: &ManualClock, m: &Arc<MemoryMetrics>) {
+    let metrics = Metrics::new(m.clone());
+    metrics.record_counter("jobs", 1.0, &[]);
+    clock.advance(Duration::from_secs(10));
+    metrics.record_counter("jobs", 2.0, &[]);
+}
+
+/// The sums of `jobs` per 10 s bin from `t0`, read back from `url`.
+fn stored_jobs(url: &StoreUrl, t0: i64) -> Vec<f64> {
+    rt().block_on(async {
+        let s = Store::open(url, "reader").await.unwrap();
+        let got = s
+            .query(&query("jobs", t0, t0 + 20_000, 10_000))
+            .await
+            .unwrap();
+        s.close().await;
+        got.first()
+            .map(|g| g.bins.iter().map(|b| b.sum).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// Shut down from a task on a worker of the runtime the writer runs on
+/// (one worker: the writer's last flush needs the very thread that waits),
+/// it writes everything and returns; so does `shutdown_async`.
+#[test]
+fn a_writer_stops_from_inside_its_own_runtime() {
+    for asynchronous in [false, true] {
+        let dir = temp_dir("inside");
+        let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+        let t0 = 1_800_000_000_000;
+        let clock = Arc::new(ManualClock::new(t0));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let one = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = HistoryWriter::start(
+            m.clone(),
+            WriterConfig::new(url.clone(), "w"),
+            one.handle().clone(),
+        )
+        .unwrap();
+        two_bins(&clock, &m);
+        let task = one.spawn(async move {
+            if asynchronous {
+                w.shutdown_async().await;
+            } else {
+                w.shutdown();
+            }
+            w.status()
+        });
+        let st = one.block_on(task).unwrap();
+        assert_eq!((st.written, st.pending), (2, 0), "{st:?}");
+        drop(one);
+        assert_eq!(
+            stored_jobs(&url, t0),
+            vec![1.0, 2.0],
+            "async: {asynchronous}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// Dropped inside a task of a current-thread runtime (where blocking is
+/// not allowed), a writer on the application's runtime neither panics nor
+/// blocks, and its last flush still lands.
+#[test]
+fn a_writer_dropped_in_a_current_thread_task_still_writes_everything() {
+    let dir = temp_dir("current");
+    let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
+    let t0 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+    let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), "w"), app_rt()).unwrap();
+    two_bins(&clock, &m);
+    // Connected (the schema made) before the test reads the file itself.
+    wait_until("connected", || w.store().is_some());
+    rt().block_on(async move { drop(w) });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stored_jobs(&url, t0) != vec![1.0, 2.0] {
+        assert!(Instant::now() < deadline, "{:?}", stored_jobs(&url, t0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

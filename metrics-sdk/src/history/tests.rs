@@ -82,7 +82,12 @@ fn instances_are_queried_one_by_one_or_all_merged() {
         let clock = Arc::new(ManualClock::new(t0));
         let m =
             Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
-        let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), name)).unwrap();
+        let w = HistoryWriter::start(
+            m.clone(),
+            WriterConfig::new(url.clone(), name),
+            crate::test_util::app_runtime(),
+        )
+        .unwrap();
         metrics_of(&m).record_counter("jobs", v, &[]);
         metrics_of(&m).record_histogram("size", v, &[]);
         metrics_of(&m).record_failure("pay", name, &[]);
@@ -171,7 +176,12 @@ fn a_range_across_a_restart_returns_both_halves() {
         let clock = Arc::new(ManualClock::new(at));
         let m =
             Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
-        let w = HistoryWriter::start(m.clone(), WriterConfig::new(url.clone(), "host")).unwrap();
+        let w = HistoryWriter::start(
+            m.clone(),
+            WriterConfig::new(url.clone(), "host"),
+            crate::test_util::app_runtime(),
+        )
+        .unwrap();
         (clock, m, Arc::new(w))
     };
     // The first run: 1 + 2 in its first bin, 4 in the next, then stops.
@@ -346,7 +356,14 @@ fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
     let clock = Arc::new(ManualClock::new(t0));
     let m = Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
     let url = StoreUrl::Sqlite(dir.join("h.sqlite"));
-    let w = Arc::new(HistoryWriter::start(m.clone(), WriterConfig::new(url, "host")).unwrap());
+    let w = Arc::new(
+        HistoryWriter::start(
+            m.clone(),
+            WriterConfig::new(url, "host"),
+            crate::test_util::app_runtime(),
+        )
+        .unwrap(),
+    );
     metrics_of(&m).record_counter("jobs", 2.0, &[]);
     clock.advance(Duration::from_secs(10));
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -392,7 +409,8 @@ fn a_store_that_never_answers_leaves_the_answer_to_memory_saying_so() {
         .unwrap();
     let mut config = WriterConfig::new(url, "host");
     config.answer_timeout = Duration::from_millis(200);
-    let w = Arc::new(HistoryWriter::start(m.clone(), config).unwrap());
+    let w =
+        Arc::new(HistoryWriter::start(m.clone(), config, crate::test_util::app_runtime()).unwrap());
     metrics_of(&m).record_counter("jobs", 2.0, &[]);
     clock.advance(Duration::from_secs(10));
     let (range, rollup) = jobs_requests(t0);
