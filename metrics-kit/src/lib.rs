@@ -32,9 +32,12 @@
 //!   carries (`<op>.success`, `<op>.failure` + `error_type`), allocation-free.
 //! - [`Sample`] and [`read_samples`]: the JSON-lines sample format the
 //!   command-line examples read.
+//! - [`duration`]: durations in configuration, a number in the field's unit
+//!   or a human form (`"500ms"`, `"5m"`), with serde helpers.
 #![deny(missing_docs)]
 
 mod drops;
+pub mod duration;
 pub mod layers;
 mod outcome;
 mod sample;

@@ -72,7 +72,9 @@ pub struct MemoryConfig {
     /// overflow series, as past `cardinality_limit`.
     pub max_series: usize,
     /// Series not recorded into for this many seconds are removed (default:
-    /// never). Series bound by a handle never expire.
+    /// never; also read as a duration, `"10m"`). Series bound by a handle
+    /// never expire.
+    #[serde(deserialize_with = "metrics_kit::duration::opt_secs")]
     pub idle_expiry_secs: Option<u64>,
     /// Running timers kept before the oldest is evicted (default 10000).
     pub max_running_timers: usize,

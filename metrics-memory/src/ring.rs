@@ -31,22 +31,24 @@ use crate::sketch::{Key, Sketch, merge_encodings};
 /// One ring: `span / bin` bins of width `bin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSpec {
-    /// How far back the ring reaches (serialised as seconds).
+    /// How far back the ring reaches (serialised as seconds; read as
+    /// seconds or a duration, `"5m"`).
     #[serde(with = "secs")]
     pub span: Duration,
-    /// Width of one bin (serialised as seconds).
+    /// Width of one bin (serialised as seconds; read as seconds or a
+    /// duration, `"10s"`).
     #[serde(with = "secs")]
     pub bin: Duration,
 }
 
 mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Duration::try_from_secs_f64(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+        metrics_kit::duration::duration_secs(d)
     }
 }
 

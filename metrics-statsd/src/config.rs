@@ -75,7 +75,9 @@ pub struct StatsdConfig {
     /// `0` and `-N` pair, which never straddles two datagrams, goes out
     /// alone in a larger datagram rather than being lost.
     pub max_datagram_bytes: usize,
-    /// Milliseconds between flushes (default 1000).
+    /// Milliseconds between flushes (default 1000). Like every `_ms`
+    /// setting, also read as a duration: `"1s"`, `"250ms"`.
+    #[serde(deserialize_with = "metrics_kit::duration::millis")]
     pub flush_interval_ms: u64,
     /// Timer and histogram samples waiting for the sender (default 65536);
     /// past that they are dropped and counted.
@@ -90,9 +92,11 @@ pub struct StatsdConfig {
     pub histogram_sample_rate: f64,
     /// How long `shutdown` waits for the sender, in milliseconds (default
     /// 2000). What is still queued at that point is dropped and counted.
+    #[serde(deserialize_with = "metrics_kit::duration::millis")]
     pub shutdown_timeout_ms: u64,
     /// After the final flush, how long `shutdown` waits for the kernel to
     /// report that the last datagram was refused, in milliseconds (default 50).
+    #[serde(deserialize_with = "metrics_kit::duration::millis")]
     pub shutdown_probe_ms: u64,
     /// Series (distinct kind, name and tags) kept at most (default 100,000);
     /// samples of new series past it are folded into one series per kind
@@ -107,6 +111,7 @@ pub struct StatsdConfig {
     /// ... or this many milliseconds have passed since it was first sent
     /// (default 60,000). Then its samples are dropped and counted as
     /// `send_failed`.
+    #[serde(deserialize_with = "metrics_kit::duration::millis")]
     pub retry_max_age_ms: u64,
     /// Datagrams sent per second at most, in bursts of at most 32 (default
     /// 1,000, about 1.4 MB/s and 40,000 timer lines a second; 0: no limit),

@@ -2,9 +2,12 @@
 //! value it holds.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+
+use metrics_kit::duration::{Unit, parse_in};
 
 use metrics_statsd::TagFlavor;
+
+pub use metrics_kit::duration::parse as parse_duration;
 
 use super::{AgentConfig, check_collection_interval, check_retention_days};
 use crate::error::AgentError;
@@ -41,7 +44,7 @@ impl AgentConfig {
     /// | `METRICS_COMMON_TAGS` | `statsd.common_tags`, as `k=v,k2=v2` |
     /// | `METRICS_SYSTEM_POLLING` | `system_polling`: on/off, true/false, 1/0 |
     /// | `METRICS_COLLECTION_INTERVAL` | `collection_interval`: `10`, `10s`, `500ms`, `2m` |
-    /// | `METRICS_RETENTION_DAYS` | `retention_days` |
+    /// | `METRICS_RETENTION_DAYS` | `retention_days`: `7`, `36h`, `7d` |
     /// | `METRICS_EXPORT_ENDPOINTS` | `export_endpoints`, comma-separated |
     /// | `METRICS_STREAM_BUFFER` | `stream_buffer` |
     /// | `METRICS_HEALTH_CHECK_TIMEOUT` | `health.check_timeout_ms`, as a duration |
@@ -110,9 +113,10 @@ impl AgentConfig {
             self.collection_interval = d.as_secs_f64();
         }
         if let Some(v) = get("METRICS_RETENTION_DAYS", &mut empty) {
-            let days: f64 = v.trim().parse().map_err(|_| {
-                AgentError::config("METRICS_RETENTION_DAYS", &v, "expected a number of days")
-            })?;
+            let days = parse_in(&v, Unit::Days)
+                .map_err(|reason| AgentError::config("METRICS_RETENTION_DAYS", &v, reason))?
+                .as_secs_f64()
+                / 86_400.0;
             check_retention_days("METRICS_RETENTION_DAYS", &v, days)?;
             self.retention_days = days;
         }
@@ -179,18 +183,6 @@ pub fn parse_tags(field: &str, s: &str) -> Result<BTreeMap<String, String>, Agen
         tags.insert(k.to_owned(), v.to_owned());
     }
     Ok(tags)
-}
-
-/// Parses `10` (a bare number is seconds), `10s`, `1.5s`, `500ms`, `2m`,
-/// `1h 30m`; the error says what is expected, without repeating the input.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| "expected a non-negative number of seconds".to_owned());
-    }
-    humantime::parse_duration(t)
-        .map_err(|_| "expected a duration like 10s, 500ms, 2m or 1h 30m".to_owned())
 }
 
 /// Checks a StatsD address written as `host:port` (`127.0.0.1:8125`,

@@ -8,18 +8,30 @@ use crate::error::AgentError;
 
 impl AgentConfig {
     /// Reads a file: `.json` as JSON, `.toml` as TOML. Not validated yet.
+    /// An error in the document names the field and the file.
     pub fn from_file(path: &Path) -> Result<AgentConfig, AgentError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| AgentError::io(format!("reading {}", path.display()), e))?;
-        match path.extension().and_then(|e| e.to_str()) {
+        let read = match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("json") => AgentConfig::from_json_str(&text),
             Some(e) if e.eq_ignore_ascii_case("toml") => AgentConfig::from_toml_str(&text),
-            _ => Err(AgentError::config(
-                "config file",
-                path.display().to_string(),
-                "must end in .json or .toml",
-            )),
-        }
+            _ => {
+                return Err(AgentError::config(
+                    "config file",
+                    path.display().to_string(),
+                    "must end in .json or .toml",
+                ));
+            }
+        };
+        read.map_err(|e| match e {
+            AgentError::Config {
+                field,
+                value,
+                reason,
+            } => AgentError::config(field, value, format!("{reason} (in {})", path.display())),
+            AgentError::Parse(m) => AgentError::Parse(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// Parses JSON. A value of the wrong type or an unknown field is an

@@ -95,9 +95,12 @@ impl FromStr for BackendChoice {
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// Milliseconds one registered health check may take before it counts
-    /// as unhealthy (default 2000).
+    /// as unhealthy (default 2000; or a duration, `"2s"`).
+    #[serde(deserialize_with = "metrics_kit::duration::millis")]
     pub check_timeout_ms: u64,
-    /// Seconds of history the error rate covers (default 300).
+    /// Seconds of history the error rate covers (default 300; or a
+    /// duration, `"5m"`).
+    #[serde(deserialize_with = "metrics_kit::duration::secs")]
     pub error_rate_window_secs: u64,
     /// Error rate (0 to 1) above which the agent is degraded (default 0.1).
     pub error_rate_degraded: f64,
@@ -244,10 +247,12 @@ pub struct AgentConfig {
     #[serde(alias = "system_sampling")]
     pub system_polling: bool,
     /// Seconds between two resource polls, and between two asynchronous
-    /// collections (default 10, at least 0.2).
+    /// collections (default 10, at least 0.2; or a duration, `"500ms"`).
+    #[serde(deserialize_with = "metrics_kit::duration::secs_f64")]
     pub collection_interval: f64,
     /// Days of history the in-memory backend keeps: the span of its
-    /// coarsest window (default 1).
+    /// coarsest window (default 1; or a duration, `"36h"`, `"7d"`).
+    #[serde(deserialize_with = "metrics_kit::duration::days_f64")]
     pub retention_days: f64,
     /// Where `export_metrics_async` sends exports by default: file paths or
     /// `http://127.0.0.1:PORT/...` URLs.
@@ -277,7 +282,9 @@ pub struct AgentConfig {
     /// ring's are deleted.
     pub store_retention: Vec<String>,
     /// How long a query of the HTTP API waits for the store before it
-    /// answers from memory alone, saying so (default 1000 ms).
+    /// answers from memory alone, saying so (default 1000 ms; or a
+    /// duration, `"1s"`).
+    #[serde(deserialize_with = "metrics_kit::duration::millis")]
     pub store_query_timeout_ms: u64,
     /// What the application logs on stderr, as `RUST_LOG` directives
     /// (`info`, `warn,metrics_store=debug`); `RUST_LOG` overrides it. By

@@ -537,3 +537,112 @@ fn without_the_logging_feature_a_log_setting_is_refused_by_name() {
         ("log".into(), "info".into())
     );
 }
+
+#[test]
+fn every_duration_setting_takes_a_human_form_or_its_number() {
+    let human = AgentConfig::from_toml_str(
+        r#"
+        collection_interval = "500ms"
+        retention_days = "36h"
+        store_query_timeout_ms = "2s"
+        [health]
+        check_timeout_ms = "1s"
+        error_rate_window_secs = "5m"
+        [statsd]
+        flush_interval_ms = "250ms"
+        shutdown_timeout_ms = "3s"
+        shutdown_probe_ms = "20ms"
+        retry_max_age_ms = "1m"
+        [memory]
+        idle_expiry_secs = "10m"
+        windows = [{ span = "5m", bin = "10s" }, { span = "1h", bin = "1m" }]
+        "#,
+    )
+    .unwrap();
+    human.validate().unwrap();
+    let numbers = AgentConfig::from_toml_str(
+        r#"
+        collection_interval = 0.5
+        retention_days = 1.5
+        store_query_timeout_ms = 2000
+        [health]
+        check_timeout_ms = 1000
+        error_rate_window_secs = 300
+        [statsd]
+        flush_interval_ms = 250
+        shutdown_timeout_ms = 3000
+        shutdown_probe_ms = 20
+        retry_max_age_ms = 60000
+        [memory]
+        idle_expiry_secs = 600
+        windows = [{ span = 300, bin = 10 }, { span = 3600, bin = 60 }]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(human, numbers);
+    assert_eq!(human.health.error_rate_window(), Duration::from_secs(300));
+    assert_eq!(human.statsd.flush_interval_ms, 250);
+    assert_eq!(human.memory.windows[1].bin, Duration::from_secs(60));
+}
+
+#[test]
+fn a_duration_that_does_not_fit_names_its_field() {
+    for (json, field, value) in [
+        (
+            r#"{"statsd": {"flush_interval_ms": "soon"}}"#,
+            "statsd.flush_interval_ms",
+            "soon",
+        ),
+        (
+            r#"{"health": {"error_rate_window_secs": "1500ms"}}"#,
+            "health.error_rate_window_secs",
+            "1500ms",
+        ),
+        (
+            r#"{"memory": {"idle_expiry_secs": -5}}"#,
+            "memory.idle_expiry_secs",
+            "-5",
+        ),
+        (
+            r#"{"memory": {"windows": [{"span": "an hour", "bin": 10}]}}"#,
+            "memory.windows[0].span",
+            "an hour",
+        ),
+        (
+            r#"{"store_query_timeout_ms": true}"#,
+            "store_query_timeout_ms",
+            "true",
+        ),
+    ] {
+        let e = AgentConfig::from_json_str(json).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(
+            field_and_value(e),
+            (field.to_owned(), value.to_owned()),
+            "{json}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn retention_days_from_the_environment_takes_a_duration() {
+    let c = AgentConfig::load(None, env(&[("METRICS_RETENTION_DAYS", "36h")])).unwrap();
+    assert_eq!(c.retention_days, 1.5);
+    let c = AgentConfig::load(None, env(&[("METRICS_RETENTION_DAYS", "7")])).unwrap();
+    assert_eq!(c.retention_days, 7.0);
+}
+
+#[test]
+fn an_error_in_a_file_names_the_file() {
+    let p = temp_file("e.toml", "[statsd]\nflush_interval_ms = \"soon\"\n");
+    let e = AgentConfig::load(Some(&p), no_env).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&p.display().to_string()), "{msg}");
+    assert_eq!(
+        field_and_value(e),
+        ("statsd.flush_interval_ms".into(), "soon".into())
+    );
+    let p = temp_file("f.json", "{not json");
+    let msg = AgentConfig::load(Some(&p), no_env).unwrap_err().to_string();
+    assert!(msg.contains(&p.display().to_string()), "{msg}");
+}
