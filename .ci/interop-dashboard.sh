@@ -6,7 +6,13 @@
 # non-empty panels and its line charts draw; a value changes within 5 s;
 # the view buttons work from the keyboard; the explorer finds a series by
 # name and charts it; an unhealthy answer shows with its reasons; with
-# METRICS_HTTP_TOKEN set the page works from `?token=`. Takes screenshots,
+# METRICS_HTTP_TOKEN set the page works from `?token=`. Numbers read off the
+# page are compared with the JSON answers it drew from: the explorer's
+# series count, count, sum and rates (newest rate point a bin that is over),
+# top counters grouped by each series' unit (also with network counters
+# answered as bytes), labels that fit and differ, a single point's time axis
+# (minutes, not years), and every chart's axis labels (inside the chart,
+# apart, never repeated) at 1400 and 480 px. Takes screenshots,
 # light and dark ($CI_WORK/dashboard-run/dashboard.png, or SCREENSHOT=path;
 # WARMUP=seconds of workload before, 3 by default, longer for a fuller
 # picture). Everything on 127.0.0.1, every process stopped by its PID;
@@ -253,6 +259,8 @@ async function main() {
         const q = st.dataset.query;
         if (!q || !q.startsWith('name=' + encodeURIComponent(n) + '&') || document.getElementById('ex-rate').dataset.query !== q
           || document.getElementById('ex-stats').dataset.query !== q) return false;
+        // (a rate needs a bin that is over: right after start there is none)
+        if (!JSON.parse(document.getElementById('ex-rate').dataset.last || '[null]')[0]) return false;
         return { q, at: Number(st.dataset.at), status: st.textContent, last: JSON.parse(document.getElementById('ex-rate').dataset.last || 'null'),
           stats: Array.from(document.querySelectorAll('#ex-stats .stat')).map((s) => [s.dataset.stat, s.querySelector('.v').textContent, s.querySelector('.k').textContent]) };
       }, name);
