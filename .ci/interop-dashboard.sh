@@ -16,7 +16,7 @@
 # light and dark ($CI_WORK/dashboard-run/dashboard.png, or SCREENSHOT=path;
 # WARMUP=seconds of workload before, 3 by default, longer for a fuller
 # picture). Everything on 127.0.0.1, every process stopped by its PID;
-# about 30 s once installed (Chromium's install: about a minute).
+# about 40 s a run once installed (Chromium's install: about a minute).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CI_ROOT"
