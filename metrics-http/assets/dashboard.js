@@ -138,8 +138,57 @@
   }
 
   // ---- line charts (uPlot) ----
-  // series: [{ label, points: [[t, v]...] }]
-  function lineChart(container, key, unit, series, perSecond) {
+  const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+  let measureCtx = null;
+  function textWidth(t) {
+    if (!measureCtx) measureCtx = document.createElement('canvas').getContext('2d');
+    measureCtx.font = AXIS_FONT;
+    return measureCtx.measureText(t).width;
+  }
+  const pad2 = (n) => String(n).padStart(2, '0');
+  // One line per time label, as precise as the ticks are apart: uPlot's
+  // default adds a second row (date, hour) that collides when it is crowded.
+  function timeLabel(t, incr) {
+    const d = new Date(t * 1000);
+    const hm = pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+    if (incr >= 86400) return (d.getMonth() + 1) + '/' + d.getDate();
+    return incr < 60 ? hm + ':' + pad2(d.getSeconds()) : hm;
+  }
+  // What the axes drew (labels and their boxes, in CSS pixels) and the
+  // scales, on the chart's element: for readers and for the browser check.
+  function publishAxes(u, container) {
+    const ratio = devicePixelRatio || 1;
+    const left = u.bbox.left / ratio; const top = u.bbox.top / ratio;
+    const out = { width: u.width, height: u.height };
+    u.axes.forEach((a, i) => {
+      const key = i === 0 ? 'x' : 'y';
+      const splits = u._labelSplits && u._labelSplits[i];
+      const labels = u._labelValues && u._labelValues[i];
+      if (!splits || !labels) return;
+      out[key] = [];
+      splits.forEach((v, j) => {
+        const text = labels[j];
+        if (text == null || text === '') return;
+        const pos = u.valToPos(v, key);
+        if (!isFinite(pos)) return;
+        const w = textWidth(text);
+        if (i === 0) {
+          if (pos < -0.5 || pos > u.bbox.width / ratio + 0.5) return;
+          out[key].push({ text, from: left + pos - w / 2, to: left + pos + w / 2 });
+        } else {
+          if (pos < -0.5 || pos > u.bbox.height / ratio + 0.5) return;
+          out[key].push({ text, from: top + pos - 7, to: top + pos + 7, left: left - 15 - w });
+        }
+      });
+    });
+    container.dataset.axes = JSON.stringify(out);
+    container.dataset.xMin = String(u.scales.x.min);
+    container.dataset.xMax = String(u.scales.x.max);
+  }
+
+  // series: [{ label, points: [[t, v]...] }]; pad: seconds either side of
+  // a single point (else uPlot spreads one instant over years).
+  function lineChart(container, key, unit, series, perSecond, pad) {
     const xs = Array.from(new Set(series.flatMap((s) => s.points.map((p) => p[0])))).sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
     const data = [xs];
@@ -158,13 +207,43 @@
     const width = Math.max(280, container.clientWidth || 400);
     if (!chart) {
       container.replaceChildren();
-      const axis = { stroke: cssVar('--muted'), grid: { stroke: cssVar('--grid') }, ticks: { stroke: cssVar('--grid') } };
+      const axis = { stroke: cssVar('--muted'), font: AXIS_FONT, grid: { stroke: cssVar('--grid') }, ticks: { stroke: cssVar('--grid') } };
+      const half = pad || 30;
+      const keep = (u, i, labels, splits) => {
+        u._labelSplits = u._labelSplits || [];
+        u._labelValues = u._labelValues || [];
+        u._labelSplits[i] = splits;
+        u._labelValues[i] = labels;
+        return labels;
+      };
       const opts = {
         width, height: 190,
+        // Room on the right for half of the last time label.
+        padding: [10, Math.ceil(textWidth('00:00:00') / 2) + 4, 0, 0],
         legend: { show: false },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true } },
-        axes: [axis, Object.assign({}, axis, { size: 78, values: (u, vals) => vals.map((v) => fmt(v, unit, perSecond)) })],
+        // One instant (uPlot would give it a span of 86,400 × 1000 s): a
+        // range around it instead.
+        scales: { x: { time: true, range: (u, min, max) => {
+          const x = u.data[0];
+          return x.length > 0 && x[0] === x[x.length - 1] ? [x[0] - half, x[0] + half] : [min, max];
+        } } },
+        axes: [
+          Object.assign({}, axis, {
+            // Room for the widest label (hh:mm:ss) and a gap, whatever the width.
+            space: Math.ceil(textWidth('00:00:00')) + 24,
+            values: (u, splits, i, space, incr) => keep(u, 0, splits.map((t) => timeLabel(t, incr)), splits),
+          }),
+          Object.assign({}, axis, {
+            space: 28,
+            size: (u, values) => Math.ceil(Math.max(40, ...(values || []).map((v) => textWidth(v || '')))) + 16,
+            // Ticks closer than the format's precision would repeat a label:
+            // each label once.
+            values: (u, splits) => keep(u, 1, splits.map((v) => fmt(v, unit, perSecond))
+              .map((t, j, all) => (j > 0 && all[j - 1] === t ? '' : t)), splits),
+          }),
+        ],
+        hooks: { draw: [(u) => publishAxes(u, container)] },
         series: [{}].concat(series.map((s, i) => ({
           label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
           value: (u, v) => fmt(v, unit, perSecond),
@@ -178,6 +257,8 @@
       if (chart.plot.width !== width) chart.plot.setSize({ width, height: 190 });
       chart.plot.setData(data);
     }
+    // The newest point of each series, as drawn.
+    container.dataset.last = JSON.stringify(series.map((s) => s.points[s.points.length - 1] || null));
     chart.plot.root.setAttribute('aria-label', series.map((s) => {
       const last = s.points[s.points.length - 1];
       return s.label + ' ' + fmt(last && last[1], unit, perSecond);
@@ -198,16 +279,72 @@
     return p ? p.value : null;
   }
 
+  // The unit of a panel's series as the series API gives it (a panel of
+  // counts may hold counters of bytes beside counters of jobs), else the
+  // panel's. Labels are series keys: name{k=v,...}.
+  function seriesName(label) {
+    const i = label.indexOf('{');
+    return i < 0 ? label : label.slice(0, i);
+  }
+  function unitOf(s, panelUnit) {
+    if (panelUnit !== 'count' || !state.series) return panelUnit;
+    const m = state.series.get(seriesName(s.label));
+    return m && m.unit && (m.type === 'counter' || m.type === 'gauge') ? m.unit : panelUnit;
+  }
+  // Cut the middle out of a long text, so both ends stay readable.
+  function elideMiddle(t, max) {
+    if (t.length <= max) return t;
+    const head = Math.ceil((max - 1) * 0.55);
+    return t.slice(0, head) + '\u2026' + t.slice(t.length - (max - 1 - head));
+  }
+  // Short labels that still tell the series apart: the name, then the tags
+  // whose values differ among the series of that name (all its tags if it
+  // is alone); the whole key is the element's title.
+  function shortLabels(series) {
+    const byName = new Map();
+    for (const s of series) {
+      const n = seriesName(s.label);
+      if (!byName.has(n)) byName.set(n, []);
+      byName.get(n).push(s);
+    }
+    return series.map((s) => {
+      const n = seriesName(s.label);
+      const tags = s.tags || {};
+      const same = byName.get(n);
+      let keys = Object.keys(tags);
+      if (same.length > 1) keys = keys.filter((k) => same.some((o) => (o.tags || {})[k] !== tags[k]));
+      const t = keys.map((k) => k + '=' + tags[k]).join(' ');
+      return { name: elideMiddle(n, t ? 28 : 52), tags: elideMiddle(t, 30) };
+    });
+  }
+
   function bars(series, unit, perSecond) {
-    const values = series.map(lastValue);
-    const max = unit === 'percent' ? 100 : Math.max(1e-12, ...values.filter((v) => v != null && isFinite(v)));
-    return el('ul', { class: 'bars' }, ...series.map((s, i) => {
-      const v = values[i];
-      const fill = el('span', { class: 'fill' });
-      fill.style.width = Math.max(0, Math.min(100, (100 * (v || 0)) / max)).toFixed(1) + '%';
-      return el('li', {}, el('span', { class: 'label', title: s.label }, s.label),
-        el('span', { class: 'track', 'aria-hidden': 'true' }, fill),
-        el('span', { class: 'value' }, fmt(v, unit, perSecond)));
+    // One group per unit, each scaled to its own largest value.
+    const groups = new Map();
+    for (const s of series) {
+      const u = unitOf(s, unit);
+      if (!groups.has(u)) groups.set(u, []);
+      groups.get(u).push(s);
+    }
+    return el('div', { class: 'bar-groups' }, ...Array.from(groups, ([u, ss]) => {
+      const values = ss.map(lastValue);
+      const max = u === 'percent' ? 100 : Math.max(1e-12, ...values.filter((v) => v != null && isFinite(v)));
+      const short = shortLabels(ss);
+      const list = el('ul', { class: 'bars' }, ...ss.map((s, i) => {
+        const v = values[i];
+        const fill = el('span', { class: 'fill' });
+        fill.style.width = Math.max(0, Math.min(100, (100 * (v || 0)) / max)).toFixed(1) + '%';
+        const label = el('span', { class: 'label', title: s.label, 'data-series': s.label },
+          el('span', { class: 'name' }, short[i].name));
+        if (short[i].tags) label.append(' ', el('span', { class: 'tags' }, short[i].tags));
+        return el('li', {}, label,
+          el('span', { class: 'value' }, fmt(v, u, perSecond)),
+          el('span', { class: 'track', 'aria-hidden': 'true' }, fill));
+      }));
+      const group = el('section', { class: 'bar-group', 'data-unit': u });
+      if (groups.size > 1) group.append(el('h4', {}, u));
+      group.append(list);
+      return group;
     }));
   }
 
@@ -232,7 +369,7 @@
           el('tr', {}, el('th', { scope: 'row' }, name), ...cols.map((c) => el('td', { class: 'num' }, fmt(r[c], unit, perSecond)))))));
     }
     return el('table', { class: 'values' },
-      el('tbody', {}, ...series.map((s) => el('tr', {}, el('th', { scope: 'row' }, s.label), el('td', { class: 'num' }, fmt(lastValue(s), unit, perSecond))))));
+      el('tbody', {}, ...series.map((s) => el('tr', {}, el('th', { scope: 'row' }, s.label), el('td', { class: 'num' }, fmt(lastValue(s), unitOf(s, unit), perSecond))))));
   }
 
   // ---- the dashboards ----
@@ -324,8 +461,9 @@
     if (!r.ok || !r.body) return;
     const map = new Map();
     for (const s of r.body.series) {
-      if (!map.has(s.name)) map.set(s.name, { type: s.type, unit: s.unit, tags: new Map() });
+      if (!map.has(s.name)) map.set(s.name, { type: s.type, unit: s.unit, tags: new Map(), each: [] });
       const m = map.get(s.name);
+      m.each.push(s.tags || {});
       for (const [k, v] of Object.entries(s.tags || {})) {
         if (!m.tags.has(k)) m.tags.set(k, new Set());
         m.tags.get(k).add(v);
@@ -372,6 +510,14 @@
     for (const k of Array.from(state.buffers.keys())) if (k.startsWith('ex|')) state.buffers.delete(k);
   }
 
+  // "5 m", "1 h 30 m", "45 s": a duration for a label.
+  function duration(secs) {
+    secs = Math.round(secs);
+    if (secs >= 3600) return Math.floor(secs / 3600) + ' h' + (secs % 3600 >= 60 ? ' ' + Math.floor((secs % 3600) / 60) + ' m' : '');
+    if (secs >= 60) return Math.floor(secs / 60) + ' m' + (secs % 60 ? ' ' + (secs % 60) + ' s' : '');
+    return secs + ' s';
+  }
+
   async function renderExplorer() {
     const name = $('ex-metric').value;
     const m = state.series && state.series.get(name);
@@ -390,27 +536,39 @@
     }
     const series = r.body.series;
     const isCounter = m.type === 'counter';
+    // A bin is over once what it covers has ended; the newest one is still
+    // filling, and a rate over it would always dip. Times are what the bins
+    // cover (the server's bins), so a point stays put from poll to poll.
+    const from = (b) => Date.parse(b.covers_start || b.start) / 1000;
+    const to = (b) => Date.parse(b.covers_end || b.end) / 1000;
+    const done = (b) => to(b) <= now && to(b) > from(b);
+    const perBin = (b) => (isCounter ? b.sum : b.count);
     const rate = series.map((s) => ({
       label: s.group == null ? name : group + '=' + s.group,
-      // Only bins that are over (the newest is still filling).
-      points: s.bins.filter((b) => Date.parse(b.start) / 1000 + step <= now)
-        .map((b) => [Date.parse(b.start) / 1000, (isCounter ? b.sum : b.count) / step]),
+      points: s.bins.filter(done).map((b) => [from(b), perBin(b) / (to(b) - from(b))]),
     }));
-    let count = 0; let sum = 0; let recent = 0; let first = now;
+    let count = 0; let sum = 0; let recent = 0;
+    let doneTotal = 0; let doneFrom = Infinity; let doneTo = -Infinity;
     for (const s of series) for (const b of s.bins) {
       count += b.count; sum += b.sum;
-      first = Math.min(first, Date.parse(b.start) / 1000);
-      if (Date.parse(b.start) / 1000 >= now - 30 - step) recent += b.count;
+      if (to(b) >= now - 30) recent += b.count;
+      if (done(b)) {
+        doneTotal += perBin(b);
+        doneFrom = Math.min(doneFrom, from(b));
+        doneTo = Math.max(doneTo, to(b));
+      }
     }
-    const total = isCounter ? sum : count;
     $('ex-rate-title').textContent = isCounter ? 'Increase per second' : 'Samples per second';
     const rateSeries = rate.length ? rate : [{ label: name, points: [] }];
-    lineChart($('ex-rate'), 'ex-rate', 'ops/sec', rateSeries, false);
+    lineChart($('ex-rate'), 'ex-rate', 'ops/sec', rateSeries, false, step * 3);
     $('ex-rate-legend').replaceChildren(latestList(rateSeries, 'ops/sec', false));
+    // Which answer the charts, boxes and status line show (they update in turn).
+    const asked = q.toString();
+    $('ex-rate').dataset.query = asked;
     const value = [];
     for (const s of series) {
       const label = s.group == null ? '' : group + '=' + s.group + ' ';
-      const at = (f) => s.bins.map((b) => [Date.parse(b.start) / 1000, f(b)]);
+      const at = (f) => s.bins.map((b) => [from(b), f(b)]);
       if (isCounter) {
         // A counter's samples are its increments: what matters is their sum.
         value.push({ label: label + 'increase', points: at((b) => b.sum) });
@@ -422,13 +580,19 @@
     $('ex-value-title').textContent = (isCounter ? 'Increase per bin' : 'Mean and max per bin') +
       ' (' + (m.unit || 'count') + ')';
     const valueSeries = value.length ? value : [{ label: 'mean', points: [] }];
-    lineChart($('ex-value'), 'ex-value', m.unit, valueSeries, false);
+    lineChart($('ex-value'), 'ex-value', m.unit, valueSeries, false, step * 3);
     $('ex-value-legend').replaceChildren(latestList(valueSeries, m.unit, false));
 
+    // The rate over the range picked: the bins that are over, from the
+    // first to the newest (less than the range while the history is young).
+    const span = doneTo - doneFrom;
+    const meanRate = span > 0 ? doneTotal / span : null;
     const boxes = [
-      ['count', num(count)],
-      [isCounter ? 'increase' : 'sum', fmt(total, isCounter ? 'count' : m.unit)],
-      ['rate (mean)', fmt(total / Math.max(1, now - first), 'ops/sec')],
+      ['count', num(count), count],
+      // A counter's samples are increments (their sum is the increase); a
+      // timer's or a histogram's are measurements in the metric's unit.
+      isCounter ? ['increase', fmt(sum, 'count'), sum] : ['sum', fmt(sum, m.unit), sum],
+      ['rate (mean' + (span > 0 ? ' over ' + duration(span) : '') + ')', fmt(meanRate, 'ops/sec'), meanRate],
     ];
     // Percentiles: of every series of the metric (the summary API does not
     // filter by tag), over the last 30 s, read at each poll.
@@ -439,13 +603,13 @@
         const t = Date.now() / 1000;
         for (const k of pctKeys) {
           if (s.body[k] != null) mergeInto('ex|' + name + '|' + k, [[t, s.body[k]]]);
-          boxes.push([k + ' (30 s)', fmt(s.body[k], m.unit)]);
+          boxes.push([k + ' (30 s)', fmt(s.body[k], m.unit), s.body[k]]);
         }
       }
     }
     const pct = pctKeys.map((k) => ({ label: k, points: state.buffers.get('ex|' + name + '|' + k) || [] }));
     if (pct.some((p) => p.points.length)) {
-      lineChart($('ex-pct'), 'ex-pct', m.unit, pct, false);
+      lineChart($('ex-pct'), 'ex-pct', m.unit, pct, false, 30);
       $('ex-pct-legend').replaceChildren(latestList(pct, m.unit, false));
     } else {
       $('ex-pct-legend').replaceChildren();
@@ -454,9 +618,18 @@
       $('ex-pct').replaceChildren(el('p', { class: 'empty' },
         tags.length ? 'percentiles by tag are not in the API (clear the tag filter)' : 'no samples in the last 30 s'));
     }
-    $('ex-stats').replaceChildren(...boxes.map(([k, v]) => el('div', { class: 'stat' }, el('div', { class: 'v' }, v), el('div', { class: 'k' }, k))));
-    $('ex-status').textContent = name + ' (' + m.type + ', ' + (m.unit || 'count') + '): ' + series.length +
-      ' series, ' + num(count) + ' samples in the last ' + $('range').selectedOptions[0].textContent + ', bins of ' + step + ' s';
+    $('ex-stats').replaceChildren(...boxes.map(([k, v, raw]) => el('div', { class: 'stat', 'data-stat': k.split(' ')[0], 'data-value': String(raw) },
+      el('div', { class: 'v' }, v), el('div', { class: 'k' }, k))));
+    $('ex-stats').dataset.query = asked;
+    // How many series of the metric the answer draws on (the series API's,
+    // under the tag filter), and in how many groups.
+    const matching = m.each.filter((t) => tags.every(([k, v]) => t[k] === v)).length;
+    const status = $('ex-status');
+    status.textContent = name + ' (' + m.type + ', ' + (m.unit || 'count') + '): ' + matching +
+      ' series' + (group ? ' in ' + series.length + ' group' + (series.length === 1 ? '' : 's') : '') + ', ' +
+      num(count) + ' samples in the last ' + $('range').selectedOptions[0].textContent + ', bins of ' + step + ' s';
+    status.dataset.query = asked;
+    status.dataset.at = String(now);
   }
 
   // ---- the poll loop ----
@@ -470,6 +643,8 @@
         if (!state.series || Date.now() - state.seriesAt > 30000) await loadSeries();
         await renderExplorer();
       } else {
+        // The series' units, for panels that mix series of several.
+        if (!state.series || Date.now() - state.seriesAt > 30000) await loadSeries();
         const r = await api('/api/v1/dashboards/' + state.view);
         if (r.ok && r.body) renderDashboard(r.body);
         else throw new Error((r.body && r.body.message) || ('dashboard failed (' + r.status + ')'));
