@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use metrics_protocol::Metrics;
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 use metrics_store::{HistoryWriter, StoreUrl, WriterConfig, WriterStatus};
 
 use crate::agent::Agent;
@@ -47,9 +47,9 @@ pub struct Builder {
     serve: Option<SocketAddr>,
     #[cfg(feature = "http")]
     http: metrics_http::HttpConfig,
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     store: Option<StoreSetting>,
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     instance: Option<String>,
 }
 
@@ -98,14 +98,14 @@ impl Builder {
     /// `postgres://...`, or `off`) instead of the configuration's `store`.
     /// A URL that does not parse is an error of [`start`](Self::start)
     /// naming `store`.
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     pub fn store(mut self, url: impl Into<String>) -> Self {
         self.store = Some(StoreSetting::Text(url.into()));
         self
     }
 
     /// [`store`](Self::store) with a URL already parsed.
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     pub fn store_url(mut self, url: StoreUrl) -> Self {
         self.store = Some(StoreSetting::Url(url));
         self
@@ -113,7 +113,7 @@ impl Builder {
 
     /// This instance's name in the rows it writes to a shared store
     /// (default: `METRICS_INSTANCE`, else the host name).
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     pub fn instance(mut self, name: impl Into<String>) -> Self {
         self.instance = Some(name.into());
         self
@@ -148,7 +148,7 @@ impl Builder {
                 "this build has no HTTP service (the `http` feature of metrics-sdk)",
             ));
         }
-        #[cfg(feature = "store")]
+        #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
         let store = match (self.store, config.store.as_deref()) {
             (Some(StoreSetting::Url(url)), _) => url,
             (Some(StoreSetting::Text(v)), _) => crate::config::store_url("store", &v)?,
@@ -159,15 +159,21 @@ impl Builder {
         config.listen = None;
         config.store = None;
         let agent = Agent::assemble(config, Arc::new(metrics_memory::SystemClock), self.runtime)?;
-        #[cfg_attr(not(any(feature = "http", feature = "store")), allow(unused_mut))]
+        #[cfg_attr(
+            not(any(
+                feature = "http",
+                any(feature = "store-sqlite", feature = "store-postgres")
+            )),
+            allow(unused_mut)
+        )]
         let mut running = Running {
             agent,
             #[cfg(feature = "http")]
             server: None,
-            #[cfg(feature = "store")]
+            #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
             history: None,
         };
-        #[cfg(feature = "store")]
+        #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
         if store != StoreUrl::Off {
             let instance = self.instance.unwrap_or_else(default_instance);
             if let Err(e) = running.start_history(store, instance) {
@@ -187,7 +193,7 @@ impl Builder {
 }
 
 /// A store asked for by [`Builder::store`] or [`Builder::store_url`].
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 #[derive(Debug)]
 enum StoreSetting {
     Text(String),
@@ -204,7 +210,7 @@ pub struct Running {
     agent: Agent,
     #[cfg(feature = "http")]
     server: Option<metrics_http::Server>,
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     history: Option<Arc<HistoryWriter>>,
 }
 
@@ -259,7 +265,7 @@ impl Running {
         let Some(memory) = self.agent.memory() else {
             return source;
         };
-        #[cfg(feature = "store")]
+        #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
         if let Some(writer) = &self.history {
             let ranges = crate::history::HistoryRanges::new(memory.clone(), writer.clone())
                 .with_store_timeout(self.agent.config().store_query_timeout());
@@ -270,12 +276,12 @@ impl Running {
 
     /// The history writer's state (written, pending, dropped, the last
     /// error), when a store is kept.
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     pub fn history_status(&self) -> Option<WriterStatus> {
         self.history.as_ref().map(|w| w.status())
     }
 
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     fn start_history(&mut self, url: StoreUrl, instance: String) -> Result<(), AgentError> {
         let Some(memory) = self.agent.memory() else {
             return Err(AgentError::config(
@@ -311,7 +317,7 @@ impl Running {
         if let Some(s) = self.server.take() {
             s.shutdown();
         }
-        #[cfg(feature = "store")]
+        #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
         if let Some(w) = &self.history {
             w.shutdown();
         }
@@ -328,7 +334,7 @@ impl Drop for Running {
 }
 
 /// `METRICS_INSTANCE`, else the host name, else `local`.
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 pub(crate) fn default_instance() -> String {
     std::env::var("METRICS_INSTANCE")
         .ok()

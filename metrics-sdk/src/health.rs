@@ -151,10 +151,13 @@ impl HealthChecks {
         self.len() == 0
     }
 
-    /// Runs every check at once on the runtime's blocking pool, and waits
-    /// at most the timeout for all of them (on the caller's thread: call
-    /// it from blocking code, not from an async task). Results are in
-    /// registration order.
+    /// Runs every check on the runtime's blocking pool, and waits at most
+    /// the timeout for all of them (on the caller's thread: call it from
+    /// blocking code, not from an async task). The checks run one after
+    /// another on one blocking thread; a check that holds it for over a
+    /// quarter of the timeout (100 ms at most) leaves the rest to another,
+    /// so a slow or hung check delays the others by no more than that.
+    /// Results are in registration order.
     pub fn run_all(&self) -> Vec<HealthCheckResult> {
         let checks: Vec<(Arc<dyn HealthCheck>, Arc<AtomicBool>)> = self
             .checks
@@ -166,33 +169,37 @@ impl HealthChecks {
         let deadline = started + self.timeout;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut results: Vec<Option<HealthCheckResult>> = vec![None; checks.len()];
+        // The checks to run now, in order; each claimed by one job.
+        let mut queue = Vec::new();
         for (i, (check, running)) in checks.iter().enumerate() {
-            let name = check.name().to_owned();
             if running.swap(true, Ordering::SeqCst) {
                 results[i] = Some(result(
-                    name,
+                    check.name().to_owned(),
                     CheckOutcome::unhealthy("still running from an earlier report (timed out)"),
                     Duration::ZERO,
                 ));
                 continue;
             }
-            let (check, tx) = (check.clone(), tx.clone());
-            // Clears the running mark when the job ends, or when it is
-            // dropped unrun (a runtime shutting down).
-            let running = Running(running.clone());
-            let job = move || {
-                let t = Instant::now();
-                let outcome = catch_unwind(AssertUnwindSafe(|| check.check()));
-                drop(running);
-                let _ = tx.send((i, outcome.map_err(panic_message), t.elapsed()));
-            };
+            queue.push((i, check.clone(), Running(running.clone())));
+        }
+        // One blocking job runs the checks one after another; while a
+        // check keeps it longer than `stall`, another job takes the rest,
+        // so a slow or hung check delays no other by more than that. Quick
+        // checks (the usual case) take one thread per report, not one each.
+        let stall = (self.timeout / 4).min(STALL);
+        let jobs = Arc::new(CheckQueue {
+            queue: Mutex::new(queue.into_iter()),
+        });
+        let spawn_job = || {
+            let (jobs, tx) = (jobs.clone(), tx.clone());
             // The handle is not awaited: the job reports on the channel,
             // and one that outlives the timeout is left to finish.
-            drop(self.runtime.spawn_blocking(job));
-        }
-        drop(tx);
+            drop(self.runtime.spawn_blocking(move || jobs.run(&tx)));
+        };
+        spawn_job();
         while results.iter().any(Option::is_none) {
-            match rx.recv_deadline(deadline) {
+            let wait = deadline.min(Instant::now() + stall);
+            match rx.recv_deadline(wait) {
                 Ok((i, outcome, took)) => {
                     let name = checks[i].0.name().to_owned();
                     let outcome = match outcome {
@@ -201,9 +208,14 @@ impl HealthChecks {
                     };
                     results[i] = Some(result(name, outcome, took));
                 }
-                Err(_) => break,
+                Err(_) if Instant::now() >= deadline => break,
+                // Stalled: a job is held by a check; another takes the
+                // checks not started yet (if any).
+                Err(_) if jobs.has_more() => spawn_job(),
+                Err(_) => {}
             }
         }
+        drop(tx);
         results
             .into_iter()
             .zip(&checks)
@@ -218,6 +230,43 @@ impl HealthChecks {
                 })
             })
             .collect()
+    }
+}
+
+/// How long a report lets one check hold the job running the checks
+/// before another job takes the ones after it (at most a quarter of the
+/// timeout).
+const STALL: Duration = Duration::from_millis(100);
+
+/// The checks of one report not started yet, shared by the blocking jobs
+/// running them.
+struct CheckQueue {
+    queue: Mutex<std::vec::IntoIter<Queued>>,
+}
+
+/// A check waiting for a job: its index, the check, its running mark.
+type Queued = (usize, Arc<dyn HealthCheck>, Running);
+
+/// What a job sends per check: its index, its outcome (or panic message)
+/// and how long it took.
+type CheckSent = (usize, Result<CheckOutcome, String>, Duration);
+
+impl CheckQueue {
+    /// Runs checks, each as soon as this job is free, until none is left.
+    fn run(&self, tx: &crossbeam_channel::Sender<CheckSent>) {
+        loop {
+            let Some((i, check, running)) = self.queue.lock().next() else {
+                return;
+            };
+            let t = Instant::now();
+            let outcome = catch_unwind(AssertUnwindSafe(|| check.check()));
+            drop(running);
+            let _ = tx.send((i, outcome.map_err(panic_message), t.elapsed()));
+        }
+    }
+
+    fn has_more(&self) -> bool {
+        self.queue.lock().len() > 0
     }
 }
 
@@ -387,6 +436,31 @@ mod tests {
             assert!(tries < 100, "the released check never came back");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Quick checks share a blocking thread instead of one thread each: a
+    /// report costs the application's runtime one thread, not one per
+    /// check.
+    #[test]
+    fn quick_checks_share_one_blocking_thread() {
+        let rt = crate::test_util::test_runtime();
+        let checks = HealthChecks::new(Duration::from_secs(5), rt.handle().clone());
+        let seen = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        for i in 0..8 {
+            let seen = seen.clone();
+            checks.register(Arc::new(FnCheck::new(format!("c{i}"), move || {
+                seen.lock().insert(std::thread::current().id());
+                // Long enough that jobs started at once would overlap.
+                std::thread::sleep(Duration::from_millis(2));
+                CheckOutcome::healthy()
+            })));
+        }
+        let r = checks.run_all();
+        assert!(r.iter().all(|c| c.status == HealthStatus::Healthy), "{r:?}");
+        // One thread, or a few where a loaded machine stalled one check
+        // for 100 ms; never one per check.
+        let threads = seen.lock().len();
+        assert!(threads <= 3, "{threads} threads for 8 checks");
     }
 
     #[test]

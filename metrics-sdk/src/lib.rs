@@ -50,12 +50,12 @@ pub mod dashboard;
 pub mod error;
 pub mod export;
 pub mod health;
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 pub mod history;
 mod interest;
 #[cfg(feature = "logging")]
 pub mod logging;
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 mod ranges;
 mod runtime;
 pub mod stream;
@@ -68,7 +68,7 @@ pub use builder::{Builder, Running};
 pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
 pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 pub use history::HistoryRanges;
 pub use stream::StreamHub;
 

@@ -97,6 +97,14 @@
 //!   reach back as far as retention keeps rows.
 
 #![deny(missing_docs)]
+// A build with one driver leaves the other dialect's SQL text unused.
+#![cfg_attr(
+    not(all(feature = "sqlite", feature = "postgres")),
+    allow(unused_variables, unused_imports, dead_code)
+)]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("metrics-store needs a database driver: enable its `sqlite` or `postgres` feature");
 
 mod store;
 mod url;

@@ -10,10 +10,16 @@ use std::time::Duration;
 use futures_core::future::BoxFuture;
 use metrics_memory::{SealedBin, SealedOutcomes};
 use metrics_protocol::MetricType;
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
 use crate::StoreError;
 use crate::url::{StoreUrl, redact};
@@ -31,10 +37,9 @@ enum Db {
     /// Reads on `read`; every write (flushes, retention) on `write`'s one
     /// connection, so this process's writes never wait on one another for
     /// SQLite's write lock.
-    Sqlite {
-        read: SqlitePool,
-        write: SqlitePool,
-    },
+    #[cfg(feature = "sqlite")]
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
@@ -81,6 +86,7 @@ impl<'s> MigrationSource<'s> for Embedded {
 }
 
 /// The schema versions in order: 1 the bins, 2 the outcomes.
+#[cfg(feature = "sqlite")]
 pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -93,7 +99,8 @@ pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_outcomes.sql"),
     ),
 ];
-/// As [`SQLITE_MIGRATIONS`], for PostgreSQL.
+/// The schema versions of a PostgreSQL store, as SQLite's.
+#[cfg(feature = "postgres")]
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -108,8 +115,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// The header every SQLite database file starts with.
+#[cfg(feature = "sqlite")]
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
 
+#[cfg(feature = "sqlite")]
 fn check_sqlite_file(path: &Path) -> Result<(), StoreError> {
     use std::io::Read;
     let mut f = match std::fs::File::open(path) {
@@ -142,6 +151,7 @@ fn check_sqlite_file(path: &Path) -> Result<(), StoreError> {
 
 /// Sets `PRAGMA max_page_count` on `conn` to the cap in `limit`, if one
 /// was ever set.
+#[cfg(feature = "sqlite")]
 async fn apply_page_limit(
     conn: &mut sqlx::SqliteConnection,
     limit: &AtomicU64,
@@ -157,6 +167,7 @@ async fn apply_page_limit(
 
 /// Maps SQLite's "corrupt" and "not a database" errors to
 /// [`StoreError::Corrupt`] naming the file.
+#[cfg(feature = "sqlite")]
 fn sqlite_err(path: &Path, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e
         && matches!(d.code().as_deref(), Some("11" | "26"))
@@ -309,7 +320,21 @@ impl Store {
         let page_limit = Arc::new(AtomicU64::new(NO_PAGE_LIMIT));
         let db = match url {
             StoreUrl::Off => return Err(StoreError::Off),
+            #[cfg(feature = "sqlite")]
             StoreUrl::Sqlite(path) => Self::open_sqlite(path, &page_limit).await?,
+            #[cfg(not(feature = "sqlite"))]
+            StoreUrl::Sqlite(path) => {
+                return Err(crate::url::not_compiled_in(
+                    &path.display().to_string(),
+                    "SQLite",
+                    "sqlite",
+                ));
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreUrl::Postgres(u) => {
+                return Err(crate::url::not_compiled_in(u, "PostgreSQL", "postgres"));
+            }
+            #[cfg(feature = "postgres")]
             StoreUrl::Postgres(u) => {
                 let opts = PgConnectOptions::from_str(u).map_err(|e| StoreError::Url {
                     url: redact(u),
@@ -349,6 +374,7 @@ impl Store {
         self.page_limit.store(n, Ordering::Release);
     }
 
+    #[cfg(feature = "sqlite")]
     async fn open_sqlite(path: &Path, page_limit: &Arc<AtomicU64>) -> Result<Db, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
@@ -442,13 +468,18 @@ impl Store {
 
     /// Whether this is a PostgreSQL store.
     pub fn is_postgres(&self) -> bool {
-        matches!(self.db, Db::Postgres(_))
+        #[cfg(feature = "postgres")]
+        return matches!(self.db, Db::Postgres(_));
+        #[cfg(not(feature = "postgres"))]
+        false
     }
 
     /// The schema version (the newest migration applied).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { read, .. } => sqlx::query_scalar(SCHEMA_VERSION).fetch_one(read).await?,
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => sqlx::query_scalar(SCHEMA_VERSION).fetch_one(p).await?,
         })
     }
@@ -461,10 +492,12 @@ impl Store {
     /// writer keeps open), so that pinging opens no reading connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { write, .. } => {
                 let _: i64 = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(write).await?;
                 Ok(())
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(_) => self.schema_version().await.map(|_| ()),
         }
     }
@@ -507,6 +540,7 @@ impl Store {
         // Any failure closes the connection (TxConn): the rows count as
         // written only once COMMIT succeeded.
         let n = match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { write, .. } => {
                 let mut conn = TxConn::acquire(write).await?;
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -516,6 +550,7 @@ impl Store {
                 conn.release();
                 n
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => {
                 let mut conn = TxConn::acquire(p).await?;
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -533,7 +568,9 @@ impl Store {
     pub async fn rows_per_ring(&self) -> Result<BTreeMap<i64, i64>, StoreError> {
         let sql = "SELECT ring_ms, COUNT(*) FROM bins GROUP BY ring_ms";
         let pairs: Vec<(i64, i64)> = match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_all(read).await?,
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
         };
         Ok(pairs.into_iter().collect())
@@ -542,10 +579,12 @@ impl Store {
     /// Closes the connections.
     pub async fn close(&self) {
         match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { read, write } => {
                 write.close().await;
                 read.close().await;
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => p.close().await,
         }
     }

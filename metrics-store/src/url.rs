@@ -61,8 +61,10 @@ impl FromStr for StoreUrl {
             return Ok(StoreUrl::Off);
         }
         if t.starts_with("postgres://") || t.starts_with("postgresql://") {
-            use sqlx::postgres::PgConnectOptions;
-            return match PgConnectOptions::from_str(t) {
+            #[cfg(not(feature = "postgres"))]
+            return Err(not_compiled_in(t, "PostgreSQL", "postgres"));
+            #[cfg(feature = "postgres")]
+            return match sqlx::postgres::PgConnectOptions::from_str(t) {
                 Ok(_) => Ok(StoreUrl::Postgres(t.to_owned())),
                 Err(e) => Err(bad(t, &format!("not a PostgreSQL URL: {e}"))),
             };
@@ -82,10 +84,26 @@ impl FromStr for StoreUrl {
         if path.is_empty() {
             return Err(bad(t, "no path after `sqlite:`"));
         }
+        if cfg!(not(feature = "sqlite")) {
+            return Err(not_compiled_in(t, "SQLite", "sqlite"));
+        }
         let p = PathBuf::from(path);
         let dir = path.ends_with('/') || p.is_dir();
         Ok(StoreUrl::Sqlite(if dir { p.join(SQLITE_FILE) } else { p }))
     }
+}
+
+/// The error for a store `url` whose driver (`what`) this build left out:
+/// it names the feature that brings it in (`feature` of metrics-store,
+/// `store-{feature}` of metrics-sdk).
+pub(crate) fn not_compiled_in(url: &str, what: &str, feature: &str) -> StoreError {
+    bad(
+        url,
+        &format!(
+            "{what} support is not compiled in: enable the `{feature}` feature of metrics-store \
+             (`store-{feature}` of metrics-sdk)"
+        ),
+    )
 }
 
 /// `url` with any password replaced by `***`.

@@ -457,7 +457,7 @@ impl AgentConfig {
 
 impl AgentConfig {
     /// Checks `store` and `store_retention`.
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     fn check_store(&self) -> Result<(), AgentError> {
         if let Some(s) = &self.store {
             store_url("store", s)?;
@@ -467,7 +467,7 @@ impl AgentConfig {
 
     /// Without the `store` feature, a store other than `off` and any
     /// retention are refused, naming the field.
-    #[cfg(not(feature = "store"))]
+    #[cfg(not(any(feature = "store-sqlite", feature = "store-postgres")))]
     fn check_store(&self) -> Result<(), AgentError> {
         const WHY: &str = "this build keeps no history (the `store` feature of metrics-sdk)";
         if let Some(s) = self.store.as_deref().filter(|s| !is_off(s)) {
@@ -481,7 +481,7 @@ impl AgentConfig {
 
     /// The store's rings from `store_retention` (the store's defaults when
     /// empty); an error names the entry and says why.
-    #[cfg(feature = "store")]
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     pub fn store_rings(&self) -> Result<Vec<metrics_store::StoreRing>, AgentError> {
         if self.store_retention.is_empty() {
             return Ok(metrics_store::StoreRing::defaults());
@@ -544,7 +544,7 @@ pub fn listen_addr(source: &str, value: &str) -> Result<Option<SocketAddr>, Agen
 
 /// The store URL `value` (from `source`: `store`, `METRICS_STORE`,
 /// `--store`); a configuration error naming both when it does not parse.
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 pub fn store_url(source: &str, value: &str) -> Result<metrics_store::StoreUrl, AgentError> {
     value
         .parse()

@@ -391,7 +391,7 @@ fn a_bad_statsd_address_names_the_variable_or_the_field() {
     assert_eq!(field_and_value(e), ("statsd.addr".into(), "nope".into()));
 }
 
-#[cfg(feature = "store")]
+#[cfg(feature = "store-postgres")]
 #[test]
 fn the_store_url_is_checked_and_named() {
     let c = AgentConfig::from_toml_str("store = \"postgres://me@127.0.0.1/m\"").unwrap();
@@ -410,7 +410,7 @@ fn the_store_url_is_checked_and_named() {
     assert_eq!(value, "postgres://u:***@h:x/db");
 }
 
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 #[test]
 fn store_retention_is_a_list_of_rings() {
     let c = AgentConfig::from_toml_str("store_retention = [\"10s:1h\", \"1m:1d\"]").unwrap();
@@ -471,7 +471,7 @@ fn the_store_query_timeout_and_the_log_are_read_and_checked() {
 }
 
 #[test]
-#[cfg(not(feature = "store"))]
+#[cfg(not(any(feature = "store-sqlite", feature = "store-postgres")))]
 fn without_the_store_feature_a_store_is_refused_by_name() {
     for (c, field) in [
         (
@@ -645,4 +645,26 @@ fn an_error_in_a_file_names_the_file() {
     let p = temp_file("f.json", "{not json");
     let msg = AgentConfig::load(Some(&p), no_env).unwrap_err().to_string();
     assert!(msg.contains(&p.display().to_string()), "{msg}");
+}
+
+#[test]
+#[cfg(all(feature = "store-sqlite", not(feature = "store-postgres")))]
+fn a_postgres_store_in_a_sqlite_only_build_is_refused_naming_the_feature() {
+    let c = AgentConfig {
+        store: Some("postgres://u@db/metrics".into()),
+        ..AgentConfig::default()
+    };
+    let (field, _) = field_and_value(c.validate().unwrap_err());
+    assert_eq!(field, "store");
+    let c = AgentConfig {
+        store: Some("postgres://u@db/metrics".into()),
+        ..AgentConfig::default()
+    };
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("store-postgres"), "{e}");
+    let ok = AgentConfig {
+        store: Some("sqlite://h.db".into()),
+        ..AgentConfig::default()
+    };
+    ok.validate().unwrap();
 }

@@ -304,6 +304,7 @@ fn a_range_across_a_restart_returns_both_halves() {
 
 /// A listener on 127.0.0.1 that accepts connections and never answers: a
 /// database server that hangs. Returns its port.
+#[cfg(feature = "store-postgres")]
 fn silent_server() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -396,6 +397,7 @@ fn a_store_that_fails_leaves_the_answer_to_memory_saying_so() {
 /// writer never connects; queries answer from memory alone, saying so,
 /// and the store's health check is unhealthy, "not answering".
 #[test]
+#[cfg(feature = "store-postgres")]
 fn a_store_that_never_answers_leaves_the_answer_to_memory_saying_so() {
     use crate::test_util::metrics_of;
     use metrics_memory::{ManualClock, MemoryConfig};

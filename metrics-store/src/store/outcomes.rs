@@ -5,7 +5,11 @@
 use std::collections::BTreeMap;
 
 use metrics_memory::SealedOutcomes;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
+#[cfg(feature = "postgres")]
+use sqlx::{PgConnection, Postgres};
+#[cfg(feature = "sqlite")]
+use sqlx::{Sqlite, SqliteConnection};
 
 use super::{Db, ROWS_PER_INSERT, Store, TxConn};
 use crate::StoreError;
@@ -73,7 +77,9 @@ macro_rules! insert_fn {
         }
     };
 }
+#[cfg(feature = "sqlite")]
 insert_fn!(insert_sqlite, Sqlite, SqliteConnection);
+#[cfg(feature = "postgres")]
 insert_fn!(insert_postgres, Postgres, PgConnection);
 
 /// Which outcomes to sum: one operation, a time range, instances.
@@ -136,7 +142,9 @@ impl Store {
             }};
         }
         let sums: Vec<(Option<String>, i64)> = match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { read, .. } => build!(Sqlite).build_query_as().fetch_all(read).await?,
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => build!(Postgres).build_query_as().fetch_all(p).await?,
         };
         let mut out = OutcomeTotals::default();
@@ -208,7 +216,9 @@ impl Store {
                 .collect()
         }
         match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { write, .. } => run!(write, TAKE_S, insert_sqlite),
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => run!(p, TAKE_P, insert_postgres),
         }
     }
@@ -216,11 +226,13 @@ impl Store {
     /// Deletes the outcome rows starting before `cutoff`; returns how many.
     pub(super) async fn delete_outcomes_before(&self, cutoff: i64) -> Result<u64, StoreError> {
         Ok(match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { write, .. } => sqlx::query("DELETE FROM outcomes WHERE start_ms < ?")
                 .bind(cutoff)
                 .execute(write)
                 .await?
                 .rows_affected(),
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => sqlx::query("DELETE FROM outcomes WHERE start_ms < $1")
                 .bind(cutoff)
                 .execute(p)

@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 use metrics_memory::{Exact, QuantileSketch};
 use metrics_protocol::MetricType;
 use metrics_query::Period;
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+use sqlx::QueryBuilder;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 
 use super::{COLUMNS_READ, Db, RowData, Store, kind_from_name, row_data, tags_json};
 use crate::StoreError;
@@ -131,6 +135,7 @@ impl Store {
             }};
         }
         let rows = match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { read: p, .. } => {
                 let mut b = build!(Sqlite, |b: &mut QueryBuilder<Sqlite>| {
                     for (k, v) in &q.tags {
@@ -148,6 +153,7 @@ impl Store {
                     .map(row_data)
                     .collect::<Result<Vec<_>, _>>()?
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => {
                 let mut b = build!(Postgres, |b: &mut QueryBuilder<Postgres>| {
                     if !q.tags.is_empty() {
@@ -227,7 +233,9 @@ impl Store {
         let sql_s = "SELECT DISTINCT instance FROM bins WHERE name = ? ORDER BY instance";
         let sql_p = "SELECT DISTINCT instance FROM bins WHERE name = $1 ORDER BY instance";
         Ok(match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { read: p, .. } => sqlx::query_scalar(sql_s).bind(name).fetch_all(p).await?,
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => sqlx::query_scalar(sql_p).bind(name).fetch_all(p).await?,
         })
     }

@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use metrics_memory::QuantileSketch;
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+use sqlx::QueryBuilder;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 
 use super::{
     COLUMNS, COLUMNS_READ, Db, HistoryBin, ROWS_PER_INSERT, RowData, Store, TxConn, row_data,
@@ -68,11 +72,13 @@ impl Store {
         if let Some(last) = rings.last() {
             let cutoff = now_ms - last.keep.as_millis() as i64;
             deleted = match &self.db {
+                #[cfg(feature = "sqlite")]
                 Db::Sqlite { write, .. } => sqlx::query("DELETE FROM bins WHERE start_ms < ?")
                     .bind(cutoff)
                     .execute(write)
                     .await?
                     .rows_affected(),
+                #[cfg(feature = "postgres")]
                 Db::Postgres(p) => sqlx::query("DELETE FROM bins WHERE start_ms < $1")
                     .bind(cutoff)
                     .execute(p)
@@ -131,7 +137,9 @@ impl Store {
             }};
         }
         match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { write, .. } => run!(Sqlite, write, select_s, del_s, ""),
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => run!(Postgres, p, select_p, del_p, "::jsonb"),
         }
     }
