@@ -56,7 +56,7 @@ as_pg "$PGBIN/initdb -D $PGDIR/data -A trust -U postgres" > "$PGDIR/initdb.log" 
 as_pg "$PGBIN/pg_ctl -D $PGDIR/data -o '-h 127.0.0.1 -p $PGPORT -k $PGDIR' -l $PGDIR/log -w start" >/dev/null \
     || { cat "$PGDIR/log" >&2; fail "PostgreSQL did not start"; }
 PGPID=$(head -1 "$PGDIR/data/postmaster.pid")
-for db in suite agent fleet outage; do
+for db in suite agent fleet outage sdk; do
     psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "create database $db" >/dev/null
 done
 PG=postgres://postgres@127.0.0.1:$PGPORT
@@ -82,6 +82,9 @@ METRICS_TEST_SMALL_FS=$SMALL/suite METRICS_TEST_POSTGRES_URL=$PG/suite \
 grep -q "rows reported written" "$PGDIR/suite.log" \
     || fail "the suite did not run on the full file system"
 rm -rf "${SMALL:?}/suite"
+log "metrics-sdk history: windows across a restart, on PostgreSQL"
+METRICS_TEST_POSTGRES_URL=$PG/sdk cargo test -q -p metrics-sdk --all-features --lib history:: \
+    || fail "the history tests failed on PostgreSQL"
 
 # --- the main program killed and restarted ----------------------------------
 cargo build -q -p metrics-agent
