@@ -101,8 +101,8 @@ mod writer;
 use std::path::PathBuf;
 
 pub use store::{
-    HistoryBin, HistoryGroup, HistoryQuery, OutcomeQuery, OutcomeTotals, Store, StoreRing,
-    StoredBin,
+    HistoryBin, HistoryGroup, HistoryQuery, OpenRows, OutcomeQuery, OutcomeTotals, Replaced, Store,
+    StoreRing, StoredBin,
 };
 pub use url::{SQLITE_FILE, StoreUrl};
 pub use writer::{HistoryWriter, WriterConfig, WriterStatus};
