@@ -117,7 +117,11 @@ struct Shared {
 /// backend for the bins that ended since its last call
 /// ([`MemoryMetrics::sealed_bins`], which only takes each series' lock
 /// briefly), queues them (at most `max_pending`; the oldest beyond are
-/// dropped and counted) and writes the queue in one transaction. A database
+/// dropped and counted) and writes the queue in one transaction, with the
+/// open bins' state so far ([`MemoryMetrics::open_bins`]) replacing the
+/// partial rows the previous flush wrote ([`Store::write_replacing`]): a
+/// process killed without warning loses at most one `flush_interval`
+/// (2 s by default) of samples. A database
 /// that is down or refuses connections is retried every `retry_interval`
 /// while bins queue up; writing resumes when it is back. Between flushes
 /// it asks the database every `ping_interval` whether it answers, and a
