@@ -1039,3 +1039,69 @@ fn the_open_bin_is_written_between_flushes_and_replaced_not_added() {
         r.block_on(reader.close());
     }
 }
+
+/// Two instances writing their open bins into one database, and a run
+/// that stops while another run of the same instance goes on: each
+/// flush replaces only its own run's partial rows, so the store holds
+/// every instance's and run's samples exactly once.
+#[test]
+fn partial_rows_of_other_instances_and_runs_are_left_alone() {
+    let r = rt();
+    for url in r.block_on(backends("open_fleet")) {
+        let t0 = 1_800_000_000_000;
+        let start = |instance: &str| {
+            let clock = Arc::new(ManualClock::new(t0 + 1_000));
+            let m = Arc::new(
+                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
+            );
+            let mut cfg = WriterConfig::new(url.clone(), instance);
+            cfg.flush_interval = Duration::from_millis(20);
+            let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+            wait_until("connected", || w.store().is_some());
+            (Metrics::new(m), w)
+        };
+        let (a, wa) = start("a");
+        let (b, wb) = start("b");
+        // A second run of `a`, sharing the database while the first goes on.
+        let (a2, wa2) = start("a");
+        let reader = r.block_on(Store::open(&url, "reader")).unwrap();
+        let per_instance = |instance: &str| -> (u64, f64) {
+            let mut q = query("jobs", t0, t0 + 60_000, 60_000);
+            q.instances = Some(vec![instance.into()]);
+            let got = r.block_on(reader.query(&q)).unwrap();
+            got.first()
+                .and_then(|g| g.bins.first())
+                .map_or((0, 0.0), |b| (b.count, b.sum))
+        };
+        let mut want_a = (0, 0.0);
+        let mut want_b = (0, 0.0);
+        for round in 1..=3 {
+            let v = f64::from(round);
+            a.record_counter("jobs", v, &[]);
+            a2.record_counter("jobs", 10.0 * v, &[]);
+            b.record_counter("jobs", 100.0 * v, &[]);
+            want_a = (want_a.0 + 2, want_a.1 + 11.0 * v);
+            want_b = (want_b.0 + 1, want_b.1 + 100.0 * v);
+            wait_until(&format!("round {round} stored"), || {
+                per_instance("a") == want_a && per_instance("b") == want_b
+            });
+        }
+        // One run of `a` stops: its final rows replace its partial ones,
+        // and the other run's partial rows stay.
+        wa.shutdown();
+        assert_eq!(per_instance("a"), want_a, "{url}");
+        a2.record_counter("jobs", 1000.0, &[]);
+        want_a = (want_a.0 + 1, want_a.1 + 1000.0);
+        wait_until("the other run's flush", || per_instance("a") == want_a);
+        assert_eq!(per_instance("b"), want_b, "{url}");
+        wa2.shutdown();
+        wb.shutdown();
+        assert_eq!(
+            (per_instance("a"), per_instance("b")),
+            (want_a, want_b),
+            "{url}"
+        );
+        r.block_on(reader.close());
+        drop((a, b));
+    }
+}
