@@ -509,6 +509,52 @@ fn a_sigkill_loses_at_most_the_last_flush_interval() {
         stored >= early,
         "{stored} stored, {early} recorded 4 s before the kill"
     );
+    // Restarted on the same store, the program's window counts what the
+    // killed run left there, its open bin's partial rows included.
+    let mut child = Running(
+        agent()
+            .env_remove("METRICS_STORE")
+            .args([
+                "--store",
+                &url,
+                "--listen",
+                "127.0.0.1:0",
+                "--duration",
+                "5m",
+            ])
+            .args(["--report-every", "1h", "--no-export"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("the program printed its URL").unwrap();
+        if let Some(rest) = line.strip_prefix("serving http://") {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    // The window less this run's own count (read after it, so at least
+    // what the window had of this run) is what it took from the store.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, body) = http_get(addr, "/api/v1/summary?name=http.request&window=5m", "");
+        let window = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|s| s["count"].as_u64())
+            .filter(|_| status == "HTTP/1.1 200 OK");
+        let mine = live_requests_or_zero(addr);
+        if window.is_some_and(|w| w.saturating_sub(mine) >= stored) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window after the restart: {body}, this run {mine}, {stored} stored"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(child);
     std::fs::remove_dir_all(&dir).ok();
 }
 
