@@ -14,7 +14,8 @@
 //! `--store`, `METRICS_STORE` or the config file's `store` say
 //! (`postgres://...` for a database shared by several agents, `off` for
 //! none). A clean stop writes everything; a killed process loses at most
-//! the last flush interval (10 s) and the open 10 s bin.
+//! what it recorded since the last flush (every 2 s, the open bin's state
+//! so far included).
 //!
 //! Everything runs on one tokio runtime of two worker threads: the HTTP
 //! service, the history writer, the resource poller, health checks, the

@@ -98,6 +98,33 @@ impl MemoryMetrics {
     /// that is handed out whole when that coarser bin lies inside the range
     /// (without a sketch), else not at all.
     pub fn sealed_bins(&self, from_ms: i64, to_ms: i64) -> Vec<SealedBin> {
+        let out = self.bins_between(from_ms, to_ms);
+        self.history_bins.handed_out(to_ms);
+        out
+    }
+
+    /// The bins starting at or after `from_ms` that have not ended yet (the
+    /// open finest bin of every series with samples in it), as they are
+    /// now, with their sketches so far: what a writer stores as partial
+    /// rows between [`sealed_bins`](Self::sealed_bins) calls, to be
+    /// replaced once the bin is sealed. Unlike `sealed_bins` this hands
+    /// nothing out: the same bins come sealed later.
+    pub fn open_bins(&self, from_ms: i64) -> Vec<SealedBin> {
+        self.bins_between(from_ms, self.open_end_ms())
+    }
+
+    /// The end of the finest bin open now (exclusive), ms.
+    fn open_end_ms(&self) -> i64 {
+        let finest = self.finest_bin_ms();
+        self.now_ms()
+            .div_euclid(finest)
+            .saturating_mul(finest)
+            .saturating_add(finest)
+    }
+
+    /// Every non-empty bin starting at or after `from_ms` and ending at or
+    /// before `to_ms`, of every series (see [`sealed_bins`](Self::sealed_bins)).
+    fn bins_between(&self, from_ms: i64, to_ms: i64) -> Vec<SealedBin> {
         let now = self.now_ms().max(to_ms);
         let finest = self.finest_bin_ms();
         let mut out = Vec::new();
@@ -147,7 +174,6 @@ impl MemoryMetrics {
                 });
             }
         }
-        self.history_bins.handed_out(to_ms);
         out
     }
 }
@@ -184,10 +210,22 @@ impl MemoryMetrics {
     /// counterpart of [`sealed_bins`](Self::sealed_bins), with the same
     /// watermark rules.
     pub fn sealed_outcomes(&self, from_ms: i64, to_ms: i64) -> Vec<SealedOutcomes> {
-        let now = self.now_ms().max(to_ms);
-        let sealed = self.tracker.sealed(from_ms, to_ms, now);
+        let out = self.outcomes_between(from_ms, to_ms);
         self.history_outcomes.handed_out(to_ms);
-        sealed
+        out
+    }
+
+    /// The outcome bins starting at or after `from_ms` that have not ended
+    /// yet, as they are now: the outcome counterpart of
+    /// [`open_bins`](Self::open_bins), handing nothing out.
+    pub fn open_outcomes(&self, from_ms: i64) -> Vec<SealedOutcomes> {
+        self.outcomes_between(from_ms, self.open_end_ms())
+    }
+
+    fn outcomes_between(&self, from_ms: i64, to_ms: i64) -> Vec<SealedOutcomes> {
+        let now = self.now_ms().max(to_ms);
+        self.tracker
+            .sealed(from_ms, to_ms, now)
             .into_iter()
             .map(
                 |(operation, start_ms, width_ms, success, failures)| SealedOutcomes {
@@ -400,6 +438,39 @@ mod tests {
         let last = m.sealed_bins(1_000_010_000, 1_000_020_000);
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].sum, 7.0);
+    }
+
+    /// The open bin as it is so far, any number of times, without handing
+    /// it out: it still comes sealed, whole, once it ended.
+    #[test]
+    fn open_bins_show_the_bin_so_far_and_still_come_sealed() {
+        use metrics_protocol::SuccessFailureTracker;
+        let t0 = 1_000_000_000;
+        let clock = Arc::new(ManualClock::new(t0 + 3_000));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let w = Metrics::new(m.clone());
+        w.record_counter("hits", 2.0, &[]);
+        w.record_histogram("lat", 5.0, &[]);
+        m.record_failure("pay", "timeout", &[]);
+        let open = m.open_bins(t0);
+        assert_eq!(open.len(), 2, "{open:?}");
+        let hits = open.iter().find(|b| b.name == "hits").unwrap();
+        assert_eq!((hits.start_ms, hits.width_ms, hits.sum), (t0, 10_000, 2.0));
+        assert!(open.iter().any(|b| b.name == "lat" && b.sketch.is_some()));
+        assert_eq!(m.open_outcomes(t0)[0].failures.get("timeout"), Some(&1));
+        clock.advance(std::time::Duration::from_secs(2));
+        w.record_counter("hits", 3.0, &[]);
+        let open = m.open_bins(t0);
+        let hits = open.iter().find(|b| b.name == "hits").unwrap();
+        assert_eq!((hits.count, hits.sum), (2, 5.0));
+        // Nothing was handed out: the bin comes sealed once it ended.
+        assert!(m.sealed_bins(t0, t0).is_empty());
+        clock.advance(std::time::Duration::from_secs(10));
+        assert!(m.open_bins(t0 + 10_000).is_empty());
+        let sealed = m.sealed_bins(t0, t0 + 10_000);
+        assert_eq!(sealed.len(), 2);
+        assert_eq!(m.sealed_outcomes(t0, t0 + 10_000).len(), 1);
     }
 
     #[test]

@@ -100,6 +100,18 @@ impl HistoryRanges {
         self.memory.clock_ms().saturating_sub(retention)
     }
 
+    /// Where a window's stored rows end (exclusive): the end of the bin
+    /// open now. Stored rows are taken whole, so a window ending at now
+    /// would leave out the row of an earlier run that stopped within the
+    /// open bin (this run's own rows there are memory's, left out by run).
+    fn window_end_ms(&self) -> i64 {
+        let finest = self.memory.finest_bin_ms().max(1);
+        let now = self.memory.clock_ms();
+        now.div_euclid(finest)
+            .saturating_mul(finest)
+            .saturating_add(finest)
+    }
+
     /// Runs a store query on the writer's runtime, waiting at most the
     /// store timeout; why not when there is no store yet, it fails or it
     /// is slow (logged).
@@ -178,7 +190,7 @@ impl HistoryRanges {
             Some(w) => now.saturating_sub(i64::try_from(w.as_millis()).ok()?.max(1)),
             None => 0,
         };
-        let end = now.saturating_add(1);
+        let end = self.window_end_ms();
         let q = HistoryQuery {
             name: name.to_owned(),
             start_ms: start,
@@ -369,7 +381,7 @@ impl RangeQueries for HistoryRanges {
         let q = OutcomeQuery {
             operation: operation.to_owned(),
             start_ms,
-            end_ms: window.map(|_| now.saturating_add(1)),
+            end_ms: window.map(|_| self.window_end_ms()),
             instances: scope.instances.clone(),
             // Memory answers for this run's rows it holds, if it answers.
             skip_run_since: scope

@@ -520,23 +520,7 @@ impl Store {
             return Ok(0);
         }
         let orows = outcomes::outcome_rows(self, outcomes);
-        let rows: Vec<RowData> = bins
-            .iter()
-            .map(|b| RowData {
-                instance: self.instance.clone(),
-                run: self.run.clone(),
-                name: b.name.clone(),
-                tags: tags_json(&b.tags),
-                kind: kind_name(b.kind).to_owned(),
-                ring_ms: b.width_ms,
-                start_ms: b.start_ms,
-                count: i64::try_from(b.count).unwrap_or(i64::MAX),
-                sum: b.sum,
-                min: b.min,
-                max: b.max,
-                sketch: b.sketch.clone(),
-            })
-            .collect();
+        let rows = self.bin_rows(bins);
         // Any failure closes the connection (TxConn): the rows count as
         // written only once COMMIT succeeded.
         let n = match &self.db {
@@ -562,6 +546,26 @@ impl Store {
             }
         };
         Ok(n)
+    }
+
+    /// `bins` as rows of this store's instance and run.
+    fn bin_rows(&self, bins: &[StoredBin]) -> Vec<RowData> {
+        bins.iter()
+            .map(|b| RowData {
+                instance: self.instance.clone(),
+                run: self.run.clone(),
+                name: b.name.clone(),
+                tags: tags_json(&b.tags),
+                kind: kind_name(b.kind).to_owned(),
+                ring_ms: b.width_ms,
+                start_ms: b.start_ms,
+                count: i64::try_from(b.count).unwrap_or(i64::MAX),
+                sum: b.sum,
+                min: b.min,
+                max: b.max,
+                sketch: b.sketch.clone(),
+            })
+            .collect()
     }
 
     /// Number of rows per ring width (ms), for tests and diagnostics.
@@ -593,10 +597,12 @@ impl Store {
 /// Columns as read: PostgreSQL's JSONB tags as text.
 const COLUMNS_READ: &str = "instance, run, name, CAST(tags AS TEXT), kind, ring_ms, start_ms, count, sum, min, max, sketch";
 
+mod open;
 mod outcomes;
 mod query;
 mod retention;
 mod tx;
+pub use open::{OpenRows, Replaced};
 pub use outcomes::{OutcomeQuery, OutcomeTotals};
 pub use query::{HistoryBin, HistoryGroup, HistoryQuery};
 pub use retention::StoreRing;

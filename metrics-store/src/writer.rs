@@ -10,7 +10,7 @@ use metrics_memory::{MemoryMetrics, SealedOutcomes};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
-use crate::{Store, StoreError, StoreRing, StoreUrl, StoredBin};
+use crate::{OpenRows, Store, StoreError, StoreRing, StoreUrl, StoredBin};
 
 /// How the writer runs.
 #[derive(Debug, Clone)]
@@ -19,8 +19,9 @@ pub struct WriterConfig {
     pub url: StoreUrl,
     /// This instance's name in the rows it writes.
     pub instance: String,
-    /// How often sealed bins are written (one transaction each): also the
-    /// most history a killed process loses, beside the open bin.
+    /// How often sealed bins and the open bins' state so far are written
+    /// (one transaction each, replacing the open bins' rows the previous
+    /// flush wrote): the most history a killed process loses.
     pub flush_interval: Duration,
     /// Bins (and, on their own, outcome bins) waiting while the database is slow or down; beyond this the
     /// oldest are dropped and counted.
@@ -43,16 +44,16 @@ pub struct WriterConfig {
 }
 
 impl WriterConfig {
-    /// Defaults for `url` and `instance`: flush every 10 s, at most
+    /// Defaults for `url` and `instance`: flush every 2 s, at most
     /// 1,000,000 pending bins, retry every 5 s, [`StoreRing::defaults`]
     /// applied every minute, a ping every 5 s, answers within 2 s: a
     /// database that stops answering shows as unhealthy within 7 s, less
-    /// than one flush interval.
+    /// than one finest bin.
     pub fn new(url: StoreUrl, instance: impl Into<String>) -> Self {
         WriterConfig {
             url,
             instance: instance.into(),
-            flush_interval: Duration::from_secs(10),
+            flush_interval: Duration::from_secs(2),
             max_pending: 1_000_000,
             retry_interval: Duration::from_secs(5),
             rings: StoreRing::defaults(),
@@ -80,8 +81,9 @@ pub struct WriterStatus {
     /// Bins (series and outcome bins) written since start: counted only
     /// once the database committed them.
     pub written: u64,
-    /// Rows the database committed since start (a series bin is one row,
-    /// an outcome bin one per non-zero count).
+    /// Rows of this writer in the database (a series bin is one row, an
+    /// outcome bin one per non-zero count): the rows it committed less the
+    /// open bins' partial rows later flushes replaced.
     pub rows: u64,
     /// Bins dropped because too many were pending.
     pub dropped: u64,
@@ -98,6 +100,9 @@ struct Shared {
     pending: Mutex<VecDeque<StoredBin>>,
     /// Outcome bins waiting, bounded like `pending` (on their own).
     pending_outcomes: Mutex<VecDeque<SealedOutcomes>>,
+    /// The open bins: what the next flush writes of them, and the partial
+    /// rows earlier flushes left for them.
+    open: Mutex<OpenBins>,
     store: Mutex<Option<Store>>,
     stop: AtomicBool,
     wake: Notify,
@@ -111,7 +116,11 @@ struct Shared {
 /// backend for the bins that ended since its last call
 /// ([`MemoryMetrics::sealed_bins`], which only takes each series' lock
 /// briefly), queues them (at most `max_pending`; the oldest beyond are
-/// dropped and counted) and writes the queue in one transaction. A database
+/// dropped and counted) and writes the queue in one transaction, with the
+/// open bins' state so far ([`MemoryMetrics::open_bins`]) replacing the
+/// partial rows the previous flush wrote ([`Store::write_replacing`]): a
+/// process killed without warning loses at most one `flush_interval`
+/// (2 s by default) of samples. A database
 /// that is down or refuses connections is retried every `retry_interval`
 /// while bins queue up; writing resumes when it is back. Between flushes
 /// it asks the database every `ping_interval` whether it answers, and a
@@ -234,6 +243,7 @@ impl HistoryWriter {
             answer_timeout: config.answer_timeout,
             pending: Mutex::new(VecDeque::new()),
             pending_outcomes: Mutex::new(VecDeque::new()),
+            open: Mutex::new(OpenBins::default()),
             store: Mutex::new(None),
             stop: AtomicBool::new(false),
             wake: Notify::new(),
@@ -462,27 +472,108 @@ async fn waiting<T>(
     r.unwrap_or(Err(StoreError::Timeout { what, after: limit }))
 }
 
-/// Writes the pending queues in one transaction; on failure keeps them.
-/// With nothing to write, asks the database whether it answers.
+/// The open bins between flushes: their state as of the last collection,
+/// and what of them the database holds.
+#[derive(Debug, Default)]
+struct OpenBins {
+    /// Their state at the last collection (none at shutdown: the final
+    /// collection seals them).
+    bins: Vec<StoredBin>,
+    /// Their outcomes, likewise.
+    outcomes: Vec<SealedOutcomes>,
+    /// Where they start: the sealed watermark at that collection.
+    from_ms: i64,
+    /// The finest bin width: the ring of their rows.
+    ring_ms: i64,
+    /// The partial rows of this run in the database: those of a committed
+    /// flush, replaced by the next one.
+    written: Option<OpenRows>,
+    /// What that flush wrote of them, so that an unchanged open bin is
+    /// not written again.
+    written_state: (Vec<StoredBin>, Vec<SealedOutcomes>),
+}
+
+/// Takes the open bins' state (bins starting at or after `from`, the
+/// sealed watermark) for the next flush; none when `stopping` (the final
+/// collection took them sealed).
+fn snapshot_open(memory: &MemoryMetrics, shared: &Shared, from: i64, stopping: bool) {
+    let (bins, outcomes) = if stopping {
+        (Vec::new(), Vec::new())
+    } else {
+        (memory.open_bins(from), memory.open_outcomes(from))
+    };
+    let mut open = shared.open.lock();
+    open.bins = bins;
+    open.outcomes = outcomes;
+    open.from_ms = from;
+    open.ring_ms = memory.finest_bin_ms().max(1);
+}
+
+/// What a flush writes of the open bins: their state, the partial rows it
+/// replaces and the partial rows it leaves; and whether that changes
+/// anything (not when the database holds them as they are).
+fn open_batch(shared: &Shared) -> (OpenBatch, bool) {
+    let open = shared.open.lock();
+    let empty = open.bins.is_empty() && open.outcomes.is_empty();
+    let unchanged = open.written_state.0 == open.bins && open.written_state.1 == open.outcomes;
+    let changed = !unchanged || (open.written.is_none() && !empty);
+    let leaves = (!empty).then_some(OpenRows {
+        ring_ms: open.ring_ms,
+        from_ms: open.from_ms,
+    });
+    let batch = OpenBatch {
+        bins: open.bins.clone(),
+        outcomes: open.outcomes.clone(),
+        replaces: open.written,
+        leaves,
+    };
+    (batch, changed)
+}
+
+/// The open bins' part of one flush ([`open_batch`]).
+#[derive(Debug)]
+struct OpenBatch {
+    bins: Vec<StoredBin>,
+    outcomes: Vec<SealedOutcomes>,
+    /// This run's partial rows the write deletes.
+    replaces: Option<OpenRows>,
+    /// The partial rows it leaves, replaced by the next flush.
+    leaves: Option<OpenRows>,
+}
+
+/// Writes the pending queues and the open bins' state in one transaction,
+/// replacing the partial rows the previous flush left; on failure keeps
+/// everything as it was (the retry replaces the same rows). With nothing
+/// new to write, asks the database whether it answers.
 async fn flush(store: &Store, shared: &Shared) -> Result<(), StoreError> {
-    let batch: Vec<StoredBin> = shared.pending.lock().iter().cloned().collect();
-    let outcomes: Vec<SealedOutcomes> = shared.pending_outcomes.lock().iter().cloned().collect();
-    if batch.is_empty() && outcomes.is_empty() {
+    let mut batch: Vec<StoredBin> = shared.pending.lock().iter().cloned().collect();
+    let mut outcomes: Vec<SealedOutcomes> =
+        shared.pending_outcomes.lock().iter().cloned().collect();
+    let (sealed, sealed_outcomes) = (batch.len(), outcomes.len());
+    let (open, changed) = open_batch(shared);
+    if batch.is_empty() && outcomes.is_empty() && !changed {
         return ping(store, shared).await;
     }
+    batch.extend(open.bins.iter().cloned());
+    outcomes.extend(open.outcomes.iter().cloned());
     let what = format!("writing {} bins", batch.len() + outcomes.len());
-    let rows = waiting(
+    let done = waiting(
         shared,
         what,
         FLUSH_TIMEOUT,
-        store.write_batch(&batch, &outcomes),
+        store.write_replacing(&batch, &outcomes, open.replaces),
     )
     .await?;
-    shared.pending.lock().drain(..batch.len());
-    shared.pending_outcomes.lock().drain(..outcomes.len());
+    shared.pending.lock().drain(..sealed);
+    shared.pending_outcomes.lock().drain(..sealed_outcomes);
+    {
+        let mut o = shared.open.lock();
+        o.written = open.leaves;
+        o.written_state = (open.bins, open.outcomes);
+    }
     let mut st = shared.status.lock();
-    st.written += (batch.len() + outcomes.len()) as u64;
-    st.rows += rows;
+    st.written += (sealed + sealed_outcomes) as u64;
+    st.rows = (st.rows + done.inserted).saturating_sub(done.deleted);
     st.flushes += 1;
     st.healthy = true;
     st.last_error = None;
@@ -542,6 +633,7 @@ async fn run(
                 now.div_euclid(finest) * finest
             };
             collect(&memory, &shared, watermark, to, config.max_pending);
+            snapshot_open(&memory, &shared, to, stopping);
             watermark = watermark.max(to);
         }
 

@@ -1051,4 +1051,161 @@ fn a_writer_dropped_in_a_current_thread_task_still_writes_everything() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::remove_dir_all(&dir).ok();
+/// The open bin reaches the store at every flush, before it ends: its
+/// partial rows are replaced at each later flush (and by the sealed row),
+/// never added to, so the store holds exactly what was recorded up to the
+/// last flush, which is all a process killed then loses. On SQLite, writes
+/// that fail for lack of room meanwhile are retried, the open bin counted
+/// once. The rows the writer reports are the rows in the database.
+#[test]
+fn the_open_bin_is_written_between_flushes_and_replaced_not_added() {
+    let r = rt();
+    for url in r.block_on(backends("open")) {
+        let t0 = 1_800_000_000_000;
+        let clock = Arc::new(ManualClock::new(t0 + 1_000));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let mut cfg = WriterConfig::new(url.clone(), "w");
+        cfg.flush_interval = Duration::from_millis(20);
+        cfg.retry_interval = Duration::from_millis(20);
+        let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+        let metrics = Metrics::new(m.clone());
+        wait_until("connected", || w.store().is_some());
+        let reader = r.block_on(Store::open(&url, "reader")).unwrap();
+        // (count, sum) per 10 s bin of `jobs` in the store, and its outcomes.
+        let stored = || {
+            let got = r
+                .block_on(reader.query(&query("jobs", t0, t0 + 60_000, 10_000)))
+                .unwrap();
+            let bins: Vec<(u64, f64)> = got
+                .first()
+                .map(|g| g.bins.iter().map(|b| (b.count, b.sum)).collect())
+                .unwrap_or_default();
+            let pay = r.block_on(reader.outcomes(&outcome_query("pay"))).unwrap();
+            (bins, pay)
+        };
+        let wait_for = |want: Vec<(u64, f64)>, ok: u64| {
+            wait_until(&format!("{want:?} stored"), || {
+                let (bins, pay) = stored();
+                bins == want && pay.success == ok
+            });
+        };
+        metrics.record_counter("jobs", 1.0, &[]);
+        metrics.record_success("pay", &[]);
+        wait_for(vec![(1, 1.0)], 1);
+        metrics.record_counter("jobs", 2.0, &[]);
+        metrics.record_success("pay", &[]);
+        wait_for(vec![(2, 3.0)], 2);
+        metrics.record_counter("jobs", 4.0, &[]);
+        wait_for(vec![(3, 7.0)], 2);
+        // Several flushes later (another series changing), still replaced,
+        // not added to.
+        for _ in 0..3 {
+            let flushes = w.status().flushes;
+            metrics.record_counter("tick", 1.0, &[]);
+            wait_until("another flush", || w.status().flushes > flushes);
+        }
+        assert_eq!(stored().0, vec![(3, 7.0)], "{url}");
+        if let StoreUrl::Sqlite(path) = &url {
+            // A full file: the open bin's writes fail (and are retried) while
+            // many new series wait; then there is room again.
+            let store = w.store().unwrap();
+            store.set_sqlite_page_limit(Some(r.block_on(sqlite_pages(path))));
+            let wide = "x".repeat(200);
+            for i in 0..200 {
+                metrics.record_counter("wide", 1.0, &[("k", &format!("{wide}{i}"))]);
+            }
+            metrics.record_counter("jobs", 8.0, &[]);
+            wait_until("a failed write", || !w.status().healthy);
+            assert_eq!(stored().0, vec![(3, 7.0)], "{url}");
+            store.set_sqlite_page_limit(None);
+            wait_for(vec![(4, 15.0)], 2);
+        }
+        // The bin seals: its final row replaces the partial one.
+        let before = stored().0;
+        clock.advance(Duration::from_secs(10));
+        metrics.record_counter("jobs", 16.0, &[]);
+        let mut want = before.clone();
+        want.push((1, 16.0));
+        wait_for(want.clone(), 2);
+        wait_until("the sealed bins written", || w.status().written >= 2);
+        assert_eq!(stored().0, want, "{url}");
+        let rows = w.status().rows;
+        let outcome_rows = 1;
+        assert_eq!(rows, r.block_on(rows_in(&url)) + outcome_rows, "{url}");
+        w.shutdown();
+        assert_eq!(stored().0, want, "{url}");
+        assert_eq!(
+            w.status().rows,
+            r.block_on(rows_in(&url)) + outcome_rows,
+            "{url}"
+        );
+        r.block_on(reader.close());
+    }
+}
+
+/// Two instances writing their open bins into one database, and a run
+/// that stops while another run of the same instance goes on: each
+/// flush replaces only its own run's partial rows, so the store holds
+/// every instance's and run's samples exactly once.
+#[test]
+fn partial_rows_of_other_instances_and_runs_are_left_alone() {
+    let r = rt();
+    for url in r.block_on(backends("open_fleet")) {
+        let t0 = 1_800_000_000_000;
+        let start = |instance: &str| {
+            let clock = Arc::new(ManualClock::new(t0 + 1_000));
+            let m = Arc::new(
+                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
+            );
+            let mut cfg = WriterConfig::new(url.clone(), instance);
+            cfg.flush_interval = Duration::from_millis(20);
+            let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+            wait_until("connected", || w.store().is_some());
+            (Metrics::new(m), w)
+        };
+        let (a, wa) = start("a");
+        let (b, wb) = start("b");
+        // A second run of `a`, sharing the database while the first goes on.
+        let (a2, wa2) = start("a");
+        let reader = r.block_on(Store::open(&url, "reader")).unwrap();
+        let per_instance = |instance: &str| -> (u64, f64) {
+            let mut q = query("jobs", t0, t0 + 60_000, 60_000);
+            q.instances = Some(vec![instance.into()]);
+            let got = r.block_on(reader.query(&q)).unwrap();
+            got.first()
+                .and_then(|g| g.bins.first())
+                .map_or((0, 0.0), |b| (b.count, b.sum))
+        };
+        let mut want_a = (0, 0.0);
+        let mut want_b = (0, 0.0);
+        for round in 1..=3 {
+            let v = f64::from(round);
+            a.record_counter("jobs", v, &[]);
+            a2.record_counter("jobs", 10.0 * v, &[]);
+            b.record_counter("jobs", 100.0 * v, &[]);
+            want_a = (want_a.0 + 2, want_a.1 + 11.0 * v);
+            want_b = (want_b.0 + 1, want_b.1 + 100.0 * v);
+            wait_until(&format!("round {round} stored"), || {
+                per_instance("a") == want_a && per_instance("b") == want_b
+            });
+        }
+        // One run of `a` stops: its final rows replace its partial ones,
+        // and the other run's partial rows stay.
+        wa.shutdown();
+        assert_eq!(per_instance("a"), want_a, "{url}");
+        a2.record_counter("jobs", 1000.0, &[]);
+        want_a = (want_a.0 + 1, want_a.1 + 1000.0);
+        wait_until("the other run's flush", || per_instance("a") == want_a);
+        assert_eq!(per_instance("b"), want_b, "{url}");
+        wa2.shutdown();
+        wb.shutdown();
+        assert_eq!(
+            (per_instance("a"), per_instance("b")),
+            (want_a, want_b),
+            "{url}"
+        );
+        r.block_on(reader.close());
+        drop((a, b));
+    }
 }

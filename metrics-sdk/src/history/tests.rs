@@ -444,3 +444,149 @@ fn a_store_that_never_answers_leaves_the_answer_to_memory_saying_so() {
     }
     w.shutdown();
 }
+
+/// The stores a restart test runs on: a fresh SQLite file, and the
+/// PostgreSQL database `METRICS_TEST_POSTGRES_URL` names when set (rows
+/// kept apart from other tests' by an instance name of their own).
+fn restart_stores(test: &str) -> Vec<(metrics_store::StoreUrl, String)> {
+    let unique = format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let dir = std::env::temp_dir().join(format!("metrics-sdk-{unique}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut out = vec![(
+        metrics_store::StoreUrl::Sqlite(dir.join("h.sqlite")),
+        "host".to_owned(),
+    )];
+    if let Ok(url) = std::env::var("METRICS_TEST_POSTGRES_URL") {
+        out.push((url.parse().expect("a PostgreSQL URL"), unique));
+    }
+    out
+}
+
+/// A program stopped cleanly and started again on the same store within
+/// the same 10 s bin: a window's summary and timing count both runs'
+/// samples exactly as one process recording them all would, while that
+/// bin is still open and after the second run flushed it (its own rows
+/// are then in memory and in the store, counted once); `query_range`
+/// agrees.
+#[test]
+fn a_window_across_a_restart_within_one_bin_counts_both_runs() {
+    use crate::test_util::metrics_of;
+    use metrics_memory::{ManualClock, MemoryConfig};
+    use metrics_store::WriterConfig;
+
+    for (url, instance) in restart_stores("restart-bin") {
+        let b0 = 1_800_000_000_000;
+        let clock = Arc::new(ManualClock::new(b0 + 1_000));
+        // One process that records everything both runs record.
+        let reference =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let start = || {
+            let m = Arc::new(
+                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
+            );
+            let mut config = WriterConfig::new(url.clone(), instance.clone());
+            config.flush_interval = Duration::from_millis(20);
+            let w = Arc::new(HistoryWriter::start(m.clone(), config).unwrap());
+            (m, w)
+        };
+        let record = |m: &Arc<MemoryMetrics>, from: u32, to: u32| {
+            for v in from..to {
+                let v = f64::from(v);
+                for target in [m, &reference] {
+                    metrics_of(target).record_gauge("level", v * 3.0, &[]);
+                    metrics_of(target).record_histogram("size", v, &[("q", "a")]);
+                    metrics_of(target).record_timer("op", Duration::from_millis(v as u64), &[]);
+                    if v % 3.0 == 0.0 {
+                        metrics_of(target).record_failure("pay", "timeout", &[]);
+                    } else {
+                        metrics_of(target).record_success("pay", &[]);
+                    }
+                }
+            }
+        };
+        // The first run: the bin from b0, then 4 s into the next; stops.
+        let (m, w) = start();
+        record(&m, 1, 200);
+        clock.advance(Duration::from_secs(10));
+        record(&m, 150, 400);
+        clock.advance(Duration::from_secs(3));
+        w.shutdown();
+        // The second run, 2 s later, in the bin the first stopped in.
+        clock.advance(Duration::from_secs(2));
+        let (m, w) = start();
+        record(&m, 300, 500);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while w.store().is_none() {
+            assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ranges = HistoryRanges::new(m.clone(), w.clone());
+        let hour = Some(Duration::from_secs(3600));
+        let local = InstanceScope::Local;
+        let check = |when: &str| {
+            for name in ["level", "size", "op"] {
+                let got = ranges.summary(name, hour, &local).unwrap().unwrap();
+                let want = reference.summary_with_older(name, hour, None).unwrap();
+                let exact = |s: &MetricSummary| (s.count, s.sum, s.min, s.max);
+                assert_eq!(exact(&got), exact(&want), "{url} {name} {when}");
+                let ps = |s: &MetricSummary| [s.p50, s.p90, s.p95, s.p99];
+                for (g, e) in ps(&got).into_iter().zip(ps(&want)) {
+                    match (g, e) {
+                        (Some(g), Some(e)) => {
+                            assert!((g - e).abs() <= e * 0.02, "{url} {name} {when}: {g} vs {e}")
+                        }
+                        (g, e) => assert_eq!(g, e, "{url} {name} {when}"),
+                    }
+                }
+            }
+            let t = ranges.timing("op", hour).unwrap().unwrap();
+            let want = reference.timing_with_older("op", hour, None).unwrap();
+            assert_eq!((t.count, t.max), (want.count, want.max), "{url} {when}");
+            let got = ranges.outcomes("pay", hour, &local).unwrap().unwrap();
+            let want = reference.outcomes_with_older("pay", hour, None).unwrap();
+            assert_eq!(got, want, "{url} {when}");
+            let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+            let r = RangeRequest {
+                name: "size".into(),
+                tags: vec![],
+                start: at(b0),
+                end: at(b0 + 60_000),
+                step: Duration::from_secs(60),
+                group_by: None,
+                instance: InstanceScope::Local,
+            };
+            let got = ranges.query_range(&r).unwrap();
+            let want = reference.range_query(&r).unwrap();
+            let sums = |g: &[RangeGroup]| {
+                g[0].bins
+                    .iter()
+                    .map(|b| (b.count, b.sum, b.min, b.max))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(sums(&got), sums(&want), "{url} {when}");
+        };
+        check("with the bin open");
+        // The second run's bin seals and is flushed: its rows are in the
+        // store and in memory, counted once.
+        clock.advance(Duration::from_secs(10));
+        record(&m, 450, 600);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while w.status().written < 4 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        check("after the second run's flush");
+        w.shutdown();
+        if let metrics_store::StoreUrl::Sqlite(p) = &url
+            && let Some(dir) = p.parent()
+        {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
