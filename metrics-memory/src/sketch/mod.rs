@@ -19,22 +19,33 @@
 //! this `γ` for the same accuracy, and memory is what this sketch is
 //! bounded by.)
 //!
-//! # Bounded, and what one extreme sample costs
+//! # Bounded, and every finite value in its own bucket
 //!
 //! Each sign keeps a dense array of at most [`MAX_KEYS`] buckets (level 0:
-//! 4096, covering 17.8 decades; level 1: 2048 over the same range) plus two
-//! counters, `under` and `over`, for values beyond the array's ends. A new
-//! key outside the array grows it while it fits; when it does not, the
-//! sketch moves whichever side holds fewer samples: either the array
-//! slides to take the new key (the buckets it leaves fall into `under` or
-//! `over`) or the new sample is counted in `under`/`over`. So an extreme
-//! value (1e300, 1e-300, `Duration::MAX`) next to a bulk of ordinary ones is
-//! counted beyond the array's edge: every sample keeps its rank, so no
-//! quantile whose rank lands in the bulk moves; only a quantile whose rank
-//! lands on such a clamped sample reports the array's edge value (the
-//! callers then clamp to the exact min and max, and report q = 0 and q = 1
-//! as the exact min and max). Nothing is ever folded into the bulk, unlike
-//! a DDSketch that collapses its lowest buckets.
+//! 4096, covering 17.8 decades; level 1: 2048 over the same range) and a
+//! sorted list of at most [`FAR_KEYS`] *far* buckets, for keys beyond the
+//! array's ends, each with its own key and count. A new key outside the
+//! array grows it while it fits; when it does not, the sketch moves
+//! whichever side holds fewer samples: either the array slides to take the
+//! new key (the buckets it leaves become far buckets) or the new sample
+//! gets a far bucket. So an extreme value (1e300, 1e-300, `f64::MAX`, a
+//! subnormal's neighbour) next to a bulk of ordinary ones is reported
+//! within the sketch's accuracy like any other: every finite value of
+//! either sign, from `f64::MIN_POSITIVE` to `f64::MAX`, is within
+//! [`RELATIVE_ACCURACY`] (level 0) or [`WINDOW_ACCURACY`] (level 1) of its
+//! bucket's value. Zero and subnormals (below `f64::MIN_POSITIVE`) count as
+//! zero. Infinities and NaN never reach a sketch: the protocol refuses them
+//! when a measurement is built, and [`QuantileSketch::add`] ignores them.
+//!
+//! The far list is what bounds memory: only when one sign of a sketch sees
+//! more than [`FAR_KEYS`] distinct keys outside a 17.8-decade array (values
+//! spread over more than 17.8 decades, or a run of far values arriving
+//! before the bulk they are far from, which takes the array first) do two
+//! neighbouring far buckets (the pair with the closest keys) merge into
+//! the one with more samples. The samples so moved are reported at that
+//! bucket's value, not their own; they are counted
+//! ([`QuantileSketch::far_merged`], and the backend's health reports them),
+//! so an answer that may be off is never silently so.
 
 /// Relative accuracy of every all-time quantile (level 0).
 pub const RELATIVE_ACCURACY: f64 = 0.005;
@@ -42,6 +53,8 @@ pub const RELATIVE_ACCURACY: f64 = 0.005;
 pub const WINDOW_ACCURACY: f64 = 0.01;
 /// Most dense buckets per sign, per level: 17.8 decades at both levels.
 pub const MAX_KEYS: [usize; 2] = [4096, 2048];
+/// Most far buckets per sign (beyond the dense array, see the module docs).
+pub const FAR_KEYS: usize = 32;
 /// `ln γ`.
 const LN_GAMMA: f64 = 0.010_000_083_334_583_179;
 /// `1 / ln γ`.
@@ -85,7 +98,11 @@ fn at_level(k: i32, level: u8) -> i32 {
 /// The value reported for bucket `k` at `level`.
 fn value(k: i32, level: u8) -> f64 {
     let ln = LN_GAMMA * f64::from(1u32 << level);
-    2.0 * (f64::from(k) * ln).exp() / (ln.exp() + 1.0)
+    // In log space, and capped: the top bucket's `γ^k` may pass `f64::MAX`
+    // while every value in it is finite (and within `α` of the cap).
+    (f64::from(k) * ln - ((ln.exp() + 1.0) / 2.0).ln())
+        .exp()
+        .min(f64::MAX)
 }
 
 mod encoding;
@@ -191,7 +208,7 @@ impl Sketch {
                 return last;
             }
         }
-        // Only reached when a bucket saturated its u32 count.
+        // Only reached when a bucket count saturated.
         last
     }
 
@@ -228,6 +245,12 @@ impl Sketch {
             *c = seen;
         }
         per
+    }
+
+    /// Samples reported at a neighbouring far bucket's value because the
+    /// far list was full (see the module docs); 0 in the usual case.
+    pub fn far_merged(&self) -> u64 {
+        self.pos.far_merged().saturating_add(self.neg.far_merged())
     }
 
     /// Heap bytes used by the bucket arrays.
@@ -335,6 +358,14 @@ impl QuantileSketch {
         self.sketch.count()
     }
 
+    /// Samples reported at a neighbouring far bucket's value, not within
+    /// the stated accuracy of their own, because one sign saw more than
+    /// [`FAR_KEYS`] distinct buckets beyond a 17.8-decade range (see the
+    /// module docs); 0 unless the values are spread that far.
+    pub fn far_merged(&self) -> u64 {
+        self.sketch.far_merged()
+    }
+
     /// An empty sketch at window accuracy ([`WINDOW_ACCURACY`]), the
     /// accuracy of the bins' sketches ([`SealedBin::sketch`](crate::SealedBin::sketch)):
     /// the one to merge them into with [`merge_bin`](Self::merge_bin).
@@ -401,10 +432,9 @@ impl QuantileSketch {
     /// values near a bound: every value `x` with `x + α|x| ≤ bound` is
     /// counted and no value with `x - α|x| > bound` is
     /// (`α` = [`RELATIVE_ACCURACY`], 0.5 %): only a value within 0.5 % of a
-    /// bound may land in the neighbouring bucket. Zero is exact. (A value
-    /// more than 17.8 decades away from the bulk of the others is counted at
-    /// the edge of the sketch's range, see the module docs, and so may be
-    /// further off.) The counts are the ones [`quantile`](Self::quantile)
+    /// bound may land in the neighbouring bucket. Zero is exact. (Only the
+    /// [`far_merged`](Self::far_merged) samples, if any, may be further
+    /// off; see the module docs.) The counts are the ones [`quantile`](Self::quantile)
     /// reads, so the `q`-quantile lies in the bucket holding rank `q·n`.
     ///
     /// ```
