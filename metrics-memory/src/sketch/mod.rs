@@ -266,15 +266,17 @@ impl Sketch {
         self.zero = 0;
     }
 
-    /// Appends the compact encoding of this sketch to `out`: the zero
-    /// count, then per sign the number of nonzero buckets, the first key,
-    /// and per bucket one varint `gap << 1 | changed` (gap: keys skipped
-    /// since the previous bucket) followed, when the count differs from the
-    /// previous bucket's (the first compares with 1), by the zigzag varint
-    /// of the difference. Sparse bins (mostly single samples) cost about
-    /// one byte per sample; dense ones, whose neighbouring counts are
-    /// close, about two bytes per bucket.
+    /// Appends the compact encoding of this sketch to `out`: a version
+    /// header, the zero count, then per sign the number of nonzero buckets,
+    /// the first key, and per bucket a varint token holding the gap (keys
+    /// skipped since the previous bucket) and the difference of its count
+    /// from the previous bucket's (the first compares with 1): one byte for
+    /// a dense bucket whose count differs by at most 31, one byte for a
+    /// sparse bucket of an unchanged count (see `encoding::write_store`).
+    /// Encodings without the header (version 1, rows stored earlier) still
+    /// decode.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        write_header(out);
         put_varint(out, self.zero);
         for store in [&self.pos, &self.neg] {
             write_store(out, store.entries().count() as u64, store.entries());
@@ -286,14 +288,16 @@ impl Sketch {
     /// are malformed, or the zero count would pass `u64::MAX`, which only a
     /// bug or a corrupt stored row could cause.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> bool {
-        let mut r = Reader { bytes, pos: 0 };
+        let Some((mut r, v2)) = open(bytes) else {
+            return false;
+        };
         let max = MAX_KEYS[usize::from(self.level)];
         let Some(zero) = r.varint().and_then(|z| self.zero.checked_add(z)) else {
             return false;
         };
         self.zero = zero;
         for sign in 0..2 {
-            let Some(it) = StoreIter::new(r) else {
+            let Some(it) = StoreIter::new(r, v2) else {
                 return false;
             };
             let store = if sign == 0 {

@@ -409,3 +409,69 @@ fn overflowing_counts_in_an_encoding_are_refused_not_a_panic() {
 fn zigzag_i64(d: i64) -> u64 {
     ((d << 1) ^ (d >> 63)) as u64
 }
+
+/// The version 1 writer (no header, a token and a difference byte per
+/// changed bucket): what rows stored before versions hold.
+fn encode_v1(s: &Sketch) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_varint(&mut out, s.zero);
+    for store in [&s.pos, &s.neg] {
+        put_varint(&mut out, store.entries().count() as u64);
+        let (mut prev, mut prev_count): (Option<i32>, u64) = (None, 1);
+        for (k, c) in store.entries() {
+            let gap = match prev {
+                None => {
+                    put_varint(&mut out, zigzag(k));
+                    0
+                }
+                Some(p) => (k - p - 1) as u64,
+            };
+            prev = Some(k);
+            let delta = c as i64 - prev_count as i64;
+            prev_count = c;
+            put_varint(&mut out, (gap << 1) | u64::from(delta != 0));
+            if delta != 0 {
+                put_varint(&mut out, ((delta << 1) ^ (delta >> 63)) as u64);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn version_1_encodings_still_decode_and_version_2_is_smaller_when_dense() {
+    let mut r = Rng::new(21);
+    let mut s = Sketch::new(1);
+    for i in 0..20_000 {
+        let v = (2.0 * r.normal()).exp();
+        s.add(if i % 3 == 0 { -v } else { v });
+    }
+    s.add(0.0);
+    s.add(1e300);
+    let (v1, mut v2) = (encode_v1(&s), Vec::new());
+    s.encode(&mut v2);
+    assert!(v2.starts_with(&HEADER) && !v1.starts_with(&HEADER));
+    let all = |x: &Sketch| -> Vec<(i32, u64)> { x.pos.entries().chain(x.neg.entries()).collect() };
+    for bytes in [&v1, &v2] {
+        assert!(valid_bin_encoding(bytes));
+        let mut back = Sketch::new(1);
+        assert!(back.merge_encoded(bytes));
+        assert_eq!((back.zero, all(&back)), (s.zero, all(&s)));
+    }
+    // Merging a stored version 1 row with a version 2 one gives version 2.
+    let mut merged = Vec::new();
+    assert!(merge_encodings(&v1, &v2, &mut merged));
+    let mut back = Sketch::new(1);
+    assert!(merged.starts_with(&HEADER) && back.merge_encoded(&merged));
+    assert_eq!(back.count(), 2 * s.count());
+    assert!(
+        v2.len() * 10 <= v1.len() * 7,
+        "version 2: {} bytes, version 1: {}",
+        v2.len(),
+        v1.len()
+    );
+    // An unknown version is refused.
+    let mut v3 = v2.clone();
+    v3[2] = 3;
+    assert!(!valid_bin_encoding(&v3) && !Sketch::new(1).merge_encoded(&v3));
+}
