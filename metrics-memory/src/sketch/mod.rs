@@ -283,6 +283,50 @@ impl Sketch {
         }
     }
 
+    /// Adds `share` samples drawn from an encoding (at most its count), in
+    /// proportion to its buckets: bucket by bucket, the running total is
+    /// scaled and rounded, so the counts added sum to `share` exactly and
+    /// every quantile of the added samples is one of the encoding's. What a
+    /// window takes of a block that straddles its start. `false` if the
+    /// bytes are malformed.
+    pub fn merge_encoded_share(&mut self, bytes: &[u8], share: u64) -> bool {
+        let mut block = Sketch::new(self.level);
+        if !block.merge_encoded(bytes) {
+            return false;
+        }
+        let total = block.count();
+        let share = share.min(total);
+        if share == 0 {
+            return true;
+        }
+        let max = MAX_KEYS[usize::from(self.level)];
+        let (mut seen, mut taken) = (0u128, 0u64);
+        let mut take = |n: u64| {
+            seen += u128::from(n);
+            // Rounded `seen · share / total`, at most `share`.
+            let upto = ((seen * u128::from(share) * 2 + u128::from(total))
+                / (2 * u128::from(total))) as u64;
+            let add = upto.saturating_sub(taken);
+            taken = upto.max(taken);
+            add
+        };
+        let z = take(block.zero);
+        self.zero = self.zero.saturating_add(z);
+        for (k, n) in block.pos.entries() {
+            let add = take(n);
+            if add > 0 {
+                self.pos.add(k, add, max);
+            }
+        }
+        for (k, n) in block.neg.entries() {
+            let add = take(n);
+            if add > 0 {
+                self.neg.add(k, add, max);
+            }
+        }
+        true
+    }
+
     /// Adds the values of an encoding made by [`encode`](Self::encode) at
     /// the same level. Returns `false` (having added a prefix) if the bytes
     /// are malformed, or the zero count would pass `u64::MAX`, which only a
