@@ -87,7 +87,8 @@ fn report_memory() {
 }
 
 /// Heap growth of one histogram series fed `per_10s` lognormal (σ = 2)
-/// samples every 10 s for 25 simulated hours, and its peak.
+/// samples every 10 s for 31 simulated hours (every block of every ring
+/// filled), and its peak.
 fn full_distribution(per_10s: i64) -> (isize, isize) {
     const T0: i64 = 1_790_000_000_000;
     let clock = Arc::new(ManualClock::new(T0));
@@ -105,7 +106,7 @@ fn full_distribution(per_10s: i64) -> (isize, isize) {
         ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
     let step = 10_000 / per_10s;
-    let n = 25 * 3600 * 1000 / step;
+    let n = 31 * 3600 * 1000 / step;
     for i in 1..n {
         clock.set(T0 + i * step);
         let (u1, u2) = (uniform(), uniform());
@@ -125,7 +126,7 @@ fn export(c: &mut Criterion) {
         let (used, peak) = full_distribution(per_10s);
         println!(
             "footprint: one distribution series, every bin of every ring filled \
-             ({per_10s} lognormal samples per 10 s, 25 h): {:.1} KiB (peak {:.1} KiB)",
+             ({per_10s} lognormal samples per 10 s, 31 h): {:.1} KiB (peak {:.1} KiB)",
             used as f64 / 1024.0,
             peak as f64 / 1024.0
         );

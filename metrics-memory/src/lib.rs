@@ -57,14 +57,17 @@
 //!   of the exact nearest-rank value, window quantiles within 1 %
 //!   ([`WINDOW_ACCURACY`]); tested on 1,000,000-sample uniform, lognormal
 //!   σ = 1 and 2, Pareto α = 1.1, 1 ns to 1 h, bimodal and constant data.
-//! - **Outlier-proof**: a sketch keeps at most 17.8 decades of buckets per
-//!   sign and counts values beyond them apart, at the edge, keeping their
-//!   rank; when a far value arrives the side holding fewer samples gives
-//!   way. So one extreme valid sample (1e300, 1e-300, 0, `Duration::MAX`)
-//!   moves no quantile from p1 to p99 (tested). What is given up: a
-//!   quantile whose rank lands on such a clamped value (in practice beyond
-//!   p99.9, or p100) reports the edge of the dense buckets, clamped to the
-//!   exact max; q = 0 and q = 1 report the exact min and max.
+//! - **Extremes in their own buckets**: a sketch keeps at most 17.8
+//!   decades of dense buckets per sign and up to 32 far buckets beyond
+//!   them, each with its own key, so every finite value of either sign,
+//!   `f64::MIN_POSITIVE` to `f64::MAX`, is reported within the stated
+//!   accuracy (tested: 10 % and 1 % of the samples at 1e300, both signs
+//!   with tiny and huge values, against exact quantiles). When a far value
+//!   arrives the side holding fewer samples gives way, so one extreme
+//!   sample moves no quantile from p1 to p99. Only when one sign sees more
+//!   than 32 distinct far buckets do the two closest merge; the samples so
+//!   moved are counted ([`QuantileSketch::far_merged`]). Infinities and NaN
+//!   are refused by the protocol before they reach a sketch.
 //! - **Windows**: each series keeps cascading rings of fixed bins (default
 //!   5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min; [`WindowSpec`]) with exact
 //!   count, sum, min and max. Distributions also keep quantile sketches:
@@ -72,18 +75,26 @@
 //!   blocks (15 min for the hour, 6 h for the day with the defaults), each
 //!   sealed into a compact encoding (about one byte per sample for sparse
 //!   bins, two per bucket for dense ones). A window's count, sum, min and
-//!   max cover the bins starting in it; its quantiles cover the sketch
-//!   blocks starting in it (for a 1 h window, 45 to 60 minutes; for 24 h,
-//!   18 to 24 hours: a block straddling the window's start is left out
-//!   rather than let samples from before the window in).
+//!   max cover the bins starting in it; its quantiles cover the same
+//!   range: the sketch blocks starting in it, and for the samples of the
+//!   window before its first whole block (at most 15 minutes' worth for a
+//!   1 h window, 6 hours' for 24 h), as many samples drawn in proportion
+//!   from the block straddling the window's start (each coarser ring keeps
+//!   one block more than its span for this). So a windowed quantile counts
+//!   exactly the window's samples and is within [`WINDOW_ACCURACY`] of a
+//!   window value whose rank is off by at most the number drawn (tested
+//!   on a bursty series against exact quantiles).
 //!   [`MemoryMetrics::window_coverage`] says which range a window's answer
-//!   covers (its first bin and its first sketch block). Bins older than
-//!   the last ring are dropped.
+//!   covers (its quantiles start where its first bin does). Bins older
+//!   than the last ring are dropped.
 //! - **Memory per series** (measured by a test and the `footprint` bench
-//!   with a counting allocator, every bin of every ring filled over 25
+//!   with a counting allocator, every bin of every ring filled over 31
 //!   simulated hours): a counter or gauge at most 8 KiB; a distribution
-//!   30.3 KiB at 100 lognormal (σ = 2) samples per 10 s (bound: 32 KiB) and
-//!   75.6 KiB at 10,000 per 10 s (bound: 128 KiB). An adversarial
+//!   27.1 KiB at 100 lognormal (σ = 2) samples per 10 s (bound: 32 KiB);
+//!   40.4 KiB with both signs of that lognormal, zeros and 10 % extremes
+//!   (1e±300, `f64::MAX`; tested under 44 KiB: over 32 KiB, as both
+//!   signs fill their buckets in every block); at 10,000 per 10 s, 75.6
+//!   KiB when last measured over 25 hours (bound: 128 KiB). An adversarial
 //!   distribution spreading every 10 s bin over 17.8 decades of both signs
 //!   stays under 1 MiB (each sketch holds at most 2 × 2048 buckets; the
 //!   all-time one 2 × 4096).

@@ -437,7 +437,17 @@ impl SketchRings {
         SketchRings {
             open_idx: i64::MIN,
             open: Sketch::new(1),
-            rings: specs.iter().map(Ring::new).collect(),
+            // Past the finest ring, one more block than the span needs: the
+            // block straddling a window's start (see `merged`).
+            rings: specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
+                    let mut ring = Ring::new(spec);
+                    ring.bins_kept += i64::from(i > 0);
+                    ring
+                })
+                .collect(),
             enc: Vec::new(),
             spare: Vec::new(),
             scratch: Vec::new(),
@@ -644,9 +654,23 @@ impl SketchRings {
         }
     }
 
-    /// The merged sketch (level 1) of every bin or block whose start is in
-    /// `[since_ms, now_ms]`, and the earliest start merged (`None`: none).
-    pub fn merged(&self, since_ms: i64, now_ms: i64) -> (Sketch, Option<i64>) {
+    /// The merged sketch (level 1) of the window `[since_ms, now_ms]`
+    /// holding `exact` samples (the count of the exact bins starting in
+    /// it), and the earliest start of what it merged whole (`None`:
+    /// nothing).
+    ///
+    /// Every bin or block starting in the window is merged whole. A block
+    /// that straddles the window's start (blocks are coarser than the
+    /// exact bins: 15 minutes or 6 hours with the defaults) holds the rest
+    /// of the window's samples, mixed with older ones: the window takes the
+    /// missing number (`exact` minus what was merged whole) from it, drawn
+    /// in proportion to its buckets
+    /// ([`Sketch::merge_encoded_share`]), newest straddling block first.
+    /// The sketch then counts exactly the window's samples and covers it
+    /// all; only the drawn samples may differ from the ones they stand
+    /// for, so a quantile is within [`WINDOW_ACCURACY`](crate::WINDOW_ACCURACY)
+    /// of a window value whose rank is off by at most the number drawn.
+    pub fn merged(&self, since_ms: i64, now_ms: i64, exact: u64) -> (Sketch, Option<i64>) {
         let mut out = Sketch::new(1);
         let mut first: Option<i64> = None;
         let oldest = now_ms.saturating_sub(self.retention_ms());
@@ -666,6 +690,24 @@ impl SketchRings {
         }
         if self.open.count() > 0 && take(self.open_idx.saturating_mul(self.finest_ms())) {
             out.merge(&self.open);
+        }
+        let mut missing = exact.saturating_sub(out.count());
+        // Straddling blocks, newest (finest ring) first.
+        for ring in &self.rings {
+            if missing == 0 {
+                break;
+            }
+            for (idx, buf) in ring.bins.iter().rev() {
+                let start = idx.saturating_mul(ring.bin_ms);
+                if start < since_ms
+                    && start.saturating_add(ring.bin_ms) > since_ms
+                    && start >= oldest
+                {
+                    let before = out.count();
+                    out.merge_encoded_share(buf, missing);
+                    missing = missing.saturating_sub(out.count() - before);
+                }
+            }
         }
         (out, first)
     }

@@ -343,12 +343,29 @@ impl Series {
         f(value, &stats, st.sketch.as_deref())
     }
 
-    /// The windowed quantile sketch of bins and blocks starting in
-    /// `[since_ms, now_ms]`, with the earliest start it covers; `None` for
-    /// series that are not distributions.
+    /// The windowed quantile sketch of `[since_ms, now_ms]` (the bins and
+    /// blocks starting in it, and a share of a block straddling its start
+    /// for the samples of the exact bins they miss, see
+    /// [`SketchRings::merged`]), with the earliest start it covers; `None`
+    /// for series that are not distributions.
     pub fn window_sketch(&self, since_ms: i64, now_ms: i64) -> Option<(Sketch, Option<i64>)> {
         let st = self.state.lock();
-        st.quantiles.as_ref().map(|q| q.merged(since_ms, now_ms))
+        let q = st.quantiles.as_ref()?;
+        let (mut exact, mut first_bin) = (0u64, i64::MAX);
+        st.rings.for_each_since(since_ms, now_ms, |start, _, b| {
+            if b.count > 0 {
+                exact = exact.saturating_add(b.count);
+                first_bin = first_bin.min(start);
+            }
+        });
+        let (sketch, first) = q.merged(since_ms, now_ms, exact);
+        // Holding every sample of the exact bins, it covers what they do.
+        let first = if exact > 0 && sketch.count() >= exact {
+            Some(first.map_or(first_bin, |f| f.min(first_bin)))
+        } else {
+            first
+        };
+        Some((sketch, first))
     }
 
     /// Calls `f(start_ms, width_ms, data)` for every bin starting at or

@@ -1,7 +1,7 @@
 //! The memory bound of one distribution series, measured with a counting
 //! allocator (live bytes allocated by this thread), with every bin of every
-//! ring filled: 25 simulated hours of lognormal (σ = 2) samples, 100 per
-//! 10 s. Its quantiles are checked against an exact computation.
+//! ring filled: 31 simulated hours (the day's sketch ring keeps five 6 h
+//! blocks) of lognormal (σ = 2) samples, 100 per 10 s. Its quantiles are checked against an exact computation.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -80,15 +80,15 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
     );
     let w = Metrics::new(m.clone());
     let mut rng = Rng(42);
-    let mut all: Vec<(i64, f64)> = Vec::with_capacity(900_000);
+    let mut all: Vec<(i64, f64)> = Vec::with_capacity(1_120_000);
     // The series exists before counting starts: what is measured is what
     // filling its rings costs.
     w.record_histogram("latency", 1.0, &[("route", "/api")]);
     all.push((T0, 1.0));
     let before = live();
     let mut peak = 0;
-    // 25 hours, 100 samples per 10 s (one every 100 ms).
-    for i in 1..(25 * 3600 * 10) {
+    // 31 hours, 100 samples per 10 s (one every 100 ms).
+    for i in 1..(31 * 3600 * 10) {
         clock.set(T0 + i * 100);
         let v = rng.lognormal(2.0);
         w.record_histogram("latency", v, &[("route", "/api")]);
@@ -117,34 +117,107 @@ fn a_full_distribution_series_stays_under_32_kib_with_quantiles_in_bounds() {
             "all-time p{q}: exact {want}, got {got}"
         );
     }
-    // Window quantiles cover the sketch blocks that start in the window:
-    // 10 s bins for 5 minutes, 15 minute blocks for the hour, 6 hour blocks
-    // for the day (the crate docs); count, sum, min and max cover its bins.
+    // Window quantiles cover the whole window, as count, sum, min and max
+    // do (its bins): the sketch blocks starting in it (10 s bins for 5
+    // minutes, 15 minute blocks for the hour, 6 hour blocks for the day)
+    // and a share of the block straddling its start for the rest. The
+    // stated error: 1 % of a value whose rank is off by at most the
+    // samples drawn from that block.
     for (window, block) in [(300i64, 10i64), (3600, 900), (86_400, 21_600)] {
         let s = m
             .metric_summary("latency", Some(Duration::from_secs(window as u64)))
             .expect("window summary");
-        let since = now - window * 1000;
-        let covered = since.div_euclid(block * 1000) * block * 1000;
-        let covered = if covered < since {
-            covered + block * 1000
-        } else {
-            covered
-        };
+        assert_eq!(s.quantiles_cover, s.covers, "{window} s window");
+        let from = now - s.covers.expect("covers").as_millis() as i64;
+        let whole = (from + block * 1000 - 1).div_euclid(block * 1000) * block * 1000;
+        let drawn = all.iter().filter(|(t, _)| *t >= from && *t < whole).count();
         let mut w: Vec<f64> = all
             .iter()
-            .filter(|(t, _)| *t >= covered)
+            .filter(|(t, _)| *t >= from)
             .map(|(_, v)| *v)
             .collect();
         w.sort_by(f64::total_cmp);
+        assert_eq!(s.count, w.len() as u64);
         for (q, got) in [(0.5, s.p50), (0.9, s.p90), (0.95, s.p95), (0.99, s.p99)] {
-            let (want, got) = (exact(&w, q), got.expect("quantile"));
+            let got = got.expect("quantile");
+            let rank = ((q * w.len() as f64).ceil() as usize).clamp(1, w.len()) - 1;
+            let lo = w[rank.saturating_sub(drawn)] * 0.99;
+            let hi = w[(rank + drawn).min(w.len() - 1)] * 1.01;
             assert!(
-                ((got - want) / want).abs() <= 0.01,
-                "{window} s window p{q}: exact {want}, got {got}"
+                (lo..=hi).contains(&got),
+                "{window} s window p{q}: {got} outside [{lo}, {hi}] ({drawn} drawn)"
             );
         }
     }
+}
+
+/// Adversarial values: both signs of a wide lognormal (σ = 2, 15 decades
+/// between p0.001 and p99.999 of each sign), zeros, and 10 % extremes
+/// (1e±300, `f64::MAX`, `f64::MIN_POSITIVE`, both signs).
+fn adversarial(rng: &mut Rng, i: i64) -> f64 {
+    const FAR: [f64; 8] = [
+        1e300,
+        -1e300,
+        1e-300,
+        -1e-300,
+        f64::MAX,
+        -f64::MAX,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE,
+    ];
+    match i % 20 {
+        0 => FAR[(i / 20 % 8) as usize],
+        1 => 0.0,
+        2..=7 => -rng.lognormal(2.0),
+        _ => rng.lognormal(2.0),
+    }
+}
+
+#[test]
+fn a_full_series_of_adversarial_values_stays_under_44_kib_with_exact_extremes() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let m = Arc::new(
+        MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).expect("config"),
+    );
+    let w = Metrics::new(m.clone());
+    let mut rng = Rng(7);
+    let mut values: Vec<f64> = Vec::with_capacity(1_120_000);
+    w.record_histogram("wide", 1.0, &[]);
+    values.push(1.0);
+    let before = live();
+    let mut peak = 0;
+    // 31 hours, 100 samples per 10 s: every bin of every ring filled.
+    for i in 1..(31 * 3600 * 10) {
+        clock.set(T0 + i * 100);
+        let v = adversarial(&mut rng, i);
+        w.record_histogram("wide", v, &[]);
+        values.push(v);
+        if i % 3600 == 0 {
+            peak = peak.max(live() - before);
+        }
+    }
+    let used = live() - before;
+    peak = peak.max(used);
+    eprintln!("footprint: adversarial distribution: {used} bytes, peak {peak}");
+    // Measured: 41,325 bytes (lognormal of one sign: 27,736). The 32 KiB
+    // of a one-signed series is not met with both signs this wide: both
+    // signs' dense buckets fill every block of every ring.
+    assert!(
+        peak <= 44 * 1024,
+        "an adversarial distribution series grew by {used} bytes (peak {peak}), over 44 KiB"
+    );
+    values.sort_by(f64::total_cmp);
+    let s = m.metric_summary("wide", None).expect("all-time summary");
+    for (q, got) in [(0.5, s.p50), (0.9, s.p90), (0.95, s.p95), (0.99, s.p99)] {
+        let (want, got) = (exact(&values, q), got.expect("quantile"));
+        let err = if want == 0.0 {
+            got.abs()
+        } else {
+            ((got - want) / want).abs()
+        };
+        assert!(err <= 0.005, "all-time p{q}: exact {want:e}, got {got:e}");
+    }
+    assert_eq!((s.min, s.max), (-f64::MAX, f64::MAX));
 }
 
 #[test]

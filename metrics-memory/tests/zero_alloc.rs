@@ -186,7 +186,8 @@ fn distributions_receiving_new_values_allocate_nothing_in_steady_state() {
     assert_eq!(n, 0, "new values in an open bin allocated {n} times");
     assert_eq!(memory.distribution("h", &tags).unwrap().count, 220_000);
 
-    // Across bins: 26 simulated hours fill every ring, then 2 more hours
+    // Across bins: 32 simulated hours fill every ring (the day's sketch
+    // ring keeps five 6 h blocks: 30 hours), then 2 more hours
     // (720 bins of 10 s) at 100 samples per bin are measured.
     let mut t = T0;
     let mut feed = |hours: i64, m: &Metrics| {
@@ -196,7 +197,7 @@ fn distributions_receiving_new_values_allocate_nothing_in_steady_state() {
             m.record_histogram("h", rng.next(), &tags);
         }
     };
-    feed(26, &m);
+    feed(32, &m);
     let n = allocations_during(|| feed(2, &m));
     // Opening a bin seals the previous one into the buffer of a bin merged
     // away earlier, merges an aged bin into its coarser block through one
@@ -205,6 +206,6 @@ fn distributions_receiving_new_values_allocate_nothing_in_steady_state() {
     assert_eq!(n, 0, "{n} allocations over 720 bin openings");
     assert_eq!(
         memory.distribution("h", &tags).unwrap().count,
-        220_000 + 28 * 36_000
+        220_000 + 34 * 36_000
     );
 }

@@ -3,7 +3,47 @@
 
 use super::*;
 
-/// Writes one sign's `n` entries (ascending keys) in the encoded form.
+/// The header of a versioned encoding: a varint no writer emits (zero with
+/// a needless continuation byte), so an encoding without it is version 1
+/// (rows stored before versions existed), then the version.
+pub(super) const HEADER: [u8; 2] = [0x80, 0x00];
+/// The version [`write_header`] writes.
+pub(super) const VERSION: u8 = 2;
+
+/// Appends the header of the current version.
+pub(super) fn write_header(out: &mut Vec<u8>) {
+    out.extend_from_slice(&HEADER);
+    out.push(VERSION);
+}
+
+/// A reader after the header of `bytes` and whether it is version 2
+/// (`None`: a header of an unknown version).
+pub(super) fn open(bytes: &[u8]) -> Option<(Reader<'_>, bool)> {
+    if bytes.starts_with(&HEADER) {
+        return match bytes.get(HEADER.len()) {
+            Some(&VERSION) => Some((
+                Reader {
+                    bytes,
+                    pos: HEADER.len() + 1,
+                },
+                true,
+            )),
+            _ => None,
+        };
+    }
+    Some((Reader { bytes, pos: 0 }, false))
+}
+
+/// Writes one sign's `n` entries (ascending keys) in the encoded form of
+/// the current version.
+///
+/// Version 2, per bucket after the first key: a varint token. An even
+/// token is the next key (gap 0) with the zigzag count difference in its
+/// upper bits, one byte for a difference within ±31: dense buckets cost one
+/// byte each. An odd token is `gap << 2 | changed << 1 | 1`, followed when
+/// `changed` by the zigzag varint of the difference: a sparse bucket of the
+/// same count as the previous one costs one byte. (Version 1 spent a token
+/// byte and a difference byte on every dense bucket whose count changed.)
 pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item = (i32, u64)>) {
     put_varint(out, n);
     let mut prev: Option<i32> = None;
@@ -21,9 +61,14 @@ pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item
         // difference of two fits an i64.
         let delta = (i128::from(c) - i128::from(prev_count)) as i64;
         prev_count = c;
-        put_varint(out, (gap << 1) | u64::from(delta != 0));
-        if delta != 0 {
-            put_varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
+        let z = ((delta << 1) ^ (delta >> 63)) as u64;
+        if gap == 0 && z < 1 << 62 {
+            put_varint(out, z << 1);
+        } else {
+            put_varint(out, (gap << 2) | (u64::from(delta != 0) << 1) | 1);
+            if delta != 0 {
+                put_varint(out, z);
+            }
         }
     }
 }
@@ -36,12 +81,14 @@ pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item
 pub(super) fn valid_bin_encoding(bytes: &[u8]) -> bool {
     const MAX_KEY: u32 = 40_000;
     const MAX_TOTAL: u64 = 1 << 48;
-    let mut r = Reader { bytes, pos: 0 };
+    let Some((mut r, v2)) = open(bytes) else {
+        return false;
+    };
     let Some(mut total) = r.varint() else {
         return false;
     };
     for _sign in 0..2 {
-        let Some(mut it) = StoreIter::new(r) else {
+        let Some(mut it) = StoreIter::new(r, v2) else {
             return false;
         };
         if it.left > MAX_KEYS[0] as u64 {
@@ -71,10 +118,12 @@ pub(super) struct StoreIter<'a> {
     pub(super) key: i32,
     pub(super) count: u64,
     pub(super) first: bool,
+    /// Version 2 tokens (see [`write_store`]), else version 1.
+    pub(super) v2: bool,
 }
 
 impl<'a> StoreIter<'a> {
-    pub(super) fn new(mut r: Reader<'a>) -> Option<Self> {
+    pub(super) fn new(mut r: Reader<'a>, v2: bool) -> Option<Self> {
         let left = r.varint()?;
         let key = if left > 0 { unzigzag(r.varint()?) } else { 0 };
         Some(StoreIter {
@@ -83,6 +132,7 @@ impl<'a> StoreIter<'a> {
             key,
             count: 1,
             first: true,
+            v2,
         })
     }
 
@@ -102,12 +152,34 @@ impl Iterator for StoreIter<'_> {
             return None;
         }
         let tok = self.r.varint()?;
+        // (gap, zigzag difference if changed)
+        let (gap, z) = if !self.v2 {
+            (
+                tok >> 1,
+                if tok & 1 == 1 {
+                    Some(self.r.varint()?)
+                } else {
+                    None
+                },
+            )
+        } else if tok & 1 == 0 {
+            (0, Some(tok >> 1))
+        } else {
+            (
+                tok >> 2,
+                if tok & 2 != 0 {
+                    Some(self.r.varint()?)
+                } else {
+                    None
+                },
+            )
+        };
         if !self.first {
-            self.key = self.key.saturating_add(1).saturating_add((tok >> 1) as i32);
+            let gap = i32::try_from(gap).unwrap_or(i32::MAX);
+            self.key = self.key.saturating_add(1).saturating_add(gap);
         }
         self.first = false;
-        if tok & 1 == 1 {
-            let z = self.r.varint()?;
+        if let Some(z) = z {
             let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
             // A count below zero or past u64::MAX is malformed, not a panic.
             self.count = u64::try_from(i128::from(self.count) + i128::from(delta)).ok()?;
@@ -142,21 +214,24 @@ pub(super) fn merge_entries<'a>(
     })
 }
 
-/// Appends to `out` the encoding of the merge of two encodings of the same
-/// level, without decoding either into a dense sketch. `false` if either
+/// Appends to `out` the encoding (current version) of the merge of two
+/// encodings (any version) of the same level, without decoding either into a dense sketch. `false` if either
 /// is malformed or their counts add past `u64::MAX` (only a bug or a
 /// corrupt stored row could cause it); `out` may then hold a prefix.
 pub fn merge_encodings(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> bool {
-    let (mut ra, mut rb) = (Reader { bytes: a, pos: 0 }, Reader { bytes: b, pos: 0 });
+    let (Some((mut ra, va)), Some((mut rb, vb))) = (open(a), open(b)) else {
+        return false;
+    };
     let (Some(za), Some(zb)) = (ra.varint(), rb.varint()) else {
         return false;
     };
     let Some(zero) = za.checked_add(zb) else {
         return false;
     };
+    write_header(out);
     put_varint(out, zero);
     for _sign in 0..2 {
-        let (Some(ia), Some(ib)) = (StoreIter::new(ra), StoreIter::new(rb)) else {
+        let (Some(ia), Some(ib)) = (StoreIter::new(ra, va), StoreIter::new(rb, vb)) else {
             return false;
         };
         let mut n = 0u64;

@@ -19,22 +19,33 @@
 //! this `γ` for the same accuracy, and memory is what this sketch is
 //! bounded by.)
 //!
-//! # Bounded, and what one extreme sample costs
+//! # Bounded, and every finite value in its own bucket
 //!
 //! Each sign keeps a dense array of at most [`MAX_KEYS`] buckets (level 0:
-//! 4096, covering 17.8 decades; level 1: 2048 over the same range) plus two
-//! counters, `under` and `over`, for values beyond the array's ends. A new
-//! key outside the array grows it while it fits; when it does not, the
-//! sketch moves whichever side holds fewer samples: either the array
-//! slides to take the new key (the buckets it leaves fall into `under` or
-//! `over`) or the new sample is counted in `under`/`over`. So an extreme
-//! value (1e300, 1e-300, `Duration::MAX`) next to a bulk of ordinary ones is
-//! counted beyond the array's edge: every sample keeps its rank, so no
-//! quantile whose rank lands in the bulk moves; only a quantile whose rank
-//! lands on such a clamped sample reports the array's edge value (the
-//! callers then clamp to the exact min and max, and report q = 0 and q = 1
-//! as the exact min and max). Nothing is ever folded into the bulk, unlike
-//! a DDSketch that collapses its lowest buckets.
+//! 4096, covering 17.8 decades; level 1: 2048 over the same range) and a
+//! sorted list of at most [`FAR_KEYS`] *far* buckets, for keys beyond the
+//! array's ends, each with its own key and count. A new key outside the
+//! array grows it while it fits; when it does not, the sketch moves
+//! whichever side holds fewer samples: either the array slides to take the
+//! new key (the buckets it leaves become far buckets) or the new sample
+//! gets a far bucket. So an extreme value (1e300, 1e-300, `f64::MAX`, a
+//! subnormal's neighbour) next to a bulk of ordinary ones is reported
+//! within the sketch's accuracy like any other: every finite value of
+//! either sign, from `f64::MIN_POSITIVE` to `f64::MAX`, is within
+//! [`RELATIVE_ACCURACY`] (level 0) or [`WINDOW_ACCURACY`] (level 1) of its
+//! bucket's value. Zero and subnormals (below `f64::MIN_POSITIVE`) count as
+//! zero. Infinities and NaN never reach a sketch: the protocol refuses them
+//! when a measurement is built, and [`QuantileSketch::add`] ignores them.
+//!
+//! The far list is what bounds memory: only when one sign of a sketch sees
+//! more than [`FAR_KEYS`] distinct keys outside a 17.8-decade array (values
+//! spread over more than 17.8 decades, or a run of far values arriving
+//! before the bulk they are far from, which takes the array first) do two
+//! neighbouring far buckets (the pair with the closest keys) merge into
+//! the one with more samples. The samples so moved are reported at that
+//! bucket's value, not their own; they are counted
+//! ([`QuantileSketch::far_merged`], and the backend's health reports them),
+//! so an answer that may be off is never silently so.
 
 /// Relative accuracy of every all-time quantile (level 0).
 pub const RELATIVE_ACCURACY: f64 = 0.005;
@@ -42,6 +53,8 @@ pub const RELATIVE_ACCURACY: f64 = 0.005;
 pub const WINDOW_ACCURACY: f64 = 0.01;
 /// Most dense buckets per sign, per level: 17.8 decades at both levels.
 pub const MAX_KEYS: [usize; 2] = [4096, 2048];
+/// Most far buckets per sign (beyond the dense array, see the module docs).
+pub const FAR_KEYS: usize = 32;
 /// `ln γ`.
 const LN_GAMMA: f64 = 0.010_000_083_334_583_179;
 /// `1 / ln γ`.
@@ -85,7 +98,11 @@ fn at_level(k: i32, level: u8) -> i32 {
 /// The value reported for bucket `k` at `level`.
 fn value(k: i32, level: u8) -> f64 {
     let ln = LN_GAMMA * f64::from(1u32 << level);
-    2.0 * (f64::from(k) * ln).exp() / (ln.exp() + 1.0)
+    // In log space, and capped: the top bucket's `γ^k` may pass `f64::MAX`
+    // while every value in it is finite (and within `α` of the cap).
+    (f64::from(k) * ln - ((ln.exp() + 1.0) / 2.0).ln())
+        .exp()
+        .min(f64::MAX)
 }
 
 mod encoding;
@@ -191,7 +208,7 @@ impl Sketch {
                 return last;
             }
         }
-        // Only reached when a bucket saturated its u32 count.
+        // Only reached when a bucket count saturated.
         last
     }
 
@@ -230,6 +247,12 @@ impl Sketch {
         per
     }
 
+    /// Samples reported at a neighbouring far bucket's value because the
+    /// far list was full (see the module docs); 0 in the usual case.
+    pub fn far_merged(&self) -> u64 {
+        self.pos.far_merged().saturating_add(self.neg.far_merged())
+    }
+
     /// Heap bytes used by the bucket arrays.
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
@@ -243,19 +266,65 @@ impl Sketch {
         self.zero = 0;
     }
 
-    /// Appends the compact encoding of this sketch to `out`: the zero
-    /// count, then per sign the number of nonzero buckets, the first key,
-    /// and per bucket one varint `gap << 1 | changed` (gap: keys skipped
-    /// since the previous bucket) followed, when the count differs from the
-    /// previous bucket's (the first compares with 1), by the zigzag varint
-    /// of the difference. Sparse bins (mostly single samples) cost about
-    /// one byte per sample; dense ones, whose neighbouring counts are
-    /// close, about two bytes per bucket.
+    /// Appends the compact encoding of this sketch to `out`: a version
+    /// header, the zero count, then per sign the number of nonzero buckets,
+    /// the first key, and per bucket a varint token holding the gap (keys
+    /// skipped since the previous bucket) and the difference of its count
+    /// from the previous bucket's (the first compares with 1): one byte for
+    /// a dense bucket whose count differs by at most 31, one byte for a
+    /// sparse bucket of an unchanged count (see `encoding::write_store`).
+    /// Encodings without the header (version 1, rows stored earlier) still
+    /// decode.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        write_header(out);
         put_varint(out, self.zero);
         for store in [&self.pos, &self.neg] {
             write_store(out, store.entries().count() as u64, store.entries());
         }
+    }
+
+    /// Adds `share` samples drawn from an encoding (at most its count), in
+    /// proportion to its buckets: bucket by bucket, the running total is
+    /// scaled and rounded, so the counts added sum to `share` exactly and
+    /// every quantile of the added samples is one of the encoding's. What a
+    /// window takes of a block that straddles its start. `false` if the
+    /// bytes are malformed.
+    pub fn merge_encoded_share(&mut self, bytes: &[u8], share: u64) -> bool {
+        let mut block = Sketch::new(self.level);
+        if !block.merge_encoded(bytes) {
+            return false;
+        }
+        let total = block.count();
+        let share = share.min(total);
+        if share == 0 {
+            return true;
+        }
+        let max = MAX_KEYS[usize::from(self.level)];
+        let (mut seen, mut taken) = (0u128, 0u64);
+        let mut take = |n: u64| {
+            seen += u128::from(n);
+            // Rounded `seen · share / total`, at most `share`.
+            let upto = ((seen * u128::from(share) * 2 + u128::from(total))
+                / (2 * u128::from(total))) as u64;
+            let add = upto.saturating_sub(taken);
+            taken = upto.max(taken);
+            add
+        };
+        let z = take(block.zero);
+        self.zero = self.zero.saturating_add(z);
+        for (k, n) in block.pos.entries() {
+            let add = take(n);
+            if add > 0 {
+                self.pos.add(k, add, max);
+            }
+        }
+        for (k, n) in block.neg.entries() {
+            let add = take(n);
+            if add > 0 {
+                self.neg.add(k, add, max);
+            }
+        }
+        true
     }
 
     /// Adds the values of an encoding made by [`encode`](Self::encode) at
@@ -263,14 +332,16 @@ impl Sketch {
     /// are malformed, or the zero count would pass `u64::MAX`, which only a
     /// bug or a corrupt stored row could cause.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> bool {
-        let mut r = Reader { bytes, pos: 0 };
+        let Some((mut r, v2)) = open(bytes) else {
+            return false;
+        };
         let max = MAX_KEYS[usize::from(self.level)];
         let Some(zero) = r.varint().and_then(|z| self.zero.checked_add(z)) else {
             return false;
         };
         self.zero = zero;
         for sign in 0..2 {
-            let Some(it) = StoreIter::new(r) else {
+            let Some(it) = StoreIter::new(r, v2) else {
                 return false;
             };
             let store = if sign == 0 {
@@ -333,6 +404,14 @@ impl QuantileSketch {
     /// Number of values added.
     pub fn count(&self) -> u64 {
         self.sketch.count()
+    }
+
+    /// Samples reported at a neighbouring far bucket's value, not within
+    /// the stated accuracy of their own, because one sign saw more than
+    /// [`FAR_KEYS`] distinct buckets beyond a 17.8-decade range (see the
+    /// module docs); 0 unless the values are spread that far.
+    pub fn far_merged(&self) -> u64 {
+        self.sketch.far_merged()
     }
 
     /// An empty sketch at window accuracy ([`WINDOW_ACCURACY`]), the
@@ -401,10 +480,9 @@ impl QuantileSketch {
     /// values near a bound: every value `x` with `x + α|x| ≤ bound` is
     /// counted and no value with `x - α|x| > bound` is
     /// (`α` = [`RELATIVE_ACCURACY`], 0.5 %): only a value within 0.5 % of a
-    /// bound may land in the neighbouring bucket. Zero is exact. (A value
-    /// more than 17.8 decades away from the bulk of the others is counted at
-    /// the edge of the sketch's range, see the module docs, and so may be
-    /// further off.) The counts are the ones [`quantile`](Self::quantile)
+    /// bound may land in the neighbouring bucket. Zero is exact. (Only the
+    /// [`far_merged`](Self::far_merged) samples, if any, may be further
+    /// off; see the module docs.) The counts are the ones [`quantile`](Self::quantile)
     /// reads, so the `q`-quantile lies in the bucket holding rank `q·n`.
     ///
     /// ```

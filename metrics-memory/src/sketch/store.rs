@@ -1,17 +1,22 @@
 //! One sign's bucket counts: a dense array of keys with narrow counts
 //! that widen (16, 32, 64 bits) only when a count needs it.
 
-/// Dense counts of one sign over an array of keys, with the counts beyond
-/// either end of the array.
+/// Dense counts of one sign over an array of keys, with the keys beyond
+/// either end of the array in a short sorted list of their own.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Store<C> {
     /// Key of `counts[0]`.
     pub(super) offset: i32,
     pub(super) counts: Vec<C>,
-    /// Samples below the array (reported as its lowest bucket).
-    pub(super) under: u64,
-    /// Samples above the array (reported as its highest bucket).
-    pub(super) over: u64,
+    /// Far buckets: (key, count) of keys the array does not reach,
+    /// ascending, at most [`FAR_KEYS`](super::FAR_KEYS) (a key may also be
+    /// in the array's range once the array moved: [`entries`](Self::entries)
+    /// adds them up).
+    pub(super) far: Vec<(i32, u64)>,
+    /// Samples whose far bucket was merged into a neighbouring far bucket
+    /// because the list was full (reported within that bucket's accuracy,
+    /// not their own).
+    pub(super) far_merged: u64,
     pub(super) total: u64,
 }
 
@@ -97,22 +102,31 @@ impl<C: Count> Store<C> {
 
     #[cold]
     pub(super) fn add_outside(&mut self, key: i32, n: u64, max: usize) {
+        // A far key seen before stays far: no sliding back and forth.
+        if let Ok(i) = self.far.binary_search_by_key(&key, |(k, _)| *k) {
+            self.far[i].1 = self.far[i].1.saturating_add(n);
+            return;
+        }
         let (lo, hi) = (self.offset, self.hi());
         if key < lo {
             let need = (i64::from(hi) - i64::from(key) + 1) as usize;
             if need > max {
-                // Sliding down to `key` would drop everything above `new_hi`.
+                // Sliding down to `key` would move everything above `new_hi`
+                // to the far list: only when that holds fewer samples.
                 let new_hi = key + max as i32 - 1;
                 let keep = (new_hi - lo + 1).max(0) as usize;
-                let off: u64 = self.counts[keep.min(self.counts.len())..]
-                    .iter()
-                    .map(|c| (*c).into())
-                    .sum();
+                let keep = keep.min(self.counts.len());
+                let off: u64 = self.counts[keep..].iter().map(|c| (*c).into()).sum();
                 if off > n {
-                    self.under += n;
+                    self.far_add(key, n);
                     return;
                 }
-                self.over += off;
+                for i in keep..self.counts.len() {
+                    let c: u64 = self.counts[i].into();
+                    if c > 0 {
+                        self.far_add(lo + i as i32, c);
+                    }
+                }
                 self.counts.truncate(keep);
                 if self.counts.is_empty() {
                     self.offset = key;
@@ -133,16 +147,18 @@ impl<C: Count> Store<C> {
             let need = (i64::from(key) - i64::from(lo) + 1) as usize;
             if need > max {
                 let new_lo = key - max as i32 + 1;
-                let drop = (new_lo - lo).max(0) as usize;
-                let off: u64 = self.counts[..drop.min(self.counts.len())]
-                    .iter()
-                    .map(|c| (*c).into())
-                    .sum();
+                let drop = ((new_lo - lo).max(0) as usize).min(self.counts.len());
+                let off: u64 = self.counts[..drop].iter().map(|c| (*c).into()).sum();
                 if off > n {
-                    self.over += n;
+                    self.far_add(key, n);
                     return;
                 }
-                self.under += off;
+                for i in 0..drop {
+                    let c: u64 = self.counts[i].into();
+                    if c > 0 {
+                        self.far_add(lo + i as i32, c);
+                    }
+                }
                 if drop >= self.counts.len() {
                     self.counts.clear();
                     self.offset = key;
@@ -159,6 +175,38 @@ impl<C: Count> Store<C> {
             self.counts.resize(len, C::ZERO);
             add_count(&mut self.counts[len - 1], n);
         }
+    }
+
+    /// Adds `n` samples to far bucket `key`. When that makes the list
+    /// longer than [`FAR_KEYS`](super::FAR_KEYS), the two neighbouring far
+    /// buckets with the closest keys become one (at the key of the larger
+    /// count) and the smaller one's samples are counted in `far_merged`.
+    pub(super) fn far_add(&mut self, key: i32, n: u64) {
+        match self.far.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(i) => self.far[i].1 = self.far[i].1.saturating_add(n),
+            Err(i) => {
+                if self.far.capacity() == 0 {
+                    self.far.reserve_exact(4);
+                } else if self.far.len() == self.far.capacity() {
+                    let extra = self.far.len().min(super::FAR_KEYS + 1 - self.far.len());
+                    self.far.reserve_exact(extra.max(1));
+                }
+                self.far.insert(i, (key, n));
+            }
+        }
+        if self.far.len() <= super::FAR_KEYS {
+            return;
+        }
+        let Some(i) = (0..self.far.len() - 1)
+            .min_by_key(|&i| i64::from(self.far[i + 1].0) - i64::from(self.far[i].0))
+        else {
+            return;
+        };
+        let (a, b) = (self.far[i], self.far[i + 1]);
+        let (keep, moved) = if a.1 >= b.1 { (a, b) } else { (b, a) };
+        self.far[i] = (keep.0, keep.1.saturating_add(moved.1));
+        self.far.remove(i + 1);
+        self.far_merged = self.far_merged.saturating_add(moved.1);
     }
 
     /// Reserves room for `extra` more buckets with some headroom (a quarter
@@ -179,8 +227,8 @@ impl<C: Count> Store<C> {
                 .iter()
                 .map(|c| D::try_from((*c).into()).unwrap_or(D::ZERO))
                 .collect(),
-            under: self.under,
-            over: self.over,
+            far: self.far.clone(),
+            far_merged: self.far_merged,
             total: self.total,
         }
     }
@@ -188,51 +236,84 @@ impl<C: Count> Store<C> {
     pub(super) fn clear(&mut self) {
         self.counts.clear();
         self.offset = 0;
-        self.under = 0;
-        self.over = 0;
+        self.far.clear();
+        self.far_merged = 0;
         self.total = 0;
     }
 
-    /// Nonzero (key, count) pairs in ascending key order, `under` and
-    /// `over` counted at the array's ends.
+    /// Nonzero (key, count) pairs in ascending key order, the far buckets
+    /// among the array's.
     pub(super) fn entries(&self) -> StoreEntries<'_, C> {
-        StoreEntries { store: self, i: 0 }
+        StoreEntries {
+            store: self,
+            i: 0,
+            f: 0,
+        }
     }
 
     #[cfg(test)]
     pub(super) fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<C>()
+            + self.far.capacity() * std::mem::size_of::<(i32, u64)>()
     }
 }
 
-/// Nonzero (key, count) pairs of a store in ascending key order, `under`
-/// and `over` counted at the array's ends.
+/// Nonzero (key, count) pairs of a store in ascending key order, the far
+/// buckets merged in (counts of a key in both added).
 pub(super) struct StoreEntries<'a, C> {
     pub(super) store: &'a Store<C>,
+    /// Next index into the array.
     pub(super) i: usize,
+    /// Next index into the far list.
+    pub(super) f: usize,
+}
+
+impl<C: Count> StoreEntries<'_, C> {
+    /// The next nonzero array bucket, not consumed.
+    #[inline]
+    fn peek_dense(&mut self) -> Option<(i32, u64)> {
+        let s = self.store;
+        while self.i < s.counts.len() {
+            let n: u64 = s.counts[self.i].into();
+            if n > 0 {
+                return Some((s.offset + self.i as i32, n));
+            }
+            self.i += 1;
+        }
+        None
+    }
 }
 
 impl<C: Count> Iterator for StoreEntries<'_, C> {
     type Item = (i32, u64);
     #[inline]
     fn next(&mut self) -> Option<(i32, u64)> {
-        let s = self.store;
-        let last = s.counts.len().saturating_sub(1);
-        while self.i < s.counts.len() {
-            let i = self.i;
-            self.i += 1;
-            let mut n: u64 = s.counts[i].into();
-            if i == 0 {
-                n += s.under;
+        let dense = self.peek_dense();
+        let far = self.store.far.get(self.f).copied();
+        match (dense, far) {
+            (Some((k, n)), Some((fk, fnn))) => {
+                if fk < k {
+                    self.f += 1;
+                    Some((fk, fnn))
+                } else if k < fk {
+                    self.i += 1;
+                    Some((k, n))
+                } else {
+                    self.i += 1;
+                    self.f += 1;
+                    Some((k, n.saturating_add(fnn)))
+                }
             }
-            if i == last {
-                n += s.over;
+            (Some(d), None) => {
+                self.i += 1;
+                Some(d)
             }
-            if n > 0 {
-                return Some((s.offset + i as i32, n));
+            (None, Some(f)) => {
+                self.f += 1;
+                Some(f)
             }
+            (None, None) => None,
         }
-        None
     }
 }
 
@@ -320,6 +401,15 @@ impl Dense {
             Dense::Narrow(s) => s.total,
             Dense::Wide(s) => s.total,
             Dense::Huge(s) => s.total,
+        }
+    }
+
+    /// Samples moved into a neighbouring far bucket (see [`Store::far_add`]).
+    pub(super) fn far_merged(&self) -> u64 {
+        match self {
+            Dense::Narrow(s) => s.far_merged,
+            Dense::Wide(s) => s.far_merged,
+            Dense::Huge(s) => s.far_merged,
         }
     }
 

@@ -251,26 +251,94 @@ fn one_extreme_sample_moves_no_quantile_from_p1_to_p99() {
     }
 }
 
+/// Every quantile of `values` from a sketch at `level`, against the exact
+/// nearest-rank value, within the level's stated accuracy.
+fn assert_within_accuracy(values: &[f64], level: u8, what: &str) {
+    let alpha = [RELATIVE_ACCURACY, WINDOW_ACCURACY][usize::from(level)];
+    // Arrival order interleaved (a deterministic shuffle), as a live
+    // series sees it: a run of far values before any of the bulk could
+    // fill the far list first (see the module docs).
+    let mut order = values.to_vec();
+    let mut r = Rng::new(5);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (r.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let mut s = Sketch::new(level);
+    for v in &order {
+        s.add(*v);
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    for q in [
+        0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999,
+    ] {
+        let (want, got) = (exact(&sorted, q), s.quantile(q).unwrap());
+        assert!(
+            rel(got, want) <= alpha * (1.0 + 1e-9),
+            "{what}, level {level}, p{q}: exact {want:e}, got {got:e}"
+        );
+    }
+    assert_eq!(s.far_merged(), 0, "{what}");
+}
+
 #[test]
-fn what_is_given_up_the_clamped_tail_reports_the_array_edge() {
-    // Half the mass at 1, half at 1e30 (beyond 17.8 decades): the later
-    // half is counted beyond the array, keeping its rank, and the top
-    // quantiles report the array's upper edge, not 1e30.
+fn extreme_values_keep_their_own_buckets_at_both_levels() {
+    let mut r = Rng::new(17);
+    let bulk: Vec<f64> = (0..9_000).map(|_| (2.0 * r.normal()).exp()).collect();
+    for level in [0, 1] {
+        // 10 % and 1 % of the samples at 1e300: p95 and p99 are 1e300.
+        for share in [1_000, 90] {
+            let mut v = bulk.clone();
+            v.extend(std::iter::repeat_n(1e300, share));
+            assert_within_accuracy(&v, level, &format!("{share} at 1e300"));
+        }
+        // Both signs, tiny and huge, a share of them each (fewer distinct
+        // far keys per sign than the far list holds).
+        let mut v = bulk.clone();
+        let far = [
+            f64::MAX,
+            1e300,
+            5e250,
+            1e200,
+            1e100,
+            1e-100,
+            1e-200,
+            1.234e-250,
+            1e-300,
+            f64::MIN_POSITIVE,
+        ];
+        for x in far {
+            v.extend(std::iter::repeat_n(x, 40));
+            v.extend(std::iter::repeat_n(-x, 40));
+        }
+        v.extend((0..2_000).map(|_| -(3.0 * r.normal()).exp()));
+        assert_within_accuracy(&v, level, "both signs, the extremes");
+        // A bulk first, then an extreme half: the side with fewer samples moves.
+        let mut v = vec![1.0; 100];
+        v.extend(std::iter::repeat_n(1e30, 99));
+        v.extend(std::iter::repeat_n(-1e-300, 10));
+        assert_within_accuracy(&v, level, "half at 1e30");
+    }
+}
+
+#[test]
+fn a_full_far_list_merges_neighbours_and_counts_them() {
     let mut s = Sketch::new(0);
-    for _ in 0..100 {
+    for _ in 0..1000 {
         s.add(1.0);
     }
-    for _ in 0..99 {
-        s.add(1e30);
+    // 40 distinct far keys (a decade apart) for a list of FAR_KEYS.
+    for e in 0..40 {
+        s.add(10f64.powi(30 + 5 * e));
     }
-    let p25 = s.quantile(0.25).unwrap();
-    assert!((p25 - 1.0).abs() <= 0.005, "{p25}");
-    let p90 = s.quantile(0.9).unwrap();
-    assert!(
-        p90 >= 1.0 - RELATIVE_ACCURACY,
-        "{p90}: the clamped samples still rank above the bulk"
-    );
-    assert!(p90 < 1e30 / 1e10, "{p90}: reported at the array edge");
+    assert_eq!(s.count(), 1040);
+    assert_eq!(s.far_merged(), (40 - FAR_KEYS) as u64);
+    // The bulk is untouched, and the top still reports a far value.
+    assert!(rel(s.quantile(0.5).unwrap(), 1.0) <= RELATIVE_ACCURACY);
+    assert!(s.quantile(1.0).unwrap() > 1e200);
+    let mut q = QuantileSketch::new();
+    q.add(1.0);
+    assert_eq!(q.far_merged(), 0);
 }
 
 #[test]
@@ -340,4 +408,70 @@ fn overflowing_counts_in_an_encoding_are_refused_not_a_panic() {
 
 fn zigzag_i64(d: i64) -> u64 {
     ((d << 1) ^ (d >> 63)) as u64
+}
+
+/// The version 1 writer (no header, a token and a difference byte per
+/// changed bucket): what rows stored before versions hold.
+fn encode_v1(s: &Sketch) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_varint(&mut out, s.zero);
+    for store in [&s.pos, &s.neg] {
+        put_varint(&mut out, store.entries().count() as u64);
+        let (mut prev, mut prev_count): (Option<i32>, u64) = (None, 1);
+        for (k, c) in store.entries() {
+            let gap = match prev {
+                None => {
+                    put_varint(&mut out, zigzag(k));
+                    0
+                }
+                Some(p) => (k - p - 1) as u64,
+            };
+            prev = Some(k);
+            let delta = c as i64 - prev_count as i64;
+            prev_count = c;
+            put_varint(&mut out, (gap << 1) | u64::from(delta != 0));
+            if delta != 0 {
+                put_varint(&mut out, ((delta << 1) ^ (delta >> 63)) as u64);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn version_1_encodings_still_decode_and_version_2_is_smaller_when_dense() {
+    let mut r = Rng::new(21);
+    let mut s = Sketch::new(1);
+    for i in 0..20_000 {
+        let v = (2.0 * r.normal()).exp();
+        s.add(if i % 3 == 0 { -v } else { v });
+    }
+    s.add(0.0);
+    s.add(1e300);
+    let (v1, mut v2) = (encode_v1(&s), Vec::new());
+    s.encode(&mut v2);
+    assert!(v2.starts_with(&HEADER) && !v1.starts_with(&HEADER));
+    let all = |x: &Sketch| -> Vec<(i32, u64)> { x.pos.entries().chain(x.neg.entries()).collect() };
+    for bytes in [&v1, &v2] {
+        assert!(valid_bin_encoding(bytes));
+        let mut back = Sketch::new(1);
+        assert!(back.merge_encoded(bytes));
+        assert_eq!((back.zero, all(&back)), (s.zero, all(&s)));
+    }
+    // Merging a stored version 1 row with a version 2 one gives version 2.
+    let mut merged = Vec::new();
+    assert!(merge_encodings(&v1, &v2, &mut merged));
+    let mut back = Sketch::new(1);
+    assert!(merged.starts_with(&HEADER) && back.merge_encoded(&merged));
+    assert_eq!(back.count(), 2 * s.count());
+    assert!(
+        v2.len() * 10 <= v1.len() * 7,
+        "version 2: {} bytes, version 1: {}",
+        v2.len(),
+        v1.len()
+    );
+    // An unknown version is refused.
+    let mut v3 = v2.clone();
+    v3[2] = 3;
+    assert!(!valid_bin_encoding(&v3) && !Sketch::new(1).merge_encoded(&v3));
 }

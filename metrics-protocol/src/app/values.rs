@@ -101,8 +101,12 @@ pub struct MetricSummary {
     /// bins, and no sample from before the window is ever counted).
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
     pub covers: Option<Duration>,
-    /// The same for the percentiles, whose blocks can be coarser still
-    /// (`None` for all time and for kinds without percentiles).
+    /// The same for the percentiles (`None` for all time and for kinds
+    /// without percentiles). A backend whose percentile blocks are coarser
+    /// than its bins may report less; the memory backend covers what
+    /// `covers` does (a share of the block straddling the window's start
+    /// stands for the samples before its first whole block), so the two
+    /// are equal for its windows.
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
     pub quantiles_cover: Option<Duration>,
 }
