@@ -109,8 +109,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
     );
     assert!(
         agent
-            .aggregator()
-            .export_metrics(metrics_protocol::app::ExportFormat::Prometheus)
+            .export(metrics_exposition::ExportFormat::Prometheus)
             .unwrap()
             .contains("http_requests")
     );
