@@ -537,3 +537,28 @@ fn without_the_logging_feature_a_log_setting_is_refused_by_name() {
         ("log".into(), "info".into())
     );
 }
+
+#[test]
+fn the_exposition_table_sets_the_agents_exporter_and_bad_buckets_are_refused() {
+    let c = AgentConfig::from_toml_str(
+        "system_polling = false\n[exposition]\ndistributions = \"summary\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.exposition.distributions,
+        metrics_exposition::DistributionFormat::Summary
+    );
+    let e = AgentConfig::from_toml_str("[exposition]\ntimer_buckets = [1.0, 0.5]\n")
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        field_and_value(e),
+        ("exposition.timer_buckets".into(), "[1.0, 0.5]".into())
+    );
+    // The former place, under the memory backend, is refused by name.
+    let e = AgentConfig::from_toml_str("[memory.exposition]\ndistributions = \"summary\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exposition"), "{e}");
+}
