@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The bridge from the `metrics` crate: the same samples recorded through the
 # `metrics` macros (metrics-bridge's `replay` example) and by our own calls
-# (metrics-memory's `export` example) must export the same text in every
+# (metrics-exposition's `export` example) must export the same text in every
 # format (JSON apart from its `generated_at` time); promtool checks the
 # replayed Prometheus text.
 set -euo pipefail
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$CI_ROOT"
 
 ensure_promtool
-cargo build -q -p metrics-memory --example export
+cargo build -q -p metrics-exposition --example export
 cargo build -q -p metrics-bridge --example replay
 BIN=${CARGO_TARGET_DIR:-$CI_ROOT/target}/debug/examples
 DIR=$CI_WORK/bridge

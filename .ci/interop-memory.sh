@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The memory backend's exports checked by software nobody here wrote:
+# The exposition formats over the memory backend checked by software nobody here wrote:
 # promtool (strict parser and linter) and Python's prometheus_client parsers.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -7,7 +7,7 @@ cd "$CI_ROOT"
 
 ensure_promtool
 PY=$(ensure_venv)
-cargo build -q -p metrics-memory --example export
+cargo build -q -p metrics-exposition --example export
 EXPORT=${CARGO_TARGET_DIR:-$CI_ROOT/target}/debug/examples/export
 DIR=$CI_WORK/memory
 mkdir -p "$DIR"

@@ -68,7 +68,10 @@ fn world() -> Option<&'static World> {
             metrics.record_timer("db.query", std::time::Duration::from_millis(12), &[]);
             metrics.record_success("checkout", &[("region", "eu")]);
             metrics.record_failure("checkout", "timeout", &[("region", "eu")]);
-            let source = Source::from_system(Arc::new(agent)).with_ranges(memory);
+            let exporter = agent.exporter()?.clone();
+            let source = Source::from_system(Arc::new(agent))
+                .with_ranges(memory)
+                .with_exporter(exporter);
             Some(World { runtime, source })
         })
         .as_ref()

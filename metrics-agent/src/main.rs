@@ -40,10 +40,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use metrics_http::HttpConfig;
-use metrics_protocol::app::{AsyncMetricsSystem, ExportFormat, MetricsSystem};
+use metrics_protocol::app::{AsyncMetricsSystem, MetricsSystem};
 use metrics_sdk::config::parse_duration;
 use metrics_sdk::{
-    Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, FnCheck, Running,
+    Agent, AgentConfig, AgentError, AggregationSpec, CheckOutcome, ExportFormat, FnCheck, Running,
 };
 use report::{Out, StreamCounts, summary, watch_failures};
 
@@ -286,7 +286,7 @@ fn run(
     out.print(&summary(&agent, started, &counts));
     if agent.memory().is_some() {
         if !args.no_export {
-            match agent.aggregator().export_metrics(args.format) {
+            match agent.export(args.format) {
                 Ok(text) => out.print(&format!("\n--- final export ({}) ---\n{text}", args.format)),
                 Err(e) => {
                     eprintln!("error: export failed: {e}");

@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use metrics::Label;
 use metrics_bridge::Recorder;
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_kit::{Sample, read_samples};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 use metrics_protocol::{MetricCollector, MetricType};
 
 /// The largest whole number an `f64` holds exactly.
@@ -121,7 +121,7 @@ pub fn run(args: &[String], input: impl BufRead, mut out: impl Write, mut err: i
             }
         }
     });
-    match metrics.export_metrics(format) {
+    match Exporter::new(metrics).export(format) {
         Ok(text) => {
             if out
                 .write_all(text.as_bytes())

@@ -1,19 +1,20 @@
-//! The `replay` example against the `export` example of `metrics-memory`:
+//! The `replay` example against the `export` example of `metrics-exposition`:
 //! the same samples, recorded once through the `metrics` macros and the
 //! bridge and once by our own calls, give the same exports in every format.
 //!
 //! The example's program is compiled into this test (its `run` is what its
 //! `main` calls); the `export` side is that example's code (`read_samples`,
-//! `Sample::record_into`, `export_metrics`) run here. `.ci/interop-bridge.sh`
+//! `Sample::record_into`, `Exporter::export`) run here. `.ci/interop-bridge.sh`
 //! runs both example binaries and compares their outputs.
 
 #[path = "../examples/replay.rs"]
 #[allow(dead_code)] // its `main`
 mod replay_example;
 
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_kit::read_samples;
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
+use std::sync::Arc;
 
 /// Runs the example's program on `input`: (exit status, stdout, stderr).
 fn run_replay(format: &str, input: &str) -> (u8, String, String) {
@@ -23,14 +24,14 @@ fn run_replay(format: &str, input: &str) -> (u8, String, String) {
     (status, text(out), text(err))
 }
 
-/// What `metrics-memory`'s `export` example prints for `input`.
+/// What `metrics-exposition`'s `export` example prints for `input`.
 fn export_example(format: ExportFormat, input: &str) -> String {
-    let m = MemoryMetrics::new();
+    let m = Arc::new(MemoryMetrics::new());
     for (line, s) in read_samples(input.as_bytes()) {
-        s.and_then(|s| s.record_into(&m))
+        s.and_then(|s| s.record_into(&*m))
             .unwrap_or_else(|e| panic!("line {line}: {e}"));
     }
-    m.export_metrics(format).expect("export")
+    Exporter::new(m).export(format).expect("export")
 }
 
 /// Counters (whole values, several label sets, label order varied),

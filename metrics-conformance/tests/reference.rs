@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use metrics_conformance::Harness;
 use metrics_protocol::app::{
-    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, TimingStats, rate_from_counts,
+    MetricSummary, MetricValue, MetricsAggregator, TimingStats, rate_from_counts,
 };
 use metrics_protocol::backend::{BackendHealth, DropReason, InstrumentFn, Measurement, Value};
 use metrics_protocol::testing::sorted_tags;
@@ -242,10 +242,6 @@ impl MetricsAggregator for Reference {
 
     fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         Err(unsupported("metrics_by_tag"))
-    }
-
-    fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
-        Err(unsupported("export_metrics"))
     }
 
     fn top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {

@@ -1,9 +1,9 @@
-//! Rendering `/metrics` for 10,000 series (9,000 counters, 1,000
-//! histograms) beside `metrics-exporter-prometheus` rendering the same
-//! series: the memory backend's export alone, the whole `GET /metrics`
-//! through the router, and the peer's `PrometheusHandle::render`. Then a
-//! counter increment into the same backend, idle and while another thread
-//! serves `GET /metrics` in a loop (what serving costs recording).
+//! Serving `/metrics` for 10,000 series (9,000 counters, 1,000
+//! histograms): the whole `GET /metrics` through the router (the encoding
+//! alone, and the peer `metrics-exporter-prometheus` rendering the same
+//! series, are `metrics-exposition`'s `export` bench). Then a counter
+//! increment into the same backend, idle and while another thread serves
+//! `GET /metrics` in a loop (what serving costs recording).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -13,10 +13,9 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
-use metrics_http::{HttpConfig, Source, router};
+use metrics_http::{HttpConfig, router};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::Metrics;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 use tower::ServiceExt;
 
 #[path = "../tests/common/mod.rs"]
@@ -49,45 +48,15 @@ fn ours() -> Arc<MemoryMetrics> {
     mem
 }
 
-fn peer() -> metrics_exporter_prometheus::PrometheusHandle {
-    // The same bounds as the memory backend's default for plain histograms,
-    // so both render the same buckets.
-    let bounds = metrics_memory::ExpositionConfig::default().histogram_buckets;
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&bounds)
-        .expect("bucket bounds")
-        .build_recorder();
-    let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || {
-        for n in 0..COUNTER_NAMES {
-            let name = format!("bench_requests_{n}");
-            for i in 0..PER_NAME {
-                metrics::counter!(name.clone(), "id" => i.to_string()).increment((i + 1) as u64);
-            }
-        }
-        for n in 0..HISTOGRAM_NAMES {
-            let name = format!("bench_payload_{n}");
-            for i in 0..PER_NAME {
-                let h = metrics::histogram!(name.clone(), "id" => i.to_string());
-                for s in 0..SAMPLES {
-                    h.record((s * 10 + i) as f64);
-                }
-            }
-        }
-    });
-    handle
-}
-
 fn render(c: &mut Criterion) {
     let mem = ours();
-    let peer = peer();
     let series = mem.series_count();
     assert_eq!(
         series,
         COUNTER_NAMES * PER_NAME + HISTOGRAM_NAMES * PER_NAME
     );
     let app = router(
-        Source::from_system(Arc::new(common::TestSystem::over(mem.clone()))),
+        common::TestSystem::over(mem.clone()).source(),
         &HttpConfig::default(),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -99,22 +68,6 @@ fn render(c: &mut Criterion) {
     g.throughput(Throughput::Elements(series as u64));
     g.measurement_time(Duration::from_secs(5));
     g.sample_size(30);
-    g.bench_function("memory_export_prometheus", |b| {
-        b.iter(|| {
-            black_box(
-                mem.export_metrics(ExportFormat::Prometheus)
-                    .map(|t| t.len()),
-            )
-        })
-    });
-    g.bench_function("memory_export_openmetrics", |b| {
-        b.iter(|| {
-            black_box(
-                mem.export_metrics(ExportFormat::OpenMetrics)
-                    .map(|t| t.len()),
-            )
-        })
-    });
     g.bench_function("http_get_metrics", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -127,16 +80,13 @@ fn render(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("metrics_exporter_prometheus_render", |b| {
-        b.iter(|| black_box(peer.render().len()))
-    });
     g.finish();
 }
 
 fn record_while_serving(c: &mut Criterion) {
     let mem = ours();
     let app = router(
-        Source::from_system(Arc::new(common::TestSystem::over(mem.clone()))),
+        common::TestSystem::over(mem.clone()).source(),
         &HttpConfig::default(),
     );
     let metrics = Metrics::new(mem.clone());

@@ -9,10 +9,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use metrics_exposition::ExportFormat;
 use metrics_protocol::MetricType;
-use metrics_protocol::app::{
-    DashboardKind, ExportFormat, MetricFilter, MetricValue, rate_from_counts,
-};
+use metrics_protocol::app::{DashboardKind, MetricFilter, MetricValue, rate_from_counts};
 use metrics_protocol::backend::HealthStatus;
 use serde_json::{Value, json};
 
@@ -227,7 +226,7 @@ pub(crate) async fn dashboard(
     Ok(Json(data).into_response())
 }
 
-/// `GET /api/v1/export?format=` (default json).
+/// `GET /api/v1/export?format=` (default json); 501 without an exporter.
 pub(crate) async fn export(State(s): State<Source>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref(), &["format"])?;
     let format = match p.one("format")? {
@@ -236,8 +235,11 @@ pub(crate) async fn export(State(s): State<Source>, RawQuery(q): RawQuery) -> Ap
             .parse::<ExportFormat>()
             .map_err(|e| ApiError::bad_parameter("format", e.to_string()))?,
     };
-    let agg = s.system.aggregator();
-    let text = blocking(move || agg.export_metrics(format))
+    let exporter = s
+        .exporter
+        .clone()
+        .ok_or_else(crate::exposition::no_exporter)?;
+    let text = blocking(move || exporter.export(format))
         .await?
         .map_err(|e| ApiError::from_metrics(e, "format"))?;
     Ok(([(CONTENT_TYPE, format.content_type())], text).into_response())

@@ -1,11 +1,11 @@
-//! `GET /metrics`: the system's Prometheus or OpenMetrics export, chosen by
-//! the `Accept` header.
+//! `GET /metrics`: the Prometheus or OpenMetrics text of the source's
+//! exporter, chosen by the `Accept` header.
 
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use metrics_protocol::app::ExportFormat;
+use metrics_exposition::ExportFormat;
 
 use crate::Source;
 use crate::api::blocking;
@@ -18,7 +18,7 @@ use crate::error::ApiError;
 ///
 /// ```
 /// use metrics_http::negotiate;
-/// use metrics_protocol::app::ExportFormat;
+/// use metrics_exposition::ExportFormat;
 /// let prometheus_server = "application/openmetrics-text;version=1.0.0,\
 ///     application/openmetrics-text;version=0.0.1;q=0.75,\
 ///     text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -57,24 +57,16 @@ pub fn negotiate(accept: Option<&str>) -> ExportFormat {
     }
 }
 
-/// `GET /metrics` (and `HEAD`).
+/// `GET /metrics` (and `HEAD`); 501 when the source has no exporter.
 pub(crate) async fn metrics(State(source): State<Source>, headers: HeaderMap) -> Response {
     let format = negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
-    let aggregator = source.system.aggregator();
-    let text = match blocking(move || aggregator.export_metrics(format)).await {
+    let Some(exporter) = source.exporter.clone() else {
+        return no_exporter().into_response();
+    };
+    let text = match blocking(move || exporter.export(format)).await {
         Ok(Ok(text)) => text,
         Ok(Err(e)) => return ApiError::from_metrics(e, "format").into_response(),
         Err(e) => return e.into_response(),
-    };
-    let text = if format == ExportFormat::OpenMetrics && !text.ends_with("# EOF\n") {
-        let mut t = text;
-        if !t.is_empty() && !t.ends_with('\n') {
-            t.push('\n');
-        }
-        t.push_str("# EOF\n");
-        t
-    } else {
-        text
     };
     (
         [
@@ -87,6 +79,19 @@ pub(crate) async fn metrics(State(source): State<Source>, headers: HeaderMap) ->
         text,
     )
         .into_response()
+}
+
+/// 501: the source was built without an exporter, so nothing reads its
+/// series to encode them.
+pub(crate) fn no_exporter() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_IMPLEMENTED,
+        error: "unsupported",
+        message: "this system has no exporter: nothing serves a snapshot of its series \
+                  (the HTTP source was built without Source::with_exporter)"
+            .into(),
+        parameter: None,
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
+use metrics_exposition::Exporter;
 use metrics_protocol::app::{AsyncMetricsSystem, MetricsSystem};
 use metrics_query::RangeQueries;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -77,6 +78,7 @@ pub struct Source {
     system: Arc<dyn MetricsSystem>,
     streams: Arc<dyn AsyncMetricsSystem>,
     ranges: Option<Arc<dyn RangeQueries>>,
+    exporter: Option<Exporter>,
 }
 
 impl Source {
@@ -86,6 +88,7 @@ impl Source {
             system,
             streams,
             ranges: None,
+            exporter: None,
         }
     }
 
@@ -95,6 +98,14 @@ impl Source {
     /// (a history that outlives the process).
     pub fn with_ranges(mut self, ranges: Arc<dyn RangeQueries>) -> Self {
         self.ranges = Some(ranges);
+        self
+    }
+
+    /// Serves `/metrics` and `/api/v1/export` through `exporter` (without
+    /// one, both answer 501: the protocol itself reads no snapshot; the
+    /// composed system plugs in one over its memory backend).
+    pub fn with_exporter(mut self, exporter: Exporter) -> Self {
+        self.exporter = Some(exporter);
         self
     }
 
@@ -108,6 +119,7 @@ impl Source {
             system: system.clone(),
             streams: system,
             ranges: None,
+            exporter: None,
         }
     }
 }

@@ -11,14 +11,15 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use metrics_exposition::Exporter;
 use metrics_http::{HttpConfig, HttpError, Server, Source, router};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::app::{
-    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent,
-    TimingStats,
+    MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent, TimingStats,
 };
 use metrics_protocol::backend::HealthStatus;
 use metrics_protocol::{MetricType, MetricUnit, MetricsError, NoopMetrics, Tags};
+use metrics_query::snapshot::{Snapshot, Snapshots};
 use metrics_query::{
     InstanceScope, Outcomes, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
 };
@@ -37,9 +38,6 @@ impl MetricsAggregator for Panicking {
     fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         panic!("by tag exploded")
     }
-    fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
-        panic!("export exploded")
-    }
     fn top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
         panic!("top exploded")
     }
@@ -55,6 +53,15 @@ impl MetricsAggregator for Panicking {
     }
     fn timing_stats(&self, _: &str, _: Option<Duration>) -> Result<TimingStats, MetricsError> {
         panic!("timing stats exploded")
+    }
+}
+
+/// A backend whose every snapshot panics.
+struct PanickingSnapshots;
+
+impl Snapshots for PanickingSnapshots {
+    fn snapshot(&self) -> Box<dyn Snapshot + '_> {
+        panic!("export exploded")
     }
 }
 
@@ -77,10 +84,7 @@ fn recorded() -> TestSystem {
 }
 
 fn app(system: TestSystem) -> Router {
-    router(
-        Source::from_system(Arc::new(system)),
-        &HttpConfig::default(),
-    )
+    router(system.source(), &HttpConfig::default())
 }
 
 async fn call(
@@ -294,7 +298,9 @@ async fn health_is_503_only_when_unhealthy() {
 async fn a_panicking_backend_is_a_500_and_the_router_goes_on() {
     let mut s = recorded();
     s.aggregator = Some(Arc::new(Panicking));
-    let app = app(s);
+    let source =
+        Source::from_system(Arc::new(s)).with_exporter(Exporter::new(Arc::new(PanickingSnapshots)));
+    let app = router(source, &HttpConfig::default());
     for uri in [
         "/metrics",
         "/api/v1/summary?name=x",
@@ -313,12 +319,30 @@ async fn a_panicking_backend_is_a_500_and_the_router_goes_on() {
 }
 
 #[tokio::test]
+async fn without_an_exporter_metrics_and_export_answer_501_saying_why() {
+    let app = router(
+        Source::from_system(Arc::new(recorded())),
+        &HttpConfig::default(),
+    );
+    for uri in ["/metrics", "/api/v1/export?format=csv"] {
+        let (status, e) = get_json(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{uri}");
+        assert_eq!(e["error"], "unsupported", "{uri}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains("no exporter"), "{uri}: {message}");
+    }
+    // The rest of the API is there.
+    let (status, _) = get_json(&app, "/api/v1/top").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn the_token_guards_every_path() {
     let config = HttpConfig {
         token: Some("s3cret".into()),
         ..HttpConfig::default()
     };
-    let app = router(Source::from_system(Arc::new(recorded())), &config);
+    let app = router(recorded().source(), &config);
     for uri in [
         "/metrics",
         "/api/v1/health",
@@ -439,12 +463,8 @@ fn a_real_socket_serves_limits_heads_and_reports_a_busy_port() {
         header_read_timeout: Duration::from_millis(300),
         ..HttpConfig::default()
     };
-    let server = Server::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Source::from_system(Arc::new(recorded())),
-        config,
-    )
-    .unwrap();
+    let server =
+        Server::start("127.0.0.1:0".parse().unwrap(), recorded().source(), config).unwrap();
     let addr = server.local_addr();
 
     // A client that connects and sends nothing does not hold the only
@@ -550,7 +570,7 @@ async fn rollups_answer_calendar_periods_and_history_answers_success() {
     }
 
     let app = router(
-        Source::from_system(Arc::new(system)).with_ranges(Arc::new(Ranges(mem))),
+        system.source().with_ranges(Arc::new(Ranges(mem))),
         &HttpConfig::default(),
     );
     let now = chrono::Utc::now();
@@ -615,7 +635,7 @@ async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{e}");
 
     let app = router(
-        Source::from_system(Arc::new(system)).with_ranges(Arc::new(Ranges(mem))),
+        system.source().with_ranges(Arc::new(Ranges(mem))),
         &HttpConfig::default(),
     );
     let now = std::time::SystemTime::now()

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use metrics_http::{HttpConfig, Server, Source};
+use metrics_http::{HttpConfig, Server};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::app::{
-    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent,
-    TimingStats,
+    MetricSummary, MetricValue, MetricsAggregator, MetricsSystem, StreamEvent, TimingStats,
 };
 use metrics_protocol::{MetricType, MetricUnit, MetricsError, Tags};
 
@@ -72,9 +71,6 @@ impl MetricsAggregator for Gated {
     fn metrics_by_tag<'a>(&self, tags: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         self.mem.metrics_by_tag(tags)
     }
-    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
-        self.mem.export_metrics(format)
-    }
     fn top_metrics(
         &self,
         kind: MetricType,
@@ -120,7 +116,7 @@ fn gated() -> (Arc<TestSystem>, Arc<Gate>) {
 fn start(system: &Arc<TestSystem>, config: HttpConfig) -> Server {
     Server::start(
         "127.0.0.1:0".parse().unwrap(),
-        Source::from_system(system.clone()),
+        system.shared_source(),
         config,
     )
     .unwrap()

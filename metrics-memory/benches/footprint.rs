@@ -2,19 +2,15 @@
 //! counter series, by one distribution after 1,000,000 samples, and by one
 //! distribution series with every bin of every ring filled (25 simulated
 //! hours of lognormal σ = 2 samples at 100 and at 10,000 per 10 s),
-//! measured with a counting allocator; and the time to export 10,000
-//! series as Prometheus text (criterion).
+//! measured with a counting allocator. (The time to export 10,000 series
+//! is `metrics-exposition`'s `export` bench.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::Duration;
-
-use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
 use metrics_protocol::Metrics;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -120,7 +116,7 @@ fn full_distribution(per_10s: i64) -> (isize, isize) {
     (used, peak.max(used))
 }
 
-fn export(c: &mut Criterion) {
+fn main() {
     report_memory();
     for per_10s in [100, 10_000] {
         let (used, peak) = full_distribution(per_10s);
@@ -131,25 +127,4 @@ fn export(c: &mut Criterion) {
             peak as f64 / 1024.0
         );
     }
-    let m = Arc::new(MemoryMetrics::new());
-    let w = Metrics::new(m.clone());
-    for i in 0..10_000u32 {
-        let id = i.to_string();
-        if i % 10 == 0 {
-            w.record_histogram("payload.size", f64::from(i), &[("id", &id)]);
-        } else {
-            w.record_counter("requests", 1.0, &[("id", &id), ("region", "eu")]);
-        }
-    }
-    let mut g = c.benchmark_group("export");
-    g.warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20);
-    g.bench_function("prometheus_10k_series", |b| {
-        b.iter(|| m.export_metrics(ExportFormat::Prometheus).map(|s| s.len()))
-    });
-    g.finish();
 }
-
-criterion_group!(benches, export);
-criterion_main!(benches);

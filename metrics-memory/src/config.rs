@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::ring::WindowSpec;
 
 /// A configuration value that cannot be used, as every constructor and
-/// builder of this crate reports it: the field (dotted for nested ones,
-/// `exposition.buckets.<name>`), the value as given, and what is wrong
-/// with it.
+/// builder of this crate reports it: the field, the value as given, and
+/// what is wrong with it.
 ///
 /// ```
 /// use metrics_memory::{MemoryConfig, MemoryMetrics};
@@ -81,9 +80,6 @@ pub struct MemoryConfig {
     /// Raw samples kept per histogram or timer series for tests to read back
     /// (default 0: none; the sketch does not keep samples).
     pub keep_samples: usize,
-    /// Buckets and format of distributions in the Prometheus and
-    /// OpenMetrics exports.
-    pub exposition: crate::ExpositionConfig,
 }
 
 impl Default for MemoryConfig {
@@ -96,7 +92,6 @@ impl Default for MemoryConfig {
             idle_expiry_secs: None,
             max_running_timers: 10_000,
             keep_samples: 0,
-            exposition: crate::ExpositionConfig::default(),
         }
     }
 }

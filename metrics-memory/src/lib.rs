@@ -1,12 +1,12 @@
 //! The in-memory backend: a fast concurrent registry you can query, with
-//! time windows, percentiles, range queries and exports — and the test
-//! double of choice.
+//! time windows, percentiles, range queries and a snapshot of every series
+//! for the exposition formats to encode — and the test double of choice.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use metrics_memory::MemoryMetrics;
 //! use metrics_protocol::Metrics;
-//! use metrics_protocol::app::{MetricsAggregator, ExportFormat};
+//! use metrics_query::snapshot::Snapshots;
 //!
 //! let memory = Arc::new(MemoryMetrics::new());
 //! let metrics = Metrics::new(memory.clone()); // the handle libraries record with
@@ -15,9 +15,12 @@
 //!
 //! // Read back in one line (tag order does not matter)...
 //! assert_eq!(memory.counter_value("http.requests", &[("code", "200"), ("method", "GET")]), Some(1.0));
-//! // ...or export for Prometheus.
-//! let text = memory.export_metrics(ExportFormat::Prometheus).unwrap();
-//! assert!(text.contains("http_requests_total{code=\"200\",method=\"GET\"} 1"));
+//! // ...or as a snapshot of every series (what `metrics-exposition` encodes
+//! // for a Prometheus scrape).
+//! let snapshot = memory.snapshot();
+//! let mut total = 0.0;
+//! snapshot.read(0, &mut |r| total = r.value);
+//! assert_eq!((snapshot.series(0).unwrap().name, total), ("http.requests", 1.0));
 //! ```
 //!
 //! # What it is for
@@ -200,7 +203,6 @@
 
 mod clock;
 mod config;
-mod export;
 mod handles;
 mod history;
 mod query;
@@ -208,6 +210,7 @@ mod registry;
 mod ring;
 mod series;
 mod sketch;
+mod snapshot;
 mod stats;
 mod tracker;
 mod traits;
@@ -218,9 +221,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use metrics_kit::DropCounters;
-use metrics_protocol::app::{
-    ExportFormat, MetricSummary, MetricValue, MetricsAggregator, TimingStats,
-};
+use metrics_protocol::app::{MetricSummary, MetricValue, MetricsAggregator, TimingStats};
 use metrics_protocol::backend::{
     BackendHealth, DropReason, HealthStatus, InstrumentFn, Measurement, Value, validate,
 };
@@ -230,7 +231,6 @@ use metrics_protocol::{
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, MemoryConfig};
-pub use export::{DistributionFormat, ExpositionConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
 pub use ring::WindowSpec;
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
@@ -291,7 +291,7 @@ pub struct MemoryMetrics {
     tracker: tracker::Tracker,
     timers: metrics_kit::RunningTimers,
     /// Help texts given to `describe`, by metric name (at most `max_names`).
-    descriptions: parking_lot::RwLock<BTreeMap<String, export::Description>>,
+    descriptions: parking_lot::RwLock<BTreeMap<String, snapshot::Description>>,
     config: MemoryConfig,
     last_expiry_ms: AtomicI64,
     /// Where the history reader's hand-outs of series bins end
@@ -378,7 +378,6 @@ impl MemoryMetrics {
     }
 
     fn check(config: &MemoryConfig) -> Result<(), ConfigError> {
-        config.exposition.check()?;
         ring::validate_specs(&config.windows)
             .map_err(|e| config::invalid("windows", format!("{:?}", config.windows), e))?;
         for (field, v) in [
@@ -434,7 +433,7 @@ impl MemoryMetrics {
     }
 
     /// The help texts given to `describe`, by metric name.
-    pub(crate) fn descriptions(&self) -> BTreeMap<String, export::Description> {
+    pub(crate) fn descriptions(&self) -> BTreeMap<String, snapshot::Description> {
         self.descriptions.read().clone()
     }
 

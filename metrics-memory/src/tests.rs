@@ -355,61 +355,6 @@ fn queries_by_tag_top_and_range() {
 }
 
 #[test]
-fn exports_every_format() {
-    let m = Arc::new(MemoryMetrics::new());
-    let w = handle(&m);
-    w.record_counter(
-        "http.requests",
-        3.0,
-        &[("path", "/a\"b\\c\nd"), ("méthode", "GÉT")],
-    );
-    w.record_gauge("temp-c", -2.5, &[]);
-    w.record_timer("db.query", Duration::from_millis(250), &[("quantile", "x")]);
-    w.record_histogram("size", 10.0, &[]);
-    m.record_failure("op", "boom", &[]);
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
-    assert!(
-        prom.contains("# TYPE http_requests_total counter\n"),
-        "{prom}"
-    );
-    assert!(
-        prom.contains(r#"http_requests_total{m_thode="GÉT",path="/a\"b\\c\nd"} 3"#),
-        "{prom}"
-    );
-    assert!(prom.contains("temp_c -2.5\n"));
-    assert!(
-        prom.contains("db_query_seconds_sum{tag_quantile=\"x\"} 0.25\n"),
-        "{prom}"
-    );
-    assert!(prom.contains("op_failure_total{error_type=\"boom\"} 1\n"));
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
-    assert!(om.contains("# TYPE http_requests counter\n") && om.ends_with("# EOF\n"));
-    let json: serde_json::Value =
-        serde_json::from_str(&m.export_metrics(ExportFormat::Json).unwrap()).unwrap();
-    assert_eq!(json["series"].as_array().unwrap().len(), 6);
-    let csv = m.export_metrics(ExportFormat::Csv).unwrap();
-    let mut r = csv::Reader::from_reader(csv.as_bytes());
-    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-    assert_eq!(rows.len(), 6);
-    assert!(rows.iter().any(|row| row[3].contains(r#"/a\"b\\c\nd"#)));
-}
-
-#[test]
-fn colliding_names_get_distinct_families() {
-    let m = Arc::new(MemoryMetrics::new());
-    let w = handle(&m);
-    w.record_counter("a.b", 1.0, &[]);
-    w.record_counter("a-b", 2.0, &[]);
-    w.record_gauge("a_b_total", 3.0, &[]);
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
-    let types: Vec<&str> = prom.lines().filter(|l| l.starts_with("# TYPE")).collect();
-    let unique: std::collections::HashSet<&str> =
-        types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
-    assert_eq!(types.len(), 3);
-    assert_eq!(unique.len(), 3, "{prom}");
-}
-
-#[test]
 fn samples_are_kept_only_when_asked_and_never_drained() {
     let m = Arc::new(
         MemoryMetrics::with_config(MemoryConfig {
@@ -827,32 +772,6 @@ fn outcomes_match_tag_sets_in_any_order_and_drop_a_key_given_twice() {
     assert_eq!(failed.get("bad\nline"), Some(&1));
 }
 
-#[test]
-fn descriptions_become_the_help_text_of_the_text_exports() {
-    let (_, m) = manual();
-    let w = handle(&m);
-    w.record_counter("jobs.done", 1.0, &[]);
-    w.record_gauge("queue.depth", 3.0, &[]);
-    w.describe(
-        "jobs.done",
-        MetricType::Counter,
-        None,
-        "Jobs finished\nsuccessfully",
-    );
-    w.describe("", MetricType::Gauge, None, "ignored: no such name");
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
-    assert!(
-        prom.contains("# HELP jobs_done_total Jobs finished\\nsuccessfully\n"),
-        "{prom}"
-    );
-    assert!(prom.contains("# HELP queue_depth queue.depth\n"), "{prom}");
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
-    assert!(
-        om.contains("# HELP jobs_done Jobs finished\\nsuccessfully\n"),
-        "{om}"
-    );
-}
-
 /// Found by the fuzzer (the window property with backward clock steps): a
 /// counter sample recorded after the clock stepped back was missing from
 /// window queries while the all-time total counted it.
@@ -1123,4 +1042,92 @@ fn window_percentiles_cover_the_whole_window_of_a_bursty_series() {
             }
         }
     }
+}
+
+#[test]
+fn the_snapshot_lends_every_series_outcome_and_description() {
+    use metrics_query::snapshot::Snapshots;
+    let (_, m) = manual();
+    let w = handle(&m);
+    w.record_counter("jobs", 2.0, &[("queue", "mail")]);
+    w.record_histogram("size", 10.0, &[]);
+    w.record_histogram("size", 30.0, &[]);
+    w.describe(
+        "size",
+        MetricType::Histogram,
+        Some(MetricUnit::Bytes),
+        "Payloads",
+    );
+    m.record_failure("op", "boom", &[]);
+    let snap = m.snapshot();
+    // Two series, then the outcome counts as counters.
+    assert_eq!(snap.len(), 4);
+    let views: Vec<String> = (0..snap.len())
+        .map(|i| {
+            let s = snap.series(i).unwrap();
+            format!("{} {:?} {:?}", s.name, s.tags, s.kind)
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [
+            r#"jobs [("queue", "mail")] Counter"#,
+            "size [] Histogram",
+            "op.success [] Counter",
+            r#"op.failure [("error_type", "boom")] Counter"#,
+        ]
+    );
+    assert!(snap.series(4).is_none());
+    let mut read = Vec::new();
+    for i in 0..snap.len() {
+        snap.read(i, &mut |r| {
+            let d = r
+                .distribution
+                .map(|d| (d.quantile(1.0), d.cumulative_counts(1.0, &[15.0, 100.0])));
+            read.push((r.value, r.count, r.min, r.max, d));
+        });
+    }
+    assert_eq!(read[0], (2.0, 1, Some(2.0), Some(2.0), None));
+    assert_eq!(
+        read[1],
+        (
+            40.0,
+            2,
+            Some(10.0),
+            Some(30.0),
+            Some((Some(30.0), vec![1, 2]))
+        )
+    );
+    assert_eq!(read[2], (0.0, 0, None, None, None));
+    assert_eq!(read[3], (1.0, 1, None, None, None));
+    let d = snap.description("size").unwrap();
+    assert_eq!(
+        (d.help, d.unit),
+        (Some("Payloads"), Some(MetricUnit::Bytes))
+    );
+    assert!(snap.description("jobs").is_none());
+}
+
+#[test]
+fn series_sorted_through_the_names_index_are_in_registry_order() {
+    let m = Arc::new(MemoryMetrics::new());
+    let w = Metrics::new(m.clone());
+    for (name, tags) in [
+        ("b", vec![("id", "2")]),
+        ("a.x", vec![("z", "1"), ("a", "9")]),
+        ("b", vec![("id", "10")]),
+        ("a", vec![]),
+        ("b", vec![("id", "1"), ("k", "v")]),
+        ("a.x", vec![("a", "1")]),
+    ] {
+        w.record_counter(name, 1.0, &tags);
+    }
+    let names = |v: Vec<std::sync::Arc<crate::series::Series>>| -> Vec<String> {
+        v.iter()
+            .map(|s| format!("{} {:?}", s.name, s.tags))
+            .collect()
+    };
+    let by_name = names(m.registry.all_by_name());
+    assert_eq!(by_name.len(), 6);
+    assert_eq!(by_name, names(m.registry.all()));
 }

@@ -68,8 +68,8 @@ impl MetricCollector for MemoryMetrics {
         self.bind_series(key, kind)
     }
 
-    /// Keeps the help text (the exports' `# HELP`) and the unit (their
-    /// base unit and `# UNIT`), at most one per name and for at most
+    /// Keeps the help text (the text formats' `# HELP`) and the unit
+    /// (their base unit and `# UNIT`), lent by the snapshot, at most one per name and for at most
     /// `max_names` names; an invalid name is ignored, and so is a
     /// description with neither text nor unit.
     fn describe(&self, name: &str, _kind: MetricType, unit: Option<MetricUnit>, help: &str) {
@@ -86,7 +86,7 @@ impl MetricCollector for MemoryMetrics {
                     .take(validate::MAX_TAG_VALUE_LEN)
                     .collect()
             });
-            d.insert(name.to_owned(), export::Description { help, unit });
+            d.insert(name.to_owned(), crate::snapshot::Description { help, unit });
         }
     }
 
@@ -182,11 +182,6 @@ impl MetricsAggregator for MemoryMetrics {
             .filter(|s| validate::tags_contain(s.tag_pairs(), tag_filter))
             .map(|s| self.current_value(s))
             .collect())
-    }
-
-    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError> {
-        self.maintain();
-        export::export(self, format)
     }
 
     fn top_metrics(

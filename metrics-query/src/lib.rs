@@ -6,7 +6,9 @@
 //! binned history implements ([`RangeQueries`]). The memory backend answers
 //! from its rings, the store from its tables, the composed system merges
 //! both, and the HTTP service serves whichever it is given: all in these
-//! types.
+//! types. The [`snapshot`] module is the read model of the present: a
+//! view of every series that a backend lends and the exposition formats
+//! encode.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -25,6 +27,8 @@
 //! let group = RangeGroup { group: None, bins: vec![bin] };
 //! assert_eq!(group.bins[0].count, 3);
 //! ```
+
+pub mod snapshot;
 
 use std::time::Duration;
 

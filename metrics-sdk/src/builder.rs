@@ -261,7 +261,10 @@ impl Running {
     /// app, beside its routes.
     #[cfg(feature = "http")]
     pub fn http_source(&self) -> metrics_http::Source {
-        let source = metrics_http::Source::from_system(Arc::new(self.agent.clone()));
+        let mut source = metrics_http::Source::from_system(Arc::new(self.agent.clone()));
+        if let Some(exporter) = self.agent.exporter() {
+            source = source.with_exporter(exporter.clone());
+        }
         let Some(memory) = self.agent.memory() else {
             return source;
         };

@@ -1,11 +1,11 @@
 //! Exports to endpoints: files, and HTTP URLs receiving a POST.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_protocol::MetricsError;
-use metrics_protocol::app::{EndpointResults, ExportFormat, MetricsAggregator};
+use metrics_protocol::app::EndpointResults;
 
 use crate::error::AgentError;
 
@@ -31,7 +31,7 @@ pub enum Target {
 ///
 /// ```
 /// use metrics_sdk::export::{parse_endpoint, Target};
-/// use metrics_protocol::app::ExportFormat;
+/// use metrics_exposition::ExportFormat;
 /// let (t, f) = parse_endpoint("/tmp/metrics.prom")?;
 /// assert_eq!((t, f), (Target::File("/tmp/metrics.prom".into()), ExportFormat::Prometheus));
 /// let (t, f) = parse_endpoint("http://127.0.0.1:9091/ingest?format=csv")?;
@@ -104,21 +104,21 @@ fn format_from_path(path: &str) -> Result<ExportFormat, MetricsError> {
     }
 }
 
-/// Exports from `source` to every endpoint, each on `runtime`'s blocking
+/// Exports through `exporter` to every endpoint, each on `runtime`'s blocking
 /// pool (HTTP requests time out after `timeout`), and returns each
 /// endpoint's outcome: one failure does not stop the rest. The returned
 /// future may be awaited on any executor (or `block_on`).
 pub async fn export_to_endpoints(
     runtime: &tokio::runtime::Handle,
-    source: Arc<dyn MetricsAggregator>,
+    exporter: Exporter,
     endpoints: &[String],
     timeout: Duration,
 ) -> EndpointResults {
     let pending: Vec<_> = endpoints
         .iter()
         .map(|e| {
-            let (source, endpoint) = (source.clone(), e.clone());
-            let job = runtime.spawn_blocking(move || export_one(&*source, &endpoint, timeout));
+            let (exporter, endpoint) = (exporter.clone(), e.clone());
+            let job = runtime.spawn_blocking(move || export_one(&exporter, &endpoint, timeout));
             (e.clone(), job)
         })
         .collect();
@@ -138,14 +138,14 @@ pub async fn export_to_endpoints(
     results
 }
 
-/// Exports to one endpoint, on the caller's thread.
+/// Exports through `exporter` to one endpoint, on the caller's thread.
 pub fn export_one(
-    source: &dyn MetricsAggregator,
+    exporter: &Exporter,
     endpoint: &str,
     timeout: Duration,
 ) -> Result<(), MetricsError> {
     let (target, format) = parse_endpoint(endpoint)?;
-    let body = source.export_metrics(format)?;
+    let body = exporter.export(format)?;
     match target {
         Target::File(path) => std::fs::write(&path, body)
             .map_err(|e| MetricsError::io(format!("writing {}", path.display()), e)),
@@ -200,6 +200,7 @@ mod tests {
     use crate::test_util::metrics_of;
     use crate::test_util::test_runtime;
     use metrics_memory::MemoryMetrics;
+    use std::sync::Arc;
     #[cfg(feature = "push")]
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -307,7 +308,7 @@ mod tests {
         let rt = test_runtime();
         let results = rt.block_on(export_to_endpoints(
             rt.handle(),
-            m,
+            Exporter::new(m),
             &endpoints,
             Duration::from_secs(10),
         ));
@@ -351,7 +352,7 @@ mod tests {
         let rt = test_runtime();
         let r = rt.block_on(export_to_endpoints(
             rt.handle(),
-            m,
+            Exporter::new(m),
             &endpoints,
             Duration::from_secs(5),
         ));
@@ -374,7 +375,7 @@ mod tests {
         let rt = test_runtime();
         let r = rt.block_on(export_to_endpoints(
             rt.handle(),
-            m,
+            Exporter::new(m),
             &endpoints,
             Duration::from_secs(5),
         ));

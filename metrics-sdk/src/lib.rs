@@ -37,7 +37,7 @@
 //! | [`history`] | durable history: range queries over memory and the store, the store's health |
 //! | [`logging`] | the filter of an application's log on stderr (`RUST_LOG`, the configuration's `log`) |
 //! | [`dashboard`] | dashboards computed from the memory backend |
-//! | [`export`] | exports to files and HTTP endpoints |
+//! | [`export`] | exports to files and HTTP endpoints, through the agent's [`Exporter`] (`metrics-exposition`) |
 //! | `runtime` | the one tokio runtime every background task runs on (the application's, or one the agent starts) |
 //! | `interest` | the one-word filter the taps read first |
 #![deny(missing_docs)]
@@ -70,6 +70,7 @@ pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
 #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
 pub use history::HistoryRanges;
+pub use metrics_exposition::{ExportFormat, Exporter, ExpositionConfig};
 pub use stream::StreamHub;
 
 #[cfg(test)]

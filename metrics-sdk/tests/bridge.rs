@@ -1,7 +1,8 @@
 //! The agent offers the `metrics` crate bridge in one call (its own test
 //! binary: a global recorder is set once per process).
 
-use metrics_protocol::app::{ExportFormat, MetricsSystem};
+use metrics_exposition::ExportFormat;
+use metrics_protocol::app::MetricsSystem;
 use metrics_sdk::{Agent, AgentConfig};
 
 #[test]
@@ -33,10 +34,7 @@ fn one_call_makes_the_metrics_macros_record_into_the_agent() {
         .metric_summary("bridged.size", None)
         .expect("summary of a bridged histogram");
     assert_eq!(summary.count, 1);
-    let text = agent
-        .aggregator()
-        .export_metrics(ExportFormat::Prometheus)
-        .expect("export");
+    let text = agent.export(ExportFormat::Prometheus).expect("export");
     assert!(
         text.contains("bridged_jobs_total{queue=\"mail\"} 20"),
         "{text}"

@@ -109,8 +109,7 @@ fn memory_system_answers_queries_and_every_dashboard() {
     );
     assert!(
         agent
-            .aggregator()
-            .export_metrics(metrics_protocol::app::ExportFormat::Prometheus)
+            .export(metrics_exposition::ExportFormat::Prometheus)
             .unwrap()
             .contains("http_requests")
     );
@@ -172,6 +171,21 @@ fn statsd_only_shutdown_flushes_everything_through_udp() {
         agent.aggregator().top_metrics(MetricType::Counter, 3),
         Err(MetricsError::Unsupported { .. })
     ));
+    // So do exports: there is no exporter, and each endpoint says why.
+    assert!(agent.exporter().is_none());
+    assert!(matches!(
+        agent.export(metrics_exposition::ExportFormat::Json),
+        Err(MetricsError::Unsupported { .. })
+    ));
+    let out = std::env::temp_dir().join(format!("statsd-only-{}.json", std::process::id()));
+    let results = block_on(agent.export_metrics_async(&[out.display().to_string()]));
+    assert!(
+        results
+            .values()
+            .all(|r| matches!(r, Err(MetricsError::Unsupported { .. }))),
+        "{results:?}"
+    );
+    assert!(!out.exists());
     agent.shutdown_metrics().unwrap();
     let lines = daemon.lines();
     for want in [

@@ -14,8 +14,8 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_memory::MemoryMetrics;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 use metrics_system::SystemMonitor;
 
 fn main() -> ExitCode {
@@ -42,5 +42,5 @@ fn run() -> Result<String, Box<dyn std::error::Error>> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     monitor.publish_once()?;
-    Ok(memory.export_metrics(ExportFormat::Prometheus)?)
+    Ok(Exporter::new(memory).export(ExportFormat::Prometheus)?)
 }

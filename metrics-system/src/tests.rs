@@ -483,12 +483,13 @@ fn with_metrics_describes_and_publishes_through_the_handle() {
 /// names them in base units (`_bytes`, `_seconds`) with the help text.
 #[test]
 fn published_sizes_and_durations_carry_their_units() {
-    use metrics_protocol::app::{ExportFormat, MetricsAggregator};
+    use metrics_exposition::{ExportFormat, Exporter};
     let memory = Arc::new(metrics_memory::MemoryMetrics::new());
+    let exporter = Exporter::new(memory.clone());
     let monitor = SystemMonitor::with_collector(memory.clone()).unwrap();
     // A failed reading (no CPU statistics here) still publishes the rest.
     let _ = monitor.publish_once();
-    let text = memory.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    let text = exporter.export(ExportFormat::OpenMetrics).unwrap();
     for want in [
         "# TYPE process_memory_usage_bytes gauge",
         "# UNIT process_memory_usage_bytes bytes",
@@ -503,7 +504,7 @@ fn published_sizes_and_durations_carry_their_units() {
     }
     #[cfg(target_os = "linux")]
     {
-        let prom = memory.export_metrics(ExportFormat::Prometheus).unwrap();
+        let prom = exporter.export(ExportFormat::Prometheus).unwrap();
         assert!(prom.contains("# TYPE process_threads gauge\n"), "{prom}");
         assert!(prom.contains("\nprocess_threads "), "{prom}");
         assert!(

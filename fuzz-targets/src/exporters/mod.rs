@@ -1,5 +1,5 @@
-//! The memory backend's exporters, through its public API only: record
-//! whatever the input says, export, parse the text back with a strict
+//! The exposition formats over the memory backend, through public APIs
+//! only: record whatever the input says, export, parse the text back with a strict
 //! checker (Prometheus text, OpenMetrics), the `csv` crate or serde_json,
 //! and compare with the backend's own read-back (`series`).
 //!
@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_memory::{MemoryMetrics, SeriesSnapshot};
 use metrics_protocol::Metrics;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 use crate::shape;
 use text::check_text;
@@ -106,8 +106,8 @@ fn export_text(data: &[u8], format: ExportFormat) {
     let Some((m, series)) = recorded(data) else {
         return;
     };
-    let text = m
-        .export_metrics(format)
+    let text = Exporter::new(m)
+        .export(format)
         .unwrap_or_else(|e| panic!("{format:?} export: {e}"));
     check_text(&text, &series, format == ExportFormat::OpenMetrics);
 }
@@ -118,7 +118,9 @@ pub fn export_csv(data: &[u8]) {
     let Some((m, series)) = recorded(data) else {
         return;
     };
-    let text = m.export_metrics(ExportFormat::Csv).expect("CSV export");
+    let text = Exporter::new(m)
+        .export(ExportFormat::Csv)
+        .expect("CSV export");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().expect("CSV header").clone();
     let col = |n: &str| {
@@ -156,7 +158,9 @@ pub fn export_json(data: &[u8]) {
     let Some((m, series)) = recorded(data) else {
         return;
     };
-    let text = m.export_metrics(ExportFormat::Json).expect("JSON export");
+    let text = Exporter::new(m)
+        .export(ExportFormat::Json)
+        .expect("JSON export");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let rows = doc["series"].as_array().expect("a series array");
     let mut got = Vec::new();

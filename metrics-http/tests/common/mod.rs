@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use metrics_exposition::Exporter;
+use metrics_http::Source;
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::app::{
     AsyncMetricsSystem, DashboardData, DashboardKind, EndpointResults, HealthCheckResult,
@@ -61,6 +63,18 @@ impl TestSystem {
             subscriptions: AtomicUsize::new(0),
             feeds: Mutex::new(Vec::new()),
         }
+    }
+
+    /// What the HTTP service serves of this system: it, and `/metrics`
+    /// through an exporter over its backend.
+    pub fn source(self) -> Source {
+        let exporter = Exporter::new(self.mem.clone());
+        Source::from_system(Arc::new(self)).with_exporter(exporter)
+    }
+
+    /// [`source`](Self::source) of a shared system.
+    pub fn shared_source(self: &Arc<Self>) -> Source {
+        Source::from_system(self.clone()).with_exporter(Exporter::new(self.mem.clone()))
     }
 
     /// Sends `event` to every live stream.

@@ -4,8 +4,9 @@
 //! - [`MetricsSystem`] and [`AsyncMetricsSystem`]: the whole protocol behind
 //!   one value (life cycle, health, dashboards, streams, exports).
 //! - [`ResourceMonitor`]: memory, CPU, disk, network and process readings.
-//! - [`MetricsAggregator`]: queries and exports, with the values they answer
-//!   ([`MetricSummary`], [`MetricValue`], [`ExportFormat`]).
+//! - [`MetricsAggregator`]: queries, with the values they answer
+//!   ([`MetricSummary`], [`MetricValue`]); the exposition formats are the
+//!   `metrics-exposition` crate's, over a backend's snapshot.
 //! - [`HealthReport`], [`DashboardData`], [`MetricsConfig`].
 //!
 //! A library that only records needs none of this; it holds a
@@ -39,7 +40,7 @@ pub use report::{HealthCheckResult, HealthReport};
 pub use resources::{
     CpuUsage, DiskUsage, InterfaceStats, LoadAverage, MemoryUsage, NetworkStats, ProcessUsage,
 };
-pub use values::{ExportFormat, MetricSummary, MetricValue};
+pub use values::{MetricSummary, MetricValue};
 
 #[cfg(any(test, feature = "mock"))]
 pub use monitor::MockResourceMonitor;

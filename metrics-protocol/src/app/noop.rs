@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::app::{
     AsyncMetricsSystem, CpuUsage, DashboardData, DashboardKind, DiskUsage, EndpointResults,
-    ExportFormat, HealthReport, MemoryUsage, MetricFilter, MetricStream, MetricSummary,
-    MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem, NetworkStats, ProcessUsage,
-    ResourceMonitor, TimingStats,
+    HealthReport, MemoryUsage, MetricFilter, MetricStream, MetricSummary, MetricValue,
+    MetricsAggregator, MetricsConfig, MetricsSystem, NetworkStats, ProcessUsage, ResourceMonitor,
+    TimingStats,
 };
 use crate::noop::unsupported;
 use crate::{
@@ -54,9 +54,6 @@ impl MetricsAggregator for NoopMetrics {
     }
     fn metrics_by_tag<'a>(&self, _tag_filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         Err(unsupported("metrics_by_tag"))
-    }
-    fn export_metrics(&self, _format: ExportFormat) -> Result<String, MetricsError> {
-        Err(unsupported("export_metrics"))
     }
     fn top_metrics(
         &self,
@@ -151,10 +148,6 @@ mod tests {
         let n = NoopMetrics;
         assert!(matches!(
             n.metric_summary("c", None),
-            Err(MetricsError::Unsupported { .. })
-        ));
-        assert!(matches!(
-            n.export_metrics(ExportFormat::Json),
             Err(MetricsError::Unsupported { .. })
         ));
         assert!(n.memory_usage().is_err());

@@ -1,9 +1,9 @@
-//! [`MetricsAggregator`]: queries and exports over what was recorded.
+//! [`MetricsAggregator`]: queries over what was recorded.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::app::{ExportFormat, MetricSummary, MetricValue};
+use crate::app::{MetricSummary, MetricValue};
 use crate::error::MetricsError;
 use crate::types::TimingStats;
 use crate::{MetricType, Tags};
@@ -17,13 +17,12 @@ use crate::{MetricType, Tags};
 /// ```
 /// use std::time::Duration;
 /// use metrics_protocol::NoopMetrics;
-/// use metrics_protocol::app::{ExportFormat, MetricsAggregator};
+/// use metrics_protocol::app::MetricsAggregator;
 ///
 /// fn p99_last_5_min(q: &dyn MetricsAggregator, name: &str) -> Option<f64> {
 ///     q.metric_summary(name, Some(Duration::from_secs(300))).ok()?.p99
 /// }
 /// assert_eq!(p99_last_5_min(&NoopMetrics, "db.query"), None);
-/// assert!(NoopMetrics.export_metrics(ExportFormat::Prometheus).is_err());
 /// ```
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MetricsAggregator: Send + Sync {
@@ -38,11 +37,6 @@ pub trait MetricsAggregator: Send + Sync {
     /// The current value of every series whose tags contain all of
     /// `tag_filter` (an empty filter matches everything).
     fn metrics_by_tag<'a>(&self, tag_filter: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError>;
-
-    /// Everything recorded, in `format`. Parse a format name with
-    /// `"csv".parse::<ExportFormat>()`, which rejects unknown names with
-    /// [`MetricsError::UnsupportedFormat`].
-    fn export_metrics(&self, format: ExportFormat) -> Result<String, MetricsError>;
 
     /// The `limit` series of `metric_type` with the largest value (counters:
     /// total; gauges: value; distributions: count), largest first.

@@ -13,7 +13,7 @@
 //! | tag value with characters a wire format reserves (quotes, `\|`, `,`, newline...) | accepted here | escaped or sanitised by each exporter, never injected |
 //! | unknown timer id, timer stopped twice | - | `Err(MetricsError::UnknownTimer)` |
 //! | timers started and never stopped | - | bounded table; oldest evicted, counted as [`DropReason::TimerEvicted`] |
-//! | unknown export format | `ExportFormat::from_str` | `Err(MetricsError::UnsupportedFormat)` |
+//! | unknown export format | `ExportFormat::from_str` (`metrics-exposition`) | `Err(MetricsError::UnsupportedFormat)` |
 //! | too many series for one name | - | folded into an overflow series tagged [`OVERFLOW_TAG`]` = true`, counted |
 //!
 //! A sample that breaks a rule is dropped whole: no part of it is recorded.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_memory::{Clock, MemoryMetrics, SystemClock};
 use metrics_protocol::app::{HealthCheckResult, ResourceMonitor};
 // The docs link to its methods; the code calls one only with `bridge`.
@@ -94,6 +95,8 @@ pub struct Agent {
 
 struct AgentInner {
     rec: Recording,
+    /// The exposition formats over the memory backend (none without it).
+    exporter: Option<Exporter>,
     monitor: Option<Arc<dyn Polled>>,
     monitor_error: Option<String>,
     checks: HealthChecks,
@@ -186,6 +189,13 @@ impl Agent {
         } else {
             None
         };
+        let exporter = match &memory {
+            Some(m) => Some(
+                Exporter::with_config(m.clone(), config.exposition.clone())
+                    .map_err(|e| AgentError::config(e.field, e.value, e.reason))?,
+            ),
+            None => None,
+        };
         let statsd = if config.backend.statsd() {
             Some(Arc::new(crate::config::statsd_backend(
                 config.statsd.clone(),
@@ -205,6 +215,7 @@ impl Agent {
         let agent = Agent {
             inner: Arc::new(AgentInner {
                 rec,
+                exporter,
                 monitor,
                 monitor_error,
                 checks: HealthChecks::new(config.health.check_timeout(), runtime.handle().clone()),
@@ -303,6 +314,25 @@ impl Agent {
     /// does not have (range queries, rollups, read-back helpers).
     pub fn memory(&self) -> Option<&Arc<MemoryMetrics>> {
         self.inner.rec.memory.as_ref()
+    }
+
+    /// The exposition formats (Prometheus text, OpenMetrics, JSON, CSV)
+    /// over the in-memory backend, with the configured `[exposition]`
+    /// buckets; `None` with StatsD alone, which keeps nothing to read.
+    pub fn exporter(&self) -> Option<&Exporter> {
+        self.inner.exporter.as_ref()
+    }
+
+    /// Everything the in-memory backend holds, in `format`
+    /// ([`MetricsError::Unsupported`] with StatsD alone).
+    pub fn export(&self, format: ExportFormat) -> Result<String, MetricsError> {
+        match self.exporter() {
+            Some(x) => x.export(format),
+            None => Err(MetricsError::Unsupported {
+                operation: "export",
+                backend: "statsd",
+            }),
+        }
     }
 
     /// The StatsD backend, when configured.

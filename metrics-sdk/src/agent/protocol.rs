@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_protocol::app::{
-    DashboardData, DashboardKind, EndpointResults, ExportFormat, HealthReport, MetricFilter,
-    MetricStream, MetricSummary, MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem,
-    ResourceMonitor, TimingStats,
+    DashboardData, DashboardKind, EndpointResults, HealthReport, MetricFilter, MetricStream,
+    MetricSummary, MetricValue, MetricsAggregator, MetricsConfig, MetricsSystem, ResourceMonitor,
+    TimingStats,
 };
 use metrics_protocol::{
     MetricCollector, MetricType, Metrics, MetricsError, PerformanceTimer, SuccessFailureTracker,
@@ -40,9 +40,6 @@ impl MetricsAggregator for NoQueries {
     }
     fn metrics_by_tag<'a>(&self, _: Tags<'a>) -> Result<Vec<MetricValue>, MetricsError> {
         Err(no_queries("metrics_by_tag"))
-    }
-    fn export_metrics(&self, _: ExportFormat) -> Result<String, MetricsError> {
-        Err(no_queries("export_metrics"))
     }
     fn top_metrics(&self, _: MetricType, _: usize) -> Result<Vec<MetricValue>, MetricsError> {
         Err(no_queries("top_metrics"))
@@ -199,13 +196,14 @@ impl metrics_protocol::app::AsyncMetricsSystem for Agent {
         } else {
             endpoints
         };
-        crate::export::export_to_endpoints(
-            self.runtime(),
-            self.aggregator(),
-            endpoints,
-            EXPORT_TIMEOUT,
-        )
-        .await
+        let Some(exporter) = self.exporter().cloned() else {
+            return endpoints
+                .iter()
+                .map(|e| (e.clone(), Err(no_queries("export"))))
+                .collect();
+        };
+        crate::export::export_to_endpoints(self.runtime(), exporter, endpoints, EXPORT_TIMEOUT)
+            .await
     }
 
     fn metrics_stream(&self, filter: MetricFilter) -> MetricStream {

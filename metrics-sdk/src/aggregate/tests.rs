@@ -299,7 +299,7 @@ fn a_panicking_function_from_code_loses_only_its_result() {
 /// milliseconds, so the exports show it in seconds, as they show the timer.
 #[test]
 fn results_carry_the_unit_of_their_source_into_the_exports() {
-    use metrics_protocol::app::{ExportFormat, MetricsAggregator};
+    use metrics_exposition::{ExportFormat, Exporter};
     let spec = AggregationSpec::time("lat", Duration::from_secs(1))
         .functions(["p95", "count"])
         .unwrap();
@@ -308,7 +308,9 @@ fn results_carry_the_unit_of_their_source_into_the_exports() {
     Metrics::new(agg.clone()).record_timer("lat", Duration::from_millis(40), &[]);
     clock.advance(Duration::from_secs(1));
     agg.tick();
-    let text = out.export_metrics(ExportFormat::Prometheus).unwrap();
+    let text = Exporter::new(out.clone())
+        .export(ExportFormat::Prometheus)
+        .unwrap();
     assert!(text.contains("\nlat_p95_seconds 0.04\n"), "{text}");
     // A count has no unit.
     assert!(text.contains("\nlat_count_value 1\n"), "{text}");

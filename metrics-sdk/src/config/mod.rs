@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exposition::ExpositionConfig;
 use metrics_memory::{Clock, ConfigError, MemoryConfig, MemoryMetrics};
 use metrics_protocol::app::MetricsConfig;
 use metrics_statsd::{StartError, StatsdConfig, StatsdMetrics};
@@ -266,6 +267,10 @@ pub struct AgentConfig {
     pub statsd: StatsdConfig,
     /// The in-memory backend (used when `backend` is memory or both).
     pub memory: MemoryConfig,
+    /// Buckets and format of distributions in the Prometheus and
+    /// OpenMetrics text of `/metrics` and the exports (the `[exposition]`
+    /// table).
+    pub exposition: ExpositionConfig,
     /// Stream aggregations started with the agent.
     pub aggregations: Vec<AggregationConfig>,
     /// Where the main program serves HTTP (`127.0.0.1:9464` when unset;
@@ -307,6 +312,7 @@ impl Default for AgentConfig {
             health: HealthConfig::default(),
             statsd: StatsdConfig::default(),
             memory: MemoryConfig::default(),
+            exposition: ExpositionConfig::default(),
             aggregations: Vec::new(),
             listen: None,
             store: None,
@@ -349,6 +355,9 @@ impl AgentConfig {
             &self.retention_days.to_string(),
             self.retention_days,
         )?;
+        self.exposition
+            .check()
+            .map_err(|e| AgentError::config(e.field, e.value, e.reason))?;
         for e in &self.export_endpoints {
             if e.trim().is_empty() {
                 return Err(AgentError::config(

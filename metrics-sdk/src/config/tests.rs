@@ -668,3 +668,28 @@ fn a_postgres_store_in_a_sqlite_only_build_is_refused_naming_the_feature() {
     };
     ok.validate().unwrap();
 }
+
+#[test]
+fn the_exposition_table_sets_the_agents_exporter_and_bad_buckets_are_refused() {
+    let c = AgentConfig::from_toml_str(
+        "system_polling = false\n[exposition]\ndistributions = \"summary\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.exposition.distributions,
+        metrics_exposition::DistributionFormat::Summary
+    );
+    let e = AgentConfig::from_toml_str("[exposition]\ntimer_buckets = [1.0, 0.5]\n")
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        field_and_value(e),
+        ("exposition.timer_buckets".into(), "[1.0, 0.5]".into())
+    );
+    // The former place, under the memory backend, is refused by name.
+    let e = AgentConfig::from_toml_str("[memory.exposition]\ndistributions = \"summary\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exposition"), "{e}");
+}

@@ -22,7 +22,7 @@ pub(crate) fn sanitize_name(name: &str) -> String {
 }
 
 /// Splits camelCase with `_` and lowercases.
-pub(super) fn snake(s: &str) -> String {
+pub(crate) fn snake(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 4);
     let mut prev_lower = false;
     for c in s.chars() {
@@ -35,11 +35,11 @@ pub(super) fn snake(s: &str) -> String {
     out
 }
 
-pub(super) const BASE_UNITS: [&str; 10] = [
+pub(crate) const BASE_UNITS: [&str; 10] = [
     "amperes", "bytes", "celsius", "grams", "joules", "kelvin", "meters", "metres", "seconds",
     "volts",
 ];
-pub(super) const OTHER_UNITS: [&str; 14] = [
+pub(crate) const OTHER_UNITS: [&str; 14] = [
     "minutes",
     "hours",
     "days",
@@ -55,13 +55,13 @@ pub(super) const OTHER_UNITS: [&str; 14] = [
     "pounds",
     "ounces",
 ];
-pub(super) const UNIT_PREFIXES: [&str; 18] = [
+pub(crate) const UNIT_PREFIXES: [&str; 18] = [
     "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi", "mega",
     "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
 ];
 
 /// Whether promtool's linter would call this token a non-base unit.
-pub(super) fn non_base_unit(t: &str) -> bool {
+pub(crate) fn non_base_unit(t: &str) -> bool {
     let is_unit = |x: &str| BASE_UNITS.contains(&x) || OTHER_UNITS.contains(&x);
     OTHER_UNITS.contains(&t)
         || UNIT_PREFIXES
@@ -70,7 +70,7 @@ pub(super) fn non_base_unit(t: &str) -> bool {
 }
 
 /// One `_`-separated token made acceptable to promtool's linter.
-pub(super) fn lint_token(t: &str) -> String {
+pub(crate) fn lint_token(t: &str) -> String {
     let fixed = match t {
         "s" | "sec" => "secs",
         "ms" => "msecs",
@@ -104,7 +104,7 @@ pub(super) fn lint_token(t: &str) -> String {
     t
 }
 
-pub(super) const TIME_TOKENS: [&str; 12] = [
+pub(crate) const TIME_TOKENS: [&str; 12] = [
     "s",
     "sec",
     "secs",
@@ -118,7 +118,7 @@ pub(super) const TIME_TOKENS: [&str; 12] = [
     "ns",
     "nanoseconds",
 ];
-pub(super) const BYTE_TOKENS: [&str; 8] = [
+pub(crate) const BYTE_TOKENS: [&str; 8] = [
     "b",
     "byte",
     "bytes",
@@ -128,14 +128,14 @@ pub(super) const BYTE_TOKENS: [&str; 8] = [
     "megabytes",
     "kib",
 ];
-pub(super) const RATIO_TOKENS: [&str; 4] = ["percent", "pct", "percentage", "ratio"];
+pub(crate) const RATIO_TOKENS: [&str; 4] = ["percent", "pct", "percentage", "ratio"];
 
 /// The base unit a metric is exported in: the name suffix (and OpenMetrics
 /// `UNIT`) and the factor from the recorded unit. Timers record
 /// milliseconds and export seconds; other metrics take the unit given to
 /// `describe`: time in seconds, sizes in bytes, percent as a 0..1 ratio.
 /// Counts and rates have no unit.
-pub(super) fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&'static str, f64)> {
+pub(crate) fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&'static str, f64)> {
     if kind == MetricType::Timer {
         return Some(("seconds", 1e-3));
     }
@@ -153,7 +153,7 @@ pub(super) fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&
 
 /// A base unit spelled out as the last word of a name (`http.response.bytes`,
 /// `gc.pause.seconds`), for a metric described without one.
-pub(super) fn unit_in_name(name: &str) -> Option<MetricUnit> {
+pub(crate) fn unit_in_name(name: &str) -> Option<MetricUnit> {
     let last = name.rsplit(|c: char| !c.is_ascii_alphanumeric()).next()?;
     match last.to_ascii_lowercase().as_str() {
         "bytes" => Some(MetricUnit::Bytes),
@@ -164,7 +164,7 @@ pub(super) fn unit_in_name(name: &str) -> Option<MetricUnit> {
 
 /// The family name of a metric: sanitised, lint-clean, with the suffixes
 /// its type and unit call for (see the module docs).
-pub(super) fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) -> String {
+pub(crate) fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) -> String {
     let snaked = snake(&sanitize_name(name));
     let mut tokens: Vec<&str> = snaked.split('_').collect();
     if matches!(kind, MetricType::Counter | MetricType::Rate) {
@@ -211,7 +211,7 @@ pub(super) fn family_stem(name: &str, kind: MetricType, suffix: Option<&str>) ->
 }
 
 /// A label name: sanitised, snake_case, never reserved (`__*`, `le`, `quantile`).
-pub(super) fn sanitize_label(key: &str) -> String {
+pub(crate) fn sanitize_label(key: &str) -> String {
     let mut k = snake(&sanitize_name(key));
     if k.starts_with("__") {
         k.insert_str(0, "tag");
@@ -222,7 +222,7 @@ pub(super) fn sanitize_label(key: &str) -> String {
     k
 }
 
-pub(super) fn escape_label_value(v: &str, out: &mut String) {
+pub(crate) fn escape_label_value(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -233,11 +233,11 @@ pub(super) fn escape_label_value(v: &str, out: &mut String) {
     }
 }
 
-pub(super) fn escape_help(v: &str) -> String {
+pub(crate) fn escape_help(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-pub(super) fn fmt_value(v: f64) -> String {
+pub(crate) fn fmt_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v == f64::INFINITY {
@@ -254,7 +254,7 @@ pub(super) fn fmt_value(v: f64) -> String {
 
 /// Appends `v` as [`fmt_value`] writes it, without a temporary string:
 /// whole numbers (the usual counter and gauge values) through `itoa`.
-pub(super) fn write_value(out: &mut String, v: f64) {
+pub(crate) fn write_value(out: &mut String, v: f64) {
     use std::fmt::Write as _;
     // Whole numbers below 1e15 (exactly representable as i64) are written
     // by `Display` as their digits alone, as `itoa` writes them; -0.0 is

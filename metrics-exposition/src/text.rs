@@ -5,13 +5,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use metrics_protocol::{MetricType, MetricUnit};
+use metrics_query::snapshot::Snapshot;
 
-use super::*;
+use crate::config::{DistributionFormat, ExpositionConfig};
+use crate::names::*;
+use crate::rows::{QUANTILES, Row};
 
 /// The labels of `tags` (sorted by key), sanitised and escaped, without
 /// braces: `k="v",k2="v2"` (empty without tags), appended to `out`.
 /// Rendered once per series and reused for each of its lines.
-pub(super) fn label_body<'t>(
+pub(crate) fn label_body<'t>(
     tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
     out: &mut String,
 ) {
@@ -48,7 +51,7 @@ pub(super) fn label_body<'t>(
 }
 
 /// Appends `{body,extra}` (nothing when both are empty).
-pub(super) fn write_labels(out: &mut String, body: &str, extra: Option<(&str, &str)>) {
+pub(crate) fn write_labels(out: &mut String, body: &str, extra: Option<(&str, &str)>) {
     if body.is_empty() && extra.is_none() {
         return;
     }
@@ -68,7 +71,7 @@ pub(super) fn write_labels(out: &mut String, body: &str, extra: Option<(&str, &s
 
 /// A sample's value.
 #[derive(Clone, Copy)]
-pub(super) enum Value {
+pub(crate) enum Value {
     /// A count.
     Int(u64),
     /// Any number, written as [`fmt_value`] would.
@@ -76,7 +79,7 @@ pub(super) enum Value {
 }
 
 /// One sample line: `name{labels} value`.
-pub(super) fn write_line(
+pub(crate) fn write_line(
     out: &mut String,
     name: &str,
     suffix: &str,
@@ -96,7 +99,7 @@ pub(super) fn write_line(
 }
 
 /// The labels of `tags` with braces (see [`label_body`]).
-pub(super) fn labels<'t>(
+pub(crate) fn labels<'t>(
     tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
     extra: Option<(&str, &str)>,
 ) -> String {
@@ -107,7 +110,7 @@ pub(super) fn labels<'t>(
     out
 }
 
-pub(super) struct Family<'r> {
+pub(crate) struct Family<'r> {
     base: String,
     name: &'r str,
     kind: MetricType,
@@ -119,10 +122,7 @@ pub(super) struct Family<'r> {
     rows: Vec<&'r Row<'r>>,
 }
 
-pub(super) fn families<'r>(
-    rows: &'r [Row<'r>],
-    descriptions: &BTreeMap<String, Description>,
-) -> Vec<Family<'r>> {
+pub(crate) fn families<'r>(rows: &'r [Row<'r>], snap: &dyn Snapshot) -> Vec<Family<'r>> {
     let mut by_key: BTreeMap<(&str, MetricType), Vec<&Row<'r>>> = BTreeMap::new();
     // Rows come grouped by name: one map lookup per run of a name, not per
     // row.
@@ -133,23 +133,17 @@ pub(super) fn families<'r>(
             .is_some_and(|f| f.kind != r.kind || f.name != r.name)
         {
             let f = run[0];
-            by_key
-                .entry((f.name.as_ref(), f.kind))
-                .or_default()
-                .append(&mut run);
+            by_key.entry((f.name, f.kind)).or_default().append(&mut run);
         }
         run.push(r);
     }
     if let Some(f) = run.first().copied() {
-        by_key
-            .entry((f.name.as_ref(), f.kind))
-            .or_default()
-            .append(&mut run);
+        by_key.entry((f.name, f.kind)).or_default().append(&mut run);
     }
     let mut used: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     for ((name, kind), rows) in by_key {
-        let d = descriptions.get(name);
+        let d = snap.description(name);
         let described = d.and_then(|d| d.unit).or_else(|| unit_in_name(name));
         let unit = base_unit(kind, described);
         let stem = family_stem(name, kind, unit.map(|u| u.0));
@@ -192,9 +186,7 @@ pub(super) fn families<'r>(
                 name,
                 kind,
                 // The metric's description (`describe`), else its own name.
-                help: d
-                    .and_then(|d| d.help.clone())
-                    .unwrap_or_else(|| name.to_owned()),
+                help: d.and_then(|d| d.help).unwrap_or(name).to_owned(),
                 unit,
                 described,
                 rows,
@@ -206,7 +198,7 @@ pub(super) fn families<'r>(
 
 /// Whether a tag key is its own label name (no sanitising can make it
 /// collide with another key).
-pub(super) fn clean_label(k: &str) -> bool {
+pub(crate) fn clean_label(k: &str) -> bool {
     !k.is_empty()
         && !k.starts_with(|c: char| c.is_ascii_digit())
         && !k.starts_with("__")
@@ -218,7 +210,7 @@ pub(super) fn clean_label(k: &str) -> bool {
 /// The rows of one metric as groups without two equal label sets: two
 /// series whose tag keys sanitise to the same labels (`a.b` and `a_b`)
 /// go to separate families (`_2`, ...) rather than repeat a series.
-pub(super) fn split_colliding<'r>(rows: Vec<&'r Row<'r>>) -> Vec<Vec<&'r Row<'r>>> {
+pub(crate) fn split_colliding<'r>(rows: Vec<&'r Row<'r>>) -> Vec<Vec<&'r Row<'r>>> {
     if rows.len() < 2
         || rows
             .iter()
@@ -241,21 +233,24 @@ pub(super) fn split_colliding<'r>(rows: Vec<&'r Row<'r>>) -> Vec<Vec<&'r Row<'r>
 }
 
 /// Whether a distribution family saw a negative value.
-pub(super) fn negative(f: &Family<'_>) -> bool {
+pub(crate) fn negative(f: &Family<'_>) -> bool {
     f.rows
         .iter()
         .any(|r| r.min.is_some_and(|m| m < 0.0) || r.sum < 0.0)
 }
 
-pub(super) fn text_export(
+/// The Prometheus (or, with `openmetrics`, OpenMetrics) text of `rows`,
+/// appended to `out`.
+pub(crate) fn text_into(
+    out: &mut String,
     rows: &[Row<'_>],
     openmetrics: bool,
-    descriptions: &BTreeMap<String, Description>,
+    snap: &dyn Snapshot,
     cfg: &ExpositionConfig,
-) -> String {
+) {
     let histograms = cfg.distributions == DistributionFormat::Histogram;
-    let mut out = String::with_capacity(text_size_hint(rows, cfg, histograms));
-    for f in families(rows, descriptions) {
+    out.reserve(text_size_hint(rows, cfg, histograms));
+    for f in families(rows, snap) {
         let (type_name, type_str) = match f.kind {
             MetricType::Counter | MetricType::Rate if openmetrics => (f.base.clone(), "counter"),
             MetricType::Counter | MetricType::Rate => (format!("{}_total", f.base), "counter"),
@@ -303,25 +298,25 @@ pub(super) fn text_export(
             match f.kind {
                 MetricType::Counter | MetricType::Rate => {
                     let v = Value::Float(r.value * scale);
-                    write_line(&mut out, base, "_total", body, None, v);
+                    write_line(out, base, "_total", body, None, v);
                 }
                 MetricType::Gauge => {
                     let v = Value::Float(r.value * scale);
-                    write_line(&mut out, base, "", body, None, v);
+                    write_line(out, base, "", body, None, v);
                 }
                 MetricType::Histogram | MetricType::Timer if histograms => {
                     let counts = r.buckets.as_deref().unwrap_or(&[]);
                     for (i, le) in les.iter().enumerate() {
                         let c = counts.get(i).copied().unwrap_or(0).min(r.count);
                         let le = Some(("le", le.as_str()));
-                        write_line(&mut out, base, "_bucket", body, le, Value::Int(c));
+                        write_line(out, base, "_bucket", body, le, Value::Int(c));
                     }
                     let inf = Some(("le", "+Inf"));
-                    write_line(&mut out, base, "_bucket", body, inf, Value::Int(r.count));
+                    write_line(out, base, "_bucket", body, inf, Value::Int(r.count));
                     if with_sum {
                         let sum = Value::Float(r.sum * scale);
-                        write_line(&mut out, base, "_sum", body, None, sum);
-                        write_line(&mut out, base, "_count", body, None, Value::Int(r.count));
+                        write_line(out, base, "_sum", body, None, sum);
+                        write_line(out, base, "_count", body, None, Value::Int(r.count));
                     }
                 }
                 MetricType::Histogram | MetricType::Timer if as_gauges => {
@@ -334,10 +329,10 @@ pub(super) fn text_export(
                     ];
                     for (stat, v) in stats {
                         let v = Value::Float(v.map_or(f64::NAN, |v| v * scale));
-                        write_line(&mut out, base, "", body, Some(("statistic", stat)), v);
+                        write_line(out, base, "", body, Some(("statistic", stat)), v);
                     }
                     let count = Some(("statistic", "count"));
-                    write_line(&mut out, base, "", body, count, Value::Int(r.count));
+                    write_line(out, base, "", body, count, Value::Int(r.count));
                 }
                 MetricType::Histogram | MetricType::Timer => {
                     for (q, qs) in QUANTILES {
@@ -348,11 +343,11 @@ pub(super) fn text_export(
                             _ => r.p99,
                         };
                         let v = Value::Float(v.map_or(f64::NAN, |v| v * scale));
-                        write_line(&mut out, base, "", body, Some(("quantile", qs)), v);
+                        write_line(out, base, "", body, Some(("quantile", qs)), v);
                     }
                     let sum = Value::Float(r.sum * scale);
-                    write_line(&mut out, base, "_sum", body, None, sum);
-                    write_line(&mut out, base, "_count", body, None, Value::Int(r.count));
+                    write_line(out, base, "_sum", body, None, sum);
+                    write_line(out, base, "_count", body, None, Value::Int(r.count));
                 }
             }
         }
@@ -360,7 +355,6 @@ pub(super) fn text_export(
     if openmetrics {
         out.push_str("# EOF\n");
     }
-    out
 }
 
 /// About the size of a text export, so its buffer is allocated once: a

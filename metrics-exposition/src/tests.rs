@@ -1,4 +1,12 @@
-use super::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use metrics_memory::{MemoryMetrics, RELATIVE_ACCURACY};
+use metrics_protocol::{MetricType, MetricUnit};
+
+use crate::names::*;
+use crate::text::labels;
+use crate::{DistributionFormat, ExportFormat, Exporter, ExpositionConfig};
 
 #[test]
 fn names_and_labels_are_sanitised_and_escaped() {
@@ -76,19 +84,15 @@ fn names_and_labels_are_sanitised_and_escaped() {
     assert_eq!(l, r#"{tag__name__="n",a_b="x\"y\\z\nw",a_b_2="2"}"#);
 }
 
-use crate::{MemoryConfig, MemoryMetrics, RELATIVE_ACCURACY};
 use metrics_protocol::app::MetricsAggregator;
-use metrics_protocol::{MetricCollector, Metrics};
+use metrics_protocol::{MetricCollector, Metrics, SuccessFailureTracker};
 use std::time::Duration;
 
-fn with(exposition: ExpositionConfig) -> Arc<MemoryMetrics> {
-    Arc::new(
-        MemoryMetrics::with_config(MemoryConfig {
-            exposition,
-            ..MemoryConfig::default()
-        })
-        .unwrap(),
-    )
+/// A memory backend and an exporter over it with `exposition`.
+fn with(exposition: ExpositionConfig) -> (Arc<MemoryMetrics>, Exporter) {
+    let m = Arc::new(MemoryMetrics::new());
+    let x = Exporter::with_config(m.clone(), exposition).unwrap();
+    (m, x)
 }
 
 /// The `(le, count)` lines of one series of a histogram family.
@@ -127,7 +131,7 @@ fn histogram_quantile(q: f64, b: &[(f64, u64)]) -> f64 {
 
 #[test]
 fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
-    let m = Arc::new(MemoryMetrics::new());
+    let (m, x) = with(ExpositionConfig::default());
     let w = Metrics::new(m.clone());
     // 1 ms to about 2.4 s, denser at the low end, exactly on some bounds.
     for i in 1..=2000u64 {
@@ -140,7 +144,7 @@ fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
     }
     w.record_timer("db.query", Duration::from_millis(5), &[("db", "a")]);
     w.record_timer("db.query", Duration::from_millis(100), &[("db", "a")]);
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
     assert!(
         prom.contains("# TYPE db_query_seconds histogram\n"),
         "{prom}"
@@ -189,7 +193,7 @@ fn timers_are_histograms_in_seconds_that_agree_with_our_quantiles() {
             b[i].0
         );
     }
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
     assert!(
         om.contains("# TYPE db_query_seconds histogram\n# UNIT db_query_seconds seconds\n"),
         "{om}"
@@ -207,7 +211,7 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
         ]),
         ..ExpositionConfig::default()
     };
-    let m = with(c.clone());
+    let (m, x) = with(c.clone());
     let w = Metrics::new(m.clone());
     w.record_timer("db.query", Duration::from_millis(300), &[]);
     w.record_timer("db.insert", Duration::from_millis(300), &[]);
@@ -219,7 +223,7 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
         Some(MetricUnit::Kilobytes),
         "Payloads",
     );
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
     assert_eq!(
         buckets(&prom, "db_query_seconds"),
         [(0.1, 0), (1.0, 1), (f64::INFINITY, 1)]
@@ -245,13 +249,13 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
     );
     assert!(prom.contains("payload_bytes_sum 3072000\n"), "{prom}");
 
-    let m = with(ExpositionConfig {
+    let (m, x) = with(ExpositionConfig {
         distributions: DistributionFormat::Summary,
         ..c
     });
     let w = Metrics::new(m.clone());
     w.record_timer("db.query", Duration::from_millis(300), &[]);
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
     assert!(prom.contains("# TYPE db_query_seconds summary\n"), "{prom}");
     assert!(
         prom.contains("db_query_seconds{quantile=\"0.95\"} 0.3"),
@@ -263,11 +267,11 @@ fn buckets_by_name_then_prefix_then_unit_and_summaries_on_request() {
 /// Found by fuzzing: two series whose tag keys sanitise alike.
 #[test]
 fn series_whose_labels_collide_go_to_separate_families() {
-    let m = Arc::new(MemoryMetrics::new());
+    let (m, x) = with(ExpositionConfig::default());
     let w = Metrics::new(m.clone());
     w.record_histogram("h", 1.0, &[("a.b", "x")]);
     w.record_histogram("h", 2.0, &[("a_b", "x")]);
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
     assert_eq!(prom.matches("_count{a_b=\"x\"} 1\n").count(), 2, "{prom}");
     assert_eq!(prom.matches(" histogram\n").count(), 2, "{prom}");
 }
@@ -285,12 +289,9 @@ fn bad_bucket_lists_are_refused_naming_the_field() {
             buckets: BTreeMap::from([("x.*".to_owned(), b)]),
             ..ExpositionConfig::default()
         };
-        let e = MemoryMetrics::with_config(MemoryConfig {
-            exposition: c,
-            ..MemoryConfig::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let e = c.check().unwrap_err().to_string();
+        let m: Arc<MemoryMetrics> = Arc::new(MemoryMetrics::new());
+        assert_eq!(Exporter::with_config(m, c).unwrap_err().to_string(), e);
         assert!(
             e.contains("exposition.buckets.x.*") && e.contains(why),
             "{e}"
@@ -305,12 +306,12 @@ fn negative_observations_drop_the_sum_in_openmetrics_only() {
         buckets: BTreeMap::from([("offset".to_owned(), vec![-1.0, 0.0, 1.0])]),
         ..ExpositionConfig::default()
     };
-    let m = with(c);
+    let (m, x) = with(c);
     let w = Metrics::new(m.clone());
     for v in [-2.0, -0.5, 0.0, 0.5, 3.0] {
         w.record_histogram("offset", v, &[]);
     }
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
     assert!(om.contains("# TYPE offset histogram\n"), "{om}");
     assert_eq!(
         buckets(&om, "offset"),
@@ -320,23 +321,23 @@ fn negative_observations_drop_the_sum_in_openmetrics_only() {
         !om.contains("offset_sum") && !om.contains("offset_count"),
         "{om}"
     );
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
     assert!(prom.contains("offset_sum 1\noffset_count 5\n"), "{prom}");
     // As summaries, OpenMetrics gets gauges with a statistic label.
-    let m = with(ExpositionConfig {
+    let (m, x) = with(ExpositionConfig {
         distributions: DistributionFormat::Summary,
         ..ExpositionConfig::default()
     });
     let w = Metrics::new(m.clone());
     w.record_histogram("offset", -2.0, &[]);
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
     assert!(om.contains("# TYPE offset gauge\n"), "{om}");
     assert!(om.contains("offset{statistic=\"sum\"} -2\n"), "{om}");
 }
 
 #[test]
 fn described_units_become_base_units_and_suffixes() {
-    let m = Arc::new(MemoryMetrics::new());
+    let (m, x) = with(ExpositionConfig::default());
     let w = Metrics::new(m.clone());
     w.record_gauge("process.memory.usage", 2048.0, &[]);
     m.describe(
@@ -373,7 +374,7 @@ fn described_units_become_base_units_and_suffixes() {
         Some(MetricUnit::Count),
         "Jobs",
     );
-    let prom = m.export_metrics(ExportFormat::Prometheus).unwrap();
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
     for line in [
         "# HELP process_memory_usage_bytes Resident set\n",
         "process_memory_usage_bytes 2048\n",
@@ -384,7 +385,7 @@ fn described_units_become_base_units_and_suffixes() {
     ] {
         assert!(prom.contains(line), "{line:?} in\n{prom}");
     }
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
     for line in [
         "# TYPE process_memory_usage_bytes gauge\n# UNIT process_memory_usage_bytes bytes\n",
         "# TYPE net_io_bytes counter\n# UNIT net_io_bytes bytes\nnet_io_bytes_total 5120\n",
@@ -394,10 +395,10 @@ fn described_units_become_base_units_and_suffixes() {
     }
     assert!(!om.contains("# UNIT jobs"), "{om}");
     // A base unit as the last word of the name counts as described.
-    let m = Arc::new(MemoryMetrics::new());
+    let (m, x) = with(ExpositionConfig::default());
     let w = Metrics::new(m.clone());
     w.record_histogram("http.response.bytes", 3000.0, &[]);
-    let om = m.export_metrics(ExportFormat::OpenMetrics).unwrap();
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
     assert!(om.contains("# UNIT http_response_bytes bytes\n"), "{om}");
     assert!(
         om.contains("http_response_bytes_bucket{le=\"4096\"} 1\n"),
@@ -444,25 +445,82 @@ fn numbers_are_written_as_fmt_value_writes_them() {
 }
 
 #[test]
-fn series_sorted_through_the_names_index_are_in_registry_order() {
-    let m = Arc::new(MemoryMetrics::new());
+fn exports_every_format() {
+    let (m, x) = with(ExpositionConfig::default());
     let w = Metrics::new(m.clone());
-    for (name, tags) in [
-        ("b", vec![("id", "2")]),
-        ("a.x", vec![("z", "1"), ("a", "9")]),
-        ("b", vec![("id", "10")]),
-        ("a", vec![]),
-        ("b", vec![("id", "1"), ("k", "v")]),
-        ("a.x", vec![("a", "1")]),
-    ] {
-        w.record_counter(name, 1.0, &tags);
-    }
-    let names = |v: Vec<std::sync::Arc<crate::series::Series>>| -> Vec<String> {
-        v.iter()
-            .map(|s| format!("{} {:?}", s.name, s.tags))
-            .collect()
-    };
-    let by_name = names(m.registry.all_by_name());
-    assert_eq!(by_name.len(), 6);
-    assert_eq!(by_name, names(m.registry.all()));
+    w.record_counter(
+        "http.requests",
+        3.0,
+        &[("path", "/a\"b\\c\nd"), ("méthode", "GÉT")],
+    );
+    w.record_gauge("temp-c", -2.5, &[]);
+    w.record_timer("db.query", Duration::from_millis(250), &[("quantile", "x")]);
+    w.record_histogram("size", 10.0, &[]);
+    m.record_failure("op", "boom", &[]);
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
+    assert!(
+        prom.contains("# TYPE http_requests_total counter\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"http_requests_total{m_thode="GÉT",path="/a\"b\\c\nd"} 3"#),
+        "{prom}"
+    );
+    assert!(prom.contains("temp_c -2.5\n"));
+    assert!(
+        prom.contains("db_query_seconds_sum{tag_quantile=\"x\"} 0.25\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("op_failure_total{error_type=\"boom\"} 1\n"));
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
+    assert!(om.contains("# TYPE http_requests counter\n") && om.ends_with("# EOF\n"));
+    let json: serde_json::Value =
+        serde_json::from_str(&x.export(ExportFormat::Json).unwrap()).unwrap();
+    assert_eq!(json["series"].as_array().unwrap().len(), 6);
+    let csv = x.export(ExportFormat::Csv).unwrap();
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().any(|row| row[3].contains(r#"/a\"b\\c\nd"#)));
+}
+
+#[test]
+fn colliding_names_get_distinct_families() {
+    let (m, x) = with(ExpositionConfig::default());
+    let w = Metrics::new(m.clone());
+    w.record_counter("a.b", 1.0, &[]);
+    w.record_counter("a-b", 2.0, &[]);
+    w.record_gauge("a_b_total", 3.0, &[]);
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
+    let types: Vec<&str> = prom.lines().filter(|l| l.starts_with("# TYPE")).collect();
+    let unique: std::collections::HashSet<&str> =
+        types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
+    assert_eq!(types.len(), 3);
+    assert_eq!(unique.len(), 3, "{prom}");
+}
+
+#[test]
+fn descriptions_become_the_help_text_of_the_text_exports() {
+    let (m, x) = with(ExpositionConfig::default());
+    let w = Metrics::new(m.clone());
+    w.record_counter("jobs.done", 1.0, &[]);
+    w.record_gauge("queue.depth", 3.0, &[]);
+    w.describe(
+        "jobs.done",
+        MetricType::Counter,
+        None,
+        "Jobs finished\nsuccessfully",
+    );
+    w.describe("", MetricType::Gauge, None, "ignored: no such name");
+    let prom = x.export(ExportFormat::Prometheus).unwrap();
+    assert!(
+        prom.contains("# HELP jobs_done_total Jobs finished\\nsuccessfully\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("# HELP queue_depth queue.depth\n"), "{prom}");
+    let om = x.export(ExportFormat::OpenMetrics).unwrap();
+    assert!(
+        om.contains("# HELP jobs_done Jobs finished\\nsuccessfully\n"),
+        "{om}"
+    );
 }

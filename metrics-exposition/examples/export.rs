@@ -1,9 +1,9 @@
 //! Reads samples as JSON lines on standard input, records them into the
-//! memory backend, and prints the export.
+//! memory backend, and prints its export.
 //!
 //! ```sh
 //! echo '{"kind":"counter","name":"http.requests","value":1,"tags":{"method":"GET"}}' |
-//!   cargo run -q -p metrics-memory --example export -- prometheus
+//!   cargo run -q -p metrics-exposition --example export -- prometheus
 //! ```
 //!
 //! FORMAT is json, csv, prometheus or openmetrics. A malformed line, or a
@@ -13,11 +13,12 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use metrics_exposition::{ExportFormat, Exporter};
 use metrics_kit::read_samples;
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::MetricCollector;
-use metrics_protocol::app::{ExportFormat, MetricsAggregator};
 
 fn dropped(m: &MemoryMetrics) -> u64 {
     m.health().iter().map(|h| h.total_dropped()).sum()
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let metrics = MemoryMetrics::new();
+    let metrics = Arc::new(MemoryMetrics::new());
     let mut failed = 0u64;
     for (line, sample) in read_samples(io::stdin().lock()) {
         let before = dropped(&metrics);
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    match metrics.export_metrics(format) {
+    match Exporter::new(metrics).export(format) {
         Ok(text) => {
             let mut out = io::stdout().lock();
             if out
