@@ -12,6 +12,26 @@
 //!   `rollup`, and other instances' history (`instance=NAME`, `*` for all)
 //!   where it is a shared store.
 //!
+//! The rules of the JSON answers (the OpenAPI document states each):
+//!
+//! - Every value carries the unit `/metrics` exports it in (`bytes` for a
+//!   metric described in a size unit or named `...bytes`, `milliseconds`
+//!   for timers, `count` for plain counts).
+//! - Numbers are JSON numbers everywhere, a distribution's statistics in
+//!   `top`'s `metadata` too; a non-finite number is `null`.
+//! - A counter's summary is `total` (the sum of its increments),
+//!   `increments` (how many) and `rate` (total per second over the
+//!   `window`, `null` for all time), without sample statistics (extremes of
+//!   a counter would be of bins, not of increments); gauges, histograms
+//!   and timers keep `count`, `sum`, `avg`, `min`, `max` and percentiles.
+//! - A `window` shorter than the system's finest bin (10 s by default)
+//!   holds no whole bin: 400 naming `window`, the message giving the
+//!   shortest window.
+//! - `start` and `end` of `query_range` and `rollup` take RFC 3339, Unix
+//!   seconds, `now`, or a time before now (`-5m`, `-1.5h`); `end` defaults
+//!   to now, `start` to an hour before `end`. Only bins that have ended by
+//!   `end` count.
+//!
 //! Safe by default: [`Server::start`] is meant for `127.0.0.1`; an optional
 //! bearer token guards every path; header and body sizes, request time,
 //! open connections, requests of each kind at once and stream subscribers

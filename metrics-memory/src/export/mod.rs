@@ -467,6 +467,7 @@ fn csv_export(rows: &[Row<'_>]) -> Result<String, MetricsError> {
 }
 
 mod names;
+pub(crate) use names::unit_in_name;
 #[cfg(test)]
 mod tests;
 mod text;

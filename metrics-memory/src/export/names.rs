@@ -153,7 +153,7 @@ pub(super) fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&
 
 /// A base unit spelled out as the last word of a name (`http.response.bytes`,
 /// `gc.pause.seconds`), for a metric described without one.
-pub(super) fn unit_in_name(name: &str) -> Option<MetricUnit> {
+pub(crate) fn unit_in_name(name: &str) -> Option<MetricUnit> {
     let last = name.rsplit(|c: char| !c.is_ascii_alphanumeric()).next()?;
     match last.to_ascii_lowercase().as_str() {
         "bytes" => Some(MetricUnit::Bytes),
