@@ -99,7 +99,7 @@ fn unsupported() -> (&'static str, Value) {
     )
 }
 
-fn build() -> Value {
+pub(crate) fn build() -> Value {
     let num = json!({ "type": "number" });
     let num_or_null = json!({ "type": "number", "nullable": true });
     // The bins of a range query and of a rollup.
@@ -123,6 +123,9 @@ fn build() -> Value {
         "description": "Queries over a metrics system built on metrics-protocol. Durations are in milliseconds. Every error (also a malformed request, a wrong method, a head or body too large) is a JSON object `{error, message, parameter}` naming the bad parameter or part of the request, if any. With METRICS_HTTP_TOKEN set, every request needs `Authorization: Bearer <token>`. HTTP/1.1, and HTTP/2 with prior knowledge."
       },
       "paths": {
+        "/api/v1/openapi.json": get("This document (OpenAPI 3)", "openapi", vec![], responses(vec![
+            ("200", ok("The OpenAPI document of the JSON API.", json!({ "type": "object" }))),
+        ])),
         "/api/v1/health": get("Health of every backend and check", "health", vec![], responses(vec![
             ("200", ok("Healthy or degraded.", json!({ "$ref": "#/components/schemas/HealthReport" }))),
             ("503", ok("Unhealthy (a health report), or too many requests of this kind are waiting for the server's threads (an error, `overloaded`; retry after the `Retry-After` seconds).",
