@@ -151,16 +151,7 @@ pub(crate) fn base_unit(kind: MetricType, unit: Option<MetricUnit>) -> Option<(&
     })
 }
 
-/// A base unit spelled out as the last word of a name (`http.response.bytes`,
-/// `gc.pause.seconds`), for a metric described without one.
-pub(crate) fn unit_in_name(name: &str) -> Option<MetricUnit> {
-    let last = name.rsplit(|c: char| !c.is_ascii_alphanumeric()).next()?;
-    match last.to_ascii_lowercase().as_str() {
-        "bytes" => Some(MetricUnit::Bytes),
-        "seconds" => Some(MetricUnit::Seconds),
-        _ => None,
-    }
-}
+pub(crate) use metrics_query::unit_in_name;
 
 /// The family name of a metric: sanitised, lint-clean, with the suffixes
 /// its type and unit call for (see the module docs).

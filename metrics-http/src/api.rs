@@ -11,7 +11,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use metrics_exposition::ExportFormat;
 use metrics_protocol::MetricType;
-use metrics_protocol::app::{DashboardKind, MetricFilter, MetricValue, rate_from_counts};
+use metrics_protocol::app::{
+    DashboardKind, MetricFilter, MetricSummary, MetricValue, rate_from_counts,
+};
 use metrics_protocol::backend::HealthStatus;
 use serde_json::{Value, json};
 
@@ -119,7 +121,44 @@ pub(crate) async fn summary(State(s): State<Source>, RawQuery(q): RawQuery) -> A
         )
         .await?
         .map_err(|e| query_error(e, "name", window))?;
-    Ok(Json(summary).into_response())
+    Ok(Json(summary_json(summary)).into_response())
+}
+
+/// A summary as JSON. A counter's is its own shape: `total` (the sum of
+/// its increments), `increments` (how many were recorded) and `rate` (the
+/// total per second over the window; `null` for all time), without the
+/// sample statistics (mean, extremes, percentiles) of the other kinds: the
+/// backend keeps a counter as a count and a sum per bin, so its extremes
+/// would be of bins, not of increments. Gauges, histograms and timers keep
+/// theirs.
+pub(crate) fn summary_json(summary: MetricSummary) -> Value {
+    let counter = summary.metric_type == MetricType::Counter;
+    let (total, increments, window) = (summary.sum, summary.count, summary.window);
+    let mut body = serde_json::to_value(summary).unwrap_or(Value::Null);
+    if let (true, Value::Object(b)) = (counter, &mut body) {
+        for k in [
+            "count",
+            "sum",
+            "avg",
+            "min",
+            "max",
+            "last",
+            "p50",
+            "p90",
+            "p95",
+            "p99",
+            "quantiles_cover",
+        ] {
+            b.remove(k);
+        }
+        b.insert("total".into(), finite(total));
+        b.insert("increments".into(), json!(increments));
+        let rate = window
+            .filter(|w| !w.is_zero())
+            .map_or(Value::Null, |w| finite(total / w.as_secs_f64()));
+        b.insert("rate".into(), rate);
+    }
+    body
 }
 
 /// `GET /api/v1/timing?name=&window=`.
@@ -293,8 +332,23 @@ pub(crate) fn value_json(v: MetricValue) -> Value {
         "value": finite(v.value),
         "timestamp": v.timestamp,
         "tags": v.tags,
-        "metadata": v.metadata,
+        "metadata": metadata_json(v.metadata),
     })
+}
+
+/// A value's metadata as JSON: what reads as a finite number (the
+/// statistics of a distribution: `sum`, `avg`, `p95`...) is a JSON number,
+/// as everywhere else in the API; anything else stays a string.
+fn metadata_json(metadata: std::collections::BTreeMap<String, String>) -> Value {
+    Value::Object(
+        metadata
+            .into_iter()
+            .map(|(k, v)| {
+                let n = v.parse::<f64>().ok().filter(|x| x.is_finite());
+                (k, n.map_or_else(|| Value::String(v), |x| json!(x)))
+            })
+            .collect(),
+    )
 }
 
 fn finite(x: f64) -> Value {

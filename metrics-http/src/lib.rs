@@ -12,6 +12,26 @@
 //!   `rollup`, and other instances' history (`instance=NAME`, `*` for all)
 //!   where it is a shared store.
 //!
+//! The rules of the JSON answers (the OpenAPI document states each):
+//!
+//! - Every value carries the unit `/metrics` exports it in (`bytes` for a
+//!   metric described in a size unit or named `...bytes`, `milliseconds`
+//!   for timers, `count` for plain counts).
+//! - Numbers are JSON numbers everywhere, a distribution's statistics in
+//!   `top`'s `metadata` too; a non-finite number is `null`.
+//! - A counter's summary is `total` (the sum of its increments),
+//!   `increments` (how many) and `rate` (total per second over the
+//!   `window`, `null` for all time), without sample statistics (extremes of
+//!   a counter would be of bins, not of increments); gauges, histograms
+//!   and timers keep `count`, `sum`, `avg`, `min`, `max` and percentiles.
+//! - A `window` shorter than the system's finest bin (10 s by default)
+//!   holds no whole bin: 400 naming `window`, the message giving the
+//!   shortest window.
+//! - `start` and `end` of `query_range` and `rollup` take RFC 3339, Unix
+//!   seconds, `now`, or a time before now (`-5m`, `-1.5h`); `end` defaults
+//!   to now, `start` to an hour before `end`. Only bins that have ended by
+//!   `end` count.
+//!
 //! Safe by default: [`Server::start`] is meant for `127.0.0.1`; an optional
 //! bearer token guards every path; header and body sizes, request time,
 //! open connections, requests of each kind at once and stream subscribers
@@ -328,6 +348,96 @@ impl std::fmt::Debug for HttpStats {
     }
 }
 
+/// The JSON API's routes under `/api/v1`, each GET (and HEAD): the router
+/// serves these and no other, and the OpenAPI document describes exactly
+/// these (a test holds the two equal).
+fn api_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    vec![
+        ("/openapi.json", get(openapi::document)),
+        ("/health", get(api::health)),
+        ("/series", get(api::series)),
+        ("/summary", get(api::summary)),
+        ("/query_range", get(range::query_range)),
+        ("/rollup", get(range::rollup)),
+        ("/timing", get(api::timing)),
+        ("/success", get(api::success)),
+        ("/top", get(api::top)),
+        ("/dashboards/{kind}", get(api::dashboard)),
+        ("/export", get(api::export)),
+        ("/stream", get(api::stream)),
+    ]
+}
+
+#[cfg(test)]
+mod route_tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use metrics_protocol::NoopMetrics;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The paths and methods the OpenAPI document describes are those the
+    /// router serves: every route is documented, every documented path
+    /// answers GET (not the 404 of an unknown path) and refuses POST (405).
+    #[tokio::test]
+    async fn the_document_describes_exactly_the_routes_served() {
+        let doc = openapi::build();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(move |(method, _)| (path.clone(), method.to_ascii_uppercase()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = api_routes()
+            .into_iter()
+            .map(|(path, _)| (format!("/api/v1{path}"), "GET".to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+
+        let app = router(
+            Source::from_system(Arc::new(NoopMetrics)),
+            &HttpConfig::default(),
+        );
+        for (path, _) in &served {
+            let uri = path.replace("{kind}", "overview");
+            for (method, refused) in [(Method::GET, false), (Method::POST, true)] {
+                let req = Request::builder()
+                    .method(method.clone())
+                    .uri(&uri)
+                    .body(Body::empty())
+                    .unwrap();
+                let res = app.clone().oneshot(req).await.unwrap();
+                if refused {
+                    assert_eq!(
+                        res.status(),
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "{method} {uri}"
+                    );
+                    continue;
+                }
+                assert_ne!(
+                    res.status(),
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {uri}"
+                );
+                let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                let body = String::from_utf8_lossy(&body);
+                assert!(!body.contains("no such path"), "{method} {uri}: {body}");
+            }
+        }
+    }
+}
+
 /// What the handlers share: the system and the streams' fan-out.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -363,19 +473,9 @@ pub(crate) fn router_with_stats(source: Source, config: &HttpConfig, stats: Http
         stats.clone(),
     ));
     let state = AppState { source, streams };
-    let api = Router::new()
-        .route("/openapi.json", get(openapi::document))
-        .route("/health", get(api::health))
-        .route("/series", get(api::series))
-        .route("/summary", get(api::summary))
-        .route("/query_range", get(range::query_range))
-        .route("/rollup", get(range::rollup))
-        .route("/timing", get(api::timing))
-        .route("/success", get(api::success))
-        .route("/top", get(api::top))
-        .route("/dashboards/{kind}", get(api::dashboard))
-        .route("/export", get(api::export))
-        .route("/stream", get(api::stream));
+    let api = api_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(path, route));
     let guarded = Router::new()
         .route("/metrics", get(exposition::metrics))
         .nest("/api/v1", api)

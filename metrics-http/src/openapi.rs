@@ -20,7 +20,7 @@ fn window() -> Value {
     q(
         "window",
         false,
-        "Only the last part of history: `300` (seconds), `500ms`, `30s`, `5m`, `1h`, `1d`; above zero, at most a year and at most what the system keeps (else 400 naming `window`). Default: all time.",
+        "Only the last part of history: `300` (seconds), `500ms`, `30s`, `5m`, `1h`, `1d`; above zero, at most a year and at most what the system keeps, and at least one of its finest bins (10 s by default; a shorter window holds no whole bin): else 400 naming `window`, the message giving the shortest or longest window allowed. Default: all time.",
         json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" }),
     )
 }
@@ -99,7 +99,7 @@ fn unsupported() -> (&'static str, Value) {
     )
 }
 
-fn build() -> Value {
+pub(crate) fn build() -> Value {
     let num = json!({ "type": "number" });
     let num_or_null = json!({ "type": "number", "nullable": true });
     // The bins of a range query and of a rollup.
@@ -114,7 +114,7 @@ fn build() -> Value {
     let partial = json!({ "type": "string", "description": "Present only when part of the history could not be asked: a history store that is down or did not answer within its bound (1 s by default). Says why and what the answer holds instead (recent history from memory only). Absent when the answer is complete." });
     let metric_type_schema =
         json!({ "type": "string", "enum": ["counter", "gauge", "histogram", "timer", "rate"] });
-    let unit = json!({ "type": "string" });
+    let unit = json!({ "type": "string", "description": "The unit of the values, the one `/metrics` exports them in: `bytes` for a metric described in a size unit or named `...bytes`, `milliseconds` for timers, `count` for plain counts." });
     json!({
       "openapi": "3.0.3",
       "info": {
@@ -123,6 +123,9 @@ fn build() -> Value {
         "description": "Queries over a metrics system built on metrics-protocol. Durations are in milliseconds. Every error (also a malformed request, a wrong method, a head or body too large) is a JSON object `{error, message, parameter}` naming the bad parameter or part of the request, if any. With METRICS_HTTP_TOKEN set, every request needs `Authorization: Bearer <token>`. HTTP/1.1, and HTTP/2 with prior knowledge."
       },
       "paths": {
+        "/api/v1/openapi.json": get("This document (OpenAPI 3)", "openapi", vec![], responses(vec![
+            ("200", ok("The OpenAPI document of the JSON API.", json!({ "type": "object" }))),
+        ])),
         "/api/v1/health": get("Health of every backend and check", "health", vec![], responses(vec![
             ("200", ok("Healthy or degraded.", json!({ "$ref": "#/components/schemas/HealthReport" }))),
             ("503", ok("Unhealthy (a health report), or too many requests of this kind are waiting for the server's threads (an error, `overloaded`; retry after the `Retry-After` seconds).",
@@ -145,14 +148,15 @@ fn build() -> Value {
             q("instance", false, "Whose history: absent for the instance serving the request, an instance's name (its history in the shared store), `*` for every instance merged. With an instance, `window` is required. Other instances need a shared history store (else 400 naming `instance`).",
               json!({ "type": "string", "pattern": "\\S" })),
         ], responses(vec![
-            ("200", ok("The summary.", json!({ "$ref": "#/components/schemas/MetricSummary" }))),
+            ("200", ok("The summary, in the metric's `unit` (the one `/metrics` gives it: `bytes` for sizes, milliseconds for timers). A counter's is `total` (the sum of its increments), `increments` (how many) and `rate` (total per second over the window, null for all time), without sample statistics (the backend keeps a counter's bins, not its increments, so extremes would be of bins). Gauges, histograms and timers: `count` samples, their `sum`, `avg`, `min`, `max`, and percentiles for distributions.",
+                json!({ "oneOf": [ { "$ref": "#/components/schemas/MetricSummary" }, { "$ref": "#/components/schemas/CounterSummary" } ] }))),
             ("404", err("Nothing recorded under this name (in the window).")),
             unsupported(),
         ])),
         "/api/v1/query_range": get("History in bins of `step`, per value of a tag", "query_range", vec![
             q("name", true, "Metric name.", json!({ "type": "string", "minLength": 1 })),
-            q("start", true, "RFC 3339 time or Unix seconds.", json!({ "type": "string", "minLength": 1 })),
-            q("end", true, "RFC 3339 time or Unix seconds, after start.", json!({ "type": "string", "minLength": 1 })),
+            q("start", false, "RFC 3339 time, Unix seconds, `now`, or a time before now: `-` and a duration (`-5m`, `-1.5h`; also `now-5m`). Default: an hour before `end`.", json!({ "type": "string", "minLength": 1 })),
+            q("end", false, "RFC 3339 time, Unix seconds, `now`, or a time before now (`-5m`); after start. Default: now. Only bins that have ended by `end` count, so the bin being filled (the last 10 s by default) is left out.", json!({ "type": "string", "minLength": 1 })),
             q("step", true, "Bin width, a duration (`10s`, `1m`); a multiple of the system's finest bin; at most 11000 bins.",
               json!({ "type": "string", "pattern": "^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$" })),
             tag(),
@@ -174,8 +178,8 @@ fn build() -> Value {
         "/api/v1/rollup": get("Calendar rollups (UTC hour, day, ISO week, month), per value of a tag", "rollup", vec![
             q("name", true, "Metric name.", json!({ "type": "string", "minLength": 1 })),
             q("period", true, "Calendar period.", json!({ "type": "string", "enum": ["hour", "day", "week", "month"] })),
-            q("start", true, "RFC 3339 time or Unix seconds.", json!({ "type": "string", "minLength": 1 })),
-            q("end", true, "RFC 3339 time or Unix seconds, after start.", json!({ "type": "string", "minLength": 1 })),
+            q("start", false, "RFC 3339 time, Unix seconds, `now`, or a time before now: `-` and a duration (`-5m`, `-1.5h`; also `now-5m`). Default: an hour before `end`.", json!({ "type": "string", "minLength": 1 })),
+            q("end", false, "RFC 3339 time, Unix seconds, `now`, or a time before now (`-5m`); after start. Default: now. Only bins that have ended by `end` count, so the bin being filled (the last 10 s by default) is left out.", json!({ "type": "string", "minLength": 1 })),
             tag(),
             q("group_by", false, "One group per value of this tag.", json!({ "type": "string", "minLength": 1 })),
             instance(),
@@ -262,7 +266,14 @@ fn build() -> Value {
         "MetricValue": { "type": "object", "required": ["name", "type", "unit", "value", "timestamp", "tags"],
           "properties": { "name": { "type": "string" }, "type": metric_type_schema, "unit": unit,
             "value": num_or_null, "timestamp": { "type": "string" }, "tags": tags,
-            "metadata": tags } },
+            "metadata": { "type": "object", "description": "Statistics of a distribution (`sum`, `avg`, `min`, `max`, `p50`, `p95`, `p99`) as numbers; anything else as a string.",
+              "additionalProperties": { "oneOf": [ { "type": "number" }, { "type": "string" } ] } } } },
+        "CounterSummary": { "type": "object",
+          "required": ["name", "metric_type", "unit", "series", "total", "increments", "rate"],
+          "properties": { "name": { "type": "string" }, "metric_type": { "type": "string", "enum": ["counter"] }, "unit": unit,
+            "series": { "type": "integer", "minimum": 0 },
+            "total": num_or_null, "increments": { "type": "integer", "minimum": 0 }, "rate": num_or_null,
+            "window": num_or_null, "covers": num_or_null } },
         "MetricSummary": { "type": "object",
           "required": ["name", "metric_type", "unit", "series", "count", "sum", "avg", "min", "max"],
           "properties": { "name": { "type": "string" }, "metric_type": metric_type_schema, "unit": unit,

@@ -17,28 +17,59 @@ use crate::api::blocking;
 use crate::error::ApiError;
 use crate::params::{Params, parse_window};
 
-/// An RFC 3339 time or Unix seconds (as Prometheus' API takes them).
-pub(crate) fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v.trim()) {
+/// How far back a range reaches when neither `start` nor `end` is given.
+pub(crate) const DEFAULT_RANGE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// An RFC 3339 time, Unix seconds (as Prometheus' API takes them), `now`,
+/// or a time relative to now: `-` and a window (`-5m`, `-1.5h`, `-30s`).
+pub(crate) fn parse_time(
+    key: &str,
+    v: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ApiError> {
+    let v = v.trim();
+    if v == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = v.strip_prefix("now-").or_else(|| v.strip_prefix('-'))
+        && ago.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && ago.ends_with(|c: char| c.is_ascii_alphabetic())
+    {
+        let ago = parse_window(ago).map_err(|m| ApiError::bad_parameter(key, m))?;
+        return chrono::TimeDelta::from_std(ago)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .ok_or_else(|| ApiError::bad_parameter(key, format!("`{v}` is out of range")));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
-    v.trim()
-        .parse::<f64>()
+    v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite())
         .and_then(|s| DateTime::from_timestamp_millis((s * 1e3) as i64))
         .ok_or_else(|| {
             ApiError::bad_parameter(
                 key,
-                format!("expected an RFC 3339 time or Unix seconds, got `{v}`"),
+                format!(
+                    "expected an RFC 3339 time, Unix seconds, `now` or a time before now \
+                     such as `-5m`, got `{v}`"
+                ),
             )
         })
 }
 
-/// The `start` and `end` parameters, `end` after `start`.
-fn time_range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let start = parse_time("start", p.required("start")?)?;
-    let end = parse_time("end", p.required("end")?)?;
+/// The `start` and `end` parameters, `end` after `start`: `end` absent is
+/// now, `start` absent is an hour before `end`.
+fn time_range(p: &Params, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let end = match p.one("end")? {
+        Some(e) => parse_time("end", e, now)?,
+        None => now,
+    };
+    let start = match p.one("start")? {
+        Some(s) => parse_time("start", s, now)?,
+        None => end - DEFAULT_RANGE,
+    };
     if end <= start {
         return Err(ApiError::bad_parameter(
             "end",
@@ -64,7 +95,7 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
         ],
     )?;
     let name = p.required("name")?.to_owned();
-    let (start, end) = time_range(&p)?;
+    let (start, end) = time_range(&p, Utc::now())?;
     let step = p.required("step")?;
     let step = parse_window(step).map_err(|m| ApiError::bad_parameter("step", m))?;
     let span_ms = (end - start).num_milliseconds();
@@ -114,7 +145,7 @@ async fn rollup_answer(s: Source, q: Option<String>) -> Result<Response, ApiErro
         .required("period")?
         .parse()
         .map_err(|m| ApiError::bad_parameter("period", m))?;
-    let (start, end) = time_range(&p)?;
+    let (start, end) = time_range(&p, Utc::now())?;
     let request = RollupRequest {
         name,
         tags: p.tags()?,
@@ -163,21 +194,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_are_rfc3339_or_unix_seconds() {
-        let t = parse_time("start", "2026-01-02T03:04:05Z").unwrap();
+    fn times_are_rfc3339_unix_seconds_now_or_relative_to_now() {
+        let now = DateTime::from_timestamp(1_767_323_045, 0).unwrap();
+        let t = parse_time("start", "2026-01-02T03:04:05Z", now).unwrap();
         assert_eq!(t.timestamp(), 1_767_323_045);
         assert_eq!(
-            parse_time("start", "1767323045.5")
+            parse_time("start", "1767323045.5", now)
                 .unwrap()
                 .timestamp_millis(),
             1_767_323_045_500
         );
-        for bad in ["yesterday", "", "NaN", "1e300"] {
+        assert_eq!(parse_time("end", "now", now).unwrap(), now);
+        for (rel, secs) in [("-5m", 300), ("now-5m", 300), ("-1.5h", 5400), ("-30s", 30)] {
             assert_eq!(
-                parse_time("end", bad).unwrap_err().parameter.as_deref(),
+                parse_time("start", rel, now).unwrap(),
+                now - chrono::TimeDelta::seconds(secs),
+                "{rel}"
+            );
+        }
+        for bad in ["yesterday", "", "NaN", "1e300", "-5w", "-m", "now-", "-0s"] {
+            assert_eq!(
+                parse_time("end", bad, now)
+                    .unwrap_err()
+                    .parameter
+                    .as_deref(),
                 Some("end"),
                 "{bad}"
             );
         }
+        // Negative Unix seconds stay Unix seconds.
+        assert_eq!(parse_time("start", "-5", now).unwrap().timestamp(), -5);
+    }
+
+    #[test]
+    fn an_absent_end_is_now_and_an_absent_start_an_hour_before_end() {
+        let now = DateTime::from_timestamp(1_767_323_045, 0).unwrap();
+        let p = Params::parse(None, &["start", "end"]).unwrap();
+        assert_eq!(time_range(&p, now).unwrap(), (now - DEFAULT_RANGE, now));
+        let p = Params::parse(Some("start=-5m"), &["start", "end"]).unwrap();
+        assert_eq!(
+            time_range(&p, now).unwrap(),
+            (now - chrono::TimeDelta::minutes(5), now)
+        );
+        let p = Params::parse(Some("end=-1h"), &["start", "end"]).unwrap();
+        assert_eq!(
+            time_range(&p, now).unwrap(),
+            (
+                now - chrono::TimeDelta::hours(2),
+                now - chrono::TimeDelta::hours(1)
+            )
+        );
+        let p = Params::parse(Some("start=now"), &["start", "end"]).unwrap();
+        assert_eq!(
+            time_range(&p, now).unwrap_err().parameter.as_deref(),
+            Some("end")
+        );
     }
 }

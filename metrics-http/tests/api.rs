@@ -190,7 +190,7 @@ async fn queries_answer_json() {
     let app = app(recorded());
     let (status, s) = get_json(&app, "/api/v1/summary?name=http.requests").await;
     assert_eq!(status, StatusCode::OK, "{s}");
-    assert_eq!(s["sum"], 30.0);
+    assert_eq!(s["total"], 30.0);
     assert_eq!(s["series"], 2);
     let (status, s) = get_json(&app, "/api/v1/summary?name=payload.bytes&window=5m").await;
     assert_eq!(status, StatusCode::OK, "{s}");
@@ -598,7 +598,7 @@ async fn rollups_answer_calendar_periods_and_history_answers_success() {
         ),
         ("/api/v1/rollup?name=x&start=0&end=5", "period"),
         ("/api/v1/rollup?name=x&period=day&start=9&end=5", "end"),
-        ("/api/v1/rollup?name=x&period=day&start=now&end=5", "start"),
+        ("/api/v1/rollup?name=x&period=day&start=soon&end=5", "start"),
         ("/api/v1/rollup?period=day&start=0&end=5", "name"),
         (
             "/api/v1/rollup?name=x&period=day&start=0&end=5&group_by=",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use metrics_protocol::app::{MetricSummary, TimingStats};
 use metrics_protocol::{MetricType, MetricsError};
 
-use crate::{QuantileSketch, stats, unit_of};
+use crate::{QuantileSketch, stats};
 
 use crate::MemoryMetrics;
 use crate::ring::BinData;
@@ -339,7 +339,7 @@ impl MemoryMetrics {
         Ok(MetricSummary {
             name: metric_name.to_owned(),
             metric_type: kind,
-            unit: unit_of(kind),
+            unit: self.unit_of(metric_name, kind),
             series: series.len(),
             count: acc.count,
             sum: acc.sum,

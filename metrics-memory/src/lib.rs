@@ -745,6 +745,16 @@ impl MemoryMetrics {
                 "window {w:?} is longer than the retention of {retention:?}"
             )));
         }
+        // A window shorter than one finest bin holds no whole bin: its
+        // answer would depend on where in the bin "now" falls. Refused,
+        // naming the shortest window that always answers.
+        if let Some(finest) = self.config.windows.first().map(|s| s.bin)
+            && w < finest
+        {
+            return Err(MetricsError::InvalidArgument(format!(
+                "window {w:?} is shorter than one bin: the shortest window is {finest:?}"
+            )));
+        }
         let now = self.now_ms();
         Ok(Some((now - w.as_millis() as i64, now)))
     }
@@ -783,14 +793,24 @@ fn snapshot(s: &Series) -> SeriesSnapshot {
     }
 }
 
-fn unit_of(kind: MetricType) -> metrics_protocol::MetricUnit {
-    match kind {
-        MetricType::Timer => metrics_protocol::MetricUnit::Milliseconds,
-        _ => metrics_protocol::MetricUnit::Count,
-    }
-}
-
 impl MemoryMetrics {
+    /// The unit a metric's values are reported in, as the text exports
+    /// see it: milliseconds for timers (what they record), else the unit
+    /// given to `describe`, else one spelled out as the name's last word
+    /// (`http.response.bytes`), else a count. Every answer of the JSON
+    /// read side (summaries, series, top) labels its values with it.
+    pub fn unit_of(&self, name: &str, kind: MetricType) -> metrics_protocol::MetricUnit {
+        if kind == MetricType::Timer {
+            return metrics_protocol::MetricUnit::Milliseconds;
+        }
+        self.descriptions
+            .read()
+            .get(name)
+            .and_then(|d| d.unit)
+            .or_else(|| metrics_query::unit_in_name(name))
+            .unwrap_or(metrics_protocol::MetricUnit::Count)
+    }
+
     /// The current value of a series: counter total, gauge value, or
     /// distribution count (with statistics in `metadata`).
     fn current_value(&self, s: &Series) -> MetricValue {
@@ -815,7 +835,7 @@ impl MemoryMetrics {
             name: s.name.to_string(),
             value,
             metric_type: s.kind,
-            unit: unit_of(s.kind),
+            unit: self.unit_of(&s.name, s.kind),
             timestamp: clock::to_datetime(touched.max(0)),
             tags: s
                 .tags

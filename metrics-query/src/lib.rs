@@ -37,6 +37,24 @@ use metrics_protocol::MetricsError;
 use metrics_protocol::app::{MetricSummary, TimingStats};
 use serde::{Deserialize, Serialize};
 
+/// A base unit spelled out as the last word of a metric's name
+/// (`http.response.bytes`, `gc.pause.seconds`): the unit of a metric
+/// described without one, the same for the JSON API and the exposition.
+///
+/// ```
+/// use metrics_protocol::MetricUnit;
+/// assert_eq!(metrics_query::unit_in_name("http.response.bytes"), Some(MetricUnit::Bytes));
+/// assert_eq!(metrics_query::unit_in_name("jobs"), None);
+/// ```
+pub fn unit_in_name(name: &str) -> Option<metrics_protocol::MetricUnit> {
+    let last = name.rsplit(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    match last.to_ascii_lowercase().as_str() {
+        "bytes" => Some(metrics_protocol::MetricUnit::Bytes),
+        "seconds" => Some(metrics_protocol::MetricUnit::Seconds),
+        _ => None,
+    }
+}
+
 /// The most bins one answer may have per series (as a Prometheus server
 /// limits its range queries).
 pub const MAX_POINTS: i64 = 11_000;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use metrics_memory::{MemoryMetrics, OlderBins, OlderOutcomes, QuantileSketch};
 use metrics_protocol::app::MetricSummary;
 use metrics_protocol::app::TimingStats;
-use metrics_protocol::{MetricType, MetricUnit, MetricsError};
+use metrics_protocol::{MetricType, MetricsError};
 use metrics_query::{
     InstanceScope, Outcomes, RangeAnswer, RangeGroup, RangeQueries, RangeRequest, RollupRequest,
 };
@@ -258,11 +258,7 @@ impl HistoryRanges {
         Ok(MetricSummary {
             name: name.to_owned(),
             metric_type: kind,
-            unit: if kind == MetricType::Timer {
-                MetricUnit::Milliseconds
-            } else {
-                MetricUnit::Count
-            },
+            unit: self.memory.unit_of(name, kind),
             series: 0,
             count: b.count,
             sum: b.sum,

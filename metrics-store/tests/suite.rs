@@ -1051,6 +1051,8 @@ fn a_writer_dropped_in_a_current_thread_task_still_writes_everything() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
 /// The open bin reaches the store at every flush, before it ends: its
 /// partial rows are replaced at each later flush (and by the sealed row),
 /// never added to, so the store holds exactly what was recorded up to the
@@ -1068,7 +1070,7 @@ fn the_open_bin_is_written_between_flushes_and_replaced_not_added() {
         let mut cfg = WriterConfig::new(url.clone(), "w");
         cfg.flush_interval = Duration::from_millis(20);
         cfg.retry_interval = Duration::from_millis(20);
-        let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+        let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
         let metrics = Metrics::new(m.clone());
         wait_until("connected", || w.store().is_some());
         let reader = r.block_on(Store::open(&url, "reader")).unwrap();
@@ -1160,7 +1162,7 @@ fn partial_rows_of_other_instances_and_runs_are_left_alone() {
             );
             let mut cfg = WriterConfig::new(url.clone(), instance);
             cfg.flush_interval = Duration::from_millis(20);
-            let w = HistoryWriter::start(m.clone(), cfg).unwrap();
+            let w = HistoryWriter::start(m.clone(), cfg, app_rt()).unwrap();
             wait_until("connected", || w.store().is_some());
             (Metrics::new(m), w)
         };

@@ -492,7 +492,9 @@ fn a_window_across_a_restart_within_one_bin_counts_both_runs() {
             );
             let mut config = WriterConfig::new(url.clone(), instance.clone());
             config.flush_interval = Duration::from_millis(20);
-            let w = Arc::new(HistoryWriter::start(m.clone(), config).unwrap());
+            let w = Arc::new(
+                HistoryWriter::start(m.clone(), config, crate::test_util::app_runtime()).unwrap(),
+            );
             (m, w)
         };
         let record = |m: &Arc<MemoryMetrics>, from: u32, to: u32| {
