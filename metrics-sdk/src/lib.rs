@@ -89,6 +89,7 @@ pub(crate) mod test_util {
 
     /// A multi-threaded runtime of two workers, shared by the tests, as
     /// an application's: where history writers run.
+    #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     pub fn app_runtime() -> tokio::runtime::Handle {
         static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
         RT.get_or_init(|| {

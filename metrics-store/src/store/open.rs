@@ -8,7 +8,11 @@
 //! one (a crashed run's last partial rows included) are never touched.
 
 use metrics_memory::SealedOutcomes;
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+use sqlx::QueryBuilder;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 
 use super::{COLUMNS, Db, ROWS_PER_INSERT, RowData, Store, StoredBin, TxConn, outcomes};
 use crate::StoreError;
@@ -35,11 +39,13 @@ pub struct Replaced {
 
 /// The partial rows' deletes, bins then outcomes: instance, run, ring,
 /// earliest start.
+#[cfg(feature = "sqlite")]
 const DELETE_SQLITE: [&str; 2] = [
     "DELETE FROM bins WHERE instance = ? AND run = ? AND ring_ms = ? AND start_ms >= ?",
     "DELETE FROM outcomes WHERE instance = ? AND run = ? AND ring_ms = ? AND start_ms >= ?",
 ];
-/// As [`DELETE_SQLITE`], for PostgreSQL.
+/// The partial rows' deletes, for PostgreSQL.
+#[cfg(feature = "postgres")]
 const DELETE_POSTGRES: [&str; 2] = [
     "DELETE FROM bins WHERE instance = $1 AND run = $2 AND ring_ms = $3 AND start_ms >= $4",
     "DELETE FROM outcomes WHERE instance = $1 AND run = $2 AND ring_ms = $3 AND start_ms >= $4",
@@ -68,6 +74,7 @@ impl Store {
         let rows = self.bin_rows(bins);
         // As `write_batch`: any failure closes the connection (TxConn).
         let done = match &self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite { write, .. } => {
                 let mut conn = TxConn::acquire(write).await?;
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -91,6 +98,7 @@ impl Store {
                     deleted,
                 }
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(p) => {
                 let mut conn = TxConn::acquire(p).await?;
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
