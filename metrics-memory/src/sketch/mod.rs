@@ -408,7 +408,7 @@ impl QuantileSketch {
 
     /// Samples reported at a neighbouring far bucket's value, not within
     /// the stated accuracy of their own, because one sign saw more than
-    /// [`FAR_KEYS`] distinct buckets beyond a 17.8-decade range (see the
+    /// `FAR_KEYS` (32) distinct buckets beyond a 17.8-decade range (see the
     /// module docs); 0 unless the values are spread that far.
     pub fn far_merged(&self) -> u64 {
         self.sketch.far_merged()
