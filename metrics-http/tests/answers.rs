@@ -30,7 +30,9 @@ fn backend() -> (Arc<ManualClock>, Arc<MemoryMetrics>) {
 fn serve(mem: &Arc<MemoryMetrics>) -> Router {
     let system = TestSystem::over(mem.clone());
     router(
-        Source::from_system(Arc::new(system)).with_ranges(mem.clone()),
+        Source::from_system(Arc::new(system))
+            .with_ranges(mem.clone())
+            .with_exporter(metrics_exposition::Exporter::new(mem.clone())),
         &HttpConfig::default(),
     )
 }
