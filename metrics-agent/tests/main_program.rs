@@ -461,20 +461,16 @@ fn live_requests(addr: SocketAddr) -> u64 {
 fn a_sigkill_loses_at_most_the_last_flush_interval() {
     let dir = temp_dir("sigkill");
     let url = format!("sqlite://{}/", dir.display());
+    let start = || {
+        let mut command = agent();
+        command
+            .env_remove("METRICS_STORE")
+            .args(["--store", &url, "--listen", "127.0.0.1:0"])
+            .args(["--duration", "5m", "--report-every", "1h", "--no-export"]);
+        serving(command)
+    };
     let started = Instant::now();
-    let mut command = agent();
-    command
-        .env_remove("METRICS_STORE")
-        .args([
-            "--store",
-            &url,
-            "--listen",
-            "127.0.0.1:0",
-            "--duration",
-            "5m",
-        ])
-        .args(["--report-every", "1h", "--no-export"]);
-    let (mut child, addr, _stdout) = serving(command);
+    let (mut child, addr, _stdout) = start();
     let deadline = Instant::now() + Duration::from_secs(60);
     while live_requests_or_zero(addr) == 0 {
         assert!(Instant::now() < deadline, "no requests recorded");
@@ -501,19 +497,7 @@ fn a_sigkill_loses_at_most_the_last_flush_interval() {
     );
     // Restarted on the same store, the program's window counts what the
     // killed run left there, its open bin's partial rows included.
-    let mut command = agent();
-    command
-        .env_remove("METRICS_STORE")
-        .args([
-            "--store",
-            &url,
-            "--listen",
-            "127.0.0.1:0",
-            "--duration",
-            "5m",
-        ])
-        .args(["--report-every", "1h", "--no-export"]);
-    let (child, addr, _stdout) = serving(command);
+    let (child, addr, _stdout) = start();
     // The window less this run's own count (read after it, so at least
     // what the window had of this run) is what it took from the store.
     let deadline = Instant::now() + Duration::from_secs(60);
