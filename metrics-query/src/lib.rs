@@ -122,6 +122,7 @@ impl RangeRequest {
 /// The step grid a range answer was given on ([`RangeRequest::aligned`]):
 /// the range as answered, which may be wider than the one asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepGrid {
     /// Start of the first step: the asked start, rounded down to a step.
     pub start: DateTime<Utc>,
@@ -163,6 +164,7 @@ pub enum InstanceScope {
 /// A calendar period of a rollup (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Period {
     /// Clock hours.
     Hour,
@@ -250,6 +252,7 @@ pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
 /// coarser than the step). Only bins wholly inside the request's range
 /// count, each in the step holding its start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeBin {
     /// Start of the step.
     pub start: DateTime<Utc>,
@@ -262,12 +265,16 @@ pub struct RangeBin {
     /// Samples in the step.
     pub count: u64,
     /// Their sum.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub sum: f64,
     /// The smallest.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub min: f64,
     /// The largest.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub max: f64,
     /// Their mean.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub avg: f64,
 }
 
@@ -296,6 +303,7 @@ impl RangeBin {
 /// One group of a range or rollup answer: the steps of every series of
 /// the name with one value of the `group_by` tag (or all of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeGroup {
     /// The `group_by` tag's value (`None` without grouping).
     pub group: Option<String>,
@@ -306,6 +314,7 @@ pub struct RangeGroup {
 /// A range or rollup answer: its groups and, when part of the history
 /// could not be asked, why ([`partial`](Self::partial)).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeAnswer {
     /// The groups, as [`RangeQueries::query_range`] or
     /// [`RangeQueries::rollup`] give them (serialised as `series`, the
