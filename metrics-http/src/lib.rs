@@ -436,6 +436,37 @@ mod route_tests {
             }
         }
     }
+    /// Every reference in the document names a schema it holds (a schema
+    /// only a parameter uses is easily left out).
+    #[test]
+    fn every_reference_in_the_document_resolves() {
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        out.push(r.to_owned());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = openapi::build();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10, "{found:?}");
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r}: not a schema reference"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r}: no such schema"
+            );
+        }
+    }
+
     /// The query parameters each operation of the document lists are the
     /// ones its handler accepts: an unknown parameter is refused with the
     /// list of those it takes, which must be the documented ones.

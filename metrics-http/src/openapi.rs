@@ -38,6 +38,8 @@ use crate::params::Params;
         crate::api::export,
         crate::api::stream,
     ),
+    // Schemas only parameters name (those of answers are found from them).
+    components(schemas(metrics_query::Period, metrics_exposition::ExportFormat)),
     modifiers(&CommonErrors)
 )]
 struct ApiDoc;
