@@ -30,12 +30,18 @@ pub enum HttpError {
 }
 
 /// An error answer of the API: `{"error": code, "message": ..., "parameter": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub(crate) struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
+    /// What kind of error (`bad_parameter`, `not_found`, `unsupported`,
+    /// `overloaded`, ...).
+    #[schema(value_type = String)]
     pub error: &'static str,
+    /// What was wrong, for a person.
     pub message: String,
+    /// The parameter (or part of the request) at fault, if any.
     pub parameter: Option<String>,
 }
 

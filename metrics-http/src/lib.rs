@@ -436,6 +436,81 @@ mod route_tests {
             }
         }
     }
+    /// Every reference in the document names a schema it holds (a schema
+    /// only a parameter uses is easily left out).
+    #[test]
+    fn every_reference_in_the_document_resolves() {
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        out.push(r.to_owned());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = openapi::build();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10, "{found:?}");
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r}: not a schema reference"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r}: no such schema"
+            );
+        }
+    }
+
+    /// The query parameters each operation of the document lists are the
+    /// ones its handler accepts: an unknown parameter is refused with the
+    /// list of those it takes, which must be the documented ones.
+    #[tokio::test]
+    async fn each_operation_documents_exactly_the_parameters_its_handler_takes() {
+        // Taken only to be refused with a better message than "unknown".
+        let refused_with_a_reason = [("/api/v1/summary", "tag")];
+        let doc = openapi::build();
+        let app = router(
+            Source::from_system(Arc::new(NoopMetrics)),
+            &HttpConfig::default(),
+        );
+        let paths = doc["paths"].as_object().expect("the document has paths");
+        assert_eq!(paths.len(), api_routes().len());
+        for (path, item) in paths {
+            let documented: BTreeSet<String> = item["get"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect();
+            let uri = format!("{}?not_a_parameter=1", path.replace("{kind}", "overview"));
+            let req = Request::builder().uri(&uri).body(Body::empty()).unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri}");
+            let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let message = error["message"].as_str().unwrap_or_default();
+            let list = message
+                .split_once("(expected ")
+                .and_then(|(_, rest)| rest.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{uri}: {message}"));
+            let taken: BTreeSet<String> = list
+                .split(", ")
+                .filter(|n| *n != "none")
+                .filter(|n| !refused_with_a_reason.contains(&(path.as_str(), *n)))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(documented, taken, "{path}");
+        }
+    }
 }
 
 /// What the handlers share: the system and the streams' fan-out.

@@ -260,6 +260,124 @@ pub(crate) fn parse_window(w: &str) -> Result<Duration, String> {
     }
 }
 
+/// The parameters of the OpenAPI document, one type per rule, each stated
+/// once in its doc comment: an operation lists the ones it takes
+/// (`#[utoipa::path(params(...))]`). Only the document reads them: the
+/// handlers parse with [`Params`], and a test holds the names each handler
+/// accepts equal to the names its operation lists.
+pub(crate) mod doc {
+    #![allow(dead_code)]
+
+    use metrics_protocol::MetricType;
+    use utoipa::IntoParams;
+
+    /// `window`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Window {
+        /// Only the last part of history: `300` (seconds), `500ms`, `30s`,
+        /// `5m`, `1h`, `1d`; above zero, at most a year and at most what the
+        /// system keeps, and at least one of its finest bins (10 s by
+        /// default; a shorter window holds no whole bin): else 400 naming
+        /// `window`, the message giving the shortest or longest window
+        /// allowed. Default: all time.
+        #[param(pattern = r"^([1-9][0-9]*(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$")]
+        window: Option<String>,
+    }
+
+    /// `tag`, repeated.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Tag {
+        /// Only series tagged `key:value` (repeat for several).
+        #[param(style = Form, explode, pattern = "^[^:]+:.+$")]
+        tag: Option<Vec<String>>,
+    }
+
+    /// `instance`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Instance {
+        /// Whose history: absent for the instance serving the request, an
+        /// instance's name for its history in the shared store, `*` for
+        /// every instance merged. Other instances need a shared history
+        /// store (else 400 naming `instance`).
+        #[param(pattern = r"\S")]
+        instance: Option<String>,
+    }
+
+    /// `start` and `end`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct TimeRange {
+        /// RFC 3339 time, Unix seconds, `now`, or a time before now: `-`
+        /// and a duration (`-5m`, `-1.5h`; also `now-5m`). Default: an hour
+        /// before `end`.
+        #[param(min_length = 1)]
+        start: Option<String>,
+        /// RFC 3339 time, Unix seconds, `now`, or a time before now
+        /// (`-5m`); after start. Default: now. Only bins that have ended by
+        /// `end` count, so the bin being filled (the last 10 s by default)
+        /// is left out.
+        #[param(min_length = 1)]
+        end: Option<String>,
+    }
+
+    /// `group_by`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct GroupBy {
+        /// One group per value of this tag.
+        #[param(min_length = 1)]
+        group_by: Option<String>,
+    }
+
+    /// `step`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Step {
+        /// Bin width, a duration (`10s`, `1m`); a multiple of the system's
+        /// finest bin; at most 11000 bins.
+        #[param(pattern = r"^([1-9][0-9]*(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)?$")]
+        step: String,
+    }
+
+    /// `name`: a metric's.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Name {
+        /// Metric name.
+        #[param(min_length = 1)]
+        name: String,
+    }
+
+    /// `prefix`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Prefix {
+        /// Only names starting with this.
+        prefix: Option<String>,
+    }
+
+    /// `type`, at most once.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Kind {
+        /// Kind of metric.
+        #[param(rename = "type")]
+        kind: Option<MetricType>,
+    }
+
+    /// `type`, repeated.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub(crate) struct Kinds {
+        /// Only these kinds (repeat for several).
+        #[param(rename = "type", style = Form, explode)]
+        kinds: Option<Vec<MetricType>>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use metrics_query::{InstanceScope, MAX_POINTS, Period, RangeQueries, RangeReques
 use crate::Source;
 use crate::api::blocking;
 use crate::error::ApiError;
-use crate::params::{Params, parse_window};
+use crate::params::{Params, doc, parse_window};
 
 /// How far back a range reaches when neither `start` nor `end` is given.
 pub(crate) const DEFAULT_RANGE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
@@ -80,6 +80,18 @@ fn time_range(p: &Params, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime
 }
 
 /// `GET /api/v1/query_range?name=&start=&end=&step=&tag=k:v&group_by=k`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/query_range",
+    operation_id = "query_range",
+    summary = "History in bins of `step`, per value of a tag",
+    params(doc::Name, doc::TimeRange, doc::Step, doc::Tag, doc::GroupBy, doc::Instance),
+    responses(
+        (status = 200, description = "Groups of bins (`series`), one per `group_by` value (one without it), oldest bin first. The range is answered on its step grid (`grid`): `start` rounded down and `end` rounded up to whole steps counted from the Unix epoch, so stored bins (aligned the same way) each lie in one step and no step holds a sample from outside its `[start, end)`. Each bin is `[start, end)`, one step; `[covers_start, covers_end)` is what its stored bins really span (wider where stored bins are coarser than the step: such a bin counts whole in the step holding its start).", body = metrics_query::RangeAnswer),
+        (status = 404, description = "Nothing recorded under this name.", body = ApiError),
+        (status = 501, description = "The system keeps no binned history (the protocol has no range query; the main program plugs in the memory backend's).", body = ApiError),
+    )
+)]
 pub(crate) async fn query_range(State(s): State<Source>, RawQuery(q): RawQuery) -> Response {
     match answer(s, q).await {
         Ok(r) => r,
@@ -125,7 +137,28 @@ async fn answer(s: Source, q: Option<String>) -> Result<Response, ApiError> {
     Ok(Json(answer).into_response())
 }
 
+/// `period` of a rollup.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct PeriodParam {
+    /// Calendar period.
+    period: Period,
+}
+
 /// `GET /api/v1/rollup?name=&period=hour|day|week|month&start=&end=&tag=k:v&group_by=k&instance=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rollup",
+    operation_id = "rollup",
+    summary = "Calendar rollups (UTC hour, day, ISO week, month), per value of a tag",
+    params(doc::Name, PeriodParam, doc::TimeRange, doc::Tag, doc::GroupBy, doc::Instance),
+    responses(
+        (status = 200, description = "Series of periods, oldest first. Each period is `[start, end)`; only bins wholly inside the request's range count, each in the period holding its start; `[covers_start, covers_end)` is what they really span (narrower at the edges, wider where stored bins are coarser than the period).", body = metrics_query::RangeAnswer),
+        (status = 404, description = "Nothing recorded under this name (in the range, for the instance).", body = ApiError),
+        (status = 501, description = "The system keeps no binned history.", body = ApiError),
+    )
+)]
 pub(crate) async fn rollup(State(s): State<Source>, RawQuery(q): RawQuery) -> Response {
     match rollup_answer(s, q).await {
         Ok(r) => r,

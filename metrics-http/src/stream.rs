@@ -257,7 +257,8 @@ async fn encode_each_once(
 fn encode(event: StreamEvent) -> Bytes {
     match event {
         StreamEvent::Metric(v) => {
-            let data = crate::api::value_json(v).to_string();
+            // Serialising a value cannot fail (its maps have string keys).
+            let data = serde_json::to_string(&crate::api::ValueAnswer::from(v)).unwrap_or_default();
             let mut frame = String::with_capacity(data.len() + 24);
             frame.push_str("event: metric\ndata: ");
             frame.push_str(&data);

@@ -9,6 +9,7 @@ use crate::backend::validate::DropReason;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HealthStatus {
     /// Everything works.
     Healthy,
@@ -38,6 +39,7 @@ impl fmt::Display for HealthStatus {
 /// What one backend reports about itself.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackendHealth {
     /// Backend name (`memory`, `statsd`, ...).
     pub name: String,
@@ -45,6 +47,7 @@ pub struct BackendHealth {
     pub status: HealthStatus,
     /// Samples dropped so far, by reason.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub dropped: BTreeMap<DropReason, u64>,
     /// Backend-specific gauges: `series`, `queue_depth`, `sent`,
     /// `send_errors`, `reachable` (1 or 0), ...

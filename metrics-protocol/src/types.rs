@@ -18,6 +18,7 @@ pub type Tags<'a> = &'a [(&'a str, &'a str)];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MetricType {
     /// Monotonically increasing total.
     Counter,
@@ -79,6 +80,7 @@ impl FromStr for MetricType {
 /// as `free`, `top` and psutil's human-readable output use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MetricUnit {
     /// Seconds.
     #[cfg_attr(feature = "serde", serde(rename = "seconds"))]
@@ -244,32 +246,41 @@ impl FromStr for TimerId {
 /// state. Serialised as milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimingStats {
     /// Number of samples.
     pub count: u64,
     /// Sum of the samples.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub sum: Duration,
     /// Mean.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub avg: Duration,
     /// Smallest sample.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub min: Duration,
     /// Largest sample.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub max: Duration,
     /// Median.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub p50: Duration,
     /// 90th percentile.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub p90: Duration,
     /// 95th percentile.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub p95: Duration,
     /// 99th percentile.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::duration_ms"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub p99: Duration,
 }
 

@@ -122,6 +122,7 @@ impl RangeRequest {
 /// The step grid a range answer was given on ([`RangeRequest::aligned`]):
 /// the range as answered, which may be wider than the one asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepGrid {
     /// Start of the first step: the asked start, rounded down to a step.
     pub start: DateTime<Utc>,
@@ -163,6 +164,7 @@ pub enum InstanceScope {
 /// A calendar period of a rollup (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Period {
     /// Clock hours.
     Hour,
@@ -269,6 +271,7 @@ pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
 /// gauges, and for a step whose sketches do not hold every sample it
 /// counts (history stored without sketches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeBin {
     /// Start of the step.
     pub start: DateTime<Utc>,
@@ -281,12 +284,16 @@ pub struct RangeBin {
     /// Samples in the step.
     pub count: u64,
     /// Their sum.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub sum: f64,
     /// The smallest.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub min: f64,
     /// The largest.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub max: f64,
     /// Their mean.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub avg: f64,
     /// The step's median (see the percentile rule above); absent from the
     /// JSON when the step has no sketch of its samples.
@@ -367,6 +374,7 @@ pub const STEP_QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 /// One group of a range or rollup answer: the steps of every series of
 /// the name with one value of the `group_by` tag (or all of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeGroup {
     /// The `group_by` tag's value (`None` without grouping).
     pub group: Option<String>,
@@ -377,6 +385,7 @@ pub struct RangeGroup {
 /// A range or rollup answer: its groups and, when part of the history
 /// could not be asked, why ([`partial`](Self::partial)).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeAnswer {
     /// The groups, as [`RangeQueries::query_range`] or
     /// [`RangeQueries::rollup`] give them (serialised as `series`, the

@@ -19,6 +19,7 @@ use crate::types::MetricUnit;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DashboardKind {
     /// Top metrics, success rate, health at a glance.
     Overview,
@@ -73,6 +74,7 @@ impl FromStr for DashboardKind {
 /// A suggested way to draw a panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChartType {
     /// Values over time.
     Line,
@@ -92,15 +94,18 @@ pub enum ChartType {
 
 /// One point of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Point {
     /// When (for bar or pie panels: the time of the reading).
     pub timestamp: DateTime<Utc>,
     /// The value.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub value: f64,
 }
 
 /// One line (or bar group, or slice) of a panel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PanelSeries {
     /// Legend label.
     pub label: String,
@@ -113,6 +118,7 @@ pub struct PanelSeries {
 
 /// One panel of a dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Panel {
     /// Title.
     pub title: String,
@@ -126,6 +132,7 @@ pub struct Panel {
 
 /// A whole dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DashboardData {
     /// Which dashboard this is.
     pub kind: DashboardKind,

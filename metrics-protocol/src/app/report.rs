@@ -11,6 +11,7 @@ use crate::backend::{BackendHealth, DropReason, HealthStatus};
 
 /// The result of one registered health check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthCheckResult {
     /// Name the check was registered under.
     pub name: String,
@@ -20,19 +21,23 @@ pub struct HealthCheckResult {
     pub message: Option<String>,
     /// How long the check took (serialised as milliseconds).
     #[serde(with = "crate::serde_util::duration_ms", rename = "duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub duration: Duration,
 }
 
 /// Health of the whole metrics system (`system_health`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthReport {
     /// Worst status of every backend and check.
     pub status: HealthStatus,
     /// `status == Healthy`.
     pub healthy: bool,
     /// Failures / (successes + failures) over the report's window, 0 to 1.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub error_rate: f64,
     /// Samples dropped so far by every backend, by reason.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub dropped: BTreeMap<DropReason, u64>,
     /// Each backend.
     pub backends: Vec<BackendHealth>,

@@ -57,6 +57,7 @@ impl MetricValue {
 /// Summary statistics of every series of one metric name, over all time or
 /// over a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricSummary {
     /// Metric name.
     pub name: String,
@@ -69,12 +70,16 @@ pub struct MetricSummary {
     /// Number of samples (for counters: number of increments).
     pub count: u64,
     /// Sum of the samples (for counters: the total).
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub sum: f64,
     /// Mean of the samples.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub avg: f64,
     /// Smallest sample.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub min: f64,
     /// Largest sample.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub max: f64,
     /// Last value set (gauges), else `None`.
     pub last: Option<f64>,
@@ -88,6 +93,7 @@ pub struct MetricSummary {
     pub p99: Option<f64>,
     /// The window summarised, `None` for all time (serialised as milliseconds).
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub window: Option<Duration>,
     /// How far back, from now, the count, sum and extremes reach: from
     /// the start of the earliest bin counted (serialised as milliseconds;
@@ -97,6 +103,7 @@ pub struct MetricSummary {
     /// start was left out whole (a backend keeps older history in coarser
     /// bins, and no sample from before the window is ever counted).
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub covers: Option<Duration>,
     /// The same for the percentiles (`None` for all time and for kinds
     /// without percentiles). A backend whose percentile blocks are coarser
@@ -105,5 +112,6 @@ pub struct MetricSummary {
     /// stands for the samples before its first whole block), so the two
     /// are equal for its windows.
     #[serde(default, with = "crate::serde_util::option_duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub quantiles_cover: Option<Duration>,
 }
