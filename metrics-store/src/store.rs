@@ -90,34 +90,30 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-/// The schema versions in order: 1 the bins, 2 the outcomes.
+/// The schema versions in order, 1 the bins and 2 the outcomes, each
+/// dialect's SQL from its own directory of `migrations/`.
+macro_rules! migrations {
+    ($dialect:literal) => {
+        &[
+            (
+                1,
+                "bins",
+                include_str!(concat!("../migrations/", $dialect, "/0001_bins.sql")),
+            ),
+            (
+                2,
+                "outcomes",
+                include_str!(concat!("../migrations/", $dialect, "/0002_outcomes.sql")),
+            ),
+        ]
+    };
+}
+/// The schema versions of a SQLite store.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "bins",
-        include_str!("../migrations/sqlite/0001_bins.sql"),
-    ),
-    (
-        2,
-        "outcomes",
-        include_str!("../migrations/sqlite/0002_outcomes.sql"),
-    ),
-];
-/// The schema versions of a PostgreSQL store, as SQLite's.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite");
+/// The schema versions of a PostgreSQL store.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "bins",
-        include_str!("../migrations/postgres/0001_bins.sql"),
-    ),
-    (
-        2,
-        "outcomes",
-        include_str!("../migrations/postgres/0002_outcomes.sql"),
-    ),
-];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres");
 
 /// The header every SQLite database file starts with.
 #[cfg(feature = "sqlite")]
