@@ -146,11 +146,17 @@ pub(crate) fn not_compiled_in(url: &str, what: &str, feature: &str) -> StoreErro
 pub(crate) fn redact(url: &str) -> String {
     const HIDDEN: &str = "***";
     let Ok(mut u) = Url::parse(url) else {
-        // Where the password of a URL that does not parse ends is
-        // unknown: everything between the scheme and the host goes.
-        return match (url.split_once("://"), url.rsplit_once('@')) {
-            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{HIDDEN}@{host}"),
-            _ => url.to_owned(),
+        // A URL that does not parse (a bad port): `user:password@` is what
+        // comes between the scheme and the last `@`.
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        return match rest.rsplit_once('@') {
+            Some((auth, host)) => match auth.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:{HIDDEN}@{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
         };
     };
     let mut hidden = false;
@@ -250,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             redact("postgres://me:secret@h:port/m"),
-            "postgres://***@h:port/m"
+            "postgres://me:***@h:port/m"
         );
         let plain = "postgres://me@127.0.0.1:5432/m?options=-c%20search_path%3Ds";
         assert_eq!(redact(plain), plain);
