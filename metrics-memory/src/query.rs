@@ -127,11 +127,15 @@ fn with_sketches(bin: RangeBin, series: &[std::sync::Arc<Series>]) -> RangeBin {
     if merged.count() == 0 {
         return bin;
     }
+    if bin.count == 0 || merged.count() < bin.count {
+        return bin.without_sketch();
+    }
+    // What `with_step_sketch` reads, without decoding the encoding again:
+    // within the step's exact extremes, as `QuantileSketch::quantile`.
     let mut enc = Vec::new();
     merged.encode(&mut enc);
-    let mut q = QuantileSketch::windowed();
-    let ok = q.merge_bin(&enc, bin.min, bin.max);
-    with_step_sketch(bin, ok.then_some(&q))
+    let (min, max) = (bin.min, bin.max);
+    bin.with_sketch(enc, |p| merged.quantile(p).map(|v| v.clamp(min, max)))
 }
 
 impl MemoryMetrics {
