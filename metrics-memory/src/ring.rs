@@ -671,7 +671,7 @@ impl SketchRings {
     /// than the step's bins `out` holds the samples of the blocks covering
     /// them (more than the step's).
     pub fn merge_overlapping(&self, from_ms: i64, to_ms: i64, out: &mut Sketch) {
-        self.each_overlapping(from_ms, to_ms, |piece| match piece {
+        self.each_overlapping(from_ms, to_ms, |_, piece| match piece {
             Piece::Sealed(buf) => {
                 let ok = out.merge_encoded(buf);
                 debug_assert!(ok, "sealed sketches decode");
@@ -684,46 +684,29 @@ impl SketchRings {
     /// would merge: `(ring, index)` of each, the open bin as ring
     /// `usize::MAX`, pushed onto `out`.
     pub fn overlapping_ids(&self, from_ms: i64, to_ms: i64, out: &mut Vec<(usize, i64)>) {
-        for (l, ring) in self.rings.iter().enumerate() {
-            for (i, _) in &ring.bins {
-                if overlaps((from_ms, to_ms), i.saturating_mul(ring.bin_ms), ring.bin_ms) {
-                    out.push((l, *i));
-                }
-            }
-        }
-        let finest = self.finest_ms();
-        if self.open.count() > 0
-            && overlaps(
-                (from_ms, to_ms),
-                self.open_idx.saturating_mul(finest),
-                finest,
-            )
-        {
-            out.push((usize::MAX, self.open_idx));
-        }
+        self.each_overlapping(from_ms, to_ms, |id, _| out.push(id));
     }
 
-    fn each_overlapping<'a>(&'a self, from_ms: i64, to_ms: i64, mut f: impl FnMut(Piece<'a>)) {
-        for ring in &self.rings {
+    /// Calls `f` with the `(ring, index)` and the sketch of every bin or
+    /// block overlapping `[from_ms, to_ms)`, then of the open bin (ring
+    /// `usize::MAX`) if it does.
+    fn each_overlapping<'a>(
+        &'a self,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut((usize, i64), Piece<'a>),
+    ) {
+        let range = (from_ms, to_ms);
+        for (level, ring) in self.rings.iter().enumerate() {
             for (idx, buf) in &ring.bins {
-                if overlaps(
-                    (from_ms, to_ms),
-                    idx.saturating_mul(ring.bin_ms),
-                    ring.bin_ms,
-                ) {
-                    f(Piece::Sealed(buf));
+                if overlaps(range, idx.saturating_mul(ring.bin_ms), ring.bin_ms) {
+                    f((level, *idx), Piece::Sealed(buf));
                 }
             }
         }
         let finest = self.finest_ms();
-        if self.open.count() > 0
-            && overlaps(
-                (from_ms, to_ms),
-                self.open_idx.saturating_mul(finest),
-                finest,
-            )
-        {
-            f(Piece::Open(&self.open));
+        if self.open.count() > 0 && overlaps(range, self.open_idx.saturating_mul(finest), finest) {
+            f((usize::MAX, self.open_idx), Piece::Open(&self.open));
         }
     }
 
