@@ -2,6 +2,7 @@
 //! the shared range-query model (`metrics-query`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use metrics_protocol::MetricsError;
@@ -110,28 +111,63 @@ pub fn with_step_sketch(bin: RangeBin, sketch: Option<&QuantileSketch>) -> Range
     }
 }
 
+/// Which sketches of which series a step's percentiles were merged from,
+/// and the merged sketch: the next step covered by the same ones (finer
+/// steps inside one block) takes it as it is rather than merging again.
+#[derive(Default)]
+struct LastMerge {
+    ids: Vec<(usize, usize, i64)>,
+    /// The merged sketch and its encoding.
+    merged: Option<(Sketch, Vec<u8>)>,
+}
+
 /// `bin` with the percentiles of the sketches of `series` overlapping what
 /// its bins cover (see [`RangeBin`]'s percentile rule), when they are
 /// distributions.
-fn with_sketches(bin: RangeBin, series: &[std::sync::Arc<Series>]) -> RangeBin {
+fn with_sketches(bin: RangeBin, series: &[Arc<Series>], last: &mut LastMerge) -> RangeBin {
     let (from, to) = (
         bin.covers_start.timestamp_millis(),
         bin.covers_end.timestamp_millis(),
     );
-    let mut merged = Sketch::new(1);
-    for s in series {
+    let mut ids = Vec::with_capacity(last.ids.len());
+    let mut pieces = Vec::new();
+    for (i, s) in series.iter().enumerate() {
         if let Some(q) = &s.state.lock().quantiles {
-            q.merge_overlapping(from, to, &mut merged);
+            q.overlapping_ids(from, to, &mut pieces);
+            ids.extend(pieces.drain(..).map(|(ring, idx)| (i, ring, idx)));
         }
     }
-    if merged.count() == 0 {
+    if ids.is_empty() {
+        // Not a distribution, or no sketch left of these bins.
+        last.ids.clear();
         return bin;
     }
-    let mut enc = Vec::new();
-    merged.encode(&mut enc);
-    let mut q = QuantileSketch::windowed();
-    let ok = q.merge_bin(&enc, bin.min, bin.max);
-    with_step_sketch(bin, ok.then_some(&q))
+    // The open bin changes between two reads: never taken as it was.
+    let open = ids.iter().any(|(_, ring, _)| *ring == usize::MAX);
+    if open || ids != last.ids || last.merged.is_none() {
+        let mut merged = Sketch::new(1);
+        for s in series {
+            if let Some(q) = &s.state.lock().quantiles {
+                q.merge_overlapping(from, to, &mut merged);
+            }
+        }
+        let mut enc = Vec::new();
+        merged.encode(&mut enc);
+        last.merged = Some((merged, enc));
+    }
+    last.ids = ids;
+    let Some((merged, enc)) = &last.merged else {
+        return bin;
+    };
+    if bin.count == 0 || merged.count() < bin.count {
+        return bin.without_sketch();
+    }
+    // What `with_step_sketch` reads, without decoding the encoding again:
+    // within the step's exact extremes, as `QuantileSketch::quantile`.
+    let (min, max) = (bin.min, bin.max);
+    bin.with_sketch(enc.clone(), |p| {
+        merged.quantile(p).map(|v| v.clamp(min, max))
+    })
 }
 
 impl MemoryMetrics {
@@ -207,7 +243,7 @@ impl MemoryMetrics {
         let filter: Vec<(&str, &str)> =
             tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let now = self.now_ms();
-        type Group = (BTreeMap<i64, Acc>, Vec<std::sync::Arc<Series>>);
+        type Group = (BTreeMap<i64, Acc>, Vec<Arc<Series>>);
         let mut groups: BTreeMap<Option<String>, Group> = BTreeMap::new();
         for s in self.registry.by_name(name) {
             if !tags_contain(s.tag_pairs(), &filter) {
@@ -231,12 +267,15 @@ impl MemoryMetrics {
         }
         Ok(groups
             .into_iter()
-            .map(|(group, (bins, series))| RangeGroup {
-                group,
-                bins: disjoint(bins, &end_of)
-                    .into_iter()
-                    .map(|b| with_sketches(b, &series))
-                    .collect(),
+            .map(|(group, (bins, series))| {
+                let mut last = LastMerge::default();
+                RangeGroup {
+                    group,
+                    bins: disjoint(bins, &end_of)
+                        .into_iter()
+                        .map(|b| with_sketches(b, &series, &mut last))
+                        .collect(),
+                }
             })
             .collect())
     }

@@ -420,6 +420,17 @@ pub struct SketchRings {
     hold: Option<Arc<HistoryMark>>,
 }
 
+/// A sealed bin's or block's encoding, or the open bin's sketch.
+enum Piece<'a> {
+    Sealed(&'a [u8]),
+    Open(&'a Sketch),
+}
+
+/// Whether `[start, start + width)` overlaps `[from, to)`.
+fn overlaps((from, to): (i64, i64), start: i64, width: i64) -> bool {
+    start < to && start.saturating_add(width) > from
+}
+
 /// Spare encoded buffers kept for reuse.
 const SPARES: usize = 2;
 /// Extra bytes asked for when a block outgrows its buffer (or the merge
@@ -660,19 +671,42 @@ impl SketchRings {
     /// than the step's bins `out` holds the samples of the blocks covering
     /// them (more than the step's).
     pub fn merge_overlapping(&self, from_ms: i64, to_ms: i64, out: &mut Sketch) {
-        let overlaps =
-            |start: i64, width: i64| start < to_ms && start.saturating_add(width) > from_ms;
-        for ring in &self.rings {
+        self.each_overlapping(from_ms, to_ms, |_, piece| match piece {
+            Piece::Sealed(buf) => {
+                let ok = out.merge_encoded(buf);
+                debug_assert!(ok, "sealed sketches decode");
+            }
+            Piece::Open(open) => out.merge(open),
+        });
+    }
+
+    /// Which bins and blocks [`merge_overlapping`](Self::merge_overlapping)
+    /// would merge: `(ring, index)` of each, the open bin as ring
+    /// `usize::MAX`, pushed onto `out`.
+    pub fn overlapping_ids(&self, from_ms: i64, to_ms: i64, out: &mut Vec<(usize, i64)>) {
+        self.each_overlapping(from_ms, to_ms, |id, _| out.push(id));
+    }
+
+    /// Calls `f` with the `(ring, index)` and the sketch of every bin or
+    /// block overlapping `[from_ms, to_ms)`, then of the open bin (ring
+    /// `usize::MAX`) if it does.
+    fn each_overlapping<'a>(
+        &'a self,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut((usize, i64), Piece<'a>),
+    ) {
+        let range = (from_ms, to_ms);
+        for (level, ring) in self.rings.iter().enumerate() {
             for (idx, buf) in &ring.bins {
-                if overlaps(idx.saturating_mul(ring.bin_ms), ring.bin_ms) {
-                    let ok = out.merge_encoded(buf);
-                    debug_assert!(ok, "sealed sketches decode");
+                if overlaps(range, idx.saturating_mul(ring.bin_ms), ring.bin_ms) {
+                    f((level, *idx), Piece::Sealed(buf));
                 }
             }
         }
         let finest = self.finest_ms();
-        if self.open.count() > 0 && overlaps(self.open_idx.saturating_mul(finest), finest) {
-            out.merge(&self.open);
+        if self.open.count() > 0 && overlaps(range, self.open_idx.saturating_mul(finest), finest) {
+            f((usize::MAX, self.open_idx), Piece::Open(&self.open));
         }
     }
 
