@@ -21,6 +21,9 @@ use tokio::sync::Notify;
 /// Where samples get their time: milliseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// The longest interval, timeout or backoff accepted.
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
 /// How much of a refusal's body is kept for the status and the log.
 const ERROR_BODY: usize = 512;
 
@@ -52,6 +55,39 @@ pub struct RemoteWriteConfig {
 }
 
 impl RemoteWriteConfig {
+    /// Checks every setting as [`RemoteWriter::start`] does: the error
+    /// names the field (`url`, `queue`, `headers.<name>`, ...).
+    ///
+    /// ```
+    /// use metrics_push::RemoteWriteConfig;
+    /// let e = RemoteWriteConfig::new("ftp://example.invalid/").check().unwrap_err();
+    /// assert_eq!(e.field, "url");
+    /// ```
+    pub fn check(&self) -> Result<(), PushError> {
+        Target::parse(self)?;
+        for (field, d) in [
+            ("interval", self.interval),
+            ("timeout", self.timeout),
+            ("backoff", self.backoff),
+            ("max_backoff", self.max_backoff),
+        ] {
+            if d.is_zero() {
+                return Err(PushError::new(field, "0", "must be longer than zero"));
+            }
+            if d > MAX_DURATION {
+                return Err(PushError::new(
+                    field,
+                    format!("{} s", d.as_secs()),
+                    "must be at most a day",
+                ));
+            }
+        }
+        if self.queue == 0 {
+            return Err(PushError::new("queue", "0", "must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// The defaults, pushing to `url`.
     pub fn new(url: impl Into<String>) -> Self {
         RemoteWriteConfig {
@@ -264,20 +300,8 @@ impl RemoteWriter {
         runtime: tokio::runtime::Handle,
         clock: Clock,
     ) -> Result<Self, PushError> {
+        config.check()?;
         let target = Target::parse(&config)?;
-        for (field, d) in [
-            ("interval", config.interval),
-            ("timeout", config.timeout),
-            ("backoff", config.backoff),
-            ("max_backoff", config.max_backoff),
-        ] {
-            if d.is_zero() {
-                return Err(PushError::new(field, "0", "must be longer than zero"));
-            }
-        }
-        if config.queue == 0 {
-            return Err(PushError::new("queue", "0", "must be at least 1"));
-        }
         exposition
             .check()
             .map_err(|e| PushError::new(e.field, e.value, e.reason))?;

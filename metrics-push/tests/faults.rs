@@ -423,3 +423,13 @@ async fn settings_that_cannot_work_are_refused_by_name() {
     assert_eq!(e.field, "headers.Authorization");
     assert!(!e.to_string().contains("Bearer"), "a secret stays out: {e}");
 }
+
+#[tokio::test]
+async fn durations_beyond_a_day_are_refused() {
+    let mut c = RemoteWriteConfig::new("http://127.0.0.1:9/api/v1/write");
+    c.interval = Duration::from_secs(u64::MAX / 2);
+    assert_eq!(c.check().unwrap_err().field, "interval");
+    c.interval = Duration::from_secs(15);
+    c.timeout = Duration::from_secs(86_401);
+    assert_eq!(c.check().unwrap_err().field, "timeout");
+}
