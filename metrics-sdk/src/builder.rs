@@ -395,27 +395,32 @@ impl Drop for Running {
 }
 
 /// The `remote_write` health check: unhealthy while pushes fail, degraded
-/// once samples were dropped.
+/// once samples were dropped; its message always has the numbers (queue
+/// depth, sent, failed attempts, dropped samples).
 #[cfg(feature = "remote-write")]
 pub fn remote_write_health(s: &metrics_push::PushStatus) -> crate::health::CheckOutcome {
     use crate::health::CheckOutcome;
+    let numbers = format!(
+        "{} queued ({} samples), {} sent ({} samples), {} failed attempts, {} samples dropped",
+        s.queued, s.queued_samples, s.sent, s.sent_samples, s.failed_attempts, s.dropped_samples
+    );
     if !s.healthy() {
         CheckOutcome::unhealthy(format!(
-            "remote write to {}: {} ({} failures in a row); {} requests ({} samples) queued, {} samples dropped",
+            "remote write to {}: {} ({} failures in a row); {numbers}",
             s.url,
             s.last_error.as_deref().unwrap_or("failing"),
             s.consecutive_failures,
-            s.queued,
-            s.queued_samples,
-            s.dropped_samples
         ))
     } else if s.dropped_samples > 0 {
         CheckOutcome::degraded(format!(
-            "remote write to {}: {} samples dropped ({} requests); {} queued, {} sent",
-            s.url, s.dropped_samples, s.dropped, s.queued, s.sent
+            "remote write to {}: samples dropped; {numbers}",
+            s.url
         ))
     } else {
-        CheckOutcome::healthy()
+        CheckOutcome {
+            status: metrics_protocol::backend::HealthStatus::Healthy,
+            message: Some(format!("remote write to {}: {numbers}", s.url)),
+        }
     }
 }
 

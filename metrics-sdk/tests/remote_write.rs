@@ -89,6 +89,11 @@ fn the_configured_receiver_gets_the_totals() {
         .find(|c| c.name == "remote_write")
         .expect("a remote_write check");
     assert_eq!(check.status, HealthStatus::Healthy, "{check:?}");
+    let message = check.message.as_deref().unwrap_or("");
+    assert!(
+        message.contains(" sent (") && message.contains("0 samples dropped"),
+        "{message}"
+    );
 
     // Recorded just before the stop: the last push carries it.
     metrics.record_counter("orders", 2.0, &[("channel", "web")]);
