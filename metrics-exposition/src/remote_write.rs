@@ -10,9 +10,10 @@
 //! `<name>_bucket{le="..."}` (the same bounds, and `+Inf`), `<name>_sum`
 //! and `<name>_count`, or, as summaries, `<name>{quantile="..."}`, `_sum`
 //! and `_count`. Every series carries all its labels, `__name__` included,
-//! sorted by name (so `__name__` comes first but before label names
-//! starting with `_` and a character below `_`), and one sample stamped
-//! with the time the caller gives.
+//! sorted by name as the protocol requires (label names are sanitised to
+//! lowercase letters, digits and `_`, so `__name__` comes first unless a
+//! tag's name sanitises to `_` and a digit, `_9lives`), and one sample
+//! stamped with the time the caller gives.
 //!
 //! ```
 //! use metrics_exposition::ExpositionConfig;
