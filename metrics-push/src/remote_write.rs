@@ -320,7 +320,7 @@ impl RemoteWriter {
         let guard = DoneOnDrop(shared.clone());
         let task = Task {
             source,
-            exposition,
+            exposition: Arc::new(exposition),
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build_http(),
@@ -417,7 +417,7 @@ fn system_ms() -> i64 {
 /// The pusher's task and what it owns.
 struct Task {
     source: Arc<dyn Snapshots>,
-    exposition: ExpositionConfig,
+    exposition: Arc<ExpositionConfig>,
     client: Client<HttpConnector, Full<Bytes>>,
     target: Target,
     config: RemoteWriteConfig,
@@ -451,7 +451,7 @@ impl Task {
                 }
             };
             tokio::select! {
-                _ = tick.tick() => self.enqueue(),
+                _ = tick.tick() => self.enqueue().await,
                 () = wait_retry => {
                     retry_at = None;
                     match self.send_head().await {
@@ -469,8 +469,10 @@ impl Task {
     }
 
     /// Takes a snapshot, builds its request and queues it; the oldest
-    /// request is dropped (and counted) when the queue is full.
-    fn enqueue(&mut self) {
+    /// request is dropped (and counted) when the queue is full. The
+    /// snapshot is read and encoded on the runtime's blocking pool (10,000
+    /// series take tens of milliseconds), never on a worker.
+    async fn enqueue(&mut self) {
         let now = (self.clock)();
         // Never earlier than the request before (see the crate docs, "Time").
         let ts = if self.last_ms == i64::MIN {
@@ -479,22 +481,34 @@ impl Task {
             now.max(self.last_ms.saturating_add(1))
         };
         self.last_ms = ts;
-        let request = {
-            let snapshot = self.source.snapshot();
-            wire::write_request(&*snapshot, &self.exposition, ts)
+        let source = self.source.clone();
+        let exposition = self.exposition.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let request = {
+                let snapshot = source.snapshot();
+                wire::write_request(&*snapshot, &exposition, ts)
+            };
+            let samples = request.sample_count() as u64;
+            let mut body = Vec::new();
+            let encoded = wire::encode(&request, &mut body);
+            (encoded.map(|()| body), samples)
+        })
+        .await;
+        let (body, samples) = match built {
+            Ok((_, 0)) => return,
+            Ok((Ok(body), samples)) => (body, samples),
+            Ok((Err(e), samples)) => {
+                tracing::warn!(error = %e, samples, "remote write: a request could not be encoded; dropped");
+                let mut s = self.shared.status.lock();
+                s.dropped += 1;
+                s.dropped_samples += samples;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "remote write: building a request failed; no push this time");
+                return;
+            }
         };
-        let samples = request.sample_count() as u64;
-        if samples == 0 {
-            return;
-        }
-        let mut body = Vec::new();
-        if let Err(e) = wire::encode(&request, &mut body) {
-            tracing::warn!(error = %e, samples, "remote write: a request could not be encoded; dropped");
-            let mut s = self.shared.status.lock();
-            s.dropped += 1;
-            s.dropped_samples += samples;
-            return;
-        }
         let mut queue = self.shared.queue.lock();
         let mut status = self.shared.status.lock();
         while queue.len() >= self.config.queue {
@@ -624,7 +638,7 @@ impl Task {
     /// On stop: one more request, then one attempt per queued request
     /// within one timeout; what is left is counted as dropped.
     async fn last_push(&mut self) {
-        self.enqueue();
+        self.enqueue().await;
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         loop {
             if self.shared.queue.lock().is_empty() {
