@@ -56,7 +56,10 @@ METRICS_SYSTEM_POLLING=on|off, METRICS_COLLECTION_INTERVAL, METRICS_RETENTION_DA
 METRICS_EXPORT_ENDPOINTS, METRICS_STREAM_BUFFER, METRICS_HEALTH_CHECK_TIMEOUT \
 (they override the --config file); METRICS_LISTEN=ADDR|off (--listen wins over it), \
 METRICS_HTTP_TOKEN (a bearer token every HTTP request must carry); \
-METRICS_STORE=URL|off (--store wins over it), METRICS_INSTANCE (this agent's name in a shared store)."
+METRICS_STORE=URL|off (--store wins over it), METRICS_INSTANCE (this agent's name in a shared store); \
+METRICS_REMOTE_WRITE_URL=http://HOST:PORT/api/v1/write|off, METRICS_REMOTE_WRITE_INTERVAL, \
+METRICS_REMOTE_WRITE_TIMEOUT, METRICS_REMOTE_WRITE_QUEUE, METRICS_REMOTE_WRITE_HEADERS=Name=value,... \
+(pushes to a Prometheus remote write receiver)."
 )]
 struct Args {
     /// A JSON or TOML configuration file (see the README).
@@ -311,6 +314,20 @@ fn run(
     if let Err(e) = running.shutdown() {
         eprintln!("error: shutdown: {e}");
         ok = false;
+    }
+    if let Some(st) = running.remote_write_status() {
+        eprintln!(
+            "remote write: {} requests ({} samples) accepted by {}, {} failed attempts, {} samples dropped{}",
+            st.sent,
+            st.sent_samples,
+            st.url,
+            st.failed_attempts,
+            st.dropped_samples,
+            st.last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
     }
     if let Some(st) = running.history_status() {
         eprintln!(

@@ -3,7 +3,9 @@
 //! 9,000 counters and 1,000 histograms of 20 samples each, as Prometheus
 //! text and OpenMetrics, beside `metrics-exporter-prometheus` rendering
 //! the same series (`PrometheusHandle::render`). `GET /metrics` through the
-//! router is `metrics-http`'s `render` bench.
+//! router is `metrics-http`'s `render` bench. `remote_write_10k_series`
+//! (feature `remote-write`): the same series as one remote write request,
+//! built, then protobuf-encoded and snappy-compressed.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -85,5 +87,39 @@ fn export(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, export, render);
+#[cfg(feature = "remote-write")]
+fn remote_write(c: &mut Criterion) {
+    use metrics_exposition::remote_write::{encode, write_request};
+    use metrics_query::snapshot::Snapshots;
+
+    let mem = ours();
+    let config = ExpositionConfig::default();
+    let request = write_request(&*mem.snapshot(), &config, 1_700_000_000_000);
+    let mut body = Vec::new();
+    encode(&request, &mut body).unwrap();
+    eprintln!(
+        "remote write: {} series, {} samples, a {} byte body",
+        request.timeseries.len(),
+        request.sample_count(),
+        body.len()
+    );
+    let mut g = c.benchmark_group("remote_write_10k_series");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+        .throughput(Throughput::Elements(10_000));
+    g.bench_function("build_and_encode", |b| {
+        b.iter(|| {
+            let request = write_request(&*mem.snapshot(), &config, 1_700_000_000_000);
+            let mut body = Vec::new();
+            encode(black_box(&request), &mut body).map(|()| body.len())
+        })
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "remote-write"))]
+fn remote_write(_: &mut Criterion) {}
+
+criterion_group!(benches, export, render, remote_write);
 criterion_main!(benches);

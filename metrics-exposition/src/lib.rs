@@ -69,12 +69,20 @@
 //! is one more variant, encoded by [`Exporter::encode_bytes_into`] (and
 //! [`encode_bytes_into`]), which every format supports; the text formats
 //! also write into a `String` ([`Exporter::encode_into`]).
+//!
+//! # Remote write
+//!
+//! With the `remote-write` feature, [`remote_write`] builds the Prometheus
+//! remote write 1.0 request (protobuf, snappy-compressed) of a snapshot:
+//! the same series, names, labels and values as the Prometheus text.
 
 #![deny(missing_docs)]
 
 mod config;
 mod format;
 mod names;
+#[cfg(feature = "remote-write")]
+pub mod remote_write;
 mod rows;
 #[cfg(test)]
 mod tests;

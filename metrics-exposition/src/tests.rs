@@ -524,3 +524,140 @@ fn descriptions_become_the_help_text_of_the_text_exports() {
         "{om}"
     );
 }
+
+#[cfg(feature = "remote-write")]
+mod remote_write {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
+    use metrics_protocol::{MetricCollector, MetricType, MetricUnit, Metrics};
+    use metrics_query::snapshot::Snapshots;
+
+    use super::with;
+    use crate::remote_write::{decode, encode, write_request};
+    use crate::{DistributionFormat, ExportFormat, ExpositionConfig};
+
+    /// One sample: the metric name, the labels sorted by name, the value
+    /// (as bits, so NaN compares equal).
+    type Line = (String, BTreeMap<String, String>, u64);
+
+    /// The samples of a Prometheus text export (label values without
+    /// escapes, as the test records them).
+    fn text_samples(text: &str) -> BTreeSet<Line> {
+        let mut out = BTreeSet::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().unwrap(),
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split("\",")
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once("=\"").unwrap();
+                    (k.to_owned(), v.trim_end_matches('"').to_owned())
+                })
+                .collect();
+            out.insert((name.to_owned(), labels, value.to_bits()));
+        }
+        out
+    }
+
+    /// A bit of everything: counters with tags (one whose keys collide
+    /// once sanitised), a gauge in percent, a timer, histograms in bytes
+    /// and plain, a success/failure pair.
+    fn record(m: &metrics_memory::MemoryMetrics, w: &Metrics) {
+        w.record_counter("http.requests", 3.0, &[("code", "200"), ("path", "/a b")]);
+        w.record_counter("http.requests", 1.0, &[("code", "500"), ("path", "/a b")]);
+        w.record_counter("jobs", 2.0, &[("a.b", "x")]);
+        w.record_counter("jobs", 5.0, &[("a_b", "x")]);
+        w.record_gauge("cpu.load", 42.0, &[("Host", "h1")]);
+        m.describe(
+            "cpu.load",
+            MetricType::Gauge,
+            Some(MetricUnit::Percent),
+            "Load",
+        );
+        w.record_timer("db.query", Duration::from_millis(30), &[("db", "main")]);
+        w.record_timer("db.query", Duration::from_millis(700), &[("db", "main")]);
+        w.record_histogram("payload", 3.0, &[]);
+        m.describe(
+            "payload",
+            MetricType::Histogram,
+            Some(MetricUnit::Kilobytes),
+            "",
+        );
+        w.record_histogram("batch", 17.0, &[("le", "odd tag")]);
+        let _ = w.time_result("upload", &[], || Err::<(), _>("disk full"));
+        let _ = w.time_result("upload", &[], || Ok::<(), &str>(()));
+    }
+
+    fn same_as_text(c: ExpositionConfig) {
+        let (m, x) = with(c.clone());
+        let w = Metrics::new(m.clone());
+        record(&m, &w);
+        let text = x.export(ExportFormat::Prometheus).unwrap();
+        let request = write_request(&*m.snapshot(), &c, 1_700_000_000_123);
+        let mut body = Vec::new();
+        encode(&request, &mut body).unwrap();
+        let decoded = decode(&body).unwrap();
+        assert_eq!(decoded, request);
+
+        let mut samples = BTreeSet::new();
+        for ts in &decoded.timeseries {
+            let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            assert_eq!(names, sorted, "labels sorted by name");
+            assert_eq!(names[0], "__name__", "{names:?}");
+            assert_eq!(ts.samples.len(), 1);
+            assert_eq!(ts.samples[0].timestamp, 1_700_000_000_123);
+            let mut labels: BTreeMap<String, String> = ts
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            let name = labels.remove("__name__").unwrap();
+            samples.insert((name, labels, ts.samples[0].value.to_bits()));
+        }
+        let expected = text_samples(&text);
+        assert!(expected.len() > 20, "{text}");
+        assert_eq!(samples, expected, "{text}");
+        assert_eq!(decoded.sample_count(), expected.len());
+    }
+
+    #[test]
+    fn the_request_has_the_series_of_the_prometheus_text() {
+        same_as_text(ExpositionConfig::default());
+    }
+
+    #[test]
+    fn summaries_too() {
+        same_as_text(ExpositionConfig {
+            distributions: DistributionFormat::Summary,
+            ..ExpositionConfig::default()
+        });
+    }
+
+    #[test]
+    fn a_body_that_is_no_request_is_an_error() {
+        assert!(decode(b"not snappy at all").is_err());
+        let mut body = Vec::new();
+        let junk = [0xff_u8; 16];
+        body.resize(snap::raw::max_compress_len(junk.len()), 0);
+        let n = snap::raw::Encoder::new()
+            .compress(&junk, &mut body)
+            .unwrap();
+        body.truncate(n);
+        assert!(matches!(
+            decode(&body),
+            Err(crate::remote_write::RemoteWriteError::Decode(_))
+        ));
+    }
+}

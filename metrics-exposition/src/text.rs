@@ -11,6 +11,33 @@ use crate::config::{DistributionFormat, ExpositionConfig};
 use crate::names::*;
 use crate::rows::{QUANTILES, Row};
 
+/// Calls `f` with each label of `tags` (sorted by key): its name,
+/// sanitised and made distinct, and its value as recorded (unescaped).
+/// What every encoder of Prometheus labels reads, text or protobuf.
+pub(crate) fn each_label<'t>(
+    tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
+    mut f: impl FnMut(&str, &'t str),
+) {
+    // Keys that are their own label names cannot collide (a series' keys
+    // are distinct): no set of seen names needed.
+    if tags.clone().all(|(k, _)| clean_label(k)) {
+        for (k, v) in tags {
+            f(k, v);
+        }
+        return;
+    }
+    let mut seen = HashSet::new();
+    for (k, v) in tags {
+        let mut key = sanitize_label(k);
+        let mut n = 2;
+        while !seen.insert(key.clone()) {
+            key = format!("{}_{n}", sanitize_label(k));
+            n += 1;
+        }
+        f(&key, v);
+    }
+}
+
 /// The labels of `tags` (sorted by key), sanitised and escaped, without
 /// braces: `k="v",k2="v2"` (empty without tags), appended to `out`.
 /// Rendered once per series and reused for each of its lines.
@@ -18,36 +45,17 @@ pub(crate) fn label_body<'t>(
     tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
     out: &mut String,
 ) {
-    // Keys that are their own label names cannot collide (a series' keys
-    // are distinct): no set of seen names needed.
-    if tags.clone().all(|(k, _)| clean_label(k)) {
-        for (i, (k, v)) in tags.enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(k);
-            out.push_str("=\"");
-            escape_label_value(v, out);
-            out.push('"');
-        }
-        return;
-    }
-    let mut seen = HashSet::new();
-    for (i, (k, v)) in tags.enumerate() {
-        let mut key = sanitize_label(k);
-        let mut n = 2;
-        while !seen.insert(key.clone()) {
-            key = format!("{}_{n}", sanitize_label(k));
-            n += 1;
-        }
-        if i > 0 {
+    let mut first = true;
+    each_label(tags, |k, v| {
+        if !first {
             out.push(',');
         }
-        out.push_str(&key);
+        first = false;
+        out.push_str(k);
         out.push_str("=\"");
         escape_label_value(v, out);
         out.push('"');
-    }
+    });
 }
 
 /// Appends `{body,extra}` (nothing when both are empty).
@@ -110,16 +118,20 @@ pub(crate) fn labels<'t>(
     out
 }
 
+/// One family of the text formats: the series of one metric under one
+/// exported name.
 pub(crate) struct Family<'r> {
-    base: String,
-    name: &'r str,
-    kind: MetricType,
+    /// The exported name, without a sample suffix (`_total`, `_bucket`).
+    pub(crate) base: String,
+    /// The metric's name as recorded.
+    pub(crate) name: &'r str,
+    pub(crate) kind: MetricType,
     help: String,
     /// The base unit's name (`seconds`, `bytes`, `ratio`) and the factor
     /// from the recorded unit.
-    unit: Option<(&'static str, f64)>,
-    described: Option<MetricUnit>,
-    rows: Vec<&'r Row<'r>>,
+    pub(crate) unit: Option<(&'static str, f64)>,
+    pub(crate) described: Option<MetricUnit>,
+    pub(crate) rows: Vec<&'r Row<'r>>,
 }
 
 pub(crate) fn families<'r>(rows: &'r [Row<'r>], snap: &dyn Snapshot) -> Vec<Family<'r>> {

@@ -162,6 +162,7 @@ impl Builder {
         #[cfg_attr(
             not(any(
                 feature = "http",
+                feature = "remote-write",
                 any(feature = "store-sqlite", feature = "store-postgres")
             )),
             allow(unused_mut)
@@ -172,7 +173,14 @@ impl Builder {
             server: None,
             #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
             history: None,
+            #[cfg(feature = "remote-write")]
+            remote_write: None,
         };
+        #[cfg(feature = "remote-write")]
+        if let Err(e) = running.start_remote_write() {
+            let _ = running.shutdown();
+            return Err(e);
+        }
         #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
         if store != StoreUrl::Off {
             let instance = self.instance.unwrap_or_else(default_instance);
@@ -212,6 +220,8 @@ pub struct Running {
     server: Option<metrics_http::Server>,
     #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
     history: Option<Arc<HistoryWriter>>,
+    #[cfg(feature = "remote-write")]
+    remote_write: Option<Arc<metrics_push::RemoteWriter>>,
 }
 
 impl Running {
@@ -308,6 +318,49 @@ impl Running {
         Ok(())
     }
 
+    /// The remote write pusher's state (queue depth, sent, failed
+    /// attempts, dropped samples), when `remote_write.url` is set.
+    #[cfg(feature = "remote-write")]
+    pub fn remote_write_status(&self) -> Option<metrics_push::PushStatus> {
+        self.remote_write.as_ref().map(|w| w.status())
+    }
+
+    /// Starts pushing to `remote_write.url`, if set: the memory backend's
+    /// series, named as `/metrics` names them, stamped on its recording
+    /// timeline; a `remote_write` health check reports on it.
+    #[cfg(feature = "remote-write")]
+    fn start_remote_write(&mut self) -> Result<(), AgentError> {
+        let settings = &self.agent.config().remote_write;
+        let Some(url) = settings.enabled_url() else {
+            return Ok(());
+        };
+        let Some(memory) = self.agent.memory() else {
+            return Err(AgentError::config(
+                "remote_write.url",
+                url,
+                "pushes read the memory backend: choose backend memory or both",
+            ));
+        };
+        let clock_source = memory.clone();
+        let writer = metrics_push::RemoteWriter::with_clock(
+            memory.clone(),
+            self.agent.config().exposition.clone(),
+            settings.push_config(url),
+            self.agent.runtime().clone(),
+            Arc::new(move || clock_source.clock_ms()),
+        )
+        .map_err(|e| AgentError::config(format!("remote_write.{}", e.field), e.value, e.reason))?;
+        let writer = Arc::new(writer);
+        let w = writer.clone();
+        self.agent
+            .register_health_check(Arc::new(crate::health::FnCheck::new(
+                "remote_write",
+                move || remote_write_health(&w.status()),
+            )));
+        self.remote_write = Some(writer);
+        Ok(())
+    }
+
     /// Stops everything, in order (see [`Running`]); the first error is
     /// returned, every step runs anyway, and a second call does nothing.
     /// The agent still answers queries from memory afterwards, and
@@ -319,6 +372,11 @@ impl Running {
         #[cfg(feature = "http")]
         if let Some(s) = self.server.take() {
             s.shutdown();
+        }
+        // One last push of everything recorded.
+        #[cfg(feature = "remote-write")]
+        if let Some(w) = &self.remote_write {
+            w.shutdown();
         }
         #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]
         if let Some(w) = &self.history {
@@ -332,6 +390,36 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "metrics shutdown on drop failed");
+        }
+    }
+}
+
+/// The `remote_write` health check: unhealthy while pushes fail, degraded
+/// once samples were dropped; its message always has the numbers (queue
+/// depth, sent, failed attempts, dropped samples).
+#[cfg(feature = "remote-write")]
+pub fn remote_write_health(s: &metrics_push::PushStatus) -> crate::health::CheckOutcome {
+    use crate::health::CheckOutcome;
+    let numbers = format!(
+        "{} queued ({} samples), {} sent ({} samples), {} failed attempts, {} samples dropped",
+        s.queued, s.queued_samples, s.sent, s.sent_samples, s.failed_attempts, s.dropped_samples
+    );
+    if !s.healthy() {
+        CheckOutcome::unhealthy(format!(
+            "remote write to {}: {} ({} failures in a row); {numbers}",
+            s.url,
+            s.last_error.as_deref().unwrap_or("failing"),
+            s.consecutive_failures,
+        ))
+    } else if s.dropped_samples > 0 {
+        CheckOutcome::degraded(format!(
+            "remote write to {}: samples dropped; {numbers}",
+            s.url
+        ))
+    } else {
+        CheckOutcome {
+            status: metrics_protocol::backend::HealthStatus::Healthy,
+            message: Some(format!("remote write to {}: {numbers}", s.url)),
         }
     }
 }

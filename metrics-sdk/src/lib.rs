@@ -65,7 +65,10 @@ pub use aggregate::{
     AggFn, AggregateSink, AggregationBatch, AggregationSet, AggregationSpec, StreamAggregator,
 };
 pub use builder::{Builder, Running};
-pub use config::{AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig};
+pub use config::{
+    AgentConfig, AggregationConfig, AggregationTarget, BackendChoice, HealthConfig,
+    RemoteWriteSettings,
+};
 pub use error::AgentError;
 pub use health::{CheckOutcome, ErrorRateWindow, FnCheck, HealthCheck, HealthChecks};
 #[cfg(any(feature = "store-sqlite", feature = "store-postgres"))]

@@ -14,7 +14,7 @@ use crate::error::AgentError;
 
 /// The environment variables [`AgentConfig::apply_env`] reads, the former
 /// names of two of them last.
-pub const ENV_VARS: [&str; 13] = [
+pub const ENV_VARS: [&str; 18] = [
     "METRICS_BACKEND",
     "METRICS_STATSD_ADDR",
     "METRICS_STATSD_FLAVOR",
@@ -26,6 +26,11 @@ pub const ENV_VARS: [&str; 13] = [
     "METRICS_EXPORT_ENDPOINTS",
     "METRICS_STREAM_BUFFER",
     "METRICS_HEALTH_CHECK_TIMEOUT",
+    "METRICS_REMOTE_WRITE_URL",
+    "METRICS_REMOTE_WRITE_INTERVAL",
+    "METRICS_REMOTE_WRITE_TIMEOUT",
+    "METRICS_REMOTE_WRITE_QUEUE",
+    "METRICS_REMOTE_WRITE_HEADERS",
     "METRICS_SYSTEM_SAMPLING",
     "METRICS_SAMPLE_INTERVAL",
 ];
@@ -48,6 +53,11 @@ impl AgentConfig {
     /// | `METRICS_EXPORT_ENDPOINTS` | `export_endpoints`, comma-separated |
     /// | `METRICS_STREAM_BUFFER` | `stream_buffer` |
     /// | `METRICS_HEALTH_CHECK_TIMEOUT` | `health.check_timeout_ms`, as a duration |
+    /// | `METRICS_REMOTE_WRITE_URL` | `remote_write.url` (`off` for none) |
+    /// | `METRICS_REMOTE_WRITE_INTERVAL` | `remote_write.interval`: `15s`, `1m` |
+    /// | `METRICS_REMOTE_WRITE_TIMEOUT` | `remote_write.timeout`: `10s` |
+    /// | `METRICS_REMOTE_WRITE_QUEUE` | `remote_write.queue` |
+    /// | `METRICS_REMOTE_WRITE_HEADERS` | `remote_write.headers`, as `Name=value,Name2=value2` |
     ///
     /// The former names `METRICS_SYSTEM_SAMPLING` and
     /// `METRICS_SAMPLE_INTERVAL` are still read, when the new name is unset.
@@ -148,6 +158,48 @@ impl AgentConfig {
                 ));
             }
             self.health.check_timeout_ms = d.as_millis().max(1) as u64;
+        }
+        if let Some(v) = get("METRICS_REMOTE_WRITE_URL", &mut empty) {
+            self.remote_write.url = Some(v.trim().to_owned());
+        }
+        for (var, field) in [
+            (
+                "METRICS_REMOTE_WRITE_INTERVAL",
+                &mut self.remote_write.interval,
+            ),
+            (
+                "METRICS_REMOTE_WRITE_TIMEOUT",
+                &mut self.remote_write.timeout,
+            ),
+        ] {
+            if let Some(v) = get(var, &mut empty) {
+                let d = parse_duration(&v).map_err(|reason| AgentError::config(var, &v, reason))?;
+                if d.as_millis() == 0 {
+                    return Err(AgentError::config(var, &v, "must be at least 1 ms"));
+                }
+                *field = d.as_secs_f64();
+            }
+        }
+        if let Some(v) = get("METRICS_REMOTE_WRITE_QUEUE", &mut empty) {
+            self.remote_write.queue =
+                v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    AgentError::config(
+                        "METRICS_REMOTE_WRITE_QUEUE",
+                        &v,
+                        "expected a whole number, at least 1",
+                    )
+                })?;
+        }
+        if let Some(v) = get("METRICS_REMOTE_WRITE_HEADERS", &mut empty) {
+            self.remote_write.headers = parse_tags("METRICS_REMOTE_WRITE_HEADERS", &v)
+                // A header's value is a secret: the error does not show it.
+                .map_err(|_| {
+                    AgentError::config(
+                        "METRICS_REMOTE_WRITE_HEADERS",
+                        "(hidden)",
+                        "expected Name=value pairs separated by commas",
+                    )
+                })?;
         }
         if let Some(var) = empty {
             return Err(AgentError::config(

@@ -216,6 +216,114 @@ impl AggregationConfig {
     }
 }
 
+/// The `[remote_write]` table: pushes to a Prometheus remote write
+/// receiver (Prometheus with `--web.enable-remote-write-receiver`, Mimir,
+/// Thanos Receive, VictoriaMetrics), read from the memory backend. Off
+/// while `url` is unset (or `off`); needs the `remote-write` feature of
+/// metrics-sdk.
+///
+/// ```
+/// use metrics_sdk::AgentConfig;
+/// let c = AgentConfig::from_toml_str(r#"
+///     [remote_write]
+///     url = "http://prometheus.internal:9090/api/v1/write"
+///     interval = "30s"
+///     headers = { Authorization = "Bearer s3cr3t" }
+/// "#)?;
+/// assert_eq!(c.remote_write.interval, 30.0);
+/// assert_eq!(c.remote_write.queue, 120); // the default
+/// # Ok::<(), metrics_sdk::AgentError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteWriteSettings {
+    /// The receiver's write endpoint, `http://HOST:PORT/api/v1/write`
+    /// (`/api/v1/push` for Mimir); unset or `off`: no pushes.
+    /// `METRICS_REMOTE_WRITE_URL` overrides it.
+    pub url: Option<String>,
+    /// Seconds between two pushes (default 15; or a duration, `"30s"`).
+    #[serde(deserialize_with = "metrics_kit::duration::secs_f64")]
+    pub interval: f64,
+    /// Seconds one request may take before it is retried (default 10; or
+    /// a duration, `"5s"`).
+    #[serde(deserialize_with = "metrics_kit::duration::secs_f64")]
+    pub timeout: f64,
+    /// Requests waiting for the receiver at most, the oldest dropped (and
+    /// counted) beyond it (default 120).
+    pub queue: usize,
+    /// Headers every push carries: `Authorization` for a receiver behind
+    /// authentication, `X-Scope-OrgID` for a Mimir tenant.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for RemoteWriteSettings {
+    fn default() -> Self {
+        RemoteWriteSettings {
+            url: None,
+            interval: 15.0,
+            timeout: 10.0,
+            queue: 120,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+impl RemoteWriteSettings {
+    /// The receiver's URL, when pushes are asked for.
+    pub fn enabled_url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|u| !is_off(u))
+    }
+
+    /// Checks the settings (a URL without the `remote-write` feature is
+    /// refused); errors name the field under `remote_write.`.
+    fn check(&self) -> Result<(), AgentError> {
+        for (field, secs) in [("interval", self.interval), ("timeout", self.timeout)] {
+            if !(secs.is_finite() && (0.001..=86_400.0).contains(&secs)) {
+                return Err(AgentError::config(
+                    format!("remote_write.{field}"),
+                    secs.to_string(),
+                    "must be a duration from 1 ms to a day",
+                ));
+            }
+        }
+        if self.queue == 0 {
+            return Err(AgentError::config(
+                "remote_write.queue",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let Some(url) = self.enabled_url() else {
+            return Ok(());
+        };
+        #[cfg(feature = "remote-write")]
+        return self.push_config(url).check().map_err(|e| {
+            AgentError::config(format!("remote_write.{}", e.field), e.value, e.reason)
+        });
+        #[cfg(not(feature = "remote-write"))]
+        Err(AgentError::config(
+            "remote_write.url",
+            url,
+            "this build cannot push (the `remote-write` feature of metrics-sdk)",
+        ))
+    }
+
+    /// The pusher's settings, pushing to `url`.
+    #[cfg(feature = "remote-write")]
+    pub fn push_config(&self, url: &str) -> metrics_push::RemoteWriteConfig {
+        let mut c = metrics_push::RemoteWriteConfig::new(url);
+        c.interval = Duration::try_from_secs_f64(self.interval).unwrap_or(c.interval);
+        c.timeout = Duration::try_from_secs_f64(self.timeout).unwrap_or(c.timeout);
+        c.queue = self.queue;
+        c.headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        c
+    }
+}
+
 /// Everything the agent is built from.
 ///
 /// The top-level `collection_interval`, `retention_days` and
@@ -298,6 +406,9 @@ pub struct AgentConfig {
     /// through `logging::filter` (the `logging` feature; without it the
     /// setting is refused).
     pub log: Option<String>,
+    /// Pushes to a Prometheus remote write receiver (the `[remote_write]`
+    /// table; off by default).
+    pub remote_write: RemoteWriteSettings,
 }
 
 impl Default for AgentConfig {
@@ -319,6 +430,7 @@ impl Default for AgentConfig {
             store_retention: Vec::new(),
             store_query_timeout_ms: 1000,
             log: None,
+            remote_write: RemoteWriteSettings::default(),
         }
     }
 }
@@ -413,6 +525,16 @@ impl AgentConfig {
             a.spec(&format!("aggregations[{i}]"))?;
         }
         self.check_store()?;
+        self.remote_write.check()?;
+        if let Some(url) = self.remote_write.enabled_url()
+            && !self.backend.memory()
+        {
+            return Err(AgentError::config(
+                "remote_write.url",
+                url,
+                "pushes read the memory backend: choose backend memory or both",
+            ));
+        }
         if let Some(log) = &self.log {
             #[cfg(feature = "logging")]
             crate::logging::parse("log", log)?;

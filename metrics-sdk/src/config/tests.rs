@@ -693,3 +693,116 @@ fn the_exposition_table_sets_the_agents_exporter_and_bad_buckets_are_refused() {
         .to_string();
     assert!(e.contains("exposition"), "{e}");
 }
+
+#[test]
+fn remote_write_is_off_until_a_url_is_set() {
+    let c = AgentConfig::load(None, no_env).unwrap();
+    assert_eq!(c.remote_write.enabled_url(), None);
+    let c = AgentConfig::load(None, env(&[("METRICS_REMOTE_WRITE_URL", "off")])).unwrap();
+    assert_eq!(c.remote_write.enabled_url(), None);
+}
+
+#[cfg(feature = "remote-write")]
+#[test]
+fn remote_write_from_a_file_and_the_environment() {
+    let p = temp_file(
+        "rw.toml",
+        r#"
+        [remote_write]
+        url = "http://127.0.0.1:9090/api/v1/write"
+        interval = "1s"
+        timeout = 2
+        queue = 10
+        headers = { "X-Scope-OrgID" = "team-a" }
+        "#,
+    );
+    let c = AgentConfig::load(Some(&p), no_env).unwrap();
+    let rw = &c.remote_write;
+    assert_eq!(rw.enabled_url(), Some("http://127.0.0.1:9090/api/v1/write"));
+    assert_eq!((rw.interval, rw.timeout, rw.queue), (1.0, 2.0, 10));
+    let push = rw.push_config(rw.enabled_url().unwrap());
+    assert_eq!(push.interval, std::time::Duration::from_secs(1));
+    assert_eq!(push.headers, [("X-Scope-OrgID".into(), "team-a".into())]);
+
+    // The environment wins.
+    let c = AgentConfig::load(
+        Some(&p),
+        env(&[
+            (
+                "METRICS_REMOTE_WRITE_URL",
+                "http://10.0.0.1:8428/api/v1/write",
+            ),
+            ("METRICS_REMOTE_WRITE_INTERVAL", "500ms"),
+            ("METRICS_REMOTE_WRITE_TIMEOUT", "3s"),
+            ("METRICS_REMOTE_WRITE_QUEUE", "7"),
+            (
+                "METRICS_REMOTE_WRITE_HEADERS",
+                "Authorization=Basic dXNlcjpwYXNz==",
+            ),
+        ]),
+    )
+    .unwrap();
+    let rw = &c.remote_write;
+    assert_eq!(rw.enabled_url(), Some("http://10.0.0.1:8428/api/v1/write"));
+    assert_eq!((rw.interval, rw.timeout, rw.queue), (0.5, 3.0, 7));
+    assert_eq!(rw.headers["Authorization"], "Basic dXNlcjpwYXNz==");
+}
+
+#[test]
+fn bad_remote_write_settings_are_named() {
+    let e = AgentConfig::from_toml_str("[remote_write]\nurl = \"http://x:1/\"\nbatch = 3\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("batch"), "{e}");
+    let (field, _) = field_and_value(
+        AgentConfig::load(None, env(&[("METRICS_REMOTE_WRITE_QUEUE", "0")])).unwrap_err(),
+    );
+    assert_eq!(field, "METRICS_REMOTE_WRITE_QUEUE");
+    let e = AgentConfig::load(
+        None,
+        env(&[("METRICS_REMOTE_WRITE_HEADERS", "Bearer secret")]),
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("secret"), "{e}");
+    let mut c = AgentConfig::default();
+    c.remote_write.queue = 0;
+    assert_eq!(
+        field_and_value(c.validate().unwrap_err()).0,
+        "remote_write.queue"
+    );
+}
+
+#[cfg(feature = "remote-write")]
+#[test]
+fn a_remote_write_url_that_cannot_work_is_refused_by_name() {
+    let mut c = AgentConfig::default();
+    c.remote_write.url = Some("https://mimir.example/api/v1/push".into());
+    assert_eq!(
+        field_and_value(c.validate().unwrap_err()).0,
+        "remote_write.url"
+    );
+    c.remote_write.url = Some("http://127.0.0.1:9090/api/v1/write".into());
+    c.remote_write
+        .headers
+        .insert("Content-Type".into(), "text/plain".into());
+    assert_eq!(
+        field_and_value(c.validate().unwrap_err()).0,
+        "remote_write.headers.Content-Type"
+    );
+    c.remote_write.headers.clear();
+    c.backend = BackendChoice::Statsd;
+    assert_eq!(
+        field_and_value(c.validate().unwrap_err()).0,
+        "remote_write.url"
+    );
+}
+
+#[cfg(not(feature = "remote-write"))]
+#[test]
+fn without_the_remote_write_feature_a_url_is_refused() {
+    let e = AgentConfig::load(
+        None,
+        env(&[("METRICS_REMOTE_WRITE_URL", "http://127.0.0.1:9/")]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("remote-write"), "{e}");
+}
