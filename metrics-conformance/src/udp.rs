@@ -90,9 +90,16 @@ pub struct UdpReceiver {
     addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
     datagrams: Arc<AtomicU64>,
+    /// The last sync marker the receiving thread has read ([`sync`](UdpReceiver::sync)).
+    synced: Arc<AtomicU64>,
+    syncs: AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// What a sync marker datagram starts with: no StatsD line does (a NUL
+/// byte), so a marker is never taken for a measurement.
+const SYNC_MARKER: &[u8] = b"\0sync:";
 
 impl UdpReceiver {
     /// Binds an ephemeral port of 127.0.0.1 and starts receiving.
@@ -107,12 +114,21 @@ impl UdpReceiver {
         let addr = socket.local_addr()?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         let datagrams = Arc::new(AtomicU64::new(0));
+        let synced = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, d, s) = (lines.clone(), datagrams.clone(), stop.clone());
+        let y = synced.clone();
         let thread = thread::spawn(move || {
             let mut buf = vec![0u8; 65_536];
             while !s.load(Ordering::Relaxed) {
                 if let Ok(n) = socket.recv(&mut buf) {
+                    if let Some(marker) = buf[..n].strip_prefix(SYNC_MARKER) {
+                        let n = std::str::from_utf8(marker)
+                            .ok()
+                            .and_then(|m| m.parse().ok());
+                        y.fetch_max(n.unwrap_or(0), Ordering::AcqRel);
+                        continue;
+                    }
                     d.fetch_add(1, Ordering::Relaxed);
                     let text = String::from_utf8_lossy(&buf[..n]);
                     lock(&l).extend(
@@ -127,6 +143,8 @@ impl UdpReceiver {
             addr,
             lines,
             datagrams,
+            synced,
+            syncs: AtomicU64::new(0),
             stop,
             thread: Some(thread),
         })
@@ -145,6 +163,39 @@ impl UdpReceiver {
     /// Datagrams received so far.
     pub fn datagrams(&self) -> u64 {
         self.datagrams.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the receiving thread has read every datagram sent to it
+    /// before this call, at most `limit`; returns whether it has. Sends a
+    /// marker datagram from a socket of its own and waits for the thread to
+    /// read it: on loopback a datagram is queued at the receiver when its
+    /// send returns, so what a backend sent before (a flush that returned)
+    /// is queued ahead of the marker. Unlike [`wait_quiet`](Self::wait_quiet),
+    /// a receiving thread the machine is slow to schedule cannot end the
+    /// wait early. The marker is not a line and is not counted.
+    pub fn sync(&self, limit: Duration) -> bool {
+        let n = self.syncs.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(socket) = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))) else {
+            return false;
+        };
+        let mut marker = SYNC_MARKER.to_vec();
+        marker.extend_from_slice(n.to_string().as_bytes());
+        let deadline = Instant::now() + limit;
+        // Sent again every 100 ms in case the receive queue was full.
+        let mut sent_at: Option<Instant> = None;
+        loop {
+            if sent_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                let _ = socket.send_to(&marker, self.addr);
+                sent_at = Some(Instant::now());
+            }
+            if self.synced.load(Ordering::Acquire) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Waits until no new datagram arrived for `quiet`, at most `limit`.
@@ -339,8 +390,10 @@ impl Harness for UdpHarness {
         if let Err(e) = self.metrics.flush() {
             panic!("the backend failed to flush: {e}");
         }
-        self.receiver
-            .wait_quiet(Duration::from_millis(100), Duration::from_secs(5));
+        assert!(
+            self.receiver.sync(Duration::from_secs(60)),
+            "the receiver did not read what was sent within 60 s"
+        );
         let bad = self.receiver.series().bad;
         assert!(bad.is_empty(), "malformed lines: {bad:?}");
     }

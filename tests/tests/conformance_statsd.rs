@@ -14,6 +14,7 @@ fn statsd() -> UdpHarness {
     let backend = StatsdMetrics::new(StatsdConfig {
         addr: receiver.addr().to_string(),
         flush_interval_ms: 3_600_000, // flushes come from settle()
+        shutdown_timeout_ms: 60_000,  // a flush on a loaded machine
         ..StatsdConfig::default()
     })
     .expect("a StatsD backend");
