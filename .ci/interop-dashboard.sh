@@ -9,6 +9,7 @@
 # METRICS_HTTP_TOKEN set the page works from `?token=`. Numbers read off the
 # page are compared with the JSON answers it drew from: the explorer's
 # series count, count, sum and rates (newest rate point a bin that is over),
+# a timer's p95 box and newest p95 point (the newest step's, as the API gives it),
 # top counters grouped by each series' unit (also with network counters
 # answered as bytes), labels that fit and differ, a single point's time axis
 # (minutes, not years), and every chart's axis labels (inside the chart,
@@ -258,11 +259,13 @@ async function main() {
         const st = document.getElementById('ex-status');
         const q = st.dataset.query;
         if (!q || !q.startsWith('name=' + encodeURIComponent(n) + '&') || document.getElementById('ex-rate').dataset.query !== q
-          || document.getElementById('ex-stats').dataset.query !== q) return false;
+          || document.getElementById('ex-stats').dataset.query !== q
+          || document.getElementById('ex-pct').dataset.query !== q) return false;
         // (a rate needs a bin that is over: right after start there is none)
         if (!JSON.parse(document.getElementById('ex-rate').dataset.last || '[null]')[0]) return false;
         return { q, at: Number(st.dataset.at), status: st.textContent, last: JSON.parse(document.getElementById('ex-rate').dataset.last || 'null'),
-          stats: Array.from(document.querySelectorAll('#ex-stats .stat')).map((s) => [s.dataset.stat, s.querySelector('.v').textContent, s.querySelector('.k').textContent]) };
+          stats: Array.from(document.querySelectorAll('#ex-stats .stat')).map((s) => [s.dataset.stat, s.querySelector('.v').textContent, s.querySelector('.k').textContent]),
+          pctStep: document.getElementById('ex-pct').dataset.step, pctLast: JSON.parse(document.getElementById('ex-pct').dataset.last || 'null') };
       }, name);
       const seen = await h.jsonValue();
       const answer = await answers.get('/api/v1/query_range?' + seen.q);
@@ -302,6 +305,21 @@ async function main() {
         throw new Error(`${name}: ${rateBox[2]} ${rateBox[1]}, the API's complete bins ${mean}/s over ${span} s`);
       }
       step(`explorer ${name} against the API: ${all.length} series, count ${count}, ${counter ? 'increase' : 'sum'} ${sum.toFixed(1)} ${unit} (${sumBox[1]}), newest rate ${expected.toFixed(2)}/s of a complete bin, ${rateBox[2]} ${rateBox[1]}`);
+      if (!counter) {
+        // Percentiles are the API's, per step: the p95 box and the newest
+        // p95 point are those of the newest step that has them.
+        const withP = answer.series[0].bins.filter((b) => b.p95 != null);
+        if (!withP.length) throw new Error(`${name}: the API gave no step percentiles: ${JSON.stringify(answer.series[0].bins.slice(-2))}`);
+        const newestP = withP[withP.length - 1];
+        if (seen.pctStep !== newestP.start) throw new Error(`${name}: the page's percentiles are of the step ${seen.pctStep}, the API's newest is ${newestP.start}`);
+        const p95Box = stat('p95');
+        if (!near(shown(p95Box[1], unit), newestP.p95)) throw new Error(`${name}: ${p95Box[2]} ${p95Box[1]}, the API's step ${newestP.p95} ${unit}`);
+        const drawn = seen.pctLast && seen.pctLast[1];
+        if (!drawn || drawn[0] !== t(newestP.covers_start) || Math.abs(drawn[1] - newestP.p95) > 1e-9 * Math.max(1, newestP.p95)) {
+          throw new Error(`${name}: newest p95 point ${JSON.stringify(drawn)}, the API's step from ${newestP.covers_start}: ${newestP.p95}`);
+        }
+        step(`explorer ${name} percentiles: ${p95Box[2]} ${p95Box[1]} and the newest p95 point are the API's step from ${newestP.start} (${newestP.p95} ${unit}; p50 ${newestP.p50}, p99 ${newestP.p99})`);
+      }
     };
     await checkExplorer('db.query');
     await checkAxes(page, '#explorer');

@@ -195,24 +195,36 @@ impl Drop for Running {
     }
 }
 
-#[test]
-fn the_main_program_serves_metrics_and_the_api_while_it_runs() {
+type Stdout = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `command` (which passes `--listen`) with its stdout piped and
+/// stderr discarded: the program, the address it printed it serves on, and
+/// the rest of its stdout.
+fn serving(mut command: Command) -> (Running, SocketAddr, Stdout) {
     let mut child = Running(
-        agent()
-            .args(["--listen", "127.0.0.1:0", "--duration", "5m"])
-            .args(["--report-every", "1h", "--no-export"])
+        command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
+    let addr = loop {
         let line = lines.next().expect("the program printed its URL").unwrap();
         if let Some(rest) = line.strip_prefix("serving http://") {
             break rest.split('/').next().unwrap().parse().unwrap();
         }
     };
+    (child, addr, lines)
+}
+
+#[test]
+fn the_main_program_serves_metrics_and_the_api_while_it_runs() {
+    let mut command = agent();
+    command
+        .args(["--listen", "127.0.0.1:0", "--duration", "5m"])
+        .args(["--report-every", "1h", "--no-export"]);
+    let (_child, addr, _stdout) = serving(command);
     // The workload records from the start; wait (generously) for a scrape
     // that shows its request timer.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -358,27 +370,16 @@ fn thread_names(pid: u32) -> Vec<String> {
 #[test]
 fn the_main_program_runs_on_at_most_eight_threads() {
     let dir = temp_dir("threads");
-    let mut child = Running(
-        agent()
-            .current_dir(&dir)
-            .env("METRICS_SYSTEM_POLLING", "on")
-            .env("METRICS_COLLECTION_INTERVAL", "1s")
-            .env_remove("METRICS_STORE")
-            .args(["--listen", "127.0.0.1:0", "--duration", "5m"])
-            .args(["--report-every", "1s", "--no-export"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut command = agent();
+    command
+        .current_dir(&dir)
+        .env("METRICS_SYSTEM_POLLING", "on")
+        .env("METRICS_COLLECTION_INTERVAL", "1s")
+        .env_remove("METRICS_STORE")
+        .args(["--listen", "127.0.0.1:0", "--duration", "5m"])
+        .args(["--report-every", "1s", "--no-export"]);
+    let (child, addr, lines) = serving(command);
     let pid = child.0.id();
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("the program printed its URL").unwrap();
-        if let Some(rest) = line.strip_prefix("serving http://") {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
     // Keep reading the summaries, so the program never waits on its pipe.
     let reader = std::thread::spawn(move || for _ in lines {});
     // Steady state: the store is connected and the poller has run.
@@ -460,31 +461,16 @@ fn live_requests(addr: SocketAddr) -> u64 {
 fn a_sigkill_loses_at_most_the_last_flush_interval() {
     let dir = temp_dir("sigkill");
     let url = format!("sqlite://{}/", dir.display());
-    let started = Instant::now();
-    let mut child = Running(
-        agent()
+    let start = || {
+        let mut command = agent();
+        command
             .env_remove("METRICS_STORE")
-            .args([
-                "--store",
-                &url,
-                "--listen",
-                "127.0.0.1:0",
-                "--duration",
-                "5m",
-            ])
-            .args(["--report-every", "1h", "--no-export"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("the program printed its URL").unwrap();
-        if let Some(rest) = line.strip_prefix("serving http://") {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
+            .args(["--store", &url, "--listen", "127.0.0.1:0"])
+            .args(["--duration", "5m", "--report-every", "1h", "--no-export"]);
+        serving(command)
     };
+    let started = Instant::now();
+    let (mut child, addr, _stdout) = start();
     let deadline = Instant::now() + Duration::from_secs(60);
     while live_requests_or_zero(addr) == 0 {
         assert!(Instant::now() < deadline, "no requests recorded");
@@ -511,30 +497,7 @@ fn a_sigkill_loses_at_most_the_last_flush_interval() {
     );
     // Restarted on the same store, the program's window counts what the
     // killed run left there, its open bin's partial rows included.
-    let mut child = Running(
-        agent()
-            .env_remove("METRICS_STORE")
-            .args([
-                "--store",
-                &url,
-                "--listen",
-                "127.0.0.1:0",
-                "--duration",
-                "5m",
-            ])
-            .args(["--report-every", "1h", "--no-export"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("the program printed its URL").unwrap();
-        if let Some(rest) = line.strip_prefix("serving http://") {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
+    let (child, addr, _stdout) = start();
     // The window less this run's own count (read after it, so at least
     // what the window had of this run) is what it took from the store.
     let deadline = Instant::now() + Duration::from_secs(60);

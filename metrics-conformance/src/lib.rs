@@ -175,6 +175,7 @@ pub mod outcome;
 #[cfg(feature = "queries")]
 pub mod queries;
 pub mod timer;
+pub mod workload;
 
 pub use capture::CaptureHarness;
 

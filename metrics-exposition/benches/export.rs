@@ -10,34 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use metrics_conformance::workload::TEN_THOUSAND_SERIES;
 use metrics_exposition::{ExportFormat, Exporter, ExpositionConfig};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::Metrics;
 
-const COUNTER_NAMES: usize = 90;
-const HISTOGRAM_NAMES: usize = 10;
-const PER_NAME: usize = 100;
-const SAMPLES: usize = 20;
-
 fn ours() -> Arc<MemoryMetrics> {
     let mem = Arc::new(MemoryMetrics::new());
-    let m = Metrics::new(mem.clone());
-    for n in 0..COUNTER_NAMES {
-        let name = format!("bench.requests_{n}");
-        for i in 0..PER_NAME {
-            let id = i.to_string();
-            m.record_counter(&name, (i + 1) as f64, &[("id", &id)]);
-        }
-    }
-    for n in 0..HISTOGRAM_NAMES {
-        let name = format!("bench.payload_{n}");
-        for i in 0..PER_NAME {
-            let id = i.to_string();
-            for s in 0..SAMPLES {
-                m.record_histogram(&name, (s * 10 + i) as f64, &[("id", &id)]);
-            }
-        }
-    }
+    TEN_THOUSAND_SERIES.record(&Metrics::new(mem.clone()));
     mem
 }
 
@@ -51,20 +31,11 @@ fn peer() -> metrics_exporter_prometheus::PrometheusHandle {
         .build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
-        for n in 0..COUNTER_NAMES {
-            let name = format!("bench_requests_{n}");
-            for i in 0..PER_NAME {
-                metrics::counter!(name.clone(), "id" => i.to_string()).increment((i + 1) as u64);
-            }
+        for (n, id, v) in TEN_THOUSAND_SERIES.counters() {
+            metrics::counter!(format!("bench_requests_{n}"), "id" => id.to_string()).increment(v);
         }
-        for n in 0..HISTOGRAM_NAMES {
-            let name = format!("bench_payload_{n}");
-            for i in 0..PER_NAME {
-                let h = metrics::histogram!(name.clone(), "id" => i.to_string());
-                for s in 0..SAMPLES {
-                    h.record((s * 10 + i) as f64);
-                }
-            }
+        for (n, id, v) in TEN_THOUSAND_SERIES.histogram_samples() {
+            metrics::histogram!(format!("bench_payload_{n}"), "id" => id.to_string()).record(v);
         }
     });
     handle
@@ -74,10 +45,7 @@ fn render(c: &mut Criterion) {
     let mem = ours();
     let peer = peer();
     let series = mem.series_count();
-    assert_eq!(
-        series,
-        COUNTER_NAMES * PER_NAME + HISTOGRAM_NAMES * PER_NAME
-    );
+    assert_eq!(series, TEN_THOUSAND_SERIES.series());
     let exporter = Exporter::new(mem);
     let mut g = c.benchmark_group("render_10k_series");
     g.throughput(Throughput::Elements(series as u64));

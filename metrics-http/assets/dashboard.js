@@ -5,7 +5,6 @@
   const POLL_MS = 2000;
   // Hard cap of points kept per series, whatever the range (24 h of 10 s bins).
   const MAX_POINTS = 8640;
-  const PCT_WINDOW = '30s';
   const STEPS = { 300: 10, 3600: 60, 86400: 900 };
   const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#eeca3b', '#9d755d'];
 
@@ -547,11 +546,10 @@
       label: s.group == null ? name : group + '=' + s.group,
       points: s.bins.filter(done).map((b) => [from(b), perBin(b) / (to(b) - from(b))]),
     }));
-    let count = 0; let sum = 0; let recent = 0;
+    let count = 0; let sum = 0;
     let doneTotal = 0; let doneFrom = Infinity; let doneTo = -Infinity;
     for (const s of series) for (const b of s.bins) {
       count += b.count; sum += b.sum;
-      if (to(b) >= now - 30) recent += b.count;
       if (done(b)) {
         doneTotal += perBin(b);
         doneFrom = Math.min(doneFrom, from(b));
@@ -594,30 +592,35 @@
       isCounter ? ['increase', fmt(sum, 'count'), sum] : ['sum', fmt(sum, m.unit), sum],
       ['rate (mean' + (span > 0 ? ' over ' + duration(span) : '') + ')', fmt(meanRate, 'ops/sec'), meanRate],
     ];
-    // Percentiles: of every series of the metric (the summary API does not
-    // filter by tag), over the last 30 s, read at each poll.
+    // Percentiles: each step's, as the API gives them (from the merged
+    // sketches of the step's bins, per group and under the tag filter);
+    // counters and gauges have none.
     const pctKeys = ['p50', 'p95', 'p99'];
-    if (tags.length === 0 && recent > 0 && m.type !== 'counter') {
-      const s = await api('/api/v1/summary?' + new URLSearchParams({ name, window: PCT_WINDOW }));
-      if (s.ok && s.body) {
-        const t = Date.now() / 1000;
-        for (const k of pctKeys) {
-          if (s.body[k] != null) mergeInto('ex|' + name + '|' + k, [[t, s.body[k]]]);
-          boxes.push([k + ' (30 s)', fmt(s.body[k], m.unit), s.body[k]]);
-        }
+    const pct = [];
+    for (const s of series) {
+      const label = s.group == null ? '' : group + '=' + s.group + ' ';
+      for (const k of pctKeys) {
+        pct.push({ label: label + k, points: s.bins.filter((b) => b[k] != null).map((b) => [from(b), b[k]]) });
       }
     }
-    const pct = pctKeys.map((k) => ({ label: k, points: state.buffers.get('ex|' + name + '|' + k) || [] }));
+    // The newest step with percentiles, when the answer is one series.
+    const pctBins = series.length === 1 ? series[0].bins.filter((b) => b.p95 != null) : [];
+    const newestPct = pctBins[pctBins.length - 1];
+    if (newestPct) {
+      for (const k of pctKeys) boxes.push([k + ' (newest step)', fmt(newestPct[k], m.unit), newestPct[k]]);
+    }
     if (pct.some((p) => p.points.length)) {
-      lineChart($('ex-pct'), 'ex-pct', m.unit, pct, false, 30);
+      lineChart($('ex-pct'), 'ex-pct', m.unit, pct, false, step * 3);
       $('ex-pct-legend').replaceChildren(latestList(pct, m.unit, false));
     } else {
       $('ex-pct-legend').replaceChildren();
       const c = state.charts.get('ex-pct');
       if (c) { c.plot.destroy(); state.charts.delete('ex-pct'); }
       $('ex-pct').replaceChildren(el('p', { class: 'empty' },
-        tags.length ? 'percentiles by tag are not in the API (clear the tag filter)' : 'no samples in the last 30 s'));
+        m.type === 'counter' || m.type === 'gauge' ? 'a ' + m.type + ' has no percentiles' : 'no samples in this range'));
     }
+    $('ex-pct').dataset.query = asked;
+    $('ex-pct').dataset.step = newestPct ? newestPct.start : '';
     $('ex-stats').replaceChildren(...boxes.map(([k, v, raw]) => el('div', { class: 'stat', 'data-stat': k.split(' ')[0], 'data-value': String(raw) },
       el('div', { class: 'v' }, v), el('div', { class: 'k' }, k))));
     $('ex-stats').dataset.query = asked;

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
+use metrics_conformance::workload::TEN_THOUSAND_SERIES;
 use metrics_http::{HttpConfig, router};
 use metrics_memory::MemoryMetrics;
 use metrics_protocol::Metrics;
@@ -21,40 +22,16 @@ use tower::ServiceExt;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-const COUNTER_NAMES: usize = 90;
-const HISTOGRAM_NAMES: usize = 10;
-const PER_NAME: usize = 100;
-const SAMPLES: usize = 20;
-
 fn ours() -> Arc<MemoryMetrics> {
     let mem = Arc::new(MemoryMetrics::new());
-    let m = Metrics::new(mem.clone());
-    for n in 0..COUNTER_NAMES {
-        let name = format!("bench.requests_{n}");
-        for i in 0..PER_NAME {
-            let id = i.to_string();
-            m.record_counter(&name, (i + 1) as f64, &[("id", &id)]);
-        }
-    }
-    for n in 0..HISTOGRAM_NAMES {
-        let name = format!("bench.payload_{n}");
-        for i in 0..PER_NAME {
-            let id = i.to_string();
-            for s in 0..SAMPLES {
-                m.record_histogram(&name, (s * 10 + i) as f64, &[("id", &id)]);
-            }
-        }
-    }
+    TEN_THOUSAND_SERIES.record(&Metrics::new(mem.clone()));
     mem
 }
 
 fn render(c: &mut Criterion) {
     let mem = ours();
     let series = mem.series_count();
-    assert_eq!(
-        series,
-        COUNTER_NAMES * PER_NAME + HISTOGRAM_NAMES * PER_NAME
-    );
+    assert_eq!(series, TEN_THOUSAND_SERIES.series());
     let app = router(
         common::TestSystem::over(mem.clone()).source(),
         &HttpConfig::default(),

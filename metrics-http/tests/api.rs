@@ -680,6 +680,32 @@ async fn query_range_answers_bins_by_group_when_the_system_keeps_history() {
         let covers = (time(&b["covers_start"]), time(&b["covers_end"]));
         assert!(start <= covers.0 && covers.0 < end, "{b}");
         assert!(covers.0 < covers.1 && covers.1 <= end + 10, "{b}");
+        // A counter's steps have no percentiles.
+        assert!(b.get("p50").is_none() && b.get("p95").is_none(), "{b}");
+    }
+
+    // A distribution's steps carry their percentiles: 0, 100, ... 900
+    // (one step of a day holds them all but once in a long while).
+    let uri = format!(
+        "/api/v1/query_range?name=payload.bytes&start={}&end={}&step=1d",
+        now - 3600,
+        now + 60
+    );
+    let (status, r) = get_json(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let bins = r["series"][0]["bins"].as_array().unwrap();
+    for b in bins {
+        let (p50, p95, p99) = (b["p50"].as_f64(), b["p95"].as_f64(), b["p99"].as_f64());
+        let (min, max) = (b["min"].as_f64().unwrap(), b["max"].as_f64().unwrap());
+        for p in [p50, p95, p99] {
+            let p = p.unwrap_or_else(|| panic!("no percentiles in {b}"));
+            assert!(min <= p && p <= max, "{b}");
+        }
+        if b["count"] == 10 {
+            let p50 = p50.unwrap();
+            assert!((p50 - 400.0).abs() <= 4.0, "the 5th of 10: {b}");
+            assert_eq!(p99, Some(900.0), "{b}");
+        }
     }
 
     for (uri, parameter) in [

@@ -232,6 +232,7 @@ use metrics_protocol::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, MemoryConfig};
 pub use history::{OlderBins, OlderOutcomes, SealedBin, SealedOutcomes};
+pub use query::{merge_step_sketches, with_step_sketch};
 pub use ring::WindowSpec;
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY, WINDOW_ACCURACY};
 pub use stats::Exact;

@@ -8,9 +8,11 @@ use metrics_protocol::MetricsError;
 use metrics_protocol::backend::validate::tags_contain;
 use metrics_query::{RangeBin, RangeGroup, RangeQueries, RangeRequest, RollupRequest};
 
-use crate::MemoryMetrics;
 use crate::clock::to_datetime;
+use crate::series::Series;
+use crate::sketch::Sketch;
 use crate::stats::Exact;
+use crate::{MemoryMetrics, QuantileSketch};
 
 /// One step being filled: its exact figures and the span its bins cover.
 #[derive(Clone, Copy)]
@@ -72,6 +74,66 @@ fn disjoint(bins: BTreeMap<i64, Acc>, end_of: &impl Fn(i64) -> i64) -> Vec<Range
         .collect()
 }
 
+/// The merged sketch of the steps' sketches ([`RangeBin::sketch`], each
+/// read with its step's min and max), at window accuracy
+/// ([`QuantileSketch::windowed`]); `None` when no step has one. How the
+/// steps of several sources (memory and a store, several instances) are
+/// merged: sketches, not percentiles.
+pub fn merge_step_sketches<'a>(
+    steps: impl IntoIterator<Item = &'a RangeBin>,
+) -> Option<QuantileSketch> {
+    let mut q = QuantileSketch::windowed();
+    let mut any = false;
+    for b in steps {
+        if let Some(e) = &b.sketch {
+            if q.merge_bin(e, b.min, b.max) {
+                any = true;
+            } else {
+                tracing::warn!(start = %b.start, "a step's sketch does not decode; skipped");
+            }
+        }
+    }
+    any.then_some(q)
+}
+
+/// `bin` with its percentiles read from `sketch` (its merged bins'
+/// sketches, see [`RangeBin`]'s percentile rule) and the sketch kept for
+/// later merges, when the sketch holds at least every sample the step
+/// counts; else `bin` without a sketch or percentiles.
+pub fn with_step_sketch(bin: RangeBin, sketch: Option<&QuantileSketch>) -> RangeBin {
+    let mut enc = Vec::new();
+    match sketch {
+        Some(q) if bin.count > 0 && q.count() >= bin.count && q.encode_bin(&mut enc) => {
+            bin.with_sketch(enc, |p| q.quantile(p))
+        }
+        _ => bin.without_sketch(),
+    }
+}
+
+/// `bin` with the percentiles of the sketches of `series` overlapping what
+/// its bins cover (see [`RangeBin`]'s percentile rule), when they are
+/// distributions.
+fn with_sketches(bin: RangeBin, series: &[std::sync::Arc<Series>]) -> RangeBin {
+    let (from, to) = (
+        bin.covers_start.timestamp_millis(),
+        bin.covers_end.timestamp_millis(),
+    );
+    let mut merged = Sketch::new(1);
+    for s in series {
+        if let Some(q) = &s.state.lock().quantiles {
+            q.merge_overlapping(from, to, &mut merged);
+        }
+    }
+    if merged.count() == 0 {
+        return bin;
+    }
+    let mut enc = Vec::new();
+    merged.encode(&mut enc);
+    let mut q = QuantileSketch::windowed();
+    let ok = q.merge_bin(&enc, bin.min, bin.max);
+    with_step_sketch(bin, ok.then_some(&q))
+}
+
 impl MemoryMetrics {
     /// Steps of `q.name` between `q.start` and `q.end`, `q.step` wide,
     /// optionally grouped by one tag, on the request's step grid
@@ -82,7 +144,12 @@ impl MemoryMetrics {
     /// lies in exactly one step; a coarser bin (older history kept in
     /// 15 min bins, say, under 1 min steps) counts whole in the step
     /// holding its start, and [`RangeBin::covers_start`] and
-    /// [`RangeBin::covers_end`] say what that step really spans.
+    /// [`RangeBin::covers_end`] say what that step really spans. A
+    /// distribution's steps carry their percentiles, from the sketches
+    /// covering their bins (see [`RangeBin`]): one sketch per finest bin
+    /// for the finest ring's span, one per block beyond it (15 minute
+    /// blocks over the hour, 6 hour blocks over the day with the default
+    /// windows), so a step finer than a block has the block's percentiles.
     pub fn range_query(&self, q: &RangeRequest) -> Result<Vec<RangeGroup>, MetricsError> {
         let q = &q.aligned();
         let step_ms = q.step.as_millis() as i64;
@@ -140,7 +207,8 @@ impl MemoryMetrics {
         let filter: Vec<(&str, &str)> =
             tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let now = self.now_ms();
-        let mut groups: BTreeMap<Option<String>, BTreeMap<i64, Acc>> = BTreeMap::new();
+        type Group = (BTreeMap<i64, Acc>, Vec<std::sync::Arc<Series>>);
+        let mut groups: BTreeMap<Option<String>, Group> = BTreeMap::new();
         for s in self.registry.by_name(name) {
             if !tags_contain(s.tag_pairs(), &filter) {
                 continue;
@@ -150,7 +218,7 @@ impl MemoryMetrics {
                     .find(|(k, _)| *k == g)
                     .map(|(_, v)| v.to_owned())
             });
-            let bins = groups.entry(group).or_default();
+            let (bins, series) = groups.entry(group).or_default();
             s.for_each_bin(start, now, |bin_start, width, b| {
                 let bin_end = bin_start.saturating_add(width);
                 if bin_start >= start && bin_end <= end {
@@ -159,12 +227,16 @@ impl MemoryMetrics {
                         .add((bin_start, bin_end), b);
                 }
             });
+            series.push(s);
         }
         Ok(groups
             .into_iter()
-            .map(|(group, bins)| RangeGroup {
+            .map(|(group, (bins, series))| RangeGroup {
                 group,
-                bins: disjoint(bins, &end_of),
+                bins: disjoint(bins, &end_of)
+                    .into_iter()
+                    .map(|b| with_sketches(b, &series))
+                    .collect(),
             })
             .collect())
     }
@@ -186,5 +258,171 @@ impl RangeQueries for MemoryMetrics {
                 Ok(groups)
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use metrics_protocol::Metrics;
+    use metrics_query::{RangeBin, RangeRequest};
+
+    use crate::clock::to_datetime;
+    use crate::{ManualClock, MemoryConfig, MemoryMetrics, WINDOW_ACCURACY};
+
+    /// A minute edge (so 10 s bins, 1 min bins and 15 min blocks start on it).
+    const E: i64 = 1_790_000_100_000 / 900_000 * 900_000;
+
+    fn at_edge() -> (Arc<ManualClock>, Arc<MemoryMetrics>, Metrics) {
+        let clock = Arc::new(ManualClock::new(E));
+        let m =
+            Arc::new(MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap());
+        let h = Metrics::new(m.clone());
+        (clock, m, h)
+    }
+
+    fn request(name: &str, (from, to): (i64, i64), step_s: u64) -> RangeRequest {
+        RangeRequest {
+            name: name.into(),
+            tags: vec![],
+            start: to_datetime(from),
+            end: to_datetime(to),
+            step: Duration::from_secs(step_s),
+            group_by: None,
+            instance: Default::default(),
+        }
+    }
+
+    /// The exact nearest-rank quantile of `samples`.
+    fn exact(samples: &[f64], q: f64) -> f64 {
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+        s[rank - 1]
+    }
+
+    /// `bin`'s p50, p95 and p99 are within the bins' sketch accuracy of
+    /// the exact quantiles of `samples`.
+    fn assert_percentiles(bin: &RangeBin, samples: &[f64]) {
+        assert_eq!(bin.count, samples.len() as u64, "{bin:?}");
+        for (q, got) in [(0.5, bin.p50), (0.95, bin.p95), (0.99, bin.p99)] {
+            let want = exact(samples, q);
+            let got = got.unwrap_or_else(|| panic!("no p{q} in {bin:?}"));
+            assert!(
+                (got - want).abs() <= want.abs() * WINDOW_ACCURACY,
+                "p{q}: {got}, exact {want} ({} samples from {})",
+                samples.len(),
+                bin.covers_start
+            );
+        }
+    }
+
+    /// Three known distributions, one per 10 s bin: 1..=100 at E, 1000..=1200
+    /// at E + 10 s, 7 (twice) and 50 at E + 60 s.
+    fn three_bins(clock: &ManualClock, h: &Metrics) -> [Vec<f64>; 3] {
+        let a: Vec<f64> = (1..=100).map(f64::from).collect();
+        let b: Vec<f64> = (1000..=1200).map(f64::from).collect();
+        let c = vec![7.0, 7.0, 50.0];
+        for (offset, vs) in [(1_000, &a), (11_000, &b), (61_000, &c)] {
+            clock.set(E + offset);
+            for v in vs {
+                h.record_histogram("lat", *v, &[]);
+            }
+        }
+        [a, b, c]
+    }
+
+    #[test]
+    fn each_step_has_the_percentiles_of_its_own_bins() {
+        let (clock, m, h) = at_edge();
+        let [a, b, c] = three_bins(&clock, &h);
+        clock.set(E + 120_000);
+        let bins = &m
+            .range_query(&request("lat", (E, E + 120_000), 10))
+            .unwrap()[0]
+            .bins;
+        assert_eq!(bins.len(), 3, "{bins:?}");
+        assert_percentiles(&bins[0], &a);
+        assert_percentiles(&bins[1], &b);
+        assert_percentiles(&bins[2], &c);
+        // Distinct distributions give distinct figures (no step borrows
+        // another's sketch).
+        assert!(bins[0].p99 < bins[1].p50 && bins[2].p50 < bins[0].p50);
+        // The sketch rides along for merging, never into the JSON.
+        assert!(bins.iter().all(|b| b.sketch.is_some()));
+        let v = serde_json::to_value(&bins[0]).unwrap();
+        assert!(v.get("sketch").is_none() && v["p95"].is_number(), "{v}");
+    }
+
+    #[test]
+    fn a_step_across_two_bins_merges_both_sketches() {
+        let (clock, m, h) = at_edge();
+        let [a, b, c] = three_bins(&clock, &h);
+        clock.set(E + 120_000);
+        let bins = &m
+            .range_query(&request("lat", (E, E + 120_000), 60))
+            .unwrap()[0]
+            .bins;
+        assert_eq!(bins.len(), 2, "{bins:?}");
+        let both: Vec<f64> = a.iter().chain(&b).copied().collect();
+        // p50 lies in the second bin's samples, p99 too: neither bin's
+        // figure, nor their mean, is the merged one.
+        assert_percentiles(&bins[0], &both);
+        let mean_of_p50s = (exact(&a, 0.5) + exact(&b, 0.5)) / 2.0;
+        assert!((bins[0].p50.unwrap() - mean_of_p50s).abs() > 100.0);
+        assert_percentiles(&bins[1], &c);
+    }
+
+    #[test]
+    fn counters_and_gauges_have_no_percentiles() {
+        let (clock, m, h) = at_edge();
+        clock.set(E + 1_000);
+        h.record_counter("jobs", 3.0, &[]);
+        h.record_gauge("depth", 4.0, &[]);
+        clock.set(E + 20_000);
+        for name in ["jobs", "depth"] {
+            let bins = &m.range_query(&request(name, (E, E + 20_000), 10)).unwrap()[0].bins;
+            let b = &bins[0];
+            assert_eq!(
+                (b.p50, b.p95, b.p99, b.sketch.is_some()),
+                (None, None, None, false)
+            );
+            let v = serde_json::to_value(b).unwrap();
+            assert!(v.get("p50").is_none() && v.get("p95").is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_step_finer_than_a_sketch_block_has_the_blocks_percentiles() {
+        let (clock, m, h) = at_edge();
+        let [a, b, c] = three_bins(&clock, &h);
+        // Ten minutes on (and a sample then, which moves the rings on),
+        // the 10 s sketches are merged into the 15 minute block starting
+        // at E, the exact bins into 1 minute bins.
+        clock.set(E + 600_000);
+        h.record_histogram("lat", 2000.0, &[]);
+        let bins = &m
+            .range_query(&request("lat", (E, E + 120_000), 60))
+            .unwrap()[0]
+            .bins;
+        assert_eq!(bins.len(), 2, "{bins:?}");
+        // Each step counts its own bins ...
+        assert_eq!((bins[0].count, bins[1].count), (301, 3));
+        // ... and has the percentiles of the block covering them: all
+        // three distributions (clamped to the step's own min and max).
+        let block: Vec<f64> = a.iter().chain(&b).chain(&c).copied().collect();
+        for q in [0.5, 0.95, 0.99] {
+            let want = exact(&block, q);
+            for (bin, got) in bins.iter().map(|x| (x, [x.p50, x.p95, x.p99])) {
+                let got = got[[0.5, 0.95, 0.99].iter().position(|p| *p == q).unwrap()].unwrap();
+                let want = want.clamp(bin.min, bin.max);
+                assert!(
+                    (got - want).abs() <= want * WINDOW_ACCURACY,
+                    "p{q}: {got}, {want}"
+                );
+            }
+        }
     }
 }

@@ -654,6 +654,28 @@ impl SketchRings {
         }
     }
 
+    /// Merges into `out` (level 1) every bin or block whose span overlaps
+    /// `[from_ms, to_ms)`, the open bin included: the sketches of a range
+    /// step's bins. Blocks are merged whole, so where they are coarser
+    /// than the step's bins `out` holds the samples of the blocks covering
+    /// them (more than the step's).
+    pub fn merge_overlapping(&self, from_ms: i64, to_ms: i64, out: &mut Sketch) {
+        let overlaps =
+            |start: i64, width: i64| start < to_ms && start.saturating_add(width) > from_ms;
+        for ring in &self.rings {
+            for (idx, buf) in &ring.bins {
+                if overlaps(idx.saturating_mul(ring.bin_ms), ring.bin_ms) {
+                    let ok = out.merge_encoded(buf);
+                    debug_assert!(ok, "sealed sketches decode");
+                }
+            }
+        }
+        let finest = self.finest_ms();
+        if self.open.count() > 0 && overlaps(self.open_idx.saturating_mul(finest), finest) {
+            out.merge(&self.open);
+        }
+    }
+
     /// The merged sketch (level 1) of the window `[since_ms, now_ms]`
     /// holding `exact` samples (the count of the exact bins starting in
     /// it), and the earliest start of what it merged whole (`None`:

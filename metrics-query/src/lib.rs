@@ -243,6 +243,25 @@ pub type Outcomes = (u64, std::collections::BTreeMap<String, u64>);
 /// the edges of the range or of history, wider where stored bins are
 /// coarser than the step). Only bins wholly inside the request's range
 /// count, each in the step holding its start.
+///
+/// A distribution's step (a timer's or a histogram's) also says its
+/// percentiles, [`p50`](Self::p50), [`p95`](Self::p95) and
+/// [`p99`](Self::p99): the nearest-rank quantiles of the merged quantile
+/// sketches of the bins counted in the step (those `covers_start` to
+/// `covers_end` spans), within the sketch's stated relative error (1 %,
+/// the accuracy of the bins' sketches) of the exact quantile of those
+/// samples, and never outside the step's `min` and `max`. Where a step's
+/// bins are coarser than the step (older history in 15 minute bins under
+/// 1 minute steps, say), the step counts the covering bin whole, and its
+/// percentiles are those of the covering bin's sketch, as its count is.
+/// Where the history keeps sketches coarser than its bins (the memory
+/// backend keeps one sketch per block of older bins), the percentiles are
+/// those of the sketches covering the step's bins, so they describe a
+/// span wider than `covers_start` to `covers_end`. Sources, and the
+/// instances of a shared store, are merged sketch by sketch, never by
+/// averaging percentiles. The percentiles are absent for counters and
+/// gauges, and for a step whose sketches do not hold every sample it
+/// counts (history stored without sketches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeBin {
@@ -268,6 +287,24 @@ pub struct RangeBin {
     /// Their mean.
     #[cfg_attr(feature = "openapi", schema(nullable))]
     pub avg: f64,
+    /// The step's median (see the percentile rule above); absent from the
+    /// JSON when the step has no sketch of its samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    /// The step's 95th percentile (see the percentile rule above); absent
+    /// from the JSON when the step has no sketch of its samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    /// The step's 99th percentile (see the percentile rule above); absent
+    /// from the JSON when the step has no sketch of its samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<f64>,
+    /// The merged quantile sketch the percentiles were read from, in its
+    /// source's mergeable encoding (the memory backend's bin encoding), so
+    /// that answers of several sources merge sketches, not percentiles.
+    /// Never serialised.
+    #[serde(skip)]
+    pub sketch: Option<Vec<u8>>,
 }
 
 impl RangeBin {
@@ -288,9 +325,43 @@ impl RangeBin {
             min,
             max,
             avg: if count == 0 { 0.0 } else { sum / count as f64 },
+            p50: None,
+            p95: None,
+            p99: None,
+            sketch: None,
+        }
+    }
+
+    /// This step with the merged sketch of its bins (`encoding`, kept for
+    /// merging with other sources) and the percentiles read from it by
+    /// `quantile` (at [`STEP_QUANTILES`]).
+    pub fn with_sketch(self, encoding: Vec<u8>, quantile: impl Fn(f64) -> Option<f64>) -> Self {
+        let [p50, p95, p99] = STEP_QUANTILES.map(&quantile);
+        RangeBin {
+            p50,
+            p95,
+            p99,
+            sketch: Some(encoding),
+            ..self
+        }
+    }
+
+    /// This step without a sketch or percentiles (its sketches do not
+    /// hold every sample it counts).
+    pub fn without_sketch(self) -> Self {
+        RangeBin {
+            p50: None,
+            p95: None,
+            p99: None,
+            sketch: None,
+            ..self
         }
     }
 }
+
+/// The quantiles every distribution's step reports: [`RangeBin::p50`],
+/// [`RangeBin::p95`], [`RangeBin::p99`].
+pub const STEP_QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 
 /// One group of a range or rollup answer: the steps of every series of
 /// the name with one value of the `group_by` tag (or all of them).
@@ -574,6 +645,34 @@ mod tests {
     fn an_empty_step_has_a_mean_of_zero() {
         let t = at("2026-11-26T15:00:00Z");
         assert_eq!(RangeBin::new((t, t), (t, t), (0, 0.0, 0.0, 0.0)).avg, 0.0);
+    }
+
+    #[test]
+    fn a_steps_percentiles_are_in_the_json_only_when_it_has_a_sketch() {
+        let t = at("2026-11-26T15:00:00Z");
+        let plain = RangeBin::new((t, t), (t, t), (2, 3.0, 1.0, 2.0));
+        let v = serde_json::to_value(&plain).unwrap();
+        for k in ["p50", "p95", "p99", "sketch"] {
+            assert!(v.get(k).is_none(), "{k} in {v}");
+        }
+        let with = plain.with_sketch(vec![1, 2, 3], |q| Some(q * 10.0));
+        assert_eq!(
+            (with.p50, with.p95, with.p99),
+            (Some(5.0), Some(9.5), Some(9.9))
+        );
+        let v = serde_json::to_value(&with).unwrap();
+        assert_eq!(
+            (v["p50"].as_f64(), v["p99"].as_f64()),
+            (Some(5.0), Some(9.9))
+        );
+        assert!(
+            v.get("sketch").is_none(),
+            "the sketch is never serialised: {v}"
+        );
+        let back: RangeBin = serde_json::from_value(v).unwrap();
+        assert_eq!((back.p95, back.sketch), (Some(9.5), None));
+        let without = with.without_sketch();
+        assert_eq!((without.p50, without.sketch), (None, None));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Merging the memory backend's and the store's range answers: per group
 //! and step, the store's bins first brought into the shared range model.
+//! A step's percentiles are read from the merged sketches of both sources
+//! (percentiles do not merge).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use metrics_memory::{merge_step_sketches, with_step_sketch};
 use metrics_query::{Period, RangeBin, RangeGroup, RangeRequest};
 use metrics_store::HistoryGroup;
 
@@ -20,7 +23,8 @@ pub(crate) fn merge_rollups(
     merge(memory, steps(stored, edges))
 }
 
-/// `a` and `b` merged per group and step.
+/// `a` and `b` merged per group and step: counts, sums and extremes, and
+/// the steps' sketches (the percentiles are read from the merged sketch).
 pub(crate) fn merge(a: Vec<RangeGroup>, b: Vec<RangeGroup>) -> Vec<RangeGroup> {
     let mut groups: BTreeMap<Option<String>, BTreeMap<DateTime<Utc>, RangeBin>> = BTreeMap::new();
     for s in a.into_iter().chain(b) {
@@ -31,6 +35,7 @@ pub(crate) fn merge(a: Vec<RangeGroup>, b: Vec<RangeGroup>) -> Vec<RangeGroup> {
                     steps.insert(bin.start, bin);
                 }
                 Some(t) if bin.count > 0 => {
+                    let sketch = merge_step_sketches([&*t, &bin]);
                     if t.count == 0 {
                         (t.min, t.max) = (bin.min, bin.max);
                     } else {
@@ -42,6 +47,7 @@ pub(crate) fn merge(a: Vec<RangeGroup>, b: Vec<RangeGroup>) -> Vec<RangeGroup> {
                     t.count += bin.count;
                     t.sum += bin.sum;
                     t.avg = t.sum / t.count as f64;
+                    *t = with_step_sketch(t.clone(), sketch.as_ref());
                 }
                 Some(_) => {}
             }
@@ -76,11 +82,12 @@ pub(crate) fn steps(
                 .bins
                 .iter()
                 .filter_map(|b| {
-                    range_bin(
+                    let bin = range_bin(
                         edges(b.start_ms)?,
                         (b.covers_start_ms, b.covers_end_ms),
                         (b.count, b.sum, b.min, b.max),
-                    )
+                    )?;
+                    Some(with_step_sketch(bin, b.quantiles.as_ref()))
                 })
                 .collect(),
         })

@@ -2,37 +2,18 @@
 //! as the main program does, every setting is honoured or refused by name,
 //! and a part that cannot start leaves nothing running.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::{TcpListener, TcpStream};
 
 use metrics_sdk::{Agent, AgentConfig, AgentError};
+
+mod common;
+use common::get;
 
 fn field(e: AgentError) -> String {
     match e {
         AgentError::Config { field, .. } => field,
         other => panic!("expected a config error, got {other}"),
     }
-}
-
-/// `GET path` on `addr`: (status, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_owned();
-    (status, body)
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {

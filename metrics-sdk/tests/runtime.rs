@@ -6,14 +6,15 @@
 
 #![cfg(all(feature = "http", feature = "system", target_os = "linux"))]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_protocol::app::MetricsSystem;
 use metrics_protocol::backend::HealthStatus;
 use metrics_sdk::{Agent, AgentConfig, AggregationSpec, CheckOutcome, FnCheck};
+
+mod common;
+use common::get;
 
 /// The names of this process's threads.
 fn threads() -> Vec<String> {
@@ -24,27 +25,6 @@ fn threads() -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split_once("\r\n\r\n").map_or("", |b| b.1).to_owned(),
-    )
 }
 
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {

@@ -45,7 +45,10 @@
 //!
 //! - [`Store`]: one code path (sqlx) over SQLite and PostgreSQL, schema
 //!   versioned by embedded migrations per dialect (a store written by an
-//!   older version is migrated when opened). One `bins` table: instance,
+//!   older version is migrated when opened). Each statement is written
+//!   once, built with sqlx's `QueryBuilder` (which writes each driver's
+//!   placeholders) and compiled for each driver; what differs between the
+//!   dialects (the tags column's type, tag containment) is in one place. One `bins` table: instance,
 //!   run (of that instance), name, tags (JSON text on SQLite, JSONB on
 //!   PostgreSQL), kind, ring (bin width), bin start, count, sum, min, max
 //!   and the bin's sketch. A bin written at shutdown and the rest of it
@@ -115,11 +118,6 @@
 //!   reach back as far as retention keeps rows.
 
 #![deny(missing_docs)]
-// A build with one driver leaves the other dialect's SQL text unused.
-#![cfg_attr(
-    not(all(feature = "sqlite", feature = "postgres")),
-    allow(unused_variables, unused_imports, dead_code)
-)]
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!("metrics-store needs a database driver: enable its `sqlite` or `postgres` feature");

@@ -1,7 +1,9 @@
 //! [`Store`]: one code path over SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
+#[cfg(feature = "sqlite")]
 use std::path::Path;
+#[cfg(feature = "postgres")]
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +21,12 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row, Transaction};
 
 use crate::StoreError;
-use crate::url::{StoreUrl, redact};
+use crate::url::StoreUrl;
+#[cfg(feature = "postgres")]
+use crate::url::redact;
 
 /// Rows per `INSERT` statement (12 parameters each: within SQLite's and
 /// PostgreSQL's parameter limits).
@@ -58,6 +62,7 @@ pub struct Store {
 /// How long a SQLite reading connection stays open unused (sqlx closes it
 /// between one and two of these after its last use): queries in a burst
 /// share it; an idle store keeps only its writing connection.
+#[cfg(feature = "sqlite")]
 const READ_IDLE: Duration = Duration::from_secs(2);
 
 /// The schema version: the newest migration applied.
@@ -85,34 +90,30 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-/// The schema versions in order: 1 the bins, 2 the outcomes.
+/// The schema versions in order, 1 the bins and 2 the outcomes, each
+/// dialect's SQL from its own directory of `migrations/`.
+macro_rules! migrations {
+    ($dialect:literal) => {
+        &[
+            (
+                1,
+                "bins",
+                include_str!(concat!("../migrations/", $dialect, "/0001_bins.sql")),
+            ),
+            (
+                2,
+                "outcomes",
+                include_str!(concat!("../migrations/", $dialect, "/0002_outcomes.sql")),
+            ),
+        ]
+    };
+}
+/// The schema versions of a SQLite store.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "bins",
-        include_str!("../migrations/sqlite/0001_bins.sql"),
-    ),
-    (
-        2,
-        "outcomes",
-        include_str!("../migrations/sqlite/0002_outcomes.sql"),
-    ),
-];
-/// The schema versions of a PostgreSQL store, as SQLite's.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite");
+/// The schema versions of a PostgreSQL store.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "bins",
-        include_str!("../migrations/postgres/0001_bins.sql"),
-    ),
-    (
-        2,
-        "outcomes",
-        include_str!("../migrations/postgres/0002_outcomes.sql"),
-    ),
-];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres");
 
 /// The header every SQLite database file starts with.
 #[cfg(feature = "sqlite")]
@@ -210,10 +211,6 @@ fn kind_from_name(k: &str) -> Option<MetricType> {
     .find(|t| kind_name(*t) == k)
 }
 
-/// Inserts `$rows` (a slice of [`RowData`]) in the transaction `$tx` of
-/// database `$db`, in statements of at most [`ROWS_PER_INSERT`] rows, the
-/// tags cast by `$tags_cast` (`"::jsonb"` on PostgreSQL); evaluates to the
-/// rows written.
 /// Appends to a query builder `b` the filters the bins' and the outcomes'
 /// queries share: `q.skip_run_since` (leave out a run's rows from a time
 /// on) and `q.instances` (only these instances; the caller answers an
@@ -238,18 +235,87 @@ macro_rules! push_scope {
     };
 }
 
-macro_rules! insert_rows {
-    ($db:ty, $tx:ident, $rows:expr, $tags_cast:expr) => {{
+/// What differs between the SQL of the two drivers, in one place. Every
+/// statement is otherwise written once: built with [`QueryBuilder`], whose
+/// `push_bind` writes each driver's placeholder (`?`, `$1`), and run on
+/// the store's pool by `on_pool!`, which compiles it for each driver.
+trait Dialect: sqlx::Database {
+    /// What makes a bound JSON text the `tags` column's type.
+    const TAGS_CAST: &'static str;
+
+    /// Appends to a `WHERE` clause on `bins`: the row's tags include every
+    /// one of `tags`.
+    fn push_tags_filter(b: &mut QueryBuilder<'_, Self>, tags: &[(String, String)]);
+}
+
+#[cfg(feature = "sqlite")]
+impl Dialect for Sqlite {
+    /// Tags are JSON text.
+    const TAGS_CAST: &'static str = "";
+
+    fn push_tags_filter(b: &mut QueryBuilder<'_, Self>, tags: &[(String, String)]) {
+        for (k, v) in tags {
+            b.push(" AND EXISTS (SELECT 1 FROM json_each(bins.tags) j WHERE j.key = ")
+                .push_bind(k.clone())
+                .push(" AND j.value = ")
+                .push_bind(v.clone())
+                .push(")");
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Dialect for Postgres {
+    /// Tags are JSONB.
+    const TAGS_CAST: &'static str = "::jsonb";
+
+    fn push_tags_filter(b: &mut QueryBuilder<'_, Self>, tags: &[(String, String)]) {
+        if !tags.is_empty() {
+            b.push(" AND tags @> ")
+                .push_bind(tags_json(tags))
+                .push(Self::TAGS_CAST);
+        }
+    }
+}
+
+/// Evaluates `$body` with `$pool` the store's pool for reading (`read`)
+/// or for writing (`write`: on SQLite, its one writing connection): the
+/// body is written once and compiled for each driver.
+macro_rules! on_pool {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            #[cfg(feature = "sqlite")]
+            $crate::store::Db::Sqlite { read: $pool, .. } => $body,
+            #[cfg(feature = "postgres")]
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            #[cfg(feature = "sqlite")]
+            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
+            #[cfg(feature = "postgres")]
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Inserts `$rows` (a slice of [`RowData`]) into `bins` in the
+/// transaction `$tx`, in statements of at most [`ROWS_PER_INSERT`] rows;
+/// evaluates to the rows written.
+macro_rules! insert_bins {
+    ($tx:ident, $rows:expr) => {{
+        let cast = $crate::store::tags_cast(&$tx);
         let mut written = 0u64;
-        for chunk in $rows.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<$db> =
-                QueryBuilder::new(format!("INSERT INTO bins ({COLUMNS}) "));
-            q.push_values(chunk, |mut r, m: &RowData| {
+        for chunk in $rows.chunks($crate::store::ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::new(format!("INSERT INTO bins ({}) ", $crate::store::COLUMNS));
+            q.push_values(chunk, |mut r, m: &$crate::store::RowData| {
                 r.push_bind(m.instance.clone())
                     .push_bind(m.run.clone())
                     .push_bind(m.name.clone())
                     .push_bind(m.tags.clone())
-                    .push_unseparated($tags_cast)
+                    .push_unseparated(cast)
                     .push_bind(m.kind.clone())
                     .push_bind(m.ring_ms)
                     .push_bind(m.start_ms)
@@ -263,6 +329,11 @@ macro_rules! insert_rows {
         }
         written
     }};
+}
+
+/// What follows a bound tags JSON text in a transaction of `DB`.
+fn tags_cast<DB: Dialect>(_: &Transaction<'_, DB>) -> &'static str {
+    DB::TAGS_CAST
 }
 
 /// One row as read back.
@@ -476,12 +547,9 @@ impl Store {
 
     /// The schema version (the newest migration applied).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { read, .. } => sqlx::query_scalar(SCHEMA_VERSION).fetch_one(read).await?,
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => sqlx::query_scalar(SCHEMA_VERSION).fetch_one(p).await?,
-        })
+        Ok(on_pool!(self, read, |p| sqlx::query_scalar(SCHEMA_VERSION)
+            .fetch_one(p)
+            .await?))
     }
 
     /// Asks the database a question that reads a table (the schema
@@ -491,15 +559,10 @@ impl Store {
     /// On SQLite it asks on the connection writes go through (the one a
     /// writer keeps open), so that pinging opens no reading connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { write, .. } => {
-                let _: i64 = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(write).await?;
-                Ok(())
-            }
-            #[cfg(feature = "postgres")]
-            Db::Postgres(_) => self.schema_version().await.map(|_| ()),
-        }
+        let _: i64 = on_pool!(self, write, |p| sqlx::query_scalar(SCHEMA_VERSION)
+            .fetch_one(p)
+            .await?);
+        Ok(())
     }
 
     /// Writes `bins` in one transaction: all or none. Returns the rows
@@ -516,36 +579,7 @@ impl Store {
         bins: &[StoredBin],
         outcomes: &[SealedOutcomes],
     ) -> Result<u64, StoreError> {
-        if bins.is_empty() && outcomes.is_empty() {
-            return Ok(0);
-        }
-        let orows = outcomes::outcome_rows(self, outcomes);
-        let rows = self.bin_rows(bins);
-        // Any failure closes the connection (TxConn): the rows count as
-        // written only once COMMIT succeeded.
-        let n = match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { write, .. } => {
-                let mut conn = TxConn::acquire(write).await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let n = insert_rows!(Sqlite, tx, &rows, "");
-                let n = n + outcomes::insert_sqlite(&mut tx, &orows).await?;
-                tx.commit().await?;
-                conn.release();
-                n
-            }
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => {
-                let mut conn = TxConn::acquire(p).await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let n = insert_rows!(Postgres, tx, &rows, "::jsonb");
-                let n = n + outcomes::insert_postgres(&mut tx, &orows).await?;
-                tx.commit().await?;
-                conn.release();
-                n
-            }
-        };
-        Ok(n)
+        Ok(self.write_replacing(bins, outcomes, None).await?.inserted)
     }
 
     /// `bins` as rows of this store's instance and run.
@@ -571,12 +605,8 @@ impl Store {
     /// Number of rows per ring width (ms), for tests and diagnostics.
     pub async fn rows_per_ring(&self) -> Result<BTreeMap<i64, i64>, StoreError> {
         let sql = "SELECT ring_ms, COUNT(*) FROM bins GROUP BY ring_ms";
-        let pairs: Vec<(i64, i64)> = match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_all(read).await?,
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
-        };
+        let pairs: Vec<(i64, i64)> =
+            on_pool!(self, read, |p| sqlx::query_as(sql).fetch_all(p).await?);
         Ok(pairs.into_iter().collect())
     }
 

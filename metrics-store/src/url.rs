@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use url::Url;
+
 use crate::StoreError;
 
 /// The file name of the SQLite database inside a store directory.
@@ -14,9 +16,14 @@ pub const SQLITE_FILE: &str = "history.sqlite";
 /// - `off`: nowhere (history lives in memory only);
 /// - `sqlite://PATH`, `sqlite:PATH` or a plain `PATH`: an embedded SQLite
 ///   database; a path naming a directory (existing, or ending in `/`) holds
-///   the database as [`SQLITE_FILE`];
+///   the database as [`SQLITE_FILE`]; in a URL `%XX` escapes are decoded
+///   (as sqlx reads it) and parameters (`?mode=...`) are refused, a plain
+///   path is taken as it is;
 /// - `postgres://...` or `postgresql://...`: a PostgreSQL database, which
 ///   several instances can share.
+///
+/// Messages and the URL's `Display` show a password (the user's, or a
+/// `password` parameter) as `***`.
 ///
 /// ```
 /// use metrics_store::StoreUrl;
@@ -60,36 +67,64 @@ impl FromStr for StoreUrl {
         if t.eq_ignore_ascii_case("off") {
             return Ok(StoreUrl::Off);
         }
-        if t.starts_with("postgres://") || t.starts_with("postgresql://") {
-            #[cfg(not(feature = "postgres"))]
-            return Err(not_compiled_in(t, "PostgreSQL", "postgres"));
-            #[cfg(feature = "postgres")]
-            return match sqlx::postgres::PgConnectOptions::from_str(t) {
-                Ok(_) => Ok(StoreUrl::Postgres(t.to_owned())),
-                Err(e) => Err(bad(t, &format!("not a PostgreSQL URL: {e}"))),
-            };
+        if t.starts_with("sqlite:") {
+            return sqlite_url(t);
         }
-        let path = if let Some(rest) = t.strip_prefix("sqlite://") {
-            rest
-        } else if let Some(rest) = t.strip_prefix("sqlite:") {
-            rest
-        } else if let Some((scheme, _)) = t.split_once("://") {
-            return Err(bad(
+        match Url::parse(t) {
+            // No scheme, or none followed by `//` (`my:file.db`): a path.
+            Err(url::ParseError::RelativeUrlWithoutBase) => sqlite_path(t, PathBuf::from(t)),
+            Ok(u) if u.cannot_be_a_base() => sqlite_path(t, PathBuf::from(t)),
+            Err(e) => Err(bad(t, &format!("not a URL: {e}"))),
+            Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => postgres_url(t),
+            Ok(u) => Err(bad(
                 t,
-                &format!("unsupported scheme `{scheme}` (sqlite://, postgres:// or a path)"),
-            ));
-        } else {
-            t
-        };
-        if path.is_empty() {
+                &format!(
+                    "unsupported scheme `{}` (sqlite://, postgres:// or a path)",
+                    u.scheme()
+                ),
+            )),
+        }
+    }
+}
+
+/// A `sqlite:` or `sqlite://` URL: its path as sqlx reads it (`%XX`
+/// escapes decoded).
+fn sqlite_url(t: &str) -> Result<StoreUrl, StoreError> {
+    #[cfg(not(feature = "sqlite"))]
+    return Err(not_compiled_in(t, "SQLite", "sqlite"));
+    #[cfg(feature = "sqlite")]
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(t)
+            .map_err(|e| bad(t, &format!("not a SQLite URL: {e}")))?;
+        let path = opts.get_filename();
+        if t.contains('?') {
+            return Err(bad(t, "parameters are not supported in a SQLite store URL"));
+        }
+        if path.as_os_str().is_empty() {
             return Err(bad(t, "no path after `sqlite:`"));
         }
-        if cfg!(not(feature = "sqlite")) {
-            return Err(not_compiled_in(t, "SQLite", "sqlite"));
-        }
-        let p = PathBuf::from(path);
-        let dir = path.ends_with('/') || p.is_dir();
-        Ok(StoreUrl::Sqlite(if dir { p.join(SQLITE_FILE) } else { p }))
+        sqlite_path(t, path.to_owned())
+    }
+}
+
+/// The SQLite database at `p` (of `t`): a directory (existing, or ending
+/// in `/`) holds it as [`SQLITE_FILE`].
+fn sqlite_path(t: &str, p: PathBuf) -> Result<StoreUrl, StoreError> {
+    if cfg!(not(feature = "sqlite")) {
+        return Err(not_compiled_in(t, "SQLite", "sqlite"));
+    }
+    let dir = t.ends_with('/') || p.is_dir();
+    Ok(StoreUrl::Sqlite(if dir { p.join(SQLITE_FILE) } else { p }))
+}
+
+/// A PostgreSQL URL, checked by sqlx.
+fn postgres_url(t: &str) -> Result<StoreUrl, StoreError> {
+    #[cfg(not(feature = "postgres"))]
+    return Err(not_compiled_in(t, "PostgreSQL", "postgres"));
+    #[cfg(feature = "postgres")]
+    match sqlx::postgres::PgConnectOptions::from_str(t) {
+        Ok(_) => Ok(StoreUrl::Postgres(t.to_owned())),
+        Err(e) => Err(bad(t, &format!("not a PostgreSQL URL: {e}"))),
     }
 }
 
@@ -106,18 +141,43 @@ pub(crate) fn not_compiled_in(url: &str, what: &str, feature: &str) -> StoreErro
     )
 }
 
-/// `url` with any password replaced by `***`.
+/// `url` with any password (of its user, or a `password` parameter)
+/// replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    const HIDDEN: &str = "***";
+    let Ok(mut u) = Url::parse(url) else {
+        // A URL that does not parse (a bad port): `user:password@` is what
+        // comes between the scheme and the last `@`.
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        return match rest.rsplit_once('@') {
+            Some((auth, host)) => match auth.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:{HIDDEN}@{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        };
     };
-    let (auth, host) = match rest.rfind('@') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => return url.to_owned(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***{host}"),
-        None => url.to_owned(),
+    let mut hidden = false;
+    if u.password().is_some() {
+        hidden = u.set_password(Some(HIDDEN)).is_ok();
+    }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { HIDDEN.into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        hidden = true;
+    }
+    if hidden {
+        u.to_string()
+    } else {
+        url.to_owned()
     }
 }
 
@@ -160,9 +220,45 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_urls_and_paths() {
+        for (given, path) in [
+            ("sqlite:rel/h.db", "rel/h.db"),
+            ("sqlite:///abs/h.db", "/abs/h.db"),
+            ("sqlite://a%20b/h.db", "a b/h.db"),
+            ("a b/h.db", "a b/h.db"),
+            ("my:file.db", "my:file.db"),
+        ] {
+            let got = given.parse::<StoreUrl>().unwrap();
+            assert_eq!(got, StoreUrl::Sqlite(path.into()), "{given}");
+        }
+        assert_eq!(
+            "sqlite://data/".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Sqlite(Path::new("data/").join(SQLITE_FILE))
+        );
+        let e = "sqlite://h.db?mode=ro".parse::<StoreUrl>().unwrap_err();
+        assert!(e.to_string().contains("parameters"), "{e}");
+        let e = "mysql://u:pw@h/db".parse::<StoreUrl>().unwrap_err();
+        assert!(e.to_string().contains("unsupported scheme `mysql`"), "{e}");
+        assert!(!e.to_string().contains("pw@"), "{e}");
+    }
+
+    #[test]
     fn passwords_are_not_shown() {
         let u: StoreUrl = "postgres://me:secret@127.0.0.1:5432/m".parse().unwrap();
         assert_eq!(u.to_string(), "postgres://me:***@127.0.0.1:5432/m");
         assert!(!format!("{u:?}").contains("secret"));
+        let u: StoreUrl = "postgres://me@h/m?sslmode=disable&password=secret"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            u.to_string(),
+            "postgres://me@h/m?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact("postgres://me:secret@h:port/m"),
+            "postgres://me:***@h:port/m"
+        );
+        let plain = "postgres://me@127.0.0.1:5432/m?options=-c%20search_path%3Ds";
+        assert_eq!(redact(plain), plain);
     }
 }

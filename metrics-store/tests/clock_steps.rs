@@ -3,11 +3,13 @@
 //! recording timeline, which never runs backwards, so its watermark never
 //! skips a bin.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{app_rt, rt, temp_dir, wait_until};
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
 use metrics_protocol::Metrics;
 use metrics_store::{HistoryQuery, HistoryWriter, OutcomeQuery, Store, StoreUrl, WriterConfig};
@@ -17,48 +19,6 @@ const HOUR: i64 = 3_600_000;
 /// before a step forward cascade into a coarser bin that starts before the
 /// writer's watermark.
 const T0: i64 = 1_800_000_007_000;
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn temp_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metrics-store-clock-{test}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// The application's runtime the writers run on (two workers, as the
-/// main program's).
-fn app_rt() -> tokio::runtime::Handle {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-    .handle()
-    .clone()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Moves the wall clock alone by `delta_ms`, as an NTP step would.
 fn step(clock: &ManualClock, delta_ms: i64) {

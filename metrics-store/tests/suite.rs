@@ -2,11 +2,13 @@
 //! too when `METRICS_TEST_POSTGRES_URL` names a database (each test then
 //! works in a schema of its own).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{app_rt, rt, temp_dir, unique, wait_until};
 use metrics_memory::SealedOutcomes;
 use metrics_memory::{ManualClock, MemoryConfig, MemoryMetrics};
 use metrics_protocol::{MetricType, Metrics};
@@ -15,28 +17,12 @@ use metrics_store::{
     StoreUrl, StoredBin, WriterConfig,
 };
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn temp_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metrics-store-{test}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 /// The databases to run a test on: a fresh SQLite file, and a fresh
 /// PostgreSQL schema when configured.
 async fn backends(test: &str) -> Vec<StoreUrl> {
     let mut out = vec![StoreUrl::Sqlite(temp_dir(test).join("h.sqlite"))];
     if let Ok(base) = std::env::var("METRICS_TEST_POSTGRES_URL") {
-        let schema = format!(
-            "t_{test}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let schema = format!("t_{test}_{}_{}", std::process::id(), unique());
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&base)
             .await
@@ -51,28 +37,6 @@ async fn backends(test: &str) -> Vec<StoreUrl> {
         out.push(url.parse().expect("postgres URL parses"));
     }
     out
-}
-
-/// The application's runtime the writers run on (two workers, as the
-/// main program's).
-fn app_rt() -> tokio::runtime::Handle {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-    .handle()
-    .clone()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 fn bin(name: &str, tags: &[(&str, &str)], start_ms: i64, width_ms: i64, value: f64) -> StoredBin {
@@ -566,14 +530,6 @@ fn a_version_1_store_opens_migrated_with_its_rows() {
             std::fs::remove_dir_all(&v1_dir).ok();
         }
     });
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -130,6 +130,27 @@ fn instances_are_queried_one_by_one_or_all_merged() {
         .unwrap()
         .unwrap();
     assert_eq!((s.count, s.min, s.max), (2, 1.0, 5.0));
+    // A step's percentiles over every instance: host-a's stored sketch
+    // merged with host-b's in memory (1 and 5: the median is 1, p99 5).
+    let size_step = |instance: InstanceScope| {
+        let r = RangeRequest {
+            name: "size".into(),
+            tags: vec![],
+            start: at(t0),
+            end: at(t0 + 60_000),
+            step: Duration::from_secs(60),
+            group_by: None,
+            instance,
+        };
+        let b = ranges.query_range(&r).unwrap()[0].bins[0].clone();
+        (b.count, b.p50, b.p99)
+    };
+    assert_eq!(size_step(InstanceScope::All), (2, Some(1.0), Some(5.0)));
+    assert_eq!(size_step(InstanceScope::Local), (1, Some(5.0), Some(5.0)));
+    assert_eq!(
+        size_step(InstanceScope::Named("host-a".into())),
+        (1, Some(1.0), Some(1.0))
+    );
     let nobody = InstanceScope::Named("host-z".into());
     assert!(ranges.summary("size", minute, &nobody).unwrap().is_err());
     let day = RollupRequest {
@@ -572,6 +593,16 @@ fn a_window_across_a_restart_within_one_bin_counts_both_runs() {
                     .collect::<Vec<_>>()
             };
             assert_eq!(sums(&got), sums(&want), "{url} {when}");
+            // The step's percentiles: both runs' sketches merged, as the
+            // one process's.
+            let ps = |g: &[RangeGroup]| {
+                g[0].bins
+                    .iter()
+                    .map(|b| [b.p50, b.p95, b.p99])
+                    .collect::<Vec<_>>()
+            };
+            assert!(ps(&want).iter().flatten().all(Option::is_some));
+            assert_eq!(ps(&got), ps(&want), "{url} {when}");
         };
         check("with the bin open");
         // The second run's bin seals and is flushed: its rows are in the
@@ -584,6 +615,135 @@ fn a_window_across_a_restart_within_one_bin_counts_both_runs() {
             std::thread::sleep(Duration::from_millis(20));
         }
         check("after the second run's flush");
+        w.shutdown();
+        if let metrics_store::StoreUrl::Sqlite(p) = &url
+            && let Some(dir) = p.parent()
+        {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
+
+/// The exact nearest-rank quantile of `samples`.
+fn exact_quantile(samples: &[f64], q: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+/// A step's p50, p95 and p99 within the bins' sketch accuracy of the
+/// exact quantiles of `samples`.
+fn assert_step_percentiles(b: &RangeBin, samples: &[f64], what: &str) {
+    assert_eq!(b.count, samples.len() as u64, "{what}: {b:?}");
+    for (q, got) in [(0.5, b.p50), (0.95, b.p95), (0.99, b.p99)] {
+        let want = exact_quantile(samples, q);
+        let got = got.unwrap_or_else(|| panic!("{what}: no p{q} in {b:?}"));
+        let err = want.abs() * metrics_memory::WINDOW_ACCURACY;
+        assert!(
+            (got - want).abs() <= err,
+            "{what} p{q}: {got}, exact {want}"
+        );
+    }
+}
+
+/// A first run's bins in the store, the second run's in memory: a step
+/// over both has the percentiles of both runs' samples (their sketches
+/// merged, not their percentiles averaged), and the stored steps have the
+/// figures memory gave them before the flush.
+#[test]
+fn a_step_half_stored_half_in_memory_has_the_percentiles_of_both() {
+    use crate::test_util::metrics_of;
+    use metrics_memory::{ManualClock, MemoryConfig};
+    use metrics_store::WriterConfig;
+
+    for (url, instance) in restart_stores("step-percentiles") {
+        let b0: i64 = 1_800_000_000_000; // a minute edge
+        let clock = Arc::new(ManualClock::new(b0 + 1_000));
+        let start = || {
+            let m = Arc::new(
+                MemoryMetrics::with_clock(MemoryConfig::default(), clock.clone()).unwrap(),
+            );
+            let config = WriterConfig::new(url.clone(), instance.clone());
+            let w = Arc::new(
+                HistoryWriter::start(m.clone(), config, crate::test_util::app_runtime()).unwrap(),
+            );
+            (m, w)
+        };
+        let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+        let request = |step: u64| RangeRequest {
+            name: "lat".into(),
+            tags: vec![],
+            start: at(b0),
+            end: at(b0 + 60_000),
+            step: Duration::from_secs(step),
+            group_by: None,
+            instance: InstanceScope::Local,
+        };
+        let a: Vec<f64> = (1..=100).map(f64::from).collect();
+        let b: Vec<f64> = (1000..=1200).map(f64::from).collect();
+        let c: Vec<f64> = (5000..=5400).map(f64::from).collect();
+        let record = |m: &Arc<MemoryMetrics>, vs: &[f64]| {
+            for v in vs {
+                metrics_of(m).record_histogram("lat", *v, &[]);
+            }
+        };
+        // The first run: A in the bin from b0, B in the next; stops.
+        let (m, w) = start();
+        record(&m, &a);
+        clock.advance(Duration::from_secs(10));
+        record(&m, &b);
+        clock.advance(Duration::from_secs(10));
+        let before = m.range_query(&request(10)).unwrap();
+        w.shutdown();
+        // The second run: C in the bin from b0 + 20 s.
+        clock.advance(Duration::from_secs(1));
+        let (m, w) = start();
+        record(&m, &c);
+        clock.advance(Duration::from_secs(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while w.store().is_none() {
+            assert!(std::time::Instant::now() < deadline, "{:?}", w.status());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ranges = HistoryRanges::new(m.clone(), w.clone());
+
+        // 10 s steps: the stored ones as memory gave them, then C's.
+        let steps = ranges.query_range(&request(10)).unwrap();
+        let steps = &steps[0].bins;
+        assert_eq!(steps.len(), 3, "{url}: {steps:?}");
+        assert_step_percentiles(&steps[0], &a, &format!("{url} stored A"));
+        assert_step_percentiles(&steps[1], &b, &format!("{url} stored B"));
+        assert_step_percentiles(&steps[2], &c, &format!("{url} memory C"));
+        let ps = |x: &RangeBin| [x.p50, x.p95, x.p99];
+        for (stored, mem) in steps.iter().zip(&before[0].bins) {
+            assert_eq!(
+                ps(stored),
+                ps(mem),
+                "{url}: the store's figures are memory's"
+            );
+        }
+
+        // One minute step: A and B from the store, C from memory.
+        let one = ranges.query_range(&request(60)).unwrap();
+        let step = &one[0].bins[0];
+        let all: Vec<f64> = a.iter().chain(&b).chain(&c).copied().collect();
+        assert_step_percentiles(step, &all, &format!("{url} merged"));
+        // Not the halves' percentiles averaged, even weighted by count.
+        let stored_half: Vec<f64> = a.iter().chain(&b).copied().collect();
+        let (ns, nm) = (stored_half.len() as f64, c.len() as f64);
+        let weighted =
+            (exact_quantile(&stored_half, 0.5) * ns + exact_quantile(&c, 0.5) * nm) / (ns + nm);
+        let got = step.p50.unwrap();
+        assert!(
+            (got - weighted).abs() > 100.0,
+            "{url}: p50 {got} ~ {weighted}"
+        );
+        // Every instance (one here) merges the same way.
+        let mut r = request(60);
+        r.instance = InstanceScope::All;
+        let every = ranges.query_range(&r).unwrap();
+        assert_eq!(ps(&every[0].bins[0]), ps(step), "{url}");
         w.shutdown();
         if let metrics_store::StoreUrl::Sqlite(p) = &url
             && let Some(dir) = p.parent()

@@ -8,13 +8,9 @@
 //! one (a crashed run's last partial rows included) are never touched.
 
 use metrics_memory::SealedOutcomes;
-#[cfg(feature = "postgres")]
-use sqlx::Postgres;
 use sqlx::QueryBuilder;
-#[cfg(feature = "sqlite")]
-use sqlx::Sqlite;
 
-use super::{COLUMNS, Db, ROWS_PER_INSERT, RowData, Store, StoredBin, TxConn, outcomes};
+use super::{Store, StoredBin, TxConn, outcomes};
 use crate::StoreError;
 
 /// This run's partial rows a write replaces: those an earlier write left
@@ -37,20 +33,6 @@ pub struct Replaced {
     pub deleted: u64,
 }
 
-/// The partial rows' deletes, bins then outcomes: instance, run, ring,
-/// earliest start.
-#[cfg(feature = "sqlite")]
-const DELETE_SQLITE: [&str; 2] = [
-    "DELETE FROM bins WHERE instance = ? AND run = ? AND ring_ms = ? AND start_ms >= ?",
-    "DELETE FROM outcomes WHERE instance = ? AND run = ? AND ring_ms = ? AND start_ms >= ?",
-];
-/// The partial rows' deletes, for PostgreSQL.
-#[cfg(feature = "postgres")]
-const DELETE_POSTGRES: [&str; 2] = [
-    "DELETE FROM bins WHERE instance = $1 AND run = $2 AND ring_ms = $3 AND start_ms >= $4",
-    "DELETE FROM outcomes WHERE instance = $1 AND run = $2 AND ring_ms = $3 AND start_ms >= $4",
-];
-
 impl Store {
     /// Deletes this run's rows `replace` names, then writes `bins` and
     /// `outcomes` (sealed ones and the open bins' state so far alike), in
@@ -63,66 +45,34 @@ impl Store {
         outcomes: &[SealedOutcomes],
         replace: Option<OpenRows>,
     ) -> Result<Replaced, StoreError> {
-        let Some(open) = replace else {
-            let inserted = self.write_batch(bins, outcomes).await?;
-            return Ok(Replaced {
-                inserted,
-                deleted: 0,
-            });
-        };
+        if bins.is_empty() && outcomes.is_empty() && replace.is_none() {
+            return Ok(Replaced::default());
+        }
         let orows = outcomes::outcome_rows(self, outcomes);
         let rows = self.bin_rows(bins);
-        // As `write_batch`: any failure closes the connection (TxConn).
-        let done = match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { write, .. } => {
-                let mut conn = TxConn::acquire(write).await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let mut deleted = 0;
-                for sql in DELETE_SQLITE {
-                    deleted += sqlx::query(sql)
-                        .bind(&self.instance)
-                        .bind(&self.run)
-                        .bind(open.ring_ms)
-                        .bind(open.from_ms)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                let n = insert_rows!(Sqlite, tx, &rows, "");
-                let n = n + outcomes::insert_sqlite(&mut tx, &orows).await?;
-                tx.commit().await?;
-                conn.release();
-                Replaced {
-                    inserted: n,
-                    deleted,
+        // Any failure closes the connection (TxConn): the rows count as
+        // written only once COMMIT succeeded.
+        on_pool!(self, write, |pool| {
+            let mut conn = TxConn::acquire(pool).await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut deleted = 0;
+            if let Some(open) = replace {
+                for table in ["bins", "outcomes"] {
+                    let mut b = QueryBuilder::new(format!("DELETE FROM {table} WHERE instance = "));
+                    b.push_bind(self.instance.clone())
+                        .push(" AND run = ")
+                        .push_bind(self.run.clone())
+                        .push(" AND ring_ms = ")
+                        .push_bind(open.ring_ms)
+                        .push(" AND start_ms >= ")
+                        .push_bind(open.from_ms);
+                    deleted += b.build().execute(&mut *tx).await?.rows_affected();
                 }
             }
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => {
-                let mut conn = TxConn::acquire(p).await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let mut deleted = 0;
-                for sql in DELETE_POSTGRES {
-                    deleted += sqlx::query(sql)
-                        .bind(&self.instance)
-                        .bind(&self.run)
-                        .bind(open.ring_ms)
-                        .bind(open.from_ms)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                let n = insert_rows!(Postgres, tx, &rows, "::jsonb");
-                let n = n + outcomes::insert_postgres(&mut tx, &orows).await?;
-                tx.commit().await?;
-                conn.release();
-                Replaced {
-                    inserted: n,
-                    deleted,
-                }
-            }
-        };
-        Ok(done)
+            let inserted = insert_bins!(tx, rows) + outcomes::insert_outcomes!(tx, orows);
+            tx.commit().await?;
+            conn.release();
+            Ok(Replaced { inserted, deleted })
+        })
     }
 }

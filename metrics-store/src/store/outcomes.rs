@@ -6,25 +6,21 @@ use std::collections::BTreeMap;
 
 use metrics_memory::SealedOutcomes;
 use sqlx::QueryBuilder;
-#[cfg(feature = "postgres")]
-use sqlx::{PgConnection, Postgres};
-#[cfg(feature = "sqlite")]
-use sqlx::{Sqlite, SqliteConnection};
 
-use super::{Db, ROWS_PER_INSERT, Store, TxConn};
+use super::{Store, TxConn};
 use crate::StoreError;
 
 /// One `outcomes` row: the successes (`error_type` `None`) or the failures
 /// of one error type of one operation in one bin.
 #[derive(Debug, Clone)]
 pub(super) struct OutcomeRow {
-    instance: String,
-    run: String,
-    operation: String,
-    ring_ms: i64,
-    start_ms: i64,
-    error_type: Option<String>,
-    count: i64,
+    pub(super) instance: String,
+    pub(super) run: String,
+    pub(super) operation: String,
+    pub(super) ring_ms: i64,
+    pub(super) start_ms: i64,
+    pub(super) error_type: Option<String>,
+    pub(super) count: i64,
 }
 
 /// The rows of `outcomes` as written by `store` (one per non-zero count).
@@ -48,39 +44,34 @@ pub(super) fn outcome_rows(store: &Store, outcomes: &[SealedOutcomes]) -> Vec<Ou
     rows
 }
 
-const COLUMNS: &str = "instance, run, operation, ring_ms, start_ms, error_type, count";
+pub(super) const COLUMNS: &str = "instance, run, operation, ring_ms, start_ms, error_type, count";
 
-macro_rules! insert_fn {
-    ($name:ident, $db:ty, $conn:ty) => {
-        /// Inserts `rows` on `conn` (a transaction), in statements of at
-        /// most [`ROWS_PER_INSERT`] rows; returns the rows written.
-        pub(super) async fn $name(
-            conn: &mut $conn,
-            rows: &[OutcomeRow],
-        ) -> Result<u64, sqlx::Error> {
-            let mut written = 0;
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let mut q: QueryBuilder<$db> =
-                    QueryBuilder::new(format!("INSERT INTO outcomes ({COLUMNS}) "));
-                q.push_values(chunk, |mut r, m| {
-                    r.push_bind(m.instance.clone())
-                        .push_bind(m.run.clone())
-                        .push_bind(m.operation.clone())
-                        .push_bind(m.ring_ms)
-                        .push_bind(m.start_ms)
-                        .push_bind(m.error_type.clone())
-                        .push_bind(m.count);
-                });
-                written += q.build().execute(&mut *conn).await?.rows_affected();
-            }
-            Ok(written)
+/// Inserts `$rows` (a slice of [`OutcomeRow`]) into `outcomes` in the
+/// transaction `$tx`, in statements of at most [`ROWS_PER_INSERT`] rows;
+/// evaluates to the rows written.
+macro_rules! insert_outcomes {
+    ($tx:ident, $rows:expr) => {{
+        let mut written = 0u64;
+        for chunk in $rows.chunks($crate::store::ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::new(format!(
+                "INSERT INTO outcomes ({}) ",
+                $crate::store::outcomes::COLUMNS
+            ));
+            q.push_values(chunk, |mut r, m: &$crate::store::outcomes::OutcomeRow| {
+                r.push_bind(m.instance.clone())
+                    .push_bind(m.run.clone())
+                    .push_bind(m.operation.clone())
+                    .push_bind(m.ring_ms)
+                    .push_bind(m.start_ms)
+                    .push_bind(m.error_type.clone())
+                    .push_bind(m.count);
+            });
+            written += q.build().execute(&mut *$tx).await?.rows_affected();
         }
-    };
+        written
+    }};
 }
-#[cfg(feature = "sqlite")]
-insert_fn!(insert_sqlite, Sqlite, SqliteConnection);
-#[cfg(feature = "postgres")]
-insert_fn!(insert_postgres, Postgres, PgConnection);
+pub(super) use insert_outcomes;
 
 /// Which outcomes to sum: one operation, a time range, instances.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -124,29 +115,21 @@ impl Store {
         if q.instances.as_ref().is_some_and(Vec::is_empty) {
             return Ok(OutcomeTotals::default());
         }
-        macro_rules! build {
-            ($db:ty) => {{
-                let mut b: QueryBuilder<$db> = QueryBuilder::new(
-                    "SELECT error_type, CAST(SUM(count) AS BIGINT) FROM outcomes WHERE operation = ",
-                );
-                b.push_bind(q.operation.clone());
-                if let Some(start) = q.start_ms {
-                    b.push(" AND start_ms >= ").push_bind(start);
-                }
-                if let Some(end) = q.end_ms {
-                    b.push(" AND start_ms + ring_ms <= ").push_bind(end);
-                }
-                push_scope!(b, q);
-                b.push(" GROUP BY error_type");
-                b
-            }};
-        }
-        let sums: Vec<(Option<String>, i64)> = match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { read, .. } => build!(Sqlite).build_query_as().fetch_all(read).await?,
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => build!(Postgres).build_query_as().fetch_all(p).await?,
-        };
+        let sums: Vec<(Option<String>, i64)> = on_pool!(self, read, |pool| {
+            let mut b = QueryBuilder::new(
+                "SELECT error_type, CAST(SUM(count) AS BIGINT) FROM outcomes WHERE operation = ",
+            );
+            b.push_bind(q.operation.clone());
+            if let Some(start) = q.start_ms {
+                b.push(" AND start_ms >= ").push_bind(start);
+            }
+            if let Some(end) = q.end_ms {
+                b.push(" AND start_ms + ring_ms <= ").push_bind(end);
+            }
+            push_scope!(b, q);
+            b.push(" GROUP BY error_type");
+            b.build_query_as().fetch_all(pool).await?
+        });
         let mut out = OutcomeTotals::default();
         for (error_type, n) in sums {
             let n = u64::try_from(n).unwrap_or(0);
@@ -167,30 +150,7 @@ impl Store {
         coarse_ms: i64,
         cutoff: i64,
     ) -> Result<u64, StoreError> {
-        const TAKE_S: &str = "DELETE FROM outcomes WHERE ring_ms < ? AND start_ms < ? \
-                              RETURNING instance, run, operation, start_ms, error_type, count";
-        const TAKE_P: &str = "DELETE FROM outcomes WHERE ring_ms < $1 AND start_ms < $2 \
-                              RETURNING instance, run, operation, start_ms, error_type, count";
         type Taken = (String, String, String, i64, Option<String>, i64);
-        // Any failure closes the connection (TxConn).
-        macro_rules! run {
-            ($p:expr, $take:expr, $insert:ident) => {{
-                let mut conn = TxConn::acquire($p).await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let taken: Vec<Taken> = sqlx::query_as($take)
-                    .bind(coarse_ms)
-                    .bind(cutoff)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let n = taken.len() as u64;
-                if n > 0 {
-                    $insert(&mut tx, &merge(taken, coarse_ms)).await?;
-                }
-                tx.commit().await?;
-                conn.release();
-                Ok(n)
-            }};
-        }
         fn merge(taken: Vec<Taken>, coarse_ms: i64) -> Vec<OutcomeRow> {
             type Key = (String, String, String, i64, Option<String>);
             let mut acc: BTreeMap<Key, i64> = BTreeMap::new();
@@ -215,29 +175,23 @@ impl Store {
                 )
                 .collect()
         }
-        match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { write, .. } => run!(write, TAKE_S, insert_sqlite),
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => run!(p, TAKE_P, insert_postgres),
-        }
-    }
-
-    /// Deletes the outcome rows starting before `cutoff`; returns how many.
-    pub(super) async fn delete_outcomes_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        Ok(match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { write, .. } => sqlx::query("DELETE FROM outcomes WHERE start_ms < ?")
-                .bind(cutoff)
-                .execute(write)
-                .await?
-                .rows_affected(),
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => sqlx::query("DELETE FROM outcomes WHERE start_ms < $1")
-                .bind(cutoff)
-                .execute(p)
-                .await?
-                .rows_affected(),
+        // Any failure closes the connection (TxConn).
+        on_pool!(self, write, |pool| {
+            let mut conn = TxConn::acquire(pool).await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut take = QueryBuilder::new("DELETE FROM outcomes WHERE ring_ms < ");
+            take.push_bind(coarse_ms)
+                .push(" AND start_ms < ")
+                .push_bind(cutoff)
+                .push(" RETURNING instance, run, operation, start_ms, error_type, count");
+            let taken: Vec<Taken> = take.build_query_as().fetch_all(&mut *tx).await?;
+            let n = taken.len() as u64;
+            if n > 0 {
+                insert_outcomes!(tx, merge(taken, coarse_ms));
+            }
+            tx.commit().await?;
+            conn.release();
+            Ok(n)
         })
     }
 }

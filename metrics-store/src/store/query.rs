@@ -8,13 +8,9 @@ use chrono::{DateTime, Utc};
 use metrics_memory::{Exact, QuantileSketch};
 use metrics_protocol::MetricType;
 use metrics_query::Period;
-#[cfg(feature = "postgres")]
-use sqlx::Postgres;
 use sqlx::QueryBuilder;
-#[cfg(feature = "sqlite")]
-use sqlx::Sqlite;
 
-use super::{COLUMNS_READ, Db, RowData, Store, kind_from_name, row_data, tags_json};
+use super::{COLUMNS_READ, Dialect, RowData, Store, kind_from_name, row_data};
 use crate::StoreError;
 
 /// What to read back: one metric, a tag filter, a time range, a step.
@@ -119,57 +115,23 @@ impl Store {
         if q.instances.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
-        macro_rules! build {
-            ($db:ty, $contain:expr) => {{
-                let mut b: QueryBuilder<$db> =
-                    QueryBuilder::new(format!("SELECT {COLUMNS_READ} FROM bins WHERE name = "));
-                b.push_bind(q.name.clone());
-                b.push(" AND start_ms >= ").push_bind(q.start_ms);
-                b.push(" AND start_ms + ring_ms <= ").push_bind(q.end_ms);
-                if let Some(before) = q.before_ms {
-                    b.push(" AND start_ms < ").push_bind(before);
-                }
-                push_scope!(b, q);
-                $contain(&mut b);
-                b
-            }};
-        }
-        let rows = match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { read: p, .. } => {
-                let mut b = build!(Sqlite, |b: &mut QueryBuilder<Sqlite>| {
-                    for (k, v) in &q.tags {
-                        b.push(" AND EXISTS (SELECT 1 FROM json_each(bins.tags) j WHERE j.key = ")
-                            .push_bind(k.clone())
-                            .push(" AND j.value = ")
-                            .push_bind(v.clone())
-                            .push(")");
-                    }
-                });
-                b.build()
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(row_data)
-                    .collect::<Result<Vec<_>, _>>()?
+        let rows = on_pool!(self, read, |pool| {
+            let mut b = QueryBuilder::new(format!("SELECT {COLUMNS_READ} FROM bins WHERE name = "));
+            b.push_bind(q.name.clone());
+            b.push(" AND start_ms >= ").push_bind(q.start_ms);
+            b.push(" AND start_ms + ring_ms <= ").push_bind(q.end_ms);
+            if let Some(before) = q.before_ms {
+                b.push(" AND start_ms < ").push_bind(before);
             }
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => {
-                let mut b = build!(Postgres, |b: &mut QueryBuilder<Postgres>| {
-                    if !q.tags.is_empty() {
-                        b.push(" AND tags @> ")
-                            .push_bind(tags_json(&q.tags))
-                            .push("::jsonb");
-                    }
-                });
-                b.build()
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(row_data)
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-        };
+            push_scope!(b, q);
+            Dialect::push_tags_filter(&mut b, &q.tags);
+            b.build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(row_data)
+                .collect::<Result<Vec<_>, _>>()?
+        });
         Ok(rows)
     }
 
@@ -230,13 +192,10 @@ impl Store {
 
     /// The instances that wrote rows of `name`.
     pub async fn instances(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        let sql_s = "SELECT DISTINCT instance FROM bins WHERE name = ? ORDER BY instance";
-        let sql_p = "SELECT DISTINCT instance FROM bins WHERE name = $1 ORDER BY instance";
-        Ok(match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { read: p, .. } => sqlx::query_scalar(sql_s).bind(name).fetch_all(p).await?,
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => sqlx::query_scalar(sql_p).bind(name).fetch_all(p).await?,
-        })
+        Ok(on_pool!(self, read, |pool| {
+            let mut b = QueryBuilder::new("SELECT DISTINCT instance FROM bins WHERE name = ");
+            b.push_bind(name.to_owned()).push(" ORDER BY instance");
+            b.build_query_scalar().fetch_all(pool).await?
+        }))
     }
 }

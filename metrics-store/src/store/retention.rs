@@ -5,15 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use metrics_memory::QuantileSketch;
-#[cfg(feature = "postgres")]
-use sqlx::Postgres;
 use sqlx::QueryBuilder;
-#[cfg(feature = "sqlite")]
-use sqlx::Sqlite;
 
-use super::{
-    COLUMNS, COLUMNS_READ, Db, HistoryBin, ROWS_PER_INSERT, RowData, Store, TxConn, row_data,
-};
+use super::{COLUMNS_READ, HistoryBin, RowData, Store, TxConn, row_data};
 use crate::StoreError;
 
 /// One ring of stored history: bins `bin` wide kept for `keep`.
@@ -71,21 +65,13 @@ impl Store {
         let mut deleted = 0;
         if let Some(last) = rings.last() {
             let cutoff = now_ms - last.keep.as_millis() as i64;
-            deleted = match &self.db {
-                #[cfg(feature = "sqlite")]
-                Db::Sqlite { write, .. } => sqlx::query("DELETE FROM bins WHERE start_ms < ?")
-                    .bind(cutoff)
-                    .execute(write)
-                    .await?
-                    .rows_affected(),
-                #[cfg(feature = "postgres")]
-                Db::Postgres(p) => sqlx::query("DELETE FROM bins WHERE start_ms < $1")
-                    .bind(cutoff)
-                    .execute(p)
-                    .await?
-                    .rows_affected(),
-            };
-            deleted += self.delete_outcomes_before(cutoff).await?;
+            for table in ["bins", "outcomes"] {
+                deleted += on_pool!(self, write, |pool| {
+                    let mut b = QueryBuilder::new(format!("DELETE FROM {table} WHERE start_ms < "));
+                    b.push_bind(cutoff);
+                    b.build().execute(pool).await?.rows_affected()
+                });
+            }
         }
         Ok((merged, deleted))
     }
@@ -93,55 +79,45 @@ impl Store {
     /// Merges every row finer than `coarse_ms` starting before `cutoff`
     /// into rows `coarse_ms` wide, in one transaction.
     async fn compact(&self, coarse_ms: i64, cutoff: i64) -> Result<u64, StoreError> {
-        let select_s =
-            format!("SELECT {COLUMNS_READ} FROM bins WHERE ring_ms < ? AND start_ms < ?");
-        let select_p =
-            format!("SELECT {COLUMNS_READ} FROM bins WHERE ring_ms < $1 AND start_ms < $2");
-        let del_s = "DELETE FROM bins WHERE ring_ms < ? AND start_ms < ?";
-        let del_p = "DELETE FROM bins WHERE ring_ms < $1 AND start_ms < $2";
         // Any failure closes the connection (TxConn); a pass that finds
         // nothing to merge, or rows that arrived between the select and the
         // delete (the next pass takes them all), rolls back.
-        macro_rules! run {
-            ($db:ty, $p:expr, $select:expr, $del:expr, $tags_cast:expr) => {{
-                let mut conn = TxConn::acquire($p).await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let rows = sqlx::query(&$select)
-                    .bind(coarse_ms)
-                    .bind(cutoff)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(row_data)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let n = rows.len() as u64;
-                let gone = if n == 0 {
-                    0
-                } else {
-                    sqlx::query($del)
-                        .bind(coarse_ms)
-                        .bind(cutoff)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                };
-                if n == 0 || gone != n {
-                    tx.rollback().await?;
-                    conn.release();
-                    return Ok(0);
-                }
-                insert_rows!($db, tx, &merge_rows(rows, coarse_ms), $tags_cast);
-                tx.commit().await?;
+        on_pool!(self, write, |pool| {
+            let mut conn = TxConn::acquire(pool).await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut select =
+                QueryBuilder::new(format!("SELECT {COLUMNS_READ} FROM bins WHERE ring_ms < "));
+            select
+                .push_bind(coarse_ms)
+                .push(" AND start_ms < ")
+                .push_bind(cutoff);
+            let rows = select
+                .build()
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(row_data)
+                .collect::<Result<Vec<_>, _>>()?;
+            let n = rows.len() as u64;
+            let gone = if n == 0 {
+                0
+            } else {
+                let mut del = QueryBuilder::new("DELETE FROM bins WHERE ring_ms < ");
+                del.push_bind(coarse_ms)
+                    .push(" AND start_ms < ")
+                    .push_bind(cutoff);
+                del.build().execute(&mut *tx).await?.rows_affected()
+            };
+            if n == 0 || gone != n {
+                tx.rollback().await?;
                 conn.release();
-                Ok(n)
-            }};
-        }
-        match &self.db {
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { write, .. } => run!(Sqlite, write, select_s, del_s, ""),
-            #[cfg(feature = "postgres")]
-            Db::Postgres(p) => run!(Postgres, p, select_p, del_p, "::jsonb"),
-        }
+                return Ok(0);
+            }
+            insert_bins!(tx, merge_rows(rows, coarse_ms));
+            tx.commit().await?;
+            conn.release();
+            Ok(n)
+        })
     }
 }
 
