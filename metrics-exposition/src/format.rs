@@ -1,6 +1,5 @@
 //! [`ExportFormat`]: the formats, their names and HTTP content types.
 
-use std::fmt;
 use std::str::FromStr;
 
 use metrics_protocol::MetricsError;
@@ -14,8 +13,20 @@ use serde::{Deserialize, Serialize};
 /// let err = "xml".parse::<ExportFormat>().unwrap_err();
 /// assert!(err.to_string().contains("unsupported export format `xml`"));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub enum ExportFormat {
@@ -40,12 +51,7 @@ impl ExportFormat {
 
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ExportFormat::Json => "json",
-            ExportFormat::Csv => "csv",
-            ExportFormat::Prometheus => "prometheus",
-            ExportFormat::OpenMetrics => "openmetrics",
-        }
+        self.into()
     }
 
     /// The HTTP `Content-Type` of this format.
@@ -58,12 +64,6 @@ impl ExportFormat {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8"
             }
         }
-    }
-}
-
-impl fmt::Display for ExportFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

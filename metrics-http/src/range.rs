@@ -176,6 +176,7 @@ async fn rollup_answer(s: Source, q: Option<String>) -> Result<Response, ApiErro
     let name = p.required("name")?.to_owned();
     let period: Period = p
         .required("period")?
+        .trim()
         .parse()
         .map_err(|m| ApiError::bad_parameter("period", m))?;
     let (start, end) = time_range(&p, Utc::now())?;
@@ -257,6 +258,43 @@ mod tests {
         }
         // Negative Unix seconds stay Unix seconds.
         assert_eq!(parse_time("start", "-5", now).unwrap().timestamp(), -5);
+    }
+
+    /// A period is its name, spaces around it ignored; anything else is a
+    /// 400 naming `period` and the names it takes.
+    #[tokio::test]
+    async fn a_period_is_its_name_and_anything_else_is_refused_with_the_names() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower::ServiceExt;
+
+        let app = crate::router(
+            crate::Source::from_system(std::sync::Arc::new(metrics_protocol::NoopMetrics)),
+            &crate::HttpConfig::default(),
+        );
+        let ask = |period: &str| {
+            let req = Request::builder()
+                .uri(format!("/api/v1/rollup?name=x&period={period}"))
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(req)
+        };
+        // Past the period: no history to ask (501).
+        for ok in ["day", "+week+", "month"] {
+            let res = ask(ok).await.unwrap();
+            assert_eq!(res.status(), StatusCode::NOT_IMPLEMENTED, "{ok}");
+        }
+        let res = ask("fortnight").await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let e: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(e["parameter"], "period");
+        assert_eq!(
+            e["message"],
+            "expected hour, day, week or month, got `fortnight`"
+        );
     }
 
     #[test]

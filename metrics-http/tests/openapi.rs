@@ -1,10 +1,11 @@
 //! The OpenAPI document against what the service really answers: every
 //! JSON answer, over a memory backend holding every kind of metric, has
-//! exactly the fields its documented schema declares (a field added to an
-//! answer but not to the document fails, and so does one the document
-//! declares but the answer lacks), of the documented JSON types.
+//! only fields its documented schema declares, of the documented JSON
+//! types, and every field a schema declares is in some answer (a field
+//! added to an answer but not to the document fails, and so does one the
+//! document declares but no answer has).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,15 @@ use tower::ServiceExt;
 mod common;
 use common::TestSystem;
 
-/// Fields an answer leaves out when they have nothing to say: a complete
-/// range answer has no `partial`, a rollup no step `grid`.
-const SOMETIMES_ABSENT: [&str; 2] = ["partial", "grid"];
+/// Fields no answer here has: a range answer says `partial` only when a
+/// history store did not answer (the test has none).
+const NEVER_HERE: [&str; 1] = ["partial"];
+
+/// Per object schema met (by its place in the document): where it was
+/// first met, the fields it declares, and those seen in some answer. A
+/// field may be absent from one answer (a rollup has no step `grid`, a
+/// counter's step no percentiles) but not from all.
+type Coverage = BTreeMap<usize, (String, BTreeSet<String>, BTreeSet<String>)>;
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
     let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
@@ -63,14 +70,42 @@ fn of_type(ty: &str, value: &Value) -> bool {
 
 /// What in `value` (at `at`) the schema does not describe, or describes
 /// otherwise, into `errors`.
-fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+fn check(
+    doc: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    errors: &mut Vec<String>,
+    seen: &mut Coverage,
+) {
     let schema = resolve(doc, schema);
+    check_resolved(doc, schema, schema, value, at, errors, seen);
+}
+
+/// [`check`] of a resolved schema, whose coverage counts under `key`'s
+/// place in the document.
+fn check_resolved(
+    doc: &Value,
+    key: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    errors: &mut Vec<String>,
+    seen: &mut Coverage,
+) {
     if let Some(branches) = schema["oneOf"].as_array() {
         let mut all = Vec::new();
         for b in branches {
-            let mut e = Vec::new();
-            check(doc, b, value, at, &mut e);
+            let (mut e, mut s) = (Vec::new(), Coverage::new());
+            check(doc, b, value, at, &mut e, &mut s);
             if e.is_empty() {
+                // Only the branch that matched saw anything.
+                for (k, (at, declared, fields)) in s {
+                    seen.entry(k)
+                        .or_insert_with(|| (at, declared, BTreeSet::new()))
+                        .2
+                        .extend(fields);
+                }
                 return;
             }
             all.push(e.join("; "));
@@ -100,7 +135,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
         let merged = serde_json::json!({
             "type": "object", "properties": properties, "required": required,
         });
-        check(doc, &merged, value, at, errors);
+        check_resolved(doc, schema, &merged, value, at, errors, seen);
         return;
     }
     let types: Vec<&str> = match &schema["type"] {
@@ -122,15 +157,20 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
             if let Some(props) = schema["properties"].as_object() {
                 for (k, v) in fields {
                     match props.get(k) {
-                        Some(s) => check(doc, s, v, &format!("{at}.{k}"), errors),
+                        Some(s) => check(doc, s, v, &format!("{at}.{k}"), errors, seen),
                         None => errors.push(format!("{at}.{k}: not in the document")),
                     }
                 }
-                for k in props.keys() {
-                    if !fields.contains_key(k) && !SOMETIMES_ABSENT.contains(&k.as_str()) {
-                        errors.push(format!("{at}.{k}: documented but not in the answer"));
-                    }
-                }
+                let entry = seen.entry(key as *const Value as usize).or_insert_with(|| {
+                    (
+                        at.to_owned(),
+                        props.keys().cloned().collect(),
+                        BTreeSet::new(),
+                    )
+                });
+                entry
+                    .2
+                    .extend(fields.keys().filter(|k| props.contains_key(*k)).cloned());
                 for k in schema["required"].as_array().into_iter().flatten() {
                     let k = k.as_str().unwrap_or_default();
                     if !fields.contains_key(k) {
@@ -140,7 +180,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
             } else if let Some(each) = schema.get("additionalProperties").filter(|s| s.is_object())
             {
                 for (k, v) in fields {
-                    check(doc, each, v, &format!("{at}[{k}]"), errors);
+                    check(doc, each, v, &format!("{at}[{k}]"), errors, seen);
                 }
             } else if types.contains(&"object") {
                 errors.push(format!(
@@ -151,7 +191,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
         Value::Array(items) => {
             if let Some(each) = schema.get("items") {
                 for (i, v) in items.iter().enumerate() {
-                    check(doc, each, v, &format!("{at}[{i}]"), errors);
+                    check(doc, each, v, &format!("{at}[{i}]"), errors, seen);
                 }
             }
         }
@@ -231,6 +271,7 @@ async fn every_json_answer_has_exactly_the_fields_its_documented_schema_declares
         ("/api/v1/timing", "name=db.query&window=x".into()),
     ];
     let mut covered = BTreeSet::new();
+    let mut seen = Coverage::new();
     for (path, query) in asked {
         let uri = format!("{}?{query}", path.replace("{kind}", "overview"));
         let (status, answer) = get(&app, &uri).await;
@@ -242,7 +283,8 @@ async fn every_json_answer_has_exactly_the_fields_its_documented_schema_declares
         let schema = &response["content"]["application/json"]["schema"];
         assert!(!schema.is_null(), "{uri}: no JSON schema for {status}");
         let mut errors = Vec::new();
-        check(&doc, schema, &answer, "$", &mut errors);
+        let at = format!("{path} {}: $", status.as_u16());
+        check(&doc, schema, &answer, &at, &mut errors, &mut seen);
         assert!(
             errors.is_empty(),
             "{uri} ({status}):\n{}\n{answer:#}",
@@ -267,10 +309,24 @@ async fn every_json_answer_has_exactly_the_fields_its_documented_schema_declares
         .filter(|p| *p != "/api/v1/openapi.json")
         .collect();
     assert_eq!(covered, json_paths);
+    let unseen: Vec<String> = seen
+        .values()
+        .flat_map(|(at, declared, fields)| {
+            declared
+                .difference(fields)
+                .filter(|k| !NEVER_HERE.contains(&k.as_str()))
+                .map(move |k| format!("{at}.{k}"))
+        })
+        .collect();
+    assert!(
+        unseen.is_empty(),
+        "documented but in no answer: {unseen:#?}"
+    );
 }
 
 /// The checker itself finds what it is there to find: a field the
-/// document lacks, a documented field the answer lacks, a wrong type.
+/// document lacks, a documented field the answers lack, a wrong type, a
+/// required field missing.
 #[test]
 fn the_checker_finds_extra_missing_and_mistyped_fields() {
     let doc = serde_json::json!({ "components": { "schemas": { "A": {
@@ -278,21 +334,29 @@ fn the_checker_finds_extra_missing_and_mistyped_fields() {
         "properties": { "n": { "type": "integer" }, "s": { "type": ["string", "null"] } } } } } });
     let schema = serde_json::json!({ "$ref": "#/components/schemas/A" });
     let errors = |v: Value| {
-        let mut e = Vec::new();
-        check(&doc, &schema, &v, "$", &mut e);
-        e
+        let (mut e, mut seen) = (Vec::new(), Coverage::new());
+        check(&doc, &schema, &v, "$", &mut e, &mut seen);
+        let unseen: Vec<String> = seen
+            .values()
+            .flat_map(|(_, declared, fields)| declared.difference(fields).cloned())
+            .collect();
+        (e, unseen)
     };
-    assert!(errors(serde_json::json!({ "n": 1, "s": null })).is_empty());
     assert_eq!(
-        errors(serde_json::json!({ "n": 1, "s": "x", "extra": 2 })),
+        errors(serde_json::json!({ "n": 1, "s": null })),
+        (Vec::<String>::new(), Vec::<String>::new())
+    );
+    assert_eq!(
+        errors(serde_json::json!({ "n": 1, "s": "x", "extra": 2 })).0,
         ["$.extra: not in the document"]
     );
+    assert_eq!(errors(serde_json::json!({ "n": 1 })).1, ["s"]);
     assert_eq!(
-        errors(serde_json::json!({ "n": 1 })),
-        ["$.s: documented but not in the answer"]
+        errors(serde_json::json!({ "n": 1.5, "s": null })).0,
+        ["$.n: 1.5 is not of type [\"integer\"]"]
     );
     assert_eq!(
-        errors(serde_json::json!({ "n": 1.5, "s": null })),
-        ["$.n: 1.5 is not of type [\"integer\"]"]
+        errors(serde_json::json!({ "s": null })).0,
+        ["$.n: required but not in the answer"]
     );
 }

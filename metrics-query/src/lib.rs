@@ -162,8 +162,9 @@ pub enum InstanceScope {
 }
 
 /// A calendar period of a rollup (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = String, parse_err_fn = not_a_period)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Period {
     /// Clock hours.
@@ -208,18 +209,9 @@ impl Period {
     }
 }
 
-impl std::str::FromStr for Period {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "hour" => Ok(Period::Hour),
-            "day" => Ok(Period::Day),
-            "week" => Ok(Period::Week),
-            "month" => Ok(Period::Month),
-            other => Err(format!("expected hour, day, week or month, got `{other}`")),
-        }
-    }
+/// The error of a name that is no period (`FromStr`).
+fn not_a_period(other: &str) -> String {
+    format!("expected hour, day, week or month, got `{other}`")
 }
 
 /// A calendar rollup: the series of `name` whose tags contain `tags`, per

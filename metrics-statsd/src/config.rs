@@ -1,7 +1,6 @@
 //! Configuration of the StatsD backend.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -9,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::ConfigError;
 
 /// How tags go on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum TagFlavor {
     /// No tags: dropped, or folded into the name (`name.k.v`) when
     /// [`StatsdConfig::fold_tags_into_name`] is set.
@@ -36,16 +36,6 @@ impl FromStr for TagFlavor {
                 "expected none, dogstatsd or etsy",
             )),
         }
-    }
-}
-
-impl fmt::Display for TagFlavor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TagFlavor::None => "none",
-            TagFlavor::DogStatsd => "dogstatsd",
-            TagFlavor::Etsy => "etsy",
-        })
     }
 }
 

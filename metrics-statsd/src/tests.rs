@@ -368,6 +368,12 @@ fn timers_by_id_stop_once_and_bad_config_names_the_field() {
         assert!(e.contains(field), "{e}");
     }
     assert!("weird".parse::<TagFlavor>().is_err());
+    // A flavor's name is its configuration value, and reads back as it.
+    for f in [TagFlavor::None, TagFlavor::DogStatsd, TagFlavor::Etsy] {
+        let name = serde_json::to_value(f).unwrap();
+        assert_eq!(f.to_string(), name.as_str().unwrap());
+        assert_eq!(f.to_string().parse::<TagFlavor>().unwrap(), f);
+    }
 }
 
 /// An address with nothing listening (a port just freed).

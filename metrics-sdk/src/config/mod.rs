@@ -12,7 +12,6 @@
 //! variable), the value and why.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::str::FromStr;
@@ -35,8 +34,21 @@ mod file;
 pub use env::{ENV_VARS, parse_duration, parse_tags};
 
 /// Which backends record what the application's libraries report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum BackendChoice {
     /// The in-memory backend only: local queries, dashboards, exports.
     #[default]
@@ -61,17 +73,7 @@ impl BackendChoice {
 
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            BackendChoice::Memory => "memory",
-            BackendChoice::Statsd => "statsd",
-            BackendChoice::Both => "both",
-        }
-    }
-}
-
-impl fmt::Display for BackendChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

@@ -116,6 +116,10 @@ fn every_backend_choice_from_env() {
     ] {
         let c = AgentConfig::load(None, env(&[("METRICS_BACKEND", v)])).unwrap();
         assert_eq!(c.backend, want);
+        // Its name is its configuration value, and reads back as it.
+        let name = serde_json::to_value(want).unwrap();
+        assert_eq!(want.as_str(), name.as_str().unwrap());
+        assert_eq!(want.to_string().parse::<BackendChoice>().unwrap(), want);
     }
 }
 
