@@ -7,6 +7,7 @@ use metrics_protocol::backend::{DropReason, InstrumentFn, Value};
 use metrics_protocol::{Key, MetricType};
 
 use crate::registry::Series;
+use crate::series::Stripes;
 use crate::{MemoryMetrics, Shared};
 
 /// A handle to one gauge, histogram or timer series. Values of another
@@ -43,12 +44,16 @@ impl Drop for BoundSeries {
 
 /// A handle to one counter series: the hot path is the clock reading (one
 /// atomic load of the running coarse clock when `SYSTEM_CLOCK`), the bin
-/// check and one atomic add, each slow case a call out of line, so the
-/// path needs no stack frame. The clock choice is the type's, made when the
-/// handle is bound (no branch on it per increment). The handle checked the
-/// value already.
+/// check and one atomic add to the calling thread's stripe of the series
+/// (threads incrementing one series write to different cache lines), each
+/// slow case a call out of line. The clock choice is the type's, made when
+/// the handle is bound (no branch on it per increment). The handle checked
+/// the value already.
 pub(crate) struct BoundCounter<const SYSTEM_CLOCK: bool> {
     series: Arc<Series>,
+    /// The series' stripes (`series.stripes`), held here to skip a check
+    /// per increment.
+    stripes: Arc<Stripes>,
     shared: Arc<Shared>,
 }
 
@@ -75,7 +80,9 @@ impl<const SYSTEM_CLOCK: bool> InstrumentFn for BoundCounter<SYSTEM_CLOCK> {
     #[inline]
     fn record(&self, value: Value) {
         match value {
-            Value::Counter(v) => self.series.add_counter(self.now_ms(), v),
+            Value::Counter(v) => self
+                .series
+                .add_counter_striped(self.now_ms(), v, &self.stripes),
             _ => self.mismatch(),
         }
     }
@@ -114,9 +121,19 @@ impl MemoryMetrics {
             Arc::new(BoundSeries { shared, series })
         } else if self.shared.system_clock && crate::clock::coarse_clock_running() {
             // The coarse clock's thread never stops once running.
-            Arc::new(BoundCounter::<true> { series, shared })
+            let stripes = series.stripes();
+            Arc::new(BoundCounter::<true> {
+                series,
+                stripes,
+                shared,
+            })
         } else {
-            Arc::new(BoundCounter::<false> { series, shared })
+            let stripes = series.stripes();
+            Arc::new(BoundCounter::<false> {
+                series,
+                stripes,
+                shared,
+            })
         })
     }
 }

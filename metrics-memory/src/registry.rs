@@ -386,6 +386,7 @@ impl Registry {
                 .first()
                 .map_or(1, |w| (w.bin.as_millis() as i64).max(1)),
             slots: [Slot::new(), Slot::new()],
+            stripes: OnceLock::new(),
             active: AtomicUsize::new(0),
             outcomes: OnceLock::new(),
             state: Mutex::new(SeriesState {
@@ -566,6 +567,58 @@ mod tests {
         assert!(!s.matches_with("n", &[("a", "1"), ("b", "3")], &mut perm));
         assert!(!s.matches_with("n", &[("a", "1"), ("a", "1")], &mut perm));
         assert!(!s.matches_with("m", &[("a", "1"), ("b", "2")], &mut perm));
+    }
+
+    #[test]
+    fn striped_increments_spill_recycle_and_read_back_exactly() {
+        let r = Registry::new(
+            WindowSpec::defaults(),
+            Limits {
+                cardinality: 10,
+                names: 10,
+                series: 10,
+            },
+            true,
+            Arc::new(HistoryMark::new()),
+        );
+        let key = Key::new("n", &[]).unwrap();
+        let s = r.series_arc(&key, MetricType::Counter).unwrap();
+        let stripes = s.stripes();
+        assert!(Arc::ptr_eq(&stripes, &s.stripes()), "one set per series");
+        let t0 = 1_800_000_000_000;
+        s.add_counter_striped(t0, 1.0, &stripes);
+        // Another thread's stripe just below the spill mark, with a sum of
+        // 100 so far: its next add asks for a spill, which moves every
+        // stripe's word, and nothing is counted twice.
+        let other = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                s.add_counter_striped(t0, 2.0, &stripes);
+                stripes
+                    .word(0)
+                    .fetch_add((100 << COUNT_BITS) | (SPILL_AT - 1), Ordering::Relaxed);
+                s.add_counter_striped(t0, 1.0, &stripes);
+                stripes.word(0).load(Ordering::Relaxed)
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(other, 0, "spilled");
+        s.add_counter(t0, 0.5);
+        let count = SPILL_AT + 3;
+        let sum = 1.0 + 2.0 + 100.0 + 1.0 + 0.5;
+        assert_eq!(s.read().1.count, count);
+        assert_eq!(s.read().0, sum);
+        // Two bins later the slot (and its stripes) is folded into the
+        // rings: the totals do not move.
+        s.add_counter_striped(t0 + 20_000, 1.0, &stripes);
+        assert_eq!(s.read().1.count, count + 1);
+        assert_eq!(s.read().0, sum + 1.0);
+        let mut binned = (0, 0.0);
+        s.for_each_bin(t0, t0 + 20_000, |_, _, b| {
+            binned.0 += b.count;
+            binned.1 += b.sum;
+        });
+        assert_eq!(binned, (count + 1, sum + 1.0));
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! the series' own short lock. The registry (`registry.rs`) finds and
 //! creates series; this file is what a sample does to one.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use metrics_protocol::backend::Value;
 use metrics_protocol::{MetricType, Tags};
@@ -89,13 +90,18 @@ impl Slot {
     /// to be spilled.
     #[inline]
     pub(crate) fn add(&self, value: f64) -> bool {
+        self.add_packed(&self.packed, value)
+    }
+
+    /// [`add`](Self::add), a small whole increment going to `packed`: the
+    /// slot's own word or its word in one of the series' [`Stripes`].
+    #[inline]
+    pub(crate) fn add_packed(&self, packed: &AtomicU64, value: f64) -> bool {
         // A whole number below 2^15: the round trip through an i32 (two
         // instructions) is exact.
         let whole = value as i32;
         if (0.0..SMALL_LIMIT).contains(&value) && f64::from(whole) == value {
-            let prev = self
-                .packed
-                .fetch_add(((whole as u64) << COUNT_BITS) | 1, Ordering::Relaxed);
+            let prev = packed.fetch_add(((whole as u64) << COUNT_BITS) | 1, Ordering::Relaxed);
             return prev & COUNT_MASK >= SPILL_AT;
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -107,7 +113,13 @@ impl Slot {
     /// Moves the packed word into the plain fields (under the series lock,
     /// so readers, who take it too, never see the move half done).
     pub(crate) fn spill(&self) {
-        let (count, sum) = unpack(self.packed.swap(0, Ordering::AcqRel));
+        self.absorb(&self.packed);
+    }
+
+    /// Moves a packed word (the slot's own or a stripe's) into the plain
+    /// fields (under the series lock).
+    fn absorb(&self, packed: &AtomicU64) {
+        let (count, sum) = unpack(packed.swap(0, Ordering::AcqRel));
         self.count.fetch_add(count, Ordering::AcqRel);
         add_f64(&self.sum, sum);
     }
@@ -126,6 +138,68 @@ impl Slot {
         let sum = f64::from_bits(self.sum.swap(0f64.to_bits(), Ordering::AcqRel));
         (count, sum + ps)
     }
+}
+
+/// How many packed words a counter with bound handles spreads its small
+/// increments over, so that threads incrementing one series write to
+/// different cache lines.
+pub(crate) const STRIPES: usize = 4;
+
+/// One stripe: a thread's packed words for both slots, alone on its cache
+/// line (two lines, for CPUs that fetch lines in pairs).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Stripe {
+    packed: [AtomicU64; 2],
+}
+
+/// A counter's striped packed words, made when the first handle binds to
+/// it: a bound handle adds a small whole increment to its thread's stripe
+/// (threads take stripes in turn) instead of the slot's one word. Every
+/// read of a slot (the bin's count and sum, spilling, recycling) adds up,
+/// or moves, the slot's word and its word in every stripe, under the
+/// series lock, as for the slot's own word: a stripe is part of the slot,
+/// never a thread's private buffer, so nothing is left behind when a
+/// thread exits.
+#[derive(Debug, Default)]
+pub(crate) struct Stripes {
+    stripes: [Stripe; STRIPES],
+}
+
+impl Stripes {
+    /// The calling thread's packed word for slot `which`.
+    #[inline(always)]
+    pub(crate) fn word(&self, which: usize) -> &AtomicU64 {
+        &self.stripes[stripe_index()].packed[which & 1]
+    }
+
+    /// Every stripe's packed word for slot `which`.
+    fn words(&self, which: usize) -> impl Iterator<Item = &AtomicU64> {
+        self.stripes.iter().map(move |s| &s.packed[which & 1])
+    }
+}
+
+thread_local! {
+    /// This thread's stripe, `usize::MAX` until it first needs one.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The calling thread's stripe: threads take them in turn, so up to
+/// [`STRIPES`] threads recording at once each have their own.
+#[inline(always)]
+fn stripe_index() -> usize {
+    // A thread-local is gone only while the thread exits: stripe 0 then.
+    let i = STRIPE.try_with(Cell::get).unwrap_or(0);
+    if i < STRIPES { i } else { next_stripe() }
+}
+
+#[cold]
+fn next_stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    let _ = STRIPE.try_with(|s| s.set(i));
+    i
 }
 
 #[inline]
@@ -163,6 +237,8 @@ pub(crate) struct Series {
     pub pins: AtomicUsize,
     pub(crate) finest_ms: i64,
     pub(crate) slots: [Slot; 2],
+    /// A counter's striped packed words, once a handle is bound to it.
+    pub(crate) stripes: OnceLock<Arc<Stripes>>,
     /// The slot of the newest bin (a hint: a sample outside its bin takes
     /// the slow path).
     pub(crate) active: AtomicUsize,
@@ -234,15 +310,68 @@ impl Series {
     /// store (the last activity is the bin's: [`last_active_ms`](Self::last_active_ms)).
     #[inline]
     pub fn add_counter(&self, now_ms: i64, value: f64) {
-        let slot = &self.slots[self.active.load(Ordering::Relaxed) & 1];
+        let which = self.active.load(Ordering::Relaxed) & 1;
+        let slot = &self.slots[which];
         let start = slot.start_ms.load(Ordering::Acquire);
         if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
             if slot.add(value) {
-                self.spill(slot);
+                self.spill(which);
             }
         } else {
             self.add_counter_other_bin(now_ms, value);
         }
+    }
+
+    /// [`add_counter`](Self::add_counter) through a bound handle: a small
+    /// whole increment goes to the calling thread's stripe of `stripes`
+    /// (this series' own, see [`stripes`](Self::stripes)), so threads
+    /// incrementing one series do not share a cache line.
+    #[inline]
+    pub fn add_counter_striped(&self, now_ms: i64, value: f64, stripes: &Stripes) {
+        let which = self.active.load(Ordering::Relaxed) & 1;
+        let slot = &self.slots[which];
+        let start = slot.start_ms.load(Ordering::Acquire);
+        if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
+            if slot.add_packed(stripes.word(which), value) {
+                self.spill(which);
+            }
+        } else {
+            self.add_counter_other_bin(now_ms, value);
+        }
+    }
+
+    /// This series' stripes, made on first use (when a counter handle
+    /// binds to it).
+    pub(crate) fn stripes(&self) -> Arc<Stripes> {
+        self.stripes.get_or_init(Arc::default).clone()
+    }
+
+    /// Count and sum of slot `which`, its stripes' words included (under
+    /// the series lock).
+    fn slot_peek(&self, which: usize) -> (u64, f64) {
+        let (mut count, mut sum) = self.slots[which].peek();
+        if let Some(stripes) = self.stripes.get() {
+            for w in stripes.words(which) {
+                let (c, s) = unpack(w.load(Ordering::Acquire));
+                count += c;
+                sum += s;
+            }
+        }
+        (count, sum)
+    }
+
+    /// [`slot_peek`](Self::slot_peek), leaving the slot and its stripes'
+    /// words empty (under the series lock).
+    fn slot_take(&self, which: usize) -> (u64, f64) {
+        let (mut count, mut sum) = self.slots[which].take();
+        if let Some(stripes) = self.stripes.get() {
+            for w in stripes.words(which) {
+                let (c, s) = unpack(w.swap(0, Ordering::AcqRel));
+                count += c;
+                sum += s;
+            }
+        }
+        (count, sum)
     }
 
     /// When this series was last recorded into (ms since the epoch). For
@@ -277,28 +406,37 @@ impl Series {
         let which = (idx & 1) as usize;
         let slot = &self.slots[which];
         if slot.epoch(self.finest_ms) < idx {
-            self.recycle(slot, idx, now_ms);
+            self.recycle(which, idx, now_ms);
             self.active.store(which, Ordering::Relaxed);
         }
         if slot.add(value) {
-            self.spill(slot);
+            self.spill(which);
+        }
+    }
+
+    /// Moves slot `which`'s packed words (its own and its stripes') into
+    /// its plain fields.
+    #[cold]
+    pub(crate) fn spill(&self, which: usize) {
+        let _st = self.state.lock();
+        let slot = &self.slots[which];
+        slot.spill();
+        if let Some(stripes) = self.stripes.get() {
+            for w in stripes.words(which) {
+                slot.absorb(w);
+            }
         }
     }
 
     #[cold]
-    pub(crate) fn spill(&self, slot: &Slot) {
-        let _st = self.state.lock();
-        slot.spill();
-    }
-
-    #[cold]
-    pub(crate) fn recycle(&self, slot: &Slot, idx: i64, now_ms: i64) {
+    pub(crate) fn recycle(&self, which: usize, idx: i64, now_ms: i64) {
         let mut st = self.state.lock();
+        let slot = &self.slots[which];
         let old = slot.epoch(self.finest_ms);
         if old >= idx {
             return; // another thread recycled it first
         }
-        let (count, sum) = slot.take();
+        let (count, sum) = self.slot_take(which);
         if old != i64::MIN && count > 0 {
             let mut bin = Exact::default();
             bin.add_bin(count, sum);
@@ -331,9 +469,9 @@ impl Series {
     pub fn read_with<R>(&self, f: impl FnOnce(f64, &Stats, Option<&Sketch>) -> R) -> R {
         let st = self.state.lock();
         let (mut value, mut total) = (st.value, st.total);
-        for slot in &self.slots {
+        for (which, slot) in self.slots.iter().enumerate() {
             if slot.start_ms.load(Ordering::Acquire) != i64::MIN {
-                let (count, sum) = slot.peek();
+                let (count, sum) = self.slot_peek(which);
                 value += sum;
                 total.add_bin(count, sum);
             }
@@ -378,11 +516,11 @@ impl Series {
         // A slot a history reader has not had counts however old it is,
         // as the rings' held bins do.
         let held_from = st.rings.held_from();
-        for slot in &self.slots {
+        for (which, slot) in self.slots.iter().enumerate() {
             let start = slot.start_ms.load(Ordering::Acquire);
             if start != i64::MIN && start >= since_ms && (start >= oldest || start >= held_from) {
                 let mut bin = Exact::default();
-                let (count, sum) = slot.peek();
+                let (count, sum) = self.slot_peek(which);
                 bin.add_bin(count, sum);
                 f(start, self.finest_ms, &bin);
             }
