@@ -593,11 +593,10 @@ mod tests {
         let other = std::thread::scope(|sc| {
             sc.spawn(|| {
                 s.add_counter_striped(t0, 2.0, &stripes);
-                stripes
-                    .word(0)
-                    .fetch_add((100 << COUNT_BITS) | (SPILL_AT - 1), Ordering::Relaxed);
+                let word = stripes.word(0).expect("a stripe, taken by the add");
+                word.fetch_add((100 << COUNT_BITS) | (SPILL_AT - 1), Ordering::Relaxed);
                 s.add_counter_striped(t0, 1.0, &stripes);
-                stripes.word(0).load(Ordering::Relaxed)
+                word.load(Ordering::Relaxed)
             })
             .join()
             .unwrap()

@@ -167,10 +167,13 @@ pub(crate) struct Stripes {
 }
 
 impl Stripes {
-    /// The calling thread's packed word for slot `which`.
+    /// The calling thread's packed word for slot `which`, `None` until
+    /// the thread has taken a stripe ([`take_stripe`]).
     #[inline(always)]
-    pub(crate) fn word(&self, which: usize) -> &AtomicU64 {
-        &self.stripes[stripe_index()].packed[which & 1]
+    pub(crate) fn word(&self, which: usize) -> Option<&AtomicU64> {
+        // A thread-local is gone only while its thread exits: stripe 0 then.
+        let i = STRIPE.try_with(Cell::get).unwrap_or(0);
+        self.stripes.get(i).map(|s| &s.packed[which & 1])
     }
 
     /// Every stripe's packed word for slot `which`.
@@ -184,22 +187,15 @@ thread_local! {
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// The calling thread's stripe: threads take them in turn, so up to
-/// [`STRIPES`] threads recording at once each have their own.
-#[inline(always)]
-fn stripe_index() -> usize {
-    // A thread-local is gone only while the thread exits: stripe 0 then.
-    let i = STRIPE.try_with(Cell::get).unwrap_or(0);
-    if i < STRIPES { i } else { next_stripe() }
-}
-
+/// Gives the calling thread its stripe: threads take them in turn, so up
+/// to [`STRIPES`] threads recording at once each have their own.
 #[cold]
-fn next_stripe() -> usize {
+#[inline(never)]
+fn take_stripe() {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
     let _ = STRIPE.try_with(|s| s.set(i));
-    i
 }
 
 #[inline]
@@ -332,12 +328,28 @@ impl Series {
         let slot = &self.slots[which];
         let start = slot.start_ms.load(Ordering::Acquire);
         if (now_ms.wrapping_sub(start) as u64) < self.finest_ms as u64 {
-            if slot.add_packed(stripes.word(which), value) {
-                self.spill(which);
+            match stripes.word(which) {
+                Some(word) => {
+                    if slot.add_packed(word, value) {
+                        self.spill(which);
+                    }
+                }
+                None => self.add_counter_new_stripe(now_ms, value, stripes),
             }
         } else {
             self.add_counter_other_bin(now_ms, value);
         }
+    }
+
+    /// [`add_counter_striped`](Self::add_counter_striped) for a thread
+    /// without a stripe yet: takes one and adds (out of line, so the usual
+    /// path keeps no registers for a call).
+    #[cold]
+    #[inline(never)]
+    fn add_counter_new_stripe(&self, now_ms: i64, value: f64, stripes: &Stripes) {
+        take_stripe();
+        // The thread has a stripe now (or reads stripe 0 while it exits).
+        self.add_counter_striped(now_ms, value, stripes);
     }
 
     /// This series' stripes, made on first use (when a counter handle
