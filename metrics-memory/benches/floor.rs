@@ -361,6 +361,28 @@ fn render(c: &mut Criterion) {
         }
     });
 
+    // The four texts are of a size: what each renders, once.
+    let mut sizes = vec![
+        (
+            "ours",
+            exporter
+                .export(ExportFormat::Prometheus)
+                .map_or(0, |t| t.len()),
+        ),
+        ("metrics-exporter-prometheus", handle.render().len()),
+    ];
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &pc_registry);
+    sizes.push(("prometheus-client", out.len()));
+    out.clear();
+    let _ = fastmetrics::format::text::encode(
+        &mut out,
+        &fm_registry,
+        fastmetrics::format::text::TextProfile::PrometheusV0_0_4,
+    );
+    sizes.push(("fastmetrics", out.len()));
+    eprintln!("floor/render text bytes: {sizes:?}");
+
     let mut g = c.benchmark_group("floor");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
