@@ -69,7 +69,8 @@
 //!   arrives the side holding fewer samples gives way, so one extreme
 //!   sample moves no quantile from p1 to p99. Only when one sign sees more
 //!   than 32 distinct far buckets do the two closest merge; the samples so
-//!   moved are counted ([`QuantileSketch::far_merged`]). Infinities and NaN
+//!   moved are counted ([`QuantileSketch::far_merged`]; health's detail
+//!   `far_merged_samples` sums them over the series). Infinities and NaN
 //!   are refused by the protocol before they reach a sketch.
 //! - **Windows**: each series keeps cascading rings of fixed bins (default
 //!   5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min; [`WindowSpec`]) with exact
@@ -663,6 +664,27 @@ impl MemoryMetrics {
     /// [`MemoryConfig::max_names`].
     pub fn dropped_over_name_limit(&self) -> u64 {
         self.shared.drops.get(DropReason::NameLimit)
+    }
+
+    /// Samples of the distribution series held that a quantile sketch
+    /// reports at a neighbouring far bucket's value, beyond the stated
+    /// accuracy ([`QuantileSketch::far_merged`]): in the all-time sketch,
+    /// or in a window's bin when it was recorded. 0 unless one sign of a
+    /// series saw more than 32 distinct buckets beyond a 17.8-decade range.
+    /// [`health`](metrics_protocol::MetricCollector::health) reports it as
+    /// the detail `far_merged_samples`.
+    pub fn far_merged_samples(&self) -> u64 {
+        let mut total = 0u64;
+        for s in self.registry.all_unordered() {
+            if !s.is_distribution() {
+                continue;
+            }
+            let st = s.state.lock();
+            let all_time = st.sketch.as_ref().map_or(0, |k| k.far_merged());
+            let windows = st.quantiles.as_ref().map_or(0, |q| q.far_merged());
+            total = total.saturating_add(all_time).saturating_add(windows);
+        }
+        total
     }
 
     /// Number of series held.

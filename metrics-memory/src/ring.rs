@@ -418,6 +418,9 @@ pub struct SketchRings {
     block_spare: Vec<Vec<u8>>,
     /// Finest bins not handed out to this mark's reader yet are held.
     hold: Option<Arc<HistoryMark>>,
+    /// Samples of sealed bins that the open bin's sketch far-merged (see
+    /// [`far_merged`](Self::far_merged)).
+    far_merged: u64,
 }
 
 /// Spare encoded buffers kept for reuse.
@@ -453,6 +456,7 @@ impl SketchRings {
             scratch: Vec::new(),
             block_spare: specs.iter().map(|_| Vec::new()).collect(),
             hold: None,
+            far_merged: 0,
         }
     }
 
@@ -462,6 +466,14 @@ impl SketchRings {
             hold: Some(hold),
             ..Self::new(specs)
         }
+    }
+
+    /// Samples recorded into a bin whose sketch reported them at a
+    /// neighbouring far bucket's value ([`Sketch::far_merged`]), over the
+    /// series' life: every window answer holding them may be off by more
+    /// than the stated accuracy for them.
+    pub fn far_merged(&self) -> u64 {
+        self.far_merged.saturating_add(self.open.far_merged())
     }
 
     fn finest_ms(&self) -> i64 {
@@ -544,6 +556,7 @@ impl SketchRings {
             scratch,
             block_spare,
             hold,
+            far_merged,
         } = self;
         let held_from = HistoryMark::held_from(hold.as_ref());
         let Some(finest) = rings.first().map(|r| r.bin_ms) else {
@@ -559,6 +572,7 @@ impl SketchRings {
                 r.reserve();
                 r.bins.push_back((*open_idx, buf));
             }
+            *far_merged = far_merged.saturating_add(open.far_merged());
             open.clear();
         }
         *open_idx = now_idx;

@@ -44,7 +44,8 @@
 //! neighbouring far buckets (the pair with the closest keys) merge into
 //! the one with more samples. The samples so moved are reported at that
 //! bucket's value, not their own; they are counted
-//! ([`QuantileSketch::far_merged`], and the backend's health reports them),
+//! ([`QuantileSketch::far_merged`]; the backend's health reports them
+//! across its series as the detail `far_merged_samples`),
 //! so an answer that may be off is never silently so.
 
 /// Relative accuracy of every all-time quantile (level 0).
