@@ -391,9 +391,10 @@ pub fn sketch_specs(specs: &[WindowSpec]) -> Vec<WindowSpec> {
 }
 
 /// Quantile sketches of a distribution series over time: the open finest
-/// bin as a dense [`Sketch`] (level 1), sealed bins and blocks as compact
-/// encodings ([`Sketch::encode`]), cascading from ring to ring as the exact
-/// bins do.
+/// bin's first [`PENDING`] samples as a short list of keys and the rest in
+/// a dense [`Sketch`] (level 1), so a bin of few samples never holds bucket
+/// arrays; sealed bins and blocks as compact encodings
+/// ([`Sketch::encode`]), cascading from ring to ring as the exact bins do.
 ///
 /// Buffers are recycled, so a series in steady state allocates nothing
 /// when it opens a bin: a sealed bin takes the buffer of a bin merged away
@@ -405,6 +406,9 @@ pub fn sketch_specs(specs: &[WindowSpec]) -> Vec<WindowSpec> {
 pub struct SketchRings {
     /// Finest-bin index of `open`, `i64::MIN` before the first sample.
     open_idx: i64,
+    /// The open bin's first samples (packed keys, [`Key::pack`]), at most
+    /// [`PENDING`]; what follows them goes to `open`.
+    pending: Vec<i32>,
     open: Sketch,
     rings: Vec<Ring<Vec<u8>>>,
     /// Where the open bin is encoded before it is copied into a buffer of
@@ -423,14 +427,18 @@ pub struct SketchRings {
     far_merged: u64,
 }
 
+/// Samples of the open bin kept as keys before the dense sketch takes the
+/// rest: 512 bytes, where a bin's bucket arrays over a wide range take
+/// several KiB.
+pub const PENDING: usize = 128;
 /// Spare encoded buffers kept for reuse.
 const SPARES: usize = 2;
 /// Extra bytes asked for when a block outgrows its buffer (or the merge
 /// scratch buffer a block).
-const MERGE_HEADROOM: usize = 64;
+const MERGE_HEADROOM: usize = 32;
 /// Extra bytes asked for a sealed bin, so the next bin, a little larger,
 /// can reuse its buffer.
-const SEAL_HEADROOM: usize = 32;
+const SEAL_HEADROOM: usize = 16;
 /// Larger buffers are freed rather than kept as spares.
 const MAX_SPARE_BYTES: usize = 2048;
 
@@ -439,6 +447,7 @@ impl SketchRings {
     pub fn new(specs: &[WindowSpec]) -> Self {
         SketchRings {
             open_idx: i64::MIN,
+            pending: Vec::new(),
             open: Sketch::new(1),
             // Past the finest ring, one more block than the span needs: the
             // block straddling a window's start (see `merged`).
@@ -489,7 +498,26 @@ impl SketchRings {
         if idx > self.open_idx {
             self.advance(now_ms);
         }
-        self.open.add_key(key, 1);
+        if self.pending.len() < PENDING {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(PENDING);
+            }
+            self.pending.push(key.pack());
+        } else {
+            self.open.add_key(key, 1);
+        }
+    }
+
+    /// Whether the open bin holds any sample.
+    fn open_has_samples(&self) -> bool {
+        !self.pending.is_empty() || self.open.count() > 0
+    }
+
+    /// Adds the pending keys to `sketch`.
+    fn add_pending(pending: &[i32], sketch: &mut Sketch) {
+        for &p in pending {
+            sketch.add_key(Key::unpack(p), 1);
+        }
     }
 
     /// A spare buffer that holds `len` bytes without wasting much, or a new
@@ -499,7 +527,7 @@ impl SketchRings {
             .iter()
             .enumerate()
             // Big enough, but not so big that the block wastes much.
-            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len + len / 2 + 64)
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len + len / 4 + 16)
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
         match best {
@@ -549,6 +577,7 @@ impl SketchRings {
     fn advance(&mut self, now_ms: i64) {
         let SketchRings {
             open_idx,
+            pending,
             open,
             rings,
             enc,
@@ -563,9 +592,15 @@ impl SketchRings {
             return;
         };
         let now_idx = now_ms.div_euclid(finest);
-        if open.count() > 0 && *open_idx < now_idx {
+        if (open.count() > 0 || !pending.is_empty()) && *open_idx < now_idx {
             enc.clear();
-            open.encode(enc);
+            if open.count() == 0 {
+                Sketch::encode_keys(1, pending, enc);
+            } else {
+                Self::add_pending(pending, open);
+                open.encode(enc);
+            }
+            pending.clear();
             let mut buf = Self::take_buf(spare, enc.len(), SEAL_HEADROOM);
             buf.extend_from_slice(enc);
             if let Some(r) = rings.first_mut() {
@@ -606,12 +641,18 @@ impl SketchRings {
                         if scratch.capacity() < want {
                             scratch.reserve_exact(want);
                         }
+                        let room = scratch.capacity();
                         let ok = merge_encodings(target, &buf, scratch);
                         debug_assert!(ok, "sealed sketches decode");
+                        // A merge longer than the room made doubled the
+                        // buffer: keep only what it needs.
+                        if scratch.capacity() > room {
+                            scratch.shrink_to(scratch.len() + MERGE_HEADROOM);
+                        }
                         target.clear();
                         if target.capacity() < scratch.len() {
                             target
-                                .reserve_exact(scratch.len() + scratch.len() / 16 + MERGE_HEADROOM);
+                                .reserve_exact(scratch.len() + scratch.len() / 32 + MERGE_HEADROOM);
                         }
                         target.extend_from_slice(scratch);
                         Self::recycle(spare, block_spare, level, buf);
@@ -651,8 +692,16 @@ impl SketchRings {
     /// or already merged into a coarser block). For durable history.
     pub fn finest_encoding(&self, start_ms: i64, out: &mut Vec<u8>) -> bool {
         let idx = start_ms.div_euclid(self.finest_ms());
-        if idx == self.open_idx && self.open.count() > 0 {
-            self.open.encode(out);
+        if idx == self.open_idx && self.open_has_samples() {
+            if self.pending.is_empty() {
+                self.open.encode(out);
+            } else if self.open.count() == 0 {
+                Sketch::encode_keys(1, &mut self.pending.clone(), out);
+            } else {
+                let mut open = self.open.clone();
+                Self::add_pending(&self.pending, &mut open);
+                open.encode(out);
+            }
             return true;
         }
         match self
@@ -702,8 +751,9 @@ impl SketchRings {
                 }
             }
         }
-        if self.open.count() > 0 && take(self.open_idx.saturating_mul(self.finest_ms())) {
+        if self.open_has_samples() && take(self.open_idx.saturating_mul(self.finest_ms())) {
             out.merge(&self.open);
+            Self::add_pending(&self.pending, &mut out);
         }
         let mut missing = exact.saturating_sub(out.count());
         // Straddling blocks, newest (finest ring) first.
