@@ -109,7 +109,8 @@
 //!   3 KiB per further decade: a series whose values span 17.8 decades of
 //!   both signs in every 10 s bin stays under 1 MiB (each bin's sketch
 //!   holds at most 2 × 2048 buckets; the all-time one 2 × 4096). At
-//!   10,000 samples per 10 s, the bound is 128 KiB (lognormal σ = 2).
+//!   10,000 samples per 10 s (lognormal σ = 2), 44.3 KiB when last
+//!   measured (bound: 128 KiB).
 //! - **Cardinality**: at most `cardinality_limit` series per name (default
 //!   2,000) and `max_series` over all names (default 100,000); later tag
 //!   sets fold into one series per name tagged `metric.overflow=true`, so
