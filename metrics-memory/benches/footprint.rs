@@ -1,6 +1,6 @@
 //! `cargo bench -p metrics-memory --bench footprint`: heap used by 100,000
 //! counter series, by one distribution after 1,000,000 samples, and by one
-//! distribution series with every bin of every ring filled (25 simulated
+//! distribution series with every bin of every ring filled (31 simulated
 //! hours of lognormal σ = 2 samples at 100 and at 10,000 per 10 s),
 //! measured with a counting allocator. (The time to export 10,000 series
 //! is `metrics-exposition`'s `export` bench.)

@@ -69,15 +69,16 @@
 //!   arrives the side holding fewer samples gives way, so one extreme
 //!   sample moves no quantile from p1 to p99. Only when one sign sees more
 //!   than 32 distinct far buckets do the two closest merge; the samples so
-//!   moved are counted ([`QuantileSketch::far_merged`]). Infinities and NaN
+//!   moved are counted ([`QuantileSketch::far_merged`]; health's detail
+//!   `far_merged_samples` sums them over the series). Infinities and NaN
 //!   are refused by the protocol before they reach a sketch.
 //! - **Windows**: each series keeps cascading rings of fixed bins (default
 //!   5 m @ 10 s, 1 h @ 1 min, 24 h @ 15 min; [`WindowSpec`]) with exact
 //!   count, sum, min and max. Distributions also keep quantile sketches:
 //!   one per 10 s bin for the finest ring, and in each coarser ring four
 //!   blocks (15 min for the hour, 6 h for the day with the defaults), each
-//!   sealed into a compact encoding (about one byte per sample for sparse
-//!   bins, two per bucket for dense ones). A window's count, sum, min and
+//!   sealed into a compact encoding (adaptive Rice code: about one byte
+//!   per sample for sparse bins, a few bits per bucket for dense ones). A window's count, sum, min and
 //!   max cover the bins starting in it; its quantiles cover the same
 //!   range: the sketch blocks starting in it, and for the samples of the
 //!   window before its first whole block (at most 15 minutes' worth for a
@@ -92,15 +93,24 @@
 //!   than the last ring are dropped.
 //! - **Memory per series** (measured by a test and the `footprint` bench
 //!   with a counting allocator, every bin of every ring filled over 31
-//!   simulated hours): a counter or gauge at most 8 KiB; a distribution
-//!   27.1 KiB at 100 lognormal (σ = 2) samples per 10 s (bound: 32 KiB);
-//!   40.4 KiB with both signs of that lognormal, zeros and 10 % extremes
-//!   (1e±300, `f64::MAX`; tested under 44 KiB: over 32 KiB, as both
-//!   signs fill their buckets in every block); at 10,000 per 10 s, 75.6
-//!   KiB when last measured over 25 hours (bound: 128 KiB). An adversarial
-//!   distribution spreading every 10 s bin over 17.8 decades of both signs
-//!   stays under 1 MiB (each sketch holds at most 2 × 2048 buckets; the
-//!   all-time one 2 × 4096).
+//!   simulated hours): a counter or gauge at most 8 KiB. A distribution at
+//!   up to 100 samples per 10 s at most 32 KiB for any values whose bulk
+//!   spans at most 5 decades per sign, with at most 10 % of the samples
+//!   beyond it (zeros, and extremes anywhere in
+//!   the finite range): the test asserts it on the worst such input it
+//!   builds, both signs each spread evenly over 5 decades (every bucket of
+//!   the range in use) and extremes over 34 values per sign, more than the
+//!   far buckets a sign keeps. What the bytes are: exact count, sum, min
+//!   and max per bin (40 bytes each, 189 bins), the all-time sketch (two
+//!   bytes per bucket between each sign's extremes of the bulk, plus far
+//!   buckets), the sealed bins and blocks (a few bits per bucket) and one
+//!   merge buffer; a bin's first 128 samples are kept as keys, so a bin of
+//!   few samples holds no bucket arrays. A bulk spread wider costs about
+//!   3 KiB per further decade: a series whose values span 17.8 decades of
+//!   both signs in every 10 s bin stays under 1 MiB (each bin's sketch
+//!   holds at most 2 × 2048 buckets; the all-time one 2 × 4096). At
+//!   10,000 samples per 10 s (lognormal σ = 2), 44.3 KiB when last
+//!   measured (bound: 128 KiB).
 //! - **Cardinality**: at most `cardinality_limit` series per name (default
 //!   2,000) and `max_series` over all names (default 100,000); later tag
 //!   sets fold into one series per name tagged `metric.overflow=true`, so
@@ -664,6 +674,27 @@ impl MemoryMetrics {
     /// [`MemoryConfig::max_names`].
     pub fn dropped_over_name_limit(&self) -> u64 {
         self.shared.drops.get(DropReason::NameLimit)
+    }
+
+    /// Samples of the distribution series held that a quantile sketch
+    /// reports at a neighbouring far bucket's value, beyond the stated
+    /// accuracy ([`QuantileSketch::far_merged`]): in the all-time sketch,
+    /// or in a window's bin when it was recorded. 0 unless one sign of a
+    /// series saw more than 32 distinct buckets beyond a 17.8-decade range.
+    /// [`health`](metrics_protocol::MetricCollector::health) reports it as
+    /// the detail `far_merged_samples`.
+    pub fn far_merged_samples(&self) -> u64 {
+        let mut total = 0u64;
+        for s in self.registry.all_unordered() {
+            if !s.is_distribution() {
+                continue;
+            }
+            let st = s.state.lock();
+            let all_time = st.sketch.as_ref().map_or(0, |k| k.far_merged());
+            let windows = st.quantiles.as_ref().map_or(0, |q| q.far_merged());
+            total = total.saturating_add(all_time).saturating_add(windows);
+        }
+        total
     }
 
     /// Number of series held.

@@ -395,6 +395,36 @@ mod tests {
         assert!(v.get("sketch").is_none() && v["p95"].is_number(), "{v}");
     }
 
+    /// The bin still open counts in a step that holds it whole, and its
+    /// samples are in that step's percentiles, whether it holds a few
+    /// samples (kept as keys) or many.
+    #[test]
+    fn the_open_bins_samples_are_in_its_steps_percentiles() {
+        let (clock, m, h) = at_edge();
+        let [a, b, c] = three_bins(&clock, &h);
+        // Still in c's bin (E + 60 s to E + 70 s): it is open.
+        clock.set(E + 62_000);
+        let bins = &m
+            .range_query(&request("lat", (E, E + 120_000), 10))
+            .unwrap()[0]
+            .bins;
+        assert_eq!(bins.len(), 3, "{bins:?}");
+        assert_percentiles(&bins[0], &a);
+        assert_percentiles(&bins[1], &b);
+        assert_percentiles(&bins[2], &c);
+        // Many samples in the open bin: past the keys, into its sketch.
+        let many: Vec<f64> = (1..=1000).map(f64::from).collect();
+        clock.set(E + 81_000);
+        for v in &many {
+            h.record_histogram("lat", *v, &[]);
+        }
+        let bins = &m
+            .range_query(&request("lat", (E + 80_000, E + 90_000), 10))
+            .unwrap()[0]
+            .bins;
+        assert_percentiles(&bins[0], &many);
+    }
+
     #[test]
     fn a_step_across_two_bins_merges_both_sketches() {
         let (clock, m, h) = at_edge();

@@ -411,6 +411,16 @@ impl Registry {
         Ok(series)
     }
 
+    /// Every series (shared handles), in no particular order: for a
+    /// reader that visits each one and needs no order.
+    pub fn all_unordered(&self) -> Vec<Arc<Series>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.read().iter().cloned());
+        }
+        out
+    }
+
     /// A snapshot of every series (shared handles; cheap).
     pub fn all(&self) -> Vec<Arc<Series>> {
         let mut out = Vec::new();

@@ -391,9 +391,10 @@ pub fn sketch_specs(specs: &[WindowSpec]) -> Vec<WindowSpec> {
 }
 
 /// Quantile sketches of a distribution series over time: the open finest
-/// bin as a dense [`Sketch`] (level 1), sealed bins and blocks as compact
-/// encodings ([`Sketch::encode`]), cascading from ring to ring as the exact
-/// bins do.
+/// bin's first [`PENDING`] samples as a short list of keys and the rest in
+/// a dense [`Sketch`] (level 1), so a bin of few samples never holds bucket
+/// arrays; sealed bins and blocks as compact encodings
+/// ([`Sketch::encode`]), cascading from ring to ring as the exact bins do.
 ///
 /// Buffers are recycled, so a series in steady state allocates nothing
 /// when it opens a bin: a sealed bin takes the buffer of a bin merged away
@@ -405,6 +406,9 @@ pub fn sketch_specs(specs: &[WindowSpec]) -> Vec<WindowSpec> {
 pub struct SketchRings {
     /// Finest-bin index of `open`, `i64::MIN` before the first sample.
     open_idx: i64,
+    /// The open bin's first samples (packed keys, [`Key::pack`]), at most
+    /// [`PENDING`]; what follows them goes to `open`.
+    pending: Vec<i32>,
     open: Sketch,
     rings: Vec<Ring<Vec<u8>>>,
     /// Where the open bin is encoded before it is copied into a buffer of
@@ -418,12 +422,16 @@ pub struct SketchRings {
     block_spare: Vec<Vec<u8>>,
     /// Finest bins not handed out to this mark's reader yet are held.
     hold: Option<Arc<HistoryMark>>,
+    /// Samples of sealed bins that the open bin's sketch far-merged (see
+    /// [`far_merged`](Self::far_merged)).
+    far_merged: u64,
 }
 
-/// A sealed bin's or block's encoding, or the open bin's sketch.
+/// A sealed bin's or block's encoding, or the open bin's sketch and its
+/// pending keys.
 enum Piece<'a> {
     Sealed(&'a [u8]),
-    Open(&'a Sketch),
+    Open(&'a Sketch, &'a [i32]),
 }
 
 /// Whether `[start, start + width)` overlaps `[from, to)`.
@@ -431,14 +439,18 @@ fn overlaps((from, to): (i64, i64), start: i64, width: i64) -> bool {
     start < to && start.saturating_add(width) > from
 }
 
+/// Samples of the open bin kept as keys before the dense sketch takes the
+/// rest: 512 bytes, where a bin's bucket arrays over a wide range take
+/// several KiB.
+pub const PENDING: usize = 128;
 /// Spare encoded buffers kept for reuse.
 const SPARES: usize = 2;
 /// Extra bytes asked for when a block outgrows its buffer (or the merge
 /// scratch buffer a block).
-const MERGE_HEADROOM: usize = 64;
+const MERGE_HEADROOM: usize = 32;
 /// Extra bytes asked for a sealed bin, so the next bin, a little larger,
 /// can reuse its buffer.
-const SEAL_HEADROOM: usize = 32;
+const SEAL_HEADROOM: usize = 16;
 /// Larger buffers are freed rather than kept as spares.
 const MAX_SPARE_BYTES: usize = 2048;
 
@@ -447,6 +459,7 @@ impl SketchRings {
     pub fn new(specs: &[WindowSpec]) -> Self {
         SketchRings {
             open_idx: i64::MIN,
+            pending: Vec::new(),
             open: Sketch::new(1),
             // Past the finest ring, one more block than the span needs: the
             // block straddling a window's start (see `merged`).
@@ -464,6 +477,7 @@ impl SketchRings {
             scratch: Vec::new(),
             block_spare: specs.iter().map(|_| Vec::new()).collect(),
             hold: None,
+            far_merged: 0,
         }
     }
 
@@ -473,6 +487,14 @@ impl SketchRings {
             hold: Some(hold),
             ..Self::new(specs)
         }
+    }
+
+    /// Samples recorded into a bin whose sketch reported them at a
+    /// neighbouring far bucket's value ([`Sketch::far_merged`]), over the
+    /// series' life: every window answer holding them may be off by more
+    /// than the stated accuracy for them.
+    pub fn far_merged(&self) -> u64 {
+        self.far_merged.saturating_add(self.open.far_merged())
     }
 
     fn finest_ms(&self) -> i64 {
@@ -488,7 +510,26 @@ impl SketchRings {
         if idx > self.open_idx {
             self.advance(now_ms);
         }
-        self.open.add_key(key, 1);
+        if self.pending.len() < PENDING {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(PENDING);
+            }
+            self.pending.push(key.pack());
+        } else {
+            self.open.add_key(key, 1);
+        }
+    }
+
+    /// Whether the open bin holds any sample.
+    fn open_has_samples(&self) -> bool {
+        !self.pending.is_empty() || self.open.count() > 0
+    }
+
+    /// Adds the pending keys to `sketch`.
+    fn add_pending(pending: &[i32], sketch: &mut Sketch) {
+        for &p in pending {
+            sketch.add_key(Key::unpack(p), 1);
+        }
     }
 
     /// A spare buffer that holds `len` bytes without wasting much, or a new
@@ -498,7 +539,7 @@ impl SketchRings {
             .iter()
             .enumerate()
             // Big enough, but not so big that the block wastes much.
-            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len + len / 2 + 64)
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len + len / 4 + 16)
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
         match best {
@@ -548,6 +589,7 @@ impl SketchRings {
     fn advance(&mut self, now_ms: i64) {
         let SketchRings {
             open_idx,
+            pending,
             open,
             rings,
             enc,
@@ -555,21 +597,29 @@ impl SketchRings {
             scratch,
             block_spare,
             hold,
+            far_merged,
         } = self;
         let held_from = HistoryMark::held_from(hold.as_ref());
         let Some(finest) = rings.first().map(|r| r.bin_ms) else {
             return;
         };
         let now_idx = now_ms.div_euclid(finest);
-        if open.count() > 0 && *open_idx < now_idx {
+        if (open.count() > 0 || !pending.is_empty()) && *open_idx < now_idx {
             enc.clear();
-            open.encode(enc);
+            if open.count() == 0 {
+                Sketch::encode_keys(1, pending, enc);
+            } else {
+                Self::add_pending(pending, open);
+                open.encode(enc);
+            }
+            pending.clear();
             let mut buf = Self::take_buf(spare, enc.len(), SEAL_HEADROOM);
             buf.extend_from_slice(enc);
             if let Some(r) = rings.first_mut() {
                 r.reserve();
                 r.bins.push_back((*open_idx, buf));
             }
+            *far_merged = far_merged.saturating_add(open.far_merged());
             open.clear();
         }
         *open_idx = now_idx;
@@ -603,12 +653,18 @@ impl SketchRings {
                         if scratch.capacity() < want {
                             scratch.reserve_exact(want);
                         }
+                        let room = scratch.capacity();
                         let ok = merge_encodings(target, &buf, scratch);
                         debug_assert!(ok, "sealed sketches decode");
+                        // A merge longer than the room made doubled the
+                        // buffer: keep only what it needs.
+                        if scratch.capacity() > room {
+                            scratch.shrink_to(scratch.len() + MERGE_HEADROOM);
+                        }
                         target.clear();
                         if target.capacity() < scratch.len() {
                             target
-                                .reserve_exact(scratch.len() + scratch.len() / 16 + MERGE_HEADROOM);
+                                .reserve_exact(scratch.len() + scratch.len() / 32 + MERGE_HEADROOM);
                         }
                         target.extend_from_slice(scratch);
                         Self::recycle(spare, block_spare, level, buf);
@@ -648,8 +704,16 @@ impl SketchRings {
     /// or already merged into a coarser block). For durable history.
     pub fn finest_encoding(&self, start_ms: i64, out: &mut Vec<u8>) -> bool {
         let idx = start_ms.div_euclid(self.finest_ms());
-        if idx == self.open_idx && self.open.count() > 0 {
-            self.open.encode(out);
+        if idx == self.open_idx && self.open_has_samples() {
+            if self.pending.is_empty() {
+                self.open.encode(out);
+            } else if self.open.count() == 0 {
+                Sketch::encode_keys(1, &mut self.pending.clone(), out);
+            } else {
+                let mut open = self.open.clone();
+                Self::add_pending(&self.pending, &mut open);
+                open.encode(out);
+            }
             return true;
         }
         match self
@@ -676,7 +740,10 @@ impl SketchRings {
                 let ok = out.merge_encoded(buf);
                 debug_assert!(ok, "sealed sketches decode");
             }
-            Piece::Open(open) => out.merge(open),
+            Piece::Open(open, pending) => {
+                out.merge(open);
+                Self::add_pending(pending, out);
+            }
         });
     }
 
@@ -705,8 +772,12 @@ impl SketchRings {
             }
         }
         let finest = self.finest_ms();
-        if self.open.count() > 0 && overlaps(range, self.open_idx.saturating_mul(finest), finest) {
-            f((usize::MAX, self.open_idx), Piece::Open(&self.open));
+        if self.open_has_samples() && overlaps(range, self.open_idx.saturating_mul(finest), finest)
+        {
+            f(
+                (usize::MAX, self.open_idx),
+                Piece::Open(&self.open, &self.pending),
+            );
         }
     }
 
@@ -744,8 +815,9 @@ impl SketchRings {
                 }
             }
         }
-        if self.open.count() > 0 && take(self.open_idx.saturating_mul(self.finest_ms())) {
+        if self.open_has_samples() && take(self.open_idx.saturating_mul(self.finest_ms())) {
             out.merge(&self.open);
+            Self::add_pending(&self.pending, &mut out);
         }
         let mut missing = exact.saturating_sub(out.count());
         // Straddling blocks, newest (finest ring) first.

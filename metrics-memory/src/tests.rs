@@ -5,7 +5,7 @@ use metrics_protocol::app::*;
 use metrics_protocol::backend::{DropReason, HealthStatus, validate};
 use metrics_protocol::*;
 
-use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics};
+use crate::{Clock, ManualClock, MemoryConfig, MemoryMetrics, QuantileSketch};
 use metrics_query::{Period, RangeGroup, RangeRequest, RollupRequest};
 
 const T0: i64 = 1_790_000_000_000; // a fixed instant, aligned to no particular bin
@@ -1130,4 +1130,39 @@ fn series_sorted_through_the_names_index_are_in_registry_order() {
     let by_name = names(m.registry.all_by_name());
     assert_eq!(by_name.len(), 6);
     assert_eq!(by_name, names(m.registry.all()));
+}
+
+#[test]
+fn far_merged_samples_are_reported_in_health() {
+    let (clock, m) = manual();
+    let w = handle(&m);
+    let far_merged = |m: &MemoryMetrics| m.health()[0].details["far_merged_samples"];
+    // A bulk at 1, then 40 distinct values far beyond its 17.8 decades
+    // (1e20 to 1e59): more than the 32 far buckets a sign keeps.
+    let values: Vec<f64> = std::iter::repeat_n(1.0, 1000)
+        .chain((20..60).map(|e| 10f64.powi(e)))
+        .collect();
+    for v in &values[..1000] {
+        w.record_histogram("wide", *v, &[]);
+    }
+    assert_eq!(far_merged(&m), 0.0, "nothing far yet");
+    for v in &values[1000..] {
+        w.record_histogram("wide", *v, &[]);
+    }
+    // What the all-time sketch and the bin's (window accuracy) merged.
+    let (mut all_time, mut window) = (QuantileSketch::new(), QuantileSketch::windowed());
+    for v in &values {
+        all_time.add(*v);
+        window.add(*v);
+    }
+    let want = all_time.far_merged() + window.far_merged();
+    assert!(want > 0);
+    assert_eq!(far_merged(&m), want as f64, "while the bin is open");
+    // Sealed into the rings, the bin's count stays.
+    clock.advance(Duration::from_secs(20));
+    w.record_histogram("wide", 1.0, &[]);
+    assert_eq!(far_merged(&m), want as f64, "after the bin is sealed");
+    // A counter's far-away values are no sketch's.
+    w.record_counter("c", 1e300, &[]);
+    assert_eq!(far_merged(&m), want as f64);
 }

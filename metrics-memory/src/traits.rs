@@ -108,6 +108,12 @@ impl MetricCollector for MemoryMetrics {
             .insert("operations".into(), self.tracker.names().len() as f64);
         h.details
             .insert("names".into(), self.registry.names_len() as f64);
+        // Samples a sketch reports at a neighbouring far bucket's value,
+        // beyond the stated accuracy (see `QuantileSketch::far_merged`).
+        h.details.insert(
+            "far_merged_samples".into(),
+            self.far_merged_samples() as f64,
+        );
         let over_names = self.dropped_over_name_limit();
         h.details
             .insert("dropped_name_limit".into(), over_names as f64);

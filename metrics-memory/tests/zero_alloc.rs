@@ -111,10 +111,19 @@ fn recording_into_existing_series_allocates_nothing() {
         drop(metrics.start("guarded", &tags)); // abandoned
         metrics.time("guarded", &tags, || ());
     };
-    // Warm up: create every series, bin and sketch bucket. Guards measure
-    // real time, so their timer series first sees 1 ns and 1 h: the sketch's
-    // bucket array then spans whatever a guard measures here (a new value
-    // beyond an array's ends grows it once, amortised; that is not steady state).
+    // Warm up: create every series, bin and sketch bucket. A bin keeps its
+    // first 128 samples as keys and allocates its bucket arrays (once, kept
+    // for later bins) when more come: every series gets past that first.
+    // Guards measure real time, so their timer series then sees 1 ns and
+    // 1 h: the sketches' bucket arrays span whatever a guard measures here
+    // (a new value beyond an array's ends grows it once, amortised; that
+    // is not steady state).
+    for _ in 0..130 {
+        record_all(&metrics);
+        counter.increment();
+        timer.record(d);
+        guards(&metrics);
+    }
     metrics.record_timer("guarded", Duration::from_nanos(1), &tags);
     metrics.record_timer("guarded", Duration::from_secs(3600), &tags);
     for _ in 0..3 {
@@ -133,12 +142,12 @@ fn recording_into_existing_series_allocates_nothing() {
     });
     assert_eq!(n, 0, "recording allocated {n} times");
     // The counter still counts (the test could fail if recording were a no-op).
-    assert_eq!(m.counter_value("c", &tags), Some(2.0 * 1003.0));
-    assert_eq!(m.counter_value("bound", &tags), Some(1003.0));
+    assert_eq!(m.counter_value("c", &tags), Some(2.0 * 1133.0));
+    assert_eq!(m.counter_value("bound", &tags), Some(1133.0));
     let (ok, failed) = m.outcome_counts("guarded", &tags).unwrap();
     assert_eq!(
         (ok, failed["timeout"], failed["abandoned"]),
-        (2006, 1003, 1003)
+        (2266, 1133, 1133)
     );
 }
 

@@ -8,7 +8,7 @@ use super::*;
 /// (rows stored before versions existed), then the version.
 pub(super) const HEADER: [u8; 2] = [0x80, 0x00];
 /// The version [`write_header`] writes.
-pub(super) const VERSION: u8 = 2;
+pub(super) const VERSION: u8 = 3;
 
 /// Appends the header of the current version.
 pub(super) fn write_header(out: &mut Vec<u8>) {
@@ -16,61 +16,164 @@ pub(super) fn write_header(out: &mut Vec<u8>) {
     out.push(VERSION);
 }
 
-/// A reader after the header of `bytes` and whether it is version 2
-/// (`None`: a header of an unknown version).
-pub(super) fn open(bytes: &[u8]) -> Option<(Reader<'_>, bool)> {
+/// A reader after the header of `bytes` and the encoding's version (1, 2
+/// or 3; `None`: a header of an unknown version).
+pub(super) fn open(bytes: &[u8]) -> Option<(Reader<'_>, u8)> {
     if bytes.starts_with(&HEADER) {
         return match bytes.get(HEADER.len()) {
-            Some(&VERSION) => Some((
+            Some(&v @ (2 | 3)) => Some((
                 Reader {
                     bytes,
                     pos: HEADER.len() + 1,
                 },
-                true,
+                v,
             )),
             _ => None,
         };
     }
-    Some((Reader { bytes, pos: 0 }, false))
+    Some((Reader { bytes, pos: 0 }, 1))
+}
+
+/// Adaptive Rice parameter of one stream of numbers (the key gaps, or the
+/// count differences): `k` is the smallest with `n · 2^k ≥ a`, `a` the sum
+/// of the recent values (each capped, see [`update`](Self::update)) and
+/// `n` their number, halved every 16 values so it follows the sketch from
+/// its sparse tails into its dense middle.
+/// Writer and reader update it alike.
+#[derive(Clone, Copy)]
+pub(super) struct Adapt {
+    a: u64,
+    n: u64,
+}
+
+impl Adapt {
+    const NEW: Adapt = Adapt { a: 0, n: 1 };
+
+    #[inline]
+    fn k(&self) -> u32 {
+        let mut k = 0;
+        while k < 56 && (self.n << k) < self.a {
+            k += 1;
+        }
+        k
+    }
+
+    /// Counts `v`, at most four times the recent mean: a far bucket's
+    /// gap, thousands of keys, costs its own escape but does not make the
+    /// next ordinary gaps pay for it.
+    #[inline]
+    fn update(&mut self, v: u64) {
+        let cap = (self.a / self.n + 1).saturating_mul(4);
+        self.a = self.a.saturating_add(v.min(cap));
+        self.n += 1;
+        if self.n >= 16 {
+            self.a >>= 1;
+            self.n >>= 1;
+        }
+    }
+}
+
+/// Unary quotients up to this many ones; a longer one is an escape: the
+/// value's bit length in 7 bits, then the value.
+const RICE_LIMIT: u64 = 12;
+
+/// Bits appended to a byte vector, least significant first.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter<'_> {
+    /// Appends the low `n` (at most 32) bits of `v`.
+    #[inline]
+    fn bits(&mut self, v: u64, n: u32) {
+        debug_assert!(n <= 32);
+        let v = if n == 0 {
+            0
+        } else {
+            v & (u64::MAX >> (64 - n))
+        };
+        self.acc |= v << self.n;
+        self.n += n;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    /// Appends `v` in Rice code with parameter `k`, updating `adapt`.
+    #[inline]
+    fn rice(&mut self, v: u64, adapt: &mut Adapt) {
+        let k = adapt.k();
+        let q = v >> k;
+        if q < RICE_LIMIT {
+            // q ones, a zero.
+            self.bits((1u64 << q) - 1, q as u32 + 1);
+            self.bits(v, k.min(32));
+            if k > 32 {
+                self.bits(v >> 32, k - 32);
+            }
+        } else {
+            self.bits((1u64 << RICE_LIMIT) - 1, RICE_LIMIT as u32);
+            let len = 64 - v.leading_zeros();
+            self.bits(u64::from(len), 7);
+            self.bits(v, len.min(32));
+            if len > 32 {
+                self.bits(v >> 32, len - 32);
+            }
+        }
+        adapt.update(v);
+    }
+
+    /// Pads the last byte with zeros.
+    fn finish(self) {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+    }
 }
 
 /// Writes one sign's `n` entries (ascending keys) in the encoded form of
 /// the current version.
 ///
-/// Version 2, per bucket after the first key: a varint token. An even
-/// token is the next key (gap 0) with the zigzag count difference in its
-/// upper bits, one byte for a difference within ±31: dense buckets cost one
-/// byte each. An odd token is `gap << 2 | changed << 1 | 1`, followed when
-/// `changed` by the zigzag varint of the difference: a sparse bucket of the
-/// same count as the previous one costs one byte. (Version 1 spent a token
-/// byte and a difference byte on every dense bucket whose count changed.)
-pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item = (i32, u64)>) {
+/// Version 3: the number of entries and the first key as varints, then a
+/// bit stream (least significant bit first, padded to a byte) of, per
+/// entry, the key gap (keys skipped since the previous entry; not for the
+/// first) and the zigzag difference of its count from the previous
+/// entry's (the first compares with 1), each in Rice code whose parameter
+/// adapts to the recent values of its stream ([`Adapt`]): a dense bucket
+/// whose count barely changes costs two or three bits, a busy bucket as
+/// many as its count's noise needs, a sparse bucket of an unchanged count
+/// about the logarithm of its gap. (Version 2 spent at least a byte on
+/// every bucket.)
+pub(super) fn write_store(
+    out: &mut Vec<u8>,
+    n: u64,
+    mut entries: impl Iterator<Item = (i32, u64)>,
+) {
     put_varint(out, n);
-    let mut prev: Option<i32> = None;
-    let mut prev_count = 1u64;
+    let Some((first, count)) = entries.next() else {
+        return;
+    };
+    put_varint(out, zigzag(first));
+    let mut bits = BitWriter { out, acc: 0, n: 0 };
+    let (mut gaps, mut diffs) = (Adapt::NEW, Adapt::NEW);
+    // Counts stay below 2^63 (a sketch holds fewer samples), so the
+    // difference of two fits an i64.
+    let zigzag_diff = |c: u64, prev: u64| {
+        let d = (i128::from(c) - i128::from(prev)) as i64;
+        ((d << 1) ^ (d >> 63)) as u64
+    };
+    bits.rice(zigzag_diff(count, 1), &mut diffs);
+    let (mut prev, mut prev_count) = (first, count);
     for (k, c) in entries {
-        let gap = match prev {
-            None => {
-                put_varint(out, zigzag(k));
-                0
-            }
-            Some(p) => (k - p - 1) as u64,
-        };
-        prev = Some(k);
-        // Counts stay below 2^63 (a sketch holds fewer samples), so the
-        // difference of two fits an i64.
-        let delta = (i128::from(c) - i128::from(prev_count)) as i64;
-        prev_count = c;
-        let z = ((delta << 1) ^ (delta >> 63)) as u64;
-        if gap == 0 && z < 1 << 62 {
-            put_varint(out, z << 1);
-        } else {
-            put_varint(out, (gap << 2) | (u64::from(delta != 0) << 1) | 1);
-            if delta != 0 {
-                put_varint(out, z);
-            }
-        }
+        bits.rice((k - prev - 1) as u64, &mut gaps);
+        bits.rice(zigzag_diff(c, prev_count), &mut diffs);
+        (prev, prev_count) = (k, c);
     }
+    bits.finish();
 }
 
 /// Whether `bytes` could be a ring bin's encoding: every varint whole,
@@ -81,14 +184,14 @@ pub(super) fn write_store(out: &mut Vec<u8>, n: u64, entries: impl Iterator<Item
 pub(super) fn valid_bin_encoding(bytes: &[u8]) -> bool {
     const MAX_KEY: u32 = 40_000;
     const MAX_TOTAL: u64 = 1 << 48;
-    let Some((mut r, v2)) = open(bytes) else {
+    let Some((mut r, version)) = open(bytes) else {
         return false;
     };
     let Some(mut total) = r.varint() else {
         return false;
     };
     for _sign in 0..2 {
-        let Some(mut it) = StoreIter::new(r, v2) else {
+        let Some(mut it) = StoreIter::new(r, version) else {
             return false;
         };
         if it.left > MAX_KEYS[0] as u64 {
@@ -105,7 +208,10 @@ pub(super) fn valid_bin_encoding(bytes: &[u8]) -> bool {
             prev = Some(key);
             total = total.saturating_add(count);
         }
-        r = it.r;
+        let Some(rest) = it.rest() else {
+            return false;
+        };
+        r = rest;
     }
     total < MAX_TOTAL && r.pos == bytes.len()
 }
@@ -118,12 +224,18 @@ pub(super) struct StoreIter<'a> {
     pub(super) key: i32,
     pub(super) count: u64,
     pub(super) first: bool,
-    /// Version 2 tokens (see [`write_store`]), else version 1.
-    pub(super) v2: bool,
+    /// The encoding's version (1, 2 or 3, see [`write_store`]).
+    pub(super) version: u8,
+    /// Version 3: bits read from `r` and not used yet (fewer than 8
+    /// between entries: the rest of the byte last read), and how many.
+    acc: u64,
+    nbits: u32,
+    gaps: Adapt,
+    diffs: Adapt,
 }
 
 impl<'a> StoreIter<'a> {
-    pub(super) fn new(mut r: Reader<'a>, v2: bool) -> Option<Self> {
+    pub(super) fn new(mut r: Reader<'a>, version: u8) -> Option<Self> {
         let left = r.varint()?;
         let key = if left > 0 { unzigzag(r.varint()?) } else { 0 };
         Some(StoreIter {
@@ -132,7 +244,11 @@ impl<'a> StoreIter<'a> {
             key,
             count: 1,
             first: true,
-            v2,
+            version,
+            acc: 0,
+            nbits: 0,
+            gaps: Adapt::NEW,
+            diffs: Adapt::NEW,
         })
     }
 
@@ -141,19 +257,69 @@ impl<'a> StoreIter<'a> {
         while self.left > 0 {
             self.next()?;
         }
+        // Version 3: the bits left over are the last byte's padding.
         Some(self.r)
     }
-}
 
-impl Iterator for StoreIter<'_> {
-    type Item = (i32, u64);
-    fn next(&mut self) -> Option<(i32, u64)> {
-        if self.left == 0 {
-            return None;
+    /// The next `n` (at most 32) bits of a version 3 stream.
+    #[inline]
+    fn bits(&mut self, n: u32) -> Option<u64> {
+        while self.nbits < n {
+            let b = *self.r.bytes.get(self.r.pos)?;
+            self.r.pos += 1;
+            self.acc |= u64::from(b) << self.nbits;
+            self.nbits += 8;
+        }
+        let v = if n == 0 {
+            0
+        } else {
+            self.acc & (u64::MAX >> (64 - n))
+        };
+        self.acc = if n >= 64 { 0 } else { self.acc >> n };
+        self.nbits -= n;
+        Some(v)
+    }
+
+    /// The next Rice-coded value of a stream adapting with `adapt`.
+    #[inline]
+    fn rice(&mut self, gaps: bool) -> Option<u64> {
+        let adapt = if gaps { self.gaps } else { self.diffs };
+        let k = adapt.k();
+        let mut q = 0u64;
+        while q < RICE_LIMIT && self.bits(1)? == 1 {
+            q += 1;
+        }
+        let v = if q < RICE_LIMIT {
+            let low = self.bits(k.min(32))?;
+            let high = if k > 32 { self.bits(k - 32)? } else { 0 };
+            (q << k) | (high << 32) | low
+        } else {
+            let len = self.bits(7)? as u32;
+            if len > 64 {
+                return None;
+            }
+            let low = self.bits(len.min(32))?;
+            let high = if len > 32 { self.bits(len - 32)? } else { 0 };
+            (high << 32) | low
+        };
+        let adapt = if gaps {
+            &mut self.gaps
+        } else {
+            &mut self.diffs
+        };
+        adapt.update(v);
+        Some(v)
+    }
+
+    /// The next entry's (gap, zigzag difference if changed).
+    #[inline]
+    fn token(&mut self) -> Option<(u64, Option<u64>)> {
+        if self.version == 3 {
+            let gap = if self.first { 0 } else { self.rice(true)? };
+            return Some((gap, Some(self.rice(false)?)));
         }
         let tok = self.r.varint()?;
-        // (gap, zigzag difference if changed)
-        let (gap, z) = if !self.v2 {
+        Some(if self.version == 1 {
             (
                 tok >> 1,
                 if tok & 1 == 1 {
@@ -173,7 +339,17 @@ impl Iterator for StoreIter<'_> {
                     None
                 },
             )
-        };
+        })
+    }
+}
+
+impl Iterator for StoreIter<'_> {
+    type Item = (i32, u64);
+    fn next(&mut self) -> Option<(i32, u64)> {
+        if self.left == 0 {
+            return None;
+        }
+        let (gap, z) = self.token()?;
         if !self.first {
             let gap = i32::try_from(gap).unwrap_or(i32::MAX);
             self.key = self.key.saturating_add(1).saturating_add(gap);

@@ -44,7 +44,8 @@
 //! neighbouring far buckets (the pair with the closest keys) merge into
 //! the one with more samples. The samples so moved are reported at that
 //! bucket's value, not their own; they are counted
-//! ([`QuantileSketch::far_merged`], and the backend's health reports them),
+//! ([`QuantileSketch::far_merged`]; the backend's health reports them
+//! across its series as the detail `far_merged_samples`),
 //! so an answer that may be off is never silently so.
 
 /// Relative accuracy of every all-time quantile (level 0).
@@ -85,6 +86,30 @@ impl Key {
             Key::Pos(k)
         } else {
             Key::Neg(k)
+        }
+    }
+}
+
+impl Key {
+    /// The key as one `i32` (what a short list of keys holds): zero as
+    /// `i32::MIN`, a positive bucket `k` as `2k`, a negative one as
+    /// `2k + 1` (keys of finite values are within ±71,000).
+    #[inline]
+    pub fn pack(self) -> i32 {
+        match self {
+            Key::Zero => i32::MIN,
+            Key::Pos(k) => k.wrapping_mul(2),
+            Key::Neg(k) => k.wrapping_mul(2).wrapping_add(1),
+        }
+    }
+
+    /// The key [`pack`](Self::pack) gave `packed` for.
+    #[inline]
+    pub fn unpack(packed: i32) -> Key {
+        match packed {
+            i32::MIN => Key::Zero,
+            p if p & 1 == 0 => Key::Pos(p >> 1),
+            p => Key::Neg(p >> 1),
         }
     }
 }
@@ -268,18 +293,47 @@ impl Sketch {
 
     /// Appends the compact encoding of this sketch to `out`: a version
     /// header, the zero count, then per sign the number of nonzero buckets,
-    /// the first key, and per bucket a varint token holding the gap (keys
-    /// skipped since the previous bucket) and the difference of its count
-    /// from the previous bucket's (the first compares with 1): one byte for
-    /// a dense bucket whose count differs by at most 31, one byte for a
-    /// sparse bucket of an unchanged count (see `encoding::write_store`).
-    /// Encodings without the header (version 1, rows stored earlier) still
-    /// decode.
+    /// the first key, and a bit stream of each bucket's key gap and count
+    /// difference from the previous bucket in adaptive Rice code (version
+    /// 3, see `encoding::write_store`): a few bits for a dense bucket whose
+    /// count barely changes, about the logarithm of its gap for a sparse
+    /// one. Encodings of versions 1 (no header) and 2 (a varint per
+    /// bucket), rows stored earlier, still decode.
     pub fn encode(&self, out: &mut Vec<u8>) {
         write_header(out);
         put_varint(out, self.zero);
         for store in [&self.pos, &self.neg] {
             write_store(out, store.entries().count() as u64, store.entries());
+        }
+    }
+
+    /// Appends the encoding (as [`encode`](Self::encode) writes it) of a
+    /// sketch at `level` holding the samples of `keys` (packed level-0
+    /// keys, [`Key::pack`]), which this sorts: how a bin of few samples is
+    /// sealed without bucket arrays. Each sign holds at most `keys.len()`
+    /// buckets, each key its own: no far bucket is merged.
+    pub fn encode_keys(level: u8, keys: &mut [i32], out: &mut Vec<u8>) {
+        let level = level.min(1);
+        // Zero first, then each sign's keys ascending (at `level`).
+        let order = |p: &i32| match Key::unpack(*p) {
+            Key::Zero => (0u8, 0i32),
+            Key::Pos(k) => (1, at_level(k, level)),
+            Key::Neg(k) => (2, at_level(k, level)),
+        };
+        keys.sort_unstable_by_key(order);
+        let split = |sign: u8| keys.partition_point(|p| order(p).0 < sign);
+        let (pos, neg) = (split(1), split(2));
+        write_header(out);
+        put_varint(out, pos as u64);
+        for sign in [&keys[pos..neg], &keys[neg..]] {
+            // Runs of one key are one bucket.
+            let entries = sign.chunk_by(|a, b| order(a) == order(b));
+            let n = entries.clone().count() as u64;
+            write_store(
+                out,
+                n,
+                entries.map(|run| (order(&run[0]).1, run.len() as u64)),
+            );
         }
     }
 
@@ -332,7 +386,7 @@ impl Sketch {
     /// are malformed, or the zero count would pass `u64::MAX`, which only a
     /// bug or a corrupt stored row could cause.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> bool {
-        let Some((mut r, v2)) = open(bytes) else {
+        let Some((mut r, version)) = open(bytes) else {
             return false;
         };
         let max = MAX_KEYS[usize::from(self.level)];
@@ -341,7 +395,7 @@ impl Sketch {
         };
         self.zero = zero;
         for sign in 0..2 {
-            let Some(it) = StoreIter::new(r, v2) else {
+            let Some(it) = StoreIter::new(r, version) else {
                 return false;
             };
             let store = if sign == 0 {

@@ -209,13 +209,14 @@ impl<C: Count> Store<C> {
         self.far_merged = self.far_merged.saturating_add(moved.1);
     }
 
-    /// Reserves room for `extra` more buckets with some headroom (a quarter
-    /// of the current length), so a slowly widening range reallocates
-    /// rarely, without doubling the memory as `Vec` growth would.
+    /// Reserves room for `extra` more buckets with some headroom (a
+    /// sixteenth of the current length), so a slowly widening range
+    /// reallocates rarely, without doubling the memory as `Vec` growth
+    /// would.
     pub(super) fn grow(&mut self, extra: usize) {
         let len = self.counts.len();
         if self.counts.capacity() - len < extra {
-            self.counts.reserve_exact(extra.max(len / 4).max(16));
+            self.counts.reserve_exact(extra.max(len / 16).max(16));
         }
     }
 

@@ -438,8 +438,42 @@ fn encode_v1(s: &Sketch) -> Vec<u8> {
     out
 }
 
+/// The version 2 writer (a varint token per bucket, one byte at least):
+/// what rows stored before version 3 hold.
+fn encode_v2(s: &Sketch) -> Vec<u8> {
+    let mut out = HEADER.to_vec();
+    out.push(2);
+    put_varint(&mut out, s.zero);
+    for store in [&s.pos, &s.neg] {
+        put_varint(&mut out, store.entries().count() as u64);
+        let (mut prev, mut prev_count): (Option<i32>, u64) = (None, 1);
+        for (k, c) in store.entries() {
+            let gap = match prev {
+                None => {
+                    put_varint(&mut out, zigzag(k));
+                    0
+                }
+                Some(p) => (k - p - 1) as u64,
+            };
+            prev = Some(k);
+            let delta = c as i64 - prev_count as i64;
+            prev_count = c;
+            let z = zigzag_i64(delta);
+            if gap == 0 {
+                put_varint(&mut out, z << 1);
+            } else {
+                put_varint(&mut out, (gap << 2) | (u64::from(delta != 0) << 1) | 1);
+                if delta != 0 {
+                    put_varint(&mut out, z);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[test]
-fn version_1_encodings_still_decode_and_version_2_is_smaller_when_dense() {
+fn versions_1_and_2_still_decode_and_version_3_is_smaller() {
     let mut r = Rng::new(21);
     let mut s = Sketch::new(1);
     for i in 0..20_000 {
@@ -448,30 +482,75 @@ fn version_1_encodings_still_decode_and_version_2_is_smaller_when_dense() {
     }
     s.add(0.0);
     s.add(1e300);
-    let (v1, mut v2) = (encode_v1(&s), Vec::new());
-    s.encode(&mut v2);
-    assert!(v2.starts_with(&HEADER) && !v1.starts_with(&HEADER));
+    let (v1, v2, mut v3) = (encode_v1(&s), encode_v2(&s), Vec::new());
+    s.encode(&mut v3);
+    assert!(v3.starts_with(&HEADER) && v3[2] == 3 && !v1.starts_with(&HEADER));
     let all = |x: &Sketch| -> Vec<(i32, u64)> { x.pos.entries().chain(x.neg.entries()).collect() };
-    for bytes in [&v1, &v2] {
+    for bytes in [&v1, &v2, &v3] {
         assert!(valid_bin_encoding(bytes));
         let mut back = Sketch::new(1);
         assert!(back.merge_encoded(bytes));
         assert_eq!((back.zero, all(&back)), (s.zero, all(&s)));
     }
-    // Merging a stored version 1 row with a version 2 one gives version 2.
-    let mut merged = Vec::new();
-    assert!(merge_encodings(&v1, &v2, &mut merged));
-    let mut back = Sketch::new(1);
-    assert!(merged.starts_with(&HEADER) && back.merge_encoded(&merged));
-    assert_eq!(back.count(), 2 * s.count());
+    // Merging stored version 1 and 2 rows with a version 3 one gives
+    // version 3.
+    for old in [&v1, &v2] {
+        let mut merged = Vec::new();
+        assert!(merge_encodings(old, &v3, &mut merged));
+        let mut back = Sketch::new(1);
+        assert!(merged.starts_with(&HEADER) && merged[2] == 3 && back.merge_encoded(&merged));
+        assert_eq!(back.count(), 2 * s.count());
+        assert!(valid_bin_encoding(&merged));
+    }
     assert!(
-        v2.len() * 10 <= v1.len() * 7,
-        "version 2: {} bytes, version 1: {}",
+        v2.len() * 10 <= v1.len() * 7 && v3.len() * 10 <= v2.len() * 8,
+        "version 3: {} bytes, version 2: {}, version 1: {}",
+        v3.len(),
         v2.len(),
         v1.len()
     );
     // An unknown version is refused.
-    let mut v3 = v2.clone();
-    v3[2] = 3;
-    assert!(!valid_bin_encoding(&v3) && !Sketch::new(1).merge_encoded(&v3));
+    let mut v4 = v3.clone();
+    v4[2] = 4;
+    assert!(!valid_bin_encoding(&v4) && !Sketch::new(1).merge_encoded(&v4));
+}
+
+/// Version 3's bit stream round-trips any entries: gaps and counts of
+/// every size (the Rice code's escape, parameters past 32 bits), a count
+/// that jumps from 1 to 2^62 and back.
+#[test]
+fn version_3_round_trips_entries_of_every_size() {
+    let mut r = Rng::new(5);
+    for case in 0..200 {
+        let n = (r.next_u64() % 300) as usize;
+        let mut entries = Vec::with_capacity(n);
+        let mut key = -40_000 + (r.next_u64() % 1000) as i32;
+        for i in 0..n {
+            let shift = r.next_u64() % 63;
+            let count = match (case + i) % 4 {
+                0 => 1 + (r.next_u64() >> (1 + shift)),
+                1 => 1 + r.next_u64() % 40,
+                2 => 1 << 62,
+                _ => 1,
+            };
+            entries.push((key, count));
+            key += 1 + match i % 3 {
+                0 => 0,
+                1 => (r.next_u64() % 8) as i32,
+                _ => (r.next_u64() % 200) as i32,
+            };
+        }
+        let mut out = Vec::new();
+        write_store(&mut out, n as u64, entries.iter().copied());
+        let it = StoreIter::new(
+            Reader {
+                bytes: &out,
+                pos: 0,
+            },
+            3,
+        )
+        .unwrap();
+        assert_eq!(it.clone().collect::<Vec<_>>(), entries, "case {case}");
+        assert_eq!(it.rest().map(|r| r.pos), Some(out.len()), "case {case}");
+    }
 }
