@@ -1,4 +1,4 @@
-//! `cargo bench -p metrics-memory --bench floor`: the memory backend beside
+//! `cargo bench -p metrics-exposition --bench floor`: the memory backend beside
 //! the fastest Rust metrics clients, every row's peers in the same run.
 //! Ids are `floor/<row>/<who>`:
 //!
